@@ -179,13 +179,12 @@ def load(dataset: str, data_dir: Path | None = None) -> Dataset:
     if dataset not in SHA256:
         raise DataError(f"unknown dataset {dataset!r}; known datasets: {', '.join(DATASETS)}")
     directory = _source_dir(dataset, data_dir)
-    arrays = {}
-    for stem in IDX_FILES:
-        path = _find(directory, stem)
-        if path is None:
-            raise DataError(f"{directory}: missing {stem} (or {stem}.gz); the directory must hold all of "
-                            f"{', '.join(IDX_FILES)}")
-        arrays[stem] = parse_idx(_verified(dataset, path, stem), str(path))
+    paths = {stem: _find(directory, stem) for stem in IDX_FILES}
+    missing = [stem for stem, path in paths.items() if path is None]
+    if missing:
+        raise DataError(f"{directory}: missing {', '.join(missing)} (plain or .gz); the directory must hold all of "
+                        f"{', '.join(IDX_FILES)}")
+    arrays = {stem: parse_idx(_verified(dataset, path, stem), str(path)) for stem, path in paths.items()}
     x_train, x_test = (arrays[s].reshape(len(arrays[s]), -1) for s in (IDX_FILES[0], IDX_FILES[2]))
     y_train, y_test = (arrays[s].astype(np.int32) for s in (IDX_FILES[1], IDX_FILES[3]))
     return Dataset(dataset, x_train, y_train, x_test, y_test, input_scale=1.0 / 255.0)

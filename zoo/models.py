@@ -18,6 +18,7 @@ class ModelConfig:
     epochs: int = 20
     batch_size: int = 128
     weight_decay: float = 1e-4
+    label_smoothing: float = 0.0
 
     def with_overrides(self, **kwargs):
         return replace(self, **{k: v for k, v in kwargs.items() if v is not None})

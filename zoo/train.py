@@ -40,6 +40,9 @@ def loss_fn(cfg: ModelConfig, params, x, y):
     if cfg.loss == "mse":
         target = y.astype(out.dtype)[:, None] if cfg.spec.output == "binary" else jax.nn.one_hot(y, out.shape[-1])
         return jnp.mean((out - target) ** 2)
+    if cfg.label_smoothing:
+        targets = optax.smooth_labels(jax.nn.one_hot(y, out.shape[-1], dtype=out.dtype), cfg.label_smoothing)
+        return jnp.mean(optax.softmax_cross_entropy(out, targets))
     return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(out, y))
 
 
