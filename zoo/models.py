@@ -14,11 +14,13 @@ class ModelConfig:
     dataset: str
     loss: str = "softmax_xent"  # or "mse" (the original XOR example)
     optimizer: str = "adam"  # adam: AdamW with warmup + cosine decay; sgd: constant-rate SGD
+    # MNIST defaults: chosen by a small sweep (docs/BENCHMARKS.md); label smoothing and decoupled weight decay
+    # were worth ~0.3 points on 784-300-10 over plain Adam.
     lr: float = 2e-3
-    epochs: int = 20
+    epochs: int = 30
     batch_size: int = 128
-    weight_decay: float = 1e-4
-    label_smoothing: float = 0.0
+    weight_decay: float = 0.05
+    label_smoothing: float = 0.1
 
     def with_overrides(self, **kwargs):
         return replace(self, **{k: v for k, v in kwargs.items() if v is not None})
@@ -38,7 +40,7 @@ def _registry():
         # The original project's XOR example: 2-3-1 sigmoid network, MSE, SGD lr 0.25, 2000 epochs, full batch.
         ModelConfig("xor", Sequential([Dense(2, 3), Sigmoid(), Dense(3, 1), Sigmoid()], output="binary"),
                     dataset="xor", loss="mse", optimizer="sgd", lr=0.25, epochs=2000, batch_size=4,
-                    weight_decay=0.0),
+                    weight_decay=0.0, label_smoothing=0.0),
     ]
     for hidden in ((50,), (100,), (200,), (300,), (300, 100)):
         name = "mnist_" + "_".join(map(str, hidden))

@@ -101,6 +101,19 @@ def shard_batch(mesh: Mesh, batch: np.ndarray):
 
 
 # -- the loop ----------------------------------------------------------------------------------------------------
+def run_epoch(step, params, opt_state, mesh, x_train, y_train, order, on_step=lambda: None):
+    """One pass over the batches listed in `order` (steps x batch indices); losses stay on device until the end."""
+    losses, corrects = [], []
+    for idx in order:
+        params, opt_state, loss, correct = step(params, opt_state, shard_batch(mesh, x_train[idx]),
+                                                shard_batch(mesh, y_train[idx]))
+        losses.append(loss)
+        corrects.append(correct)
+        on_step()
+    return params, opt_state, losses, corrects
+
+
+# -- training ----------------------------------------------------------------------------------------------------
 def train_and_evaluate(cfg: ModelConfig, out_dir: Path | None, *, seed: int = 0, dtype: str = "float32",
                        data_dir: Path | None = None, dataset: data.Dataset | None = None,
                        train_limit: int | None = None, progress: bool = True):
@@ -127,13 +140,8 @@ def train_and_evaluate(cfg: ModelConfig, out_dir: Path | None, *, seed: int = 0,
         with _progress(progress, cfg, steps_per_epoch) as bar:
             for epoch in range(1, cfg.epochs + 1):
                 order = rng.permutation(len(x_train))[:steps_per_epoch * batch].reshape(steps_per_epoch, batch)
-                losses, corrects = [], []
-                for idx in order:
-                    params, opt_state, loss, correct = step(params, opt_state, shard_batch(mesh, x_train[idx]),
-                                                            shard_batch(mesh, y_train[idx]))
-                    losses.append(loss)
-                    corrects.append(correct)
-                    bar.advance()
+                params, opt_state, losses, corrects = run_epoch(step, params, opt_state, mesh, x_train, y_train,
+                                                                order, bar.advance)
                 train_loss = float(jnp.mean(jnp.stack(losses)))
                 if not math.isfinite(train_loss):
                     raise TrainingError(f"{cfg.name}: training diverged at epoch {epoch} (loss {train_loss}); "
