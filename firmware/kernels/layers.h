@@ -1,0 +1,69 @@
+/* The layer table: what the generated model.c describes and pz_infer (runtime/network.c) walks.
+ *
+ * Each entry names its kernel kind (for tools and checks) and the adapter that runs it; the adapter unpacks the
+ * entry into a plain kernel call. Because the generated table refers to adapters by name, the linker keeps only
+ * the kernels a model uses (-ffunction-sections, --gc-sections).
+ *
+ * Adding a kind (e.g. int8 dense): append to pz_kind (never renumber), declare its adapter here, define it in its
+ * own .c file next to the kernel, and teach firmware/codegen.py to emit it (docs/FIRMWARE.md "Adding a kernel"). */
+#ifndef PZ_LAYERS_H
+#define PZ_LAYERS_H
+
+#include <stdint.h>
+
+typedef enum {
+    PZ_K_INPUT_U8_F32 = 0, /* aux: const float *scale */
+    PZ_K_INPUT_U8_F64 = 1, /* aux: const double *scale */
+    PZ_K_DENSE_F32 = 2,    /* w: float[in][out], b: float[out] */
+    PZ_K_DENSE_F64 = 3,
+    PZ_K_RELU_F32 = 4,
+    PZ_K_RELU_F64 = 5,
+    PZ_K_SIGMOID_F32 = 6,
+    PZ_K_SIGMOID_F64 = 7,
+    PZ_K_TANH_F32 = 8,
+    PZ_K_TANH_F64 = 9,
+    /* 10.. reserved for the compression kernels (int8, sparse) */
+} pz_kind;
+
+typedef struct pz_layer pz_layer;
+typedef void (*pz_layer_fn)(const pz_layer *layer, const void *x, void *y);
+
+struct pz_layer {
+    pz_layer_fn run;  /* adapter: runs this layer from x into y */
+    uint16_t kind;    /* a pz_kind */
+    uint16_t in;      /* input elements */
+    uint16_t out;     /* output elements */
+    const void *w;    /* weights or NULL */
+    const void *b;    /* bias or NULL */
+    const void *aux;  /* kind-specific extra data (input scale, quantisation parameters, sparse indices) or NULL */
+};
+
+/* The predicted class from the last layer's outputs. */
+typedef int32_t (*pz_predict_fn)(const void *y, uint32_t n);
+
+typedef struct {
+    const pz_layer *layers;
+    uint16_t n_layers;
+    void *buf[2];        /* ping-pong activation buffers: layer i writes buf[i % 2], the last layer writes output */
+    void *output;        /* pz_output */
+    uint16_t output_count;
+    pz_predict_fn predict;
+} pz_network;
+
+void pz_run_input_u8_f32(const pz_layer *layer, const void *x, void *y);
+void pz_run_input_u8_f64(const pz_layer *layer, const void *x, void *y);
+void pz_run_dense_f32(const pz_layer *layer, const void *x, void *y);
+void pz_run_dense_f64(const pz_layer *layer, const void *x, void *y);
+void pz_run_relu_f32(const pz_layer *layer, const void *x, void *y);
+void pz_run_relu_f64(const pz_layer *layer, const void *x, void *y);
+void pz_run_sigmoid_f32(const pz_layer *layer, const void *x, void *y);
+void pz_run_sigmoid_f64(const pz_layer *layer, const void *x, void *y);
+void pz_run_tanh_f32(const pz_layer *layer, const void *x, void *y);
+void pz_run_tanh_f64(const pz_layer *layer, const void *x, void *y);
+
+int32_t pz_predict_argmax_f32(const void *y, uint32_t n);
+int32_t pz_predict_argmax_f64(const void *y, uint32_t n);
+int32_t pz_predict_binary_f32(const void *y, uint32_t n);  /* class = y[0] > 0.5 */
+int32_t pz_predict_binary_f64(const void *y, uint32_t n);
+
+#endif

@@ -1,0 +1,29 @@
+/* The program: bring up clocks, TIMER and UART, classify the test images stored in flash, report, halt.
+ * Output (one line per image, then a summary) is the contract with the emulator, see docs/FIRMWARE.md. */
+#include <stdio.h>
+#include <string.h>
+
+#include "model.h"
+#include "runtime.h"
+#include "testdata.h"
+
+int main(void) {
+    pz_clocks_init();
+    pz_uart_init();
+    unsigned correct = 0;
+    uint64_t total_us = 0;
+    for (unsigned i = 0; i < PZ_TEST_IMAGES; i++) {
+        memcpy(pz_input, &pz_test_images[i * PZ_INPUT_FEATURES], PZ_INPUT_FEATURES);
+        uint64_t start = pz_time_us();
+        int pred = pz_infer();
+        uint32_t us = (uint32_t)(pz_time_us() - start);
+        unsigned label = pz_test_labels[i];
+        correct += (unsigned)pred == label;
+        total_us += us;
+        printf("img %u label %u pred %d us %lu\n", i, label, pred, (unsigned long)us);
+    }
+    printf("summary images %u correct %u us_total %lu\n", (unsigned)PZ_TEST_IMAGES, correct,
+           (unsigned long)total_us);
+    pz_uart_flush();
+    pz_halt();
+}
