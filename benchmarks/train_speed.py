@@ -55,7 +55,7 @@ def torch_epoch_runner(cfg, ds):
     model = torch.nn.Sequential(*layers[:-1])
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-    x_all = torch.from_numpy(ds.x_train)
+    x_all = torch.from_numpy(ds.x_train.copy())  # the IDX arrays are read-only views
     y_all = torch.from_numpy(ds.y_train.astype(np.int64))
     steps = len(ds.x_train) // cfg.batch_size
     rng = np.random.default_rng(0)
