@@ -1,0 +1,313 @@
+"""`python -m compress MODEL_DIR [--prune S] [--structured] [--quantize int8] [--qat] --out DIR`.
+
+Reads a float model directory, prunes (magnitude, gradual, fine-tuned; or whole hidden neurons) and/or quantizes
+to int8 (post-training, or fake-quant fine-tuning with --qat), and writes a model directory in the same contract
+(docs/MODEL_FORMAT.md, "Compressed variants"). The library entry point is `compress_model(model_dir, options)`.
+Nothing is written unless everything succeeded: the directory is assembled under a temporary name and renamed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from compress import finetune as ft
+from compress import layout, quantize, reference
+from zoo import __version__, data, host, modeldir
+from zoo.models import MODELS, ModelConfig
+from zoo.nn import Dense
+from zoo.train import TrainingError
+
+QUANT_SCHEMES = ("int8",)
+
+
+class CompressError(Exception):
+    """Bad input or an impossible request; the message names the file or value and the fix."""
+
+
+@dataclass
+class Options:
+    out: Path
+    prune: float | None = None
+    structured: bool = False
+    scope: str = "global"
+    quantize: str | None = None
+    qat: bool = False
+    epochs: int | None = None  # pruning fine-tune epochs (default 10)
+    qat_epochs: int = 3
+    lr: float | None = None  # pruning fine-tune peak learning rate (default 1e-3)
+    qat_lr: float = 1e-4
+    seed: int | None = None  # default: the model's training seed
+    calib_images: int = 10000
+    train_limit: int | None = None
+    data_dir: Path | None = None
+    force: bool = False
+    log: object = field(default=None, repr=False)
+
+
+def validate(model_dir: Path, opts: Options):
+    """Every check that needs no training, so bad input fails before any work."""
+    if opts.prune is not None and not (0 < opts.prune < 1):
+        raise CompressError(f"--prune {opts.prune}: the sparsity must be between 0 and 1 (exclusive), "
+                            f"e.g. --prune 0.9 for 90 % zero weights")
+    if opts.quantize is not None and opts.quantize not in QUANT_SCHEMES:
+        raise CompressError(f"--quantize {opts.quantize!r}: unknown scheme; supported: {', '.join(QUANT_SCHEMES)}")
+    if opts.structured and opts.prune is None:
+        raise CompressError("--structured needs --prune FRACTION (the fraction of hidden neurons to remove)")
+    if opts.qat and opts.quantize is None:
+        raise CompressError("--qat needs --quantize int8 (it fine-tunes with int8 fake quantization)")
+    if opts.prune is None and opts.quantize is None:
+        raise CompressError("nothing to do: give --prune SPARSITY and/or --quantize int8")
+    if opts.scope not in ("global", "layer"):
+        raise CompressError(f"--scope {opts.scope!r}: use global or layer")
+    for name in ("epochs", "qat_epochs", "calib_images", "train_limit"):
+        value = getattr(opts, name)
+        if value is not None and value < 1:
+            raise CompressError(f"--{name.replace('_', '-')} {value}: must be at least 1")
+    for name in ("lr", "qat_lr"):
+        value = getattr(opts, name)
+        if value is not None and not (value > 0 and math.isfinite(value)):
+            raise CompressError(f"--{name.replace('_', '-')} {value}: must be a positive number")
+    model_dir, out = Path(model_dir), Path(opts.out)
+    if out.resolve() == model_dir.resolve():
+        raise CompressError(f"--out {out} is the input model directory; choose another directory")
+    if out.exists() and not opts.force and (not out.is_dir() or any(out.iterdir())):
+        raise CompressError(f"--out {out} already exists and is not empty; choose another directory or pass "
+                            f"--force to replace it")
+    model = modeldir.load(model_dir)
+    path = model_dir / modeldir.MODEL_FILE
+    if "quantization" in model.meta:
+        raise CompressError(f"{path} is already quantized ({model.meta['quantization'].get('scheme')}); compress "
+                            f"the float model it came from ({model.meta.get('compression', {}).get('from', '?')})")
+    if opts.prune is not None and "sparsity" in model.meta:
+        raise CompressError(f"{path} is already pruned (sparsity {model.meta['sparsity'].get('weights')}); "
+                            f"prune the float model it came from ({model.meta.get('compression', {}).get('from')}),"
+                            f" or only --quantize this one")
+    if opts.quantize:
+        try:
+            quantize.check_supported(model.spec, str(path))
+        except quantize.QuantizationError as e:
+            raise CompressError(str(e)) from None
+    if opts.structured and len(model.spec.dense_layers) < 2:
+        raise CompressError(f"{path}: --structured removes hidden neurons, and this model has no hidden layer; "
+                            f"use unstructured --prune")
+    return model
+
+
+def _config(model) -> ModelConfig:
+    name = model.meta.get("model")
+    if name in MODELS and MODELS[name].spec.to_json() == model.spec.to_json():
+        return MODELS[name]
+    return ModelConfig(name or "model", model.spec, dataset=model.meta["dataset"])
+
+
+def _sparsity(spec, params) -> dict:
+    layers, zeros, count = {}, 0, 0
+    for i, layer in enumerate(spec.layers):
+        if isinstance(layer, Dense):
+            w = np.asarray(params[i]["w"])
+            layers[str(i)] = round(float(np.mean(w == 0)), 6)
+            zeros += int(np.sum(w == 0))
+            count += w.size
+    return {"weights": round(zeros / count, 6), "layers": layers, "nonzero_weights": count - zeros,
+            "weight_count": count}
+
+
+def _xent(logits, y):
+    z = logits - logits.max(axis=1, keepdims=True)
+    return float(np.mean(np.log(np.exp(z).sum(axis=1)) - z[np.arange(len(y)), y]))
+
+
+def compress_model(model_dir: Path, opts: Options):
+    """Run the passes and write opts.out; returns the metrics dict."""
+    model_dir = Path(model_dir)
+    model = validate(model_dir, opts)
+    log = opts.log or (lambda msg: None)
+    ds = data.load(model.meta["dataset"], opts.data_dir)
+    cfg = _config(model)
+    seed = model.meta.get("seed", 0) if opts.seed is None else opts.seed
+    spec, params = model.spec, [dict(p) for p in model.params]
+    meta = {k: model.meta[k] for k in ("model", "dataset", "input", "dtype", "seed") if k in model.meta}
+    meta["picozoo_version"] = __version__
+    steps = []
+    compression = {"from": str(model_dir), "source_test_accuracy": model.metrics.get("test_accuracy"), "steps": steps}
+    sparsity_meta = model.meta.get("sparsity")
+
+    if opts.prune is not None:
+        fc = ft.FinetuneConfig(epochs=opts.epochs or 10, lr=opts.lr or 1e-3, seed=seed, train_limit=opts.train_limit,
+                               prune=opts.prune, structured=opts.structured, scope=opts.scope)
+        log(f"pruning to {opts.prune:.0%} ({'structured' if opts.structured else opts.scope}), "
+            f"{fc.epochs} epochs of fine-tuning")
+        params, masks, info = ft.finetune(cfg, params, ds, fc, log=log)
+        original_weights = sum(d.in_features * d.out_features for d in spec.dense_layers)
+        if opts.structured:
+            keep = ft.neuron_keep(spec, params, opts.prune)
+            spec, params = ft.slice_neurons(spec, params, keep)
+            cfg = cfg.with_overrides(spec=spec)
+            kept = sum(d.in_features * d.out_features for d in spec.dense_layers)
+            sparsity_meta = {**_sparsity(spec, params), "structured": True, "target": opts.prune,
+                             "neurons_kept": {str(i): int(v.sum()) for i, v in keep.items()},
+                             "neurons_removed": {str(i): int((~v).sum()) for i, v in keep.items()},
+                             "weights_removed": round(1 - kept / original_weights, 6),
+                             "original_spec": model.spec.to_dict()}
+        else:
+            sparsity_meta = {**_sparsity(spec, params), "structured": False, "target": opts.prune,
+                             "scope": opts.scope}
+        sparsity_meta.update(schedule="zhu_gupta_cubic", fine_tune=info)
+        steps.append({"pass": "prune", "sparsity": opts.prune, "structured": opts.structured, "scope": opts.scope,
+                      **info})
+
+    extra, qmeta = {}, None
+    if opts.quantize:
+        calib = ds.x_train[:opts.calib_images]
+        ranges = None
+        if opts.qat:
+            ranges = quantize.fake_quant_ranges(spec, params, calib, ds.input_scale)
+            masks = [{k: (np.asarray(v) != 0).astype(np.float32) if k == "w" and sparsity_meta
+                      else np.ones(np.shape(v), np.float32) for k, v in p.items()} for p in params]
+            fc = ft.FinetuneConfig(epochs=opts.qat_epochs, lr=opts.qat_lr, seed=seed, train_limit=opts.train_limit)
+            log(f"quantization-aware fine-tuning, {fc.epochs} epochs")
+            params, _, info = ft.finetune(cfg.with_overrides(spec=spec), params, ds, fc, masks=masks,
+                                          qat_ranges=ranges, log=log)
+            steps.append({"pass": "qat", **info})
+        try:
+            qmeta, extra, params = quantize.quantize_model(spec, params, ds.input_scale, calib, act_ranges=ranges,
+                                                           path=str(model_dir))
+        except quantize.QuantizationError as e:
+            raise CompressError(str(e)) from None
+        qmeta["calibration"] = {"images": int(len(calib)), "source": "first training images", "method": "minmax",
+                                "qat": opts.qat}
+        for lm in qmeta["layers"]:
+            i = lm["index"]
+            wq = extra[f"q.layers.{i}.w"]
+            lm["storage"] = layout.choose_storage(wq)
+            if lm["storage"] == "sparse":
+                entries, row_len = layout.pack_sparse(wq)
+                extra[f"s.layers.{i}.entries"] = entries
+                extra[f"s.layers.{i}.row_len"] = row_len
+        if sparsity_meta is not None:
+            sparsity_meta = {**sparsity_meta, **_sparsity(spec, params)}
+        steps.append({"pass": "quantize", "scheme": "int8", "qat": opts.qat, "rounding": quantize.ROUNDING})
+        meta["quantization"] = qmeta
+    if sparsity_meta is not None:
+        meta["sparsity"] = sparsity_meta
+    meta["compression"] = compression
+
+    saved = modeldir.SavedModel(spec, params, meta, extra)
+    metrics = _metrics(saved, ds, model, sparsity_meta)
+    _write(opts.out, spec, params, meta, metrics, extra, opts.force)
+    return metrics
+
+
+def model_bytes(saved) -> dict:
+    """Every byte the firmware stores for the model: weights, indices, scales, biases (docs/COMPRESS.md)."""
+    parts = []
+    q = saved.meta.get("quantization")
+    if q:
+        for lm in q["layers"]:
+            parts.append(layout.int8_layer_bytes(saved.extra[f"q.layers.{lm['index']}.w"], lm["storage"]))
+    else:
+        for i, layer in enumerate(saved.spec.layers):
+            if isinstance(layer, Dense):
+                parts.append(layout.float_layer_bytes(saved.params[i]["w"], saved.params[i]["b"]))
+    return layout.total(parts)
+
+
+def _metrics(saved, ds, source, sparsity_meta) -> dict:
+    float_out = host.forward(saved, ds.x_test)
+    float_acc = float(np.mean(host.predict(saved, float_out) == ds.y_test))
+    if "quantization" in saved.meta:
+        out = reference.forward(saved, ds.x_test)
+        acc = float(np.mean(reference.predict(saved, out) == ds.y_test))
+        loss = _xent(reference.dequantize_outputs(saved, out), ds.y_test)
+    else:
+        acc, loss = float_acc, _xent(np.asarray(float_out, np.float64), ds.y_test)
+    src = source.metrics.get("test_accuracy")
+    mb = model_bytes(saved)
+    metrics = {
+        "model": saved.meta.get("model"), "dataset": ds.name, "dtype": saved.meta["dtype"],
+        "seed": saved.meta.get("seed"), "test_accuracy": acc, "test_loss": loss, "float_test_accuracy": float_acc,
+        "source_test_accuracy": src, "accuracy_change_points": None if src is None else round(100 * (acc - src), 4),
+        "params": saved.spec.param_count(), "test_images": int(len(ds.y_test)),
+        "quantization": saved.meta.get("quantization", {}).get("scheme", "none"),
+        "sparsity": sparsity_meta["weights"] if sparsity_meta else 0.0,
+        "nonzero_weights": sparsity_meta["nonzero_weights"] if sparsity_meta else None,
+        "model_bytes": mb["total"], "model_bytes_breakdown": mb,
+        "source_model_bytes": model_bytes(source)["total"],
+        "compression": saved.meta["compression"],
+    }
+    if "quantization" in saved.meta:
+        metrics["storage"] = {str(lm["index"]): lm["storage"] for lm in saved.meta["quantization"]["layers"]}
+    if sparsity_meta and sparsity_meta.get("structured"):
+        metrics["weights_removed"] = sparsity_meta["weights_removed"]
+        metrics["sparsity"] = sparsity_meta["weights_removed"]
+    return metrics
+
+
+def _write(out: Path, spec, params, meta, metrics, extra, force: bool):
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    try:
+        modeldir.save(tmp, spec, params, meta, metrics, extra=extra)
+        modeldir.load(tmp)  # what we hand on must read back
+        if out.exists():
+            if not force and (not out.is_dir() or any(out.iterdir())):
+                raise CompressError(f"--out {out} appeared while compressing; nothing written")
+            old = out.with_name(f".{out.name}.old-{os.getpid()}")
+            os.replace(out, old)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m compress",
+                                description="Prune and/or quantize a model directory into a deployable variant.")
+    p.add_argument("model_dir", type=Path)
+    p.add_argument("--prune", type=float, metavar="SPARSITY",
+                   help="fraction of weights to zero (with --structured: of hidden neurons to remove)")
+    p.add_argument("--structured", action="store_true", help="remove whole hidden neurons (smaller dense layers)")
+    p.add_argument("--scope", default="global", help="magnitude ranking: global (default) or layer")
+    p.add_argument("--quantize", metavar="SCHEME", help="int8")
+    p.add_argument("--qat", action="store_true", help="fine-tune with int8 fake quantization before quantizing")
+    p.add_argument("--epochs", type=int, help="pruning fine-tune epochs (default 10)")
+    p.add_argument("--lr", type=float, help="pruning fine-tune peak learning rate (default 1e-3)")
+    p.add_argument("--qat-epochs", type=int, default=3)
+    p.add_argument("--qat-lr", type=float, default=1e-4)
+    p.add_argument("--calib-images", type=int, default=10000, help="training images for int8 calibration")
+    p.add_argument("--seed", type=int, help="fine-tuning seed (default: the model's)")
+    p.add_argument("--train-limit", type=int, help="fine-tune on the first N training images only")
+    p.add_argument("--data-dir", type=Path, help="directory with the dataset's IDX files (plain or .gz)")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    p.add_argument("--quiet", action="store_true")
+    a = p.parse_args(argv)
+    opts = Options(out=a.out, prune=a.prune, structured=a.structured, scope=a.scope, quantize=a.quantize,
+                   qat=a.qat, epochs=a.epochs, qat_epochs=a.qat_epochs, lr=a.lr, qat_lr=a.qat_lr, seed=a.seed,
+                   calib_images=a.calib_images, train_limit=a.train_limit, data_dir=a.data_dir, force=a.force,
+                   log=None if a.quiet else (lambda msg: print(msg, file=sys.stderr)))
+    try:
+        metrics = compress_model(a.model_dir, opts)
+    except (CompressError, modeldir.ModelDirError, data.DataError, TrainingError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    src = metrics["source_test_accuracy"]
+    print(f"{a.out}: test_accuracy {metrics['test_accuracy']:.4f}"
+          + (f" (source {src:.4f}, {metrics['accuracy_change_points']:+.2f} points)" if src is not None else "")
+          + f", sparsity {metrics['sparsity']:.4f}, model_bytes {metrics['model_bytes']}"
+          + f" (source {metrics['source_model_bytes']})")
+    return 0

@@ -1,0 +1,263 @@
+"""Fine-tuning for the compression passes: masks applied through optax, a gradual pruning schedule, fake quantization.
+
+Reuses zoo.train's pieces unchanged (`make_optimizer`, `make_train_step`, `make_eval_step`, `evaluate`, `make_mesh`,
+`shard_batch`): the optimizer is `optax.chain(zoo optimizer, keep_masked())`, and QAT swaps the config's spec for a
+`FakeQuantSpec` that has the same `apply`/`predict`/`output` surface.
+
+- `keep_masked()` multiplies every update by a 0/1 mask held in its optax state, so a pruned weight (set to 0 when
+  its mask is set) never moves again; AdamW's weight decay is part of the update, so it is masked too.
+- The schedule is Zhu & Gupta (2017): s_t = s_f * (1 - (1 - t / T)^3), recomputed every `prune_every` steps over the
+  first `ramp` fraction of the steps, then fixed masks for the rest (recovery fine-tuning).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import NamedSharding, PartitionSpec
+
+from zoo import train as zt
+from zoo.nn import Dense
+
+
+# -- masks through optax ------------------------------------------------------------------------------------------
+class MaskState(NamedTuple):
+    masks: Any  # same tree as params: 0/1 arrays
+
+
+def keep_masked() -> optax.GradientTransformation:
+    def init(params):
+        return MaskState(jax.tree.map(jnp.ones_like, params))
+
+    def update(updates, state, params=None):
+        return jax.tree.map(lambda u, m: u * m.astype(u.dtype), updates, state.masks), state
+
+    return optax.GradientTransformation(init, update)
+
+
+def with_masks(opt_state, masks):
+    """The chained optimizer state with its MaskState replaced (same tree structure, so no recompilation)."""
+    inner, _ = opt_state
+    return inner, MaskState(masks)
+
+
+def apply_masks(params, masks):
+    return jax.tree.map(lambda p, m: p * m.astype(p.dtype), params, masks)
+
+
+# -- which weights go ---------------------------------------------------------------------------------------------
+def _ones_like_tree(params):
+    return [{k: np.ones(np.shape(v), np.float32) for k, v in p.items()} for p in params]
+
+
+def magnitude_masks(spec, params, sparsity: float, scope: str = "global"):
+    """0/1 masks removing the `sparsity` fraction of dense weights with the smallest |w| (biases are kept).
+
+    global: one ranking over every dense weight; layer: each layer loses the same fraction. Ties are broken by
+    position (stable sort), so the count is exact and the result deterministic.
+    """
+    masks = _ones_like_tree(params)
+    idx = [i for i, layer in enumerate(spec.layers) if isinstance(layer, Dense)]
+    groups = [idx] if scope == "global" else [[i] for i in idx]
+    for group in groups:
+        mags = np.concatenate([np.abs(np.asarray(params[i]["w"], np.float64)).ravel() for i in group])
+        k = int(round(sparsity * mags.size))
+        flat = np.ones(mags.size, np.float32)
+        flat[np.argsort(mags, kind="stable")[:k]] = 0
+        offset = 0
+        for i in group:
+            shape = np.shape(params[i]["w"])
+            masks[i]["w"] = flat[offset:offset + int(np.prod(shape))].reshape(shape)
+            offset += int(np.prod(shape))
+    return masks
+
+
+def neuron_scores(spec, params):
+    """{dense index: score per hidden neuron}: ||incoming weights|| * ||outgoing weights|| (L2)."""
+    idx = [i for i, layer in enumerate(spec.layers) if isinstance(layer, Dense)]
+    scores = {}
+    for i, nxt in zip(idx, idx[1:]):
+        w_in = np.asarray(params[i]["w"], np.float64)
+        w_out = np.asarray(params[nxt]["w"], np.float64)
+        scores[i] = np.linalg.norm(w_in, axis=0) * np.linalg.norm(w_out, axis=1)
+    return scores
+
+
+def neuron_keep(spec, params, fraction: float):
+    """{dense index: bool keep-vector}: each hidden layer drops the `fraction` of its neurons with the lowest score."""
+    keep = {}
+    for i, s in neuron_scores(spec, params).items():
+        k = min(int(round(fraction * s.size)), s.size - 1)  # a layer keeps at least one neuron
+        v = np.ones(s.size, bool)
+        v[np.argsort(s, kind="stable")[:k]] = False
+        keep[i] = v
+    return keep
+
+
+def neuron_masks(spec, params, fraction: float):
+    masks = _ones_like_tree(params)
+    idx = [i for i, layer in enumerate(spec.layers) if isinstance(layer, Dense)]
+    for i, v in neuron_keep(spec, params, fraction).items():
+        nxt = idx[idx.index(i) + 1]
+        m = v.astype(np.float32)
+        masks[i]["w"] = masks[i]["w"] * m[None, :]
+        masks[i]["b"] = m.copy()
+        masks[nxt]["w"] = masks[nxt]["w"] * m[:, None]
+    return masks
+
+
+def slice_neurons(spec, params, keep):
+    """A smaller dense network without the removed hidden neurons (same function once they are masked to zero)."""
+    from zoo.nn import Sequential
+
+    layers, new_params = list(spec.layers), [dict(p) for p in params]
+    idx = [i for i, layer in enumerate(spec.layers) if isinstance(layer, Dense)]
+    for i, v in keep.items():
+        nxt = idx[idx.index(i) + 1]
+        new_params[i] = {"w": np.asarray(new_params[i]["w"])[:, v], "b": np.asarray(new_params[i]["b"])[v]}
+        new_params[nxt] = {"w": np.asarray(new_params[nxt]["w"])[v, :], "b": np.asarray(new_params[nxt]["b"])}
+    for i in idx:
+        w = np.asarray(new_params[i]["w"])
+        layers[i] = Dense(int(w.shape[0]), int(w.shape[1]))
+    return Sequential(layers, output=spec.output), new_params
+
+
+def zhu_gupta(step: int, ramp_steps: int, final: float, initial: float = 0.0) -> float:
+    if step >= ramp_steps:
+        return final
+    return final + (initial - final) * (1.0 - step / ramp_steps) ** 3
+
+
+# -- fake quantization (QAT) --------------------------------------------------------------------------------------
+def _ste(x, q):
+    return x + jax.lax.stop_gradient(q - x)
+
+
+def fake_quant_weight(w):
+    """Per-output-channel symmetric int8 rounding of a (in, out) matrix with a straight-through gradient."""
+    amax = jax.lax.stop_gradient(jnp.max(jnp.abs(w), axis=0, keepdims=True))
+    s = jnp.where(amax > 0, amax / 127.0, 1.0 / 127.0)
+    return _ste(w, jnp.clip(jnp.round(w / s), -127, 127) * s), s
+
+
+def fake_quant_act(y, scale, zero_point):
+    q = jnp.clip(jnp.round(y / scale) + zero_point, -128, 127)
+    return _ste(y, (q - zero_point) * scale)
+
+
+@dataclass(frozen=True)
+class FakeQuantSpec:
+    """A Sequential's forward pass as the int8 model computes it (weights, bias and activations rounded)."""
+    spec: Any
+    ranges: tuple  # (scale, zero_point) of each dense layer's output
+    input_scale: float
+
+    @property
+    def output(self):
+        return self.spec.output
+
+    def apply(self, params, x):
+        layers, n, s_in = self.spec.layers, 0, self.input_scale
+        for i, (layer, p) in enumerate(zip(layers, params)):
+            if isinstance(layer, Dense):
+                w, s_w = fake_quant_weight(p["w"])
+                bs = jax.lax.stop_gradient(s_w[0] * s_in)
+                x = x @ w + _ste(p["b"], jnp.round(p["b"] / bs) * bs)
+                if i + 1 < len(layers) and layers[i + 1].kind == "relu":
+                    x = jax.nn.relu(x)
+                scale, zp = self.ranges[n]
+                x = fake_quant_act(x, scale, zp)
+                s_in, n = scale, n + 1
+        return x
+
+    def predict(self, params, x):
+        return jnp.argmax(self.apply(params, x), axis=-1)
+
+
+# -- the loop -----------------------------------------------------------------------------------------------------
+@dataclass
+class FinetuneConfig:
+    epochs: int = 10
+    lr: float = 1e-3
+    batch_size: int = 128
+    seed: int = 0
+    train_limit: int | None = None
+    prune: float | None = None  # target sparsity (weights) or neuron fraction (structured)
+    structured: bool = False
+    scope: str = "global"
+    ramp: float = 0.6  # fraction of the steps over which sparsity ramps up
+    prune_every: int = 50  # steps between mask updates during the ramp
+
+
+def finetune(cfg, params, ds, fc: FinetuneConfig, *, masks=None, qat_ranges=None, log=None):
+    """Fine-tune `params` (list of dicts of numpy arrays); prune gradually if fc.prune; returns (params, masks, info).
+
+    `masks` (0/1 tree) keeps an earlier pruning fixed (e.g. QAT of a pruned model); `qat_ranges` turns on fake
+    quantization with those activation ranges.
+    """
+    x_train, y_train = ds.x_train[:fc.train_limit], ds.y_train[:fc.train_limit]
+    batch = min(fc.batch_size, len(x_train))
+    spe = len(x_train) // batch
+    total = fc.epochs * spe
+    ramp_steps = max(1, int(fc.ramp * total))
+    dtype = _param_dtype(params)
+    run_cfg = cfg.with_overrides(lr=fc.lr, epochs=fc.epochs, batch_size=batch)
+    if qat_ranges is not None:
+        run_cfg = run_cfg.with_overrides(spec=FakeQuantSpec(cfg.spec, tuple(qat_ranges), ds.input_scale))
+    mesh = zt.make_mesh(batch)
+    replicated = NamedSharding(mesh, PartitionSpec())
+    optimizer = optax.chain(zt.make_optimizer(run_cfg, spe), keep_masked())
+    masks = masks if masks is not None else _ones_like_tree(params)
+    params = apply_masks(jax.tree.map(jnp.asarray, params), masks)
+    params = jax.device_put(params, replicated)
+    opt_state = jax.device_put(with_masks(optimizer.init(params), jax.tree.map(jnp.asarray, masks)), replicated)
+    step_fn = zt.make_train_step(run_cfg, optimizer, ds.input_scale, dtype)
+    rng = np.random.default_rng(fc.seed)
+    schedule = []
+    t = 0
+    for epoch in range(1, fc.epochs + 1):
+        order = rng.permutation(len(x_train))[:spe * batch].reshape(spe, batch)
+        losses = []
+        for idx in order:
+            if fc.prune and t <= ramp_steps and (t % fc.prune_every == 0 or t == ramp_steps):
+                target = zhu_gupta(t, ramp_steps, fc.prune)
+                host_params = jax.tree.map(np.asarray, jax.device_get(params))
+                masks = (neuron_masks(cfg.spec, host_params, target) if fc.structured
+                         else magnitude_masks(cfg.spec, host_params, target, fc.scope))
+                jm = jax.device_put(jax.tree.map(jnp.asarray, masks), replicated)
+                params = apply_masks(params, jm)
+                opt_state = with_masks(opt_state, jm)
+                schedule.append((t, round(target, 6)))
+            params, opt_state, loss, _ = step_fn(params, opt_state, zt.shard_batch(mesh, x_train[idx]),
+                                                 zt.shard_batch(mesh, y_train[idx]))
+            losses.append(loss)
+            t += 1
+        train_loss = float(jnp.mean(jnp.stack(losses)))
+        if not math.isfinite(train_loss):
+            raise zt.TrainingError(f"fine-tuning diverged at epoch {epoch} (loss {train_loss}); lower --lr "
+                                   f"(now {fc.lr})")
+        if log:
+            log(f"epoch {epoch}/{fc.epochs} loss {train_loss:.4f}")
+    if fc.prune and ramp_steps >= total:  # the ramp did not finish inside the run: apply the final masks now
+        host_params = jax.tree.map(np.asarray, jax.device_get(params))
+        masks = (neuron_masks(cfg.spec, host_params, fc.prune) if fc.structured
+                 else magnitude_masks(cfg.spec, host_params, fc.prune, fc.scope))
+        params = apply_masks(params, jax.tree.map(jnp.asarray, masks))
+        schedule.append((t, fc.prune))
+    params = jax.tree.map(np.asarray, jax.device_get(params))
+    info = {"epochs": fc.epochs, "steps": total, "lr": fc.lr, "batch_size": batch, "seed": fc.seed,
+            "train_samples": len(x_train), "mask_updates": len(schedule), "ramp_steps": ramp_steps}
+    return params, masks, info
+
+
+def _param_dtype(params):
+    for p in params:
+        if "w" in p:
+            return jnp.asarray(p["w"]).dtype
+    return jnp.float32
