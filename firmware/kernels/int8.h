@@ -1,0 +1,47 @@
+/* int8 kernels (compress stage): integer-only dense and sparse layers, bit-exact with compress/reference.py.
+ *
+ * One contract for every kernel (docs/COMPRESS.md):
+ *   activations are offset-binary bytes xu = q + 128 (the first layer reads the raw pixels as they are);
+ *   acc_j = bias_j + sum_k xu[k] * w[j][k]          (bias already folded: compress.layout.folded_bias)
+ *   v_j   = round_half_up(acc_j * multiplier_j / 2^(31 + shift_j)) + out_zp     ("single rounding")
+ *   y[j]  = (uint8_t)(int8_t)clamp(v_j, act_min, act_max) ^ out_xor
+ * out_xor = 0x80 writes the next layer's offset-binary input; 0 writes plain int8 (the model output).
+ * Only y[0 .. n_out) is written and only xu[0 .. n_in) is read. x and y must not overlap.
+ *
+ * Weight layouts (built by compress/layout.py; both arrays must be 4-byte aligned):
+ *   dense  (pz_q8_dense_ref, pz_q8_dense_m0): "interleave4", w = pack_dense(q.layers.<i>.w)
+ *   sparse (pz_q8_sparse): "pairs", w = entries, row_len = per-output entry counts (even) */
+#ifndef PZ_INT8_H
+#define PZ_INT8_H
+
+#include <stdint.h>
+
+typedef struct {
+    uint32_t n_in, n_out;
+    const uint8_t *w;           /* interleave4 bytes (dense) or (int8 weight, uint8 delta) pairs (sparse) */
+    const uint16_t *row_len;    /* sparse only; NULL for dense */
+    const int32_t *bias;        /* folded int32 bias, n_out */
+    const int32_t *multiplier;  /* Q31 multiplier, n_out */
+    const int8_t *shift;        /* right shift, 31 + shift in [1, 62], n_out */
+    int8_t out_zp, act_min, act_max;
+    uint8_t out_xor;
+} pz_q8_layer_t;
+
+/* round_half_up(acc * multiplier / 2^(31 + shift)), computed with one 64-bit product and one shift. */
+int32_t pz_q8_requantize(int32_t acc, int32_t multiplier, int32_t shift);
+
+/* The byte written for output j given its accumulator (requantize, add zero point, clamp, xor). */
+uint8_t pz_q8_output(const pz_q8_layer_t *l, uint32_t j, int32_t acc);
+
+/* Weight w[j][k] of an interleave4 matrix (what the reference kernel reads). */
+int32_t pz_q8_dense_weight(const pz_q8_layer_t *l, uint32_t j, uint32_t k);
+
+/* Dense layers: the plain reference and the Cortex-M0+ kernel (Thumb-1 assembly inner loop on ARMv6-M, the same
+ * algorithm in portable C elsewhere). Same arguments, same bytes out. */
+void pz_q8_dense_ref(const pz_q8_layer_t *l, const uint8_t *xu, uint8_t *y);
+void pz_q8_dense_m0(const pz_q8_layer_t *l, const uint8_t *xu, uint8_t *y);
+
+/* Sparse layer in the pairs format. */
+void pz_q8_sparse(const pz_q8_layer_t *l, const uint8_t *xu, uint8_t *y);
+
+#endif
