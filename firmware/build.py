@@ -213,6 +213,13 @@ def build(model_dir: Path, out_dir: Path | None = None, images: int | None = Non
     except codegen.CodegenError as e:
         raise BuildError(str(e)) from None
 
+    weights_bytes = sum(p["w"].nbytes + p["b"].nbytes for p in model.params if p)
+    if weights_bytes + x.nbytes + y.size > FLASH_BYTES:
+        raise BuildError(f"{model_dir}: model too large for flash: weights {weights_bytes} bytes + test images "
+                         f"{x.nbytes + y.size} bytes exceed the Pico's {FLASH_BYTES // (1024 * 1024)} MB "
+                         f"({FLASH_BYTES} bytes) flash by {weights_bytes + x.nbytes + y.size - FLASH_BYTES} bytes; "
+                         f"use a smaller model, fewer --images, or a compressed (int8) model")
+
     with tempfile.TemporaryDirectory(prefix="pz-build-") as tmp:
         work = Path(tmp)
         src = work / "src"
@@ -234,7 +241,6 @@ def build(model_dir: Path, out_dir: Path | None = None, images: int | None = Non
             objects.append(obj)
         objects.append("boot2_crc.o")
         step(run([tools["gcc"], *CPU_FLAGS, "-c", "boot2_crc.S", "-o", "boot2_crc.o"], work), "assemble boot2_crc")
-        weights_bytes = sum(p["w"].nbytes + p["b"].nbytes for p in model.params if p)
         link = run([tools["gcc"], *CPU_FLAGS, f"--specs={PICOLIBC_SPECS}", "-DPICOLIBC_INTEGER_PRINTF_SCANF",
                     "-nostartfiles", "-Tsrc/rp2040.ld", f"-Wl,--defsym=PZ_STACK_SIZE={stack}",
                     "-Wl,--gc-sections", "-Wl,-Map=firmware.map", "-Wl,--build-id=none",
@@ -254,8 +260,7 @@ def build(model_dir: Path, out_dir: Path | None = None, images: int | None = Non
             "first_image": 0,
             "dataset": dataset,
             "input_features": int(model.meta["input"]["features"]),
-            "output_count": model.spec.layers[-1].out_features if model.spec.layers[-1].kind == "dense"
-            else [L for L in model.spec.layers if L.kind == "dense"][-1].out_features,
+            "output_count": model.spec.out_features,  # activations keep the width
             "output_ctype": codegen.DTYPES[model.meta["dtype"]].ctype,
             "weights_in": weights_in,
             "uf2_sha256": hashlib.sha256(uf2_bytes).hexdigest(),
