@@ -1,0 +1,106 @@
+"""Tiny bootable images from Thumb assembly, for tests and benchmarks (needs arm-none-eabi-as/ld/objcopy).
+
+`build_image(app_source, outdir)` assembles `app_source` after a vector table (initial SP = __stack_top, reset
+= the `reset` label), links it at 0x10000100 with __stack_limit/__stack_top defined, prepends a minimal boot2
+carrying its CRC, and writes image.elf/.bin/.uf2 with firmware/uf2.py's writer.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+from firmware.uf2 import boot2_with_crc, write_uf2
+
+TOOLS = ("arm-none-eabi-as", "arm-none-eabi-ld", "arm-none-eabi-objcopy")
+ASFLAGS = ["-mcpu=cortex-m0plus", "-mthumb"]
+PRELUDE = """    .syntax unified
+    .cpu cortex-m0plus
+    .thumb
+"""
+# boot2 as the SDK's exits it when called from the bootrom: VTOR = 0x10000100, MSP and PC from that table.
+BOOT2_SOURCE = PRELUDE + """
+    ldr r0, =0xE000ED08        @ PPB VTOR
+    ldr r1, =0x10000100
+    str r1, [r0]
+    ldmia r1!, {r0, r2}
+    msr msp, r0
+    bx r2
+    .ltorg
+"""
+VECTORS = """
+    .section .vectors, "a"
+    .word __stack_top
+    .word reset
+    .text
+"""
+STACK_BYTES = 2048
+LINKER_SCRIPT = f"""
+ENTRY(reset)
+MEMORY {{
+  FLASH (rx) : ORIGIN = 0x10000100, LENGTH = 0x1FFF00
+  RAM (rwx)  : ORIGIN = 0x20000000, LENGTH = 0x42000
+}}
+SECTIONS {{
+  .text : {{ KEEP(*(.vectors)) *(.text*) *(.rodata*) . = ALIGN(4); }} > FLASH
+  .bss (NOLOAD) : {{ *(.bss*) *(COMMON) . = ALIGN(4); }} > RAM
+  __stack_top = ORIGIN(RAM) + LENGTH(RAM);
+  __stack_limit = __stack_top - {STACK_BYTES};
+}}
+"""
+
+
+class ToolchainMissing(RuntimeError):
+    pass
+
+
+def require_tools():
+    missing = [t for t in TOOLS if shutil.which(t) is None]
+    if missing:
+        raise ToolchainMissing(f"{', '.join(missing)} not found: sudo apt-get install -y binutils-arm-none-eabi")
+
+
+def _run(cmd):
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(map(str, cmd))} failed:\n{proc.stderr}")
+
+
+def assemble(source: str, outdir: Path, name: str) -> Path:
+    require_tools()
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    src = outdir / f"{name}.S"
+    src.write_text(source)
+    obj = outdir / f"{name}.o"
+    _run(["arm-none-eabi-as", *ASFLAGS, "-g", "-o", obj, src])
+    return obj
+
+
+def to_bin(elf_or_obj: Path, out: Path) -> bytes:
+    _run(["arm-none-eabi-objcopy", "-O", "binary", elf_or_obj, out])
+    return Path(out).read_bytes()
+
+
+def code_bytes(source: str, outdir: Path, name: str = "snippet") -> bytes:
+    """Raw .text of a position-independent snippet."""
+    obj = assemble(PRELUDE + source, outdir, name)
+    return to_bin(obj, Path(outdir) / f"{name}.bin")
+
+
+def build_image(app_source: str, outdir, boot2: bytes | None = None) -> dict:
+    """Bootable image; returns {'elf', 'bin', 'uf2'} paths. `boot2` overrides the 256-byte boot2 block."""
+    outdir = Path(outdir)
+    obj = assemble(PRELUDE + VECTORS + app_source, outdir, "app")
+    lds = outdir / "app.ld"
+    lds.write_text(LINKER_SCRIPT)
+    elf = outdir / "image.elf"
+    _run(["arm-none-eabi-ld", "-T", lds, "-o", elf, obj])
+    app = to_bin(elf, outdir / "app.bin")
+    if boot2 is None:
+        boot2 = boot2_with_crc(code_bytes(BOOT2_SOURCE, outdir, "boot2"))
+    image = boot2 + app
+    (outdir / "image.bin").write_bytes(image)
+    (outdir / "image.uf2").write_bytes(write_uf2(image))
+    return {"elf": elf, "bin": outdir / "image.bin", "uf2": outdir / "image.uf2"}

@@ -1,0 +1,378 @@
+/* Cycle accounting for the RP2040 emulator, called by libunicorn itself (no Python on the hot path).
+ *
+ * A Unicorn block hook (UC_HOOK_BLOCK) fires once per executed translated block. The first time a block is
+ * seen its Thumb instructions are decoded here into a static cost from the Cortex-M0+ timing table
+ * (ARM DDI0484C Table 3-1 = RP2040 datasheet Table 81); later executions are one hash lookup. A conditional
+ * branch that ends a block is charged as not taken (1 cycle); at the next block's entry we know whether it was
+ * taken (next address != fallthrough) and add the extra cycle then. Instruction fetches from XIP flash are run
+ * through a model of the XIP cache (datasheet 2.6.3.1: 16 kB, 2-way, 8-byte lines) per block, and data reads
+ * from flash through a flash-range memory hook. Built as a plain shared library and loaded with ctypes; it needs
+ * no unicorn header, the few prototypes are declared below.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef void uc_engine;
+typedef uc_engine *uc_handle;
+typedef int (*uc_mem_read_fn)(uc_engine *, uint64_t, void *, uint64_t);
+typedef int (*uc_reg_read_fn)(uc_engine *, int, void *);
+typedef int (*uc_emu_stop_fn)(uc_engine *);
+
+#define UC_ARM_REG_SP 12            /* unicorn arm_const.py */
+
+/* Memory map (pico-sdk addressmap.h) */
+#define XIP_BASE 0x10000000u
+#define XIP_WINDOW 0x04000000u      /* 0x10..0x13: cached, no-alloc, no-cache, no-cache-no-alloc aliases */
+#define SRAM_BASE 0x20000000u
+#define SRAM_END 0x20042000u
+
+/* XIP cache geometry, datasheet 2.6.3.1: 16 kB, 2 ways, 8-byte lines -> 1024 sets; index addr[12:3],
+ * tag addr[23:13]. */
+#define XIP_LINE_SHIFT 3
+#define XIP_SETS 1024u
+#define XIP_WAYS 2
+
+/* Timing classes (Table 3-1). */
+enum { LAST_OTHER = 0, LAST_COND_BRANCH = 1 };
+#define FLAG_SP_DOWN 1u      /* block may lower SP (PUSH, SUB SP, MOV SP, ADD SP,reg): check stack limit after it */
+
+typedef struct block {
+    uint32_t addr, size;           /* key: unicorn may start blocks at any branch target */
+    uint32_t cycles;               /* static cost, branches not taken */
+    uint32_t insns;
+    uint32_t flags;
+    uint32_t last_kind;
+    uint32_t checksum;             /* for blocks in SRAM: code may be rewritten there */
+    uint32_t used;
+    uint64_t execs;                /* profile: executions */
+    uint64_t total_cycles;         /* profile: all cycles charged to this block */
+} block_t;
+
+typedef struct sim_state {
+    /* counters, read by Python through ctypes (keep layout in sync with native.py) */
+    uint64_t cycles;
+    uint64_t instructions;
+    uint64_t xip_hits;             /* accesses through the cached aliases that hit */
+    uint64_t xip_accesses;         /* accesses through the cached aliases (CTR_ACC) */
+    uint64_t xip_misses;           /* line fills (cached aliases) + uncached alias accesses */
+    uint64_t budget;               /* stop once cycles >= budget */
+    uint32_t stop_reason;          /* STOP_* below, 0 = none */
+    uint32_t stack_limit;          /* SP below this = stack overflow; 0 disables */
+    uint32_t min_sp;
+    uint32_t xip_miss_penalty;     /* clk_sys cycles per line fill from flash */
+    uint32_t xip_cache_enabled;    /* XIP_CTRL.CTRL.EN */
+    uint32_t fault_addr;
+    uint64_t block_hook_calls;
+    /* engine */
+    uc_engine *uc;
+    uc_mem_read_fn mem_read;
+    uc_reg_read_fn reg_read;
+    uc_emu_stop_fn emu_stop;
+    /* block table */
+    block_t *table;
+    uint32_t mask;
+    uint32_t count;
+    block_t *prev;                 /* block executed before the current one */
+    /* XIP cache: tags (tag+1, 0 = invalid) and the way to replace next (LRU) */
+    uint32_t tags[XIP_SETS][XIP_WAYS];
+    uint8_t lru[XIP_SETS];
+} sim_state;
+
+enum { STOP_NONE = 0, STOP_BUDGET = 1, STOP_STACK = 2, STOP_DECODE = 3 };
+
+/* ---- Thumb (ARMv6-M) decoder: static cycles of one instruction --------------------------------------- */
+static int popcount8(uint32_t x) { return __builtin_popcount(x & 0xffu); }
+
+/* Returns the instruction length in bytes; fills cycles, flags and whether it is a conditional branch.
+ * Choices where the TRM is ambiguous are marked CHOICE and listed in docs/EMULATOR.md. */
+static int decode_one(uint16_t hw, uint16_t hw2, uint32_t *cyc, uint32_t *flags, int *cond)
+{
+    *cond = 0;
+    uint32_t top5 = hw >> 11;
+    if (top5 == 0x1d || top5 == 0x1e || top5 == 0x1f) {
+        /* 32-bit encodings: BL, MSR, MRS, DMB/DSB/ISB are all ARMv6-M has; anything else faults in unicorn. */
+        if ((hw & 0xf800) == 0xf000 && (hw2 & 0xd000) == 0xd000) *cyc = 3;       /* BL */
+        else if ((hw & 0xfff0) == 0xf3b0 || (hw & 0xffe0) == 0xf380 || (hw & 0xffe0) == 0xf3e0) *cyc = 3; /* barriers, MSR, MRS */
+        else *cyc = 1;
+        return 4;
+    }
+    if (hw < 0x4000) { *cyc = 1; return 2; }                       /* shifts, add/sub, mov/cmp/add/sub imm */
+    if (hw < 0x4400) { *cyc = 1; return 2; }                       /* ALU incl. MULS (fast multiplier) */
+    if (hw < 0x4800) {
+        uint32_t op = (hw >> 8) & 3, rd = ((hw >> 4) & 8) | (hw & 7);
+        if (op == 3) { *cyc = 2; return 2; }                       /* BX, BLX */
+        if (op == 0 || op == 2) {                                  /* ADD / MOV (high registers) */
+            if (rd == 15) { *cyc = 2; return 2; }                  /* writes PC: branch */
+            if (rd == 13) *flags |= FLAG_SP_DOWN;
+        }
+        *cyc = 1; return 2;
+    }
+    if (hw < 0xa000) { *cyc = 2; return 2; }                       /* LDR literal, LDR/STR reg/imm/SP-rel */
+    if (hw < 0xb000) { *cyc = 1; return 2; }                       /* ADR, ADD Rd, SP, #imm */
+    if (hw < 0xc000) {
+        if ((hw & 0xff80) == 0xb080) { *flags |= FLAG_SP_DOWN; *cyc = 1; return 2; }    /* SUB SP, #imm */
+        if ((hw & 0xfe00) == 0xb400) {                             /* PUSH: 1 + N, N counts LR too (CHOICE) */
+            *flags |= FLAG_SP_DOWN;
+            *cyc = 1 + popcount8(hw) + ((hw >> 8) & 1); return 2;
+        }
+        if ((hw & 0xfe00) == 0xbc00) {                             /* POP: 1 + N, with PC 3 + N, N counts PC (CHOICE) */
+            int n = popcount8(hw) + ((hw >> 8) & 1);
+            *cyc = ((hw >> 8) & 1) ? 3 + n : 1 + n; return 2;
+        }
+        if ((hw & 0xff00) == 0xbf00) {                             /* hints: WFI/WFE 2, others 1 */
+            uint32_t h = (hw >> 4) & 0xf;
+            *cyc = (h == 2 || h == 3) ? 2 : 1; return 2;
+        }
+        *cyc = 1; return 2;                                        /* ADD SP, extend, REV, CPS, BKPT */
+    }
+    if (hw < 0xd000) { *cyc = 1 + popcount8(hw); return 2; }       /* LDM/STM: 1 + N */
+    if (hw < 0xde00) { *cyc = 1; *cond = 1; return 2; }            /* B<cond>: 1 not taken, +1 if taken */
+    if (hw < 0xe000) { *cyc = 1; return 2; }                       /* UDF, SVC (exception entry not modelled) */
+    *cyc = 2; return 2;                                            /* B */
+}
+
+static uint32_t fnv1a(const uint8_t *p, uint32_t n)
+{
+    uint32_t h = 2166136261u;
+    for (uint32_t i = 0; i < n; i++) { h ^= p[i]; h *= 16777619u; }
+    return h;
+}
+
+static int decode_block(sim_state *s, block_t *b)
+{
+    uint8_t buf[4096 + 4];
+    uint32_t n = b->size;
+    if (n > 4096) n = 4096;
+    memset(buf, 0, sizeof buf);
+    if (s->mem_read(s->uc, b->addr, buf, n) != 0) return -1;
+    b->cycles = b->insns = b->flags = 0;
+    b->last_kind = LAST_OTHER;
+    uint32_t off = 0;
+    while (off < n) {
+        uint16_t hw = buf[off] | (buf[off + 1] << 8);
+        uint16_t hw2 = buf[off + 2] | (buf[off + 3] << 8);
+        uint32_t cyc = 1; int cond;
+        int len = decode_one(hw, hw2, &cyc, &b->flags, &cond);
+        b->cycles += cyc;
+        b->insns++;
+        off += len;
+        b->last_kind = cond ? LAST_COND_BRANCH : LAST_OTHER;
+    }
+    if (b->addr >= SRAM_BASE && b->addr < SRAM_END) b->checksum = fnv1a(buf, n);
+    return 0;
+}
+
+/* ---- block table ----------------------------------------------------------------------------------------- */
+static inline uint32_t hash_key(uint32_t addr, uint32_t size) { return (addr >> 1) * 2654435761u ^ size * 40503u; }
+
+static int grow(sim_state *s);
+
+static block_t *lookup(sim_state *s, uint32_t addr, uint32_t size)
+{
+    uint32_t i = hash_key(addr, size) & s->mask;
+    for (;;) {
+        block_t *b = &s->table[i];
+        if (!b->used) {
+            if ((s->count + 1) * 2 > s->mask) {
+                if (grow(s) != 0) return NULL;
+                return lookup(s, addr, size);
+            }
+            b->used = 1; b->addr = addr; b->size = size;
+            s->count++;
+            if (decode_block(s, b) != 0) return NULL;
+            return b;
+        }
+        if (b->addr == addr && b->size == size) return b;
+        i = (i + 1) & s->mask;
+    }
+}
+
+static int grow(sim_state *s)
+{
+    uint32_t old_n = s->mask + 1, new_n = old_n * 2;
+    block_t *old = s->table, *t = calloc(new_n, sizeof(block_t));
+    if (!t) return -1;
+    s->table = t; s->mask = new_n - 1;
+    for (uint32_t k = 0; k < old_n; k++) {
+        if (!old[k].used) continue;
+        uint32_t i = hash_key(old[k].addr, old[k].size) & s->mask;
+        while (t[i].used) i = (i + 1) & s->mask;
+        t[i] = old[k];
+    }
+    s->prev = NULL;
+    free(old);
+    return 0;
+}
+
+/* ---- XIP cache ------------------------------------------------------------------------------------------ */
+/* One access to flash through the alias `addr` selects (datasheet 2.6.3.2); returns the stall in cycles. */
+static inline uint32_t xip_line_access(sim_state *s, uint32_t addr, uint32_t words)
+{
+    uint32_t alias = (addr >> 24) & 3;          /* 0 cached, 1 no-allocate, 2 no-cache, 3 no-cache no-alloc */
+    if (alias >= 2 || !s->xip_cache_enabled) {
+        s->xip_misses += words;
+        return s->xip_miss_penalty * words;
+    }
+    uint32_t set = (addr >> XIP_LINE_SHIFT) & (XIP_SETS - 1);
+    uint32_t tag = ((addr >> 13) & 0x7ff) + 1;
+    uint32_t *t = s->tags[set];
+    s->xip_accesses += words;
+    if (t[0] == tag) { s->lru[set] = 1; s->xip_hits += words; return 0; }
+    if (t[1] == tag) { s->lru[set] = 0; s->xip_hits += words; return 0; }
+    s->xip_misses++;
+    s->xip_hits += words - 1;                   /* the rest of the line arrives with the fill */
+    if (alias == 0) {                           /* allocate into the least recently used way (CHOICE: LRU) */
+        uint32_t w = s->lru[set];
+        t[w] = tag;
+        s->lru[set] = w ^ 1;
+    }
+    return s->xip_miss_penalty;
+}
+
+/* Instruction fetch of [addr, addr+size): the M0+ fetches 32-bit words; each word is one cache access. */
+static inline uint32_t xip_fetch(sim_state *s, uint32_t addr, uint32_t size)
+{
+    uint32_t a = addr & ~3u, end = addr + size, stall = 0;
+    while (a < end) {
+        uint32_t line_end = (a | 7u) + 1;
+        uint32_t stop = line_end < end ? line_end : end;
+        uint32_t words = (stop - a + 3) >> 2;
+        stall += xip_line_access(s, a, words);
+        a = line_end;
+    }
+    return stall;
+}
+
+/* ---- hooks called by libunicorn ------------------------------------------------------------------------- */
+static void stop(sim_state *s, uint32_t reason, uint32_t addr)
+{
+    if (s->stop_reason == STOP_NONE) { s->stop_reason = reason; s->fault_addr = addr; }
+    s->emu_stop(s->uc);
+}
+
+void sim_block_hook(uc_engine *uc, uint64_t address, uint32_t size, void *user)
+{
+    sim_state *s = (sim_state *)user;
+    uint32_t addr = (uint32_t)address;
+    s->block_hook_calls++;
+    block_t *p = s->prev;
+    if (p) {
+        if (p->last_kind == LAST_COND_BRANCH && addr != p->addr + p->size) { s->cycles++; p->total_cycles++; }
+        if (p->flags & FLAG_SP_DOWN) {
+            uint32_t sp = 0;
+            s->reg_read(uc, UC_ARM_REG_SP, &sp);
+            if (sp < s->min_sp) s->min_sp = sp;
+            if (sp < s->stack_limit && s->stack_limit) { s->prev = NULL; stop(s, STOP_STACK, sp); return; }
+        }
+    }
+    block_t *b = lookup(s, addr, size);
+    if (!b) { s->prev = NULL; stop(s, STOP_DECODE, addr); return; }
+    if (b->checksum) {                          /* code in SRAM: re-decode if it was rewritten */
+        uint8_t buf[4096];
+        uint32_t n = size > 4096 ? 4096 : size;
+        if (s->mem_read(uc, addr, buf, n) == 0 && fnv1a(buf, n) != b->checksum) decode_block(s, b);
+    }
+    uint64_t c = b->cycles;
+    if (addr - XIP_BASE < XIP_WINDOW) c += xip_fetch(s, addr, size);
+    s->cycles += c;
+    s->instructions += b->insns;
+    b->execs++;
+    b->total_cycles += c;
+    s->prev = b;
+    if (s->cycles >= s->budget) stop(s, STOP_BUDGET, addr);
+}
+
+/* Data read from flash (hooked on the XIP window only): one cache access. */
+int sim_flash_read_hook(uc_engine *uc, int type, uint64_t address, int size, int64_t value, void *user)
+{
+    sim_state *s = (sim_state *)user;
+    (void)uc; (void)type; (void)size; (void)value;
+    uint32_t stall = xip_line_access(s, (uint32_t)address, 1);
+    s->cycles += stall;
+    if (s->prev) s->prev->total_cycles += stall;
+    return 1;
+}
+
+/* ---- API for Python (ctypes) ------------------------------------------------------------------------------ */
+sim_state *sim_new(void)
+{
+    sim_state *s = calloc(1, sizeof(sim_state));
+    if (!s) return NULL;
+    s->mask = 4096 - 1;
+    s->table = calloc(s->mask + 1, sizeof(block_t));
+    if (!s->table) { free(s); return NULL; }
+    s->budget = UINT64_MAX;
+    s->min_sp = 0xffffffffu;
+    s->xip_miss_penalty = 56;
+    s->xip_cache_enabled = 1;
+    return s;
+}
+
+void sim_free(sim_state *s) { if (s) { free(s->table); free(s); } }
+
+void sim_bind(sim_state *s, uc_engine *uc, void *mem_read, void *reg_read, void *emu_stop)
+{
+    s->uc = uc;
+    s->mem_read = (uc_mem_read_fn)mem_read;
+    s->reg_read = (uc_reg_read_fn)reg_read;
+    s->emu_stop = (uc_emu_stop_fn)emu_stop;
+}
+
+uint32_t sim_state_size(void) { return sizeof(sim_state); }
+uint32_t sim_block_size(void) { return sizeof(block_t); }
+
+/* Forget the previous block (a new emu_start begins at an arbitrary address, not a branch). */
+void sim_reset_prev(sim_state *s) { s->prev = NULL; s->stop_reason = STOP_NONE; }
+
+/* Charge extra cycles (bus penalties decided in Python peripheral callbacks) to the running block. */
+void sim_add_cycles(sim_state *s, int64_t delta)
+{
+    s->cycles += delta;
+    if (s->prev) s->prev->total_cycles += delta;
+}
+
+void sim_xip_flush(sim_state *s) { memset(s->tags, 0, sizeof s->tags); memset(s->lru, 0, sizeof s->lru); }
+
+/* Snapshot and restore of the cache (eval restores the post-boot cache before every image). */
+uint32_t sim_xip_state_size(void) { return sizeof(((sim_state *)0)->tags) + sizeof(((sim_state *)0)->lru); }
+void sim_xip_save(sim_state *s, uint8_t *out)
+{
+    memcpy(out, s->tags, sizeof s->tags);
+    memcpy(out + sizeof s->tags, s->lru, sizeof s->lru);
+}
+void sim_xip_load(sim_state *s, const uint8_t *in)
+{
+    memcpy(s->tags, in, sizeof s->tags);
+    memcpy(s->lru, in + sizeof s->tags, sizeof s->lru);
+}
+
+/* Profile export: fills up to `max` entries of (addr, size, insns, execs, total_cycles). */
+uint32_t sim_profile(sim_state *s, uint32_t *addr, uint32_t *size, uint64_t *execs, uint64_t *cycles, uint32_t max)
+{
+    uint32_t k = 0;
+    for (uint32_t i = 0; i <= s->mask && k < max; i++) {
+        block_t *b = &s->table[i];
+        if (!b->used || !b->execs) continue;
+        addr[k] = b->addr; size[k] = b->size; execs[k] = b->execs; cycles[k] = b->total_cycles;
+        k++;
+    }
+    return k;
+}
+
+/* Static cost of one block decoded from given bytes (for tests of the timing table). */
+uint32_t sim_decode_cost(const uint8_t *code, uint32_t n, uint32_t *insns, uint32_t *cond_last)
+{
+    uint32_t cycles = 0, flags = 0, off = 0, count = 0; int cond = 0;
+    while (off + 1 < n) {
+        uint16_t hw = code[off] | (code[off + 1] << 8);
+        uint16_t hw2 = off + 3 < n ? (code[off + 2] | (code[off + 3] << 8)) : 0;
+        uint32_t c = 1;
+        off += decode_one(hw, hw2, &c, &flags, &cond);
+        cycles += c; count++;
+    }
+    *insns = count; *cond_last = cond;
+    return cycles;
+}
+
+uint32_t sim_block_count(sim_state *s) { return s->count; }

@@ -1,0 +1,125 @@
+"""SIO (datasheet 2.3.1.7, base 0xD0000000): CPUID, GPIO registers and the hardware divider.
+
+SIO is on the core's single-cycle IOPORT: loads and stores take 1 cycle, not 2 (SIO_EXTRA = -1). It has no
+atomic aliases; GPIO_OUT/OE have their own SET/CLR/XOR registers. The divider computes a result immediately but
+only reports CSR.READY 8 cycles after the last operand write (datasheet 2.3.1.5); reading a result clears DIRTY.
+"""
+
+from __future__ import annotations
+
+from rp2040_sim.peripherals.base import MASK32, SIO_EXTRA, Peripheral
+
+SIO_BASE = 0xD0000000
+SIO_SIZE = 0x1000
+SIO_CPUID, SIO_GPIO_IN, SIO_GPIO_HI_IN = 0x000, 0x004, 0x008
+SIO_GPIO_OUT, SIO_GPIO_OUT_SET, SIO_GPIO_OUT_CLR, SIO_GPIO_OUT_XOR = 0x010, 0x014, 0x018, 0x01C
+SIO_GPIO_OE, SIO_GPIO_OE_SET, SIO_GPIO_OE_CLR, SIO_GPIO_OE_XOR = 0x020, 0x024, 0x028, 0x02C
+SIO_FIFO_ST, SIO_FIFO_WR, SIO_FIFO_RD = 0x050, 0x054, 0x058
+SIO_DIV_UDIVIDEND, SIO_DIV_UDIVISOR, SIO_DIV_SDIVIDEND, SIO_DIV_SDIVISOR = 0x060, 0x064, 0x068, 0x06C
+SIO_DIV_QUOTIENT, SIO_DIV_REMAINDER, SIO_DIV_CSR = 0x070, 0x074, 0x078
+SIO_SPINLOCK_ST, SIO_SPINLOCK0 = 0x05C, 0x100
+DIV_CSR_READY, DIV_CSR_DIRTY = 1 << 0, 1 << 1
+DIV_LATENCY_CYCLES = 8
+FIFO_ST_RDY = 1 << 1                 # the other core's FIFO has room (core 1 is not emulated: it never reads)
+NUM_GPIOS_MASK = (1 << 30) - 1
+GPIO_SET_CLR_XOR = {SIO_GPIO_OUT_SET: (SIO_GPIO_OUT, "set"), SIO_GPIO_OUT_CLR: (SIO_GPIO_OUT, "clr"),
+                    SIO_GPIO_OUT_XOR: (SIO_GPIO_OUT, "xor"), SIO_GPIO_OE_SET: (SIO_GPIO_OE, "set"),
+                    SIO_GPIO_OE_CLR: (SIO_GPIO_OE, "clr"), SIO_GPIO_OE_XOR: (SIO_GPIO_OE, "xor")}
+
+
+def _s32(x: int) -> int:
+    x &= MASK32
+    return x - (1 << 32) if x & 0x80000000 else x
+
+
+def divide(dividend: int, divisor: int, signed: bool) -> tuple[int, int]:
+    """(quotient, remainder) as 32-bit patterns, as the SIO divider returns them (truncating division; the
+    remainder takes the dividend's sign; divide by zero gives remainder = dividend and quotient all-ones
+    unsigned, or -1 / +1 by the dividend's sign when signed)."""
+    if signed:
+        n, d = _s32(dividend), _s32(divisor)
+        if d == 0:
+            return (-1 if n >= 0 else 1) & MASK32, n & MASK32
+        q = abs(n) // abs(d)
+        if (n < 0) != (d < 0):
+            q = -q
+        return q & MASK32, (n - q * d) & MASK32          # INT_MIN / -1 wraps to INT_MIN, remainder 0
+    n, d = dividend & MASK32, divisor & MASK32
+    if d == 0:
+        return MASK32, n
+    return n // d, n % d
+
+
+class Sio(Peripheral):
+    NAME, BASE, SIZE = "SIO", SIO_BASE, SIO_SIZE
+    ATOMIC_ALIASES = False
+    READ_EXTRA = WRITE_EXTRA = SIO_EXTRA
+    REGISTERS = {SIO_CPUID: "CPUID", SIO_GPIO_IN: "GPIO_IN", SIO_GPIO_HI_IN: "GPIO_HI_IN",
+                 SIO_GPIO_OUT: "GPIO_OUT", SIO_GPIO_OUT_SET: "GPIO_OUT_SET", SIO_GPIO_OUT_CLR: "GPIO_OUT_CLR",
+                 SIO_GPIO_OUT_XOR: "GPIO_OUT_XOR", SIO_GPIO_OE: "GPIO_OE", SIO_GPIO_OE_SET: "GPIO_OE_SET",
+                 SIO_GPIO_OE_CLR: "GPIO_OE_CLR", SIO_GPIO_OE_XOR: "GPIO_OE_XOR", SIO_FIFO_ST: "FIFO_ST",
+                 SIO_DIV_UDIVIDEND: "DIV_UDIVIDEND", SIO_DIV_UDIVISOR: "DIV_UDIVISOR",
+                 SIO_DIV_SDIVIDEND: "DIV_SDIVIDEND", SIO_DIV_SDIVISOR: "DIV_SDIVISOR",
+                 SIO_DIV_QUOTIENT: "DIV_QUOTIENT", SIO_DIV_REMAINDER: "DIV_REMAINDER", SIO_DIV_CSR: "DIV_CSR"}
+
+    def __init__(self, sim):
+        super().__init__(sim)
+        self.dividend = 0
+        self.divisor = 0
+        self.quotient = 0
+        self.remainder = 0
+        self.dirty = False
+        self.ready_at = 0                # cycle count at which the result is valid
+
+    def read(self, offset):
+        if offset == SIO_CPUID:
+            return 0                      # only core 0 is emulated
+        if offset in (SIO_GPIO_IN, SIO_GPIO_HI_IN):
+            return 0                      # no external pin drivers
+        if offset == SIO_FIFO_ST:
+            return FIFO_ST_RDY
+        if offset == SIO_DIV_CSR:
+            ready = DIV_CSR_READY if self.sim.cycles() >= self.ready_at else 0
+            return ready | (DIV_CSR_DIRTY if self.dirty else 0)
+        if offset in (SIO_DIV_UDIVIDEND, SIO_DIV_SDIVIDEND):
+            return self.dividend
+        if offset in (SIO_DIV_UDIVISOR, SIO_DIV_SDIVISOR):
+            return self.divisor
+        if offset == SIO_DIV_QUOTIENT:
+            self.dirty = False
+            return self.quotient
+        if offset == SIO_DIV_REMAINDER:
+            return self.remainder
+        return super().read(offset)
+
+    def write(self, offset, value):
+        if offset in GPIO_SET_CLR_XOR:
+            reg, op = GPIO_SET_CLR_XOR[offset]
+            old = self.regs[reg]
+            self.regs[reg] = {"set": old | value, "clr": old & ~value, "xor": old ^ value}[op] & NUM_GPIOS_MASK
+            return
+        if offset in (SIO_GPIO_OUT, SIO_GPIO_OE):
+            self.regs[offset] = value & NUM_GPIOS_MASK
+            return
+        if offset in (SIO_DIV_UDIVIDEND, SIO_DIV_SDIVIDEND, SIO_DIV_UDIVISOR, SIO_DIV_SDIVISOR):
+            if offset in (SIO_DIV_UDIVIDEND, SIO_DIV_SDIVIDEND):
+                self.dividend = value
+            else:
+                self.divisor = value
+            signed = offset in (SIO_DIV_SDIVIDEND, SIO_DIV_SDIVISOR)
+            self.quotient, self.remainder = divide(self.dividend, self.divisor, signed)
+            self.dirty = True
+            self.ready_at = self.sim.cycles() + DIV_LATENCY_CYCLES
+            return
+        if offset in (SIO_DIV_QUOTIENT, SIO_DIV_REMAINDER):
+            # Writing a result register restores divider state (save/restore in interrupts), result ready now.
+            if offset == SIO_DIV_QUOTIENT:
+                self.quotient = value
+            else:
+                self.remainder = value
+            self.dirty = True
+            self.ready_at = self.sim.cycles()
+            return
+        if offset in (SIO_CPUID, SIO_GPIO_IN, SIO_GPIO_HI_IN, SIO_FIFO_ST, SIO_DIV_CSR):
+            return                        # read-only
+        super().write(offset, value)

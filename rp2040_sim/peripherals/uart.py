@@ -1,0 +1,64 @@
+"""UART0/UART1: an ARM PL011 (datasheet 4.2.8). Transmitted bytes are captured (and echoed live if asked).
+
+Transmission is instantaneous: the TX FIFO never fills, so `putc` never waits (baud-rate timing is not
+modelled; docs/EMULATOR.md). Nothing is ever received: RXFE stays set.
+"""
+
+from __future__ import annotations
+
+from rp2040_sim.peripherals.base import Peripheral
+
+UART0_BASE, UART1_BASE = 0x40034000, 0x40038000
+UARTDR, UARTRSR, UARTFR, UARTILPR, UARTIBRD, UARTFBRD, UARTLCR_H, UARTCR = (
+    0x000, 0x004, 0x018, 0x020, 0x024, 0x028, 0x02C, 0x030)
+UARTIFLS, UARTIMSC, UARTRIS, UARTMIS, UARTICR, UARTDMACR = 0x034, 0x038, 0x03C, 0x040, 0x044, 0x048
+UARTPERIPHID = (0xFE0, 0xFE4, 0xFE8, 0xFEC)
+UARTPCELLID = (0xFF0, 0xFF4, 0xFF8, 0xFFC)
+PERIPHID_VALUES = (0x11, 0x10, 0x34, 0x00)        # PL011 r1p5 (datasheet 4.2.8)
+PCELLID_VALUES = (0x0D, 0xF0, 0x05, 0xB1)
+UARTFR_TXFE, UARTFR_RXFF, UARTFR_TXFF, UARTFR_RXFE, UARTFR_BUSY = 1 << 7, 1 << 6, 1 << 5, 1 << 4, 1 << 3
+UARTCR_UARTEN, UARTCR_TXE = 1 << 0, 1 << 8
+UARTCR_RESET = 0x300                               # TXE | RXE
+UARTIFLS_RESET = 0x12
+
+
+class Uart(Peripheral):
+    REGISTERS = {UARTDR: "UARTDR", UARTRSR: "UARTRSR", UARTFR: "UARTFR", UARTILPR: "UARTILPR",
+                 UARTIBRD: "UARTIBRD", UARTFBRD: "UARTFBRD", UARTLCR_H: "UARTLCR_H", UARTCR: "UARTCR",
+                 UARTIFLS: "UARTIFLS", UARTIMSC: "UARTIMSC", UARTRIS: "UARTRIS", UARTMIS: "UARTMIS",
+                 UARTICR: "UARTICR", UARTDMACR: "UARTDMACR",
+                 **{o: f"UARTPERIPHID{i}" for i, o in enumerate(UARTPERIPHID)},
+                 **{o: f"UARTPCELLID{i}" for i, o in enumerate(UARTPCELLID)}}
+    RESET = {UARTCR: UARTCR_RESET, UARTIFLS: UARTIFLS_RESET}
+
+    def __init__(self, sim, index: int, sink=None):
+        self.NAME = f"UART{index}"
+        self.BASE = (UART0_BASE, UART1_BASE)[index]
+        super().__init__(sim)
+        self.tx = bytearray()
+        self.sink = sink                           # called with each transmitted byte (live output)
+
+    def read(self, offset):
+        if offset == UARTFR:
+            return UARTFR_TXFE | UARTFR_RXFE        # TX always drained, nothing received
+        if offset == UARTDR:
+            return 0
+        if offset in UARTPERIPHID:
+            return PERIPHID_VALUES[UARTPERIPHID.index(offset)]
+        if offset in UARTPCELLID:
+            return PCELLID_VALUES[UARTPCELLID.index(offset)]
+        return super().read(offset)
+
+    def write(self, offset, value):
+        if offset == UARTDR:
+            cr = self.regs[UARTCR]
+            if not (cr & UARTCR_UARTEN and cr & UARTCR_TXE):
+                self.sim.warn(f"{self.NAME}: byte 0x{value & 0xFF:02x} written to UARTDR while the UART is "
+                              f"disabled (UARTCR=0x{cr:x}); the chip would not send it")
+                return
+            byte = value & 0xFF
+            self.tx.append(byte)
+            if self.sink:
+                self.sink(byte)
+            return
+        super().write(offset, value)

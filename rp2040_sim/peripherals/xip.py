@@ -1,0 +1,140 @@
+"""The flash interface: SSI (DW_apb_ssi, datasheet 4.10.13) and XIP_CTRL (datasheet 2.6.4).
+
+SSI: enough for boot2. Registers are stored; the data register answers like a W25Q-series flash for the status
+reads boot2 does (05h/35h: not busy, QE set). When boot2 enables the SSI in XIP mode we derive the cost of a
+cache line fill from its frame format: SCK cycles for instruction + address + wait + 64 data bits at the
+configured width, times BAUDR (the clk_sys divider). An explicit miss penalty given to the emulator overrides it.
+XIP_CTRL: CTRL.EN switches the cache, FLUSH invalidates it, CTR_HIT/CTR_ACC read the native counters.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from rp2040_sim.peripherals.base import NO_EXTRA, Peripheral
+
+XIP_SSI_BASE = 0x18000000
+SSI_CTRLR0, SSI_CTRLR1, SSI_SSIENR, SSI_MWCR, SSI_SER, SSI_BAUDR = 0x00, 0x04, 0x08, 0x0C, 0x10, 0x14
+SSI_TXFTLR, SSI_RXFTLR, SSI_TXFLR, SSI_RXFLR, SSI_SR = 0x18, 0x1C, 0x20, 0x24, 0x28
+SSI_IMR, SSI_ISR, SSI_RISR, SSI_TXOICR, SSI_RXOICR, SSI_RXUICR, SSI_MSTICR, SSI_ICR = (
+    0x2C, 0x30, 0x34, 0x38, 0x3C, 0x40, 0x44, 0x48)
+SSI_DMACR, SSI_DMATDLR, SSI_DMARDLR, SSI_IDR, SSI_VERSION = 0x4C, 0x50, 0x54, 0x58, 0x5C
+SSI_DR0, SSI_RX_SAMPLE_DLY, SSI_SPI_CTRLR0, SSI_TXD_DRIVE_EDGE = 0x60, 0xF0, 0xF4, 0xF8
+SSI_SR_BUSY, SSI_SR_TFNF, SSI_SR_TFE, SSI_SR_RFNE = 1 << 0, 1 << 1, 1 << 2, 1 << 3
+SSI_IDR_VALUE, SSI_VERSION_VALUE = 0x51535049, 0x3430312A     # datasheet 4.10.13 reset values
+# CTRLR0.SPI_FRF [22:21]: 0 standard, 1 dual, 2 quad. SPI_CTRLR0: TRANS_TYPE [1:0], ADDR_L [5:2] (x4 bits),
+# INST_L [9:8] (0, 4, 8, 16 bits), WAIT_CYCLES [15:11].
+CTRLR0_SPI_FRF_SHIFT = 21
+SPI_CTRLR0_TRANS_TYPE_MASK, SPI_CTRLR0_ADDR_L_SHIFT, SPI_CTRLR0_INST_L_SHIFT, SPI_CTRLR0_WAIT_SHIFT = 3, 2, 8, 11
+INST_L_BITS = (0, 4, 8, 16)
+XIP_LINE_BITS = 64                   # one 8-byte cache line per fill
+# Flash commands whose replies boot2 polls (W25Q16 datasheet): read status 1 / status 2.
+FLASH_CMD_READ_STATUS1, FLASH_CMD_READ_STATUS2 = 0x05, 0x35
+FLASH_STATUS2_QE = 0x02
+
+XIP_CTRL_BASE = 0x14000000
+XIP_CTRL, XIP_FLUSH, XIP_STAT, XIP_CTR_HIT, XIP_CTR_ACC = 0x00, 0x04, 0x08, 0x0C, 0x10
+XIP_STREAM_ADDR, XIP_STREAM_CTR, XIP_STREAM_FIFO = 0x14, 0x18, 0x1C
+XIP_CTRL_EN = 1 << 0
+XIP_CTRL_RESET = 0x3                 # EN | ERR_BADWRITE
+XIP_STAT_FLUSH_READY, XIP_STAT_FIFO_EMPTY = 1 << 0, 1 << 1
+
+
+def line_fill_sck(ctrlr0: int, spi_ctrlr0: int) -> int:
+    """SCK cycles for one 8-byte XIP line fill in the frame format boot2 configured."""
+    width = (1, 2, 4, 4)[(ctrlr0 >> CTRLR0_SPI_FRF_SHIFT) & 3]
+    trans = spi_ctrlr0 & SPI_CTRLR0_TRANS_TYPE_MASK          # 0: inst+addr serial, 1: addr wide, 2: both wide
+    inst_bits = INST_L_BITS[(spi_ctrlr0 >> SPI_CTRLR0_INST_L_SHIFT) & 3]
+    addr_bits = 4 * ((spi_ctrlr0 >> SPI_CTRLR0_ADDR_L_SHIFT) & 0xF)
+    wait = (spi_ctrlr0 >> SPI_CTRLR0_WAIT_SHIFT) & 0x1F
+    inst_w = width if trans == 2 else 1
+    addr_w = width if trans >= 1 else 1
+    return -(-inst_bits // inst_w) - (-addr_bits // addr_w) + wait + XIP_LINE_BITS // width
+
+
+class Ssi(Peripheral):
+    NAME, BASE = "SSI", XIP_SSI_BASE
+    READ_EXTRA = WRITE_EXTRA = NO_EXTRA
+    ATOMIC_ALIASES = False
+    SIZE = 0x1000
+    REGISTERS = {SSI_CTRLR0: "CTRLR0", SSI_CTRLR1: "CTRLR1", SSI_SSIENR: "SSIENR", SSI_MWCR: "MWCR",
+                 SSI_SER: "SER", SSI_BAUDR: "BAUDR", SSI_TXFTLR: "TXFTLR", SSI_RXFTLR: "RXFTLR",
+                 SSI_TXFLR: "TXFLR", SSI_RXFLR: "RXFLR", SSI_SR: "SR", SSI_IMR: "IMR", SSI_ISR: "ISR",
+                 SSI_RISR: "RISR", SSI_TXOICR: "TXOICR", SSI_RXOICR: "RXOICR", SSI_RXUICR: "RXUICR",
+                 SSI_MSTICR: "MSTICR", SSI_ICR: "ICR", SSI_DMACR: "DMACR", SSI_DMATDLR: "DMATDLR",
+                 SSI_DMARDLR: "DMARDLR", SSI_IDR: "IDR", SSI_VERSION: "SSI_VERSION_ID", SSI_DR0: "DR0",
+                 SSI_RX_SAMPLE_DLY: "RX_SAMPLE_DLY", SSI_SPI_CTRLR0: "SPI_CTRLR0",
+                 SSI_TXD_DRIVE_EDGE: "TXD_DRIVE_EDGE"}
+    RESET = {SSI_CTRLR0: 0x7 << 16, SSI_IDR: SSI_IDR_VALUE, SSI_VERSION: SSI_VERSION_VALUE,
+             SSI_SPI_CTRLR0: 0x03000000}
+
+    def __init__(self, sim):
+        super().__init__(sim)
+        self.rx = deque()
+        self.last_tx = None
+
+    def read(self, offset):
+        if offset == SSI_SR:
+            return SSI_SR_TFE | SSI_SR_TFNF | (SSI_SR_RFNE if self.rx else 0)
+        if offset == SSI_RXFLR:
+            return len(self.rx)
+        if offset == SSI_DR0:
+            return self.rx.popleft() if self.rx else 0
+        if offset in (SSI_IDR, SSI_VERSION):
+            return self.RESET[offset]
+        return super().read(offset)
+
+    def write(self, offset, value):
+        if offset == SSI_DR0:
+            # Every transmitted frame clocks one frame back: a status byte after a status command, else 0.
+            reply = {FLASH_CMD_READ_STATUS2: FLASH_STATUS2_QE, FLASH_CMD_READ_STATUS1: 0}.get(self.last_tx, 0)
+            self.rx.append(reply)
+            self.last_tx = value & 0xFF
+            return
+        super().write(offset, value)
+        if offset == SSI_SSIENR and value & 1:
+            baud = self.regs[SSI_BAUDR] & 0xFFFF
+            if baud:
+                self.sim.set_xip_line_fill(line_fill_sck(self.regs[SSI_CTRLR0], self.regs[SSI_SPI_CTRLR0]) * baud)
+
+
+class XipCtrl(Peripheral):
+    NAME, BASE = "XIP_CTRL", XIP_CTRL_BASE
+    READ_EXTRA = WRITE_EXTRA = NO_EXTRA
+    REGISTERS = {XIP_CTRL: "CTRL", XIP_FLUSH: "FLUSH", XIP_STAT: "STAT", XIP_CTR_HIT: "CTR_HIT",
+                 XIP_CTR_ACC: "CTR_ACC", XIP_STREAM_ADDR: "STREAM_ADDR", XIP_STREAM_CTR: "STREAM_CTR",
+                 XIP_STREAM_FIFO: "STREAM_FIFO"}
+    RESET = {XIP_CTRL: XIP_CTRL_RESET}
+
+    def __init__(self, sim):
+        super().__init__(sim)
+        self._hit_base = 0
+        self._acc_base = 0
+
+    def read(self, offset):
+        st = self.sim.state
+        if offset == XIP_STAT:
+            return XIP_STAT_FLUSH_READY | XIP_STAT_FIFO_EMPTY
+        if offset == XIP_CTR_HIT:
+            return (st.xip_hits - self._hit_base) & 0xFFFFFFFF
+        if offset == XIP_CTR_ACC:
+            return (st.xip_accesses - self._acc_base) & 0xFFFFFFFF
+        if offset == XIP_FLUSH:
+            return 0
+        return super().read(offset)
+
+    def write(self, offset, value):
+        st = self.sim.state
+        if offset == XIP_FLUSH:
+            self.sim.xip_flush()
+        elif offset == XIP_CTR_HIT:           # write any value to clear (datasheet 2.6.4)
+            self._hit_base = st.xip_hits
+        elif offset == XIP_CTR_ACC:
+            self._acc_base = st.xip_accesses
+        elif offset == XIP_CTRL:
+            super().write(offset, value)
+            st.xip_cache_enabled = value & XIP_CTRL_EN
+        else:
+            if offset == XIP_STREAM_CTR and value:
+                self.sim.warn("XIP_CTRL: streaming reads (STREAM_CTR) are not modelled")
+            super().write(offset, value)
