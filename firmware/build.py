@@ -35,7 +35,7 @@ DEBIAN_PACKAGES = "gcc-arm-none-eabi picolibc-arm-none-eabi"
 PICOLIBC_SPECS = Path("/usr/lib/picolibc/arm-none-eabi/picolibc.specs")
 CPU_FLAGS = ["-mcpu=cortex-m0plus", "-mthumb"]
 C_FLAGS = ["-O2", "-std=c11", "-g", "-Wall", "-Wextra", "-Werror", "-ffunction-sections", "-fdata-sections",
-           "-ffreestanding", "-fno-common", "-DPICOLIBC_INTEGER_PRINTF_SCANF"]
+           "-fno-common", "-DPICOLIBC_INTEGER_PRINTF_SCANF"]
 RAM_BYTES = 264 * 1024  # datasheet §2.6.2; must equal rp2040.ld
 FLASH_BYTES = 2 * 1024 * 1024  # Pico W25Q16
 DEFAULT_STACK = 4096  # measured peak ~ a few hundred bytes (printf); reserve is asserted by the linker script

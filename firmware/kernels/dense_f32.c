@@ -1,7 +1,16 @@
 /* Dense layer, float32. The loop walks w row by row, i.e. in storage order, so weights streamed from XIP flash are
  * read sequentially (each 8-byte cache line is used whole). An input that is exactly zero (most MNIST pixels, every
- * ReLU-clipped unit) adds nothing and its row is skipped: x * w is +-0 for finite w, and y[j] + 0 == y[j]. */
+ * ReLU-clipped unit) adds nothing and its row is skipped: x * w is +-0 for finite w, and y[j] + 0 == y[j].
+ * Zero is tested on the bit pattern (+0 or -0): on a core without an FPU a float compare is a library call. */
+#include <string.h>
+
 #include "kernels.h"
+
+static int is_zero(float v) {
+    uint32_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    return (bits << 1) == 0u;
+}
 
 void pz_dense_f32(const float *x, const float *w, const float *b, float *y, uint32_t n_in, uint32_t n_out) {
     for (uint32_t j = 0; j < n_out; j++) {
@@ -10,7 +19,7 @@ void pz_dense_f32(const float *x, const float *w, const float *b, float *y, uint
     for (uint32_t i = 0; i < n_in; i++) {
         const float xi = x[i];
         const float *row = w + (uint32_t)i * n_out;
-        if (xi == 0.0f) {
+        if (is_zero(xi)) {
             continue;
         }
         for (uint32_t j = 0; j < n_out; j++) {
