@@ -5,8 +5,10 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMPS := .stamps
-TOOLCHAIN_PACKAGES := gcc-arm-none-eabi binutils-arm-none-eabi picolibc-arm-none-eabi
+# Debian packages: the cross toolchain, and Fashion-MNIST (the fashion_300 model's data).
+APT_PACKAGES := gcc-arm-none-eabi binutils-arm-none-eabi picolibc-arm-none-eabi dataset-fashion-mnist
 PICOLIBC_SPECS := /usr/lib/picolibc/arm-none-eabi/picolibc.specs
+FASHION_DIR := /usr/share/datasets/fashion-mnist
 
 .PHONY: setup toolchain data test demo clean
 
@@ -18,14 +20,14 @@ $(STAMPS)/venv: pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	mkdir -p $(STAMPS) && touch $@
 
-# Debian's cross toolchain; installed with apt-get when we are root, otherwise we say exactly what to run.
+# Installed with apt-get when missing and we are root; otherwise we say exactly what to run.
 toolchain:
-	@if command -v arm-none-eabi-gcc >/dev/null && test -f $(PICOLIBC_SPECS); then exit 0; fi; \
+	@if command -v arm-none-eabi-gcc >/dev/null && test -f $(PICOLIBC_SPECS) && test -d $(FASHION_DIR); then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ]; then \
-		echo "installing $(TOOLCHAIN_PACKAGES) with apt-get"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(TOOLCHAIN_PACKAGES) >/dev/null; \
+		echo "installing $(APT_PACKAGES) with apt-get"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
 	else \
-		echo "error: the ARM toolchain is missing; run: sudo apt-get install -y $(TOOLCHAIN_PACKAGES)" >&2; exit 1; \
+		echo "error: Debian packages are missing; run: sudo apt-get install -y $(APT_PACKAGES)" >&2; exit 1; \
 	fi
 
 data: $(STAMPS)/venv

@@ -138,8 +138,9 @@ def test_user_directory_accepts_gzipped_copies(tmp_path, mnist):
     np.testing.assert_array_equal(ds.y_test, mnist.y_test)
 
 
-@pytest.mark.skipif(not data.FASHION_DEBIAN_DIR.is_dir(), reason="Debian's dataset-fashion-mnist is not installed")
 def test_fashion_from_debian_package():
+    if not data.FASHION_DEBIAN_DIR.is_dir():  # make setup installs it; only a hand-made environment lacks it
+        (pytest.fail if os.environ.get("CI") else pytest.skip)("apt-get install dataset-fashion-mnist")
     ds = data.load("fashion")
     assert ds.x_test.shape == (10000, 784)
     assert np.bincount(ds.y_test).tolist() == [1000] * 10
