@@ -1,0 +1,285 @@
+"""The int8 C kernels (firmware/kernels/int8*.c) against the NumPy golden model, bit for bit.
+
+Host: every kernel compiled with firmware.hostcc and called through ctypes on random layers (hypothesis), including
+saturation edges. Target: the same sources cross-compiled for the Cortex-M0+ with -Wall -Werror, and the M0+ build
+(whose dense kernel runs the Thumb-1 assembly inner loop) executed in Unicorn on a Cortex-M0 core model.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from compress import layout, reference
+
+ROOT = Path(__file__).resolve().parents[1]
+KERNELS = ROOT / "firmware" / "kernels"
+SOURCES = [KERNELS / n for n in ("int8_common.c", "int8_dense_ref.c", "int8_dense_m0.c", "int8_sparse.c")]
+ARM_GCC = "arm-none-eabi-gcc"
+ARM_FLAGS = ["-mcpu=cortex-m0plus", "-mthumb", "-O2", "-std=c11", "-ffreestanding", "-Wall", "-Wextra", "-Werror"]
+
+
+class Layer(ctypes.Structure):
+    _fields_ = [("n_in", ctypes.c_uint32), ("n_out", ctypes.c_uint32), ("w", ctypes.c_void_p),
+                ("row_len", ctypes.c_void_p), ("bias", ctypes.c_void_p), ("multiplier", ctypes.c_void_p),
+                ("shift", ctypes.c_void_p), ("out_zp", ctypes.c_int8), ("act_min", ctypes.c_int8),
+                ("act_max", ctypes.c_int8), ("out_xor", ctypes.c_uint8)]
+
+
+@pytest.fixture(scope="module")
+def lib():
+    from firmware import hostcc
+
+    lib = hostcc.build(SOURCES, include_dirs=[KERNELS], name="pz_int8")
+    lib.pz_q8_requantize.restype = ctypes.c_int32
+    lib.pz_q8_requantize.argtypes = [ctypes.c_int32, ctypes.c_int32, ctypes.c_int32]
+    return lib
+
+
+def random_layer(rng, n_in, n_out, density=1.0, edge=None):
+    """Integer tensors of one layer plus an input batch; `edge` pushes weights/inputs/scales to their limits."""
+    w = rng.integers(-127, 128, (n_out, n_in))
+    w[rng.random((n_out, n_in)) >= density] = 0
+    xu = rng.integers(0, 256, (3, n_in))
+    mult = rng.integers(2**30, 2**31, n_out)
+    shift = rng.integers(-1, 16, n_out)
+    bias = rng.integers(-2**20, 2**20, n_out)
+    if edge == "max":  # the largest products, multipliers and accumulators: outputs saturate at +127 / -128
+        w = np.where(rng.random((n_out, n_in)) < 0.5, 127, -127)
+        xu[:] = 255
+        mult[:] = 2**31 - 1
+        shift[:] = -1
+    elif edge == "zero":  # zero inputs and weights: only bias and zero points remain
+        xu[:] = 0
+        w[:, ::2] = 0
+    elif edge == "tiny":  # multiplier so small everything rounds to the zero point (total shift 62)
+        shift[:] = 31
+        mult[:] = rng.integers(0, 2**31, n_out)
+    zp_in, zp_out = (int(v) for v in rng.integers(-128, 128, 2))
+    relu = bool(rng.integers(0, 2))
+    return dict(w=w.astype(np.int8), xu=xu.astype(np.uint8), bias=bias.astype(np.int32),
+                mult=mult.astype(np.int32), shift=shift.astype(np.int8), zp_in=zp_in, zp_out=zp_out,
+                act_min=zp_out if relu else -128, act_max=127)
+
+
+def golden(t):
+    q = t["xu"].astype(np.int64) - 128
+    return reference.dense_layer(q, t["w"], t["bias"], t["mult"], t["shift"], t["zp_in"], t["zp_out"],
+                                 t["act_min"], t["act_max"]).astype(np.int8)
+
+
+def c_layer(t, kind, out_xor):
+    """A ctypes Layer and the buffers it points to (kept alive in the returned list)."""
+    n_out, n_in = t["w"].shape
+    keep = []
+
+    def buf(a):
+        a = np.ascontiguousarray(a)
+        keep.append(a)
+        return a.ctypes.data
+
+    if kind == "sparse":
+        entries, row_len = layout.pack_sparse(t["w"])
+        w_ptr = buf(np.frombuffer(entries.tobytes() + b"\0\0\0\0", np.uint32))  # 4-byte aligned copy
+        rl_ptr = buf(row_len)
+    else:
+        w_ptr, rl_ptr = buf(np.frombuffer(layout.pack_dense(t["w"]).tobytes(), np.uint32)), None  # aligned
+    fb = layout.folded_bias(t["bias"], t["w"], t["zp_in"])
+    lay = Layer(n_in, n_out, w_ptr, rl_ptr, buf(fb), buf(t["mult"]), buf(t["shift"]), t["zp_out"], t["act_min"],
+                t["act_max"], out_xor)
+    return lay, keep
+
+
+def run_c(lib, t, kind, out_xor=0):
+    fn = {"ref": lib.pz_q8_dense_ref, "m0": lib.pz_q8_dense_m0, "sparse": lib.pz_q8_sparse}[kind]
+    lay, keep = c_layer(t, kind, out_xor)
+    n_out = t["w"].shape[0]
+    out = []
+    for row in t["xu"]:
+        x = np.ascontiguousarray(row)
+        y = np.full(n_out + 8, 0xA5, np.uint8)  # guard bytes: the kernel writes only n_out
+        fn(ctypes.byref(lay), ctypes.c_void_p(x.ctypes.data), ctypes.c_void_p(y.ctypes.data))
+        assert np.all(y[n_out:] == 0xA5), "kernel wrote past n_out"
+        out.append((y[:n_out] ^ out_xor).view(np.int8))
+    return np.array(out)
+
+
+@settings(max_examples=150, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n_in=st.integers(1, 70), n_out=st.integers(1, 21),
+       density=st.sampled_from([1.0, 0.5, 0.1, 0.0]), edge=st.sampled_from([None, None, "max", "zero", "tiny"]),
+       out_xor=st.sampled_from([0, 0x80]))
+def test_kernels_equal_numpy_golden(lib, seed, n_in, n_out, density, edge, out_xor):
+    t = random_layer(np.random.default_rng(seed), n_in, n_out, density, edge)
+    want = golden(t)
+    for kind in ("ref", "m0", "sparse"):
+        np.testing.assert_array_equal(run_c(lib, t, kind, out_xor), want, err_msg=kind)
+
+
+def test_saturation_edges_are_hit(lib):
+    """The edge layers really reach both clamps and the tiny multiplier really rounds to the zero point."""
+    rng = np.random.default_rng(1)
+    t = random_layer(rng, 64, 16, edge="max")
+    t["act_min"] = -128
+    out = run_c(lib, t, "m0")
+    np.testing.assert_array_equal(out, golden(t))
+    assert out.max() == 127 and out.min() == -128
+    t = random_layer(rng, 64, 16, edge="tiny")
+    np.testing.assert_array_equal(run_c(lib, t, "m0"), golden(t))
+
+
+def test_large_layer_gaps_and_tails(lib):
+    """784 inputs (gaps over 255 need filler entries), n_in not a multiple of 4, n_out not a multiple of 8."""
+    rng = np.random.default_rng(2)
+    for n_in, n_out, density in ((784, 20, 0.004), (787, 13, 0.3), (301, 10, 1.0)):
+        t = random_layer(rng, n_in, n_out, density)
+        for kind in ("ref", "m0", "sparse"):
+            np.testing.assert_array_equal(run_c(lib, t, kind), golden(t), err_msg=f"{kind} {n_in}x{n_out}")
+
+
+@settings(max_examples=300, deadline=None)
+@given(acc=st.integers(-2**31, 2**31 - 1), mult=st.integers(0, 2**31 - 1), shift=st.integers(-30, 31))
+def test_requantize_matches_big_integers(lib, acc, mult, shift):
+    """Single rounding = round half up of acc * mult / 2^(31 + shift), computed with exact rationals."""
+    from fractions import Fraction
+    import math
+
+    exact = math.floor(Fraction(acc * mult, 2 ** (31 + shift)) + Fraction(1, 2))
+    from compress.quantize import requantize
+
+    assert int(requantize(acc, mult, shift)) == exact
+    if -2**31 <= exact < 2**31:
+        assert lib.pz_q8_requantize(acc, mult, shift) == exact
+
+
+def test_pack_round_trips():
+    rng = np.random.default_rng(3)
+    for n_out, n_in in ((1, 1), (10, 100), (13, 787), (300, 784)):
+        w = rng.integers(-127, 128, (n_out, n_in)).astype(np.int8)
+        w[rng.random(w.shape) < 0.9] = 0
+        packed = layout.pack_dense(w)
+        assert packed.nbytes == layout.dense_bytes(n_out, n_in)
+        np.testing.assert_array_equal(layout.unpack_dense(packed, n_out, n_in), w)
+        entries, row_len = layout.pack_sparse(w)
+        assert np.all(row_len % 2 == 0) and entries.nbytes == 2 * int(row_len.sum())
+        np.testing.assert_array_equal(layout.unpack_sparse(entries, row_len, n_in), w)
+
+
+def test_folded_bias_identity():
+    """bias_folded + sum xu*w == bias + sum (q - zp_in) * w for q = xu - 128, in Python integers."""
+    rng = np.random.default_rng(4)
+    w = rng.integers(-127, 128, (5, 9)).astype(np.int8)
+    bias = rng.integers(-1000, 1000, 5).astype(np.int32)
+    xu = rng.integers(0, 256, 9)
+    for zp in (-128, 0, 77, 127):
+        fb = layout.folded_bias(bias, w, zp)
+        for j in range(5):
+            lhs = int(fb[j]) + sum(int(xu[k]) * int(w[j, k]) for k in range(9))
+            rhs = int(bias[j]) + sum((int(xu[k]) - 128 - zp) * int(w[j, k]) for k in range(9))
+            assert lhs == rhs
+
+
+# -- the Cortex-M0+ build -------------------------------------------------------------------------------------------
+def _need_arm_gcc():
+    if shutil.which(ARM_GCC) is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{ARM_GCC} is missing in CI (apt-get install gcc-arm-none-eabi)")
+        pytest.skip(f"{ARM_GCC} not installed (apt-get install gcc-arm-none-eabi)")
+
+
+def test_kernels_cross_compile_for_m0plus(tmp_path):
+    _need_arm_gcc()
+    for src in SOURCES:
+        obj = tmp_path / (src.stem + ".o")
+        r = subprocess.run([ARM_GCC, *ARM_FLAGS, f"-I{KERNELS}", "-c", str(src), "-o", str(obj)],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+    dis = subprocess.run(["arm-none-eabi-objdump", "-d", str(tmp_path / "int8_dense_m0.o")], capture_output=True,
+                         text=True).stdout
+    assert "<pz_q8_dot8_m0>:" in dis, "the ARMv6-M build must contain the assembly inner loop"
+
+
+FLASH, SRAM, RET = 0x10000000, 0x20000000, 0x10FFFF00
+
+
+@pytest.fixture(scope="module")
+def m0_image(tmp_path_factory):
+    _need_arm_gcc()
+    out = tmp_path_factory.mktemp("m0") / "kernels.elf"
+    cmd = [ARM_GCC, *ARM_FLAGS, f"-I{KERNELS}", "-nostdlib", f"-Wl,-Ttext=0x{FLASH:08x}", "-Wl,-e,pz_q8_dense_m0",
+           *map(str, SOURCES), "-lgcc", "-o", str(out)]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    from elftools.elf.elffile import ELFFile
+
+    with open(out, "rb") as f:
+        elf = ELFFile(f)
+        segments = [(s["p_paddr"], s.data()) for s in elf.iter_segments() if s["p_type"] == "PT_LOAD"]
+        symtab = elf.get_section_by_name(".symtab")
+        symbols = {s.name: s["st_value"] for s in symtab.iter_symbols() if s.name.startswith("pz_")}
+    return segments, symbols
+
+
+def run_m0(image, t, fn, out_xor=0):
+    """Call a kernel of the M0+ build in Unicorn (Cortex-M0 model: Thumb-1 only, unaligned loads fault)."""
+    from unicorn import UC_ARCH_ARM, UC_MODE_THUMB, Uc
+    from unicorn.arm_const import (UC_ARM_REG_LR, UC_ARM_REG_R0, UC_ARM_REG_R1, UC_ARM_REG_R2, UC_ARM_REG_SP,
+                                   UC_CPU_ARM_CORTEX_M0)
+
+    segments, symbols = image
+    uc = Uc(UC_ARCH_ARM, UC_MODE_THUMB)
+    uc.ctl_set_cpu_model(UC_CPU_ARM_CORTEX_M0)
+    uc.mem_map(FLASH, 16 << 20)
+    uc.mem_map(SRAM, 264 << 10)
+    for addr, blob in segments:
+        uc.mem_write(addr, blob)
+    uc.mem_write(RET, b"\x00\xbf" * 8)  # nops where the kernel returns to
+    n_out, n_in = t["w"].shape
+    heap = [SRAM + 0x100]
+
+    def put(data: bytes) -> int:
+        addr = heap[0]
+        uc.mem_write(addr, data)
+        heap[0] = (addr + len(data) + 3) & ~3
+        return addr
+
+    if fn == "pz_q8_sparse":
+        entries, row_len = layout.pack_sparse(t["w"])
+        w_addr, rl_addr = put(entries.tobytes() or b"\0\0\0\0"), put(row_len.tobytes() or b"\0\0")
+    else:
+        w_addr, rl_addr = put(layout.pack_dense(t["w"]).tobytes()), 0
+    fb = layout.folded_bias(t["bias"], t["w"], t["zp_in"])
+    b_addr, m_addr, s_addr = put(fb.tobytes()), put(t["mult"].tobytes()), put(t["shift"].tobytes())
+    struct = np.array([n_in, n_out, w_addr, rl_addr, b_addr, m_addr, s_addr], np.uint32).tobytes()
+    struct += np.array([t["zp_out"], t["act_min"], t["act_max"]], np.int8).tobytes() + bytes([out_xor])
+    l_addr = put(struct)
+    outs = []
+    for row in t["xu"]:
+        x_addr, y_addr = put(row.tobytes()), put(b"\xa5" * (n_out + 8))
+        uc.reg_write(UC_ARM_REG_R0, l_addr)
+        uc.reg_write(UC_ARM_REG_R1, x_addr)
+        uc.reg_write(UC_ARM_REG_R2, y_addr)
+        uc.reg_write(UC_ARM_REG_SP, SRAM + (264 << 10))
+        uc.reg_write(UC_ARM_REG_LR, RET | 1)
+        uc.emu_start(symbols[fn] | 1, RET, count=50_000_000)
+        y = np.frombuffer(bytes(uc.mem_read(y_addr, n_out + 8)), np.uint8)
+        assert np.all(y[n_out:] == 0xA5)
+        outs.append((y[:n_out] ^ out_xor).view(np.int8))
+    return np.array(outs)
+
+
+@pytest.mark.parametrize("n_in,n_out,density,edge", [(784, 24, 1.0, None), (64, 16, 1.0, "max"),
+                                                    (300, 10, 0.1, None), (102, 13, 0.5, None),
+                                                    (8, 8, 1.0, "zero")])
+def test_m0_build_equals_golden_in_unicorn(m0_image, n_in, n_out, density, edge):
+    t = random_layer(np.random.default_rng(n_in * 100 + n_out), n_in, n_out, density, edge)
+    want = golden(t)
+    for fn in ("pz_q8_dense_m0", "pz_q8_dense_ref", "pz_q8_sparse"):
+        np.testing.assert_array_equal(run_m0(m0_image, t, fn, out_xor=0x80), want, err_msg=fn)
