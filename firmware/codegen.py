@@ -182,6 +182,7 @@ def generate_testdata(images: np.ndarray, labels: np.ndarray, source: str = "<da
 
 #define PZ_TEST_IMAGES {n}u
 
+extern const uint32_t pz_test_count;  /* N (an object, not only a macro: N may be 0) */
 extern const uint8_t pz_test_images[{max(n, 1) * features}];  /* N x features, row-major */
 extern const uint8_t pz_test_labels[{max(n, 1)}];
 
@@ -189,7 +190,7 @@ extern const uint8_t pz_test_labels[{max(n, 1)}];
 """
     flat = images.reshape(-1) if n else np.zeros(features, np.uint8)
     lab = labels.astype(np.uint8) if n else np.zeros(1, np.uint8)
-    c = (f'{header}#include "testdata.h"\n\n'
+    c = (f'{header}#include "testdata.h"\n\nconst uint32_t pz_test_count = PZ_TEST_IMAGES;\n\n'
          + c_array("uint8_t", "pz_test_images", flat, lambda v: f"0x{int(v):02x}", "const ", BYTES_PER_LINE)
          + c_array("uint8_t", "pz_test_labels", lab, lambda v: f"{int(v)}", "const ", BYTES_PER_LINE))
     return {"testdata.h": h, "testdata.c": c}

@@ -250,3 +250,43 @@ def test_cli_default_out_dir(toolchain, tmp_path, monkeypatch, mnist, capsys):
     assert (tmp_path / "build" / "tiny" / "firmware.uf2").is_file()
     out = capsys.readouterr().out
     assert "RAM:" in out and "Flash:" in out and "%" in out
+
+
+def test_zero_images_builds_and_reports_an_empty_summary(toolchain, tmp_path):
+    model_dir = make_model(tmp_path / "xor", sizes=(2, 3, 1), activation="sigmoid", output="binary",
+                           dataset="xor", scale=1.0)
+    result = fwbuild.build(model_dir, tmp_path / "out", images=0, quiet=True)
+    assert boot(result.out_dir)[1] == "summary images 0 correct 0 us_total 0\r\n"
+
+
+def test_unknown_dataset_and_feature_mismatch(toolchain, tmp_path, mnist):
+    odd = make_model(tmp_path / "odd", sizes=(784, 4, 10), dataset="nosuch")
+    with pytest.raises(fwbuild.BuildError, match="odd: cannot load its dataset 'nosuch'"):
+        fwbuild.build(odd, tmp_path / "out")
+    narrow = make_model(tmp_path / "narrow", sizes=(100, 4, 10))
+    with pytest.raises(fwbuild.BuildError, match="narrow: model takes 100 features, dataset mnist has 784"):
+        fwbuild.build(narrow, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_picolibc_names_the_package(toolchain, tmp_path, monkeypatch):
+    monkeypatch.setattr(fwbuild, "PICOLIBC_SPECS", tmp_path / "picolibc.specs")
+    with pytest.raises(fwbuild.BuildError, match="picolibc.specs not found; .*picolibc-arm-none-eabi"):
+        fwbuild.build(make_model(tmp_path / "m", sizes=(784, 4, 10)), tmp_path / "out")
+
+
+@pytest.mark.parametrize("patch,message", [
+    (".space 200\n", r"boot2 code is \d+ bytes; the bootrom loads at most 252"),
+    (".word main\n", "has relocations, so it is not position independent"),
+])
+def test_boot2_rules_are_enforced_by_the_build(toolchain, tmp_path, monkeypatch, mnist, patch, message):
+    runtime = tmp_path / "runtime"
+    runtime.mkdir()
+    for f in fwbuild.RUNTIME_DIR.iterdir():
+        if f.is_file():
+            (runtime / f.name).write_bytes(f.read_bytes())
+    source = (runtime / "boot2.S").read_text()
+    (runtime / "boot2.S").write_text(source.replace("    .ltorg\n", "    .ltorg\n" + patch, 1))
+    monkeypatch.setattr(fwbuild, "RUNTIME_DIR", runtime)
+    with pytest.raises(fwbuild.BuildError, match=message):
+        fwbuild.build(make_model(tmp_path / "m", sizes=(784, 4, 10)), tmp_path / "out", images=1)

@@ -12,7 +12,7 @@ int main(void) {
     pz_uart_init();
     unsigned correct = 0;
     uint64_t total_us = 0;
-    for (unsigned i = 0; i < PZ_TEST_IMAGES; i++) {
+    for (unsigned i = 0; i < pz_test_count; i++) {
         memcpy(pz_input, &pz_test_images[i * PZ_INPUT_FEATURES], PZ_INPUT_FEATURES);
         uint64_t start = pz_time_us();
         int pred = pz_infer();
@@ -22,7 +22,7 @@ int main(void) {
         total_us += us;
         printf("img %u label %u pred %d us %lu\n", i, label, pred, (unsigned long)us);
     }
-    printf("summary images %u correct %u us_total %lu\n", (unsigned)PZ_TEST_IMAGES, correct,
+    printf("summary images %u correct %u us_total %lu\n", (unsigned)pz_test_count, correct,
            (unsigned long)total_us);
     pz_uart_flush();
     pz_halt();
