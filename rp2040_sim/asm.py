@@ -104,3 +104,18 @@ def build_image(app_source: str, outdir, boot2: bytes | None = None) -> dict:
     (outdir / "image.bin").write_bytes(image)
     (outdir / "image.uf2").write_bytes(write_uf2(image))
     return {"elf": elf, "bin": outdir / "image.bin", "uf2": outdir / "image.uf2"}
+
+
+def run_snippet(source: str, workdir, at: int = 0x20000000, sim=None, regs=None):
+    """Assemble `source` (ending in bkpt), place it at `at` (SRAM, or flash when at is in XIP) and run it.
+    Returns (sim, stop)."""
+    from rp2040_sim.core import Rp2040
+    from rp2040_sim.memory import XIP_BASE, XIP_WINDOW_END
+    code = code_bytes(source, workdir)
+    sim = sim or Rp2040()
+    if XIP_BASE <= at < XIP_WINDOW_END:
+        sim.load_flash(code, (at - XIP_BASE) % (2 * 1024 * 1024))
+    else:
+        sim.write(at, code)
+    sim.set_regs(sp=0x20042000, **(regs or {}))
+    return sim, sim.run(at)

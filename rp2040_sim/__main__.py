@@ -1,0 +1,106 @@
+"""Command line.
+
+    python -m rp2040_sim run FIRMWARE.uf2|.elf|.bin [--elf F] [--max-cycles N] [--strict] [--xip-miss-cycles N]
+    python -m rp2040_sim eval BUILD_DIR [--images N] [--jobs J] [--out FILE]
+    python -m rp2040_sim build-native            # compile the C cycle counter now (make setup does this)
+
+Exit status: 0 when the firmware reached its final `bkpt #0` (eval: emulator.json written), 1 on a fault, a
+refused boot or bad input (with a message saying which file and why), 2 on usage errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from rp2040_sim import native
+from rp2040_sim.boot import BootError
+from rp2040_sim.core import DEFAULT_MAX_CYCLES, SimConfig
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{value} must be positive")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m rp2040_sim", description="Cycle-counting RP2040 emulator")
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="boot a firmware image, print its UART output and a cycles/RAM summary")
+    r.add_argument("image", help="firmware .uf2, .elf or .bin")
+    r.add_argument("--elf", help="ELF for symbols when running a .uf2/.bin (default: <image>.elf beside it)")
+    r.add_argument("--max-cycles", type=_positive, default=DEFAULT_MAX_CYCLES,
+                   help=f"cycle budget before the run is stopped as a fault (default {DEFAULT_MAX_CYCLES:,})")
+    r.add_argument("--strict", action="store_true", help="stop at the first unimplemented register access")
+    r.add_argument("--xip-miss-cycles", type=_positive, default=None,
+                   help="clk_sys cycles per XIP cache line fill (default: from the SSI setup boot2 writes)")
+    r.add_argument("--json", help="also write the figures to this JSON file")
+    r.add_argument("--quiet", action="store_true", help="do not echo UART output live")
+    e = sub.add_parser("eval", help="run pz_infer over test images and compare with the host model")
+    e.add_argument("build_dir")
+    e.add_argument("--images", type=_positive, default=None, help="number of test images (default: all)")
+    e.add_argument("--jobs", type=_positive, default=None, help="worker processes (default: CPU cores)")
+    e.add_argument("--out", help="output file (default BUILD_DIR/emulator.json)")
+    e.add_argument("--no-progress", action="store_true")
+    sub.add_parser("build-native", help="compile the native cycle counter into its cache")
+    return p
+
+
+def cmd_run(args) -> int:
+    from rp2040_sim import runner
+    sink = None if args.quiet else (lambda b: (sys.stdout.write(chr(b)), sys.stdout.flush()))
+    config = SimConfig(max_cycles=args.max_cycles, strict=args.strict, xip_miss_cycles=args.xip_miss_cycles,
+                       uart_sink=sink)
+    result, _sim = runner.run_image(args.image, config, args.elf)
+    if result.uart and not result.uart.endswith("\n") and sink:
+        print()
+    print("-" * 60)
+    print(runner.summary(result))
+    if args.json:
+        from rp2040_sim.eval import write_json_atomic
+        from pathlib import Path
+        write_json_atomic(Path(args.json), {
+            "stop": result.stop.kind, "pc": result.stop.pc, "cycles": result.cycles,
+            "instructions": result.instructions, "xip_hits": result.xip_hits, "xip_misses": result.xip_misses,
+            "ms_at_125mhz": result.ms_at_125mhz, "static_ram_bytes": result.static_ram_bytes,
+            "peak_stack_bytes": result.peak_stack_bytes, "peak_ram_bytes": result.peak_ram_bytes,
+            "flash_bytes": result.flash_bytes, "functions": dict(result.functions), "uart": result.uart})
+    if not result.stop.ok:
+        print(result.fault_report, file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from rp2040_sim.eval import evaluate
+    report = evaluate(args.build_dir, args.images, args.jobs, progress=not args.no_progress, out=args.out)
+    keys = ("images", "accuracy", "host_accuracy", "agreement_with_host", "max_abs_output_diff",
+            "cycles_per_inference", "ms_per_inference_125mhz", "peak_ram_bytes", "flash_bytes", "wall_seconds")
+    print(json.dumps({k: report[k] for k in keys}, indent=2))
+    return 0
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    from rp2040_sim.elfinfo import ElfError
+    from rp2040_sim.eval import EvalError
+    try:
+        if args.command == "build-native":
+            print(native.build(force=True))
+            return 0
+        if args.command == "run":
+            return cmd_run(args)
+        return cmd_eval(args)
+    except (BootError, ElfError, EvalError, native.NativeBuildError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,244 @@
+"""Batch inference in the emulator against the host model -> emulator.json.
+
+The firmware boots once (main runs its own test images and ends at `bkpt #0`); then for each image we restore
+the post-boot machine (registers, SRAM with a freshly painted stack, XIP cache), write the raw features to
+`pz_input`, call `pz_infer` with LR = pz_halt|1 and SP = __stack_top, and read r0 (the class) and `pz_output`.
+Restoring the same state before every image makes each count independent of order and of how images are split
+across worker processes: the figures are deterministic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from rp2040_sim import boot
+from rp2040_sim.core import Rp2040, SimConfig
+from rp2040_sim.runner import CHIP_HZ, STACK_PAINT, collect, peak_stack
+
+BUILD_JSON = "build.json"
+OUTPUT_FILE = "emulator.json"
+REQUIRED_BUILD_KEYS = ("model_dir", "dataset", "input_features", "output_count", "output_ctype")
+OUTPUT_DTYPES = {"float": np.float32, "double": np.float64, "int8_t": np.int8}
+CHUNK = 25                       # images per work item: small enough for a smooth progress bar
+PER_IMAGE_MAX_CYCLES = 1 << 31   # 17 s at 125 MHz: far beyond any model that fits the chip
+
+
+class EvalError(Exception):
+    """A build directory eval cannot use, or a firmware that fails in the emulator; the message says why."""
+
+
+# -- build directory -------------------------------------------------------------------------------------------
+def read_build(build_dir: Path) -> dict:
+    build_dir = Path(build_dir)
+    if not build_dir.is_dir():
+        raise EvalError(f"{build_dir}: not a directory; give a build directory written by "
+                        f"`python -m firmware.build MODEL_DIR --out {build_dir}`")
+    path = build_dir / BUILD_JSON
+    try:
+        build = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise EvalError(f"{path}: not found; rebuild with `python -m firmware.build`") from None
+    except json.JSONDecodeError as e:
+        raise EvalError(f"{path}: not valid JSON ({e}); rebuild with `python -m firmware.build`") from None
+    missing = [k for k in REQUIRED_BUILD_KEYS if k not in build]
+    if missing:
+        raise EvalError(f"{path}: missing keys {missing}; rebuild with a current `python -m firmware.build`")
+    if build["output_ctype"] not in OUTPUT_DTYPES:
+        raise EvalError(f"{path}: output_ctype {build['output_ctype']!r}, expected one of {sorted(OUTPUT_DTYPES)}")
+    for name in ("firmware.uf2", "firmware.elf"):
+        if not (build_dir / name).is_file():
+            raise EvalError(f"{build_dir / name}: not found; rebuild with `python -m firmware.build`")
+    sha = hashlib.sha256((build_dir / "firmware.uf2").read_bytes()).hexdigest()
+    if build.get("uf2_sha256") not in (None, sha):
+        raise EvalError(f"{build_dir / 'firmware.uf2'}: sha256 {sha} differs from build.json's "
+                        f"{build['uf2_sha256']}: the UF2 is not the one this build wrote; rebuild")
+    build["_uf2_sha256"] = sha
+    return build
+
+
+def host_reference(model, raw: np.ndarray) -> np.ndarray:
+    """The host outputs eval compares against: the one place that picks the reference implementation."""
+    if "quantization" in model.meta:
+        from compress import reference          # int8 variants: the compression engineer's golden model
+        return reference.forward(model, raw)
+    from zoo import host
+    return host.forward(model, raw)
+
+
+# -- one emulator per worker process -----------------------------------------------------------------------------
+class Harness:
+    """A booted firmware and the state every inference starts from."""
+
+    def __init__(self, build_dir: Path, build: dict):
+        self.image = boot.load_image(build_dir / "firmware.uf2", build_dir / "firmware.elf")
+        elf = self.image.elf
+        self.sim = Rp2040(SimConfig())
+        start = boot.prepare(self.sim, self.image)
+        stop = self.sim.run(start)
+        self.boot_result = collect(self.sim, self.image, stop)
+        if not stop.ok:
+            raise EvalError(f"{build_dir}/firmware.uf2 did not reach its final bkpt while booting:\n"
+                            f"{self.boot_result.fault_report}")
+        self.input_addr = elf.addr("pz_input")
+        self.output_addr = elf.addr("pz_output")
+        self.infer = elf.addr("pz_infer")
+        self.halt = elf.addr("pz_halt")
+        region = elf.stack_region()
+        if region is None:
+            raise EvalError(f"{elf.path}: no __stack_limit/__stack_top symbols; the firmware contract needs them")
+        self.stack_limit, self.stack_top = region
+        self.features = int(build["input_features"])
+        self.dtype = np.dtype(OUTPUT_DTYPES[build["output_ctype"]])
+        self.count = int(build["output_count"])
+        # Post-boot state, with the stack painted again so each inference measures its own peak.
+        sram = bytearray(self.sim.read(0x20000000, 0x42000))
+        lo, hi = self.stack_limit - 0x20000000, self.stack_top - 0x20000000
+        sram[lo:hi] = STACK_PAINT.to_bytes(4, "little") * ((hi - lo) // 4)
+        self.sram = bytes(sram)
+        self.context = self.sim.uc.context_save()
+        self.xip = self.sim.xip_snapshot()
+
+    def infer_one(self, raw: np.ndarray):
+        sim = self.sim
+        sim.write(0x20000000, self.sram)
+        sim.uc.context_restore(self.context)
+        sim.xip_restore(self.xip)
+        sim.write(self.input_addr, np.asarray(raw, dtype=np.uint8).tobytes())
+        sim.set_regs(sp=self.stack_top, lr=self.halt | 1)
+        c0, i0, h0, m0 = sim.state.cycles, sim.state.instructions, sim.state.xip_hits, sim.state.xip_misses
+        stop = sim.run(self.infer, PER_IMAGE_MAX_CYCLES)
+        if not stop.ok:
+            from rp2040_sim.faults import format_fault
+            raise EvalError("pz_infer did not return to pz_halt:\n" +
+                            format_fault(sim, self.image.elf, stop, self.stack_top))
+        st = sim.state
+        out = np.frombuffer(sim.read(self.output_addr, self.dtype.itemsize * self.count), dtype=self.dtype)
+        return (stop.regs["r0"], out.astype(np.float64), st.cycles - c0, st.instructions - i0,
+                st.xip_hits - h0, st.xip_misses - m0, peak_stack(sim, self.image.elf))
+
+
+_harness = None
+
+
+def _worker_init(build_dir, build):
+    global _harness
+    _harness = Harness(Path(build_dir), build)
+
+
+def _worker_run(task):
+    start, raws = task
+    return start, [_harness.infer_one(r) for r in raws]
+
+
+# -- the whole evaluation --------------------------------------------------------------------------------------
+def evaluate(build_dir, images: int | None = None, jobs: int | None = None, progress: bool = True,
+             out: Path | None = None) -> dict:
+    from zoo import data, modeldir
+    build_dir = Path(build_dir)
+    build = read_build(build_dir)
+    try:
+        model = modeldir.load(Path(build["model_dir"]))
+    except modeldir.ModelDirError as e:
+        raise EvalError(f"{build_dir / BUILD_JSON}: model_dir: {e}") from None
+    ds = data.load(build["dataset"])
+    available = len(ds.x_test)
+    n = available if images is None else images
+    if not 1 <= n <= available:
+        raise EvalError(f"--images {n}: the {build['dataset']} test set has {available} images; give 1..{available}")
+    if ds.x_test.shape[1] != build["input_features"]:
+        raise EvalError(f"{build_dir / BUILD_JSON}: input_features {build['input_features']} but "
+                        f"{build['dataset']} has {ds.x_test.shape[1]}")
+    x, y = ds.x_test[:n], np.asarray(ds.y_test[:n])
+    host_out = np.asarray(host_reference(model, x), dtype=np.float64).reshape(n, -1)
+    from zoo import host
+    host_pred = host.predict(model, host_out)
+
+    jobs = max(1, min(jobs or os.cpu_count() or 1, -(-n // CHUNK)))
+    tasks = [(s, x[s:s + CHUNK]) for s in range(0, n, CHUNK)]
+    results = [None] * n
+    t0 = time.perf_counter()
+    bar = _progress(progress, n)
+    if jobs == 1:
+        _worker_init(build_dir, build)
+        boot_result = _harness.boot_result
+        for task in tasks:
+            s, rows = _worker_run(task)
+            results[s:s + len(rows)] = rows
+            bar(len(rows))
+    else:
+        ctx = multiprocessing.get_context("spawn")     # no fork of a process that may hold JAX threads
+        with ctx.Pool(jobs, initializer=_worker_init, initargs=(str(build_dir), build)) as pool:
+            for s, rows in pool.imap_unordered(_worker_run, tasks):
+                results[s:s + len(rows)] = rows
+                bar(len(rows))
+        _worker_init(build_dir, build)                 # boot figures, in this process (deterministic)
+        boot_result = _harness.boot_result
+    bar(None)
+    wall = time.perf_counter() - t0
+
+    pred = np.array([r[0] for r in results], dtype=np.int64)
+    outs = np.stack([r[1] for r in results])
+    cycles = np.array([r[2] for r in results], dtype=np.int64)
+    instr = np.array([r[3] for r in results], dtype=np.int64)
+    stack = max([r[6] for r in results] + [boot_result.peak_stack_bytes or 0])
+    static = boot_result.static_ram_bytes
+    if outs.shape[1] != host_out.shape[1]:
+        raise EvalError(f"{build_dir / BUILD_JSON}: output_count {outs.shape[1]} but the model has "
+                        f"{host_out.shape[1]} outputs")
+    report = {
+        "build_dir": str(build_dir.resolve()),
+        "model_dir": build["model_dir"],
+        "dataset": build["dataset"],
+        "images": n,
+        "accuracy": float(np.mean(pred == y)),
+        "host_accuracy": float(np.mean(host_pred == y)),
+        "agreement_with_host": float(np.mean(pred == host_pred)),
+        "disagreements": [int(i) for i in np.nonzero(pred != host_pred)[0][:20]],
+        "max_abs_output_diff": float(np.max(np.abs(outs - host_out))),
+        "cycles_per_inference": {"mean": float(cycles.mean()), "min": int(cycles.min()), "max": int(cycles.max())},
+        "instructions_per_inference": {"mean": float(instr.mean()), "min": int(instr.min()),
+                                       "max": int(instr.max())},
+        "ms_per_inference_125mhz": float(cycles.mean() / CHIP_HZ * 1e3),
+        "xip_per_inference": {"hits_mean": float(np.mean([r[4] for r in results])),
+                              "misses_mean": float(np.mean([r[5] for r in results]))},
+        "static_ram_bytes": static,
+        "peak_stack_bytes": stack,
+        "peak_ram_bytes": static + stack,
+        "flash_bytes": boot_result.flash_bytes,
+        "uf2_sha256": build["_uf2_sha256"],
+        "boot": {"cycles": boot_result.cycles, "instructions": boot_result.instructions,
+                 "uart_lines": len(boot_result.uart.splitlines())},
+        "wall_seconds": round(wall, 3),
+        "jobs": jobs,
+    }
+    write_json_atomic(Path(out) if out else build_dir / OUTPUT_FILE, report)
+    return report
+
+
+def write_json_atomic(path: Path, obj):
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def _progress(enabled: bool, total: int):
+    if not enabled:
+        return lambda k: None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+    p = Progress("emulating", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True)
+    task = p.add_task("images", total=total)
+    p.start()
+
+    def advance(k):
+        if k is None:
+            p.stop()
+        else:
+            p.advance(task, k)
+    return advance
