@@ -48,6 +48,7 @@ class Options:
     calib_images: int = 10000
     train_limit: int | None = None
     data_dir: Path | None = None
+    label_smoothing: float | None = None  # override the registry recipe's (fine-tuning loss must match training's)
     force: bool = False
     log: object = field(default=None, repr=False)
 
@@ -71,6 +72,8 @@ def validate(model_dir: Path, opts: Options):
         value = getattr(opts, name)
         if value is not None and value < 1:
             raise CompressError(f"--{name.replace('_', '-')} {value}: must be at least 1")
+    if opts.label_smoothing is not None and not (0 <= opts.label_smoothing < 1):
+        raise CompressError(f"--label-smoothing {opts.label_smoothing}: must be in [0, 1)")
     for name in ("lr", "qat_lr"):
         value = getattr(opts, name)
         if value is not None and not (value > 0 and math.isfinite(value)):
@@ -120,6 +123,13 @@ def _sparsity(spec, params) -> dict:
             "weight_count": count}
 
 
+def _test_loss(spec, out, y):
+    """The test loss zoo.train reports: mean squared error for a binary output, cross-entropy for logits."""
+    if spec.output == "binary":
+        return float(np.mean((np.asarray(out, np.float64)[:, 0] - y) ** 2))
+    return _xent(np.asarray(out, np.float64), y)
+
+
 def _xent(logits, y):
     z = logits - logits.max(axis=1, keepdims=True)
     return float(np.mean(np.log(np.exp(z).sum(axis=1)) - z[np.arange(len(y)), y]))
@@ -131,7 +141,7 @@ def compress_model(model_dir: Path, opts: Options):
     model = validate(model_dir, opts)
     log = opts.log or (lambda msg: None)
     ds = data.load(model.meta["dataset"], opts.data_dir)
-    cfg = _config(model)
+    cfg = _config(model).with_overrides(label_smoothing=opts.label_smoothing)
     seed = model.meta.get("seed", 0) if opts.seed is None else opts.seed
     spec, params = model.spec, [dict(p) for p in model.params]
     meta = {k: model.meta[k] for k in ("model", "dataset", "input", "dtype", "seed") if k in model.meta}
@@ -228,7 +238,7 @@ def _metrics(saved, ds, source, sparsity_meta) -> dict:
         acc = float(np.mean(reference.predict(saved, out) == ds.y_test))
         loss = _xent(reference.dequantize_outputs(saved, out), ds.y_test)
     else:
-        acc, loss = float_acc, _xent(np.asarray(float_out, np.float64), ds.y_test)
+        acc, loss = float_acc, _test_loss(saved.spec, float_out, ds.y_test)
     src = source.metrics.get("test_accuracy")
     mb = model_bytes(saved)
     metrics = {
@@ -292,6 +302,8 @@ def main(argv=None):
     p.add_argument("--seed", type=int, help="fine-tuning seed (default: the model's)")
     p.add_argument("--train-limit", type=int, help="fine-tune on the first N training images only")
     p.add_argument("--data-dir", type=Path, help="directory with the dataset's IDX files (plain or .gz)")
+    p.add_argument("--label-smoothing", type=float,
+                   help="fine-tuning loss label smoothing (default: the registry recipe's; match the training run)")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.add_argument("--quiet", action="store_true")
@@ -299,6 +311,7 @@ def main(argv=None):
     opts = Options(out=a.out, prune=a.prune, structured=a.structured, scope=a.scope, quantize=a.quantize,
                    qat=a.qat, epochs=a.epochs, qat_epochs=a.qat_epochs, lr=a.lr, qat_lr=a.qat_lr, seed=a.seed,
                    calib_images=a.calib_images, train_limit=a.train_limit, data_dir=a.data_dir, force=a.force,
+                   label_smoothing=a.label_smoothing,
                    log=None if a.quiet else (lambda msg: print(msg, file=sys.stderr)))
     try:
         metrics = compress_model(a.model_dir, opts)
