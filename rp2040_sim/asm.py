@@ -1,8 +1,8 @@
 """Tiny bootable images from Thumb assembly, for tests and benchmarks (needs arm-none-eabi-as/ld/objcopy).
 
 `build_image(app_source, outdir)` assembles `app_source` after a vector table (initial SP = __stack_top, reset
-= the `reset` label), links it at 0x10000100 with __stack_limit/__stack_top defined, prepends a minimal boot2
-carrying its CRC, and writes image.elf/.bin/.uf2 with firmware/uf2.py's writer.
+= the `reset` label), links it at 0x10000100 behind a minimal boot2 carrying its CRC (flash offset 0), with
+__stack_limit/__stack_top defined, and writes image.elf/.bin/.uf2 with firmware/uf2.py's writer.
 """
 
 from __future__ import annotations
@@ -39,11 +39,12 @@ STACK_BYTES = 2048
 LINKER_SCRIPT = f"""
 ENTRY(reset)
 MEMORY {{
-  FLASH (rx) : ORIGIN = 0x10000100, LENGTH = 0x1FFF00
+  FLASH (rx) : ORIGIN = 0x10000000, LENGTH = 0x200000
   RAM (rwx)  : ORIGIN = 0x20000000, LENGTH = 0x42000
 }}
 SECTIONS {{
-  .text : {{ KEEP(*(.vectors)) *(.text*) *(.rodata*) . = ALIGN(4); }} > FLASH
+  .boot2 : {{ KEEP(*(.boot2)) }} > FLASH
+  .text 0x10000100 : {{ KEEP(*(.vectors)) *(.text*) *(.rodata*) . = ALIGN(4); }} > FLASH
   .bss (NOLOAD) : {{ *(.bss*) *(COMMON) . = ALIGN(4); }} > RAM
   __stack_top = ORIGIN(RAM) + LENGTH(RAM);
   __stack_limit = __stack_top - {STACK_BYTES};
@@ -92,15 +93,16 @@ def code_bytes(source: str, outdir: Path, name: str = "snippet") -> bytes:
 def build_image(app_source: str, outdir, boot2: bytes | None = None) -> dict:
     """Bootable image; returns {'elf', 'bin', 'uf2'} paths. `boot2` overrides the 256-byte boot2 block."""
     outdir = Path(outdir)
-    obj = assemble(PRELUDE + VECTORS + app_source, outdir, "app")
+    if boot2 is None:
+        boot2 = boot2_with_crc(code_bytes(BOOT2_SOURCE, outdir, "boot2"))
+    (outdir / "boot2_crc.bin").write_bytes(boot2)
+    boot2_section = f'    .section .boot2, "ax"\n    .incbin "{outdir / "boot2_crc.bin"}"\n'
+    obj = assemble(PRELUDE + boot2_section + VECTORS + app_source, outdir, "app")
     lds = outdir / "app.ld"
     lds.write_text(LINKER_SCRIPT)
     elf = outdir / "image.elf"
     _run(["arm-none-eabi-ld", "-T", lds, "-o", elf, obj])
-    app = to_bin(elf, outdir / "app.bin")
-    if boot2 is None:
-        boot2 = boot2_with_crc(code_bytes(BOOT2_SOURCE, outdir, "boot2"))
-    image = boot2 + app
+    image = to_bin(elf, outdir / "app.bin")
     (outdir / "image.bin").write_bytes(image)
     (outdir / "image.uf2").write_bytes(write_uf2(image))
     return {"elf": elf, "bin": outdir / "image.bin", "uf2": outdir / "image.uf2"}

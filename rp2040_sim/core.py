@@ -67,6 +67,24 @@ class Stop:
         return self.kind == "halt"
 
 
+def load_store_address(hw: int, r: dict) -> int | None:
+    """Effective address of a Thumb-1 load/store (ARMv6-M ARM A5.2.4), for fault reports."""
+    reg = lambda n: r[REG_NAMES[n]]  # noqa: E731
+    rn, rm = (hw >> 3) & 7, (hw >> 6) & 7
+    imm5 = (hw >> 6) & 0x1F
+    if hw >> 12 == 0b0101:                          # register offset
+        return (reg(rn) + reg(rm)) & 0xFFFFFFFF
+    if hw >> 13 == 0b011:                           # word (B=0) / byte (B=1) immediate
+        return (reg(rn) + (imm5 if hw & 0x1000 else imm5 * 4)) & 0xFFFFFFFF
+    if hw >> 12 == 0b1000:                          # halfword immediate
+        return (reg(rn) + imm5 * 2) & 0xFFFFFFFF
+    if hw >> 12 == 0b1001:                          # SP-relative
+        return (r["sp"] + (hw & 0xFF) * 4) & 0xFFFFFFFF
+    if hw >> 12 == 0b1100:                          # LDM/STM
+        return reg((hw >> 8) & 7)
+    return None
+
+
 class Rp2040:
     def __init__(self, config: SimConfig | None = None):
         self.config = config or SimConfig()
@@ -212,7 +230,8 @@ class Rp2040:
                                      f"{uc.reg_read(arm.UC_ARM_REG_R0)} (the exception number for the "
                                      f"firmware's unexpected-exception handler)")
         elif intno == EXCP_DATA_ABORT:
-            self._pending = Stop("unaligned access", pc, None,
+            hw = int.from_bytes(uc.mem_read(pc, 2), "little")
+            self._pending = Stop("unaligned access", pc, load_store_address(hw, self.regs()),
                                  "the Cortex-M0+ faults on unaligned loads and stores (HardFault)")
         elif intno == EXCP_SWI:
             self._pending = Stop("exception", pc - 2, None, "SVC: exceptions are not modelled")

@@ -1,0 +1,102 @@
+"""Every fault kind stops the run with its kind, the address, the function (and source line) of the PC, registers
+and a backtrace, and a non-zero exit status from the CLI."""
+
+import pytest
+
+from rp2040_sim import __main__ as cli
+from rp2040_sim import asm, runner
+from rp2040_sim.core import SimConfig
+from tests.conftest import require_tool
+
+# reset calls `main`, which calls the function under test, so the backtrace has a caller to find.
+TEMPLATE = r"""
+    .thumb_func
+    .global reset
+reset:
+    bl main
+    bkpt #0
+    .thumb_func
+    .type main, %function
+main:
+    push {{r4, lr}}
+    bl {func}
+    pop {{r4, pc}}
+    .size main, . - main
+    .thumb_func
+    .type {func}, %function
+{func}:
+{body}
+    .size {func}, . - {func}
+    .ltorg
+"""
+
+FAULTS = {
+    # kind: (function, body, expected address or None)
+    "unmapped read": ("reads_nowhere", "    ldr r0, =0x30000000\n    ldr r1, [r0]\n    bx lr", 0x30000000),
+    "unmapped write": ("writes_nowhere", "    ldr r0, =0x60000000\n    str r1, [r0]\n    bx lr", 0x60000000),
+    "unaligned access": ("loads_unaligned", "    ldr r0, =0x20000002\n    ldr r1, [r0, #4]\n    bx lr",
+                         0x20000006),
+    "invalid instruction": ("uses_thumb2", "    .inst.w 0xfb90f0f1    @ sdiv r0, r0, r1 (ARMv7-M)\n    bx lr",
+                            None),
+    "flash write": ("writes_flash", "    ldr r0, =0x10001000\n    str r1, [r0]\n    bx lr", 0x10001000),
+    "stack overflow": ("recurses", "    push {r4, r5, r6, r7, lr}\n    bl recurses\n    pop {r4, r5, r6, r7, pc}",
+                       None),
+    "budget exceeded": ("spins", "1:  b 1b", None),
+    "breakpoint": ("traps", "    bkpt #0xfe\n    bx lr", None),
+    "unmapped fetch": ("jumps_nowhere", "    ldr r0, =0x30000001\n    bx r0", None),
+}
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    for t in asm.TOOLS:
+        require_tool(t)
+    root = tmp_path_factory.mktemp("faults")
+    return {kind: asm.build_image(TEMPLATE.format(func=func, body=body), root / kind.replace(" ", "_"))
+            for kind, (func, body, _) in FAULTS.items()}
+
+
+@pytest.mark.parametrize("kind", list(FAULTS))
+def test_fault_kind_function_and_report(images, kind):
+    func, _, address = FAULTS[kind]
+    result, _ = runner.run_image(images[kind]["uf2"], SimConfig(max_cycles=200_000))
+    assert result.stop.kind == kind, result.fault_report
+    report = result.fault_report
+    assert f"FAULT: {kind}" in report
+    if kind != "unmapped fetch":                      # the PC is the bad target itself
+        assert f"in {func}+0x" in report
+        assert "app.S:" in report                     # DWARF line of the faulting instruction
+    if address is not None:
+        assert result.stop.address == address and f"address: 0x{address:08x}" in report
+    assert "sp=0x" in report.replace(" ", "") and "backtrace:" in report
+
+
+def test_backtrace_names_the_caller(images):
+    result, _ = runner.run_image(images["unmapped read"]["uf2"])
+    lines = result.fault_report.splitlines()
+    frames = lines[lines.index("  backtrace:") + 1:]
+    assert "reads_nowhere" in frames[0] and any("main" in f for f in frames[1:])
+
+
+def test_stack_overflow_is_caught_at_the_limit(images):
+    result, sim = runner.run_image(images["stack overflow"]["uf2"])
+    limit = sim.state.stack_limit
+    assert result.stop.address < limit <= result.stop.address + 20      # caught right after the push crossing it
+
+
+def test_thumb2_detail_and_unaligned_detail(images):
+    r, _ = runner.run_image(images["invalid instruction"]["uf2"])
+    assert "Thumb-2" in r.fault_report
+    r, _ = runner.run_image(images["unaligned access"]["uf2"])
+    assert "unaligned" in r.fault_report
+
+
+@pytest.mark.parametrize("kind", ["flash write", "budget exceeded"])
+def test_cli_exit_code_on_fault(images, kind, capsys):
+    assert cli.main(["run", str(images[kind]["uf2"]), "--max-cycles", "100000", "--quiet"]) == 1
+    assert f"FAULT: {kind}" in capsys.readouterr().err
+
+
+def test_budget_stops_an_endless_loop_quickly(images):
+    result, _ = runner.run_image(images["budget exceeded"]["uf2"], SimConfig(max_cycles=1_000_000))
+    assert 1_000_000 <= result.cycles < 1_000_100
