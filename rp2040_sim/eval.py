@@ -26,7 +26,7 @@ BUILD_JSON = "build.json"
 OUTPUT_FILE = "emulator.json"
 REQUIRED_BUILD_KEYS = ("model_dir", "dataset", "input_features", "output_count", "output_ctype")
 OUTPUT_DTYPES = {"float": np.float32, "double": np.float64, "int8_t": np.int8}
-CHUNK = 25                       # images per work item: small enough for a smooth progress bar
+CHUNK = 25                       # most images per work item: small enough for a smooth progress bar
 PER_IMAGE_MAX_CYCLES = 1 << 31   # 17 s at 125 MHz: far beyond any model that fits the chip
 
 
@@ -160,8 +160,9 @@ def evaluate(build_dir, images: int | None = None, jobs: int | None = None, prog
     from zoo import host
     host_pred = host.predict(model, host_out)
 
-    jobs = max(1, min(jobs or os.cpu_count() or 1, -(-n // CHUNK)))
-    tasks = [(s, x[s:s + CHUNK]) for s in range(0, n, CHUNK)]
+    jobs = max(1, min(jobs or os.cpu_count() or 1, n))
+    chunk = max(1, min(CHUNK, -(-n // (4 * jobs))))     # at least 4 work items per worker
+    tasks = [(s, x[s:s + chunk]) for s in range(0, n, chunk)]
     results = [None] * n
     t0 = time.perf_counter()
     bar = _progress(progress, n)
