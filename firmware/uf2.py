@@ -40,12 +40,12 @@ FLASH_SIZE = 2 * 1024 * 1024
 SRAM_BASE = 0x20000000
 SRAM_END = 0x20042000  # SRAM0-3 striped 256 kB + SRAM4/5 4 kB each
 
-# --- boot2 (datasheet §2.8.1.3): 256 bytes at flash offset 0, CRC-32/MPEG-2 over 0..251, LE word at 252 ---
+# --- boot2 (datasheet §2.8.1): 256 bytes at flash offset 0, CRC-32/MPEG-2 over 0..251, LE word at 252 ---
 BOOT2_SIZE = 256
 BOOT2_CODE_MAX = 252
 CRC32_MPEG2_POLY = 0x04C11DB7  # MSB-first, init 0xFFFFFFFF, no reflection, no final XOR
 CRC32_MPEG2_INIT = 0xFFFFFFFF
-# boot2 hands over to the vector table at flash offset 0x100 (datasheet §2.8.1.3; pico-sdk boot2 exit_from_boot2)
+# boot2 hands over to the vector table at flash offset 0x100 (datasheet §2.8.1; pico-sdk boot2 exit_from_boot2)
 VECTOR_TABLE_OFFSET = 0x100
 
 
@@ -78,7 +78,7 @@ def boot2_with_crc(code: bytes) -> bytes:
     """boot2 code zero-padded to 252 bytes plus its CRC (little-endian): the 256 bytes at flash offset 0."""
     if len(code) > BOOT2_CODE_MAX:
         raise ValueError(f"boot2 code is {len(code)} bytes; the bootrom loads at most {BOOT2_CODE_MAX} "
-                         f"(datasheet §2.8.1.3) — shorten the boot2 source")
+                         f"(datasheet §2.8.1) — shorten the boot2 source")
     padded = bytes(code) + bytes(BOOT2_CODE_MAX - len(code))
     return padded + struct.pack("<I", crc32_mpeg2(padded))
 
@@ -176,7 +176,7 @@ def check_image(base: int, image: bytes, name: str = "<image>"):
     computed = crc32_mpeg2(image[:BOOT2_CODE_MAX])
     if stored != computed:
         raise Uf2Error(f"{name}: boot2 CRC 0x{stored:08x} at offset {BOOT2_CODE_MAX}, computed 0x{computed:08x} "
-                       f"(CRC-32/MPEG-2 over bytes 0..{BOOT2_CODE_MAX - 1}, datasheet §2.8.1.3); "
+                       f"(CRC-32/MPEG-2 over bytes 0..{BOOT2_CODE_MAX - 1}, datasheet §2.8.1); "
                        f"the bootrom would not boot it")
     sp, reset = struct.unpack_from("<II", image, VECTOR_TABLE_OFFSET)
     if not SRAM_BASE < sp <= SRAM_END or sp % 4:

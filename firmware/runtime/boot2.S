@@ -1,4 +1,4 @@
-/* picozoo boot2: the 252 bytes of code the bootrom copies from flash offset 0 to SRAM and runs (datasheet §2.8.1.3).
+/* picozoo boot2: the 252 bytes of code the bootrom copies from flash offset 0 to SRAM and runs (datasheet §2.8.1).
  *
  * It puts the SSI (DW_apb_ssi, datasheet §4.10) in XIP mode with serial Fast Read (0Bh: instruction, 24-bit
  * address, 8 dummy clocks, data, all on one line), which every SPI NOR flash supports up to its full clock and which
@@ -33,7 +33,7 @@
 #define BOOT2_RX_SAMPLE_DELAY 1
 /* ARM v6-M ARM B3.2.5: Vector Table Offset Register */
 #define PPB_VTOR              0xE000ED08
-/* Application vector table: flash offset 0x100 (datasheet §2.8.1.3) */
+/* Application vector table: flash offset 0x100 (datasheet §2.8.1) */
 #define APP_VECTORS           0x10000100
 
     .section .boot2, "ax"

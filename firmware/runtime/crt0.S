@@ -1,6 +1,6 @@
 /* Vector table and reset handler (ARMv6-M ARM B1.5.2 vector table, B1.5.5 reset behaviour).
  *
- * The vector table sits at flash offset 0x100 (0x10000100), where boot2 looks for it (datasheet §2.8.1.3).
+ * The vector table sits at flash offset 0x100 (0x10000100), where boot2 looks for it (datasheet §2.8.1).
  * The reset handler copies .data from flash, zeroes .bss, paints the stack region [__stack_limit, sp) with
  * PZ_STACK_PAINT so peak stack use can be measured afterwards, and calls main.
  * Written in assembly so that no compiler-generated call (memcpy/memset) touches the stack being painted. */
@@ -10,7 +10,7 @@
     .thumb
 
 #define PZ_STACK_PAINT        0xDEADBEEF
-/* ARMv6-M: 16 system vectors; RP2040 datasheet §2.3.2: 32 NVIC interrupt lines (26 used) */
+/* ARMv6-M: 16 system vectors; RP2040 datasheet §2.3: 32 NVIC interrupt lines (26 used) */
 #define PZ_SYSTEM_VECTORS     16
 #define PZ_IRQ_VECTORS        32
 

@@ -29,8 +29,8 @@
 #define XOSC_CTRL_FREQ_1_15MHZ 0x00000AA0u        /* FREQ_RANGE = 1_15MHZ */
 #define XOSC_CTRL_ENABLE       (0xFABu << 12)     /* ENABLE magic value */
 #define XOSC_STATUS_STABLE     (1u << 31)
-#define XOSC_FREQ_HZ           12000000u          /* Pico board crystal, §2.16.1 */
-#define XOSC_STARTUP_DELAY     47u                /* x256 XOSC cycles ~ 1 ms, §2.16.3 */
+#define XOSC_FREQ_HZ           12000000u          /* Pico board crystal, §2.16 */
+#define XOSC_STARTUP_DELAY     47u                /* x256 XOSC cycles ~ 1 ms, §2.16 */
 
 /* §2.15 Clocks (CLOCKS_BASE 0x40008000) */
 #define CLOCKS_BASE              0x40008000u
@@ -86,7 +86,7 @@
 #define UART_CR_TXE         (1u << 8)
 #define UART_CR_RXE         (1u << 9)
 #define PZ_UART_BAUD        115200u
-/* §4.2.7.1 baud divisor = clk_peri / (16 * baud) = 67.817: integer 67, fraction round(0.817 * 64) = 52 */
+/* §4.2, baud rate calculation baud divisor = clk_peri / (16 * baud) = 67.817: integer 67, fraction round(0.817 * 64) = 52 */
 #define UART_BAUD_DIV64     ((8u * CLK_SYS_HZ / PZ_UART_BAUD + 1u) / 2u)   /* 64 * divisor, rounded */
 #define UART_IBRD_VALUE     (UART_BAUD_DIV64 >> 6)
 #define UART_FBRD_VALUE     (UART_BAUD_DIV64 & 0x3Fu)
