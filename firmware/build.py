@@ -38,7 +38,8 @@ C_FLAGS = ["-O2", "-std=c11", "-g", "-Wall", "-Wextra", "-Werror", "-ffunction-s
            "-fno-common", "-DPICOLIBC_INTEGER_PRINTF_SCANF"]
 RAM_BYTES = 264 * 1024  # datasheet §2.6.2; must equal rp2040.ld
 FLASH_BYTES = 2 * 1024 * 1024  # Pico W25Q16
-DEFAULT_STACK = 4096  # measured peak ~ a few hundred bytes (printf); reserve is asserted by the linker script
+DEFAULT_STACK = 4096  # measured peak 208 bytes in rp2040_sim (printf); the linker script asserts the reserve fits
+MIN_STACK = 1024  # same floor as the ASSERT in rp2040.ld
 DEFAULT_IMAGES = 50
 
 OUTPUTS = ("firmware.elf", "firmware.bin", "firmware.uf2", "firmware.map", "size.json", "build.json")
@@ -200,6 +201,9 @@ def build(model_dir: Path, out_dir: Path | None = None, images: int | None = Non
     model_dir = Path(model_dir).resolve() if Path(model_dir).exists() else Path(model_dir)
     if weights_in not in ("flash", "ram"):
         raise BuildError(f"--weights-in {weights_in!r}: use flash or ram")
+    if stack < MIN_STACK or stack % 8:
+        raise BuildError(f"--stack {stack}: the stack reserve must be a multiple of 8 bytes and at least {MIN_STACK} "
+                         f"(printf alone needs a few hundred bytes; the default is {DEFAULT_STACK})")
     try:
         model = modeldir.load(model_dir)
     except modeldir.ModelDirError as e:

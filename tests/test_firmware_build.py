@@ -290,3 +290,16 @@ def test_boot2_rules_are_enforced_by_the_build(toolchain, tmp_path, monkeypatch,
     monkeypatch.setattr(fwbuild, "RUNTIME_DIR", runtime)
     with pytest.raises(fwbuild.BuildError, match=message):
         fwbuild.build(make_model(tmp_path / "m", sizes=(784, 4, 10)), tmp_path / "out", images=1)
+
+
+@pytest.mark.parametrize("stack", [512, 4100, -8])
+def test_bad_stack_reserve(tmp_path, stack):
+    with pytest.raises(fwbuild.BuildError, match=f"--stack {stack}: the stack reserve must be a multiple of 8"):
+        fwbuild.build(make_model(tmp_path / "m", sizes=(784, 4, 10)), tmp_path / "out", stack=stack)
+
+
+def test_custom_stack_reserve_is_reported(toolchain, tmp_path, mnist):
+    result = fwbuild.build(make_model(tmp_path / "m", sizes=(784, 4, 10)), tmp_path / "out", images=1,
+                           stack=2048, quiet=True)
+    sym = elf_symbols(result.out_dir / "firmware.elf")
+    assert result.size["stack_reserved_bytes"] == 2048 == sym["__stack_top"][0] - sym["__stack_limit"][0]
