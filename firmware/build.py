@@ -128,7 +128,7 @@ def elf_figures(elf_path: Path) -> dict:
         for sym in elf.get_section_by_name(".symtab").iter_symbols():
             if sym.name.startswith("pz_"):
                 symbols[sym.name] = (sym["st_value"], sym["st_size"])
-    weights = sum(size for name, (_, size) in symbols.items() if re.fullmatch(r"pz_l\d+_[wb]", name))
+    weights = sum(size for name, (_, size) in symbols.items() if re.fullmatch(r"pz_l\d+_\w+", name))
     images = symbols.get("pz_test_images", (0, 0))[1] + symbols.get("pz_test_labels", (0, 0))[1]
     return {"sections": sizes, "weights_bytes": weights, "images_bytes": images}
 
@@ -265,7 +265,7 @@ def build(model_dir: Path, out_dir: Path | None = None, images: int | None = Non
             "dataset": dataset,
             "input_features": int(model.meta["input"]["features"]),
             "output_count": model.spec.out_features,  # activations keep the width
-            "output_ctype": codegen.DTYPES[model.meta["dtype"]].ctype,
+            "output_ctype": codegen.output_ctype(model, str(model_dir)),
             "weights_in": weights_in,
             "uf2_sha256": hashlib.sha256(uf2_bytes).hexdigest(),
         }

@@ -71,6 +71,11 @@ def model_dtype(model: SavedModel, source: str) -> DType:
     return DTYPES[name]
 
 
+def output_ctype(model: SavedModel, source: str = "<model>") -> str:
+    """C type of pz_output for this model (build.json's output_ctype)."""
+    return model_dtype(model, source).ctype
+
+
 def generate_model(model: SavedModel, source: str = "<model>", weights_in: str = "flash") -> dict[str, str]:
     """C sources for a float model: {"model.h": ..., "model.c": ...}."""
     if weights_in not in ("flash", "ram"):
