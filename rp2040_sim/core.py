@@ -51,6 +51,7 @@ class SimConfig:
     xip_miss_cycles: int | None = None  # None: from the SSI setup boot2 writes (56 until then)
     uart_sink: object = None          # callable(byte) for live UART output
     warn_sink: object = None          # callable(str); default: stderr
+    accounting: bool = True           # False: no native hooks, no cycles (speed baseline for benchmarks only)
 
 
 @dataclass
@@ -149,10 +150,11 @@ class Rp2040:
         self.lib.sim_bind(self._sp, self.uc._uch, fp(uclib.uc_mem_read), fp(uclib.uc_reg_read),
                           fp(uclib.uc_emu_stop))
         self._native_hooks = []
-        for htype, cb, begin, end in (
+        hooks = (
                 (UC_HOOK_BLOCK, self.lib.sim_block_hook, 1, 0),
                 # data reads from flash go through the XIP cache; the range keeps the hook off SRAM accesses
-                (UC_HOOK_MEM_READ, self.lib.sim_flash_read_hook, XIP_BASE, XIP_WINDOW_END - 1)):
+                (UC_HOOK_MEM_READ, self.lib.sim_flash_read_hook, XIP_BASE, XIP_WINDOW_END - 1))
+        for htype, cb, begin, end in hooks if self.config.accounting else ():
             h = _ucmod.uc_hook_h()
             status = uclib.uc_hook_add(self.uc._uch, ctypes.byref(h), htype, fp(cb), self._sp,
                                        ctypes.c_uint64(begin), ctypes.c_uint64(end))

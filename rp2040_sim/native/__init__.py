@@ -36,7 +36,13 @@ def library_path() -> Path:
 
 
 def compiler() -> str:
-    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if os.environ.get("CC"):
+        cc = shutil.which(os.environ["CC"])
+        if not cc:
+            raise NativeBuildError(f"$CC is {os.environ['CC']!r}, which is not an executable on PATH: rp2040_sim "
+                                   f"compiles {SOURCE.name} for its cycle accounting; set CC to a C compiler")
+        return cc
+    cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
     if not cc:
         raise NativeBuildError(
             f"no C compiler found (tried $CC, cc, gcc, clang): rp2040_sim compiles {SOURCE.name} for its cycle "
