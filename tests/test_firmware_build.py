@@ -147,12 +147,26 @@ def test_reproducible(built, tmp_path):
         assert (first.out_dir / name).read_bytes() == (second.out_dir / name).read_bytes(), name
 
 
-def test_mnist_300_shaped_model_meets_the_budget(toolchain, tmp_path, mnist):
+def test_mnist_300_shaped_model_meets_the_budget_and_cannot_keep_weights_in_ram(toolchain, tmp_path, mnist):
     model_dir = make_model(tmp_path / "mnist_300", sizes=(784, 300, 10))
     size = fwbuild.build(model_dir, tmp_path / "out", quiet=True).size
     assert size["weights_bytes"] == 954_040
     assert size["flash_bytes"] - size["weights_bytes"] - size["images_bytes"] <= 12 * 1024
     assert size["ram_static_bytes"] <= 8 * 1024
+    with pytest.raises(fwbuild.BuildError) as e:
+        fwbuild.build(model_dir, tmp_path / "ram", weights_in="ram", quiet=True)
+    need = size["ram_static_bytes"] + size["weights_bytes"] + size["stack_reserved_bytes"]
+    assert f"exceed the RP2040's 264 kB (270336 bytes) by {need - 270336} bytes" in str(e.value)
+
+
+def test_toolchain_tests_skip_locally_and_fail_in_ci(monkeypatch):
+    """The toolchain fixture's rule: a missing program skips, naming it, unless CI is set."""
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="arm-none-eabi-nothing is not installed"):
+        require_tool("arm-none-eabi-nothing")
+    monkeypatch.setenv("CI", "1")
+    with pytest.raises(pytest.fail.Exception, match="arm-none-eabi-nothing is not installed"):
+        require_tool("arm-none-eabi-nothing")
 
 
 def test_float64_tanh_model_runs(toolchain, tmp_path, mnist):
