@@ -271,11 +271,14 @@ def build(model_dir: Path, out_dir: Path | None = None, images: int | None = Non
         }
         (work / "size.json").write_text(json.dumps(size, indent=2, sort_keys=True) + "\n")
         (work / "build.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
-        out_dir.mkdir(parents=True, exist_ok=True)
-        for name in OUTPUTS:
-            staged = out_dir / f".{name}.tmp-{os.getpid()}"
-            shutil.copyfile(work / name, staged)
-            os.replace(staged, out_dir / name)
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            for name in OUTPUTS:
+                staged = out_dir / f".{name}.tmp-{os.getpid()}"
+                shutil.copyfile(work / name, staged)
+                os.replace(staged, out_dir / name)
+        except OSError as e:
+            raise BuildError(f"{out_dir}: cannot write the build outputs ({e.strerror}); pick another --out") from None
     if not quiet:
         usage_bars(size)
         print(f"wrote {out_dir}/firmware.uf2 ({len(uf2_bytes) // uf2.UF2_BLOCK_SIZE} blocks)")

@@ -317,3 +317,11 @@ def test_custom_stack_reserve_is_reported(toolchain, tmp_path, mnist):
                            stack=2048, quiet=True)
     sym = elf_symbols(result.out_dir / "firmware.elf")
     assert result.size["stack_reserved_bytes"] == 2048 == sym["__stack_top"][0] - sym["__stack_limit"][0]
+
+
+def test_out_dir_that_is_a_file(toolchain, tmp_path, mnist):
+    blocker = tmp_path / "out"
+    blocker.write_text("not a directory")
+    with pytest.raises(fwbuild.BuildError, match="out: cannot write the build outputs"):
+        fwbuild.build(make_model(tmp_path / "m", sizes=(784, 4, 10)), blocker, images=1, quiet=True)
+    assert blocker.read_text() == "not a directory"
