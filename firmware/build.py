@@ -11,6 +11,7 @@ the previous outputs untouched.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -271,13 +272,17 @@ def build(model_dir: Path, out_dir: Path | None = None, images: int | None = Non
         }
         (work / "size.json").write_text(json.dumps(size, indent=2, sort_keys=True) + "\n")
         (work / "build.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+        staged = {name: out_dir / f".{name}.tmp-{os.getpid()}" for name in OUTPUTS}
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
-            for name in OUTPUTS:
-                staged = out_dir / f".{name}.tmp-{os.getpid()}"
-                shutil.copyfile(work / name, staged)
-                os.replace(staged, out_dir / name)
+            for name, path in staged.items():  # copy everything first, so a full disk changes nothing ...
+                shutil.copyfile(work / name, path)
+            for name, path in staged.items():  # ... then rename each into place
+                os.replace(path, out_dir / name)
         except OSError as e:
+            for path in staged.values():
+                with contextlib.suppress(OSError):
+                    path.unlink()
             raise BuildError(f"{out_dir}: cannot write the build outputs ({e.strerror}); pick another --out") from None
     if not quiet:
         usage_bars(size)
