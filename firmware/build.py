@@ -31,7 +31,7 @@ RUNTIME_DIR = PACKAGE_DIR / "runtime"
 KERNELS_DIR = PACKAGE_DIR / "kernels"
 
 CROSS_PREFIX = "arm-none-eabi-"
-TOOLS = ("gcc", "objcopy", "size")
+TOOLS = ("gcc", "objcopy", "readelf")
 DEBIAN_PACKAGES = "gcc-arm-none-eabi picolibc-arm-none-eabi"
 PICOLIBC_SPECS = Path("/usr/lib/picolibc/arm-none-eabi/picolibc.specs")
 CPU_FLAGS = ["-mcpu=cortex-m0plus", "-mthumb"]
@@ -96,7 +96,7 @@ def explain_link_failure(stderr: str, weights_in: str, weights_bytes: int) -> st
 def boot2_source(tools: dict, work: Path) -> None:
     """Assemble boot2.S, check it is position independent, append its CRC, emit boot2_crc.S for the link."""
     step(run([tools["gcc"], *CPU_FLAGS, "-c", "src/boot2.S", "-o", "boot2.o"], work), "assemble boot2")
-    relocs = run([tools["objcopy"].replace("objcopy", "readelf"), "-r", "boot2.o"], work).stdout
+    relocs = step(run([tools["readelf"], "-r", "boot2.o"], work), "readelf boot2").stdout
     if "R_ARM" in relocs:
         raise BuildError(f"{RUNTIME_DIR / 'boot2.S'}: has relocations, so it is not position independent:\n{relocs}")
     step(run([tools["objcopy"], "-O", "binary", "-j", ".boot2", "boot2.o", "boot2.bin"], work), "extract boot2")
@@ -124,7 +124,7 @@ def elf_figures(elf_path: Path) -> dict:
         elf = ELFFile(f)
         sections = {s.name: s for s in elf.iter_sections()}
         sizes = {name: sections[name]["sh_size"] if name in sections else 0
-                 for name in (".boot2", ".vectors", ".text", ".rodata", ".ARM.exidx", ".data", ".bss", ".stack")}
+                 for name in (".boot2", ".vectors", ".text", ".rodata", ".data", ".bss", ".stack")}
         symbols = {}
         for sym in elf.get_section_by_name(".symtab").iter_symbols():
             if sym.name.startswith("pz_"):
