@@ -27,7 +27,7 @@ typedef struct {
     uint8_t out_xor;
 } pz_q8_layer_t;
 
-/* round_half_up(acc * multiplier / 2^(31 + shift)), computed with one 64-bit product and one shift. */
+/* round_half_up(acc * multiplier / 2^(31 + shift)) saturated to [-2^30, 2^30] (exact before the int8 clamp). */
 int32_t pz_q8_requantize(int32_t acc, int32_t multiplier, int32_t shift);
 
 /* The byte written for output j given its accumulator (requantize, add zero point, clamp, xor). */

@@ -8,10 +8,11 @@
  * because sum (w0+128)*xu = A0 - 256*A1 fits 31 bits for n_in < 33025.
  *
  * Inner loop (pz_q8_dot8_m0, ARMv6-M): per input k, LDRB x (2) + 2 x [LDM W (2) + 4 extract + 4 MULS + 4 ADD]
- * (28) = 30 cycles for 8 MACs, plus 6 cycles of loop per 4 inputs: 126 / 32 = 3.94 cycles per MAC (static count
- * from the TRM table, docs/COMPRESS.md). Accumulators live in r6, r7, r8-r12 and lr; the end pointer on the stack.
- * Elsewhere (host tests, other CPUs) the same algorithm runs in portable C. Inputs n_in & 3 left over and groups of
- * 4 outputs use the C path on every CPU. */
+ * (28) = 30 cycles for 8 MACs, plus 7 cycles of loop per 8 inputs: 247 / 64 = 3.86 cycles per MAC (static count
+ * from the TRM table, docs/COMPRESS.md); an odd number of 4-input blocks enters the unrolled body half way.
+ * Accumulators live in r6, r7, r8-r12 and lr; the end pointer on the stack.
+ * A last group of 4 outputs uses pz_q8_dot4_m0 (4.0 cycles per MAC). Elsewhere (host tests, other CPUs) the same
+ * algorithm runs in portable C; the n_in & 3 inputs left over use the C path on every CPU. */
 #include "int8.h"
 
 #ifndef PZ_Q8_M0_ASM
@@ -42,6 +43,7 @@ static void dot_lanes_c(const uint8_t *xu, uint32_t nk4, const uint8_t *w, uint3
 
 #if PZ_Q8_M0_ASM
 void pz_q8_dot8_m0(const uint8_t *xu, const uint8_t *xend, const uint8_t *w, uint32_t *A);
+void pz_q8_dot4_m0(const uint8_t *xu, const uint8_t *xend, const uint8_t *w, uint32_t *A);
 
 #define PZ_Q8_MAC_WORD(a0, a1, a2, a3)                                                  \
     "    ldm   r1!, {r3}\n"                                                             \
@@ -87,15 +89,28 @@ __asm__(
     "    mov   r11, r6\n"
     "    mov   r12, r6\n"
     "    mov   lr, r6\n"
+    "    ldr   r4, [sp]\n"           /* an odd number of 4-input blocks enters the loop half way */
+    "    subs  r4, r4, r0\n"
+    "    lsls  r4, r4, #29\n"
+    "    bpl   1f\n"
+    "    subs  r0, #4\n"
+    "    b     2f\n"
     "1:\n"
     PZ_Q8_MAC_K("0")
     PZ_Q8_MAC_K("1")
     PZ_Q8_MAC_K("2")
     PZ_Q8_MAC_K("3")
-    "    adds  r0, #4\n"
+    "2:\n"
+    PZ_Q8_MAC_K("4")
+    PZ_Q8_MAC_K("5")
+    PZ_Q8_MAC_K("6")
+    PZ_Q8_MAC_K("7")
+    "    adds  r0, #8\n"
     "    ldr   r4, [sp]\n"
     "    cmp   r0, r4\n"
-    "    bne   1b\n"
+    "    beq   3f\n"                 /* the body is beyond B<cond>'s 256-byte reach: BEQ out, B back */
+    "    b     1b\n"
+    "3:\n"
     "    pop   {r1, r3}\n"
     "    str   r6, [r3, #0]\n"
     "    str   r7, [r3, #4]\n"
@@ -118,6 +133,51 @@ __asm__(
     "    mov   r11, r7\n"
     "    pop   {r4-r7, pc}\n"
     "    .size   pz_q8_dot8_m0, . - pz_q8_dot8_m0\n");
+
+#define PZ_Q8_MAC_K4(off)                                                               \
+    "    ldrb  r2, [r0, #" off "]\n"                                                    \
+    PZ_Q8_MAC_WORD("adds  r6, r6", "adds  r7, r7", "add   r8", "add   r9")
+
+/* The last group of 4 outputs (n_out_pad % 8 == 4): one word per input, 64 cycles per 4 inputs = 4.0 per MAC. */
+__asm__(
+    "    .text\n"
+    "    .syntax unified\n"
+    "    .balign 4\n"
+    "    .global pz_q8_dot4_m0\n"
+    "    .type   pz_q8_dot4_m0, %function\n"
+    "    .thumb_func\n"
+    "pz_q8_dot4_m0:\n"
+    "    push  {r4-r7, lr}\n"
+    "    mov   r4, r8\n"
+    "    mov   r5, r9\n"
+    "    push  {r4, r5}\n"
+    "    mov   lr, r1\n"
+    "    mov   r12, r3\n"
+    "    mov   r1, r2\n"
+    "    movs  r6, #0\n"
+    "    movs  r7, #0\n"
+    "    mov   r8, r6\n"
+    "    mov   r9, r6\n"
+    "1:\n"
+    PZ_Q8_MAC_K4("0")
+    PZ_Q8_MAC_K4("1")
+    PZ_Q8_MAC_K4("2")
+    PZ_Q8_MAC_K4("3")
+    "    adds  r0, #4\n"
+    "    cmp   r0, lr\n"
+    "    bne   1b\n"
+    "    mov   r3, r12\n"
+    "    str   r6, [r3, #0]\n"
+    "    str   r7, [r3, #4]\n"
+    "    mov   r4, r8\n"
+    "    str   r4, [r3, #8]\n"
+    "    mov   r4, r9\n"
+    "    str   r4, [r3, #12]\n"
+    "    pop   {r4, r5}\n"
+    "    mov   r8, r4\n"
+    "    mov   r9, r5\n"
+    "    pop   {r4-r7, pc}\n"
+    "    .size   pz_q8_dot4_m0, . - pz_q8_dot4_m0\n");
 #endif
 
 void pz_q8_dense_m0(const pz_q8_layer_t *l, const uint8_t *xu, uint8_t *y) {
@@ -129,20 +189,24 @@ void pz_q8_dense_m0(const pz_q8_layer_t *l, const uint8_t *xu, uint8_t *y) {
         uint32_t lanes = (j0 + 8u <= out_pad) ? 8u : 4u;
         uint32_t A[8];
 #if PZ_Q8_M0_ASM
-        if (lanes == 8 && nk4 > 0) {
+        if (nk4 == 0) {
+            dot_lanes_c(xu, nk4, w, lanes, A);
+        } else if (lanes == 8) {
             pz_q8_dot8_m0(xu, xu + nk4, w, A);
         } else {
-            dot_lanes_c(xu, nk4, w, lanes, A);
+            pz_q8_dot4_m0(xu, xu + nk4, w, A);
         }
 #else
         dot_lanes_c(xu, nk4, w, lanes, A);
 #endif
-        for (uint32_t i = 0; i < lanes && j0 + i < l->n_out; i++) {
-            uint32_t j = j0 + i;
+        uint32_t n = l->n_out - j0 < lanes ? l->n_out - j0 : lanes;
+        const int32_t *bias = l->bias + j0;
+        uint8_t *yj = y + j0;
+        for (uint32_t i = 0; i < n; i++) {
             uint32_t s = (i & 1u) ? A[i] : A[i] - 256u * A[i + 1] - 128u * X;
-            int32_t acc = (int32_t)((uint32_t)l->bias[j] + s);
-            for (uint32_t k = nk4; k < n_in; k++) acc += (int32_t)xu[k] * pz_q8_dense_weight(l, j, k);
-            y[j] = pz_q8_output(l, j, acc);
+            int32_t acc = (int32_t)((uint32_t)bias[i] + s);
+            for (uint32_t k = nk4; k < n_in; k++) acc += (int32_t)xu[k] * pz_q8_dense_weight(l, j0 + i, k);
+            yj[i] = pz_q8_output(l, j0 + i, acc);
         }
         w += in_pad * lanes;
     }
