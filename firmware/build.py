@@ -181,7 +181,7 @@ def usage_bars(size: dict) -> None:
                   f"{size['flash_other_bytes']}")
 
 
-def test_set(model: modeldir.SavedModel, model_dir: Path, images: int | None):
+def load_test_images(model: modeldir.SavedModel, model_dir: Path, images: int | None):
     dataset = model.meta.get("dataset")
     try:
         ds = data.load(dataset)
@@ -211,7 +211,7 @@ def build(model_dir: Path, out_dir: Path | None = None, images: int | None = Non
         raise BuildError(str(e)) from None
     out_dir = Path(out_dir) if out_dir is not None else Path("build") / model_dir.name
     tools = find_toolchain()
-    dataset, x, y = test_set(model, model_dir, images)
+    dataset, x, y = load_test_images(model, model_dir, images)
     try:
         sources = codegen.generate_model(model, str(model_dir), weights_in)
         sources.update(codegen.generate_testdata(x, y, f"{dataset} test set, first {len(x)} images"))
