@@ -127,3 +127,10 @@ def test_cli(tmp_path, capsys):
     assert codegen.main([str(tmp_path / "missing"), "--out", str(tmp_path / "gen2")]) == 1
     assert "model.safetensors: not found" in capsys.readouterr().err
     assert not (tmp_path / "gen2").exists()
+
+
+def test_rejects_layers_wider_than_the_table_allows(tmp_path):
+    model = modeldir.load(make_model(tmp_path / "wide", sizes=(2, 70000, 1), activation="relu",
+                                     output="binary", dataset="xor", scale=1.0))
+    with pytest.raises(codegen.CodegenError, match="wide: layer 0 width 70000 exceeds the layer table's uint16"):
+        codegen.generate_model(model, "wide")
