@@ -1,0 +1,319 @@
+"""`python -m zoo.report`: train -> compress -> build -> emulate every variant, and answer the original tables.
+
+Every figure comes from a command, run here as a subprocess exactly as a user would type it; RESULTS.md lists them
+all. A step is skipped when its stamp says the inputs (the command and the SHA-256 of its input files) are
+unchanged, so a second run redoes only what changed.
+
+The four tables have the shape of the original C++ project's evaluation: double vs float; network sizes
+50/100/200/300/300-100; original vs pruned; original vs quantized. Plots: accuracy against time per image (the
+Pareto front over all variants), flash and RAM per variant, cycles per function (layer kernels).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from zoo.modeldir import atomic_write_bytes, write_json
+from zoo.models import MODELS
+
+SIZES = ("mnist_50", "mnist_100", "mnist_200", "mnist_300", "mnist_300_100")
+DEFAULT_MODELS = SIZES
+FIRST_IMAGES = 50  # the original project evaluated the first 50 (and 20) test images on the chip
+TABLES = {
+    "dtype": "Double vs float",
+    "sizes": "Network sizes",
+    "pruned": "Original vs pruned",
+    "quantized": "Original vs quantized",
+}
+# The original C++ project's figures, as our brief quotes its report; absent where it gave none.
+ORIGINAL = {
+    "mnist_50": {"accuracy": 0.8611, "seconds": 0.25},
+    "mnist_100": {"accuracy": 0.8902, "seconds": 0.50},
+    "mnist_200": {"accuracy": 0.9016, "seconds": 0.99},
+    "mnist_300": {"accuracy": 0.9158, "seconds": 1.48, "bytes": 1_370_000},
+    "mnist_300_100": {"accuracy": 0.8489, "seconds": 1.67},
+    "mnist_300-f64": {"bytes": 1_670_000},
+    "mnist_300-prune90": {"bytes": 737_000, "seconds": 0.50},
+    "mnist_300-int8": {"accuracy": 0.1081},
+}
+
+
+class ReportError(Exception):
+    """A step failed or an argument is unusable; the message names the command and its last output lines."""
+
+
+@dataclass
+class Variant:
+    key: str  # build directory name, e.g. mnist_300-prune90-int8
+    model: str  # registry name
+    label: str  # how the tables name it
+    dtype: str = "float32"
+    compress: tuple = ()  # `python -m compress` arguments after the model directory
+    tables: set = field(default_factory=set)
+
+    @property
+    def train_dir_name(self):
+        return self.model if self.dtype == "float32" else f"{self.model}-{self.dtype}"
+
+
+def variants_for(models) -> list[Variant]:
+    out = []
+    for model in models:
+        base = Variant(model, model, "float32", tables={"sizes"} if model in SIZES else set())
+        out.append(base)
+        if model == "mnist_300":
+            base.tables |= {"dtype", "pruned", "quantized"}
+            out += [Variant(f"{model}-float64", model, "float64", dtype="float64", tables={"dtype"}),
+                    Variant(f"{model}-prune90", model, "pruned 90 %", compress=("--prune", "0.9"),
+                            tables={"pruned"}),
+                    Variant(f"{model}-int8", model, "int8", compress=("--quantize", "int8"), tables={"quantized"}),
+                    Variant(f"{model}-prune90-int8", model, "pruned 90 % + int8",
+                            compress=("--prune", "0.9", "--quantize", "int8"), tables={"pruned", "quantized"})]
+        elif model == "mnist_300_100":
+            base.tables |= {"pruned"}
+            out.append(Variant(f"{model}-prune92-int8", model, "pruned 92 % + int8",
+                               compress=("--prune", "0.92", "--quantize", "int8"), tables={"pruned", "quantized"}))
+        else:
+            out.append(Variant(f"{model}-int8", model, "int8", compress=("--quantize", "int8"),
+                               tables={"quantized"}))
+            base.tables |= {"quantized"}
+    return out
+
+
+# -- steps with caching ------------------------------------------------------------------------------------------
+def _digest(paths) -> str:
+    h = hashlib.sha256()
+    for path in map(Path, paths):
+        h.update(path.name.encode())
+        h.update(hashlib.sha256(path.read_bytes()).digest() if path.is_file() else b"<missing>")
+    return h.hexdigest()
+
+
+class Runner:
+    """Runs `python -m ...` steps; a step whose stamp matches its command and inputs is reused."""
+
+    def __init__(self, console, log_path: Path):
+        self.console, self.log_path, self.commands = console, log_path, []
+
+    def step(self, name: str, argv, out_dir: Path, inputs=(), outputs=()):
+        out_dir = Path(out_dir)
+        shown = "python -m " + " ".join(map(str, argv))
+        self.commands.append(shown)
+        stamp = {"command": shown, "inputs": _digest(inputs)}
+        stamp_path = out_dir / f".step-{name}.json"
+        if stamp_path.is_file() and all((out_dir / o).is_file() for o in outputs):
+            if json.loads(stamp_path.read_text()) == stamp:
+                self.console.print(f"  [dim]cached {shown}[/dim]")
+                return
+        self.console.print(f"  run    {shown}")
+        start = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", *map(str, argv)], capture_output=True, text=True,
+                              env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        with open(self.log_path, "a") as log:
+            log.write(f"$ {shown}\n{proc.stdout}{proc.stderr}\n")
+        if proc.returncode != 0:
+            tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
+            raise ReportError(f"`{shown}` failed with exit code {proc.returncode} (full output in "
+                              f"{self.log_path}):\n{tail}")
+        missing = [o for o in outputs if not (out_dir / o).is_file()]
+        if missing:
+            raise ReportError(f"`{shown}` succeeded but did not write {', '.join(missing)} in {out_dir}")
+        write_json(stamp_path, stamp)
+        self.console.print(f"         [dim]{time.perf_counter() - start:.1f} s[/dim]")
+
+
+def run_variant(runner: Runner, v: Variant, runs: Path, builds: Path, images: int) -> dict:
+    trained = runs / v.train_dir_name
+    runner.step("train", ["zoo.train", v.model, "--dtype", v.dtype, "--out", trained, "--no-progress"], trained,
+                outputs=["model.safetensors", "metrics.json"])
+    model_dir = trained
+    if v.compress:
+        model_dir = runs / v.key
+        runner.step("compress", ["compress", trained, *v.compress, "--out", model_dir], model_dir,
+                    inputs=[trained / "model.safetensors"], outputs=["model.safetensors", "metrics.json"])
+    build = builds / v.key
+    runner.step("build", ["firmware.build", model_dir, "--images", FIRST_IMAGES, "--out", build], build,
+                inputs=[model_dir / "model.safetensors"], outputs=["firmware.uf2", "size.json", "build.json"])
+    uf2 = build / "firmware.uf2"
+    runner.step("run", ["rp2040_sim", "run", uf2, "--quiet", "--json", build / "run.json"], build, inputs=[uf2],
+                outputs=["run.json"])
+    runner.step("eval", ["rp2040_sim", "eval", build, "--images", images, "--no-progress"], build, inputs=[uf2],
+                outputs=["emulator.json"])
+    return collect(v, model_dir, build)
+
+
+_SUMMARY = re.compile(r"summary images (\d+) correct (\d+) us_total (\d+)")
+
+
+def collect(v: Variant, model_dir: Path, build: Path) -> dict:
+    metrics = json.loads((model_dir / "metrics.json").read_text())
+    size = json.loads((build / "size.json").read_text())
+    run = json.loads((build / "run.json").read_text())
+    emu = json.loads((build / "emulator.json").read_text())
+    summary = _SUMMARY.search(run["uart"])
+    return {
+        "key": v.key, "model": v.model, "label": v.label, "tables": sorted(v.tables),
+        "host_accuracy": metrics["test_accuracy"], "model_bytes": metrics.get("model_bytes"),
+        "flash_bytes": size["flash_bytes"],
+        "first_correct": int(summary.group(2)) if summary else None,
+        "first_images": int(summary.group(1)) if summary else None,
+        "chip_accuracy": emu["accuracy"], "chip_images": emu["images"], "agreement": emu["agreement_with_host"],
+        "ms": emu["ms_per_inference_125mhz"], "cycles": emu["cycles_per_inference"]["mean"],
+        "peak_ram": emu["peak_ram_bytes"], "functions": run.get("functions", {}),
+        "uf2": str(build / "firmware.uf2"),
+    }
+
+
+# -- the report ----------------------------------------------------------------------------------------------------
+def _pct(x):
+    return "" if x is None else f"{100 * x:.2f} %"
+
+
+def _kb(x):
+    return "" if x is None else f"{x / 1000:,.1f} kB"
+
+
+def table(rows, key_filter) -> list[str]:
+    lines = ["| model | variant | host accuracy (10,000) | binary (flash) | chip, first 50 | chip, all images "
+             "| time / image at 125 MHz | peak RAM | original accuracy | original binary | original time |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if not key_filter(r):
+            continue
+        orig = ORIGINAL.get(r["key"], {})
+        first = f"{r['first_correct']}/{r['first_images']}" if r["first_images"] else ""
+        chip = f"{_pct(r['chip_accuracy'])} of {r['chip_images']:,}"
+        lines.append(f"| {r['model']} | {r['label']} | {_pct(r['host_accuracy'])} | {_kb(r['flash_bytes'])} | "
+                     f"{first} | {chip} | {r['ms']:.2f} ms | {r['peak_ram']:,} B | {_pct(orig.get('accuracy'))} | "
+                     f"{_kb(orig.get('bytes'))} | {'' if 'seconds' not in orig else str(orig['seconds']) + ' s'} |")
+    return lines
+
+
+def write_results(out: Path, rows, commands, images: int):
+    lines = ["# Results", "",
+             "Produced by `python -m zoo.report` (every command it ran is listed at the end). Host accuracy is on "
+             "the full 10,000-image MNIST test set; chip figures come from the RP2040 emulator running the exact "
+             f"UF2: the firmware's own boot run over the first {FIRST_IMAGES} test images (as the original project "
+             f"evaluated), and `rp2040_sim eval` over {images:,} images. Time per image is emulated cycles at "
+             "125 MHz. Original figures are the C++ project's, where it gave them.", ""]
+    for name, title in TABLES.items():
+        selected = [r for r in rows if name in r["tables"]]
+        if selected:
+            lines += [f"## {title}", "", *table(selected, lambda r: True), ""]
+    lines += ["## All variants", "", *table(rows, lambda r: True), "",
+              "![accuracy vs time](accuracy_vs_time.png)", "", "![flash and RAM](memory.png)", "",
+              "![cycles per function](cycles_per_function.png)", "",
+              "## Commands", "", "```", *dict.fromkeys(commands), "```", ""]
+    atomic_write_bytes(out / "RESULTS.md", "\n".join(lines).encode())
+
+
+def write_plots(out: Path, rows):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def save(fig, name):
+        tmp = out / f".{name}.tmp.png"
+        fig.tight_layout()
+        fig.savefig(tmp, dpi=100)
+        plt.close(fig)
+        tmp.replace(out / name)
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.scatter([r["ms"] for r in rows], [100 * r["chip_accuracy"] for r in rows])
+    for r in rows:
+        ax.annotate(r["key"], (r["ms"], 100 * r["chip_accuracy"]), fontsize=7, xytext=(3, 3),
+                    textcoords="offset points")
+    front, best = [], -1.0
+    for r in sorted(rows, key=lambda r: r["ms"]):
+        if r["chip_accuracy"] > best:
+            front.append(r)
+            best = r["chip_accuracy"]
+    ax.plot([r["ms"] for r in front], [100 * r["chip_accuracy"] for r in front], "--", alpha=0.6, label="Pareto front")
+    ax.set(xscale="log", xlabel="ms per image at 125 MHz (emulated)", ylabel="accuracy on the chip (%)",
+           title="Accuracy vs time per image")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    save(fig, "accuracy_vs_time.png")
+
+    fig, (ax_flash, ax_ram) = plt.subplots(1, 2, figsize=(10, 4.5))
+    keys = [r["key"] for r in rows]
+    ax_flash.barh(keys, [r["flash_bytes"] / 1000 for r in rows])
+    ax_flash.axvline(2048 * 1.024, color="red", alpha=0.5)
+    ax_flash.set(xlabel="flash (kB); red: 2 MB", title="Flash per variant")
+    ax_ram.barh(keys, [r["peak_ram"] / 1000 for r in rows])
+    ax_ram.axvline(270.336, color="red", alpha=0.5)
+    ax_ram.set(xlabel="peak RAM (kB); red: 264 kB", title="RAM per variant")
+    save(fig, "memory.png")
+
+    fig, ax = plt.subplots(figsize=(10, 0.5 * len(rows) + 2))
+    # Share of each variant's cycles (firmware boot run) spent in its five most expensive functions: the layer
+    # kernels and the soft-float helpers they call. Totals differ by 100x between variants, so shares, not cycles.
+    top = sorted({f for r in rows for f, _ in sorted(r["functions"].items(), key=lambda kv: -kv[1])[:5]})
+    left, bars, names = [0.0] * len(rows), [], [*top, "other"]
+    for name in names:
+        values = []
+        for r in rows:
+            total = max(sum(r["functions"].values()), 1)
+            cycles = (sum(c for f, c in r["functions"].items() if f not in top) if name == "other"
+                      else r["functions"].get(name, 0))
+            values.append(100 * cycles / total)
+        bars.append(ax.barh(keys, values, left=left))
+        left = [a + b for a, b in zip(left, values)]
+    for y, r in enumerate(rows):
+        ax.text(101, y, f"{r['cycles']:,.0f} cycles/image", va="center", fontsize=7)
+    ax.set(xlim=(0, 125), xlabel="% of cycles", title="Where the cycles go (per function)")
+    # Handles passed explicitly: matplotlib drops labels that start with "_" (all of libgcc's __aeabi_*).
+    ax.legend(bars, names, fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    save(fig, "cycles_per_function.png")
+
+
+def make_report(models, out: Path, runs: Path, builds: Path, images: int, console=None) -> list[dict]:
+    from rich.console import Console
+    console = console or Console()
+    unknown = [m for m in models if m not in MODELS]
+    if unknown:
+        raise ReportError(f"unknown models {unknown}; known models: {', '.join(MODELS)}")
+    out.mkdir(parents=True, exist_ok=True)
+    runner = Runner(console, out / "report.log")
+    variants = variants_for(models)
+    rows = []
+    for i, v in enumerate(variants, 1):
+        console.print(f"[bold][{i}/{len(variants)}] {v.key}[/bold]")
+        rows.append(run_variant(runner, v, runs, builds, images))
+    write_json(out / "results.json", rows)
+    write_results(out, rows, runner.commands, images)
+    write_plots(out, rows)
+    return rows
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m zoo.report", description=__doc__.split("\n")[0])
+    parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), help="registry names")
+    parser.add_argument("--images", type=int, default=10_000, help="test images emulated per variant")
+    parser.add_argument("--out", type=Path, default=Path("reports"))
+    parser.add_argument("--runs", type=Path, default=Path("runs"), help="where model directories go")
+    parser.add_argument("--builds", type=Path, default=Path("build"), help="where build directories go")
+    args = parser.parse_args(argv)
+    if not 1 <= args.images <= 10_000:
+        parser.error(f"--images must be 1..10000, got {args.images}")
+    try:
+        make_report(args.models, args.out, args.runs, args.builds, args.images)
+    except ReportError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.out / 'RESULTS.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
