@@ -40,7 +40,7 @@ class Options:
     scope: str = "global"
     quantize: str | None = None
     qat: bool = False
-    epochs: int | None = None  # pruning fine-tune epochs (default 10)
+    epochs: int | None = None  # pruning fine-tune epochs (default 20)
     qat_epochs: int = 3
     lr: float | None = None  # pruning fine-tune peak learning rate (default 1e-3)
     qat_lr: float = 1e-4
@@ -151,8 +151,9 @@ def compress_model(model_dir: Path, opts: Options):
     sparsity_meta = model.meta.get("sparsity")
 
     if opts.prune is not None:
-        fc = ft.FinetuneConfig(epochs=opts.epochs or 10, lr=opts.lr or 1e-3, seed=seed, train_limit=opts.train_limit,
-                               prune=opts.prune, structured=opts.structured, scope=opts.scope)
+        fc = ft.FinetuneConfig(epochs=opts.epochs or 20, lr=opts.lr or 1e-3, seed=seed,
+                               train_limit=opts.train_limit, prune=opts.prune, structured=opts.structured,
+                               scope=opts.scope)
         log(f"pruning to {opts.prune:.0%} ({'structured' if opts.structured else opts.scope}), "
             f"{fc.epochs} epochs of fine-tuning")
         params, masks, info = ft.finetune(cfg, params, ds, fc, log=log)
@@ -294,7 +295,7 @@ def main(argv=None):
     p.add_argument("--scope", default="global", help="magnitude ranking: global (default) or layer")
     p.add_argument("--quantize", metavar="SCHEME", help="int8")
     p.add_argument("--qat", action="store_true", help="fine-tune with int8 fake quantization before quantizing")
-    p.add_argument("--epochs", type=int, help="pruning fine-tune epochs (default 10)")
+    p.add_argument("--epochs", type=int, help="pruning fine-tune epochs (default 20)")
     p.add_argument("--lr", type=float, help="pruning fine-tune peak learning rate (default 1e-3)")
     p.add_argument("--qat-epochs", type=int, default=3)
     p.add_argument("--qat-lr", type=float, default=1e-4)

@@ -1,4 +1,4 @@
-"""Pruning: exact sparsity, masks that stay applied through optax fine-tuning, the cubic schedule, structured slicing."""
+"""Pruning: exact sparsity, masks kept through optax fine-tuning, the cubic schedule, structured slicing."""
 
 from __future__ import annotations
 
