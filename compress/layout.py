@@ -157,3 +157,33 @@ def total(parts: list[dict]) -> dict:
     out = {k: int(sum(p[k] for p in parts)) for k in keys}
     out["total"] = sum(out.values())
     return out
+
+
+def kernel_layers(model) -> list[dict]:
+    """Everything one `pz_q8_layer_t` needs, per dense layer of an int8 model, in order (for firmware codegen).
+
+    Keys: index, n_in, n_out, storage ("dense" | "sparse"), kernel (C function name), w (uint8 bytes: interleave4 or
+    pairs entries), row_len (uint16, sparse only, else None), bias (folded int32), multiplier (int32),
+    shift (int8), out_zp, act_min, act_max, out_xor (0x80 for hidden layers: the next layer's offset-binary input;
+    0 for the last layer, whose bytes are the int8 model output).
+    """
+    q = model.meta["quantization"]
+    layers = []
+    for n, lm in enumerate(q["layers"]):
+        i = lm["index"]
+        w = model.extra[f"q.layers.{i}.w"]
+        storage = lm.get("storage", "dense")
+        if storage == "sparse":
+            wbytes, row_len, kernel = model.extra[f"s.layers.{i}.entries"], model.extra[f"s.layers.{i}.row_len"], \
+                "pz_q8_sparse"
+        else:
+            wbytes, row_len, kernel = pack_dense(w), None, "pz_q8_dense_m0"
+        layers.append({
+            "index": i, "n_in": int(w.shape[1]), "n_out": int(w.shape[0]), "storage": storage, "kernel": kernel,
+            "w": wbytes, "row_len": row_len,
+            "bias": folded_bias(model.extra[f"q.layers.{i}.bias"], w, lm["input_zero_point"]),
+            "multiplier": model.extra[f"q.layers.{i}.multiplier"], "shift": model.extra[f"q.layers.{i}.shift"],
+            "out_zp": lm["output_zero_point"], "act_min": lm["act_min"], "act_max": lm["act_max"],
+            "out_xor": 0x80 if n + 1 < len(q["layers"]) else 0,
+        })
+    return layers

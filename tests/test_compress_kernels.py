@@ -285,3 +285,68 @@ def test_m0_build_equals_golden_in_unicorn(m0_image, n_in, n_out, density, edge)
     want = golden(t)
     for fn in ("pz_q8_dense_m0", "pz_q8_dense_ref", "pz_q8_sparse"):
         np.testing.assert_array_equal(run_m0(m0_image, t, fn, out_xor=0x80), want, err_msg=fn)
+
+
+def test_whole_model_through_c_kernels_equals_golden(lib, tmp_path):
+    """A pruned + int8 MNIST model run layer by layer through the C kernels chosen by compress.layout.kernel_layers
+    (what firmware codegen emits), activations chained as offset-binary bytes, equals compress.reference.forward on
+    500 test images; the same with every layer forced dense through both dense kernels."""
+    import jax
+
+    from compress import quantize
+    from zoo import data
+    from zoo.modeldir import SavedModel
+    from zoo.nn import Dense, ReLU, Sequential
+
+    ds = data.load("mnist")
+    spec = Sequential([Dense(784, 40), ReLU(), Dense(40, 13), ReLU(), Dense(13, 10)])
+    params = [{k: np.array(v) for k, v in p.items()} for p in spec.init(jax.random.key(5))]
+    rng = np.random.default_rng(5)
+    for i, p in enumerate(params):
+        if p:
+            if i < 4:  # the first two layers sparse, the last one dense
+                p["w"][rng.random(p["w"].shape) < 0.85] = 0
+            p["b"] = rng.normal(size=p["b"].shape).astype(np.float32) * 0.05
+    qmeta, extra, fparams = quantize.quantize_model(spec, params, ds.input_scale, ds.x_train[:1000])
+    for lm in qmeta["layers"]:
+        lm["storage"] = layout.choose_storage(extra[f"q.layers.{lm['index']}.w"])
+        if lm["storage"] == "sparse":
+            e, r = layout.pack_sparse(extra[f"q.layers.{lm['index']}.w"])
+            extra[f"s.layers.{lm['index']}.entries"], extra[f"s.layers.{lm['index']}.row_len"] = e, r
+    model = SavedModel(spec, fparams, {"dtype": "float32", "input": {"scale": ds.input_scale},
+                                       "quantization": qmeta}, extra)
+    raw = ds.x_test[:500]
+    want = reference.forward(model, raw)
+    assert len(np.unique(want)) > 50, "a model whose outputs vary, so the comparison can fail"
+    assert [lm["storage"] for lm in qmeta["layers"]] == ["sparse", "sparse", "dense"]
+
+    def run(layers, force_kernel=None):
+        structs = []
+        for kl in layers:
+            keep = []
+
+            def buf(a):
+                a = np.ascontiguousarray(a)
+                keep.append(a)
+                return a.ctypes.data
+            w = np.frombuffer(kl["w"].tobytes() + bytes(-len(kl["w"]) % 4), np.uint32)
+            lay = Layer(kl["n_in"], kl["n_out"], buf(w), None if kl["row_len"] is None else buf(kl["row_len"]),
+                        buf(kl["bias"]), buf(kl["multiplier"]), buf(kl["shift"]), kl["out_zp"], kl["act_min"],
+                        kl["act_max"], kl["out_xor"])
+            fn = getattr(lib, force_kernel or kl["kernel"])
+            structs.append((lay, keep, fn))
+        outs = []
+        for row in raw:
+            x = np.ascontiguousarray(row)  # the raw pixels are the first layer's offset-binary input
+            for lay, _, fn in structs:
+                y = np.zeros(lay.n_out, np.uint8)
+                fn(ctypes.byref(lay), ctypes.c_void_p(x.ctypes.data), ctypes.c_void_p(y.ctypes.data))
+                x = y
+            outs.append(x.view(np.int8))
+        return np.array(outs)
+
+    np.testing.assert_array_equal(run(layout.kernel_layers(model)), want)
+    for lm in qmeta["layers"]:
+        lm["storage"] = "dense"
+    for kernel in ("pz_q8_dense_m0", "pz_q8_dense_ref"):
+        np.testing.assert_array_equal(run(layout.kernel_layers(model), kernel), want, err_msg=kernel)
