@@ -81,9 +81,9 @@ def validate(model_dir: Path, opts: Options):
     model_dir, out = Path(model_dir), Path(opts.out)
     if out.resolve() == model_dir.resolve():
         raise CompressError(f"--out {out} is the input model directory; choose another directory")
-    if out.exists() and not opts.force and (not out.is_dir() or any(out.iterdir())):
-        raise CompressError(f"--out {out} already exists and is not empty; choose another directory or pass "
-                            f"--force to replace it")
+    if not opts.force and _occupied(out):
+        raise CompressError(f"--out {out} already exists and is not a model directory; choose another directory "
+                            f"or pass --force to replace it")
     model = modeldir.load(model_dir)
     path = model_dir / modeldir.MODEL_FILE
     if "quantization" in model.meta:
@@ -102,6 +102,16 @@ def validate(model_dir: Path, opts: Options):
         raise CompressError(f"{path}: --structured removes hidden neurons, and this model has no hidden layer; "
                             f"use unstructured --prune")
     return model
+
+
+def _occupied(out: Path) -> bool:
+    """An existing --out we must not replace without --force: anything but an empty dir or a model directory (a
+    model directory is an earlier output, regenerated like zoo.train and firmware.build regenerate theirs)."""
+    if not out.exists():
+        return False
+    if not out.is_dir():
+        return True
+    return any(out.iterdir()) and not (out / modeldir.MODEL_FILE).is_file()
 
 
 def _config(model) -> ModelConfig:
@@ -272,7 +282,7 @@ def _write(out: Path, spec, params, meta, metrics, extra, force: bool):
         modeldir.save(tmp, spec, params, meta, metrics, extra=extra)
         modeldir.load(tmp)  # what we hand on must read back
         if out.exists():
-            if not force and (not out.is_dir() or any(out.iterdir())):
+            if not force and _occupied(out):
                 raise CompressError(f"--out {out} appeared while compressing; nothing written")
             old = out.with_name(f".{out.name}.old-{os.getpid()}")
             os.replace(out, old)

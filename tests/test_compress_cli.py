@@ -204,3 +204,11 @@ def test_existing_out_needs_force(model_dir, tmp_path, capsys):
                      "--out", str(out)]) == 0
     assert not (out / "keep.txt").exists() and modeldir.load(out).meta["quantization"]["scheme"] == "int8"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "no temporary directory left behind"
+    # an earlier output (a model directory) is regenerated without --force, whatever else it holds
+    (out / ".step-compress.json").write_text("{}")
+    assert cli.main([str(model_dir), "--prune", "0.5", "--quantize", "int8", *FAST, "--out", str(out)]) == 0
+    assert "sparsity" in modeldir.load(out).meta and not (out / ".step-compress.json").exists()
+    plain = tmp_path / "file"
+    plain.write_text("x")
+    assert cli.main([str(model_dir), "--quantize", "int8", "--out", str(plain)]) == 2
+    assert plain.read_text() == "x"
