@@ -199,8 +199,14 @@ def finetune(cfg, params, ds, fc: FinetuneConfig, *, masks=None, qat_ranges=None
     """Fine-tune `params` (list of dicts of numpy arrays); prune gradually if fc.prune; returns (params, masks, info).
 
     `masks` (0/1 tree) keeps an earlier pruning fixed (e.g. QAT of a pruned model); `qat_ranges` turns on fake
-    quantization with those activation ranges.
+    quantization with those activation ranges. float64 models train in float64, as zoo.train does.
     """
+    is64 = any(np.asarray(p["w"]).dtype == np.float64 for p in params if "w" in p)
+    with jax.enable_x64(is64):
+        return _finetune(cfg, params, ds, fc, masks, qat_ranges, log)
+
+
+def _finetune(cfg, params, ds, fc, masks, qat_ranges, log):
     x_train, y_train = ds.x_train[:fc.train_limit], ds.y_train[:fc.train_limit]
     batch = min(fc.batch_size, len(x_train))
     spe = len(x_train) // batch

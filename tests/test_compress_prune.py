@@ -97,3 +97,11 @@ def test_structured_slice_is_the_masked_network(mnist):
     assert [(d.in_features, d.out_features) for d in spec2.dense_layers] == [(784, 12), (12, 6), (6, 10)]
     x = mnist.x_test[:64].astype(np.float32) / 255
     np.testing.assert_allclose(np.asarray(spec2.apply(sliced, x)), np.asarray(SPEC.apply(masked, x)), atol=1e-5)
+
+
+def test_float64_models_fine_tune_in_float64(mnist):
+    params = [{k: np.asarray(v, np.float64) for k, v in p.items()} for p in _params(2)]
+    cfg = ModelConfig("tiny64", SPEC, dataset="mnist", epochs=1)
+    out, _, _ = ft.finetune(cfg, params, mnist, ft.FinetuneConfig(epochs=1, train_limit=512, prune=0.5))
+    assert all(p[k].dtype == np.float64 for p in out for k in p)
+    assert abs(np.mean(np.concatenate([out[i]["w"].ravel() for i in (0, 2, 4)]) == 0) - 0.5) < 1e-3

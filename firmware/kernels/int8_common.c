@@ -1,45 +1,12 @@
 /* Shared by every int8 kernel: requantization, output clamp, interleave4 weight lookup. */
-#include "int8.h"
+#include "int8_impl.h"
 
-/* round_half_up(acc * multiplier / 2^t), t = 31 + shift in [1, 62], saturated to [-2^30, 2^30] (which the int8
- * clamp that follows cannot tell from the exact value). Unsigned maths on P = |acc| * multiplier:
- *   acc >= 0: floor((P + 2^(t-1)) / 2^t)          acc < 0: -floor((P + 2^(t-1) - 1) / 2^t)
- * with the 62-bit P built from four 16x16 MULS: the M0+ has no 32x32->64 multiply, and libgcc's 64x64 __aeabi_lmul
- * plus 64-bit shifts cost about twice as much. Checked against exact rationals in tests/test_compress_kernels.py. */
 int32_t pz_q8_requantize(int32_t acc, int32_t multiplier, int32_t shift) {
-    uint32_t t = (uint32_t)(31 + shift);
-    uint32_t a = acc < 0 ? 0u - (uint32_t)acc : (uint32_t)acc;  /* |acc| <= 2^31 */
-    uint32_t m = (uint32_t)multiplier;                           /* < 2^31 */
-    uint32_t a0 = a & 0xFFFFu, a1 = a >> 16, m0 = m & 0xFFFFu, m1 = m >> 16;
-    uint32_t ll = a0 * m0, mid = a0 * m1 + a1 * m0;              /* mid < 2^32: a1 <= 2^15, m1 < 2^15 */
-    uint32_t lo = ll + (mid << 16);
-    uint32_t hi = a1 * m1 + (mid >> 16) + (lo < ll);
-    uint32_t q;
-    if (t < 32u) {
-        uint32_t r = (1u << (t - 1u)) - (acc < 0);
-        lo += r;
-        hi += (lo < r);
-        if (hi >> t) return acc < 0 ? -(1 << 30) : (1 << 30);
-        q = (lo >> t) | (hi << (32u - t));
-    } else {
-        uint32_t r = t == 32u ? 0x80000000u : 0u;  /* the rounding term's part in the low word */
-        uint32_t rh = t == 32u ? 0u : 1u << (t - 33u);
-        if (acc < 0) {
-            if (r) r -= 1u; else { r = 0xFFFFFFFFu; rh -= 1u; }
-        }
-        lo += r;
-        hi += rh + (lo < r);
-        q = hi >> (t - 32u);
-    }
-    if (q > (1u << 30)) q = 1u << 30;
-    return acc < 0 ? -(int32_t)q : (int32_t)q;
+    return pz_q8_requantize_i(acc, multiplier, shift);
 }
 
 uint8_t pz_q8_output(const pz_q8_layer_t *l, uint32_t j, int32_t acc) {
-    int32_t v = pz_q8_requantize(acc, l->multiplier[j], l->shift[j]) + l->out_zp;
-    if (v < l->act_min) v = l->act_min;
-    if (v > l->act_max) v = l->act_max;
-    return (uint8_t)((uint8_t)(int8_t)v ^ l->out_xor);
+    return pz_q8_output_i(l, j, acc);
 }
 
 int32_t pz_q8_dense_weight(const pz_q8_layer_t *l, uint32_t j, uint32_t k) {

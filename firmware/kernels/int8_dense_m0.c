@@ -13,7 +13,7 @@
  * Accumulators live in r6, r7, r8-r12 and lr; the end pointer on the stack.
  * A last group of 4 outputs uses pz_q8_dot4_m0 (4.0 cycles per MAC). Elsewhere (host tests, other CPUs) the same
  * algorithm runs in portable C; the n_in & 3 inputs left over use the C path on every CPU. */
-#include "int8.h"
+#include "int8_impl.h"
 
 #ifndef PZ_Q8_M0_ASM
 #if defined(__thumb__) && defined(__ARM_ARCH_6M__)
@@ -206,7 +206,7 @@ void pz_q8_dense_m0(const pz_q8_layer_t *l, const uint8_t *xu, uint8_t *y) {
             uint32_t s = (i & 1u) ? A[i] : A[i] - 256u * A[i + 1] - 128u * X;
             int32_t acc = (int32_t)((uint32_t)bias[i] + s);
             for (uint32_t k = nk4; k < n_in; k++) acc += (int32_t)xu[k] * pz_q8_dense_weight(l, j0 + i, k);
-            yj[i] = pz_q8_output(l, j0 + i, acc);
+            yj[i] = pz_q8_output_i(l, j0 + i, acc);
         }
         w += in_pad * lanes;
     }

@@ -2,7 +2,7 @@
  * (even) entries of two bytes, int8 weight then uint8 delta; the input index advances by delta before each product.
  * Two entries are read with one 32-bit load. Bytes: 2 per entry + 2 per row. Cycle count per entry in
  * docs/COMPRESS.md. */
-#include "int8.h"
+#include "int8_impl.h"
 
 void pz_q8_sparse(const pz_q8_layer_t *l, const uint8_t *xu, uint8_t *y) {
     const uint32_t *e = (const uint32_t *)(const void *)l->w;  /* 4-byte aligned, rows are whole words */
@@ -16,6 +16,6 @@ void pz_q8_sparse(const pz_q8_layer_t *l, const uint8_t *xu, uint8_t *y) {
             xp += v >> 24;
             acc += (int32_t)(int8_t)((v >> 16) & 0xFFu) * (int32_t)xp[0];
         }
-        y[j] = pz_q8_output(l, j, acc);
+        y[j] = pz_q8_output_i(l, j, acc);
     }
 }
