@@ -226,6 +226,8 @@ class Rp2040:
             imm = op & 0xFF if op & BKPT_OPCODE_MASK == BKPT_OPCODE else None
             if imm == 0:
                 self._pending = Stop("halt", pc)
+            elif imm is None:
+                self._pending = Stop("breakpoint", pc, None, f"breakpoint exception at a non-BKPT 0x{op:04x}")
             else:
                 self._pending = Stop("breakpoint", pc, None,
                                      f"bkpt #0x{imm:02x}: not the firmware's normal halt (bkpt #0); r0 = "
@@ -316,6 +318,10 @@ class Rp2040:
         if offset + len(image) > FLASH_SIZE:
             raise ValueError(f"flash image of {len(image)} bytes at offset {offset} exceeds {FLASH_SIZE} bytes")
         ctypes.memmove(ctypes.addressof(self.flash) + offset, bytes(image), len(image))
+        # The bytes changed behind Unicorn's back: drop translated blocks and our decoded costs of flash code.
+        for base in XIP_ALIASES:
+            self.uc.ctl_remove_cache(base, base + FLASH_SIZE)
+        self.lib.sim_forget_blocks(self._sp)
 
     def read(self, addr: int, n: int) -> bytes:
         return bytes(self.uc.mem_read(addr, n))

@@ -111,6 +111,7 @@ def load() -> ctypes.CDLL:
                                 ctypes.POINTER(u64), u32]
     lib.sim_decode_cost.restype = u32
     lib.sim_decode_cost.argtypes = [ctypes.c_char_p, u32, ctypes.POINTER(u32), ctypes.POINTER(u32)]
+    lib.sim_forget_blocks.argtypes = [vp]
     lib.sim_block_count.restype = u32
     lib.sim_block_count.argtypes = [vp]
     lib.sim_state_size.restype = u32

@@ -376,3 +376,11 @@ uint32_t sim_decode_cost(const uint8_t *code, uint32_t n, uint32_t *insns, uint3
 }
 
 uint32_t sim_block_count(sim_state *s) { return s->count; }
+
+/* Forget every decoded block (code was replaced behind Unicorn's back, e.g. a new flash image). */
+void sim_forget_blocks(sim_state *s)
+{
+    memset(s->table, 0, (size_t)(s->mask + 1) * sizeof(block_t));
+    s->count = 0;
+    s->prev = NULL;
+}
