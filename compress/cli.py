@@ -191,8 +191,7 @@ def compress_model(model_dir: Path, opts: Options):
         ranges = None
         if opts.qat:
             ranges = quantize.fake_quant_ranges(spec, params, calib, ds.input_scale)
-            masks = [{k: (np.asarray(v) != 0).astype(np.float32) if k == "w" and sparsity_meta
-                      else np.ones(np.shape(v), np.float32) for k, v in p.items()} for p in params]
+            masks = ft.zero_masks(params) if sparsity_meta else None  # a pruned model stays pruned
             fc = ft.FinetuneConfig(epochs=opts.qat_epochs, lr=opts.qat_lr, seed=seed, train_limit=opts.train_limit)
             log(f"quantization-aware fine-tuning, {fc.epochs} epochs")
             params, _, info = ft.finetune(cfg.with_overrides(spec=spec), params, ds, fc, masks=masks,

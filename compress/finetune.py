@@ -56,6 +56,12 @@ def _ones_like_tree(params):
     return [{k: np.ones(np.shape(v), np.float32) for k, v in p.items()} for p in params]
 
 
+def zero_masks(params):
+    """Masks that keep every weight that is exactly zero at zero (an earlier pruning), biases free."""
+    return [{k: (np.asarray(v) != 0).astype(np.float32) if k == "w" else np.ones(np.shape(v), np.float32)
+             for k, v in p.items()} for p in params]
+
+
 def magnitude_masks(spec, params, sparsity: float, scope: str = "global"):
     """0/1 masks removing the `sparsity` fraction of dense weights with the smallest |w| (biases are kept).
 
