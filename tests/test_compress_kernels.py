@@ -24,7 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 KERNELS = ROOT / "firmware" / "kernels"
 SOURCES = [KERNELS / n for n in ("int8_common.c", "int8_dense_ref.c", "int8_dense_m0.c", "int8_sparse.c")]
 ARM_GCC = "arm-none-eabi-gcc"
-ARM_FLAGS = ["-mcpu=cortex-m0plus", "-mthumb", "-O2", "-std=c11", "-ffreestanding", "-Wall", "-Wextra", "-Werror"]
+ARM_FLAGS = ["-mcpu=cortex-m0plus", "-mthumb", "-O2", "-std=c11", "-ffreestanding", "-Wall", "-Wextra", "-Werror",
+             "-g", "-ffunction-sections", "-fdata-sections", "-fno-common"]  # firmware.build's flags
 
 
 class Layer(ctypes.Structure):

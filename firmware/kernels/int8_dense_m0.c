@@ -66,7 +66,7 @@ void pz_q8_dot4_m0(const uint8_t *xu, const uint8_t *xend, const uint8_t *w, uin
 
 /* r0 = xu, r1 = xend (xu + nk4, nk4 > 0, multiple of 4), r2 = w (4-byte aligned), r3 = A[8]. */
 __asm__(
-    "    .text\n"
+    "    .pushsection .text.pz_q8_dot8_m0, \"ax\", %progbits\n"  /* own section: --gc-sections drops it if unused */
     "    .syntax unified\n"
     "    .balign 4\n"
     "    .global pz_q8_dot8_m0\n"
@@ -132,7 +132,8 @@ __asm__(
     "    mov   r10, r6\n"
     "    mov   r11, r7\n"
     "    pop   {r4-r7, pc}\n"
-    "    .size   pz_q8_dot8_m0, . - pz_q8_dot8_m0\n");
+    "    .size   pz_q8_dot8_m0, . - pz_q8_dot8_m0\n"
+    "    .popsection\n");
 
 #define PZ_Q8_MAC_K4(off)                                                               \
     "    ldrb  r2, [r0, #" off "]\n"                                                    \
@@ -140,7 +141,7 @@ __asm__(
 
 /* The last group of 4 outputs (n_out_pad % 8 == 4): one word per input, 64 cycles per 4 inputs = 4.0 per MAC. */
 __asm__(
-    "    .text\n"
+    "    .pushsection .text.pz_q8_dot4_m0, \"ax\", %progbits\n"  /* own section: --gc-sections drops it if unused */
     "    .syntax unified\n"
     "    .balign 4\n"
     "    .global pz_q8_dot4_m0\n"
@@ -177,7 +178,8 @@ __asm__(
     "    mov   r8, r4\n"
     "    mov   r9, r5\n"
     "    pop   {r4-r7, pc}\n"
-    "    .size   pz_q8_dot4_m0, . - pz_q8_dot4_m0\n");
+    "    .size   pz_q8_dot4_m0, . - pz_q8_dot4_m0\n"
+    "    .popsection\n");
 #endif
 
 void pz_q8_dense_m0(const pz_q8_layer_t *l, const uint8_t *xu, uint8_t *y) {
