@@ -67,13 +67,16 @@ def read_build(build_dir: Path) -> dict:
     return build
 
 
-def host_reference(model, raw: np.ndarray) -> np.ndarray:
-    """The host outputs eval compares against: the one place that picks the reference implementation."""
+def host_reference(model, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(outputs, predicted classes) of the host model eval compares against: the one place that picks the
+    reference implementation."""
     if "quantization" in model.meta:
         from compress import reference          # int8 variants: the compression engineer's golden model
-        return reference.forward(model, raw)
+        outputs = reference.forward(model, raw)
+        return outputs, reference.predict(model, outputs)
     from zoo import host
-    return host.forward(model, raw)
+    outputs = host.forward(model, raw)
+    return outputs, host.predict(model, outputs)
 
 
 # -- one emulator per worker process -----------------------------------------------------------------------------
@@ -155,6 +158,12 @@ def evaluate(build_dir, images: int | None = None, jobs: int | None = None, prog
         model = modeldir.load(Path(build["model_dir"]))
     except modeldir.ModelDirError as e:
         raise EvalError(f"{build_dir / BUILD_JSON}: model_dir: {e}") from None
+    quantized = "quantization" in model.meta
+    if quantized != (build["output_ctype"] == "int8_t"):
+        raise EvalError(f"{build_dir / BUILD_JSON}: output_ctype {build['output_ctype']!r} but the model in "
+                        f"{build['model_dir']} is {'int8-quantized' if quantized else 'a float model'}: the "
+                        f"firmware does not implement this model's arithmetic, so it cannot match its reference; "
+                        f"rebuild with a firmware.build that supports it")
     ds = data.load(build["dataset"])
     available = len(ds.x_test)
     n = available if images is None else images
@@ -164,9 +173,8 @@ def evaluate(build_dir, images: int | None = None, jobs: int | None = None, prog
         raise EvalError(f"{build_dir / BUILD_JSON}: input_features {build['input_features']} but "
                         f"{build['dataset']} has {ds.x_test.shape[1]}")
     x, y = ds.x_test[:n], np.asarray(ds.y_test[:n])
-    host_out = np.asarray(host_reference(model, x), dtype=np.float64).reshape(n, -1)
-    from zoo import host
-    host_pred = host.predict(model, host_out)
+    host_out, host_pred = host_reference(model, x)
+    host_out = np.asarray(host_out, dtype=np.float64).reshape(n, -1)
 
     jobs = max(1, min(jobs or os.cpu_count() or 1, n))
     chunk = max(1, min(CHUNK, -(-n // (4 * jobs))))     # at least 4 work items per worker

@@ -98,3 +98,16 @@ def test_eval_refuses_a_uf2_that_is_not_the_built_one(built, tmp_path, capsys):
     (copy / "build.json").write_text(json.dumps(build))
     assert cli.main(["eval", str(copy), "--images", "2", "--no-progress"]) == 1
     assert "differs from build.json" in capsys.readouterr().err
+
+
+def test_eval_refuses_a_build_that_does_not_match_the_model_kind(built, tmp_path, capsys):
+    import shutil
+    _, out = built
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    build = json.loads((copy / "build.json").read_text())
+    build["output_ctype"] = "int8_t"            # claims int8 outputs, but the model is float
+    (copy / "build.json").write_text(json.dumps(build))
+    assert cli.main(["eval", str(copy), "--images", "2", "--no-progress"]) == 1
+    assert "is a float model" in capsys.readouterr().err
+    assert not (copy / "emulator.json").exists()
