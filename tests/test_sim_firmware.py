@@ -108,6 +108,7 @@ def test_eval_refuses_a_build_that_does_not_match_the_model_kind(built, tmp_path
     build = json.loads((copy / "build.json").read_text())
     build["output_ctype"] = "int8_t"            # claims int8 outputs, but the model is float
     (copy / "build.json").write_text(json.dumps(build))
+    (copy / "emulator.json").unlink(missing_ok=True)
     assert cli.main(["eval", str(copy), "--images", "2", "--no-progress"]) == 1
     assert "is a float model" in capsys.readouterr().err
     assert not (copy / "emulator.json").exists()
