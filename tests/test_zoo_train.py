@@ -109,3 +109,14 @@ def test_cli_trains_and_eval_cli_rereads(tmp_path, capsys):
 def test_eval_cli_missing_dir(tmp_path, capsys):
     assert zoo_eval.main([str(tmp_path / "none")]) == 2
     assert "model.safetensors: not found" in capsys.readouterr().err
+
+
+def test_eval_uses_the_golden_model_for_int8_variants(tmp_path, mnist):
+    """zoo.eval re-evaluates an int8 directory with compress's integer reference, matching what compress saved."""
+    from compress import cli as compress_cli
+    cfg = get_model("mnist_50").with_overrides(epochs=1)
+    train.train_and_evaluate(cfg, tmp_path / "float", dataset=mnist, train_limit=SUBSET, progress=False)
+    assert compress_cli.main([str(tmp_path / "float"), "--quantize", "int8", "--out", str(tmp_path / "int8")]) == 0
+    result = zoo_eval.evaluate_dir(tmp_path / "int8")
+    assert result["test_accuracy"] == result["saved_test_accuracy"]
+    assert zoo_eval.main([str(tmp_path / "int8")]) == 0

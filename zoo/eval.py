@@ -1,7 +1,8 @@
 """`python -m zoo.eval DIR`: re-evaluate a saved model on its full test set and print its metrics.
 
-The evaluation uses zoo.host (NumPy, the same reference the firmware is compared with), so it needs neither the
-training code nor an accelerator; the saved metrics.json is checked against what it measures.
+The evaluation uses zoo.host.reference (NumPy float, or the integer golden model for int8 variants: the same
+reference the firmware is compared with), so it needs neither the training code nor an accelerator; the saved
+metrics.json is checked against what it measures.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from zoo import data, host, modeldir
 def evaluate_dir(directory: Path, data_dir: Path | None = None) -> dict:
     model = modeldir.load(directory)
     ds = data.load(model.meta["dataset"], data_dir)
-    outputs = host.forward(model, ds.x_test)
-    accuracy = float(np.mean(host.predict(model, outputs) == ds.y_test))
+    _, classes = host.reference(model, ds.x_test)
+    accuracy = float(np.mean(classes == ds.y_test))
     return {"model": model.meta.get("model"), "dataset": ds.name, "dtype": model.meta["dtype"],
             "test_accuracy": accuracy, "saved_test_accuracy": model.metrics.get("test_accuracy"),
             "test_images": len(ds.y_test), "params": model.spec.param_count()}

@@ -33,3 +33,14 @@ def predict(model: SavedModel, outputs: np.ndarray) -> np.ndarray:
     if model.spec.output == "binary":
         return (outputs[..., 0] > 0.5).astype(np.int32)
     return np.argmax(outputs, axis=-1).astype(np.int32)
+
+
+def reference(model: SavedModel, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(outputs, classes) of the model's own reference arithmetic: this float forward pass, or for int8 variants
+    the integer-only golden model of the compress stage, which the firmware must match bit for bit."""
+    if "quantization" in model.meta:
+        from compress import reference as golden
+        outputs = golden.forward(model, raw)
+        return outputs, golden.predict(model, outputs)
+    outputs = forward(model, raw)
+    return outputs, predict(model, outputs)
