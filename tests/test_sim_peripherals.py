@@ -244,5 +244,18 @@ def test_strict_mode_stops_at_unimplemented_register(tmp_path):
     require_tool("arm-none-eabi-as")
     from rp2040_sim import asm
     sim = Rp2040(SimConfig(strict=True))
-    _, stop = asm.run_snippet("ldr r0, =0x40000000\n ldr r1, [r0]\n bkpt #0\n .ltorg\n", tmp_path, sim=sim)
-    assert stop.kind == "unimplemented register" and "SYSINFO+0x000" in stop.detail
+    _, stop = asm.run_snippet("ldr r0, =0x40004000\n ldr r1, [r0]\n bkpt #0\n .ltorg\n", tmp_path, sim=sim)
+    assert stop.kind == "unimplemented register" and "SYSCFG+0x000" in stop.detail
+
+
+def test_sysinfo_and_qspi_pads(fresh):
+    from rp2040_sim.peripherals import gpio, sysinfo
+    si = next(p for p in fresh.peripherals if p.NAME == "SYSINFO")
+    assert r(si, sysinfo.SYSINFO_CHIP_ID) == 0x20002927
+    pads = next(p for p in fresh.peripherals if p.NAME == "PADS_QSPI")
+    w(pads, 4, 0x6A)
+    assert r(pads, 4) == 0x6A
+    io = next(p for p in fresh.peripherals if p.NAME == "IO_QSPI")
+    w(io, gpio.GPIO_CTRL, 0)
+    assert r(io, gpio.GPIO_CTRL) == 0
+    assert fresh.test_warnings == []

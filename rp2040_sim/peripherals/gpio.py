@@ -32,3 +32,23 @@ class PadsBank0(Peripheral):
                  **{PADS_GPIO0 + 4 * n: f"GPIO{n}" for n in range(NUM_GPIOS)},
                  PADS_SWCLK: "SWCLK", PADS_SWD: "SWD"}
     RESET = {PADS_GPIO0 + 4 * n: PADS_GPIO_RESET for n in range(NUM_GPIOS)}
+
+
+# -- QSPI pins (datasheet 2.19.6.2 IO_QSPI, 2.19.6.4 PADS_QSPI): pico-sdk's boot2 sets their pad drive --
+IO_QSPI_BASE = 0x40018000
+QSPI_PINS = ("SCLK", "SS", "SD0", "SD1", "SD2", "SD3")
+PADS_QSPI_BASE = 0x40020000
+PADS_QSPI_PINS = ("SCLK", "SD0", "SD1", "SD2", "SD3", "SS")
+
+
+class IoQspi(Peripheral):
+    NAME, BASE = "IO_QSPI", IO_QSPI_BASE
+    REGISTERS = {**{n * GPIO_STRIDE + GPIO_STATUS: f"GPIO_QSPI_{p}_STATUS" for n, p in enumerate(QSPI_PINS)},
+                 **{n * GPIO_STRIDE + GPIO_CTRL: f"GPIO_QSPI_{p}_CTRL" for n, p in enumerate(QSPI_PINS)}}
+
+
+class PadsQspi(Peripheral):
+    """Stored as written; reset values are not modelled (read 0 until written)."""
+    NAME, BASE = "PADS_QSPI", PADS_QSPI_BASE
+    REGISTERS = {PADS_VOLTAGE_SELECT: "VOLTAGE_SELECT",
+                 **{4 + 4 * n: f"GPIO_QSPI_{p}" for n, p in enumerate(PADS_QSPI_PINS)}}
