@@ -280,8 +280,11 @@ def run_m0(image, t, fn, out_xor=0):
 
 @pytest.mark.parametrize("n_in,n_out,density,edge", [(784, 24, 1.0, None), (64, 16, 1.0, "max"),
                                                     (300, 10, 0.1, None), (102, 13, 0.5, None),
-                                                    (8, 8, 1.0, "zero")])
+                                                    (8, 8, 1.0, "zero"), (4, 8, 1.0, None),
+                                                    (44, 12, 1.0, None), (1002, 8, 1.0, "max")])
 def test_m0_build_equals_golden_in_unicorn(m0_image, n_in, n_out, density, edge):
+    """Every entry into the 16-input unrolled loop: 4-input blocks mod 4 = 0 (784, 64), 1 (4, 102, 1002), 2 (8),
+    3 (300, 44); a last group of 4 outputs (44x12, 102x13); leftover inputs (102, 1002)."""
     t = random_layer(np.random.default_rng(n_in * 100 + n_out), n_in, n_out, density, edge)
     want = golden(t)
     for fn in ("pz_q8_dense_m0", "pz_q8_dense_ref", "pz_q8_sparse"):

@@ -8,8 +8,9 @@
  * because sum (w0+128)*xu = A0 - 256*A1 fits 31 bits for n_in < 33025.
  *
  * Inner loop (pz_q8_dot8_m0, ARMv6-M): per input k, LDRB x (2) + 2 x [LDM W (2) + 4 extract + 4 MULS + 4 ADD]
- * (28) = 30 cycles for 8 MACs, plus 7 cycles of loop per 8 inputs: 247 / 64 = 3.86 cycles per MAC (static count
- * from the TRM table, docs/COMPRESS.md); an odd number of 4-input blocks enters the unrolled body half way.
+ * (28) = 30 cycles for 8 MACs, plus 7 cycles of loop per 16 inputs: 487 / 128 = 3.80 cycles per MAC (static count
+ * from the TRM table, docs/COMPRESS.md); a number of 4-input blocks that is not a multiple of 4 enters the unrolled
+ * body part way (Duff's device).
  * Accumulators live in r6, r7, r8-r12 and lr; the end pointer on the stack.
  * A last group of 4 outputs uses pz_q8_dot4_m0 (4.0 cycles per MAC). Elsewhere (host tests, other CPUs) the same
  * algorithm runs in portable C; the n_in & 3 inputs left over use the C path on every CPU. */
@@ -89,23 +90,43 @@ __asm__(
     "    mov   r11, r6\n"
     "    mov   r12, r6\n"
     "    mov   lr, r6\n"
-    "    ldr   r4, [sp]\n"           /* an odd number of 4-input blocks enters the loop half way */
-    "    subs  r4, r4, r0\n"
-    "    lsls  r4, r4, #29\n"
-    "    bpl   1f\n"
-    "    subs  r0, #4\n"
-    "    b     2f\n"
+    "    ldr   r4, [sp]\n"           /* r = (4-input blocks) mod 4 = 0..3; enter block (4 - r) mod 4 of the */
+    "    subs  r4, r4, r0\n"         /* 16-input body with r0 moved back to match (Duff's device) */
+    "    lsls  r4, r4, #28\n"
+    "    lsrs  r4, r4, #30\n"        /* r4 = r */
+    "    beq   1f\n"
+    "    cmp   r4, #2\n"
+    "    beq   12f\n"
+    "    bhi   11f\n"
+    "    subs  r0, #12\n"            /* r = 1: enter at block 3 */
+    "    b     13f\n"
+    "11:\n"
+    "    subs  r0, #4\n"             /* r = 3: block 1 */
+    "    b     14f\n"
+    "12:\n"
+    "    subs  r0, #8\n"             /* r = 2: block 2 */
+    "    b     15f\n"
     "1:\n"
     PZ_Q8_MAC_K("0")
     PZ_Q8_MAC_K("1")
     PZ_Q8_MAC_K("2")
     PZ_Q8_MAC_K("3")
-    "2:\n"
+    "14:\n"
     PZ_Q8_MAC_K("4")
     PZ_Q8_MAC_K("5")
     PZ_Q8_MAC_K("6")
     PZ_Q8_MAC_K("7")
-    "    adds  r0, #8\n"
+    "15:\n"
+    PZ_Q8_MAC_K("8")
+    PZ_Q8_MAC_K("9")
+    PZ_Q8_MAC_K("10")
+    PZ_Q8_MAC_K("11")
+    "13:\n"
+    PZ_Q8_MAC_K("12")
+    PZ_Q8_MAC_K("13")
+    PZ_Q8_MAC_K("14")
+    PZ_Q8_MAC_K("15")
+    "    adds  r0, #16\n"
     "    ldr   r4, [sp]\n"
     "    cmp   r0, r4\n"
     "    beq   3f\n"                 /* the body is beyond B<cond>'s 256-byte reach: BEQ out, B back */
@@ -183,11 +204,18 @@ __asm__(
 #endif
 
 void pz_q8_dense_m0(const pz_q8_layer_t *l, const uint8_t *xu, uint8_t *y) {
-    uint32_t n_in = l->n_in, nk4 = n_in & ~3u, in_pad = (n_in + 3u) & ~3u, out_pad = (l->n_out + 3u) & ~3u;
-    uint32_t X = 0;
-    for (uint32_t k = 0; k < nk4; k++) X += xu[k];
+    /* every layer field in a local: the byte stores to y would otherwise force reloads (aliasing) */
+    const uint32_t n_in = l->n_in, n_out = l->n_out, nk4 = n_in & ~3u, in_pad = (n_in + 3u) & ~3u;
+    const uint32_t out_pad = (n_out + 3u) & ~3u;
+    const int32_t *bias = l->bias, *mult = l->multiplier;
+    const int8_t *shift = l->shift;
+    const int32_t out_zp = l->out_zp, act_min = l->act_min, act_max = l->act_max;
+    const uint32_t out_xor = l->out_xor;
+    uint32_t X128 = 0;
+    for (uint32_t k = 0; k < nk4; k++) X128 += xu[k];
+    X128 *= 128u;
     const uint8_t *w = l->w;
-    for (uint32_t j0 = 0; j0 < l->n_out; j0 += 8) {
+    for (uint32_t j0 = 0; j0 < n_out; j0 += 8) {
         uint32_t lanes = (j0 + 8u <= out_pad) ? 8u : 4u;
         uint32_t A[8];
 #if PZ_Q8_M0_ASM
@@ -201,14 +229,15 @@ void pz_q8_dense_m0(const pz_q8_layer_t *l, const uint8_t *xu, uint8_t *y) {
 #else
         dot_lanes_c(xu, nk4, w, lanes, A);
 #endif
-        uint32_t n = l->n_out - j0 < lanes ? l->n_out - j0 : lanes;
-        const int32_t *bias = l->bias + j0;
-        uint8_t *yj = y + j0;
+        uint32_t n = n_out - j0 < lanes ? n_out - j0 : lanes;
         for (uint32_t i = 0; i < n; i++) {
-            uint32_t s = (i & 1u) ? A[i] : A[i] - 256u * A[i + 1] - 128u * X;
-            int32_t acc = (int32_t)((uint32_t)bias[i] + s);
-            for (uint32_t k = nk4; k < n_in; k++) acc += (int32_t)xu[k] * pz_q8_dense_weight(l, j0 + i, k);
-            yj[i] = pz_q8_output_i(l, j0 + i, acc);
+            uint32_t j = j0 + i;
+            uint32_t s = (i & 1u) ? A[i] : A[i] - 256u * A[i + 1] - X128;
+            int32_t acc = (int32_t)((uint32_t)bias[j] + s);
+            if (nk4 != n_in) {
+                for (uint32_t k = nk4; k < n_in; k++) acc += (int32_t)xu[k] * pz_q8_dense_weight(l, j, k);
+            }
+            y[j] = pz_q8_out_i(acc, mult[j], shift[j], out_zp, act_min, act_max, out_xor);
         }
         w += in_pad * lanes;
     }

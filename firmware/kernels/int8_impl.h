@@ -39,11 +39,25 @@ static inline int32_t pz_q8_requantize_i(int32_t acc, int32_t multiplier, int32_
     return acc < 0 ? -(int32_t)q : (int32_t)q;
 }
 
+/* The output stage with the layer's scalars passed in (kernels load them once per layer: the uint8_t stores to y
+ * may alias the layer struct, so reading l->... in the loop would reload every field after every store).
+ * When act_min >= out_zp (a fused ReLU), acc <= 0 gives round_half_up(acc * M) <= 0, so v <= out_zp <= act_min:
+ * the clamp's result is known without the 62-bit product (about half of the ReLU outputs; exact). */
+static inline uint8_t pz_q8_out_i(int32_t acc, int32_t multiplier, int32_t shift, int32_t out_zp, int32_t act_min,
+                                  int32_t act_max, uint32_t out_xor) {
+    int32_t v;
+    if (acc <= 0 && act_min >= out_zp) {
+        v = act_min;
+    } else {
+        v = pz_q8_requantize_i(acc, multiplier, shift) + out_zp;
+        if (v < act_min) v = act_min;
+        if (v > act_max) v = act_max;
+    }
+    return (uint8_t)((uint8_t)(int8_t)v ^ out_xor);
+}
+
 static inline uint8_t pz_q8_output_i(const pz_q8_layer_t *l, uint32_t j, int32_t acc) {
-    int32_t v = pz_q8_requantize_i(acc, l->multiplier[j], l->shift[j]) + l->out_zp;
-    if (v < l->act_min) v = l->act_min;
-    if (v > l->act_max) v = l->act_max;
-    return (uint8_t)((uint8_t)(int8_t)v ^ l->out_xor);
+    return pz_q8_out_i(acc, l->multiplier[j], l->shift[j], l->out_zp, l->act_min, l->act_max, l->out_xor);
 }
 
 #endif
