@@ -1,6 +1,11 @@
 """Build RP2040 firmware for a model directory: generate C, cross-compile, link, and write the build directory.
 
-    python -m firmware.build MODEL_DIR [--images N] [--out DIR] [--weights-in flash|ram] [--stack BYTES]
+    python -m firmware.build MODEL_DIR [--images N] [--out DIR] [--weights-in auto|flash|ram] [--stack BYTES]
+
+Weight placement (`--weights-in`, default auto): float models keep their weights in flash; int8 models (from
+`python -m compress`) copy their weights, indices and requantization tables to SRAM at boot when they fit next to
+the activation buffers, the static data and the stack reserve with SRAM_HEADROOM to spare, because streaming them
+through the XIP cache costs ~56 cycles per 8-byte line miss (docs/COMPRESS.md has both placements measured).
 
 Outputs (docs/FIRMWARE.md): firmware.elf, firmware.bin (flash image from 0x10000000), firmware.uf2, firmware.map,
 size.json, build.json. Everything is built in a temporary directory with relative paths and
@@ -42,6 +47,11 @@ FLASH_BYTES = 2 * 1024 * 1024  # Pico W25Q16
 DEFAULT_STACK = 4096  # measured peak 208 bytes in rp2040_sim (printf); the linker script asserts the reserve fits
 MIN_STACK = 1024  # same floor as the ASSERT in rp2040.ld
 DEFAULT_IMAGES = 50
+# SRAM left unused after an automatic sram-copy: the model shares the chip with an application (a USB stack or
+# a sensor driver needs several kB). 32 kB is one eighth of the SRAM.
+SRAM_HEADROOM = 32 * 1024
+RUNTIME_STATIC_RAM = 1024  # .data + .bss of the runtime without the model (measured: ~0.3 kB; rounded up)
+PLACEMENTS = {"flash": "flash", "ram": "sram-copy"}  # --weights-in -> size.json weights_placement
 
 OUTPUTS = ("firmware.elf", "firmware.bin", "firmware.uf2", "firmware.map", "size.json", "build.json")
 
@@ -179,6 +189,30 @@ def usage_bars(size: dict) -> None:
                   f"{size['stack_reserved_bytes']}")
     console.print(f"       Flash = weights {size['weights_bytes']} + test images {size['images_bytes']} + other "
                   f"{size['flash_other_bytes']}")
+    if "weights_placement" in size:
+        console.print(f"       Weights: {size['weights_placement']} ({size['weights_placement_reason']})")
+
+
+def choose_placement(model: modeldir.SavedModel, weights_in: str, stack: int) -> tuple[str, str]:
+    """(flash | ram, why) for --weights-in auto|flash|ram."""
+    if weights_in in ("flash", "ram"):
+        return weights_in, "forced by --weights-in"
+    if not codegen.is_int8(model):
+        return "flash", "float model: weights stay in flash"
+    need = codegen.model_arrays_bytes(model) + codegen.activation_bytes(model) + RUNTIME_STATIC_RAM + stack
+    if need + SRAM_HEADROOM <= RAM_BYTES:
+        return "ram", f"{need} bytes of SRAM needed, {RAM_BYTES - need} left (>= {SRAM_HEADROOM} headroom)"
+    return "flash", (f"copying would need {need} bytes of SRAM, leaving {RAM_BYTES - need} < {SRAM_HEADROOM} "
+                     f"headroom")
+
+
+def default_out_dir(model_dir: Path) -> Path:
+    """build/<name>, or build/<parent>-<name> for a compressed variant nested in its source model's directory
+    (runs/mnist_300/prune90-int8 -> build/mnist_300-prune90-int8)."""
+    parent = model_dir.parent
+    if (parent / modeldir.MODEL_FILE).is_file():
+        return Path("build") / f"{parent.name}-{model_dir.name}"
+    return Path("build") / model_dir.name
 
 
 def load_test_images(model: modeldir.SavedModel, model_dir: Path, images: int | None):
@@ -197,11 +231,11 @@ def load_test_images(model: modeldir.SavedModel, model_dir: Path, images: int | 
     return dataset, ds.x_test[:n], ds.y_test[:n]
 
 
-def build(model_dir: Path, out_dir: Path | None = None, images: int | None = None, weights_in: str = "flash",
+def build(model_dir: Path, out_dir: Path | None = None, images: int | None = None, weights_in: str = "auto",
           stack: int = DEFAULT_STACK, quiet: bool = False) -> BuildResult:
     model_dir = Path(model_dir).resolve() if Path(model_dir).exists() else Path(model_dir)
-    if weights_in not in ("flash", "ram"):
-        raise BuildError(f"--weights-in {weights_in!r}: use flash or ram")
+    if weights_in not in ("auto", "flash", "ram"):
+        raise BuildError(f"--weights-in {weights_in!r}: use auto, flash or ram")
     if stack < MIN_STACK or stack % 8:
         raise BuildError(f"--stack {stack}: the stack reserve must be a multiple of 8 bytes and at least {MIN_STACK} "
                          f"(printf alone needs a few hundred bytes; the default is {DEFAULT_STACK})")
@@ -209,7 +243,8 @@ def build(model_dir: Path, out_dir: Path | None = None, images: int | None = Non
         model = modeldir.load(model_dir)
     except modeldir.ModelDirError as e:
         raise BuildError(str(e)) from None
-    out_dir = Path(out_dir) if out_dir is not None else Path("build") / model_dir.name
+    out_dir = Path(out_dir) if out_dir is not None else default_out_dir(model_dir)
+    weights_in, placement_reason = choose_placement(model, weights_in, stack)
     tools = find_toolchain()
     dataset, x, y = load_test_images(model, model_dir, images)
     try:
@@ -218,7 +253,7 @@ def build(model_dir: Path, out_dir: Path | None = None, images: int | None = Non
     except codegen.CodegenError as e:
         raise BuildError(str(e)) from None
 
-    weights_bytes = sum(p["w"].nbytes + p["b"].nbytes for p in model.params if p)
+    weights_bytes = codegen.model_arrays_bytes(model)
     if weights_bytes + x.nbytes + y.size > FLASH_BYTES:
         raise BuildError(f"{model_dir}: model too large for flash: weights {weights_bytes} bytes + test images "
                          f"{x.nbytes + y.size} bytes exceed the Pico's {FLASH_BYTES // (1024 * 1024)} MB "
@@ -259,6 +294,10 @@ def build(model_dir: Path, out_dir: Path | None = None, images: int | None = Non
         uf2.check_image(base, flash, "firmware.uf2")
         (work / "firmware.uf2").write_bytes(uf2_bytes)
         size = size_report(work / "firmware.elf", work / "firmware.bin")
+        size["weights_placement"] = PLACEMENTS[weights_in]
+        size["weights_placement_reason"] = placement_reason
+        if "model_bytes" in (model.metrics or {}):
+            size["model_bytes"] = int(model.metrics["model_bytes"])  # compress's count (docs/COMPRESS.md)
         info = {
             "model_dir": str(model_dir),
             "images": len(x),
@@ -295,8 +334,12 @@ def main(argv=None) -> int:
     parser.add_argument("model_dir", type=Path)
     parser.add_argument("--images", type=int, default=None,
                         help=f"test images stored in flash and classified at boot (default {DEFAULT_IMAGES})")
-    parser.add_argument("--out", type=Path, default=None, help="build directory (default build/<model dir name>)")
-    parser.add_argument("--weights-in", choices=["flash", "ram"], default="flash")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="build directory (default build/<model dir name>, build/<parent>-<name> for a "
+                             "compressed variant inside its model directory)")
+    parser.add_argument("--weights-in", choices=["auto", "flash", "ram"], default="auto",
+                        help="where the weights live: auto (int8 models copied to SRAM when they fit with "
+                             f"{SRAM_HEADROOM // 1024} kB to spare, float models in flash), flash, or ram")
     parser.add_argument("--stack", type=int, default=DEFAULT_STACK, help="stack reserve in bytes")
     args = parser.parse_args(argv)
     try:

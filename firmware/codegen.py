@@ -2,6 +2,9 @@
 
 Weights are `const` arrays, so they stay in flash (XIP) and SRAM holds only the activations; `weights_in="ram"`
 drops the `const` so they land in .data and are copied to SRAM at boot. Every symbol starts with `pz_`.
+Float models get the float kernels; int8 models (meta "quantization", written by `python -m compress`) get one
+`pz_q8_layer_t` per dense layer from `compress.layout.kernel_layers` (ReLU fused, the first layer reading the raw
+pixels) and an `int8_t pz_output`.
 Floats are printed with enough digits to round-trip exactly (9 significant for float32, 17 for float64), so the
 C arrays hold the model's values bit for bit, and the text is the same for the same model (deterministic).
 """
@@ -55,13 +58,13 @@ def c_float(value, dt: DType) -> str:
     return text + dt.literal_suffix
 
 
-def c_array(ctype: str, name: str, values, fmt, qualifier: str, per_line: int) -> str:
+def c_array(ctype: str, name: str, values, fmt, qualifier: str, per_line: int, attrs: str = "") -> str:
     values = list(values)
     lines = []
     for start in range(0, len(values), per_line):
         lines.append("    " + ", ".join(fmt(v) for v in values[start:start + per_line]) + ",")
     body = "\n".join(lines)
-    return f"{qualifier}{ctype} {name}[{len(values)}] = {{\n{body}\n}};\n"
+    return f"{qualifier}{ctype} {name}[{len(values)}]{attrs} = {{\n{body}\n}};\n"
 
 
 def model_dtype(model: SavedModel, source: str) -> DType:
@@ -72,15 +75,48 @@ def model_dtype(model: SavedModel, source: str) -> DType:
     return DTYPES[name]
 
 
+def is_int8(model: SavedModel) -> bool:
+    return "quantization" in model.meta
+
+
 def output_ctype(model: SavedModel, source: str = "<model>") -> str:
     """C type of pz_output for this model (build.json's output_ctype)."""
-    return model_dtype(model, source).ctype
+    return "int8_t" if is_int8(model) else model_dtype(model, source).ctype
+
+
+# int8 storage -> (pz_kind enum name, adapter) (firmware/kernels/layers.h, int8_layers.c)
+Q8_KERNELS = {"dense": ("PZ_K_Q8_DENSE", "pz_run_q8_dense"), "sparse": ("PZ_K_Q8_SPARSE", "pz_run_q8_sparse")}
+ALIGNED4 = " __attribute__((aligned(4)))"  # the int8 kernels load weights as 32-bit words
+
+
+def model_arrays_bytes(model: SavedModel) -> int:
+    """Bytes of every pz_l<i>_* array generate_model emits (what size.json calls weights_bytes), computed before
+    compiling so the build can decide where they go."""
+    if not is_int8(model):
+        return sum(int(np.asarray(p["w"]).nbytes + np.asarray(p["b"]).nbytes) for p in model.params if p)
+    from compress import layout
+    total = 0
+    for kl in layout.kernel_layers(model):
+        total += np.asarray(kl["w"]).nbytes + 9 * kl["n_out"]  # bias, multiplier int32 + shift int8
+        if kl["row_len"] is not None:
+            total += np.asarray(kl["row_len"]).nbytes
+    return int(total)
+
+
+def activation_bytes(model: SavedModel) -> int:
+    """SRAM of pz_input, the two activation buffers and pz_output (upper bound), for the placement decision."""
+    features = int(model.meta["input"]["features"])
+    widths = [layer.out_features for layer in model.spec.layers if layer.kind == "dense"]
+    item = 1 if is_int8(model) else np.dtype(model.meta.get("dtype", "float32")).itemsize
+    return features + item * (2 * max(widths + [features]) + widths[-1])
 
 
 def generate_model(model: SavedModel, source: str = "<model>", weights_in: str = "flash") -> dict[str, str]:
     """C sources for a float model: {"model.h": ..., "model.c": ...}."""
     if weights_in not in ("flash", "ram"):
         raise CodegenError(f"weights_in {weights_in!r}: use 'flash' or 'ram'")
+    if is_int8(model):
+        return generate_int8_model(model, source, weights_in)
     dt = model_dtype(model, source)
     features = int(model.meta["input"]["features"])
     scale = model.meta["input"]["scale"]
@@ -164,6 +200,101 @@ const pz_layer pz_layers[PZ_N_LAYERS] = {{
 
 const pz_network pz_network_model = {{
     pz_layers, PZ_N_LAYERS, {{pz_buf0, pz_buf1}}, pz_output, PZ_OUTPUT_COUNT, {predictor},
+}};
+"""
+    return {"model.h": h, "model.c": c}
+
+
+def _int8_check(model: SavedModel, source: str) -> None:
+    q = model.meta["quantization"]
+    if q.get("scheme") != "int8" or q.get("rounding") != "single":
+        raise CodegenError(f"{source}: quantization scheme {q.get('scheme')!r} rounding {q.get('rounding')!r}; the "
+                           f"int8 kernels implement scheme 'int8' with single rounding (docs/COMPRESS.md)")
+    if model.spec.output != "logits":
+        raise CodegenError(f"{source}: int8 models need a logits output (argmax), got {model.spec.output!r}")
+    if int(q["input"]["zero_point"]) != -128:
+        raise CodegenError(f"{source}: int8 input zero point {q['input']['zero_point']}; the first layer reads the "
+                           f"raw pixels as offset-binary bytes, which needs zero point -128")
+
+
+def generate_int8_model(model: SavedModel, source: str, weights_in: str) -> dict[str, str]:
+    """C sources for an int8 model: one pz_q8_layer_t and one table entry per dense layer (ReLU fused)."""
+    from compress import layout
+    _int8_check(model, source)
+    layers = layout.kernel_layers(model)
+    features = int(model.meta["input"]["features"])
+    qualifier = "const " if weights_in == "flash" else ""
+    header = HEADER.format(source=source)
+    arrays, entries, widths = [], [], []
+    for n, kl in enumerate(layers):
+        i, n_in, n_out = kl["index"], kl["n_in"], kl["n_out"]
+        if max(n_in, n_out) > MAX_DIM:
+            raise CodegenError(f"{source}: layer {i} width {max(n_in, n_out)} exceeds the layer table's uint16 "
+                               f"dimensions (max {MAX_DIM})")
+        if n_in != (features if n == 0 else widths[-1]):
+            raise CodegenError(f"{source}: int8 layer {i} takes {n_in} inputs but the previous layer gives "
+                               f"{features if n == 0 else widths[-1]}")
+        kind, adapter = Q8_KERNELS[kl["storage"]]
+        arrays.append(f"/* layer {i}: int8 {kl['storage']} {n_in} -> {n_out} ({kl['kernel']}) */\n")
+        arrays.append(c_array("uint8_t", f"pz_l{i}_w", np.asarray(kl["w"], np.uint8),
+                              lambda v: f"0x{int(v):02x}", qualifier, BYTES_PER_LINE, ALIGNED4))
+        row_len = "NULL"
+        if kl["row_len"] is not None:
+            arrays.append(c_array("uint16_t", f"pz_l{i}_rowlen", np.asarray(kl["row_len"], np.uint16),
+                                  lambda v: f"{int(v)}", qualifier, BYTES_PER_LINE))
+            row_len = f"pz_l{i}_rowlen"
+        arrays.append(c_array("int32_t", f"pz_l{i}_bias", np.asarray(kl["bias"], np.int32), lambda v: f"{int(v)}",
+                              qualifier, VALUES_PER_LINE))
+        arrays.append(c_array("int32_t", f"pz_l{i}_mult", np.asarray(kl["multiplier"], np.int32),
+                              lambda v: f"{int(v)}", qualifier, VALUES_PER_LINE))
+        arrays.append(c_array("int8_t", f"pz_l{i}_shift", np.asarray(kl["shift"], np.int8), lambda v: f"{int(v)}",
+                              qualifier, BYTES_PER_LINE))
+        arrays.append(f"{qualifier}pz_q8_layer_t pz_l{i}_q = {{{n_in}u, {n_out}u, pz_l{i}_w, {row_len}, pz_l{i}_bias, "
+                      f"pz_l{i}_mult, pz_l{i}_shift, {int(kl['out_zp'])}, {int(kl['act_min'])}, "
+                      f"{int(kl['act_max'])}, 0x{int(kl['out_xor']):02x}u}};\n\n")
+        entries.append(f"    {{{adapter}, {kind}, {n_in}, {n_out}, pz_l{i}_w, pz_l{i}_bias, &pz_l{i}_q}},")
+        widths.append(n_out)
+    n_layers = len(entries)
+    # layer k writes buf[k % 2] unless it is the last, which writes pz_output; layer 0 reads pz_input (raw pixels)
+    buf_sizes = [max([widths[k] for k in range(n_layers - 1) if k % 2 == j], default=1) for j in (0, 1)]
+    h = f"""{header}#ifndef PZ_MODEL_H
+#define PZ_MODEL_H
+
+#include <stdint.h>
+
+#include "int8.h"
+#include "layers.h"
+
+#define PZ_MODEL_NAME "{model.meta.get('model', '')}"
+#define PZ_INPUT_FEATURES {features}
+#define PZ_OUTPUT_COUNT {widths[-1]}
+#define PZ_N_LAYERS {n_layers}
+typedef int8_t pz_output_t;
+
+extern uint8_t pz_input[PZ_INPUT_FEATURES];   /* raw features 0..255 = the first layer's offset-binary input */
+extern pz_output_t pz_output[PZ_OUTPUT_COUNT]; /* int8 outputs of the last layer (compress.reference.forward) */
+extern const pz_network pz_network_model;
+
+int pz_infer(void);  /* runs the network on pz_input, fills pz_output, returns the predicted class */
+
+#endif
+"""
+    c = f"""{header}#include <stddef.h>
+
+#include "model.h"
+
+uint8_t pz_input[PZ_INPUT_FEATURES];
+pz_output_t pz_output[PZ_OUTPUT_COUNT];
+static uint8_t pz_buf0[{buf_sizes[0]}];  /* hidden activations, offset-binary (q + 128) */
+static uint8_t pz_buf1[{buf_sizes[1]}];
+
+/* int8 weights ({'SRAM, copied at boot' if weights_in == 'ram' else 'flash'}), folded biases, requantization */
+{"".join(arrays)}const pz_layer pz_layers[PZ_N_LAYERS] = {{
+{chr(10).join(entries)}
+}};
+
+const pz_network pz_network_model = {{
+    pz_layers, PZ_N_LAYERS, {{pz_buf0, pz_buf1}}, pz_output, PZ_OUTPUT_COUNT, pz_predict_argmax_i8,
 }};
 """
     return {"model.h": h, "model.c": c}
