@@ -286,7 +286,7 @@ class Rp2040:
         except UcError as e:
             error = e
         stop = self._pending
-        if st.stop_reason == native.STOP_BUDGET and (stop is None or stop.kind == "halt"):
+        if st.stop_reason == native.STOP_BUDGET and stop is None:    # a bkpt in the last block still counts
             stop = Stop("budget exceeded", self.pc(), None, f"{budget} cycles (--max-cycles) used up")
         elif st.stop_reason == native.STOP_STACK:
             stop = Stop("stack overflow", self.pc(), st.fault_addr,
