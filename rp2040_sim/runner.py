@@ -21,6 +21,7 @@ class RunResult:
     instructions: int
     xip_hits: int
     xip_misses: int
+    xip_line_fill_cycles: int
     uart: str
     static_ram_bytes: int | None
     peak_stack_bytes: int | None
@@ -78,7 +79,7 @@ def collect(sim, image, stop: Stop) -> RunResult:
     region = elf.stack_region() if elf else None
     return RunResult(
         stop=stop, cycles=st.cycles, instructions=st.instructions, xip_hits=st.xip_hits,
-        xip_misses=st.xip_misses, uart=(sim.uart0.tx + sim.uart1.tx).decode("latin-1"),
+        xip_misses=st.xip_misses, xip_line_fill_cycles=st.xip_miss_penalty, uart=(sim.uart0.tx + sim.uart1.tx).decode("latin-1"),
         static_ram_bytes=elf.static_ram_bytes() if elf else None, peak_stack_bytes=peak_stack(sim, elf),
         flash_bytes=len(image.data), functions=function_cycles(sim, elf),
         fault_report="" if stop.ok else format_fault(sim, elf, stop, region[1] if region else None))
@@ -89,7 +90,8 @@ def summary(r: RunResult, top: int = 12) -> str:
              f"cycles       {r.cycles:,}",
              f"instructions {r.instructions:,}",
              f"time         {r.ms_at_125mhz:.3f} ms at 125 MHz",
-             f"XIP cache    {r.xip_hits:,} hits, {r.xip_misses:,} misses",
+             f"XIP cache    {r.xip_hits:,} hits, {r.xip_misses:,} misses "
+             f"({r.xip_line_fill_cycles} cycles per line fill)",
              f"flash        {r.flash_bytes:,} bytes"]
     if r.static_ram_bytes is not None:
         peak = f"{r.peak_stack_bytes:,}" if r.peak_stack_bytes is not None else "?"

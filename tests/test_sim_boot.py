@@ -126,3 +126,11 @@ def test_image_too_short_for_boot2(tmp_path):
     path.write_bytes(b"\x00" * 100)
     with pytest.raises(boot.BootError, match="would not boot"):
         boot.prepare(Rp2040(), boot.load_image(path))
+
+
+@pytest.mark.parametrize("argv", [["run", "x.uf2", "--max-cycles", "-5"], ["run", "x.uf2", "--max-cycles", "lots"],
+                                  ["eval", "d", "--images", "0"], ["frobnicate"]])
+def test_cli_usage_errors_exit_2(argv, capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(argv)
+    assert e.value.code == 2
