@@ -134,3 +134,14 @@ def test_cli_usage_errors_exit_2(argv, capsys):
     with pytest.raises(SystemExit) as e:
         cli.main(argv)
     assert e.value.code == 2
+
+
+def test_uf2_not_at_flash_start_and_non_arm_elf(hello, tmp_path, capsys):
+    path = tmp_path / "offset.uf2"
+    path.write_bytes(write_uf2(hello["bin"].read_bytes(), 0x10001000))
+    assert cli.main(["run", str(path)]) == 1
+    assert "reads boot2 from flash offset 0" in capsys.readouterr().err
+    host_elf = tmp_path / "host.elf"
+    host_elf.write_bytes(open("/proc/self/exe", "rb").read())
+    assert cli.main(["run", str(host_elf)]) == 1
+    assert "expected EM_ARM" in capsys.readouterr().err
