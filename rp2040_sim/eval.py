@@ -68,15 +68,11 @@ def read_build(build_dir: Path) -> dict:
 
 
 def host_reference(model, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(outputs, predicted classes) of the host model eval compares against: the one place that picks the
-    reference implementation."""
-    if "quantization" in model.meta:
-        from compress import reference          # int8 variants: the compression engineer's golden model
-        outputs = reference.forward(model, raw)
-        return outputs, reference.predict(model, outputs)
+    """(outputs, predicted classes) eval compares against. zoo.host.reference is the project's one dispatch:
+    the float forward pass, or compress.reference (the int8 golden model) when the model's meta has
+    "quantization"."""
     from zoo import host
-    outputs = host.forward(model, raw)
-    return outputs, host.predict(model, outputs)
+    return host.reference(model, raw)
 
 
 # -- one emulator per worker process -----------------------------------------------------------------------------
