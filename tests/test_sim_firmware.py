@@ -112,3 +112,18 @@ def test_eval_refuses_a_build_that_does_not_match_the_model_kind(built, tmp_path
     assert cli.main(["eval", str(copy), "--images", "2", "--no-progress"]) == 1
     assert "is a float model" in capsys.readouterr().err
     assert not (copy / "emulator.json").exists()
+
+
+def test_int8_variant_is_bit_exact_with_the_golden_model(built, tmp_path):
+    """An int8 variant (compress --quantize int8) built by firmware.build: eval compares against
+    compress.reference through zoo.host.reference and must match bit for bit."""
+    from compress.cli import main as compress_main
+    from firmware import build as fwbuild
+    model_dir, _ = built
+    qdir = tmp_path / "q8"
+    assert compress_main([str(model_dir), "--quantize", "int8", "--calib-images", "50", "--out", str(qdir),
+                          "--quiet"]) == 0
+    fwbuild.build(qdir, tmp_path / "out", images=2, quiet=True)
+    report = sim_eval.evaluate(tmp_path / "out", images=8, jobs=1, progress=False)
+    assert json.loads((tmp_path / "out" / "build.json").read_text())["output_ctype"] == "int8_t"
+    assert report["agreement_with_host"] == 1.0 and report["max_abs_output_diff"] == 0.0
