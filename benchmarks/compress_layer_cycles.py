@@ -1,0 +1,108 @@
+"""Cycles per layer of an int8 firmware, measured by the rp2040_sim emulator (weights where the build put them).
+
+`python benchmarks/compress_layer_cycles.py BUILD_DIR [--images N] [--json FILE]`
+
+The firmware boots once; then for each test image the post-boot machine is restored (as `rp2040_sim eval` does)
+and the layer table's adapters are called one at a time (r0 = &pz_layers[i], r1 = x, r2 = y, as pz_infer calls
+them), so each layer's cycles include its adapter, kernel and per-output requantization. The last layer's int8
+outputs are checked against compress.reference.forward before any figure is printed. Reported per layer: cycles per
+MAC (dense: n_in x n_out) and, for sparse layers, cycles per non-zero weight and per stored entry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from compress import layout, reference  # noqa: E402
+from rp2040_sim.eval import Harness, read_build  # noqa: E402
+from zoo import data, modeldir  # noqa: E402
+
+LAYER_STRUCT_BYTES = 24  # pz_layer (layers.h): run, kind/in/out (uint16 x3 + pad), w, b, aux
+NETWORK_BUF_OFFSET = 8   # pz_network (layers.h): layers, n_layers (+pad), buf[2], ...
+SRAM_BASE, SRAM_BYTES = 0x20000000, 0x42000
+
+
+def measure(build_dir: Path, images: int) -> dict:
+    build = read_build(build_dir)
+    model = modeldir.load(Path(build["model_dir"]))
+    kls = layout.kernel_layers(model)
+    h = Harness(build_dir, build)
+    sim, elf = h.sim, h.image.elf
+    table = elf.addr("pz_layers")
+    net = elf.addr("pz_network_model")
+    bufs = [sim.read_u32(net + NETWORK_BUF_OFFSET + 4 * b) for b in (0, 1)]
+    runs = [sim.read_u32(table + LAYER_STRUCT_BYTES * i) for i in range(len(kls))]
+    ds = data.load(build["dataset"])
+    x = ds.x_test[:images]
+    cycles = np.zeros((images, len(kls)), np.int64)
+    outs = []
+    for n, raw in enumerate(x):
+        sim.uc.ctl_flush_tb()
+        sim.write(SRAM_BASE, h.sram)
+        sim.uc.context_restore(h.context)
+        sim.xip_restore(h.xip)
+        sim.write(h.input_addr, np.asarray(raw, np.uint8).tobytes())
+        src = h.input_addr
+        for i, fn in enumerate(runs):
+            dst = h.output_addr if i + 1 == len(runs) else bufs[i % 2]
+            sim.set_regs(r0=table + LAYER_STRUCT_BYTES * i, r1=src, r2=dst, sp=h.stack_top, lr=h.halt | 1)
+            c0 = sim.state.cycles
+            stop = sim.run(fn, 1 << 31)
+            if not stop.ok:
+                raise SystemExit(f"layer {i} did not return to pz_halt: {stop}")
+            cycles[n, i] = sim.state.cycles - c0
+            src = dst
+        outs.append(np.frombuffer(sim.read(h.output_addr, h.count), np.int8))
+    golden = reference.forward(model, x)
+    if not np.array_equal(np.stack(outs), golden):
+        raise SystemExit(f"{build_dir}: emulator outputs differ from compress.reference.forward; no figures")
+    size = json.loads((build_dir / "size.json").read_text())
+    rows = []
+    for i, kl in enumerate(kls):
+        w = model.extra[f"q.layers.{kl['index']}.w"]
+        macs, nnz = kl["n_in"] * kl["n_out"], int(np.count_nonzero(w))
+        c = float(cycles[:, i].mean())
+        row = {"layer": kl["index"], "storage": kl["storage"], "kernel": kl["kernel"], "n_in": kl["n_in"],
+               "n_out": kl["n_out"], "cycles_mean": c, "cycles_min": int(cycles[:, i].min()),
+               "cycles_max": int(cycles[:, i].max()), "nonzero_weights": nnz}
+        if kl["storage"] == "dense":
+            row["cycles_per_mac"] = c / macs
+        else:
+            entries = int(np.asarray(kl["row_len"]).sum())
+            row.update(stored_entries=entries, cycles_per_nonzero=c / nnz, cycles_per_entry=c / entries,
+                       bytes_per_nonzero=(2 * entries + 2 * kl["n_out"]) / nnz)
+        rows.append(row)
+    return {"build_dir": str(build_dir), "model_dir": build["model_dir"], "images": images,
+            "weights_placement": size.get("weights_placement"), "layers": rows,
+            "total_cycles_mean": float(cycles.sum(axis=1).mean())}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("build_dir", type=Path)
+    p.add_argument("--images", type=int, default=20)
+    p.add_argument("--json", type=Path)
+    args = p.parse_args(argv)
+    r = measure(args.build_dir, args.images)
+    print(f"{args.build_dir} (weights {r['weights_placement']}, {args.images} images, outputs == golden model)")
+    for row in r["layers"]:
+        fig = (f"{row['cycles_per_mac']:.3f} cycles/MAC" if "cycles_per_mac" in row else
+               f"{row['cycles_per_nonzero']:.2f} cycles/non-zero, {row['cycles_per_entry']:.2f} cycles/entry, "
+               f"{row['bytes_per_nonzero']:.2f} bytes/non-zero")
+        print(f"  layer {row['layer']}: {row['storage']:<6} {row['n_in']}x{row['n_out']:<4} "
+              f"{row['cycles_mean']:>12,.0f} cycles  {fig}")
+    print(f"  total {r['total_cycles_mean']:,.0f} cycles per inference")
+    if args.json:
+        args.json.write_text(json.dumps(r, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
