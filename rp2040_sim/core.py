@@ -11,8 +11,8 @@ import ctypes
 import sys
 from dataclasses import dataclass, field
 
-from unicorn import (UC_ARCH_ARM, UC_HOOK_BLOCK, UC_HOOK_INTR, UC_HOOK_MEM_INVALID, UC_HOOK_MEM_READ,
-                     UC_MODE_THUMB, UC_PROT_ALL, UC_PROT_EXEC, UC_PROT_READ, Uc, UcError)
+from unicorn import (UC_ARCH_ARM, UC_HOOK_BLOCK, UC_HOOK_INTR, UC_HOOK_MEM_INVALID, UC_HOOK_TLB_FILL,
+                     UC_MODE_THUMB, UC_PROT_ALL, UC_PROT_EXEC, UC_PROT_READ, UC_TLB_VIRTUAL, Uc, UcError)
 from unicorn import arm_const as arm
 from unicorn import unicorn_const as ucc
 from unicorn.unicorn_py3 import unicorn as _ucmod
@@ -20,7 +20,8 @@ from unicorn.unicorn_py3 import unicorn as _ucmod
 from rp2040_sim import native
 from rp2040_sim.clock import Clock
 from rp2040_sim.memory import (FLASH_ERASED, FLASH_SIZE, ROM_BASE, ROM_FILL_HALFWORD, ROM_SIZE, SRAM_BASE,
-                               SRAM_SIZE, UNMODELLED_PERIPHERALS, XIP_ALIASES, XIP_BASE, XIP_WINDOW_END)
+                               SRAM_SIZE, UNMODELLED_PERIPHERALS, XIP_ALIASES, XIP_BASE, XIP_DATA_VIEW,
+                               XIP_WINDOW_END)
 from rp2040_sim.peripherals.base import Peripheral
 from rp2040_sim.peripherals.clocks import Clocks, PllSys, Xosc
 from rp2040_sim.peripherals.gpio import IoBank0, IoQspi, PadsBank0, PadsQspi
@@ -93,6 +94,9 @@ class Rp2040:
         self.lib = native.load()
         self.uc = Uc(UC_ARCH_ARM, UC_MODE_THUMB)
         self.uc.ctl_set_cpu_model(arm.UC_CPU_ARM_CORTEX_M0)
+        if self.config.accounting:
+            # Our TLB fill (native) sends data reads from XIP to MMIO views that count them through the cache.
+            self.uc.ctl_set_tlb_mode(UC_TLB_VIRTUAL)
         self._state_ptr = self.lib.sim_new()
         if not self._state_ptr:
             raise MemoryError("sim_new failed")
@@ -119,6 +123,16 @@ class Rp2040:
         for base in XIP_ALIASES:
             uc.mem_map_ptr(base, FLASH_SIZE, UC_PROT_READ | UC_PROT_EXEC, ctypes.addressof(self.flash))
         uc.mem_map(SRAM_BASE, SRAM_SIZE, UC_PROT_ALL)
+        self.lib.sim_set_flash(self._sp, ctypes.addressof(self.flash))
+        if self.config.accounting:
+            uclib = _ucmod.uclib
+            for alias, base in enumerate(XIP_ALIASES):
+                view = XIP_DATA_VIEW + (base - XIP_BASE)
+                read_cb = ctypes.cast(getattr(self.lib, f"sim_flash_data{alias}"), ctypes.c_void_p)
+                status = uclib.uc_mmio_map(uc._uch, ctypes.c_uint64(view), ctypes.c_uint64(FLASH_SIZE), read_cb,
+                                           self._sp, None, None)
+                if status != ucc.UC_ERR_OK:
+                    raise UcError(status)
 
     def _make_peripherals(self):
         self.resets = Resets(self)
@@ -154,8 +168,7 @@ class Rp2040:
         self._native_hooks = []
         hooks = (
                 (UC_HOOK_BLOCK, self.lib.sim_block_hook, 1, 0),
-                # data reads from flash go through the XIP cache; the range keeps the hook off SRAM accesses
-                (UC_HOOK_MEM_READ, self.lib.sim_flash_read_hook, XIP_BASE, XIP_WINDOW_END - 1))
+                (UC_HOOK_TLB_FILL, self.lib.sim_tlb_fill, 1, 0))
         for htype, cb, begin, end in hooks if self.config.accounting else ():
             h = _ucmod.uc_hook_h()
             status = uclib.uc_hook_add(self.uc._uch, ctypes.byref(h), htype, fp(cb), self._sp,
@@ -248,6 +261,8 @@ class Rp2040:
         uc.emu_stop()
 
     def _on_invalid_access(self, uc, access, address, size, value, _ud):
+        if XIP_DATA_VIEW <= address < XIP_DATA_VIEW + (XIP_WINDOW_END - XIP_BASE):
+            address = address - XIP_DATA_VIEW + XIP_BASE        # a data read past the 2 MB flash of an alias
         kinds = {ucc.UC_MEM_READ_UNMAPPED: "unmapped read", ucc.UC_MEM_WRITE_UNMAPPED: "unmapped write",
                  ucc.UC_MEM_FETCH_UNMAPPED: "unmapped fetch", ucc.UC_MEM_READ_PROT: "protected read",
                  ucc.UC_MEM_WRITE_PROT: "write to read-only memory", ucc.UC_MEM_FETCH_PROT: "protected fetch"}

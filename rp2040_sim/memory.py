@@ -14,6 +14,10 @@ XIP_NOCACHE_BASE = 0x12000000
 XIP_NOCACHE_NOALLOC_BASE = 0x13000000
 XIP_ALIASES = (XIP_BASE, XIP_NOALLOC_BASE, XIP_NOCACHE_BASE, XIP_NOCACHE_NOALLOC_BASE)
 XIP_WINDOW_END = 0x14000000
+XIP_ALIAS_SPAN = 0x01000000
+# Physical address of the MMIO data views of the aliases (native/cycles.c XIP_DATA_VIEW): with Unicorn's virtual
+# TLB, data reads from XIP are mapped there so the cache model sees each one; the program never sees this range.
+XIP_DATA_VIEW = 0x70000000
 FLASH_SIZE = 2 * 1024 * 1024
 FLASH_ERASED = 0xFF
 

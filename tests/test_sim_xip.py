@@ -87,3 +87,31 @@ def test_snapshot_restore(tmp_path):
     sim.xip_restore(snap)
     asm.run_snippet(body, tmp_path, sim=sim)
     assert sim.state.xip_misses == 2
+
+
+def test_literal_pool_and_vector_reads_on_code_pages(tmp_path):
+    """Data reads from the same flash pages the code runs from (literal pools, the vector table read by boot2's
+    LDM) must go through the cache model too. Hand count:
+    boot2 (SRAM) LDM of 0x100/0x104: miss + hit. Reset block 0x108..0x116 fetches lines 0x108 and 0x110: 2 misses
+    + 2 hits. Literals at 0x118, 0x11C, 0x120: miss, hit, miss. Loads of 0x100, 0x104, 0x108: 3 hits."""
+    from rp2040_sim import runner
+    src = """
+    .thumb_func
+    .global reset
+reset:
+    ldr r0, =0x11111111
+    ldr r1, =0x22222222
+    ldr r2, =0x10000100
+    ldr r3, [r2]
+    ldr r3, [r2, #4]
+    ldr r3, [r2, #8]
+    bkpt #0
+    .ltorg
+"""
+    paths = asm.build_image(src, tmp_path)
+    result, sim = runner.run_image(paths["uf2"], SimConfig(xip_miss_cycles=MISS))
+    st = sim.state
+    assert (st.xip_misses, st.xip_hits, st.xip_accesses) == (5, 7, 12)
+    boot2 = 2 + 2 + 2 + (1 + 2) + 3 + 2                   # ldr, ldr, str, ldmia {r0, r2}, msr, bx
+    app = 6 * 2 + 1
+    assert result.cycles == boot2 + app + 5 * MISS

@@ -112,6 +112,7 @@ def load() -> ctypes.CDLL:
     lib.sim_decode_cost.restype = u32
     lib.sim_decode_cost.argtypes = [ctypes.c_char_p, u32, ctypes.POINTER(u32), ctypes.POINTER(u32)]
     lib.sim_forget_blocks.argtypes = [vp]
+    lib.sim_set_flash.argtypes = [vp, vp]
     lib.sim_block_count.restype = u32
     lib.sim_block_count.argtypes = [vp]
     lib.sim_state_size.restype = u32

@@ -5,9 +5,11 @@
  * (ARM DDI0484C Table 3-1 = RP2040 datasheet Table 81); later executions are one hash lookup. A conditional
  * branch that ends a block is charged as not taken (1 cycle); at the next block's entry we know whether it was
  * taken (next address != fallthrough) and add the extra cycle then. Instruction fetches from XIP flash are run
- * through a model of the XIP cache (datasheet 2.6.3.1: 16 kB, 2-way, 8-byte lines) per block, and data reads
- * from flash through a flash-range memory hook. Built as a plain shared library and loaded with ctypes; it needs
- * no unicorn header, the few prototypes are declared below.
+ * through a model of the XIP cache (datasheet 2.6.3.1: 16 kB, 2-way, 8-byte lines) per block. Data reads from
+ * flash are sent, by a TLB-fill hook (Unicorn's UC_TLB_VIRTUAL mode), to MMIO views of the flash whose read
+ * callbacks below do the cache accounting: a UC_HOOK_MEM_READ would instead force every load of the program
+ * (SRAM too) through Unicorn's slow path and cost ~60 ns per hooked access. Built as a plain shared library and
+ * loaded with ctypes; it needs no unicorn header, the few prototypes are declared below.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -20,10 +22,21 @@ typedef int (*uc_reg_read_fn)(uc_engine *, int, void *);
 typedef int (*uc_emu_stop_fn)(uc_engine *);
 
 #define UC_ARM_REG_SP 12            /* unicorn arm_const.py */
+#define UC_MEM_READ 16              /* unicorn.h uc_mem_type */
+#define UC_MEM_WRITE 17
+#define UC_PROT_READ 1
+#define UC_PROT_WRITE 2
+#define UC_PROT_EXEC 4
+#define UC_PROT_ALL 7
+typedef struct { uint64_t paddr; uint32_t perms; } uc_tlb_entry_t;
 
 /* Memory map (pico-sdk addressmap.h) */
 #define XIP_BASE 0x10000000u
 #define XIP_WINDOW 0x04000000u      /* 0x10..0x13: cached, no-alloc, no-cache, no-cache-no-alloc aliases */
+#define XIP_ALIAS_SPAN 0x01000000u  /* each alias is a 16 MB window; the Pico's flash fills the first 2 MB */
+/* Physical addresses of the MMIO data views of the four aliases (not visible to the program: in virtual-TLB
+ * mode only our TLB fill maps there, for data reads from XIP). */
+#define XIP_DATA_VIEW 0x70000000u
 #define SRAM_BASE 0x20000000u
 #define SRAM_END 0x20042000u
 
@@ -74,6 +87,7 @@ typedef struct sim_state {
     uint32_t mask;
     uint32_t count;
     block_t *prev;                 /* block executed before the current one */
+    const uint8_t *flash;          /* the 2 MB flash array behind all aliases */
     /* XIP cache: tags (tag+1, 0 = invalid) and the way to replace next (LRU) */
     uint32_t tags[XIP_SETS][XIP_WAYS];
     uint8_t lru[XIP_SETS];
@@ -283,16 +297,46 @@ void sim_block_hook(uc_engine *uc, uint64_t address, uint32_t size, void *user)
     if (s->cycles >= s->budget) stop(s, STOP_BUDGET, addr);
 }
 
-/* Data read from flash (hooked on the XIP window only): one cache access. */
-int sim_flash_read_hook(uc_engine *uc, int type, uint64_t address, int size, int64_t value, void *user)
+/* TLB fill (UC_TLB_VIRTUAL): identity everywhere, except data reads from the XIP window, which go to the MMIO
+ * data views (same bytes, through the cache model). Writes and fetches stay on the read-only flash mapping, so
+ * a store still faults and code still runs from translated blocks. An XIP entry grants only the access that
+ * filled it: a fetch entry that also allowed reads would let literal-pool loads from a code page bypass the
+ * data view (and the cache model). QEMU's victim TLB keeps the fetch/read alternation on a page cheap. */
+int sim_tlb_fill(uc_engine *uc, uint64_t vaddr, int type, uc_tlb_entry_t *e, void *user)
 {
-    sim_state *s = (sim_state *)user;
-    (void)uc; (void)type; (void)size; (void)value;
-    uint32_t stall = xip_line_access(s, (uint32_t)address, 1);
-    s->cycles += stall;
-    if (s->prev) s->prev->total_cycles += stall;
+    (void)uc; (void)user;
+    uint32_t a = (uint32_t)vaddr;
+    if (a - XIP_BASE >= XIP_WINDOW) {
+        e->paddr = vaddr;
+        e->perms = UC_PROT_ALL;             /* the mapping's own permissions still apply */
+    } else if (type == UC_MEM_READ) {
+        e->paddr = vaddr - XIP_BASE + XIP_DATA_VIEW;
+        e->perms = UC_PROT_READ;
+    } else {
+        e->paddr = vaddr;                   /* the flash mapping is read/execute only: a store faults there */
+        e->perms = type == UC_MEM_WRITE ? UC_PROT_WRITE : UC_PROT_EXEC;
+    }
     return 1;
 }
+
+/* Data read from flash through alias `alias` at flash offset `off`: one cache access, then the bytes. */
+static inline uint64_t flash_data(sim_state *s, uint32_t alias, uint64_t off, unsigned size)
+{
+    uint32_t stall = xip_line_access(s, XIP_BASE + alias * XIP_ALIAS_SPAN + (uint32_t)off, 1);
+    s->cycles += stall;
+    if (s->prev) s->prev->total_cycles += stall;
+    const uint8_t *p = s->flash + off;
+    if (size == 1) return p[0];
+    if (size == 2) return (uint64_t)p[0] | (uint64_t)p[1] << 8;
+    return (uint64_t)p[0] | (uint64_t)p[1] << 8 | (uint64_t)p[2] << 16 | (uint64_t)p[3] << 24;
+}
+
+uint64_t sim_flash_data0(uc_engine *uc, uint64_t off, unsigned size, void *u) { (void)uc; return flash_data(u, 0, off, size); }
+uint64_t sim_flash_data1(uc_engine *uc, uint64_t off, unsigned size, void *u) { (void)uc; return flash_data(u, 1, off, size); }
+uint64_t sim_flash_data2(uc_engine *uc, uint64_t off, unsigned size, void *u) { (void)uc; return flash_data(u, 2, off, size); }
+uint64_t sim_flash_data3(uc_engine *uc, uint64_t off, unsigned size, void *u) { (void)uc; return flash_data(u, 3, off, size); }
+
+void sim_set_flash(sim_state *s, const uint8_t *flash) { s->flash = flash; }
 
 /* ---- API for Python (ctypes) ------------------------------------------------------------------------------ */
 sim_state *sim_new(void)
