@@ -39,7 +39,12 @@ def test_flash_is_2mb(tmp_path):
     _, stop = run(tmp_path, "ldr r0, =0x101FFFFC\n ldr r1, [r0]")
     assert stop.kind == "halt"
     _, stop = run(tmp_path, "ldr r0, =0x10200000\n ldr r1, [r0]")
-    assert stop.kind == "unmapped read"
+    assert stop.kind == "unmapped read" and stop.address == 0x10200000    # reported at the program's address
+
+
+def test_unaligned_flash_read_faults(tmp_path):
+    _, stop = run(tmp_path, "ldr r0, =0x10000102\n ldr r1, [r0]")
+    assert stop.kind == "unaligned access" and stop.address == 0x10000102
 
 
 def test_rom_is_read_only_and_not_emulated(tmp_path):
