@@ -37,7 +37,7 @@ test: setup
 	$(BIN)/python -m pytest
 
 demo: setup
-	$(BIN)/python -m zoo.train mnist_300
+	$(BIN)/python -m zoo.demo
 
 clean:
 	rm -rf $(STAMPS) build runs reports
