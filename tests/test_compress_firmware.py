@@ -7,6 +7,7 @@ import dataclasses
 import importlib.util
 import json
 import re
+import types
 from pathlib import Path
 
 import numpy as np
@@ -160,11 +161,38 @@ def test_default_out_dir_of_nested_variant(variants, source):
     assert fwbuild.default_out_dir(source) == Path("build") / "mnist_50"
 
 
-def test_unsupported_int8_metadata_is_refused(variants):
-    model = modeldir.load(variants["int8"])
+def _with_quantization(model, change):
     q = json.loads(json.dumps(model.meta["quantization"]))
-    q["rounding"] = "double"
-    bad = dataclasses.replace(model, meta={**model.meta, "quantization": q})
-    with pytest.raises(codegen.CodegenError, match="single rounding"):
-        codegen.generate_model(bad, "m")
+    change(q)
+    return dataclasses.replace(model, meta={**model.meta, "quantization": q})
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda q: q.update(rounding="double"), "single rounding"),
+    (lambda q: q.update(scheme="int4"), "single rounding"),
+    (lambda q: q["input"].update(zero_point=0), "zero point -128"),
+])
+def test_unsupported_int8_metadata_is_refused(variants, change, message):
+    model = modeldir.load(variants["int8"])
+    with pytest.raises(codegen.CodegenError, match=message):
+        codegen.generate_model(_with_quantization(model, change), "m")
     assert codegen.output_ctype(model) == "int8_t"
+
+
+def test_int8_model_the_table_cannot_hold_is_refused(variants):
+    model = modeldir.load(variants["int8"])
+    # compress only writes logits models; a hand-made binary one would get a wrong predictor
+    binary = types.SimpleNamespace(meta=model.meta, spec=types.SimpleNamespace(output="binary"))
+    with pytest.raises(codegen.CodegenError, match="logits output"):
+        codegen.generate_model(binary, "m")
+    # a layer whose input width does not match the previous layer's output (a corrupted directory)
+    extra = dict(model.extra)
+    extra["q.layers.2.w"] = extra["q.layers.2.w"][:, :-4]
+    with pytest.raises(codegen.CodegenError, match="takes 46 inputs but the previous layer gives 50"):
+        codegen.generate_model(dataclasses.replace(model, extra=extra), "m")
+
+
+def test_int8_layer_wider_than_the_table_is_refused(variants, monkeypatch):
+    monkeypatch.setattr(codegen, "MAX_DIM", 783)  # the uint16 limit, lowered so a 784-input layer exceeds it
+    with pytest.raises(codegen.CodegenError, match="layer 0 width 784 exceeds"):
+        codegen.generate_model(modeldir.load(variants["int8"]), "m")
