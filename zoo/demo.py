@@ -57,13 +57,14 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m zoo.demo", description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=int, default=10_000, help="test images to emulate for the int8 firmware")
     parser.add_argument("--out", type=Path, default=Path("reports/demo"))
+    parser.add_argument("--epochs", type=int, help="override the training epochs (a quick smoke run)")
     args = parser.parse_args(argv)
     if not 1 <= args.images <= 10_000:
         parser.error(f"--images must be 1..10000, got {args.images}")
     console = Console()
     try:
         rows = make_report([MODEL], args.out, Path("runs"), Path("build"), args.images, console,
-                           variants=demo_variants(args.images))
+                           variants=demo_variants(args.images), epochs=args.epochs)
         path = Path(rows[1]["uf2"])
         base, image = uf2.read_uf2(path.read_bytes(), str(path))
         uf2.check_image(base, image, str(path))
