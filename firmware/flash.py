@@ -198,9 +198,13 @@ def open_serial(name: str):
 
 
 def emulator_report(uf2_path: Path) -> list[str]:
-    """The UART lines the emulator prints for this very image."""
-    from rp2040_sim.api import run_uf2_report
-    return run_uf2_report(uf2_path)
+    """The UART lines the emulator prints when it boots this very image (the .elf beside it gives symbols)."""
+    from rp2040_sim import runner
+    result, _ = runner.run_image(uf2_path)
+    if not result.stop.ok:
+        raise FlashError(f"{uf2_path}: the emulator stopped with {result.stop.kind}, so there is no report to "
+                         f"compare with:\n{result.fault_report}")
+    return result.uart.splitlines()
 
 
 def main(argv=None, roots=None) -> int:

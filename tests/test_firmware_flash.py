@@ -204,3 +204,30 @@ def test_missing_serial_port(built, drive, capsys):
     assert flash.main([str(built), "--serial", "/dev/picozoo-no-such-port"], roots=[drive.parent]) == 2
     assert "cannot open the serial port" in capsys.readouterr().err
     assert not list(drive.glob("*.uf2"))  # nothing flashed when the check could not run
+
+
+def test_serial_check_against_the_emulators_run_of_a_real_image(tmp_path, capsys):
+    """End to end on a real build: the 'board' (a pty) replays the emulator's own UART text, then one wrong line."""
+    serial = pytest.importorskip("serial")
+    from tests.conftest import require_tool
+    require_tool("arm-none-eabi-gcc")
+    from firmware import build as fw_build
+    from zoo import train
+    from zoo.models import get_model
+
+    cfg = get_model("xor").with_overrides(epochs=200)
+    train.train_and_evaluate(cfg, tmp_path / "xor", progress=False)
+    assert fw_build.main([str(tmp_path / "xor"), "--images", "4", "--out", str(tmp_path / "build")]) == 0
+    uf2_path = tmp_path / "build" / "firmware.uf2"
+    expected = flash.emulator_report(uf2_path)
+    assert any(line.startswith("summary images 4 ") for line in expected)
+
+    for lines, ok in ((expected, True), ([line.replace("pred 0", "pred 1") for line in expected], False)):
+        master, slave = os.openpty()
+        port = serial.Serial(os.ttyname(slave), flash.SERIAL_BAUD, timeout=0.2)
+        os.write(master, ("\r\n".join(lines) + "\r\n").encode())
+        problems = flash.compare_reports(flash.read_serial_report(port, timeout=5), expected)
+        assert (problems == []) is ok
+        port.close()
+        os.close(master)
+        os.close(slave)
