@@ -28,9 +28,9 @@ REQUIRED_BUILD_KEYS = ("model_dir", "dataset", "input_features", "output_count",
 OUTPUT_DTYPES = {"float": np.float32, "double": np.float64, "int8_t": np.int8}
 CHUNK = 25                       # most images per work item: small enough for a smooth progress bar
 PER_IMAGE_MAX_CYCLES = 1 << 31   # 17 s at 125 MHz: far beyond any model that fits the chip
-# Unicorn 2.1.4's translation cache grows by ~200 kB per restored inference and slows down as it does (measured:
-# 400 images 8.5 s, RSS +80 MB); flushing it every 25 images keeps RSS flat and took 5.9 s. Translation blocks
-# start at the same addresses after a flush, so the counts do not change.
+# Unicorn 2.1.4's translation cache grows by ~190 kB per restored inference (measured on mnist_50: 300 images,
+# RSS +58 MB) and, with the memory-hook design we had first, slowed down too; flushing it every 25 images keeps
+# RSS flat at no cost in time. Translation blocks start at the same addresses after a flush: same counts.
 TB_FLUSH_EVERY = 25
 
 
