@@ -48,7 +48,7 @@ typedef struct { uint64_t paddr; uint32_t perms; } uc_tlb_entry_t;
 
 /* Timing classes (Table 3-1). */
 enum { LAST_OTHER = 0, LAST_COND_BRANCH = 1 };
-#define FLAG_SP_DOWN 1u      /* block may lower SP (PUSH, SUB SP, MOV SP, ADD SP,reg): check stack limit after it */
+#define FLAG_SP_DOWN 1u      /* block may lower SP (PUSH, SUB SP, MOV SP, ADD SP,reg, MSR): check the limit after it */
 
 typedef struct block {
     uint32_t addr, size;           /* key: unicorn may start blocks at any branch target */
@@ -107,7 +107,8 @@ static int decode_one(uint16_t hw, uint16_t hw2, uint32_t *cyc, uint32_t *flags,
     if (top5 == 0x1d || top5 == 0x1e || top5 == 0x1f) {
         /* 32-bit encodings: BL, MSR, MRS, DMB/DSB/ISB are all ARMv6-M has; anything else faults in unicorn. */
         if ((hw & 0xf800) == 0xf000 && (hw2 & 0xd000) == 0xd000) *cyc = 3;       /* BL */
-        else if ((hw & 0xfff0) == 0xf3b0 || (hw & 0xffe0) == 0xf380 || (hw & 0xffe0) == 0xf3e0) *cyc = 3; /* barriers, MSR, MRS */
+        else if ((hw & 0xffe0) == 0xf380) { *cyc = 3; *flags |= FLAG_SP_DOWN; }  /* MSR (may write MSP/PSP) */
+        else if ((hw & 0xfff0) == 0xf3b0 || (hw & 0xffe0) == 0xf3e0) *cyc = 3;   /* barriers, MRS */
         else *cyc = 1;
         return 4;
     }
