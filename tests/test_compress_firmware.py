@@ -196,3 +196,9 @@ def test_int8_layer_wider_than_the_table_is_refused(variants, monkeypatch):
     monkeypatch.setattr(codegen, "MAX_DIM", 783)  # the uint16 limit, lowered so a 784-input layer exceeds it
     with pytest.raises(codegen.CodegenError, match="layer 0 width 784 exceeds"):
         codegen.generate_model(modeldir.load(variants["int8"]), "m")
+
+
+def test_unknown_placement_is_refused_before_building(variants, tmp_path):
+    with pytest.raises(fwbuild.BuildError, match="use auto, flash or ram"):
+        fwbuild.build(variants["int8"], tmp_path / "out", weights_in="sram", quiet=True)
+    assert not (tmp_path / "out").exists()
