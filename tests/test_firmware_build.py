@@ -3,7 +3,6 @@ rules and the host model (booting the image in a minimal Unicorn harness), and e
 
 import hashlib
 import json
-import os
 import re
 import struct
 import subprocess
