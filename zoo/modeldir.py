@@ -111,5 +111,6 @@ def load(directory: Path) -> SavedModel:
         try:
             metrics = json.loads(metrics_path.read_text())
         except json.JSONDecodeError as e:
-            raise ModelDirError(f"{metrics_path}: not valid JSON ({e}); re-run `python -m zoo.eval {directory}`")
+            raise ModelDirError(f"{metrics_path}: not valid JSON ({e}); restore it, or rewrite the directory with "
+                                f"the command that made it (`python -m zoo.train` or `python -m compress`)") from None
     return SavedModel(spec, params, meta, extra=tensors, metrics=metrics)
