@@ -137,7 +137,7 @@ def train_and_evaluate(cfg: ModelConfig, out_dir: Path | None, *, seed: int = 0,
         rng = np.random.default_rng(seed)
         history = []
         start = time.perf_counter()
-        with _progress(progress, cfg, steps_per_epoch) as bar:
+        with _ProgressBar(progress, cfg, steps_per_epoch) as bar:
             for epoch in range(1, cfg.epochs + 1):
                 order = rng.permutation(len(x_train))[:steps_per_epoch * batch].reshape(steps_per_epoch, batch)
                 params, opt_state, losses, corrects = run_epoch(step, params, opt_state, mesh, x_train, y_train,
@@ -170,7 +170,7 @@ def train_and_evaluate(cfg: ModelConfig, out_dir: Path | None, *, seed: int = 0,
     return metrics, params
 
 
-class _progress(contextlib.AbstractContextManager):
+class _ProgressBar(contextlib.AbstractContextManager):
     """A rich progress bar over all steps, its description showing the last epoch's loss and accuracies."""
 
     def __init__(self, enabled, cfg, steps_per_epoch):
