@@ -23,6 +23,7 @@ def tiny_report(tmp_path_factory):
 def test_report_writes_all_four_tables_and_plots(tiny_report):
     root, rows, _ = tiny_report
     text = (root / "out" / "RESULTS.md").read_text()
+    assert "## Summary" in text
     for title in report.TABLES.values():
         assert f"## {title}" in text
     assert [r["key"] for r in rows] == ["mnist_50", "mnist_50-int8", "mnist_50-float64", "mnist_50-prune90",

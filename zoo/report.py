@@ -205,13 +205,30 @@ def table(rows, key_filter) -> list[str]:
     return lines
 
 
+def summary_table(rows) -> list[str]:
+    """One line per variant with the original project's figures beside ours: the README's results table."""
+    lines = ["| model | variant | accuracy, host (10,000) | accuracy on the chip | agreement with host | flash "
+             "| time / image | peak RAM | original: accuracy, time, binary |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        o = ORIGINAL.get(r["key"], {})
+        original = ", ".join(x for x in (_pct(o.get("accuracy")), f"{o['seconds']} s" if "seconds" in o else "",
+                                         f"{o['bytes'] / 1e6:.2f} MB" if "bytes" in o else "") if x)
+        chip = f"{_pct(r['chip_accuracy'])} of {r['chip_images']:,}" if r["chip_images"] else "not run"
+        agreement = _pct(r["agreement"]) if r["agreement"] is not None else ""
+        lines.append(f"| {r['model']} | {r['label']} | {_pct(r['host_accuracy'])} | {chip} | {agreement} | "
+                     f"{_kb(r['flash_bytes'])} | {r['ms']:.2f} ms | {_kb(r['peak_ram'])} | {original} |")
+    return lines
+
+
 def write_results(out: Path, rows, commands, images: int):
     lines = ["# Results", "",
              "Produced by `python -m zoo.report` (every command it ran is listed at the end). Host accuracy is on "
              "the full 10,000-image MNIST test set; chip figures come from the RP2040 emulator running the exact "
              f"UF2: the firmware's own boot run over the first {FIRST_IMAGES} test images (as the original project "
              f"evaluated), and `rp2040_sim eval` over {images:,} images. Time per image is emulated cycles at "
-             "125 MHz. Original figures are the C++ project's, where it gave them.", ""]
+             "125 MHz. Original figures are the C++ project's, where it gave them.", "",
+             "## Summary", "", *summary_table(rows), ""]
     for name, title in TABLES.items():
         selected = [r for r in rows if name in r["tables"]]
         if selected:
