@@ -50,6 +50,8 @@ def comparison(rows) -> Table:
     table.add_row("time per image", f"{original['seconds']:.2f} s", f"{float_row['ms']:.1f} ms",
                   f"{small['ms']:.2f} ms")
     table.add_row("peak RAM", "-", f"{float_row['peak_ram']:,} B", f"{small['peak_ram']:,} B")
+    table.caption = ("time per image: float32 by the firmware's own µs timer over the first 50 images, int8 by the "
+                     "mean emulated cycles over all evaluated images, both at 125 MHz")
     return table
 
 
