@@ -286,14 +286,15 @@ def write_plots(out: Path, rows):
     # kernels and the soft-float helpers they call. Totals differ by 100x between variants, so shares, not cycles.
     top = sorted({f for r in rows for f, _ in sorted(r["functions"].items(), key=lambda kv: -kv[1])[:5]})
     left, bars, names = [0.0] * len(rows), [], [*top, "other"]
-    for name in names:
+    colors = plt.get_cmap("tab20")  # 20 distinct colours: the default cycle repeats after 10
+    for i, name in enumerate(names):
         values = []
         for r in rows:
             total = max(sum(r["functions"].values()), 1)
             cycles = (sum(c for f, c in r["functions"].items() if f not in top) if name == "other"
                       else r["functions"].get(name, 0))
             values.append(100 * cycles / total)
-        bars.append(ax.barh(keys, values, left=left))
+        bars.append(ax.barh(keys, values, left=left, color=colors(i % 20)))
         left = [a + b for a, b in zip(left, values)]
     for y, r in enumerate(rows):
         ax.text(101, y, f"{r['ms']:.2f} ms/image", va="center", fontsize=7)
