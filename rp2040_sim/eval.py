@@ -67,14 +67,6 @@ def read_build(build_dir: Path) -> dict:
     return build
 
 
-def host_reference(model, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(outputs, predicted classes) eval compares against. zoo.host.reference is the project's one dispatch:
-    the float forward pass, or compress.reference (the int8 golden model) when the model's meta has
-    "quantization"."""
-    from zoo import host
-    return host.reference(model, raw)
-
-
 # -- one emulator per worker process -----------------------------------------------------------------------------
 class Harness:
     """A booted firmware and the state every inference starts from."""
@@ -147,7 +139,7 @@ def _worker_run(task):
 # -- the whole evaluation --------------------------------------------------------------------------------------
 def evaluate(build_dir, images: int | None = None, jobs: int | None = None, progress: bool = True,
              out: Path | None = None) -> dict:
-    from zoo import data, modeldir
+    from zoo import data, host, modeldir
     build_dir = Path(build_dir)
     build = read_build(build_dir)
     try:
@@ -169,7 +161,8 @@ def evaluate(build_dir, images: int | None = None, jobs: int | None = None, prog
         raise EvalError(f"{build_dir / BUILD_JSON}: input_features {build['input_features']} but "
                         f"{build['dataset']} has {ds.x_test.shape[1]}")
     x, y = ds.x_test[:n], np.asarray(ds.y_test[:n])
-    host_out, host_pred = host_reference(model, x)
+    # The float forward pass, or compress's int8 golden model when the model meta has "quantization".
+    host_out, host_pred = host.reference(model, x)
     host_out = np.asarray(host_out, dtype=np.float64).reshape(n, -1)
 
     jobs = max(1, min(jobs or os.cpu_count() or 1, n))
