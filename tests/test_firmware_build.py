@@ -1,5 +1,5 @@
 """firmware.build end to end: cross-compile real models, check the outputs against arm-none-eabi-size, the UF2
-rules and the host model (booting the image in a minimal Unicorn harness), and every error path."""
+rules and the host model (booting the image in rp2040_sim), and every error path."""
 
 import hashlib
 import json
@@ -15,7 +15,8 @@ import pytest
 from conftest import require_tool
 from firmware import build as fwbuild
 from firmware import uf2
-from firmware_support import Board, elf_symbols, make_model
+from firmware_support import elf_symbols, make_model
+from rp2040_sim import runner
 from zoo import host, modeldir
 
 LINE = re.compile(r"img (\d+) label (\d+) pred (\d+) us (\d+)")
@@ -38,9 +39,10 @@ def built(toolchain, tmp_path_factory, mnist):
 
 
 def boot(out: Path):
-    board = Board((out / "firmware.bin").read_bytes())
-    text = board.boot()
-    return board, text
+    """Boot the UF2 in the emulator to its final bkpt: (the emulator, the run's result, the UART text)."""
+    result, sim = runner.run_image(out / "firmware.uf2")
+    assert result.stop.ok, result.fault_report
+    return sim, result, result.uart
 
 
 def test_outputs_and_build_json(built, mnist):
@@ -78,9 +80,9 @@ def test_size_json_agrees_with_arm_none_eabi_size(built):
 
 def test_boot_prints_one_line_per_image_matching_the_host_model(built, mnist):
     model_dir, result = built
-    board, text = boot(result.out_dir)
+    _, run, text = boot(result.out_dir)
     symbols = elf_symbols(result.out_dir / "firmware.elf")
-    assert board.stops[-1][1] == symbols["pz_halt"][0] & ~1 and board.bkpt_imm() == 0
+    assert run.stop.kind == "halt" and run.stop.pc == symbols["pz_halt"][0] & ~1  # bkpt #0 in pz_halt
     lines = text.split("\r\n")
     assert lines[-1] == "" and len(lines) == 22
     model = modeldir.load(model_dir)
@@ -97,7 +99,7 @@ def test_boot_prints_one_line_per_image_matching_the_host_model(built, mnist):
 def test_pz_infer_contract_after_boot(built):
     """The emulator's entry point: write pz_input, call pz_infer with LR = pz_halt|1, read pz_output."""
     model_dir, result = built
-    board, _ = boot(result.out_dir)
+    sim, _, _ = boot(result.out_dir)
     sym = elf_symbols(result.out_dir / "firmware.elf")
     model = modeldir.load(model_dir)
     assert sym["pz_input"][1] == 784 and 0x20000000 <= sym["pz_input"][0] < 0x20042000
@@ -106,20 +108,22 @@ def test_pz_infer_contract_after_boot(built):
     raw = np.random.default_rng(5).integers(0, 256, (3, 784), dtype=np.uint8)
     expected = host.forward(model, raw)
     for row, want in zip(raw, expected):
-        board.uc.mem_write(sym["pz_input"][0], row.tobytes())
-        pred = board.call(sym["pz_infer"][0], sym["pz_halt"][0] | 1)
-        got = np.frombuffer(bytes(board.uc.mem_read(sym["pz_output"][0], 40)), np.float32)
+        sim.write(sym["pz_input"][0], row.tobytes())
+        sim.set_regs(sp=sym["__stack_top"][0], lr=sym["pz_halt"][0] | 1)
+        stop = sim.run(sym["pz_infer"][0])
+        assert stop.kind == "halt" and stop.pc == sym["pz_halt"][0] & ~1
+        got = np.frombuffer(sim.read(sym["pz_output"][0], 40), np.float32)
         np.testing.assert_allclose(got, want, rtol=0, atol=64 * np.finfo(np.float32).eps * np.abs(want).max())
-        assert pred == int(np.argmax(got)) and board.bkpt_imm() == 0
+        assert stop.regs["r0"] == int(np.argmax(got))
 
 
 def test_stack_is_painted_and_peak_use_fits_the_reserve(built):
     _, result = built
-    board, _ = boot(result.out_dir)
+    sim, _, _ = boot(result.out_dir)
     sym = elf_symbols(result.out_dir / "firmware.elf")
     limit, top = sym["__stack_limit"][0], sym["__stack_top"][0]
     assert top - limit == fwbuild.DEFAULT_STACK
-    words = struct.unpack(f"<{(top - limit) // 4}I", bytes(board.uc.mem_read(limit, top - limit)))
+    words = struct.unpack(f"<{(top - limit) // 4}I", sim.read(limit, top - limit))
     untouched = next(i for i, w in enumerate(words) if w != STACK_PAINT)
     assert all(w == STACK_PAINT for w in words[:untouched])
     peak = top - limit - 4 * untouched
@@ -172,7 +176,7 @@ def test_float64_tanh_model_runs(toolchain, tmp_path, mnist):
     model_dir = make_model(tmp_path / "f64", sizes=(784, 12, 10), activation="tanh", dtype="float64")
     result = fwbuild.build(model_dir, tmp_path / "out", images=5, quiet=True)
     assert result.build["output_ctype"] == "double"
-    _, text = boot(result.out_dir)
+    _, _, text = boot(result.out_dir)
     model = modeldir.load(model_dir)
     expected = host.predict(model, host.forward(model, mnist.x_test[:5]))
     assert [int(LINE.fullmatch(l)[3]) for l in text.split("\r\n")[:5]] == expected.tolist()
@@ -183,7 +187,7 @@ def test_binary_xor_model_runs(toolchain, tmp_path):
                            dataset="xor", scale=1.0)
     result = fwbuild.build(model_dir, tmp_path / "out", quiet=True)
     assert result.build["images"] == 4 and result.build["output_count"] == 1
-    _, text = boot(result.out_dir)
+    _, _, text = boot(result.out_dir)
     model = modeldir.load(model_dir)
     raw = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], np.uint8)
     expected = host.predict(model, host.forward(model, raw))
@@ -198,7 +202,11 @@ def test_weights_in_ram_runs_when_they_fit(toolchain, tmp_path, mnist):
     assert ram.size["ram_static_bytes"] == flash.size["ram_static_bytes"] + ram.size["weights_bytes"]
     sym = elf_symbols(ram.out_dir / "firmware.elf")
     assert 0x20000000 <= sym["pz_l0_w"][0] < 0x20042000
-    assert boot(ram.out_dir)[1] == boot(flash.out_dir)[1]  # same lines: .data was copied to SRAM at reset
+    # Same predictions (.data was copied to SRAM at reset), and weights in SRAM are faster than through the XIP cache.
+    ram_text, flash_text = boot(ram.out_dir)[2], boot(flash.out_dir)[2]
+    ram_lines, flash_lines = LINE.findall(ram_text), LINE.findall(flash_text)
+    assert len(ram_lines) == 3 and [l[:3] for l in ram_lines] == [l[:3] for l in flash_lines]
+    assert sum(int(l[3]) for l in ram_lines) < sum(int(l[3]) for l in flash_lines)
 
 
 def test_weights_in_ram_overflow_says_by_how_much(toolchain, tmp_path, mnist):
@@ -269,7 +277,7 @@ def test_zero_images_builds_and_reports_an_empty_summary(toolchain, tmp_path):
     model_dir = make_model(tmp_path / "xor", sizes=(2, 3, 1), activation="sigmoid", output="binary",
                            dataset="xor", scale=1.0)
     result = fwbuild.build(model_dir, tmp_path / "out", images=0, quiet=True)
-    assert boot(result.out_dir)[1] == "summary images 0 correct 0 us_total 0\r\n"
+    assert boot(result.out_dir)[2] == "summary images 0 correct 0 us_total 0\r\n"
 
 
 def test_unknown_dataset_and_feature_mismatch(toolchain, tmp_path, mnist):
