@@ -14,7 +14,7 @@ FASHION_DIR := /usr/share/datasets/fashion-mnist
 
 setup: $(STAMPS)/venv toolchain data
 
-$(STAMPS)/venv: pyproject.toml
+$(STAMPS)/venv: pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
