@@ -10,16 +10,11 @@ import numpy as np
 import pytest
 
 from compress import cli, layout, reference
-from zoo import data, host, modeldir
+from zoo import host, modeldir
 from zoo.models import get_model
 from zoo.train import train_and_evaluate
 
 FAST = ["--epochs", "1", "--train-limit", "2048", "--calib-images", "500", "--quiet"]
-
-
-@pytest.fixture(scope="module")
-def mnist():
-    return data.load("mnist")
 
 
 @pytest.fixture(scope="module")

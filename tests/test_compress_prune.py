@@ -9,7 +9,6 @@ import optax
 import pytest
 
 from compress import finetune as ft
-from zoo import data
 from zoo.models import ModelConfig
 from zoo.nn import Dense, ReLU, Sequential
 
@@ -18,11 +17,6 @@ SPEC = Sequential([Dense(784, 24), ReLU(), Dense(24, 12), ReLU(), Dense(12, 10)]
 
 def _params(seed=0):
     return [{k: np.asarray(v) for k, v in p.items()} for p in SPEC.init(jax.random.key(seed))]
-
-
-@pytest.fixture(scope="module")
-def mnist():
-    return data.load("mnist")
 
 
 @pytest.mark.parametrize("scope", ["global", "layer"])
