@@ -1,7 +1,9 @@
-"""`python -m compress MODEL_DIR [--prune S] [--structured] [--quantize int8] [--qat] --out DIR`.
+"""`python -m compress MODEL_DIR [--prune S] [--structured] [--quantize int8] [--qat | --share LEVELS] --out DIR`.
 
 Reads a float model directory, prunes (magnitude, gradual, fine-tuned; or whole hidden neurons) and/or quantizes
-to int8 (post-training, or fake-quant fine-tuning with --qat), and writes a model directory in the same contract
+to int8 (post-training, fake-quant fine-tuning with --qat, or trained weight sharing with --share: at most LEVELS
+non-zero values per layer, fine-tuned with fake quantization, stored as 3-bit codes), and writes a model directory
+in the same contract
 (docs/MODEL_FORMAT.md, "Compressed variants"). The library entry point is `compress_model(model_dir, options)`.
 Nothing is written unless everything succeeded: the directory is assembled under a temporary name and renamed.
 """
@@ -19,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from compress import finetune as ft
-from compress import layout, quantize, reference
+from compress import layout, quantize, reference, share
 from zoo import __version__, data, host, modeldir
 from zoo.models import MODELS, ModelConfig
 from zoo.nn import Dense
@@ -40,6 +42,9 @@ class Options:
     scope: str = "global"
     quantize: str | None = None
     qat: bool = False
+    share: int | None = None  # non-zero weight values per layer (trained weight sharing, compress/share.py)
+    share_epochs: int = 3
+    share_lr: float = 1e-3
     epochs: int | None = None  # pruning fine-tune epochs (default 20)
     qat_epochs: int = 3
     lr: float | None = None  # pruning fine-tune peak learning rate (default 1e-3)
@@ -64,17 +69,25 @@ def validate(model_dir: Path, opts: Options):
         raise CompressError("--structured needs --prune FRACTION (the fraction of hidden neurons to remove)")
     if opts.qat and opts.quantize is None:
         raise CompressError("--qat needs --quantize int8 (it fine-tunes with int8 fake quantization)")
+    if opts.share is not None:
+        if opts.quantize is None:
+            raise CompressError(f"--share {opts.share} needs --quantize int8 (the shared values are int8 weights)")
+        if not (1 <= opts.share <= layout.SHARED_LEVELS):
+            raise CompressError(f"--share {opts.share}: the number of shared values per layer must be 1 to "
+                                f"{layout.SHARED_LEVELS} (a 3-bit code, code 0 is zero), e.g. --share 7")
+        if opts.qat:
+            raise CompressError("--share fine-tunes with int8 fake quantization already; drop --qat")
     if opts.prune is None and opts.quantize is None:
         raise CompressError("nothing to do: give --prune SPARSITY and/or --quantize int8")
     if opts.scope not in ("global", "layer"):
         raise CompressError(f"--scope {opts.scope!r}: use global or layer")
-    for name in ("epochs", "qat_epochs", "calib_images", "train_limit"):
+    for name in ("epochs", "qat_epochs", "share_epochs", "calib_images", "train_limit"):
         value = getattr(opts, name)
         if value is not None and value < 1:
             raise CompressError(f"--{name.replace('_', '-')} {value}: must be at least 1")
     if opts.label_smoothing is not None and not (0 <= opts.label_smoothing < 1):
         raise CompressError(f"--label-smoothing {opts.label_smoothing}: must be in [0, 1)")
-    for name in ("lr", "qat_lr"):
+    for name in ("lr", "qat_lr", "share_lr"):
         value = getattr(opts, name)
         if value is not None and not (value > 0 and math.isfinite(value)):
             raise CompressError(f"--{name.replace('_', '-')} {value}: must be a positive number")
@@ -188,7 +201,11 @@ def compress_model(model_dir: Path, opts: Options):
     extra, qmeta = {}, None
     if opts.quantize:
         calib = ds.x_train[:opts.calib_images]
-        ranges = None
+        ranges, shared_weights = None, None
+        if opts.share:
+            params, ranges, shared_weights, info = _share(cfg.with_overrides(spec=spec), params, ds, calib, opts,
+                                                          seed, log)
+            steps.append({"pass": "share", **info})
         if opts.qat:
             ranges = quantize.fake_quant_ranges(spec, params, calib, ds.input_scale)
             masks = ft.zero_masks(params) if sparsity_meta else None  # a pruned model stays pruned
@@ -199,7 +216,7 @@ def compress_model(model_dir: Path, opts: Options):
             steps.append({"pass": "qat", **info})
         try:
             qmeta, extra, params = quantize.quantize_model(spec, params, ds.input_scale, calib, act_ranges=ranges,
-                                                           path=str(model_dir))
+                                                           path=str(model_dir), weights=shared_weights)
         except quantize.QuantizationError as e:
             raise CompressError(str(e)) from None
         qmeta["calibration"] = {"images": int(len(calib)), "source": "first training images", "method": "minmax",
@@ -207,11 +224,16 @@ def compress_model(model_dir: Path, opts: Options):
         for lm in qmeta["layers"]:
             i = lm["index"]
             wq = extra[f"q.layers.{i}.w"]
-            lm["storage"] = layout.choose_storage(wq)
+            lm["storage"] = layout.choose_storage(wq, extra[f"q.layers.{i}.multiplier"], extra[f"q.layers.{i}.shift"])
             if lm["storage"] == "sparse":
                 entries, row_len = layout.pack_sparse(wq)
                 extra[f"s.layers.{i}.entries"] = entries
                 extra[f"s.layers.{i}.row_len"] = row_len
+            elif lm["storage"] == "shared":
+                entries, row_len, book = layout.pack_shared(wq)
+                extra[f"s.layers.{i}.entries"] = entries
+                extra[f"s.layers.{i}.row_len"] = row_len
+                extra[f"s.layers.{i}.codebook"] = book
         if sparsity_meta is not None:
             sparsity_meta = {**sparsity_meta, **_sparsity(spec, params)}
         steps.append({"pass": "quantize", "scheme": "int8", "qat": opts.qat, "rounding": quantize.ROUNDING})
@@ -224,6 +246,20 @@ def compress_model(model_dir: Path, opts: Options):
     metrics = _metrics(saved, ds, model, sparsity_meta)
     _write(opts.out, spec, params, meta, metrics, extra, opts.force)
     return metrics
+
+
+def _share(cfg, params, ds, calib, opts, seed, log):
+    """Trained weight sharing (compress/share.py): (float params of the shared model, the activation ranges it was
+    fine-tuned against, {layer: (int8 weights, scales)} for quantize_model, info)."""
+    spec = cfg.spec
+    layers, shared = share.build(spec, params, opts.share, per_layer_scale=True)
+    ranges = quantize.fake_quant_ranges(spec, share.float_params(layers, shared), calib, ds.input_scale)
+    fc = ft.FinetuneConfig(epochs=opts.share_epochs, lr=opts.share_lr, seed=seed, train_limit=opts.train_limit)
+    log(f"weight sharing: {opts.share} values per layer, {fc.epochs} epochs of fine-tuning the shared values")
+    sspec = share.SharedSpec(spec, layers, tuple(ranges), ds.input_scale)
+    shared, _, info = ft.finetune(cfg.with_overrides(spec=sspec), shared, ds, fc, log=log)
+    info = {"levels": opts.share, "scale": "per layer", "init": "linear", **info}
+    return share.float_params(layers, shared), ranges, share.int8_weights(layers, shared), info
 
 
 def model_bytes(saved) -> dict:
@@ -306,6 +342,11 @@ def main(argv=None):
     p.add_argument("--qat", action="store_true", help="fine-tune with int8 fake quantization before quantizing")
     p.add_argument("--epochs", type=int, help="pruning fine-tune epochs (default 20)")
     p.add_argument("--lr", type=float, help="pruning fine-tune peak learning rate (default 1e-3)")
+    p.add_argument("--share", type=int, metavar="LEVELS",
+                   help=f"trained weight sharing: at most LEVELS (1-{layout.SHARED_LEVELS}) non-zero int8 values per "
+                        f"layer, stored as 3-bit codes (needs --quantize int8)")
+    p.add_argument("--share-epochs", type=int, default=3, help="fine-tuning epochs of the shared values")
+    p.add_argument("--share-lr", type=float, default=1e-3)
     p.add_argument("--qat-epochs", type=int, default=3)
     p.add_argument("--qat-lr", type=float, default=1e-4)
     p.add_argument("--calib-images", type=int, default=10000, help="training images for int8 calibration")
@@ -319,7 +360,7 @@ def main(argv=None):
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
     opts = Options(out=a.out, prune=a.prune, structured=a.structured, scope=a.scope, quantize=a.quantize,
-                   qat=a.qat, epochs=a.epochs, qat_epochs=a.qat_epochs, lr=a.lr, qat_lr=a.qat_lr, seed=a.seed,
+                   qat=a.qat, share=a.share, share_epochs=a.share_epochs, share_lr=a.share_lr, epochs=a.epochs, qat_epochs=a.qat_epochs, lr=a.lr, qat_lr=a.qat_lr, seed=a.seed,
                    calib_images=a.calib_images, train_limit=a.train_limit, data_dir=a.data_dir, force=a.force,
                    label_smoothing=a.label_smoothing,
                    log=None if a.quiet else (lambda msg: print(msg, file=sys.stderr)))

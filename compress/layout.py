@@ -18,6 +18,14 @@ little-endian halfword; the input index advances by delta before each product (t
 a gap over 255 is bridged by (0, 255) filler entries and an odd row gets one (0, 0) entry, so every row is a whole
 number of 32-bit words (two entries per load; the array must be 4-byte aligned). `row_len` (uint16 per output)
 counts each row's entries. Bytes: 2 per entry + 2 per output.
+
+Shared ("code3", `pack_shared`), for layers whose non-zero int8 weights take at most 7 values (compress/share.py)
+and share one requantization multiplier and shift: a per-layer codebook of 8 int8 values (entry 0 is 0), and per
+output row one byte per entry, `gap << 3 | code` with a 5-bit gap and a 3-bit code; the input index advances by
+the gap before each product (the first gap is the index itself, so it may be 0; later gaps are 1..31). A gap over 31
+is bridged by (code 0, gap 31) filler entries, whose product is 0. `row_len` (uint16 per output) counts each row's
+entries. Bytes: 1 per entry + 2 per output + 8 per layer, and one multiplier and shift per layer instead of one per
+output.
 """
 
 from __future__ import annotations
@@ -26,6 +34,9 @@ import numpy as np
 
 SCALAR_BYTES_PER_LAYER = 4  # out_zp, act_min, act_max, out_xor (int8 each)
 SPARSE_MAX_DELTA = 255
+SHARED_CODE_BITS, SHARED_GAP_BITS = 3, 5
+SHARED_MAX_GAP = (1 << SHARED_GAP_BITS) - 1
+SHARED_LEVELS = (1 << SHARED_CODE_BITS) - 1  # non-zero codebook values; code 0 is the value 0 (fillers)
 
 
 def _pad4(n: int) -> int:
@@ -118,6 +129,67 @@ def unpack_sparse(entries: np.ndarray, row_len: np.ndarray, n_in: int) -> np.nda
     return w
 
 
+def shared_codebook(w_out_in: np.ndarray) -> np.ndarray | None:
+    """int8 (8,) codebook [0, distinct non-zero values ascending, 0 padding], or None when the layer has more
+    than 7 distinct non-zero values."""
+    values = np.unique(np.asarray(w_out_in))
+    values = values[values != 0]
+    if values.size > SHARED_LEVELS:
+        return None
+    book = np.zeros(SHARED_LEVELS + 1, np.int8)
+    book[1:1 + values.size] = values
+    return book
+
+
+def pack_shared(w_out_in: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(entries uint8 (n_entries,), row_len uint16 (out,), codebook int8 (8,)) of the code3 format."""
+    w = np.asarray(w_out_in)
+    if w.dtype != np.int8:
+        raise TypeError(f"pack_shared wants int8 weights, got {w.dtype}")
+    book = shared_codebook(w)
+    if book is None:
+        raise ValueError(f"pack_shared: the layer has {np.unique(w[w != 0]).size} distinct non-zero weights; the "
+                         f"code3 format holds at most {SHARED_LEVELS} (compress with --share)")
+    code_of = {int(v): c for c, v in enumerate(book) if c == 0 or v != 0}
+    entries, row_len = [], []
+    for row in w:
+        start = len(entries)
+        prev = 0
+        for k in np.flatnonzero(row):
+            gap = int(k) - prev
+            while gap > SHARED_MAX_GAP:
+                entries.append(SHARED_MAX_GAP << SHARED_CODE_BITS)  # code 0: weight 0
+                gap -= SHARED_MAX_GAP
+            entries.append(gap << SHARED_CODE_BITS | code_of[int(row[k])])
+            prev = int(k)
+        if len(entries) - start > 0xFFFF:
+            raise OverflowError("a shared row has more than 65535 entries")
+        row_len.append(len(entries) - start)
+    return np.asarray(entries, np.uint8), np.asarray(row_len, np.uint16), book
+
+
+def unpack_shared(entries: np.ndarray, row_len: np.ndarray, codebook: np.ndarray, n_in: int) -> np.ndarray:
+    e = np.asarray(entries, np.uint8)
+    book = np.asarray(codebook, np.int8)
+    w = np.zeros((len(row_len), n_in), np.int8)
+    pos = 0
+    for j, n in enumerate(np.asarray(row_len, np.int64)):
+        k = 0
+        for b in e[pos:pos + n]:
+            k += int(b) >> SHARED_CODE_BITS
+            code = int(b) & SHARED_LEVELS
+            if code:
+                w[j, k] = book[code]
+        pos += n
+    return w
+
+
+def uniform_requantization(multiplier: np.ndarray, shift: np.ndarray) -> bool:
+    """Whether every output of a layer has the same multiplier and shift (a per-layer weight scale)."""
+    m, s = np.asarray(multiplier), np.asarray(shift)
+    return bool(m.size and np.all(m == m.flat[0]) and np.all(s == s.flat[0]))
+
+
 def dense_bytes(out: int, n_in: int) -> int:
     return _pad4(out) * _pad4(n_in)
 
@@ -127,24 +199,33 @@ def sparse_bytes(w_out_in: np.ndarray) -> int:
     return entries.nbytes + row_len.nbytes
 
 
-def choose_storage(w_out_in: np.ndarray) -> str:
-    """"sparse" when the pairs format takes fewer bytes than interleave4 (density below ~50 %), else "dense".
+def choose_storage(w_out_in: np.ndarray, multiplier=None, shift=None) -> str:
+    """The storage with the fewest bytes (int8_layer_bytes): "shared" when the layer qualifies (at most 7 distinct
+    non-zero weights and one multiplier and shift; give them), else "sparse" when the pairs format takes fewer
+    bytes than interleave4 (density below ~50 %), else "dense".
 
     Bytes decide; speed agrees to within a few points of density: the sparse kernel costs ~2.4x the dense kernel
     per stored weight (docs/COMPRESS.md), so it is faster below ~40 % density."""
-    out, n_in = w_out_in.shape
-    return "sparse" if sparse_bytes(w_out_in) < dense_bytes(out, n_in) else "dense"
+    options = ["dense", "sparse"]
+    if multiplier is not None and uniform_requantization(multiplier, shift) and shared_codebook(w_out_in) is not None:
+        options.append("shared")
+    return min(options, key=lambda storage: int8_layer_bytes(w_out_in, storage)["total"])
 
 
 def int8_layer_bytes(w_out_in: np.ndarray, storage: str) -> dict:
+    """Bytes the firmware stores for one int8 layer, by kind; "total" sums them."""
     out, n_in = w_out_in.shape
+    requant = 4 * out + out  # multiplier int32, shift int8 per output
     if storage == "sparse":
         entries, row_len = pack_sparse(w_out_in)
         weights, indices = entries.nbytes // 2, entries.nbytes // 2 + row_len.nbytes
+    elif storage == "shared":  # code and gap share each entry's byte: counted as weights
+        entries, row_len, book = pack_shared(w_out_in)
+        weights, indices, requant = entries.nbytes + book.nbytes, row_len.nbytes, 4 + 1
     else:
         weights, indices = dense_bytes(out, n_in), 0
-    return {"weights": weights, "indices": indices, "biases": 4 * out,
-            "scales": 4 * out + out + SCALAR_BYTES_PER_LAYER}  # multiplier int32, shift int8, per-layer scalars
+    parts = {"weights": weights, "indices": indices, "biases": 4 * out, "scales": requant + SCALAR_BYTES_PER_LAYER}
+    return {**parts, "total": sum(parts.values())}
 
 
 def float_layer_bytes(w_in_out: np.ndarray, b: np.ndarray) -> dict:
@@ -154,7 +235,7 @@ def float_layer_bytes(w_in_out: np.ndarray, b: np.ndarray) -> dict:
 
 def total(parts: list[dict]) -> dict:
     keys = ("weights", "indices", "biases", "scales")
-    out = {k: int(sum(p[k] for p in parts)) for k in keys}
+    out = {k: int(sum(p[k] for p in parts)) for k in keys}  # a part's own "total" is recomputed here
     out["total"] = sum(out.values())
     return out
 
@@ -162,10 +243,11 @@ def total(parts: list[dict]) -> dict:
 def kernel_layers(model) -> list[dict]:
     """Everything one `pz_q8_layer_t` needs, per dense layer of an int8 model, in order (for firmware codegen).
 
-    Keys: index, n_in, n_out, storage ("dense" | "sparse"), kernel (C function name), w (uint8 bytes: interleave4 or
-    pairs entries), row_len (uint16, sparse only, else None), bias (folded int32), multiplier (int32),
-    shift (int8), out_zp, act_min, act_max, out_xor (0x80 for hidden layers: the next layer's offset-binary input;
-    0 for the last layer, whose bytes are the int8 model output).
+    Keys: index, n_in, n_out, storage ("dense" | "sparse" | "shared"), kernel (C function name), w (uint8 bytes:
+    interleave4, pairs or code3 entries), row_len (uint16, sparse and shared, else None), codebook (int8 (8,),
+    shared only, else None), bias (folded int32), multiplier (int32), shift (int8) (one per output; shared layers
+    have one value, as the firmware stores them), out_zp, act_min, act_max, out_xor (0x80 for hidden layers: the
+    next layer's offset-binary input; 0 for the last layer, whose bytes are the int8 model output).
     """
     q = model.meta["quantization"]
     layers = []
@@ -173,16 +255,25 @@ def kernel_layers(model) -> list[dict]:
         i = lm["index"]
         w = model.extra[f"q.layers.{i}.w"]
         storage = lm.get("storage", "dense")
+        mult, shift, book = model.extra[f"q.layers.{i}.multiplier"], model.extra[f"q.layers.{i}.shift"], None
         if storage == "sparse":
             wbytes, row_len, kernel = model.extra[f"s.layers.{i}.entries"], model.extra[f"s.layers.{i}.row_len"], \
                 "pz_q8_sparse"
+        elif storage == "shared":
+            wbytes, row_len, kernel = model.extra[f"s.layers.{i}.entries"], model.extra[f"s.layers.{i}.row_len"], \
+                "pz_q8_shared"
+            book = model.extra[f"s.layers.{i}.codebook"]
+            if not uniform_requantization(mult, shift):
+                raise ValueError(f"layer {i} is stored 'shared' but its outputs have different multipliers or "
+                                 f"shifts; the code3 kernel applies one per layer")
+            mult, shift = np.asarray(mult)[:1], np.asarray(shift)[:1]
         else:
             wbytes, row_len, kernel = pack_dense(w), None, "pz_q8_dense_m0"
         layers.append({
             "index": i, "n_in": int(w.shape[1]), "n_out": int(w.shape[0]), "storage": storage, "kernel": kernel,
-            "w": wbytes, "row_len": row_len,
+            "w": wbytes, "row_len": row_len, "codebook": book,
             "bias": folded_bias(model.extra[f"q.layers.{i}.bias"], w, lm["input_zero_point"]),
-            "multiplier": model.extra[f"q.layers.{i}.multiplier"], "shift": model.extra[f"q.layers.{i}.shift"],
+            "multiplier": mult, "shift": shift,
             "out_zp": lm["output_zero_point"], "act_min": lm["act_min"], "act_max": lm["act_max"],
             "out_xor": 0x80 if n + 1 < len(q["layers"]) else 0,
         })

@@ -138,10 +138,12 @@ def quantize_weights(w_in_out: np.ndarray, scales: np.ndarray) -> np.ndarray:
 
 
 # -- the whole model ----------------------------------------------------------------------------------------------
-def quantize_model(spec, params, input_scale, raw_calib, act_ranges=None, path="model"):
+def quantize_model(spec, params, input_scale, raw_calib, act_ranges=None, path="model", weights=None):
     """Post-training int8 quantization. Returns (quantization meta, extra tensors, dequantized float params).
 
     `act_ranges` (one (scale, zero_point) per dense layer) overrides calibration, e.g. the ranges used by QAT.
+    `weights` ({layer index: (int8 (out, in) weights, (out,) scales)}) overrides weight quantization, e.g. the
+    codebook weights of compress.share.
     """
     check_supported(spec, path)
     if act_ranges is None:
@@ -154,8 +156,11 @@ def quantize_model(spec, params, input_scale, raw_calib, act_ranges=None, path="
         w, b = np.asarray(params[i]["w"]), np.asarray(params[i]["b"])
         out_scale, out_zp = act_ranges[n]
         relu = i + 1 < len(spec.layers) and spec.layers[i + 1].kind == "relu"
-        s_w = weight_scales(w)
-        wq = quantize_weights(w, s_w)
+        if weights is not None and i in weights:
+            wq, s_w = weights[i]
+        else:
+            s_w = weight_scales(w)
+            wq = quantize_weights(w, s_w)
         bias_scale = s_w * in_scale
         bq = np.rint(np.asarray(b, np.float64) / bias_scale)
         if np.any(np.abs(bq) > 2**31 - 1 - 2**24):

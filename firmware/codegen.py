@@ -85,7 +85,8 @@ def output_ctype(model: SavedModel, source: str = "<model>") -> str:
 
 
 # int8 storage -> (pz_kind enum name, adapter) (firmware/kernels/layers.h, int8_layers.c)
-Q8_KERNELS = {"dense": ("PZ_K_Q8_DENSE", "pz_run_q8_dense"), "sparse": ("PZ_K_Q8_SPARSE", "pz_run_q8_sparse")}
+Q8_KERNELS = {"dense": ("PZ_K_Q8_DENSE", "pz_run_q8_dense"), "sparse": ("PZ_K_Q8_SPARSE", "pz_run_q8_sparse"),
+              "shared": ("PZ_K_Q8_SHARED", "pz_run_q8_shared")}
 ALIGNED4 = " __attribute__((aligned(4)))"  # the int8 kernels load weights as 32-bit words
 
 
@@ -97,9 +98,11 @@ def model_arrays_bytes(model: SavedModel) -> int:
     from compress import layout
     total = 0
     for kl in layout.kernel_layers(model):
-        total += np.asarray(kl["w"]).nbytes + 9 * kl["n_out"]  # bias, multiplier int32 + shift int8
-        if kl["row_len"] is not None:
-            total += np.asarray(kl["row_len"]).nbytes
+        total += np.asarray(kl["w"]).nbytes + 4 * kl["n_out"]  # bias int32
+        total += np.asarray(kl["multiplier"]).nbytes + np.asarray(kl["shift"]).nbytes
+        for optional in ("row_len", "codebook"):
+            if kl[optional] is not None:
+                total += np.asarray(kl[optional]).nbytes
     return int(total)
 
 
@@ -243,6 +246,11 @@ def generate_int8_model(model: SavedModel, source: str, weights_in: str) -> dict
             arrays.append(c_array("uint16_t", f"pz_l{i}_rowlen", np.asarray(kl["row_len"], np.uint16),
                                   lambda v: f"{int(v)}", qualifier, BYTES_PER_LINE))
             row_len = f"pz_l{i}_rowlen"
+        codebook = "NULL"
+        if kl["codebook"] is not None:
+            arrays.append(c_array("int8_t", f"pz_l{i}_codebook", np.asarray(kl["codebook"], np.int8),
+                                  lambda v: f"{int(v)}", qualifier, BYTES_PER_LINE))
+            codebook = f"pz_l{i}_codebook"
         arrays.append(c_array("int32_t", f"pz_l{i}_bias", np.asarray(kl["bias"], np.int32), lambda v: f"{int(v)}",
                               qualifier, VALUES_PER_LINE))
         arrays.append(c_array("int32_t", f"pz_l{i}_mult", np.asarray(kl["multiplier"], np.int32),
@@ -251,7 +259,7 @@ def generate_int8_model(model: SavedModel, source: str, weights_in: str) -> dict
                               qualifier, BYTES_PER_LINE))
         arrays.append(f"{qualifier}pz_q8_layer_t pz_l{i}_q = {{{n_in}u, {n_out}u, pz_l{i}_w, {row_len}, pz_l{i}_bias, "
                       f"pz_l{i}_mult, pz_l{i}_shift, {int(kl['out_zp'])}, {int(kl['act_min'])}, "
-                      f"{int(kl['act_max'])}, 0x{int(kl['out_xor']):02x}u}};\n\n")
+                      f"{int(kl['act_max'])}, 0x{int(kl['out_xor']):02x}u, {codebook}}};\n\n")
         entries.append(f"    {{{adapter}, {kind}, {n_in}, {n_out}, pz_l{i}_w, pz_l{i}_bias, &pz_l{i}_q}},")
         widths.append(n_out)
     n_layers = len(entries)

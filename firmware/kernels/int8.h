@@ -10,7 +10,9 @@
  *
  * Weight layouts (built by compress/layout.py; both arrays must be 4-byte aligned):
  *   dense  (pz_q8_dense_ref, pz_q8_dense_m0): "interleave4", w = pack_dense(q.layers.<i>.w)
- *   sparse (pz_q8_sparse): "pairs", w = entries, row_len = per-output entry counts (even) */
+ *   sparse (pz_q8_sparse): "pairs", w = entries, row_len = per-output entry counts (even)
+ *   shared (pz_q8_shared): "code3", w = entries (code << 5 | gap bytes, no alignment needed), row_len = per-output
+ *     entry counts, codebook = 8 int8 values (codebook[0] = 0); multiplier[0] and shift[0] serve every output */
 #ifndef PZ_INT8_H
 #define PZ_INT8_H
 
@@ -18,13 +20,15 @@
 
 typedef struct {
     uint32_t n_in, n_out;
-    const uint8_t *w;           /* interleave4 bytes (dense) or (int8 weight, uint8 delta) pairs (sparse) */
-    const uint16_t *row_len;    /* sparse only; NULL for dense */
+    const uint8_t *w;           /* interleave4 bytes (dense), (int8 weight, uint8 delta) pairs (sparse) or
+                                   code3 bytes (shared) */
+    const uint16_t *row_len;    /* sparse and shared; NULL for dense */
     const int32_t *bias;        /* folded int32 bias, n_out */
     const int32_t *multiplier;  /* Q31 multiplier, n_out */
     const int8_t *shift;        /* right shift, 31 + shift in [1, 62], n_out */
     int8_t out_zp, act_min, act_max;
     uint8_t out_xor;
+    const int8_t *codebook;     /* shared only (8 values); NULL otherwise */
 } pz_q8_layer_t;
 
 /* round_half_up(acc * multiplier / 2^(31 + shift)) saturated to [-2^30, 2^30] (exact before the int8 clamp). */
@@ -43,5 +47,8 @@ void pz_q8_dense_m0(const pz_q8_layer_t *l, const uint8_t *xu, uint8_t *y);
 
 /* Sparse layer in the pairs format. */
 void pz_q8_sparse(const pz_q8_layer_t *l, const uint8_t *xu, uint8_t *y);
+
+/* Sparse layer with shared weights in the code3 format (one multiplier and shift for the layer). */
+void pz_q8_shared(const pz_q8_layer_t *l, const uint8_t *xu, uint8_t *y);
 
 #endif

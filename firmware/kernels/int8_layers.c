@@ -11,6 +11,10 @@ void pz_run_q8_sparse(const pz_layer *l, const void *x, void *y) {
     pz_q8_sparse((const pz_q8_layer_t *)l->aux, x, y);
 }
 
+void pz_run_q8_shared(const pz_layer *l, const void *x, void *y) {
+    pz_q8_shared((const pz_q8_layer_t *)l->aux, x, y);
+}
+
 /* Index of the first maximum, as compress.reference.predict (np.argmax) picks it. */
 int32_t pz_predict_argmax_i8(const void *y, uint32_t n) {
     const int8_t *v = y;

@@ -24,6 +24,7 @@ typedef enum {
     PZ_K_TANH_F64 = 9,
     PZ_K_Q8_DENSE = 10,    /* int8 dense, interleave4 weights; aux: const pz_q8_layer_t * (int8.h) */
     PZ_K_Q8_SPARSE = 11,   /* int8 sparse, pairs format; aux: const pz_q8_layer_t * */
+    PZ_K_Q8_SHARED = 12,   /* int8 sparse with a per-layer codebook, code3 format; aux: const pz_q8_layer_t * */
 } pz_kind;
 
 typedef struct pz_layer pz_layer;
@@ -65,6 +66,7 @@ void pz_run_tanh_f64(const pz_layer *layer, const void *x, void *y);
 /* int8 layers (int8_layers.c): x is offset-binary bytes (raw pixels for the first layer), y int8 or offset-binary */
 void pz_run_q8_dense(const pz_layer *layer, const void *x, void *y);
 void pz_run_q8_sparse(const pz_layer *layer, const void *x, void *y);
+void pz_run_q8_shared(const pz_layer *layer, const void *x, void *y);
 
 int32_t pz_predict_argmax_f32(const void *y, uint32_t n);
 int32_t pz_predict_argmax_f64(const void *y, uint32_t n);
