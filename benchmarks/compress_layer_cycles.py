@@ -76,8 +76,9 @@ def measure(build_dir: Path, images: int) -> dict:
             row["cycles_per_mac"] = c / macs
         else:
             entries = int(np.asarray(kl["row_len"]).sum())
+            stored = np.asarray(kl["w"]).nbytes + np.asarray(kl["row_len"]).nbytes  # entries and row lengths
             row.update(stored_entries=entries, cycles_per_nonzero=c / nnz, cycles_per_entry=c / entries,
-                       bytes_per_nonzero=(2 * entries + 2 * kl["n_out"]) / nnz)
+                       bytes_per_nonzero=stored / nnz)
         rows.append(row)
     return {"build_dir": str(build_dir), "model_dir": build["model_dir"], "images": images,
             "weights_placement": size.get("weights_placement"), "layers": rows,

@@ -38,6 +38,9 @@ def _bytes_from_tensors(model):
     for lm in model.meta["quantization"]["layers"]:
         i, w = lm["index"], model.extra[f"q.layers.{lm['index']}.w"]
         out, n_in = w.shape
+        if lm["storage"] == "shared":  # entries, row lengths, 8-value codebook; bias; one multiplier and shift
+            total += model.extra[f"s.layers.{i}.entries"].nbytes + 2 * out + 8 + 4 * out + 5 + 4
+            continue
         if lm["storage"] == "sparse":
             total += model.extra[f"s.layers.{i}.entries"].nbytes + model.extra[f"s.layers.{i}.row_len"].nbytes
         else:
@@ -112,6 +115,36 @@ def test_structured_gives_smaller_dense_layers(model_dir, tmp_path):
     assert m.metrics["model_bytes"] == _bytes_from_tensors(m)
 
 
+def test_share_gives_codebook_layers(model_dir, pruned_int8, mnist, tmp_path):
+    """--share 5: every layer holds at most 5 non-zero int8 values and one multiplier and shift, stored in the code3
+    format that unpacks to the weights; the figures are the golden model's; the same seed gives the same bytes."""
+    out = tmp_path / "p80-share5"
+    args = [str(model_dir), "--prune", "0.8", "--quantize", "int8", "--share", "5", "--share-epochs", "1", *FAST]
+    assert cli.main([*args, "--out", str(out)]) == 0
+    model = modeldir.load(out)
+    for lm in model.meta["quantization"]["layers"]:
+        i = lm["index"]
+        w = model.extra[f"q.layers.{i}.w"]
+        assert lm["storage"] == "shared"
+        assert np.unique(w[w != 0]).size <= 5
+        assert np.unique(model.extra[f"q.layers.{i}.multiplier"]).size == 1
+        assert np.unique(model.extra[f"q.layers.{i}.shift"]).size == 1
+        e, r, b = (model.extra[f"s.layers.{i}.{k}"] for k in ("entries", "row_len", "codebook"))
+        np.testing.assert_array_equal(layout.unpack_shared(e, r, b, lm["in"]), w)
+        np.testing.assert_array_equal(model.params[i]["w"] == 0, w.T == 0)
+    steps = [s["pass"] for s in model.meta["compression"]["steps"]]
+    assert steps == ["prune", "share", "quantize"]
+    m = model.metrics
+    assert m["test_accuracy"] == float(np.mean(reference.predict(model, reference.forward(model, mnist.x_test))
+                                               == mnist.y_test))
+    assert m["test_accuracy"] > 0.85  # a working classifier, not just a format
+    assert m["model_bytes"] == _bytes_from_tensors(model)
+    assert m["model_bytes"] < 0.7 * modeldir.load(pruned_int8).metrics["model_bytes"]
+    again = tmp_path / "again"
+    assert cli.main([*args, "--out", str(again)]) == 0
+    assert (again / "model.safetensors").read_bytes() == (out / "model.safetensors").read_bytes()
+
+
 def test_module_entry_point(model_dir, tmp_path):
     out = tmp_path / "int8"
     r = subprocess.run([sys.executable, "-m", "compress", str(model_dir), "--quantize", "int8",
@@ -154,6 +187,12 @@ BAD = [
     ([], "nothing to do"),
     (["--prune", "0.5", "--scope", "row"], "--scope 'row'"),
     (["--quantize", "int8", "--calib-images", "0"], "--calib-images 0"),
+    (["--share", "7"], "--share 7 needs --quantize int8"),
+    (["--quantize", "int8", "--share", "8"], "--share 8: the number of shared values per layer must be 1 to 7"),
+    (["--quantize", "int8", "--share", "0"], "--share 0"),
+    (["--quantize", "int8", "--share", "7", "--qat"], "drop --qat"),
+    (["--quantize", "int8", "--share", "7", "--share-epochs", "0"], "--share-epochs 0"),
+    (["--quantize", "int8", "--share", "7", "--share-lr", "-1"], "--share-lr -1"),
 ]
 
 

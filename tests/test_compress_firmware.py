@@ -30,8 +30,10 @@ FLASH = (0x10000000, 0x10000000 + fwbuild.FLASH_BYTES)
 # Emulator-measured budgets (deterministic cycle counts, docs/COMPRESS.md): the 16-input loop costs 3.80 cycles per
 # MAC statically; per-output work (~110 cycles) and the 4-output tail group (4.0) bring 784x50 to 4.28 (784x300:
 # 3.96). Sparse, 784x50 at 20 % density: 10.65 cycles per stored entry measured (784x300 at 10 %: 11.15).
+# Shared (code3), 784x50 at 20 %: 11.70 per entry (11 in the loop, the rest per output; 784x300 at 8 %: 12.38).
 DENSE_784X50_CYCLES_PER_MAC = 4.35
 SPARSE_CYCLES_PER_ENTRY = 11.5
+SHARED_CYCLES_PER_ENTRY = 12.0
 
 
 @pytest.fixture(scope="module")
@@ -51,10 +53,12 @@ def source(tmp_path_factory, mnist):
 
 @pytest.fixture(scope="module")
 def variants(source):
-    """{name: model dir}: pruned + int8 (sparse layers), int8 only (dense M0+ kernel), structured + int8."""
+    """{name: model dir}: pruned + int8 (sparse layers), int8 only (dense M0+ kernel), structured + int8, pruned +
+    shared weights + int8 (code3 layers)."""
     args = {"prune80-int8": ["--prune", "0.8", "--quantize", "int8"],
             "int8": ["--quantize", "int8"],
-            "struct50-int8": ["--prune", "0.5", "--structured", "--quantize", "int8"]}
+            "struct50-int8": ["--prune", "0.5", "--structured", "--quantize", "int8"],
+            "prune80-share7-int8": ["--prune", "0.8", "--quantize", "int8", "--share", "7", "--share-epochs", "1"]}
     dirs = {}
     for name, a in args.items():
         assert cli.main([str(source), *a, *FAST, "--out", str(source / name)]) == 0
@@ -85,9 +89,11 @@ def test_storage_of_the_variants(variants):
     assert storages["prune80-int8"][0] == "sparse"
     assert storages["int8"] == ["dense", "dense"] and storages["struct50-int8"] == ["dense", "dense"]
     assert modeldir.load(variants["struct50-int8"]).spec.layers[0].out_features == 25
+    assert storages["prune80-share7-int8"] == ["shared", "shared"]
 
 
-@pytest.mark.parametrize("name", ["prune80-int8", "int8", "struct50-int8", "prune80-int8-flash"])
+@pytest.mark.parametrize("name", ["prune80-int8", "int8", "struct50-int8", "prune80-share7-int8",
+                                  "prune80-int8-flash"])
 def test_emulator_equals_golden_model_bit_for_bit(builds, variants, mnist, name):
     result = builds[name]
     report = sim_eval.evaluate(result.out_dir, images=EVAL_IMAGES, jobs=1, progress=False)
@@ -117,17 +123,26 @@ def test_build_json_and_placement(builds, variants):
         assert size["weights_bytes"] >= model.metrics["model_bytes"]
         # weight arrays 4-byte aligned (the kernels load 32-bit words)
         assert all(addr % 4 == 0 for s, (addr, _) in arrays.items() if s.endswith("_w"))
+        shared = name == "prune80-share7-int8"
+        assert all((v[1] == 4) == shared for s, v in arrays.items() if s.endswith("_mult")), "one per shared layer"
+        assert any(s.endswith("_codebook") for s in arrays) == shared
 
 
-def test_generated_tables_hold_kernel_layers(variants):
-    model = modeldir.load(variants["prune80-int8"])
+@pytest.mark.parametrize("name", ["prune80-int8", "prune80-share7-int8"])
+def test_generated_tables_hold_kernel_layers(variants, name):
+    model = modeldir.load(variants[name])
     c = codegen.generate_model(model, "m")["model.c"]
+    kinds = {"sparse": "PZ_K_Q8_SPARSE", "dense": "PZ_K_Q8_DENSE", "shared": "PZ_K_Q8_SHARED"}
     for kl in layout.kernel_layers(model):
         i = kl["index"]
-        kind = "PZ_K_Q8_SPARSE" if kl["storage"] == "sparse" else "PZ_K_Q8_DENSE"
-        assert f"{kind}, {kl['n_in']}, {kl['n_out']}, pz_l{i}_w" in c
+        assert f"{kinds[kl['storage']]}, {kl['n_in']}, {kl['n_out']}, pz_l{i}_w" in c
         assert f"const uint8_t pz_l{i}_w[{len(kl['w'])}] __attribute__((aligned(4)))" in c
-        assert f"0x{int(kl['out_xor']):02x}u}};" in c
+        book = f"pz_l{i}_codebook" if kl["storage"] == "shared" else "NULL"
+        assert f"0x{int(kl['out_xor']):02x}u, {book}}};" in c
+        if kl["storage"] == "shared":
+            values = ", ".join(str(int(v)) for v in kl["codebook"])
+            assert f"const int8_t pz_l{i}_codebook[8] = {{\n    {values},\n}};" in c
+            assert f"const int32_t pz_l{i}_mult[1] = {{" in c
     assert "int8_t pz_output_t" in codegen.generate_model(model, "m")["model.h"]
     assert "uint8_t pz_l0_w[" in codegen.generate_model(model, "m", "ram")["model.c"]
     assert "const uint8_t pz_l0_w[" not in codegen.generate_model(model, "m", "ram")["model.c"]
@@ -140,6 +155,9 @@ def test_dense_and_sparse_cycle_budgets(builds, variants):
     assert dense["n_in"] == 784 and dense["cycles_per_mac"] <= DENSE_784X50_CYCLES_PER_MAC
     sparse = mod.measure(builds["prune80-int8"].out_dir, 3)["layers"][0]
     assert sparse["storage"] == "sparse" and sparse["cycles_per_entry"] <= SPARSE_CYCLES_PER_ENTRY
+    shared = mod.measure(builds["prune80-share7-int8"].out_dir, 3)["layers"][0]
+    assert shared["storage"] == "shared" and shared["cycles_per_entry"] <= SHARED_CYCLES_PER_ENTRY
+    assert shared["bytes_per_nonzero"] < 1.2 < sparse["bytes_per_nonzero"]
     flash = mod.measure(builds["prune80-int8-flash"].out_dir, 3)["layers"][0]
     assert flash["cycles_mean"] > sparse["cycles_mean"]  # the XIP misses the SRAM copy avoids
 

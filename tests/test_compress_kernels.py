@@ -22,7 +22,8 @@ from compress import layout, reference
 
 ROOT = Path(__file__).resolve().parents[1]
 KERNELS = ROOT / "firmware" / "kernels"
-SOURCES = [KERNELS / n for n in ("int8_common.c", "int8_dense_ref.c", "int8_dense_m0.c", "int8_sparse.c")]
+SOURCES = [KERNELS / n for n in ("int8_common.c", "int8_dense_ref.c", "int8_dense_m0.c", "int8_sparse.c",
+                                  "int8_shared.c")]
 ARM_GCC = "arm-none-eabi-gcc"
 ARM_FLAGS = ["-mcpu=cortex-m0plus", "-mthumb", "-O2", "-std=c11", "-ffreestanding", "-Wall", "-Wextra", "-Werror",
              "-g", "-ffunction-sections", "-fdata-sections", "-fno-common"]  # firmware.build's flags
@@ -32,7 +33,7 @@ class Layer(ctypes.Structure):
     _fields_ = [("n_in", ctypes.c_uint32), ("n_out", ctypes.c_uint32), ("w", ctypes.c_void_p),
                 ("row_len", ctypes.c_void_p), ("bias", ctypes.c_void_p), ("multiplier", ctypes.c_void_p),
                 ("shift", ctypes.c_void_p), ("out_zp", ctypes.c_int8), ("act_min", ctypes.c_int8),
-                ("act_max", ctypes.c_int8), ("out_xor", ctypes.c_uint8)]
+                ("act_max", ctypes.c_int8), ("out_xor", ctypes.c_uint8), ("codebook", ctypes.c_void_p)]
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +72,18 @@ def random_layer(rng, n_in, n_out, density=1.0, edge=None):
                 act_min=zp_out if relu else -128, act_max=127)
 
 
+def shared_layer(rng, n_in, n_out, density=1.0, levels=7, edge=None):
+    """A layer the code3 format holds: at most `levels` distinct non-zero weights, one multiplier and shift."""
+    t = random_layer(rng, n_in, n_out, density, edge)
+    values = np.array([127, -127]) if edge == "max" else rng.choice(np.r_[-127:0, 1:128], levels, replace=False)
+    w = rng.choice(values, t["w"].shape)
+    w[t["w"] == 0] = 0
+    t["w"] = w.astype(np.int8)
+    t["mult"][:] = t["mult"][0]
+    t["shift"][:] = t["shift"][0]
+    return t
+
+
 def golden(t):
     q = t["xu"].astype(np.int64) - 128
     return reference.dense_layer(q, t["w"], t["bias"], t["mult"], t["shift"], t["zp_in"], t["zp_out"],
@@ -87,20 +100,25 @@ def c_layer(t, kind, out_xor):
         keep.append(a)
         return a.ctypes.data
 
+    book = None
     if kind == "sparse":
         entries, row_len = layout.pack_sparse(t["w"])
         w_ptr = buf(np.frombuffer(entries.tobytes() + b"\0\0\0\0", np.uint32))  # 4-byte aligned copy
         rl_ptr = buf(row_len)
+    elif kind == "shared":
+        entries, row_len, codebook = layout.pack_shared(t["w"])
+        w_ptr, rl_ptr, book = buf(entries.tobytes() + b"\0"), buf(row_len), buf(codebook)
     else:
         w_ptr, rl_ptr = buf(np.frombuffer(layout.pack_dense(t["w"]).tobytes(), np.uint32)), None  # aligned
     fb = layout.folded_bias(t["bias"], t["w"], t["zp_in"])
     lay = Layer(n_in, n_out, w_ptr, rl_ptr, buf(fb), buf(t["mult"]), buf(t["shift"]), t["zp_out"], t["act_min"],
-                t["act_max"], out_xor)
+                t["act_max"], out_xor, book)
     return lay, keep
 
 
 def run_c(lib, t, kind, out_xor=0):
-    fn = {"ref": lib.pz_q8_dense_ref, "m0": lib.pz_q8_dense_m0, "sparse": lib.pz_q8_sparse}[kind]
+    fn = {"ref": lib.pz_q8_dense_ref, "m0": lib.pz_q8_dense_m0, "sparse": lib.pz_q8_sparse,
+          "shared": lib.pz_q8_shared}[kind]
     lay, keep = c_layer(t, kind, out_xor)
     n_out = t["w"].shape[0]
     out = []
@@ -124,6 +142,18 @@ def test_kernels_equal_numpy_golden(lib, seed, n_in, n_out, density, edge, out_x
         np.testing.assert_array_equal(run_c(lib, t, kind, out_xor), want, err_msg=kind)
 
 
+@settings(max_examples=150, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n_in=st.integers(1, 200), n_out=st.integers(1, 12),
+       density=st.sampled_from([1.0, 0.3, 0.05, 0.0]), levels=st.integers(1, 7),
+       edge=st.sampled_from([None, None, "max", "zero", "tiny"]), out_xor=st.sampled_from([0, 0x80]))
+def test_shared_kernel_equals_numpy_golden(lib, seed, n_in, n_out, density, levels, edge, out_xor):
+    """Gaps over 31 (fillers) at low density, every row length mod 4, one to seven codebook values."""
+    t = shared_layer(np.random.default_rng(seed), n_in, n_out, density, levels, edge)
+    want = golden(t)
+    for kind in ("shared", "ref"):
+        np.testing.assert_array_equal(run_c(lib, t, kind, out_xor), want, err_msg=kind)
+
+
 def test_saturation_edges_are_hit(lib):
     """The edge layers really reach both clamps and the tiny multiplier really rounds to the zero point."""
     rng = np.random.default_rng(1)
@@ -143,6 +173,8 @@ def test_large_layer_gaps_and_tails(lib):
         t = random_layer(rng, n_in, n_out, density)
         for kind in ("ref", "m0", "sparse"):
             np.testing.assert_array_equal(run_c(lib, t, kind), golden(t), err_msg=f"{kind} {n_in}x{n_out}")
+        t = shared_layer(rng, n_in, n_out, density)
+        np.testing.assert_array_equal(run_c(lib, t, "shared"), golden(t), err_msg=f"shared {n_in}x{n_out}")
 
 
 @settings(max_examples=1000, deadline=None)
@@ -173,6 +205,60 @@ def test_pack_round_trips():
         entries, row_len = layout.pack_sparse(w)
         assert np.all(row_len % 2 == 0) and entries.nbytes == 2 * int(row_len.sum())
         np.testing.assert_array_equal(layout.unpack_sparse(entries, row_len, n_in), w)
+
+
+@settings(max_examples=100, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n_out=st.integers(1, 6), n_in=st.integers(1, 300),
+       density=st.sampled_from([0.9, 0.2, 0.02]), levels=st.integers(1, 7))
+def test_shared_pack_round_trips(seed, n_out, n_in, density, levels):
+    t = shared_layer(np.random.default_rng(seed), n_in, n_out, density, levels)
+    w = t["w"]
+    entries, row_len, book = layout.pack_shared(w)
+    np.testing.assert_array_equal(layout.unpack_shared(entries, row_len, book, n_in), w)
+    assert book[0] == 0 and book.dtype == np.int8 and book.size == 8
+    assert set(np.unique(w[w != 0])) == set(book[book != 0])
+    # one entry per non-zero weight plus one filler per 31 positions of a longer gap (the first gap counts from 0)
+    fillers = 0
+    for row in w:
+        prev = 0
+        for k in np.flatnonzero(row):
+            fillers += (int(k) - prev - 1) // 31 if k > prev else 0
+            prev = int(k)
+    assert int(row_len.sum()) == entries.size == int(np.count_nonzero(w)) + fillers
+    parts = layout.int8_layer_bytes(w, "shared")
+    assert parts["total"] == entries.size + 2 * n_out + 8 + 4 * n_out + 5 + 4
+
+
+def test_shared_format_bytes_and_errors():
+    w = np.zeros((2, 80), np.int8)
+    w[0, [0, 1, 40]] = [5, -3, 5]
+    w[1, 79] = 9
+    entries, row_len, book = layout.pack_shared(w)
+    assert list(book) == [0, -3, 5, 9, 0, 0, 0, 0]
+    code = {-3: 1, 5: 2, 9: 3}
+    # gap << 3 | code; a gap over 31 takes (gap 31, code 0) fillers
+    assert list(entries) == [0 << 3 | code[5], 1 << 3 | code[-3], 31 << 3, 8 << 3 | code[5],
+                             31 << 3, 31 << 3, 17 << 3 | code[9]]
+    assert list(row_len) == [4, 3]
+    w[1, :8] = np.arange(1, 9)
+    with pytest.raises(ValueError, match="10 distinct non-zero weights"):
+        layout.pack_shared(w)
+    with pytest.raises(TypeError):
+        layout.pack_shared(w.astype(np.int16))
+
+
+def test_choose_storage_picks_shared_only_when_the_kernel_can_run_it():
+    rng = np.random.default_rng(6)
+    t = shared_layer(rng, 300, 20, density=0.1)
+    assert layout.choose_storage(t["w"], t["mult"], t["shift"]) == "shared"
+    assert layout.choose_storage(t["w"]) == "sparse"  # no requantization given: shared is not an option
+    mult = t["mult"].copy()
+    mult[3] += 1
+    assert layout.choose_storage(t["w"], mult, t["shift"]) == "sparse"  # per-channel multipliers
+    assert layout.choose_storage(random_layer(rng, 300, 20, 0.1)["w"], t["mult"], t["shift"]) == "sparse"
+    full = shared_layer(rng, 300, 20, 1.0)["w"]  # bytes decide even at full density: 1 byte per weight either way,
+    assert layout.choose_storage(full, t["mult"], t["shift"]) == "shared"  # but one multiplier per layer
+    assert layout.choose_storage(full) == "dense"
 
 
 def test_folded_bias_identity():
@@ -207,6 +293,9 @@ def test_kernels_cross_compile_for_m0plus(tmp_path):
     dis = subprocess.run(["arm-none-eabi-objdump", "-d", str(tmp_path / "int8_dense_m0.o")], capture_output=True,
                          text=True).stdout
     assert "<pz_q8_dot8_m0>:" in dis, "the ARMv6-M build must contain the assembly inner loop"
+    dis = subprocess.run(["arm-none-eabi-objdump", "-d", str(tmp_path / "int8_shared.o")], capture_output=True,
+                         text=True).stdout
+    assert "<pz_q8_shared_row_m0>:" in dis
 
 
 FLASH, SRAM, RET = 0x10000000, 0x20000000, 0x10FFFF00
@@ -253,15 +342,21 @@ def run_m0(image, t, fn, out_xor=0):
         heap[0] = (addr + len(data) + 3) & ~3
         return addr
 
+    book_addr = 0
     if fn == "pz_q8_sparse":
         entries, row_len = layout.pack_sparse(t["w"])
         w_addr, rl_addr = put(entries.tobytes() or b"\0\0\0\0"), put(row_len.tobytes() or b"\0\0")
+    elif fn == "pz_q8_shared":
+        entries, row_len, book = layout.pack_shared(t["w"])
+        heap[0] += 1  # the code3 entries need no alignment: prove it with an odd address
+        w_addr, rl_addr, book_addr = put(entries.tobytes() or b"\0"), put(row_len.tobytes()), put(book.tobytes())
     else:
         w_addr, rl_addr = put(layout.pack_dense(t["w"]).tobytes()), 0
     fb = layout.folded_bias(t["bias"], t["w"], t["zp_in"])
     b_addr, m_addr, s_addr = put(fb.tobytes()), put(t["mult"].tobytes()), put(t["shift"].tobytes())
     struct = np.array([n_in, n_out, w_addr, rl_addr, b_addr, m_addr, s_addr], np.uint32).tobytes()
     struct += np.array([t["zp_out"], t["act_min"], t["act_max"]], np.int8).tobytes() + bytes([out_xor])
+    struct += np.array([book_addr], np.uint32).tobytes()
     l_addr = put(struct)
     outs = []
     for row in t["xu"]:
@@ -289,6 +384,19 @@ def test_m0_build_equals_golden_in_unicorn(m0_image, n_in, n_out, density, edge)
     want = golden(t)
     for fn in ("pz_q8_dense_m0", "pz_q8_dense_ref", "pz_q8_sparse"):
         np.testing.assert_array_equal(run_m0(m0_image, t, fn, out_xor=0x80), want, err_msg=fn)
+
+
+@pytest.mark.parametrize("n_in,n_out,density,levels,edge", [(784, 24, 0.07, 7, None), (300, 16, 0.15, 7, None),
+                                                             (100, 10, 0.5, 3, None), (64, 9, 1.0, 2, "max"),
+                                                             (37, 11, 1.0, 1, "zero"), (784, 5, 0.005, 7, "tiny")])
+def test_m0_shared_equals_golden_in_unicorn(m0_image, n_in, n_out, density, levels, edge):
+    """The Thumb-1 row loop: rows of every length mod 4 (one-at-a-time prologue, then four per iteration), fillers
+    over long gaps, saturation, and entries at an odd address."""
+    t = shared_layer(np.random.default_rng(n_in * 7 + n_out), n_in, n_out, density, levels, edge)
+    _, row_len, _ = layout.pack_shared(t["w"])
+    if n_out >= 16:
+        assert {int(n) % 4 for n in row_len} == {0, 1, 2, 3}
+    np.testing.assert_array_equal(run_m0(m0_image, t, "pz_q8_shared", out_xor=0x80), golden(t))
 
 
 def test_whole_model_through_c_kernels_equals_golden(lib, tmp_path):
@@ -336,7 +444,7 @@ def test_whole_model_through_c_kernels_equals_golden(lib, tmp_path):
             w = np.frombuffer(kl["w"].tobytes() + bytes(-len(kl["w"]) % 4), np.uint32)
             lay = Layer(kl["n_in"], kl["n_out"], buf(w), None if kl["row_len"] is None else buf(kl["row_len"]),
                         buf(kl["bias"]), buf(kl["multiplier"]), buf(kl["shift"]), kl["out_zp"], kl["act_min"],
-                        kl["act_max"], kl["out_xor"])
+                        kl["act_max"], kl["out_xor"], None)
             fn = getattr(lib, force_kernel or kl["kernel"])
             structs.append((lay, keep, fn))
         outs = []
