@@ -2,7 +2,8 @@
 
 Host: every kernel compiled with firmware.hostcc and called through ctypes on random layers (hypothesis), including
 saturation edges. Target: the same sources cross-compiled for the Cortex-M0+ with -Wall -Werror, and the M0+ build
-(whose dense kernel runs the Thumb-1 assembly inner loop) executed in Unicorn on a Cortex-M0 core model.
+(whose dense kernel runs the Thumb-1 assembly inner loop) called in rp2040_sim, whose Unicorn core is a Cortex-M0
+model (rp2040_sim/kernel_harness.py builds, loads and calls it; the layer generators and golden model live there).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import ctypes
 import os
 import shutil
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,21 +19,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from compress import layout, reference
-
-ROOT = Path(__file__).resolve().parents[1]
-KERNELS = ROOT / "firmware" / "kernels"
-SOURCES = [KERNELS / n for n in ("int8_common.c", "int8_dense_ref.c", "int8_dense_m0.c", "int8_sparse.c",
-                                  "int8_shared.c")]
-ARM_GCC = "arm-none-eabi-gcc"
-ARM_FLAGS = ["-mcpu=cortex-m0plus", "-mthumb", "-O2", "-std=c11", "-ffreestanding", "-Wall", "-Wextra", "-Werror",
-             "-g", "-ffunction-sections", "-fdata-sections", "-fno-common"]  # firmware.build's flags
+from rp2040_sim.kernel_harness import (ARM_FLAGS, ARM_GCC, KERNELS, SOURCES, ArmLayer, KernelImage, golden,
+                                       layer_fields, random_layer, shared_layer)
 
 
 class Layer(ctypes.Structure):
-    _fields_ = [("n_in", ctypes.c_uint32), ("n_out", ctypes.c_uint32), ("w", ctypes.c_void_p),
-                ("row_len", ctypes.c_void_p), ("bias", ctypes.c_void_p), ("multiplier", ctypes.c_void_p),
-                ("shift", ctypes.c_void_p), ("out_zp", ctypes.c_int8), ("act_min", ctypes.c_int8),
-                ("act_max", ctypes.c_int8), ("out_xor", ctypes.c_uint8), ("codebook", ctypes.c_void_p)]
+    """pz_q8_layer_t as the host compiler lays it out (the kernels called through ctypes)."""
+    _fields_ = layer_fields(ctypes.c_void_p)
 
 
 @pytest.fixture(scope="module")
@@ -44,50 +36,6 @@ def lib():
     lib.pz_q8_requantize.restype = ctypes.c_int32
     lib.pz_q8_requantize.argtypes = [ctypes.c_int32, ctypes.c_int32, ctypes.c_int32]
     return lib
-
-
-def random_layer(rng, n_in, n_out, density=1.0, edge=None):
-    """Integer tensors of one layer plus an input batch; `edge` pushes weights/inputs/scales to their limits."""
-    w = rng.integers(-127, 128, (n_out, n_in))
-    w[rng.random((n_out, n_in)) >= density] = 0
-    xu = rng.integers(0, 256, (3, n_in))
-    mult = rng.integers(2**30, 2**31, n_out)
-    shift = rng.integers(-1, 16, n_out)
-    bias = rng.integers(-2**20, 2**20, n_out)
-    if edge == "max":  # the largest products, multipliers and accumulators: outputs saturate at +127 / -128
-        w = np.where(rng.random((n_out, n_in)) < 0.5, 127, -127)
-        xu[:] = 255
-        mult[:] = 2**31 - 1
-        shift[:] = -1
-    elif edge == "zero":  # zero inputs and weights: only bias and zero points remain
-        xu[:] = 0
-        w[:, ::2] = 0
-    elif edge == "tiny":  # multiplier so small everything rounds to the zero point (total shift 62)
-        shift[:] = 31
-        mult[:] = rng.integers(0, 2**31, n_out)
-    zp_in, zp_out = (int(v) for v in rng.integers(-128, 128, 2))
-    relu = bool(rng.integers(0, 2))
-    return dict(w=w.astype(np.int8), xu=xu.astype(np.uint8), bias=bias.astype(np.int32),
-                mult=mult.astype(np.int32), shift=shift.astype(np.int8), zp_in=zp_in, zp_out=zp_out,
-                act_min=zp_out if relu else -128, act_max=127)
-
-
-def shared_layer(rng, n_in, n_out, density=1.0, levels=7, edge=None):
-    """A layer the code3 format holds: at most `levels` distinct non-zero weights, one multiplier and shift."""
-    t = random_layer(rng, n_in, n_out, density, edge)
-    values = np.array([127, -127]) if edge == "max" else rng.choice(np.r_[-127:0, 1:128], levels, replace=False)
-    w = rng.choice(values, t["w"].shape)
-    w[t["w"] == 0] = 0
-    t["w"] = w.astype(np.int8)
-    t["mult"][:] = t["mult"][0]
-    t["shift"][:] = t["shift"][0]
-    return t
-
-
-def golden(t):
-    q = t["xu"].astype(np.int64) - 128
-    return reference.dense_layer(q, t["w"], t["bias"], t["mult"], t["shift"], t["zp_in"], t["zp_out"],
-                                 t["act_min"], t["act_max"]).astype(np.int8)
 
 
 def c_layer(t, kind, out_xor):
@@ -298,79 +246,36 @@ def test_kernels_cross_compile_for_m0plus(tmp_path):
     assert "<pz_q8_shared_row_m0>:" in dis
 
 
-FLASH, SRAM, RET = 0x10000000, 0x20000000, 0x10FFFF00
+def test_arm_flags_are_firmware_builds():
+    """The kernels are tested as the firmware compiles them (less its picolibc define; no libc here)."""
+    from firmware import build
+
+    firmware_flags = [f for f in build.CPU_FLAGS + build.C_FLAGS if f != "-DPICOLIBC_INTEGER_PRINTF_SCANF"]
+    assert sorted(ARM_FLAGS) == sorted(firmware_flags + ["-ffreestanding"])
+
+
+def test_arm_layer_struct_matches_int8_h(tmp_path):
+    """The harness's pz_q8_layer_t offsets are the M0+ compiler's (int8.h is the source of truth)."""
+    _need_arm_gcc()
+    checks = [f"_Static_assert(sizeof(pz_q8_layer_t) == {ctypes.sizeof(ArmLayer)}, \"size\");"]
+    checks += [f"_Static_assert(offsetof(pz_q8_layer_t, {name}) == {getattr(ArmLayer, name).offset}, \"{name}\");"
+               for name, _ in ArmLayer._fields_]
+    src = tmp_path / "layout.c"
+    src.write_text('#include <stddef.h>\n#include "int8.h"\n' + "\n".join(checks) + "\n")
+    r = subprocess.run([ARM_GCC, *ARM_FLAGS, f"-I{KERNELS}", "-c", str(src), "-o", str(tmp_path / "layout.o")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
 
 
 @pytest.fixture(scope="module")
 def m0_image(tmp_path_factory):
     _need_arm_gcc()
-    out = tmp_path_factory.mktemp("m0") / "kernels.elf"
-    cmd = [ARM_GCC, *ARM_FLAGS, f"-I{KERNELS}", "-nostdlib", f"-Wl,-Ttext=0x{FLASH:08x}", "-Wl,-e,pz_q8_dense_m0",
-           *map(str, SOURCES), "-lgcc", "-o", str(out)]
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    from elftools.elf.elffile import ELFFile
-
-    with open(out, "rb") as f:
-        elf = ELFFile(f)
-        segments = [(s["p_paddr"], s.data()) for s in elf.iter_segments() if s["p_type"] == "PT_LOAD"]
-        symtab = elf.get_section_by_name(".symtab")
-        symbols = {s.name: s["st_value"] for s in symtab.iter_symbols() if s.name.startswith("pz_")}
-    return segments, symbols
+    return KernelImage.build(tmp_path_factory.mktemp("m0"))
 
 
 def run_m0(image, t, fn, out_xor=0):
-    """Call a kernel of the M0+ build in Unicorn (Cortex-M0 model: Thumb-1 only, unaligned loads fault)."""
-    from unicorn import UC_ARCH_ARM, UC_MODE_THUMB, Uc
-    from unicorn.arm_const import (UC_ARM_REG_LR, UC_ARM_REG_R0, UC_ARM_REG_R1, UC_ARM_REG_R2, UC_ARM_REG_SP,
-                                   UC_CPU_ARM_CORTEX_M0)
-
-    segments, symbols = image
-    uc = Uc(UC_ARCH_ARM, UC_MODE_THUMB)
-    uc.ctl_set_cpu_model(UC_CPU_ARM_CORTEX_M0)
-    uc.mem_map(FLASH, 16 << 20)
-    uc.mem_map(SRAM, 264 << 10)
-    for addr, blob in segments:
-        uc.mem_write(addr, blob)
-    uc.mem_write(RET, b"\x00\xbf" * 8)  # nops where the kernel returns to
-    n_out, n_in = t["w"].shape
-    heap = [SRAM + 0x100]
-
-    def put(data: bytes) -> int:
-        addr = heap[0]
-        uc.mem_write(addr, data)
-        heap[0] = (addr + len(data) + 3) & ~3
-        return addr
-
-    book_addr = 0
-    if fn == "pz_q8_sparse":
-        entries, row_len = layout.pack_sparse(t["w"])
-        w_addr, rl_addr = put(entries.tobytes() or b"\0\0\0\0"), put(row_len.tobytes() or b"\0\0")
-    elif fn == "pz_q8_shared":
-        entries, row_len, book = layout.pack_shared(t["w"])
-        heap[0] += 1  # the code3 entries need no alignment: prove it with an odd address
-        w_addr, rl_addr, book_addr = put(entries.tobytes() or b"\0"), put(row_len.tobytes()), put(book.tobytes())
-    else:
-        w_addr, rl_addr = put(layout.pack_dense(t["w"]).tobytes()), 0
-    fb = layout.folded_bias(t["bias"], t["w"], t["zp_in"])
-    b_addr, m_addr, s_addr = put(fb.tobytes()), put(t["mult"].tobytes()), put(t["shift"].tobytes())
-    struct = np.array([n_in, n_out, w_addr, rl_addr, b_addr, m_addr, s_addr], np.uint32).tobytes()
-    struct += np.array([t["zp_out"], t["act_min"], t["act_max"]], np.int8).tobytes() + bytes([out_xor])
-    struct += np.array([book_addr], np.uint32).tobytes()
-    l_addr = put(struct)
-    outs = []
-    for row in t["xu"]:
-        x_addr, y_addr = put(row.tobytes()), put(b"\xa5" * (n_out + 8))
-        uc.reg_write(UC_ARM_REG_R0, l_addr)
-        uc.reg_write(UC_ARM_REG_R1, x_addr)
-        uc.reg_write(UC_ARM_REG_R2, y_addr)
-        uc.reg_write(UC_ARM_REG_SP, SRAM + (264 << 10))
-        uc.reg_write(UC_ARM_REG_LR, RET | 1)
-        uc.emu_start(symbols[fn] | 1, RET, count=50_000_000)
-        y = np.frombuffer(bytes(uc.mem_read(y_addr, n_out + 8)), np.uint8)
-        assert np.all(y[n_out:] == 0xA5)
-        outs.append((y[:n_out] ^ out_xor).view(np.int8))
-    return np.array(outs)
+    """Call a kernel of the M0+ build in rp2040_sim (Cortex-M0 model: Thumb-1 only, unaligned loads fault)."""
+    return image.call(t, fn, out_xor).y
 
 
 @pytest.mark.parametrize("n_in,n_out,density,edge", [(784, 24, 1.0, None), (64, 16, 1.0, "max"),

@@ -1,0 +1,213 @@
+"""Call one int8 kernel (firmware/kernels/int8_*.c) of a bare Cortex-M0+ build in the emulator, outside any firmware.
+
+    image = KernelImage.build(tmp_dir)           # the kernel sources, cross-compiled and linked at 0x10000000
+    run = image.call(layer, "pz_q8_sparse")      # layer: a dict of integer tensors (random_layer below)
+    run.y, run.cycles, run.instructions          # int8 outputs per input row, rp2040_sim's counts per call
+
+Each call gets a fresh Rp2040 (core.py): the ELF goes into flash, the layer's packed arrays and its pz_q8_layer_t go
+into SRAM through a bump allocator, and the kernel is called with r0-r2 = layer, x, y and LR pointing at a
+`bkpt #0` in SRAM, so the run ends the way a firmware call does (Stop "halt") and a fault is reported as one. Cycles
+are the emulator's own (native/cycles.c: the M0+ timing table plus the XIP cache, cold at the start of every call).
+A caller that wants its own per-instruction accounting passes `hook(addr, size)`; it sees only the kernel
+image's instructions, not the halt.
+
+The layer tensors and the NumPy golden model used to check the outputs are here too (random_layer, shared_layer,
+golden), so tests and benchmarks draw the same layers.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from compress import layout, reference
+from rp2040_sim.core import Rp2040, SimConfig
+from rp2040_sim.elfinfo import ElfInfo
+from rp2040_sim.faults import format_fault
+from rp2040_sim.memory import SRAM_BASE, SRAM_END, XIP_BASE
+
+ROOT = Path(__file__).resolve().parents[1]
+KERNELS = ROOT / "firmware" / "kernels"
+SOURCES = [KERNELS / n for n in ("int8_common.c", "int8_dense_ref.c", "int8_dense_m0.c", "int8_sparse.c",
+                                  "int8_shared.c")]
+ARM_GCC = "arm-none-eabi-gcc"
+# firmware.build's CPU_FLAGS + C_FLAGS (without its picolibc define), freestanding: no libc here.
+# tests/test_compress_kernels.py checks the two stay the same.
+ARM_FLAGS = ["-mcpu=cortex-m0plus", "-mthumb", "-O2", "-std=c11", "-ffreestanding", "-Wall", "-Wextra", "-Werror",
+             "-g", "-ffunction-sections", "-fdata-sections", "-fno-common"]
+
+FLASH = XIP_BASE
+HALT = SRAM_BASE                 # bkpt #0: where every kernel call returns to
+HEAP = SRAM_BASE + 0x100         # the layer's arrays, its struct, then x and y of each row
+STACK_TOP = SRAM_END
+DEFAULT_MAX_CYCLES = 1 << 30     # per row; the slowest layer anyone calls (784x300 reference) takes 15 M
+GUARD = 8                        # 0xA5 bytes after y: the kernel must write only n_out
+STORAGE = {"pz_q8_dense_m0": "dense", "pz_q8_dense_ref": "dense", "pz_q8_sparse": "sparse",
+           "pz_q8_shared": "shared"}
+
+# pz_q8_layer_t (firmware/kernels/int8.h is the source of truth), the only copy of it in Python: the ARM layout
+# below and the host's ctypes view in the tests are both made from this list. "ptr" is a pointer.
+LAYER_FIELDS = (("n_in", ctypes.c_uint32), ("n_out", ctypes.c_uint32), ("w", "ptr"), ("row_len", "ptr"),
+                ("bias", "ptr"), ("multiplier", "ptr"), ("shift", "ptr"), ("out_zp", ctypes.c_int8),
+                ("act_min", ctypes.c_int8), ("act_max", ctypes.c_int8), ("out_xor", ctypes.c_uint8),
+                ("codebook", "ptr"))
+
+
+def layer_fields(pointer) -> list:
+    """ctypes _fields_ of pz_q8_layer_t with `pointer` as the pointer type."""
+    return [(name, pointer if kind == "ptr" else kind) for name, kind in LAYER_FIELDS]
+
+
+class ArmLayer(ctypes.LittleEndianStructure):
+    """pz_q8_layer_t as the M0+ build lays it out: 32-bit pointers, natural alignment (AAPCS) = ctypes'."""
+    _fields_ = layer_fields(ctypes.c_uint32)
+
+
+assert ctypes.sizeof(ArmLayer) == 36
+
+
+class KernelBuildError(RuntimeError):
+    """arm-none-eabi-gcc is missing or rejected the kernels; the message holds its output."""
+
+
+class KernelFault(RuntimeError):
+    """The kernel did not return to the halt: the message is rp2040_sim's fault report."""
+
+
+@dataclass
+class KernelRun:
+    y: np.ndarray                # (rows, n_out) int8, out_xor undone
+    cycles: list[int]            # emulator cycles of each row's call
+    instructions: list[int]
+    entries: int                 # weight entries the kernel reads: n_in*n_out (dense), pairs, code3 bytes
+
+
+def build(out: Path) -> Path:
+    """Cross-compile SOURCES into one bare ELF linked at the start of flash: no startup code, no libc."""
+    out = Path(out)
+    cmd = [ARM_GCC, *ARM_FLAGS, f"-I{KERNELS}", "-nostdlib", f"-Wl,-Ttext=0x{FLASH:08x}", "-Wl,-e,pz_q8_dense_m0",
+           *map(str, SOURCES), "-lgcc", "-o", str(out)]
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True)
+    except FileNotFoundError:
+        raise KernelBuildError(f"{ARM_GCC} not found (apt-get install gcc-arm-none-eabi)") from None
+    if r.returncode != 0:
+        raise KernelBuildError(f"{' '.join(cmd)}\n{r.stderr}")
+    return out
+
+
+class KernelImage:
+    def __init__(self, elf_path):
+        self.path = Path(elf_path)
+        self.elf = ElfInfo(self.path)
+        self.flash = self.elf.flash_image()
+
+    @classmethod
+    def build(cls, out_dir) -> KernelImage:
+        return cls(build(Path(out_dir) / "kernels.elf"))
+
+    def call(self, t: dict, fn: str, out_xor: int = 0, hook: Callable[[int, int], None] | None = None,
+             config: SimConfig | None = None, max_cycles: int = DEFAULT_MAX_CYCLES) -> KernelRun:
+        """Run kernel `fn` on layer `t` once per row of t["xu"]."""
+        from unicorn import UC_HOOK_CODE
+
+        sim = Rp2040(config)
+        sim.load_flash(self.flash)
+        sim.write(HALT, b"\x00\xbe")  # bkpt #0
+        if hook is not None:
+            sim.uc.hook_add(UC_HOOK_CODE, lambda uc, addr, size, _: hook(addr, size), None, FLASH,
+                            FLASH + len(self.flash) - 1)
+        heap = [HEAP]
+
+        def put(data: bytes) -> int:
+            addr = heap[0]
+            sim.write(addr, data)
+            heap[0] = (addr + len(data) + 3) & ~3
+            return addr
+
+        n_out, n_in = t["w"].shape
+        storage = STORAGE[fn]
+        book_addr = 0
+        if storage == "sparse":
+            entries, row_len = layout.pack_sparse(t["w"])
+            w_addr, rl_addr = put(entries.tobytes() or b"\0\0\0\0"), put(row_len.tobytes() or b"\0\0")
+            n_entries = len(entries) // 2
+        elif storage == "shared":
+            entries, row_len, book = layout.pack_shared(t["w"])
+            heap[0] += 1  # the code3 entries need no alignment: prove it with an odd address
+            w_addr, rl_addr, book_addr = put(entries.tobytes() or b"\0"), put(row_len.tobytes()), put(book.tobytes())
+            n_entries = entries.size
+        else:
+            w_addr, rl_addr = put(layout.pack_dense(t["w"]).tobytes()), 0
+            n_entries = n_in * n_out
+        fb = layout.folded_bias(t["bias"], t["w"], t["zp_in"])
+        b_addr, m_addr, s_addr = put(fb.tobytes()), put(t["mult"].tobytes()), put(t["shift"].tobytes())
+        l_addr = put(bytes(ArmLayer(n_in, n_out, w_addr, rl_addr, b_addr, m_addr, s_addr, t["zp_out"],
+                                    t["act_min"], t["act_max"], out_xor, book_addr)))
+        ys, cycles, instructions = [], [], []
+        for row in t["xu"]:
+            x_addr, y_addr = put(row.tobytes()), put(b"\xa5" * (n_out + GUARD))
+            sim.set_regs(r0=l_addr, r1=x_addr, r2=y_addr, sp=STACK_TOP, lr=HALT | 1)
+            c0, i0 = sim.state.cycles, sim.state.instructions
+            stop = sim.run(self.elf.addr(fn), max_cycles)
+            if not stop.ok:
+                raise KernelFault(f"{fn} on a {n_in}x{n_out} layer:\n{format_fault(sim, self.elf, stop, STACK_TOP)}")
+            cycles.append(sim.state.cycles - c0)
+            instructions.append(sim.state.instructions - i0)
+            y = np.frombuffer(sim.read(y_addr, n_out + GUARD), np.uint8)
+            if np.any(y[n_out:] != 0xA5):
+                raise KernelFault(f"{fn} wrote past y[{n_out}]")
+            ys.append((y[:n_out] ^ out_xor).view(np.int8))
+        sim.close()
+        return KernelRun(np.array(ys), cycles, instructions, n_entries)
+
+
+# -- layers to call the kernels with, and what they must answer -----------------------------------------------------
+def random_layer(rng, n_in, n_out, density=1.0, edge=None):
+    """Integer tensors of one layer plus an input batch; `edge` pushes weights/inputs/scales to their limits."""
+    w = rng.integers(-127, 128, (n_out, n_in))
+    w[rng.random((n_out, n_in)) >= density] = 0
+    xu = rng.integers(0, 256, (3, n_in))
+    mult = rng.integers(2**30, 2**31, n_out)
+    shift = rng.integers(-1, 16, n_out)
+    bias = rng.integers(-2**20, 2**20, n_out)
+    if edge == "max":  # the largest products, multipliers and accumulators: outputs saturate at +127 / -128
+        w = np.where(rng.random((n_out, n_in)) < 0.5, 127, -127)
+        xu[:] = 255
+        mult[:] = 2**31 - 1
+        shift[:] = -1
+    elif edge == "zero":  # zero inputs and weights: only bias and zero points remain
+        xu[:] = 0
+        w[:, ::2] = 0
+    elif edge == "tiny":  # multiplier so small everything rounds to the zero point (total shift 62)
+        shift[:] = 31
+        mult[:] = rng.integers(0, 2**31, n_out)
+    zp_in, zp_out = (int(v) for v in rng.integers(-128, 128, 2))
+    relu = bool(rng.integers(0, 2))
+    return dict(w=w.astype(np.int8), xu=xu.astype(np.uint8), bias=bias.astype(np.int32),
+                mult=mult.astype(np.int32), shift=shift.astype(np.int8), zp_in=zp_in, zp_out=zp_out,
+                act_min=zp_out if relu else -128, act_max=127)
+
+
+def shared_layer(rng, n_in, n_out, density=1.0, levels=7, edge=None):
+    """A layer the code3 format holds: at most `levels` distinct non-zero weights, one multiplier and shift."""
+    t = random_layer(rng, n_in, n_out, density, edge)
+    values = np.array([127, -127]) if edge == "max" else rng.choice(np.r_[-127:0, 1:128], levels, replace=False)
+    w = rng.choice(values, t["w"].shape)
+    w[t["w"] == 0] = 0
+    t["w"] = w.astype(np.int8)
+    t["mult"][:] = t["mult"][0]
+    t["shift"][:] = t["shift"][0]
+    return t
+
+
+def golden(t):
+    """compress.reference's int8 outputs of the layer for every row of t["xu"]."""
+    q = t["xu"].astype(np.int64) - 128
+    return reference.dense_layer(q, t["w"], t["bias"], t["mult"], t["shift"], t["zp_in"], t["zp_out"],
+                                 t["act_min"], t["act_max"]).astype(np.int8)
