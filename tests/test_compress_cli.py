@@ -119,7 +119,8 @@ def test_share_gives_codebook_layers(model_dir, pruned_int8, mnist, tmp_path):
     """--share 5: every layer holds at most 5 non-zero int8 values and one multiplier and shift, stored in the code3
     format that unpacks to the weights; the figures are the golden model's; the same seed gives the same bytes."""
     out = tmp_path / "p80-share5"
-    args = [str(model_dir), "--prune", "0.8", "--quantize", "int8", "--share", "5", "--share-epochs", "1", *FAST]
+    args = [str(model_dir), "--prune", "0.8", "--quantize", "int8", "--share", "5", "--share-epochs", "1",
+            "--augment-shift", "1", *FAST]
     assert cli.main([*args, "--out", str(out)]) == 0
     model = modeldir.load(out)
     for lm in model.meta["quantization"]["layers"]:
@@ -134,6 +135,7 @@ def test_share_gives_codebook_layers(model_dir, pruned_int8, mnist, tmp_path):
         np.testing.assert_array_equal(model.params[i]["w"] == 0, w.T == 0)
     steps = [s["pass"] for s in model.meta["compression"]["steps"]]
     assert steps == ["prune", "share", "quantize"]
+    assert [s.get("augment_shift") for s in model.meta["compression"]["steps"]] == [1, 1, None]
     m = model.metrics
     assert m["test_accuracy"] == float(np.mean(reference.predict(model, reference.forward(model, mnist.x_test))
                                                == mnist.y_test))
@@ -193,6 +195,9 @@ BAD = [
     (["--quantize", "int8", "--share", "7", "--qat"], "drop --qat"),
     (["--quantize", "int8", "--share", "7", "--share-epochs", "0"], "--share-epochs 0"),
     (["--quantize", "int8", "--share", "7", "--share-lr", "-1"], "--share-lr -1"),
+    (["--prune", "0.5", "--augment-shift", "-1"], "--augment-shift -1"),
+    (["--quantize", "int8", "--augment-shift", "1"], "applies to fine-tuning"),
+    (["--prune", "0.5", "--augment-shift", "8"], "--augment-shift 8 needs square images at least 32 pixels wide"),
 ]
 
 
@@ -212,6 +217,7 @@ def test_bad_inputs(model_dir, pruned_int8, xor_dir, linear_dir, tmp_path, capsy
         ([str(pruned_int8), "--prune", "0.9"], "is already quantized"),
         ([str(xor_dir), "--quantize", "int8"], "ReLU only"),
         ([str(linear_dir), "--prune", "0.5", "--structured"], "no hidden layer"),
+        ([str(xor_dir), "--prune", "0.5", "--augment-shift", "1"], "takes 2 features"),
         ([str(tmp_path), "--quantize", "int8"], "model.safetensors: not found"),
         ([str(model_dir), "--quantize", "int8", "--out", str(model_dir)], "is the input model directory"),
     ]

@@ -7,6 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from compress import finetune as ft
 from zoo.models import ModelConfig
@@ -99,3 +101,34 @@ def test_float64_models_fine_tune_in_float64(mnist):
     out, _, _ = ft.finetune(cfg, params, mnist, ft.FinetuneConfig(epochs=1, train_limit=512, prune=0.5))
     assert all(p[k].dtype == np.float64 for p in out for k in p)
     assert abs(np.mean(np.concatenate([out[i]["w"].ravel() for i in (0, 2, 4)]) == 0) - 0.5) < 1e-3
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 6), side=st.integers(2, 9), max_shift=st.integers(0, 2))
+def test_shift_images_moves_each_image_by_its_own_offset(seed, n, side, max_shift):
+    """Each image equals its original moved by some (dy, dx) in range, with zeros shifted in (checked against a
+    per-image loop over every allowed offset)."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(1, 256, (n, side * side)).astype(np.uint8)  # no zeros, so a moved image is recognisable
+    out = ft.shift_images(x, max_shift, np.random.default_rng(seed))
+    assert out.shape == x.shape and out.dtype == x.dtype
+    for img, moved in zip(x.reshape(n, side, side), out.reshape(n, side, side)):
+        candidates = []
+        for dy in range(-max_shift, max_shift + 1):
+            for dx in range(-max_shift, max_shift + 1):
+                want = np.zeros_like(img)
+                for r in range(side):
+                    for c in range(side):
+                        if 0 <= r - dy < side and 0 <= c - dx < side:
+                            want[r, c] = img[r - dy, c - dx]
+                candidates.append(np.array_equal(moved, want))
+        assert any(candidates)
+
+
+def test_shift_images_draws_every_offset_and_is_seeded():
+    x = np.arange(1, 17, dtype=np.uint8)[None, :].repeat(2000, axis=0)
+    a = ft.shift_images(x, 1, np.random.default_rng(7))
+    assert len({row.tobytes() for row in a}) == 9  # all nine offsets occur
+    np.testing.assert_array_equal(a, ft.shift_images(x, 1, np.random.default_rng(7)))
+    with pytest.raises(ValueError, match="square images"):
+        ft.shift_images(np.zeros((1, 12), np.uint8), 1, np.random.default_rng(0))
