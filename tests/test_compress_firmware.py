@@ -30,7 +30,7 @@ FLASH = (0x10000000, 0x10000000 + fwbuild.FLASH_BYTES)
 # Emulator-measured budgets (deterministic cycle counts, docs/COMPRESS.md): the 16-input loop costs 3.80 cycles per
 # MAC statically; per-output work (~110 cycles) and the 4-output tail group (4.0) bring 784x50 to 4.28 (784x300:
 # 3.96). Sparse, 784x50 at 20 % density: 10.65 cycles per stored entry measured (784x300 at 10 %: 11.15).
-# Shared (code3), 784x50 at 20 %: 11.70 per entry (11 in the loop, the rest per output; 784x300 at 8 %: 12.38).
+# Shared (code3), 784x50 at 20 %: 11.70 per entry (11 in the loop, the rest per output; 784x300 at 6.9 %: 12.38).
 DENSE_784X50_CYCLES_PER_MAC = 4.35
 SPARSE_CYCLES_PER_ENTRY = 11.5
 SHARED_CYCLES_PER_ENTRY = 12.0
