@@ -168,7 +168,7 @@ def shift_images(x: np.ndarray, max_shift: int, rng: np.random.Generator) -> np.
 
 
 # -- fake quantization (QAT) --------------------------------------------------------------------------------------
-def _ste(x, q):
+def straight_through(x, q):
     return x + jax.lax.stop_gradient(q - x)
 
 
@@ -176,12 +176,12 @@ def fake_quant_weight(w):
     """Per-output-channel symmetric int8 rounding of a (in, out) matrix with a straight-through gradient."""
     amax = jax.lax.stop_gradient(jnp.max(jnp.abs(w), axis=0, keepdims=True))
     s = jnp.where(amax > 0, amax / 127.0, 1.0 / 127.0)
-    return _ste(w, jnp.clip(jnp.round(w / s), -127, 127) * s), s
+    return straight_through(w, jnp.clip(jnp.round(w / s), -127, 127) * s), s
 
 
 def fake_quant_act(y, scale, zero_point):
     q = jnp.clip(jnp.round(y / scale) + zero_point, -128, 127)
-    return _ste(y, (q - zero_point) * scale)
+    return straight_through(y, (q - zero_point) * scale)
 
 
 @dataclass(frozen=True)
@@ -201,7 +201,7 @@ class FakeQuantSpec:
             if isinstance(layer, Dense):
                 w, s_w = fake_quant_weight(p["w"])
                 bs = jax.lax.stop_gradient(s_w[0] * s_in)
-                x = x @ w + _ste(p["b"], jnp.round(p["b"] / bs) * bs)
+                x = x @ w + straight_through(p["b"], jnp.round(p["b"] / bs) * bs)
                 if i + 1 < len(layers) and layers[i + 1].kind == "relu":
                     x = jax.nn.relu(x)
                 scale, zp = self.ranges[n]

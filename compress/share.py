@@ -1,6 +1,6 @@
 """Trained weight sharing (Han et al. 2016, "Deep Compression", section 3): every dense layer's non-zero weights
-take one of at most `levels` shared values, fine-tuned with the network; the int8 model then stores a 4-bit code per
-weight instead of a byte (compress/layout.py, "nibbles").
+take one of at most `levels` shared values, fine-tuned with the network; the firmware then stores a 3-bit code and
+a 5-bit index gap per weight in one byte (compress/layout.py, "code3").
 
 In int8 terms (the golden model does not change): a layer's int8 weights are codebook[code], one codebook of
 integers in [-127, 127] per layer, scaled per output channel as before (w_jk = s_j * codebook[a_jk]) or, with
@@ -10,7 +10,8 @@ integers in [-127, 127] per layer, scaled per output channel as before (w_jk = s
    u is in int8 units.
 2. Codebook: 1-D k-means over the layer's non-zero u, centroids initialised evenly between min and max (Han et al.
    found linear initialisation best for keeping the rare large weights), Lloyd iterations until assignments settle.
-3. Fine-tuning: the assignments stay fixed and the centroids (with the biases) are trained through `SharedSpec`,
+3. Fine-tuning: the assignments stay fixed and the centroids (held in units of 127, so one learning rate suits them
+   and the biases) are trained with the biases through `SharedSpec`,
    a spec whose forward pass builds each weight matrix from its codebook, with int8 fake quantization of biases and
    activations; the gradient of a centroid is the sum of its weights' gradients (autodiff through the gather).
 4. Export: centroids are rounded to integers; the int8 weights are codebook[a] (0 where pruned).
@@ -25,11 +26,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from compress.finetune import _ste, fake_quant_act
+from compress.finetune import fake_quant_act, straight_through
 from compress.quantize import WMAX
 from zoo.nn import Dense
 
-MAX_LEVELS = 15  # non-zero codes of a 4-bit code: code 0 is the nibbles format's filler (layout.py)
 KMEANS_ITERATIONS = 100
 
 
@@ -70,7 +70,7 @@ class SharedLayer:
 
 
 def build(spec, params, levels: int, per_layer_scale: bool):
-    """(shared layers, trainable params): params keep "b" and replace "w" by the centroids "c" in int8 units."""
+    """(shared layers, trainable params): params keep "b" and replace "w" by the centroids "c" (int8 units / 127)."""
     layers, new_params = [], [dict(p) for p in params]
     for i, layer in enumerate(spec.layers):
         if not isinstance(layer, Dense):
@@ -115,11 +115,11 @@ class SharedSpec:
                 sl = by_index[i]
                 c = p["c"]
                 if self.ranges is not None:
-                    c = _ste(c, jnp.clip(jnp.round(c * WMAX), -WMAX, WMAX) / WMAX)
+                    c = straight_through(c, jnp.clip(jnp.round(c * WMAX), -WMAX, WMAX) / WMAX)
                 x = x @ weights(sl, c)
                 if self.ranges is not None:
                     bs = jnp.asarray(sl.scales, x.dtype) * s_in
-                    x = x + _ste(p["b"], jnp.round(p["b"] / bs) * bs)
+                    x = x + straight_through(p["b"], jnp.round(p["b"] / bs) * bs)
                 else:
                     x = x + p["b"]
                 if i + 1 < len(self.spec.layers) and self.spec.layers[i + 1].kind == "relu":
