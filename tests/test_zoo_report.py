@@ -27,7 +27,7 @@ def test_report_writes_all_four_tables_and_plots(tiny_report):
     for title in report.TABLES.values():
         assert f"## {title}" in text
     assert [r["key"] for r in rows] == ["mnist_50", "mnist_50-int8", "mnist_50-float64", "mnist_50-prune90",
-                                        "mnist_50-prune90-int8"]
+                                        "mnist_50-prune90-int8", "mnist_50-prune90-share7-int8"]
     for name in ("accuracy_vs_time.png", "memory.png", "cycles_per_function.png"):
         assert (root / "out" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert json.loads((root / "out" / "results.json").read_text()) == rows
@@ -55,7 +55,7 @@ def test_second_report_run_reuses_every_step(tiny_report):
     again = report.make_report(["mnist_50"], root / "out", root / "runs", root / "build", images=5,
                                console=console, detailed=("mnist_50",), epochs=1)
     output = console.file.getvalue()
-    assert "  run " not in output and output.count("cached") == 5 * 5 - 2  # float variants have no compress step
+    assert "  run " not in output and output.count("cached") == 6 * 5 - 2  # float variants have no compress step
     assert again == rows
 
 
@@ -78,5 +78,5 @@ def test_demo_smoke(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert demo.main(["--images", "20", "--epochs", "1"]) == 0
     out = capsys.readouterr().out
-    assert "validated UF2" in out and "build/mnist_300-prune90-int8/firmware.uf2" in out
+    assert "validated UF2" in out and "build/mnist_300-prune90-share7-int8/firmware.uf2" in out
     assert "of 20" in out and "100.00 %" in out  # agreement with the golden model on the emulated chip
