@@ -1,4 +1,5 @@
-"""`python -m compress MODEL_DIR [--prune S] [--structured] [--quantize int8] [--qat | --share LEVELS] --out DIR`.
+"""`python -m compress MODEL_DIR [--prune S] [--structured] [--augment-shift N] [--quantize int8]
+[--qat | --share LEVELS] --out DIR`.
 
 Reads a float model directory, prunes (magnitude, gradual, fine-tuned; or whole hidden neurons) and/or quantizes
 to int8 (post-training, fake-quant fine-tuning with --qat, or trained weight sharing with --share: at most LEVELS
