@@ -379,7 +379,8 @@ def main(argv=None):
     a = p.parse_args(argv)
     opts = Options(out=a.out, prune=a.prune, structured=a.structured, scope=a.scope, quantize=a.quantize,
                    qat=a.qat, share=a.share, share_epochs=a.share_epochs, share_lr=a.share_lr,
-                   augment_shift=a.augment_shift, epochs=a.epochs, qat_epochs=a.qat_epochs, lr=a.lr, qat_lr=a.qat_lr, seed=a.seed,
+                   augment_shift=a.augment_shift, epochs=a.epochs, qat_epochs=a.qat_epochs, lr=a.lr,
+                   qat_lr=a.qat_lr, seed=a.seed,
                    calib_images=a.calib_images, train_limit=a.train_limit, data_dir=a.data_dir, force=a.force,
                    label_smoothing=a.label_smoothing,
                    log=None if a.quiet else (lambda msg: print(msg, file=sys.stderr)))
