@@ -16,14 +16,6 @@
  * algorithm runs in portable C; the n_in & 3 inputs left over use the C path on every CPU. */
 #include "int8_impl.h"
 
-#ifndef PZ_Q8_M0_ASM
-#if defined(__thumb__) && defined(__ARM_ARCH_6M__)
-#define PZ_Q8_M0_ASM 1
-#else
-#define PZ_Q8_M0_ASM 0
-#endif
-#endif
-
 /* A[0..lanes) = the lane sums over inputs [0, nk4) (nk4 a multiple of 4) of one group. */
 static void dot_lanes_c(const uint8_t *xu, uint32_t nk4, const uint8_t *w, uint32_t lanes, uint32_t *A) {
     for (uint32_t i = 0; i < lanes; i++) A[i] = 0;

@@ -5,6 +5,16 @@
 
 #include "int8.h"
 
+/* 1 where the Thumb-1 assembly inner loops apply (ARMv6-M: the Cortex-M0+); elsewhere (host tests, other CPUs)
+ * the kernels run the same algorithm in portable C. */
+#ifndef PZ_Q8_M0_ASM
+#if defined(__thumb__) && defined(__ARM_ARCH_6M__)
+#define PZ_Q8_M0_ASM 1
+#else
+#define PZ_Q8_M0_ASM 0
+#endif
+#endif
+
 /* round_half_up(acc * multiplier / 2^t), t = 31 + shift in [1, 62], saturated to [-2^30, 2^30] (which the int8
  * clamp that follows cannot tell from the exact value). Unsigned maths on P = |acc| * multiplier:
  *   acc >= 0: floor((P + 2^(t-1)) / 2^t)          acc < 0: -floor((P + 2^(t-1) - 1) / 2^t)

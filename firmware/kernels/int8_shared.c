@@ -10,14 +10,6 @@
  * in docs/COMPRESS.md). Elsewhere (host tests, other CPUs) the same loop runs in portable C. */
 #include "int8_impl.h"
 
-#ifndef PZ_Q8_M0_ASM
-#if defined(__thumb__) && defined(__ARM_ARCH_6M__)
-#define PZ_Q8_M0_ASM 1
-#else
-#define PZ_Q8_M0_ASM 0
-#endif
-#endif
-
 #if PZ_Q8_M0_ASM
 /* acc + sum over the n entries at e; tab is the 256-byte expanded codebook. */
 int32_t pz_q8_shared_row_m0(const uint8_t *e, uint32_t n, const uint8_t *xp, int32_t acc, const int8_t *tab);
