@@ -239,15 +239,8 @@ def compress_model(model_dir: Path, opts: Options):
             i = lm["index"]
             wq = extra[f"q.layers.{i}.w"]
             lm["storage"] = layout.choose_storage(wq, extra[f"q.layers.{i}.multiplier"], extra[f"q.layers.{i}.shift"])
-            if lm["storage"] == "sparse":
-                entries, row_len = layout.pack_sparse(wq)
-                extra[f"s.layers.{i}.entries"] = entries
-                extra[f"s.layers.{i}.row_len"] = row_len
-            elif lm["storage"] == "shared":
-                entries, row_len, book = layout.pack_shared(wq)
-                extra[f"s.layers.{i}.entries"] = entries
-                extra[f"s.layers.{i}.row_len"] = row_len
-                extra[f"s.layers.{i}.codebook"] = book
+            for name, tensor in layout.storage_tensors(lm["storage"], wq).items():
+                extra[f"s.layers.{i}.{name}"] = tensor
         if sparsity_meta is not None:
             sparsity_meta = {**sparsity_meta, **_sparsity(spec, params)}
         steps.append({"pass": "quantize", "scheme": "int8", "qat": opts.qat, "rounding": quantize.ROUNDING})

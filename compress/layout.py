@@ -184,6 +184,17 @@ def unpack_shared(entries: np.ndarray, row_len: np.ndarray, codebook: np.ndarray
     return w
 
 
+def storage_tensors(storage: str, w_out_in: np.ndarray) -> dict[str, np.ndarray]:
+    """The packed tensors a storage keeps besides q.layers.<i>.*, by name (saved as s.layers.<i>.<name>, read back by
+    kernel_layers): none for dense (interleave4 is rebuilt from the weights), entries + row_len for sparse, and a
+    codebook too for shared."""
+    if storage == "sparse":
+        return dict(zip(("entries", "row_len"), pack_sparse(w_out_in)))
+    if storage == "shared":
+        return dict(zip(("entries", "row_len", "codebook"), pack_shared(w_out_in)))
+    return {}
+
+
 def uniform_requantization(multiplier: np.ndarray, shift: np.ndarray) -> bool:
     """Whether every output of a layer has the same multiplier and shift (a per-layer weight scale)."""
     m, s = np.asarray(multiplier), np.asarray(shift)

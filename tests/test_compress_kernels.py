@@ -327,9 +327,8 @@ def test_whole_model_through_c_kernels_equals_golden(lib, tmp_path):
     qmeta, extra, fparams = quantize.quantize_model(spec, params, ds.input_scale, ds.x_train[:1000])
     for lm in qmeta["layers"]:
         lm["storage"] = layout.choose_storage(extra[f"q.layers.{lm['index']}.w"])
-        if lm["storage"] == "sparse":
-            e, r = layout.pack_sparse(extra[f"q.layers.{lm['index']}.w"])
-            extra[f"s.layers.{lm['index']}.entries"], extra[f"s.layers.{lm['index']}.row_len"] = e, r
+        for name, tensor in layout.storage_tensors(lm["storage"], extra[f"q.layers.{lm['index']}.w"]).items():
+            extra[f"s.layers.{lm['index']}.{name}"] = tensor
     model = SavedModel(spec, fparams, {"dtype": "float32", "input": {"scale": ds.input_scale},
                                        "quantization": qmeta}, extra)
     raw = ds.x_test[:500]
