@@ -1,10 +1,15 @@
 """`python -m firmware.flash FIRMWARE.uf2`: copy a verified UF2 to a Pico in BOOTSEL mode.
 
-Refuses, before touching any drive:
+The UF2 is read once into memory (a regular file of at most 4 MiB); that buffer is validated, hashed and written:
+a file replaced or rebuilt meanwhile cannot get other bytes onto the board. Refuses, before touching any drive:
 - an image that fails the bootrom's UF2 rules or has a bad boot2 CRC (`firmware.uf2`) — never overridable;
 - an image with no passing emulator record: `emulator.json` beside it (written by `rp2040_sim eval`) whose
-  `uf2_sha256` equals the file's SHA-256 and whose predictions agreed with the host model — `--force` overrides this
-  one, loudly.
+  `uf2_sha256` equals the buffer's SHA-256, which ran the *whole* test set (`images == test_set_images`) and whose
+  predictions agreed with the host model — `--force` overrides this one, loudly.
+The copy is a new file on the drive (O_CREAT|O_EXCL|O_NOFOLLOW in the drive directory): an existing file or a
+symlink planted under that name is refused, never followed or truncated, and a UF2 that sits on the drive itself is
+refused. Exit status: 0 flashed (and, with --serial, the reports match), 1 the board's report differs, 2 refused or
+failed (nothing written, or only the new file on the drive).
 Then finds the BOOTSEL drive the way uf2conv does (a mounted directory whose INFO_UF2.TXT says `Board-ID: RPI-RP2`
 under /media, /media/$USER, /run/media/$USER, /mnt, /Volumes) or takes `--drive`, copies and syncs, and waits for the
 drive to disappear as the board reboots. With `--serial PORT` (pyserial: `pip install 'picozoo[serial]'`) it reads
@@ -14,9 +19,9 @@ the firmware's UART report and compares it line by line with the emulator's run 
 from __future__ import annotations
 
 import argparse
+import errno
 import getpass
 import hashlib
-import json
 import os
 import re
 import sys
@@ -25,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from firmware import uf2
+from firmware.untrusted import InputError, field, read_json_object, read_regular
 
 BOARD_ID = "RPI-RP2"  # INFO_UF2.TXT of the RP2040 bootrom (pico-bootrom virtual_disk.c)
 INFO_FILE = "INFO_UF2.TXT"
@@ -84,17 +90,18 @@ def choose_drive(drive: Path | None, roots=None) -> Path:
 @dataclass
 class Verified:
     path: Path
+    data: bytes                # the bytes that were validated and hashed: exactly these are written to the drive
     sha256: str
-    record: dict | None  # the emulator record, None when --force skipped it
+    record: dict | None        # the emulator record, None when --force skipped it
 
 
 def verify_image(path: Path, force: bool = False, warn=print) -> Verified:
-    """The UF2 rules always; the emulator record unless `force`."""
+    """Read the UF2 once; the UF2 rules always, the emulator record unless `force`."""
     path = Path(path)
     try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise FlashError(f"{path}: cannot read ({e.strerror})") from None
+        raw = read_regular(path, uf2.MAX_UF2_BYTES, "UF2 file")
+    except InputError as e:
+        raise FlashError(f"refusing to flash: {e}") from None
     try:
         base, image = uf2.read_uf2(raw, str(path))
         uf2.check_image(base, image, str(path))
@@ -107,36 +114,87 @@ def verify_image(path: Path, force: bool = False, warn=print) -> Verified:
         if not force:
             raise
         warn(f"WARNING: --force: flashing without a passing emulator record: {e}")
-        return Verified(path, digest, None)
-    return Verified(path, digest, record)
+        return Verified(path, raw, digest, None)
+    return Verified(path, raw, digest, record)
 
 
 def check_emulator_record(path: Path, digest: str) -> dict:
+    """emulator.json beside `path` passes: it is for these bytes (`digest`), it covered the whole test set and the
+    emulated firmware agreed with the host model on at least MIN_AGREEMENT of it."""
     record_path = path.with_name("emulator.json")
-    fix = f"run `python -m rp2040_sim eval {path.parent}` first, or pass --force"
-    if not record_path.is_file():
-        raise FlashError(f"{path}: no emulator record ({record_path} is missing); {fix}")
+    fix = f"run `python -m rp2040_sim eval {path.parent}` (all test images) first, or pass --force"
     try:
-        record = json.loads(record_path.read_text())
-    except json.JSONDecodeError as e:
-        raise FlashError(f"{record_path}: not valid JSON ({e}); {fix}") from None
-    if record.get("uf2_sha256") != digest:
-        raise FlashError(f"{record_path} is for another image (uf2_sha256 {record.get('uf2_sha256')}, this file is "
-                         f"{digest}): the UF2 changed since it was emulated; {fix}")
-    agreement = record.get("agreement_with_host")
-    if not record.get("images") or agreement is None or agreement < MIN_AGREEMENT:
+        record = read_json_object(record_path, "emulator record")
+        sha = field(record, "uf2_sha256", "sha256", record_path, fix)
+        if sha != digest:
+            raise FlashError(f"{record_path} is for another image (uf2_sha256 {sha}, this file is {digest}): the UF2 "
+                             f"changed since it was emulated; {fix}")
+        older = f"a record from an older rp2040_sim eval lacks it; {fix}"
+        images = field(record, "images", "positive int", record_path, fix)
+        total = field(record, "test_set_images", "positive int", record_path, older)
+        dataset = field(record, "dataset", "string", record_path, fix)
+        agreement = field(record, "agreement_with_host", "fraction", record_path, fix)
+    except InputError as e:
+        if e.missing:
+            raise FlashError(f"{path}: no emulator record ({record_path} is missing); {fix}") from None
+        raise FlashError(str(e)) from None
+    if images != total:
+        raise FlashError(f"{record_path}: the emulator checked {images:,} of the {total:,} {dataset} test images; "
+                         f"flashing needs a run over the whole test set: {fix}")
+    if agreement < MIN_AGREEMENT:
         raise FlashError(f"{record_path}: the emulated firmware agreed with the host model on {agreement} of "
-                         f"{record.get('images')} images (needs >= {MIN_AGREEMENT}); fix the build before flashing")
+                         f"{images} images (needs >= {MIN_AGREEMENT}); fix the build before flashing")
     return record
 
 
-def copy_to_drive(source: Path, drive: Path, timeout: float = REBOOT_TIMEOUT_S) -> Path:
-    """Copy, fsync, then wait for the drive to go away as the bootrom reboots into the new image."""
-    target = drive / source.name
-    with open(source, "rb") as src, open(target, "wb") as dst:
-        dst.write(src.read())
-        dst.flush()
-        os.fsync(dst.fileno())
+def refuse_source_on_drive(source: Path, drive: Path):
+    """Copying a UF2 that already sits on the drive onto the drive would truncate it: refuse."""
+    src, root = Path(source).resolve(), Path(drive).resolve()
+    if root == src.parent or root in src.parents:
+        raise FlashError(f"{source} is on the drive {drive} itself; flash the UF2 from its build directory "
+                         f"(writing it onto the drive it sits on would destroy it)")
+
+
+def write_new_file(drive: Path, name: str, data: bytes) -> Path:
+    """Create `name` in the drive directory and write `data`, fsynced. The directory is opened once and the file is
+    created relative to it with O_CREAT|O_EXCL|O_NOFOLLOW: a file or symlink already under that name (say
+    firmware.uf2 -> ~/thesis.tex) makes this fail instead of being followed or truncated."""
+    target = Path(drive) / name
+    try:
+        dir_fd = os.open(drive, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+    except OSError as e:
+        raise FlashError(f"{drive}: cannot open the drive ({e.strerror})") from None
+    try:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+        try:
+            fd = os.open(name, flags, 0o644, dir_fd=dir_fd)
+        except OSError as e:
+            if e.errno in (errno.EEXIST, errno.ELOOP):
+                what = f"a symlink to {os.readlink(target)}" if target.is_symlink() else "a file"
+                raise FlashError(f"{target} already exists ({what}); a fresh BOOTSEL drive holds only {INFO_FILE} "
+                                 f"and INDEX.HTM, so nothing was written and it was left untouched: replug the "
+                                 f"Pico with BOOTSEL held, or check what planted it") from None
+            raise FlashError(f"{target}: cannot create ({e.strerror})") from None
+        try:
+            with os.fdopen(fd, "wb") as dst:
+                dst.write(data)
+                dst.flush()
+                os.fsync(dst.fileno())
+        except OSError as e:
+            try:
+                os.unlink(name, dir_fd=dir_fd)  # our own partial file, nothing else
+            except OSError:
+                pass
+            raise FlashError(f"{target}: write failed ({e.strerror}); the partial copy was removed") from None
+    finally:
+        os.close(dir_fd)
+    return target
+
+
+def copy_to_drive(verified: Verified, drive: Path, timeout: float = REBOOT_TIMEOUT_S) -> Path:
+    """Write the verified bytes as a new file, then wait for the drive to go away as the bootrom reboots."""
+    refuse_source_on_drive(verified.path, drive)
+    target = write_new_file(drive, verified.path.name, verified.data)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not (drive / INFO_FILE).exists():
@@ -197,10 +255,18 @@ def open_serial(name: str):
         raise FlashError(f"{name}: cannot open the serial port ({e})") from None
 
 
-def emulator_report(uf2_path: Path) -> list[str]:
-    """The UART lines the emulator prints when it boots this very image (the .elf beside it gives symbols)."""
-    from rp2040_sim import runner
-    result, _ = runner.run_image(uf2_path)
+def emulator_report(uf2_path: Path, sha256: str | None = None) -> list[str]:
+    """The UART lines the emulator prints when it boots this very image (the .elf beside it gives symbols); with
+    `sha256`, the file must still be the one that was flashed."""
+    from rp2040_sim import boot, runner
+    try:
+        image = boot.load_image(uf2_path)
+    except boot.BootError as e:
+        raise FlashError(f"cannot run the emulator for the comparison: {e}") from None
+    if sha256 is not None and image.file_sha256 != sha256:
+        raise FlashError(f"{uf2_path} changed after it was flashed (sha256 {image.file_sha256}, flashed {sha256}); "
+                         f"the emulator's report would be of another image")
+    result, _ = runner.run_loaded(image)
     if not result.stop.ok:
         raise FlashError(f"{uf2_path}: the emulator stopped with {result.stop.kind}, so there is no report to "
                          f"compare with:\n{result.fault_report}")
@@ -219,10 +285,14 @@ def main(argv=None, roots=None) -> int:
         verified = verify_image(args.uf2, force=args.force, warn=lambda m: print(m, file=sys.stderr))
         drive = choose_drive(args.drive, roots)
         port = open_serial(args.serial) if args.serial else None
-        copy_to_drive(verified.path, drive, args.timeout)
-        print(f"flashed {verified.path} (sha256 {verified.sha256[:16]}...) to {drive}; the board rebooted")
+        target = copy_to_drive(verified, drive, args.timeout)
+        if verified.record is not None:
+            r = verified.record
+            print(f"verified: the emulator ran this exact file on all {r['images']:,} {r['dataset']} test images, "
+                  f"agreement with the host model {r['agreement_with_host']}")
+        print(f"flashed {verified.path} (sha256 {verified.sha256[:16]}...) to {target}; the board rebooted")
         if port is not None:
-            problems = compare_reports(read_serial_report(port), emulator_report(verified.path))
+            problems = compare_reports(read_serial_report(port), emulator_report(verified.path, verified.sha256))
             if problems:
                 print("the board's report differs from the emulator's:\n  " + "\n  ".join(problems), file=sys.stderr)
                 return 1

@@ -5,15 +5,20 @@ Sources: the UF2 format is microsoft/uf2 README ("UF2 spec" below); what the RP2
 The bootrom silently *ignores* blocks it does not like; this reader rejects them instead, naming file, block and
 rule, because a silently ignored block is a firmware that does not run.
 
-CLI:  python -m firmware.uf2 check FILE   (exit 0 when valid, 1 with a message otherwise)
-      python -m firmware.uf2 info FILE    (the same checks, then a summary)
+CLI:  python -m firmware.uf2 check FILE [--elf ELF]   (exit 0 when valid, 1 with a message otherwise, 2 on usage)
+      python -m firmware.uf2 info FILE [--elf ELF]    (the same checks, then a summary)
+With an ELF (given, or FILE's sibling <stem>.elf) every loadable segment must be in the image byte for byte: that
+catches a truncated or stale UF2, which the format rules alone cannot.
 """
 
 from __future__ import annotations
 
+import argparse
 import struct
 import sys
 from pathlib import Path
+
+from firmware.untrusted import InputError, read_regular
 
 # --- UF2 spec (microsoft/uf2 README, "File format") ---
 UF2_BLOCK_SIZE = 512
@@ -39,6 +44,8 @@ XIP_BASE = 0x10000000
 FLASH_SIZE = 2 * 1024 * 1024
 SRAM_BASE = 0x20000000
 SRAM_END = 0x20042000  # SRAM0-3 striped 256 kB + SRAM4/5 4 kB each
+# The largest file this reader can accept: one 512-byte block per 256-byte page of the 2 MB flash (4 MiB).
+MAX_UF2_BYTES = FLASH_SIZE // RP2040_PAYLOAD_SIZE * UF2_BLOCK_SIZE
 
 # --- boot2 (datasheet §2.8.1): 256 bytes at flash offset 0, CRC-32/MPEG-2 over 0..251, LE word at 252 ---
 BOOT2_SIZE = 256
@@ -47,6 +54,10 @@ CRC32_MPEG2_POLY = 0x04C11DB7  # MSB-first, init 0xFFFFFFFF, no reflection, no f
 CRC32_MPEG2_INIT = 0xFFFFFFFF
 # boot2 hands over to the vector table at flash offset 0x100 (datasheet §2.8.1; pico-sdk boot2 exit_from_boot2)
 VECTOR_TABLE_OFFSET = 0x100
+# ARMv6-M system vector table (ARMv6-M ARM B1.5.2): word 0 initial SP, 1 Reset, then the handlers below; words 4-10
+# and 12-13 are reserved. IRQ entries follow but their count is the image's choice, so only these are checked.
+SYSTEM_VECTORS = 16
+HANDLER_VECTORS = {2: "NMI", 3: "HardFault", 11: "SVCall", 14: "PendSV", 15: "SysTick"}
 
 
 class Uf2Error(Exception):
@@ -178,37 +189,73 @@ def check_image(base: int, image: bytes, name: str = "<image>"):
         raise Uf2Error(f"{name}: boot2 CRC 0x{stored:08x} at offset {BOOT2_CODE_MAX}, computed 0x{computed:08x} "
                        f"(CRC-32/MPEG-2 over bytes 0..{BOOT2_CODE_MAX - 1}, datasheet §2.8.1); "
                        f"the bootrom would not boot it")
-    sp, reset = struct.unpack_from("<II", image, VECTOR_TABLE_OFFSET)
+    if len(image) < VECTOR_TABLE_OFFSET + 4 * SYSTEM_VECTORS:
+        raise Uf2Error(f"{name}: image of {len(image)} bytes ends inside the {SYSTEM_VECTORS}-word vector table at "
+                       f"0x{base + VECTOR_TABLE_OFFSET:08x}; it is truncated")
+    vectors = struct.unpack_from(f"<{SYSTEM_VECTORS}I", image, VECTOR_TABLE_OFFSET)
+    sp = vectors[0]
     if not SRAM_BASE < sp <= SRAM_END or sp % 4:
         raise Uf2Error(f"{name}: vector table at 0x{base + VECTOR_TABLE_OFFSET:08x}: initial SP 0x{sp:08x} is not "
                        f"a word-aligned address inside SRAM (0x{SRAM_BASE:08x}..0x{SRAM_END:08x})")
-    if not reset & 1:
-        raise Uf2Error(f"{name}: vector table: reset vector 0x{reset:08x} is even; Cortex-M0+ runs Thumb only, "
-                       f"so bit 0 must be set")
-    if not base + VECTOR_TABLE_OFFSET <= (reset & ~1) < base + len(image):
-        raise Uf2Error(f"{name}: vector table: reset vector 0x{reset:08x} points outside the image "
-                       f"(0x{base:08x}..0x{base + len(image):08x})")
+    code_lo, code_hi = base + VECTOR_TABLE_OFFSET + 4 * SYSTEM_VECTORS, base + len(image)
+    for index, vector_name in ((1, "reset"), *HANDLER_VECTORS.items()):
+        target = vectors[index]
+        if index != 1 and target == 0:
+            continue  # an unused handler slot; the firmware never enables that exception
+        if not target & 1:
+            raise Uf2Error(f"{name}: vector table: {vector_name} vector 0x{target:08x} is even; Cortex-M0+ runs "
+                           f"Thumb only, so bit 0 must be set (the core would HardFault on entry)")
+        if not code_lo <= (target & ~1) < code_hi:
+            raise Uf2Error(f"{name}: vector table: {vector_name} vector 0x{target:08x} points outside the image "
+                           f"(its code is 0x{code_lo:08x}..0x{code_hi:08x}); the image is truncated or not linked "
+                           f"for 0x{base:08x}")
+
+
+def check_against_elf(image: bytes, segments, name: str = "<image>", elf_name: str = "<elf>"):
+    """Every loadable segment of the program's ELF, [(load address, bytes)], is in `image` (at XIP_BASE) byte for
+    byte: a truncated UF2 lacks the end of the last segment, a stale one differs inside."""
+    for lma, data in segments:
+        off = lma - XIP_BASE
+        have = image[off:off + len(data)]
+        if len(have) < len(data):
+            raise Uf2Error(f"{name}: image ends at 0x{XIP_BASE + len(image):08x} but {elf_name} loads "
+                           f"{len(data)} bytes at 0x{lma:08x} (up to 0x{lma + len(data):08x}): the image is truncated")
+        if have != data:
+            first = next(i for i in range(len(data)) if have[i] != data[i])
+            raise Uf2Error(f"{name}: differs from {elf_name}'s segment at 0x{lma:08x} first at 0x{lma + first:08x}: "
+                           f"they are not the same program (a stale ELF or image); rebuild both")
 
 
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 2 or argv[0] not in ("check", "info"):
-        print("usage: python -m firmware.uf2 check|info FILE", file=sys.stderr)
-        return 2
-    command, path = argv
+    p = argparse.ArgumentParser(prog="python -m firmware.uf2", description="check a UF2 by the RP2040 bootrom's rules")
+    p.add_argument("command", choices=("check", "info"))
+    p.add_argument("file")
+    p.add_argument("--elf", help="the program's ELF, whose loadable segments the image must hold "
+                                 "(default: FILE's sibling <stem>.elf when present)")
     try:
-        data = Path(path).read_bytes()
-    except OSError as e:
-        print(f"{path}: cannot read ({e.strerror})", file=sys.stderr)
-        return 1
+        args = p.parse_args(argv)
+    except SystemExit as e:  # usage errors: argparse printed them; return its status instead of exiting
+        return e.code
+    path = args.file
+    elf_path = Path(args.elf) if args.elf else Path(path).with_suffix(".elf")
     try:
+        data = read_regular(path, MAX_UF2_BYTES, "UF2 file")
         base, image = read_uf2(data, path)
         check_image(base, image, path)
-    except Uf2Error as e:
+        elf_note = "no ELF given or beside it: the bytes past the vector table are unchecked"
+        if args.elf or elf_path.is_file():
+            from rp2040_sim.elfinfo import ElfError, ElfInfo
+            try:
+                elf = ElfInfo(elf_path)
+                check_against_elf(image, elf.load_segments(), path, str(elf_path))
+            except ElfError as e:
+                raise Uf2Error(str(e)) from None
+            elf_note = f"every loadable segment of {elf_path} is in the image"
+    except (InputError, Uf2Error) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    if command == "check":
-        print(f"{path}: OK ({len(data) // UF2_BLOCK_SIZE} blocks, {len(image)} bytes at 0x{base:08x})")
+    if args.command == "check":
+        print(f"{path}: OK ({len(data) // UF2_BLOCK_SIZE} blocks, {len(image)} bytes at 0x{base:08x}; {elf_note})")
     else:
         sp, reset = struct.unpack_from("<II", image, VECTOR_TABLE_OFFSET)
         print(f"file        {path}")
@@ -217,6 +264,7 @@ def main(argv=None) -> int:
         print(f"boot2 crc   0x{crc32_mpeg2(image[:BOOT2_CODE_MAX]):08x} (valid)")
         print(f"initial sp  0x{sp:08x}")
         print(f"reset       0x{reset:08x}")
+        print(f"elf         {elf_note}")
     return 0
 
 

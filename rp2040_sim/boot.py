@@ -10,13 +10,14 @@ application run in the emulator.
 
 from __future__ import annotations
 
+import hashlib
 import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from firmware.uf2 import Uf2Error, crc32_mpeg2, read_uf2
-
-from rp2040_sim.elfinfo import ElfError, ElfInfo
+from firmware.uf2 import MAX_UF2_BYTES, Uf2Error, crc32_mpeg2, read_uf2
+from firmware.untrusted import InputError, read_regular
+from rp2040_sim.elfinfo import ELF_MAX_BYTES, ElfError, ElfInfo
 from rp2040_sim.memory import (BOOT2_CRC_OFFSET, BOOT2_SIZE, BOOT2_SRAM_ADDR, BOOTROM_SP, FLASH_SIZE, XIP_BASE)
 
 
@@ -30,25 +31,29 @@ class FlashImage:
     source: Path
     kind: str                  # "uf2", "elf" or "bin"
     elf: ElfInfo | None        # symbols for names, lines, stack and RAM figures
+    file_sha256: str = ""      # of the file as read (the UF2 itself for a .uf2): what emulator.json records
+
+
+# Largest file accepted per image kind, checked before reading (firmware.untrusted.read_regular).
+IMAGE_LIMITS = {".uf2": MAX_UF2_BYTES, ".bin": FLASH_SIZE}  # anything else may be an ELF: ELF_MAX_BYTES
 
 
 def load_image(path, elf_path=None) -> FlashImage:
-    """Read a UF2, ELF or BIN. A UF2 or BIN finds its symbols in `elf_path` or a sibling `<stem>.elf`."""
+    """Read a UF2, ELF or BIN. A UF2 or BIN finds its symbols in `elf_path` or a sibling `<stem>.elf`, which must
+    hold the same program: every loadable segment of the ELF is in the image byte for byte."""
     path = Path(path)
+    suffix = path.suffix.lower()
     try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise BootError(f"{path}: no such file; give a firmware .uf2, .elf or .bin "
-                        f"(build one with `python -m firmware.build`)") from None
-    except IsADirectoryError:
-        raise BootError(f"{path}: is a directory; give the firmware file, e.g. {path}/firmware.uf2") from None
+        raw = read_regular(path, IMAGE_LIMITS.get(suffix, ELF_MAX_BYTES), "firmware image")
+    except InputError as e:
+        hint = "; give a firmware .uf2, .elf or .bin (build one with `python -m firmware.build`)"
+        raise BootError(str(e) + (hint if e.missing else "")) from None
     if raw[:4] == b"\x7fELF":
         try:
             elf = ElfInfo(path)
-            return FlashImage(elf.flash_image(), path, "elf", elf)
+            return FlashImage(elf.flash_image(), path, "elf", elf, hashlib.sha256(raw).hexdigest())
         except ElfError as e:
             raise BootError(str(e)) from None
-    suffix = path.suffix.lower()
     if suffix == ".uf2":
         try:
             base, data = read_uf2(raw, str(path))
@@ -59,21 +64,22 @@ def load_image(path, elf_path=None) -> FlashImage:
                             f"(0x{XIP_BASE:08x}), so this UF2 cannot boot by itself")
         kind = "uf2"
     elif suffix == ".bin":
-        if len(raw) > FLASH_SIZE:
-            raise BootError(f"{path}: {len(raw)} bytes does not fit the {FLASH_SIZE}-byte flash")
         data, kind = raw, "bin"
     else:
         raise BootError(f"{path}: unknown image type '{suffix}'; expected .uf2, .elf (ELF magic) or .bin")
     elf = None
     candidate = Path(elf_path) if elf_path else path.with_suffix(".elf")
-    if candidate.is_file():
+    if candidate.exists() or elf_path:
         try:
             elf = ElfInfo(candidate)
+            problem = elf.mismatch(data, str(path))
         except ElfError as e:
-            raise BootError(str(e)) from None
-    elif elf_path:
-        raise BootError(f"{candidate}: no such ELF file (given with --elf)")
-    return FlashImage(data, path, kind, elf)
+            raise BootError(str(e) + (" (given with --elf)" if elf_path else "")) from None
+        if problem:
+            how = "given with --elf" if elf_path else "found beside the image"
+            raise BootError(f"{problem}. The ELF ({how}) gives the symbols, RAM and stack figures, so they would "
+                            f"describe another program: rebuild, or pass --elf with this image's own ELF")
+    return FlashImage(data, path, kind, elf, hashlib.sha256(raw).hexdigest())
 
 
 def check_boot2(image: FlashImage):

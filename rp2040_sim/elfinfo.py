@@ -1,23 +1,47 @@
-"""What the emulator needs from the firmware's ELF: symbols, functions, source lines, the flash image, RAM use."""
+"""What the emulator needs from the firmware's ELF: symbols, functions, source lines, the flash image, RAM use.
+
+The file is untrusted input: it is read once (a regular file of at most ELF_MAX_BYTES) and parsed from memory, and
+whatever pyelftools raises on a truncated or corrupt file (ELFParseError, struct and construct errors, ZeroDivision
+on a zero entry size, ...) becomes an ElfError naming the file; a corrupt DWARF line table only loses source lines.
+"""
 
 from __future__ import annotations
 
 import bisect
+import functools
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
-from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import SymbolTableSection
 
+from firmware.uf2 import Uf2Error, check_against_elf
+from firmware.untrusted import InputError, read_regular
 from rp2040_sim.memory import FLASH_SIZE, SRAM_BASE, SRAM_END, XIP_BASE
 
 SHF_ALLOC = 0x2
 PT_LOAD = "PT_LOAD"
+# A picozoo firmware ELF with DWARF is ~1 MB (the flash image is at most 2 MB); 64 MiB bounds what we load.
+ELF_MAX_BYTES = 64 * 1024 * 1024
 
 
 class ElfError(Exception):
     """An ELF the emulator cannot use; the message names the file and the problem."""
+
+
+def _parsing(method):
+    """Turn anything pyelftools raises on a malformed file into ElfError naming the file (ElfError passes)."""
+    @functools.wraps(method)
+    def guarded(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except ElfError:
+            raise
+        except Exception as e:  # untrusted bytes: the parser's failure modes are not enumerable
+            raise ElfError(f"{self.path}: corrupt or truncated ELF ({type(e).__name__}: {e}); rebuild it with "
+                           f"`python -m firmware.build`") from None
+    return guarded
 
 
 @dataclass
@@ -32,12 +56,18 @@ class ElfInfo:
     def __init__(self, path):
         self.path = Path(path)
         try:
-            self._f = open(self.path, "rb")
-            self.elf = ELFFile(self._f)
-        except FileNotFoundError:
-            raise ElfError(f"{self.path}: no such file") from None
-        except ELFError as e:
-            raise ElfError(f"{self.path}: not an ELF file ({e})") from None
+            data = read_regular(self.path, ELF_MAX_BYTES, "firmware ELF")
+        except InputError as e:
+            raise ElfError(str(e)) from None
+        if data[:4] != b"\x7fELF":
+            raise ElfError(f"{self.path}: not an ELF file (it does not start with the ELF magic)")
+        self._f = io.BytesIO(data)
+        self._lines = None
+        self._parse()
+
+    @_parsing
+    def _parse(self):
+        self.elf = ELFFile(self._f)
         if self.elf["e_machine"] != "EM_ARM":
             raise ElfError(f"{self.path}: machine {self.elf['e_machine']}, expected EM_ARM (an RP2040 build)")
         self.symbols: dict[str, Symbol] = {}
@@ -57,7 +87,6 @@ class ElfInfo:
         funcs.sort()
         self._func_addrs = [f[0] for f in funcs]
         self._funcs = funcs
-        self._lines = None
 
     # -- symbols -------------------------------------------------------------------------------------------------
     def addr(self, name: str) -> int:
@@ -100,6 +129,12 @@ class ElfInfo:
         return where if addr < end else None
 
     def _read_lines(self):
+        try:
+            return self._read_lines_unguarded()
+        except Exception:  # a corrupt DWARF line table: no source lines in reports, the rest still works
+            return [], []
+
+    def _read_lines_unguarded(self):
         rows = []
         if not self.elf.has_dwarf_info():
             return [], []
@@ -124,9 +159,10 @@ class ElfInfo:
         return [r[0] for r in rows], rows
 
     # -- images and sizes ----------------------------------------------------------------------------------------
-    def flash_image(self) -> bytes:
-        """The bytes to program at 0x10000000: every loadable segment at its load (physical) address."""
-        image = bytearray()
+    @_parsing
+    def load_segments(self) -> list[tuple[int, bytes]]:
+        """(load address, bytes) of every loadable segment with file data, each checked to lie in the flash."""
+        segments = []
         for seg in self.elf.iter_segments():
             if seg["p_type"] != PT_LOAD or seg["p_filesz"] == 0:
                 continue
@@ -134,10 +170,21 @@ class ElfInfo:
             if not XIP_BASE <= lma < XIP_BASE + FLASH_SIZE:
                 raise ElfError(f"{self.path}: loadable segment at 0x{lma:08x} is not in flash "
                                f"(0x{XIP_BASE:08x}..0x{XIP_BASE + FLASH_SIZE:08x}); the chip boots from flash only")
-            off = lma - XIP_BASE
+            if lma - XIP_BASE + seg["p_filesz"] > FLASH_SIZE:
+                raise ElfError(f"{self.path}: segment at 0x{lma:08x} ({seg['p_filesz']} bytes) overflows the 2 MB "
+                               f"flash")
             data = seg.data()
-            if off + len(data) > FLASH_SIZE:
-                raise ElfError(f"{self.path}: segment at 0x{lma:08x} ({len(data)} bytes) overflows the 2 MB flash")
+            if len(data) != seg["p_filesz"]:
+                raise ElfError(f"{self.path}: segment at 0x{lma:08x} should hold {seg['p_filesz']} bytes, the file "
+                               f"has {len(data)}: the ELF is truncated")
+            segments.append((lma, data))
+        return segments
+
+    def flash_image(self) -> bytes:
+        """The bytes to program at 0x10000000: every loadable segment at its load (physical) address."""
+        image = bytearray()
+        for lma, data in self.load_segments():
+            off = lma - XIP_BASE
             if len(image) < off + len(data):
                 image.extend(b"\xff" * (off + len(data) - len(image)))
             image[off:off + len(data)] = data
@@ -145,11 +192,21 @@ class ElfInfo:
             raise ElfError(f"{self.path}: no loadable segment")
         return bytes(image)
 
+    def mismatch(self, image: bytes, image_name: str) -> str | None:
+        """Why `image` (flash contents at 0x10000000) is not this ELF's program, or None when every loadable segment
+        is in it byte for byte."""
+        try:
+            check_against_elf(image, self.load_segments(), image_name, str(self.path))
+        except Uf2Error as e:
+            return str(e)
+        return None
+
     def stack_region(self) -> tuple[int, int] | None:
         if self.has("__stack_limit") and self.has("__stack_top"):
             return self.addr("__stack_limit"), self.addr("__stack_top")
         return None
 
+    @_parsing
     def static_ram_bytes(self) -> int:
         """Bytes of SRAM the image occupies before it runs: allocated sections in SRAM (.data, .bss...), not
         counting the reserved stack region (reported separately as peak stack)."""

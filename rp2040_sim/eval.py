@@ -18,13 +18,17 @@ from pathlib import Path
 
 import numpy as np
 
+from firmware.uf2 import MAX_UF2_BYTES
+from firmware.untrusted import InputError, field, read_json_object, read_regular
 from rp2040_sim import boot
 from rp2040_sim.core import Rp2040, SimConfig
 from rp2040_sim.runner import CHIP_HZ, STACK_PAINT, collect, peak_stack
 
 BUILD_JSON = "build.json"
 OUTPUT_FILE = "emulator.json"
-REQUIRED_BUILD_KEYS = ("model_dir", "dataset", "input_features", "output_count", "output_ctype")
+# The build.json fields eval reads, with their kinds (firmware.untrusted.FIELD_KINDS).
+BUILD_FIELDS = {"model_dir": "string", "dataset": "string", "input_features": "positive int",
+                "output_count": "positive int", "output_ctype": "string"}
 OUTPUT_DTYPES = {"float": np.float32, "double": np.float64, "int8_t": np.int8}
 CHUNK = 25                       # most images per work item: small enough for a smooth progress bar
 PER_IMAGE_MAX_CYCLES = 1 << 31   # 17 s at 125 MHz: far beyond any model that fits the chip
@@ -40,26 +44,30 @@ class EvalError(Exception):
 
 # -- build directory -------------------------------------------------------------------------------------------
 def read_build(build_dir: Path) -> dict:
+    """build.json of `build_dir`, every field eval uses type-checked, and the SHA-256 of its firmware.uf2."""
     build_dir = Path(build_dir)
     if not build_dir.is_dir():
         raise EvalError(f"{build_dir}: not a directory; give a build directory written by "
                         f"`python -m firmware.build MODEL_DIR --out {build_dir}`")
     path = build_dir / BUILD_JSON
+    fix = "rebuild with a current `python -m firmware.build`"
     try:
-        build = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise EvalError(f"{path}: not found; rebuild with `python -m firmware.build`") from None
-    except json.JSONDecodeError as e:
-        raise EvalError(f"{path}: not valid JSON ({e}); rebuild with `python -m firmware.build`") from None
-    missing = [k for k in REQUIRED_BUILD_KEYS if k not in build]
-    if missing:
-        raise EvalError(f"{path}: missing keys {missing}; rebuild with a current `python -m firmware.build`")
+        build = read_json_object(path, "build record")
+        for key, kind in BUILD_FIELDS.items():
+            field(build, key, kind, path, fix)
+        if "uf2_sha256" in build:
+            field(build, "uf2_sha256", "sha256", path, fix)
+    except InputError as e:
+        raise EvalError(f"{e}; rebuild with `python -m firmware.build`" if e.missing else str(e)) from None
     if build["output_ctype"] not in OUTPUT_DTYPES:
         raise EvalError(f"{path}: output_ctype {build['output_ctype']!r}, expected one of {sorted(OUTPUT_DTYPES)}")
     for name in ("firmware.uf2", "firmware.elf"):
         if not (build_dir / name).is_file():
             raise EvalError(f"{build_dir / name}: not found; rebuild with `python -m firmware.build`")
-    sha = hashlib.sha256((build_dir / "firmware.uf2").read_bytes()).hexdigest()
+    try:
+        sha = hashlib.sha256(read_regular(build_dir / "firmware.uf2", MAX_UF2_BYTES, "UF2 file")).hexdigest()
+    except InputError as e:
+        raise EvalError(str(e)) from None
     if build.get("uf2_sha256") not in (None, sha):
         raise EvalError(f"{build_dir / 'firmware.uf2'}: sha256 {sha} differs from build.json's "
                         f"{build['uf2_sha256']}: the UF2 is not the one this build wrote; rebuild")
@@ -73,6 +81,9 @@ class Harness:
 
     def __init__(self, build_dir: Path, build: dict):
         self.image = boot.load_image(build_dir / "firmware.uf2", build_dir / "firmware.elf")
+        if self.image.file_sha256 != build["_uf2_sha256"]:
+            raise EvalError(f"{build_dir / 'firmware.uf2'} changed while eval ran (sha256 {self.image.file_sha256}, "
+                            f"{build['_uf2_sha256']} when it started): was it rebuilt meanwhile? Run eval again")
         elf = self.image.elf
         self.sim = Rp2040(SimConfig())
         start = boot.prepare(self.sim, self.image)
@@ -203,6 +214,7 @@ def evaluate(build_dir, images: int | None = None, jobs: int | None = None, prog
         "model_dir": build["model_dir"],
         "dataset": build["dataset"],
         "images": n,
+        "test_set_images": available,   # firmware.flash requires images == test_set_images
         "accuracy": float(np.mean(pred == y)),
         "host_accuracy": float(np.mean(host_pred == y)),
         "agreement_with_host": float(np.mean(pred == host_pred)),

@@ -9,6 +9,28 @@ from rp2040_sim.memory import BOOT2_SIZE, BOOT2_SRAM_ADDR, region_name
 BL_PREFIX_MASK, BL_PREFIX = 0xF800, 0xF000      # first halfword of BL (ARMv6-M ARM A6.7.13)
 BLX_REG_MASK, BLX_REG = 0xFF87, 0x4780          # BLX Rm
 MAX_FRAMES = 12
+XPSR_T = 1 << 24                                # EPSR.T, the Thumb bit (ARMv6-M ARM B1.4.2)
+RESET_VECTOR_ADDR = 0x10000104                  # word 1 of the vector table boot2 enters (datasheet 2.8.1)
+
+
+def explain_state(sim, stop: Stop) -> Stop:
+    """A branch to an even address clears EPSR.T; ARMv6-M has no ARM state, so the next instruction takes a
+    HardFault (INVSTATE). Unicorn instead decodes the Thumb bytes there as ARM code and reports an invalid
+    instruction, blaming correct code: say what really happened, and name the reset vector when it is the cause."""
+    if stop.ok or stop.kind != "invalid instruction" or stop.regs.get("xpsr", XPSR_T) & XPSR_T:
+        return stop
+    cause = "a BX/BLX, POP {pc} or exception return to an even address"
+    try:
+        if sim.read_u32(RESET_VECTOR_ADDR) == stop.pc:
+            cause = (f"the reset vector at 0x{RESET_VECTOR_ADDR:08x} is 0x{stop.pc:08x}, an even address, and boot2 "
+                     f"branches to it with BX")
+    except Exception:
+        pass
+    stop.kind = "invalid state"
+    stop.detail = (f"the core left Thumb state at 0x{stop.pc:08x}: {cause}. The Cortex-M0+ runs Thumb code only, so "
+                   f"the chip takes a HardFault (INVSTATE) here; the code at the target is not at fault. Thumb code "
+                   f"addresses must be odd: set bit 0 (link with the function symbol, `.thumb_func`)")
+    return stop
 
 
 def where(sim, elf, addr: int) -> str:

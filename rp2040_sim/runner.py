@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from rp2040_sim import boot
 from rp2040_sim.core import Rp2040, SimConfig, Stop
-from rp2040_sim.faults import format_fault
+from rp2040_sim.faults import explain_state, format_fault
 
 CHIP_HZ = 125_000_000            # the clk_sys firmware sets up (PLL_SYS 125 MHz)
 STACK_PAINT = 0xDEADBEEF         # crt0 paints [__stack_limit, sp) with this word
@@ -66,7 +66,11 @@ def function_cycles(sim, elf) -> list[tuple[str, int]]:
 
 
 def run_image(path, config: SimConfig | None = None, elf_path=None) -> tuple[RunResult, Rp2040]:
-    image = boot.load_image(path, elf_path)
+    return run_loaded(boot.load_image(path, elf_path), config)
+
+
+def run_loaded(image: boot.FlashImage, config: SimConfig | None = None) -> tuple[RunResult, Rp2040]:
+    """Boot an image already read (and checked) by boot.load_image."""
     sim = Rp2040(config)
     start = boot.prepare(sim, image)
     stop = sim.run(start)
@@ -74,6 +78,7 @@ def run_image(path, config: SimConfig | None = None, elf_path=None) -> tuple[Run
 
 
 def collect(sim, image, stop: Stop) -> RunResult:
+    stop = explain_state(sim, stop)
     elf = image.elf
     st = sim.state
     region = elf.stack_region() if elf else None

@@ -61,7 +61,7 @@ def built(tmp_path):
     build.mkdir()
     path = build / "firmware.uf2"
     path.write_bytes(uf2.write_uf2(make_image()))
-    record = {"images": 50, "accuracy": 0.98, "agreement_with_host": 1.0,
+    record = {"images": 50, "test_set_images": 50, "dataset": "mnist", "accuracy": 0.98, "agreement_with_host": 1.0,
               "uf2_sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
     (build / "emulator.json").write_text(json.dumps(record))
     return path

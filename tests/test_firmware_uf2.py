@@ -193,5 +193,5 @@ def test_cli_failures_exit_nonzero_naming_file_block_and_rule(tmp_path, capsys):
     assert uf2.main(["check", str(unbootable)]) == 1
     assert "boot2 CRC" in capsys.readouterr().err
     assert uf2.main(["check", str(tmp_path / "missing.uf2")]) == 1
-    assert "cannot read" in capsys.readouterr().err
+    assert "missing.uf2: no such file" in capsys.readouterr().err
     assert uf2.main(["frobnicate", str(bad)]) == 2
