@@ -9,6 +9,8 @@ import threading
 import time
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from firmware import flash, uf2
 
@@ -231,3 +233,164 @@ def test_serial_check_against_the_emulators_run_of_a_real_image(tmp_path, capsys
         port.close()
         os.close(master)
         os.close(slave)
+
+
+# -- hostile drives and inputs (issue 10): nothing the tool did not write is touched, only verified bytes go out --
+def other_image() -> bytes:
+    image = bytearray(make_image())
+    image[-1] ^= 0x5A  # same layout, other program bytes
+    return bytes(image)
+
+
+def test_symlink_planted_on_the_drive_is_refused_and_not_followed(built, drive, tmp_path, capsys):
+    victim = tmp_path / "thesis.tex"
+    victim.write_text("years of work")
+    (drive / built.name).symlink_to(victim)
+    assert flash.main([str(built)], roots=[drive.parent]) == 2
+    err = capsys.readouterr().err
+    assert "already exists (a symlink to" in err and str(victim) in err
+    assert victim.read_text() == "years of work"
+    assert sorted(p.name for p in drive.iterdir()) == ["INDEX.HTM", "INFO_UF2.TXT", built.name]
+
+
+def test_dangling_symlink_on_the_drive_creates_nothing(built, drive, tmp_path):
+    target = tmp_path / "elsewhere" / "created.uf2"
+    target.parent.mkdir()
+    (drive / built.name).symlink_to(target)
+    assert flash.main([str(built)], roots=[drive.parent]) == 2
+    assert not target.exists()
+
+
+def test_existing_file_on_the_drive_is_left_untouched(built, drive, capsys):
+    (drive / built.name).write_bytes(b"someone else's file")
+    assert flash.main([str(built)], roots=[drive.parent]) == 2
+    assert "already exists (a file)" in capsys.readouterr().err
+    assert (drive / built.name).read_bytes() == b"someone else's file"
+
+
+def test_uf2_on_the_drive_itself_is_refused_not_truncated(built, drive, capsys):
+    on_drive = drive / "firmware.uf2"
+    on_drive.write_bytes(built.read_bytes())
+    (drive / "emulator.json").write_text((built.parent / "emulator.json").read_text())
+    size = on_drive.stat().st_size
+    assert flash.main([str(on_drive), "--drive", str(drive)]) == 2
+    assert "is on the drive" in capsys.readouterr().err
+    assert on_drive.stat().st_size == size and on_drive.read_bytes() == built.read_bytes()
+
+
+def test_file_replaced_between_check_and_copy_flashes_the_verified_bytes(built, drive, monkeypatch):
+    """A rebuild racing the flash: after verification the file on disk changes; the drive gets what was checked."""
+    choose = flash.choose_drive
+
+    def choose_and_rebuild(*args, **kwargs):
+        built.write_bytes(uf2.write_uf2(other_image()))  # between the check and the copy
+        return choose(*args, **kwargs)
+    monkeypatch.setattr(flash, "choose_drive", choose_and_rebuild)
+    bootrom = FakeBootrom(drive)
+    bootrom.start()
+    assert flash.main([str(built)], roots=[drive.parent]) == 0
+    bootrom.join(5)
+    image = make_image()
+    assert b"".join(bootrom.flashed[a] for a in sorted(bootrom.flashed))[:len(image)] == image
+
+
+def run_with_deadline(argv, roots, seconds=10):
+    """flash.main in a thread, so that a hang fails the test instead of stalling the suite."""
+    result = {}
+    worker = threading.Thread(target=lambda: result.setdefault("rc", flash.main(argv, roots=roots)), daemon=True)
+    worker.start()
+    worker.join(seconds)
+    assert not worker.is_alive(), f"flash.main {argv} still running after {seconds} s"
+    return result["rc"]
+
+
+def test_fifo_as_image_is_refused_without_blocking(built, drive, capsys):
+    record = built.parent / "emulator.json"
+    built.unlink()
+    os.mkfifo(built)
+    assert run_with_deadline([str(built)], [drive.parent]) == 2
+    assert "is a FIFO" in capsys.readouterr().err
+    assert record.exists() and not list(drive.glob("*.uf2"))
+
+
+def test_device_and_huge_file_are_refused_with_the_limit(built, drive, tmp_path, capsys):
+    assert run_with_deadline(["/dev/zero", "--force"], [drive.parent]) == 2
+    assert "/dev/zero: is a character device" in capsys.readouterr().err
+    huge = tmp_path / "huge.uf2"
+    with open(huge, "wb") as f:
+        f.truncate(uf2.MAX_UF2_BYTES + 512)  # sparse: no disk used
+    assert run_with_deadline([str(huge), "--force"], [drive.parent]) == 2
+    assert f"over the {uf2.MAX_UF2_BYTES:,}-byte limit" in capsys.readouterr().err
+    assert not list(drive.glob("*.uf2"))
+
+
+def write_record(built, **changes):
+    record = json.loads((built.parent / "emulator.json").read_text())
+    for key, value in changes.items():
+        if value is KeyError:
+            del record[key]
+        else:
+            record[key] = value
+    (built.parent / "emulator.json").write_text(json.dumps(record))
+
+
+@pytest.mark.parametrize("changes,message", [
+    ({"agreement_with_host": float("nan")}, "NaN is not a JSON number"),
+    ({"agreement_with_host": "1.0"}, "field 'agreement_with_host' is '1.0' (str), expected a number in [0, 1]"),
+    ({"agreement_with_host": True}, "field 'agreement_with_host' is True (bool)"),
+    ({"agreement_with_host": 7}, "expected a number in [0, 1]"),
+    ({"images": "50"}, "field 'images' is '50' (str), expected an integer >= 1"),
+    ({"images": 0}, "field 'images' is 0"),
+    ({"uf2_sha256": ["0" * 64]}, "field 'uf2_sha256' is ['000"),
+    ({"uf2_sha256": KeyError}, "field 'uf2_sha256' is missing"),
+    ({"test_set_images": KeyError}, "field 'test_set_images' is missing (expected an integer >= 1); a record from an"),
+    ({"dataset": None}, "field 'dataset' is None (NoneType), expected a non-empty string"),
+    ({"images": 1}, "the emulator checked 1 of the 50 mnist test images; flashing needs a run over the whole test set"),
+])
+def test_record_gate_rejects_malformed_and_partial_records(built, drive, changes, message, capsys):
+    write_record(built, **changes)
+    assert flash.main([str(built)], roots=[drive.parent]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "emulator.json" in err
+    assert not list(drive.glob("*.uf2"))
+
+
+@pytest.mark.parametrize("text,message", [
+    ("[1, 2]", "top level is a JSON list, expected an object"),
+    ('{"images": ', "not valid JSON"),
+    ("\xff\xfe", "not UTF-8 text"),
+])
+def test_record_that_is_not_a_json_object(built, drive, text, message, capsys):
+    (built.parent / "emulator.json").write_bytes(text.encode("latin-1"))
+    assert flash.main([str(built)], roots=[drive.parent]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_passing_record_says_how_many_images_were_checked(built, drive, capsys):
+    bootrom = FakeBootrom(drive)
+    bootrom.start()
+    assert flash.main([str(built)], roots=[drive.parent]) == 0
+    bootrom.join(5)
+    assert "on all 50 mnist test images, agreement with the host model 1.0" in capsys.readouterr().out
+
+
+RECORD_VALUES = st.one_of(st.none(), st.booleans(), st.integers(-2, 100), st.floats(allow_nan=True),
+                          st.text(max_size=70), st.lists(st.integers(), max_size=3),
+                          st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.dictionaries(st.sampled_from(["uf2_sha256", "images", "test_set_images", "dataset", "agreement_with_host",
+                                        "accuracy"]), RECORD_VALUES, max_size=6), st.booleans())
+def test_record_gate_property_only_flash_errors(tmp_path, record, with_real_sha):
+    """Any JSON object as emulator.json: the gate passes it or raises FlashError, never anything else."""
+    path = tmp_path / "firmware.uf2"
+    digest = hashlib.sha256(b"x").hexdigest()
+    if with_real_sha:
+        record["uf2_sha256"] = digest
+    (tmp_path / "emulator.json").write_text(json.dumps(record))
+    try:
+        accepted = flash.check_emulator_record(path, digest)
+    except flash.FlashError:
+        return
+    assert accepted["images"] == accepted["test_set_images"] and accepted["agreement_with_host"] >= 0.999
