@@ -1,5 +1,6 @@
 """firmware.uf2 against the UF2 spec and the RP2040 bootrom's rules: round trip, every rejection, the boot2 CRC."""
 
+import os
 import struct
 
 import pytest
@@ -7,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from firmware import uf2
+from tests.conftest import require_tool
 
 MAGIC0, MAGIC1, MAGIC_END = 0x0A324655, 0x9E5D5157, 0x0AB16F30  # microsoft/uf2 README, written out independently
 FAMILY_RP2040 = 0xE48BFF56
@@ -195,3 +197,111 @@ def test_cli_failures_exit_nonzero_naming_file_block_and_rule(tmp_path, capsys):
     assert uf2.main(["check", str(tmp_path / "missing.uf2")]) == 1
     assert "missing.uf2: no such file" in capsys.readouterr().err
     assert uf2.main(["frobnicate", str(bad)]) == 2
+
+
+# -- issue 10: the reset vector, the ELF check that catches truncation, hostile files, parser properties --
+def test_check_image_reset_vector_must_point_past_the_two_words_it_reads():
+    image = bytearray(bootable_image())
+    struct.pack_into("<I", image, 0x104, 0x10000105)  # into the vector table itself
+    with pytest.raises(uf2.Uf2Error, match="reset vector 0x10000105 points outside the image"):
+        uf2.check_image(0x10000000, bytes(image), "img")
+    struct.pack_into("<I", image, 0x104, 0x10000109)  # a minimal image: code right after SP and reset
+    uf2.check_image(0x10000000, bytes(image), "img")
+
+
+def test_check_against_elf_names_truncation_and_difference():
+    image = bootable_image(extra=0x300)
+    segments = [(0x10000000, image[:0x200]), (0x10000200, image[0x200:])]
+    uf2.check_against_elf(image, segments, "a.uf2", "a.elf")
+    with pytest.raises(uf2.Uf2Error, match=r"a.uf2: image ends at 0x10000300 but a.elf loads .* the image is truncated"):
+        uf2.check_against_elf(image[:0x300], segments, "a.uf2", "a.elf")
+    other = bytearray(image)
+    other[0x250] ^= 1
+    with pytest.raises(uf2.Uf2Error, match="differs from a.elf's segment at 0x10000200 first at 0x10000250"):
+        uf2.check_against_elf(bytes(other), segments, "a.uf2", "a.elf")
+
+
+PADDED_PROGRAM = r"""
+    .thumb_func
+    .global reset
+reset:
+    bl work
+    bkpt #0
+    .space 900
+    .thumb_func
+work:
+    bx lr
+"""
+
+
+def test_cli_refuses_a_truncated_renumbered_uf2_when_the_elf_is_beside_it(tmp_path, capsys):
+    """The issue's case: drop the last block and renumber; the format and the vectors are still fine, the program is
+    not (on the chip `bl work` lands in erased flash). The ELF beside it tells."""
+    from rp2040_sim import asm
+    for tool in asm.TOOLS:
+        require_tool(tool)
+    paths = asm.build_image(PADDED_PROGRAM, tmp_path / "prog")
+    full = paths["bin"].read_bytes()
+    assert len(full) > 3 * 256
+    assert uf2.main(["check", str(paths["uf2"])]) == 0
+    assert "every loadable segment of" in capsys.readouterr().out
+    cut = tmp_path / "prog" / "cut.uf2"
+    last_page = (len(full) - 1) // 256 * 256
+    cut.write_bytes(uf2.write_uf2(full[:last_page]))  # one block fewer, numbered 0..n-2 of n-1
+    uf2.check_image(*uf2.read_uf2(cut.read_bytes()))  # the format and vector rules alone accept it
+    assert uf2.main(["check", str(cut), "--elf", str(paths["elf"])]) == 1
+    assert "the image is truncated" in capsys.readouterr().err
+    assert uf2.main(["check", str(cut)]) == 0  # no ELF: says what it could not check
+    assert "the bytes past the vector table are unchecked" in capsys.readouterr().out
+
+
+def test_cli_refuses_devices_fifos_and_huge_files(tmp_path, capsys):
+    assert uf2.main(["check", "/dev/zero"]) == 1
+    assert "is a character device" in capsys.readouterr().err
+    fifo = tmp_path / "pipe.uf2"
+    os.mkfifo(fifo)
+    assert uf2.main(["check", str(fifo)]) == 1  # opened non-blocking: no wait for a writer
+    assert "is a FIFO" in capsys.readouterr().err
+    huge = tmp_path / "huge.uf2"
+    with open(huge, "wb") as f:
+        f.truncate(uf2.MAX_UF2_BYTES + 512)
+    assert uf2.main(["check", str(huge)]) == 1
+    assert "over the 4,194,304-byte limit for a UF2 file" in capsys.readouterr().err
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=1536))
+def test_reader_property_arbitrary_bytes_only_uf2_errors(data):
+    try:
+        base, image = uf2.read_uf2(data, "fuzz.uf2")
+    except uf2.Uf2Error:
+        return
+    uf2.write_uf2(image, base)  # anything accepted is a valid flash image
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3 * 512 - 1), st.integers(0, 255)), min_size=1, max_size=6))
+def test_reader_property_mutated_uf2(mutations):
+    """Byte mutations of a valid 3-block UF2: rejected with Uf2Error, or accepted with each payload taken verbatim
+    from its block (spec: bytes 32..287) and the image passing or failing check_image cleanly."""
+    data = bytearray(uf2.write_uf2(bootable_image(extra=500)))
+    for offset, value in mutations:
+        data[offset] = value
+    try:
+        base, image = uf2.read_uf2(bytes(data), "fuzz.uf2")
+    except uf2.Uf2Error:
+        return
+    assert image == b"".join(data[i * 512 + 32:i * 512 + 288] for i in range(3))
+    try:
+        uf2.check_image(base, image, "fuzz.uf2")
+    except uf2.Uf2Error:
+        pass
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(min_size=0, max_size=0x200))
+def test_check_image_property_only_uf2_errors(tail):
+    try:
+        uf2.check_image(0x10000000, uf2.boot2_with_crc(b"") + tail, "fuzz")
+    except uf2.Uf2Error:
+        pass
