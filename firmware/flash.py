@@ -34,6 +34,7 @@ from firmware.untrusted import InputError, field, read_json_object, read_regular
 
 BOARD_ID = "RPI-RP2"  # INFO_UF2.TXT of the RP2040 bootrom (pico-bootrom virtual_disk.c)
 INFO_FILE = "INFO_UF2.TXT"
+INFO_MAX_BYTES = 64 * 1024  # the bootrom's INFO_UF2.TXT is 3 lines
 MIN_AGREEMENT = 0.999  # emulator vs host predictions; int8 variants are bit-exact (1.0), float ones may differ on ties
 REBOOT_TIMEOUT_S = 10.0  # the bootrom reboots ~1 s after the last block (microsoft/uf2 README)
 SERIAL_BAUD = 115200
@@ -52,9 +53,9 @@ def default_roots() -> list[Path]:
 
 
 def is_bootsel_drive(path: Path) -> bool:
-    try:
-        info = (Path(path) / INFO_FILE).read_text(errors="replace")
-    except OSError:
+    try:  # a regular file of a few lines: a FIFO or device planted under that name must not block or flood us
+        info = read_regular(Path(path) / INFO_FILE, INFO_MAX_BYTES, INFO_FILE).decode(errors="replace")
+    except InputError:
         return False
     return any(line.strip() == f"Board-ID: {BOARD_ID}" for line in info.splitlines())
 

@@ -151,6 +151,16 @@ def test_refuses_a_directory_that_is_not_a_bootsel_drive(built, tmp_path, capsys
     assert not list(usb_stick.glob("*.uf2"))
 
 
+def test_fifo_or_device_as_info_file_is_not_a_drive_and_does_not_block(built, tmp_path, capsys):
+    fake = tmp_path / "media" / "RPI-RP2"
+    fake.mkdir(parents=True)
+    os.mkfifo(fake / "INFO_UF2.TXT")
+    (tmp_path / "media" / "ZERO").mkdir()
+    (tmp_path / "media" / "ZERO" / "INFO_UF2.TXT").symlink_to("/dev/zero")
+    assert run_with_deadline([str(built)], [tmp_path / "media"]) == 2
+    assert "no RPI-RP2 drive found" in capsys.readouterr().err
+
+
 def test_no_drive_found(built, tmp_path, capsys):
     assert flash.main([str(built)], roots=[tmp_path / "empty"]) == 2
     assert "no RPI-RP2 drive found" in capsys.readouterr().err
