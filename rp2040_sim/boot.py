@@ -65,6 +65,9 @@ def load_image(path, elf_path=None) -> FlashImage:
         kind = "uf2"
     elif suffix == ".bin":
         data, kind = raw, "bin"
+    elif suffix == ".elf":
+        raise BootError(f"{path}: not an ELF file (it does not start with the ELF magic: empty, truncated or "
+                        f"another format); rebuild it with `python -m firmware.build`")
     else:
         raise BootError(f"{path}: unknown image type '{suffix}'; expected .uf2, .elf (ELF magic) or .bin")
     elf = None

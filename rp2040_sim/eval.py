@@ -241,9 +241,15 @@ def evaluate(build_dir, images: int | None = None, jobs: int | None = None, prog
 
 
 def write_json_atomic(path: Path, obj):
+    """Write through a temporary file renamed into place (a symlink at `path` is replaced, never followed); on
+    failure the temporary file, which we created, is removed and `path` is left as it was."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _progress(enabled: bool, total: int):

@@ -275,3 +275,18 @@ def test_read_build_property_only_eval_errors(xor_build, tmp_path_factory, field
         return
     assert all(isinstance(info[k], int) and not isinstance(info[k], bool) for k in ("input_features", "output_count"))
     assert info["output_ctype"] in sim_eval.OUTPUT_DTYPES
+
+
+def test_record_write_replaces_a_planted_symlink_and_cleans_up_on_failure(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep")
+    (tmp_path / "emulator.json").symlink_to(victim)
+    sim_eval.write_json_atomic(tmp_path / "emulator.json", {"images": 1})
+    assert victim.read_text() == "keep" and not (tmp_path / "emulator.json").is_symlink()
+    assert json.loads((tmp_path / "emulator.json").read_text()) == {"images": 1}
+    (tmp_path / "out.json").mkdir()  # the rename fails after the temporary file was written
+    (tmp_path / "out.json" / "mine").write_text("user data")
+    with pytest.raises(OSError):
+        sim_eval.write_json_atomic(tmp_path / "out.json", {"images": 1})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["emulator.json", "out.json", "victim.txt"]
+    assert (tmp_path / "out.json" / "mine").read_text() == "user data"
