@@ -61,8 +61,8 @@ def read_build(build_dir: Path) -> dict:
         raise EvalError(f"{e}; rebuild with `python -m firmware.build`" if e.missing else str(e)) from None
     if build["output_ctype"] not in OUTPUT_DTYPES:
         raise EvalError(f"{path}: output_ctype {build['output_ctype']!r}, expected one of {sorted(OUTPUT_DTYPES)}")
-    for name in ("firmware.uf2", "firmware.elf"):
-        if not (build_dir / name).is_file():
+    for name in ("firmware.uf2", "firmware.elf"):  # what else is wrong with them (a FIFO, ...) is said when read
+        if not (build_dir / name).exists():
             raise EvalError(f"{build_dir / name}: not found; rebuild with `python -m firmware.build`")
     try:
         sha = hashlib.sha256(read_regular(build_dir / "firmware.uf2", MAX_UF2_BYTES, "UF2 file")).hexdigest()

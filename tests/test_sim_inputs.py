@@ -290,3 +290,12 @@ def test_record_write_replaces_a_planted_symlink_and_cleans_up_on_failure(tmp_pa
         sim_eval.write_json_atomic(tmp_path / "out.json", {"images": 1})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["emulator.json", "out.json", "victim.txt"]
     assert (tmp_path / "out.json" / "mine").read_text() == "user data"
+
+
+def test_read_build_names_a_device_planted_as_the_uf2(xor_build, tmp_path):
+    build = tmp_path / "build"
+    shutil.copytree(xor_build, build)
+    (build / "firmware.uf2").unlink()
+    (build / "firmware.uf2").symlink_to("/dev/zero")
+    with pytest.raises(sim_eval.EvalError, match="firmware.uf2: is a character device"):
+        call_with_deadline(lambda: sim_eval.read_build(build))
