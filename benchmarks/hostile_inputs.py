@@ -261,7 +261,7 @@ def flash_cases(tree, fx, work):
         ("record: uf2_sha256 a list", lambda r: json.dumps({**r, "uf2_sha256": [r["uf2_sha256"]]})),
         ("record: top level a list", lambda r: json.dumps([r])),
         ("record: 1 of 4 test images", lambda r: json.dumps({**r, "images": 1})),
-        ("record: 2 MB of JSON", lambda r: json.dumps({**r, "pad": "x" * 2_000_000})),
+        ("record: 1 GiB sparse file", lambda r: (lambda p: sparse(p, 1 << 30))),
         ("record: FIFO", lambda r: (lambda p: (p.unlink(), os.mkfifo(p)))),
         ("record: -> /dev/zero", lambda r: (lambda p: (p.unlink(), p.symlink_to("/dev/zero")))),
     ]:
