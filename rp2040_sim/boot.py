@@ -46,11 +46,12 @@ def load_image(path, elf_path=None) -> FlashImage:
     try:
         raw = read_regular(path, IMAGE_LIMITS.get(suffix, ELF_MAX_BYTES), "firmware image")
     except InputError as e:
-        hint = "; give a firmware .uf2, .elf or .bin (build one with `python -m firmware.build`)"
-        raise BootError(str(e) + (hint if e.missing else "")) from None
+        hint = ("; give a firmware .uf2, .elf or .bin (build one with `python -m firmware.build`)" if e.missing else
+                f" (e.g. {path}/firmware.uf2)" if path.is_dir() else "")
+        raise BootError(str(e) + hint) from None
     if raw[:4] == b"\x7fELF":
         try:
-            elf = ElfInfo(path)
+            elf = ElfInfo(path, raw)
             return FlashImage(elf.flash_image(), path, "elf", elf, hashlib.sha256(raw).hexdigest())
         except ElfError as e:
             raise BootError(str(e)) from None

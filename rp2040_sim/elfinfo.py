@@ -53,12 +53,14 @@ class Symbol:
 
 
 class ElfInfo:
-    def __init__(self, path):
+    def __init__(self, path, data: bytes | None = None):
+        """Parse `path`, or `data` when the caller already read it (the bytes it checked are the bytes parsed)."""
         self.path = Path(path)
-        try:
-            data = read_regular(self.path, ELF_MAX_BYTES, "firmware ELF")
-        except InputError as e:
-            raise ElfError(str(e)) from None
+        if data is None:
+            try:
+                data = read_regular(self.path, ELF_MAX_BYTES, "firmware ELF")
+            except InputError as e:
+                raise ElfError(str(e)) from None
         if data[:4] != b"\x7fELF":
             raise ElfError(f"{self.path}: not an ELF file (it does not start with the ELF magic)")
         self._f = io.BytesIO(data)
