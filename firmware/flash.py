@@ -125,7 +125,7 @@ def check_emulator_record(path: Path, digest: str) -> dict:
     record_path = path.with_name("emulator.json")
     fix = f"run `python -m rp2040_sim eval {path.parent}` (all test images) first, or pass --force"
     try:
-        record = read_json_object(record_path, "emulator record")
+        record = read_json_object(record_path, "record file")
         sha = field(record, "uf2_sha256", "sha256", record_path, fix)
         if sha != digest:
             raise FlashError(f"{record_path} is for another image (uf2_sha256 {sha}, this file is {digest}): the UF2 "
