@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -208,6 +209,7 @@ def flash_cases(tree, fx, work):
                         f.write(payload)
                 except OSError:
                     pass
+                time.sleep(1.0)  # no writer for a while: the reader sees the end of this payload
         threading.Thread(target=feed, daemon=True).start()
         return []
     flash("UF2 is a FIFO (verified bytes, then others)", uf2_arg, fifo_feeder, drive_check=verified_bytes_only)
