@@ -255,7 +255,8 @@ def flash_cases(tree, fx, work):
                 rec[key] = value
         return mutate
     for label, mutate in [
-        ("record: agreement NaN", lambda r: json.dumps(r).replace('"agreement_with_host": 1.0', '"agreement_with_host": NaN')),
+        ("record: agreement NaN", lambda r: json.dumps(r).replace('"agreement_with_host": 1.0',
+                                                                 '"agreement_with_host": NaN')),
         ("record: agreement '1.0' (string)", set_field("agreement_with_host", "1.0")),
         ("record: agreement missing", set_field("agreement_with_host", KeyError)),
         ("record: images a list", set_field("images", [4])),
@@ -372,7 +373,8 @@ def file_cases(tree, fx, work):
         ("build.json: model_dir null", set_field("model_dir", None)),
         ("build.json: output_ctype {}", set_field("output_ctype", {})),
         ("build.json: uf2_sha256 42", set_field("uf2_sha256", 42)),
-        ("build.json: input_features NaN", lambda i: json.dumps(i).replace('"input_features": 2', '"input_features": NaN')),
+        ("build.json: input_features NaN", lambda i: json.dumps(i).replace('"input_features": 2',
+                                                                          '"input_features": NaN')),
         ("build.json: top level a list", lambda i: json.dumps([i])),
         ("build.json: FIFO", lambda i: (lambda p: (p.unlink(), os.mkfifo(p)))),
         ("build.json: -> /dev/zero", lambda i: (lambda p: (p.unlink(), p.symlink_to("/dev/zero")))),

@@ -213,7 +213,7 @@ def test_check_against_elf_names_truncation_and_difference():
     image = bootable_image(extra=0x300)
     segments = [(0x10000000, image[:0x200]), (0x10000200, image[0x200:])]
     uf2.check_against_elf(image, segments, "a.uf2", "a.elf")
-    with pytest.raises(uf2.Uf2Error, match=r"a.uf2: image ends at 0x10000300 but a.elf loads .* the image is truncated"):
+    with pytest.raises(uf2.Uf2Error, match=r"a.uf2: image ends at 0x10000300 but a.elf loads .* image is truncated"):
         uf2.check_against_elf(image[:0x300], segments, "a.uf2", "a.elf")
     other = bytearray(image)
     other[0x250] ^= 1
