@@ -1,8 +1,9 @@
 """Command line.
 
     python -m rp2040_sim run FIRMWARE.uf2|.elf|.bin [--elf F] [--max-cycles N] [--strict] [--xip-miss-cycles N]
+                             [--bootrom ROM.bin]
     python -m rp2040_sim eval BUILD_DIR [--images N] [--jobs J] [--out FILE]
-    python -m rp2040_sim build-native            # compile the C cycle counter now (make setup does this)
+    python -m rp2040_sim build-native            # compile the C cycle counter and the ROM now
 
 Exit status: 0 when the firmware reached its final `bkpt #0` (eval: emulator.json written), 1 on a fault, a
 refused boot or bad input (with a message saying which file and why), 2 on usage errors.
@@ -14,7 +15,7 @@ import argparse
 import json
 import sys
 
-from rp2040_sim import native
+from rp2040_sim import native, rom
 from rp2040_sim.boot import BootError
 from rp2040_sim.core import DEFAULT_MAX_CYCLES, SimConfig
 
@@ -41,6 +42,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--xip-miss-cycles", type=_positive, default=None,
                    help="clk_sys cycles per XIP cache line fill (default: from the SSI setup boot2 writes)")
     r.add_argument("--json", help="also write the figures to this JSON file")
+    r.add_argument("--bootrom", help="an official 16 kB RP2040 bootrom image to use instead of rp2040_sim's own ROM")
     r.add_argument("--quiet", action="store_true", help="do not echo UART output live")
     e = sub.add_parser("eval", help="run pz_infer over test images and compare with the host model")
     e.add_argument("build_dir")
@@ -48,7 +50,7 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--jobs", type=_positive, default=None, help="worker processes (default: CPU cores)")
     e.add_argument("--out", help="output file (default BUILD_DIR/emulator.json)")
     e.add_argument("--no-progress", action="store_true")
-    sub.add_parser("build-native", help="compile the native cycle counter into its cache")
+    sub.add_parser("build-native", help="compile the native cycle counter and the ROM into their cache")
     return p
 
 
@@ -57,7 +59,8 @@ def cmd_run(args) -> int:
     sink = None if args.quiet else (lambda b: (sys.stdout.write(chr(b)), sys.stdout.flush()))
     config = SimConfig(max_cycles=args.max_cycles, strict=args.strict, xip_miss_cycles=args.xip_miss_cycles,
                        uart_sink=sink)
-    result, _sim = runner.run_image(args.image, config, args.elf)
+    bootrom = rom.check_official(args.bootrom) if args.bootrom else None
+    result, _sim = runner.run_image(args.image, config, args.elf, bootrom=bootrom)
     if result.uart and not result.uart.endswith("\n") and sink:
         print()
     print("-" * 60)
@@ -93,11 +96,12 @@ def main(argv=None) -> int:
     try:
         if args.command == "build-native":
             print(native.build(force=True))
+            print(rom.build(force=True))
             return 0
         if args.command == "run":
             return cmd_run(args)
         return cmd_eval(args)
-    except (BootError, ElfError, EvalError, native.NativeBuildError) as e:
+    except (BootError, ElfError, EvalError, native.NativeBuildError, rom.RomError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
 

@@ -75,7 +75,7 @@ float sf_fsqrt(float x) {
         e = 1;
         while (!(m & 0x800000u)) { m <<= 1; e--; }
     } else m |= 0x800000u;
-    int E = e - 127 - 23, s = (E & 1) ? 22 : 24;                    /* x = m * 2^E, m in [2^23, 2^24) */
+    int E = e - 127 - 23, s = (E & 1) ? 22 : 24;    /* x = m * 2^E, m in [2^23, 2^24); radicand in [2^46, 2^48) */
     if (E & 1) { m <<= 1; E--; }
     uint64_t q = sqrt_mant(m, s, 24);                               /* q in [2^23, 2^24] */
     return uf((uint32_t)(((E - s) / 2 + 23 + 127) << 23) + (uint32_t)(q - 0x800000u));
@@ -93,7 +93,7 @@ double sd_dsqrt(double x) {
         e = 1;
         while (!(m >> 52)) { m <<= 1; e--; }
     } else m |= 1ull << 52;
-    int E = e - 1023 - 52, s = (E & 1) ? 50 : 52;
+    int E = e - 1023 - 52, s = 52;                                  /* radicand in [2^104, 2^106) either way */
     if (E & 1) { m <<= 1; E--; }
     uint64_t q = sqrt_mant(m, s, 53);
     return ud(((uint64_t)((E - s) / 2 + 52 + 1023) << 52) + (q - (1ull << 52)));
