@@ -23,14 +23,15 @@ from rp2040_sim.memory import (FLASH_ERASED, FLASH_SIZE, ROM_BASE, ROM_SIZE, SRA
                                SRAM_SIZE, UNMODELLED_PERIPHERALS, XIP_ALIASES, XIP_BASE, XIP_DATA_VIEW,
                                XIP_WINDOW_END)
 from rp2040_sim.peripherals.base import Peripheral
-from rp2040_sim.peripherals.clocks import Clocks, PllSys, Xosc
+from rp2040_sim.peripherals.clocks import Clocks, PllSys, PllUsb, Xosc
 from rp2040_sim.peripherals.gpio import IoBank0, IoQspi, PadsBank0, PadsQspi
 from rp2040_sim.peripherals.ppb import Ppb
 from rp2040_sim.peripherals.resets import Resets
 from rp2040_sim.peripherals.sio import Sio
-from rp2040_sim.peripherals.sysinfo import Sysinfo
+from rp2040_sim.peripherals.sysinfo import Sysinfo, Tbman
 from rp2040_sim.peripherals.timer import Timer, Watchdog
 from rp2040_sim.peripherals.uart import Uart
+from rp2040_sim.peripherals.usb import UsbCtrl
 from rp2040_sim.peripherals.xip import Ssi, XipCtrl
 
 # Interrupt numbers Unicorn reports in UC_HOOK_INTR (qemu target/arm/cpu.h EXCP_*)
@@ -152,6 +153,8 @@ class Rp2040:
             self.resets, self.clocks, self.xosc, self.pll_sys, self.io_bank0, self.pads_bank0, self.uart0,
             self.uart1, self.watchdog, self.timer, self.sio, self.ssi, self.xip_ctrl, self.ppb,
             Sysinfo(self), IoQspi(self), PadsQspi(self)]
+        self.pll_usb = PllUsb(self)
+        self.peripherals += [self.pll_usb, Tbman(self), UsbCtrl(self)]
         for name, base in UNMODELLED_PERIPHERALS.items():
             p = Peripheral(self)
             p.NAME, p.BASE = name, base

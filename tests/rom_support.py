@@ -77,18 +77,28 @@ SECTIONS {
 """
 
 
-def build(outdir: Path) -> tuple[bytes, dict]:
+def build(outdir: Path, c_source: str = HARNESS_C, name: str = "harness") -> tuple[bytes, dict]:
+    """Compile a C program (its main() runs from SRAM at 0x20000000 and ends in bkpt #0); returns the image and
+    its symbols. Other tests use it for small device programs."""
     outdir = Path(outdir)
-    (outdir / "harness.c").write_text(HARNESS_C)
+    (outdir / f"{name}.c").write_text(c_source)
     (outdir / "start.S").write_text(HARNESS_S)
     (outdir / "harness.ld").write_text(LINKER)
-    elf = outdir / "harness.elf"
+    elf = outdir / f"{name}.elf"
     for cmd in (["arm-none-eabi-gcc", *CPU, "-O1", "-ffreestanding", "-nostdlib", "-T", outdir / "harness.ld",
-                 "-o", elf, outdir / "harness.c", outdir / "start.S"],
-                ["arm-none-eabi-objcopy", "-O", "binary", elf, outdir / "harness.bin"]):
+                 "-o", elf, outdir / f"{name}.c", outdir / "start.S", "-lgcc"],
+                ["arm-none-eabi-objcopy", "-O", "binary", elf, outdir / f"{name}.bin"]):
         proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
-    return (outdir / "harness.bin").read_bytes(), {k: v[0] for k, v in elf_symbols(elf).items()}
+    return (outdir / f"{name}.bin").read_bytes(), {k: v[0] for k, v in elf_symbols(elf).items()}
+
+
+def run_program(program: bytes, sym: dict, sim=None):
+    """Load a program built by `build` into SRAM and run it from _start; returns (sim, stop)."""
+    sim = sim or Rp2040(SimConfig(warn_sink=lambda m: None))
+    sim.write(0x20000000, program)
+    sim.set_regs(sp=0x20041000)
+    return sim, sim.run(sym["_start"])
 
 
 def code(name: str) -> int:

@@ -43,8 +43,8 @@ PLL_PWR_RESET = 0x2D
 PLL_PRIM_POSTDIV1_SHIFT, PLL_PRIM_POSTDIV2_SHIFT = 16, 12
 
 
-class PllSys(Peripheral):
-    NAME, BASE = "PLL_SYS", PLL_SYS_BASE
+class Pll(Peripheral):
+    """PLL_SYS and PLL_USB share this layout (datasheet 2.18.4); CS.LOCK reads 1 once powered and FBDIV is set."""
     REGISTERS = {PLL_CS: "CS", PLL_PWR: "PWR", PLL_FBDIV_INT: "FBDIV_INT", PLL_PRIM: "PRIM"}
     RESET = {PLL_CS: 1, PLL_PWR: PLL_PWR_RESET, PLL_PRIM: 0x00077000}
 
@@ -69,6 +69,22 @@ class PllSys(Peripheral):
     def write(self, offset, value):
         super().write(offset, value & (~PLL_CS_LOCK & 0xFFFFFFFF if offset == PLL_CS else 0xFFFFFFFF))
         self.sim.clocks_changed()
+
+
+class PllSys(Pll):
+    NAME, BASE = "PLL_SYS", PLL_SYS_BASE
+
+
+# -- PLL_USB (datasheet 2.18.4, base 0x4002C000): the SDK runs it at 48 MHz for clk_usb/clk_adc/clk_rtc and spins
+# on CS.LOCK; nothing in the emulator is clocked from it --
+PLL_USB_BASE = 0x4002C000
+
+
+class PllUsb(Pll):
+    NAME, BASE = "PLL_USB", PLL_USB_BASE
+
+    def write(self, offset, value):
+        Peripheral.write(self, offset, value & (~PLL_CS_LOCK & 0xFFFFFFFF if offset == PLL_CS else 0xFFFFFFFF))
 
 
 # -- CLOCKS (datasheet 2.15.7, base 0x40008000): each clock has CTRL, DIV, SELECTED at 12-byte stride --
@@ -112,9 +128,19 @@ class Clocks(Peripheral):
         return super().read(offset)
 
     def write(self, offset, value):
+        old = self.regs[offset]
         super().write(offset, value)
         if offset in (CLK_REF_CTRL, CLK_SYS_CTRL, CLK_REF * CLK_STRIDE + CLK_DIV, CLK_SYS * CLK_STRIDE + CLK_DIV):
-            self.sim.clocks_changed()
+            sim = self.sim
+            ref, sys = self.ref_hz(sim.xosc), self.sys_hz(sim.xosc, sim.pll_sys)
+            if ref < 1 or sys < 1:
+                # Time is counted in whole hertz: a divider that takes a clock below 1 Hz (CLK_SYS_DIV = 0xFFFFFF00
+                # from the 6.5 MHz ROSC) would divide by zero later. Keep the old setting and stop the run.
+                self.regs[offset] = old
+                self.impossible(offset, value, f"clk_ref would be {ref} Hz and clk_sys {sys} Hz; the emulator "
+                                               f"needs both at 1 Hz or more")
+                return
+            sim.clocks_changed()
 
     def ref_hz(self, xosc: Xosc) -> int:
         src = self.regs[CLK_REF_CTRL] & 3
