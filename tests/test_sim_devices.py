@@ -15,7 +15,7 @@ from rp2040_sim.__main__ import main
 from rp2040_sim.core import Rp2040, SimConfig
 from rp2040_sim.peripherals.base import ALIAS_SHIFT
 from tests.conftest import require_tool
-from tests.rom_support import build, run_program
+from rp2040_sim.rom_harness import build, run_program
 
 REGS_H = """
 #include <stdint.h>

@@ -1,5 +1,5 @@
 """rp2040_sim's own ROM, exercised by a test program that looks routines up through the ROM header as firmware
-does (tests/rom_support.py): the header, the lookup, bit operations, memset/memcpy, the soft-float and
+does (rp2040_sim/rom_harness.py): the header, the lookup, bit operations, memset/memcpy, the soft-float and
 soft-double tables against Python's float and numpy's float32 (bit for bit, subnormals, infinities and NaN
 included), the ROM's reset path to boot2, reset_to_usb_boot, and `--bootrom`."""
 
@@ -13,7 +13,7 @@ from rp2040_sim import asm, rom
 from rp2040_sim.__main__ import main
 from rp2040_sim.core import Rp2040
 from tests.conftest import require_tool
-from tests.rom_support import RomCaller, code
+from rp2040_sim.rom_harness import RomCaller, code
 
 F32 = struct.Struct("<f")
 U32 = struct.Struct("<I")

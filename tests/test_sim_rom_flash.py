@@ -10,7 +10,7 @@ pytest.importorskip("rp2040_sim.peripherals.flash_chip")
 
 from rp2040_sim.core import Rp2040, SimConfig  # noqa: E402
 from tests.conftest import require_tool  # noqa: E402
-from tests.rom_support import RomCaller  # noqa: E402
+from rp2040_sim.rom_harness import RomCaller  # noqa: E402
 
 SECTOR, BLOCK, PAGE = 4096, 65536, 256
 DATA_ADDR = 0x20030000                      # where the test puts the bytes to program

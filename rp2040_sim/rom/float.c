@@ -185,17 +185,38 @@ static int is_inf(double x) { return (du(x) & ~(1ull << 63)) == D_INF; }
 #define PI_4     0x1.921fb54442d18p-1
 #define PI       0x1.921fb54442d18p+1
 
-/* sin and cos of r in [-pi/4, pi/4] from their Taylor series (terms below 2^-60 dropped) */
-static double sin_small(double r) {
-    double r2 = r * r, term = r, sum = r;
-    for (int k = 2; k < 20; k += 2) { term = -term * r2 / (double)(k * (k + 1)); sum += term; }
+/* Series coefficients, folded by the compiler: SIN_COS[k] = (-1)^k / (k + 2)! alternating between the sine
+ * terms (odd factorials) and the cosine terms (even); EXP_C[k] = 1 / k!; INV_ODD[k] = 1 / (2k + 3) */
+static const double SIN_C[] = {-1.0 / 6, 1.0 / 120, -1.0 / 5040, 1.0 / 362880, -1.0 / 39916800,
+                               1.0 / 6227020800.0, -1.0 / 1307674368000.0, 1.0 / 355687428096000.0,
+                               -1.0 / 121645100408832000.0};
+static const double COS_C[] = {-1.0 / 2, 1.0 / 24, -1.0 / 720, 1.0 / 40320, -1.0 / 3628800, 1.0 / 479001600,
+                               -1.0 / 87178291200.0, 1.0 / 20922789888000.0, -1.0 / 6402373705728000.0,
+                               1.0 / 2432902008176640000.0};
+static const double EXP_C[] = {1.0 / 2, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720, 1.0 / 5040, 1.0 / 40320,
+                               1.0 / 362880, 1.0 / 3628800, 1.0 / 39916800, 1.0 / 479001600,
+                               1.0 / 6227020800.0, 1.0 / 87178291200.0, 1.0 / 1307674368000.0};
+static const double INV_ODD[] = {1.0 / 3, 1.0 / 5, 1.0 / 7, 1.0 / 9, 1.0 / 11, 1.0 / 13, 1.0 / 15, 1.0 / 17,
+                                 1.0 / 19, 1.0 / 21, 1.0 / 23, 1.0 / 25, 1.0 / 27, 1.0 / 29, 1.0 / 31};
+#define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+/* c0 + c1 x + c2 x^2 + ... by Horner's rule */
+static double poly(const double *c, int n, double x) {
+    double sum = c[n - 1];
+    for (int k = n - 2; k >= 0; k--)
+        sum = sum * x + c[k];
     return sum;
 }
 
+/* sin and cos of r in [-pi/4, pi/4] from their Taylor series (terms below 2^-60 dropped) */
+static double sin_small(double r) {
+    double r2 = r * r;
+    return r + r * r2 * poly(SIN_C, COUNT(SIN_C), r2);
+}
+
 static double cos_small(double r) {
-    double r2 = r * r, term = 1.0, sum = 1.0;
-    for (int k = 1; k < 20; k += 2) { term = -term * r2 / (double)(k * (k + 1)); sum += term; }
-    return sum;
+    double r2 = r * r;
+    return 1.0 + r2 * poly(COS_C, COUNT(COS_C), r2);
 }
 
 /* sin and cos of x together: x = k * pi/2 + r */
@@ -220,9 +241,8 @@ static double exp_d(double x) {
     if (x < -745.2) return 0.0;
     double kf = x * INV_LN2;
     int k = (int)(kf + (kf < 0 ? -0.5 : 0.5));
-    double r = SUB(SUB(x, k * LN2_HI), k * LN2_LO), term = 1.0, sum = 1.0;
-    for (int n = 1; n < 15; n++) { term = term * r / n; sum += term; }
-    return scale2(sum, k);
+    double r = SUB(SUB(x, k * LN2_HI), k * LN2_LO);
+    return scale2(1.0 + r + r * r * poly(EXP_C, COUNT(EXP_C), r), k);
 }
 
 static double ln_d(double x) {
@@ -236,8 +256,8 @@ static double ln_d(double x) {
     e += (int)(u >> 52) - 1023;
     double m = ud((u & 0xFFFFFFFFFFFFFull) | (1023ull << 52)); /* m in [1, 2) */
     if (m > 1.41421356237309504880) { m *= 0.5; e++; }
-    double t = SUB(m, 1.0) / (m + 1.0), t2 = t * t, term = t, sum = t;
-    for (int n = 3; n < 32; n += 2) { term *= t2; sum += term / n; }
+    double t = SUB(m, 1.0) / (m + 1.0), t2 = t * t;
+    double sum = t + t * t2 * poly(INV_ODD, COUNT(INV_ODD), t2);       /* atanh(t) */
     return e * LN2_HI + (e * LN2_LO + 2.0 * sum);
 }
 

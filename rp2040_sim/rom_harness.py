@@ -1,5 +1,5 @@
-"""A test program, written here in C and assembly and built with our toolchain, that calls ROM routines the way
-firmware does: it finds them through the ROM header (the lookup routine at 0x18 and the tables at 0x14/0x16),
+"""A program, written here in C and assembly and built with our toolchain (arm-none-eabi-gcc), that calls ROM
+routines the way firmware does (tests/test_sim_rom*.py, benchmarks/rom_cycles.py): it finds them through the ROM header (the lookup routine at 0x18 and the tables at 0x14/0x16),
 then calls one routine once per row of a register table that the test fills (r0-r3 in; r0-r3 and the APSR
 flags out). The program runs from SRAM; it ends with bkpt #0."""
 
@@ -9,7 +9,14 @@ import subprocess
 from pathlib import Path
 
 from rp2040_sim.core import Rp2040, SimConfig
-from tests.firmware_support import elf_symbols
+
+
+def elf_symbols(elf_path: Path) -> dict[str, int]:
+    from elftools.elf.elffile import ELFFile
+
+    with open(elf_path, "rb") as f:
+        symtab = ELFFile(f).get_section_by_name(".symtab")
+        return {s.name: s["st_value"] for s in symtab.iter_symbols() if s.name}
 
 CPU = ["-mcpu=cortex-m0plus", "-mthumb"]
 MAX_CALLS = 1024
@@ -89,8 +96,9 @@ def build(outdir: Path, c_source: str = HARNESS_C, name: str = "harness") -> tup
                  "-o", elf, outdir / f"{name}.c", outdir / "start.S", "-lgcc"],
                 ["arm-none-eabi-objcopy", "-O", "binary", elf, outdir / f"{name}.bin"]):
         proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True)
-        assert proc.returncode == 0, proc.stderr
-    return (outdir / f"{name}.bin").read_bytes(), {k: v[0] for k, v in elf_symbols(elf).items()}
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(map(str, cmd))} failed:\n{proc.stderr}")
+    return (outdir / f"{name}.bin").read_bytes(), elf_symbols(elf)
 
 
 def run_program(program: bytes, sym: dict, sim=None):
@@ -109,14 +117,19 @@ def code(name: str) -> int:
 class RomCaller:
     """Runs the harness on a fresh chip for each batch of calls."""
 
-    def __init__(self, outdir: Path):
+    def __init__(self, outdir: Path, bootrom: bytes | None = None):
         self.program, self.sym = build(outdir)
+        self.bootrom = bootrom                 # an official image to call instead of our ROM
 
     def call(self, rows, func=None, table=None, offset=0, sim=None):
         """rows: up to MAX_CALLS tuples of r0..r3 (missing ones 0); returns [(r0, r1, r2, r3, apsr)], the stop
         and the routine's address."""
-        assert len(rows) <= MAX_CALLS
-        sim = sim or Rp2040(SimConfig(warn_sink=lambda m: None))
+        if len(rows) > MAX_CALLS:
+            raise ValueError(f"{len(rows)} calls in one batch; the harness holds {MAX_CALLS}")
+        if sim is None:
+            sim = Rp2040(SimConfig(warn_sink=lambda m: None))
+            if self.bootrom is not None:
+                sim.load_rom(self.bootrom)
         sim.write(0x20000000, self.program)
         job = [code(func) if func else 0, code(table) if table else 0, offset, len(rows), 0]
         sim.write(self.sym["job"], b"".join(v.to_bytes(4, "little") for v in job))
