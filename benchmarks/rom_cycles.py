@@ -3,7 +3,7 @@
 `python benchmarks/rom_cycles.py [--bootrom B2.bin] [--calls 200]`
 
 rp2040_sim/rom_harness.py calls each routine `--calls` times from SRAM through the ROM's own lookup (as firmware
-does) on random operands; the harness's loop is timed alone (a routine that returns at once) and subtracted. Code in
+does) on random operands; the same loop calling popcount32 is timed and subtracted (call overhead excluded). Code in
 ROM and SRAM runs without wait states, so the counts are the routine's instructions priced by the emulator's TRM
 table. Everything outside ROM costs the same with either ROM: the emulator enters boot2 itself in both cases.
 """

@@ -76,7 +76,8 @@ def read_uart_input(name: str) -> bytes:
             with open(name, "rb") as f:
                 data = f.read(UART_INPUT_LIMIT + 1)
     except FileNotFoundError:
-        raise InputError(f"{name}: no such file (--uart-input takes a file of bytes, or - for standard input)") from None
+        raise InputError(f"{name}: no such file (--uart-input takes a file of bytes, or - for standard input)") \
+            from None
     except IsADirectoryError:
         raise InputError(f"{name}: is a directory; --uart-input takes a file of bytes") from None
     except OSError as e:

@@ -1,7 +1,8 @@
 """A program, written here in C and assembly and built with our toolchain (arm-none-eabi-gcc), that calls ROM
-routines the way firmware does (tests/test_sim_rom*.py, benchmarks/rom_cycles.py): it finds them through the ROM header (the lookup routine at 0x18 and the tables at 0x14/0x16),
-then calls one routine once per row of a register table that the test fills (r0-r3 in; r0-r3 and the APSR
-flags out). The program runs from SRAM; it ends with bkpt #0."""
+routines the way firmware does (tests/test_sim_rom*.py, benchmarks/rom_cycles.py): it finds them through the ROM
+header (the lookup routine at 0x18 and the tables at 0x14/0x16), then calls one routine once per row of a register
+table that the caller fills (r0-r3 in; r0-r3 and the APSR flags out). The program runs from SRAM and ends with
+bkpt #0."""
 
 from __future__ import annotations
 

@@ -70,7 +70,10 @@ int main(void) {
     INTERP(0, BASE0) = 0;
     for (uint32_t sh = 0; sh < 32; sh += 4) { INTERP(0, CTRL0) = sh | MASK(0, 3); put(INTERP(0, PEEK0)); }
     for (uint32_t sh = 0; sh < 32; sh += 4) { INTERP(0, CTRL0) = sh | MASK(0, 3) | SIGNED; put(INTERP(0, PEEK0)); }
-    for (uint32_t sh = 0; sh < 32; sh += 4) { INTERP(0, CTRL0) = sh | MASK(sh, sh + 3 > 31 ? 31 : sh + 3); put(INTERP(0, PEEK0)); }
+    for (uint32_t sh = 0; sh < 32; sh += 4) {
+        INTERP(0, CTRL0) = sh | MASK(sh, sh + 3 > 31 ? 31 : sh + 3);
+        put(INTERP(0, PEEK0));
+    }
     /* cross lanes: each pop feeds lane 0's result to ACCUM1 and lane 1's to ACCUM0 */
     INTERP(0, CTRL0) = MASK(0, 31) | CROSS_RESULT;
     INTERP(0, CTRL1) = MASK(0, 31) | CROSS_RESULT;
@@ -91,7 +94,8 @@ int main(void) {
     /* clamp on INTERP1, signed, after a shift */
     INTERP(1, CTRL0) = CLAMP | SIGNED | 2 | MASK(0, 29);
     INTERP(1, BASE0) = (uint32_t)-100; INTERP(1, BASE1) = 100;
-    static const int32_t vals[] = {0, 40, 400, 401, 403, -400, -404, -1000, 100000, -100000, 2147483647, -2147483647 - 1};
+    static const int32_t vals[] = {0, 40, 400, 401, 403, -400, -404, -1000, 100000, -100000, 2147483647,
+                                   -2147483647 - 1};
     for (int i = 0; i < 12; i++) { INTERP(1, ACCUM0) = (uint32_t)vals[i]; put(INTERP(1, PEEK0)); }
     /* raw add, full result, FORCE_MSB, ACCUMx_ADD, overflow flags (INTERP1 without clamp) */
     INTERP(1, CTRL0) = ADD_RAW | 4 | MASK(0, 7);
@@ -259,7 +263,8 @@ reset:
 
 def test_usb_warns_once_and_strict_stops(tmp_path):
     require_tool("arm-none-eabi-as")
-    body = "ldr r0, =0x5011004C\n str r0, [r0]\n ldr r1, [r0, #4]\n ldr r0, =0x50100000\n ldr r1, [r0]\n bkpt #0\n .ltorg\n"
+    body = ("ldr r0, =0x5011004C\n str r0, [r0]\n ldr r1, [r0, #4]\n ldr r0, =0x50100000\n ldr r1, [r0]\n"
+            "bkpt #0\n .ltorg\n")
     warnings = []
     sim, stop = asm.run_snippet(body, tmp_path, sim=Rp2040(SimConfig(warn_sink=warnings.append)))
     assert stop.kind == "halt" and len([w for w in warnings if "USB" in w]) == 1
