@@ -281,6 +281,17 @@ def test_impossible_clock_divider_is_a_fault_naming_the_register(tmp_path):
     assert stop.address == 0x40008040
 
 
+def test_powering_pll_sys_down_under_a_huge_divider_is_a_fault():
+    from tests.test_sim_peripherals import bring_up_125mhz
+    sim = Rp2040(SimConfig(warn_sink=lambda m: None))
+    bring_up_125mhz(sim)
+    sim.clocks.bus_write(0x40, 4, 0xFFFFFF00)             # 125 MHz / 16777215: 7 Hz, still a clock
+    assert sim.clock.sys_hz == 7
+    sim.pll_sys.bus_write(0x04, 4, 0x2D)                  # PLL off: clk_sys would fall back to 12 MHz / 16777215
+    assert "PLL_SYS.PWR = 0x0000002d" in sim._pending.detail and sim.clock.sys_hz == 7
+    sim.clock.now_ps()
+
+
 def _registers():
     sim = Rp2040(SimConfig(warn_sink=lambda m: None))
     return [(i, off) for i, p in enumerate(sim.peripherals) for off in sorted(p.REGISTERS)]

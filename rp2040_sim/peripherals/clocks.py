@@ -32,6 +32,12 @@ class Xosc(Peripheral):
             return (XOSC_STATUS_STABLE | XOSC_STATUS_ENABLED) if self.running else 0
         return super().read(offset)
 
+    def write(self, offset, value):
+        old = self.regs[offset]
+        super().write(offset, value)
+        if offset == XOSC_CTRL:                # clk_ref may run from it
+            commit_clock_change(self, offset, value, old)
+
 
 # -- PLL_SYS (datasheet 2.18.4, base 0x40028000) --
 PLL_SYS_BASE = 0x40028000
@@ -41,6 +47,21 @@ PLL_CS_REFDIV_MASK = 0x3F
 PLL_PWR_PD, PLL_PWR_POSTDIVPD, PLL_PWR_VCOPD = 1 << 0, 1 << 3, 1 << 5
 PLL_PWR_RESET = 0x2D
 PLL_PRIM_POSTDIV1_SHIFT, PLL_PRIM_POSTDIV2_SHIFT = 16, 12
+
+
+def commit_clock_change(periph: Peripheral, offset: int, value: int, old: int):
+    """After a write that can change clk_ref or clk_sys: apply it, unless a clock would fall below 1 Hz. Time is
+    counted in whole hertz, so a divider that takes a clock to 0 Hz (CLK_SYS_DIV = 0xFFFFFF00 from the 6.5 MHz ROSC,
+    or powering PLL_SYS down under such a divider) would divide by zero later: keep the old value and stop the run
+    with a fault naming the register (issue 10)."""
+    sim = periph.sim
+    ref, sys = sim.clocks.ref_hz(sim.xosc), sim.clocks.sys_hz(sim.xosc, sim.pll_sys)
+    if ref < 1 or sys < 1:
+        periph.regs[offset] = old
+        periph.impossible(offset, value, f"clk_ref would be {ref} Hz and clk_sys {sys} Hz; the emulator needs both "
+                                         f"at 1 Hz or more")
+        return
+    sim.clocks_changed()
 
 
 class Pll(Peripheral):
@@ -67,8 +88,9 @@ class Pll(Peripheral):
         return super().read(offset)
 
     def write(self, offset, value):
+        old = self.regs[offset]
         super().write(offset, value & (~PLL_CS_LOCK & 0xFFFFFFFF if offset == PLL_CS else 0xFFFFFFFF))
-        self.sim.clocks_changed()
+        commit_clock_change(self, offset, value, old)
 
 
 class PllSys(Pll):
@@ -131,16 +153,7 @@ class Clocks(Peripheral):
         old = self.regs[offset]
         super().write(offset, value)
         if offset in (CLK_REF_CTRL, CLK_SYS_CTRL, CLK_REF * CLK_STRIDE + CLK_DIV, CLK_SYS * CLK_STRIDE + CLK_DIV):
-            sim = self.sim
-            ref, sys = self.ref_hz(sim.xosc), self.sys_hz(sim.xosc, sim.pll_sys)
-            if ref < 1 or sys < 1:
-                # Time is counted in whole hertz: a divider that takes a clock below 1 Hz (CLK_SYS_DIV = 0xFFFFFF00
-                # from the 6.5 MHz ROSC) would divide by zero later. Keep the old setting and stop the run.
-                self.regs[offset] = old
-                self.impossible(offset, value, f"clk_ref would be {ref} Hz and clk_sys {sys} Hz; the emulator "
-                                               f"needs both at 1 Hz or more")
-                return
-            sim.clocks_changed()
+            commit_clock_change(self, offset, value, old)
 
     def ref_hz(self, xosc: Xosc) -> int:
         src = self.regs[CLK_REF_CTRL] & 3
