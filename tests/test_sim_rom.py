@@ -324,3 +324,33 @@ def test_bootrom_option_validates_the_image(tiny_image, tmp_path, capsys):
         assert message in err and name in err
     assert main(["run", uf2, "--bootrom", str(tmp_path / "missing.bin")]) == 1
     assert "no such file" in capsys.readouterr().err
+
+
+# -- building the ROM ----------------------------------------------------------------------------------------------
+def test_rom_build_is_cached_by_source_hash_and_errors_name_the_fix(tmp_path, monkeypatch):
+    require_tool("arm-none-eabi-gcc")
+    import shutil
+    monkeypatch.setenv("PICOZOO_NATIVE_CACHE", str(tmp_path / "cache"))
+    built = rom.build()
+    assert built.parent == tmp_path / "cache" / "picozoo" / "rp2040_sim" and built.read_bytes() == rom.image()[
+        :built.stat().st_size]
+    mtime = built.stat().st_mtime_ns
+    assert rom.build() == built and built.stat().st_mtime_ns == mtime          # cached: not rebuilt
+    src = tmp_path / "src"
+    shutil.copytree(rom.HERE, src, ignore=shutil.ignore_patterns("__pycache__", "*.py"))
+    monkeypatch.setattr(rom, "HERE", src)
+    (src / "bits.c").write_text((src / "bits.c").read_text() + "\nint broken(void) { return }\n")
+    assert rom.image_path() != built                                          # the source hash moved
+    with pytest.raises(rom.RomError, match="building the rp2040_sim ROM failed.*bits.c"):
+        rom.build()
+    monkeypatch.setattr(rom.shutil, "which", lambda name: None)
+    with pytest.raises(rom.RomError, match="arm-none-eabi-gcc not found.*apt-get install -y gcc-arm-none-eabi"):
+        rom.build()
+
+
+def test_rom_larger_than_16k_is_refused(tmp_path, monkeypatch):
+    require_tool("arm-none-eabi-gcc")
+    monkeypatch.setenv("PICOZOO_NATIVE_CACHE", str(tmp_path))
+    monkeypatch.setattr(rom, "ROM_SIZE", 1024)
+    with pytest.raises(rom.RomError, match="over the 1024-byte ROM"):
+        rom.build(force=True)

@@ -53,12 +53,12 @@ def image_path() -> Path:
     return cache_dir() / f"rom-{h.hexdigest()[:16]}.bin"
 
 
-def _gcc() -> str:
-    gcc = shutil.which("arm-none-eabi-gcc")
-    if not gcc:
-        raise RomError(f"arm-none-eabi-gcc not found: rp2040_sim builds its bootrom from {HERE} with the ARM "
-                       f"cross compiler; install it (`sudo apt-get install -y {DEBIAN_PACKAGE}`, or `make setup`)")
-    return gcc
+def _tool(name: str) -> str:
+    path = shutil.which(name)
+    if not path:
+        raise RomError(f"{name} not found: rp2040_sim builds its bootrom from {HERE} with the ARM cross toolchain; "
+                       f"install it (`sudo apt-get install -y {DEBIAN_PACKAGE}`, or `make setup`)")
+    return path
 
 
 def build(force: bool = False) -> Path:
@@ -66,7 +66,7 @@ def build(force: bool = False) -> Path:
     out = image_path()
     if out.is_file() and not force:
         return out
-    gcc = _gcc()
+    gcc, objcopy = _tool("arm-none-eabi-gcc"), _tool("arm-none-eabi-objcopy")
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent) as work:
         work = Path(work)
@@ -78,7 +78,7 @@ def build(force: bool = False) -> Path:
         elf = work / "rom.elf"
         _run([gcc, *CPU_FLAGS, *LDFLAGS, "-T", str(HERE / "rom.ld"), "-o", str(elf), *objs, "-lgcc"])
         raw = work / "rom.bin"
-        _run([gcc.replace("-gcc", "-objcopy"), "-O", "binary", str(elf), str(raw)])
+        _run([objcopy, "-O", "binary", str(elf), str(raw)])
         data = raw.read_bytes()
         if len(data) > ROM_SIZE:
             raise RomError(f"the ROM built from {HERE} is {len(data)} bytes, over the {ROM_SIZE}-byte ROM")
