@@ -1,8 +1,9 @@
 """Command line.
 
     python -m rp2040_sim run FIRMWARE.uf2|.elf|.bin [--elf F] [--max-cycles N] [--strict] [--xip-miss-cycles N]
+                             [--bootrom ROM.bin] [--uart-input FILE|-] [--gpio-log FILE]
     python -m rp2040_sim eval BUILD_DIR [--images N] [--jobs J] [--out FILE]
-    python -m rp2040_sim build-native            # compile the C cycle counter now (make setup does this)
+    python -m rp2040_sim build-native            # compile the C cycle counter and the ROM now
 
 Exit status: 0 when the firmware reached its final `bkpt #0` (eval: emulator.json written), 1 on a fault, a
 refused boot or bad input (with a message saying which file and why), 2 on usage errors.
@@ -12,11 +13,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from pathlib import Path
 
-from rp2040_sim import native
+from rp2040_sim import native, rom
 from rp2040_sim.boot import BootError
 from rp2040_sim.core import DEFAULT_MAX_CYCLES, SimConfig
+
+# --uart-input is read whole before the run: 16 MiB is far more than any console session.
+UART_INPUT_LIMIT = 16 * 1024 * 1024
 
 
 def _positive(text: str) -> int:
@@ -41,6 +47,11 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--xip-miss-cycles", type=_positive, default=None,
                    help="clk_sys cycles per XIP cache line fill (default: from the SSI setup boot2 writes)")
     r.add_argument("--json", help="also write the figures to this JSON file")
+    r.add_argument("--bootrom", help="an official 16 kB RP2040 bootrom image to use instead of rp2040_sim's own ROM")
+    r.add_argument("--uart-input", metavar="FILE|-",
+                   help="bytes UART0 receives (a file, or - for standard input), waiting in its RX FIFO from the start")
+    r.add_argument("--gpio-log", metavar="FILE",
+                   help="write every GPIO output / output-enable / function-select change with its chip time (CSV)")
     r.add_argument("--quiet", action="store_true", help="do not echo UART output live")
     e = sub.add_parser("eval", help="run pz_infer over test images and compare with the host model")
     e.add_argument("build_dir")
@@ -48,8 +59,47 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--jobs", type=_positive, default=None, help="worker processes (default: CPU cores)")
     e.add_argument("--out", help="output file (default BUILD_DIR/emulator.json)")
     e.add_argument("--no-progress", action="store_true")
-    sub.add_parser("build-native", help="compile the native cycle counter into its cache")
+    sub.add_parser("build-native", help="compile the native cycle counter and the ROM into their cache")
     return p
+
+
+class InputError(Exception):
+    """A bad --uart-input / --gpio-log path; the message names it."""
+
+
+def read_uart_input(name: str) -> bytes:
+    """--uart-input: the whole file (or standard input), at most UART_INPUT_LIMIT bytes."""
+    try:
+        if name == "-":
+            data = sys.stdin.buffer.read(UART_INPUT_LIMIT + 1)
+        else:
+            with open(name, "rb") as f:
+                data = f.read(UART_INPUT_LIMIT + 1)
+    except FileNotFoundError:
+        raise InputError(f"{name}: no such file (--uart-input takes a file of bytes, or - for standard input)") \
+            from None
+    except IsADirectoryError:
+        raise InputError(f"{name}: is a directory; --uart-input takes a file of bytes") from None
+    except OSError as e:
+        raise InputError(f"{name}: cannot read it ({e.strerror})") from None
+    if len(data) > UART_INPUT_LIMIT:
+        raise InputError(f"{name}: more than {UART_INPUT_LIMIT:,} bytes; --uart-input holds at most that much")
+    return data
+
+
+def check_output_path(name: str, option: str):
+    """Refuse an output path that cannot be written before the run, not after it."""
+    path = Path(name)
+    if path.is_dir():
+        raise InputError(f"{name}: is a directory; {option} takes a file name")
+    if not path.parent.is_dir():
+        raise InputError(f"{name}: directory {path.parent} does not exist ({option})")
+
+
+def write_text_atomic(path: Path, text: str):
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def cmd_run(args) -> int:
@@ -57,14 +107,27 @@ def cmd_run(args) -> int:
     sink = None if args.quiet else (lambda b: (sys.stdout.write(chr(b)), sys.stdout.flush()))
     config = SimConfig(max_cycles=args.max_cycles, strict=args.strict, xip_miss_cycles=args.xip_miss_cycles,
                        uart_sink=sink)
-    result, _sim = runner.run_image(args.image, config, args.elf)
+    bootrom = rom.check_official(args.bootrom) if args.bootrom else None
+    uart_input = read_uart_input(args.uart_input) if args.uart_input else b""
+    if args.gpio_log:
+        check_output_path(args.gpio_log, "--gpio-log")
+    logs = []
+
+    def setup(sim):
+        sim.uart0.feed(uart_input)
+        if args.gpio_log:
+            from rp2040_sim.gpio_log import GpioLog
+            logs.append(GpioLog(sim))
+
+    result, _sim = runner.run_image(args.image, config, args.elf, bootrom=bootrom, setup=setup)
+    if logs:
+        write_text_atomic(Path(args.gpio_log), logs[0].text())
     if result.uart and not result.uart.endswith("\n") and sink:
         print()
     print("-" * 60)
     print(runner.summary(result))
     if args.json:
         from rp2040_sim.eval import write_json_atomic
-        from pathlib import Path
         write_json_atomic(Path(args.json), {
             "stop": result.stop.kind, "pc": result.stop.pc, "cycles": result.cycles,
             "instructions": result.instructions, "xip_hits": result.xip_hits, "xip_misses": result.xip_misses,
@@ -93,11 +156,12 @@ def main(argv=None) -> int:
     try:
         if args.command == "build-native":
             print(native.build(force=True))
+            print(rom.build(force=True))
             return 0
         if args.command == "run":
             return cmd_run(args)
         return cmd_eval(args)
-    except (BootError, ElfError, EvalError, native.NativeBuildError) as e:
+    except (BootError, ElfError, EvalError, native.NativeBuildError, rom.RomError, InputError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
 

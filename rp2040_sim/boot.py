@@ -4,7 +4,8 @@ application run in the emulator.
 1. The image (UF2 checked by firmware/uf2.py's reader, ELF by its load addresses, or a raw BIN) goes into flash.
 2. The bootrom reads 256 bytes at flash offset 0 and checks the CRC-32/MPEG-2 of bytes 0..251 against the word at
    252. On a mismatch the chip does not boot the image (it falls back to USB boot): we stop right there.
-3. It copies those 256 bytes to 0x20041F00 and jumps there with LR = 0; boot2 sets up the SSI and, seeing LR = 0,
+3. It copies those 256 bytes to 0x20041F00 and jumps there with LR = 0 and SP = 0x20041F00 (the ROM's initial
+   MSP, datasheet 2.8.3); boot2 sets up the SSI and, seeing LR = 0,
    enters the application through the vector table at 0x10000100.
 """
 

@@ -17,20 +17,21 @@ from unicorn import arm_const as arm
 from unicorn import unicorn_const as ucc
 from unicorn.unicorn_py3 import unicorn as _ucmod
 
-from rp2040_sim import native
+from rp2040_sim import native, rom
 from rp2040_sim.clock import Clock
-from rp2040_sim.memory import (FLASH_ERASED, FLASH_SIZE, ROM_BASE, ROM_FILL_HALFWORD, ROM_SIZE, SRAM_BASE,
+from rp2040_sim.memory import (FLASH_ERASED, FLASH_SIZE, ROM_BASE, ROM_SIZE, SRAM_BASE,
                                SRAM_SIZE, UNMODELLED_PERIPHERALS, XIP_ALIASES, XIP_BASE, XIP_DATA_VIEW,
                                XIP_WINDOW_END)
 from rp2040_sim.peripherals.base import Peripheral
-from rp2040_sim.peripherals.clocks import Clocks, PllSys, Xosc
+from rp2040_sim.peripherals.clocks import Clocks, PllSys, PllUsb, Xosc
 from rp2040_sim.peripherals.gpio import IoBank0, IoQspi, PadsBank0, PadsQspi
 from rp2040_sim.peripherals.ppb import Ppb
 from rp2040_sim.peripherals.resets import Resets
 from rp2040_sim.peripherals.sio import Sio
-from rp2040_sim.peripherals.sysinfo import Sysinfo
+from rp2040_sim.peripherals.sysinfo import Sysinfo, Tbman
 from rp2040_sim.peripherals.timer import Timer, Watchdog
 from rp2040_sim.peripherals.uart import Uart
+from rp2040_sim.peripherals.usb import UsbCtrl
 from rp2040_sim.peripherals.xip import Ssi, XipCtrl
 
 # Interrupt numbers Unicorn reports in UC_HOOK_INTR (qemu target/arm/cpu.h EXCP_*)
@@ -114,9 +115,8 @@ class Rp2040:
     # -- construction --------------------------------------------------------------------------------------------
     def _map_memory(self):
         uc = self.uc
-        rom = ROM_FILL_HALFWORD.to_bytes(2, "little") * (ROM_SIZE // 2)
         uc.mem_map(ROM_BASE, ROM_SIZE, UC_PROT_READ | UC_PROT_EXEC)
-        uc.mem_write(ROM_BASE, rom)
+        self.load_rom(rom.image())
         # One 2 MB buffer seen through the four XIP aliases; no write permission: a store is a fault, as on
         # the chip (a write to XIP is an error response, datasheet 2.6.3.3).
         self.flash = ctypes.create_string_buffer(bytes([FLASH_ERASED]) * FLASH_SIZE, FLASH_SIZE)
@@ -153,6 +153,8 @@ class Rp2040:
             self.resets, self.clocks, self.xosc, self.pll_sys, self.io_bank0, self.pads_bank0, self.uart0,
             self.uart1, self.watchdog, self.timer, self.sio, self.ssi, self.xip_ctrl, self.ppb,
             Sysinfo(self), IoQspi(self), PadsQspi(self)]
+        self.pll_usb = PllUsb(self)
+        self.peripherals += [self.pll_usb, Tbman(self), UsbCtrl(self)]
         for name, base in UNMODELLED_PERIPHERALS.items():
             p = Peripheral(self)
             p.NAME, p.BASE = name, base
@@ -241,6 +243,9 @@ class Rp2040:
             imm = op & 0xFF if op & BKPT_OPCODE_MASK == BKPT_OPCODE else None
             if imm == 0:
                 self._pending = Stop("halt", pc)
+            elif imm in rom.BKPT_REASONS and pc < ROM_BASE + ROM_SIZE:
+                kind, detail = rom.BKPT_REASONS[imm]
+                self._pending = Stop(kind, pc, None, detail)
             elif imm is None:
                 self._pending = Stop("breakpoint", pc, None, f"breakpoint exception at a non-BKPT 0x{op:04x}")
             else:
@@ -331,6 +336,14 @@ class Rp2040:
         return f"instruction 0x{hw:04x} is undefined on ARMv6-M"
 
     # -- memory helpers --------------------------------------------------------------------------------------------
+    def load_rom(self, image: bytes):
+        """Put a 16 kB bootrom image at 0x00000000 (ours by default, rp2040_sim/rom; --bootrom an official one)."""
+        if len(image) != ROM_SIZE:
+            raise ValueError(f"ROM image of {len(image)} bytes, expected {ROM_SIZE}")
+        self.uc.mem_write(ROM_BASE, bytes(image))
+        self.uc.ctl_remove_cache(ROM_BASE, ROM_BASE + ROM_SIZE)
+        self.lib.sim_forget_blocks(self._sp)
+
     def load_flash(self, image: bytes, offset: int = 0):
         if offset + len(image) > FLASH_SIZE:
             raise ValueError(f"flash image of {len(image)} bytes at offset {offset} exceeds {FLASH_SIZE} bytes")

@@ -65,13 +65,20 @@ def function_cycles(sim, elf) -> list[tuple[str, int]]:
     return sorted(totals.items(), key=lambda kv: -kv[1])
 
 
-def run_image(path, config: SimConfig | None = None, elf_path=None) -> tuple[RunResult, Rp2040]:
-    return run_loaded(boot.load_image(path, elf_path), config)
+def run_image(path, config: SimConfig | None = None, elf_path=None, bootrom: bytes | None = None,
+              setup=None) -> tuple[RunResult, Rp2040]:
+    return run_loaded(boot.load_image(path, elf_path), config, bootrom, setup)
 
 
-def run_loaded(image: boot.FlashImage, config: SimConfig | None = None) -> tuple[RunResult, Rp2040]:
-    """Boot an image already read (and checked) by boot.load_image."""
+def run_loaded(image: boot.FlashImage, config: SimConfig | None = None, bootrom: bytes | None = None,
+               setup=None) -> tuple[RunResult, Rp2040]:
+    """Boot an image already read (and checked) by boot.load_image. `bootrom`: a checked 16 kB image to use
+    instead of our ROM; `setup(sim)`: attach inputs/logs before the run."""
     sim = Rp2040(config)
+    if bootrom is not None:
+        sim.load_rom(bootrom)
+    if setup is not None:
+        setup(sim)
     start = boot.prepare(sim, image)
     stop = sim.run(start)
     return collect(sim, image, stop), sim

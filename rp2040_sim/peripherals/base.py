@@ -44,6 +44,17 @@ class Peripheral:
     def write(self, offset: int, value: int):
         self.regs[offset] = value
 
+    def impossible(self, offset: int, value: int, why: str):
+        """A write the chip could not honour and the emulator cannot model (e.g. a 0 Hz clk_sys): stop the run with
+        a fault naming the register instead of carrying on into a Python error (issue 10). The write is dropped."""
+        from rp2040_sim.core import Stop          # the Stop record of a run; imported late (core imports us)
+        sim = self.sim
+        what = f"{self.name_of(offset)} = 0x{value & MASK32:08x}: {why}"
+        if getattr(sim, "_pending", None) is None:
+            sim._pending = Stop("impossible configuration", sim.pc(), self.BASE + offset, what)
+        sim.uc.emu_stop()
+        sim.warn(what)
+
     def peek(self, offset: int) -> int:
         """The value an atomic alias combines with (no read side effects)."""
         return self.regs.get(offset, 0)

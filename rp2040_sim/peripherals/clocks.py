@@ -32,6 +32,12 @@ class Xosc(Peripheral):
             return (XOSC_STATUS_STABLE | XOSC_STATUS_ENABLED) if self.running else 0
         return super().read(offset)
 
+    def write(self, offset, value):
+        old = self.regs[offset]
+        super().write(offset, value)
+        if offset == XOSC_CTRL:                # clk_ref may run from it
+            commit_clock_change(self, offset, value, old)
+
 
 # -- PLL_SYS (datasheet 2.18.4, base 0x40028000) --
 PLL_SYS_BASE = 0x40028000
@@ -43,8 +49,23 @@ PLL_PWR_RESET = 0x2D
 PLL_PRIM_POSTDIV1_SHIFT, PLL_PRIM_POSTDIV2_SHIFT = 16, 12
 
 
-class PllSys(Peripheral):
-    NAME, BASE = "PLL_SYS", PLL_SYS_BASE
+def commit_clock_change(periph: Peripheral, offset: int, value: int, old: int):
+    """After a write that can change clk_ref or clk_sys: apply it, unless a clock would fall below 1 Hz. Time is
+    counted in whole hertz, so a divider that takes a clock to 0 Hz (CLK_SYS_DIV = 0xFFFFFF00 from the 6.5 MHz ROSC,
+    or powering PLL_SYS down under such a divider) would divide by zero later: keep the old value and stop the run
+    with a fault naming the register (issue 10)."""
+    sim = periph.sim
+    ref, sys = sim.clocks.ref_hz(sim.xosc), sim.clocks.sys_hz(sim.xosc, sim.pll_sys)
+    if ref < 1 or sys < 1:
+        periph.regs[offset] = old
+        periph.impossible(offset, value, f"clk_ref would be {ref} Hz and clk_sys {sys} Hz; the emulator needs both "
+                                         f"at 1 Hz or more")
+        return
+    sim.clocks_changed()
+
+
+class Pll(Peripheral):
+    """PLL_SYS and PLL_USB share this layout (datasheet 2.18.4); CS.LOCK reads 1 once powered and FBDIV is set."""
     REGISTERS = {PLL_CS: "CS", PLL_PWR: "PWR", PLL_FBDIV_INT: "FBDIV_INT", PLL_PRIM: "PRIM"}
     RESET = {PLL_CS: 1, PLL_PWR: PLL_PWR_RESET, PLL_PRIM: 0x00077000}
 
@@ -67,8 +88,25 @@ class PllSys(Peripheral):
         return super().read(offset)
 
     def write(self, offset, value):
+        old = self.regs[offset]
         super().write(offset, value & (~PLL_CS_LOCK & 0xFFFFFFFF if offset == PLL_CS else 0xFFFFFFFF))
-        self.sim.clocks_changed()
+        commit_clock_change(self, offset, value, old)
+
+
+class PllSys(Pll):
+    NAME, BASE = "PLL_SYS", PLL_SYS_BASE
+
+
+# -- PLL_USB (datasheet 2.18.4, base 0x4002C000): the SDK runs it at 48 MHz for clk_usb/clk_adc/clk_rtc and spins
+# on CS.LOCK; nothing in the emulator is clocked from it --
+PLL_USB_BASE = 0x4002C000
+
+
+class PllUsb(Pll):
+    NAME, BASE = "PLL_USB", PLL_USB_BASE
+
+    def write(self, offset, value):
+        Peripheral.write(self, offset, value & (~PLL_CS_LOCK & 0xFFFFFFFF if offset == PLL_CS else 0xFFFFFFFF))
 
 
 # -- CLOCKS (datasheet 2.15.7, base 0x40008000): each clock has CTRL, DIV, SELECTED at 12-byte stride --
@@ -112,9 +150,10 @@ class Clocks(Peripheral):
         return super().read(offset)
 
     def write(self, offset, value):
+        old = self.regs[offset]
         super().write(offset, value)
         if offset in (CLK_REF_CTRL, CLK_SYS_CTRL, CLK_REF * CLK_STRIDE + CLK_DIV, CLK_SYS * CLK_STRIDE + CLK_DIV):
-            self.sim.clocks_changed()
+            commit_clock_change(self, offset, value, old)
 
     def ref_hz(self, xosc: Xosc) -> int:
         src = self.regs[CLK_REF_CTRL] & 3

@@ -7,6 +7,7 @@ only reports CSR.READY 8 cycles after the last operand write (datasheet 2.3.1.5)
 
 from __future__ import annotations
 
+from rp2040_sim.peripherals import interp
 from rp2040_sim.peripherals.base import MASK32, SIO_EXTRA, Peripheral
 
 SIO_BASE = 0xD0000000
@@ -18,6 +19,7 @@ SIO_FIFO_ST, SIO_FIFO_WR, SIO_FIFO_RD = 0x050, 0x054, 0x058
 SIO_DIV_UDIVIDEND, SIO_DIV_UDIVISOR, SIO_DIV_SDIVIDEND, SIO_DIV_SDIVISOR = 0x060, 0x064, 0x068, 0x06C
 SIO_DIV_QUOTIENT, SIO_DIV_REMAINDER, SIO_DIV_CSR = 0x070, 0x074, 0x078
 SIO_SPINLOCK_ST, SIO_SPINLOCK0 = 0x05C, 0x100
+SIO_INTERP0, SIO_INTERP_END = 0x080, 0x100      # INTERP0 at 0x080, INTERP1 at 0x0C0 (peripherals/interp.py)
 DIV_CSR_READY, DIV_CSR_DIRTY = 1 << 0, 1 << 1
 DIV_LATENCY_CYCLES = 8
 FIFO_ST_RDY = 1 << 1                 # the other core's FIFO has room (core 1 is not emulated: it never reads)
@@ -60,7 +62,9 @@ class Sio(Peripheral):
                  SIO_GPIO_OE_CLR: "GPIO_OE_CLR", SIO_GPIO_OE_XOR: "GPIO_OE_XOR", SIO_FIFO_ST: "FIFO_ST",
                  SIO_DIV_UDIVIDEND: "DIV_UDIVIDEND", SIO_DIV_UDIVISOR: "DIV_UDIVISOR",
                  SIO_DIV_SDIVIDEND: "DIV_SDIVIDEND", SIO_DIV_SDIVISOR: "DIV_SDIVISOR",
-                 SIO_DIV_QUOTIENT: "DIV_QUOTIENT", SIO_DIV_REMAINDER: "DIV_REMAINDER", SIO_DIV_CSR: "DIV_CSR"}
+                 SIO_DIV_QUOTIENT: "DIV_QUOTIENT", SIO_DIV_REMAINDER: "DIV_REMAINDER", SIO_DIV_CSR: "DIV_CSR",
+                 **{SIO_INTERP0 + n * interp.INTERP_SPAN + off: f"INTERP{n}_{name}" for n in (0, 1)
+                    for off, name in interp.REGISTER_NAMES.items()}}
 
     def __init__(self, sim):
         super().__init__(sim)
@@ -70,8 +74,11 @@ class Sio(Peripheral):
         self.remainder = 0
         self.dirty = False
         self.ready_at = 0                # cycle count at which the result is valid
+        self.interp = (interp.Interpolator(0), interp.Interpolator(1))
 
     def read(self, offset):
+        if SIO_INTERP0 <= offset < SIO_INTERP_END:
+            return self.interp[(offset - SIO_INTERP0) // interp.INTERP_SPAN].read(offset % interp.INTERP_SPAN)
         if offset == SIO_CPUID:
             return 0                      # only core 0 is emulated
         if offset in (SIO_GPIO_IN, SIO_GPIO_HI_IN):
@@ -93,6 +100,8 @@ class Sio(Peripheral):
         return super().read(offset)
 
     def write(self, offset, value):
+        if SIO_INTERP0 <= offset < SIO_INTERP_END:
+            return self.interp[(offset - SIO_INTERP0) // interp.INTERP_SPAN].write(offset % interp.INTERP_SPAN, value)
         if offset in GPIO_SET_CLR_XOR:
             reg, op = GPIO_SET_CLR_XOR[offset]
             old = self.regs[reg]

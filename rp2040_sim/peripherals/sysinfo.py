@@ -18,3 +18,19 @@ class Sysinfo(Peripheral):
 
     def write(self, offset, value):
         return                                # read-only
+
+
+# -- TBMAN (datasheet 2.21, base 0x4006C000): PLATFORM bit 0 = ASIC, bit 1 = FPGA. The SDK's running_on_fpga()
+# tests bit 1 and would skip the clock set-up on an FPGA; we are silicon --
+TBMAN_BASE = 0x4006C000
+TBMAN_PLATFORM = 0x00
+TBMAN_PLATFORM_ASIC = 1 << 0
+
+
+class Tbman(Peripheral):
+    NAME, BASE = "TBMAN", TBMAN_BASE
+    REGISTERS = {TBMAN_PLATFORM: "PLATFORM"}
+    RESET = {TBMAN_PLATFORM: TBMAN_PLATFORM_ASIC}
+
+    def write(self, offset, value):
+        return                                # read-only

@@ -1,10 +1,14 @@
 """UART0/UART1: an ARM PL011 (datasheet 4.2.8). Transmitted bytes are captured (and echoed live if asked).
 
 Transmission is instantaneous: the TX FIFO never fills, so `putc` never waits (baud-rate timing is not
-modelled; docs/EMULATOR.md). Nothing is ever received: RXFE stays set.
+modelled; docs/EMULATOR.md). Reception: bytes given with `feed` (the CLI's --uart-input FILE|-) wait in the RX
+FIFO from the start of the run, as if they had arrived before the firmware looked; UARTDR pops one, UARTFR shows
+RXFE/RXFF, UARTRIS RXRIS (level >= the IFLS trigger) and RTRIS (any byte waiting: there is no idle-line timing).
 """
 
 from __future__ import annotations
+
+from collections import deque
 
 from rp2040_sim.peripherals.base import Peripheral
 
@@ -20,6 +24,11 @@ UARTFR_TXFE, UARTFR_RXFF, UARTFR_TXFF, UARTFR_RXFE, UARTFR_BUSY = 1 << 7, 1 << 6
 UARTCR_UARTEN, UARTCR_TXE = 1 << 0, 1 << 8
 UARTCR_RESET = 0x300                               # TXE | RXE
 UARTIFLS_RESET = 0x12
+UART_FIFO_DEPTH = 32
+UARTIFLS_RXIFLSEL_SHIFT = 3
+RX_TRIGGER_LEVELS = (4, 8, 16, 24, 28)             # RXIFLSEL 0..4: 1/8 .. 7/8 full (datasheet 4.2.8 UARTIFLS)
+UARTRIS_RXRIS, UARTRIS_RTRIS = 1 << 4, 1 << 6
+UARTCR_RXE = 1 << 9
 
 
 class Uart(Peripheral):
@@ -36,13 +45,32 @@ class Uart(Peripheral):
         self.BASE = (UART0_BASE, UART1_BASE)[index]
         super().__init__(sim)
         self.tx = bytearray()
+        self.rx = deque()                          # bytes waiting to be read (fed before or during the run)
         self.sink = sink                           # called with each transmitted byte (live output)
 
+    def feed(self, data: bytes):
+        """Bytes arriving on RX; they are read in order through UARTDR."""
+        self.rx.extend(data)
+
+    def _raw_interrupts(self) -> int:
+        level = (self.regs[UARTIFLS] >> UARTIFLS_RXIFLSEL_SHIFT) & 7
+        trigger = RX_TRIGGER_LEVELS[min(level, len(RX_TRIGGER_LEVELS) - 1)]
+        ris = UARTRIS_RXRIS if len(self.rx) >= trigger else 0
+        return ris | (UARTRIS_RTRIS if self.rx else 0)
+
     def read(self, offset):
-        if offset == UARTFR:
-            return UARTFR_TXFE | UARTFR_RXFE        # TX always drained, nothing received
+        if offset == UARTFR:                       # TX always drained
+            return UARTFR_TXFE | (UARTFR_RXFE if not self.rx else 0) | \
+                (UARTFR_RXFF if len(self.rx) >= UART_FIFO_DEPTH else 0)
         if offset == UARTDR:
+            cr = self.regs[UARTCR]
+            if self.rx and cr & UARTCR_UARTEN and cr & UARTCR_RXE:
+                return self.rx.popleft()
             return 0
+        if offset == UARTRIS:
+            return self._raw_interrupts()
+        if offset == UARTMIS:
+            return self._raw_interrupts() & self.regs[UARTIMSC]
         if offset in UARTPERIPHID:
             return PERIPHID_VALUES[UARTPERIPHID.index(offset)]
         if offset in UARTPCELLID:
