@@ -62,6 +62,7 @@ class Attack:
     may_change: tuple = ()  # world-relative paths an accepted run may replace
     check: Callable | None = None  # (world, proc) -> reason it is wrong, or None
     timeout: int = 60
+    removes_staging: bool = False  # a killed run's `.NAME.tmp-PID` may go (that is the point)
 
 
 # -- the world ---------------------------------------------------------------------------------------------------
@@ -234,7 +235,9 @@ def attacks() -> list[Attack]:
                prepare=lambda w: shutil.copytree(w / "runs" / "tiny", w / "runs" / "mnist_300")),
         Attack("zoo.demo --epochs 0", "argument", ["zoo.demo", "--epochs", "0"]),
         Attack("zoo.report --epochs 0", "argument", ["zoo.report", "--models", "xor", "--epochs", "0"]),
-        Attack("zoo.report --models xor", "wrong result", ["zoo.report", "--models", "xor", "--images", "4"],
+        Attack("zoo.report over a user's runs/xor", "data loss", ["zoo.report", "--models", "xor", "--images", "4"]),
+        Attack("zoo.report --models xor", "wrong result", ["zoo.report", "--models", "xor", "--images", "4",
+                                                           "--runs", "r", "--builds", "b"],
                expect="accept", timeout=600, check=report_ok),
         Attack("compress a nested variant (the README's layout)", "output", ["compress", "runs/tiny", *INT8,
                                                                                 "--out", "runs/tiny/int8"],
@@ -243,7 +246,7 @@ def attacks() -> list[Attack]:
                expect="accept", check=has_manifest("build/tiny", "firmware.build"), timeout=180),
         Attack("staging of a killed compress is cleaned", "stale temp", ["compress", "runs/tiny", *INT8, "--force",
                                                                          "--out", "out"],
-               expect="accept", prepare=stale_staging, check=no_stale,
+               expect="accept", prepare=stale_staging, check=no_stale, removes_staging=True,
                may_change=("out/model.safetensors", "out/metrics.json", f"out/{outputs.MANIFEST}")),
     ]
     # 8: output paths checked before the work
@@ -314,7 +317,8 @@ def run_attack(attack: Attack, template: Path, scratch: Path) -> dict:
         return {"name": attack.name, "class": "hang", "seconds": attack.timeout, "detail": f"> {attack.timeout} s"}
     seconds = round(time.perf_counter() - start, 1)
     after = snapshot(world)
-    lost = [p for p, h in before.items() if p not in attack.may_change and after.get(p, "gone") != h]
+    lost = [p for p, h in before.items() if p not in attack.may_change and after.get(p, "gone") != h
+            and not (attack.removes_staging and ".tmp-" in p)]
     err = proc.stderr.strip().splitlines()
     detail = err[-1][:200] if err else ""
     if "Traceback (most recent call last)" in proc.stderr:

@@ -269,3 +269,55 @@ def test_fuzz_metrics(tmp_path, value, key):
     model = _load_or_model_dir_error(tmp_path / "m")
     if model is not None and value is not None:
         assert isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+# -- an int8 variant: mutated quantization metadata and integer tensors reach neither the golden model nor codegen --
+@pytest.fixture(scope="module")
+def int8_variant(tmp_path_factory):
+    from compress import cli
+
+    root = tmp_path_factory.mktemp("int8")
+    modeldir.save(root / "src", SMALL, params_for(SMALL), SMALL_META, {"test_accuracy": 0.5})
+    assert cli.main([str(root / "src"), "--quantize", "int8", "--calib-images", "4", "--quiet", "--out",
+                     str(root / "q")]) == 0
+    model = modeldir.load(root / "q")
+    return {**model.meta}, {**modeldir.params_to_tensors(model.spec, model.params), **model.extra}
+
+
+def _paths(obj, prefix=()):
+    yield prefix
+    items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, list) else ()
+    for key, value in items:
+        yield from _paths(value, (*prefix, key))
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_int8_variant(tmp_path, int8_variant, data):
+    from firmware import codegen
+    from zoo import eval as zoo_eval
+
+    meta, tensors = json.loads(json.dumps(int8_variant[0])), {k: v.copy() for k, v in int8_variant[1].items()}
+    if data.draw(st.booleans()):
+        where = data.draw(st.sampled_from(list(_paths(meta["quantization"]))))
+        value = data.draw(JSON_VALUES | st.sampled_from([-129, -128, 127, 128, 2**31, -2**31 - 1]))
+        if where:
+            _set(meta["quantization"], where, value)
+        else:
+            meta["quantization"] = value
+    else:
+        name = data.draw(st.sampled_from(sorted(k for k, v in tensors.items() if v.size)))
+        array = tensors[name]
+        limits = np.iinfo(array.dtype) if array.dtype.kind in "iu" else None
+        value = data.draw(st.sampled_from([limits.min, limits.max, 0, 1]) if limits else st.floats())
+        with np.errstate(over="ignore"):  # a huge float becomes inf in float32, which load must refuse
+            array.flat[data.draw(st.integers(0, array.size - 1))] = value
+    write_raw(tmp_path / "m", tensors, meta)
+    model = _load_or_model_dir_error(tmp_path / "m")
+    if model is None:
+        return
+    zoo_eval.evaluate_dir(tmp_path / "m")  # the golden model runs without an error
+    try:
+        codegen.generate_model(model, "m", "flash")
+    except codegen.CodegenError:
+        pass  # a clear refusal by the firmware stage is fine

@@ -230,6 +230,10 @@ def _check_quantization(path: Path, meta, spec: Sequential, tensors: dict):
     if q.get("scheme") != "int8" or not isinstance(layers, list) or len(layers) != len(dense):
         raise ModelDirError(f"{path}: metadata field 'quantization' needs scheme 'int8' and one 'layers' entry per "
                             f"dense layer ({len(dense)})")
+    inp = q.get("input")
+    if not (isinstance(inp, dict) and _is_int(inp.get("zero_point")) and -128 <= inp["zero_point"] <= 127):
+        raise ModelDirError(f"{path}: metadata field 'quantization.input' needs an integer 'zero_point' from -128 "
+                            f"to 127")
     out = q.get("output")
     if not (isinstance(out, dict) and _is_number(out.get("scale")) and _is_int(out.get("zero_point"))):
         raise ModelDirError(f"{path}: metadata field 'quantization.output' needs a finite 'scale' and an integer "
@@ -265,6 +269,25 @@ def _check_quantization(path: Path, meta, spec: Sequential, tensors: dict):
             if entry is None or entry["dtype"] != "U8" or len(entry["shape"]) != 1:
                 raise ModelDirError(f"{path}: tensor s.layers.{i}.entries must be a 1-D U8 tensor for {storage} "
                                     f"storage")
+
+
+def _check_int8_values(path: Path, meta, spec: Sequential, tensors: dict):
+    """Values the integer golden model and the kernels rely on: the int32 accumulator cannot overflow
+    (|bias| + in * 255 * 128 < 2^31: 255 the largest |q_in - zp_in|, 128 the largest |w|), a Q31 multiplier in [0, 2^31), and
+    31 + shift in [1, 62] (docs/MODEL_FORMAT.md)."""
+    for lm in meta["quantization"]["layers"]:
+        i = lm["index"]
+        n_in = spec.layers[i].in_features
+        bias = tensors[f"q.layers.{i}.bias"].astype(np.int64)
+        if bias.size and int(np.abs(bias).max()) + n_in * 255 * 128 >= 2**31:
+            raise ModelDirError(f"{path}: tensor q.layers.{i}.bias reaches {int(np.abs(bias).max())}; with {n_in} "
+                                f"inputs the int32 accumulator could overflow; re-quantize the model")
+        mult = tensors[f"q.layers.{i}.multiplier"].astype(np.int64)
+        if mult.size and (mult.min() < 0 or mult.max() >= 2**31):
+            raise ModelDirError(f"{path}: tensor q.layers.{i}.multiplier must lie in [0, 2^31)")
+        shift = tensors[f"q.layers.{i}.shift"].astype(np.int64)
+        if shift.size and (shift.min() < -30 or shift.max() > 31):
+            raise ModelDirError(f"{path}: tensor q.layers.{i}.shift must lie in [-30, 31] (31 + shift in [1, 62])")
 
 
 def _check_metrics(path: Path, metrics):
@@ -333,6 +356,8 @@ def load(directory: Path) -> SavedModel:
                 raise ModelDirError(f"{path}: tensor layers.{i}.{key} holds NaN or infinite values; retrain or "
                                     f"restore the model")
         params.append({"w": w, "b": b})
+    if "quantization" in meta:
+        _check_int8_values(path, meta, spec, tensors)
     metrics = {}
     metrics_path = directory / METRICS_FILE
     if metrics_path.exists():
