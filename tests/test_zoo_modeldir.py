@@ -41,7 +41,8 @@ def write_raw(path, tensors, meta):
 
 
 def small_meta(**changes):
-    return {**SMALL_META, "spec": SMALL.to_dict(), "format_version": 1, **changes}
+    """A fresh deep copy: the fuzz tests mutate nested fields."""
+    return json.loads(json.dumps({**SMALL_META, "spec": SMALL.to_dict(), "format_version": 1, **changes}))
 
 
 def small_tensors(dtype=np.float32):
