@@ -52,6 +52,7 @@ RUNTIME_STATIC_RAM = 1024  # .data + .bss of the runtime without the model (meas
 PLACEMENTS = {"flash": "flash", "ram": "sram-copy"}  # --weights-in -> size.json weights_placement
 
 OUTPUTS = ("firmware.elf", "firmware.bin", "firmware.uf2", "firmware.map", "size.json", "build.json")
+RUN_OUTPUTS = ("run.json", "emulator.json")  # rp2040_sim writes these beside a build; a rebuild leaves them
 
 
 class BuildError(Exception):
@@ -242,7 +243,8 @@ def build(model_dir: Path, out_dir: Path | None = None, images: int | None = Non
     except modeldir.ModelDirError as e:
         raise BuildError(str(e)) from None
     out_dir = Path(out_dir) if out_dir is not None else default_out_dir(model_dir)
-    out = outputs.OutputDir(out_dir, "firmware.build", OUTPUTS, inputs=[model_dir], force=force)
+    out = outputs.OutputDir(out_dir, "firmware.build", OUTPUTS, inputs=[model_dir], force=force,
+                            companions=RUN_OUTPUTS)
     try:  # before any work; only an earlier firmware.build output is replaced, and only with --force
         out.check()
     except outputs.OutputError as e:

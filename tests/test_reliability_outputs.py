@@ -231,3 +231,23 @@ def test_output_dir_rules_directly(tmp_path):
         with pytest.raises(ValueError, match="does not declare"):
             od.commit(stage)
     assert not (tmp_path / "new").exists() or not any((tmp_path / "new").iterdir())
+
+
+def test_build_adopts_an_old_build_dir_with_the_emulators_files_beside_it(tmp_path, monkeypatch):
+    """A build directory from before manifests also holds rp2040_sim's run.json/emulator.json: --force adopts it
+    (those two are left alone); without --force it is refused, naming the files."""
+    def reached():
+        raise fwbuild.BuildError("output check passed")
+
+    monkeypatch.setattr(fwbuild, "find_toolchain", reached)
+    model, old = tiny_model(tmp_path / "m"), tmp_path / "build"
+    old.mkdir()
+    for name in (*fwbuild.OUTPUTS, *fwbuild.RUN_OUTPUTS):
+        (old / name).write_bytes(b"old " + name.encode())
+    with pytest.raises(fwbuild.BuildError, match="no record of writing .*build.json, emulator.json"):
+        fwbuild.build(model, old, quiet=True)
+    with pytest.raises(fwbuild.BuildError, match="output check passed"):
+        fwbuild.build(model, old, quiet=True, force=True)
+    (old / "notes.txt").write_text("mine")
+    with pytest.raises(fwbuild.BuildError, match=r"firmware.build does not write \(notes.txt\)"):
+        fwbuild.build(model, old, quiet=True, force=True)

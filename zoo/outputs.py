@@ -86,8 +86,9 @@ class OutputDir:
     `with od.staging() as tmp:` write the files into tmp and `od.commit(tmp)`."""
 
     def __init__(self, path, tool: str, names, *, inputs=(), force: bool = False, nested_ok: bool = False,
-                 regenerate: bool = False, flag: str = "--out"):
+                 regenerate: bool = False, companions=(), flag: str = "--out"):
         self.path, self.tool, self.names = Path(path), tool, tuple(names)
+        self.companions = set(companions)  # other commands' files that belong beside ours (left untouched)
         self.inputs = [Path(i) for i in inputs if i is not None]
         self.force, self.nested_ok, self.regenerate, self.flag = force, nested_ok, regenerate, flag
 
@@ -155,7 +156,7 @@ class OutputDir:
                 raise OutputError(f"{self.flag} {self.path} already exists and holds files picozoo has no record "
                                   f"of writing ({_names(present)}); choose another directory, or pass --force to "
                                   f"replace them if they are an earlier {self.tool} output")
-            foreign = files - set(self.names)
+            foreign = files - set(self.names) - self.companions
             if foreign:
                 raise OutputError(f"{self.flag} {self.path} holds files {self.tool} does not write "
                                   f"({_names(foreign)}); even with --force it replaces only its own files: "

@@ -405,7 +405,7 @@ def main(argv=None):
                         help="models also built in float64, pruned, and pruned + int8")
     parser.add_argument("--epochs", type=int, help="override the training epochs (quick runs; figures then differ)")
     parser.add_argument("--force", action="store_true",
-                        help="replace an earlier zoo.report output in --out even if it holds no manifest")
+                        help="replace an earlier zoo.report output in --out written before picozoo kept manifests")
     args = parser.parse_args(argv)
     if not 1 <= args.images <= 10_000:
         parser.error(f"--images must be 1..10000, got {args.images}")
