@@ -169,9 +169,9 @@ def test_train_replaces_its_earlier_output_only_with_force(xor_run, tmp_path, ca
 
 
 @pytest.mark.parametrize("seed", ["-1", str(2**32)])
-def test_train_rejects_a_seed_out_of_range(seed, capsys):
+def test_train_rejects_a_seed_out_of_range(seed, capsys, tmp_path):
     with pytest.raises(SystemExit) as e:
-        train.main(["xor", "--seed", seed])
+        train.main(["xor", "--seed", seed, "--out", str(tmp_path / "o")])
     assert e.value.code == 2 and "--seed must be 0 to 4294967295" in capsys.readouterr().err
 
 
