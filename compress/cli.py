@@ -6,15 +6,14 @@ to int8 (post-training, fake-quant fine-tuning with --qat, or trained weight sha
 non-zero values per layer, fine-tuned with fake quantization, stored as 3-bit codes), and writes a model directory
 in the same contract
 (docs/MODEL_FORMAT.md, "Compressed variants"). The library entry point is `compress_model(model_dir, options)`.
-Nothing is written unless everything succeeded: the directory is assembled under a temporary name and renamed.
+Nothing is written unless everything succeeded: the files are staged under a temporary name and renamed into --out;
+an existing output is replaced only with --force, and only the files compress wrote (zoo/outputs.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-import os
-import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +22,7 @@ import numpy as np
 
 from compress import finetune as ft
 from compress import layout, quantize, reference, share
-from zoo import __version__, data, host, modeldir
+from zoo import __version__, data, host, modeldir, outputs
 from zoo.models import MODELS, ModelConfig
 from zoo.nn import Dense
 from zoo.train import TrainingError
@@ -93,17 +92,17 @@ def validate(model_dir: Path, opts: Options):
         value = getattr(opts, name)
         if value is not None and not (value > 0 and math.isfinite(value)):
             raise CompressError(f"--{name.replace('_', '-')} {value}: must be a positive number")
+    if opts.seed is not None and not 0 <= opts.seed <= modeldir.MAX_SEED:
+        raise CompressError(f"--seed {opts.seed}: must be 0 to {modeldir.MAX_SEED}")
     if opts.augment_shift < 0:
         raise CompressError(f"--augment-shift {opts.augment_shift}: must be 0 (off) or a number of pixels, e.g. 1")
     if opts.augment_shift and not (opts.prune is not None or opts.qat or opts.share):
         raise CompressError(f"--augment-shift {opts.augment_shift} applies to fine-tuning; give --prune, --qat or "
                             f"--share (plain --quantize int8 does not train)")
-    model_dir, out = Path(model_dir), Path(opts.out)
-    if out.resolve() == model_dir.resolve():
-        raise CompressError(f"--out {out} is the input model directory; choose another directory")
-    if not opts.force and _occupied(out):
-        raise CompressError(f"--out {out} already exists and is not a model directory; choose another directory "
-                            f"or pass --force to replace it")
+    try:
+        output_dir(model_dir, opts).check()
+    except outputs.OutputError as e:
+        raise CompressError(str(e)) from None
     model = modeldir.load(model_dir)
     path = model_dir / modeldir.MODEL_FILE
     if "quantization" in model.meta:
@@ -130,14 +129,11 @@ def validate(model_dir: Path, opts: Options):
     return model
 
 
-def _occupied(out: Path) -> bool:
-    """An existing --out we must not replace without --force: anything but an empty dir or a model directory (a
-    model directory is an earlier output, regenerated like zoo.train and firmware.build regenerate theirs)."""
-    if not out.exists():
-        return False
-    if not out.is_dir():
-        return True
-    return any(out.iterdir()) and not (out / modeldir.MODEL_FILE).is_file()
+def output_dir(model_dir: Path, opts: Options) -> outputs.OutputDir:
+    """--out: never the input or a directory holding it; a variant may nest inside its source model's directory
+    (the README's layout); an earlier compress output there is replaced only with --force (zoo/outputs.py)."""
+    return outputs.OutputDir(opts.out, "compress", (modeldir.MODEL_FILE, modeldir.METRICS_FILE),
+                             inputs=[model_dir, opts.data_dir], force=opts.force, nested_ok=True)
 
 
 def _config(model) -> ModelConfig:
@@ -251,7 +247,7 @@ def compress_model(model_dir: Path, opts: Options):
 
     saved = modeldir.SavedModel(spec, params, meta, extra)
     metrics = _metrics(saved, ds, model, sparsity_meta)
-    _write(opts.out, spec, params, meta, metrics, extra, opts.force)
+    _write(output_dir(model_dir, opts), spec, params, meta, metrics, extra)
     return metrics
 
 
@@ -315,27 +311,14 @@ def _metrics(saved, ds, source, sparsity_meta) -> dict:
     return metrics
 
 
-def _write(out: Path, spec, params, meta, metrics, extra, force: bool):
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    try:
+def _write(od: outputs.OutputDir, spec, params, meta, metrics, extra):
+    with od.staging() as tmp:
         modeldir.save(tmp, spec, params, meta, metrics, extra=extra)
         modeldir.load(tmp)  # what we hand on must read back
-        if out.exists():
-            if not force and _occupied(out):
-                raise CompressError(f"--out {out} appeared while compressing; nothing written")
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            od.commit(tmp)
+        except outputs.OutputError as e:
+            raise CompressError(f"{e} (it changed while compressing; nothing written)") from None
 
 
 def main(argv=None):
@@ -367,7 +350,8 @@ def main(argv=None):
     p.add_argument("--label-smoothing", type=float,
                    help="fine-tuning loss label smoothing (default: the registry recipe's; match the training run)")
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    p.add_argument("--force", action="store_true",
+                   help="replace an earlier compress output in --out (only the files it wrote)")
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
     opts = Options(out=a.out, prune=a.prune, structured=a.structured, scope=a.scope, quantize=a.quantize,

@@ -16,10 +16,8 @@ the previous outputs untouched.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -29,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from firmware import codegen, uf2
-from zoo import data, modeldir
+from zoo import data, modeldir, outputs
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 RUNTIME_DIR = PACKAGE_DIR / "runtime"
@@ -54,6 +52,7 @@ RUNTIME_STATIC_RAM = 1024  # .data + .bss of the runtime without the model (meas
 PLACEMENTS = {"flash": "flash", "ram": "sram-copy"}  # --weights-in -> size.json weights_placement
 
 OUTPUTS = ("firmware.elf", "firmware.bin", "firmware.uf2", "firmware.map", "size.json", "build.json")
+RUN_OUTPUTS = ("run.json", "emulator.json")  # rp2040_sim writes these beside a build; a rebuild leaves them
 
 
 class BuildError(Exception):
@@ -232,7 +231,7 @@ def load_test_images(model: modeldir.SavedModel, model_dir: Path, images: int | 
 
 
 def build(model_dir: Path, out_dir: Path | None = None, images: int | None = None, weights_in: str = "auto",
-          stack: int = DEFAULT_STACK, quiet: bool = False) -> BuildResult:
+          stack: int = DEFAULT_STACK, quiet: bool = False, force: bool = False) -> BuildResult:
     model_dir = Path(model_dir).resolve() if Path(model_dir).exists() else Path(model_dir)
     if weights_in not in ("auto", "flash", "ram"):
         raise BuildError(f"--weights-in {weights_in!r}: use auto, flash or ram")
@@ -244,6 +243,12 @@ def build(model_dir: Path, out_dir: Path | None = None, images: int | None = Non
     except modeldir.ModelDirError as e:
         raise BuildError(str(e)) from None
     out_dir = Path(out_dir) if out_dir is not None else default_out_dir(model_dir)
+    out = outputs.OutputDir(out_dir, "firmware.build", OUTPUTS, inputs=[model_dir], force=force,
+                            companions=RUN_OUTPUTS)
+    try:  # before any work; only an earlier firmware.build output is replaced, and only with --force
+        out.check()
+    except outputs.OutputError as e:
+        raise BuildError(str(e)) from None
     weights_in, placement_reason = choose_placement(model, weights_in, stack)
     tools = find_toolchain()
     dataset, x, y = load_test_images(model, model_dir, images)
@@ -311,17 +316,14 @@ def build(model_dir: Path, out_dir: Path | None = None, images: int | None = Non
         }
         (work / "size.json").write_text(json.dumps(size, indent=2, sort_keys=True) + "\n")
         (work / "build.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
-        staged = {name: out_dir / f".{name}.tmp-{os.getpid()}" for name in OUTPUTS}
-        try:
-            out_dir.mkdir(parents=True, exist_ok=True)
-            for name, path in staged.items():  # copy everything first, so a full disk changes nothing ...
-                shutil.copyfile(work / name, path)
-            for name, path in staged.items():  # ... then rename each into place
-                os.replace(path, out_dir / name)
+        try:  # copy everything first, so a full disk changes nothing, then rename each into place
+            with out.staging() as stage:
+                for name in OUTPUTS:
+                    shutil.copyfile(work / name, stage / name)
+                out.commit(stage)
+        except outputs.OutputError as e:
+            raise BuildError(f"{e} (it changed while building; nothing written)") from None
         except OSError as e:
-            for path in staged.values():
-                with contextlib.suppress(OSError):
-                    path.unlink()
             raise BuildError(f"{out_dir}: cannot write the build outputs ({e.strerror}); pick another --out") from None
     if not quiet:
         usage_bars(size)
@@ -341,9 +343,11 @@ def main(argv=None) -> int:
                         help="where the weights live: auto (int8 models copied to SRAM when they fit with "
                              f"{SRAM_HEADROOM // 1024} kB to spare, float models in flash), flash, or ram")
     parser.add_argument("--stack", type=int, default=DEFAULT_STACK, help="stack reserve in bytes")
+    parser.add_argument("--force", action="store_true",
+                        help="replace an earlier firmware.build output in --out (only the files it wrote)")
     args = parser.parse_args(argv)
     try:
-        build(args.model_dir, args.out, args.images, args.weights_in, args.stack)
+        build(args.model_dir, args.out, args.images, args.weights_in, args.stack, force=args.force)
     except BuildError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

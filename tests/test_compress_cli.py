@@ -219,7 +219,7 @@ def test_bad_inputs(model_dir, pruned_int8, xor_dir, linear_dir, tmp_path, capsy
         ([str(linear_dir), "--prune", "0.5", "--structured"], "no hidden layer"),
         ([str(xor_dir), "--prune", "0.5", "--augment-shift", "1"], "takes 2 features"),
         ([str(tmp_path), "--quantize", "int8"], "model.safetensors: not found"),
-        ([str(model_dir), "--quantize", "int8", "--out", str(model_dir)], "is the input model directory"),
+        ([str(model_dir), "--quantize", "int8", "--out", str(model_dir)], "is the input"),
     ]
     for args, message in cases:
         full = args if "--out" in args else [*args, "--out", str(out)]
@@ -240,14 +240,21 @@ def test_existing_out_needs_force(model_dir, tmp_path, capsys):
     assert cli.main([str(model_dir), "--quantize", "int8", "--calib-images", "200", "--out", str(out)]) == 2
     assert "--force" in capsys.readouterr().err
     assert (out / "keep.txt").read_text() == "mine"
+    # --force replaces only compress's own files: a user's directory is never replaced (zoo/outputs.py)
     assert cli.main([str(model_dir), "--quantize", "int8", "--calib-images", "200", "--quiet", "--force",
-                     "--out", str(out)]) == 0
-    assert not (out / "keep.txt").exists() and modeldir.load(out).meta["quantization"]["scheme"] == "int8"
+                     "--out", str(out)]) == 2
+    assert (out / "keep.txt").read_text() == "mine" and not (out / "model.safetensors").exists()
+    fresh = tmp_path / "fresh"
+    assert cli.main([str(model_dir), "--quantize", "int8", "--calib-images", "200", "--quiet", "--out",
+                     str(fresh)]) == 0
+    assert modeldir.load(fresh).meta["quantization"]["scheme"] == "int8"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "no temporary directory left behind"
-    # an earlier output (a model directory) is regenerated without --force, whatever else it holds
-    (out / ".step-compress.json").write_text("{}")
-    assert cli.main([str(model_dir), "--prune", "0.5", "--quantize", "int8", *FAST, "--out", str(out)]) == 0
-    assert "sparsity" in modeldir.load(out).meta and not (out / ".step-compress.json").exists()
+    # an earlier output is regenerated with --force, and whatever else it holds stays
+    (fresh / ".step-compress.json").write_text("{}")
+    assert cli.main([str(model_dir), "--prune", "0.5", "--quantize", "int8", *FAST, "--out", str(fresh)]) == 2
+    assert cli.main([str(model_dir), "--prune", "0.5", "--quantize", "int8", *FAST, "--force", "--out",
+                     str(fresh)]) == 0
+    assert "sparsity" in modeldir.load(fresh).meta and (fresh / ".step-compress.json").exists()
     plain = tmp_path / "file"
     plain.write_text("x")
     assert cli.main([str(model_dir), "--quantize", "int8", "--out", str(plain)]) == 2

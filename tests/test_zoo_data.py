@@ -167,3 +167,112 @@ def test_data_cli_reports_errors(tmp_path, capsys):
 def test_unknown_dataset():
     with pytest.raises(data.DataError, match="known datasets: mnist, fashion, xor"):
         data.load("cifar")
+
+
+# -- issue 10, item 7: nothing unbounded is read ------------------------------------------------------------------
+def test_gzip_bomb_declaring_a_huge_array_is_refused_before_inflating(tmp_path):
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    header = bytes([0, 0, 8, 3]) + b"".join(d.to_bytes(4, "big") for d in (4_000_000, 28, 28))
+    path.write_bytes(gzip.compress(header + bytes(1000)))
+    with pytest.raises(data.DataError, match=r"declares dimensions \(4000000, 28, 28\), 3,136,000,016 bytes, over "
+                                             r"picozoo's limit of 67,108,864"):
+        data.read_idx(path)
+
+
+def test_gzip_bomb_behind_an_honest_header_reads_one_byte_past_it(tmp_path):
+    """100 MB of zeros after a 4-element file: only declared size + 1 bytes are inflated."""
+    path = tmp_path / "bomb.gz"
+    with gzip.open(path, "wb", compresslevel=1) as f:
+        f.write(idx_bytes(np.zeros(4, np.uint8)))
+        zeros = bytes(1 << 20)
+        for _ in range(100):
+            f.write(zeros)
+    assert path.stat().st_size < 1 << 20
+    assert len(data.read_idx_bytes(path)) == 4 + 4 + 4 + 1
+    with pytest.raises(data.DataError, match="bomb.gz: has trailing bytes"):
+        data.read_idx(path)
+
+
+def test_devices_and_fifos_are_refused_without_reading(tmp_path):
+    _write_fake_set(tmp_path)
+    target = tmp_path / "train-images-idx3-ubyte"
+    target.unlink()
+    os.symlink("/dev/zero", target)
+    with pytest.raises(data.DataError, match="train-images-idx3-ubyte: not a regular file"):
+        data.load("mnist", tmp_path)
+    target.unlink()
+    os.mkfifo(target)  # opening it for reading would block forever
+    with pytest.raises(data.DataError, match="train-images-idx3-ubyte: not a regular file"):
+        data.load("mnist", tmp_path)
+
+
+def test_data_dir_that_is_not_a_directory(tmp_path):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(data.DataError, match="--data-dir .*f: not a directory"):
+        data.load("mnist", tmp_path / "f")
+
+
+# -- property tests: the IDX reader (plain and gzip) -------------------------------------------------------------
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from hypothesis.extra import numpy as hnp  # noqa: E402
+
+IDX_PROPERTY = settings(max_examples=100, deadline=None)
+ARRAYS = hnp.arrays(np.uint8, hnp.array_shapes(min_dims=1, max_dims=4, min_side=0, max_side=5))
+
+
+@IDX_PROPERTY
+@given(array=ARRAYS, gz=st.booleans())
+def test_idx_round_trip(tmp_path_factory, array, gz):
+    path = tmp_path_factory.mktemp("idx") / "a"
+    raw = idx_bytes(array)
+    path.write_bytes(gzip.compress(raw) if gz else raw)
+    np.testing.assert_array_equal(data.read_idx(path), array)
+
+
+@IDX_PROPERTY
+@given(blob=st.binary(max_size=64))
+def test_parse_idx_of_any_bytes_is_an_array_or_a_data_error(blob):
+    try:
+        array = data.parse_idx(blob, "blob")
+    except data.DataError as e:
+        assert str(e).startswith("blob: ")
+        return
+    assert array.dtype == np.uint8 and idx_bytes(array) == blob  # accepted only if it is exactly an IDX file
+
+
+@IDX_PROPERTY
+@given(array=ARRAYS, edits=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), max_size=4),
+       cut=st.integers(0, 10**6), gz=st.booleans())
+def test_mutated_files_read_or_fail_with_a_data_error(tmp_path_factory, array, edits, cut, gz):
+    raw = bytearray(gzip.compress(idx_bytes(array)) if gz else idx_bytes(array))
+    for at, value in edits:
+        raw[at % len(raw)] = value
+    path = tmp_path_factory.mktemp("idx") / "m"
+    path.write_bytes(bytes(raw[:cut % (len(raw) + 1)]))
+    try:
+        result = data.read_idx(path)
+    except data.DataError as e:
+        assert str(path) in str(e)
+        return
+    assert result.dtype == np.uint8 and result.size <= data.MAX_IDX_BYTES
+
+
+def test_fetch_removes_what_a_killed_fetch_left(tmp_path):
+    """Issue 10, item 11: `.STEM.tmp-PID` of a dead process goes; a live one's and anything else stay."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    target = tmp_path / "mnist"
+    target.mkdir()
+    for stem in data.IDX_FILES:
+        (target / stem).write_bytes(b"cached")
+    stale = target / f".{data.IDX_FILES[0]}.tmp-{proc.pid}"
+    live = target / f".{data.IDX_FILES[1]}.tmp-{os.getpid()}"
+    other = target / f".notes.tmp-{proc.pid}"
+    for path in (stale, live, other):
+        path.write_bytes(b"half")
+    assert data.fetch_mnist(tmp_path) == target
+    assert not stale.exists() and live.exists() and other.exists()

@@ -60,11 +60,24 @@ def test_second_report_run_reuses_every_step(tiny_report):
 
 
 def test_report_names_the_failing_command(tmp_path):
-    (tmp_path / "runs").mkdir()
-    (tmp_path / "runs" / "mnist_50").write_text("a file where a model directory should be")
-    with pytest.raises(report.ReportError, match=r"`python -m zoo.train mnist_50 .*` failed with exit code"):
+    (tmp_path / "runs" / "mnist_50").mkdir(parents=True)
+    (tmp_path / "runs" / "mnist_50" / ".step-train.json").write_text("{}")  # made by a report ...
+    (tmp_path / "runs" / "mnist_50" / "notes.txt").write_text("mine")  # ... and then a user put a file there
+    with pytest.raises(report.ReportError, match=r"`python -m zoo.train mnist_50 .*` failed with exit code 2"):
         report.make_report(["mnist_50"], tmp_path / "out", tmp_path / "runs", tmp_path / "build", images=1,
                            console=Console(file=io.StringIO()), epochs=1)
+    assert (tmp_path / "runs" / "mnist_50" / "notes.txt").read_text() == "mine"
+    assert "zoo.train does not write (notes.txt)" in (tmp_path / "out" / "report.log").read_text()
+
+
+def test_report_leaves_a_directory_it_did_not_make_alone(tmp_path):
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "mnist_50").write_text("a file where a model directory should be")
+    with pytest.raises(report.ReportError, match=r"`python -m zoo.train mnist_50 .*` would write into .*mnist_50, "
+                                                 r"which exists and was not made by this report"):
+        report.make_report(["mnist_50"], tmp_path / "out", tmp_path / "runs", tmp_path / "build", images=1,
+                           console=Console(file=io.StringIO()), epochs=1)
+    assert (tmp_path / "runs" / "mnist_50").read_text() == "a file where a model directory should be"
 
 
 def test_report_rejects_unknown_models(tmp_path, capsys):

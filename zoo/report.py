@@ -22,12 +22,18 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from zoo import data
+from zoo import outputs as output_dirs
 from zoo.modeldir import atomic_write_bytes, write_json
 from zoo.models import MODELS
 
 SIZES = ("mnist_50", "mnist_100", "mnist_200", "mnist_300", "mnist_300_100")
 DEFAULT_MODELS = SIZES
 FIRST_IMAGES = 50  # the original project evaluated the first 50 (and 20) test images on the chip
+MNIST_TEST_IMAGES = 10_000  # MNIST and Fashion-MNIST; XOR has its four points
+OUTPUT_FILES = ("RESULTS.md", "results.json", "report.log", "accuracy_vs_time.png", "memory.png",
+                "cycles_per_function.png")
+STAMP_PREFIX = ".step-"  # Runner's record, in each step's output directory, that this report made it
 TABLES = {
     "dtype": "Double vs float",
     "sizes": "Network sizes",
@@ -77,10 +83,18 @@ def variants_for(models, detailed=("mnist_300",)) -> list[Variant]:
     92 % + int8 and its
     smallest variant: pruned 95 % + 7 shared weight values per layer + int8, fine-tuned on 1-pixel shifted images
     (issue 5's size target: <= 30 KB of model bytes at >= 98.3 %)."""
+    from compress.quantize import QuantizationError, check_supported
+
     out = []
     for model in models:
         base = Variant(model, model, "float32", tables={"sizes", "quantized"})
-        out += [base, Variant(f"{model}-int8", model, "int8", compress=("--quantize", "int8"), tables={"quantized"})]
+        out.append(base)
+        try:
+            check_supported(MODELS[model].spec, model)
+        except QuantizationError:  # e.g. xor's sigmoid layers: float only (int8 takes ReLU networks)
+            base.tables = {"sizes"}
+            continue
+        out.append(Variant(f"{model}-int8", model, "int8", compress=("--quantize", "int8"), tables={"quantized"}))
         if model in detailed:
             base.tables |= {"dtype", "pruned"}
             out += [Variant(f"{model}-float64", model, "float64", dtype="float64", tables={"dtype"}),
@@ -110,31 +124,42 @@ def _digest(paths) -> str:
 
 
 class Runner:
-    """Runs `python -m ...` steps; a step whose stamp matches its command and inputs is reused."""
+    """Runs `python -m ...` steps; a step whose stamp matches its command and inputs is reused.
 
-    def __init__(self, console, log_path: Path):
+    A step's output directory that exists without any of this report's stamps is someone else's (a model the user
+    trained): it is refused, never overwritten. One the report made is redone with --force, which replaces only
+    the files that command wrote (zoo/outputs.py)."""
+
+    def __init__(self, console, log_path: Path, shown_log: Path | None = None):
         self.console, self.log_path, self.commands = console, log_path, []
+        self.shown_log = shown_log or log_path
 
-    def step(self, name: str, argv, out_dir: Path, inputs=(), outputs=()):
+    def step(self, name: str, argv, out_dir: Path, inputs=(), outputs=(), forceable=False):
         out_dir = Path(out_dir)
         shown = "python -m " + " ".join(map(str, argv))
         self.commands.append(shown)
         stamp = {"command": shown, "inputs": _digest(inputs)}
-        stamp_path = out_dir / f".step-{name}.json"
+        stamp_path = out_dir / f"{STAMP_PREFIX}{name}.json"
+        output_dirs.remove_stale(out_dir, {stamp_path.name})  # a stamp half-written by a killed report
         if stamp_path.is_file() and all((out_dir / o).is_file() for o in outputs):
-            if json.loads(stamp_path.read_text()) == stamp:
+            if _read_stamp(stamp_path) == stamp:
                 self.console.print(f"  [dim]cached {shown}[/dim]")
                 return
+        ours = out_dir.is_dir() and any(p.name.startswith(STAMP_PREFIX) for p in out_dir.iterdir())
+        if out_dir.exists() and not ours and (not out_dir.is_dir() or any(out_dir.iterdir())):
+            raise ReportError(f"`{shown}` would write into {out_dir}, which exists and was not made by this report; "
+                              f"it is left alone: move it away, or give other --runs/--builds directories")
         self.console.print(f"  run    {shown}")
         start = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", *map(str, argv)], capture_output=True, text=True,
+        extra = ["--force"] if forceable and ours else []  # only this report's own earlier output
+        proc = subprocess.run([sys.executable, "-m", *map(str, argv), *extra], capture_output=True, text=True,
                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
         with open(self.log_path, "a") as log:
             log.write(f"$ {shown}\n{proc.stdout}{proc.stderr}\n")
         if proc.returncode != 0:
             tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
             raise ReportError(f"`{shown}` failed with exit code {proc.returncode} (full output in "
-                              f"{self.log_path}):\n{tail}")
+                              f"{self.shown_log}):\n{tail}")
         missing = [o for o in outputs if not (out_dir / o).is_file()]
         if missing:
             raise ReportError(f"`{shown}` succeeded but did not write {', '.join(missing)} in {out_dir}")
@@ -142,19 +167,33 @@ class Runner:
         self.console.print(f"         [dim]{time.perf_counter() - start:.1f} s[/dim]")
 
 
+def _read_stamp(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None  # unreadable: redo the step
+
+
+def test_set_size(model: str) -> int:
+    return len(data.xor().y_test) if MODELS[model].dataset == "xor" else MNIST_TEST_IMAGES
+
+
 def run_variant(runner: Runner, v: Variant, runs: Path, builds: Path, images: int, epochs: int | None = None) -> dict:
     trained = runs / v.train_dir_name
     epoch_args = ["--epochs", epochs] if epochs else []
+    first, images = min(FIRST_IMAGES, test_set_size(v.model)), min(images, test_set_size(v.model))
     runner.step("train", ["zoo.train", v.model, "--dtype", v.dtype, *epoch_args, "--out", trained, "--no-progress"],
-                trained, outputs=["model.safetensors", "metrics.json"])
+                trained, outputs=["model.safetensors", "metrics.json"], forceable=True)
     model_dir = trained
     if v.compress:  # nested in the trained model's directory, as the README's compress example does
         model_dir = trained / v.key.split("-", 1)[1]
         runner.step("compress", ["compress", trained, *v.compress, "--out", model_dir], model_dir,
-                    inputs=[trained / "model.safetensors"], outputs=["model.safetensors", "metrics.json"])
+                    inputs=[trained / "model.safetensors"], outputs=["model.safetensors", "metrics.json"],
+                    forceable=True)
     build = builds / v.key
-    runner.step("build", ["firmware.build", model_dir, "--images", FIRST_IMAGES, "--out", build], build,
-                inputs=[model_dir / "model.safetensors"], outputs=["firmware.uf2", "size.json", "build.json"])
+    runner.step("build", ["firmware.build", model_dir, "--images", first, "--out", build], build,
+                inputs=[model_dir / "model.safetensors"], outputs=["firmware.uf2", "size.json", "build.json"],
+                forceable=True)
     uf2 = build / "firmware.uf2"
     runner.step("run", ["rp2040_sim", "run", uf2, "--quiet", "--json", build / "run.json"], build, inputs=[uf2],
                 outputs=["run.json"])
@@ -318,22 +357,40 @@ def write_plots(out: Path, rows):
 
 
 def make_report(models, out: Path, runs: Path, builds: Path, images: int, console=None,
-                variants: list[Variant] | None = None, detailed=("mnist_300",), epochs: int | None = None):
+                variants: list[Variant] | None = None, detailed=("mnist_300",), epochs: int | None = None,
+                tool: str = "zoo.report", force: bool = False):
+    """Run every variant and write `out`: its own files only (OUTPUT_FILES); an earlier output of this same
+    command is refreshed, anything else there is left alone (zoo/outputs.py)."""
     from rich.console import Console
     console = console or Console()
     unknown = [m for m in models if m not in MODELS]
     if unknown:
         raise ReportError(f"unknown models {unknown}; known models: {', '.join(MODELS)}")
-    out.mkdir(parents=True, exist_ok=True)
-    runner = Runner(console, out / "report.log")
-    variants = variants if variants is not None else variants_for(models, detailed)
-    rows = []
-    for i, v in enumerate(variants, 1):
-        console.print(f"[bold][{i}/{len(variants)}] {v.key}[/bold]")
-        rows.append(run_variant(runner, v, runs, builds, images if v.images is None else v.images, epochs))
-    write_json(out / "results.json", rows)
-    write_results(out, rows, runner.commands, images)
-    write_plots(out, rows)
+    if epochs is not None and epochs < 1:
+        raise ReportError(f"--epochs {epochs}: must be at least 1 (leave it out for each model's own recipe)")
+    if not 1 <= images <= MNIST_TEST_IMAGES:
+        raise ReportError(f"--images {images}: must be 1..{MNIST_TEST_IMAGES}")
+    od = output_dirs.OutputDir(out, tool, OUTPUT_FILES, inputs=[runs, builds], force=force, regenerate=True)
+    try:
+        od.check()
+        with od.staging() as stage:
+            runner = Runner(console, stage / "report.log", shown_log=out / "report.log")
+            variants = variants if variants is not None else variants_for(models, detailed)
+            rows = []
+            try:
+                for i, v in enumerate(variants, 1):
+                    console.print(f"[bold][{i}/{len(variants)}] {v.key}[/bold]")
+                    rows.append(run_variant(runner, v, runs, builds, images if v.images is None else v.images,
+                                            epochs))
+            except ReportError:
+                od.commit(stage, partial=True)  # the log the message points to; earlier results stay
+                raise
+            write_json(stage / "results.json", rows)
+            write_results(stage, rows, runner.commands, images)
+            write_plots(stage, rows)
+            od.commit(stage)
+    except output_dirs.OutputError as e:
+        raise ReportError(str(e)) from None
     return rows
 
 
@@ -347,12 +404,16 @@ def main(argv=None):
     parser.add_argument("--detailed", nargs="*", default=["mnist_300"],
                         help="models also built in float64, pruned, and pruned + int8")
     parser.add_argument("--epochs", type=int, help="override the training epochs (quick runs; figures then differ)")
+    parser.add_argument("--force", action="store_true",
+                        help="replace an earlier zoo.report output in --out written before picozoo kept manifests")
     args = parser.parse_args(argv)
     if not 1 <= args.images <= 10_000:
         parser.error(f"--images must be 1..10000, got {args.images}")
+    if args.epochs is not None and args.epochs < 1:
+        parser.error(f"--epochs must be at least 1, got {args.epochs}")
     try:
         make_report(args.models, args.out, args.runs, args.builds, args.images, detailed=args.detailed,
-                    epochs=args.epochs)
+                    epochs=args.epochs, force=args.force)
     except ReportError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

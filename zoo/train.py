@@ -24,10 +24,12 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from zoo import __version__, data, modeldir
+from zoo import __version__, data, modeldir, outputs
 from zoo.models import ModelConfig, UnknownModelError, get_model
 
 DTYPES = {"float32": jnp.float32, "float64": jnp.float64}
+OUTPUT_FILES = (modeldir.MODEL_FILE, modeldir.METRICS_FILE, "training.png")
+MAX_SEED = 2**32 - 1  # numpy's default_rng and jax.random.key both take it
 
 
 class TrainingError(Exception):
@@ -116,10 +118,17 @@ def run_epoch(step, params, opt_state, mesh, x_train, y_train, order, on_step=la
 # -- training ----------------------------------------------------------------------------------------------------
 def train_and_evaluate(cfg: ModelConfig, out_dir: Path | None, *, seed: int = 0, dtype: str = "float32",
                        data_dir: Path | None = None, dataset: data.Dataset | None = None,
-                       train_limit: int | None = None, progress: bool = True):
-    """Train `cfg`, evaluate on the full test set, save to `out_dir` (if given); returns (metrics, params)."""
+                       train_limit: int | None = None, progress: bool = True, force: bool = False):
+    """Train `cfg`, evaluate on the full test set, save to `out_dir` (if given); returns (metrics, params).
+    The output directory is checked before training (zoo/outputs.py); `force` replaces an earlier zoo.train output."""
     if dtype not in DTYPES:
         raise TrainingError(f"--dtype {dtype!r} is not one of {', '.join(DTYPES)}")
+    if not (isinstance(seed, (int, np.integer)) and 0 <= seed <= MAX_SEED):
+        raise TrainingError(f"--seed {seed}: must be an integer from 0 to {MAX_SEED}")
+    out = None
+    if out_dir is not None:
+        out = outputs.OutputDir(out_dir, "zoo.train", OUTPUT_FILES, inputs=[data_dir], force=force)
+        out.check()
     ds = dataset or data.load(cfg.dataset, data_dir)
     x_train, y_train = ds.x_train[:train_limit], ds.y_train[:train_limit]
     batch = min(cfg.batch_size, len(x_train))
@@ -162,11 +171,13 @@ def train_and_evaluate(cfg: ModelConfig, out_dir: Path | None, *, seed: int = 0,
         "params": cfg.spec.param_count(), "devices": int(mesh.devices.size), "train_samples": len(x_train),
         "history": history,
     }
-    if out_dir is not None:
+    if out is not None:
         meta = {"model": cfg.name, "dataset": ds.name, "input": {"scale": ds.input_scale, "features": ds.features},
                 "dtype": dtype, "seed": seed, "picozoo_version": __version__}
-        modeldir.save(out_dir, cfg.spec, params, meta, metrics)
-        _plot_history(Path(out_dir) / "training.png", cfg.name, history)
+        with out.staging() as tmp:
+            modeldir.save(tmp, cfg.spec, params, meta, metrics)
+            _plot_history(tmp / "training.png", cfg.name, history)
+            out.commit(tmp)
     return metrics, params
 
 
@@ -246,6 +257,8 @@ def main(argv=None):
     parser.add_argument("--dtype", default="float32", choices=list(DTYPES))
     parser.add_argument("--data-dir", type=Path, help="directory with the dataset's IDX files (plain or .gz)")
     parser.add_argument("--out", type=Path, help="output directory (default runs/NAME)")
+    parser.add_argument("--force", action="store_true",
+                        help="replace an earlier zoo.train output in --out (only the files it wrote)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     for flag in ("epochs", "batch_size"):
@@ -253,12 +266,14 @@ def main(argv=None):
             parser.error(f"--{flag.replace('_', '-')} must be at least 1, got {getattr(args, flag)}")
     if args.lr is not None and not args.lr > 0:
         parser.error(f"--lr must be positive, got {args.lr}")
+    if not 0 <= args.seed <= MAX_SEED:
+        parser.error(f"--seed must be 0 to {MAX_SEED}, got {args.seed}")
     try:
         cfg = get_model(args.model).with_overrides(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr)
         out = args.out or Path("runs") / cfg.name
         metrics, _ = train_and_evaluate(cfg, out, seed=args.seed, dtype=args.dtype, data_dir=args.data_dir,
-                                        progress=not args.no_progress)
-    except (UnknownModelError, data.DataError, TrainingError) as e:
+                                        progress=not args.no_progress, force=args.force)
+    except (UnknownModelError, data.DataError, TrainingError, outputs.OutputError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print_metrics(metrics, out)
