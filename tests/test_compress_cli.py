@@ -38,8 +38,8 @@ def _bytes_from_tensors(model):
     for lm in model.meta["quantization"]["layers"]:
         i, w = lm["index"], model.extra[f"q.layers.{lm['index']}.w"]
         out, n_in = w.shape
-        if lm["storage"] == "shared":  # entries, row lengths, 8-value codebook; bias; one multiplier and shift
-            total += model.extra[f"s.layers.{i}.entries"].nbytes + 2 * out + 8 + 4 * out + 5 + 4
+        if lm["storage"] == "shared":  # entries, column lengths, 8-value codebook; bias; one multiplier and shift
+            total += model.extra[f"s.layers.{i}.entries"].nbytes + 2 * n_in + 8 + 4 * out + 5 + 4
             continue
         if lm["storage"] == "sparse":
             total += model.extra[f"s.layers.{i}.entries"].nbytes + model.extra[f"s.layers.{i}.row_len"].nbytes
@@ -130,8 +130,8 @@ def test_share_gives_codebook_layers(model_dir, pruned_int8, mnist, tmp_path):
         assert np.unique(w[w != 0]).size <= 5
         assert np.unique(model.extra[f"q.layers.{i}.multiplier"]).size == 1
         assert np.unique(model.extra[f"q.layers.{i}.shift"]).size == 1
-        e, r, b = (model.extra[f"s.layers.{i}.{k}"] for k in ("entries", "row_len", "codebook"))
-        np.testing.assert_array_equal(layout.unpack_shared(e, r, b, lm["in"]), w)
+        e, c, b = (model.extra[f"s.layers.{i}.{k}"] for k in ("entries", "col_len", "codebook"))
+        np.testing.assert_array_equal(layout.unpack_shared(e, c, b, lm["out"]), w)
         np.testing.assert_array_equal(model.params[i]["w"] == 0, w.T == 0)
     steps = [s["pass"] for s in model.meta["compression"]["steps"]]
     assert steps == ["prune", "share", "quantize"]
