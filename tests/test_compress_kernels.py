@@ -51,7 +51,7 @@ def c_layer(t, kind, out_xor):
     book = None
     if kind == "sparse":
         entries, row_len = layout.pack_sparse(t["w"])
-        w_ptr = buf(np.frombuffer(entries.tobytes() + b"\0\0\0\0", np.uint32))  # 4-byte aligned copy
+        w_ptr = buf(np.frombuffer(entries.tobytes() + bytes(4 + -entries.nbytes % 4), np.uint32))  # aligned copy
         rl_ptr = buf(row_len)
     elif kind == "shared":
         entries, row_len, codebook = layout.pack_shared(t["w"])
@@ -172,9 +172,9 @@ def test_pack_round_trips():
         packed = layout.pack_dense(w)
         assert packed.nbytes == layout.dense_bytes(n_out, n_in)
         np.testing.assert_array_equal(layout.unpack_dense(packed, n_out, n_in), w)
-        entries, row_len = layout.pack_sparse(w)
-        assert np.all(row_len % 2 == 0) and entries.nbytes == 2 * int(row_len.sum())
-        np.testing.assert_array_equal(layout.unpack_sparse(entries, row_len, n_in), w)
+        entries, col_len = layout.pack_sparse(w)
+        assert col_len.size == n_in and entries.nbytes == 2 * int(col_len.sum())
+        np.testing.assert_array_equal(layout.unpack_sparse(entries, col_len, n_out), w)
 
 
 @settings(max_examples=100, deadline=None)
@@ -333,12 +333,15 @@ def test_m0_shared_equals_golden_in_unicorn(m0_image, n_in, n_out, density, leve
 @pytest.mark.parametrize("n_in,n_out,zeros", [(784, 300, 0.83), (784, 13, 0.97), (1002, 12, 0.7), (300, 10, 1.0),
                                               (801, 4, 0.5)])
 def test_m0_zero_skipping_equals_golden_in_unicorn(m0_image, n_in, n_out, zeros):
-    """The Thumb-1 skipping loops on mostly-zero inputs: the 8- and 4-output groups, a list length of every value mod
-    4, an all-zero input (empty list), layers over PZ_Q8_SLICE (800) inputs compacted slice by slice."""
+    """The Thumb-1 skipping loops on mostly-zero inputs: dense 8- and 4-output groups, a list length of every value
+    mod 4, an all-zero input (empty list), layers over PZ_Q8_SLICE (800) inputs compacted slice by slice; sparse and
+    shared columns."""
     rng = np.random.default_rng(n_in + n_out)
     t = with_zero_inputs(random_layer(rng, n_in, n_out, 1.0), rng, zeros)
     t["xu"] = np.concatenate([t["xu"], t["xu"][:1] * 0])                    # and one input that is all zeros
     np.testing.assert_array_equal(run_m0(m0_image, t, "pz_q8_dense_m0", out_xor=0x80), golden(t))
+    t = with_zero_inputs(random_layer(rng, n_in, n_out, 0.1), rng, zeros)
+    np.testing.assert_array_equal(run_m0(m0_image, t, "pz_q8_sparse", out_xor=0x80), golden(t))
     if n_out <= layout.SHARED_MAX_OUT:
         t = with_zero_inputs(shared_layer(rng, n_in, n_out, 0.1), rng, zeros)
         np.testing.assert_array_equal(run_m0(m0_image, t, "pz_q8_shared", out_xor=0x80), golden(t))

@@ -84,7 +84,7 @@ void pz_q8_shared(const pz_q8_layer_t *l, const uint8_t *xu, uint8_t *y) {
     const int32_t mult = l->multiplier[0], shift = l->shift[0];
     const int32_t out_zp = l->out_zp, act_min = l->act_min, act_max = l->act_max;
     const uint32_t out_xor = l->out_xor;
-    int32_t acc[2u * n_out];  /* acc[2 j] for output j: the 8-byte stride of the entries' gaps */
+    int32_t acc[n_out ? 2u * n_out : 1u];  /* acc[2 j] for output j: the 8-byte stride of the entries' gaps */
     for (uint32_t j = 0; j < n_out; j++) acc[2u * j] = bias[j];
 #if PZ_Q8_M0_ASM
     uint32_t tab_words[64];  /* int8 tab[256] with tab[b] = book[b & 7]: two words repeated */
