@@ -9,7 +9,8 @@ outputs are checked against compress.reference.forward before any figure is prin
 MAC (dense: n_in x n_out), for dense layers also cycles per MAC of a non-zero input (the int8 dense kernel skips
 zero input bytes: n_out x the layer's non-zero inputs, averaged over the images), and for sparse layers cycles per
 non-zero weight, per stored entry and per entry read (the entries in the columns of the non-zero inputs, which is
-all the zero-skipping sparse and shared kernels read).
+all the zero-skipping sparse and shared kernels read). The marginal cost is the least-squares slope of a layer's
+cycles over that work across the images (the loop's own cost, without the per-layer and per-output parts).
 """
 
 from __future__ import annotations
@@ -82,6 +83,9 @@ def measure(build_dir: Path, images: int) -> dict:
                "n_out": kl["n_out"], "cycles_mean": c, "cycles_min": int(cycles[:, i].min()),
                "cycles_max": int(cycles[:, i].max()), "nonzero_weights": nnz}
         row["nonzero_inputs_mean"] = float(nonzero_in[:, i].mean())
+        work = nonzero_in[:, i] * kl["n_out"] if kl["storage"] == "dense" else entries_read[:, i]
+        if np.ptp(work) > 0:  # marginal cost: least-squares slope of cycles over the work the images differ in
+            row["marginal_cycles_per_unit"] = float(np.polyfit(work, cycles[:, i], 1)[0])
         if kl["storage"] == "dense":
             row["cycles_per_mac"] = c / macs
             row["cycles_per_nonzero_mac"] = float((cycles[:, i] / np.maximum(nonzero_in[:, i], 1)).mean()) / kl["n_out"]
@@ -111,6 +115,9 @@ def main(argv=None) -> int:
                f"{row['cycles_per_nonzero']:.2f} cycles/non-zero, {row['cycles_per_entry']:.2f} cycles/entry, "
                f"{row['cycles_per_entry_read']:.2f} cycles/entry of a non-zero input, "
                f"{row['bytes_per_nonzero']:.2f} bytes/non-zero")
+        if "marginal_cycles_per_unit" in row:
+            fig += (f", marginal {row['marginal_cycles_per_unit']:.2f} per "
+                    f"{'MAC of a non-zero input' if row['storage'] == 'dense' else 'entry read'}")
         print(f"  layer {row['layer']}: {row['storage']:<6} {row['n_in']}x{row['n_out']:<4} "
               f"{row['cycles_mean']:>12,.0f} cycles  {fig}  ({row['nonzero_inputs_mean']:.1f} non-zero inputs)")
     print(f"  total {r['total_cycles_mean']:,.0f} cycles per inference")
