@@ -266,7 +266,8 @@ def test_kernels_cross_compile_for_m0plus(tmp_path):
         assert r.returncode == 0, r.stderr
     dis = subprocess.run(["arm-none-eabi-objdump", "-d", str(tmp_path / "int8_dense_m0.o")], capture_output=True,
                          text=True).stdout
-    assert "<pz_q8_skip8_m0>:" in dis and "<pz_q8_skip4_m0>:" in dis, "the ARMv6-M build must contain the assembly loops"
+    for loop in ("pz_q8_skip8_m0", "pz_q8_skip4_m0", "pz_q8_dot8_m0", "pz_q8_dot4_m0"):
+        assert f"<{loop}>:" in dis, f"the ARMv6-M build must contain the assembly loop {loop}"
     dis = subprocess.run(["arm-none-eabi-objdump", "-d", str(tmp_path / "int8_shared.o")], capture_output=True,
                          text=True).stdout
     assert "<pz_q8_shared_col_m0>:" in dis
