@@ -68,6 +68,10 @@ def test_write_status_needs_write_enable_and_sets_busy_for_tw(sim):
     cmd(sim, fc.CMD_WRITE_STATUS, 0, fc.SR2_QE)            # no WEL: ignored
     assert cmd(sim, fc.CMD_READ_STATUS2, 0)[1] == 0
     cmd(sim, fc.CMD_WRITE_ENABLE)
+    cmd(sim, fc.CMD_WRITE_DISABLE)                              # 04h clears WEL: the write is ignored again
+    cmd(sim, fc.CMD_WRITE_STATUS, 0, fc.SR2_QE)
+    assert cmd(sim, fc.CMD_READ_STATUS1, 0)[1] == 0 and cmd(sim, fc.CMD_READ_STATUS2, 0)[1] == 0
+    cmd(sim, fc.CMD_WRITE_ENABLE)
     assert cmd(sim, fc.CMD_READ_STATUS1, 0)[1] == fc.SR1_WEL
     cmd(sim, fc.CMD_WRITE_STATUS, 0, fc.SR2_QE)
     assert cmd(sim, fc.CMD_READ_STATUS1, 0)[1] == fc.SR1_BUSY     # WEL cleared, BUSY for tW
