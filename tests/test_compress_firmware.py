@@ -137,7 +137,7 @@ def test_generated_tables_hold_kernel_layers(variants, name):
     for kl in layout.kernel_layers(model):
         i = kl["index"]
         assert f"{kinds[kl['storage']]}, {kl['n_in']}, {kl['n_out']}, pz_l{i}_w" in c
-        assert f"const uint8_t pz_l{i}_w[{len(kl['w'])}] __attribute__((aligned(4)))" in c
+        assert f"const uint8_t pz_l{i}_w[{len(kl['w'])}] __attribute__((aligned(8)))" in c
         book = f"pz_l{i}_codebook" if kl["storage"] == "shared" else "NULL"
         assert f"0x{int(kl['out_xor']):02x}u, {book}}};" in c
         if kl["storage"] == "shared":
