@@ -6,7 +6,11 @@ The firmware boots once; then for each test image the post-boot machine is resto
 and the layer table's adapters are called one at a time (r0 = &pz_layers[i], r1 = x, r2 = y, as pz_infer calls
 them), so each layer's cycles include its adapter, kernel and per-output requantization. The last layer's int8
 outputs are checked against compress.reference.forward before any figure is printed. Reported per layer: cycles per
-MAC (dense: n_in x n_out) and, for sparse layers, cycles per non-zero weight and per stored entry.
+MAC (dense: n_in x n_out), for dense layers also cycles per MAC of a non-zero input (the int8 dense kernel skips
+zero input bytes: n_out x the layer's non-zero inputs, averaged over the images), and for sparse layers cycles per
+non-zero weight, per stored entry and per entry read (the entries in the columns of the non-zero inputs, which is
+all the zero-skipping sparse and shared kernels read). The marginal cost is the least-squares slope of a layer's
+cycles over that work across the images (the loop's own cost, without the per-layer and per-output parts).
 """
 
 from __future__ import annotations
@@ -42,6 +46,8 @@ def measure(build_dir: Path, images: int) -> dict:
     ds = data.load(build["dataset"])
     x = ds.x_test[:images]
     cycles = np.zeros((images, len(kls)), np.int64)
+    nonzero_in = np.zeros((images, len(kls)), np.int64)
+    entries_read = np.zeros((images, len(kls)), np.int64)  # sparse/shared: entries in the non-zero inputs' columns
     outs = []
     for n, raw in enumerate(x):
         sim.uc.ctl_flush_tb()
@@ -52,6 +58,10 @@ def measure(build_dir: Path, images: int) -> dict:
         src = h.input_addr
         for i, fn in enumerate(runs):
             dst = h.output_addr if i + 1 == len(runs) else bufs[i % 2]
+            xu = np.frombuffer(sim.read(src, kls[i]["n_in"]), np.uint8)
+            nonzero_in[n, i] = np.count_nonzero(xu)
+            if kls[i]["row_len"] is not None:
+                entries_read[n, i] = int(np.asarray(kls[i]["row_len"], np.int64)[xu != 0].sum())
             sim.set_regs(r0=table + LAYER_STRUCT_BYTES * i, r1=src, r2=dst, sp=h.stack_top, lr=h.halt | 1)
             c0 = sim.state.cycles
             stop = sim.run(fn, 1 << 31)
@@ -72,13 +82,19 @@ def measure(build_dir: Path, images: int) -> dict:
         row = {"layer": kl["index"], "storage": kl["storage"], "kernel": kl["kernel"], "n_in": kl["n_in"],
                "n_out": kl["n_out"], "cycles_mean": c, "cycles_min": int(cycles[:, i].min()),
                "cycles_max": int(cycles[:, i].max()), "nonzero_weights": nnz}
+        row["nonzero_inputs_mean"] = float(nonzero_in[:, i].mean())
+        work = nonzero_in[:, i] * kl["n_out"] if kl["storage"] == "dense" else entries_read[:, i]
+        if np.ptp(work) > 0:  # marginal cost: least-squares slope of cycles over the work the images differ in
+            row["marginal_cycles_per_unit"] = float(np.polyfit(work, cycles[:, i], 1)[0])
         if kl["storage"] == "dense":
             row["cycles_per_mac"] = c / macs
+            row["cycles_per_nonzero_mac"] = float((cycles[:, i] / np.maximum(nonzero_in[:, i], 1)).mean()) / kl["n_out"]
         else:
             entries = int(np.asarray(kl["row_len"]).sum())
             stored = np.asarray(kl["w"]).nbytes + np.asarray(kl["row_len"]).nbytes  # entries and row lengths
             row.update(stored_entries=entries, cycles_per_nonzero=c / nnz, cycles_per_entry=c / entries,
-                       bytes_per_nonzero=stored / nnz)
+                       bytes_per_nonzero=stored / nnz, entries_read_mean=float(entries_read[:, i].mean()),
+                       cycles_per_entry_read=float((cycles[:, i] / np.maximum(entries_read[:, i], 1)).mean()))
         rows.append(row)
     return {"build_dir": str(build_dir), "model_dir": build["model_dir"], "images": images,
             "weights_placement": size.get("weights_placement"), "layers": rows,
@@ -94,11 +110,16 @@ def main(argv=None) -> int:
     r = measure(args.build_dir, args.images)
     print(f"{args.build_dir} (weights {r['weights_placement']}, {args.images} images, outputs == golden model)")
     for row in r["layers"]:
-        fig = (f"{row['cycles_per_mac']:.3f} cycles/MAC" if "cycles_per_mac" in row else
+        fig = (f"{row['cycles_per_mac']:.3f} cycles/MAC, {row['cycles_per_nonzero_mac']:.3f} cycles/MAC of a "
+               f"non-zero input" if "cycles_per_mac" in row else
                f"{row['cycles_per_nonzero']:.2f} cycles/non-zero, {row['cycles_per_entry']:.2f} cycles/entry, "
+               f"{row['cycles_per_entry_read']:.2f} cycles/entry of a non-zero input, "
                f"{row['bytes_per_nonzero']:.2f} bytes/non-zero")
+        if "marginal_cycles_per_unit" in row:
+            fig += (f", marginal {row['marginal_cycles_per_unit']:.2f} per "
+                    f"{'MAC of a non-zero input' if row['storage'] == 'dense' else 'entry read'}")
         print(f"  layer {row['layer']}: {row['storage']:<6} {row['n_in']}x{row['n_out']:<4} "
-              f"{row['cycles_mean']:>12,.0f} cycles  {fig}")
+              f"{row['cycles_mean']:>12,.0f} cycles  {fig}  ({row['nonzero_inputs_mean']:.1f} non-zero inputs)")
     print(f"  total {r['total_cycles_mean']:,.0f} cycles per inference")
     if args.json:
         args.json.write_text(json.dumps(r, indent=2) + "\n")

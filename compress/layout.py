@@ -13,19 +13,22 @@ weights. Outputs are walked in groups of 8 (then one group of 4 if 4 remain); in
 256*w3 + (w2+128) and `W >> 24` = w3 are one instruction each on the M0+; the kernel recovers
 sum w0*xu = A0 - 256*A1 - 128*sum(xu) (mod 2^32, exact) and likewise for lane 2. Bytes: out_pad * in_pad.
 
-Sparse ("pairs", `pack_sparse`): per output row, entries of two bytes (int8 weight, uint8 delta) read as one
-little-endian halfword; the input index advances by delta before each product (the first delta is the index itself);
-a gap over 255 is bridged by (0, 255) filler entries and an odd row gets one (0, 0) entry, so every row is a whole
-number of 32-bit words (two entries per load; the array must be 4-byte aligned). `row_len` (uint16 per output)
-counts each row's entries. Bytes: 2 per entry + 2 per output.
+Sparse ("pairs", `pack_sparse`): per input column, entries of two bytes (int8 weight, uint8 delta); the output
+index advances by delta before each product (the first delta is the index itself); a gap over 255 is bridged by
+(0, 255) filler entries. `col_len` (uint16 per input) counts each column's entries. Column order lets the kernel skip
+a zero input's whole column (zero skipping: int32 accumulators on the stack, one per output; layers wider than
+SPARSE_MAX_OUT outputs are not stored sparse). Bytes: 2 per entry + 2 per input.
 
 Shared ("code3", `pack_shared`), for layers whose non-zero int8 weights take at most 7 values (compress/share.py)
 and share one requantization multiplier and shift: a per-layer codebook of 8 int8 values (entry 0 is 0), and per
-output row one byte per entry, `gap << 3 | code` with a 5-bit gap and a 3-bit code; the input index advances by
+input column one byte per entry, `gap << 3 | code` with a 5-bit gap and a 3-bit code; the output index advances by
 the gap before each product (the first gap is the index itself, so it may be 0; later gaps are 1..31). A gap over 31
-is bridged by (code 0, gap 31) filler entries, whose product is 0. `row_len` (uint16 per output) counts each row's
-entries. Bytes: 1 per entry + 2 per output + 8 per layer, and one multiplier and shift per layer instead of one per
-output.
+is bridged by (code 0, gap 31) filler entries, whose product is 0. `col_len` (uint16 per input) counts each column's
+entries. Column order lets the kernel skip a zero input's whole column (zero skipping: it reads only the columns of
+the non-zero inputs and adds codebook[code] * x into int32 accumulators on the stack, at 8-byte stride so that
+`entry & 0xF8` is the gap's byte offset). Layers wider than SHARED_MAX_OUT outputs are not stored shared (the
+accumulators would outgrow the default stack). Bytes: 1 per entry + 2 per input + 8 per layer, and one multiplier
+and shift per layer instead of one per output.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ SPARSE_MAX_DELTA = 255
 SHARED_CODE_BITS, SHARED_GAP_BITS = 3, 5
 SHARED_MAX_GAP = (1 << SHARED_GAP_BITS) - 1
 SHARED_LEVELS = (1 << SHARED_CODE_BITS) - 1  # non-zero codebook values; code 0 is the value 0 (fillers)
+SPARSE_MAX_OUT = 768  # 4 bytes of stack per output for the column kernel's accumulators (3 kB of the 4 kB default)
+SHARED_MAX_OUT = 384  # 8 bytes of stack per output for the column kernel's accumulators (3 kB of the 4 kB default)
 
 
 def _pad4(n: int) -> int:
@@ -90,43 +95,41 @@ def unpack_dense(packed: np.ndarray, out: int, n_in: int) -> np.ndarray:
 
 
 def pack_sparse(w_out_in: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(entries uint8 (2 * n_entries,), row_len uint16 (out,)) of the pairs format."""
+    """(entries uint8 (2 * n_entries,), col_len uint16 (in,)) of the pairs format, by input column."""
     w = np.asarray(w_out_in)
     if w.dtype != np.int8:
         raise TypeError(f"pack_sparse wants int8 weights, got {w.dtype}")
-    entries, row_len = [], []
-    for row in w:
+    entries, col_len = [], []
+    for column in w.T:
         n, prev = 0, 0
-        for k in np.flatnonzero(row):
-            gap = int(k) - prev
+        for j in np.flatnonzero(column):
+            gap = int(j) - prev
             while gap > SPARSE_MAX_DELTA:
                 entries += [0, SPARSE_MAX_DELTA]
                 gap -= SPARSE_MAX_DELTA
                 n += 1
-            entries += [int(row[k]) & 0xFF, gap]
+            entries += [int(column[j]) & 0xFF, gap]
             n += 1
-            prev = int(k)
-        if n % 2:  # rows hold an even number of entries: the kernel reads two per 32-bit load
-            entries += [0, 0]
-            n += 1
+            prev = int(j)
         if n > 0xFFFF:
-            raise OverflowError("a sparse row has more than 65535 entries")
-        row_len.append(n)
-    return np.asarray(entries, np.uint8), np.asarray(row_len, np.uint16)
+            raise OverflowError("a sparse column has more than 65535 entries")
+        col_len.append(n)
+    return np.asarray(entries, np.uint8), np.asarray(col_len, np.uint16)
 
 
-def unpack_sparse(entries: np.ndarray, row_len: np.ndarray, n_in: int) -> np.ndarray:
+def unpack_sparse(entries: np.ndarray, col_len: np.ndarray, n_out: int) -> np.ndarray:
+    """The int8 (out, in) weights of a pairs layer."""
     e = np.asarray(entries, np.uint8).reshape(-1, 2)
-    w = np.zeros((len(row_len), n_in), np.int8)
+    w = np.zeros((len(col_len), n_out), np.int8)
     pos = 0
-    for j, n in enumerate(np.asarray(row_len, np.int64)):
-        k = 0
+    for k, n in enumerate(np.asarray(col_len, np.int64)):
+        j = 0
         for wb, d in e[pos:pos + n]:
-            k += int(d)
+            j += int(d)
             if wb:
-                w[j, k] = np.int8(np.uint8(wb).view(np.int8))
+                w[k, j] = np.int8(np.uint8(wb).view(np.int8))
         pos += n
-    return w
+    return w.T.copy()
 
 
 def shared_codebook(w_out_in: np.ndarray) -> np.ndarray | None:
@@ -142,7 +145,7 @@ def shared_codebook(w_out_in: np.ndarray) -> np.ndarray | None:
 
 
 def pack_shared(w_out_in: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(entries uint8 (n_entries,), row_len uint16 (out,), codebook int8 (8,)) of the code3 format."""
+    """(entries uint8 (n_entries,), col_len uint16 (in,), codebook int8 (8,)) of the code3 format, by input column."""
     w = np.asarray(w_out_in)
     if w.dtype != np.int8:
         raise TypeError(f"pack_shared wants int8 weights, got {w.dtype}")
@@ -151,47 +154,49 @@ def pack_shared(w_out_in: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
         raise ValueError(f"pack_shared: the layer has {np.unique(w[w != 0]).size} distinct non-zero weights; the "
                          f"code3 format holds at most {SHARED_LEVELS} (compress with --share)")
     code_of = {int(v): c for c, v in enumerate(book) if c == 0 or v != 0}
-    entries, row_len = [], []
-    for row in w:
+    entries, col_len = [], []
+    for column in w.T:
         start = len(entries)
         prev = 0
-        for k in np.flatnonzero(row):
-            gap = int(k) - prev
+        for j in np.flatnonzero(column):
+            gap = int(j) - prev
             while gap > SHARED_MAX_GAP:
                 entries.append(SHARED_MAX_GAP << SHARED_CODE_BITS)  # code 0: weight 0
                 gap -= SHARED_MAX_GAP
-            entries.append(gap << SHARED_CODE_BITS | code_of[int(row[k])])
-            prev = int(k)
+            entries.append(gap << SHARED_CODE_BITS | code_of[int(column[j])])
+            prev = int(j)
         if len(entries) - start > 0xFFFF:
-            raise OverflowError("a shared row has more than 65535 entries")
-        row_len.append(len(entries) - start)
-    return np.asarray(entries, np.uint8), np.asarray(row_len, np.uint16), book
+            raise OverflowError("a shared column has more than 65535 entries")
+        col_len.append(len(entries) - start)
+    return np.asarray(entries, np.uint8), np.asarray(col_len, np.uint16), book
 
 
-def unpack_shared(entries: np.ndarray, row_len: np.ndarray, codebook: np.ndarray, n_in: int) -> np.ndarray:
+def unpack_shared(entries: np.ndarray, col_len: np.ndarray, codebook: np.ndarray, n_out: int) -> np.ndarray:
+    """The int8 (out, in) weights of a code3 layer."""
     e = np.asarray(entries, np.uint8)
     book = np.asarray(codebook, np.int8)
-    w = np.zeros((len(row_len), n_in), np.int8)
+    w = np.zeros((len(col_len), n_out), np.int8)
     pos = 0
-    for j, n in enumerate(np.asarray(row_len, np.int64)):
-        k = 0
+    for k, n in enumerate(np.asarray(col_len, np.int64)):
+        j = 0
         for b in e[pos:pos + n]:
-            k += int(b) >> SHARED_CODE_BITS
+            j += int(b) >> SHARED_CODE_BITS
             code = int(b) & SHARED_LEVELS
             if code:
-                w[j, k] = book[code]
+                w[k, j] = book[code]
         pos += n
-    return w
+    return w.T.copy()
 
 
 def storage_tensors(storage: str, w_out_in: np.ndarray) -> dict[str, np.ndarray]:
     """The packed tensors a storage keeps besides q.layers.<i>.*, by name (saved as s.layers.<i>.<name>, read back by
-    kernel_layers): none for dense (interleave4 is rebuilt from the weights), entries + row_len for sparse, and a
-    codebook too for shared."""
+    kernel_layers): none for dense (interleave4 is rebuilt from the weights), entries + col_len for sparse, entries +
+    col_len + codebook for shared. kernel_layers rebuilds all three from the weights (model directories written
+    before the column formats hold row-order tensors under row_len)."""
     if storage == "sparse":
-        return dict(zip(("entries", "row_len"), pack_sparse(w_out_in)))
+        return dict(zip(("entries", "col_len"), pack_sparse(w_out_in)))
     if storage == "shared":
-        return dict(zip(("entries", "row_len", "codebook"), pack_shared(w_out_in)))
+        return dict(zip(("entries", "col_len", "codebook"), pack_shared(w_out_in)))
     return {}
 
 
@@ -206,19 +211,22 @@ def dense_bytes(out: int, n_in: int) -> int:
 
 
 def sparse_bytes(w_out_in: np.ndarray) -> int:
-    entries, row_len = pack_sparse(w_out_in)
-    return entries.nbytes + row_len.nbytes
+    entries, col_len = pack_sparse(w_out_in)
+    return entries.nbytes + col_len.nbytes
 
 
 def choose_storage(w_out_in: np.ndarray, multiplier=None, shift=None) -> str:
     """The storage with the fewest bytes (int8_layer_bytes): "shared" when the layer qualifies (at most 7 distinct
     non-zero weights and one multiplier and shift; give them), else "sparse" when the pairs format takes fewer
-    bytes than interleave4 (density below ~50 %), else "dense".
+    bytes than interleave4 (density below ~50 %), else "dense". Sparse and shared need at most SPARSE_MAX_OUT and
+    SHARED_MAX_OUT outputs (their kernels keep one accumulator per output on the stack).
 
-    Bytes decide; speed agrees to within a few points of density: the sparse kernel costs ~2.4x the dense kernel
-    per stored weight (docs/COMPRESS.md), so it is faster below ~40 % density."""
-    options = ["dense", "sparse"]
-    if multiplier is not None and uniform_requantization(multiplier, shift) and shared_codebook(w_out_in) is not None:
+    Bytes decide; speed agrees roughly: all three kernels skip zero inputs, and per non-zero input the sparse kernel
+    costs ~14 cycles per stored weight against ~4.3 per weight for dense (docs/BENCHMARKS.md), so it is faster below
+    ~30 % density."""
+    options = ["dense"] + (["sparse"] if np.asarray(w_out_in).shape[0] <= SPARSE_MAX_OUT else [])
+    if (multiplier is not None and uniform_requantization(multiplier, shift) and shared_codebook(w_out_in) is not None
+            and np.asarray(w_out_in).shape[0] <= SHARED_MAX_OUT):
         options.append("shared")
     return min(options, key=lambda storage: int8_layer_bytes(w_out_in, storage)["total"])
 
@@ -228,11 +236,11 @@ def int8_layer_bytes(w_out_in: np.ndarray, storage: str) -> dict:
     out, n_in = w_out_in.shape
     requant = 4 * out + out  # multiplier int32, shift int8 per output
     if storage == "sparse":
-        entries, row_len = pack_sparse(w_out_in)
-        weights, indices = entries.nbytes // 2, entries.nbytes // 2 + row_len.nbytes
+        entries, col_len = pack_sparse(w_out_in)
+        weights, indices = entries.nbytes // 2, entries.nbytes // 2 + col_len.nbytes
     elif storage == "shared":  # code and gap share each entry's byte: counted as weights
-        entries, row_len, book = pack_shared(w_out_in)
-        weights, indices, requant = entries.nbytes + book.nbytes, row_len.nbytes, 4 + 1
+        entries, col_len, book = pack_shared(w_out_in)
+        weights, indices, requant = entries.nbytes + book.nbytes, col_len.nbytes, 4 + 1
     else:
         weights, indices = dense_bytes(out, n_in), 0
     parts = {"weights": weights, "indices": indices, "biases": 4 * out, "scales": requant + SCALAR_BYTES_PER_LAYER}
@@ -255,7 +263,8 @@ def kernel_layers(model) -> list[dict]:
     """Everything one `pz_q8_layer_t` needs, per dense layer of an int8 model, in order (for firmware codegen).
 
     Keys: index, n_in, n_out, storage ("dense" | "sparse" | "shared"), kernel (C function name), w (uint8 bytes:
-    interleave4, pairs or code3 entries), row_len (uint16, sparse and shared, else None), codebook (int8 (8,),
+    interleave4, pairs or code3 entries), row_len (uint16 entries per input column for sparse and shared, None for
+    dense; the struct field keeps its name pz_q8_layer_t.row_len), codebook (int8 (8,),
     shared only, else None), bias (folded int32), multiplier (int32), shift (int8) (one per output; shared layers
     have one value, as the firmware stores them), out_zp, act_min, act_max, out_xor (0x80 for hidden layers: the
     next layer's offset-binary input; 0 for the last layer, whose bytes are the int8 model output).
@@ -267,13 +276,18 @@ def kernel_layers(model) -> list[dict]:
         w = model.extra[f"q.layers.{i}.w"]
         storage = lm.get("storage", "dense")
         mult, shift, book = model.extra[f"q.layers.{i}.multiplier"], model.extra[f"q.layers.{i}.shift"], None
-        if storage == "sparse":
-            wbytes, row_len, kernel = model.extra[f"s.layers.{i}.entries"], model.extra[f"s.layers.{i}.row_len"], \
-                "pz_q8_sparse"
-        elif storage == "shared":
-            wbytes, row_len, kernel = model.extra[f"s.layers.{i}.entries"], model.extra[f"s.layers.{i}.row_len"], \
-                "pz_q8_shared"
-            book = model.extra[f"s.layers.{i}.codebook"]
+        if storage == "sparse":  # rebuilt from the weights, as interleave4 is (same bytes as s.layers.<i>.*)
+            wbytes, row_len = pack_sparse(w)
+            kernel = "pz_q8_sparse"
+            if w.shape[0] > SPARSE_MAX_OUT:
+                raise ValueError(f"layer {i} is stored 'sparse' with {w.shape[0]} outputs; the pairs kernel keeps one "
+                                 f"4-byte accumulator per output on the stack and takes at most {SPARSE_MAX_OUT}")
+        elif storage == "shared":  # rebuilt from the weights, as interleave4 is (same bytes as s.layers.<i>.*)
+            wbytes, row_len, book = pack_shared(w)
+            kernel = "pz_q8_shared"
+            if w.shape[0] > SHARED_MAX_OUT:
+                raise ValueError(f"layer {i} is stored 'shared' with {w.shape[0]} outputs; the code3 kernel keeps one "
+                                 f"8-byte accumulator per output on the stack and takes at most {SHARED_MAX_OUT}")
             if not uniform_requantization(mult, shift):
                 raise ValueError(f"layer {i} is stored 'shared' but its outputs have different multipliers or "
                                  f"shifts; the code3 kernel applies one per layer")

@@ -138,7 +138,7 @@ class KernelImage:
             w_addr, rl_addr = put(entries.tobytes() or b"\0\0\0\0"), put(row_len.tobytes() or b"\0\0")
             n_entries = len(entries) // 2
         elif storage == "shared":
-            entries, row_len, book = layout.pack_shared(t["w"])
+            entries, row_len, book = layout.pack_shared(t["w"])   # row_len: the col_len of the column format
             heap[0] += 1  # the code3 entries need no alignment: prove it with an odd address
             w_addr, rl_addr, book_addr = put(entries.tobytes() or b"\0"), put(row_len.tobytes()), put(book.tobytes())
             n_entries = entries.size

@@ -38,11 +38,11 @@ def _bytes_from_tensors(model):
     for lm in model.meta["quantization"]["layers"]:
         i, w = lm["index"], model.extra[f"q.layers.{lm['index']}.w"]
         out, n_in = w.shape
-        if lm["storage"] == "shared":  # entries, row lengths, 8-value codebook; bias; one multiplier and shift
-            total += model.extra[f"s.layers.{i}.entries"].nbytes + 2 * out + 8 + 4 * out + 5 + 4
+        if lm["storage"] == "shared":  # entries, column lengths, 8-value codebook; bias; one multiplier and shift
+            total += model.extra[f"s.layers.{i}.entries"].nbytes + 2 * n_in + 8 + 4 * out + 5 + 4
             continue
         if lm["storage"] == "sparse":
-            total += model.extra[f"s.layers.{i}.entries"].nbytes + model.extra[f"s.layers.{i}.row_len"].nbytes
+            total += model.extra[f"s.layers.{i}.entries"].nbytes + model.extra[f"s.layers.{i}.col_len"].nbytes
         else:
             total += (-(-out // 4) * 4) * (-(-n_in // 4) * 4)
         total += out * (4 + 4 + 1) + 4  # bias, multiplier, shift; zero point, clamps, xor
@@ -66,8 +66,8 @@ def test_pruned_int8_dir_contract(pruned_int8, mnist):
         assert model.extra[f"q.layers.{i}.shift"].dtype == np.int8
         np.testing.assert_array_equal(model.params[i]["w"] == 0, w.T == 0)  # the float view has the same zeros
         if lm["storage"] == "sparse":
-            e, r = model.extra[f"s.layers.{i}.entries"], model.extra[f"s.layers.{i}.row_len"]
-            np.testing.assert_array_equal(layout.unpack_sparse(e, r, lm["in"]), w)
+            e, c = model.extra[f"s.layers.{i}.entries"], model.extra[f"s.layers.{i}.col_len"]
+            np.testing.assert_array_equal(layout.unpack_sparse(e, c, lm["out"]), w)
     zero = np.mean(np.concatenate([model.extra[f"q.layers.{lm['index']}.w"].ravel() for lm in q["layers"]]) == 0)
     assert m["sparsity"] == pytest.approx(zero, abs=1e-6) and zero >= 0.8
     assert q["layers"][0]["storage"] == "sparse"
@@ -130,8 +130,8 @@ def test_share_gives_codebook_layers(model_dir, pruned_int8, mnist, tmp_path):
         assert np.unique(w[w != 0]).size <= 5
         assert np.unique(model.extra[f"q.layers.{i}.multiplier"]).size == 1
         assert np.unique(model.extra[f"q.layers.{i}.shift"]).size == 1
-        e, r, b = (model.extra[f"s.layers.{i}.{k}"] for k in ("entries", "row_len", "codebook"))
-        np.testing.assert_array_equal(layout.unpack_shared(e, r, b, lm["in"]), w)
+        e, c, b = (model.extra[f"s.layers.{i}.{k}"] for k in ("entries", "col_len", "codebook"))
+        np.testing.assert_array_equal(layout.unpack_shared(e, c, b, lm["out"]), w)
         np.testing.assert_array_equal(model.params[i]["w"] == 0, w.T == 0)
     steps = [s["pass"] for s in model.meta["compression"]["steps"]]
     assert steps == ["prune", "share", "quantize"]

@@ -51,7 +51,7 @@ def c_layer(t, kind, out_xor):
     book = None
     if kind == "sparse":
         entries, row_len = layout.pack_sparse(t["w"])
-        w_ptr = buf(np.frombuffer(entries.tobytes() + b"\0\0\0\0", np.uint32))  # 4-byte aligned copy
+        w_ptr = buf(np.frombuffer(entries.tobytes() + bytes(4 + -entries.nbytes % 4), np.uint32))  # aligned copy
         rl_ptr = buf(row_len)
     elif kind == "shared":
         entries, row_len, codebook = layout.pack_shared(t["w"])
@@ -102,6 +102,28 @@ def test_shared_kernel_equals_numpy_golden(lib, seed, n_in, n_out, density, leve
         np.testing.assert_array_equal(run_c(lib, t, kind, out_xor), want, err_msg=kind)
 
 
+def with_zero_inputs(t, rng, fraction):
+    """Input bytes set to 0 (the zero point of the first layer and of ReLU outputs) with probability `fraction`."""
+    t["xu"] = np.where(rng.random(t["xu"].shape) < fraction, 0, t["xu"]).astype(np.uint8)
+    return t
+
+
+@settings(max_examples=150, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n_in=st.integers(1, 120), n_out=st.integers(1, 21),
+       density=st.sampled_from([1.0, 0.3, 0.05]), zeros=st.sampled_from([0.5, 0.83, 0.97, 1.0]),
+       edge=st.sampled_from([None, None, "max", "tiny"]), out_xor=st.sampled_from([0, 0x80]))
+def test_zero_skipping_kernels_equal_numpy_golden(lib, seed, n_in, n_out, density, zeros, edge, out_xor):
+    """Mostly-zero inputs (MNIST pixels are 83 % zeros): the skipping kernels (dense m0, shared) still equal the
+    golden model bit for bit, whatever the zero point (zp_in is random; skipping a 0 byte is exact for any)."""
+    rng = np.random.default_rng(seed)
+    t = with_zero_inputs(random_layer(rng, n_in, n_out, density, edge), rng, zeros)
+    want = golden(t)
+    for kind in ("m0", "ref", "sparse"):
+        np.testing.assert_array_equal(run_c(lib, t, kind, out_xor), want, err_msg=kind)
+    t = with_zero_inputs(shared_layer(rng, n_in, n_out, density, 7, edge), rng, zeros)
+    np.testing.assert_array_equal(run_c(lib, t, "shared", out_xor), golden(t), err_msg="shared")
+
+
 def test_saturation_edges_are_hit(lib):
     """The edge layers really reach both clamps and the tiny multiplier really rounds to the zero point."""
     rng = np.random.default_rng(1)
@@ -150,45 +172,46 @@ def test_pack_round_trips():
         packed = layout.pack_dense(w)
         assert packed.nbytes == layout.dense_bytes(n_out, n_in)
         np.testing.assert_array_equal(layout.unpack_dense(packed, n_out, n_in), w)
-        entries, row_len = layout.pack_sparse(w)
-        assert np.all(row_len % 2 == 0) and entries.nbytes == 2 * int(row_len.sum())
-        np.testing.assert_array_equal(layout.unpack_sparse(entries, row_len, n_in), w)
+        entries, col_len = layout.pack_sparse(w)
+        assert col_len.size == n_in and entries.nbytes == 2 * int(col_len.sum())
+        np.testing.assert_array_equal(layout.unpack_sparse(entries, col_len, n_out), w)
 
 
 @settings(max_examples=100, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), n_out=st.integers(1, 6), n_in=st.integers(1, 300),
+@given(seed=st.integers(0, 2**32 - 1), n_out=st.integers(1, 300), n_in=st.integers(1, 6),
        density=st.sampled_from([0.9, 0.2, 0.02]), levels=st.integers(1, 7))
 def test_shared_pack_round_trips(seed, n_out, n_in, density, levels):
     t = shared_layer(np.random.default_rng(seed), n_in, n_out, density, levels)
     w = t["w"]
-    entries, row_len, book = layout.pack_shared(w)
-    np.testing.assert_array_equal(layout.unpack_shared(entries, row_len, book, n_in), w)
+    entries, col_len, book = layout.pack_shared(w)
+    np.testing.assert_array_equal(layout.unpack_shared(entries, col_len, book, n_out), w)
     assert book[0] == 0 and book.dtype == np.int8 and book.size == 8
     assert set(np.unique(w[w != 0])) == set(book[book != 0])
-    # one entry per non-zero weight plus one filler per 31 positions of a longer gap (the first gap counts from 0)
+    # one entry per non-zero weight plus one filler per 31 positions of a longer gap (the first gap counts from 0),
+    # column by column (gaps over the output index)
     fillers = 0
-    for row in w:
+    for column in w.T:
         prev = 0
-        for k in np.flatnonzero(row):
-            fillers += (int(k) - prev - 1) // 31 if k > prev else 0
-            prev = int(k)
-    assert int(row_len.sum()) == entries.size == int(np.count_nonzero(w)) + fillers
+        for j in np.flatnonzero(column):
+            fillers += (int(j) - prev - 1) // 31 if j > prev else 0
+            prev = int(j)
+    assert col_len.size == n_in and int(col_len.sum()) == entries.size == int(np.count_nonzero(w)) + fillers
     parts = layout.int8_layer_bytes(w, "shared")
-    assert parts["total"] == entries.size + 2 * n_out + 8 + 4 * n_out + 5 + 4
+    assert parts["total"] == entries.size + 2 * n_in + 8 + 4 * n_out + 5 + 4
 
 
 def test_shared_format_bytes_and_errors():
-    w = np.zeros((2, 80), np.int8)
-    w[0, [0, 1, 40]] = [5, -3, 5]
-    w[1, 79] = 9
-    entries, row_len, book = layout.pack_shared(w)
+    w = np.zeros((80, 2), np.int8)   # (out, in): two input columns
+    w[[0, 1, 40], 0] = [5, -3, 5]
+    w[79, 1] = 9
+    entries, col_len, book = layout.pack_shared(w)
     assert list(book) == [0, -3, 5, 9, 0, 0, 0, 0]
     code = {-3: 1, 5: 2, 9: 3}
     # gap << 3 | code; a gap over 31 takes (gap 31, code 0) fillers
     assert list(entries) == [0 << 3 | code[5], 1 << 3 | code[-3], 31 << 3, 8 << 3 | code[5],
                              31 << 3, 31 << 3, 17 << 3 | code[9]]
-    assert list(row_len) == [4, 3]
-    w[1, :8] = np.arange(1, 9)
+    assert list(col_len) == [4, 3]
+    w[:8, 1] = np.arange(1, 9)
     with pytest.raises(ValueError, match="10 distinct non-zero weights"):
         layout.pack_shared(w)
     with pytest.raises(TypeError):
@@ -204,9 +227,12 @@ def test_choose_storage_picks_shared_only_when_the_kernel_can_run_it():
     mult[3] += 1
     assert layout.choose_storage(t["w"], mult, t["shift"]) == "sparse"  # per-channel multipliers
     assert layout.choose_storage(random_layer(rng, 300, 20, 0.1)["w"], t["mult"], t["shift"]) == "sparse"
-    full = shared_layer(rng, 300, 20, 1.0)["w"]  # bytes decide even at full density: 1 byte per weight either way,
-    assert layout.choose_storage(full, t["mult"], t["shift"]) == "shared"  # but one multiplier per layer
+    full = shared_layer(rng, 20, 300, 1.0)["w"]  # bytes decide even at full density: 1 byte per weight either way,
+    assert layout.choose_storage(full, t["mult"][:1].repeat(300), t["shift"][:1].repeat(300)) == "shared"  # but
+    # one multiplier per layer (and 2 bytes per input column against 5 per output of requantization)
     assert layout.choose_storage(full) == "dense"
+    wide = shared_layer(rng, 20, layout.SHARED_MAX_OUT + 1, density=0.1)  # its accumulators would not fit the stack
+    assert layout.choose_storage(wide["w"], wide["mult"], wide["shift"]) == "sparse"
 
 
 def test_folded_bias_identity():
@@ -240,10 +266,11 @@ def test_kernels_cross_compile_for_m0plus(tmp_path):
         assert r.returncode == 0, r.stderr
     dis = subprocess.run(["arm-none-eabi-objdump", "-d", str(tmp_path / "int8_dense_m0.o")], capture_output=True,
                          text=True).stdout
-    assert "<pz_q8_dot8_m0>:" in dis, "the ARMv6-M build must contain the assembly inner loop"
+    for loop in ("pz_q8_skip8_m0", "pz_q8_skip4_m0", "pz_q8_dot8_m0", "pz_q8_dot4_m0"):
+        assert f"<{loop}>:" in dis, f"the ARMv6-M build must contain the assembly loop {loop}"
     dis = subprocess.run(["arm-none-eabi-objdump", "-d", str(tmp_path / "int8_shared.o")], capture_output=True,
                          text=True).stdout
-    assert "<pz_q8_shared_row_m0>:" in dis
+    assert "<pz_q8_shared_col_m0>:" in dis
 
 
 def test_arm_flags_are_firmware_builds():
@@ -295,13 +322,30 @@ def test_m0_build_equals_golden_in_unicorn(m0_image, n_in, n_out, density, edge)
                                                              (100, 10, 0.5, 3, None), (64, 9, 1.0, 2, "max"),
                                                              (37, 11, 1.0, 1, "zero"), (784, 5, 0.005, 7, "tiny")])
 def test_m0_shared_equals_golden_in_unicorn(m0_image, n_in, n_out, density, levels, edge):
-    """The Thumb-1 row loop: rows of every length mod 4 (one-at-a-time prologue, then four per iteration), fillers
-    over long gaps, saturation, and entries at an odd address."""
+    """The Thumb-1 column loop: columns of every length mod 4 (entered part way, Duff's device), fillers over long
+    gaps, saturation, and entries at an odd address."""
     t = shared_layer(np.random.default_rng(n_in * 7 + n_out), n_in, n_out, density, levels, edge)
-    _, row_len, _ = layout.pack_shared(t["w"])
+    _, col_len, _ = layout.pack_shared(t["w"])
     if n_out >= 16:
-        assert {int(n) % 4 for n in row_len} == {0, 1, 2, 3}
+        assert {int(n) % 4 for n in col_len} == {0, 1, 2, 3}
     np.testing.assert_array_equal(run_m0(m0_image, t, "pz_q8_shared", out_xor=0x80), golden(t))
+
+
+@pytest.mark.parametrize("n_in,n_out,zeros", [(784, 300, 0.83), (784, 13, 0.97), (1002, 12, 0.7), (300, 10, 1.0),
+                                              (801, 4, 0.5)])
+def test_m0_zero_skipping_equals_golden_in_unicorn(m0_image, n_in, n_out, zeros):
+    """The Thumb-1 skipping loops on mostly-zero inputs: dense 8- and 4-output groups, a list length of every value
+    mod 4, an all-zero input (empty list), layers over PZ_Q8_SLICE (800) inputs compacted slice by slice; sparse and
+    shared columns."""
+    rng = np.random.default_rng(n_in + n_out)
+    t = with_zero_inputs(random_layer(rng, n_in, n_out, 1.0), rng, zeros)
+    t["xu"] = np.concatenate([t["xu"], t["xu"][:1] * 0])                    # and one input that is all zeros
+    np.testing.assert_array_equal(run_m0(m0_image, t, "pz_q8_dense_m0", out_xor=0x80), golden(t))
+    t = with_zero_inputs(random_layer(rng, n_in, n_out, 0.1), rng, zeros)
+    np.testing.assert_array_equal(run_m0(m0_image, t, "pz_q8_sparse", out_xor=0x80), golden(t))
+    if n_out <= layout.SHARED_MAX_OUT:
+        t = with_zero_inputs(shared_layer(rng, n_in, n_out, 0.1), rng, zeros)
+        np.testing.assert_array_equal(run_m0(m0_image, t, "pz_q8_shared", out_xor=0x80), golden(t))
 
 
 def test_whole_model_through_c_kernels_equals_golden(lib, tmp_path):

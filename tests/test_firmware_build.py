@@ -52,7 +52,7 @@ def test_outputs_and_build_json(built, mnist):
     info = json.loads((out / "build.json").read_text())
     assert info == {"model_dir": str(model_dir.resolve()), "images": 20, "first_image": 0, "dataset": "mnist",
                     "input_features": 784, "output_count": 10, "output_ctype": "float", "weights_in": "flash",
-                    "uf2_sha256": hashlib.sha256((out / "firmware.uf2").read_bytes()).hexdigest()}
+                    "boot2": "quad", "uf2_sha256": hashlib.sha256((out / "firmware.uf2").read_bytes()).hexdigest()}
     base, image = uf2.read_uf2((out / "firmware.uf2").read_bytes())
     binary = (out / "firmware.bin").read_bytes()
     assert base == 0x10000000 and image[:len(binary)] == binary
@@ -300,17 +300,19 @@ def test_missing_picolibc_names_the_package(toolchain, tmp_path, monkeypatch):
     (".space 200\n", r"boot2 code is \d+ bytes; the bootrom loads at most 252"),
     (".word main\n", "has relocations, so it is not position independent"),
 ])
-def test_boot2_rules_are_enforced_by_the_build(toolchain, tmp_path, monkeypatch, mnist, patch, message):
+@pytest.mark.parametrize("boot2", sorted(fwbuild.BOOT2_SOURCES))
+def test_boot2_rules_are_enforced_by_the_build(toolchain, tmp_path, monkeypatch, mnist, patch, message, boot2):
     runtime = tmp_path / "runtime"
     runtime.mkdir()
     for f in fwbuild.RUNTIME_DIR.iterdir():
         if f.is_file():
             (runtime / f.name).write_bytes(f.read_bytes())
-    source = (runtime / "boot2.S").read_text()
-    (runtime / "boot2.S").write_text(source.replace("    .ltorg\n", "    .ltorg\n" + patch, 1))
+    name = fwbuild.BOOT2_SOURCES[boot2]
+    source = (runtime / name).read_text()
+    (runtime / name).write_text(source.replace("    .ltorg\n", "    .ltorg\n" + patch, 1))
     monkeypatch.setattr(fwbuild, "RUNTIME_DIR", runtime)
     with pytest.raises(fwbuild.BuildError, match=message):
-        fwbuild.build(make_model(tmp_path / "m", sizes=(784, 4, 10)), tmp_path / "out", images=1)
+        fwbuild.build(make_model(tmp_path / "m", sizes=(784, 4, 10)), tmp_path / "out", images=1, boot2=boot2)
 
 
 @pytest.mark.parametrize("stack", [512, 4100, -8])

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rp2040_sim.core import Rp2040, SimConfig
-from rp2040_sim.peripherals import clocks, ppb, resets, sio, timer, uart, xip
+from rp2040_sim.peripherals import clocks, flash_chip, ppb, resets, sio, timer, uart, xip
 from rp2040_sim.peripherals.base import ALIAS_CLR, ALIAS_SET, ALIAS_SHIFT, ALIAS_XOR
 from tests.conftest import require_tool
 
@@ -167,9 +167,11 @@ def test_divider_ready_after_8_cycles_and_dirty(fresh):
 def test_ssi_status_and_line_fill_cost(fresh):
     s = fresh.ssi
     assert r(s, xip.SSI_SR) & xip.SSI_SR_TFE and not r(s, xip.SSI_SR) & xip.SSI_SR_RFNE
-    w(s, xip.SSI_DR0, xip.FLASH_CMD_READ_STATUS2)
-    w(s, xip.SSI_DR0, 0)
-    assert r(s, xip.SSI_RXFLR) == 2 and r(s, xip.SSI_DR0) == 0 and r(s, xip.SSI_DR0) == xip.FLASH_STATUS2_QE
+    w(s, xip.SSI_SSIENR, 1)                     # reset: standard SPI, 8-bit frames, TX+RX
+    w(s, xip.SSI_DR0, flash_chip.CMD_JEDEC_ID)
+    for _ in range(3):
+        w(s, xip.SSI_DR0, 0)
+    assert r(s, xip.SSI_RXFLR) == 4 and [r(s, xip.SSI_DR0) for _ in range(4)] == [0xFF, 0xEF, 0x40, 0x15]
     assert r(s, xip.SSI_IDR) == xip.SSI_IDR_VALUE
     # picozoo boot2: serial 03h, 8-bit instruction, 24-bit address, BAUDR 4 -> (8 + 24 + 64) SCK x 4
     w(s, xip.SSI_SSIENR, 0)

@@ -7,12 +7,17 @@
  *   y[j]  = (uint8_t)(int8_t)clamp(v_j, act_min, act_max) ^ out_xor
  * out_xor = 0x80 writes the next layer's offset-binary input; 0 writes plain int8 (the model output).
  * Only y[0 .. n_out) is written and only xu[0 .. n_in) is read. x and y must not overlap.
+ * Zero skipping: an input byte xu[k] == 0 adds nothing to any acc_j, so pz_q8_dense_m0, pz_q8_sparse and
+ * pz_q8_shared never read its weights. 0 is the offset-binary zero point of the first layer (raw pixel 0) and of
+ * every layer after a ReLU (zero point -128), so those inputs are the ones skipped.
  *
- * Weight layouts (built by compress/layout.py; both arrays must be 4-byte aligned):
- *   dense  (pz_q8_dense_ref, pz_q8_dense_m0): "interleave4", w = pack_dense(q.layers.<i>.w)
- *   sparse (pz_q8_sparse): "pairs", w = entries, row_len = per-output entry counts (even)
- *   shared (pz_q8_shared): "code3", w = entries (code << 5 | gap bytes, no alignment needed), row_len = per-output
- *     entry counts, codebook = 8 int8 values (codebook[0] = 0); multiplier[0] and shift[0] serve every output */
+ * Weight layouts (built by compress/layout.py):
+ *   dense  (pz_q8_dense_ref, pz_q8_dense_m0): "interleave4", w = pack_dense(q.layers.<i>.w), 4-byte aligned
+ *   sparse (pz_q8_sparse): "pairs" by input column, w = (int8 weight, uint8 output delta) entries, row_len =
+ *     per-input-column entry counts
+ *   shared (pz_q8_shared): "code3" by input column, w = gap << 3 | code bytes, row_len = per-input-column entry
+ *     counts, codebook = 8 int8 values (codebook[0] = 0); multiplier[0] and shift[0] serve every output
+ *   sparse and shared keep one int32 accumulator per output on the stack (4 and 8 bytes per output). */
 #ifndef PZ_INT8_H
 #define PZ_INT8_H
 
@@ -22,7 +27,7 @@ typedef struct {
     uint32_t n_in, n_out;
     const uint8_t *w;           /* interleave4 bytes (dense), (int8 weight, uint8 delta) pairs (sparse) or
                                    code3 bytes (shared) */
-    const uint16_t *row_len;    /* sparse and shared; NULL for dense */
+    const uint16_t *row_len;    /* sparse and shared: entries per input column; NULL for dense */
     const int32_t *bias;        /* folded int32 bias, n_out */
     const int32_t *multiplier;  /* Q31 multiplier, n_out */
     const int8_t *shift;        /* right shift, 31 + shift in [1, 62], n_out */

@@ -1,74 +1,91 @@
-/* Sparse int8 layer with shared weights in the "code3" format (compress/layout.py pack_shared): per output row,
- * row_len[j] bytes `gap << 3 | code`; the input pointer advances by gap, then adds codebook[code] * xu. Filler
- * entries (code 0, weight 0) bridge gaps over 31. One multiplier and shift for the whole layer. Bytes: 1 per entry
- * + 2 per row + 8 per layer.
+/* Sparse int8 layer with shared weights in the "code3" format (compress/layout.py pack_shared), with zero skipping:
+ * per input column k, row_len[k] bytes `gap << 3 | code`; the output index advances by gap, then
+ * codebook[code] * xu[k] is added to that output's accumulator. A zero input byte (the zero point of the first layer
+ * and of every ReLU output) contributes nothing, so its column is never read. Filler entries (code 0, weight 0)
+ * bridge gaps over 31. One multiplier and shift for the whole layer. Bytes: 1 per entry + 2 per input + 8 per layer.
  *
- * Inner loop (pz_q8_shared_row_m0, ARMv6-M): the kernel first expands the codebook into a 256-byte table on the
+ * Accumulators: int32 on the stack, one per output at an 8-byte stride, so an entry's byte & 0xF8 is its gap's byte
+ * offset (compress/layout.py SHARED_MAX_OUT bounds the layer's width); they start at the biases.
+ *
+ * Inner loop (pz_q8_shared_col_m0, ARMv6-M): the kernel first expands the codebook into a 256-byte table on the
  * stack indexed by the whole entry byte (tab[b] = codebook[b & 7]), so one LDRSB fetches the weight without masking
- * the code. Per entry LDRB b (2) + LDRSB w (2) + LSRS gap (1) + ADDS xp (1) + LDRB x (2) + MULS (1) + ADDS acc (1)
- * = 10 cycles, plus 4 cycles of loop per 4 entries: 11 cycles per entry (static count from the TRM table; measured
- * in docs/COMPRESS.md). Elsewhere (host tests, other CPUs) the same loop runs in portable C. */
+ * the code. Per entry LDRB b (2) + LDRSB w (2) + ANDS gap*8 (1) + ADDS p (1) + LDR acc (2) + MULS (1) + ADDS (1) +
+ * STR acc (2) = 12 cycles, plus 4 cycles of loop per 4 entries: 13 cycles per entry of a non-zero input (static
+ * count from the TRM table; measured in docs/BENCHMARKS.md). Elsewhere (host tests, other CPUs) the same loop runs in
+ * portable C. */
 #include "int8_impl.h"
 
 #if PZ_Q8_M0_ASM
-/* acc + sum over the n entries at e; tab is the 256-byte expanded codebook. */
-int32_t pz_q8_shared_row_m0(const uint8_t *e, uint32_t n, const uint8_t *xp, int32_t acc, const int8_t *tab);
+/* Adds tab[e[i]] * x into the accumulators along the n entries at e; p = the first output's accumulator. */
+void pz_q8_shared_col_m0(const uint8_t *e, uint32_t n, int32_t *p, uint32_t x, const int8_t *tab);
 
 #define PZ_Q8_SHARED_ENTRY_ASM(k)                                                       \
     "    ldrb  r6, [r0, #" #k "]\n"                                                     \
     "    ldrsb r7, [r4, r6]\n"                                                          \
-    "    lsrs  r6, r6, #3\n"                                                            \
+    "    ands  r6, r5\n"                                                                \
     "    adds  r2, r2, r6\n"                                                            \
-    "    ldrb  r6, [r2]\n"                                                              \
-    "    muls  r7, r6\n"                                                                \
-    "    adds  r3, r3, r7\n"
+    "    ldr   r6, [r2]\n"                                                              \
+    "    muls  r7, r3, r7\n"                                                            \
+    "    adds  r6, r6, r7\n"                                                            \
+    "    str   r6, [r2]\n"
 
 __asm__(
-    "    .pushsection .text.pz_q8_shared_row_m0, \"ax\", %progbits\n"  /* own section for --gc-sections */
+    "    .pushsection .text.pz_q8_shared_col_m0, \"ax\", %progbits\n"  /* own section for --gc-sections */
     "    .syntax unified\n"
-    "    .global pz_q8_shared_row_m0\n"
-    "    .type pz_q8_shared_row_m0, %function\n"
+    "    .global pz_q8_shared_col_m0\n"
+    "    .type pz_q8_shared_col_m0, %function\n"
     "    .thumb_func\n"
     "    .balign 4\n"
-    "pz_q8_shared_row_m0:\n"                    /* r0 e, r1 n, r2 xp, r3 acc, [sp] tab */
+    "pz_q8_shared_col_m0:\n"                    /* r0 e, r1 n (> 0), r2 p, r3 x, [sp] tab */
     "    push  {r4, r5, r6, r7, lr}\n"
     "    ldr   r4, [sp, #20]\n"
-    "    lsls  r5, r1, #30\n"                   /* n & 3 entries one at a time */
-    "    beq   2f\n"
-    "    lsrs  r5, r5, #30\n"
-    "1:\n"
-    PZ_Q8_SHARED_ENTRY_ASM(0)
-    "    adds  r0, r0, #1\n"
-    "    subs  r5, r5, #1\n"
-    "    bne   1b\n"
-    "2:\n"
-    "    lsrs  r1, r1, #2\n"                    /* then four per iteration */
-    "    beq   4f\n"
+    "    movs  r5, #0xF8\n"                     /* gap << 3 = the gap's byte offset at an 8-byte stride */
+    "    lsls  r7, r1, #30\n"                   /* r = n mod 4: enter the 4-entry body at entry (4 - r) mod 4 */
+    "    lsrs  r7, r7, #30\n"                   /* with r0 moved back to match (Duff's device) */
+    "    adds  r1, r1, #3\n"
+    "    lsrs  r1, r1, #2\n"                    /* iterations = ceil(n / 4) */
+    "    cmp   r7, #2\n"
+    "    beq   12f\n"
+    "    bhi   13f\n"
+    "    cmp   r7, #0\n"
+    "    beq   3f\n"
+    "    subs  r0, r0, #3\n"                    /* r = 1: entry 3 */
+    "    b     23f\n"
+    "13:\n"
+    "    subs  r0, r0, #1\n"                    /* r = 3: entry 1 */
+    "    b     21f\n"
+    "12:\n"
+    "    subs  r0, r0, #2\n"                    /* r = 2: entry 2 */
+    "    b     22f\n"
     "3:\n"
     PZ_Q8_SHARED_ENTRY_ASM(0)
+    "21:\n"
     PZ_Q8_SHARED_ENTRY_ASM(1)
+    "22:\n"
     PZ_Q8_SHARED_ENTRY_ASM(2)
+    "23:\n"
     PZ_Q8_SHARED_ENTRY_ASM(3)
     "    adds  r0, r0, #4\n"
     "    subs  r1, r1, #1\n"
     "    bne   3b\n"
     "4:\n"
-    "    movs  r0, r3\n"
     "    pop   {r4, r5, r6, r7, pc}\n"
-    "    .size pz_q8_shared_row_m0, . - pz_q8_shared_row_m0\n"
+    "    .size pz_q8_shared_col_m0, . - pz_q8_shared_col_m0\n"
     "    .popsection\n");
 #endif
 
 void pz_q8_shared(const pz_q8_layer_t *l, const uint8_t *xu, uint8_t *y) {
     const uint8_t *e = l->w;
     /* layer fields in locals: the byte stores to y would otherwise force reloads (aliasing) */
-    const uint32_t n_out = l->n_out;
-    const uint16_t *row_len = l->row_len;
+    const uint32_t n_in = l->n_in, n_out = l->n_out;
+    const uint16_t *col_len = l->row_len;
     const int8_t *book = l->codebook;
     const int32_t *bias = l->bias;
     const int32_t mult = l->multiplier[0], shift = l->shift[0];
     const int32_t out_zp = l->out_zp, act_min = l->act_min, act_max = l->act_max;
     const uint32_t out_xor = l->out_xor;
+    int32_t acc[n_out ? 2u * n_out : 1u];  /* acc[2 j] for output j: the 8-byte stride of the entries' gaps */
+    for (uint32_t j = 0; j < n_out; j++) acc[2u * j] = bias[j];
 #if PZ_Q8_M0_ASM
     uint32_t tab_words[64];  /* int8 tab[256] with tab[b] = book[b & 7]: two words repeated */
     const uint32_t w0 = (uint32_t)(uint8_t)book[0] | (uint32_t)(uint8_t)book[1] << 8 |
@@ -81,19 +98,22 @@ void pz_q8_shared(const pz_q8_layer_t *l, const uint8_t *xu, uint8_t *y) {
     }
     const int8_t *tab = (const int8_t *)tab_words;
 #endif
-    for (uint32_t j = 0; j < n_out; j++) {
-        const uint32_t n = row_len[j];
-        int32_t acc = bias[j];
+    for (uint32_t k = 0; k < n_in; k++) {
+        const uint32_t n = col_len[k], x = xu[k];
+        if (x != 0 && n != 0) {
 #if PZ_Q8_M0_ASM
-        acc = pz_q8_shared_row_m0(e, n, xu, acc, tab);
+            pz_q8_shared_col_m0(e, n, acc, x, tab);
 #else
-        const uint8_t *xp = xu;
-        for (uint32_t i = 0; i < n; i++) {
-            xp += e[i] >> 3;
-            acc += (int32_t)book[e[i] & 7u] * (int32_t)xp[0];
-        }
+            int32_t *p = acc;
+            for (uint32_t i = 0; i < n; i++) {
+                p += 2u * (e[i] >> 3);
+                *p += (int32_t)book[e[i] & 7u] * (int32_t)x;
+            }
 #endif
+        }
         e += n;
-        y[j] = pz_q8_out_i(acc, mult, shift, out_zp, act_min, act_max, out_xor);
+    }
+    for (uint32_t j = 0; j < n_out; j++) {
+        y[j] = pz_q8_out_i(acc[2u * j], mult, shift, out_zp, act_min, act_max, out_xor);
     }
 }

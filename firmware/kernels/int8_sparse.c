@@ -1,42 +1,102 @@
-/* Sparse int8 dense layer in the "pairs" format (compress/layout.py pack_sparse): per output row, row_len[j]
- * (even) entries of two bytes, int8 weight then uint8 delta; the input index advances by delta before each product.
- * Two entries are read with one 32-bit load, two words per loop iteration. Bytes: 2 per entry + 2 per row. Cycles in
- * docs/COMPRESS.md. */
+/* Sparse int8 dense layer in the "pairs" format (compress/layout.py pack_sparse), with zero skipping: per input
+ * column k, row_len[k] entries of two bytes, int8 weight then uint8 delta; the output index advances by delta before
+ * w * xu[k] is added to that output's accumulator. A zero input byte (the zero point of the first layer and of every
+ * ReLU output) contributes nothing, so its column is never read. Filler entries (0, 255) bridge gaps over 255.
+ * Bytes: 2 per entry + 2 per input.
+ *
+ * Accumulators: int32 on the stack, one per output (compress/layout.py SPARSE_MAX_OUT bounds the layer's width);
+ * they start at the biases.
+ *
+ * Inner loop (pz_q8_sparse_col_m0, ARMv6-M), per entry: LDRB delta (2) + LSLS (1) + ADDS p (1) + LDRB w (2) + SXTB
+ * (1) + LDR acc (2) + MULS (1) + ADDS (1) + STR acc (2) = 13 cycles, plus 4 cycles of loop per 4 entries: 14 cycles
+ * per entry of a non-zero input (static count from the TRM table; measured in docs/BENCHMARKS.md). Elsewhere (host
+ * tests, other CPUs) the same loop runs in portable C. */
 #include "int8_impl.h"
 
-/* Two entries of one word v (little-endian: w0, d0, w1, d1) into acc, advancing xp. */
-#define PZ_Q8_SPARSE_WORD(word)                                               \
-    do {                                                                      \
-        uint32_t v = (word);                                                  \
-        xp += (v >> 8) & 0xFFu;                                               \
-        acc += (int32_t)(int8_t)(v & 0xFFu) * (int32_t)xp[0];                 \
-        xp += v >> 24;                                                        \
-        acc += (int32_t)(int8_t)((v >> 16) & 0xFFu) * (int32_t)xp[0];         \
-    } while (0)
+#if PZ_Q8_M0_ASM
+/* Adds w * x into the accumulators along the n (weight, delta) entries at e; p = the first output's accumulator. */
+void pz_q8_sparse_col_m0(const uint8_t *e, uint32_t n, int32_t *p, uint32_t x);
+
+#define PZ_Q8_SPARSE_ENTRY_ASM(w, d)                                                    \
+    "    ldrb  r6, [r0, #" #d "]\n"                                                     \
+    "    lsls  r6, r6, #2\n"                                                            \
+    "    adds  r2, r2, r6\n"                                                            \
+    "    ldrb  r7, [r0, #" #w "]\n"                                                     \
+    "    sxtb  r7, r7\n"                                                                \
+    "    ldr   r6, [r2]\n"                                                              \
+    "    muls  r7, r3, r7\n"                                                            \
+    "    adds  r6, r6, r7\n"                                                            \
+    "    str   r6, [r2]\n"
+
+__asm__(
+    "    .pushsection .text.pz_q8_sparse_col_m0, \"ax\", %progbits\n"  /* own section for --gc-sections */
+    "    .syntax unified\n"
+    "    .global pz_q8_sparse_col_m0\n"
+    "    .type pz_q8_sparse_col_m0, %function\n"
+    "    .thumb_func\n"
+    "    .balign 4\n"
+    "pz_q8_sparse_col_m0:\n"                    /* r0 e, r1 n (> 0), r2 p, r3 x */
+    "    push  {r6, r7, lr}\n"
+    "    lsls  r7, r1, #30\n"                   /* r = n mod 4: enter the 4-entry body at entry (4 - r) mod 4 */
+    "    lsrs  r7, r7, #30\n"                   /* with r0 moved back to match (Duff's device) */
+    "    adds  r1, r1, #3\n"
+    "    lsrs  r1, r1, #2\n"                    /* iterations = ceil(n / 4) */
+    "    cmp   r7, #2\n"
+    "    beq   12f\n"
+    "    bhi   13f\n"
+    "    cmp   r7, #0\n"
+    "    beq   3f\n"
+    "    subs  r0, r0, #6\n"                    /* r = 1: entry 3 */
+    "    b     23f\n"
+    "13:\n"
+    "    subs  r0, r0, #2\n"                    /* r = 3: entry 1 */
+    "    b     21f\n"
+    "12:\n"
+    "    subs  r0, r0, #4\n"                    /* r = 2: entry 2 */
+    "    b     22f\n"
+    "3:\n"
+    PZ_Q8_SPARSE_ENTRY_ASM(0, 1)
+    "21:\n"
+    PZ_Q8_SPARSE_ENTRY_ASM(2, 3)
+    "22:\n"
+    PZ_Q8_SPARSE_ENTRY_ASM(4, 5)
+    "23:\n"
+    PZ_Q8_SPARSE_ENTRY_ASM(6, 7)
+    "    adds  r0, r0, #8\n"
+    "    subs  r1, r1, #1\n"
+    "    bne   3b\n"
+    "    pop   {r6, r7, pc}\n"
+    "    .size pz_q8_sparse_col_m0, . - pz_q8_sparse_col_m0\n"
+    "    .popsection\n");
+#endif
 
 void pz_q8_sparse(const pz_q8_layer_t *l, const uint8_t *xu, uint8_t *y) {
-    const uint32_t *e = (const uint32_t *)(const void *)l->w;  /* 4-byte aligned, rows are whole words */
+    const uint8_t *e = l->w;
     /* layer fields in locals: the byte stores to y would otherwise force reloads (aliasing) */
-    const uint32_t n_out = l->n_out;
-    const uint16_t *row_len = l->row_len;
+    const uint32_t n_in = l->n_in, n_out = l->n_out;
+    const uint16_t *col_len = l->row_len;
     const int32_t *bias = l->bias, *mult = l->multiplier;
     const int8_t *shift = l->shift;
     const int32_t out_zp = l->out_zp, act_min = l->act_min, act_max = l->act_max;
     const uint32_t out_xor = l->out_xor;
+    int32_t acc[n_out ? n_out : 1u];
+    for (uint32_t j = 0; j < n_out; j++) acc[j] = bias[j];
+    for (uint32_t k = 0; k < n_in; k++) {
+        const uint32_t n = col_len[k], x = xu[k];
+        if (x != 0 && n != 0) {
+#if PZ_Q8_M0_ASM
+            pz_q8_sparse_col_m0(e, n, acc, x);
+#else
+            int32_t *p = acc;
+            for (uint32_t i = 0; i < n; i++) {
+                p += e[2u * i + 1u];
+                *p += (int32_t)(int8_t)e[2u * i] * (int32_t)x;
+            }
+#endif
+        }
+        e += 2u * n;
+    }
     for (uint32_t j = 0; j < n_out; j++) {
-        const uint8_t *xp = xu;
-        int32_t acc = bias[j];
-        uint32_t n = row_len[j] >> 1;  /* words of two entries */
-        if (n & 1u) {
-            PZ_Q8_SPARSE_WORD(e[0]);
-            e++;
-        }
-        for (n >>= 1; n != 0; n--) {    /* two words per iteration: the loop test is paid once per 4 entries */
-            uint32_t v0 = e[0], v1 = e[1];
-            e += 2;
-            PZ_Q8_SPARSE_WORD(v0);
-            PZ_Q8_SPARSE_WORD(v1);
-        }
-        y[j] = pz_q8_out_i(acc, mult[j], shift[j], out_zp, act_min, act_max, out_xor);
+        y[j] = pz_q8_out_i(acc[j], mult[j], shift[j], out_zp, act_min, act_max, out_xor);
     }
 }

@@ -41,10 +41,19 @@ PADS_QSPI_BASE = 0x40020000
 PADS_QSPI_PINS = ("SCLK", "SD0", "SD1", "SD2", "SD3", "SS")
 
 
+QSPI_SS_CTRL = QSPI_PINS.index("SS") * GPIO_STRIDE + GPIO_CTRL
+CTRL_OUTOVER_SHIFT = 8                  # OUTOVER [9:8]: 0 normal, 1 inverted, 2 drive low, 3 drive high
+
+
 class IoQspi(Peripheral):
     NAME, BASE = "IO_QSPI", IO_QSPI_BASE
     REGISTERS = {**{n * GPIO_STRIDE + GPIO_STATUS: f"GPIO_QSPI_{p}_STATUS" for n, p in enumerate(QSPI_PINS)},
                  **{n * GPIO_STRIDE + GPIO_CTRL: f"GPIO_QSPI_{p}_CTRL" for n, p in enumerate(QSPI_PINS)}}
+
+    def write(self, offset, value):
+        super().write(offset, value)
+        if offset == QSPI_SS_CTRL:      # the flash chip select, forced by the ROM's flash functions
+            self.sim.ssi.set_cs_override((value >> CTRL_OUTOVER_SHIFT) & 3)
 
 
 class PadsQspi(Peripheral):

@@ -1,9 +1,20 @@
 """The flash interface: SSI (DW_apb_ssi, datasheet 4.10.13) and XIP_CTRL (datasheet 2.6.4).
 
-SSI: enough for boot2. Registers are stored; the data register answers like a W25Q-series flash for the status
-reads boot2 does (05h/35h: not busy, QE set). When boot2 enables the SSI in XIP mode we derive the cost of a
-cache line fill from its frame format: SCK cycles for instruction + address + wait + 64 data bits at the
-configured width, times BAUDR (the clk_sys divider). An explicit miss penalty given to the emulator overrides it.
+SSI: registers are stored; frames written to DR0 go to the flash chip model (flash_chip.FlashChip, a W25Q16JV) and
+its answers come back through DR0:
+- standard SPI (CTRLR0.SPI_FRF = 0): each frame of DFS_32 + 1 bits is exchanged with the chip byte by byte, MSB
+  first (TMOD 0 TX+RX queues the reply; TMOD 1 TX-only drops it);
+- quad (SPI_FRF = 2, enhanced mode, TMOD 2 RX-only or 3 EEPROM): the instruction frame (if INST_L != 0), then the
+  address frame (ADDR_L x 4 bits: 24 address bits, then 8 mode bits when ADDR_L = 8) start one EBh transaction that
+  reads CTRLR1.NDF + 1 frames (each frame's first byte in its top bits).
+Chip select: the SSI drives it low from the first frame of a transaction; our model ends the transaction (CS high)
+when the program next reads SR, RXFLR or DR0 or writes SSIENR, i.e. it assumes the TX FIFO has drained by the time
+the program looks at the SSI again. IO_QSPI GPIO_QSPI_SS_CTRL OUTOVER (2 force low, 3 force high, what the ROM's
+flash functions use) overrides that: a forced-low CS holds one transaction across any number of reads.
+When the SSI is enabled for XIP (TMOD 3) we derive the cost of a cache line fill from its frame format: SCK cycles
+for instruction + address + wait + 64 data bits at the configured width, times BAUDR (the clk_sys divider), and ask
+the chip whether it would answer such reads (QE set and continuous-read mode for quad reads without instruction...);
+if not, a warning names why. An explicit miss penalty given to the emulator overrides the derived cost.
 XIP_CTRL: CTRL.EN switches the cache, FLUSH invalidates it, CTR_HIT/CTR_ACC read the native counters.
 """
 
@@ -12,6 +23,7 @@ from __future__ import annotations
 from collections import deque
 
 from rp2040_sim.peripherals.base import NO_EXTRA, Peripheral
+from rp2040_sim.peripherals.flash_chip import FlashChip
 
 XIP_SSI_BASE = 0x18000000
 SSI_CTRLR0, SSI_CTRLR1, SSI_SSIENR, SSI_MWCR, SSI_SER, SSI_BAUDR = 0x00, 0x04, 0x08, 0x0C, 0x10, 0x14
@@ -25,12 +37,16 @@ SSI_IDR_VALUE, SSI_VERSION_VALUE = 0x51535049, 0x3430312A     # datasheet 4.10.1
 # CTRLR0.SPI_FRF [22:21]: 0 standard, 1 dual, 2 quad. SPI_CTRLR0: TRANS_TYPE [1:0], ADDR_L [5:2] (x4 bits),
 # INST_L [9:8] (0, 4, 8, 16 bits), WAIT_CYCLES [15:11].
 CTRLR0_SPI_FRF_SHIFT = 21
+CTRLR0_DFS32_SHIFT, CTRLR0_TMOD_SHIFT = 16, 8
+TMOD_TX_RX, TMOD_TX, TMOD_RX, TMOD_EEPROM = 0, 1, 2, 3
+SPI_FRF_STD, SPI_FRF_QUAD = 0, 2
+SPI_CTRLR0_XIP_CMD_SHIFT = 24
+CTRLR1_NDF_MASK = 0xFFFF
+# IO_QSPI GPIO_QSPI_SS_CTRL (datasheet 2.19.6.2) OUTOVER [9:8]: 2 = drive low, 3 = drive high
+CS_OVERRIDE_LOW, CS_OVERRIDE_HIGH = 2, 3
 SPI_CTRLR0_TRANS_TYPE_MASK, SPI_CTRLR0_ADDR_L_SHIFT, SPI_CTRLR0_INST_L_SHIFT, SPI_CTRLR0_WAIT_SHIFT = 3, 2, 8, 11
 INST_L_BITS = (0, 4, 8, 16)
 XIP_LINE_BITS = 64                   # one 8-byte cache line per fill
-# Flash commands whose replies boot2 polls (W25Q16 datasheet): read status 1 / status 2.
-FLASH_CMD_READ_STATUS1, FLASH_CMD_READ_STATUS2 = 0x05, 0x35
-FLASH_STATUS2_QE = 0x02
 
 XIP_CTRL_BASE = 0x14000000
 XIP_CTRL, XIP_FLUSH, XIP_STAT, XIP_CTR_HIT, XIP_CTR_ACC = 0x00, 0x04, 0x08, 0x0C, 0x10
@@ -71,9 +87,28 @@ class Ssi(Peripheral):
     def __init__(self, sim):
         super().__init__(sim)
         self.rx = deque()
-        self.last_tx = None
+        self.chip = FlashChip(sim)
+        self.cs_override = 0
+        self._quad_frames: list[int] = []
 
+    # -- chip select ----------------------------------------------------------------------------------------------
+    def set_cs_override(self, outover: int):
+        """IO_QSPI GPIO_QSPI_SS_CTRL.OUTOVER was written."""
+        self.cs_override = outover
+        if outover == CS_OVERRIDE_LOW:
+            self.chip.select()
+        else:
+            self.chip.deselect()
+
+    def _end_transaction(self):
+        if self.cs_override != CS_OVERRIDE_LOW:
+            self.chip.deselect()
+        self._quad_frames = []
+
+    # -- registers --------------------------------------------------------------------------------------------------
     def read(self, offset):
+        if offset in (SSI_SR, SSI_RXFLR, SSI_DR0):
+            self._end_transaction()
         if offset == SSI_SR:
             return SSI_SR_TFE | SSI_SR_TFNF | (SSI_SR_RFNE if self.rx else 0)
         if offset == SSI_RXFLR:
@@ -86,16 +121,67 @@ class Ssi(Peripheral):
 
     def write(self, offset, value):
         if offset == SSI_DR0:
-            # Every transmitted frame clocks one frame back: a status byte after a status command, else 0.
-            reply = {FLASH_CMD_READ_STATUS2: FLASH_STATUS2_QE, FLASH_CMD_READ_STATUS1: 0}.get(self.last_tx, 0)
-            self.rx.append(reply)
-            self.last_tx = value & 0xFF
+            if self.regs[SSI_SSIENR] & 1:
+                self._frame(value)
             return
         super().write(offset, value)
-        if offset == SSI_SSIENR and value & 1:
-            baud = self.regs[SSI_BAUDR] & 0xFFFF
-            if baud:
-                self.sim.set_xip_line_fill(line_fill_sck(self.regs[SSI_CTRLR0], self.regs[SSI_SPI_CTRLR0]) * baud)
+        if offset == SSI_SSIENR:
+            self._end_transaction()
+            if not value & 1:
+                self.rx.clear()
+            elif (self.regs[SSI_CTRLR0] >> CTRLR0_TMOD_SHIFT) & 3 == TMOD_EEPROM:
+                self._xip_configured()
+
+    def _frame(self, value):
+        ctrlr0, spi = self.regs[SSI_CTRLR0], self.regs[SSI_SPI_CTRLR0]
+        bits = ((ctrlr0 >> CTRLR0_DFS32_SHIFT) & 0x1F) + 1
+        tmod = (ctrlr0 >> CTRLR0_TMOD_SHIFT) & 3
+        if (ctrlr0 >> CTRLR0_SPI_FRF_SHIFT) & 3 == SPI_FRF_STD:
+            if self.cs_override != CS_OVERRIDE_HIGH:
+                self.chip.select()
+            nbytes = -(-bits // 8)
+            reply = 0
+            for i in reversed(range(nbytes)):
+                reply = reply << 8 | self.chip.exchange((value >> (8 * i)) & 0xFF)
+            if tmod != TMOD_TX:
+                self.rx.append(reply & ((1 << bits) - 1))
+            return
+        # enhanced (quad) mode: instruction frame, then the address frame starts the read
+        self._quad_frames.append(value)
+        has_inst = (spi >> SPI_CTRLR0_INST_L_SHIFT) & 3 != 0
+        if len(self._quad_frames) < (2 if has_inst else 1):
+            return
+        inst = self._quad_frames[0] & 0xFF if has_inst else None
+        addr_bits = 4 * ((spi >> SPI_CTRLR0_ADDR_L_SHIFT) & 0xF)
+        frame = self._quad_frames[-1] & ((1 << addr_bits) - 1)
+        addr, mode = (frame >> 8, frame & 0xFF) if addr_bits == 32 else (frame, 0)
+        self._quad_frames = []
+        n = (self.regs[SSI_CTRLR1] & CTRLR1_NDF_MASK) + 1
+        nbytes = -(-bits // 8)
+        if self.cs_override != CS_OVERRIDE_HIGH:
+            self.chip.select()
+        data = self.chip.quad_read(inst, addr, mode, n * nbytes) if self.chip.selected else None
+        if self.cs_override != CS_OVERRIDE_LOW:
+            self.chip.deselect()
+        if data is None:
+            self.sim.warn("SSI: the flash chip did not answer a quad read (QE clear or not in continuous-read "
+                          "mode); the data read back is 0xFF")
+            data = b"\xff" * (n * nbytes)
+        for i in range(n):
+            self.rx.append(int.from_bytes(data[i * nbytes:(i + 1) * nbytes], "big") & ((1 << bits) - 1))
+
+    def _xip_configured(self):
+        ctrlr0, spi = self.regs[SSI_CTRLR0], self.regs[SSI_SPI_CTRLR0]
+        baud = self.regs[SSI_BAUDR] & 0xFFFF
+        if baud:
+            self.sim.set_xip_line_fill(line_fill_sck(ctrlr0, spi) * baud)
+        quad = (ctrlr0 >> CTRLR0_SPI_FRF_SHIFT) & 3 == SPI_FRF_QUAD
+        cmd = (spi >> SPI_CTRLR0_XIP_CMD_SHIFT) & 0xFF
+        has_inst = (spi >> SPI_CTRLR0_INST_L_SHIFT) & 3 != 0
+        mode = cmd if not has_inst and 4 * ((spi >> SPI_CTRLR0_ADDR_L_SHIFT) & 0xF) == 32 else None
+        error = self.chip.xip_error(cmd if has_inst else None, 4 if quad else 1, mode)
+        if error:
+            self.sim.warn(f"SSI: XIP reads would not return the flash contents: {error}")
 
 
 class XipCtrl(Peripheral):
