@@ -1,16 +1,14 @@
 """The ROM's flash functions end to end: connect_internal_flash, flash_exit_xip, flash_range_erase (4 kB sectors
 and 64 kB blocks), flash_range_program, flash_flush_cache and flash_enter_cmd_xip drive the SSI and the QSPI chip
 select like the SDK's hardware_flash does, against the flash chip model behind the SSI; the result is read back
-through XIP. (Guarded until the flash chip model is merged; the lead removes the guard.)"""
+through XIP."""
 
 import numpy as np
 import pytest
 
-pytest.importorskip("rp2040_sim.peripherals.flash_chip")
-
-from rp2040_sim.core import Rp2040, SimConfig  # noqa: E402
-from tests.conftest import require_tool  # noqa: E402
-from rp2040_sim.rom_harness import RomCaller  # noqa: E402
+from rp2040_sim.core import Rp2040, SimConfig
+from conftest import require_tool
+from rp2040_sim.rom_harness import RomCaller
 
 SECTOR, BLOCK, PAGE = 4096, 65536, 256
 DATA_ADDR = 0x20030000                      # where the test puts the bytes to program
