@@ -8,7 +8,9 @@ hooks libunicorn calls directly; Python only runs on peripheral accesses and whe
 from __future__ import annotations
 
 import ctypes
+import math
 import sys
+import time
 from dataclasses import dataclass, field
 
 from unicorn import (UC_ARCH_ARM, UC_HOOK_BLOCK, UC_HOOK_INTR, UC_HOOK_MEM_INVALID, UC_HOOK_TLB_FILL,
@@ -19,6 +21,7 @@ from unicorn.unicorn_py3 import unicorn as _ucmod
 
 from rp2040_sim import native
 from rp2040_sim.clock import Clock
+from rp2040_sim.exceptions import SVCALL, EXC_RETURN_MIN, ExceptionFault, Exceptions
 from rp2040_sim.memory import (FLASH_ERASED, FLASH_SIZE, ROM_BASE, ROM_FILL_HALFWORD, ROM_SIZE, SRAM_BASE,
                                SRAM_SIZE, UNMODELLED_PERIPHERALS, XIP_ALIASES, XIP_BASE, XIP_DATA_VIEW,
                                XIP_WINDOW_END)
@@ -27,6 +30,7 @@ from rp2040_sim.peripherals.clocks import Clocks, PllSys, Xosc
 from rp2040_sim.peripherals.gpio import IoBank0, IoQspi, PadsBank0, PadsQspi
 from rp2040_sim.peripherals.ppb import Ppb
 from rp2040_sim.peripherals.resets import Resets
+from rp2040_sim.core1 import Core1Bootrom
 from rp2040_sim.peripherals.sio import Sio
 from rp2040_sim.peripherals.sysinfo import Sysinfo
 from rp2040_sim.peripherals.timer import Timer, Watchdog
@@ -38,22 +42,60 @@ EXCP_UDEF, EXCP_SWI, EXCP_DATA_ABORT, EXCP_BKPT = 1, 2, 4, 7
 BKPT_OPCODE_MASK, BKPT_OPCODE = 0xFF00, 0xBE00
 # A run never ends by reaching `until`: no Thumb code can sit at this odd address.
 UNTIL_NEVER = 0xFFFFFFFF
-# Default cycle budget: 2^34 cycles = 137 s of a 125 MHz chip, a few minutes of emulation at most.
+# Default cycle budget: 2^34 cycles = 137 s of a 125 MHz chip. A compute loop uses it up in ~15 s here; code that
+# calls into Python on every few instructions (a UART print loop: ~1 M cycles/s, measured in docs/EMULATOR.md)
+# would take hours, so every run also has a wall-clock limit.
 DEFAULT_MAX_CYCLES = 1 << 34
+# Largest budget accepted: 2^48 cycles = 26 days of chip time at 125 MHz (and far from the 64-bit counter's end).
+MAX_CYCLES_LIMIT = 1 << 48
+# Default wall-clock limit of one run (--timeout): a never-halting image ends within a minute on a slow machine.
+DEFAULT_TIMEOUT_S = 50.0
+MAX_TIMEOUT_S = 7 * 24 * 3600.0
+# ARMv6-M hint encodings (ARMv6-M ARM A6.7): Unicorn stops at WFI, raises UDEF after WFE/YIELD, runs SEV as a NOP.
+HINT_YIELD, HINT_WFE, HINT_WFI = 0xBF10, 0xBF20, 0xBF30
+B_SELF = 0xE7FE                         # `b .`
+STM_TOP5 = 0b11000                      # STMIA: several stores, not resumable after the first
 # XIP line fill before boot2 configures the SSI: Pico board quad read, 28 SCK x CLKDIV 2 (reference sheet).
 DEFAULT_XIP_MISS_CYCLES = 56
 REG_NAMES = ("r0", "r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8", "r9", "r10", "r11", "r12", "sp", "lr", "pc")
 REG_IDS = tuple(getattr(arm, f"UC_ARM_REG_{n.upper()}") for n in REG_NAMES)
 
 
+def check_max_cycles(value, what: str = "--max-cycles") -> int:
+    """A cycle budget as an int in [1, 2^48], or ValueError naming the value and the range."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CYCLES_LIMIT:
+        raise ValueError(f"{what} {value!r} is out of range: give a whole number of cycles from 1 to "
+                         f"{MAX_CYCLES_LIMIT:,} (2^48, 26 days of chip time at 125 MHz)")
+    return value
+
+
+def check_timeout(value, what: str = "--timeout") -> float | None:
+    """A wall-clock limit in seconds (0 or None: no limit), or ValueError."""
+    if value is None:
+        return None
+    try:
+        t = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} {value!r} is not a number of seconds") from None
+    if isinstance(value, bool) or math.isnan(t) or not 0 <= t <= MAX_TIMEOUT_S:
+        raise ValueError(f"{what} {value!r} is out of range: give seconds from 0 (no wall-clock limit) to "
+                         f"{MAX_TIMEOUT_S:,.0f} (7 days)")
+    return t or None
+
+
 @dataclass
 class SimConfig:
     max_cycles: int = DEFAULT_MAX_CYCLES
+    timeout: float | None = DEFAULT_TIMEOUT_S   # wall-clock seconds per run; None or 0: no limit
     strict: bool = False              # an unimplemented register stops the run instead of warning
     xip_miss_cycles: int | None = None  # None: from the SSI setup boot2 writes (56 until then)
     uart_sink: object = None          # callable(byte) for live UART output
     warn_sink: object = None          # callable(str); default: stderr
     accounting: bool = True           # False: no native hooks, no cycles (speed baseline for benchmarks only)
+
+    def __post_init__(self):
+        check_max_cycles(self.max_cycles, "SimConfig.max_cycles")
+        self.timeout = check_timeout(self.timeout, "SimConfig.timeout")
 
 
 @dataclass
@@ -107,6 +149,12 @@ class Rp2040:
         self.warnings: list[str] = []
         self._warned: set = set()
         self._pending: Stop | None = None
+        self._event = None                 # why the run stopped when it is to continue (see run())
+        self._running = False
+        self._in_mmio_write = False
+        self._run_end = 0                  # cycle count at which the current run's budget is used up
+        self.sleep_cycles = 0              # cycles skipped asleep (WFI/WFE, idle loops), included in cycles
+        self.exc = Exceptions(self)
         self._map_memory()
         self._make_peripherals()
         self._add_hooks()
@@ -145,7 +193,10 @@ class Rp2040:
         self.uart1 = Uart(self, 1, self.config.uart_sink)
         self.watchdog = Watchdog(self)
         self.timer = Timer(self, self.watchdog)
-        self.sio = Sio(self)
+        self.sio = Sio(self, 0)
+        self.sio1 = Sio(self, 1, self.sio.shared)       # core 1's view: its FIFO ends and CPUID
+        self.core1_launch: tuple[int, int, int] | None = None   # (VTOR, SP, entry) once launched
+        self.core1_bootrom = Core1Bootrom(self.sio1, self._core1_launched)
         self.ssi = Ssi(self)
         self.xip_ctrl = XipCtrl(self)
         self.ppb = Ppb(self)
@@ -218,6 +269,63 @@ class Rp2040:
         self.clock.set_ref_hz(self.clocks.ref_hz(self.xosc))
         self.clock.set_sys_hz(self.clocks.sys_hz(self.xosc, self.pll_sys))
 
+    def set_irq(self, n: int, level: int):
+        """A peripheral drives IRQ line n (datasheet 2.3.2 numbers) high or low; a rising line latches pending."""
+        bit = 1 << n
+        exc = self.exc
+        if level:
+            if not exc.lines & bit:
+                exc.lines |= bit
+                exc.pending |= bit
+                self.events_changed()
+        elif exc.lines & bit:
+            exc.lines &= ~bit
+            self.events_changed()
+
+    def sio_of(self, core: int) -> Sio:
+        return self.sio1 if core else self.sio
+
+    def set_irq_of(self, core: int, n: int, level: int):
+        if core == 0:
+            self.set_irq(n, level)        # core 1 has no NVIC while it is not emulated
+
+    def _core1_launched(self, vtor: int, sp: int, entry: int):
+        self.core1_launch = (vtor, sp, entry)
+        self.warn(f"core 1 launched (VTOR 0x{vtor:08x}, SP 0x{sp:08x}, entry 0x{entry:08x}): core 1 is not "
+                  f"emulated, it does not run")
+
+    def events_changed(self):
+        """Something that decides when the next exception comes changed (an MMIO write, a line): re-arm the
+        cycle deadline and end the slice after the current block if an exception is now to be taken."""
+        exc = self.exc
+        self.state.irq_hint = 1 if exc.best_pending() is not None else 0
+        if not self._running:
+            return
+        self._schedule()
+        if exc.takeable() is not None and self._event is None:
+            if self._in_mmio_write and self._hint_before(self.pc() + 2) >> 11 != STM_TOP5:
+                # Taken right after the store: Unicorn aborts the block after the access, PC on the store
+                # (resumed at PC + 2 by _slice, the rest of the block's cost taken back).
+                self._event = "mmio_write"
+                self.uc.emu_stop()
+            else:
+                # After a load the destination register may not be written yet if the block were aborted:
+                # stop before the next block instead (the interrupt comes at the end of the current block).
+                self.state.stop_before = 1
+
+    def _update_timed(self):
+        self.ppb.update()
+        self.timer.update()
+
+    def next_event(self) -> int | None:
+        """Cycle count of the next time-driven event that can pend an exception (SysTick, TIMER alarms)."""
+        events = [t for t in (self.ppb.next_event(), self.timer.next_event()) if t is not None]
+        return min(events) if events else None
+
+    def _schedule(self):
+        nxt = self.next_event()
+        self.state.budget = self._run_end if nxt is None else min(self._run_end, nxt)
+
     def xip_flush(self):
         self.lib.sim_xip_flush(self._sp)
 
@@ -232,7 +340,12 @@ class Rp2040:
 
     @staticmethod
     def _mmio_write(uc, offset, size, value, periph):
-        periph.bus_write(offset, size, value)
+        sim = periph.sim
+        sim._in_mmio_write = True
+        try:
+            periph.bus_write(offset, size, value)
+        finally:
+            sim._in_mmio_write = False
 
     def _on_interrupt(self, uc, intno, _ud):
         pc = self.pc()
@@ -253,14 +366,25 @@ class Rp2040:
             self._pending = Stop("unaligned access", pc, load_store_address(hw, self.regs()),
                                  "the Cortex-M0+ faults on unaligned loads and stores (HardFault)")
         elif intno == EXCP_SWI:
-            self._pending = Stop("exception", pc - 2, None, "SVC: exceptions are not modelled")
+            self._event = "svc"                  # pc is the return address, after the svc
+        elif intno == EXCP_UDEF and self._hint_before(pc) in (HINT_WFE, HINT_YIELD):
+            self._event = "wfe" if self._hint_before(pc) == HINT_WFE else "yield"
         elif intno == EXCP_UDEF:
             self._pending = Stop("invalid instruction", pc, None, "undefined instruction")
         else:
             self._pending = Stop("exception", pc, None, f"CPU exception {intno}")
         uc.emu_stop()
 
+    def _hint_before(self, pc: int) -> int | None:
+        try:
+            return int.from_bytes(self.uc.mem_read(pc - 2, 2), "little")
+        except UcError:
+            return None
+
     def _on_invalid_access(self, uc, access, address, size, value, _ud):
+        if access == ucc.UC_MEM_FETCH_UNMAPPED and address >= EXC_RETURN_MIN and self._pending is None:
+            self._event = ("exc_return", address | 1)    # a handler's BX/POP to EXC_RETURN
+            return False
         if XIP_DATA_VIEW <= address < XIP_DATA_VIEW + (XIP_WINDOW_END - XIP_BASE):
             address = address - XIP_DATA_VIEW + XIP_BASE        # a data read past the 2 MB flash of an alias
         kinds = {ucc.UC_MEM_READ_UNMAPPED: "unmapped read", ucc.UC_MEM_WRITE_UNMAPPED: "unmapped write",
@@ -289,34 +413,150 @@ class Rp2040:
             self.uc.reg_write(REG_IDS[REG_NAMES.index(name)], value & 0xFFFFFFFF)
 
     def run(self, pc: int, max_cycles: int | None = None) -> Stop:
-        """Run from pc (Thumb) until bkpt, a fault, or max_cycles more cycles; never hangs."""
-        budget = self.config.max_cycles if max_cycles is None else max_cycles
+        """Run from pc (Thumb) until bkpt, a fault, max_cycles more cycles or the wall-clock limit; never hangs.
+
+        The emulation runs in slices: a slice ends at a bkpt or fault (the run ends), or at an event the exception
+        model handles here before resuming (a cycle deadline of SysTick or a TIMER alarm, an MMIO write that pends
+        an interrupt, SVC, an exception return, WFI/WFE, a branch to itself). Without interrupts, events or idle
+        loops (every picozoo inference) the run is one slice, exactly as fast and counted as before."""
+        budget = self.config.max_cycles if max_cycles is None else check_max_cycles(max_cycles, "max_cycles")
         st = self.state
-        st.budget = st.cycles + budget
-        self.lib.sim_reset_prev(self._sp)
-        self._pending = None
-        error = None
+        self._run_end = st.cycles + budget
+        timeout = self.config.timeout
+        st.wall_deadline_ns = time.monotonic_ns() + int(timeout * 1e9) if timeout else 0
+        self._running = True
         try:
-            self.uc.emu_start(pc | 1, UNTIL_NEVER)
-        except UcError as e:
-            error = e
-        stop = self._pending
-        if st.stop_reason == native.STOP_BUDGET and stop is None:    # a bkpt in the last block still counts
-            stop = Stop("budget exceeded", self.pc(), None, f"{budget} cycles (--max-cycles) used up")
-        elif st.stop_reason == native.STOP_STACK:
-            stop = Stop("stack overflow", self.pc(), st.fault_addr,
-                        f"SP = 0x{st.fault_addr:08x} went below the stack limit 0x{st.stack_limit:08x}")
-        elif st.stop_reason == native.STOP_DECODE:
-            stop = Stop("unmapped fetch", st.fault_addr, st.fault_addr, "cannot read the code of a block")
-        if stop is None:
-            if error is not None and error.errno == ucc.UC_ERR_INSN_INVALID:
-                stop = Stop("invalid instruction", self.pc(), None, self._invalid_detail())
-            elif error is not None:
-                stop = Stop("emulator error", self.pc(), None, str(error))
-            else:
-                stop = Stop("unexpected stop", self.pc(), None, "execution stopped without bkpt or fault")
+            while True:
+                stop, pc = self._slice(pc, budget)
+                if stop is not None:
+                    break
+        finally:
+            self._running = False
+            st.wall_deadline_ns = 0
+            st.budget = self._run_end
         stop.regs = self.regs()
         return stop
+
+    def _chip_ms(self) -> float:
+        return self.clock.now_ps() / 1e9
+
+    def _budget_stop(self, pc: int, why: str) -> Stop:
+        return Stop("budget exceeded", pc, None, f"budget reached after {self._chip_ms():.3f} ms of chip time "
+                    f"({self.state.cycles:,} cycles): {why}")
+
+    def _stuck(self, pc: int, why: str) -> Stop:
+        return Stop("stuck", pc, None, f"stuck at pc 0x{pc:08x}: {why}; the chip would wait here forever")
+
+    def _slice(self, pc: int, budget: int) -> tuple[Stop | None, int]:
+        """One emu_start; returns (Stop, pc) when the run ends, (None, pc to resume at) otherwise."""
+        st = self.state
+        self._schedule()
+        st.irq_hint = 1 if self.exc.best_pending() is not None else 0
+        self.lib.sim_reset_prev(self._sp)
+        self._pending = None
+        self._event = None
+        error = None
+        try:
+            if self.config.accounting:
+                self.uc.emu_start(pc | 1, UNTIL_NEVER)
+            else:
+                timeout = self.config.timeout
+                self.uc.emu_start(pc | 1, UNTIL_NEVER, timeout=int(timeout * 1e6) if timeout else 0)
+        except UcError as e:
+            error = e
+        pc = self.pc()
+        stop, event, reason = self._pending, self._event, st.stop_reason
+        if event == "mmio_write" and stop is None:
+            pc += 2                                  # the store (16-bit, as every Thumb-1 store) has completed
+            self.lib.sim_abort_block(self._sp, pc)
+        prev_end = self.lib.sim_prev_end(self._sp)
+        self.lib.sim_settle(self._sp, pc)
+        if reason == native.STOP_BUDGET and stop is None and st.cycles >= self._run_end:
+            return self._budget_stop(pc, f"{budget:,} cycles (--max-cycles) used up"), pc
+        if reason == native.STOP_WALL and stop is None:
+            return self._budget_stop(pc, f"the wall-clock limit of {self.config.timeout:g} s (--timeout) ran out"), pc
+        if reason == native.STOP_STACK:
+            return Stop("stack overflow", pc, st.fault_addr,
+                        f"SP = 0x{st.fault_addr:08x} went below the stack limit 0x{st.stack_limit:08x}"), pc
+        if reason == native.STOP_DECODE:
+            return Stop("unmapped fetch", st.fault_addr, st.fault_addr, "cannot read the code of a block"), pc
+        if stop is not None:
+            return stop, pc
+        if not self.config.accounting and error is None and event is None and self.uc.query(ucc.UC_QUERY_TIMEOUT):
+            return self._budget_stop(pc, f"the wall-clock limit of {self.config.timeout:g} s (--timeout) ran out"), pc
+        if event is None and error is not None and error.errno == ucc.UC_ERR_INSN_INVALID:
+            hint = self._hint_before(pc)             # Unicorn's M0 refuses WFE/YIELD, with pc after them
+            if hint in (HINT_WFE, HINT_YIELD) and prev_end == pc:
+                event = "wfe" if hint == HINT_WFE else "yield"
+        wfi = prev_end == pc and self._hint_before(pc) == HINT_WFI
+        self_loop = reason == native.STOP_SPECIAL and pc == st.stop_pc and self._is_self_loop(pc)
+        if event is None and not wfi and reason not in (native.STOP_BUDGET, native.STOP_SPECIAL):
+            if error is not None and error.errno == ucc.UC_ERR_INSN_INVALID:
+                return Stop("invalid instruction", pc, None, self._invalid_detail()), pc
+            if error is not None:
+                return Stop("emulator error", pc, None, str(error)), pc
+            return Stop("unexpected stop", pc, None, "execution stopped without bkpt or fault"), pc
+        try:
+            return self._handle_events(pc, event, wfi, self_loop)
+        except ExceptionFault as f:
+            return Stop(f.kind, pc, f.address, f.detail), pc
+
+    def _is_self_loop(self, pc: int) -> bool:
+        return self._hint_before(pc + 2) == B_SELF
+
+    def _handle_events(self, pc: int, event, wfi: bool, self_loop: bool) -> tuple[Stop | None, int]:
+        exc, st = self.exc, self.state
+        self._update_timed()
+        if isinstance(event, tuple) and event[0] == "exc_return":
+            pc = exc.exit(event[1])
+            self._update_timed()
+        elif event == "svc":
+            if exc.primask() or exc.priority(SVCALL) >= exc.execution_priority():
+                return Stop("exception", pc - 2, None, "SVC with PRIMASK set or from a handler of equal or higher "
+                            "priority: HardFault on the chip"), pc
+            exc.set_pending(SVCALL)
+            pc = exc.enter(SVCALL, pc)
+        elif event == "wfe" or wfi:
+            if event == "wfe" and st.event_reg:
+                st.event_reg = 0                         # WFE with the event set: clear it and go on
+            else:
+                what = "WFE" if event == "wfe" else "WFI"
+                woken = self._sleep_until(lambda: exc.preempting() is not None or (event == "wfe" and st.event_reg))
+                if woken is not None:
+                    why = f"{what} with no interrupt or event that can wake it"
+                    return self._stuck_or_budget(pc - 2, woken, why), pc
+                if event == "wfe":
+                    st.event_reg = 0
+        elif self_loop:
+            if exc.primask():
+                return self._stuck(pc, "a branch to itself with interrupts masked (PRIMASK = 1)"), pc
+            woken = self._sleep_until(lambda: exc.takeable() is not None)
+            if woken is not None:
+                return self._stuck_or_budget(pc, woken, "a branch to itself and no interrupt that can ever fire"), pc
+        while (n := exc.takeable()) is not None:
+            pc = exc.enter(n, pc)
+        return None, pc
+
+    def _stuck_or_budget(self, pc: int, why_not: str, stuck_why: str) -> Stop:
+        if why_not == "budget":
+            return self._budget_stop(pc, "the cycle budget (--max-cycles) ran out while the core slept")
+        return self._stuck(pc, stuck_why)
+
+    def _sleep_until(self, awake) -> str | None:
+        """Skip idle cycles to the next timed event until `awake()`; None when woken, else why not."""
+        st = self.state
+        while not awake():
+            nxt = self.next_event()
+            if nxt is None:
+                return "stuck"
+            target = min(nxt, self._run_end)
+            if target > st.cycles:
+                self.sleep_cycles += target - st.cycles
+                self.lib.sim_add_cycles(self._sp, target - st.cycles)
+            if st.cycles >= self._run_end:
+                return "budget"
+            self._update_timed()
+        return None
 
     def _invalid_detail(self) -> str:
         pc = self.pc()

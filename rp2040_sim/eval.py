@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from rp2040_sim import boot
-from rp2040_sim.core import Rp2040, SimConfig
+from rp2040_sim.core import DEFAULT_TIMEOUT_S, Rp2040, SimConfig
 from rp2040_sim.runner import CHIP_HZ, STACK_PAINT, collect, peak_stack
 
 BUILD_JSON = "build.json"
@@ -74,7 +74,7 @@ class Harness:
     def __init__(self, build_dir: Path, build: dict):
         self.image = boot.load_image(build_dir / "firmware.uf2", build_dir / "firmware.elf")
         elf = self.image.elf
-        self.sim = Rp2040(SimConfig())
+        self.sim = Rp2040(SimConfig(timeout=build.get("_timeout", DEFAULT_TIMEOUT_S)))
         start = boot.prepare(self.sim, self.image)
         stop = self.sim.run(start)
         self.boot_result = collect(self.sim, self.image, stop)
@@ -138,10 +138,11 @@ def _worker_run(task):
 
 # -- the whole evaluation --------------------------------------------------------------------------------------
 def evaluate(build_dir, images: int | None = None, jobs: int | None = None, progress: bool = True,
-             out: Path | None = None) -> dict:
+             out: Path | None = None, timeout: float | None = DEFAULT_TIMEOUT_S) -> dict:
     from zoo import data, host, modeldir
     build_dir = Path(build_dir)
     build = read_build(build_dir)
+    build["_timeout"] = timeout                        # the workers' wall-clock limit per run (--timeout)
     try:
         model = modeldir.load(Path(build["model_dir"]))
     except modeldir.ModelDirError as e:
