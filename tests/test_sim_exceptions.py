@@ -340,3 +340,52 @@ def test_branch_to_self_sleeps_until_the_next_interrupt(tmp_path):
     assert result.stop.ok, result.fault_report
     assert words(sim, 1) == [3]
     assert 30_000 <= result.cycles < 31_000 and sim.sleep_cycles > 29_000
+
+
+UART_IRQ = r"""
+reset:
+    ldr r0, =0x40034000          @ UART0
+    ldr r1, =0x301
+    str r1, [r0, #0x30]          @ UARTEN | TXE | RXE
+    movs r1, #(1 << 5)
+    str r1, [r0, #0x38]          @ IMSC: TX interrupt
+    ldr r1, =NVIC_ISER
+    ldr r2, =(1 << 20)
+    str r2, [r1]                 @ UART0_IRQ
+    adr r4, text
+    ldr r7, =DATA
+    str r4, [r7]                 @ the handler's next character
+    cpsie i
+    movs r1, #'>'
+    str r1, [r0]                 @ the first byte by hand; TXRIS then sends the rest through the handler
+1:  ldr r1, [r7, #4]
+    cmp r1, #0
+    beq 1b
+    bkpt #0
+isr_irq20:
+    ldr r0, =0x40034000
+    ldr r2, =DATA
+    ldr r3, [r2]
+    ldrb r1, [r3]
+    cmp r1, #0
+    beq 2f
+    adds r3, #1
+    str r3, [r2]
+    str r1, [r0]                 @ UARTDR (TXRIS stays set: the FIFO drains at once)
+    bx lr
+2:  movs r1, #(1 << 5)
+    str r1, [r0, #0x44]          @ ICR: done, clear TXRIS
+    movs r1, #1
+    str r1, [r2, #4]
+    bx lr
+    .align 2
+text:
+    .asciz "irq\n"
+    .align 2
+"""
+
+
+def test_uart_tx_interrupt_drives_the_output(tmp_path):
+    result, sim = run(tmp_path, UART_IRQ)
+    assert result.stop.ok, result.fault_report
+    assert result.uart == ">irq\n" and sim.exc.taken == 5

@@ -1,7 +1,8 @@
 """UART0/UART1: an ARM PL011 (datasheet 4.2.8). Transmitted bytes are captured (and echoed live if asked).
 
 Transmission is instantaneous: the TX FIFO never fills, so `putc` never waits (baud-rate timing is not
-modelled; docs/EMULATOR.md). Nothing is ever received: RXFE stays set.
+modelled; docs/EMULATOR.md). Nothing is ever received: RXFE stays set. The TX interrupt (TXRIS, masked by
+UARTIMSC, cleared by UARTICR) drives UARTn_IRQ.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ UARTFR_TXFE, UARTFR_RXFF, UARTFR_TXFF, UARTFR_RXFE, UARTFR_BUSY = 1 << 7, 1 << 6
 UARTCR_UARTEN, UARTCR_TXE = 1 << 0, 1 << 8
 UARTCR_RESET = 0x300                               # TXE | RXE
 UARTIFLS_RESET = 0x12
+UART_TXIM = 1 << 5                                 # TX interrupt bit in RIS/MIS/IMSC/ICR (PL011 TRM 3.3.13)
+UART0_IRQ = 20                                     # UART1_IRQ = 21 (datasheet 2.3.2)
 
 
 class Uart(Peripheral):
@@ -37,12 +40,25 @@ class Uart(Peripheral):
         super().__init__(sim)
         self.tx = bytearray()
         self.sink = sink                           # called with each transmitted byte (live output)
+        self.index = index
+        self.tx_ris = 0                            # TX interrupt status: set when a write drains (at once here)
+
+    def _raw_irqs(self) -> int:
+        return self.tx_ris
+
+    def _update_irq(self):
+        """UARTn_IRQ = MIS != 0 (RIS & IMSC)."""
+        self.sim.set_irq(UART0_IRQ + self.index, 1 if self._raw_irqs() & self.regs[UARTIMSC] else 0)
 
     def read(self, offset):
         if offset == UARTFR:
             return UARTFR_TXFE | UARTFR_RXFE        # TX always drained, nothing received
         if offset == UARTDR:
             return 0
+        if offset == UARTRIS:
+            return self._raw_irqs()
+        if offset == UARTMIS:
+            return self._raw_irqs() & self.regs[UARTIMSC]
         if offset in UARTPERIPHID:
             return PERIPHID_VALUES[UARTPERIPHID.index(offset)]
         if offset in UARTPCELLID:
@@ -60,5 +76,16 @@ class Uart(Peripheral):
             self.tx.append(byte)
             if self.sink:
                 self.sink(byte)
+            # The PL011 raises TXRIS when its TX FIFO passes down through the trigger level: here every byte
+            # leaves at once, so each write ends with TXRIS set (never before the first write).
+            if not self.tx_ris:
+                self.tx_ris = UART_TXIM
+                self._update_irq()
+            return
+        if offset == UARTICR:
+            self.tx_ris &= ~value
+            self._update_irq()
             return
         super().write(offset, value)
+        if offset == UARTIMSC:
+            self._update_irq()
