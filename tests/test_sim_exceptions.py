@@ -389,3 +389,33 @@ def test_uart_tx_interrupt_drives_the_output(tmp_path):
     result, sim = run(tmp_path, UART_IRQ)
     assert result.stop.ok, result.fault_report
     assert result.uart == ">irq\n" and sim.exc.taken == 5
+
+
+PSP_THREAD = r"""
+reset:
+    ldr r0, =0x20041C00
+    msr psp, r0
+    movs r0, #2
+    msr control, r0              @ thread mode on the PSP
+    isb
+    svc #0
+    mov r1, sp
+    ldr r7, =DATA
+    str r1, [r7, #8]             @ log[2] = SP after the return: the PSP again
+    mrs r1, msp
+    str r1, [r7, #12]            @ log[3] = MSP, back where it was
+    bkpt #0
+isr_svc:
+    ldr r2, =DATA
+    mov r3, sp
+    str r3, [r2]                 @ log[0] = SP in the handler: the MSP
+    mov r3, lr
+    str r3, [r2, #4]             @ log[1] = EXC_RETURN to thread mode on the PSP
+    bx lr
+"""
+
+
+def test_exception_from_thread_mode_on_psp_uses_msp_and_returns_to_psp(tmp_path):
+    result, sim = run(tmp_path, PSP_THREAD)
+    assert result.stop.ok, result.fault_report
+    assert words(sim, 4) == [0x20042000, 0xFFFFFFFD, 0x20041C00, 0x20042000]
