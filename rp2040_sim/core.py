@@ -31,7 +31,7 @@ from rp2040_sim.peripherals.gpio import IoBank0, IoQspi, PadsBank0, PadsQspi
 from rp2040_sim.peripherals.ppb import Ppb
 from rp2040_sim.peripherals.resets import Resets
 from rp2040_sim.core1 import Core1Bootrom
-from rp2040_sim.peripherals.sio import Sio
+from rp2040_sim.peripherals.sio import SIO_IRQ_PROC0, Sio
 from rp2040_sim.peripherals.sysinfo import Sysinfo
 from rp2040_sim.peripherals.timer import Timer, Watchdog
 from rp2040_sim.peripherals.uart import Uart
@@ -54,6 +54,10 @@ MAX_TIMEOUT_S = 7 * 24 * 3600.0
 # ARMv6-M hint encodings (ARMv6-M ARM A6.7): Unicorn stops at WFI, raises UDEF after WFE/YIELD, runs SEV as a NOP.
 HINT_YIELD, HINT_WFE, HINT_WFI = 0xBF10, 0xBF20, 0xBF30
 B_SELF = 0xE7FE                         # `b .`
+# Two cores run interleaved: core 0 runs this many cycles, then core 1 catches up to core 0's count.
+QUANTUM_CYCLES = 1000
+SCB_VTOR_OFFSET = 0xED08
+EVENT_REG_OFFSET = native.State.event_reg.offset
 STM_TOP5 = 0b11000                      # STMIA: several stores, not resumable after the first
 # XIP line fill before boot2 configures the SSI: Pico board quad read, 28 SCK x CLKDIV 2 (reference sheet).
 DEFAULT_XIP_MISS_CYCLES = 56
@@ -131,8 +135,17 @@ def load_store_address(hw: int, r: dict) -> int | None:
 
 
 class Rp2040:
-    def __init__(self, config: SimConfig | None = None):
+    """The chip as core 0 sees it (memory, peripherals, core 0's engine); with `primary` set, core 1: its own
+    Unicorn engine, cycle counter, NVIC/SysTick (PPB) and SIO view over the primary's memory and peripherals."""
+
+    def __init__(self, config: SimConfig | None = None, primary: "Rp2040 | None" = None):
         self.config = config or SimConfig()
+        self.primary = primary
+        self.core1: Rp2040 | None = None   # core 1 once launched (on the primary)
+        self.runnable = True               # core 1: False once it halted or can never run again
+        self.resume_pc = 0                 # core 1: where its next quantum starts
+        self._active = self                # the core whose MMIO access is being served (bus cycles go there)
+        self._quantum_end: int | None = None
         self.lib = native.load()
         self.uc = Uc(UC_ARCH_ARM, UC_MODE_THUMB)
         self.uc.ctl_set_cpu_model(arm.UC_CPU_ARM_CORTEX_M0)
@@ -151,12 +164,17 @@ class Rp2040:
         self._pending: Stop | None = None
         self._event = None                 # why the run stopped when it is to continue (see run())
         self._running = False
+        self._executing = False
         self._in_mmio_write = False
         self._run_end = 0                  # cycle count at which the current run's budget is used up
         self.sleep_cycles = 0              # cycles skipped asleep (WFI/WFE, idle loops), included in cycles
         self.exc = Exceptions(self)
-        self._map_memory()
-        self._make_peripherals()
+        if primary is None:
+            self._map_memory()
+            self._make_peripherals()
+        else:
+            self._map_memory_shared()
+            self._make_core1_peripherals()
         self._add_hooks()
 
     # -- construction --------------------------------------------------------------------------------------------
@@ -170,7 +188,13 @@ class Rp2040:
         self.flash = ctypes.create_string_buffer(bytes([FLASH_ERASED]) * FLASH_SIZE, FLASH_SIZE)
         for base in XIP_ALIASES:
             uc.mem_map_ptr(base, FLASH_SIZE, UC_PROT_READ | UC_PROT_EXEC, ctypes.addressof(self.flash))
-        uc.mem_map(SRAM_BASE, SRAM_SIZE, UC_PROT_ALL)
+        # SRAM is a host buffer (not Unicorn-owned) so that core 1's engine can map the same bytes.
+        self.sram = ctypes.create_string_buffer(SRAM_SIZE)
+        uc.mem_map_ptr(SRAM_BASE, SRAM_SIZE, UC_PROT_ALL, ctypes.addressof(self.sram))
+        self._map_flash_views()
+
+    def _map_flash_views(self):
+        uc = self.uc
         self.lib.sim_set_flash(self._sp, ctypes.addressof(self.flash))
         if self.config.accounting:
             uclib = _ucmod.uclib
@@ -181,6 +205,57 @@ class Rp2040:
                                            self._sp, None, None)
                 if status != ucc.UC_ERR_OK:
                     raise UcError(status)
+
+    def _map_memory_shared(self):
+        """Core 1: the primary's ROM bytes (read-only, so a copy is the same memory), flash and SRAM buffers."""
+        p, uc = self.primary, self.uc
+        uc.mem_map(ROM_BASE, ROM_SIZE, UC_PROT_READ | UC_PROT_EXEC)
+        uc.mem_write(ROM_BASE, bytes(p.uc.mem_read(ROM_BASE, ROM_SIZE)))
+        self.flash = p.flash
+        for base in XIP_ALIASES:
+            uc.mem_map_ptr(base, FLASH_SIZE, UC_PROT_READ | UC_PROT_EXEC, ctypes.addressof(self.flash))
+        self.sram = p.sram
+        uc.mem_map_ptr(SRAM_BASE, SRAM_SIZE, UC_PROT_ALL, ctypes.addressof(self.sram))
+        self._map_flash_views()
+        self.state.xip_miss_penalty = p.state.xip_miss_penalty
+        self.state.xip_cache_enabled = p.state.xip_cache_enabled
+
+    def _make_core1_peripherals(self):
+        """Core 1's own PPB (NVIC, SysTick, VTOR) and SIO view; every other block is the primary's object, reached
+        through callbacks that make core 1 the active core for the access."""
+        p = self.primary
+        self.clock = p.clock
+        self.ppb = Ppb(self)
+        self.sio = p.sio1
+        self.timer = p.timer
+        own = {id(p.ppb): self.ppb, id(p.sio): self.sio}
+        self.peripherals = [own.get(id(x), x) for x in p.peripherals]
+        for periph in self.peripherals:
+            if periph is self.ppb:
+                self.uc.mmio_map(periph.BASE, periph.SIZE, self._mmio_read, periph, self._mmio_write, periph)
+            else:
+                self.uc.mmio_map(periph.BASE, periph.SIZE, self._mmio_read_core1, (periph, self),
+                                 self._mmio_write_core1, (periph, self))
+
+    @staticmethod
+    def _mmio_read_core1(uc, offset, size, data):
+        periph, core = data
+        periph.sim._active = core
+        try:
+            return periph.bus_read(offset, size)
+        finally:
+            periph.sim._active = periph.sim
+
+    @staticmethod
+    def _mmio_write_core1(uc, offset, size, value, data):
+        periph, core = data
+        periph.sim._active = core
+        core._in_mmio_write = True
+        try:
+            periph.bus_write(offset, size, value)
+        finally:
+            core._in_mmio_write = False
+            periph.sim._active = periph.sim
 
     def _make_peripherals(self):
         self.resets = Resets(self)
@@ -243,13 +318,20 @@ class Rp2040:
 
     # -- services for peripherals --------------------------------------------------------------------------------
     def cycles(self) -> int:
-        return self.state.cycles
+        """Chip time in clk_sys cycles: this core's count; on the primary with core 1 running, the later of the two
+        (a core runs at most one quantum ahead of the other, so this is at most a quantum ahead of the caller)."""
+        if self.core1 is None:
+            return self.state.cycles
+        return max(self.state.cycles, self.core1.state.cycles)
 
     def add_cycles(self, n: int):
+        """Bus cycles of the access being served, charged to the core that made it."""
         if n:
-            self.lib.sim_add_cycles(self._sp, n)
+            self.lib.sim_add_cycles(self._active._sp, n)
 
     def warn(self, message: str):
+        if self.primary is not None:
+            return self.primary.warn(message)
         if message in self._warned:
             return
         self._warned.add(message)
@@ -258,10 +340,11 @@ class Rp2040:
 
     def unimplemented(self, periph: Peripheral, offset: int, op: str, address: int):
         what = f"{op} of unimplemented register {periph.name_of(offset)} (0x{address:08x})"
+        core = self._active
         if self.config.strict:
-            if self._pending is None:
-                self._pending = Stop("unimplemented register", self.pc(), address, what + " in --strict mode")
-            self.uc.emu_stop()
+            if core._pending is None:
+                core._pending = Stop("unimplemented register", core.pc(), address, what + " in --strict mode")
+            core.uc.emu_stop()
         else:
             self.warn(what)
 
@@ -270,7 +353,13 @@ class Rp2040:
         self.clock.set_sys_hz(self.clocks.sys_hz(self.xosc, self.pll_sys))
 
     def set_irq(self, n: int, level: int):
-        """A peripheral drives IRQ line n (datasheet 2.3.2 numbers) high or low; a rising line latches pending."""
+        """A peripheral drives IRQ line n (datasheet 2.3.2 numbers) high or low; a rising line latches pending.
+        System IRQs reach both cores' NVICs (datasheet 2.3.2)."""
+        if self.core1 is not None:
+            self.core1._set_irq_local(n, level)
+        self._set_irq_local(n, level)
+
+    def _set_irq_local(self, n: int, level: int):
         bit = 1 << n
         exc = self.exc
         if level:
@@ -286,15 +375,39 @@ class Rp2040:
         return self.sio1 if core else self.sio
 
     def set_irq_of(self, core: int, n: int, level: int):
+        """A per-core line (SIO_IRQ_PROCn) to one core's NVIC; core 1's is dropped until it runs."""
         if core == 0:
-            self.set_irq(n, level)        # core 1 has no NVIC while it is not emulated
+            self._set_irq_local(n, level)
+        elif self.core1 is not None:
+            self.core1._set_irq_local(n, level)
 
     def _core1_launched(self, vtor: int, sp: int, entry: int):
+        """Core 1 left the bootrom: start its engine at the primary's current cycle count."""
         self.core1_launch = (vtor, sp, entry)
-        self.warn(f"core 1 launched (VTOR 0x{vtor:08x}, SP 0x{sp:08x}, entry 0x{entry:08x}): core 1 is not "
-                  f"emulated, it does not run")
+        core1 = Rp2040(SimConfig(max_cycles=self.config.max_cycles, timeout=None, strict=self.config.strict,
+                                 xip_miss_cycles=self.config.xip_miss_cycles, accounting=self.config.accounting),
+                       primary=self)
+        core1.ppb.regs[SCB_VTOR_OFFSET] = vtor & 0xFFFFFF00
+        core1.set_regs(sp=sp)
+        core1.uc.reg_write(arm.UC_ARM_REG_MSP, sp & 0xFFFFFFFF)
+        core1.resume_pc = entry & ~1
+        core1.state.cycles = self.state.cycles
+        core1.state.stack_limit = 0
+        core1.exc.lines = self.exc.lines & ~(1 << SIO_IRQ_PROC0)
+        self.lib.sim_set_other_event(self._sp, ctypes.addressof(core1.state) + EVENT_REG_OFFSET)
+        self.lib.sim_set_other_event(core1._sp, ctypes.addressof(self.state) + EVENT_REG_OFFSET)
+        self.core1 = core1
+        self.sio1.update_irq()
+        if self._running:
+            self._quantum_end = self.state.cycles + QUANTUM_CYCLES     # core 1's first turn comes after this
+            self._schedule()
 
     def events_changed(self):
+        """See _events_changed_local; shared peripherals call this on the primary and it reaches both cores."""
+        for core in (self.primary or self)._cores():
+            core._events_changed_local()
+
+    def _events_changed_local(self):
         """Something that decides when the next exception comes changed (an MMIO write, a line): re-arm the
         cycle deadline and end the slice after the current block if an exception is now to be taken."""
         exc = self.exc
@@ -302,6 +415,8 @@ class Rp2040:
         if not self._running:
             return
         self._schedule()
+        if not self._executing:
+            return                        # the other core is running; this one checks at its next slice
         if exc.takeable() is not None and self._event is None:
             if self._in_mmio_write and self._hint_before(self.pc() + 2) >> 11 != STM_TOP5:
                 # Taken right after the store: Unicorn aborts the block after the access, PC on the store
@@ -324,14 +439,25 @@ class Rp2040:
 
     def _schedule(self):
         nxt = self.next_event()
-        self.state.budget = self._run_end if nxt is None else min(self._run_end, nxt)
+        end = self._run_end if self._quantum_end is None else min(self._run_end, self._quantum_end)
+        self.state.budget = end if nxt is None else min(end, nxt)
+
+    def _other_core_runs(self) -> bool:
+        if self.primary is not None:
+            return True                   # core 1 only runs while core 0 does
+        return self.core1 is not None and self.core1.runnable
 
     def xip_flush(self):
-        self.lib.sim_xip_flush(self._sp)
+        for core in self._cores():
+            self.lib.sim_xip_flush(core._sp)
 
     def set_xip_line_fill(self, cycles: int):
         if self.config.xip_miss_cycles is None:
-            self.state.xip_miss_penalty = cycles
+            for core in self._cores():
+                core.state.xip_miss_penalty = cycles
+
+    def _cores(self):
+        return (self,) if self.core1 is None else (self, self.core1)
 
     # -- Unicorn callbacks ---------------------------------------------------------------------------------------
     @staticmethod
@@ -427,15 +553,43 @@ class Rp2040:
         self._running = True
         try:
             while True:
+                self._set_quantum()
                 stop, pc = self._slice(pc, budget)
+                if stop is None and self.core1 is not None and self.core1.runnable:
+                    stop = self._run_core1()
                 if stop is not None:
                     break
         finally:
             self._running = False
+            self._quantum_end = None
             st.wall_deadline_ns = 0
             st.budget = self._run_end
         stop.regs = self.regs()
         return stop
+
+    def _set_quantum(self):
+        if self.primary is None and self.core1 is not None and self.core1.runnable:
+            if self._quantum_end is None or self.state.cycles >= self._quantum_end:
+                self._quantum_end = self.state.cycles + QUANTUM_CYCLES
+        else:
+            self._quantum_end = None
+
+    def _run_core1(self) -> Stop | None:
+        """Core 1 runs until it has caught up with core 0's cycle count; a fault there ends the run."""
+        c1 = self.core1
+        behind = self.state.cycles - c1.state.cycles
+        if behind <= 0:
+            return None
+        stop = c1.run(c1.resume_pc, behind)
+        if stop.kind == "budget exceeded":
+            c1.resume_pc = stop.pc
+            return None
+        c1.final_stop = stop
+        c1.runnable = False               # halted (bkpt #0) or stuck for good: core 0 goes on alone
+        if stop.ok or stop.kind == "stuck":
+            self.warn(f"core 1 stopped: {'bkpt #0' if stop.ok else stop.detail}")
+            return None
+        return Stop(stop.kind, stop.pc, stop.address, f"on core 1: {stop.detail}", stop.regs)
 
     def _chip_ms(self) -> float:
         return self.clock.now_ps() / 1e9
@@ -452,10 +606,17 @@ class Rp2040:
         st = self.state
         self._schedule()
         st.irq_hint = 1 if self.exc.best_pending() is not None else 0
+        if st.irq_hint:                              # pended while the other core ran
+            try:
+                while (n := self.exc.takeable()) is not None:
+                    pc = self.exc.enter(n, pc)
+            except ExceptionFault as f:
+                return Stop(f.kind, pc, f.address, f.detail), pc
         self.lib.sim_reset_prev(self._sp)
         self._pending = None
         self._event = None
         error = None
+        self._executing = True
         try:
             if self.config.accounting:
                 self.uc.emu_start(pc | 1, UNTIL_NEVER)
@@ -464,6 +625,8 @@ class Rp2040:
                 self.uc.emu_start(pc | 1, UNTIL_NEVER, timeout=int(timeout * 1e6) if timeout else 0)
         except UcError as e:
             error = e
+        finally:
+            self._executing = False
         pc = self.pc()
         stop, event, reason = self._pending, self._event, st.stop_reason
         if event == "mmio_write" and stop is None:
@@ -522,7 +685,7 @@ class Rp2040:
             else:
                 what = "WFE" if event == "wfe" else "WFI"
                 woken = self._sleep_until(lambda: exc.preempting() is not None or (event == "wfe" and st.event_reg))
-                if woken is not None:
+                if woken is not None and woken != "quantum":
                     why = f"{what} with no interrupt or event that can wake it"
                     return self._stuck_or_budget(pc - 2, woken, why), pc
                 if event == "wfe":
@@ -531,7 +694,7 @@ class Rp2040:
             if exc.primask():
                 return self._stuck(pc, "a branch to itself with interrupts masked (PRIMASK = 1)"), pc
             woken = self._sleep_until(lambda: exc.takeable() is not None)
-            if woken is not None:
+            if woken is not None and woken != "quantum":
                 return self._stuck_or_budget(pc, woken, "a branch to itself and no interrupt that can ever fire"), pc
         while (n := exc.takeable()) is not None:
             pc = exc.enter(n, pc)
@@ -543,19 +706,27 @@ class Rp2040:
         return self._stuck(pc, stuck_why)
 
     def _sleep_until(self, awake) -> str | None:
-        """Skip idle cycles to the next timed event until `awake()`; None when woken, else why not."""
+        """Skip idle cycles to the next timed event until `awake()`; None when woken, else why not: "stuck",
+        "budget", or "quantum" (the other core's turn: a spurious wake-up, which WFE/WFI allow)."""
         st = self.state
         while not awake():
             nxt = self.next_event()
+            if self._other_core_runs():           # the other core may wake this one: sleep to the end of the turn
+                turn = self._run_end if self.primary is not None else self._quantum_end
+                nxt = turn if nxt is None else min(nxt, turn)
             if nxt is None:
                 return "stuck"
             target = min(nxt, self._run_end)
             if target > st.cycles:
                 self.sleep_cycles += target - st.cycles
                 self.lib.sim_add_cycles(self._sp, target - st.cycles)
+            self._update_timed()
+            if awake():
+                return None
             if st.cycles >= self._run_end:
                 return "budget"
-            self._update_timed()
+            if self.primary is None and self._quantum_end is not None and st.cycles >= self._quantum_end:
+                return "quantum"
         return None
 
     def _invalid_detail(self) -> str:

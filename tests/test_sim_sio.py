@@ -118,16 +118,26 @@ isr_irq15:
     adds r1, #1
     str r1, [r0, #20]
     bx lr
+    .thumb_func
+core1_entry:
+    ldr r0, =0xD0000000
+    ldr r1, [r0]                 @ CPUID on core 1
+    adds r1, #10
+    ldr r2, =DATA
+    str r1, [r2, #24]            @ log[6] = 11
+1:  wfe
+    b 1b
+    .ltorg
     .align 2
 sequence:
-    .word 0, 0, 1, 0x10000100, 0x20041000, 0x10000301
+    .word 0, 0, 1, 0x10000100, 0x20041000, core1_entry
 """
 
 
 def test_fifo_flags_launch_handshake_overflow_and_irq(tmp_path):
     result, sim = run(tmp_path, LAUNCH)
     assert result.stop.ok, result.fault_report
-    assert words(sim, 5) == [0b0011, 0b1010, 0b0010, 0b0100, 1]
-    assert sim.core1_launch == (0x10000100, 0x20041000, 0x10000301)
-    assert len(sim.sio.shared.fifo[0]) == 8
-    assert any("core 1 launched" in w for w in sim.warnings)
+    assert words(sim, 7) == [0b0011, 0b1010, 0b0010, 0b0100, 1, 1, 11]
+    vtor, sp, entry = sim.core1_launch
+    assert (vtor, sp) == (0x10000100, 0x20041000) and entry & 1
+    assert len(sim.sio.shared.fifo[0]) == 8          # core 1 runs its own code now: nobody reads its FIFO
