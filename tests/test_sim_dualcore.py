@@ -158,3 +158,29 @@ def test_two_core_sum_equals_one_core_with_spinlock_and_fifo(tmp_path):
     again, sim2 = run(tmp_path / "b", TWO_CORES)
     assert (again.cycles, again.core1_cycles, again.instructions) == (result.cycles, result.core1_cycles,
                                                                        result.instructions)
+
+
+CORE1_FAULTS = LAUNCH + r"""
+launched:
+1:  wfe                          @ core 0 waits; core 1 faults
+    b 1b
+    .thumb_func
+core1_main:
+    ldr r0, =0x30000000
+    ldr r1, [r0]                 @ unmapped
+    .ltorg
+"""
+
+
+def test_a_fault_on_core_1_ends_the_run_naming_core_1(tmp_path):
+    result, sim = run(tmp_path, CORE1_FAULTS)
+    assert result.stop.kind == "unmapped read" and result.stop.detail.startswith("on core 1:")
+    assert result.stop.address == 0x30000000
+
+
+def test_summary_reports_both_cores(tmp_path):
+    from rp2040_sim.runner import summary
+    result, _ = run(tmp_path, TWO_CORES)
+    text = summary(result)
+    assert f"{result.cycles:,} on core 0, {result.core1_cycles:,} on core 1" in text
+    assert result.ms_at_125mhz == max(result.cycles, result.core1_cycles) / 125e3
