@@ -42,9 +42,9 @@ EXCP_UDEF, EXCP_SWI, EXCP_DATA_ABORT, EXCP_BKPT = 1, 2, 4, 7
 BKPT_OPCODE_MASK, BKPT_OPCODE = 0xFF00, 0xBE00
 # A run never ends by reaching `until`: no Thumb code can sit at this odd address.
 UNTIL_NEVER = 0xFFFFFFFF
-# Default cycle budget: 2^34 cycles = 137 s of a 125 MHz chip. A compute loop uses it up in ~15 s here; code that
-# calls into Python on every few instructions (a UART print loop: ~1 M cycles/s, measured in docs/EMULATOR.md)
-# would take hours, so every run also has a wall-clock limit.
+# Default cycle budget: 2^34 cycles = 137 s of a 125 MHz chip. Emulated, a tight loop runs ~100 M cycles/s and a UART
+# print loop ~1.3 M cycles/s here (docs/EMULATOR.md), so the budget alone could take minutes to hours: every run
+# also has a wall-clock limit.
 DEFAULT_MAX_CYCLES = 1 << 34
 # Largest budget accepted: 2^48 cycles = 26 days of chip time at 125 MHz (and far from the 64-bit counter's end).
 MAX_CYCLES_LIMIT = 1 << 48
