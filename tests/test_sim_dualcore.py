@@ -60,6 +60,8 @@ sequence:
 TWO_CORES = LAUNCH + r"""
 launched:
     ldr r7, =DATA
+    movs r0, #{half}
+    bl push_word                 @ core 0 -> core 1: how many words core 1 sums (it sleeps in WFE until then)
     ldr r0, =values
     movs r1, #{half}
     bl sum_words                 @ core 0: the first half
@@ -75,8 +77,9 @@ launched:
 
     .thumb_func
 core1_main:
+    bl pop_word
+    mov r1, r0
     ldr r0, =values + 4 * {half}
-    movs r1, #{half}
     bl sum_words                 @ core 1: the second half
     bl push_word
     bl locked_increments
