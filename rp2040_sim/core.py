@@ -418,7 +418,7 @@ class Rp2040:
         if not self._executing:
             return                        # the other core is running; this one checks at its next slice
         if exc.takeable() is not None and self._event is None:
-            if self._in_mmio_write and self._hint_before(self.pc() + 2) >> 11 != STM_TOP5:
+            if self._in_mmio_write and (self._hint_before(self.pc() + 2) or 0) >> 11 != STM_TOP5:
                 # Taken right after the store: Unicorn aborts the block after the access, PC on the store
                 # (resumed at PC + 2 by _slice, the rest of the block's cost taken back).
                 self._event = "mmio_write"
