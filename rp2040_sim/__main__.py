@@ -1,9 +1,9 @@
 """Command line.
 
-    python -m rp2040_sim run FIRMWARE.uf2|.elf|.bin [--elf F] [--max-cycles N] [--strict] [--xip-miss-cycles N]
-                             [--bootrom ROM.bin] [--uart-input FILE|-] [--gpio-log FILE]
-    python -m rp2040_sim eval BUILD_DIR [--images N] [--jobs J] [--out FILE]
-    python -m rp2040_sim build-native            # compile the C cycle counter and the ROM now
+    python -m rp2040_sim run FIRMWARE.uf2|.elf|.bin [--elf F] [--max-cycles N] [--timeout S] [--strict]
+                             [--xip-miss-cycles N] [--bootrom ROM.bin] [--uart-input FILE|-] [--gpio-log FILE]
+    python -m rp2040_sim eval BUILD_DIR [--images N] [--jobs J] [--out FILE] [--timeout S]
+    python -m rp2040_sim build-native            # compile the C cycle counter and the ROM now (make setup does this)
 
 Exit status: 0 when the firmware reached its final `bkpt #0` (eval: emulator.json written), 1 on a fault, a
 refused boot or bad input (with a message saying which file and why), 2 on usage errors.
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from rp2040_sim import native, rom
 from rp2040_sim.boot import BootError
-from rp2040_sim.core import DEFAULT_MAX_CYCLES, SimConfig
+from rp2040_sim.core import DEFAULT_MAX_CYCLES, DEFAULT_TIMEOUT_S, SimConfig, check_max_cycles, check_timeout
 
 # --uart-input is read whole before the run: 16 MiB is far more than any console session.
 UART_INPUT_LIMIT = 16 * 1024 * 1024
@@ -35,14 +35,38 @@ def _positive(text: str) -> int:
     return value
 
 
+def _max_cycles(text: str) -> int:
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of cycles") from None
+    try:
+        return check_max_cycles(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix(f"--max-cycles {value!r} ")) from None
+
+
+def _timeout(text: str) -> float | None:
+    try:
+        return check_timeout(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix(f"--timeout {text!r} ")) from None
+
+
+TIMEOUT_HELP = (f"wall-clock limit per run in seconds; the run stops as 'budget exceeded' when it is reached "
+                f"(default {DEFAULT_TIMEOUT_S:g}; 0 = none)")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m rp2040_sim", description="Cycle-counting RP2040 emulator")
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="boot a firmware image, print its UART output and a cycles/RAM summary")
     r.add_argument("image", help="firmware .uf2, .elf or .bin")
     r.add_argument("--elf", help="ELF for symbols when running a .uf2/.bin (default: <image>.elf beside it)")
-    r.add_argument("--max-cycles", type=_positive, default=DEFAULT_MAX_CYCLES,
-                   help=f"cycle budget before the run is stopped as a fault (default {DEFAULT_MAX_CYCLES:,})")
+    r.add_argument("--max-cycles", type=_max_cycles, default=DEFAULT_MAX_CYCLES,
+                   help=f"cycle budget before the run is stopped as a fault (default {DEFAULT_MAX_CYCLES:,}, "
+                        f"at most 2^48)")
+    r.add_argument("--timeout", type=_timeout, default=DEFAULT_TIMEOUT_S, help=TIMEOUT_HELP)
     r.add_argument("--strict", action="store_true", help="stop at the first unimplemented register access")
     r.add_argument("--xip-miss-cycles", type=_positive, default=None,
                    help="clk_sys cycles per XIP cache line fill (default: from the SSI setup boot2 writes)")
@@ -58,6 +82,8 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--images", type=_positive, default=None, help="number of test images (default: all)")
     e.add_argument("--jobs", type=_positive, default=None, help="worker processes (default: CPU cores)")
     e.add_argument("--out", help="output file (default BUILD_DIR/emulator.json)")
+    e.add_argument("--timeout", type=_timeout, default=DEFAULT_TIMEOUT_S,
+                   help=TIMEOUT_HELP.replace("per run", "per image (and for the boot)"))
     e.add_argument("--no-progress", action="store_true")
     sub.add_parser("build-native", help="compile the native cycle counter and the ROM into their cache")
     return p
@@ -105,8 +131,8 @@ def write_text_atomic(path: Path, text: str):
 def cmd_run(args) -> int:
     from rp2040_sim import runner
     sink = None if args.quiet else (lambda b: (sys.stdout.write(chr(b)), sys.stdout.flush()))
-    config = SimConfig(max_cycles=args.max_cycles, strict=args.strict, xip_miss_cycles=args.xip_miss_cycles,
-                       uart_sink=sink)
+    config = SimConfig(max_cycles=args.max_cycles, timeout=args.timeout, strict=args.strict,
+                       xip_miss_cycles=args.xip_miss_cycles, uart_sink=sink)
     bootrom = rom.check_official(args.bootrom) if args.bootrom else None
     uart_input = read_uart_input(args.uart_input) if args.uart_input else b""
     if args.gpio_log:
@@ -142,7 +168,8 @@ def cmd_run(args) -> int:
 
 def cmd_eval(args) -> int:
     from rp2040_sim.eval import evaluate
-    report = evaluate(args.build_dir, args.images, args.jobs, progress=not args.no_progress, out=args.out)
+    report = evaluate(args.build_dir, args.images, args.jobs, progress=not args.no_progress, out=args.out,
+                      timeout=args.timeout)
     keys = ("images", "accuracy", "host_accuracy", "agreement_with_host", "max_abs_output_diff",
             "cycles_per_inference", "ms_per_inference_125mhz", "peak_ram_bytes", "flash_bytes", "wall_seconds")
     print(json.dumps({k: report[k] for k in keys}, indent=2))

@@ -8,7 +8,9 @@ hooks libunicorn calls directly; Python only runs on peripheral accesses and whe
 from __future__ import annotations
 
 import ctypes
+import math
 import sys
+import time
 from dataclasses import dataclass, field
 
 from unicorn import (UC_ARCH_ARM, UC_HOOK_BLOCK, UC_HOOK_INTR, UC_HOOK_MEM_INVALID, UC_HOOK_TLB_FILL,
@@ -19,6 +21,7 @@ from unicorn.unicorn_py3 import unicorn as _ucmod
 
 from rp2040_sim import native, rom
 from rp2040_sim.clock import Clock
+from rp2040_sim.exceptions import SVCALL, EXC_RETURN_MIN, ExceptionFault, Exceptions
 from rp2040_sim.memory import (FLASH_ERASED, FLASH_SIZE, ROM_BASE, ROM_SIZE, SRAM_BASE,
                                SRAM_SIZE, UNMODELLED_PERIPHERALS, XIP_ALIASES, XIP_BASE, XIP_DATA_VIEW,
                                XIP_WINDOW_END)
@@ -27,7 +30,8 @@ from rp2040_sim.peripherals.clocks import Clocks, PllSys, PllUsb, Xosc
 from rp2040_sim.peripherals.gpio import IoBank0, IoQspi, PadsBank0, PadsQspi
 from rp2040_sim.peripherals.ppb import Ppb
 from rp2040_sim.peripherals.resets import Resets
-from rp2040_sim.peripherals.sio import Sio
+from rp2040_sim.core1 import Core1Bootrom
+from rp2040_sim.peripherals.sio import SIO_IRQ_PROC0, Sio
 from rp2040_sim.peripherals.sysinfo import Sysinfo, Tbman
 from rp2040_sim.peripherals.timer import Timer, Watchdog
 from rp2040_sim.peripherals.uart import Uart
@@ -39,22 +43,64 @@ EXCP_UDEF, EXCP_SWI, EXCP_DATA_ABORT, EXCP_BKPT = 1, 2, 4, 7
 BKPT_OPCODE_MASK, BKPT_OPCODE = 0xFF00, 0xBE00
 # A run never ends by reaching `until`: no Thumb code can sit at this odd address.
 UNTIL_NEVER = 0xFFFFFFFF
-# Default cycle budget: 2^34 cycles = 137 s of a 125 MHz chip, a few minutes of emulation at most.
+# Default cycle budget: 2^34 cycles = 137 s of a 125 MHz chip. Emulated, a tight loop runs ~100 M cycles/s and a UART
+# print loop ~1.3 M cycles/s here (docs/EMULATOR.md), so the budget alone could take minutes to hours: every run
+# also has a wall-clock limit.
 DEFAULT_MAX_CYCLES = 1 << 34
+# Largest budget accepted: 2^48 cycles = 26 days of chip time at 125 MHz (and far from the 64-bit counter's end).
+MAX_CYCLES_LIMIT = 1 << 48
+# Default wall-clock limit of one run (--timeout): a never-halting image ends within a minute on a slow machine.
+DEFAULT_TIMEOUT_S = 50.0
+MAX_TIMEOUT_S = 7 * 24 * 3600.0
+# ARMv6-M hint encodings (ARMv6-M ARM A6.7): Unicorn stops at WFI, raises UDEF after WFE/YIELD, runs SEV as a NOP.
+HINT_YIELD, HINT_WFE, HINT_WFI = 0xBF10, 0xBF20, 0xBF30
+B_SELF = 0xE7FE                         # `b .`
+# Two cores run interleaved: core 0 runs this many cycles, then core 1 catches up to core 0's count.
+QUANTUM_CYCLES = 1000
+SCB_VTOR_OFFSET = 0xED08
+EVENT_REG_OFFSET = native.State.event_reg.offset
+STM_TOP5 = 0b11000                      # STMIA: several stores, not resumable after the first
 # XIP line fill before boot2 configures the SSI: Pico board quad read, 28 SCK x CLKDIV 2 (reference sheet).
 DEFAULT_XIP_MISS_CYCLES = 56
 REG_NAMES = ("r0", "r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8", "r9", "r10", "r11", "r12", "sp", "lr", "pc")
 REG_IDS = tuple(getattr(arm, f"UC_ARM_REG_{n.upper()}") for n in REG_NAMES)
 
 
+def check_max_cycles(value, what: str = "--max-cycles") -> int:
+    """A cycle budget as an int in [1, 2^48], or ValueError naming the value and the range."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CYCLES_LIMIT:
+        raise ValueError(f"{what} {value!r} is out of range: give a whole number of cycles from 1 to "
+                         f"{MAX_CYCLES_LIMIT:,} (2^48, 26 days of chip time at 125 MHz)")
+    return value
+
+
+def check_timeout(value, what: str = "--timeout") -> float | None:
+    """A wall-clock limit in seconds (0 or None: no limit), or ValueError."""
+    if value is None:
+        return None
+    try:
+        t = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} {value!r} is not a number of seconds") from None
+    if isinstance(value, bool) or math.isnan(t) or not 0 <= t <= MAX_TIMEOUT_S:
+        raise ValueError(f"{what} {value!r} is out of range: give seconds from 0 (no wall-clock limit) to "
+                         f"{MAX_TIMEOUT_S:,.0f} (7 days)")
+    return t or None
+
+
 @dataclass
 class SimConfig:
     max_cycles: int = DEFAULT_MAX_CYCLES
+    timeout: float | None = DEFAULT_TIMEOUT_S   # wall-clock seconds per run; None or 0: no limit
     strict: bool = False              # an unimplemented register stops the run instead of warning
     xip_miss_cycles: int | None = None  # None: from the SSI setup boot2 writes (56 until then)
     uart_sink: object = None          # callable(byte) for live UART output
     warn_sink: object = None          # callable(str); default: stderr
     accounting: bool = True           # False: no native hooks, no cycles (speed baseline for benchmarks only)
+
+    def __post_init__(self):
+        check_max_cycles(self.max_cycles, "SimConfig.max_cycles")
+        self.timeout = check_timeout(self.timeout, "SimConfig.timeout")
 
 
 @dataclass
@@ -90,8 +136,17 @@ def load_store_address(hw: int, r: dict) -> int | None:
 
 
 class Rp2040:
-    def __init__(self, config: SimConfig | None = None):
+    """The chip as core 0 sees it (memory, peripherals, core 0's engine); with `primary` set, core 1: its own
+    Unicorn engine, cycle counter, NVIC/SysTick (PPB) and SIO view over the primary's memory and peripherals."""
+
+    def __init__(self, config: SimConfig | None = None, primary: "Rp2040 | None" = None):
         self.config = config or SimConfig()
+        self.primary = primary
+        self.core1: Rp2040 | None = None   # core 1 once launched (on the primary)
+        self.runnable = True               # core 1: False once it halted or can never run again
+        self.resume_pc = 0                 # core 1: where its next quantum starts
+        self._active = self                # the core whose MMIO access is being served (bus cycles go there)
+        self._quantum_end: int | None = None
         self.lib = native.load()
         self.uc = Uc(UC_ARCH_ARM, UC_MODE_THUMB)
         self.uc.ctl_set_cpu_model(arm.UC_CPU_ARM_CORTEX_M0)
@@ -108,8 +163,19 @@ class Rp2040:
         self.warnings: list[str] = []
         self._warned: set = set()
         self._pending: Stop | None = None
-        self._map_memory()
-        self._make_peripherals()
+        self._event = None                 # why the run stopped when it is to continue (see run())
+        self._running = False
+        self._executing = False
+        self._in_mmio_write = False
+        self._run_end = 0                  # cycle count at which the current run's budget is used up
+        self.sleep_cycles = 0              # cycles skipped asleep (WFI/WFE, idle loops), included in cycles
+        self.exc = Exceptions(self)
+        if primary is None:
+            self._map_memory()
+            self._make_peripherals()
+        else:
+            self._map_memory_shared()
+            self._make_core1_peripherals()
         self._add_hooks()
 
     # -- construction --------------------------------------------------------------------------------------------
@@ -122,7 +188,13 @@ class Rp2040:
         self.flash = ctypes.create_string_buffer(bytes([FLASH_ERASED]) * FLASH_SIZE, FLASH_SIZE)
         for base in XIP_ALIASES:
             uc.mem_map_ptr(base, FLASH_SIZE, UC_PROT_READ | UC_PROT_EXEC, ctypes.addressof(self.flash))
-        uc.mem_map(SRAM_BASE, SRAM_SIZE, UC_PROT_ALL)
+        # SRAM is a host buffer (not Unicorn-owned) so that core 1's engine can map the same bytes.
+        self.sram = ctypes.create_string_buffer(SRAM_SIZE)
+        uc.mem_map_ptr(SRAM_BASE, SRAM_SIZE, UC_PROT_ALL, ctypes.addressof(self.sram))
+        self._map_flash_views()
+
+    def _map_flash_views(self):
+        uc = self.uc
         self.lib.sim_set_flash(self._sp, ctypes.addressof(self.flash))
         if self.config.accounting:
             uclib = _ucmod.uclib
@@ -133,6 +205,57 @@ class Rp2040:
                                            self._sp, None, None)
                 if status != ucc.UC_ERR_OK:
                     raise UcError(status)
+
+    def _map_memory_shared(self):
+        """Core 1: the primary's ROM bytes (read-only, so a copy is the same memory), flash and SRAM buffers."""
+        p, uc = self.primary, self.uc
+        uc.mem_map(ROM_BASE, ROM_SIZE, UC_PROT_READ | UC_PROT_EXEC)
+        uc.mem_write(ROM_BASE, bytes(p.uc.mem_read(ROM_BASE, ROM_SIZE)))
+        self.flash = p.flash
+        for base in XIP_ALIASES:
+            uc.mem_map_ptr(base, FLASH_SIZE, UC_PROT_READ | UC_PROT_EXEC, ctypes.addressof(self.flash))
+        self.sram = p.sram
+        uc.mem_map_ptr(SRAM_BASE, SRAM_SIZE, UC_PROT_ALL, ctypes.addressof(self.sram))
+        self._map_flash_views()
+        self.state.xip_miss_penalty = p.state.xip_miss_penalty
+        self.state.xip_cache_enabled = p.state.xip_cache_enabled
+
+    def _make_core1_peripherals(self):
+        """Core 1's own PPB (NVIC, SysTick, VTOR) and SIO view; every other block is the primary's object, reached
+        through callbacks that make core 1 the active core for the access."""
+        p = self.primary
+        self.clock = p.clock
+        self.ppb = Ppb(self)
+        self.sio = p.sio1
+        self.timer = p.timer
+        own = {id(p.ppb): self.ppb, id(p.sio): self.sio}
+        self.peripherals = [own.get(id(x), x) for x in p.peripherals]
+        for periph in self.peripherals:
+            if periph is self.ppb:
+                self.uc.mmio_map(periph.BASE, periph.SIZE, self._mmio_read, periph, self._mmio_write, periph)
+            else:
+                self.uc.mmio_map(periph.BASE, periph.SIZE, self._mmio_read_core1, (periph, self),
+                                 self._mmio_write_core1, (periph, self))
+
+    @staticmethod
+    def _mmio_read_core1(uc, offset, size, data):
+        periph, core = data
+        periph.sim._active = core
+        try:
+            return periph.bus_read(offset, size)
+        finally:
+            periph.sim._active = periph.sim
+
+    @staticmethod
+    def _mmio_write_core1(uc, offset, size, value, data):
+        periph, core = data
+        periph.sim._active = core
+        core._in_mmio_write = True
+        try:
+            periph.bus_write(offset, size, value)
+        finally:
+            core._in_mmio_write = False
+            periph.sim._active = periph.sim
 
     def _make_peripherals(self):
         self.resets = Resets(self)
@@ -145,7 +268,10 @@ class Rp2040:
         self.uart1 = Uart(self, 1, self.config.uart_sink)
         self.watchdog = Watchdog(self)
         self.timer = Timer(self, self.watchdog)
-        self.sio = Sio(self)
+        self.sio = Sio(self, 0)
+        self.sio1 = Sio(self, 1, self.sio.shared)       # core 1's view: its FIFO ends and CPUID
+        self.core1_launch: tuple[int, int, int] | None = None   # (VTOR, SP, entry) once launched
+        self.core1_bootrom = Core1Bootrom(self.sio1, self._core1_launched)
         self.ssi = Ssi(self)
         self.xip_ctrl = XipCtrl(self)
         self.ppb = Ppb(self)
@@ -194,13 +320,20 @@ class Rp2040:
 
     # -- services for peripherals --------------------------------------------------------------------------------
     def cycles(self) -> int:
-        return self.state.cycles
+        """Chip time in clk_sys cycles: this core's count; on the primary with core 1 running, the later of the two
+        (a core runs at most one quantum ahead of the other, so this is at most a quantum ahead of the caller)."""
+        if self.core1 is None:
+            return self.state.cycles
+        return max(self.state.cycles, self.core1.state.cycles)
 
     def add_cycles(self, n: int):
+        """Bus cycles of the access being served, charged to the core that made it."""
         if n:
-            self.lib.sim_add_cycles(self._sp, n)
+            self.lib.sim_add_cycles(self._active._sp, n)
 
     def warn(self, message: str):
+        if self.primary is not None:
+            return self.primary.warn(message)
         if message in self._warned:
             return
         self._warned.add(message)
@@ -209,10 +342,11 @@ class Rp2040:
 
     def unimplemented(self, periph: Peripheral, offset: int, op: str, address: int):
         what = f"{op} of unimplemented register {periph.name_of(offset)} (0x{address:08x})"
+        core = self._active
         if self.config.strict:
-            if self._pending is None:
-                self._pending = Stop("unimplemented register", self.pc(), address, what + " in --strict mode")
-            self.uc.emu_stop()
+            if core._pending is None:
+                core._pending = Stop("unimplemented register", core.pc(), address, what + " in --strict mode")
+            core.uc.emu_stop()
         else:
             self.warn(what)
 
@@ -220,12 +354,112 @@ class Rp2040:
         self.clock.set_ref_hz(self.clocks.ref_hz(self.xosc))
         self.clock.set_sys_hz(self.clocks.sys_hz(self.xosc, self.pll_sys))
 
+    def set_irq(self, n: int, level: int):
+        """A peripheral drives IRQ line n (datasheet 2.3.2 numbers) high or low; a rising line latches pending.
+        System IRQs reach both cores' NVICs (datasheet 2.3.2)."""
+        if self.core1 is not None:
+            self.core1._set_irq_local(n, level)
+        self._set_irq_local(n, level)
+
+    def _set_irq_local(self, n: int, level: int):
+        bit = 1 << n
+        exc = self.exc
+        if level:
+            if not exc.lines & bit:
+                exc.lines |= bit
+                exc.pending |= bit
+                self.events_changed()
+        elif exc.lines & bit:
+            exc.lines &= ~bit
+            self.events_changed()
+
+    def sio_of(self, core: int) -> Sio:
+        return self.sio1 if core else self.sio
+
+    def set_irq_of(self, core: int, n: int, level: int):
+        """A per-core line (SIO_IRQ_PROCn) to one core's NVIC; core 1's is dropped until it runs."""
+        if core == 0:
+            self._set_irq_local(n, level)
+        elif self.core1 is not None:
+            self.core1._set_irq_local(n, level)
+
+    def _core1_launched(self, vtor: int, sp: int, entry: int):
+        """Core 1 left the bootrom: start its engine at the primary's current cycle count."""
+        self.core1_launch = (vtor, sp, entry)
+        core1 = Rp2040(SimConfig(max_cycles=self.config.max_cycles, timeout=None, strict=self.config.strict,
+                                 xip_miss_cycles=self.config.xip_miss_cycles, accounting=self.config.accounting),
+                       primary=self)
+        core1.ppb.regs[SCB_VTOR_OFFSET] = vtor & 0xFFFFFF00
+        core1.set_regs(sp=sp)
+        core1.uc.reg_write(arm.UC_ARM_REG_MSP, sp & 0xFFFFFFFF)
+        core1.resume_pc = entry & ~1
+        core1.state.cycles = self.state.cycles
+        core1.state.stack_limit = 0
+        core1.exc.lines = self.exc.lines & ~(1 << SIO_IRQ_PROC0)
+        self.lib.sim_set_other_event(self._sp, ctypes.addressof(core1.state) + EVENT_REG_OFFSET)
+        self.lib.sim_set_other_event(core1._sp, ctypes.addressof(self.state) + EVENT_REG_OFFSET)
+        self.core1 = core1
+        self.sio1.update_irq()
+        if self._running:
+            self._quantum_end = self.state.cycles + QUANTUM_CYCLES     # core 1's first turn comes after this
+            self._schedule()
+
+    def events_changed(self):
+        """See _events_changed_local; shared peripherals call this on the primary and it reaches both cores."""
+        for core in (self.primary or self)._cores():
+            core._events_changed_local()
+
+    def _events_changed_local(self):
+        """Something that decides when the next exception comes changed (an MMIO write, a line): re-arm the
+        cycle deadline and end the slice after the current block if an exception is now to be taken."""
+        exc = self.exc
+        self.state.irq_hint = 1 if exc.best_pending() is not None else 0
+        if not self._running:
+            return
+        self._schedule()
+        if not self._executing:
+            return                        # the other core is running; this one checks at its next slice
+        if exc.takeable() is not None and self._event is None:
+            if self._in_mmio_write and (self._hint_before(self.pc() + 2) or 0) >> 11 != STM_TOP5:
+                # Taken right after the store: Unicorn aborts the block after the access, PC on the store
+                # (resumed at PC + 2 by _slice, the rest of the block's cost taken back).
+                self._event = "mmio_write"
+                self.uc.emu_stop()
+            else:
+                # After a load the destination register may not be written yet if the block were aborted:
+                # stop before the next block instead (the interrupt comes at the end of the current block).
+                self.state.stop_before = 1
+
+    def _update_timed(self):
+        self.ppb.update()
+        self.timer.update()
+
+    def next_event(self) -> int | None:
+        """Cycle count of the next time-driven event that can pend an exception (SysTick, TIMER alarms)."""
+        events = [t for t in (self.ppb.next_event(), self.timer.next_event()) if t is not None]
+        return min(events) if events else None
+
+    def _schedule(self):
+        nxt = self.next_event()
+        end = self._run_end if self._quantum_end is None else min(self._run_end, self._quantum_end)
+        self.state.budget = end if nxt is None else min(end, nxt)
+
+    def _other_core_runs(self) -> bool:
+        if self.primary is not None:
+            return True                   # core 1 only runs while core 0 does
+        return self.core1 is not None and self.core1.runnable
+
     def xip_flush(self):
-        self.lib.sim_xip_flush(self._sp)
+        for core in self._cores():
+            self.lib.sim_xip_flush(core._sp)
 
     def set_xip_line_fill(self, cycles: int):
         if self.config.xip_miss_cycles is None:
-            self.state.xip_miss_penalty = cycles
+            for core in self._cores():
+                core.state.xip_miss_penalty = cycles
+
+    def _cores(self):
+        return (self,) if self.core1 is None else (self, self.core1)
 
     # -- Unicorn callbacks ---------------------------------------------------------------------------------------
     @staticmethod
@@ -234,7 +468,12 @@ class Rp2040:
 
     @staticmethod
     def _mmio_write(uc, offset, size, value, periph):
-        periph.bus_write(offset, size, value)
+        sim = periph.sim
+        sim._in_mmio_write = True
+        try:
+            periph.bus_write(offset, size, value)
+        finally:
+            sim._in_mmio_write = False
 
     def _on_interrupt(self, uc, intno, _ud):
         pc = self.pc()
@@ -258,14 +497,25 @@ class Rp2040:
             self._pending = Stop("unaligned access", pc, load_store_address(hw, self.regs()),
                                  "the Cortex-M0+ faults on unaligned loads and stores (HardFault)")
         elif intno == EXCP_SWI:
-            self._pending = Stop("exception", pc - 2, None, "SVC: exceptions are not modelled")
+            self._event = "svc"                  # pc is the return address, after the svc
+        elif intno == EXCP_UDEF and self._hint_before(pc) in (HINT_WFE, HINT_YIELD):
+            self._event = "wfe" if self._hint_before(pc) == HINT_WFE else "yield"
         elif intno == EXCP_UDEF:
             self._pending = Stop("invalid instruction", pc, None, "undefined instruction")
         else:
             self._pending = Stop("exception", pc, None, f"CPU exception {intno}")
         uc.emu_stop()
 
+    def _hint_before(self, pc: int) -> int | None:
+        try:
+            return int.from_bytes(self.uc.mem_read(pc - 2, 2), "little")
+        except UcError:
+            return None
+
     def _on_invalid_access(self, uc, access, address, size, value, _ud):
+        if access == ucc.UC_MEM_FETCH_UNMAPPED and address >= EXC_RETURN_MIN and self._pending is None:
+            self._event = ("exc_return", address | 1)    # a handler's BX/POP to EXC_RETURN
+            return False
         if XIP_DATA_VIEW <= address < XIP_DATA_VIEW + (XIP_WINDOW_END - XIP_BASE):
             address = address - XIP_DATA_VIEW + XIP_BASE        # a data read past the 2 MB flash of an alias
         kinds = {ucc.UC_MEM_READ_UNMAPPED: "unmapped read", ucc.UC_MEM_WRITE_UNMAPPED: "unmapped write",
@@ -294,34 +544,195 @@ class Rp2040:
             self.uc.reg_write(REG_IDS[REG_NAMES.index(name)], value & 0xFFFFFFFF)
 
     def run(self, pc: int, max_cycles: int | None = None) -> Stop:
-        """Run from pc (Thumb) until bkpt, a fault, or max_cycles more cycles; never hangs."""
-        budget = self.config.max_cycles if max_cycles is None else max_cycles
+        """Run from pc (Thumb) until bkpt, a fault, max_cycles more cycles or the wall-clock limit; never hangs.
+
+        The emulation runs in slices: a slice ends at a bkpt or fault (the run ends), or at an event the exception
+        model handles here before resuming (a cycle deadline of SysTick or a TIMER alarm, an MMIO write that pends
+        an interrupt, SVC, an exception return, WFI/WFE, a branch to itself). Without interrupts, events or idle
+        loops (every picozoo inference) the run is one slice, exactly as fast and counted as before."""
+        budget = self.config.max_cycles if max_cycles is None else check_max_cycles(max_cycles, "max_cycles")
         st = self.state
-        st.budget = st.cycles + budget
-        self.lib.sim_reset_prev(self._sp)
-        self._pending = None
-        error = None
+        self._run_end = st.cycles + budget
+        timeout = self.config.timeout
+        st.wall_deadline_ns = time.monotonic_ns() + int(timeout * 1e9) if timeout else 0
+        self._running = True
         try:
-            self.uc.emu_start(pc | 1, UNTIL_NEVER)
-        except UcError as e:
-            error = e
-        stop = self._pending
-        if st.stop_reason == native.STOP_BUDGET and stop is None:    # a bkpt in the last block still counts
-            stop = Stop("budget exceeded", self.pc(), None, f"{budget} cycles (--max-cycles) used up")
-        elif st.stop_reason == native.STOP_STACK:
-            stop = Stop("stack overflow", self.pc(), st.fault_addr,
-                        f"SP = 0x{st.fault_addr:08x} went below the stack limit 0x{st.stack_limit:08x}")
-        elif st.stop_reason == native.STOP_DECODE:
-            stop = Stop("unmapped fetch", st.fault_addr, st.fault_addr, "cannot read the code of a block")
-        if stop is None:
-            if error is not None and error.errno == ucc.UC_ERR_INSN_INVALID:
-                stop = Stop("invalid instruction", self.pc(), None, self._invalid_detail())
-            elif error is not None:
-                stop = Stop("emulator error", self.pc(), None, str(error))
-            else:
-                stop = Stop("unexpected stop", self.pc(), None, "execution stopped without bkpt or fault")
+            while True:
+                self._set_quantum()
+                stop, pc = self._slice(pc, budget)
+                if stop is None and self.core1 is not None and self.core1.runnable:
+                    stop = self._run_core1()
+                if stop is not None:
+                    break
+        finally:
+            self._running = False
+            self._quantum_end = None
+            st.wall_deadline_ns = 0
+            st.budget = self._run_end
         stop.regs = self.regs()
         return stop
+
+    def _set_quantum(self):
+        if self.primary is None and self.core1 is not None and self.core1.runnable:
+            if self._quantum_end is None or self.state.cycles >= self._quantum_end:
+                self._quantum_end = self.state.cycles + QUANTUM_CYCLES
+        else:
+            self._quantum_end = None
+
+    def _run_core1(self) -> Stop | None:
+        """Core 1 runs until it has caught up with core 0's cycle count; a fault there ends the run."""
+        c1 = self.core1
+        behind = self.state.cycles - c1.state.cycles
+        if behind <= 0:
+            return None
+        stop = c1.run(c1.resume_pc, behind)
+        if stop.kind == "budget exceeded":
+            c1.resume_pc = stop.pc
+            return None
+        c1.final_stop = stop
+        c1.runnable = False               # halted (bkpt #0) or stuck for good: core 0 goes on alone
+        if stop.ok or stop.kind == "stuck":
+            self.warn(f"core 1 stopped: {'bkpt #0' if stop.ok else stop.detail}")
+            return None
+        return Stop(stop.kind, stop.pc, stop.address, f"on core 1: {stop.detail}", stop.regs)
+
+    def _chip_ms(self) -> float:
+        return self.clock.now_ps() / 1e9
+
+    def _budget_stop(self, pc: int, why: str) -> Stop:
+        return Stop("budget exceeded", pc, None, f"budget reached after {self._chip_ms():.3f} ms of chip time "
+                    f"({self.state.cycles:,} cycles): {why}")
+
+    def _stuck(self, pc: int, why: str) -> Stop:
+        return Stop("stuck", pc, None, f"stuck at pc 0x{pc:08x}: {why}; the chip would wait here forever")
+
+    def _slice(self, pc: int, budget: int) -> tuple[Stop | None, int]:
+        """One emu_start; returns (Stop, pc) when the run ends, (None, pc to resume at) otherwise."""
+        st = self.state
+        self._schedule()
+        st.irq_hint = 1 if self.exc.best_pending() is not None else 0
+        if st.irq_hint:                              # pended while the other core ran
+            try:
+                while (n := self.exc.takeable()) is not None:
+                    pc = self.exc.enter(n, pc)
+            except ExceptionFault as f:
+                return Stop(f.kind, pc, f.address, f.detail), pc
+        self.lib.sim_reset_prev(self._sp)
+        self._pending = None
+        self._event = None
+        error = None
+        self._executing = True
+        try:
+            if self.config.accounting:
+                self.uc.emu_start(pc | 1, UNTIL_NEVER)
+            else:
+                timeout = self.config.timeout
+                self.uc.emu_start(pc | 1, UNTIL_NEVER, timeout=int(timeout * 1e6) if timeout else 0)
+        except UcError as e:
+            error = e
+        finally:
+            self._executing = False
+        pc = self.pc()
+        stop, event, reason = self._pending, self._event, st.stop_reason
+        if event == "mmio_write" and stop is None:
+            pc += 2                                  # the store (16-bit, as every Thumb-1 store) has completed
+            self.lib.sim_abort_block(self._sp, pc)
+        prev_end = self.lib.sim_prev_end(self._sp)
+        self.lib.sim_settle(self._sp, pc)
+        if reason == native.STOP_BUDGET and stop is None and st.cycles >= self._run_end:
+            return self._budget_stop(pc, f"{budget:,} cycles (--max-cycles) used up"), pc
+        if reason == native.STOP_WALL and stop is None:
+            return self._budget_stop(pc, f"the wall-clock limit of {self.config.timeout:g} s (--timeout) ran out"), pc
+        if reason == native.STOP_STACK:
+            return Stop("stack overflow", pc, st.fault_addr,
+                        f"SP = 0x{st.fault_addr:08x} went below the stack limit 0x{st.stack_limit:08x}"), pc
+        if reason == native.STOP_DECODE:
+            return Stop("unmapped fetch", st.fault_addr, st.fault_addr, "cannot read the code of a block"), pc
+        if stop is not None:
+            return stop, pc
+        if not self.config.accounting and error is None and event is None and self.uc.query(ucc.UC_QUERY_TIMEOUT):
+            return self._budget_stop(pc, f"the wall-clock limit of {self.config.timeout:g} s (--timeout) ran out"), pc
+        if event is None and error is not None and error.errno == ucc.UC_ERR_INSN_INVALID:
+            hint = self._hint_before(pc)             # Unicorn's M0 refuses WFE/YIELD, with pc after them
+            if hint in (HINT_WFE, HINT_YIELD) and prev_end == pc:
+                event = "wfe" if hint == HINT_WFE else "yield"
+        wfi = prev_end == pc and self._hint_before(pc) == HINT_WFI
+        self_loop = reason == native.STOP_SPECIAL and pc == st.stop_pc and self._is_self_loop(pc)
+        if event is None and not wfi and reason not in (native.STOP_BUDGET, native.STOP_SPECIAL):
+            if error is not None and error.errno == ucc.UC_ERR_INSN_INVALID:
+                return Stop("invalid instruction", pc, None, self._invalid_detail()), pc
+            if error is not None:
+                return Stop("emulator error", pc, None, str(error)), pc
+            return Stop("unexpected stop", pc, None, "execution stopped without bkpt or fault"), pc
+        try:
+            return self._handle_events(pc, event, wfi, self_loop)
+        except ExceptionFault as f:
+            return Stop(f.kind, pc, f.address, f.detail), pc
+
+    def _is_self_loop(self, pc: int) -> bool:
+        return self._hint_before(pc + 2) == B_SELF
+
+    def _handle_events(self, pc: int, event, wfi: bool, self_loop: bool) -> tuple[Stop | None, int]:
+        exc, st = self.exc, self.state
+        self._update_timed()
+        if isinstance(event, tuple) and event[0] == "exc_return":
+            pc = exc.exit(event[1])
+            self._update_timed()
+        elif event == "svc":
+            if exc.primask() or exc.priority(SVCALL) >= exc.execution_priority():
+                return Stop("exception", pc - 2, None, "SVC with PRIMASK set or from a handler of equal or higher "
+                            "priority: HardFault on the chip"), pc
+            exc.set_pending(SVCALL)
+            pc = exc.enter(SVCALL, pc)
+        elif event == "wfe" or wfi:
+            if event == "wfe" and st.event_reg:
+                st.event_reg = 0                         # WFE with the event set: clear it and go on
+            else:
+                what = "WFE" if event == "wfe" else "WFI"
+                woken = self._sleep_until(lambda: exc.preempting() is not None or (event == "wfe" and st.event_reg))
+                if woken is not None and woken != "quantum":
+                    why = f"{what} with no interrupt or event that can wake it"
+                    return self._stuck_or_budget(pc - 2, woken, why), pc
+                if event == "wfe":
+                    st.event_reg = 0
+        elif self_loop:
+            if exc.primask():
+                return self._stuck(pc, "a branch to itself with interrupts masked (PRIMASK = 1)"), pc
+            woken = self._sleep_until(lambda: exc.takeable() is not None)
+            if woken is not None and woken != "quantum":
+                return self._stuck_or_budget(pc, woken, "a branch to itself and no interrupt that can ever fire"), pc
+        while (n := exc.takeable()) is not None:
+            pc = exc.enter(n, pc)
+        return None, pc
+
+    def _stuck_or_budget(self, pc: int, why_not: str, stuck_why: str) -> Stop:
+        if why_not == "budget":
+            return self._budget_stop(pc, "the cycle budget (--max-cycles) ran out while the core slept")
+        return self._stuck(pc, stuck_why)
+
+    def _sleep_until(self, awake) -> str | None:
+        """Skip idle cycles to the next timed event until `awake()`; None when woken, else why not: "stuck",
+        "budget", or "quantum" (the other core's turn: a spurious wake-up, which WFE/WFI allow)."""
+        st = self.state
+        while not awake():
+            nxt = self.next_event()
+            if self._other_core_runs():           # the other core may wake this one: sleep to the end of the turn
+                turn = self._run_end if self.primary is not None else self._quantum_end
+                nxt = turn if nxt is None else min(nxt, turn)
+            if nxt is None:
+                return "stuck"
+            target = min(nxt, self._run_end)
+            if target > st.cycles:
+                self.sleep_cycles += target - st.cycles
+                self.lib.sim_add_cycles(self._sp, target - st.cycles)
+            self._update_timed()
+            if awake():
+                return None
+            if st.cycles >= self._run_end:
+                return "budget"
+            if self.primary is None and self._quantum_end is not None and st.cycles >= self._quantum_end:
+                return "quantum"
+        return None
 
     def _invalid_detail(self) -> str:
         pc = self.pc()

@@ -21,7 +21,7 @@ import numpy as np
 from firmware.uf2 import MAX_UF2_BYTES
 from firmware.untrusted import InputError, field, read_json_object, read_regular
 from rp2040_sim import boot
-from rp2040_sim.core import Rp2040, SimConfig
+from rp2040_sim.core import DEFAULT_TIMEOUT_S, Rp2040, SimConfig
 from rp2040_sim.runner import CHIP_HZ, STACK_PAINT, collect, peak_stack
 
 BUILD_JSON = "build.json"
@@ -85,7 +85,7 @@ class Harness:
             raise EvalError(f"{build_dir / 'firmware.uf2'} changed while eval ran (sha256 {self.image.file_sha256}, "
                             f"{build['_uf2_sha256']} when it started): was it rebuilt meanwhile? Run eval again")
         elf = self.image.elf
-        self.sim = Rp2040(SimConfig())
+        self.sim = Rp2040(SimConfig(timeout=build.get("_timeout", DEFAULT_TIMEOUT_S)))
         start = boot.prepare(self.sim, self.image)
         stop = self.sim.run(start)
         self.boot_result = collect(self.sim, self.image, stop)
@@ -149,10 +149,11 @@ def _worker_run(task):
 
 # -- the whole evaluation --------------------------------------------------------------------------------------
 def evaluate(build_dir, images: int | None = None, jobs: int | None = None, progress: bool = True,
-             out: Path | None = None) -> dict:
+             out: Path | None = None, timeout: float | None = DEFAULT_TIMEOUT_S) -> dict:
     from zoo import data, host, modeldir
     build_dir = Path(build_dir)
     build = read_build(build_dir)
+    build["_timeout"] = timeout                        # the workers' wall-clock limit per run (--timeout)
     try:
         model = modeldir.load(Path(build["model_dir"]))
     except modeldir.ModelDirError as e:

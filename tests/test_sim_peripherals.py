@@ -225,7 +225,31 @@ def test_ppb_cpuid_vtor_systick(fresh):
     assert r(p, ppb.SYST_CSR) & ppb.SYST_CSR_COUNTFLAG
     assert not r(p, ppb.SYST_CSR) & ppb.SYST_CSR_COUNTFLAG          # cleared by the read
     w(p, ppb.NVIC_ISER, 1 << 5)
-    assert r(p, ppb.NVIC_ICER) == 1 << 5 and any("interrupts are not modelled" in m for m in fresh.test_warnings)
+    assert r(p, ppb.NVIC_ICER) == 1 << 5 and fresh.exc.enabled == 1 << 5
+    w(p, ppb.NVIC_ICER, 1 << 5)
+    assert r(p, ppb.NVIC_ISER) == 0
+
+
+def test_nvic_pending_priority_and_icsr(fresh):
+    p = fresh.ppb
+    w(p, ppb.NVIC_IPR0 + 4, 0xFFC0_8040)        # IRQ4..7: priorities 1, 2, 3, 3 (bits 7:6 only)
+    assert r(p, ppb.NVIC_IPR0 + 4) == 0xC0C0_8040
+    assert [fresh.exc.priority(16 + n) for n in range(4, 8)] == [1, 2, 3, 3]
+    w(p, ppb.NVIC_ISER, 0xF0)
+    w(p, ppb.NVIC_ISPR, 0xC0)                   # 6 and 7 pending, both priority 3: the lower number wins
+    assert r(p, ppb.NVIC_ICPR) & 0xFF == 0xC0 and fresh.exc.best_pending() == 16 + 6   # (15: SIO VLD at reset)
+    assert (r(p, ppb.SCB_ICSR) >> 12) & 0x1FF == 16 + 6 and r(p, ppb.SCB_ICSR) & ppb.ICSR_ISRPENDING
+    fresh.set_irq(5, 1)                         # a line rising latches pending; priority 2 beats 3
+    assert fresh.exc.best_pending() == 16 + 5
+    w(p, ppb.NVIC_ICPR, 1 << 5)                 # the line is still high: still pending (level-sensitive)
+    assert r(p, ppb.NVIC_ISPR) & (1 << 5)
+    fresh.set_irq(5, 0)
+    assert not r(p, ppb.NVIC_ISPR) & (1 << 5)
+    w(p, ppb.SCB_SHPR3, 0x0040_0000)            # PendSV priority 1
+    w(p, ppb.SCB_ICSR, ppb.ICSR_PENDSVSET)
+    assert r(p, ppb.SCB_ICSR) & ppb.ICSR_PENDSVSET and fresh.exc.best_pending() == 14
+    w(p, ppb.SCB_ICSR, ppb.ICSR_PENDSVCLR)
+    assert not r(p, ppb.SCB_ICSR) & ppb.ICSR_PENDSVSET
 
 
 def test_gpio_funcsel_and_pads(fresh):

@@ -83,10 +83,12 @@ class State(ctypes.Structure):
                 ("xip_accesses", ctypes.c_uint64), ("xip_misses", ctypes.c_uint64), ("budget", ctypes.c_uint64),
                 ("stop_reason", ctypes.c_uint32), ("stack_limit", ctypes.c_uint32), ("min_sp", ctypes.c_uint32),
                 ("xip_miss_penalty", ctypes.c_uint32), ("xip_cache_enabled", ctypes.c_uint32),
-                ("fault_addr", ctypes.c_uint32), ("block_hook_calls", ctypes.c_uint64)]
+                ("fault_addr", ctypes.c_uint32), ("block_hook_calls", ctypes.c_uint64),
+                ("wall_deadline_ns", ctypes.c_uint64), ("irq_hint", ctypes.c_uint32), ("event_reg", ctypes.c_uint32),
+                ("other_event", ctypes.c_void_p), ("stop_pc", ctypes.c_uint32), ("stop_before", ctypes.c_uint32)]
 
 
-STOP_NONE, STOP_BUDGET, STOP_STACK, STOP_DECODE = 0, 1, 2, 3
+STOP_NONE, STOP_BUDGET, STOP_STACK, STOP_DECODE, STOP_WALL, STOP_SPECIAL = 0, 1, 2, 3, 4, 5
 
 _lib = None
 
@@ -102,6 +104,12 @@ def load() -> ctypes.CDLL:
     lib.sim_bind.argtypes = [vp, vp, vp, vp, vp]
     lib.sim_reset_prev.argtypes = [vp]
     lib.sim_add_cycles.argtypes = [vp, i64]
+    lib.sim_settle.argtypes = [vp, u32]
+    lib.sim_abort_block.argtypes = [vp, u32]
+    lib.sim_abort_block.restype = u32
+    lib.sim_prev_end.argtypes = [vp]
+    lib.sim_prev_end.restype = u32
+    lib.sim_set_other_event.argtypes = [vp, vp]
     lib.sim_xip_flush.argtypes = [vp]
     lib.sim_xip_state_size.restype = u32
     lib.sim_xip_save.argtypes = [vp, ctypes.c_char_p]

@@ -11,9 +11,11 @@
  * (SRAM too) through Unicorn's slow path and cost ~60 ns per hooked access. Built as a plain shared library and
  * loaded with ctypes; it needs no unicorn header, the few prototypes are declared below.
  */
+#define _POSIX_C_SOURCE 199309L   /* clock_gettime under -std=c11 */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef void uc_engine;
 typedef uc_engine *uc_handle;
@@ -49,6 +51,11 @@ typedef struct { uint64_t paddr; uint32_t perms; } uc_tlb_entry_t;
 /* Timing classes (Table 3-1). */
 enum { LAST_OTHER = 0, LAST_COND_BRANCH = 1 };
 #define FLAG_SP_DOWN 1u      /* block may lower SP (PUSH, SUB SP, MOV SP, ADD SP,reg, MSR): check the limit after it */
+#define FLAG_SELF_LOOP 2u    /* the block is one `b .`: stop before it, Python decides "idle" or "stuck" */
+#define FLAG_IRQ_UNMASK 4u   /* CPSIE or MSR (may clear PRIMASK): stop after it when an interrupt is pending */
+#define FLAG_SEV 8u          /* SEV: sets the event register (of both cores) */
+/* How often (in blocks) the hook looks at the wall clock when a wall-clock limit is set. */
+#define WALL_CHECK_MASK 0xffffu
 
 typedef struct block {
     uint32_t addr, size;           /* key: unicorn may start blocks at any branch target */
@@ -77,6 +84,12 @@ typedef struct sim_state {
     uint32_t xip_cache_enabled;    /* XIP_CTRL.CTRL.EN */
     uint32_t fault_addr;
     uint64_t block_hook_calls;
+    uint64_t wall_deadline_ns;     /* CLOCK_MONOTONIC limit of this run; 0 = none */
+    uint32_t irq_hint;             /* Python: an enabled exception is pending (stop after CPSIE/MSR) */
+    uint32_t event_reg;            /* the core's event register (WFE), set by SEV */
+    uint32_t *other_event;         /* the other core's event register (SEV sets both); NULL = single core */
+    uint32_t stop_pc;              /* address of the block the run stopped before */
+    uint32_t stop_before;          /* stop before the next block (after a CPSIE/MSR with an interrupt pending) */
     /* engine */
     uc_engine *uc;
     uc_mem_read_fn mem_read;
@@ -93,7 +106,7 @@ typedef struct sim_state {
     uint8_t lru[XIP_SETS];
 } sim_state;
 
-enum { STOP_NONE = 0, STOP_BUDGET = 1, STOP_STACK = 2, STOP_DECODE = 3 };
+enum { STOP_NONE = 0, STOP_BUDGET = 1, STOP_STACK = 2, STOP_DECODE = 3, STOP_WALL = 4, STOP_SPECIAL = 5 };
 
 /* ---- Thumb (ARMv6-M) decoder: static cycles of one instruction --------------------------------------- */
 static int popcount8(uint32_t x) { return __builtin_popcount(x & 0xffu); }
@@ -107,7 +120,9 @@ static int decode_one(uint16_t hw, uint16_t hw2, uint32_t *cyc, uint32_t *flags,
     if (top5 == 0x1d || top5 == 0x1e || top5 == 0x1f) {
         /* 32-bit encodings: BL, MSR, MRS, DMB/DSB/ISB are all ARMv6-M has; anything else faults in unicorn. */
         if ((hw & 0xf800) == 0xf000 && (hw2 & 0xd000) == 0xd000) *cyc = 3;       /* BL */
-        else if ((hw & 0xffe0) == 0xf380) { *cyc = 3; *flags |= FLAG_SP_DOWN; }  /* MSR (may write MSP/PSP) */
+        else if ((hw & 0xffe0) == 0xf380) {                                      /* MSR (MSP/PSP/PRIMASK) */
+            *cyc = 3; *flags |= FLAG_SP_DOWN | FLAG_IRQ_UNMASK;
+        }
         else if ((hw & 0xfff0) == 0xf3b0 || (hw & 0xffe0) == 0xf3e0) *cyc = 3;   /* barriers, MRS */
         else *cyc = 1;
         return 4;
@@ -137,8 +152,10 @@ static int decode_one(uint16_t hw, uint16_t hw2, uint32_t *cyc, uint32_t *flags,
         }
         if ((hw & 0xff00) == 0xbf00) {                             /* hints: WFI/WFE 2, others 1 */
             uint32_t h = (hw >> 4) & 0xf;
+            if (h == 4 && (hw & 0xf) == 0) *flags |= FLAG_SEV;
             *cyc = (h == 2 || h == 3) ? 2 : 1; return 2;
         }
+        if (hw == 0xb662) *flags |= FLAG_IRQ_UNMASK;               /* CPSIE i */
         *cyc = 1; return 2;                                        /* ADD SP, extend, REV, CPS, BKPT */
     }
     if (hw < 0xd000) { *cyc = 1 + popcount8(hw); return 2; }       /* LDM/STM: 1 + N */
@@ -174,6 +191,7 @@ static int decode_block(sim_state *s, block_t *b)
         off += len;
         b->last_kind = cond ? LAST_COND_BRANCH : LAST_OTHER;
     }
+    if (n == 2 && (buf[0] | (buf[1] << 8)) == 0xe7fe) b->flags |= FLAG_SELF_LOOP;     /* `b .` */
     if (b->addr >= SRAM_BASE && b->addr < SRAM_END) b->checksum = fnv1a(buf, n);
     return 0;
 }
@@ -266,6 +284,13 @@ static void stop(sim_state *s, uint32_t reason, uint32_t addr)
     s->emu_stop(s->uc);
 }
 
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 void sim_block_hook(uc_engine *uc, uint64_t address, uint32_t size, void *user)
 {
     sim_state *s = (sim_state *)user;
@@ -288,6 +313,20 @@ void sim_block_hook(uc_engine *uc, uint64_t address, uint32_t size, void *user)
         uint32_t n = size > 4096 ? 4096 : size;
         if (s->mem_read(uc, addr, buf, n) == 0 && fnv1a(buf, n) != b->checksum) decode_block(s, b);
     }
+    /* Stops decided here come before this block runs: Unicorn honours a stop requested from the block hook
+     * before executing the block, so the block is neither charged nor run, and the run resumes at addr. */
+    uint32_t why = STOP_NONE;
+    if (s->cycles >= s->budget) why = STOP_BUDGET;
+    else if (s->stop_before || (b->flags & FLAG_SELF_LOOP)) why = STOP_SPECIAL;
+    else if ((s->block_hook_calls & WALL_CHECK_MASK) == 0 && s->wall_deadline_ns && now_ns() >= s->wall_deadline_ns)
+        why = STOP_WALL;
+    if (why != STOP_NONE) {
+        if (s->stop_reason == STOP_NONE) s->stop_pc = addr;
+        s->stop_before = 0;
+        s->prev = NULL;                         /* the taken-branch cycle of p is already counted above */
+        stop(s, why, addr);
+        return;
+    }
     uint64_t c = b->cycles;
     if (addr - XIP_BASE < XIP_WINDOW) c += xip_fetch(s, addr, size);
     s->cycles += c;
@@ -295,7 +334,13 @@ void sim_block_hook(uc_engine *uc, uint64_t address, uint32_t size, void *user)
     b->execs++;
     b->total_cycles += c;
     s->prev = b;
-    if (s->cycles >= s->budget) stop(s, STOP_BUDGET, addr);
+    if (b->flags & (FLAG_SEV | FLAG_IRQ_UNMASK)) {
+        if (b->flags & FLAG_SEV) {              /* SEV sets the event register of both cores */
+            s->event_reg = 1;
+            if (s->other_event) *s->other_event = 1;
+        }
+        if ((b->flags & FLAG_IRQ_UNMASK) && s->irq_hint) s->stop_before = 1;   /* take it after this block */
+    }
 }
 
 /* TLB fill (UC_TLB_VIRTUAL): identity everywhere, except data reads from the XIP window, which go to the MMIO
@@ -368,7 +413,50 @@ uint32_t sim_state_size(void) { return sizeof(sim_state); }
 uint32_t sim_block_size(void) { return sizeof(block_t); }
 
 /* Forget the previous block (a new emu_start begins at an arbitrary address, not a branch). */
-void sim_reset_prev(sim_state *s) { s->prev = NULL; s->stop_reason = STOP_NONE; }
+void sim_reset_prev(sim_state *s) { s->prev = NULL; s->stop_reason = STOP_NONE; s->stop_before = 0; }
+
+/* The run stopped between blocks and `next_pc` is where the program goes next: charge the taken-branch cycle of
+ * the last block as its successor's hook would have, so a stop and resume costs nothing extra. */
+void sim_settle(sim_state *s, uint32_t next_pc)
+{
+    block_t *p = s->prev;
+    if (p && p->last_kind == LAST_COND_BRANCH && (next_pc & ~1u) != p->addr + p->size) {
+        s->cycles++;
+        p->total_cycles++;
+    }
+    s->prev = NULL;
+}
+
+/* An MMIO store stopped the run in the middle of the last block (Unicorn aborts the block right after the
+ * access): take back the static cost of the instructions from `resume` to the block's end, which did not run and
+ * will be charged again when they do. Their XIP fetch stalls stay: the lines were fetched, and refetching them
+ * hits the cache. Returns the cycles taken back. */
+uint32_t sim_abort_block(sim_state *s, uint32_t resume)
+{
+    block_t *p = s->prev;
+    s->prev = NULL;
+    if (!p || resume < p->addr || resume >= p->addr + p->size) return 0;
+    uint8_t buf[4096 + 4];
+    uint32_t n = p->addr + p->size - resume;
+    if (n > 4096) n = 4096;
+    memset(buf, 0, sizeof buf);
+    if (s->mem_read(s->uc, resume, buf, n) != 0) return 0;
+    uint32_t cycles = 0, insns = 0, flags = 0, off = 0; int cond;
+    while (off < n) {
+        uint32_t c = 1;
+        off += decode_one(buf[off] | (buf[off + 1] << 8), buf[off + 2] | (buf[off + 3] << 8), &c, &flags, &cond);
+        cycles += c; insns++;
+    }
+    s->cycles -= cycles;
+    s->instructions -= insns;
+    p->total_cycles -= cycles;
+    return cycles;
+}
+
+/* End address of the last block that ran (0 = none). */
+uint32_t sim_prev_end(sim_state *s) { return s->prev ? s->prev->addr + s->prev->size : 0; }
+
+void sim_set_other_event(sim_state *s, uint32_t *other) { s->other_event = other; }
 
 /* Charge extra cycles (bus penalties decided in Python peripheral callbacks) to the running block. */
 void sim_add_cycles(sim_state *s, int64_t delta)

@@ -1,12 +1,13 @@
 """The Cortex-M0+ private peripheral bus (ARMv6-M ARM B3; datasheet 2.4.8): SysTick, NVIC and the SCB.
 
 SysTick counts clk_sys cycles from the native cycle counter (CLKSOURCE = 1; the external reference is not
-modelled). Interrupts and exceptions are not taken: enabling SysTick's interrupt or an NVIC line warns, since the
-firmware we run keeps interrupts off and any exception is reported as a fault.
+modelled); with TICKINT it pends the SysTick exception at each 1 -> 0 step. The NVIC and SCB exception registers
+read and write the core's `exceptions.Exceptions` state, which the run loop in core.py acts on.
 """
 
 from __future__ import annotations
 
+from rp2040_sim.exceptions import PENDSV, SYSTICK
 from rp2040_sim.peripherals.base import NO_EXTRA, Peripheral
 
 PPB_BASE = 0xE0000000
@@ -22,6 +23,10 @@ CCR_VALUE = 0x00000208                # STKALIGN | UNALIGN_TRP: fixed on ARMv6-M
 AIRCR_VECTKEY = 0x05FA << 16
 AIRCR_SYSRESETREQ = 1 << 2
 VTOR_MASK = 0xFFFFFF00
+IPR_MASK = 0xC0C0C0C0                 # 2 priority bits per IRQ (datasheet 2.4.8 NVIC_IPR)
+ICSR_PENDSVSET, ICSR_PENDSVCLR, ICSR_PENDSTSET, ICSR_PENDSTCLR = 1 << 28, 1 << 27, 1 << 26, 1 << 25
+ICSR_ISRPENDING = 1 << 22
+SCR_MASK = 0x16                       # SEVONPEND 4, SLEEPDEEP 2, SLEEPONEXIT 1
 
 
 class Ppb(Peripheral):
@@ -39,6 +44,35 @@ class Ppb(Peripheral):
         self._syst_start = 0              # cycle count at which the counter held _syst_value
         self._syst_value = 0
         self._syst_flag_seen = 0          # wraps already reported through COUNTFLAG
+        self._syst_irq_seen = 0           # wraps already turned into a pending SysTick exception
+        self.exc = sim.exc
+
+    def vtor(self) -> int:
+        return self.regs[SCB_VTOR]
+
+    # -- time-driven events (called by the run loop) ----------------------------------------------------------
+    def update(self):
+        """Pend SysTick for every 1 -> 0 step since the last call (TICKINT only)."""
+        csr = self.regs[SYST_CSR]
+        if csr & SYST_CSR_ENABLE and csr & SYST_CSR_TICKINT:
+            wraps = self._systick()[1]
+            if wraps > self._syst_irq_seen:
+                self._syst_irq_seen = wraps
+                self.exc.set_pending(SYSTICK)
+
+    def next_event(self) -> int | None:
+        """Cycle count of the next SysTick exception, or None when it cannot fire."""
+        csr = self.regs[SYST_CSR]
+        if not (csr & SYST_CSR_ENABLE and csr & SYST_CSR_TICKINT):
+            return None
+        t = self.sim.cycles() - self._syst_start
+        v0, period = self._syst_value, (self.regs[SYST_RVR] & SYST_MASK) + 1
+        if period == 1:                   # RVR = 0: the counter stops at 0 after one more step
+            return self._syst_start + v0 if v0 and t < v0 else None
+        first = v0 if v0 else v0 + period          # the first 1 -> 0 step after starting (none when starting at 0)
+        if t < first:
+            return self._syst_start + first
+        return self._syst_start + first + ((t - first) // period + 1) * period
 
     # SysTick: decrements once per clk_sys cycle, reloads RVR on the cycle after reaching 0.
     def _systick(self) -> tuple[int, int]:
@@ -65,14 +99,31 @@ class Ppb(Peripheral):
             return CPUID_CORTEX_M0PLUS
         if offset == SCB_CCR:
             return CCR_VALUE
-        if offset == NVIC_ICER:
-            return self.regs[NVIC_ISER]
-        if offset == NVIC_ICPR:
-            return self.regs[NVIC_ISPR]
+        if offset in (NVIC_ISER, NVIC_ICER):
+            return self.exc.enabled
+        if offset in (NVIC_ISPR, NVIC_ICPR):
+            return self.exc.irq_pending_bits()
+        if NVIC_IPR0 <= offset < NVIC_IPR0 + 32:
+            return self.exc.ipr[(offset - NVIC_IPR0) // 4]
+        if offset == SCB_SHPR2:
+            return self.exc.shpr2
+        if offset == SCB_SHPR3:
+            return self.exc.shpr3
+        if offset == SCB_ICSR:
+            return self._icsr()
         return super().read(offset)
+
+    def _icsr(self) -> int:
+        self.update()
+        exc = self.exc
+        active = exc.active[-1] if exc.active else 0
+        pending = exc.best_pending() or 0
+        return ((ICSR_PENDSVSET if exc.pendsv else 0) | (ICSR_PENDSTSET if exc.systick else 0)
+                | (ICSR_ISRPENDING if exc.irq_pending_bits() else 0) | (pending << 12) | active)
 
     def write(self, offset, value):
         if offset == SYST_CSR:
+            self.update()
             was_on = self.regs[SYST_CSR] & SYST_CSR_ENABLE
             if was_on and not value & SYST_CSR_ENABLE:
                 self._syst_value = self._systick()[0]
@@ -80,23 +131,51 @@ class Ppb(Peripheral):
                 self._syst_start, self._syst_flag_seen = self.sim.cycles(), 0
             if value & SYST_CSR_ENABLE and not value & SYST_CSR_CLKSOURCE:
                 self.sim.warn("PPB: SysTick with CLKSOURCE=0 (external reference) counts clk_sys here")
-            if value & SYST_CSR_TICKINT:
-                self.sim.warn("PPB: SYST_CSR.TICKINT set; exceptions are not modelled (no SysTick interrupt)")
+            if not was_on and value & SYST_CSR_ENABLE:
+                self._syst_irq_seen = 0
+            tickint_was = self.regs[SYST_CSR] & SYST_CSR_TICKINT
             self.regs[SYST_CSR] = value & (SYST_CSR_ENABLE | SYST_CSR_TICKINT | SYST_CSR_CLKSOURCE)
+            if value & SYST_CSR_TICKINT and not tickint_was:
+                self._syst_irq_seen = self._systick()[1]      # only steps from now on pend the exception
+            self.sim.events_changed()
         elif offset == SYST_CVR:                  # any write clears the counter (and COUNTFLAG)
-            self._syst_value, self._syst_start, self._syst_flag_seen = 0, self.sim.cycles(), 0
+            self.update()
+            self._syst_value, self._syst_start, self._syst_flag_seen, self._syst_irq_seen = 0, self.sim.cycles(), 0, 0
+            self.sim.events_changed()
         elif offset == SYST_RVR:
+            self.update()
             self.regs[SYST_RVR] = value & SYST_MASK
+            self.sim.events_changed()
         elif offset == NVIC_ISER:
-            if value:
-                self.sim.warn(f"PPB: NVIC_ISER 0x{value:08x}; interrupts are not modelled")
-            self.regs[NVIC_ISER] |= value
+            self.exc.enabled |= value
+            self.sim.events_changed()
         elif offset == NVIC_ICER:
-            self.regs[NVIC_ISER] &= ~value
+            self.exc.enabled &= ~value
+            self.sim.events_changed()
         elif offset == NVIC_ISPR:
-            self.regs[NVIC_ISPR] |= value
+            self.exc.pending |= value
+            self.sim.events_changed()
         elif offset == NVIC_ICPR:
-            self.regs[NVIC_ISPR] &= ~value
+            self.exc.pending &= ~value
+            self.sim.events_changed()
+        elif NVIC_IPR0 <= offset < NVIC_IPR0 + 32:
+            self.exc.ipr[(offset - NVIC_IPR0) // 4] = value & IPR_MASK
+        elif offset == SCB_SHPR2:
+            self.exc.shpr2 = value & 0xC0000000
+        elif offset == SCB_SHPR3:
+            self.exc.shpr3 = value & 0xC0C00000
+        elif offset == SCB_ICSR:
+            if value & ICSR_PENDSVSET:
+                self.exc.set_pending(PENDSV)
+            elif value & ICSR_PENDSVCLR:
+                self.exc.set_pending(PENDSV, False)
+            if value & ICSR_PENDSTSET:
+                self.exc.set_pending(SYSTICK)
+            elif value & ICSR_PENDSTCLR:
+                self.exc.set_pending(SYSTICK, False)
+            self.sim.events_changed()
+        elif offset == SCB_SCR:
+            self.regs[SCB_SCR] = value & SCR_MASK
         elif offset == SCB_VTOR:
             self.regs[SCB_VTOR] = value & VTOR_MASK
         elif offset == SCB_AIRCR:

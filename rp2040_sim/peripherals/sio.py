@@ -1,4 +1,12 @@
-"""SIO (datasheet 2.3.1.7, base 0xD0000000): CPUID, GPIO registers and the hardware divider.
+"""SIO (datasheet 2.3.1.7, base 0xD0000000): CPUID, GPIO registers, the hardware divider, the inter-core FIFOs
+and the spinlocks.
+
+Each core sees its own SIO (CPUID, its FIFO ends, its divider); the FIFOs, spinlocks and GPIO are shared
+(`SioShared`). FIFOs (datasheet 2.3.1.5): two of 8 words, core 0 -> core 1 and back. FIFO_ST: VLD (own RX not
+empty), RDY (own TX not full), WOF (a write to a full TX was dropped), ROE (a read of an empty RX; it returns 0,
+CHOICE: the value is not documented); WOF/ROE are cleared by writing 1. SIO_IRQ_PROCn (IRQ 15 + n) on core n =
+VLD | WOF | ROE. Spinlocks (2.3.1.3): reading SPINLOCKn claims it (returns 1 << n) or returns 0 if already
+claimed; any write releases it; SPINLOCK_ST is the bitmap of claimed locks.
 
 SIO is on the core's single-cycle IOPORT: loads and stores take 1 cycle, not 2 (SIO_EXTRA = -1). It has no
 atomic aliases; GPIO_OUT/OE have their own SET/CLR/XOR registers. The divider computes a result immediately but
@@ -6,6 +14,8 @@ only reports CSR.READY 8 cycles after the last operand write (datasheet 2.3.1.5)
 """
 
 from __future__ import annotations
+
+from collections import deque
 
 from rp2040_sim.peripherals import interp
 from rp2040_sim.peripherals.base import MASK32, SIO_EXTRA, Peripheral
@@ -22,7 +32,10 @@ SIO_SPINLOCK_ST, SIO_SPINLOCK0 = 0x05C, 0x100
 SIO_INTERP0, SIO_INTERP_END = 0x080, 0x100      # INTERP0 at 0x080, INTERP1 at 0x0C0 (peripherals/interp.py)
 DIV_CSR_READY, DIV_CSR_DIRTY = 1 << 0, 1 << 1
 DIV_LATENCY_CYCLES = 8
-FIFO_ST_RDY = 1 << 1                 # the other core's FIFO has room (core 1 is not emulated: it never reads)
+FIFO_ST_VLD, FIFO_ST_RDY, FIFO_ST_WOF, FIFO_ST_ROE = 1 << 0, 1 << 1, 1 << 2, 1 << 3
+FIFO_DEPTH = 8
+NUM_SPINLOCKS = 32
+SIO_IRQ_PROC0 = 15                   # SIO_IRQ_PROCn = 15 + n (datasheet 2.3.2)
 NUM_GPIOS_MASK = (1 << 30) - 1
 GPIO_SET_CLR_XOR = {SIO_GPIO_OUT_SET: (SIO_GPIO_OUT, "set"), SIO_GPIO_OUT_CLR: (SIO_GPIO_OUT, "clr"),
                     SIO_GPIO_OUT_XOR: (SIO_GPIO_OUT, "xor"), SIO_GPIO_OE_SET: (SIO_GPIO_OE, "set"),
@@ -52,6 +65,16 @@ def divide(dividend: int, divisor: int, signed: bool) -> tuple[int, int]:
     return n // d, n % d
 
 
+class SioShared:
+    """The SIO state both cores see: the two FIFOs (fifo[n] is written by core n, read by the other core) and
+    the spinlocks."""
+
+    def __init__(self):
+        self.fifo = (deque(), deque())
+        self.spinlocks = 0
+        self.readers = [None, None]          # callable() run when core n's RX FIFO gets a word (core 1's ROM model)
+
+
 class Sio(Peripheral):
     NAME, BASE, SIZE = "SIO", SIO_BASE, SIO_SIZE
     ATOMIC_ALIASES = False
@@ -63,11 +86,16 @@ class Sio(Peripheral):
                  SIO_DIV_UDIVIDEND: "DIV_UDIVIDEND", SIO_DIV_UDIVISOR: "DIV_UDIVISOR",
                  SIO_DIV_SDIVIDEND: "DIV_SDIVIDEND", SIO_DIV_SDIVISOR: "DIV_SDIVISOR",
                  SIO_DIV_QUOTIENT: "DIV_QUOTIENT", SIO_DIV_REMAINDER: "DIV_REMAINDER", SIO_DIV_CSR: "DIV_CSR",
+                 SIO_FIFO_WR: "FIFO_WR", SIO_FIFO_RD: "FIFO_RD", SIO_SPINLOCK_ST: "SPINLOCK_ST",
+                 **{SIO_SPINLOCK0 + 4 * i: f"SPINLOCK{i}" for i in range(NUM_SPINLOCKS)},
                  **{SIO_INTERP0 + n * interp.INTERP_SPAN + off: f"INTERP{n}_{name}" for n in (0, 1)
                     for off, name in interp.REGISTER_NAMES.items()}}
 
-    def __init__(self, sim):
+    def __init__(self, sim, core: int = 0, shared: SioShared | None = None):
         super().__init__(sim)
+        self.core = core
+        self.shared = shared or SioShared()
+        self.fifo_errors = 0             # this core's sticky WOF | ROE
         self.dividend = 0
         self.divisor = 0
         self.quotient = 0
@@ -80,11 +108,29 @@ class Sio(Peripheral):
         if SIO_INTERP0 <= offset < SIO_INTERP_END:
             return self.interp[(offset - SIO_INTERP0) // interp.INTERP_SPAN].read(offset % interp.INTERP_SPAN)
         if offset == SIO_CPUID:
-            return 0                      # only core 0 is emulated
+            return self.core
         if offset in (SIO_GPIO_IN, SIO_GPIO_HI_IN):
             return 0                      # no external pin drivers
         if offset == SIO_FIFO_ST:
-            return FIFO_ST_RDY
+            return self.fifo_status()
+        if offset == SIO_FIFO_RD:
+            rx = self.shared.fifo[1 - self.core]
+            if not rx:
+                self.fifo_errors |= FIFO_ST_ROE
+                self.update_irq()
+                return 0
+            value = rx.popleft()
+            self.update_irq()
+            self.other().update_irq()     # the other core's TX has room again (RDY is polled, no IRQ: kept simple)
+            return value
+        if offset == SIO_SPINLOCK_ST:
+            return self.shared.spinlocks
+        if SIO_SPINLOCK0 <= offset < SIO_SPINLOCK0 + 4 * NUM_SPINLOCKS:
+            bit = 1 << ((offset - SIO_SPINLOCK0) // 4)
+            if self.shared.spinlocks & bit:
+                return 0
+            self.shared.spinlocks |= bit
+            return bit
         if offset == SIO_DIV_CSR:
             ready = DIV_CSR_READY if self.sim.cycles() >= self.ready_at else 0
             return ready | (DIV_CSR_DIRTY if self.dirty else 0)
@@ -99,7 +145,43 @@ class Sio(Peripheral):
             return self.remainder
         return super().read(offset)
 
+    # -- FIFOs -------------------------------------------------------------------------------------------------
+    def other(self) -> "Sio":
+        """The other core's SIO (a stand-in with no NVIC when core 1 is not emulated)."""
+        return self.sim.sio_of(1 - self.core)
+
+    def fifo_status(self) -> int:
+        rx, tx = self.shared.fifo[1 - self.core], self.shared.fifo[self.core]
+        return ((FIFO_ST_VLD if rx else 0) | (FIFO_ST_RDY if len(tx) < FIFO_DEPTH else 0) | self.fifo_errors)
+
+    def update_irq(self):
+        """SIO_IRQ_PROCn of this core = VLD | WOF | ROE."""
+        level = 1 if self.fifo_status() & (FIFO_ST_VLD | FIFO_ST_WOF | FIFO_ST_ROE) else 0
+        self.sim.set_irq_of(self.core, SIO_IRQ_PROC0 + self.core, level)
+
+    def fifo_write(self, value: int):
+        tx = self.shared.fifo[self.core]
+        if len(tx) >= FIFO_DEPTH:
+            self.fifo_errors |= FIFO_ST_WOF
+            self.update_irq()
+            return
+        tx.append(value & MASK32)
+        self.other().update_irq()
+        reader = self.shared.readers[1 - self.core]
+        if reader:
+            reader()
+
     def write(self, offset, value):
+        if offset == SIO_FIFO_WR:
+            self.fifo_write(value)
+            return
+        if offset == SIO_FIFO_ST:         # WOF and ROE are write-1-to-clear
+            self.fifo_errors &= ~value & (FIFO_ST_WOF | FIFO_ST_ROE)
+            self.update_irq()
+            return
+        if SIO_SPINLOCK0 <= offset < SIO_SPINLOCK0 + 4 * NUM_SPINLOCKS:
+            self.shared.spinlocks &= ~(1 << ((offset - SIO_SPINLOCK0) // 4))
+            return
         if SIO_INTERP0 <= offset < SIO_INTERP_END:
             return self.interp[(offset - SIO_INTERP0) // interp.INTERP_SPAN].write(offset % interp.INTERP_SPAN, value)
         if offset in GPIO_SET_CLR_XOR:
@@ -129,6 +211,6 @@ class Sio(Peripheral):
             self.dirty = True
             self.ready_at = self.sim.cycles()
             return
-        if offset in (SIO_CPUID, SIO_GPIO_IN, SIO_GPIO_HI_IN, SIO_FIFO_ST, SIO_DIV_CSR):
+        if offset in (SIO_CPUID, SIO_GPIO_IN, SIO_GPIO_HI_IN, SIO_DIV_CSR, SIO_FIFO_RD, SIO_SPINLOCK_ST):
             return                        # read-only
         super().write(offset, value)

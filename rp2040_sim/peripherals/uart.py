@@ -3,7 +3,8 @@
 Transmission is instantaneous: the TX FIFO never fills, so `putc` never waits (baud-rate timing is not
 modelled; docs/EMULATOR.md). Reception: bytes given with `feed` (the CLI's --uart-input FILE|-) wait in the RX
 FIFO from the start of the run, as if they had arrived before the firmware looked; UARTDR pops one, UARTFR shows
-RXFE/RXFF, UARTRIS RXRIS (level >= the IFLS trigger) and RTRIS (any byte waiting: there is no idle-line timing).
+RXFE/RXFF, UARTRIS RXRIS (level >= the IFLS trigger) and RTRIS (any byte waiting: there is no idle-line timing). The interrupts (RX levels as
+above; TXRIS, set when a write drains, cleared by UARTICR; masked by UARTIMSC) drive UARTn_IRQ.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ UARTIFLS_RXIFLSEL_SHIFT = 3
 RX_TRIGGER_LEVELS = (4, 8, 16, 24, 28)             # RXIFLSEL 0..4: 1/8 .. 7/8 full (datasheet 4.2.8 UARTIFLS)
 UARTRIS_RXRIS, UARTRIS_RTRIS = 1 << 4, 1 << 6
 UARTCR_RXE = 1 << 9
+UART_TXIM = 1 << 5                                 # TX interrupt bit in RIS/MIS/IMSC/ICR (PL011 TRM 3.3.13)
+UART0_IRQ = 20                                     # UART1_IRQ = 21 (datasheet 2.3.2)
 
 
 class Uart(Peripheral):
@@ -47,16 +50,24 @@ class Uart(Peripheral):
         self.tx = bytearray()
         self.rx = deque()                          # bytes waiting to be read (fed before or during the run)
         self.sink = sink                           # called with each transmitted byte (live output)
+        self.index = index
+        self.tx_ris = 0                            # TX interrupt status: set when a write drains (at once here)
+
+    def _raw_irqs(self) -> int:
+        """UARTRIS: the RX levels (RXRIS at the IFLS trigger, RTRIS while any byte waits) and TXRIS."""
+        level = (self.regs[UARTIFLS] >> UARTIFLS_RXIFLSEL_SHIFT) & 7
+        trigger = RX_TRIGGER_LEVELS[min(level, len(RX_TRIGGER_LEVELS) - 1)]
+        ris = UARTRIS_RXRIS if len(self.rx) >= trigger else 0
+        return ris | (UARTRIS_RTRIS if self.rx else 0) | self.tx_ris
+
+    def _update_irq(self):
+        """UARTn_IRQ = MIS != 0 (RIS & IMSC)."""
+        self.sim.set_irq(UART0_IRQ + self.index, 1 if self._raw_irqs() & self.regs[UARTIMSC] else 0)
 
     def feed(self, data: bytes):
         """Bytes arriving on RX; they are read in order through UARTDR."""
         self.rx.extend(data)
-
-    def _raw_interrupts(self) -> int:
-        level = (self.regs[UARTIFLS] >> UARTIFLS_RXIFLSEL_SHIFT) & 7
-        trigger = RX_TRIGGER_LEVELS[min(level, len(RX_TRIGGER_LEVELS) - 1)]
-        ris = UARTRIS_RXRIS if len(self.rx) >= trigger else 0
-        return ris | (UARTRIS_RTRIS if self.rx else 0)
+        self._update_irq()
 
     def read(self, offset):
         if offset == UARTFR:                       # TX always drained
@@ -65,12 +76,14 @@ class Uart(Peripheral):
         if offset == UARTDR:
             cr = self.regs[UARTCR]
             if self.rx and cr & UARTCR_UARTEN and cr & UARTCR_RXE:
-                return self.rx.popleft()
+                byte = self.rx.popleft()
+                self._update_irq()
+                return byte
             return 0
         if offset == UARTRIS:
-            return self._raw_interrupts()
+            return self._raw_irqs()
         if offset == UARTMIS:
-            return self._raw_interrupts() & self.regs[UARTIMSC]
+            return self._raw_irqs() & self.regs[UARTIMSC]
         if offset in UARTPERIPHID:
             return PERIPHID_VALUES[UARTPERIPHID.index(offset)]
         if offset in UARTPCELLID:
@@ -88,5 +101,16 @@ class Uart(Peripheral):
             self.tx.append(byte)
             if self.sink:
                 self.sink(byte)
+            # The PL011 raises TXRIS when its TX FIFO passes down through the trigger level: here every byte
+            # leaves at once, so each write ends with TXRIS set (never before the first write).
+            if not self.tx_ris:
+                self.tx_ris = UART_TXIM
+                self._update_irq()
+            return
+        if offset == UARTICR:
+            self.tx_ris &= ~value
+            self._update_irq()
             return
         super().write(offset, value)
+        if offset == UARTIMSC:
+            self._update_irq()

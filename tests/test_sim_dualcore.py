@@ -1,0 +1,189 @@
+"""Core 1 in small firmware written here: launched through the FIFO handshake (datasheet 2.8.2), a computation split
+over both cores whose result equals one core's, a shared counter under a spinlock, SEV/WFE between the cores, and
+cycle counts that repeat exactly."""
+
+import pytest
+
+from rp2040_sim import asm
+from tests.conftest import require_tool
+from tests.test_sim_exceptions import run, words
+
+N = 64
+VALUES = [(i * 2654435761) % 100_003 for i in range(N)]
+INCREMENTS = 200
+
+LAUNCH = r"""
+    .equ SIO, 0xD0000000
+reset:
+    ldr r0, =SIO
+    adr r4, sequence
+    movs r5, #0
+next:
+    cmp r5, #6
+    beq launched
+    lsls r6, r5, #2
+    ldr r1, [r4, r6]
+    cmp r1, #0
+    bne push
+drain:
+    ldr r2, [r0, #0x50]
+    lsls r2, r2, #31
+    beq drained
+    ldr r2, [r0, #0x58]
+    b drain
+drained:
+    sev
+push:
+    ldr r2, [r0, #0x50]
+    lsls r2, r2, #30
+    bpl push
+    str r1, [r0, #0x54]
+    sev
+pop:
+    ldr r2, [r0, #0x50]
+    lsls r2, r2, #31
+    bne got
+    wfe
+    b pop
+got:
+    ldr r3, [r0, #0x58]
+    adds r5, #1
+    cmp r3, r1
+    beq next
+    movs r5, #0
+    b next
+    .align 2
+sequence:
+    .word 0, 0, 1, 0x10000100, 0x20041000, core1_main
+"""
+
+TWO_CORES = LAUNCH + r"""
+launched:
+    ldr r7, =DATA
+    movs r0, #{half}
+    bl push_word                 @ core 0 -> core 1: how many words core 1 sums (it sleeps in WFE until then)
+    ldr r0, =values
+    movs r1, #{half}
+    bl sum_words                 @ core 0: the first half
+    mov r4, r0
+    bl locked_increments
+    bl pop_word                  @ core 1's half (core 1 SEVs after each push; we WFE until VLD)
+    adds r4, r0
+    str r4, [r7, #0]             @ log[0] = the sum
+    bl pop_word                  @ core 1 finished its increments
+    ldr r1, [r7, #4]
+    str r1, [r7, #8]             @ log[2] = the shared counter after both cores
+    bkpt #0
+
+    .thumb_func
+core1_main:
+    bl pop_word
+    mov r1, r0
+    ldr r0, =values + 4 * {half}
+    bl sum_words                 @ core 1: the second half
+    bl push_word
+    bl locked_increments
+    movs r0, #1
+    bl push_word
+1:  wfe
+    b 1b
+
+    .thumb_func
+sum_words:                       @ r0 = sum of r1 words at r0
+    movs r2, #0
+1:  ldr r3, [r0]
+    adds r2, r3
+    adds r0, #4
+    subs r1, #1
+    bne 1b
+    mov r0, r2
+    bx lr
+
+    .thumb_func
+push_word:                       @ blocking FIFO push of r0, then SEV
+    ldr r1, =SIO
+1:  ldr r2, [r1, #0x50]
+    lsls r2, r2, #30
+    bpl 1b
+    str r0, [r1, #0x54]
+    sev
+    bx lr
+
+    .thumb_func
+pop_word:                        @ r0 = blocking FIFO pop, sleeping in WFE
+    ldr r1, =SIO
+1:  ldr r2, [r1, #0x50]
+    lsls r2, r2, #31
+    bne 2f
+    wfe
+    b 1b
+2:  ldr r0, [r1, #0x58]
+    bx lr
+
+    .thumb_func
+locked_increments:               @ {inc} x (claim SPINLOCK0; DATA[1] += 1 slowly; release); uses r0-r3, r5
+    ldr r0, =SIO + 0x100         @ SPINLOCK0
+    ldr r1, ={inc}
+1:  ldr r2, [r0]
+    cmp r2, #0
+    beq 1b
+    ldr r2, =DATA + 4
+    ldr r3, [r2]
+    movs r5, #5                  @ a few blocks between the load and the store: the other core gets its
+2:  subs r5, #1                  @ turn in the middle (without the lock, updates are lost)
+    bne 2b
+    adds r3, #1
+    str r3, [r2]
+    str r2, [r0]
+    subs r1, #1
+    bne 1b
+    bx lr
+    .ltorg
+    .align 2
+values:
+""".format(half=N // 2, inc=INCREMENTS) + "".join(f"    .word {v}\n" for v in VALUES)
+
+
+@pytest.fixture(autouse=True)
+def _tools():
+    for t in asm.TOOLS:
+        require_tool(t)
+
+
+def test_two_core_sum_equals_one_core_with_spinlock_and_fifo(tmp_path):
+    result, sim = run(tmp_path / "a", TWO_CORES)
+    assert result.stop.ok, result.fault_report
+    total, _, counter = words(sim, 3)
+    assert total == sum(VALUES) % 2**32                     # the independent reference: Python's sum
+    assert counter == 2 * INCREMENTS                         # no update lost between the cores
+    assert sim.core1 is not None and sim.core1.state.instructions > 0
+    assert result.core1_cycles is not None and result.core1_cycles > 0
+    again, sim2 = run(tmp_path / "b", TWO_CORES)
+    assert (again.cycles, again.core1_cycles, again.instructions) == (result.cycles, result.core1_cycles,
+                                                                       result.instructions)
+
+
+CORE1_FAULTS = LAUNCH + r"""
+launched:
+1:  wfe                          @ core 0 waits; core 1 faults
+    b 1b
+    .thumb_func
+core1_main:
+    ldr r0, =0x30000000
+    ldr r1, [r0]                 @ unmapped
+    .ltorg
+"""
+
+
+def test_a_fault_on_core_1_ends_the_run_naming_core_1(tmp_path):
+    result, sim = run(tmp_path, CORE1_FAULTS)
+    assert result.stop.kind == "unmapped read" and result.stop.detail.startswith("on core 1:")
+    assert result.stop.address == 0x30000000
+
+
+def test_summary_reports_both_cores(tmp_path):
+    from rp2040_sim.runner import summary
+    result, _ = run(tmp_path, TWO_CORES)
+    text = summary(result)
+    assert f"{result.cycles:,} on core 0, {result.core1_cycles:,} on core 1" in text
+    assert result.ms_at_125mhz == max(result.cycles, result.core1_cycles) / 125e3
