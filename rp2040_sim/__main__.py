@@ -120,6 +120,8 @@ def check_output_path(name: str, option: str):
         raise InputError(f"{name}: is a directory; {option} takes a file name")
     if not path.parent.is_dir():
         raise InputError(f"{name}: directory {path.parent} does not exist ({option})")
+    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise InputError(f"{name}: cannot be written (no write permission); choose another {option}")
 
 
 def write_text_atomic(path: Path, text: str):
@@ -135,8 +137,9 @@ def cmd_run(args) -> int:
                        xip_miss_cycles=args.xip_miss_cycles, uart_sink=sink)
     bootrom = rom.check_official(args.bootrom) if args.bootrom else None
     uart_input = read_uart_input(args.uart_input) if args.uart_input else b""
-    if args.gpio_log:
-        check_output_path(args.gpio_log, "--gpio-log")
+    for option, name in (("--gpio-log", args.gpio_log), ("--json", args.json)):
+        if name:
+            check_output_path(name, option)
     logs = []
 
     def setup(sim):
@@ -167,7 +170,9 @@ def cmd_run(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from rp2040_sim.eval import evaluate
+    from rp2040_sim.eval import OUTPUT_FILE, evaluate
+    if args.out or Path(args.build_dir).is_dir():   # a missing build dir: evaluate names it
+        check_output_path(str(args.out or Path(args.build_dir) / OUTPUT_FILE), "--out")
     report = evaluate(args.build_dir, args.images, args.jobs, progress=not args.no_progress, out=args.out,
                       timeout=args.timeout)
     keys = ("images", "accuracy", "host_accuracy", "agreement_with_host", "max_abs_output_diff",
