@@ -24,8 +24,7 @@ def _pad(x, layer, value):
 
 def _taps(x, layer, out_hw):
     """For each kernel tap (i, j): the input cells it reads for every output pixel, (n, oh, ow, c)."""
-    kh, kw = layer.kernel if hasattr(layer, "kernel") else layer.pool
-    sh, sw = layer.stride
+    (kh, kw), (sh, sw), _ = layer.window()
     oh, ow = out_hw
     for i in range(kh):
         for j in range(kw):

@@ -68,7 +68,9 @@ _MOBILENET_BLOCKS = ((16, 1), (32, 2), (32, 1), (64, 2), (64, 1), (128, 2), (128
 
 
 def _pd_mobilenet():
-    """TensorFlow Lite Micro's person-detection network: MobileNetV1 width 0.25, 96x96x1, 2 classes.
+    """TensorFlow Lite Micro's person-detection network: MobileNetV1 width 0.25, 96x96x1, 2 classes, SAME padding,
+    BatchNorm + ReLU6 after every conv. TFLM's file runs the first conv as a depthwise conv with multiplier 8 and
+    the head as a 3x3 average pool + 1x1 conv; conv2d 1->8 and global average pool + dense compute the same.
     BatchNorm momentum 0.9 (not Keras's 0.99) so the running statistics settle within its short training."""
     def bn(c):
         return BatchNorm(c, momentum=0.9)

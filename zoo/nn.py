@@ -163,16 +163,16 @@ class Dense(_Layer):
 
 class _Windowed(_Layer):
     """Shared by convs and pools: kernel/stride/padding over (h, w)."""
+    _kernel_field = "kernel"  # the window's size field: "kernel" for convs, "pool" for pools
 
-    def _window(self):
-        return self.kernel, self.stride, self.padding
-
-    _kernel_field = "kernel"
+    def window(self):
+        """((kh, kw), (sh, sw), padding)."""
+        return getattr(self, self._kernel_field), self.stride, self.padding
 
     def _check_window(self):
         object.__setattr__(self, self._kernel_field, _pair(getattr(self, self._kernel_field), self._kernel_field))
         object.__setattr__(self, "stride", _pair(self.stride, "stride"))
-        k, s, p = self._window()
+        k, s, p = self.window()
         if min(k) < 1 or min(s) < 1:
             raise SpecError(f"{self.kind}: kernel {list(k)} and stride {list(s)} must be at least 1")
         if p not in PADDINGS:
@@ -180,18 +180,18 @@ class _Windowed(_Layer):
 
     def spatial_out(self, shape, index):
         self._need_image(shape, index)
-        k, s, p = self._window()
+        k, s, p = self.window()
         out = tuple(window_out_size(n, kk, ss, p) for n, kk, ss in zip(shape[:2], k, s))
         if min(out) < 1:
             raise self._shape_error(index, shape, f"is smaller than the {p} window {list(k)}: no output")
         return out
 
     def pads(self, shape):
-        k, s, p = self._window()
+        k, s, p = self.window()
         return [same_pads(n, kk, ss, p) for n, kk, ss in zip(shape[:2], k, s)]
 
     def _window_dict(self):
-        k, s, p = self._window()
+        k, s, p = self.window()
         return {"stride": list(s), "padding": p}
 
 
@@ -284,9 +284,6 @@ class DepthwiseConv2D(_Windowed):
 
 class _Pool(_Windowed):
     _kernel_field = "pool"
-
-    def _window(self):
-        return self.pool, self.stride, self.padding
 
     def __post_init__(self):
         if self.stride is None:
