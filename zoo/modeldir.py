@@ -1,7 +1,7 @@
 """The model-directory contract every stage reads and writes: `model.safetensors` + `metrics.json`.
 
-`model.safetensors` holds one tensor per Dense parameter, named `layers.<i>.w` (in, out) and `layers.<i>.b` (out,)
-where <i> is the layer's index in the spec, plus any tensors a compression pass adds; its metadata key `picozoo` is a
+`model.safetensors` holds one tensor per layer parameter, named `layers.<i>.<name>` (a Dense's `w` (in, out) and
+`b` (out,), a conv's `w` and `b`, a BatchNorm's `gamma`, `beta`, `mean`, `var`) where <i> is the layer's index in the spec, plus any tensors a compression pass adds; its metadata key `picozoo` is a
 JSON object with the spec, dataset, input scaling, dtype, seed and format version. Writes go to a temporary name and
 are renamed into place, so a directory never holds half a model. Details: docs/MODEL_FORMAT.md.
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
-from zoo.nn import Dense, Sequential, SpecError
+from zoo.nn import Sequential, SpecError
 
 MODEL_FILE = "model.safetensors"
 METRICS_FILE = "metrics.json"
@@ -36,16 +36,15 @@ class SavedModel:
     spec: Sequential
     params: list  # one dict of numpy arrays per layer
     meta: dict
-    extra: dict = field(default_factory=dict)  # tensors beyond the Dense params (compression passes)
+    extra: dict = field(default_factory=dict)  # tensors beyond the layer params (compression passes)
     metrics: dict = field(default_factory=dict)
 
 
 def params_to_tensors(spec: Sequential, params) -> dict:
     tensors = {}
     for i, (layer, p) in enumerate(zip(spec.layers, params)):
-        if isinstance(layer, Dense):
-            tensors[f"layers.{i}.w"] = np.ascontiguousarray(np.asarray(p["w"]))
-            tensors[f"layers.{i}.b"] = np.ascontiguousarray(np.asarray(p["b"]))
+        for name in layer.param_shapes():
+            tensors[f"layers.{i}.{name}"] = np.ascontiguousarray(np.asarray(p[name]))
     return tensors
 
 
@@ -327,9 +326,8 @@ def load(directory: Path) -> SavedModel:
     spec = _check_spec(path, meta.get("spec"))
     _check_meta(path, meta, spec)
     for i, layer in enumerate(spec.layers):
-        if not isinstance(layer, Dense):
-            continue
-        for key, shape in (("w", [layer.in_features, layer.out_features]), ("b", [layer.out_features])):
+        for key, shape in layer.param_shapes().items():
+            shape = list(shape)
             name, entry = f"layers.{i}.{key}", entries.get(f"layers.{i}.{key}")
             if entry is None:
                 raise ModelDirError(f"{path}: missing tensor {name} for layer {i} ({layer})")
@@ -347,15 +345,13 @@ def load(directory: Path) -> SavedModel:
         raise ModelDirError(f"{path}: not a readable safetensors file ({e}); retrain or restore it") from None
     params = []
     for i, layer in enumerate(spec.layers):
-        if not isinstance(layer, Dense):
-            params.append({})
-            continue
-        w, b = tensors.pop(f"layers.{i}.w"), tensors.pop(f"layers.{i}.b")
-        for key, value in (("w", w), ("b", b)):
+        shapes = layer.param_shapes()
+        p = {name: tensors.pop(f"layers.{i}.{name}") for name in shapes}  # present, typed and shaped: checked above
+        for name, value in p.items():
             if not np.all(np.isfinite(value)):
-                raise ModelDirError(f"{path}: tensor layers.{i}.{key} holds NaN or infinite values; retrain or "
+                raise ModelDirError(f"{path}: tensor layers.{i}.{name} holds NaN or infinite values; retrain or "
                                     f"restore the model")
-        params.append({"w": w, "b": b})
+        params.append(p)
     if "quantization" in meta:
         _check_int8_values(path, meta, spec, tensors)
     metrics = {}
