@@ -108,8 +108,8 @@ def test_int8_cnn_contract_and_agreement_with_float(cnn_dirs, cnn_int8, mnist):
 
 def test_structured_pruning_shrinks_filters_and_the_flattened_rows(cnn_dir, tmp_path, mnist):
     out = tmp_path / "s50"
-    assert cli.main([str(cnn_dir), "--prune", "0.5", "--structured", "--quantize", "int8", *FAST,
-                     "--out", str(out)]) == 0
+    assert cli.main([str(cnn_dir), "--prune", "0.5", "--structured", "--quantize", "int8", "--qat",
+                     "--qat-epochs", "1", *FAST, "--out", str(out)]) == 0
     model = modeldir.load(out)
     layers = netspec.layer_dicts(model.spec)
     convs = [d for d in layers if d["type"] == "conv2d"]
@@ -123,6 +123,7 @@ def test_structured_pruning_shrinks_filters_and_the_flattened_rows(cnn_dir, tmp_
     out_int8 = reference.forward(model, mnist.x_test[:500])
     assert out_int8.shape == (500, 10)
     assert model.metrics["test_accuracy"] > 0.5
+    assert [st["pass"] for st in model.meta["compression"]["steps"]] == ["inference", "prune", "qat", "quantize"]
 
 
 def test_unstructured_pruning_reaches_conv_weights(cnn_dir, tmp_path):
