@@ -186,7 +186,7 @@ def layer_entry(lm: dict) -> dict:
 
 
 def qlayers(model: SavedModel):
-    """[(layer meta, {tensor name: array})] for each int8 op, in order; weighted ops carry w, bias, multiplier, shift."""
+    """[(layer meta, {tensor name: array})] for each int8 op, in order (weighted ops: w, bias, multiplier, shift)."""
     qmeta = model.meta.get("quantization")
     if not qmeta:
         raise NotQuantizedError(f"model {model.meta.get('model')!r} has no 'quantization' metadata; "

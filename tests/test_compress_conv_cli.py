@@ -70,7 +70,8 @@ def cnn_dir(cnn_dirs):
 @pytest.fixture(scope="module")
 def cnn_int8(cnn_dirs, tmp_path_factory):
     out = tmp_path_factory.mktemp("c") / "cnn-int8"
-    assert cli.main([str(cnn_dirs[1]), "--quantize", "int8", "--calib-images", "1000", "--quiet", "--out", str(out)]) == 0
+    args = [str(cnn_dirs[1]), "--quantize", "int8", "--calib-images", "1000", "--quiet", "--out", str(out)]
+    assert cli.main(args) == 0
     return out
 
 
