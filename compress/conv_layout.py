@@ -12,8 +12,10 @@ order in which an NHWC window lies in memory, one contiguous run of kw * C bytes
 kernel's interleave trick (two 32-bit words per window index, one instruction per lane to extract, docs/FIRMWARE.md).
 Bytes: ceil8(K) * kh * kw * C.
 
-depthwise_conv2d ("dw", `pack_depthwise`): the (kh, kw, C) int8 weights as they are, row-major (C contiguous, like
-the activations). Bytes: kh * kw * C.
+depthwise_conv2d ("dw", `pack_depthwise`): one record per channel c, 4-byte aligned: its folded bias (int32,
+little-endian), then its kh * kw weights (int8, taps row-major), zero-padded to a multiple of 4 bytes. The kernel
+streams a channel's bias and weights with LDM instead of keeping 9 weight offsets in registers it does not have.
+Bytes: C * (4 + ceil4(kh * kw)).
 """
 
 from __future__ import annotations
@@ -39,6 +41,10 @@ def window(size: int, kernel: int, stride: int, padding: str) -> tuple[int, int]
             raise ValueError(f"valid window of {kernel} does not fit an input of {size}")
         return (size - kernel) // stride + 1, 0
     raise ValueError(f"padding {padding!r}: use 'same' or 'valid'")
+
+
+def _ceil4(n: int) -> int:
+    return (n + 3) // 4 * 4
 
 
 def _ceil8(n: int) -> int:
@@ -67,12 +73,20 @@ def unpack_conv8(packed: np.ndarray, shape: tuple[int, int, int, int]) -> np.nda
     return w.reshape(shape).astype(np.int8)
 
 
-def pack_depthwise(w_hwc: np.ndarray) -> np.ndarray:
-    """uint8 bytes of the dw layout for int8 weights (kh, kw, C)."""
+def pack_depthwise(w_hwc: np.ndarray, folded_bias: np.ndarray) -> np.ndarray:
+    """uint8 bytes of the dw layout for int8 weights (kh, kw, C) and their folded int32 bias (C,)."""
     w = np.asarray(w_hwc)
     if w.dtype != np.int8 or w.ndim != 3:
         raise TypeError(f"pack_depthwise wants int8 (kh, kw, C) weights, got {w.dtype} {w.shape}")
-    return np.ascontiguousarray(w).view(np.uint8).ravel()
+    taps, c = w.shape[0] * w.shape[1], w.shape[2]
+    records = np.zeros((c, 4 + _ceil4(taps)), np.uint8)
+    records[:, :4] = np.asarray(folded_bias, "<i4").reshape(c, 1).view(np.uint8)
+    records[:, 4:4 + taps] = w.reshape(taps, c).T.view(np.uint8)
+    return records.ravel()
+
+
+def depthwise_bytes(kh: int, kw: int, c: int) -> int:
+    return c * (4 + _ceil4(kh * kw))
 
 
 def _fold(bias, sums, in_zero_point: int) -> np.ndarray:

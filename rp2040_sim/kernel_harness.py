@@ -248,7 +248,7 @@ def conv_shape(h, w, c, kernel, stride, padding, out_c) -> ConvShape:
 
 def conv_case(rng, h, w, c, k, kernel, stride, padding, depthwise, edge=None):
     """Integer tensors of one conv layer (OHWI, or (kh, kw, C) for depthwise) and an offset-binary (h, w, C) input;
-    `edge` = "max" saturates the outputs, "tiny" rounds everything to the zero point."""
+    `edge` = "max" saturates the outputs, "tiny" rounds everything to the zero point, "shifts" draws every shift."""
     if depthwise:
         k = c
     wshape = (*kernel, c) if depthwise else (k, *kernel, c)
@@ -257,7 +257,9 @@ def conv_case(rng, h, w, c, k, kernel, stride, padding, depthwise, edge=None):
     mult = rng.integers(2**30, 2**31, k)
     shift = rng.integers(-1, 12, k)
     bias = rng.integers(-2**16, 2**16, k)
-    if edge == "max":
+    if edge == "shifts":  # every total shift 31 + shift from 1 (saturating) to 62
+        shift = rng.integers(-30, 32, k)
+    elif edge == "max":
         wt = np.where(rng.random(wshape) < 0.5, 127, -127)
         xu[:] = rng.choice([0, 255], xu.shape)
         mult[:] = 2**31 - 1
@@ -277,8 +279,8 @@ def conv_packed(t) -> tuple[np.ndarray, np.ndarray]:
     from compress import conv_layout
 
     if t["depthwise"]:
-        return (conv_layout.pack_depthwise(t["w"]),
-                conv_layout.folded_depthwise_bias(t["bias"], t["w"], t["zp_in"]))
+        fb = conv_layout.folded_depthwise_bias(t["bias"], t["w"], t["zp_in"])
+        return conv_layout.pack_depthwise(t["w"], fb), fb
     return conv_layout.pack_conv8(t["w"]), conv_layout.folded_conv_bias(t["bias"], t["w"], t["zp_in"])
 
 
@@ -341,7 +343,7 @@ class ConvImage(KernelImage):
         packed, fb = conv_packed(t)
         w_addr = put(packed.tobytes())
         b_addr, m_addr, sh_addr = put(fb.tobytes()), put(t["mult"].tobytes()), put(t["shift"].tobytes())
-        scratch = put(bytes(s.k_h * s.k_w * s.in_c + 4))
+        scratch = put(bytes(13 * s.in_c + s.k_h * s.k_w * s.in_c + 4))  # >= pz_conv_q8_scratch_bytes
         l_addr = put(bytes(ArmConv(s, w_addr, b_addr, m_addr, sh_addr, t["zp_out"], t["act_min"], t["act_max"],
                                    out_xor, (t["zp_in"] + 128) & 0xFF, scratch)))
         n = s.out_h * s.out_w * s.out_c

@@ -34,7 +34,7 @@ def lib():
     lib = hostcc.build([KERNELS / s for s in SOURCES], include_dirs=[KERNELS], name="pz_conv")
     for name in ("pz_conv2d_f32", "pz_dwconv2d_f32"):
         getattr(lib, name).argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_float, ctypes.c_float]
-    lib.pz_conv2d_q8_scratch_bytes.restype = ctypes.c_uint32
+    lib.pz_conv_q8_scratch_bytes.restype = ctypes.c_uint32
     return lib
 
 
@@ -167,7 +167,7 @@ def run_q8(lib, t, kind, out_xor=0):
 
     packed, fb = conv_packed(t)
     w_ptr = buf(np.frombuffer(packed.tobytes() + b"\0" * 4, np.uint8)[:len(packed) + 4].copy())
-    scratch = buf(np.zeros(lib.pz_conv2d_q8_scratch_bytes(ctypes.byref(s)) // 4 + 1, np.uint32))
+    scratch = buf(np.zeros(lib.pz_conv_q8_scratch_bytes(ctypes.byref(s), int(t["depthwise"])) // 4 + 1, np.uint32))
     layer = Q8Conv(s, w_ptr, buf(fb), buf(t["mult"]), buf(t["shift"]), t["zp_out"], t["act_min"], t["act_max"],
                    out_xor, (t["zp_in"] + 128) & 0xFF, scratch)
     n = s.out_h * s.out_w * s.out_c
@@ -181,7 +181,8 @@ def run_q8(lib, t, kind, out_xor=0):
 
 @settings(max_examples=80, deadline=None)
 @given(g=geometry(), c=st.integers(1, 12), k=st.integers(1, 20), seed=st.integers(0, 2**32 - 1),
-       edge=st.sampled_from([None, None, "max", "tiny"]), out_xor=st.sampled_from([0, 0x80]), depthwise=st.booleans())
+       edge=st.sampled_from([None, None, "max", "tiny", "shifts"]), out_xor=st.sampled_from([0, 0x80]),
+       depthwise=st.booleans())
 def test_q8_conv_equals_numpy_golden(lib, g, c, k, seed, edge, out_xor, depthwise):
     h, w, kernel, stride, padding = g
     t = conv_case(np.random.default_rng(seed), h, w, c, k, kernel, stride, padding, depthwise, edge)
@@ -248,7 +249,14 @@ def test_conv8_layout_round_trip():
     with pytest.raises(TypeError, match="int8"):
         conv_layout.pack_conv8(np.zeros((1, 1, 1, 1), np.int16))
     with pytest.raises(TypeError, match="int8"):
-        conv_layout.pack_depthwise(np.zeros((1, 1), np.int8))
+        conv_layout.pack_depthwise(np.zeros((1, 1), np.int8), np.zeros(1, np.int32))
+    w = rng.integers(-127, 128, (3, 3, 5)).astype(np.int8)
+    fb = rng.integers(-2**31, 2**31, 5).astype(np.int32)
+    records = conv_layout.pack_depthwise(w, fb).reshape(5, 16)
+    assert len(records.ravel()) == conv_layout.depthwise_bytes(3, 3, 5)
+    np.testing.assert_array_equal(records[:, :4].copy().view("<i4").ravel(), fb)
+    np.testing.assert_array_equal(records[:, 4:13].view(np.int8), w.reshape(9, 5).T)
+    assert not records[:, 13:].any()
     with pytest.raises(OverflowError):
         conv_layout.folded_conv_bias(np.array([-2**31 + 1]), np.full((1, 1, 1, 1), 127, np.int8), 127)
 
@@ -266,6 +274,9 @@ def m0(tmp_path_factory):
     (3, 6, 7, 1, 5, (3, 2), (2, 1), "valid", False, "tiny"),
     (4, 8, 8, 12, 12, (3, 3), (2, 2), "same", True, None),     # depthwise
     (5, 5, 4, 5, 5, (2, 3), (1, 2), "valid", True, "max"),
+    (6, 6, 6, 8, 40, (3, 3), (1, 1), "same", False, "shifts"),  # total shifts 1..62 through the M0+ requantization
+    (7, 7, 5, 24, 24, (3, 3), (1, 1), "same", True, "shifts"),
+    (8, 5, 5, 8, 16, (1, 1), (1, 1), "valid", False, "tiny"),
 ])
 def test_m0_kernels_bit_exact_in_emulator(m0, seed, h, w, c, k, kernel, stride, padding, depthwise, edge):
     t = conv_case(np.random.default_rng(seed), h, w, c, k, kernel, stride, padding, depthwise, edge)
@@ -279,9 +290,9 @@ def test_m0_kernels_bit_exact_in_emulator(m0, seed, h, w, c, k, kernel, stride, 
 # Cycle budgets per MAC with the XIP cache warm (the emulator is deterministic; benchmarks/conv_kernel_cycles.py
 # has the full table). They fail when a change makes a kernel slower.
 @pytest.mark.parametrize("h,w,c,k,kernel,depthwise,budget", [
-    (14, 14, 16, 32, (3, 3), False, 4.90),
-    (6, 6, 128, 128, (1, 1), False, 5.05),
-    (12, 12, 16, 16, (3, 3), True, 29.0),
+    (14, 14, 16, 32, (3, 3), False, 4.85),
+    (6, 6, 128, 128, (1, 1), False, 5.02),
+    (12, 12, 16, 16, (3, 3), True, 19.4),
 ])
 def test_m0_cycle_budgets(m0, h, w, c, k, kernel, depthwise, budget):
     t = conv_case(np.random.default_rng(7), h, w, c, k, kernel, (1, 1), "same", depthwise)

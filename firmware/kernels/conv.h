@@ -39,25 +39,30 @@ void pz_gavgpool_f32(const float *x, float *y, uint32_t hw, uint32_t c);  /* y[c
 /* -- int8 ------------------------------------------------------------------------------------------------------ */
 typedef struct {
     pz_conv_shape_t s;
-    const uint8_t *w;           /* conv: "conv8" bytes; depthwise: "dw" bytes (compress/conv_layout.py) */
-    const int32_t *bias;        /* folded int32 bias, out_c */
+    const uint8_t *w;           /* conv: "conv8" bytes; depthwise: "dw" records (compress/conv_layout.py), 4-byte
+                                   aligned */
+    const int32_t *bias;        /* conv: folded int32 bias, out_c; depthwise: NULL (the bias is in the records) */
     const int32_t *multiplier;  /* Q31 multiplier, out_c */
     const int8_t *shift;        /* right shift, 31 + shift in [1, 62], out_c */
     int8_t out_zp, act_min, act_max;
     uint8_t out_xor;
     uint8_t pad;                /* the byte of a padding cell: zp_in + 128 */
-    uint8_t *scratch;           /* pz_conv2d_q8_m0 only: k_h * k_w * in_c bytes, 4-byte aligned, for windows that
-                                   cross the border (pz_conv2d_q8_scratch_bytes); NULL elsewhere */
+    uint8_t *scratch;           /* the _m0 kernels: pz_conv_q8_scratch_bytes, 4-byte aligned (conv2d: windows that
+                                   cross the border; depthwise: one pixel's int32 accumulators); the reference
+                                   kernels do not use it */
 } pz_q8_conv_t;
 
 /* Weight w of output channel k at window index i = (dy * k_w + dx) * in_c + c of a conv8 array. */
 int32_t pz_q8_conv_weight(const pz_q8_conv_t *l, uint32_t k, uint32_t i);
+/* The record of depthwise channel c: its folded bias, then its weights at taps dy * k_w + dx. */
+const uint8_t *pz_q8_dw_record(const pz_q8_conv_t *l, uint32_t c);
 
 /* conv2d: the plain reference and the Cortex-M0+ kernel (Thumb-1 inner loop on ARMv6-M, the same algorithm in C
  * elsewhere); the same bytes out. x and y must not overlap. */
 void pz_conv2d_q8_ref(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y);
 void pz_conv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y);
-uint32_t pz_conv2d_q8_scratch_bytes(const pz_conv_shape_t *s);
+/* Scratch bytes the _m0 kernel of a conv2d (depthwise = 0) or depthwise conv2d (1) needs. */
+uint32_t pz_conv_q8_scratch_bytes(const pz_conv_shape_t *s, uint32_t depthwise);
 
 void pz_dwconv2d_q8_ref(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y);
 void pz_dwconv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y);

@@ -11,8 +11,11 @@
  * The assembly loop takes runs whose length is a multiple of 4; the last (n_win & 3) bytes of a gathered window
  * go through a C loop with the exact weights.
  *
- * depthwise: C code, one output pixel at a time, channels inner, taps unrolled for 3x3 interior windows; the
- * accumulator stays in a register and each MAC is LDRB + LDRSB + MULS + ADD. */
+ * depthwise 3x3: one output pixel at a time, all channels; for an interior window an assembly loop streams each
+ * channel's dw record (bias, 9 weights) with LDM and reads the 9 taps with LDRB at offsets 0, C, 2C of three row
+ * pointers (67 cycles per 9 MACs), writing int32 accumulators to `scratch`; a border window is first gathered
+ * (padding cells = `pad`) into the scratch after them. Then one requantization per channel.
+ * Other kernel sizes run the reference. */
 #include "conv.h"
 #include "int8_impl.h"
 
@@ -24,7 +27,8 @@ typedef struct {
     uint32_t runs;       /* > 0 */
 } pz_conv_runs_t;
 
-uint32_t pz_conv2d_q8_scratch_bytes(const pz_conv_shape_t *s) {
+uint32_t pz_conv_q8_scratch_bytes(const pz_conv_shape_t *s, uint32_t depthwise) {
+    if (depthwise) return (s->k_h == 3 && s->k_w == 3) ? ((13u * s->in_c + 3u) & ~3u) : 0u;
     return ((uint32_t)s->k_h * s->k_w * s->in_c + 3u) & ~3u;
 }
 
@@ -204,6 +208,81 @@ static void dot8_c(const uint8_t *x, const uint8_t *w, const pz_conv_runs_t *r, 
 #define PZ_CONV_DOT8 dot8_c
 #endif
 
+/* The output stage for the M0+: the product in four MULS and a branch-free 64-bit shift by t = 31 + shift with
+ * register shifts (LSL/LSR by 32 or more give 0 on ARMv6-M, which C cannot express); GCC's uint64_t code for the
+ * same spills to the stack. */
+#if PZ_Q8_M0_ASM
+static inline uint32_t shl_m0(uint32_t v, uint32_t n) {  /* v << n, 0 when n >= 32 */
+    __asm__("lsl %0, %1" : "+l"(v) : "l"(n) : "cc");
+    return v;
+}
+
+/* round_half_up(acc * m / 2^t) saturated to [-2^30, 2^30], as pz_q8_requantize_i. GCC handles Thumb-1 inline
+ * assembly in divided syntax, where LSL/LSR/ORR/ADD/ADC/MUL/UXTH are the flag-setting 16-bit forms. */
+static inline int32_t requantize_m0(int32_t acc, uint32_t m, uint32_t t) {
+    const uint32_t neg = acc < 0;
+    uint32_t a = neg ? 0u - (uint32_t)acc : (uint32_t)acc, lo, hi, x, y;
+    /* hi:lo = a * m from four 16 x 16 products (a <= 2^31, m < 2^31: the middle sum fits 32 bits) */
+    __asm__("lsr %[x], %[a], #16\n\t"
+            "uxth %[a], %[a]\n\t"
+            "lsr %[y], %[m], #16\n\t"
+            "uxth %[m], %[m]\n\t"
+            "mov %[lo], %[a]\n\t"
+            "mul %[lo], %[m]\n\t"     /* a0 m0 */
+            "mul %[a], %[y]\n\t"      /* a0 m1 */
+            "mov %[hi], %[x]\n\t"
+            "mul %[hi], %[y]\n\t"     /* a1 m1 */
+            "mul %[x], %[m]\n\t"      /* a1 m0 */
+            "add %[a], %[x]\n\t"      /* mid */
+            "lsr %[x], %[a], #16\n\t"
+            "lsl %[a], %[a], #16\n\t"
+            "add %[lo], %[a]\n\t"
+            "adc %[hi], %[x]"
+            : [lo] "=&l"(lo), [hi] "=&l"(hi), [x] "=&l"(x), [y] "=&l"(y), [a] "+l"(a), [m] "+l"(m) : : "cc");
+    /* + 2^(t-1), - 1 when acc < 0 (round half up of the negative product), as a 64-bit constant */
+    uint32_t rlo = shl_m0(1u, t - 1u), rhi = shl_m0(1u, t - 33u);
+    if (neg) {
+        rhi -= rlo == 0u;
+        rlo -= 1u;
+    }
+    /* q = (hi:lo + rhi:rlo) >> t with register shifts (0 for amounts of 32 or more): lo >> t | hi << 32 - t |
+     * hi >> t - 32; ov = hi >> t is non-zero when q needs more than 32 bits */
+    uint32_t up = 32u - t, ov;
+    __asm__("add %[lo], %[rlo]\n\t"
+            "adc %[hi], %[rhi]\n\t"
+            "mov %[ov], %[hi]\n\t"
+            "lsr %[ov], %[t]\n\t"
+            "lsr %[lo], %[t]\n\t"
+            "mov %[rlo], %[hi]\n\t"
+            "lsl %[rlo], %[up]\n\t"
+            "orr %[lo], %[rlo]\n\t"
+            "neg %[up], %[up]\n\t"
+            "lsr %[hi], %[up]\n\t"
+            "orr %[lo], %[hi]"
+            : [lo] "+l"(lo), [hi] "+l"(hi), [rlo] "+l"(rlo), [up] "+l"(up), [ov] "=&l"(ov)
+            : [rhi] "l"(rhi), [t] "l"(t) : "cc");
+    if (ov != 0u || lo > (1u << 30)) lo = 1u << 30;
+    return neg ? -(int32_t)lo : (int32_t)lo;
+}
+
+/* pz_q8_out_i (int8_impl.h) bit for bit, with requantize_m0: about half the cycles of the portable version. */
+static inline uint8_t out_m0(int32_t acc, int32_t multiplier, int32_t shift, int32_t out_zp, int32_t act_min,
+                             int32_t act_max, uint32_t out_xor) {
+    int32_t v;
+    if (acc <= 0 && act_min >= out_zp) {
+        v = act_min;
+    } else {
+        v = requantize_m0(acc, (uint32_t)multiplier, (uint32_t)(31 + shift)) + out_zp;
+        if (v < act_min) v = act_min;
+        if (v > act_max) v = act_max;
+    }
+    return (uint8_t)((uint8_t)(int8_t)v ^ out_xor);
+}
+#define PZ_CONV_OUT out_m0
+#else
+#define PZ_CONV_OUT pz_q8_out_i
+#endif
+
 /* Copy the window of output (oy, ox) into dst (k_h * k_w * C bytes), padding cells = pad. Plain loops, and GCC
  * told not to turn them into memcpy/memset calls: the kernels link without a C library (kernel_harness.py). */
 __attribute__((optimize("no-tree-loop-distribute-patterns")))
@@ -286,10 +365,10 @@ void pz_conv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
                 for (uint32_t i = 0; i < n; i += 2) {  /* lanes in pairs: S_even needs A_odd */
                     const uint32_t j = j0 + i;
                     int32_t acc = (int32_t)((uint32_t)bias[j] + A[i] - 256u * A[i + 1] - X128);
-                    y[j] = pz_q8_out_i(acc, mult[j], shift[j], out_zp, act_min, act_max, out_xor);
+                    y[j] = PZ_CONV_OUT(acc, mult[j], shift[j], out_zp, act_min, act_max, out_xor);
                     if (i + 1 < n) {
                         acc = (int32_t)((uint32_t)bias[j + 1] + A[i + 1]);
-                        y[j + 1] = pz_q8_out_i(acc, mult[j + 1], shift[j + 1], out_zp, act_min, act_max, out_xor);
+                        y[j + 1] = PZ_CONV_OUT(acc, mult[j + 1], shift[j + 1], out_zp, act_min, act_max, out_xor);
                     }
                 }
             }
@@ -298,72 +377,127 @@ void pz_conv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
     }
 }
 
-/* One depthwise output pixel, all channels, window fully inside the input; off[t] = byte offset of tap t. */
-static void dw_pixel(const pz_q8_conv_t *l, const uint8_t *x, const uint32_t *off, uint32_t taps, uint8_t *y) {
-    const uint32_t C = l->s.in_c;
-    const int8_t *w = (const int8_t *)l->w;
-    const int32_t out_zp = l->out_zp, act_min = l->act_min, act_max = l->act_max;
-    const uint32_t out_xor = l->out_xor;
-    if (taps == 9) {
-        const uint32_t o0 = off[0], o1 = off[1], o2 = off[2], o3 = off[3], o4 = off[4], o5 = off[5], o6 = off[6],
-                       o7 = off[7], o8 = off[8];
-        for (uint32_t c = 0; c < C; c++, x++, w++) {
-            int32_t acc = l->bias[c];
-            acc += x[o0] * w[0];
-            acc += x[o1] * w[C];
-            acc += x[o2] * w[2 * C];
-            acc += x[o3] * w[3 * C];
-            acc += x[o4] * w[4 * C];
-            acc += x[o5] * w[5 * C];
-            acc += x[o6] * w[6 * C];
-            acc += x[o7] * w[7 * C];
-            acc += x[o8] * w[8 * C];
-            y[c] = pz_q8_out_i(acc, l->multiplier[c], l->shift[c], out_zp, act_min, act_max, out_xor);
-        }
-        return;
-    }
-    for (uint32_t c = 0; c < C; c++) {
-        int32_t acc = l->bias[c];
-        for (uint32_t t = 0; t < taps; t++) acc += x[off[t] + c] * w[t * C + c];
-        y[c] = pz_q8_out_i(acc, l->multiplier[c], l->shift[c], out_zp, act_min, act_max, out_xor);
-    }
-}
+/* Depthwise 3x3, interior pixels: acc[c] for every channel c of one output pixel, from the window's top-left byte
+ * x (channel 0) and the dw records (bias + 9 weights + 3 pad bytes = 16 bytes per channel). */
+#if PZ_Q8_M0_ASM
+typedef struct {
+    uint32_t c;          /* channels */
+    uint32_t row;        /* in_w * C: from one window row to the next */
+} pz_dw_geom_t;
 
-#define PZ_DW_MAX_TAPS 64u
+void pz_q8_dw3x3_acc_m0(const uint8_t *x, const uint8_t *w, int32_t *acc, const pz_dw_geom_t *g);
+
+/* One tap: r5 = x byte, r6 = the weight (extracted by `ext`), acc r4 += r5 * r6. */
+#define PZ_DW_TAP(load, ext) \
+    "    " load "\n"          \
+    ext                       \
+    "    muls  r6, r5, r6\n"  \
+    "    adds  r4, r4, r6\n"
+#define PZ_DW_B0 "    sxtb  r6, r7\n"
+#define PZ_DW_B1 "    sxth  r6, r7\n    asrs  r6, r6, #8\n"
+#define PZ_DW_B2 "    lsls  r6, r7, #8\n    asrs  r6, r6, #24\n"
+#define PZ_DW_B3 "    asrs  r6, r7, #24\n"
+
+/* Per channel: LDM bias + 3 LDM weight words, 9 x (LDRB + extract + MULS + ADDS), 3 row moves, the store:
+ * 67 cycles for 9 MACs. r0 = x (+ c), r1 = records, r2 = C, r3 = 2C, r8 = row, r9 = 1 - 2 row, r10 = x + C,
+ * r11 = acc. */
+__asm__(
+    "    .pushsection .text.pz_q8_dw3x3_acc_m0, \"ax\", %progbits\n"
+    "    .syntax unified\n"
+    "    .balign 4\n"
+    "    .global pz_q8_dw3x3_acc_m0\n"
+    "    .type   pz_q8_dw3x3_acc_m0, %function\n"
+    "    .thumb_func\n"
+    "pz_q8_dw3x3_acc_m0:\n"
+    "    push  {r4-r7, lr}\n"
+    "    mov   r4, r8\n"
+    "    mov   r5, r9\n"
+    "    mov   r6, r10\n"
+    "    mov   r7, r11\n"
+    "    push  {r4-r7}\n"
+    "    mov   r11, r2\n"
+    "    ldm   r3!, {r2, r4}\n"      /* r2 = C, r4 = row */
+    "    mov   r8, r4\n"
+    "    lsls  r4, r4, #1\n"
+    "    movs  r5, #1\n"
+    "    subs  r5, r5, r4\n"
+    "    mov   r9, r5\n"
+    "    adds  r5, r0, r2\n"
+    "    mov   r10, r5\n"
+    "    lsls  r3, r2, #1\n"
+    "1:\n"
+    "    ldm   r1!, {r4}\n"          /* acc = folded bias */
+    "    ldm   r1!, {r7}\n"          /* taps 0..3 */
+    PZ_DW_TAP("ldrb  r5, [r0]", PZ_DW_B0)
+    PZ_DW_TAP("ldrb  r5, [r0, r2]", PZ_DW_B1)
+    PZ_DW_TAP("ldrb  r5, [r0, r3]", PZ_DW_B2)
+    "    add   r0, r8\n"
+    PZ_DW_TAP("ldrb  r5, [r0]", PZ_DW_B3)
+    "    ldm   r1!, {r7}\n"          /* taps 4..7 */
+    PZ_DW_TAP("ldrb  r5, [r0, r2]", PZ_DW_B0)
+    PZ_DW_TAP("ldrb  r5, [r0, r3]", PZ_DW_B1)
+    "    add   r0, r8\n"
+    PZ_DW_TAP("ldrb  r5, [r0]", PZ_DW_B2)
+    PZ_DW_TAP("ldrb  r5, [r0, r2]", PZ_DW_B3)
+    "    ldm   r1!, {r7}\n"          /* tap 8, 3 pad bytes */
+    PZ_DW_TAP("ldrb  r5, [r0, r3]", PZ_DW_B0)
+    "    add   r0, r9\n"             /* back to row 0, next channel */
+    "    mov   r5, r11\n"
+    "    stm   r5!, {r4}\n"
+    "    mov   r11, r5\n"
+    "    cmp   r0, r10\n"
+    "    bne   1b\n"
+    "    pop   {r4-r7}\n"
+    "    mov   r8, r4\n"
+    "    mov   r9, r5\n"
+    "    mov   r10, r6\n"
+    "    mov   r11, r7\n"
+    "    pop   {r4-r7, pc}\n"
+    "    .size   pz_q8_dw3x3_acc_m0, . - pz_q8_dw3x3_acc_m0\n"
+    "    .popsection\n");
+#endif
+
+static void dw3x3_acc(const uint8_t *x, const uint8_t *w, int32_t *acc, uint32_t C, uint32_t row) {
+#if PZ_Q8_M0_ASM
+    const pz_dw_geom_t g = {C, row};
+    pz_q8_dw3x3_acc_m0(x, w, acc, &g);
+#else
+    for (uint32_t c = 0; c < C; c++, w += 16, x++) {
+        int32_t a = (int32_t)((uint32_t)w[0] | (uint32_t)w[1] << 8 | (uint32_t)w[2] << 16 | (uint32_t)w[3] << 24);
+        const int8_t *k = (const int8_t *)w + 4;
+        for (uint32_t dy = 0; dy < 3; dy++) {
+            for (uint32_t dx = 0; dx < 3; dx++) a += (int32_t)x[dy * row + dx * C] * k[dy * 3 + dx];
+        }
+        acc[c] = a;
+    }
+#endif
+}
 
 void pz_dwconv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
     const pz_conv_shape_t *s = &l->s;
-    const uint32_t C = s->in_c, taps = (uint32_t)s->k_h * s->k_w;
-    if (taps > PZ_DW_MAX_TAPS) {
+    const uint32_t C = s->in_c, row = (uint32_t)s->in_w * C;
+    if (s->k_h != 3 || s->k_w != 3) {  /* the 3x3 record stride is built into the loop */
         pz_dwconv2d_q8_ref(l, xu, y);
         return;
     }
-    uint32_t off[PZ_DW_MAX_TAPS];
-    for (uint32_t dy = 0; dy < s->k_h; dy++) {
-        for (uint32_t dx = 0; dx < s->k_w; dx++) off[dy * s->k_w + dx] = (dy * s->in_w + dx) * C;
-    }
-    const int8_t *w = (const int8_t *)l->w;
+    const int32_t *mult = l->multiplier;
+    const int8_t *shift = l->shift;
+    const int32_t out_zp = l->out_zp, act_min = l->act_min, act_max = l->act_max;
+    const uint32_t out_xor = l->out_xor;
+    int32_t *acc = (int32_t *)(void *)l->scratch;  /* C accumulators, then a gathered 3 x 3 x C window */
+    uint8_t *window = l->scratch + 4u * C;
     for (uint32_t oy = 0; oy < s->out_h; oy++) {
         int32_t iy0 = (int32_t)(oy * s->stride_h) - s->pad_top;
         for (uint32_t ox = 0; ox < s->out_w; ox++, y += C) {
             int32_t ix0 = (int32_t)(ox * s->stride_w) - s->pad_left;
-            if (iy0 >= 0 && ix0 >= 0 && iy0 + s->k_h <= s->in_h && ix0 + s->k_w <= s->in_w) {
-                dw_pixel(l, xu + ((uint32_t)iy0 * s->in_w + (uint32_t)ix0) * C, off, taps, y);
-                continue;
+            if (iy0 >= 0 && ix0 >= 0 && iy0 + 3 <= s->in_h && ix0 + 3 <= s->in_w) {
+                dw3x3_acc(xu + ((uint32_t)iy0 * s->in_w + (uint32_t)ix0) * C, l->w, acc, C, row);
+            } else {  /* border: the window copied with padding cells = pad, read with rows 3 C apart */
+                gather(l, xu, oy, ox, window);
+                dw3x3_acc(window, l->w, acc, C, 3u * C);
             }
-            for (uint32_t c = 0; c < C; c++) {  /* border: padding cells read as `pad` */
-                int32_t acc = l->bias[c];
-                for (uint32_t dy = 0; dy < s->k_h; dy++) {
-                    int32_t iy = iy0 + (int32_t)dy;
-                    for (uint32_t dx = 0; dx < s->k_w; dx++) {
-                        int32_t ix = ix0 + (int32_t)dx;
-                        uint32_t v = (iy < 0 || ix < 0 || iy >= s->in_h || ix >= s->in_w)
-                                         ? l->pad : xu[((uint32_t)iy * s->in_w + (uint32_t)ix) * C + c];
-                        acc += (int32_t)v * w[(dy * s->k_w + dx) * C + c];
-                    }
-                }
-                y[c] = pz_q8_out_i(acc, l->multiplier[c], l->shift[c], l->out_zp, l->act_min, l->act_max,
-                                   l->out_xor);
+            for (uint32_t c = 0; c < C; c++) {
+                y[c] = PZ_CONV_OUT(acc[c], mult[c], shift[c], out_zp, act_min, act_max, out_xor);
             }
         }
     }

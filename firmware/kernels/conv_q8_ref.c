@@ -9,6 +9,10 @@ int32_t pz_q8_conv_weight(const pz_q8_conv_t *l, uint32_t k, uint32_t i) {
     return (k & 1u) ? (int32_t)(int8_t)b : (int32_t)b - 128;  /* even lanes are stored + 128 */
 }
 
+const uint8_t *pz_q8_dw_record(const pz_q8_conv_t *l, uint32_t c) {
+    return l->w + c * (4u + (((uint32_t)l->s.k_h * l->s.k_w + 3u) & ~3u));
+}
+
 /* The byte read at window tap (dy, dx), channel c of output (oy, ox): the input or, in the padding, `pad`. */
 static uint32_t tap(const pz_q8_conv_t *l, const uint8_t *xu, uint32_t oy, uint32_t ox, uint32_t dy, uint32_t dx,
                     uint32_t c) {
@@ -42,14 +46,16 @@ void pz_conv2d_q8_ref(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
 
 void pz_dwconv2d_q8_ref(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
     const pz_conv_shape_t *s = &l->s;
-    const int8_t *w = (const int8_t *)l->w;  /* (k_h, k_w, C) int8 */
     for (uint32_t oy = 0; oy < s->out_h; oy++) {
         for (uint32_t ox = 0; ox < s->out_w; ox++) {
             for (uint32_t c = 0; c < s->in_c; c++) {
-                int32_t acc = l->bias[c];
+                const uint8_t *rec = pz_q8_dw_record(l, c);
+                int32_t acc = (int32_t)((uint32_t)rec[0] | (uint32_t)rec[1] << 8 | (uint32_t)rec[2] << 16 |
+                                        (uint32_t)rec[3] << 24);
+                const int8_t *w = (const int8_t *)rec + 4;
                 for (uint32_t dy = 0; dy < s->k_h; dy++) {
                     for (uint32_t dx = 0; dx < s->k_w; dx++) {
-                        acc += (int32_t)tap(l, xu, oy, ox, dy, dx, c) * w[(dy * s->k_w + dx) * s->in_c + c];
+                        acc += (int32_t)tap(l, xu, oy, ox, dy, dx, c) * w[dy * s->k_w + dx];
                     }
                 }
                 *y++ = pz_q8_out_i(acc, l->multiplier[c], l->shift[c], l->out_zp, l->act_min, l->act_max,
