@@ -31,6 +31,12 @@ void pz_conv2d_f32(const pz_conv_shape_t *s, const float *x, const float *w, con
                    float hi);
 void pz_dwconv2d_f32(const pz_conv_shape_t *s, const float *x, const float *w, const float *b, float *y, float lo,
                      float hi);
+/* The aux data of a float conv layer: its geometry and the fused activation's clamp. */
+typedef struct {
+    pz_conv_shape_t s;
+    float lo, hi;
+} pz_f32_conv_t;
+
 /* Pools: y may equal x (in place) when pad_top = pad_left = 0; avg counts only the cells inside the input. */
 void pz_maxpool2d_f32(const pz_conv_shape_t *s, const float *x, float *y);
 void pz_avgpool2d_f32(const pz_conv_shape_t *s, const float *x, float *y);
