@@ -204,7 +204,7 @@ def _q8_conv(lm, t, out_xor):
         kind, adapter = "PZ_K_Q8_DWCONV2D", "pz_run_q8_dwconv2d"
         scratch = (13 * shape_in[2] + 3) // 4 * 4 if kernel == (3, 3) else 0
     else:
-        packed, bias = conv_layout.pack_conv8(w), conv_layout.folded_conv_bias(t["bias"], w, zp_in)
+        packed, bias = conv_layout.pack_conv8(w, conv_layout.folded_conv_bias(t["bias"], w, zp_in)), None
         kind, adapter = "PZ_K_Q8_CONV2D", "pz_run_q8_conv2d"
         scratch = (kernel[0] * kernel[1] * shape_in[2] + 3) // 4 * 4
     mult, shift = np.asarray(t["multiplier"], np.int32), np.asarray(t["shift"], np.int8)

@@ -281,7 +281,8 @@ def conv_packed(t) -> tuple[np.ndarray, np.ndarray]:
     if t["depthwise"]:
         fb = conv_layout.folded_depthwise_bias(t["bias"], t["w"], t["zp_in"])
         return conv_layout.pack_depthwise(t["w"], fb), fb
-    return conv_layout.pack_conv8(t["w"]), conv_layout.folded_conv_bias(t["bias"], t["w"], t["zp_in"])
+    fb = conv_layout.folded_conv_bias(t["bias"], t["w"], t["zp_in"])
+    return conv_layout.pack_conv8(t["w"], fb), fb
 
 
 def conv_macs(t) -> int:
@@ -342,7 +343,8 @@ class ConvImage(KernelImage):
         s = t["shape"]
         packed, fb = conv_packed(t)
         w_addr = put(packed.tobytes())
-        b_addr, m_addr, sh_addr = put(fb.tobytes()), put(t["mult"].tobytes()), put(t["shift"].tobytes())
+        b_addr = 0  # the bias is inside the conv8 groups and dw records
+        m_addr, sh_addr = put(t["mult"].tobytes()), put(t["shift"].tobytes())
         scratch = put(bytes(13 * s.in_c + s.k_h * s.k_w * s.in_c + 4))  # >= pz_conv_q8_scratch_bytes
         l_addr = put(bytes(ArmConv(s, w_addr, b_addr, m_addr, sh_addr, t["zp_out"], t["act_min"], t["act_max"],
                                    out_xor, (t["zp_in"] + 128) & 0xFF, scratch)))

@@ -47,7 +47,7 @@ typedef struct {
     pz_conv_shape_t s;
     const uint8_t *w;           /* conv: "conv8" bytes; depthwise: "dw" records (compress/conv_layout.py), 4-byte
                                    aligned */
-    const int32_t *bias;        /* conv: folded int32 bias, out_c; depthwise: NULL (the bias is in the records) */
+    const int32_t *bias;        /* NULL: the folded bias is inside the conv8 groups and the dw records */
     const int32_t *multiplier;  /* Q31 multiplier, out_c */
     const int8_t *shift;        /* right shift, 31 + shift in [1, 62], out_c */
     int8_t out_zp, act_min, act_max;
@@ -58,8 +58,9 @@ typedef struct {
                                    kernels do not use it */
 } pz_q8_conv_t;
 
-/* Weight w of output channel k at window index i = (dy * k_w + dx) * in_c + c of a conv8 array. */
+/* Weight of output channel k at window index i = (dy * k_w + dx) * in_c + c, and its folded bias, of a conv8 array. */
 int32_t pz_q8_conv_weight(const pz_q8_conv_t *l, uint32_t k, uint32_t i);
+int32_t pz_q8_conv_bias(const pz_q8_conv_t *l, uint32_t k);
 /* The record of depthwise channel c: its folded bias, then its weights at taps dy * k_w + dx. */
 const uint8_t *pz_q8_dw_record(const pz_q8_conv_t *l, uint32_t c);
 

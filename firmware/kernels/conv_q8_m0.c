@@ -7,9 +7,8 @@
  * is computed once per output pixel (a SWAR byte sum) and shared by all groups.
  * - Interior windows (inside the input) are read in place: kh runs, the next one a row (in_w * C bytes) further.
  * - A window that crosses the border, or any window when kw * C is not a multiple of 4, is first copied into
- *   `scratch` with padding cells = `pad`, then read as one run.
- * The assembly loop takes runs whose length is a multiple of 4; the last (n_win & 3) bytes of a gathered window
- * go through a C loop with the exact weights.
+ *   `scratch` with padding cells = `pad` and zeros up to the layout's padded length, then read as one run.
+ * The assembly loop takes runs whose length is a multiple of 4.
  *
  * depthwise 3x3: one output pixel at a time, all channels; for an interior window an assembly loop streams each
  * channel's dw record (bias, 9 weights) with LDM and reads the 9 taps with LDRB at offsets 0, C, 2C of three row
@@ -25,6 +24,7 @@ typedef struct {
     uint32_t run_bytes;  /* bytes per run, a multiple of 4, > 0 */
     uint32_t skip;       /* from the end of one run to the start of the next */
     uint32_t runs;       /* > 0 */
+    uint32_t x128;       /* 128 * (sum of the window bytes the runs cover) */
 } pz_conv_runs_t;
 
 uint32_t pz_conv_q8_scratch_bytes(const pz_conv_shape_t *s, uint32_t depthwise) {
@@ -75,8 +75,17 @@ void pz_q8_conv_dot8_m0(const uint8_t *x, const uint8_t *w, const pz_conv_runs_t
     PZ_CONV_MAC_WORD("adds  r6, r6", "adds  r7, r7", "add   r8", "add   r9")    \
     PZ_CONV_MAC_WORD("add   r10", "add   r11", "add   r12", "add   lr")
 
-/* r0 = x, r1 = w (4-byte aligned), r2 = runs, r3 = A[8]. Frame: [sp] = end of this run, [sp+4] = skip,
- * [sp+8] = runs left, [sp+12] = A, [sp+16] = run bytes. Each run enters the 16-byte unrolled body part way when its
+/* One lane pair's accumulators (r6 even, r7 odd; r1 = 128 X) stored at A + off0, A + off1. */
+#define PZ_CONV_PAIR(off0, off1)            \
+    "    lsls  r4, r7, #8\n"                 \
+    "    subs  r6, r6, r4\n"                 \
+    "    subs  r6, r6, r1\n"                 \
+    "    str   r6, [r3, #" off0 "]\n"        \
+    "    str   r7, [r3, #" off1 "]\n"
+
+/* r0 = x, r1 = the group (32-byte header, then weights; 4-byte aligned), r2 = runs, r3 = acc[8] (bias + dot
+ * product per channel). Frame: [sp] = end of this run, [sp+4] = skip, [sp+8] = runs left, [sp+12] = acc,
+ * [sp+16] = run bytes, [sp+20] = 128 X. Each run enters the 16-byte unrolled body part way when its
  * number of 4-byte blocks is not a multiple of 4 (Duff's device, as int8_dense_m0.c). */
 __asm__(
     "    .pushsection .text.pz_q8_conv_dot8_m0, \"ax\", %progbits\n"
@@ -92,20 +101,24 @@ __asm__(
     "    mov   r6, r10\n"
     "    mov   r7, r11\n"
     "    push  {r4-r7}\n"
-    "    sub   sp, #20\n"
-    "    ldm   r2!, {r4, r5, r6}\n"  /* run bytes, skip, runs */
+    "    sub   sp, #24\n"
+    "    ldm   r2!, {r4, r5, r6, r7}\n"  /* run bytes, skip, runs, x128 */
     "    str   r4, [sp, #16]\n"
     "    str   r5, [sp, #4]\n"
     "    str   r6, [sp, #8]\n"
+    "    str   r7, [sp, #20]\n"
     "    str   r3, [sp, #12]\n"
-    "    movs  r6, #0\n"
-    "    movs  r7, #0\n"
-    "    mov   r8, r6\n"
-    "    mov   r9, r6\n"
+    "    ldm   r1!, {r2, r3, r4, r5}\n"  /* the group header: initial lane values 4..7 first */
+    "    ldm   r1!, {r6, r7}\n"
+    "    mov   r8, r4\n"
+    "    mov   r9, r5\n"
     "    mov   r10, r6\n"
-    "    mov   r11, r6\n"
-    "    mov   r12, r6\n"
-    "    mov   lr, r6\n"
+    "    mov   r11, r7\n"
+    "    ldm   r1!, {r4, r5}\n"
+    "    mov   r12, r4\n"
+    "    mov   lr, r5\n"
+    "    mov   r6, r2\n"
+    "    mov   r7, r3\n"
     "0:\n"                            /* next run: r0 = its first byte */
     "    ldr   r4, [sp, #16]\n"
     "    adds  r5, r0, r4\n"
@@ -157,23 +170,20 @@ __asm__(
     "    str   r4, [sp, #8]\n"
     "    beq   4f\n"
     "    b     0b\n"
-    "4:\n"
+    "4:\n"                            /* acc_even = A_even - 256 A_odd - 128 X, acc_odd = A_odd */
     "    ldr   r3, [sp, #12]\n"
-    "    str   r6, [r3, #0]\n"
-    "    str   r7, [r3, #4]\n"
-    "    mov   r4, r8\n"
-    "    str   r4, [r3, #8]\n"
-    "    mov   r4, r9\n"
-    "    str   r4, [r3, #12]\n"
-    "    mov   r4, r10\n"
-    "    str   r4, [r3, #16]\n"
-    "    mov   r4, r11\n"
-    "    str   r4, [r3, #20]\n"
-    "    mov   r4, r12\n"
-    "    str   r4, [r3, #24]\n"
-    "    mov   r4, lr\n"
-    "    str   r4, [r3, #28]\n"
-    "    add   sp, #20\n"
+    "    ldr   r1, [sp, #20]\n"
+    PZ_CONV_PAIR("0", "4")
+    "    mov   r6, r8\n"
+    "    mov   r7, r9\n"
+    PZ_CONV_PAIR("8", "12")
+    "    mov   r6, r10\n"
+    "    mov   r7, r11\n"
+    PZ_CONV_PAIR("16", "20")
+    "    mov   r6, r12\n"
+    "    mov   r7, lr\n"
+    PZ_CONV_PAIR("24", "28")
+    "    add   sp, #24\n"
     "    pop   {r4-r7}\n"
     "    mov   r8, r4\n"
     "    mov   r9, r5\n"
@@ -184,9 +194,11 @@ __asm__(
     "    .popsection\n");
 #define PZ_CONV_DOT8 pz_q8_conv_dot8_m0
 #else
-/* A[0..8) = the 8 lane sums of one group over the runs (portable version of the assembly below). */
+/* acc[0..8) of one group: header + lane sums over the runs, combined (portable version of the assembly). */
 static void dot8_c(const uint8_t *x, const uint8_t *w, const pz_conv_runs_t *r, uint32_t *A) {
-    for (uint32_t i = 0; i < 8; i++) A[i] = 0;
+    for (uint32_t i = 0; i < 8; i++, w += 4) {
+        A[i] = (uint32_t)w[0] | (uint32_t)w[1] << 8 | (uint32_t)w[2] << 16 | (uint32_t)w[3] << 24;
+    }
     for (uint32_t run = 0; run < r->runs; run++) {
         for (uint32_t k = 0; k < r->run_bytes; k++, w += 8) {
             int32_t v = x[k];
@@ -203,6 +215,7 @@ static void dot8_c(const uint8_t *x, const uint8_t *w, const pz_conv_runs_t *r, 
         }
         x += r->run_bytes + r->skip;
     }
+    for (uint32_t i = 0; i < 8; i += 2) A[i] = A[i] - 256u * A[i + 1] - r->x128;
 }
 
 #define PZ_CONV_DOT8 dot8_c
@@ -283,12 +296,14 @@ static inline uint8_t out_m0(int32_t acc, int32_t multiplier, int32_t shift, int
 #define PZ_CONV_OUT pz_q8_out_i
 #endif
 
-/* Copy the window of output (oy, ox) into dst (k_h * k_w * C bytes), padding cells = pad. Plain loops, and GCC
+/* Copy the window of output (oy, ox) into dst (k_h * k_w * C bytes, then zeros up to a multiple of 4), padding
+ * cells = pad. Plain loops, and GCC
  * told not to turn them into memcpy/memset calls: the kernels link without a C library (kernel_harness.py). */
 __attribute__((optimize("no-tree-loop-distribute-patterns")))
 static void gather(const pz_q8_conv_t *l, const uint8_t *xu, uint32_t oy, uint32_t ox, uint8_t *dst) {
     const pz_conv_shape_t *s = &l->s;
-    const uint32_t C = s->in_c;
+    const uint32_t C = s->in_c, n_win = (uint32_t)s->k_h * s->k_w * C;
+    for (uint32_t i = n_win; i < ((n_win + 3u) & ~3u); i++) dst[i] = 0;  /* the layout's zero-weight padding */
     for (uint32_t dy = 0; dy < s->k_h; dy++) {
         int32_t iy = (int32_t)(oy * s->stride_h + dy) - s->pad_top;
         for (uint32_t dx = 0; dx < s->k_w; dx++, dst += C) {
@@ -303,73 +318,47 @@ static void gather(const pz_q8_conv_t *l, const uint8_t *xu, uint32_t oy, uint32
     }
 }
 
-/* The window bytes [n4, n_win) of a gathered window, added to the lanes as exact products: even lanes get
- * (w + 128) * x - 128 * x so that S_even = A_even - 256 * A_odd - 128 * X still holds with X over [0, n4) only. */
-static void tail_lanes(const uint8_t *x, const uint8_t *w, uint32_t n4, uint32_t n_win, uint32_t *A) {
-    for (uint32_t k = n4; k < n_win; k++) {
-        for (uint32_t i = 0; i < 8; i += 2) {
-            int32_t w_even = (int32_t)w[k * 8u + i] - 128, w_odd = (int32_t)(int8_t)w[k * 8u + i + 1];
-            A[i] += (uint32_t)((w_even + 256 * w_odd) * (int32_t)x[k]);  /* cancels the -256 * A_odd term */
-            A[i + 1] += (uint32_t)(w_odd * (int32_t)x[k]);
-        }
-    }
-}
-
 void pz_conv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
     const pz_conv_shape_t *s = &l->s;
-    const uint32_t C = s->in_c, K = s->out_c, n_win = (uint32_t)s->k_h * s->k_w * C;
+    const uint32_t C = s->in_c, K = s->out_c, n_win = ((uint32_t)s->k_h * s->k_w * C + 3u) & ~3u;
     const uint32_t row = (uint32_t)s->in_w * C, run = (uint32_t)s->k_w * C;
-    const int32_t *bias = l->bias, *mult = l->multiplier;
+    const int32_t *mult = l->multiplier;
     const int8_t *shift = l->shift;
     const int32_t out_zp = l->out_zp, act_min = l->act_min, act_max = l->act_max;
-    const uint32_t out_xor = l->out_xor;
+    const uint32_t out_xor = l->out_xor, group_bytes = 32u + 8u * n_win;
     const uint8_t *w0 = l->w;
     uint8_t *scratch = l->scratch;
     /* windows read in place when each run is a whole number of 4-byte blocks (x is read bytewise: any alignment) */
     const int direct = (run & 3u) == 0;
-    const uint32_t n4 = n_win & ~3u;  /* a gathered window: the assembly part */
     for (uint32_t oy = 0; oy < s->out_h; oy++) {
         int32_t iy0 = (int32_t)(oy * s->stride_h) - s->pad_top;
         for (uint32_t ox = 0; ox < s->out_w; ox++) {
             int32_t ix0 = (int32_t)(ox * s->stride_w) - s->pad_left;
             const uint8_t *x;
             pz_conv_runs_t r;
-            uint32_t tail;  /* window bytes left to the C loop */
             if (direct && iy0 >= 0 && ix0 >= 0 && iy0 + s->k_h <= s->in_h && ix0 + s->k_w <= s->in_w) {
                 x = xu + ((uint32_t)iy0 * s->in_w + (uint32_t)ix0) * C;
                 r.run_bytes = run;
                 r.skip = row - run;
                 r.runs = s->k_h;
-                tail = 0;
             } else {
                 gather(l, xu, oy, ox, scratch);
                 x = scratch;
-                r.run_bytes = n4;
+                r.run_bytes = n_win;  /* padded to whole blocks with zero bytes and zero weights */
                 r.skip = 0;
                 r.runs = 1;
-                tail = n_win - n4;
             }
             uint32_t X = 0;
             for (uint32_t i = 0; i < r.runs; i++) X += sum_bytes(x + i * row, r.run_bytes);
-            uint32_t X128 = X * 128u;
+            r.x128 = X * 128u;
             const uint8_t *w = w0;
-            for (uint32_t j0 = 0; j0 < K; j0 += 8, w += n_win * 8u) {
-                uint32_t A[8];
-                if (r.run_bytes) {
-                    PZ_CONV_DOT8(x, w, &r, A);
-                } else {
-                    for (uint32_t i = 0; i < 8; i++) A[i] = 0;
-                }
-                if (tail) tail_lanes(x, w, n4, n_win, A);
-                uint32_t n = K - j0 < 8u ? K - j0 : 8u;
-                for (uint32_t i = 0; i < n; i += 2) {  /* lanes in pairs: S_even needs A_odd */
-                    const uint32_t j = j0 + i;
-                    int32_t acc = (int32_t)((uint32_t)bias[j] + A[i] - 256u * A[i + 1] - X128);
-                    y[j] = PZ_CONV_OUT(acc, mult[j], shift[j], out_zp, act_min, act_max, out_xor);
-                    if (i + 1 < n) {
-                        acc = (int32_t)((uint32_t)bias[j + 1] + A[i + 1]);
-                        y[j + 1] = PZ_CONV_OUT(acc, mult[j + 1], shift[j + 1], out_zp, act_min, act_max, out_xor);
-                    }
+            for (uint32_t j0 = 0; j0 < K; j0 += 8, w += group_bytes) {
+                uint32_t acc[8];
+                PZ_CONV_DOT8(x, w, &r, acc);
+                const uint32_t n = K - j0 < 8u ? K - j0 : 8u;
+                for (uint32_t i = 0; i < n; i++) {
+                    y[j0 + i] = PZ_CONV_OUT((int32_t)acc[i], mult[j0 + i], shift[j0 + i], out_zp, act_min, act_max,
+                                            out_xor);
                 }
             }
             y += K;

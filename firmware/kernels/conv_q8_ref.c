@@ -3,10 +3,25 @@
 #include "conv.h"
 #include "int8_impl.h"
 
+/* Output channel k's group of 8 in a conv8 array: a 32-byte header, then 8 bytes per (padded) window index. */
+static const uint8_t *conv8_group(const pz_q8_conv_t *l, uint32_t k) {
+    uint32_t n_win = ((uint32_t)l->s.k_h * l->s.k_w * l->s.in_c + 3u) & ~3u;  /* padded to whole 4-byte blocks */
+    return l->w + (k >> 3) * (32u + 8u * n_win);
+}
+
+static int32_t le32(const uint8_t *p) {
+    return (int32_t)((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24);
+}
+
 int32_t pz_q8_conv_weight(const pz_q8_conv_t *l, uint32_t k, uint32_t i) {
-    uint32_t n_win = (uint32_t)l->s.k_h * l->s.k_w * l->s.in_c;
-    uint8_t b = l->w[(k >> 3) * n_win * 8u + i * 8u + (k & 7u)];
+    uint8_t b = conv8_group(l, k)[32u + i * 8u + (k & 7u)];
     return (k & 1u) ? (int32_t)(int8_t)b : (int32_t)b - 128;  /* even lanes are stored + 128 */
+}
+
+int32_t pz_q8_conv_bias(const pz_q8_conv_t *l, uint32_t k) {
+    const uint8_t *h = conv8_group(l, k) + 4u * (k & 6u);  /* the (even, odd) pair of k */
+    uint32_t odd = (uint32_t)le32(h + 4);
+    return (k & 1u) ? (int32_t)odd : (int32_t)((uint32_t)le32(h) - 256u * odd);
 }
 
 const uint8_t *pz_q8_dw_record(const pz_q8_conv_t *l, uint32_t c) {
@@ -28,7 +43,7 @@ void pz_conv2d_q8_ref(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
     for (uint32_t oy = 0; oy < s->out_h; oy++) {
         for (uint32_t ox = 0; ox < s->out_w; ox++) {
             for (uint32_t k = 0; k < s->out_c; k++) {
-                int32_t acc = l->bias[k];
+                int32_t acc = pz_q8_conv_bias(l, k);
                 uint32_t i = 0;
                 for (uint32_t dy = 0; dy < s->k_h; dy++) {
                     for (uint32_t dx = 0; dx < s->k_w; dx++) {
@@ -50,8 +65,7 @@ void pz_dwconv2d_q8_ref(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
         for (uint32_t ox = 0; ox < s->out_w; ox++) {
             for (uint32_t c = 0; c < s->in_c; c++) {
                 const uint8_t *rec = pz_q8_dw_record(l, c);
-                int32_t acc = (int32_t)((uint32_t)rec[0] | (uint32_t)rec[1] << 8 | (uint32_t)rec[2] << 16 |
-                                        (uint32_t)rec[3] << 24);
+                int32_t acc = le32(rec);
                 const int8_t *w = (const int8_t *)rec + 4;
                 for (uint32_t dy = 0; dy < s->k_h; dy++) {
                     for (uint32_t dx = 0; dx < s->k_w; dx++) {
