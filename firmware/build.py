@@ -51,7 +51,10 @@ DEFAULT_IMAGES = 50
 # a sensor driver needs several kB). 32 kB is one eighth of the SRAM.
 SRAM_HEADROOM = 32 * 1024
 RUNTIME_STATIC_RAM = 1024  # .data + .bss of the runtime without the model (measured: ~0.3 kB; rounded up)
-PLACEMENTS = {"flash": "flash", "ram": "sram-copy"}  # --weights-in -> size.json weights_placement
+PLACEMENTS = {"flash": "flash", "ram": "sram-copy"}
+# A layer's weights up to half the 16 kB XIP cache (datasheet §2.6.3.1) are assumed to stay cached across the pixels
+# of one inference (the other half holds code); larger ones stream from flash once per output pixel.
+XIP_CACHE_SHARE = 8 * 1024  # --weights-in -> size.json weights_placement
 
 OUTPUTS = ("firmware.elf", "firmware.bin", "firmware.uf2", "firmware.map", "size.json", "build.json")
 
@@ -215,9 +218,10 @@ def choose_layer_placement(model: modeldir.SavedModel, weights_in: str, stack: i
     """Per-layer weight placement of an image model: ({spec index: flash | ram}, report rows for size.json).
 
     With --weights-in auto every layer's arrays are copied to SRAM while they fit next to the planned activations,
-    the runtime's static data and the stack with SRAM_HEADROOM to spare, layers whose weights an inference reads
-    most often first (a conv's weights once per output pixel, a dense layer's once): those pay most for staying in
-    flash, where every 8-byte XIP cache miss costs ~56 cycles. The rest stay in flash."""
+    the runtime's static data and the stack with SRAM_HEADROOM to spare, the layers that would fetch the most
+    bytes from flash per inference first: a conv reads its weights once per output pixel, but weights that fit in
+    XIP_CACHE_SHARE stay cached after the first pixel and cost one fetch; a dense layer reads its weights once. Every
+    8-byte XIP cache miss costs ~56 cycles. The rest stay in flash."""
     from firmware import convgen
 
     try:
@@ -226,8 +230,12 @@ def choose_layer_placement(model: modeldir.SavedModel, weights_in: str, stack: i
         raise BuildError(str(e)) from None
     weighted = [op for op in ops if op.weight_bytes]
     left = RAM_BYTES - SRAM_HEADROOM - codegen.activation_bytes(model) - RUNTIME_STATIC_RAM - stack
+
+    def flash_reads(op):  # weight bytes fetched from flash per inference if left there
+        return op.reads_per_weight if op.weight_bytes > XIP_CACHE_SHARE else 1
+
     placement, rows = {}, {}
-    for op in sorted(weighted, key=lambda op: (-op.reads_per_weight, op.weight_bytes, op.index)):
+    for op in sorted(weighted, key=lambda op: (-flash_reads(op), op.weight_bytes, op.index)):
         if weights_in == "auto":
             where = "ram" if op.weight_bytes <= left else "flash"
             why = (f"read {op.reads_per_weight}x per inference, fits" if where == "ram"

@@ -117,7 +117,7 @@ def activation_bytes(model: SavedModel) -> int:
     if convgen.is_image_model(model):
         ops, steps, int8 = convgen.plan_steps(model, "<model>")
         out_bytes = ops[-1].out_elems * (1 if int8 else 4)
-        return int(model.meta["input"]["features"]) + planner.plan(steps).arena_bytes + out_bytes
+        return planner.plan(steps, convgen.input_bytes(model)).arena_bytes + out_bytes  # pz_input is in the arena
     features = int(model.meta["input"]["features"])
     widths = [layer.out_features for layer in model.spec.layers if layer.kind == "dense"]
     item = 1 if is_int8(model) else np.dtype(model.meta.get("dtype", "float32")).itemsize
@@ -129,7 +129,7 @@ def activation_plan(model: SavedModel, source: str = "<model>") -> planner.Plan 
     if not convgen.is_image_model(model):
         return None
     try:
-        return planner.plan(convgen.plan_steps(model, source)[1])
+        return convgen.plan(model, source)
     except convgen.ConvCodegenError as e:
         raise CodegenError(str(e)) from None
 

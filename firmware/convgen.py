@@ -305,7 +305,8 @@ def network_ops(model, source) -> tuple[list[Emitted], bool]:
 
 
 def plan_steps(model, source) -> tuple[list[Emitted], list[planner.Step], bool]:
-    """The entries and the planner's steps (a float model's first step turns raw pixels into floats)."""
+    """The entries and the planner's steps (a float model's first step turns raw pixels into floats); plan them
+    with planner.plan(steps, input_bytes(model))."""
     ops, int8 = network_ops(model, source)
     steps = [planner.Step(f"layer {op.index} {op.op}", op.out_bytes, op.scratch_bytes, op.in_place) for op in ops]
     if not int8:
@@ -314,10 +315,18 @@ def plan_steps(model, source) -> tuple[list[Emitted], list[planner.Step], bool]:
     return ops, steps, int8
 
 
+def input_bytes(model) -> int:
+    return int(model.meta["input"]["features"])
+
+
+def plan(model, source) -> planner.Plan:
+    return planner.plan(plan_steps(model, source)[1], input_bytes(model))
+
+
 def generate(model, source: str, placement: dict[int, str], header: str) -> tuple[dict[str, str], planner.Plan]:
     """model.h / model.c for an image model, and the activation plan. placement: spec index -> "flash" | "ram"."""
     ops, steps, int8 = plan_steps(model, source)
-    plan = planner.plan(steps)
+    plan = planner.plan(steps, input_bytes(model))
     features = int(model.meta["input"]["features"])
     arrays, entries = [], []
     table = list(ops)
@@ -331,7 +340,7 @@ def generate(model, source: str, placement: dict[int, str], header: str) -> tupl
         text, entry = op.render(q, f"pz_arena + {scratch}" if scratch is not None else "NULL")
         arrays.append(text)
         entries.append("    " + entry.replace("{in}", str(op.in_elems)).replace("{out}", str(op.out_elems)) + ",")
-    io = ["(void *)pz_input"]
+    io = ["pz_input"]
     for _, y, _ in plan.io:
         io.append(f"pz_arena + {y}" if y is not None else "pz_output")
     outputs = ops[-1].out_elems
@@ -355,7 +364,7 @@ def generate(model, source: str, placement: dict[int, str], header: str) -> tupl
 #define PZ_ARENA_BYTES {max(plan.arena_bytes, 4)}
 typedef {ctype} pz_output_t;
 
-extern uint8_t pz_input[PZ_INPUT_FEATURES];   /* raw pixels 0..255, NHWC */
+extern uint8_t pz_input[PZ_INPUT_FEATURES];   /* raw pixels 0..255, NHWC: the first bytes of pz_arena */
 extern pz_output_t pz_output[PZ_OUTPUT_COUNT];
 extern uint8_t pz_arena[PZ_ARENA_BYTES];      /* every intermediate activation, placed by firmware/planner.py */
 extern const pz_network pz_network_model;
@@ -370,9 +379,11 @@ int pz_infer(void);  /* runs the network on pz_input, fills pz_output, returns t
 
 #include "model.h"
 
-uint8_t pz_input[PZ_INPUT_FEATURES];
 pz_output_t pz_output[PZ_OUTPUT_COUNT];
 uint8_t pz_arena[PZ_ARENA_BYTES] __attribute__((aligned(8)));
+/* pz_input is the start of the arena (planned there, dead after the first layer), with its own size in the ELF */
+__asm__(".global pz_input\\n.type pz_input, %object\\n.set pz_input, pz_arena\\n.size pz_input, "
+        "{features}\\n");
 
 {scale_c}{"".join(arrays)}
 const pz_layer pz_layers[PZ_N_LAYERS] = {{

@@ -1,7 +1,9 @@
 """Activation memory planner: every intermediate buffer of a network placed in one SRAM arena by lifetime.
 
-The firmware runs the layer table in order (runtime/network.c). Step i reads the output of step i - 1 (step 0 reads
-`pz_input`) and writes its own output (the last step writes `pz_output`); both of those live outside the arena.
+The firmware runs the layer table in order (runtime/network.c). Step i reads the output of step i - 1 and writes its
+own output; the last step writes `pz_output`, outside the arena. Step 0 reads `pz_input`, which is pinned at offset
+0 of the arena (the firmware defines the symbol there) and live during step 0 only: raw pixels are dead once the
+first layer has read them, so later buffers reuse their bytes.
 A buffer is live from the step that writes it to the step that reads it; a step's scratch only during that step.
 A step marked `in_place` (pools without before-padding, global average pooling, element-wise activations) writes
 over its input, so its output is the same buffer with a longer life. Flatten is not a step at all: the bytes of an
@@ -46,7 +48,7 @@ class Buffer:
 class Plan:
     arena_bytes: int
     buffers: list[Buffer]
-    # step i: (input offset or None for pz_input, output offset or None for pz_output, scratch offset or None)
+    # step i: (input offset (0 = pz_input for step 0), output offset or None for pz_output, scratch offset or None)
     io: list[tuple[int | None, int | None, int | None]] = field(default_factory=list)
 
     def peak_live_bytes(self) -> int:
@@ -59,11 +61,15 @@ def _aligned(n: int) -> int:
     return (n + ALIGN - 1) // ALIGN * ALIGN
 
 
-def plan(steps: list[Step]) -> Plan:
-    """Place the outputs of steps 0 .. n-2 (step n-1 writes pz_output) and every scratch in one arena."""
+def plan(steps: list[Step], input_bytes: int) -> Plan:
+    """Place pz_input (`input_bytes`, at offset 0), the outputs of steps 0 .. n-2 (step n-1 writes pz_output) and
+    every scratch in one arena."""
     if not steps:
         raise PlanError("a network needs at least one layer")
-    buffers: list[Buffer] = []
+    if input_bytes <= 0:
+        raise PlanError(f"input of {input_bytes} bytes")
+    pinned = Buffer("pz_input", _aligned(input_bytes), 0, 0, offset=0)
+    buffers: list[Buffer] = [pinned]
     out_of: list[Buffer | None] = []   # the buffer holding step i's output (None: pz_output)
     scratch_of: list[Buffer | None] = []
     for i, st in enumerate(steps):
@@ -73,7 +79,7 @@ def plan(steps: list[Step]) -> Plan:
         prev = out_of[i - 1] if i else None
         if last:
             out = None
-        elif st.in_place and prev is not None and prev.size >= st.out_bytes:
+        elif st.in_place and prev is not None and prev.size >= _aligned(st.out_bytes):
             prev.last = i + 1  # the same bytes, now also read by step i + 1
             out = prev
         else:
@@ -86,8 +92,8 @@ def plan(steps: list[Step]) -> Plan:
             buffers.append(scratch)
         scratch_of.append(scratch)
 
-    placed: list[Buffer] = []
-    for b in sorted(buffers, key=lambda b: (-b.size, b.first)):
+    placed: list[Buffer] = [pinned]
+    for b in sorted(buffers[1:], key=lambda b: (-b.size, b.first)):
         busy = sorted((p.offset, p.offset + p.size) for p in placed if p.first <= b.last and b.first <= p.last)
         offset = 0
         for start, end in busy:
@@ -99,7 +105,7 @@ def plan(steps: list[Step]) -> Plan:
     arena = max((b.offset + b.size for b in buffers), default=0)
     io = []
     for i in range(len(steps)):
-        x = out_of[i - 1].offset if i else None
+        x = out_of[i - 1].offset if i else 0
         y = out_of[i].offset if out_of[i] is not None else None
         s = scratch_of[i].offset if scratch_of[i] is not None else None
         io.append((x, y, s))

@@ -140,19 +140,24 @@ def test_size_json_reports_arena_and_placement(built):
         assert sum(r["bytes"] for r in rows) <= size["weights_bytes"]
 
 
-def test_per_layer_placement_puts_conv_weights_first(built, monkeypatch):
-    """With SRAM for only part of the weights, the layers read most often per inference win it."""
-    model_dir = built[0] / "int8"
-    model = modeldir.load(model_dir)
-    placement, rows = fwbuild.choose_layer_placement(model, "auto", 4096, "m")
+def test_per_layer_placement_by_flash_traffic(built, monkeypatch):
+    """With SRAM for only part of the weights, the layers that would fetch the most from flash win it: convs (read
+    once per output pixel) when their weights overflow the XIP cache, else the smallest layers first."""
+    model = modeldir.load(built[0] / "int8")
+    _, rows = fwbuild.choose_layer_placement(model, "auto", 4096, "m")
     total = sum(r["bytes"] for r in rows)
     dense = sum(r["bytes"] for r in rows if r["op"] == "dense")
-    need = fwbuild.RAM_BYTES - fwbuild.SRAM_HEADROOM - fwbuild.codegen.activation_bytes(model) \
+    largest = max(rows, key=lambda r: r["bytes"])
+    free = fwbuild.RAM_BYTES - fwbuild.SRAM_HEADROOM - fwbuild.codegen.activation_bytes(model) \
         - fwbuild.RUNTIME_STATIC_RAM - 4096
-    monkeypatch.setattr(fwbuild, "RAM_BYTES", fwbuild.RAM_BYTES - need + total - dense)  # room for all but dense
-    placement, rows = fwbuild.choose_layer_placement(model, "auto", 4096, "m")
+    monkeypatch.setattr(fwbuild, "RAM_BYTES", fwbuild.RAM_BYTES - free + total - dense)  # room for all but dense
+    monkeypatch.setattr(fwbuild, "XIP_CACHE_SHARE", 0)  # no layer stays cached
+    _, rows = fwbuild.choose_layer_placement(model, "auto", 4096, "m")
     assert {r["op"] for r in rows if r["placement"] == "flash"} == {"dense"}
-    assert all(r["placement"] == "sram-copy" for r in rows if r["op"] != "dense")
+    monkeypatch.setattr(fwbuild, "XIP_CACHE_SHARE", 8192)  # every layer stays cached: one fetch per byte each
+    monkeypatch.setattr(fwbuild, "RAM_BYTES", fwbuild.RAM_BYTES + dense - largest["bytes"])
+    placement, rows = fwbuild.choose_layer_placement(model, "auto", 4096, "m")
+    assert [r["index"] for r in rows if r["placement"] == "flash"] == [largest["index"]]
     assert fwbuild.choose_layer_placement(model, "flash", 4096, "m")[0] == {r["index"]: "flash" for r in rows}
 
 
@@ -184,14 +189,15 @@ def test_layer_table_dimension_limit(tmp_path):
 
 # -- the planner alone -------------------------------------------------------------------------------------------------
 def test_planner_reuses_memory_by_lifetime():
-    steps = [planner.Step("a", 100), planner.Step("b", 40, scratch_bytes=8), planner.Step("c", 100),
-             planner.Step("d", 100, in_place=True), planner.Step("e", 10)]
-    plan = planner.plan(steps)
-    # a (100) and b (40) + b's scratch (8) live together; c reuses a's bytes; d writes over c; e writes pz_output
-    assert plan.arena_bytes == 148 == plan.peak_live_bytes()
-    assert plan.io[0][0] is None and plan.io[-1][1] is None
-    assert plan.io[3][0] == plan.io[3][1]  # in place
-    assert plan.io[2][1] == plan.io[0][1]  # c over a
+    steps = [planner.Step("a", 100), planner.Step("b", 100), planner.Step("c", 100, scratch_bytes=8),
+             planner.Step("d", 60, in_place=True), planner.Step("e", 10)]
+    plan = planner.plan(steps, input_bytes=14)
+    # pz_input (16 aligned) at 0 beside a; b beside a; c over the input's and a's bytes; d over c; e -> pz_output
+    assert plan.io[0] == (0, 16, None)
+    assert plan.io[1] == (16, 116, None)
+    assert plan.io[2] == (116, 0, 100)
+    assert plan.io[3] == (0, 0, None) and plan.io[4] == (0, None, None)
+    assert plan.arena_bytes == 216 and plan.peak_live_bytes() == 208
 
 
 def test_planner_never_overlaps_live_buffers():
@@ -199,7 +205,8 @@ def test_planner_never_overlaps_live_buffers():
     for _ in range(50):
         steps = [planner.Step(f"s{i}", int(rng.integers(1, 500)), int(rng.integers(0, 3)) * 16,
                               bool(rng.integers(0, 2))) for i in range(int(rng.integers(1, 12)))]
-        plan = planner.plan(steps)
+        plan = planner.plan(steps, int(rng.integers(1, 300)))
+        assert plan.buffers[0].name == "pz_input" and plan.buffers[0].offset == 0
         for a in plan.buffers:
             assert a.offset % planner.ALIGN == 0 and a.offset + a.size <= plan.arena_bytes
             for b in plan.buffers:
@@ -210,10 +217,12 @@ def test_planner_never_overlaps_live_buffers():
 
 def test_planner_errors():
     with pytest.raises(planner.PlanError, match="at least one layer"):
-        planner.plan([])
+        planner.plan([], 4)
     with pytest.raises(planner.PlanError, match="step 0 \\(x\\)"):
-        planner.plan([planner.Step("x", 0)])
-    plan = planner.plan([planner.Step("x", 1000), planner.Step("y", 4)])
-    planner.check_fits(plan, 100, 1100, "m")
-    with pytest.raises(planner.PlanError, match="over the RP2040's 1099 bytes by 1"):
-        planner.check_fits(plan, 100, 1099, "m")
+        planner.plan([planner.Step("x", 0)], 4)
+    with pytest.raises(planner.PlanError, match="input of 0 bytes"):
+        planner.plan([planner.Step("x", 4)], 0)
+    plan = planner.plan([planner.Step("x", 1000), planner.Step("y", 4)], 4)  # input beside x: 1004
+    planner.check_fits(plan, 100, 1104, "m")
+    with pytest.raises(planner.PlanError, match="arena needs 1004 bytes .* over the RP2040's 1103 bytes by 1"):
+        planner.check_fits(plan, 100, 1103, "m")
