@@ -8,7 +8,7 @@
         a randomly initialised registry model (zoo.models, e.g. pd_mobilenet) saved to OUT_DIR and its int8
         variant (compress.quantize, calibrated on 64 test images) to OUT_DIR/int8: cycles do not depend on the
         weight values, so latency and RAM can be measured before anyone trains it.
-    python benchmarks/conv_firmware.py layers MODEL_DIR [--out BUILD_DIR]
+    python benchmarks/conv_firmware.py layers MODEL_DIR [--out BUILD_DIR] [--weights-in auto|flash|ram]
         firmware.build the model (1 test image), boot it in rp2040_sim, then call every layer of the table on its
         own (same arena, same order as pz_infer) and print its cycles; total at 125 MHz; peak RAM = static RAM
         (.data + .bss, which holds the arena) + the measured peak stack.
@@ -84,7 +84,7 @@ def random_model(name: str, out: Path, seed: int) -> None:
     print(f"wrote {out} and {out / 'int8'}")
 
 
-def layers(model_dir: Path, out: Path | None) -> None:
+def layers(model_dir: Path, out: Path | None, weights_in: str = "auto") -> None:
     from firmware import build as fwbuild
     from firmware import convgen
     from firmware_support import elf_symbols
@@ -92,7 +92,7 @@ def layers(model_dir: Path, out: Path | None) -> None:
     from zoo import modeldir
 
     out = out or Path(tempfile.mkdtemp()) / "build"
-    result = fwbuild.build(model_dir, out, images=1, quiet=True)
+    result = fwbuild.build(model_dir, out, images=1, weights_in=weights_in, quiet=True)
     res, sim = runner.run_image(out / "firmware.uf2")
     assert res.stop.ok, res.fault_report
     sym = elf_symbols(out / "firmware.elf")
@@ -143,6 +143,7 @@ def main(argv=None) -> int:
     m = sub.add_parser("layers")
     m.add_argument("model_dir", type=Path)
     m.add_argument("--out", type=Path)
+    m.add_argument("--weights-in", choices=["auto", "flash", "ram"], default="auto")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     if args.cmd == "kernels":
@@ -150,7 +151,7 @@ def main(argv=None) -> int:
     elif args.cmd == "random-model":
         random_model(args.name, args.out, args.seed)
     else:
-        layers(args.model_dir, args.out)
+        layers(args.model_dir, args.out, args.weights_in)
     return 0
 
 

@@ -113,8 +113,8 @@ def plan(steps: list[Step], input_bytes: int) -> Plan:
 
 
 def check_fits(plan_: Plan, other_ram: int, capacity: int, what: str) -> None:
-    """Refuse a plan whose arena plus the rest of the RAM (`other_ram`: input, output, static data, SRAM weights,
-    stack reserve) exceeds `capacity`, naming the largest buffer."""
+    """Refuse a plan whose arena plus the rest of the RAM (`other_ram`: output, runtime static data, stack reserve)
+    exceeds `capacity`, naming the largest buffer. (Weights are placed afterwards, in what is left.)"""
     need = plan_.arena_bytes + other_ram
     if need <= capacity:
         return
@@ -122,4 +122,4 @@ def check_fits(plan_: Plan, other_ram: int, capacity: int, what: str) -> None:
     raise PlanError(f"{what}: activations do not fit in SRAM: the arena needs {plan_.arena_bytes} bytes (largest "
                     f"buffer: {largest.name}, {largest.size} bytes) and the rest of the firmware {other_ram}, "
                     f"{need} in all, over the RP2040's {capacity} bytes by {need - capacity}; use a smaller input "
-                    f"or fewer channels, an int8 variant (python -m compress), or --weights-in flash")
+                    f"or fewer channels, or an int8 variant (python -m compress)")
