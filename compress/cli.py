@@ -161,19 +161,8 @@ def _config(model) -> ModelConfig:
 
 
 def _weight_count(spec) -> int:
-    return sum(int(np.prod(s)) for s in _weight_shapes(spec))
-
-
-def _weight_shapes(spec):
-    shapes = []
-    for d in netspec.layer_dicts(spec):
-        if d["type"] == "dense":
-            shapes.append((d["in"], d["out"]))
-        elif d["type"] == "conv2d":
-            shapes.append((*d["kernel"], d["in"], d["out"]))
-        elif d["type"] == "depthwise_conv2d":
-            shapes.append((*d["kernel"], d["channels"]))
-    return shapes
+    """Weights of the dense, conv2d and depthwise layers (biases and BatchNorm not counted)."""
+    return sum(math.prod(layer.param_shapes()["w"]) for layer in spec.layers if layer.weighted)
 
 
 def _sparsity(spec, params) -> dict:

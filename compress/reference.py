@@ -102,7 +102,7 @@ def _conv2d(q, lm, t):
     k_out = w.shape[0]
     wm = w.reshape(k_out, -1).T.astype(np.float64)  # (kh*kw*C, K), rows in (dy, dx, c) order like the patches
     bias = np.asarray(t["bias"]).astype(np.float64)
-    centred = q - lm["input_zero_point"]  # padding with 0 here = padding with zp_in before centring
+    centred = (q - lm["input_zero_point"]).astype(np.float64)  # padding 0 here = padding zp_in before centring
     n, h, wd, c = q.shape
     (kh, kw), (sh, sw) = lm["kernel"], lm["stride"]
     oh = axis_geometry(h, kh, sh, lm["padding"])[0]
@@ -112,7 +112,7 @@ def _conv2d(q, lm, t):
     for start in range(0, n, chunk):
         patches = windows(centred[start:start + chunk], lm["kernel"], lm["stride"], lm["padding"], 0)
         m = patches.shape[0]
-        acc = patches.reshape(m * oh * ow, -1).astype(np.float64) @ wm + bias
+        acc = patches.reshape(m * oh * ow, -1) @ wm + bias
         out.append(_finish(acc, t, lm).reshape(m, oh, ow, k_out))
     return np.concatenate(out) if out else np.zeros((0, oh, ow, k_out), np.int64)
 
@@ -127,9 +127,21 @@ def _depthwise_conv2d(q, lm, t):
     return _finish(acc, t, lm)
 
 
+def _pool_taps(q, lm, fill):
+    """For each pool tap: the (n, oh, ow, c) cells it reads (strided views; one pass per tap is much faster than
+    reducing over a 6-D window view)."""
+    win = windows(q, lm["pool"], lm["stride"], lm.get("padding", "valid"), fill)
+    for dy in range(win.shape[3]):
+        for dx in range(win.shape[4]):
+            yield win[:, :, :, dy, dx, :]
+
+
 def _max_pool2d(q, lm, t):
-    win = windows(q, lm["pool"], lm["stride"], lm.get("padding", "valid"), _NEVER_WINS)
-    return np.clip(win.max(axis=(3, 4)), QMIN, QMAX)
+    taps = _pool_taps(q, lm, _NEVER_WINS)
+    y = np.array(next(taps))
+    for tap in taps:
+        np.maximum(y, tap, out=y)
+    return np.clip(y, QMIN, QMAX)
 
 
 def _avg_pool2d(q, lm, t):
@@ -137,7 +149,10 @@ def _avg_pool2d(q, lm, t):
         raise GoldenModelError(f"layer {lm['index']} (avg_pool2d): padding {lm['padding']!r}; int8 average "
                                f"pooling supports 'valid' only")
     ph, pw = lm["pool"]
-    s = windows(q, lm["pool"], lm["stride"], "valid", 0).sum(axis=(3, 4))
+    taps = _pool_taps(q, lm, 0)
+    s = np.array(next(taps))
+    for tap in taps:
+        s += tap
     return np.clip(round_div_away(s, ph * pw), QMIN, QMAX)
 
 
@@ -171,7 +186,7 @@ def layer_entry(lm: dict) -> dict:
 
 
 def qlayers(model: SavedModel):
-    """[(layer meta, {tensor name: array})] for each int8 op, in order; weighted ops carry w, bias, multiplier, shift."""
+    """[(layer meta, {tensor name: array})] for each int8 op, in order (weighted ops: w, bias, multiplier, shift)."""
     qmeta = model.meta.get("quantization")
     if not qmeta:
         raise NotQuantizedError(f"model {model.meta.get('model')!r} has no 'quantization' metadata; "

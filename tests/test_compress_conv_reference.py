@@ -143,6 +143,21 @@ def test_conv_matches_big_integer_reference(depthwise, data):
     assert got.tolist() == want
 
 
+@pytest.mark.parametrize("depthwise", [False, True])
+@pytest.mark.parametrize("kernel,stride", [([2, 2], [1, 1]), ([3, 3], [2, 2]), ([2, 3], [2, 1])])
+def test_conv_odd_same_padding_goes_after(depthwise, kernel, stride):
+    """SAME with an odd total pad puts the extra cell after (bottom/right): fixed cases, on top of the random ones."""
+    rng = np.random.default_rng(7)
+    case = dict(x=rng.integers(-128, 128, (1, 4, 5, 3)), bias=rng.integers(-999, 999, 3).astype(np.int32),
+                w=rng.integers(-127, 128, (*kernel, 3) if depthwise else (3, *kernel, 3)).astype(np.int8),
+                mult=np.full(3, 2**30, np.int32), shift=np.full(3, 4, np.int8), zp_in=-5, zp_out=3, lo=-128, hi=127,
+                kernel=kernel, stride=stride, padding="same", depthwise=depthwise)
+    lm, t = lm_and_tensors(case)
+    want = ref_conv(case["x"].tolist(), case["w"].tolist(), case["bias"].tolist(), case["mult"].tolist(),
+                    case["shift"].tolist(), -5, 3, -128, 127, stride, "same", depthwise)
+    assert reference.OPS[lm["type"]](case["x"], lm, t).tolist() == want
+
+
 @pytest.mark.parametrize("kind", ["max", "avg"])
 @settings(max_examples=60, deadline=None)
 @given(data=st.data())

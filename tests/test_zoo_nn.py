@@ -213,7 +213,8 @@ _HIGHEST = jax.lax.Precision.HIGHEST
 
 @pytest.mark.parametrize("size, k, s, padding", [
     ((7, 6), (3, 3), (1, 1), "same"), ((7, 6), (3, 3), (2, 2), "same"), ((8, 8), (3, 3), (2, 2), "same"),
-    ((7, 6), (3, 2), (2, 1), "valid"), ((5, 5), (1, 1), (1, 1), "same"), ((6, 7), (4, 4), (3, 2), "same")])
+    ((7, 6), (3, 2), (2, 1), "valid"), ((5, 5), (1, 1), (1, 1), "same"), ((6, 7), (4, 4), (3, 2), "same"),
+    ((7, 6), (2, 2), (2, 2), "valid"), ((7, 9), (3, 2), (3, 2), "valid")])  # pool == stride: MaxPool2D's fast path
 def test_jax_conv_and_pools_match_loops(size, k, s, padding):
     rng = np.random.default_rng(sum(size) + sum(k) + sum(s))
     x = rng.normal(size=(2, *size, 3))

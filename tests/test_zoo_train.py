@@ -3,12 +3,14 @@ import os
 import subprocess
 import sys
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
+from zoo import data, modeldir, train
 from zoo import eval as zoo_eval
-from zoo import modeldir, train
 from zoo.models import get_model
 
 SUBSET = 4096  # training images for the quick runs; the test set is always the full 10,000
@@ -120,3 +122,57 @@ def test_eval_uses_the_golden_model_for_int8_variants(tmp_path, mnist):
     result = zoo_eval.evaluate_dir(tmp_path / "int8")
     assert result["test_accuracy"] == result["saved_test_accuracy"]
     assert zoo_eval.main([str(tmp_path / "int8")]) == 0
+
+
+# -- conv nets: BatchNorm state, dropout, augmentation, chunked evaluation ------------------------------------------
+def test_shift_images_moves_each_image_by_its_own_offset():
+    x = np.arange(2 * 6 * 5 * 2, dtype=np.uint8).reshape(2, 60) + 1
+    out = train.shift_images(x, (6, 5, 2), 2, np.random.default_rng(0))
+    ref_rng = np.random.default_rng(0)
+    dy, dx = ref_rng.integers(-2, 3, 2), ref_rng.integers(-2, 3, 2)
+    for n in range(2):
+        img, got = x[n].reshape(6, 5, 2), out[n].reshape(6, 5, 2)
+        for r in range(6):
+            for c in range(5):
+                sr, sc = r - dy[n], c - dx[n]  # output (r, c) shows input (r - dy, c - dx), zero outside
+                want = img[sr, sc] if 0 <= sr < 6 and 0 <= sc < 5 else 0
+                assert np.all(got[r, c] == want)
+
+
+def test_augmenting_a_flat_model_is_refused(tmp_path):
+    cfg = get_model("mnist_50").with_overrides(augment_shift=1, epochs=1)
+    with pytest.raises(train.TrainingError, match="augment_shift 1 needs image input"):
+        train.train_and_evaluate(cfg, tmp_path, dataset=data.xor(), progress=False)
+
+
+def _tiny_cnn_config():
+    from zoo import nn
+    spec = nn.Sequential([nn.Input(28, 28, 1), nn.Conv2D(1, 4, 3, 2), nn.BatchNorm(4, momentum=0.9), nn.ReLU(),
+                          nn.MaxPool2D(2), nn.Flatten(), nn.Dropout(0.2), nn.Dense(196, 10)])
+    return get_model("mnist_cnn").with_overrides(name="tiny_cnn", spec=spec, epochs=1, augment_shift=1)
+
+
+def test_conv_training_threads_batchnorm_state_and_is_reproducible(tmp_path, mnist):
+    cfg = _tiny_cnn_config()
+    metrics, params = train.train_and_evaluate(cfg, tmp_path / "a", dataset=mnist, train_limit=2048, progress=False)
+    assert metrics["test_accuracy"] > 0.7 and metrics["augment_shift"] == 1
+    bn = params[2]
+    # The running statistics moved away from their init (mean 0, var 1) towards the data's, i.e. they came from the
+    # batches and not from the optimizer (which would leave them at init: their gradient is zero).
+    assert np.all(np.abs(bn["mean"]) > 1e-3) and not np.allclose(bn["var"], 1.0)
+    # The host model (running statistics, no dropout) agrees with the saved JAX accuracy.
+    result = zoo_eval.evaluate_dir(tmp_path / "a")
+    assert abs(result["test_accuracy"] - metrics["test_accuracy"]) <= 2e-4
+    train.train_and_evaluate(cfg, tmp_path / "b", dataset=mnist, train_limit=2048, progress=False)
+    assert (tmp_path / "a" / "model.safetensors").read_bytes() == (tmp_path / "b" / "model.safetensors").read_bytes()
+
+
+def test_chunked_evaluation_equals_one_call(mnist):
+    cfg = _tiny_cnn_config()
+    params = cfg.spec.init(jax.random.key(0))
+    step = train.make_eval_step(cfg, mnist.input_scale, jnp.float32)
+    x, y = mnist.x_test[:1000], mnist.y_test[:1000]
+    whole = train.evaluate(step, params, x, y)
+    chunked = train.evaluate(step, params, x, y, rows=300)
+    assert whole[0] == chunked[0] and abs(whole[1] - chunked[1]) < 1e-5
+    assert train.eval_rows(cfg, 10_000) == 10_000 and train.eval_rows(get_model("pd_mobilenet"), 7000) < 7000

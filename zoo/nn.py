@@ -312,6 +312,12 @@ class MaxPool2D(_Pool):
     kind = "max_pool2d"
 
     def apply(self, params, x, precision=None):
+        if self.padding == "valid" and self.pool == self.stride:
+            # Non-overlapping windows: a reshape and max, whose gradient XLA runs far faster on CPUs than
+            # reduce_window's select-and-scatter; the values are the same.
+            (ph, pw), (oh, ow) = self.pool, (x.shape[1] // self.pool[0], x.shape[2] // self.pool[1])
+            x = x[:, :oh * ph, :ow * pw].reshape(x.shape[0], oh, ph, ow, pw, x.shape[3])
+            return jnp.max(x, axis=(2, 4))
         pads = [(0, 0), *self.pads(x.shape[1:]), (0, 0)]  # -inf padding never wins
         return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, *self.pool, 1), (1, *self.stride, 1), pads)
 

@@ -35,8 +35,14 @@ class TrainingError(Exception):
 
 
 # -- the maths ---------------------------------------------------------------------------------------------------
-def loss_fn(cfg: ModelConfig, params, x, y):
-    out = cfg.spec.apply(params, x)
+# Precision: training runs JAX's default matmul/conv precision (full float32 on CPUs; TF32 on recent NVIDIA GPUs,
+# which is fine for gradients); evaluation uses HIGHEST so that the figures saved in metrics.json are true float32
+# on every device and agree with the NumPy host model (docs/MODEL_FORMAT.md).
+EVAL_PRECISION = "highest"  # jax.default_matmul_precision: every dot and conv traced inside, any spec
+EVAL_ACTIVATION_BYTES = 1 << 27  # rows per evaluation call: the widest activation of a chunk stays under 128 MiB
+
+
+def loss_of_outputs(cfg: ModelConfig, out, y):
     if cfg.loss == "mse":
         target = y.astype(out.dtype)[:, None] if cfg.spec.output == "binary" else jax.nn.one_hot(y, out.shape[-1])
         return jnp.mean((out - target) ** 2)
@@ -44,6 +50,17 @@ def loss_fn(cfg: ModelConfig, params, x, y):
         targets = optax.smooth_labels(jax.nn.one_hot(y, out.shape[-1], dtype=out.dtype), cfg.label_smoothing)
         return jnp.mean(optax.softmax_cross_entropy(out, targets))
     return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(out, y))
+
+
+def classes(cfg: ModelConfig, out):
+    if cfg.spec.output == "binary":
+        return (out[..., 0] > 0.5).astype(jnp.int32)
+    return jnp.argmax(out, axis=-1)
+
+
+def loss_fn(cfg: ModelConfig, params, x, y):
+    """Inference-mode loss (BatchNorm running statistics, no dropout)."""
+    return loss_of_outputs(cfg, cfg.spec.apply(params, x), y)
 
 
 def make_optimizer(cfg: ModelConfig, steps_per_epoch: int):
@@ -55,30 +72,80 @@ def make_optimizer(cfg: ModelConfig, steps_per_epoch: int):
     return optax.adamw(schedule, weight_decay=cfg.weight_decay)
 
 
-def make_train_step(cfg: ModelConfig, optimizer, input_scale, dtype):
-    def train_step(params, opt_state, xb, yb):
-        x = xb.astype(dtype) * input_scale
-        loss, grads = jax.value_and_grad(lambda p: loss_fn(cfg, p, x, yb))(params)
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        correct = jnp.sum(cfg.spec.predict(params, x) == yb)
-        return optax.apply_updates(params, updates), opt_state, loss, correct
+def make_train_step(cfg: ModelConfig, optimizer, input_scale, dtype, seed: int = 0):
+    """One jitted step `(params, opt_state, xb, yb, step=0) -> (params, opt_state, loss, correct)`.
 
-    return jax.jit(train_step, donate_argnums=(0, 1))
+    Training mode threads functional state: BatchNorm normalises with the batch statistics and returns its advanced
+    running statistics, which replace the optimizer's (gradient-free) values for those leaves; Dropout draws from a
+    key folded from the seed and the step number, so runs are reproducible. A spec without a training mode (e.g.
+    compress's fake-quantized view) runs its `apply`."""
+    spec = cfg.spec
+    has_train_mode = hasattr(spec, "apply_train")
+
+    def train_step(params, opt_state, xb, yb, step):
+        x = xb.astype(dtype) * input_scale
+        rng = jax.random.fold_in(jax.random.key(seed), step)
+
+        def objective(p):
+            out, new_params = spec.apply_train(p, x, rng) if has_train_mode else (spec.apply(p, x), p)
+            return loss_of_outputs(cfg, out, yb), (out, new_params)
+
+        (loss, (out, new_params)), grads = jax.value_and_grad(objective, has_aux=True)(params)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        params = optax.apply_updates(params, updates)
+        if has_train_mode:
+            params = jax.tree.map(lambda is_state, p, s: s if is_state else p, spec.state_mask(params), params,
+                                  new_params)
+        correct = jnp.sum(classes(cfg, out) == yb)
+        return params, opt_state, loss, correct
+
+    jitted = jax.jit(train_step, donate_argnums=(0, 1))
+    return lambda params, opt_state, xb, yb, step=0: jitted(params, opt_state, xb, yb, np.int32(step))
 
 
 def make_eval_step(cfg: ModelConfig, input_scale, dtype):
-    """A jitted (mean loss, correct count) over a whole set; built once per training run."""
+    """A jitted (mean loss, correct count) over a chunk of rows, at full float32 precision; built once per run."""
     def eval_step(params, xb, yb):
         x = xb.astype(dtype) * input_scale
-        return loss_fn(cfg, params, x, yb), jnp.sum(cfg.spec.predict(params, x) == yb)
+        with jax.default_matmul_precision(EVAL_PRECISION):
+            out = cfg.spec.apply(params, x)
+        return loss_of_outputs(cfg, out, yb), jnp.sum(classes(cfg, out) == yb)
 
     return jax.jit(eval_step)
 
 
-def evaluate(eval_step, params, x_raw, y):
-    """(accuracy, mean loss) over the whole set."""
-    loss, correct = eval_step(params, jnp.asarray(x_raw), jnp.asarray(y))
-    return float(correct) / len(y), float(loss)
+def eval_rows(cfg: ModelConfig, n: int) -> int:
+    """Rows per evaluation call: all of them for MLPs, chunks for image nets with big activations."""
+    widest = max(math.prod(shape) for shape in [cfg.spec.input_shape, *cfg.spec.output_shapes()])
+    return max(1, min(n, EVAL_ACTIVATION_BYTES // (4 * widest)))
+
+
+def evaluate(eval_step, params, x_raw, y, rows: int | None = None):
+    """(accuracy, mean loss) over the whole set, `rows` at a time."""
+    rows = rows or len(y)
+    loss_sum, correct = 0.0, 0
+    for start in range(0, len(y), rows):
+        loss, c = eval_step(params, jnp.asarray(x_raw[start:start + rows]), jnp.asarray(y[start:start + rows]))
+        if rows >= len(y):
+            return float(c) / len(y), float(loss)
+        loss_sum += float(loss) * len(y[start:start + rows])
+        correct += int(c)
+    return correct / len(y), loss_sum / len(y)
+
+
+# -- augmentation ------------------------------------------------------------------------------------------------
+def shift_images(x: np.ndarray, shape: tuple, max_shift: int, rng: np.random.Generator) -> np.ndarray:
+    """Each row of x (n, h*w*c) moved by its own random whole-pixel (dy, dx) in [-max_shift, max_shift]^2, zero
+    filled (the same augmentation as compress's --augment-shift, for any (h, w, c))."""
+    n = len(x)
+    h, w, c = shape
+    m = max_shift
+    padded = np.zeros((n, h + 2 * m, w + 2 * m, c), x.dtype)
+    padded[:, m:m + h, m:m + w] = x.reshape(n, h, w, c)
+    dy, dx = rng.integers(-m, m + 1, n), rng.integers(-m, m + 1, n)
+    rows = (m - dy)[:, None] + np.arange(h)[None, :]  # output row r reads padded row r + m - dy
+    cols = (m - dx)[:, None] + np.arange(w)[None, :]
+    return padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]].reshape(n, -1)
 
 
 # -- data parallel layout ----------------------------------------------------------------------------------------
@@ -101,12 +168,13 @@ def shard_batch(mesh: Mesh, batch: np.ndarray):
 
 
 # -- the loop ----------------------------------------------------------------------------------------------------
-def run_epoch(step, params, opt_state, mesh, x_train, y_train, order, on_step=lambda: None):
+def run_epoch(step, params, opt_state, mesh, x_train, y_train, order, on_step=lambda: None, first_step=0,
+              augment=lambda xb: xb):
     """One pass over the batches listed in `order` (steps x batch indices); losses stay on device until the end."""
     losses, corrects = [], []
-    for idx in order:
-        params, opt_state, loss, correct = step(params, opt_state, shard_batch(mesh, x_train[idx]),
-                                                shard_batch(mesh, y_train[idx]))
+    for k, idx in enumerate(order):
+        params, opt_state, loss, correct = step(params, opt_state, shard_batch(mesh, augment(x_train[idx])),
+                                                shard_batch(mesh, y_train[idx]), first_step + k)
         losses.append(loss)
         corrects.append(correct)
         on_step()
@@ -121,6 +189,7 @@ def train_and_evaluate(cfg: ModelConfig, out_dir: Path | None, *, seed: int = 0,
     if dtype not in DTYPES:
         raise TrainingError(f"--dtype {dtype!r} is not one of {', '.join(DTYPES)}")
     ds = dataset or data.load(cfg.dataset, data_dir)
+    train_limit = train_limit if train_limit is not None else cfg.train_limit
     x_train, y_train = ds.x_train[:train_limit], ds.y_train[:train_limit]
     batch = min(cfg.batch_size, len(x_train))
     steps_per_epoch = len(x_train) // batch  # the last partial batch is dropped so every step has the same shape
@@ -132,22 +201,25 @@ def train_and_evaluate(cfg: ModelConfig, out_dir: Path | None, *, seed: int = 0,
         params = jax.device_put(cfg.spec.init(jax.random.key(seed), jdtype), replicated)
         optimizer = make_optimizer(cfg, steps_per_epoch)
         opt_state = jax.device_put(optimizer.init(params), replicated)
-        step = make_train_step(cfg, optimizer, ds.input_scale, jdtype)
+        step = make_train_step(cfg, optimizer, ds.input_scale, jdtype, seed)
         eval_step = make_eval_step(cfg, ds.input_scale, jdtype)
+        rows = eval_rows(cfg, len(ds.y_test))
         rng = np.random.default_rng(seed)
+        augment = _augmenter(cfg, seed)
         history = []
         start = time.perf_counter()
         with _ProgressBar(progress, cfg, steps_per_epoch) as bar:
             for epoch in range(1, cfg.epochs + 1):
                 order = rng.permutation(len(x_train))[:steps_per_epoch * batch].reshape(steps_per_epoch, batch)
                 params, opt_state, losses, corrects = run_epoch(step, params, opt_state, mesh, x_train, y_train,
-                                                                order, bar.advance)
+                                                                order, bar.advance, (epoch - 1) * steps_per_epoch,
+                                                                augment)
                 train_loss = float(jnp.mean(jnp.stack(losses)))
                 if not math.isfinite(train_loss):
                     raise TrainingError(f"{cfg.name}: training diverged at epoch {epoch} (loss {train_loss}); "
                                         f"lower --lr (now {cfg.lr}) or use --dtype float64")
                 train_acc = float(jnp.sum(jnp.stack(corrects))) / (steps_per_epoch * batch)
-                test_acc, test_loss = evaluate(eval_step, params, ds.x_test, ds.y_test)
+                test_acc, test_loss = evaluate(eval_step, params, ds.x_test, ds.y_test, rows)
                 history.append({"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_acc,
                                 "test_loss": test_loss, "test_accuracy": test_acc})
                 bar.epoch(epoch, train_loss, train_acc, test_acc)
@@ -160,7 +232,7 @@ def train_and_evaluate(cfg: ModelConfig, out_dir: Path | None, *, seed: int = 0,
         "train_accuracy": history[-1]["train_accuracy"], "train_seconds": round(train_seconds, 3),
         "epochs": cfg.epochs, "batch_size": batch, "lr": cfg.lr, "optimizer": cfg.optimizer,
         "params": cfg.spec.param_count(), "devices": int(mesh.devices.size), "train_samples": len(x_train),
-        "history": history,
+        "augment_shift": cfg.augment_shift, "history": history,
     }
     if out_dir is not None:
         meta = {"model": cfg.name, "dataset": ds.name, "input": {"scale": ds.input_scale, "features": ds.features},
@@ -168,6 +240,19 @@ def train_and_evaluate(cfg: ModelConfig, out_dir: Path | None, *, seed: int = 0,
         modeldir.save(out_dir, cfg.spec, params, meta, metrics)
         _plot_history(Path(out_dir) / "training.png", cfg.name, history)
     return metrics, params
+
+
+def _augmenter(cfg: ModelConfig, seed: int):
+    """The per-batch augmentation of the recipe (identity without one); its own generator, so switching it on
+    leaves the batch order unchanged."""
+    if not cfg.augment_shift:
+        return lambda xb: xb
+    shape = cfg.spec.input_shape
+    if len(shape) != 3 or cfg.augment_shift * 4 > min(shape[:2]):
+        raise TrainingError(f"{cfg.name}: augment_shift {cfg.augment_shift} needs image input at least "
+                            f"{4 * cfg.augment_shift} pixels wide; the spec's input is {shape}")
+    rng = np.random.default_rng([seed, 1])
+    return lambda xb: shift_images(xb, shape, cfg.augment_shift, rng)
 
 
 class _ProgressBar(contextlib.AbstractContextManager):
