@@ -286,7 +286,9 @@ def q8_ops(model, source) -> list[Emitted]:
 
 # -- the model --------------------------------------------------------------------------------------------------------
 def is_image_model(model) -> bool:
-    return model.spec.layers[0].kind == "input"
+    """A spec that starts with an input layer (NHWC images); v1 MLP specs start with a dense layer."""
+    layers = getattr(model.spec, "layers", ())
+    return bool(layers) and layers[0].kind == "input"
 
 
 def network_ops(model, source) -> tuple[list[Emitted], bool]:
