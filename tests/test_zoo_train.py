@@ -149,13 +149,14 @@ def _tiny_cnn_config():
     from zoo import nn
     spec = nn.Sequential([nn.Input(28, 28, 1), nn.Conv2D(1, 4, 3, 2), nn.BatchNorm(4, momentum=0.9), nn.ReLU(),
                           nn.MaxPool2D(2), nn.Flatten(), nn.Dropout(0.2), nn.Dense(196, 10)])
-    return get_model("mnist_cnn").with_overrides(name="tiny_cnn", spec=spec, epochs=1, augment_shift=1)
+    return get_model("mnist_cnn").with_overrides(name="tiny_cnn", spec=spec, epochs=2, augment_shift=1, lr=1e-2,
+                                                 batch_size=32)
 
 
-def test_conv_training_threads_batchnorm_state_and_is_reproducible(tmp_path, mnist):
+def test_conv_training_threads_batchnorm_state(tmp_path, mnist):
     cfg = _tiny_cnn_config()
-    metrics, params = train.train_and_evaluate(cfg, tmp_path / "a", dataset=mnist, train_limit=2048, progress=False)
-    assert metrics["test_accuracy"] > 0.7 and metrics["augment_shift"] == 1
+    metrics, params = train.train_and_evaluate(cfg, tmp_path / "a", dataset=mnist, train_limit=1024, progress=False)
+    assert metrics["test_accuracy"] > 0.5 and metrics["augment_shift"] == 1  # 64 steps; chance is 0.1
     bn = params[2]
     # The running statistics moved away from their init (mean 0, var 1) towards the data's, i.e. they came from the
     # batches and not from the optimizer (which would leave them at init: their gradient is zero).
@@ -163,7 +164,14 @@ def test_conv_training_threads_batchnorm_state_and_is_reproducible(tmp_path, mni
     # The host model (running statistics, no dropout) agrees with the saved JAX accuracy.
     result = zoo_eval.evaluate_dir(tmp_path / "a")
     assert abs(result["test_accuracy"] - metrics["test_accuracy"]) <= 2e-4
-    train.train_and_evaluate(cfg, tmp_path / "b", dataset=mnist, train_limit=2048, progress=False)
+
+
+def test_conv_training_with_dropout_and_shifts_is_reproducible(tmp_path, mnist):
+    cfg = _tiny_cnn_config().with_overrides(epochs=1)
+    small = data.Dataset("mnist", mnist.x_train[:256], mnist.y_train[:256], mnist.x_test[:500], mnist.y_test[:500],
+                         mnist.input_scale)
+    for run in ("a", "b"):
+        train.train_and_evaluate(cfg, tmp_path / run, dataset=small, progress=False)
     assert (tmp_path / "a" / "model.safetensors").read_bytes() == (tmp_path / "b" / "model.safetensors").read_bytes()
 
 

@@ -188,6 +188,7 @@ def train_and_evaluate(cfg: ModelConfig, out_dir: Path | None, *, seed: int = 0,
     """Train `cfg`, evaluate on the full test set, save to `out_dir` (if given); returns (metrics, params)."""
     if dtype not in DTYPES:
         raise TrainingError(f"--dtype {dtype!r} is not one of {', '.join(DTYPES)}")
+    augment = _augmenter(cfg, seed)
     ds = dataset or data.load(cfg.dataset, data_dir)
     train_limit = train_limit if train_limit is not None else cfg.train_limit
     x_train, y_train = ds.x_train[:train_limit], ds.y_train[:train_limit]
@@ -205,7 +206,6 @@ def train_and_evaluate(cfg: ModelConfig, out_dir: Path | None, *, seed: int = 0,
         eval_step = make_eval_step(cfg, ds.input_scale, jdtype)
         rows = eval_rows(cfg, len(ds.y_test))
         rng = np.random.default_rng(seed)
-        augment = _augmenter(cfg, seed)
         history = []
         start = time.perf_counter()
         with _ProgressBar(progress, cfg, steps_per_epoch) as bar:
