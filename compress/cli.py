@@ -130,7 +130,8 @@ def validate(model_dir: Path, opts: Options):
         raise CompressError(f"{path}: --augment-shift {opts.augment_shift} needs square images at least "
                             f"{4 * opts.augment_shift} pixels wide (one channel), and this model takes {what}; "
                             f"use --augment-shift 0 for non-image inputs")
-    if opts.structured and not structured.groups(dicts):
+    if opts.structured and not structured.groups(netspec.layer_dicts(netspec.for_inference(model.spec,
+                                                                                          model.params)[0])):
         raise CompressError(f"{path}: --structured removes hidden neurons or conv filters, and this model has no "
                             f"hidden layer or conv layer feeding another; use unstructured --prune")
     return model

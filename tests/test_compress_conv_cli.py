@@ -141,6 +141,18 @@ def test_unstructured_pruning_reaches_conv_weights(cnn_dir, tmp_path):
     assert all(sp["layers"][str(i)] > 0 for i in conv_idx)
 
 
+def test_structured_groups_are_found_through_batchnorm(tmp_path):
+    """Every conv followed by a BatchNorm (as in mnist_cnn): the groups are those of the folded network."""
+    spec = Sequential([Input(8, 8, 1), Conv2D(1, 4, 3, 1, "same"), BatchNorm(4), ReLU(), Conv2D(4, 4, 3, 2, "same"),
+                       BatchNorm(4), ReLU(), Flatten(), Dense(64, 2)])
+    params = [{k: np.asarray(v) for k, v in p.items()} for p in spec.init(__import__("jax").random.key(0))]
+    src = tmp_path / "bn"
+    modeldir.save(src, spec, params, {"model": "bn", "dataset": "mnist", "dtype": "float32", "seed": 0,
+                                      "input": {"scale": 1 / 255, "features": 64}}, {"model": "bn"})
+    model = cli.validate(src, cli.Options(out=tmp_path / "out", prune=0.5, structured=True))
+    assert model.spec.to_dict() == spec.to_dict()
+
+
 def test_conv_refusals_name_the_layer_and_the_fix(tmp_path, capsys, cnn_dir):
     bad = Sequential([Input(8, 8, 1), Conv2D(1, 2, 3, 1, "same"), Sigmoid(), Flatten(), Dense(128, 2)])
     params = [{k: np.asarray(v) for k, v in p.items()} for p in bad.init(__import__("jax").random.key(0))]
