@@ -51,10 +51,10 @@ DEFAULT_IMAGES = 50
 # a sensor driver needs several kB). 32 kB is one eighth of the SRAM.
 SRAM_HEADROOM = 32 * 1024
 RUNTIME_STATIC_RAM = 1024  # .data + .bss of the runtime without the model (measured: ~0.3 kB; rounded up)
-PLACEMENTS = {"flash": "flash", "ram": "sram-copy"}
+PLACEMENTS = {"flash": "flash", "ram": "sram-copy"}  # --weights-in -> size.json weights_placement
 # A layer's weights up to half the 16 kB XIP cache (datasheet §2.6.3.1) are assumed to stay cached across the pixels
 # of one inference (the other half holds code); larger ones stream from flash once per output pixel.
-XIP_CACHE_SHARE = 8 * 1024  # --weights-in -> size.json weights_placement
+XIP_CACHE_SHARE = 8 * 1024
 
 OUTPUTS = ("firmware.elf", "firmware.bin", "firmware.uf2", "firmware.map", "size.json", "build.json")
 
@@ -200,19 +200,6 @@ def usage_bars(size: dict) -> None:
         console.print(f"       Weights: {size['weights_placement']} ({size['weights_placement_reason']})")
 
 
-def choose_placement(model: modeldir.SavedModel, weights_in: str, stack: int) -> tuple[str, str]:
-    """(flash | ram, why) for --weights-in auto|flash|ram."""
-    if weights_in in ("flash", "ram"):
-        return weights_in, "forced by --weights-in"
-    if not codegen.is_int8(model):
-        return "flash", "float model: weights stay in flash"
-    need = codegen.model_arrays_bytes(model) + codegen.activation_bytes(model) + RUNTIME_STATIC_RAM + stack
-    if need + SRAM_HEADROOM <= RAM_BYTES:
-        return "ram", f"{need} bytes of SRAM needed, {RAM_BYTES - need} left (>= {SRAM_HEADROOM} headroom)"
-    return "flash", (f"copying would need {need} bytes of SRAM, leaving {RAM_BYTES - need} < {SRAM_HEADROOM} "
-                     f"headroom")
-
-
 def choose_layer_placement(model: modeldir.SavedModel, weights_in: str, stack: int, source: str) -> tuple[
         dict[int, str], list[dict]]:
     """Per-layer weight placement of an image model: ({spec index: flash | ram}, report rows for size.json).
@@ -248,6 +235,38 @@ def choose_layer_placement(model: modeldir.SavedModel, weights_in: str, stack: i
         rows[op.index] = {"index": op.index, "op": op.op, "bytes": op.weight_bytes, "placement": PLACEMENTS[where],
                           "reads_per_inference": op.reads_per_weight, "reason": why}
     return placement, [rows[op.index] for op in weighted]
+
+
+def plan_image_model(model: modeldir.SavedModel, model_dir: Path, weights_in: str, stack: int):
+    """(activation plan, {spec index: flash | ram}, size.json rows) for an image model, refusing one whose arena does
+    not fit; (None, None, []) for an MLP (two ping-pong buffers, whole-model placement)."""
+    try:
+        plan = codegen.activation_plan(model, str(model_dir))
+    except codegen.CodegenError as e:
+        raise BuildError(str(e)) from None
+    if plan is None:
+        return None, None, []
+    try:
+        planner.check_fits(plan, codegen.activation_bytes(model) - plan.arena_bytes + RUNTIME_STATIC_RAM + stack,
+                           RAM_BYTES, str(model_dir))
+    except planner.PlanError as e:
+        raise BuildError(str(e)) from None
+    return (plan, *choose_layer_placement(model, weights_in, stack, str(model_dir)))
+
+
+def choose_placement(model: modeldir.SavedModel, weights_in: str, stack: int) -> tuple[str, str]:
+    """(flash | ram, why) for --weights-in auto|flash|ram."""
+    if weights_in in ("flash", "ram"):
+        return weights_in, "forced by --weights-in"
+    if codegen.convgen.is_image_model(model):
+        return "auto", "decided per layer (choose_layer_placement)"
+    if not codegen.is_int8(model):
+        return "flash", "float model: weights stay in flash"
+    need = codegen.model_arrays_bytes(model) + codegen.activation_bytes(model) + RUNTIME_STATIC_RAM + stack
+    if need + SRAM_HEADROOM <= RAM_BYTES:
+        return "ram", f"{need} bytes of SRAM needed, {RAM_BYTES - need} left (>= {SRAM_HEADROOM} headroom)"
+    return "flash", (f"copying would need {need} bytes of SRAM, leaving {RAM_BYTES - need} < {SRAM_HEADROOM} "
+                     f"headroom")
 
 
 def default_out_dir(model_dir: Path) -> Path:
@@ -288,26 +307,15 @@ def build(model_dir: Path, out_dir: Path | None = None, images: int | None = Non
     except modeldir.ModelDirError as e:
         raise BuildError(str(e)) from None
     out_dir = Path(out_dir) if out_dir is not None else default_out_dir(model_dir)
-    layer_placement, placement_rows, plan = None, [], None
-    try:
-        plan = codegen.activation_plan(model, str(model_dir))
-    except codegen.CodegenError as e:
-        raise BuildError(str(e)) from None
-    if plan is not None:  # an image model: planned arena, weights placed per layer
-        try:
-            planner.check_fits(plan, codegen.activation_bytes(model) - plan.arena_bytes + RUNTIME_STATIC_RAM + stack,
-                               RAM_BYTES, str(model_dir))
-        except planner.PlanError as e:
-            raise BuildError(str(e)) from None
-        layer_placement, placement_rows = choose_layer_placement(model, weights_in, stack, str(model_dir))
+    weights_in, placement_reason = choose_placement(model, weights_in, stack)
+    tools = find_toolchain()
+    plan, layer_placement, placement_rows = plan_image_model(model, model_dir, weights_in, stack)
+    dataset, x, y = load_test_images(model, model_dir, images)
+    if plan is not None:
         kinds = {row["placement"] for row in placement_rows}
         weights_in = "ram" if kinds == {"sram-copy"} else "flash" if kinds <= {"flash"} else "mixed"
         placement_reason = ", ".join(f"layer {r['index']} {r['op']} {r['bytes']} B {r['placement']}"
                                      for r in placement_rows)
-    else:
-        weights_in, placement_reason = choose_placement(model, weights_in, stack)
-    tools = find_toolchain()
-    dataset, x, y = load_test_images(model, model_dir, images)
     try:
         sources = codegen.generate_model(model, str(model_dir), "flash" if weights_in == "mixed" else weights_in,
                                          layer_placement)
