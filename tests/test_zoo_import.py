@@ -1,0 +1,141 @@
+"""zoo.import: ONNX graphs built with onnx.helper (and, where torch is installed, exported PyTorch modules) become
+model directories whose host model matches onnxruntime; unsupported graphs are refused by node and op."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+from zoo import host, modeldir  # noqa: E402
+from zoo.onnx_import import OnnxImportError, TOLERANCE, check, import_onnx  # noqa: E402
+
+RNG = np.random.default_rng(0)
+
+
+def make_model(nodes, inits, in_shape, out_name="y", opset=13):
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", *in_shape])],
+        [helper.make_tensor_value_info(out_name, TensorProto.FLOAT, ["N", "K"])],
+        [numpy_helper.from_array(np.asarray(v, np.float32) if np.asarray(v).dtype.kind == "f" else np.asarray(v), k)
+         for k, v in inits.items()])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def save(tmp_path, model, name="m.onnx"):
+    path = tmp_path / name
+    onnx.save(model, str(path))
+    return path
+
+
+def mlp_graph(softmax=True):
+    w1, b1 = RNG.normal(0, 0.1, (12, 16)), RNG.normal(0, 0.1, 12)   # Gemm with transB=1, as PyTorch exports
+    w2, b2 = RNG.normal(0, 0.3, (12, 5)), RNG.normal(0, 0.1, 5)     # MatMul + Add
+    nodes = [helper.make_node("Gemm", ["x", "w1", "b1"], ["h1"], name="fc1", transB=1),
+             helper.make_node("Relu", ["h1"], ["a1"], name="relu1"),
+             helper.make_node("Dropout", ["a1"], ["d1"], name="drop"),
+             helper.make_node("Identity", ["d1"], ["i1"], name="id"),
+             helper.make_node("MatMul", ["i1", "w2"], ["m2"], name="fc2"),
+             helper.make_node("Add", ["m2", "b2"], ["z" if softmax else "y"], name="bias2")]
+    if softmax:
+        nodes.append(helper.make_node("Softmax", ["z"], ["y"], name="softmax", axis=-1))
+    return make_model(nodes, {"w1": w1, "b1": b1, "w2": w2, "b2": b2}, [16])
+
+
+def test_mlp_imports_and_matches_onnxruntime(tmp_path):
+    graph = mlp_graph()
+    out = tmp_path / "imported"
+    metrics = import_onnx(save(tmp_path, graph), out)
+    saved = modeldir.load(out)
+    assert [layer["type"] for layer in saved.spec.to_dict()["layers"]] == ["dense", "relu", "dense"]
+    assert metrics["import_check"]["passed"] and metrics["import_check"]["max_abs_output_diff"] <= TOLERANCE
+    assert saved.meta["source"]["sha256"] and saved.meta["input"] == {"scale": 1 / 255, "features": 16}
+    # independent reference: the graph's maths in NumPy, before the softmax
+    raw = RNG.integers(0, 256, (50, 16)).astype(np.uint8)
+    init = {t.name: numpy_helper.to_array(t).astype(np.float64) for t in graph.graph.initializer}
+    x = raw / 255.0
+    ref = np.maximum(x @ init["w1"].T + init["b1"], 0) @ init["w2"] + init["b2"]
+    assert np.max(np.abs(host.forward(saved, raw) - ref)) < 1e-5
+
+
+def test_import_is_checked_against_the_graph_it_read(tmp_path):
+    model = mlp_graph(softmax=False)
+    out = tmp_path / "imported"
+    import_onnx(save(tmp_path, model), out)
+    saved = modeldir.load(out)
+    raw = RNG.integers(0, 256, (64, 16)).astype(np.uint8)
+    result = check(saved, model, None, (16,), raw)
+    assert result["passed"] and result["same_predictions"] == 64
+    # a tampered parameter is caught by the same check
+    saved.params[0]["b"] = saved.params[0]["b"] + 0.5
+    assert not check(saved, model, None, (16,), raw)["passed"]
+
+
+@pytest.mark.parametrize("op,expected", [("Sigmoid", "sigmoid"), ("Tanh", "tanh")])
+def test_activations(tmp_path, op, expected):
+    w, b = RNG.normal(0, 0.5, (4, 3)), RNG.normal(0, 0.1, 3)
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["m"], name="fc"), helper.make_node("Add", ["b", "m"], ["a"]),
+             helper.make_node(op, ["a"], ["s"]), helper.make_node("MatMul", ["s", "w2"], ["y"], name="fc2")]
+    out = tmp_path / "o"
+    import_onnx(save(tmp_path, make_model(nodes, {"w": w, "b": b, "w2": RNG.normal(0, 1, (3, 2))}, [4])), out)
+    assert [d["type"] for d in modeldir.load(out).spec.to_dict()["layers"]] == ["dense", expected, "dense"]
+
+
+def test_clip_0_6_is_relu6_and_other_clips_are_refused(tmp_path):
+    def graph(lo, hi):
+        nodes = [helper.make_node("MatMul", ["x", "w"], ["m"], name="fc"),
+                 helper.make_node("Clip", ["m", "lo", "hi"], ["c"], name="clip"),
+                 helper.make_node("MatMul", ["c", "w2"], ["y"], name="fc2")]
+        return make_model(nodes, {"w": RNG.normal(0, 3, (4, 3)), "w2": RNG.normal(0, 1, (3, 2)),
+                                  "lo": np.float32(lo), "hi": np.float32(hi)}, [4])
+    with pytest.raises(OnnxImportError, match=r"node 'clip' \(Clip\).*\[0.0, 1.0\]"):
+        import_onnx(save(tmp_path, graph(0, 1)), tmp_path / "o")
+    assert not (tmp_path / "o").exists()
+
+
+def test_unsupported_op_is_named_with_the_supported_list(tmp_path):
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["m"], name="fc"),
+             helper.make_node("LeakyRelu", ["m"], ["y"], name="leaky", alpha=0.1)]
+    path = save(tmp_path, make_model(nodes, {"w": RNG.normal(0, 1, (4, 3))}, [4]))
+    with pytest.raises(OnnxImportError) as e:
+        import_onnx(path, tmp_path / "o")
+    msg = str(e.value)
+    assert str(path) in msg and "node 'leaky' (LeakyRelu): operator not supported" in msg and "Gemm" in msg
+    assert not (tmp_path / "o").exists()
+
+
+def test_branches_are_refused(tmp_path):
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["m"], name="fc"),
+             helper.make_node("Relu", ["m"], ["r"], name="relu"),
+             helper.make_node("Add", ["r", "m"], ["y"], name="skip")]
+    with pytest.raises(OnnxImportError, match="node 'skip' \\(Add\\)"):
+        import_onnx(save(tmp_path, make_model(nodes, {"w": RNG.normal(0, 1, (4, 4))}, [4])), tmp_path / "o")
+
+
+def test_bad_files_and_outputs_are_refused_without_writing(tmp_path):
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"\x00not a protobuf" * 10)
+    with pytest.raises(OnnxImportError, match="junk.onnx: not a valid ONNX model"):
+        import_onnx(junk, tmp_path / "o")
+    with pytest.raises(OnnxImportError, match="cannot read"):
+        import_onnx(tmp_path / "missing.onnx", tmp_path / "o")
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "mine.txt").write_text("user data")
+    with pytest.raises(OnnxImportError, match="not an empty directory"):
+        import_onnx(save(tmp_path, mlp_graph()), taken)
+    assert (taken / "mine.txt").read_text() == "user data" and sorted(p.name for p in taken.iterdir()) == ["mine.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["junk.onnx", "m.onnx", "taken"]
+
+
+def test_cli(tmp_path, capsys):
+    import importlib
+    cli = importlib.import_module("zoo.import")
+    out = tmp_path / "o"
+    assert cli.main([str(save(tmp_path, mlp_graph())), "--out", str(out)]) == 0
+    assert "predictions identical" in capsys.readouterr().out
+    assert cli.main([str(tmp_path / "nope.onnx"), "--out", str(tmp_path / "o2")]) == 2
+    assert "error:" in capsys.readouterr().err
