@@ -139,3 +139,36 @@ def test_cli(tmp_path, capsys):
     assert "predictions identical" in capsys.readouterr().out
     assert cli.main([str(tmp_path / "nope.onnx"), "--out", str(tmp_path / "o2")]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_mlp_on_nchw_images_reorders_the_first_dense_rows(tmp_path):
+    """(N, C, H, W) input flattened in C, H, W order: picozoo's raw features are (h, w, c), so the importer permutes
+    the first dense layer's rows; the check against onnxruntime feeds the same images in NCHW."""
+    w1, b1 = RNG.normal(0, 0.1, (2 * 3 * 4, 5)), RNG.normal(0, 0.1, 5)
+    nodes = [helper.make_node("Flatten", ["x"], ["f"], name="flatten", axis=1),
+             helper.make_node("Gemm", ["f", "w1", "b1"], ["y"], name="fc")]
+    model = make_model(nodes, {"w1": w1, "b1": b1}, [2, 3, 4])
+    out = tmp_path / "o"
+    metrics = import_onnx(save(tmp_path, model), out)
+    saved = modeldir.load(out)
+    assert saved.meta["input"]["features"] == 24 and metrics["import_check"]["passed"]
+    raw = RNG.integers(0, 256, (10, 3, 4, 2)).astype(np.uint8)            # (n, h, w, c)
+    ref = (raw.transpose(0, 3, 1, 2).reshape(10, -1) / 255.0) @ w1 + b1   # the graph's own order
+    assert np.max(np.abs(host.forward(saved, raw.reshape(10, -1)) - ref)) < 1e-5
+
+
+def test_pytorch_mlp_export_imports(tmp_path):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 32), torch.nn.ReLU(),
+                                 torch.nn.Dropout(0.2), torch.nn.Linear(32, 10), torch.nn.Softmax(dim=1)).eval()
+    path = tmp_path / "torch_mlp.onnx"
+    torch.onnx.export(module, (torch.zeros(1, 1, 28, 28),), str(path), dynamo=False, input_names=["x"],
+                      dynamic_axes={"x": {0: "N"}})
+    metrics = import_onnx(path, tmp_path / "o")
+    assert metrics["import_check"]["passed"]
+    saved = modeldir.load(tmp_path / "o")
+    raw = RNG.integers(0, 256, (20, 784)).astype(np.uint8)
+    with torch.no_grad():
+        probs = module(torch.tensor(raw.reshape(20, 1, 28, 28) / 255.0, dtype=torch.float32)).numpy()
+    assert np.array_equal(np.argmax(host.forward(saved, raw), -1), np.argmax(probs, -1))

@@ -250,7 +250,13 @@ def _flatten(chain, node):
         h, w, c = chain.shape
         if h * w > 1:
             chain.onnx_chw = (c, h, w)
-        chain.add({"type": "flatten"}, None, (h * w * c,))
+        if [ld["type"] for ld in chain.layers] == ["input"]:
+            # an MLP on images: the raw features are already flat (h, w, c); only the first dense rows move
+            chain.layers.clear()
+            chain.params.clear()
+            chain.shape = (h * w * c,)
+        else:
+            chain.add({"type": "flatten"}, None, (h * w * c,))
 
 
 @_op("BatchNormalization")
@@ -373,7 +379,7 @@ def convert(path: Path, model=None):
     layers = chain.layers
     fmt = "picozoo.sequential/1" if all(ld["type"] in v1_types for ld in layers) else "picozoo.sequential/2"
     spec = {"format": fmt, "output": "logits", "layers": layers}
-    input_shape = tuple(chain.layers[0]["shape"]) if layers and layers[0]["type"] == "input" else (dims[0],)
+    input_shape = (dims[1], dims[2], dims[0]) if len(dims) == 3 else (dims[0],)  # picozoo's (h, w, c) order
     return spec, chain.params, input_shape, chain.softmax_input
 
 
