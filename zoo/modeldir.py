@@ -1,7 +1,7 @@
 """The model-directory contract every stage reads and writes: `model.safetensors` + `metrics.json`.
 
-`model.safetensors` holds one tensor per Dense parameter, named `layers.<i>.w` (in, out) and `layers.<i>.b` (out,)
-where <i> is the layer's index in the spec, plus any tensors a compression pass adds; its metadata key `picozoo` is a
+`model.safetensors` holds one tensor per layer parameter, named `layers.<i>.<name>` (a Dense's `w` (in, out) and
+`b` (out,), a conv's `w` and `b`, a BatchNorm's `gamma`, `beta`, `mean`, `var`) where <i> is the layer's index in the spec, plus any tensors a compression pass adds; its metadata key `picozoo` is a
 JSON object with the spec, dataset, input scaling, dtype, seed and format version. Writes go to a temporary name and
 are renamed into place, so a directory never holds half a model. Details: docs/MODEL_FORMAT.md.
 """
@@ -17,7 +17,7 @@ import numpy as np
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import load_file, save_file
 
-from zoo.nn import Dense, Sequential, SpecError
+from zoo.nn import Sequential, SpecError
 
 MODEL_FILE = "model.safetensors"
 METRICS_FILE = "metrics.json"
@@ -34,16 +34,15 @@ class SavedModel:
     spec: Sequential
     params: list  # one dict of numpy arrays per layer
     meta: dict
-    extra: dict = field(default_factory=dict)  # tensors beyond the Dense params (compression passes)
+    extra: dict = field(default_factory=dict)  # tensors beyond the layer params (compression passes)
     metrics: dict = field(default_factory=dict)
 
 
 def params_to_tensors(spec: Sequential, params) -> dict:
     tensors = {}
     for i, (layer, p) in enumerate(zip(spec.layers, params)):
-        if isinstance(layer, Dense):
-            tensors[f"layers.{i}.w"] = np.ascontiguousarray(np.asarray(p["w"]))
-            tensors[f"layers.{i}.b"] = np.ascontiguousarray(np.asarray(p["b"]))
+        for name in layer.param_shapes():
+            tensors[f"layers.{i}.{name}"] = np.ascontiguousarray(np.asarray(p[name]))
     return tensors
 
 
@@ -94,17 +93,15 @@ def load(directory: Path) -> SavedModel:
                             f"{FORMAT_VERSION}")
     params = []
     for i, layer in enumerate(spec.layers):
-        if not isinstance(layer, Dense):
-            params.append({})
-            continue
+        shapes = layer.param_shapes()
         try:
-            w, b = tensors.pop(f"layers.{i}.w"), tensors.pop(f"layers.{i}.b")
+            p = {name: tensors.pop(f"layers.{i}.{name}") for name in shapes}
         except KeyError as e:
             raise ModelDirError(f"{path}: missing tensor {e.args[0]} for layer {i} ({layer})") from None
-        if w.shape != (layer.in_features, layer.out_features) or b.shape != (layer.out_features,):
-            raise ModelDirError(f"{path}: layer {i} tensors have shapes {w.shape}, {b.shape}; the spec says "
-                                f"({layer.in_features}, {layer.out_features}), ({layer.out_features},)")
-        params.append({"w": w, "b": b})
+        if any(p[name].shape != shape for name, shape in shapes.items()):
+            raise ModelDirError(f"{path}: layer {i} tensors have shapes {', '.join(str(v.shape) for v in p.values())}; "
+                                f"the spec says {', '.join(map(str, shapes.values()))}")
+        params.append(p)
     metrics = {}
     metrics_path = directory / METRICS_FILE
     if metrics_path.is_file():

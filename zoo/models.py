@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from zoo.nn import Dense, ReLU, Sequential, Sigmoid
+from zoo.nn import (BatchNorm, Conv2D, Dense, DepthwiseConv2D, Dropout, Flatten, GlobalAvgPool2D, Input, MaxPool2D,
+                   ReLU, ReLU6, Sequential, Sigmoid)
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,8 @@ class ModelConfig:
     batch_size: int = 128
     weight_decay: float = 0.05
     label_smoothing: float = 0.1
+    augment_shift: int = 0  # training images moved by a random whole-pixel offset up to this many pixels (0: off)
+    train_limit: int | None = None  # train on the first N training samples only (None: all)
 
     def with_overrides(self, **kwargs):
         return replace(self, **{k: v for k, v in kwargs.items() if v is not None})
@@ -35,6 +38,50 @@ def _mlp(hidden, n_in=784, n_out=10):
     return Sequential(layers, output="logits")
 
 
+def _conv_bn_relu(c_in, c_out, padding="same"):
+    return [Conv2D(c_in, c_out, 3, 1, padding), BatchNorm(c_out), ReLU()]
+
+
+def _mnist_cnn():
+    """Three 3x3 convs (12, 24, 32 channels) with BatchNorm, max pools, one dense layer: 767 k MACs, 11,028
+    weights; small enough for the M0+ and for an int8 variant under 12 KB (docs/MODEL_FORMAT.md)."""
+    return Sequential([Input(28, 28, 1),
+                       *_conv_bn_relu(1, 12), MaxPool2D(2),           # 14x14x12
+                       *_conv_bn_relu(12, 24), MaxPool2D(2),          # 7x7x24
+                       *_conv_bn_relu(24, 32, "valid"), MaxPool2D(2),  # 5x5x32 -> 2x2x32
+                       Flatten(), Dropout(0.25), Dense(128, 10)])
+
+
+def _fashion_cnn():
+    """Wider than mnist_cnn (16, 32, 64 channels): Fashion-MNIST needs the capacity. 1.47 M MACs."""
+    return Sequential([Input(28, 28, 1),
+                       *_conv_bn_relu(1, 16), MaxPool2D(2),   # 14x14x16
+                       *_conv_bn_relu(16, 32), MaxPool2D(2),  # 7x7x32
+                       *_conv_bn_relu(32, 64), MaxPool2D(2),  # 3x3x64
+                       Flatten(), Dropout(0.3), Dense(576, 10)])
+
+
+# MobileNetV1 body (TF-slim mobilenet_v1, ../shared/reference/conv-onnx.md section 5): width 0.25 gives
+# max(int(d * 0.25), 8) channels; (output channels, stride) of the 13 depthwise-separable blocks.
+_MOBILENET_BLOCKS = ((16, 1), (32, 2), (32, 1), (64, 2), (64, 1), (128, 2), (128, 1), (128, 1), (128, 1), (128, 1),
+                     (128, 1), (256, 2), (256, 1))
+
+
+def _pd_mobilenet():
+    """TensorFlow Lite Micro's person-detection network: MobileNetV1 width 0.25, 96x96x1, 2 classes.
+    BatchNorm momentum 0.9 (not Keras's 0.99) so the running statistics settle within its short training."""
+    def bn(c):
+        return BatchNorm(c, momentum=0.9)
+    layers = [Input(96, 96, 1), Conv2D(1, 8, 3, 2, "same"), bn(8), ReLU6()]
+    c = 8
+    for out, stride in _MOBILENET_BLOCKS:
+        layers += [DepthwiseConv2D(c, 3, stride, "same"), bn(c), ReLU6(),
+                   Conv2D(c, out, 1, 1, "same"), bn(out), ReLU6()]
+        c = out
+    layers += [GlobalAvgPool2D(), Dense(c, 2)]
+    return Sequential(layers)
+
+
 def _registry():
     models = [
         # The original project's XOR example: 2-3-1 sigmoid network, MSE, SGD lr 0.25, 2000 epochs, full batch.
@@ -46,6 +93,14 @@ def _registry():
         name = "mnist_" + "_".join(map(str, hidden))
         models.append(ModelConfig(name, _mlp(hidden), dataset="mnist"))
     models.append(ModelConfig("fashion_300", _mlp((300,)), dataset="fashion"))
+    # Conv nets: BatchNorm, dropout before the head, random shifts of up to 2 pixels.
+    models.append(ModelConfig("mnist_cnn", _mnist_cnn(), dataset="mnist", lr=3e-3, epochs=12, weight_decay=0.01,
+                              augment_shift=2))
+    models.append(ModelConfig("fashion_cnn", _fashion_cnn(), dataset="fashion", lr=3e-3, epochs=15,
+                              weight_decay=0.01, augment_shift=1))
+    # Exists for its latency and RAM on the chip: a short run on a subset of the 96x96 two-class task.
+    models.append(ModelConfig("pd_mobilenet", _pd_mobilenet(), dataset="fashion_pd96", lr=3e-3, epochs=2,
+                              batch_size=64, weight_decay=0.01, label_smoothing=0.0, train_limit=6144))
     return {m.name: m for m in models}
 
 
