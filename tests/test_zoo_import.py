@@ -157,6 +157,7 @@ def test_mlp_on_nchw_images_reorders_the_first_dense_rows(tmp_path):
     assert np.max(np.abs(host.forward(saved, raw.reshape(10, -1)) - ref)) < 1e-5
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_pytorch_mlp_export_imports(tmp_path):
     torch = pytest.importorskip("torch")
     torch.manual_seed(0)
@@ -172,3 +173,93 @@ def test_pytorch_mlp_export_imports(tmp_path):
     with torch.no_grad():
         probs = module(torch.tensor(raw.reshape(20, 1, 28, 28) / 255.0, dtype=torch.float32)).numpy()
     assert np.array_equal(np.argmax(host.forward(saved, raw), -1), np.argmax(probs, -1))
+
+
+def conv_graph(pads=(1, 1, 1, 1), bn=True):
+    """Conv(3x3, 2->4) [+ BatchNorm] + Relu + MaxPool 2 + depthwise Conv 3x3 stride 2 + Clip(0, 6) + AveragePool 2
+    + Conv 1x1 + GlobalAveragePool + Flatten + Gemm, on a (2, 12, 12) input; then the same with Flatten after a conv
+    map instead of the global pool (see conv_flatten_graph)."""
+    inits = {"k1": RNG.normal(0, 0.4, (4, 2, 3, 3)), "c1": RNG.normal(0, 0.1, 4),
+             "g": RNG.uniform(0.5, 1.5, 4), "be": RNG.normal(0, 0.1, 4), "mu": RNG.normal(0, 0.1, 4),
+             "var": RNG.uniform(0.5, 2, 4),
+             "kd": RNG.normal(0, 0.4, (4, 1, 3, 3)), "cd": RNG.normal(0, 0.1, 4),
+             "kp": RNG.normal(0, 0.4, (6, 4, 1, 1)), "cp": RNG.normal(0, 0.1, 6),
+             "wf": RNG.normal(0, 0.4, (3, 6)), "bf": RNG.normal(0, 0.1, 3),
+             "lo": np.float32(0), "hi": np.float32(6)}
+    nodes = [helper.make_node("Conv", ["x", "k1", "c1"], ["a"], name="conv1", pads=list(pads), kernel_shape=[3, 3])]
+    last = "a"
+    if bn:
+        nodes.append(helper.make_node("BatchNormalization", ["a", "g", "be", "mu", "var"], ["bn"], name="bn1",
+                                      epsilon=1e-3))
+        last = "bn"
+    nodes += [helper.make_node("Relu", [last], ["r"]),
+              helper.make_node("MaxPool", ["r"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
+              helper.make_node("Conv", ["p", "kd", "cd"], ["d"], name="dw", group=4, kernel_shape=[3, 3],
+                               strides=[2, 2], auto_pad="SAME_UPPER"),
+              helper.make_node("Clip", ["d", "lo", "hi"], ["c"]),
+              helper.make_node("AveragePool", ["c"], ["ap"], kernel_shape=[2, 2], strides=[1, 1]),
+              helper.make_node("Conv", ["ap", "kp", "cp"], ["pw"], name="pw", kernel_shape=[1, 1]),
+              helper.make_node("GlobalAveragePool", ["pw"], ["gap"]),
+              helper.make_node("Flatten", ["gap"], ["f"]),
+              helper.make_node("Gemm", ["f", "wf", "bf"], ["y"], transB=1)]
+    return make_model(nodes, inits, [2, 12, 12])
+
+
+def test_conv_graph_imports_nhwc_and_matches_onnxruntime(tmp_path):
+    out = tmp_path / "o"
+    metrics = import_onnx(save(tmp_path, conv_graph()), out)
+    saved = modeldir.load(out)
+    types = [d["type"] for d in saved.spec.to_dict()["layers"]]
+    assert types == ["input", "conv2d", "relu", "max_pool2d", "depthwise_conv2d", "relu6", "avg_pool2d", "conv2d",
+                     "global_avg_pool2d", "dense"]  # BatchNorm folded, the Flatten after the global pool dropped
+    assert saved.spec.to_dict()["layers"][0]["shape"] == [12, 12, 2]
+    check = metrics["import_check"]
+    assert check["passed"] and check["max_abs_output_diff"] <= TOLERANCE and check["inputs"] == 256
+
+
+def test_flatten_after_a_feature_map_permutes_the_dense_rows(tmp_path):
+    inits = {"k": RNG.normal(0, 0.4, (3, 1, 3, 3)), "w": RNG.normal(0, 0.2, (3 * 4 * 4, 5)), "b": np.zeros(5)}
+    nodes = [helper.make_node("Conv", ["x", "k"], ["c"], kernel_shape=[3, 3], strides=[2, 2]),
+             helper.make_node("Relu", ["c"], ["r"]), helper.make_node("Flatten", ["r"], ["f"]),
+             helper.make_node("MatMul", ["f", "w"], ["m"]), helper.make_node("Add", ["m", "b"], ["y"])]
+    out = tmp_path / "o"
+    assert import_onnx(save(tmp_path, make_model(nodes, inits, [1, 9, 9])), out)["import_check"]["passed"]
+    assert [d["type"] for d in modeldir.load(out).spec.to_dict()["layers"]] == [
+        "input", "conv2d", "relu", "flatten", "dense"]
+
+
+def test_padding_picozoo_cannot_express_is_refused(tmp_path):
+    # PyTorch's padding=1 with stride 2 on an even input pads 1 on both sides; 'same' would pad 0 before, 1 after
+    inits = {"k": RNG.normal(0, 0.4, (2, 1, 3, 3))}
+    nodes = [helper.make_node("Conv", ["x", "k"], ["c"], name="down", kernel_shape=[3, 3], strides=[2, 2],
+                              pads=[1, 1, 1, 1]), helper.make_node("GlobalAveragePool", ["c"], ["y"])]
+    with pytest.raises(OnnxImportError, match=r"node 'down' \(Conv\): pads \[1, 1, 1, 1\].*8x8.*'same'"):
+        import_onnx(save(tmp_path, make_model(nodes, inits, [1, 8, 8])), tmp_path / "o")
+    assert not (tmp_path / "o").exists()
+
+
+def test_grouped_conv_and_dilation_are_refused(tmp_path):
+    for attrs, match in (({"group": 2}, "group=2"), ({"dilations": [2, 2]}, "dilations")):
+        shape = (4, 2, 3, 3) if "group" in attrs else (4, 4, 3, 3)
+        nodes = [helper.make_node("Conv", ["x", "k"], ["c"], name="conv", kernel_shape=[3, 3], **attrs),
+                 helper.make_node("GlobalAveragePool", ["c"], ["y"])]
+        with pytest.raises(OnnxImportError, match=match):
+            import_onnx(save(tmp_path, make_model(nodes, {"k": RNG.normal(0, 1, shape)}, [4, 8, 8])),
+                        tmp_path / "o")
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_pytorch_cnn_export_imports(tmp_path):
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+    torch.manual_seed(0)
+    module = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU6(), nn.MaxPool2d(2),
+                           nn.Conv2d(4, 4, 3, padding=1, groups=4), nn.ReLU(), nn.Flatten(),
+                           nn.Linear(4 * 7 * 7, 10)).eval()
+    with torch.no_grad():  # non-trivial BatchNorm statistics
+        module[1].running_mean.uniform_(-0.2, 0.2)
+        module[1].running_var.uniform_(0.5, 2.0)
+    path = tmp_path / "cnn.onnx"
+    torch.onnx.export(module, (torch.zeros(1, 1, 14, 14),), str(path), dynamo=False, input_names=["x"],
+                      dynamic_axes={"x": {0: "N"}})
+    assert import_onnx(path, tmp_path / "o")["import_check"]["passed"]

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from zoo import __version__, data, host, modeldir
-from zoo.nn import Sequential, SpecError
+from zoo.nn import Sequential, SpecError, same_pads, window_out_size
 
 TOLERANCE = 1e-4          # largest |ours - onnxruntime| accepted on any output
 CHECK_IMAGES = 10_000     # how many inputs the import check runs (all test images of a dataset, at most this)
@@ -71,12 +71,6 @@ def _attrs(node) -> dict:
 
 
 # -- padding: ONNX explicit pads -> picozoo "same"/"valid" ------------------------------------------------------------
-def _same_pads(size: int, k: int, s: int) -> tuple[int, int]:
-    out = -(-size // s)
-    total = max((out - 1) * s + k - size, 0)
-    return total // 2, total - total // 2
-
-
 def _padding(chain, node, a: dict, hw: tuple, kernel: tuple, strides: tuple) -> str:
     auto = a.get("auto_pad", b"NOTSET")
     auto = auto.decode() if isinstance(auto, bytes) else auto
@@ -92,7 +86,7 @@ def _padding(chain, node, a: dict, hw: tuple, kernel: tuple, strides: tuple) -> 
     begin, end = pads[:2], pads[2:]
     if begin == [0, 0] and end == [0, 0]:
         return "valid"
-    same = [_same_pads(n, k, s) for n, k, s in zip(hw, kernel, strides)]
+    same = [same_pads(n, k, s, "same") for n, k, s in zip(hw, kernel, strides)]
     if [b for b, _ in same] == begin and [e for _, e in same] == end:
         return "same"
     chain.fail(node, f"pads {pads} (top, left, bottom, right) on a {hw[0]}x{hw[1]} input match neither 'valid' (no "
@@ -119,9 +113,7 @@ def _image(chain, node) -> tuple[int, int, int]:
 
 
 def _out_hw(hw, kernel, strides, padding):
-    if padding == "same":
-        return tuple(-(-n // s) for n, s in zip(hw, strides))
-    return tuple((n - k) // s + 1 for n, k, s in zip(hw, kernel, strides))
+    return tuple(window_out_size(n, k, s, padding) for n, k, s in zip(hw, kernel, strides))
 
 
 # -- the operators ------------------------------------------------------------------------------------------------------
