@@ -22,10 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from compress import finetune as ft
-from compress import layout, quantize, reference, share
+from compress import footprint, layout, netspec, quantize, reference, share, structured
 from zoo import __version__, data, host, modeldir
 from zoo.models import MODELS, ModelConfig
-from zoo.nn import Dense
 from zoo.train import TrainingError
 
 QUANT_SCHEMES = ("int8",)
@@ -113,21 +112,35 @@ def validate(model_dir: Path, opts: Options):
         raise CompressError(f"{path} is already pruned (sparsity {model.meta['sparsity'].get('weights')}); "
                             f"prune the float model it came from ({model.meta.get('compression', {}).get('from')}),"
                             f" or only --quantize this one")
+    dicts = netspec.layer_dicts(model.spec)
     if opts.quantize:
         try:
             quantize.check_supported(model.spec, str(path))
         except quantize.QuantizationError as e:
             raise CompressError(str(e)) from None
-    features = int(model.spec.dense_layers[0].in_features)
-    side = ft.image_side(features)
+    conv = any(d["type"] not in ("dense", "relu", "sigmoid", "tanh") for d in dicts)
+    if opts.share is not None and conv:
+        raise CompressError(f"{path}: --share {opts.share} supports dense-only networks (its code3 storage is a "
+                            f"dense kernel), and this model has {', '.join(sorted({d['type'] for d in dicts}))} "
+                            f"layers; use --prune and/or --qat")
+    shape = netspec.in_shape(dicts)
+    side = _image_side(shape)
     if opts.augment_shift and (side is None or opts.augment_shift * 4 > side):
+        what = f"{shape[0]} features" if len(shape) == 1 else f"input shape {shape}"
         raise CompressError(f"{path}: --augment-shift {opts.augment_shift} needs square images at least "
-                            f"{4 * opts.augment_shift} pixels wide, and this model takes {features} features; "
+                            f"{4 * opts.augment_shift} pixels wide (one channel), and this model takes {what}; "
                             f"use --augment-shift 0 for non-image inputs")
-    if opts.structured and len(model.spec.dense_layers) < 2:
-        raise CompressError(f"{path}: --structured removes hidden neurons, and this model has no hidden layer; "
-                            f"use unstructured --prune")
+    if opts.structured and not structured.groups(dicts):
+        raise CompressError(f"{path}: --structured removes hidden neurons or conv filters, and this model has no "
+                            f"hidden layer or conv layer feeding another; use unstructured --prune")
     return model
+
+
+def _image_side(shape):
+    """The side of a square one-channel image input ((h, w, 1) or h*w features), or None."""
+    if len(shape) == 3:
+        return shape[0] if shape[0] == shape[1] and shape[2] == 1 else None
+    return ft.image_side(int(shape[0]))
 
 
 def _occupied(out: Path) -> bool:
@@ -147,10 +160,26 @@ def _config(model) -> ModelConfig:
     return ModelConfig(name or "model", model.spec, dataset=model.meta["dataset"])
 
 
+def _weight_count(spec) -> int:
+    return sum(int(np.prod(s)) for s in _weight_shapes(spec))
+
+
+def _weight_shapes(spec):
+    shapes = []
+    for d in netspec.layer_dicts(spec):
+        if d["type"] == "dense":
+            shapes.append((d["in"], d["out"]))
+        elif d["type"] == "conv2d":
+            shapes.append((*d["kernel"], d["in"], d["out"]))
+        elif d["type"] == "depthwise_conv2d":
+            shapes.append((*d["kernel"], d["channels"]))
+    return shapes
+
+
 def _sparsity(spec, params) -> dict:
     layers, zeros, count = {}, 0, 0
-    for i, layer in enumerate(spec.layers):
-        if isinstance(layer, Dense):
+    for i, d in enumerate(netspec.layer_dicts(spec)):
+        if d["type"] in netspec.WEIGHTED:
             w = np.asarray(params[i]["w"])
             layers[str(i)] = round(float(np.mean(w == 0)), 6)
             zeros += int(np.sum(w == 0))
@@ -179,12 +208,17 @@ def compress_model(model_dir: Path, opts: Options):
     ds = data.load(model.meta["dataset"], opts.data_dir)
     cfg = _config(model).with_overrides(label_smoothing=opts.label_smoothing)
     seed = model.meta.get("seed", 0) if opts.seed is None else opts.seed
-    spec, params = model.spec, [dict(p) for p in model.params]
+    spec, params = netspec.for_inference(model.spec, [dict(p) for p in model.params])
     meta = {k: model.meta[k] for k in ("model", "dataset", "input", "dtype", "seed") if k in model.meta}
     meta["picozoo_version"] = __version__
     steps = []
     compression = {"from": str(model_dir), "source_test_accuracy": model.metrics.get("test_accuracy"), "steps": steps}
     sparsity_meta = model.meta.get("sparsity")
+    folded = [d["type"] for d in netspec.layer_dicts(model.spec) if d["type"] in ("batch_norm", "dropout")]
+    if folded:  # the int8 and pruning passes and the firmware see the inference network
+        steps.append({"pass": "inference", "batch_norm_folded": folded.count("batch_norm"),
+                      "dropout_removed": folded.count("dropout")})
+    cfg = cfg.with_overrides(spec=spec)
 
     if opts.prune is not None:
         fc = ft.FinetuneConfig(epochs=opts.epochs or 20, lr=opts.lr or 1e-3, seed=seed,
@@ -193,12 +227,12 @@ def compress_model(model_dir: Path, opts: Options):
         log(f"pruning to {opts.prune:.0%} ({'structured' if opts.structured else opts.scope}), "
             f"{fc.epochs} epochs of fine-tuning")
         params, masks, info = ft.finetune(cfg, params, ds, fc, log=log)
-        original_weights = sum(d.in_features * d.out_features for d in spec.dense_layers)
+        original_weights = _weight_count(spec)
         if opts.structured:
             keep = ft.neuron_keep(spec, params, opts.prune)
             spec, params = ft.slice_neurons(spec, params, keep)
             cfg = cfg.with_overrides(spec=spec)
-            kept = sum(d.in_features * d.out_features for d in spec.dense_layers)
+            kept = _weight_count(spec)
             sparsity_meta = {**_sparsity(spec, params), "structured": True, "target": opts.prune,
                              "neurons_kept": {str(i): int(v.sum()) for i, v in keep.items()},
                              "neurons_removed": {str(i): int((~v).sum()) for i, v in keep.items()},
@@ -237,6 +271,10 @@ def compress_model(model_dir: Path, opts: Options):
                                 "qat": opts.qat}
         for lm in qmeta["layers"]:
             i = lm["index"]
+            if lm["type"] != "dense":  # conv kernels read the quantized tensors as they are; pools store nothing
+                if lm["type"] in netspec.WEIGHTED:
+                    lm["storage"] = "dense"
+                continue
             wq = extra[f"q.layers.{i}.w"]
             lm["storage"] = layout.choose_storage(wq, extra[f"q.layers.{i}.multiplier"], extra[f"q.layers.{i}.shift"])
             for name, tensor in layout.storage_tensors(lm["storage"], wq).items():
@@ -270,18 +308,7 @@ def _share(cfg, params, ds, calib, opts, seed, log):
     return share.float_params(layers, shared), ranges, share.int8_weights(layers, shared), info
 
 
-def model_bytes(saved) -> dict:
-    """Every byte the firmware stores for the model: weights, indices, scales, biases (docs/COMPRESS.md)."""
-    parts = []
-    q = saved.meta.get("quantization")
-    if q:
-        for lm in q["layers"]:
-            parts.append(layout.int8_layer_bytes(saved.extra[f"q.layers.{lm['index']}.w"], lm["storage"]))
-    else:
-        for i, layer in enumerate(saved.spec.layers):
-            if isinstance(layer, Dense):
-                parts.append(layout.float_layer_bytes(saved.params[i]["w"], saved.params[i]["b"]))
-    return layout.total(parts)
+model_bytes = footprint.model_bytes  # every byte the firmware stores (docs/COMPRESS.md)
 
 
 def _metrics(saved, ds, source, sparsity_meta) -> dict:
@@ -308,7 +335,8 @@ def _metrics(saved, ds, source, sparsity_meta) -> dict:
         "compression": saved.meta["compression"],
     }
     if "quantization" in saved.meta:
-        metrics["storage"] = {str(lm["index"]): lm["storage"] for lm in saved.meta["quantization"]["layers"]}
+        metrics["storage"] = {str(lm["index"]): lm["storage"] for lm in saved.meta["quantization"]["layers"]
+                              if "storage" in lm}
     if sparsity_meta and sparsity_meta.get("structured"):
         metrics["weights_removed"] = sparsity_meta["weights_removed"]
         metrics["sparsity"] = sparsity_meta["weights_removed"]

@@ -27,7 +27,6 @@ import optax
 from jax.sharding import NamedSharding, PartitionSpec
 
 from zoo import train as zt
-from zoo.nn import Dense
 
 
 # -- masks through optax ------------------------------------------------------------------------------------------
@@ -66,14 +65,21 @@ def zero_masks(params):
              for k, v in p.items()} for p in params]
 
 
-def magnitude_masks(spec, params, sparsity: float, scope: str = "global"):
-    """0/1 masks removing the `sparsity` fraction of dense weights with the smallest |w| (biases are kept).
+def _weighted(spec):
+    from compress.netspec import WEIGHTED, layer_dicts
 
-    global: one ranking over every dense weight; layer: each layer loses the same fraction. Ties are broken by
+    return [i for i, d in enumerate(layer_dicts(spec)) if d["type"] in WEIGHTED]
+
+
+def magnitude_masks(spec, params, sparsity: float, scope: str = "global"):
+    """0/1 masks removing the `sparsity` fraction of weights (dense, conv2d, depthwise) with the smallest |w|
+    (biases are kept).
+
+    global: one ranking over every weight; layer: each layer loses the same fraction. Ties are broken by
     position (stable sort), so the count is exact and the result deterministic.
     """
     masks = _ones_like_tree(params)
-    idx = [i for i, layer in enumerate(spec.layers) if isinstance(layer, Dense)]
+    idx = _weighted(spec)
     groups = [idx] if scope == "global" else [[i] for i in idx]
     for group in groups:
         mags = np.concatenate([np.abs(np.asarray(params[i]["w"], np.float64)).ravel() for i in group])
@@ -88,54 +94,34 @@ def magnitude_masks(spec, params, sparsity: float, scope: str = "global"):
     return masks
 
 
+# Structured pruning: whole hidden neurons of an MLP, whole filters/channels of a conv net (compress/structured.py).
 def neuron_scores(spec, params):
-    """{dense index: score per hidden neuron}: ||incoming weights|| * ||outgoing weights|| (L2)."""
-    idx = [i for i, layer in enumerate(spec.layers) if isinstance(layer, Dense)]
-    scores = {}
-    for i, nxt in zip(idx, idx[1:]):
-        w_in = np.asarray(params[i]["w"], np.float64)
-        w_out = np.asarray(params[nxt]["w"], np.float64)
-        scores[i] = np.linalg.norm(w_in, axis=0) * np.linalg.norm(w_out, axis=1)
-    return scores
+    """{producer index: score per output channel / hidden neuron} (compress.structured.scores)."""
+    from compress import netspec, structured
+
+    return structured.scores(netspec.layer_dicts(spec), params)
 
 
 def neuron_keep(spec, params, fraction: float):
-    """{dense index: bool keep-vector}: each hidden layer drops the `fraction` of its neurons with the lowest score."""
-    keep = {}
-    for i, s in neuron_scores(spec, params).items():
-        k = min(int(round(fraction * s.size)), s.size - 1)  # a layer keeps at least one neuron
-        v = np.ones(s.size, bool)
-        v[np.argsort(s, kind="stable")[:k]] = False
-        keep[i] = v
-    return keep
+    """{producer index: bool keep-vector}: each group drops the `fraction` of its channels with the lowest score."""
+    from compress import netspec, structured
+
+    return structured.keep(netspec.layer_dicts(spec), params, fraction)
 
 
 def neuron_masks(spec, params, fraction: float):
-    masks = _ones_like_tree(params)
-    idx = [i for i, layer in enumerate(spec.layers) if isinstance(layer, Dense)]
-    for i, v in neuron_keep(spec, params, fraction).items():
-        nxt = idx[idx.index(i) + 1]
-        m = v.astype(np.float32)
-        masks[i]["w"] = masks[i]["w"] * m[None, :]
-        masks[i]["b"] = m.copy()
-        masks[nxt]["w"] = masks[nxt]["w"] * m[:, None]
-    return masks
+    from compress import netspec, structured
+
+    dicts = netspec.layer_dicts(spec)
+    return structured.masks(dicts, params, structured.keep(dicts, params, fraction))
 
 
 def slice_neurons(spec, params, keep):
-    """A smaller dense network without the removed hidden neurons (same function once they are masked to zero)."""
-    from zoo.nn import Sequential
+    """A smaller network without the removed channels (same function once they are masked to zero)."""
+    from compress import netspec, structured
 
-    layers, new_params = list(spec.layers), [dict(p) for p in params]
-    idx = [i for i, layer in enumerate(spec.layers) if isinstance(layer, Dense)]
-    for i, v in keep.items():
-        nxt = idx[idx.index(i) + 1]
-        new_params[i] = {"w": np.asarray(new_params[i]["w"])[:, v], "b": np.asarray(new_params[i]["b"])[v]}
-        new_params[nxt] = {"w": np.asarray(new_params[nxt]["w"])[v, :], "b": np.asarray(new_params[nxt]["b"])}
-    for i in idx:
-        w = np.asarray(new_params[i]["w"])
-        layers[i] = Dense(int(w.shape[0]), int(w.shape[1]))
-    return Sequential(layers, output=spec.output), new_params
+    dicts, params = structured.slice_channels(netspec.layer_dicts(spec), params, keep)
+    return netspec.with_layers(spec, dicts), params
 
 
 def zhu_gupta(step: int, ramp_steps: int, final: float, initial: float = 0.0) -> float:
@@ -173,8 +159,9 @@ def straight_through(x, q):
 
 
 def fake_quant_weight(w):
-    """Per-output-channel symmetric int8 rounding of a (in, out) matrix with a straight-through gradient."""
-    amax = jax.lax.stop_gradient(jnp.max(jnp.abs(w), axis=0, keepdims=True))
+    """Per-output-channel symmetric int8 rounding of a channel-last weight tensor (dense (in, out), conv2d HWIO,
+    depthwise (kh, kw, C)) with a straight-through gradient."""
+    amax = jax.lax.stop_gradient(jnp.max(jnp.abs(w), axis=tuple(range(w.ndim - 1)), keepdims=True))
     s = jnp.where(amax > 0, amax / 127.0, 1.0 / 127.0)
     return straight_through(w, jnp.clip(jnp.round(w / s), -127, 127) * s), s
 
@@ -196,17 +183,26 @@ class FakeQuantSpec:
         return self.spec.output
 
     def apply(self, params, x):
+        from compress.netspec import FUSED_ACTIVATIONS, WEIGHTED
+
         layers, n, s_in = self.spec.layers, 0, self.input_scale
+        fused = False
         for i, (layer, p) in enumerate(zip(layers, params)):
-            if isinstance(layer, Dense):
-                w, s_w = fake_quant_weight(p["w"])
-                bs = jax.lax.stop_gradient(s_w[0] * s_in)
-                x = x @ w + straight_through(p["b"], jnp.round(p["b"] / bs) * bs)
-                if i + 1 < len(layers) and layers[i + 1].kind == "relu":
-                    x = jax.nn.relu(x)
-                scale, zp = self.ranges[n]
-                x = fake_quant_act(x, scale, zp)
-                s_in, n = scale, n + 1
+            if fused:  # the ReLU/ReLU6 was applied with the weighted layer before it
+                fused = False
+                continue
+            if layer.kind not in WEIGHTED:
+                x = layer.apply(p, x)
+                continue
+            w, s_w = fake_quant_weight(p["w"])
+            bs = jax.lax.stop_gradient(s_w.reshape(-1) * s_in)
+            x = layer.apply({"w": w, "b": straight_through(p["b"], jnp.round(p["b"] / bs) * bs)}, x)
+            if i + 1 < len(layers) and layers[i + 1].kind in FUSED_ACTIVATIONS:
+                x = layers[i + 1].apply({}, x)
+                fused = True
+            scale, zp = self.ranges[n]
+            x = fake_quant_act(x, scale, zp)
+            s_in, n = scale, n + 1
         return x
 
     def predict(self, params, x):

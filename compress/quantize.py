@@ -28,6 +28,7 @@ ROUNDING = "single"
 INPUT_ZERO_POINT = -128  # q_in = raw - 128
 QMIN, QMAX = -128, 127
 WMAX = 127  # weights are symmetric in [-127, 127]
+RELU6_MAX = 6.0
 MAX_TOTAL_SHIFT = 62  # 31 + shift must be in [1, 62] so the 64-bit product's rounding term fits
 
 
@@ -72,37 +73,78 @@ def requantize(acc, multiplier, shift):
     return (acc * multiplier + (np.int64(1) << (total - 1))) >> total
 
 
-# -- calibration --------------------------------------------------------------------------------------------------
+# -- which networks int8 covers ----------------------------------------------------------------------------------
 def dense_indices(spec):
     return [i for i, layer in enumerate(spec.layers) if isinstance(layer, Dense)]
 
 
+def _ops():
+    from compress.reference import OPS  # reference imports this module: import on use
+    return OPS
+
+
 def check_supported(spec, path="model"):
-    """int8 covers dense layers, each optionally followed by one ReLU, ending in logits."""
-    layers = spec.layers
-    for i, layer in enumerate(layers):
-        if isinstance(layer, Dense):
+    """Raise QuantizationError naming the first layer int8 cannot run (see check_layers)."""
+    from compress.netspec import layer_dicts
+
+    check_layers(layer_dicts(spec), spec.output, path)
+
+
+def check_layers(dicts, output="logits", path="model"):
+    """int8 runs the golden model's ops (dense, conv2d, depthwise_conv2d, max/avg/global-average pooling, flatten);
+    a ReLU or ReLU6 right after a weighted layer is fused into it, a batch_norm right after one is folded into it,
+    `input` and `dropout` layers compute nothing; the output must be logits."""
+    from compress.netspec import FUSED_ACTIVATIONS, WEIGHTED
+
+    ops = _ops()
+    prev = None
+    for i, d in enumerate(dicts):
+        t = d["type"]
+        if t in ("input", "dropout"):
             continue
-        if layer.kind != "relu":
-            raise QuantizationError(f"{path}: layer {i} is {layer.kind}; int8 supports dense layers with ReLU only "
-                                    f"(quantize a ReLU model, or keep this one in float)")
-        if i == 0 or not isinstance(layers[i - 1], Dense):
-            raise QuantizationError(f"{path}: layer {i} (relu) does not follow a dense layer; int8 fuses each ReLU "
-                                    f"into the dense layer before it")
-    if spec.output != "logits":
-        raise QuantizationError(f"{path}: output {spec.output!r}; int8 supports logits outputs only")
+        if t == "batch_norm" and prev not in WEIGHTED:
+            raise QuantizationError(f"{path}: layer {i} (batch_norm) does not follow a dense, conv2d or "
+                                    f"depthwise_conv2d layer, so it cannot be folded into one for int8")
+        if t in FUSED_ACTIVATIONS and prev not in WEIGHTED:
+            raise QuantizationError(f"{path}: layer {i} ({t}) does not follow a dense or conv layer; int8 fuses "
+                                    f"each ReLU/ReLU6 into the weighted layer before it (move it there)")
+        if t not in ops and t not in FUSED_ACTIVATIONS and t != "batch_norm":
+            raise QuantizationError(f"{path}: layer {i} is {t}; int8 supports {', '.join(ops)}, each weighted layer "
+                                    f"optionally followed by ReLU or ReLU6 (quantize a ReLU model, or keep this one "
+                                    f"in float)")
+        prev = prev if t == "batch_norm" else t
+    if output != "logits":
+        raise QuantizationError(f"{path}: output {output!r}; int8 supports logits outputs only")
+
+
+def fused_activation(dicts, i) -> str:
+    """'relu', 'relu6' or 'none': the activation fused into weighted layer i (the next layer, if it is one)."""
+    from compress.netspec import FUSED_ACTIVATIONS
+
+    nxt = dicts[i + 1]["type"] if i + 1 < len(dicts) else None
+    return nxt if nxt in FUSED_ACTIVATIONS else "none"
+
+
+# -- calibration --------------------------------------------------------------------------------------------------
+CALIBRATION_BATCH = 500  # images per float forward pass (bounds the im2col memory)
 
 
 def float_activations(spec, params, x):
-    """The float output of each dense layer (after its fused ReLU, if any), in order."""
-    outs = []
-    for i, (layer, p) in enumerate(zip(spec.layers, params)):
-        if isinstance(layer, Dense):
-            x = x @ np.asarray(p["w"], np.float32) + np.asarray(p["b"], np.float32)
-            if i + 1 < len(spec.layers) and spec.layers[i + 1].kind == "relu":
-                x = np.maximum(x, 0)
-            outs.append(x)
-    return outs
+    """The float output of each weighted layer (after its fused activation, if any), in order."""
+    from compress.netspec import layer_dicts
+
+    return _weighted_outputs(layer_dicts(spec), params, np.asarray(x, np.float32))
+
+
+def _weighted_outputs(dicts, params, x):
+    from compress.netspec import WEIGHTED, float_forward
+
+    taps = []
+    for i, d in enumerate(dicts):
+        if d["type"] in WEIGHTED:
+            taps.append(i + 1 if fused_activation(dicts, i) != "none" else i)
+    outs, _ = float_forward(dicts, params, x, taps=set(taps))
+    return [outs[t] for t in taps]
 
 
 def activation_qparams(lo: float, hi: float) -> tuple[float, int]:
@@ -116,74 +158,128 @@ def activation_qparams(lo: float, hi: float) -> tuple[float, int]:
 
 
 def calibrate(spec, params, raw_calib, input_scale):
-    """(scale, zero_point) of each dense layer's output from min/max over the calibration images."""
-    x = np.asarray(raw_calib, np.float32) * np.float32(input_scale)
-    ranges = []
-    for out in float_activations(spec, params, x):
-        ranges.append(activation_qparams(out.min(), out.max()))
-    return ranges
+    """(scale, zero_point) of each weighted layer's output from min/max over the calibration images."""
+    from compress.netspec import layer_dicts
+
+    return calibrate_layers(layer_dicts(spec), params, raw_calib, input_scale)
+
+
+def calibrate_layers(dicts, params, raw_calib, input_scale):
+    raw_calib = np.asarray(raw_calib)
+    spatial = any(d["type"] not in ("dense", "relu", "relu6") for d in dicts)
+    batch = CALIBRATION_BATCH if spatial else max(1, len(raw_calib))  # an MLP: one product, as before conv nets
+    lo = hi = None
+    for start in range(0, len(raw_calib), batch):
+        x = raw_calib[start:start + batch].astype(np.float32) * np.float32(input_scale)
+        outs = _weighted_outputs(dicts, params, x)
+        b_lo, b_hi = [float(o.min()) for o in outs], [float(o.max()) for o in outs]
+        lo = b_lo if lo is None else [min(a, b) for a, b in zip(lo, b_lo)]
+        hi = b_hi if hi is None else [max(a, b) for a, b in zip(hi, b_hi)]
+    return [activation_qparams(a, b) for a, b in zip(lo, hi)]
 
 
 # -- weights ------------------------------------------------------------------------------------------------------
-def weight_scales(w_in_out: np.ndarray) -> np.ndarray:
-    """Per-output-channel symmetric scales of a (in, out) float weight matrix; an all-zero channel gets 1/127."""
-    amax = np.max(np.abs(np.asarray(w_in_out, np.float64)), axis=0)
+def weight_scales(w: np.ndarray) -> np.ndarray:
+    """Per-output-channel symmetric scales of a float weight tensor whose last axis is the output channel (dense
+    (in, out), conv2d (kh, kw, in, out), depthwise (kh, kw, channels)); an all-zero channel gets 1/127."""
+    w = np.asarray(w, np.float64)
+    amax = np.max(np.abs(w.reshape(-1, w.shape[-1])), axis=0)
     return np.where(amax > 0, amax / WMAX, 1.0 / WMAX)
 
 
+def quantize_channels(w: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """int8 round(w / s) clipped to [-127, 127], in w's own layout (channel last); zeros stay zero."""
+    q = np.rint(np.asarray(w, np.float64) / scales)
+    return np.clip(q, -WMAX, WMAX).astype(np.int8)
+
+
 def quantize_weights(w_in_out: np.ndarray, scales: np.ndarray) -> np.ndarray:
-    """int8 (out, in) weights: round(w / s) clipped to [-127, 127]; zeros stay zero (sparsity is preserved)."""
-    q = np.rint(np.asarray(w_in_out, np.float64) / scales[None, :])
-    return np.clip(q, -WMAX, WMAX).astype(np.int8).T.copy()
+    """int8 (out, in) weights of a dense (in, out) matrix."""
+    return quantize_channels(w_in_out, scales).T.copy()
+
+
+# The stored int8 layout per weighted type (docs/MODEL_FORMAT.md): from the channel-last float layout, and back.
+STORED_LAYOUT = {
+    "dense": (lambda q: q.T.copy(), lambda q: q.T),  # (out, in)
+    "conv2d": (lambda q: np.ascontiguousarray(np.moveaxis(q, -1, 0)), lambda q: np.moveaxis(q, 0, -1)),  # OHWI
+    "depthwise_conv2d": (lambda q: q.copy(), lambda q: q),  # (kh, kw, C)
+}
 
 
 # -- the whole model ----------------------------------------------------------------------------------------------
 def quantize_model(spec, params, input_scale, raw_calib, act_ranges=None, path="model", weights=None):
     """Post-training int8 quantization. Returns (quantization meta, extra tensors, dequantized float params).
 
-    `act_ranges` (one (scale, zero_point) per dense layer) overrides calibration, e.g. the ranges used by QAT.
-    `weights` ({layer index: (int8 (out, in) weights, (out,) scales)}) overrides weight quantization, e.g. the
-    codebook weights of compress.share.
+    The spec must already be inference-only (no batch_norm or dropout: compress.netspec.for_inference).
+    `act_ranges` (one (scale, zero_point) per weighted layer) overrides calibration, e.g. the ranges used by QAT.
+    `weights` ({layer index: (int8 (out, in) weights, (out,) scales)}) overrides a dense layer's weight
+    quantization, e.g. the codebook weights of compress.share.
     """
-    check_supported(spec, path)
+    from compress.netspec import layer_dicts
+
+    return quantize_layers(layer_dicts(spec), spec.output, params, input_scale, raw_calib, act_ranges, path,
+                           weights)
+
+
+def quantize_layers(dicts, output, params, input_scale, raw_calib, act_ranges=None, path="model", weights=None):
+    from compress.netspec import WEIGHTED, shapes
+
+    check_layers(dicts, output, path)
+    for i, d in enumerate(dicts):
+        if d["type"] in ("batch_norm", "dropout"):
+            raise QuantizationError(f"{path}: layer {i} is {d['type']}; fold BatchNorm and drop Dropout first "
+                                    f"(compress.netspec.for_inference)")
     if act_ranges is None:
-        act_ranges = calibrate(spec, params, raw_calib, input_scale)
+        act_ranges = calibrate_layers(dicts, params, raw_calib, input_scale)
+    ops = _ops()
     in_scale, in_zp = float(input_scale), INPUT_ZERO_POINT
     layers_meta, extra = [], {}
     new_params = [dict(p) for p in params]
-    dense = dense_indices(spec)
-    for n, i in enumerate(dense):
+    n = 0
+    for i, (d, (shape_in, shape_out)) in enumerate(zip(dicts, shapes(dicts))):
+        t = d["type"]
+        if t not in ops:
+            continue
+        entry = {k: v for k, v in d.items() if k != "type"}
+        entry.update({"type": t, "index": i, "in_shape": list(shape_in), "out_shape": list(shape_out)})
+        if t not in WEIGHTED:  # pools and flatten keep the input's scale and zero point
+            layers_meta.append(entry)
+            continue
         w, b = np.asarray(params[i]["w"]), np.asarray(params[i]["b"])
         out_scale, out_zp = act_ranges[n]
-        relu = i + 1 < len(spec.layers) and spec.layers[i + 1].kind == "relu"
+        n += 1
+        act = fused_activation(dicts, i)
         if weights is not None and i in weights:
-            wq, s_w = weights[i]
+            wq_stored, s_w = weights[i]
+            wq = STORED_LAYOUT[t][1](np.asarray(wq_stored))
         else:
             s_w = weight_scales(w)
-            wq = quantize_weights(w, s_w)
+            wq = quantize_channels(w, s_w)
         bias_scale = s_w * in_scale
         bq = np.rint(np.asarray(b, np.float64) / bias_scale)
         if np.any(np.abs(bq) > 2**31 - 1 - 2**24):
             raise QuantizationError(f"{path}: layer {i}: a bias does not fit int32 at scale s_w*s_in "
                                     f"(max |b/scale| = {np.max(np.abs(bq)):.3g}); the weights are degenerate")
         mults, shifts = zip(*(quantize_multiplier(in_scale * s / out_scale) for s in s_w))
-        extra[f"q.layers.{i}.w"] = wq
+        extra[f"q.layers.{i}.w"] = STORED_LAYOUT[t][0](wq)
         extra[f"q.layers.{i}.bias"] = bq.astype(np.int32)
         extra[f"q.layers.{i}.multiplier"] = np.asarray(mults, np.int32)
         extra[f"q.layers.{i}.shift"] = np.asarray(shifts, np.int8)
-        layers_meta.append({
-            "index": i, "in": int(w.shape[0]), "out": int(w.shape[1]), "relu": relu,
+        act_min = int(out_zp) if act != "none" else QMIN
+        act_max = min(QMAX, int(out_zp) + round(RELU6_MAX / out_scale)) if act == "relu6" else QMAX
+        entry.update({
+            "relu": act == "relu", "activation": act,
             "input_scale": in_scale, "input_zero_point": in_zp,
             "output_scale": float(out_scale), "output_zero_point": int(out_zp),
-            "act_min": int(out_zp) if relu else QMIN, "act_max": QMAX,
+            "act_min": max(QMIN, act_min), "act_max": act_max,
         })
+        layers_meta.append(entry)
         dtype = w.dtype
-        new_params[i] = {"w": (wq.T.astype(np.float64) * s_w[None, :]).astype(dtype),
-                         "b": (bq * bias_scale).astype(dtype)}
+        new_params[i] = {"w": (wq.astype(np.float64) * s_w).astype(dtype), "b": (bq * bias_scale).astype(dtype)}
         in_scale, in_zp = float(out_scale), int(out_zp)
     meta = {"scheme": SCHEME, "rounding": ROUNDING,
             "input": {"scale": float(input_scale), "zero_point": INPUT_ZERO_POINT, "q": "raw - 128"},
-            "output": {"scale": layers_meta[-1]["output_scale"], "zero_point": layers_meta[-1]["output_zero_point"]},
+            "output": {"scale": in_scale, "zero_point": in_zp},
             "layers": layers_meta}
     return meta, extra, new_params
 

@@ -215,7 +215,7 @@ def test_bad_inputs(model_dir, pruned_int8, xor_dir, linear_dir, tmp_path, capsy
         ([str(tmp_path / "missing"), "--quantize", "int8"], "missing/model.safetensors: not found"),
         ([str(pruned_int8), "--quantize", "int8"], "is already quantized"),
         ([str(pruned_int8), "--prune", "0.9"], "is already quantized"),
-        ([str(xor_dir), "--quantize", "int8"], "ReLU only"),
+        ([str(xor_dir), "--quantize", "int8"], "layer 1 is sigmoid; int8 supports dense, conv2d"),
         ([str(linear_dir), "--prune", "0.5", "--structured"], "no hidden layer"),
         ([str(xor_dir), "--prune", "0.5", "--augment-shift", "1"], "takes 2 features"),
         ([str(tmp_path), "--quantize", "int8"], "model.safetensors: not found"),
