@@ -28,7 +28,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from firmware import codegen, uf2
+from firmware import codegen, planner, uf2
 from zoo import data, modeldir
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -51,7 +51,10 @@ DEFAULT_IMAGES = 50
 # a sensor driver needs several kB). 32 kB is one eighth of the SRAM.
 SRAM_HEADROOM = 32 * 1024
 RUNTIME_STATIC_RAM = 1024  # .data + .bss of the runtime without the model (measured: ~0.3 kB; rounded up)
-PLACEMENTS = {"flash": "flash", "ram": "sram-copy"}  # --weights-in -> size.json weights_placement
+PLACEMENTS = {"flash": "flash", "ram": "sram-copy"}
+# A layer's weights up to half the 16 kB XIP cache (datasheet §2.6.3.1) are assumed to stay cached across the pixels
+# of one inference (the other half holds code); larger ones stream from flash once per output pixel.
+XIP_CACHE_SHARE = 8 * 1024  # --weights-in -> size.json weights_placement
 
 OUTPUTS = ("firmware.elf", "firmware.bin", "firmware.uf2", "firmware.map", "size.json", "build.json")
 
@@ -189,6 +192,10 @@ def usage_bars(size: dict) -> None:
                   f"{size['stack_reserved_bytes']}")
     console.print(f"       Flash = weights {size['weights_bytes']} + test images {size['images_bytes']} + other "
                   f"{size['flash_other_bytes']}")
+    if "arena_bytes" in size:
+        bar("Arena:", size["arena_bytes"], size["ram_capacity_bytes"])
+        console.print(f"       Arena = {size['arena_bytes']} bytes of activations and scratch, planned from the "
+                      f"layer shapes (part of .bss)")
     if "weights_placement" in size:
         console.print(f"       Weights: {size['weights_placement']} ({size['weights_placement_reason']})")
 
@@ -204,6 +211,43 @@ def choose_placement(model: modeldir.SavedModel, weights_in: str, stack: int) ->
         return "ram", f"{need} bytes of SRAM needed, {RAM_BYTES - need} left (>= {SRAM_HEADROOM} headroom)"
     return "flash", (f"copying would need {need} bytes of SRAM, leaving {RAM_BYTES - need} < {SRAM_HEADROOM} "
                      f"headroom")
+
+
+def choose_layer_placement(model: modeldir.SavedModel, weights_in: str, stack: int, source: str) -> tuple[
+        dict[int, str], list[dict]]:
+    """Per-layer weight placement of an image model: ({spec index: flash | ram}, report rows for size.json).
+
+    With --weights-in auto every layer's arrays are copied to SRAM while they fit next to the planned activations,
+    the runtime's static data and the stack with SRAM_HEADROOM to spare, the layers that would fetch the most
+    bytes from flash per inference first: a conv reads its weights once per output pixel, but weights that fit in
+    XIP_CACHE_SHARE stay cached after the first pixel and cost one fetch; a dense layer reads its weights once. Every
+    8-byte XIP cache miss costs ~56 cycles. The rest stay in flash."""
+    from firmware import convgen
+
+    try:
+        ops = convgen.network_ops(model, source)[0]
+    except convgen.ConvCodegenError as e:
+        raise BuildError(str(e)) from None
+    weighted = [op for op in ops if op.weight_bytes]
+    left = RAM_BYTES - SRAM_HEADROOM - codegen.activation_bytes(model) - RUNTIME_STATIC_RAM - stack
+
+    def flash_reads(op):  # weight bytes fetched from flash per inference if left there
+        return op.reads_per_weight if op.weight_bytes > XIP_CACHE_SHARE else 1
+
+    placement, rows = {}, {}
+    for op in sorted(weighted, key=lambda op: (-flash_reads(op), op.weight_bytes, op.index)):
+        if weights_in == "auto":
+            where = "ram" if op.weight_bytes <= left else "flash"
+            why = (f"read {op.reads_per_weight}x per inference, fits" if where == "ram"
+                   else f"{op.weight_bytes} bytes, only {max(left, 0)} of SRAM left above the headroom")
+        else:
+            where, why = weights_in, "forced by --weights-in"
+        if where == "ram":
+            left -= op.weight_bytes
+        placement[op.index] = where
+        rows[op.index] = {"index": op.index, "op": op.op, "bytes": op.weight_bytes, "placement": PLACEMENTS[where],
+                          "reads_per_inference": op.reads_per_weight, "reason": why}
+    return placement, [rows[op.index] for op in weighted]
 
 
 def default_out_dir(model_dir: Path) -> Path:
@@ -244,11 +288,29 @@ def build(model_dir: Path, out_dir: Path | None = None, images: int | None = Non
     except modeldir.ModelDirError as e:
         raise BuildError(str(e)) from None
     out_dir = Path(out_dir) if out_dir is not None else default_out_dir(model_dir)
-    weights_in, placement_reason = choose_placement(model, weights_in, stack)
+    layer_placement, placement_rows, plan = None, [], None
+    try:
+        plan = codegen.activation_plan(model, str(model_dir))
+    except codegen.CodegenError as e:
+        raise BuildError(str(e)) from None
+    if plan is not None:  # an image model: planned arena, weights placed per layer
+        try:
+            planner.check_fits(plan, codegen.activation_bytes(model) - plan.arena_bytes + RUNTIME_STATIC_RAM + stack,
+                               RAM_BYTES, str(model_dir))
+        except planner.PlanError as e:
+            raise BuildError(str(e)) from None
+        layer_placement, placement_rows = choose_layer_placement(model, weights_in, stack, str(model_dir))
+        kinds = {row["placement"] for row in placement_rows}
+        weights_in = "ram" if kinds == {"sram-copy"} else "flash" if kinds <= {"flash"} else "mixed"
+        placement_reason = ", ".join(f"layer {r['index']} {r['op']} {r['bytes']} B {r['placement']}"
+                                     for r in placement_rows)
+    else:
+        weights_in, placement_reason = choose_placement(model, weights_in, stack)
     tools = find_toolchain()
     dataset, x, y = load_test_images(model, model_dir, images)
     try:
-        sources = codegen.generate_model(model, str(model_dir), weights_in)
+        sources = codegen.generate_model(model, str(model_dir), "flash" if weights_in == "mixed" else weights_in,
+                                         layer_placement)
         sources.update(codegen.generate_testdata(x, y, f"{dataset} test set, first {len(x)} images"))
     except codegen.CodegenError as e:
         raise BuildError(str(e)) from None
@@ -294,8 +356,11 @@ def build(model_dir: Path, out_dir: Path | None = None, images: int | None = Non
         uf2.check_image(base, flash, "firmware.uf2")
         (work / "firmware.uf2").write_bytes(uf2_bytes)
         size = size_report(work / "firmware.elf", work / "firmware.bin")
-        size["weights_placement"] = PLACEMENTS[weights_in]
+        size["weights_placement"] = PLACEMENTS.get(weights_in, weights_in)
         size["weights_placement_reason"] = placement_reason
+        if plan is not None:
+            size["arena_bytes"] = plan.arena_bytes  # firmware/planner.py: every intermediate activation
+            size["weights_placement_layers"] = placement_rows
         if "model_bytes" in (model.metrics or {}):
             size["model_bytes"] = int(model.metrics["model_bytes"])  # compress's count (docs/COMPRESS.md)
         info = {

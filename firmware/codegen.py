@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from firmware import convgen, planner
 from zoo import modeldir
 from zoo.modeldir import SavedModel
 
@@ -81,6 +82,8 @@ def is_int8(model: SavedModel) -> bool:
 
 def output_ctype(model: SavedModel, source: str = "<model>") -> str:
     """C type of pz_output for this model (build.json's output_ctype)."""
+    if convgen.is_image_model(model) and not is_int8(model):
+        return "float"
     return "int8_t" if is_int8(model) else model_dtype(model, source).ctype
 
 
@@ -93,6 +96,8 @@ ALIGNED4 = " __attribute__((aligned(4)))"  # the int8 kernels load weights as 32
 def model_arrays_bytes(model: SavedModel) -> int:
     """Bytes of every pz_l<i>_* array generate_model emits (what size.json calls weights_bytes), computed before
     compiling so the build can decide where they go."""
+    if convgen.is_image_model(model):
+        return sum(op.weight_bytes for op in convgen.network_ops(model, "<model>")[0])
     if not is_int8(model):
         return sum(int(np.asarray(p["w"]).nbytes + np.asarray(p["b"]).nbytes) for p in model.params if p)
     from compress import layout
@@ -107,17 +112,44 @@ def model_arrays_bytes(model: SavedModel) -> int:
 
 
 def activation_bytes(model: SavedModel) -> int:
-    """SRAM of pz_input, the two activation buffers and pz_output (upper bound), for the placement decision."""
+    """SRAM of pz_input, the two activation buffers and pz_output (upper bound), for the placement decision; for an
+    image model pz_input, the planned arena and pz_output."""
+    if convgen.is_image_model(model):
+        ops, steps, int8 = convgen.plan_steps(model, "<model>")
+        out_bytes = ops[-1].out_elems * (1 if int8 else 4)
+        return planner.plan(steps, convgen.input_bytes(model)).arena_bytes + out_bytes  # pz_input is in the arena
     features = int(model.meta["input"]["features"])
     widths = [layer.out_features for layer in model.spec.layers if layer.kind == "dense"]
     item = 1 if is_int8(model) else np.dtype(model.meta.get("dtype", "float32")).itemsize
     return features + item * (2 * max(widths + [features]) + widths[-1])
 
 
-def generate_model(model: SavedModel, source: str = "<model>", weights_in: str = "flash") -> dict[str, str]:
-    """C sources for a float model: {"model.h": ..., "model.c": ...}."""
+def activation_plan(model: SavedModel, source: str = "<model>") -> planner.Plan | None:
+    """The planned arena of an image model (firmware/planner.py); None for MLPs (two ping-pong buffers)."""
+    if not convgen.is_image_model(model):
+        return None
+    try:
+        return convgen.plan(model, source)
+    except convgen.ConvCodegenError as e:
+        raise CodegenError(str(e)) from None
+
+
+def generate_model(model: SavedModel, source: str = "<model>", weights_in: str = "flash",
+                   placement: dict[int, str] | None = None) -> dict[str, str]:
+    """C sources for a model: {"model.h": ..., "model.c": ...}. Image models (an Input layer) go through
+    firmware/convgen.py, with weights per layer where `placement` (spec index -> flash | ram) says, else all in
+    `weights_in`."""
     if weights_in not in ("flash", "ram"):
         raise CodegenError(f"weights_in {weights_in!r}: use 'flash' or 'ram'")
+    if convgen.is_image_model(model):
+        if is_int8(model):
+            _int8_check(model, source)
+        if placement is None:
+            placement = {op.index: weights_in for op in convgen.network_ops(model, source)[0]}
+        try:
+            return convgen.generate(model, source, placement, HEADER.format(source=source))[0]
+        except convgen.ConvCodegenError as e:
+            raise CodegenError(str(e)) from None
     if is_int8(model):
         return generate_int8_model(model, source, weights_in)
     dt = model_dtype(model, source)
@@ -202,7 +234,7 @@ const pz_layer pz_layers[PZ_N_LAYERS] = {{
 }};
 
 const pz_network pz_network_model = {{
-    pz_layers, PZ_N_LAYERS, {{pz_buf0, pz_buf1}}, pz_output, PZ_OUTPUT_COUNT, {predictor},
+    pz_layers, PZ_N_LAYERS, {{pz_buf0, pz_buf1}}, pz_output, PZ_OUTPUT_COUNT, {predictor}, NULL,
 }};
 """
     return {"model.h": h, "model.c": c}
@@ -302,7 +334,7 @@ static uint8_t pz_buf1[{buf_sizes[1]}];
 }};
 
 const pz_network pz_network_model = {{
-    pz_layers, PZ_N_LAYERS, {{pz_buf0, pz_buf1}}, pz_output, PZ_OUTPUT_COUNT, pz_predict_argmax_i8,
+    pz_layers, PZ_N_LAYERS, {{pz_buf0, pz_buf1}}, pz_output, PZ_OUTPUT_COUNT, pz_predict_argmax_i8, NULL,
 }};
 """
     return {"model.h": h, "model.c": c}

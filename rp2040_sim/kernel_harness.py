@@ -211,3 +211,155 @@ def golden(t):
     q = t["xu"].astype(np.int64) - 128
     return reference.dense_layer(q, t["w"], t["bias"], t["mult"], t["shift"], t["zp_in"], t["zp_out"],
                                  t["act_min"], t["act_max"]).astype(np.int8)
+
+
+# -- conv kernels (firmware/kernels/conv*.c) ----------------------------------------------------------------------
+CONV_SOURCES = [KERNELS / n for n in ("int8_common.c", "conv_q8_ref.c", "conv_q8_m0.c")]
+CONV_SHAPE_FIELDS = ([(n, ctypes.c_uint16) for n in ("in_h", "in_w", "in_c", "out_h", "out_w", "out_c")]
+                     + [(n, ctypes.c_uint8) for n in ("k_h", "k_w", "stride_h", "stride_w", "pad_top", "pad_left")])
+
+
+class ConvShape(ctypes.LittleEndianStructure):
+    """pz_conv_shape_t (firmware/kernels/conv.h), the same on the host and the M0+ (no pointers)."""
+    _fields_ = CONV_SHAPE_FIELDS
+
+
+def conv_fields(pointer) -> list:
+    """ctypes _fields_ of pz_q8_conv_t with `pointer` as the pointer type."""
+    return [("s", ConvShape), ("w", pointer), ("bias", pointer), ("multiplier", pointer), ("shift", pointer),
+            ("out_zp", ctypes.c_int8), ("act_min", ctypes.c_int8), ("act_max", ctypes.c_int8),
+            ("out_xor", ctypes.c_uint8), ("pad", ctypes.c_uint8), ("scratch", pointer)]
+
+
+class ArmConv(ctypes.LittleEndianStructure):
+    _fields_ = conv_fields(ctypes.c_uint32)
+
+
+assert ctypes.sizeof(ArmConv) == 48
+
+
+def conv_shape(h, w, c, kernel, stride, padding, out_c) -> ConvShape:
+    from compress import conv_layout
+
+    oh, pt = conv_layout.window(h, kernel[0], stride[0], padding)
+    ow, pl = conv_layout.window(w, kernel[1], stride[1], padding)
+    return ConvShape(h, w, c, oh, ow, out_c, kernel[0], kernel[1], stride[0], stride[1], pt, pl)
+
+
+def conv_case(rng, h, w, c, k, kernel, stride, padding, depthwise, edge=None):
+    """Integer tensors of one conv layer (OHWI, or (kh, kw, C) for depthwise) and an offset-binary (h, w, C) input;
+    `edge` = "max" saturates the outputs, "tiny" rounds everything to the zero point, "shifts" draws every shift."""
+    if depthwise:
+        k = c
+    wshape = (*kernel, c) if depthwise else (k, *kernel, c)
+    wt = rng.integers(-127, 128, wshape)
+    xu = rng.integers(0, 256, (h, w, c))
+    mult = rng.integers(2**30, 2**31, k)
+    shift = rng.integers(-1, 12, k)
+    bias = rng.integers(-2**16, 2**16, k)
+    if edge == "shifts":  # every total shift 31 + shift from 1 (saturating) to 62
+        shift = rng.integers(-30, 32, k)
+    elif edge == "max":
+        wt = np.where(rng.random(wshape) < 0.5, 127, -127)
+        xu[:] = rng.choice([0, 255], xu.shape)
+        mult[:] = 2**31 - 1
+        shift[:] = -1
+    elif edge == "tiny":
+        shift[:] = 31
+    zp_in, zp_out = (int(v) for v in rng.integers(-128, 128, 2))
+    act = int(rng.integers(0, 3))  # none, ReLU, ReLU6-like clamp
+    act_min, act_max = [(-128, 127), (zp_out, 127), (zp_out, min(127, zp_out + 40))][act]
+    return dict(w=wt.astype(np.int8), xu=xu.astype(np.uint8), bias=bias.astype(np.int32), mult=mult.astype(np.int32),
+                shift=shift.astype(np.int8), zp_in=zp_in, zp_out=zp_out, act_min=act_min, act_max=act_max,
+                shape=conv_shape(h, w, c, kernel, stride, padding, k), depthwise=depthwise)
+
+
+def conv_packed(t) -> tuple[np.ndarray, np.ndarray]:
+    """(weight bytes, folded bias) of a conv_case layer in the layout its kernel reads."""
+    from compress import conv_layout
+
+    if t["depthwise"]:
+        fb = conv_layout.folded_depthwise_bias(t["bias"], t["w"], t["zp_in"])
+        return conv_layout.pack_depthwise(t["w"], fb), fb
+    fb = conv_layout.folded_conv_bias(t["bias"], t["w"], t["zp_in"])
+    return conv_layout.pack_conv8(t["w"], fb), fb
+
+
+def conv_macs(t) -> int:
+    s = t["shape"]
+    per_out = s.k_h * s.k_w * (1 if t["depthwise"] else s.in_c)
+    return s.out_h * s.out_w * s.out_c * per_out
+
+
+def build_conv(out: Path) -> Path:
+    """Cross-compile CONV_SOURCES into one bare ELF, as build() does for the dense kernels."""
+    out = Path(out)
+    cmd = [ARM_GCC, *ARM_FLAGS, f"-I{KERNELS}", "-nostdlib", f"-Wl,-Ttext=0x{FLASH:08x}", "-Wl,-e,pz_conv2d_q8_m0",
+           *map(str, CONV_SOURCES), "-lgcc", "-o", str(out)]
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True)
+    except FileNotFoundError:
+        raise KernelBuildError(f"{ARM_GCC} not found (apt-get install gcc-arm-none-eabi)") from None
+    if r.returncode != 0:
+        raise KernelBuildError(f"{' '.join(cmd)}\n{r.stderr}")
+    return out
+
+
+@dataclass
+class ConvRun:
+    y: np.ndarray   # (out_h, out_w, out_c) int8, out_xor undone
+    cycles: int
+    instructions: int
+    macs: int
+
+
+class ConvImage(KernelImage):
+    """The conv kernels of one bare M0+ build: `ConvImage.build(dir).call(conv_case(...), "pz_conv2d_q8_m0")`."""
+
+    @classmethod
+    def build(cls, out_dir) -> ConvImage:
+        return cls(build_conv(Path(out_dir) / "conv_kernels.elf"))
+
+    def call(self, t: dict, fn: str, out_xor: int = 0, hook: Callable[[int, int], None] | None = None,
+             config: SimConfig | None = None, max_cycles: int = DEFAULT_MAX_CYCLES, warm: bool = False) -> ConvRun:
+        """Run `fn` on layer `t` once, or with `warm` twice and count the second call: the XIP cache then holds the
+        code, as it does from the second inference of a firmware on."""
+        from unicorn import UC_HOOK_CODE
+
+        sim = Rp2040(config)
+        sim.load_flash(self.flash)
+        sim.write(HALT, b"\x00\xbe")  # bkpt #0
+        if hook is not None:
+            sim.uc.hook_add(UC_HOOK_CODE, lambda uc, addr, size, _: hook(addr, size), None, FLASH,
+                            FLASH + len(self.flash) - 1)
+        heap = [HEAP]
+
+        def put(data: bytes) -> int:
+            addr = heap[0]
+            sim.write(addr, data)
+            heap[0] = (addr + len(data) + 3) & ~3
+            return addr
+
+        s = t["shape"]
+        packed, fb = conv_packed(t)
+        w_addr = put(packed.tobytes())
+        b_addr = 0  # the bias is inside the conv8 groups and dw records
+        m_addr, sh_addr = put(t["mult"].tobytes()), put(t["shift"].tobytes())
+        scratch = put(bytes(13 * s.in_c + s.k_h * s.k_w * s.in_c + 4))  # >= pz_conv_q8_scratch_bytes
+        l_addr = put(bytes(ArmConv(s, w_addr, b_addr, m_addr, sh_addr, t["zp_out"], t["act_min"], t["act_max"],
+                                   out_xor, (t["zp_in"] + 128) & 0xFF, scratch)))
+        n = s.out_h * s.out_w * s.out_c
+        x_addr, y_addr = put(t["xu"].tobytes()), put(b"\xa5" * (n + GUARD))
+        for _ in range(2 if warm else 1):
+            sim.set_regs(r0=l_addr, r1=x_addr, r2=y_addr, sp=STACK_TOP, lr=HALT | 1)
+            c0, i0 = sim.state.cycles, sim.state.instructions
+            stop = sim.run(self.elf.addr(fn), max_cycles)
+            if not stop.ok:
+                raise KernelFault(f"{fn}:\n{format_fault(sim, self.elf, stop, STACK_TOP)}")
+        y = np.frombuffer(sim.read(y_addr, n + GUARD), np.uint8)
+        if np.any(y[n:] != 0xA5):
+            raise KernelFault(f"{fn} wrote past its {n} outputs")
+        run = ConvRun((y[:n] ^ out_xor).view(np.int8).reshape(s.out_h, s.out_w, s.out_c), sim.state.cycles - c0,
+                      sim.state.instructions - i0, conv_macs(t))
+        sim.close()
+        return run

@@ -25,6 +25,17 @@ typedef enum {
     PZ_K_Q8_DENSE = 10,    /* int8 dense, interleave4 weights; aux: const pz_q8_layer_t * (int8.h) */
     PZ_K_Q8_SPARSE = 11,   /* int8 sparse, pairs format; aux: const pz_q8_layer_t * */
     PZ_K_Q8_SHARED = 12,   /* int8 sparse with a per-layer codebook, code3 format; aux: const pz_q8_layer_t * */
+    /* conv nets (conv.h, adapters in conv_layers.c); in/out count elements of the NHWC tensors */
+    PZ_K_CONV2D_F32 = 13,     /* w: float HWIO, b: float[K]; aux: const pz_f32_conv_t * (shape, fused clamp) */
+    PZ_K_DWCONV2D_F32 = 14,   /* w: float (kh, kw, C), b: float[C]; aux: const pz_f32_conv_t * */
+    PZ_K_MAXPOOL_F32 = 15,    /* aux: const pz_conv_shape_t * */
+    PZ_K_AVGPOOL_F32 = 16,    /* aux: const pz_conv_shape_t * */
+    PZ_K_GAVGPOOL_F32 = 17,   /* aux: const pz_conv_shape_t * (in_h * in_w pixels of in_c channels) */
+    PZ_K_Q8_CONV2D = 18,      /* aux: const pz_q8_conv_t * (conv8 weights, scratch in the arena) */
+    PZ_K_Q8_DWCONV2D = 19,    /* aux: const pz_q8_conv_t * (dw records, scratch in the arena) */
+    PZ_K_Q8_MAXPOOL = 20,     /* aux: const pz_q8_conv_t * (shape and out_xor only) */
+    PZ_K_Q8_AVGPOOL = 21,
+    PZ_K_Q8_GAVGPOOL = 22,
 } pz_kind;
 
 typedef struct pz_layer pz_layer;
@@ -50,6 +61,8 @@ typedef struct {
     void *output;        /* pz_output */
     uint16_t output_count;
     pz_predict_fn predict;
+    void *const *io;     /* NULL, or the planned buffers (firmware/planner.py): layer i reads io[i] and writes
+                            io[i + 1]; io[0] = pz_input, io[n_layers] = pz_output, the rest inside pz_arena */
 } pz_network;
 
 void pz_run_input_u8_f32(const pz_layer *layer, const void *x, void *y);
@@ -67,6 +80,18 @@ void pz_run_tanh_f64(const pz_layer *layer, const void *x, void *y);
 void pz_run_q8_dense(const pz_layer *layer, const void *x, void *y);
 void pz_run_q8_sparse(const pz_layer *layer, const void *x, void *y);
 void pz_run_q8_shared(const pz_layer *layer, const void *x, void *y);
+
+/* conv nets (conv_layers.c) */
+void pz_run_conv2d_f32(const pz_layer *layer, const void *x, void *y);
+void pz_run_dwconv2d_f32(const pz_layer *layer, const void *x, void *y);
+void pz_run_maxpool_f32(const pz_layer *layer, const void *x, void *y);
+void pz_run_avgpool_f32(const pz_layer *layer, const void *x, void *y);
+void pz_run_gavgpool_f32(const pz_layer *layer, const void *x, void *y);
+void pz_run_q8_conv2d(const pz_layer *layer, const void *x, void *y);
+void pz_run_q8_dwconv2d(const pz_layer *layer, const void *x, void *y);
+void pz_run_q8_maxpool(const pz_layer *layer, const void *x, void *y);
+void pz_run_q8_avgpool(const pz_layer *layer, const void *x, void *y);
+void pz_run_q8_gavgpool(const pz_layer *layer, const void *x, void *y);
 
 int32_t pz_predict_argmax_f32(const void *y, uint32_t n);
 int32_t pz_predict_argmax_f64(const void *y, uint32_t n);

@@ -1,0 +1,493 @@
+/* Optimised int8 conv2d and depthwise conv2d for the Cortex-M0+ (conv.h); byte-identical to conv_q8_ref.c.
+ *
+ * conv2d, no im2col: an NHWC window is kh runs of kw * C contiguous bytes, the conv8 weights walk the window in the
+ * same order, so each group of 8 output channels is the dense kernel's 8-lane dot product (int8_dense_m0.c) over
+ * those runs: per window byte, LDRB x + 2 x [LDM word + 4 extract + 4 MULS + 4 ADD] = 30 cycles for 8 MACs. Lanes
+ * 0, 2, 4, 6 are stored + 128, so S_even = A_even - 256 * A_odd - 128 * X with X = sum of the window bytes, which
+ * is computed once per output pixel (a SWAR byte sum) and shared by all groups.
+ * - Interior windows (inside the input) are read in place: kh runs, the next one a row (in_w * C bytes) further.
+ * - A window that crosses the border, or any window when kw * C is not a multiple of 4, is first copied into
+ *   `scratch` with padding cells = `pad` and zeros up to the layout's padded length, then read as one run.
+ * The assembly loop takes runs whose length is a multiple of 4.
+ *
+ * depthwise 3x3: one output pixel at a time, all channels; for an interior window an assembly loop streams each
+ * channel's dw record (bias, 9 weights) with LDM and reads the 9 taps with LDRB at offsets 0, C, 2C of three row
+ * pointers (67 cycles per 9 MACs), writing int32 accumulators to `scratch`; a border window is first gathered
+ * (padding cells = `pad`) into the scratch after them. Then one requantization per channel.
+ * Other kernel sizes run the reference. */
+#include "conv.h"
+#include "int8_impl.h"
+
+typedef uint32_t pz_word_alias __attribute__((may_alias));
+
+typedef struct {
+    uint32_t run_bytes;  /* bytes per run, a multiple of 4, > 0 */
+    uint32_t skip;       /* from the end of one run to the start of the next */
+    uint32_t runs;       /* > 0 */
+    uint32_t x128;       /* 128 * (sum of the window bytes the runs cover) */
+} pz_conv_runs_t;
+
+uint32_t pz_conv_q8_scratch_bytes(const pz_conv_shape_t *s, uint32_t depthwise) {
+    if (depthwise) return (s->k_h == 3 && s->k_w == 3) ? ((13u * s->in_c + 3u) & ~3u) : 0u;
+    return ((uint32_t)s->k_h * s->k_w * s->in_c + 3u) & ~3u;
+}
+
+/* Sum of n bytes at p (any alignment; words when aligned). */
+static uint32_t sum_bytes(const uint8_t *p, uint32_t n) {
+    uint32_t total = 0;
+    while (n && ((uintptr_t)p & 3u)) { total += *p++; n--; }
+    while (n >= 4) {
+        uint32_t chunk = n > 512u ? 512u : n & ~3u;  /* <= 128 words: 16-bit lanes hold 128 * 510 */
+        const pz_word_alias *w = (const pz_word_alias *)p;
+        uint32_t lanes = 0;
+        for (uint32_t i = 0; i < chunk / 4u; i++) {
+            uint32_t v = w[i];
+            lanes += v & 0x00FF00FFu;
+            lanes += (v >> 8) & 0x00FF00FFu;
+        }
+        total += (lanes & 0xFFFFu) + (lanes >> 16);
+        p += chunk;
+        n -= chunk;
+    }
+    while (n--) total += *p++;
+    return total;
+}
+
+#if PZ_Q8_M0_ASM
+void pz_q8_conv_dot8_m0(const uint8_t *x, const uint8_t *w, const pz_conv_runs_t *r, uint32_t *A);
+
+#define PZ_CONV_MAC_WORD(a0, a1, a2, a3) \
+    "    ldm   r1!, {r3}\n"              \
+    "    sxth  r4, r3\n"                 \
+    "    asrs  r5, r4, #8\n"             \
+    "    muls  r4, r2, r4\n"             \
+    "    " a0 ", r4\n"                   \
+    "    muls  r5, r2, r5\n"             \
+    "    " a1 ", r5\n"                   \
+    "    asrs  r4, r3, #16\n"            \
+    "    muls  r4, r2, r4\n"             \
+    "    " a2 ", r4\n"                   \
+    "    asrs  r3, r3, #24\n"            \
+    "    muls  r3, r2, r3\n"             \
+    "    " a3 ", r3\n"
+#define PZ_CONV_MAC_K(off)                                                      \
+    "    ldrb  r2, [r0, #" off "]\n"                                            \
+    PZ_CONV_MAC_WORD("adds  r6, r6", "adds  r7, r7", "add   r8", "add   r9")    \
+    PZ_CONV_MAC_WORD("add   r10", "add   r11", "add   r12", "add   lr")
+
+/* One lane pair's accumulators (r6 even, r7 odd; r1 = 128 X) stored at A + off0, A + off1. */
+#define PZ_CONV_PAIR(off0, off1)            \
+    "    lsls  r4, r7, #8\n"                 \
+    "    subs  r6, r6, r4\n"                 \
+    "    subs  r6, r6, r1\n"                 \
+    "    str   r6, [r3, #" off0 "]\n"        \
+    "    str   r7, [r3, #" off1 "]\n"
+
+/* r0 = x, r1 = the group (32-byte header, then weights; 4-byte aligned), r2 = runs, r3 = acc[8] (bias + dot
+ * product per channel). Frame: [sp] = end of this run, [sp+4] = skip, [sp+8] = runs left, [sp+12] = acc,
+ * [sp+16] = run bytes, [sp+20] = 128 X. Each run enters the 16-byte unrolled body part way when its
+ * number of 4-byte blocks is not a multiple of 4 (Duff's device, as int8_dense_m0.c). */
+__asm__(
+    "    .pushsection .text.pz_q8_conv_dot8_m0, \"ax\", %progbits\n"
+    "    .syntax unified\n"
+    "    .balign 4\n"
+    "    .global pz_q8_conv_dot8_m0\n"
+    "    .type   pz_q8_conv_dot8_m0, %function\n"
+    "    .thumb_func\n"
+    "pz_q8_conv_dot8_m0:\n"
+    "    push  {r4-r7, lr}\n"
+    "    mov   r4, r8\n"
+    "    mov   r5, r9\n"
+    "    mov   r6, r10\n"
+    "    mov   r7, r11\n"
+    "    push  {r4-r7}\n"
+    "    sub   sp, #24\n"
+    "    ldm   r2!, {r4, r5, r6, r7}\n"  /* run bytes, skip, runs, x128 */
+    "    str   r4, [sp, #16]\n"
+    "    str   r5, [sp, #4]\n"
+    "    str   r6, [sp, #8]\n"
+    "    str   r7, [sp, #20]\n"
+    "    str   r3, [sp, #12]\n"
+    "    ldm   r1!, {r2, r3, r4, r5}\n"  /* the group header: initial lane values 4..7 first */
+    "    ldm   r1!, {r6, r7}\n"
+    "    mov   r8, r4\n"
+    "    mov   r9, r5\n"
+    "    mov   r10, r6\n"
+    "    mov   r11, r7\n"
+    "    ldm   r1!, {r4, r5}\n"
+    "    mov   r12, r4\n"
+    "    mov   lr, r5\n"
+    "    mov   r6, r2\n"
+    "    mov   r7, r3\n"
+    "0:\n"                            /* next run: r0 = its first byte */
+    "    ldr   r4, [sp, #16]\n"
+    "    adds  r5, r0, r4\n"
+    "    str   r5, [sp]\n"
+    "    lsls  r4, r4, #28\n"
+    "    lsrs  r4, r4, #30\n"        /* (4-byte blocks) mod 4 */
+    "    beq   1f\n"
+    "    cmp   r4, #2\n"
+    "    beq   12f\n"
+    "    bhi   11f\n"
+    "    subs  r0, #12\n"
+    "    b     13f\n"
+    "11:\n"
+    "    subs  r0, #4\n"
+    "    b     14f\n"
+    "12:\n"
+    "    subs  r0, #8\n"
+    "    b     15f\n"
+    "1:\n"
+    PZ_CONV_MAC_K("0")
+    PZ_CONV_MAC_K("1")
+    PZ_CONV_MAC_K("2")
+    PZ_CONV_MAC_K("3")
+    "14:\n"
+    PZ_CONV_MAC_K("4")
+    PZ_CONV_MAC_K("5")
+    PZ_CONV_MAC_K("6")
+    PZ_CONV_MAC_K("7")
+    "15:\n"
+    PZ_CONV_MAC_K("8")
+    PZ_CONV_MAC_K("9")
+    PZ_CONV_MAC_K("10")
+    PZ_CONV_MAC_K("11")
+    "13:\n"
+    PZ_CONV_MAC_K("12")
+    PZ_CONV_MAC_K("13")
+    PZ_CONV_MAC_K("14")
+    PZ_CONV_MAC_K("15")
+    "    adds  r0, #16\n"
+    "    ldr   r4, [sp]\n"
+    "    cmp   r0, r4\n"
+    "    beq   3f\n"
+    "    b     1b\n"
+    "3:\n"
+    "    ldr   r4, [sp, #4]\n"
+    "    adds  r0, r0, r4\n"
+    "    ldr   r4, [sp, #8]\n"
+    "    subs  r4, #1\n"
+    "    str   r4, [sp, #8]\n"
+    "    beq   4f\n"
+    "    b     0b\n"
+    "4:\n"                            /* acc_even = A_even - 256 A_odd - 128 X, acc_odd = A_odd */
+    "    ldr   r3, [sp, #12]\n"
+    "    ldr   r1, [sp, #20]\n"
+    PZ_CONV_PAIR("0", "4")
+    "    mov   r6, r8\n"
+    "    mov   r7, r9\n"
+    PZ_CONV_PAIR("8", "12")
+    "    mov   r6, r10\n"
+    "    mov   r7, r11\n"
+    PZ_CONV_PAIR("16", "20")
+    "    mov   r6, r12\n"
+    "    mov   r7, lr\n"
+    PZ_CONV_PAIR("24", "28")
+    "    add   sp, #24\n"
+    "    pop   {r4-r7}\n"
+    "    mov   r8, r4\n"
+    "    mov   r9, r5\n"
+    "    mov   r10, r6\n"
+    "    mov   r11, r7\n"
+    "    pop   {r4-r7, pc}\n"
+    "    .size   pz_q8_conv_dot8_m0, . - pz_q8_conv_dot8_m0\n"
+    "    .popsection\n");
+#define PZ_CONV_DOT8 pz_q8_conv_dot8_m0
+#else
+/* acc[0..8) of one group: header + lane sums over the runs, combined (portable version of the assembly). */
+static void dot8_c(const uint8_t *x, const uint8_t *w, const pz_conv_runs_t *r, uint32_t *A) {
+    for (uint32_t i = 0; i < 8; i++, w += 4) {
+        A[i] = (uint32_t)w[0] | (uint32_t)w[1] << 8 | (uint32_t)w[2] << 16 | (uint32_t)w[3] << 24;
+    }
+    for (uint32_t run = 0; run < r->runs; run++) {
+        for (uint32_t k = 0; k < r->run_bytes; k++, w += 8) {
+            int32_t v = x[k];
+            for (uint32_t h = 0; h < 8; h += 4) {
+                uint32_t W = (uint32_t)w[h] | (uint32_t)w[h + 1] << 8 | (uint32_t)w[h + 2] << 16 |
+                             (uint32_t)w[h + 3] << 24;
+                int32_t lo = (int32_t)((W & 0xFFFFu) ^ 0x8000u) - 0x8000;  /* sxth */
+                int32_t hi = (int32_t)((W >> 16) ^ 0x8000u) - 0x8000;      /* asr 16 */
+                A[h + 0] += (uint32_t)(lo * v);
+                A[h + 1] += (uint32_t)((lo >> 8) * v);
+                A[h + 2] += (uint32_t)(hi * v);
+                A[h + 3] += (uint32_t)((hi >> 8) * v);
+            }
+        }
+        x += r->run_bytes + r->skip;
+    }
+    for (uint32_t i = 0; i < 8; i += 2) A[i] = A[i] - 256u * A[i + 1] - r->x128;
+}
+
+#define PZ_CONV_DOT8 dot8_c
+#endif
+
+/* The output stage for the M0+: the product in four MULS and a branch-free 64-bit shift by t = 31 + shift with
+ * register shifts (LSL/LSR by 32 or more give 0 on ARMv6-M, which C cannot express); GCC's uint64_t code for the
+ * same spills to the stack. */
+#if PZ_Q8_M0_ASM
+static inline uint32_t shl_m0(uint32_t v, uint32_t n) {  /* v << n, 0 when n >= 32 */
+    __asm__("lsl %0, %1" : "+l"(v) : "l"(n) : "cc");
+    return v;
+}
+
+/* round_half_up(acc * m / 2^t) saturated to [-2^30, 2^30], as pz_q8_requantize_i. GCC handles Thumb-1 inline
+ * assembly in divided syntax, where LSL/LSR/ORR/ADD/ADC/MUL/UXTH are the flag-setting 16-bit forms. */
+static inline int32_t requantize_m0(int32_t acc, uint32_t m, uint32_t t) {
+    const uint32_t neg = acc < 0;
+    uint32_t a = neg ? 0u - (uint32_t)acc : (uint32_t)acc, lo, hi, x, y;
+    /* hi:lo = a * m from four 16 x 16 products (a <= 2^31, m < 2^31: the middle sum fits 32 bits) */
+    __asm__("lsr %[x], %[a], #16\n\t"
+            "uxth %[a], %[a]\n\t"
+            "lsr %[y], %[m], #16\n\t"
+            "uxth %[m], %[m]\n\t"
+            "mov %[lo], %[a]\n\t"
+            "mul %[lo], %[m]\n\t"     /* a0 m0 */
+            "mul %[a], %[y]\n\t"      /* a0 m1 */
+            "mov %[hi], %[x]\n\t"
+            "mul %[hi], %[y]\n\t"     /* a1 m1 */
+            "mul %[x], %[m]\n\t"      /* a1 m0 */
+            "add %[a], %[x]\n\t"      /* mid */
+            "lsr %[x], %[a], #16\n\t"
+            "lsl %[a], %[a], #16\n\t"
+            "add %[lo], %[a]\n\t"
+            "adc %[hi], %[x]"
+            : [lo] "=&l"(lo), [hi] "=&l"(hi), [x] "=&l"(x), [y] "=&l"(y), [a] "+l"(a), [m] "+l"(m) : : "cc");
+    /* + 2^(t-1), - 1 when acc < 0 (round half up of the negative product), as a 64-bit constant */
+    uint32_t rlo = shl_m0(1u, t - 1u), rhi = shl_m0(1u, t - 33u);
+    if (neg) {
+        rhi -= rlo == 0u;
+        rlo -= 1u;
+    }
+    /* q = (hi:lo + rhi:rlo) >> t with register shifts (0 for amounts of 32 or more): lo >> t | hi << 32 - t |
+     * hi >> t - 32; ov = hi >> t is non-zero when q needs more than 32 bits */
+    uint32_t up = 32u - t, ov;
+    __asm__("add %[lo], %[rlo]\n\t"
+            "adc %[hi], %[rhi]\n\t"
+            "mov %[ov], %[hi]\n\t"
+            "lsr %[ov], %[t]\n\t"
+            "lsr %[lo], %[t]\n\t"
+            "mov %[rlo], %[hi]\n\t"
+            "lsl %[rlo], %[up]\n\t"
+            "orr %[lo], %[rlo]\n\t"
+            "neg %[up], %[up]\n\t"
+            "lsr %[hi], %[up]\n\t"
+            "orr %[lo], %[hi]"
+            : [lo] "+l"(lo), [hi] "+l"(hi), [rlo] "+l"(rlo), [up] "+l"(up), [ov] "=&l"(ov)
+            : [rhi] "l"(rhi), [t] "l"(t) : "cc");
+    if (ov != 0u || lo > (1u << 30)) lo = 1u << 30;
+    return neg ? -(int32_t)lo : (int32_t)lo;
+}
+
+/* pz_q8_out_i (int8_impl.h) bit for bit, with requantize_m0: about half the cycles of the portable version. */
+static inline uint8_t out_m0(int32_t acc, int32_t multiplier, int32_t shift, int32_t out_zp, int32_t act_min,
+                             int32_t act_max, uint32_t out_xor) {
+    int32_t v;
+    if (acc <= 0 && act_min >= out_zp) {
+        v = act_min;
+    } else {
+        v = requantize_m0(acc, (uint32_t)multiplier, (uint32_t)(31 + shift)) + out_zp;
+        if (v < act_min) v = act_min;
+        if (v > act_max) v = act_max;
+    }
+    return (uint8_t)((uint8_t)(int8_t)v ^ out_xor);
+}
+#define PZ_CONV_OUT out_m0
+#else
+#define PZ_CONV_OUT pz_q8_out_i
+#endif
+
+/* Copy the window of output (oy, ox) into dst (k_h * k_w * C bytes, then zeros up to a multiple of 4), padding
+ * cells = pad. Plain loops, and GCC
+ * told not to turn them into memcpy/memset calls: the kernels link without a C library (kernel_harness.py). */
+__attribute__((optimize("no-tree-loop-distribute-patterns")))
+static void gather(const pz_q8_conv_t *l, const uint8_t *xu, uint32_t oy, uint32_t ox, uint8_t *dst) {
+    const pz_conv_shape_t *s = &l->s;
+    const uint32_t C = s->in_c, n_win = (uint32_t)s->k_h * s->k_w * C;
+    for (uint32_t i = n_win; i < ((n_win + 3u) & ~3u); i++) dst[i] = 0;  /* the layout's zero-weight padding */
+    for (uint32_t dy = 0; dy < s->k_h; dy++) {
+        int32_t iy = (int32_t)(oy * s->stride_h + dy) - s->pad_top;
+        for (uint32_t dx = 0; dx < s->k_w; dx++, dst += C) {
+            int32_t ix = (int32_t)(ox * s->stride_w + dx) - s->pad_left;
+            if (iy < 0 || ix < 0 || iy >= s->in_h || ix >= s->in_w) {
+                for (uint32_t c = 0; c < C; c++) dst[c] = l->pad;
+            } else {
+                const uint8_t *src = xu + ((uint32_t)iy * s->in_w + (uint32_t)ix) * C;
+                for (uint32_t c = 0; c < C; c++) dst[c] = src[c];
+            }
+        }
+    }
+}
+
+void pz_conv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
+    const pz_conv_shape_t *s = &l->s;
+    const uint32_t C = s->in_c, K = s->out_c, n_win = ((uint32_t)s->k_h * s->k_w * C + 3u) & ~3u;
+    const uint32_t row = (uint32_t)s->in_w * C, run = (uint32_t)s->k_w * C;
+    const int32_t *mult = l->multiplier;
+    const int8_t *shift = l->shift;
+    const int32_t out_zp = l->out_zp, act_min = l->act_min, act_max = l->act_max;
+    const uint32_t out_xor = l->out_xor, group_bytes = 32u + 8u * n_win;
+    const uint8_t *w0 = l->w;
+    uint8_t *scratch = l->scratch;
+    /* windows read in place when each run is a whole number of 4-byte blocks (x is read bytewise: any alignment) */
+    const int direct = (run & 3u) == 0;
+    for (uint32_t oy = 0; oy < s->out_h; oy++) {
+        int32_t iy0 = (int32_t)(oy * s->stride_h) - s->pad_top;
+        for (uint32_t ox = 0; ox < s->out_w; ox++) {
+            int32_t ix0 = (int32_t)(ox * s->stride_w) - s->pad_left;
+            const uint8_t *x;
+            pz_conv_runs_t r;
+            if (direct && iy0 >= 0 && ix0 >= 0 && iy0 + s->k_h <= s->in_h && ix0 + s->k_w <= s->in_w) {
+                x = xu + ((uint32_t)iy0 * s->in_w + (uint32_t)ix0) * C;
+                r.run_bytes = run;
+                r.skip = row - run;
+                r.runs = s->k_h;
+            } else {
+                gather(l, xu, oy, ox, scratch);
+                x = scratch;
+                r.run_bytes = n_win;  /* padded to whole blocks with zero bytes and zero weights */
+                r.skip = 0;
+                r.runs = 1;
+            }
+            uint32_t X = 0;
+            for (uint32_t i = 0; i < r.runs; i++) X += sum_bytes(x + i * row, r.run_bytes);
+            r.x128 = X * 128u;
+            const uint8_t *w = w0;
+            for (uint32_t j0 = 0; j0 < K; j0 += 8, w += group_bytes) {
+                uint32_t acc[8];
+                PZ_CONV_DOT8(x, w, &r, acc);
+                const uint32_t n = K - j0 < 8u ? K - j0 : 8u;
+                for (uint32_t i = 0; i < n; i++) {
+                    y[j0 + i] = PZ_CONV_OUT((int32_t)acc[i], mult[j0 + i], shift[j0 + i], out_zp, act_min, act_max,
+                                            out_xor);
+                }
+            }
+            y += K;
+        }
+    }
+}
+
+/* Depthwise 3x3, interior pixels: acc[c] for every channel c of one output pixel, from the window's top-left byte
+ * x (channel 0) and the dw records (bias + 9 weights + 3 pad bytes = 16 bytes per channel). */
+#if PZ_Q8_M0_ASM
+typedef struct {
+    uint32_t c;          /* channels */
+    uint32_t row;        /* in_w * C: from one window row to the next */
+} pz_dw_geom_t;
+
+void pz_q8_dw3x3_acc_m0(const uint8_t *x, const uint8_t *w, int32_t *acc, const pz_dw_geom_t *g);
+
+/* One tap: r5 = x byte, r6 = the weight (extracted by `ext`), acc r4 += r5 * r6. */
+#define PZ_DW_TAP(load, ext) \
+    "    " load "\n"          \
+    ext                       \
+    "    muls  r6, r5, r6\n"  \
+    "    adds  r4, r4, r6\n"
+#define PZ_DW_B0 "    sxtb  r6, r7\n"
+#define PZ_DW_B1 "    sxth  r6, r7\n    asrs  r6, r6, #8\n"
+#define PZ_DW_B2 "    lsls  r6, r7, #8\n    asrs  r6, r6, #24\n"
+#define PZ_DW_B3 "    asrs  r6, r7, #24\n"
+
+/* Per channel: LDM bias + 3 LDM weight words, 9 x (LDRB + extract + MULS + ADDS), 3 row moves, the store:
+ * 67 cycles for 9 MACs. r0 = x (+ c), r1 = records, r2 = C, r3 = 2C, r8 = row, r9 = 1 - 2 row, r10 = x + C,
+ * r11 = acc. */
+__asm__(
+    "    .pushsection .text.pz_q8_dw3x3_acc_m0, \"ax\", %progbits\n"
+    "    .syntax unified\n"
+    "    .balign 4\n"
+    "    .global pz_q8_dw3x3_acc_m0\n"
+    "    .type   pz_q8_dw3x3_acc_m0, %function\n"
+    "    .thumb_func\n"
+    "pz_q8_dw3x3_acc_m0:\n"
+    "    push  {r4-r7, lr}\n"
+    "    mov   r4, r8\n"
+    "    mov   r5, r9\n"
+    "    mov   r6, r10\n"
+    "    mov   r7, r11\n"
+    "    push  {r4-r7}\n"
+    "    mov   r11, r2\n"
+    "    ldm   r3!, {r2, r4}\n"      /* r2 = C, r4 = row */
+    "    mov   r8, r4\n"
+    "    lsls  r4, r4, #1\n"
+    "    movs  r5, #1\n"
+    "    subs  r5, r5, r4\n"
+    "    mov   r9, r5\n"
+    "    adds  r5, r0, r2\n"
+    "    mov   r10, r5\n"
+    "    lsls  r3, r2, #1\n"
+    "1:\n"
+    "    ldm   r1!, {r4}\n"          /* acc = folded bias */
+    "    ldm   r1!, {r7}\n"          /* taps 0..3 */
+    PZ_DW_TAP("ldrb  r5, [r0]", PZ_DW_B0)
+    PZ_DW_TAP("ldrb  r5, [r0, r2]", PZ_DW_B1)
+    PZ_DW_TAP("ldrb  r5, [r0, r3]", PZ_DW_B2)
+    "    add   r0, r8\n"
+    PZ_DW_TAP("ldrb  r5, [r0]", PZ_DW_B3)
+    "    ldm   r1!, {r7}\n"          /* taps 4..7 */
+    PZ_DW_TAP("ldrb  r5, [r0, r2]", PZ_DW_B0)
+    PZ_DW_TAP("ldrb  r5, [r0, r3]", PZ_DW_B1)
+    "    add   r0, r8\n"
+    PZ_DW_TAP("ldrb  r5, [r0]", PZ_DW_B2)
+    PZ_DW_TAP("ldrb  r5, [r0, r2]", PZ_DW_B3)
+    "    ldm   r1!, {r7}\n"          /* tap 8, 3 pad bytes */
+    PZ_DW_TAP("ldrb  r5, [r0, r3]", PZ_DW_B0)
+    "    add   r0, r9\n"             /* back to row 0, next channel */
+    "    mov   r5, r11\n"
+    "    stm   r5!, {r4}\n"
+    "    mov   r11, r5\n"
+    "    cmp   r0, r10\n"
+    "    bne   1b\n"
+    "    pop   {r4-r7}\n"
+    "    mov   r8, r4\n"
+    "    mov   r9, r5\n"
+    "    mov   r10, r6\n"
+    "    mov   r11, r7\n"
+    "    pop   {r4-r7, pc}\n"
+    "    .size   pz_q8_dw3x3_acc_m0, . - pz_q8_dw3x3_acc_m0\n"
+    "    .popsection\n");
+#endif
+
+static void dw3x3_acc(const uint8_t *x, const uint8_t *w, int32_t *acc, uint32_t C, uint32_t row) {
+#if PZ_Q8_M0_ASM
+    const pz_dw_geom_t g = {C, row};
+    pz_q8_dw3x3_acc_m0(x, w, acc, &g);
+#else
+    for (uint32_t c = 0; c < C; c++, w += 16, x++) {
+        int32_t a = (int32_t)((uint32_t)w[0] | (uint32_t)w[1] << 8 | (uint32_t)w[2] << 16 | (uint32_t)w[3] << 24);
+        const int8_t *k = (const int8_t *)w + 4;
+        for (uint32_t dy = 0; dy < 3; dy++) {
+            for (uint32_t dx = 0; dx < 3; dx++) a += (int32_t)x[dy * row + dx * C] * k[dy * 3 + dx];
+        }
+        acc[c] = a;
+    }
+#endif
+}
+
+void pz_dwconv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
+    const pz_conv_shape_t *s = &l->s;
+    const uint32_t C = s->in_c, row = (uint32_t)s->in_w * C;
+    if (s->k_h != 3 || s->k_w != 3) {  /* the 3x3 record stride is built into the loop */
+        pz_dwconv2d_q8_ref(l, xu, y);
+        return;
+    }
+    const int32_t *mult = l->multiplier;
+    const int8_t *shift = l->shift;
+    const int32_t out_zp = l->out_zp, act_min = l->act_min, act_max = l->act_max;
+    const uint32_t out_xor = l->out_xor;
+    int32_t *acc = (int32_t *)(void *)l->scratch;  /* C accumulators, then a gathered 3 x 3 x C window */
+    uint8_t *window = l->scratch + 4u * C;
+    for (uint32_t oy = 0; oy < s->out_h; oy++) {
+        int32_t iy0 = (int32_t)(oy * s->stride_h) - s->pad_top;
+        for (uint32_t ox = 0; ox < s->out_w; ox++, y += C) {
+            int32_t ix0 = (int32_t)(ox * s->stride_w) - s->pad_left;
+            if (iy0 >= 0 && ix0 >= 0 && iy0 + 3 <= s->in_h && ix0 + 3 <= s->in_w) {
+                dw3x3_acc(xu + ((uint32_t)iy0 * s->in_w + (uint32_t)ix0) * C, l->w, acc, C, row);
+            } else {  /* border: the window copied with padding cells = pad, read with rows 3 C apart */
+                gather(l, xu, oy, ox, window);
+                dw3x3_acc(window, l->w, acc, C, 3u * C);
+            }
+            for (uint32_t c = 0; c < C; c++) {
+                y[c] = PZ_CONV_OUT(acc[c], mult[c], shift[c], out_zp, act_min, act_max, out_xor);
+            }
+        }
+    }
+}
