@@ -190,7 +190,7 @@ def link_firmware(tools, work: Path, sources: dict[str, str], stack: int = fwbui
         (src / name).write_text(text)
     fwbuild.boot2_source(tools, work)
     objects = [_compile(tools, work, p.name).name for p in sorted(src.iterdir())
-               if p.suffix in (".c", ".S") and p.name != "boot2.S"]
+               if p.suffix in (".c", ".S") and p.name not in fwbuild.BOOT2_SOURCES.values()]
     fwbuild.step(fwbuild.run([tools["gcc"], *fwbuild.CPU_FLAGS, "-c", "boot2_crc.S", "-o", "boot2_crc.o"], work),
                  "assemble boot2_crc")
     fwbuild.step(fwbuild.run([tools["gcc"], *fwbuild.CPU_FLAGS, f"--specs={fwbuild.PICOLIBC_SPECS}", "-nostartfiles",

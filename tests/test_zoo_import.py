@@ -10,10 +10,17 @@ onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-from zoo import host, modeldir  # noqa: E402
-from zoo.onnx_import import OnnxImportError, TOLERANCE, check, import_onnx  # noqa: E402
+from zoo import data, host, modeldir  # noqa: E402
+from zoo.onnx_import import OnnxImportError, TOLERANCE, check, import_onnx, imported  # noqa: E402
 
 RNG = np.random.default_rng(0)
+XOR = data.xor()
+
+
+def checked(path, raw, scale=1 / 255):
+    """The converted model checked against onnxruntime on raw inputs, without a dataset or a directory."""
+    saved, model, shape, logits = imported(path, input_scale=scale)
+    return saved, check(saved, model, logits, shape, raw)
 
 
 def make_model(nodes, inits, in_shape, out_name="y", opset=13):
@@ -32,8 +39,8 @@ def save(tmp_path, model, name="m.onnx"):
 
 
 def mlp_graph(softmax=True):
-    w1, b1 = RNG.normal(0, 0.1, (12, 16)), RNG.normal(0, 0.1, 12)   # Gemm with transB=1, as PyTorch exports
-    w2, b2 = RNG.normal(0, 0.3, (12, 5)), RNG.normal(0, 0.1, 5)     # MatMul + Add
+    w1, b1 = RNG.normal(0, 0.1, (12, 784)), RNG.normal(0, 0.1, 12)  # Gemm with transB=1, as PyTorch exports
+    w2, b2 = RNG.normal(0, 0.3, (12, 10)), RNG.normal(0, 0.1, 10)   # MatMul + Add
     nodes = [helper.make_node("Gemm", ["x", "w1", "b1"], ["h1"], name="fc1", transB=1),
              helper.make_node("Relu", ["h1"], ["a1"], name="relu1"),
              helper.make_node("Dropout", ["a1"], ["d1"], name="drop"),
@@ -42,19 +49,20 @@ def mlp_graph(softmax=True):
              helper.make_node("Add", ["m2", "b2"], ["z" if softmax else "y"], name="bias2")]
     if softmax:
         nodes.append(helper.make_node("Softmax", ["z"], ["y"], name="softmax", axis=-1))
-    return make_model(nodes, {"w1": w1, "b1": b1, "w2": w2, "b2": b2}, [16])
+    return make_model(nodes, {"w1": w1, "b1": b1, "w2": w2, "b2": b2}, [784])
 
 
-def test_mlp_imports_and_matches_onnxruntime(tmp_path):
+def test_mlp_imports_and_matches_onnxruntime(tmp_path, mnist):
     graph = mlp_graph()
     out = tmp_path / "imported"
-    metrics = import_onnx(save(tmp_path, graph), out)
+    metrics = import_onnx(save(tmp_path, graph), out, dataset=mnist)
     saved = modeldir.load(out)
     assert [layer["type"] for layer in saved.spec.to_dict()["layers"]] == ["dense", "relu", "dense"]
     assert metrics["import_check"]["passed"] and metrics["import_check"]["max_abs_output_diff"] <= TOLERANCE
-    assert saved.meta["source"]["sha256"] and saved.meta["input"] == {"scale": 1 / 255, "features": 16}
+    assert metrics["import_check"]["inputs"] == 10_000 and 0 <= metrics["test_accuracy"] <= 1
+    assert saved.meta["source"]["sha256"] and saved.meta["input"] == {"scale": 1 / 255, "features": 784}
     # independent reference: the graph's maths in NumPy, before the softmax
-    raw = RNG.integers(0, 256, (50, 16)).astype(np.uint8)
+    raw = RNG.integers(0, 256, (50, 784)).astype(np.uint8)
     init = {t.name: numpy_helper.to_array(t).astype(np.float64) for t in graph.graph.initializer}
     x = raw / 255.0
     ref = np.maximum(x @ init["w1"].T + init["b1"], 0) @ init["w2"] + init["b2"]
@@ -63,24 +71,22 @@ def test_mlp_imports_and_matches_onnxruntime(tmp_path):
 
 def test_import_is_checked_against_the_graph_it_read(tmp_path):
     model = mlp_graph(softmax=False)
-    out = tmp_path / "imported"
-    import_onnx(save(tmp_path, model), out)
-    saved = modeldir.load(out)
-    raw = RNG.integers(0, 256, (64, 16)).astype(np.uint8)
-    result = check(saved, model, None, (16,), raw)
+    raw = RNG.integers(0, 256, (64, 784)).astype(np.uint8)
+    saved, result = checked(save(tmp_path, model), raw)
     assert result["passed"] and result["same_predictions"] == 64
     # a tampered parameter is caught by the same check
     saved.params[0]["b"] = saved.params[0]["b"] + 0.5
-    assert not check(saved, model, None, (16,), raw)["passed"]
+    assert not check(saved, model, None, (784,), raw)["passed"]
 
 
 @pytest.mark.parametrize("op,expected", [("Sigmoid", "sigmoid"), ("Tanh", "tanh")])
 def test_activations(tmp_path, op, expected):
-    w, b = RNG.normal(0, 0.5, (4, 3)), RNG.normal(0, 0.1, 3)
+    w, b = RNG.normal(0, 0.5, (2, 3)), RNG.normal(0, 0.1, 3)
     nodes = [helper.make_node("MatMul", ["x", "w"], ["m"], name="fc"), helper.make_node("Add", ["b", "m"], ["a"]),
              helper.make_node(op, ["a"], ["s"]), helper.make_node("MatMul", ["s", "w2"], ["y"], name="fc2")]
     out = tmp_path / "o"
-    import_onnx(save(tmp_path, make_model(nodes, {"w": w, "b": b, "w2": RNG.normal(0, 1, (3, 2))}, [4])), out)
+    import_onnx(save(tmp_path, make_model(nodes, {"w": w, "b": b, "w2": RNG.normal(0, 1, (3, 2))}, [2])), out,
+                dataset=XOR)
     assert [d["type"] for d in modeldir.load(out).spec.to_dict()["layers"]] == ["dense", expected, "dense"]
 
 
@@ -89,19 +95,21 @@ def test_clip_0_6_is_relu6_and_other_clips_are_refused(tmp_path):
         nodes = [helper.make_node("MatMul", ["x", "w"], ["m"], name="fc"),
                  helper.make_node("Clip", ["m", "lo", "hi"], ["c"], name="clip"),
                  helper.make_node("MatMul", ["c", "w2"], ["y"], name="fc2")]
-        return make_model(nodes, {"w": RNG.normal(0, 3, (4, 3)), "w2": RNG.normal(0, 1, (3, 2)),
-                                  "lo": np.float32(lo), "hi": np.float32(hi)}, [4])
+        return make_model(nodes, {"w": RNG.normal(0, 3, (2, 3)), "w2": RNG.normal(0, 1, (3, 2)),
+                                  "lo": np.float32(lo), "hi": np.float32(hi)}, [2])
+    saved, result = checked(save(tmp_path, graph(0, 6), "relu6.onnx"), XOR.x_test, scale=1.0)
+    assert result["passed"] and [d["type"] for d in saved.spec.to_dict()["layers"]] == ["dense", "relu6", "dense"]
     with pytest.raises(OnnxImportError, match=r"node 'clip' \(Clip\).*\[0.0, 1.0\]"):
-        import_onnx(save(tmp_path, graph(0, 1)), tmp_path / "o")
+        import_onnx(save(tmp_path, graph(0, 1)), tmp_path / "o", dataset=XOR)
     assert not (tmp_path / "o").exists()
 
 
 def test_unsupported_op_is_named_with_the_supported_list(tmp_path):
     nodes = [helper.make_node("MatMul", ["x", "w"], ["m"], name="fc"),
              helper.make_node("LeakyRelu", ["m"], ["y"], name="leaky", alpha=0.1)]
-    path = save(tmp_path, make_model(nodes, {"w": RNG.normal(0, 1, (4, 3))}, [4]))
+    path = save(tmp_path, make_model(nodes, {"w": RNG.normal(0, 1, (2, 3))}, [2]))
     with pytest.raises(OnnxImportError) as e:
-        import_onnx(path, tmp_path / "o")
+        import_onnx(path, tmp_path / "o", dataset=XOR)
     msg = str(e.value)
     assert str(path) in msg and "node 'leaky' (LeakyRelu): operator not supported" in msg and "Gemm" in msg
     assert not (tmp_path / "o").exists()
@@ -112,21 +120,22 @@ def test_branches_are_refused(tmp_path):
              helper.make_node("Relu", ["m"], ["r"], name="relu"),
              helper.make_node("Add", ["r", "m"], ["y"], name="skip")]
     with pytest.raises(OnnxImportError, match="node 'skip' \\(Add\\)"):
-        import_onnx(save(tmp_path, make_model(nodes, {"w": RNG.normal(0, 1, (4, 4))}, [4])), tmp_path / "o")
+        import_onnx(save(tmp_path, make_model(nodes, {"w": RNG.normal(0, 1, (2, 2))}, [2])), tmp_path / "o",
+                    dataset=XOR)
 
 
 def test_bad_files_and_outputs_are_refused_without_writing(tmp_path):
     junk = tmp_path / "junk.onnx"
     junk.write_bytes(b"\x00not a protobuf" * 10)
     with pytest.raises(OnnxImportError, match="junk.onnx: not a valid ONNX model"):
-        import_onnx(junk, tmp_path / "o")
+        import_onnx(junk, tmp_path / "o", dataset=XOR)
     with pytest.raises(OnnxImportError, match="cannot read"):
-        import_onnx(tmp_path / "missing.onnx", tmp_path / "o")
+        import_onnx(tmp_path / "missing.onnx", tmp_path / "o", dataset=XOR)
     taken = tmp_path / "taken"
     taken.mkdir()
     (taken / "mine.txt").write_text("user data")
     with pytest.raises(OnnxImportError, match="not an empty directory"):
-        import_onnx(save(tmp_path, mlp_graph()), taken)
+        import_onnx(save(tmp_path, mlp_graph()), taken, dataset=XOR)
     assert (taken / "mine.txt").read_text() == "user data" and sorted(p.name for p in taken.iterdir()) == ["mine.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["junk.onnx", "m.onnx", "taken"]
 
@@ -135,9 +144,9 @@ def test_cli(tmp_path, capsys):
     import importlib
     cli = importlib.import_module("zoo.import")
     out = tmp_path / "o"
-    assert cli.main([str(save(tmp_path, mlp_graph())), "--out", str(out)]) == 0
+    assert cli.main([str(save(tmp_path, mlp_graph())), "--dataset", "mnist", "--out", str(out)]) == 0
     assert "predictions identical" in capsys.readouterr().out
-    assert cli.main([str(tmp_path / "nope.onnx"), "--out", str(tmp_path / "o2")]) == 2
+    assert cli.main([str(tmp_path / "nope.onnx"), "--dataset", "mnist", "--out", str(tmp_path / "o2")]) == 2
     assert "error:" in capsys.readouterr().err
 
 
@@ -148,17 +157,15 @@ def test_mlp_on_nchw_images_reorders_the_first_dense_rows(tmp_path):
     nodes = [helper.make_node("Flatten", ["x"], ["f"], name="flatten", axis=1),
              helper.make_node("Gemm", ["f", "w1", "b1"], ["y"], name="fc")]
     model = make_model(nodes, {"w1": w1, "b1": b1}, [2, 3, 4])
-    out = tmp_path / "o"
-    metrics = import_onnx(save(tmp_path, model), out)
-    saved = modeldir.load(out)
-    assert saved.meta["input"]["features"] == 24 and metrics["import_check"]["passed"]
     raw = RNG.integers(0, 256, (10, 3, 4, 2)).astype(np.uint8)            # (n, h, w, c)
+    saved, result = checked(save(tmp_path, model), raw.reshape(10, -1))
+    assert saved.meta["input"]["features"] == 24 and result["passed"]
     ref = (raw.transpose(0, 3, 1, 2).reshape(10, -1) / 255.0) @ w1 + b1   # the graph's own order
     assert np.max(np.abs(host.forward(saved, raw.reshape(10, -1)) - ref)) < 1e-5
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
-def test_pytorch_mlp_export_imports(tmp_path):
+def test_pytorch_mlp_export_imports(tmp_path, mnist):
     torch = pytest.importorskip("torch")
     torch.manual_seed(0)
     module = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 32), torch.nn.ReLU(),
@@ -166,7 +173,7 @@ def test_pytorch_mlp_export_imports(tmp_path):
     path = tmp_path / "torch_mlp.onnx"
     torch.onnx.export(module, (torch.zeros(1, 1, 28, 28),), str(path), dynamo=False, input_names=["x"],
                       dynamic_axes={"x": {0: "N"}})
-    metrics = import_onnx(path, tmp_path / "o")
+    metrics = import_onnx(path, tmp_path / "o", dataset=mnist)
     assert metrics["import_check"]["passed"]
     saved = modeldir.load(tmp_path / "o")
     raw = RNG.integers(0, 256, (20, 784)).astype(np.uint8)
@@ -206,15 +213,12 @@ def conv_graph(pads=(1, 1, 1, 1), bn=True):
 
 
 def test_conv_graph_imports_nhwc_and_matches_onnxruntime(tmp_path):
-    out = tmp_path / "o"
-    metrics = import_onnx(save(tmp_path, conv_graph()), out)
-    saved = modeldir.load(out)
+    saved, check_result = checked(save(tmp_path, conv_graph()), RNG.integers(0, 256, (64, 288)).astype(np.uint8))
     types = [d["type"] for d in saved.spec.to_dict()["layers"]]
     assert types == ["input", "conv2d", "relu", "max_pool2d", "depthwise_conv2d", "relu6", "avg_pool2d", "conv2d",
                      "global_avg_pool2d", "dense"]  # BatchNorm folded, the Flatten after the global pool dropped
     assert saved.spec.to_dict()["layers"][0]["shape"] == [12, 12, 2]
-    check = metrics["import_check"]
-    assert check["passed"] and check["max_abs_output_diff"] <= TOLERANCE and check["inputs"] == 256
+    assert check_result["passed"] and check_result["max_abs_output_diff"] <= TOLERANCE
 
 
 def test_flatten_after_a_feature_map_permutes_the_dense_rows(tmp_path):
@@ -222,9 +226,10 @@ def test_flatten_after_a_feature_map_permutes_the_dense_rows(tmp_path):
     nodes = [helper.make_node("Conv", ["x", "k"], ["c"], kernel_shape=[3, 3], strides=[2, 2]),
              helper.make_node("Relu", ["c"], ["r"]), helper.make_node("Flatten", ["r"], ["f"]),
              helper.make_node("MatMul", ["f", "w"], ["m"]), helper.make_node("Add", ["m", "b"], ["y"])]
-    out = tmp_path / "o"
-    assert import_onnx(save(tmp_path, make_model(nodes, inits, [1, 9, 9])), out)["import_check"]["passed"]
-    assert [d["type"] for d in modeldir.load(out).spec.to_dict()["layers"]] == [
+    saved, result = checked(save(tmp_path, make_model(nodes, inits, [1, 9, 9])),
+                            RNG.integers(0, 256, (32, 81)).astype(np.uint8))
+    assert result["passed"]
+    assert [d["type"] for d in saved.spec.to_dict()["layers"]] == [
         "input", "conv2d", "relu", "flatten", "dense"]
 
 
@@ -234,7 +239,7 @@ def test_padding_picozoo_cannot_express_is_refused(tmp_path):
     nodes = [helper.make_node("Conv", ["x", "k"], ["c"], name="down", kernel_shape=[3, 3], strides=[2, 2],
                               pads=[1, 1, 1, 1]), helper.make_node("GlobalAveragePool", ["c"], ["y"])]
     with pytest.raises(OnnxImportError, match=r"node 'down' \(Conv\): pads \[1, 1, 1, 1\].*8x8.*'same'"):
-        import_onnx(save(tmp_path, make_model(nodes, inits, [1, 8, 8])), tmp_path / "o")
+        import_onnx(save(tmp_path, make_model(nodes, inits, [1, 8, 8])), tmp_path / "o", dataset=XOR)
     assert not (tmp_path / "o").exists()
 
 
@@ -245,7 +250,7 @@ def test_grouped_conv_and_dilation_are_refused(tmp_path):
                  helper.make_node("GlobalAveragePool", ["c"], ["y"])]
         with pytest.raises(OnnxImportError, match=match):
             import_onnx(save(tmp_path, make_model(nodes, {"k": RNG.normal(0, 1, shape)}, [4, 8, 8])),
-                        tmp_path / "o")
+                        tmp_path / "o", dataset=XOR)
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -262,4 +267,4 @@ def test_pytorch_cnn_export_imports(tmp_path):
     path = tmp_path / "cnn.onnx"
     torch.onnx.export(module, (torch.zeros(1, 1, 14, 14),), str(path), dynamo=False, input_names=["x"],
                       dynamic_axes={"x": {0: "N"}})
-    assert import_onnx(path, tmp_path / "o")["import_check"]["passed"]
+    assert checked(path, RNG.integers(0, 256, (32, 196)).astype(np.uint8))[1]["passed"]

@@ -117,7 +117,7 @@ BAD_META = [
     ({"input": {"scale": 1.0, "features": 3}}, "field 'input.features' is 3; it must be the spec's input width, 2"),
     ({"format_version": 2}, "format_version 2, this picozoo reads 1"),
     ({"quantization": "int8"}, "field 'quantization' is 'int8'"),
-    ({"quantization": {"scheme": "int8", "layers": []}}, "one 'layers' entry per dense layer"),
+    ({"quantization": {"scheme": "int8", "layers": []}}, "one entry per weighted layer"),
 ]
 
 

@@ -1,4 +1,4 @@
-"""`python -m zoo.import MODEL.onnx --out DIR [--dataset mnist|fashion]`: an ONNX model as a picozoo model directory.
+"""`python -m zoo.import MODEL.onnx --dataset mnist --out DIR`: an ONNX model as a picozoo model directory.
 
 A thin wrapper over `zoo.onnx_import.import_onnx` (the module name `import` cannot be imported with a plain
 `import` statement, so the library lives there); see that module and docs/IMPORT.md.
@@ -20,17 +20,16 @@ def main(argv=None):
         f"directory, checked against onnxruntime. Supported operators: {', '.join(SUPPORTED_OPS)}.")
     parser.add_argument("model", type=Path, help="the .onnx file")
     parser.add_argument("--out", type=Path, required=True, help="the model directory to create (new or empty)")
-    parser.add_argument("--dataset", choices=[d for d in data.DATASETS if d != "xor"],
-                        help="the data the model was trained on: the check runs on its test images, metrics.json "
-                             "gets its test accuracy, and compress/eval can use the directory (without it: "
-                             "seeded random inputs, and the directory is only for firmware.build)")
+    parser.add_argument("--dataset", choices=data.DATASETS, required=True,
+                        help="the data the model takes: the check against onnxruntime runs on its test images, "
+                             "metrics.json gets its test accuracy, and compress, eval and firmware.build read it")
     parser.add_argument("--data-dir", type=Path, help="directory with the dataset's IDX files (plain or .gz)")
     parser.add_argument("--input-scale", type=float,
                         help="model input = raw uint8 value * scale (default: the dataset's, 1/255 for images)")
     parser.add_argument("--name", help="model name recorded in the directory (default: the file's stem)")
     args = parser.parse_args(argv)
     try:
-        dataset = data.load(args.dataset, args.data_dir) if args.dataset else None
+        dataset = data.load(args.dataset, args.data_dir)
         metrics = import_onnx(args.model, args.out, dataset=dataset, input_scale=args.input_scale, name=args.name)
     except (OnnxImportError, data.DataError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -39,8 +38,7 @@ def main(argv=None):
     print(f"imported {args.model} -> {args.out}: {metrics['params']} parameters")
     print(f"check against onnxruntime on {check['inputs']} inputs: predictions identical, max abs output difference "
           f"{check['max_abs_output_diff']:.2e} (tolerance {TOLERANCE})")
-    if "test_accuracy" in metrics:
-        print(f"test accuracy {metrics['test_accuracy']:.2%}")
+    print(f"test accuracy {metrics['test_accuracy']:.2%}")
     return 0
 
 

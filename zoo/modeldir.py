@@ -79,7 +79,7 @@ MAX_HEADER_BYTES = 16 * 2**20
 MAX_METRICS_BYTES = 64 * 2**20
 MAX_PARAMS = 16 * 2**20  # dense weights + biases (64 MiB in float32)
 MAX_WIDTH = 2**17  # features of any layer (the firmware's layer table takes 65,535; codegen names that limit)
-MAX_LAYERS = 64
+MAX_LAYERS = 256
 DTYPES = ("float32", "float64")
 FLOAT_TENSOR_DTYPES = {"F32": "float32", "F64": "float64"}
 SAFETENSORS_DTYPES = {"I8": np.int8, "U8": np.uint8, "I16": np.int16, "U16": np.uint16, "I32": np.int32,
@@ -221,14 +221,53 @@ def _check_meta(path: Path, meta, spec: Sequential):
             bad(key, meta[key], "an object")
 
 
+def _int8_shapes(layer) -> tuple[list, int, int]:
+    """(int8 weight shape, outputs, inputs per output) of a weighted layer in the int8 format (docs/MODEL_FORMAT.md):
+    dense (out, in); conv2d (K, kh, kw, C) (OHWI); depthwise_conv2d (kh, kw, C)."""
+    shapes = layer.param_shapes()["w"]
+    if layer.kind == "dense":
+        n_in, n_out = shapes
+        return [n_out, n_in], n_out, n_in
+    if layer.kind == "conv2d":
+        kh, kw, c, k = shapes
+        return [k, kh, kw, c], k, kh * kw * c
+    kh, kw, c = shapes                                      # depthwise_conv2d: one filter per channel
+    return [kh, kw, c], c, kh * kw
+
+
+INT8_WEIGHTED = ("dense", "conv2d", "depthwise_conv2d")
+INT8_PASS_THROUGH = ("max_pool2d", "avg_pool2d", "global_avg_pool2d", "flatten")
+
+
 def _check_quantization(path: Path, meta, spec: Sequential, tensors: dict):
     """The fields and tensors the integer golden model and the firmware read (docs/MODEL_FORMAT.md)."""
     q = meta["quantization"]
-    dense = [i for i, layer in enumerate(spec.layers) if isinstance(layer, Dense)]
+    weighted = [i for i, layer in enumerate(spec.layers) if layer.kind in INT8_WEIGHTED]
     layers = q.get("layers")
-    if q.get("scheme") != "int8" or not isinstance(layers, list) or len(layers) != len(dense):
-        raise ModelDirError(f"{path}: metadata field 'quantization' needs scheme 'int8' and one 'layers' entry per "
-                            f"dense layer ({len(dense)})")
+    if q.get("scheme") != "int8" or not isinstance(layers, list) or not all(isinstance(lm, dict) for lm in layers):
+        raise ModelDirError(f"{path}: metadata field 'quantization' needs scheme 'int8' and a 'layers' list of "
+                            f"objects")
+    entries = [lm for lm in layers if lm.get("type", "dense") in INT8_WEIGHTED]
+    if [lm.get("index") for lm in entries] != weighted:
+        raise ModelDirError(f"{path}: metadata field 'quantization.layers' needs one entry per weighted layer "
+                            f"(spec indices {weighted}), got {[lm.get('index') for lm in entries]}")
+    shapes_in, shapes_out = spec.input_shapes(), spec.output_shapes()
+    for lm in layers:
+        kind = lm.get("type", "dense")
+        if kind not in INT8_WEIGHTED + INT8_PASS_THROUGH or not (_is_int(lm.get("index"))
+                                                                 and 0 <= lm["index"] < len(spec.layers)):
+            raise ModelDirError(f"{path}: metadata field 'quantization.layers' entry {lm.get('index')!r} has type "
+                                f"{kind!r}; it needs a spec 'index' and a type among "
+                                f"{', '.join(INT8_WEIGHTED + INT8_PASS_THROUGH)}")
+        i = lm["index"]
+        # the golden model reads the shapes and window fields from here: they must be the spec's own
+        want = {"type": spec.layers[i].kind, "in_shape": list(shapes_in[i]), "out_shape": list(shapes_out[i]),
+                **{k: v for k, v in spec.layers[i].to_dict().items() if k in ("kernel", "stride", "padding", "pool")}}
+        for key, value in want.items():
+            if (key in lm or key in ("kernel", "stride", "pool")) and lm.get(key, "dense" if key == "type" else None) \
+                    != value:
+                raise ModelDirError(f"{path}: metadata field 'quantization.layers' entry for layer {i}: {key} is "
+                                    f"{lm.get(key)!r}, the spec says {value!r}; re-quantize the model")
     inp = q.get("input")
     if not (isinstance(inp, dict) and _is_int(inp.get("zero_point")) and -128 <= inp["zero_point"] <= 127):
         raise ModelDirError(f"{path}: metadata field 'quantization.input' needs an integer 'zero_point' from -128 "
@@ -237,33 +276,41 @@ def _check_quantization(path: Path, meta, spec: Sequential, tensors: dict):
     if not (isinstance(out, dict) and _is_number(out.get("scale")) and _is_int(out.get("zero_point"))):
         raise ModelDirError(f"{path}: metadata field 'quantization.output' needs a finite 'scale' and an integer "
                             f"'zero_point'")
-    for lm, i in zip(layers, dense):
+    for lm in entries:
+        i = lm["index"]
         where = f"{path}: metadata field 'quantization.layers' entry for layer {i}"
-        if not isinstance(lm, dict) or lm.get("index") != i or not _is_int(lm.get("index")):
-            raise ModelDirError(f"{where}: must be an object with index {i}")
+        if spec.layers[i].kind != lm.get("type", "dense"):
+            raise ModelDirError(f"{where}: type {lm.get('type', 'dense')!r} but the spec's layer {i} is "
+                                f"{spec.layers[i].kind}")
         for key in ("input_zero_point", "output_zero_point", "act_min", "act_max"):
             if not (_is_int(lm.get(key)) and -128 <= lm[key] <= 127):
                 raise ModelDirError(f"{where}: {key} is {lm.get(key)!r}; it must be an integer from -128 to 127")
         if lm["act_min"] > lm["act_max"]:
             raise ModelDirError(f"{where}: act_min {lm['act_min']} > act_max {lm['act_max']}")
         storage = lm.get("storage", "dense")
-        if storage not in INT8_STORAGE:
-            raise ModelDirError(f"{where}: storage {storage!r} is not one of {', '.join(INT8_STORAGE)}")
-        n_in, n_out = spec.layers[i].in_features, spec.layers[i].out_features
-        want = {"w": ("I8", [n_out, n_in]), "bias": ("I32", [n_out]), "multiplier": ("I32", [n_out]),
-                "shift": ("I8", [n_out])}
-        if storage != "dense":
-            want["row_len"] = ("U16", [n_out])
+        if storage not in INT8_STORAGE or (storage != "dense" and spec.layers[i].kind != "dense"):
+            raise ModelDirError(f"{where}: storage {storage!r} is not one of {', '.join(INT8_STORAGE)} (conv layers "
+                                f"are stored dense)")
+        w_shape, n_out, _ = _int8_shapes(spec.layers[i])
+        want = {"q.w": ("I8", w_shape), "q.bias": ("I32", [n_out]), "q.multiplier": ("I32", [n_out]),
+                "q.shift": ("I8", [n_out])}
         if storage == "shared":
-            want["codebook"] = ("I8", [8])
+            want["s.codebook"] = ("I8", [8])
         for name, (dtype, shape) in want.items():
-            full = f"{'q' if name in ('w', 'bias', 'multiplier', 'shift') else 's'}.layers.{i}.{name}"
+            prefix, short = name.split(".")
+            full = f"{prefix}.layers.{i}.{short}"
             entry = tensors.get(full)
             if entry is None or entry["dtype"] != dtype or entry["shape"] != shape:
                 found = "missing" if entry is None else f"{entry['dtype']} {entry['shape']}"
                 raise ModelDirError(f"{path}: tensor {full} is {found}; {storage} int8 storage needs {dtype} "
                                     f"{shape}")
         if storage != "dense":
+            # column order (entries per input, compress today) or row order (entries per output, older variants)
+            n_in = spec.layers[i].in_features
+            lens = [(f"s.layers.{i}.col_len", [n_in]), (f"s.layers.{i}.row_len", [n_out])]
+            if not any(tensors.get(n) and tensors[n]["dtype"] == "U16" and tensors[n]["shape"] == s for n, s in lens):
+                raise ModelDirError(f"{path}: {storage} int8 storage of layer {i} needs U16 tensor "
+                                    f"s.layers.{i}.col_len {[n_in]} (or row_len {[n_out]} from older versions)")
             entry = tensors.get(f"s.layers.{i}.entries")
             if entry is None or entry["dtype"] != "U8" or len(entry["shape"]) != 1:
                 raise ModelDirError(f"{path}: tensor s.layers.{i}.entries must be a 1-D U8 tensor for {storage} "
@@ -272,11 +319,13 @@ def _check_quantization(path: Path, meta, spec: Sequential, tensors: dict):
 
 def _check_int8_values(path: Path, meta, spec: Sequential, tensors: dict):
     """Values the integer golden model and the kernels rely on: the int32 accumulator cannot overflow
-    (|bias| + in * 255 * 128 < 2^31: 255 the largest |q_in - zp_in|, 128 the largest |w|), a Q31 multiplier in [0, 2^31), and
-    31 + shift in [1, 62] (docs/MODEL_FORMAT.md)."""
+    (|bias| + fan_in * 255 * 128 < 2^31: 255 the largest |q_in - zp_in|, 128 the largest |w|), a Q31 multiplier in
+    [0, 2^31), and 31 + shift in [1, 62] (docs/MODEL_FORMAT.md)."""
     for lm in meta["quantization"]["layers"]:
+        if lm.get("type", "dense") not in INT8_WEIGHTED:
+            continue
         i = lm["index"]
-        n_in = spec.layers[i].in_features
+        _, _, n_in = _int8_shapes(spec.layers[i])
         bias = tensors[f"q.layers.{i}.bias"].astype(np.int64)
         if bias.size and int(np.abs(bias).max()) + n_in * 255 * 128 >= 2**31:
             raise ModelDirError(f"{path}: tensor q.layers.{i}.bias reaches {int(np.abs(bias).max())}; with {n_in} "

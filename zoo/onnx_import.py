@@ -1,6 +1,6 @@
 """Import a model exported to ONNX (from PyTorch, Keras via tf2onnx, ...) as an ordinary picozoo model directory.
 
-`python -m zoo.import MODEL.onnx --out DIR [--dataset mnist]` reads a graph that is a chain of supported operators,
+`python -m zoo.import MODEL.onnx --dataset mnist --out DIR` reads a graph that is a chain of supported operators,
 turns it into a `zoo.nn.Sequential` spec with its parameters, and checks the result against onnxruntime before
 anything is written: predictions must be identical and the largest output difference at most `TOLERANCE`.
 
@@ -27,7 +27,6 @@ from zoo.nn import Sequential, SpecError, same_pads, window_out_size
 
 TOLERANCE = 1e-4          # largest |ours - onnxruntime| accepted on any output
 CHECK_IMAGES = 10_000     # how many inputs the import check runs (all test images of a dataset, at most this)
-RANDOM_CHECK_INPUTS = 256  # inputs drawn when no dataset is given
 MAX_MODEL_BYTES = 256 << 20  # an .onnx file larger than this is refused before reading
 
 
@@ -393,7 +392,8 @@ def _onnxruntime_outputs(model, logits_name, x_nchw_or_flat: np.ndarray) -> np.n
 
 
 def check(saved: modeldir.SavedModel, model, logits_name, input_shape: tuple, raw: np.ndarray) -> dict:
-    """Compare zoo.host's float32 forward pass with onnxruntime on raw uint8 inputs (n, features)."""
+    """Compare zoo.host's float32 forward pass with onnxruntime on raw uint8 inputs (n, features); the figures, and
+    our outputs under "outputs"."""
     ours = host.forward(saved, raw).astype(np.float64)
     x = raw.astype(np.float32) * np.float32(saved.meta["input"]["scale"])
     if len(input_shape) == 3:  # our (h, w, c) features -> the graph's NCHW input
@@ -402,63 +402,74 @@ def check(saved: modeldir.SavedModel, model, logits_name, input_shape: tuple, ra
     diff = float(np.max(np.abs(ours - theirs))) if ours.size else 0.0
     same = int(np.sum(np.argmax(ours, -1) == np.argmax(theirs, -1)))
     return {"inputs": len(raw), "max_abs_output_diff": diff, "same_predictions": same,
-            "tolerance": TOLERANCE, "passed": same == len(raw) and diff <= TOLERANCE}
+            "tolerance": TOLERANCE, "passed": same == len(raw) and diff <= TOLERANCE, "outputs": ours}
 
 
-def _check_inputs(dataset: data.Dataset | None, features: int, seed: int) -> np.ndarray:
-    if dataset is not None:
-        if dataset.features != features:
-            raise OnnxImportError(f"the model takes {features} input values, dataset {dataset.name!r} has "
-                                  f"{dataset.features} per sample")
-        return dataset.x_test[:CHECK_IMAGES]
-    return np.random.default_rng(seed).integers(0, 256, (RANDOM_CHECK_INPUTS, features), dtype=np.uint8)
+def _check_inputs(dataset: data.Dataset, features: int) -> np.ndarray:
+    if dataset.features != features:
+        raise OnnxImportError(f"the model takes {features} input values, dataset {dataset.name!r} has "
+                              f"{dataset.features} per sample")
+    return dataset.x_test[:CHECK_IMAGES]
 
 
 # -- the directory -------------------------------------------------------------------------------------------------------
-def import_onnx(path: Path, out_dir: Path, *, dataset: data.Dataset | None = None, input_scale: float | None = None,
-                name: str | None = None, seed: int = 0) -> dict:
-    """Import `path` into the model directory `out_dir`; returns the check's figures. Nothing is written unless the
-    model converts and matches onnxruntime."""
-    path, out_dir = Path(path), Path(out_dir)
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise OnnxImportError(f"{out_dir}: exists and is not an empty directory; choose a new --out")
+def imported(path: Path, *, input_scale: float, dataset_name: str | None = None, name: str | None = None,
+             seed: int = 0):
+    """(SavedModel in memory, the ONNX model, input shape, logits tensor or None) for an ONNX file; nothing is
+    written and nothing is checked against onnxruntime yet (`check` does that)."""
+    path = Path(path)
     model = _load(path)
     spec_dict, params, input_shape, logits_name = convert(path, model)
     try:
         spec = Sequential.from_dict(spec_dict)
     except (SpecError, KeyError, TypeError, ValueError) as e:
         raise OnnxImportError(f"{path}: the converted network is not a valid picozoo spec: {e}") from None
-    features = math.prod(input_shape)
-    scale = input_scale if input_scale is not None else (dataset.input_scale if dataset is not None else 1.0 / 255)
-    if not (math.isfinite(scale) and scale > 0):
-        raise OnnxImportError(f"--input-scale {scale}: must be a positive finite number")
-    meta = {"model": name or path.stem, "dataset": dataset.name if dataset is not None else None,
-            "input": {"scale": scale, "features": features},
+    if not (math.isfinite(input_scale) and input_scale > 0):
+        raise OnnxImportError(f"--input-scale {input_scale}: must be a positive finite number")
+    meta = {"model": name or path.stem, "dataset": dataset_name,
+            "input": {"scale": input_scale, "features": math.prod(input_shape)},
             "dtype": "float32", "seed": seed, "picozoo_version": __version__,
             "source": {"onnx": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
                        "producer": f"{model.producer_name} {model.producer_version}".strip(),
                        "opset": max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")),
                                     default=None)}}
-    saved = modeldir.SavedModel(spec, params, {**meta, "spec": spec.to_dict()})
-    raw = _check_inputs(dataset, features, seed)
-    result = check(saved, model, logits_name, input_shape, raw)
+    return modeldir.SavedModel(spec, params, {**meta, "spec": spec.to_dict()}), model, input_shape, logits_name
+
+
+def import_onnx(path: Path, out_dir: Path, *, dataset: data.Dataset, input_scale: float | None = None,
+                name: str | None = None, seed: int = 0) -> dict:
+    """Import `path` into the model directory `out_dir` for `dataset` (the data the model takes: the check runs on
+    its test images, and compress, eval and firmware.build read it); returns the metrics. Nothing is written unless
+    the model converts and matches onnxruntime."""
+    path, out_dir = Path(path), Path(out_dir)
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise OnnxImportError(f"{out_dir}: exists and is not an empty directory; choose a new --out")
+    scale = input_scale if input_scale is not None else dataset.input_scale
+    saved, model, input_shape, logits_name = imported(path, input_scale=scale, dataset_name=dataset.name, name=name,
+                                                      seed=seed)
+    spec = saved.spec
+    features = math.prod(input_shape)
+    raw = _check_inputs(dataset, features)
+    result = check(saved, model, logits_name, input_shape, raw)   # result["outputs"]: ours, reused below
     if not result["passed"]:
         raise OnnxImportError(f"{path}: the imported model disagrees with onnxruntime on "
                               f"{result['inputs'] - result['same_predictions']} of {result['inputs']} inputs "
                               f"(max abs output difference {result['max_abs_output_diff']:.3g}, tolerance "
                               f"{TOLERANCE}); nothing was written")
-    metrics = {"model": meta["model"], "dataset": meta["dataset"], "dtype": "float32", "seed": seed,
+    metrics = {"model": saved.meta["model"], "dataset": dataset.name, "dtype": "float32", "seed": seed,
                "params": spec.param_count(), "import_check": result}
-    if dataset is not None:
-        outputs = host.forward(saved, dataset.x_test)
-        metrics["test_accuracy"] = float(np.mean(host.predict(saved, outputs) == dataset.y_test))
-        top = outputs.max(-1, keepdims=True)
-        logp = outputs - top - np.log(np.sum(np.exp(outputs - top), -1, keepdims=True))
-        metrics["test_loss"] = float(-np.mean(logp[np.arange(len(logp)), dataset.y_test]))
+    outputs = host.forward(saved, dataset.x_test) if len(raw) < len(dataset.x_test) else result.pop("outputs")
+    result.pop("outputs", None)
+    labels = dataset.y_test
+    metrics["test_accuracy"] = float(np.mean(host.predict(saved, outputs) == labels))
+    top = outputs.max(-1, keepdims=True)
+    logp = outputs - top - np.log(np.sum(np.exp(outputs - top), -1, keepdims=True))
+    metrics["test_loss"] = float(-np.mean(logp[np.arange(len(logp)), labels]))
     tmp = out_dir.with_name(f".{out_dir.name}.import-tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        modeldir.save(tmp, spec, params, meta, metrics)
+        meta = {k: v for k, v in saved.meta.items() if k != "spec"}
+        modeldir.save(tmp, spec, saved.params, meta, metrics)
         if out_dir.exists():
             out_dir.rmdir()  # empty, checked above
         os.replace(tmp, out_dir)
