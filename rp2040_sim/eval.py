@@ -111,6 +111,17 @@ class Harness:
         self.context = self.sim.uc.context_save()
         self.runs = 0
         self.xip = self.sim.xip_snapshot()
+        self.event_reg = self.sim.state.event_reg
+        self.fifos = tuple(tuple(f) for f in self.sim.sio.shared.fifo)
+        # A two-core build: core 1 waits (WFE) in the runtime's work loop; its registers, waiting pc, event
+        # register and cache are restored too, and its count is set to core 0's before each image.
+        c1 = self.sim.core1
+        self.core1 = None
+        if c1 is not None:
+            if not c1.runnable:
+                raise EvalError(f"{build_dir}/firmware.uf2: core 1 stopped while booting "
+                                f"({c1.final_stop.detail}); a two-core build's core 1 waits for work forever")
+            self.core1 = (c1.uc.context_save(), c1.resume_pc, c1.state.event_reg, c1.xip_snapshot())
 
     def infer_one(self, raw: np.ndarray):
         sim = self.sim
@@ -120,6 +131,18 @@ class Harness:
         sim.write(0x20000000, self.sram)
         sim.uc.context_restore(self.context)
         sim.xip_restore(self.xip)
+        sim.state.event_reg = self.event_reg
+        for fifo, words in zip(sim.sio.shared.fifo, self.fifos):
+            fifo.clear()
+            fifo.extend(words)
+        if self.core1 is not None:
+            c1 = sim.core1
+            context, c1.resume_pc, c1.state.event_reg, xip = self.core1
+            if self.runs % TB_FLUSH_EVERY == 1:
+                c1.uc.ctl_flush_tb()
+            c1.uc.context_restore(context)
+            c1.xip_restore(xip)
+            c1.state.cycles = sim.state.cycles   # the interleaving depends on the counts only: same each image
         sim.write(self.input_addr, np.asarray(raw, dtype=np.uint8).tobytes())
         sim.set_regs(sp=self.stack_top, lr=self.halt | 1)
         c0, i0, h0, m0 = sim.state.cycles, sim.state.instructions, sim.state.xip_hits, sim.state.xip_misses

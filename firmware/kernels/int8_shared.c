@@ -74,7 +74,10 @@ __asm__(
     "    .popsection\n");
 #endif
 
-void pz_q8_shared(const pz_q8_layer_t *l, const uint8_t *xu, uint8_t *y) {
+/* The layer's work for core `part` of `parts`: the same split as sparse_part in int8_sparse.c (input columns by
+ * parity, accumulators swapped, each core writes half of the outputs from the sum). */
+static inline __attribute__((always_inline)) void shared_part(const pz_q8_layer_t *l, const uint8_t *xu, uint8_t *y,
+                                                              uint32_t part, uint32_t parts, pz_q8_swap_fn swap) {
     const uint8_t *e = l->w;
     /* layer fields in locals: the byte stores to y would otherwise force reloads (aliasing) */
     const uint32_t n_in = l->n_in, n_out = l->n_out;
@@ -84,8 +87,9 @@ void pz_q8_shared(const pz_q8_layer_t *l, const uint8_t *xu, uint8_t *y) {
     const int32_t mult = l->multiplier[0], shift = l->shift[0];
     const int32_t out_zp = l->out_zp, act_min = l->act_min, act_max = l->act_max;
     const uint32_t out_xor = l->out_xor;
+    const uint32_t mask = parts - 1u;
     int32_t acc[n_out ? 2u * n_out : 1u];  /* acc[2 j] for output j: the 8-byte stride of the entries' gaps */
-    for (uint32_t j = 0; j < n_out; j++) acc[2u * j] = bias[j];
+    for (uint32_t j = 0; j < n_out; j++) acc[2u * j] = part == 0 ? bias[j] : 0;
 #if PZ_Q8_M0_ASM
     uint32_t tab_words[64];  /* int8 tab[256] with tab[b] = book[b & 7]: two words repeated */
     const uint32_t w0 = (uint32_t)(uint8_t)book[0] | (uint32_t)(uint8_t)book[1] << 8 |
@@ -100,7 +104,7 @@ void pz_q8_shared(const pz_q8_layer_t *l, const uint8_t *xu, uint8_t *y) {
 #endif
     for (uint32_t k = 0; k < n_in; k++) {
         const uint32_t n = col_len[k], x = xu[k];
-        if (x != 0 && n != 0) {
+        if (((k ^ part) & mask) == 0 && x != 0 && n != 0) {
 #if PZ_Q8_M0_ASM
             pz_q8_shared_col_m0(e, n, acc, x, tab);
 #else
@@ -113,7 +117,24 @@ void pz_q8_shared(const pz_q8_layer_t *l, const uint8_t *xu, uint8_t *y) {
         }
         e += n;
     }
-    for (uint32_t j = 0; j < n_out; j++) {
-        y[j] = pz_q8_out_i(acc[2u * j], mult, shift, out_zp, act_min, act_max, out_xor);
+    if (parts == 1u) {
+        for (uint32_t j = 0; j < n_out; j++) {
+            y[j] = pz_q8_out_i(acc[2u * j], mult, shift, out_zp, act_min, act_max, out_xor);
+        }
+        return;
     }
+    const int32_t *other = (const int32_t *)swap((uint32_t)acc);
+    const uint32_t h = n_out / 2u, j1 = part ? n_out : h;
+    for (uint32_t j = part ? h : 0u; j < j1; j++) {
+        int32_t a = (int32_t)((uint32_t)acc[2u * j] + (uint32_t)other[2u * j]);
+        y[j] = pz_q8_out_i(a, mult, shift, out_zp, act_min, act_max, out_xor);
+    }
+}
+
+void pz_q8_shared(const pz_q8_layer_t *l, const uint8_t *xu, uint8_t *y) {
+    shared_part(l, xu, y, 0, 1, 0);
+}
+
+void pz_q8_shared_half(const pz_q8_layer_t *l, const uint8_t *xu, uint8_t *y, uint32_t core, pz_q8_swap_fn swap) {
+    shared_part(l, xu, y, core, 2, swap);
 }

@@ -70,7 +70,13 @@ __asm__(
     "    .popsection\n");
 #endif
 
-void pz_q8_sparse(const pz_q8_layer_t *l, const uint8_t *xu, uint8_t *y) {
+/* The layer's work for core `part` of `parts` (1, or 2 with swap given): the input columns k with k % parts == part
+ * are accumulated (core 0's accumulators start at the biases, core 1's at 0); with 2 parts the cores then swap
+ * their accumulators' addresses (a barrier: both sums are complete) and core `part` writes outputs
+ * [part * h, h + part * (n_out - h)), h = n_out / 2, from the sum of both. int32 addition is exact in any order,
+ * so the bytes equal the one-core kernel's. Inlined with constant parts: the one-core kernel keeps its loop. */
+static inline __attribute__((always_inline)) void sparse_part(const pz_q8_layer_t *l, const uint8_t *xu, uint8_t *y,
+                                                              uint32_t part, uint32_t parts, pz_q8_swap_fn swap) {
     const uint8_t *e = l->w;
     /* layer fields in locals: the byte stores to y would otherwise force reloads (aliasing) */
     const uint32_t n_in = l->n_in, n_out = l->n_out;
@@ -79,11 +85,12 @@ void pz_q8_sparse(const pz_q8_layer_t *l, const uint8_t *xu, uint8_t *y) {
     const int8_t *shift = l->shift;
     const int32_t out_zp = l->out_zp, act_min = l->act_min, act_max = l->act_max;
     const uint32_t out_xor = l->out_xor;
+    const uint32_t mask = parts - 1u;
     int32_t acc[n_out ? n_out : 1u];
-    for (uint32_t j = 0; j < n_out; j++) acc[j] = bias[j];
+    for (uint32_t j = 0; j < n_out; j++) acc[j] = part == 0 ? bias[j] : 0;
     for (uint32_t k = 0; k < n_in; k++) {
         const uint32_t n = col_len[k], x = xu[k];
-        if (x != 0 && n != 0) {
+        if (((k ^ part) & mask) == 0 && x != 0 && n != 0) {
 #if PZ_Q8_M0_ASM
             pz_q8_sparse_col_m0(e, n, acc, x);
 #else
@@ -96,7 +103,24 @@ void pz_q8_sparse(const pz_q8_layer_t *l, const uint8_t *xu, uint8_t *y) {
         }
         e += 2u * n;
     }
-    for (uint32_t j = 0; j < n_out; j++) {
-        y[j] = pz_q8_out_i(acc[j], mult[j], shift[j], out_zp, act_min, act_max, out_xor);
+    if (parts == 1u) {
+        for (uint32_t j = 0; j < n_out; j++) {
+            y[j] = pz_q8_out_i(acc[j], mult[j], shift[j], out_zp, act_min, act_max, out_xor);
+        }
+        return;
     }
+    const int32_t *other = (const int32_t *)swap((uint32_t)acc);
+    const uint32_t h = n_out / 2u, j1 = part ? n_out : h;
+    for (uint32_t j = part ? h : 0u; j < j1; j++) {
+        int32_t a = (int32_t)((uint32_t)acc[j] + (uint32_t)other[j]);
+        y[j] = pz_q8_out_i(a, mult[j], shift[j], out_zp, act_min, act_max, out_xor);
+    }
+}
+
+void pz_q8_sparse(const pz_q8_layer_t *l, const uint8_t *xu, uint8_t *y) {
+    sparse_part(l, xu, y, 0, 1, 0);
+}
+
+void pz_q8_sparse_half(const pz_q8_layer_t *l, const uint8_t *xu, uint8_t *y, uint32_t core, pz_q8_swap_fn swap) {
+    sparse_part(l, xu, y, core, 2, swap);
 }
