@@ -28,7 +28,7 @@ def variants(tmp_path_factory, mnist):
     for tool in ("arm-none-eabi-gcc", "arm-none-eabi-objcopy", "arm-none-eabi-readelf"):
         require_tool(tool)
     src = tmp_path_factory.mktemp("zoo") / "mnist_50"
-    train_and_evaluate(get_model("mnist_50").with_overrides(epochs=1), src, dataset=mnist, train_limit=2000,
+    train_and_evaluate(get_model("mnist_50").with_overrides(epochs=1), src, dataset=mnist, train_limit=4000,
                        progress=False)
     args = {"int8": ["--quantize", "int8"],                       # dense 784x50 (split), 50x10 (core 0)
             "prune80-int8": ["--prune", "0.8", "--quantize", "int8"],   # sparse

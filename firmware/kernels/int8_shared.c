@@ -87,7 +87,6 @@ static inline __attribute__((always_inline)) void shared_part(const pz_q8_layer_
     const int32_t mult = l->multiplier[0], shift = l->shift[0];
     const int32_t out_zp = l->out_zp, act_min = l->act_min, act_max = l->act_max;
     const uint32_t out_xor = l->out_xor;
-    const uint32_t mask = parts - 1u;
     int32_t acc[n_out ? 2u * n_out : 1u];  /* acc[2 j] for output j: the 8-byte stride of the entries' gaps */
     for (uint32_t j = 0; j < n_out; j++) acc[2u * j] = part == 0 ? bias[j] : 0;
 #if PZ_Q8_M0_ASM
@@ -102,20 +101,41 @@ static inline __attribute__((always_inline)) void shared_part(const pz_q8_layer_
     }
     const int8_t *tab = (const int8_t *)tab_words;
 #endif
-    for (uint32_t k = 0; k < n_in; k++) {
-        const uint32_t n = col_len[k], x = xu[k];
-        if (((k ^ part) & mask) == 0 && x != 0 && n != 0) {
+    if (parts == 1u) {
+        for (uint32_t k = 0; k < n_in; k++) {
+            const uint32_t n = col_len[k], x = xu[k];
+            if (x != 0 && n != 0) {
 #if PZ_Q8_M0_ASM
-            pz_q8_shared_col_m0(e, n, acc, x, tab);
+                pz_q8_shared_col_m0(e, n, acc, x, tab);
 #else
-            int32_t *p = acc;
-            for (uint32_t i = 0; i < n; i++) {
-                p += 2u * (e[i] >> 3);
-                *p += (int32_t)book[e[i] & 7u] * (int32_t)x;
-            }
+                int32_t *p = acc;
+                for (uint32_t i = 0; i < n; i++) {
+                    p += 2u * (e[i] >> 3);
+                    *p += (int32_t)book[e[i] & 7u] * (int32_t)x;
+                }
 #endif
+            }
+            e += n;
         }
-        e += n;
+    } else {
+        /* core `part` takes column k + part of each pair; the other column is only stepped over */
+        for (uint32_t k = 0; k < n_in; k += 2u) {
+            const uint32_t n0 = col_len[k], n1 = k + 1u < n_in ? col_len[k + 1u] : 0u;
+            const uint32_t n = part ? n1 : n0, x = k + part < n_in ? xu[k + part] : 0u;
+            if (x != 0 && n != 0) {
+#if PZ_Q8_M0_ASM
+                pz_q8_shared_col_m0(e + (part ? n0 : 0u), n, acc, x, tab);
+#else
+                int32_t *p = acc;
+                const uint8_t *ec = e + (part ? n0 : 0u);
+                for (uint32_t i = 0; i < n; i++) {
+                    p += 2u * (ec[i] >> 3);
+                    *p += (int32_t)book[ec[i] & 7u] * (int32_t)x;
+                }
+#endif
+            }
+            e += (n0 + n1);
+        }
     }
     if (parts == 1u) {
         for (uint32_t j = 0; j < n_out; j++) {
@@ -136,5 +156,9 @@ void pz_q8_shared(const pz_q8_layer_t *l, const uint8_t *xu, uint8_t *y) {
 }
 
 void pz_q8_shared_half(const pz_q8_layer_t *l, const uint8_t *xu, uint8_t *y, uint32_t core, pz_q8_swap_fn swap) {
-    shared_part(l, xu, y, core, 2, swap);
+    if (core == 0) {
+        shared_part(l, xu, y, 0, 2, swap);   /* constant parts and part: each loop inlined for its core */
+    } else {
+        shared_part(l, xu, y, 1, 2, swap);
+    }
 }

@@ -85,23 +85,43 @@ static inline __attribute__((always_inline)) void sparse_part(const pz_q8_layer_
     const int8_t *shift = l->shift;
     const int32_t out_zp = l->out_zp, act_min = l->act_min, act_max = l->act_max;
     const uint32_t out_xor = l->out_xor;
-    const uint32_t mask = parts - 1u;
     int32_t acc[n_out ? n_out : 1u];
     for (uint32_t j = 0; j < n_out; j++) acc[j] = part == 0 ? bias[j] : 0;
-    for (uint32_t k = 0; k < n_in; k++) {
-        const uint32_t n = col_len[k], x = xu[k];
-        if (((k ^ part) & mask) == 0 && x != 0 && n != 0) {
+    if (parts == 1u) {
+        for (uint32_t k = 0; k < n_in; k++) {
+            const uint32_t n = col_len[k], x = xu[k];
+            if (x != 0 && n != 0) {
 #if PZ_Q8_M0_ASM
-            pz_q8_sparse_col_m0(e, n, acc, x);
+                pz_q8_sparse_col_m0(e, n, acc, x);
 #else
-            int32_t *p = acc;
-            for (uint32_t i = 0; i < n; i++) {
-                p += e[2u * i + 1u];
-                *p += (int32_t)(int8_t)e[2u * i] * (int32_t)x;
-            }
+                int32_t *p = acc;
+                for (uint32_t i = 0; i < n; i++) {
+                    p += e[2u * i + 1u];
+                    *p += (int32_t)(int8_t)e[2u * i] * (int32_t)x;
+                }
 #endif
+            }
+            e += 2u * n;
         }
-        e += 2u * n;
+    } else {
+        /* core `part` takes column k + part of each pair; the other column is only stepped over */
+        for (uint32_t k = 0; k < n_in; k += 2u) {
+            const uint32_t n0 = col_len[k], n1 = k + 1u < n_in ? col_len[k + 1u] : 0u;
+            const uint32_t n = part ? n1 : n0, x = k + part < n_in ? xu[k + part] : 0u;
+            if (x != 0 && n != 0) {
+#if PZ_Q8_M0_ASM
+                pz_q8_sparse_col_m0(e + (part ? 2u * n0 : 0u), n, acc, x);
+#else
+                int32_t *p = acc;
+                const uint8_t *ec = e + (part ? 2u * n0 : 0u);
+                for (uint32_t i = 0; i < n; i++) {
+                    p += ec[2u * i + 1u];
+                    *p += (int32_t)(int8_t)ec[2u * i] * (int32_t)x;
+                }
+#endif
+            }
+            e += 2u * (n0 + n1);
+        }
     }
     if (parts == 1u) {
         for (uint32_t j = 0; j < n_out; j++) {
@@ -122,5 +142,9 @@ void pz_q8_sparse(const pz_q8_layer_t *l, const uint8_t *xu, uint8_t *y) {
 }
 
 void pz_q8_sparse_half(const pz_q8_layer_t *l, const uint8_t *xu, uint8_t *y, uint32_t core, pz_q8_swap_fn swap) {
-    sparse_part(l, xu, y, core, 2, swap);
+    if (core == 0) {
+        sparse_part(l, xu, y, 0, 2, swap);   /* constant parts and part: each loop inlined for its core */
+    } else {
+        sparse_part(l, xu, y, 1, 2, swap);
+    }
 }
