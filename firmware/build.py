@@ -51,11 +51,12 @@ DEFAULT_IMAGES = 50
 SRAM_HEADROOM = 32 * 1024
 RUNTIME_STATIC_RAM = 1024  # .data + .bss of the runtime without the model (measured: ~0.3 kB; rounded up)
 # --cores (docs/FIRMWARE.md "Two cores"): an int8 dense, sparse or shared layer of at least SPLIT_MIN_MACS
-# multiply-accumulates (n_in x n_out) runs on both cores; smaller ones stay on core 0 (a fork and join costs more than
-# half of such a layer). "auto" builds for 2 cores when at least one layer is split, else 1: float layers and
-# conv layers always run on core 0, so a second core would only idle.
+# multiply-accumulates (n_in x n_out) runs on both cores; smaller ones stay on core 0. Measured in rp2040_sim
+# (docs/BENCHMARKS.md "Two cores"): a 300x10 layer (3,000 MACs) is already 21-34 % faster split, so the bar sits
+# below it. "auto" builds for 2 cores when at least one layer is split, else 1: float layers (and conv layers) always
+# run on core 0, so a second core would only idle.
 CORES_CHOICES = ("auto", "1", "2")
-SPLIT_MIN_MACS = 10000
+SPLIT_MIN_MACS = 2000
 PLACEMENTS = {"flash": "flash", "ram": "sram-copy"}  # --weights-in -> size.json weights_placement
 
 OUTPUTS = ("firmware.elf", "firmware.bin", "firmware.uf2", "firmware.map", "size.json", "build.json")

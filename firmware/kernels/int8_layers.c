@@ -12,7 +12,7 @@
 #include "multicore.h"
 
 #ifndef PZ_SPLIT_MIN_MACS
-#define PZ_SPLIT_MIN_MACS 10000u
+#define PZ_SPLIT_MIN_MACS 2000u
 #endif
 
 #if PZ_CORES == 2
