@@ -253,8 +253,9 @@ def _check_quantization(path: Path, meta, spec: Sequential, tensors: dict):
         n_in, n_out = spec.layers[i].in_features, spec.layers[i].out_features
         want = {"w": ("I8", [n_out, n_in]), "bias": ("I32", [n_out]), "multiplier": ("I32", [n_out]),
                 "shift": ("I8", [n_out])}
-        if storage != "dense":
-            want["row_len"] = ("U16", [n_out])
+        if storage != "dense":   # entries per input column (compress/layout.py); row_len [n_out] in older dirs
+            old_format = f"s.layers.{i}.row_len" in tensors and f"s.layers.{i}.col_len" not in tensors
+            want["row_len" if old_format else "col_len"] = ("U16", [n_out] if old_format else [n_in])
         if storage == "shared":
             want["codebook"] = ("I8", [8])
         for name, (dtype, shape) in want.items():
