@@ -56,9 +56,10 @@ void pz_q8_dense_m0_outputs(const pz_q8_layer_t *l, const uint8_t *xu, uint8_t *
                             uint32_t j_end);
 
 /* Two cores on one sparse or shared layer: both call the _half kernel (core = 0 or 1) at the same time; each
- * accumulates the input columns k with k % 2 == core, then `swap` hands its accumulators' address to the other
- * core and returns the other's (a barrier), and each writes half of the outputs from the sum of both. */
-typedef uint32_t (*pz_q8_swap_fn)(uint32_t mine);
+ * accumulates its blocks of 4 input columns (the blocks alternate between the cores; core 0 also takes the n_in % 8
+ * columns at the end), then `swap` hands its accumulators' address to the other core and returns the other's (a
+ * barrier), and each writes half of the outputs from the sum of both. */
+typedef uintptr_t (*pz_q8_swap_fn)(uintptr_t mine);
 
 /* Sparse layer in the pairs format. */
 void pz_q8_sparse(const pz_q8_layer_t *l, const uint8_t *xu, uint8_t *y);

@@ -74,8 +74,24 @@ __asm__(
     "    .popsection\n");
 #endif
 
-/* The layer's work for core `part` of `parts`: the same split as sparse_part in int8_sparse.c (input columns by
- * parity, accumulators swapped, each core writes half of the outputs from the sum). */
+/* Adds the column's n entries at e, times x, into the accumulators (tab: the 256-byte table on ARMv6-M). */
+static inline __attribute__((always_inline)) void shared_column(const uint8_t *e, uint32_t n, int32_t *acc,
+                                                                uint32_t x, const int8_t *tab, const int8_t *book) {
+#if PZ_Q8_M0_ASM
+    (void)book;
+    pz_q8_shared_col_m0(e, n, acc, x, tab);
+#else
+    (void)tab;
+    int32_t *p = acc;
+    for (uint32_t i = 0; i < n; i++) {
+        p += 2u * (e[i] >> 3);
+        *p += (int32_t)book[e[i] & 7u] * (int32_t)x;
+    }
+#endif
+}
+
+/* The layer's work for core `part` of `parts`: the same split as sparse_part in int8_sparse.c (alternate blocks of
+ * 4 input columns, accumulators swapped, each core writes half of the outputs from the sum). */
 static inline __attribute__((always_inline)) void shared_part(const pz_q8_layer_t *l, const uint8_t *xu, uint8_t *y,
                                                               uint32_t part, uint32_t parts, pz_q8_swap_fn swap) {
     const uint8_t *e = l->w;
@@ -100,41 +116,37 @@ static inline __attribute__((always_inline)) void shared_part(const pz_q8_layer_
         tab_words[i + 1] = w1;
     }
     const int8_t *tab = (const int8_t *)tab_words;
+#else
+    const int8_t *tab = book;   /* unused by the portable loop */
 #endif
     if (parts == 1u) {
         for (uint32_t k = 0; k < n_in; k++) {
             const uint32_t n = col_len[k], x = xu[k];
-            if (x != 0 && n != 0) {
-#if PZ_Q8_M0_ASM
-                pz_q8_shared_col_m0(e, n, acc, x, tab);
-#else
-                int32_t *p = acc;
-                for (uint32_t i = 0; i < n; i++) {
-                    p += 2u * (e[i] >> 3);
-                    *p += (int32_t)book[e[i] & 7u] * (int32_t)x;
-                }
-#endif
-            }
+            if (x != 0 && n != 0) shared_column(e, n, acc, x, tab, book);
             e += n;
         }
     } else {
-        /* core `part` takes column k + part of each pair; the other column is only stepped over */
-        for (uint32_t k = 0; k < n_in; k += 2u) {
-            const uint32_t n0 = col_len[k], n1 = k + 1u < n_in ? col_len[k + 1u] : 0u;
-            const uint32_t n = part ? n1 : n0, x = k + part < n_in ? xu[k + part] : 0u;
-            if (x != 0 && n != 0) {
-#if PZ_Q8_M0_ASM
-                pz_q8_shared_col_m0(e + (part ? n0 : 0u), n, acc, x, tab);
-#else
-                int32_t *p = acc;
-                const uint8_t *ec = e + (part ? n0 : 0u);
-                for (uint32_t i = 0; i < n; i++) {
-                    p += 2u * (ec[i] >> 3);
-                    *p += (int32_t)book[ec[i] & 7u] * (int32_t)x;
-                }
-#endif
+        /* Blocks of 4 input columns alternate between the cores (core 0 the even blocks; a 28-pixel image row holds 7
+         * blocks, so they form a checkerboard and the work halves evenly); a core steps over the other core's block
+         * by adding its 4 lengths, and core 0 takes the n_in % 8 columns left at the end. */
+        const uint32_t n8 = n_in & ~7u;
+        uint32_t k = 0;
+        for (; k < n8; k += 8u) {
+            const uint16_t *skip = col_len + k + 4u * (1u - part);
+            const uint32_t skipped = (uint32_t)skip[0] + skip[1] + skip[2] + skip[3];
+            if (part) e += skipped;
+#pragma GCC unroll 4
+            for (uint32_t i = k + 4u * part; i < k + 4u * part + 4u; i++) {
+                const uint32_t n = col_len[i], x = xu[i];
+                if (x != 0 && n != 0) shared_column(e, n, acc, x, tab, book);
+                e += n;
             }
-            e += (n0 + n1);
+            if (!part) e += skipped;
+        }
+        for (; part == 0 && k < n_in; k++) {
+            const uint32_t n = col_len[k], x = xu[k];
+            if (x != 0 && n != 0) shared_column(e, n, acc, x, tab, book);
+            e += n;
         }
     }
     if (parts == 1u) {
@@ -143,7 +155,7 @@ static inline __attribute__((always_inline)) void shared_part(const pz_q8_layer_
         }
         return;
     }
-    const int32_t *other = (const int32_t *)swap((uint32_t)acc);
+    const int32_t *other = (const int32_t *)swap((uintptr_t)acc);
     const uint32_t h = n_out / 2u, j1 = part ? n_out : h;
     for (uint32_t j = part ? h : 0u; j < j1; j++) {
         int32_t a = (int32_t)((uint32_t)acc[2u * j] + (uint32_t)other[2u * j]);

@@ -28,7 +28,7 @@ static inline __attribute__((always_inline)) uint32_t fifo_pop(void) {
 }
 
 #if PZ_CORES == 2
-uint32_t pz_core_swap(uint32_t mine) {
+uintptr_t pz_core_swap(uintptr_t mine) {
     fifo_push(mine);
     return fifo_pop();
 }

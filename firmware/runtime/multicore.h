@@ -22,7 +22,7 @@ void pz_parallel(pz_part_fn fn, const void *arg);
 
 /* Inside a pz_parallel part: give the other core a word and take its word (both cores call it once; a barrier:
  * neither returns before the other has arrived). */
-uint32_t pz_core_swap(uint32_t mine);
+uintptr_t pz_core_swap(uintptr_t mine);
 #endif
 
 #endif
