@@ -52,7 +52,7 @@ SRAM_HEADROOM = 32 * 1024
 RUNTIME_STATIC_RAM = 1024  # .data + .bss of the runtime without the model (measured: ~0.3 kB; rounded up)
 # --cores (docs/FIRMWARE.md "Two cores"): an int8 dense, sparse or shared layer of at least SPLIT_MIN_MACS
 # multiply-accumulates (n_in x n_out) runs on both cores; smaller ones stay on core 0. Measured in rp2040_sim
-# (docs/BENCHMARKS.md "Two cores"): a 300x10 layer (3,000 MACs) is already 21-42 % faster split, so the bar sits
+# (docs/BENCHMARKS.md "Two cores"): a 300x10 layer (3,000 MACs) takes 21-42 % fewer cycles split, so the bar sits
 # below it. "auto" builds for 2 cores when at least one layer is split, else 1: float layers (and conv layers) always
 # run on core 0, so a second core would only idle.
 CORES_CHOICES = ("auto", "1", "2")
