@@ -122,6 +122,8 @@ class Harness:
                 raise EvalError(f"{build_dir}/firmware.uf2: core 1 stopped while booting "
                                 f"({c1.final_stop.detail}); a two-core build's core 1 waits for work forever")
             self.core1 = (c1.uc.context_save(), c1.resume_pc, c1.state.event_reg, c1.xip_snapshot())
+            if elf.has("__stack1_limit"):   # core 1's stack below its reserve is a fault, as core 0's is
+                c1.set_stack_limit(elf.addr("__stack1_limit"))
 
     def restore(self):
         """The post-boot machine: SRAM (stack repainted), both cores' registers, event registers and XIP caches,
