@@ -12,7 +12,7 @@ import pytest
 from compress import cli, reference
 from conftest import require_tool
 from firmware import build as fwbuild
-from rp2040_sim import boot
+from rp2040_sim import boot, core1
 from rp2040_sim import eval as sim_eval
 from rp2040_sim.core import Rp2040, SimConfig
 from zoo import modeldir
@@ -105,6 +105,33 @@ def test_runtime_launches_core1_with_the_datasheet_sequence(builds):
     assert sim1.run(boot.prepare(sim1, image1)).ok
     assert sim1.core1 is None
     assert image1.elf.addr("__stack1_top") == image1.elf.addr("__stack1_limit")   # no core 1 stack reserved
+
+
+def test_launch_restarts_after_a_wrong_echo(builds):
+    """Datasheet 2.8.2: an echo that differs from the word sent restarts the sequence from its first 0. The bootrom
+    model's echo of the vector table is corrupted once; the runtime starts over and core 1 still launches."""
+    out = builds["int8", 2].out_dir
+    image = boot.load_image(out / "firmware.uf2", out / "firmware.elf")
+    sim = Rp2040(SimConfig())
+    start = boot.prepare(sim, image)
+    rom, corrupted = sim.core1_bootrom, []
+    send = rom._send
+
+    def corrupt_vtor_echo_once(word):
+        if rom.state == core1.STATE_VTOR and not corrupted:
+            corrupted.append(word)
+            word ^= 0x100
+        send(word)
+
+    rom._send = corrupt_vtor_echo_once
+    received = []
+    receive = rom.receive
+    rom.sio.shared.readers[1] = lambda: (received.extend(rom.sio.shared.fifo[0]), receive())
+    assert sim.run(start).ok
+    assert corrupted == [0x10000100]
+    assert sim.core1_launch == (0x10000100, image.elf.addr("__stack1_top"), image.elf.addr("core1_main") | 1)
+    # 0, 0, 1, VTOR (wrong echo), then from the start: 0, 0, 1, VTOR, SP, entry
+    assert received[:4] == [0, 0, 1, 0x10000100] and received[4:7] == [0, 0, 1] and len(received) == 10
 
 
 @pytest.mark.parametrize("cores", ["3", "0", "two", ""])
