@@ -1,7 +1,7 @@
 """Build RP2040 firmware for a model directory: generate C, cross-compile, link, and write the build directory.
 
     python -m firmware.build MODEL_DIR [--images N] [--out DIR] [--weights-in auto|flash|ram] [--stack BYTES]
-                                       [--boot2 quad|serial]
+                                       [--boot2 quad|serial] [--cores auto|1|2]
 
 Weight placement (`--weights-in`, default auto): float models keep their weights in flash; int8 models (from
 `python -m compress`) copy their weights, indices and requantization tables to SRAM at boot when they fit next to
