@@ -1,7 +1,7 @@
 """Build RP2040 firmware for a model directory: generate C, cross-compile, link, and write the build directory.
 
     python -m firmware.build MODEL_DIR [--images N] [--out DIR] [--weights-in auto|flash|ram] [--stack BYTES]
-                                       [--boot2 quad|serial]
+                                       [--boot2 quad|serial] [--cores auto|1|2]
 
 Weight placement (`--weights-in`, default auto): float models keep their weights in flash; int8 models (from
 `python -m compress`) copy their weights, indices and requantization tables to SRAM at boot when they fit next to
@@ -50,6 +50,13 @@ DEFAULT_IMAGES = 50
 # a sensor driver needs several kB). 32 kB is one eighth of the SRAM.
 SRAM_HEADROOM = 32 * 1024
 RUNTIME_STATIC_RAM = 1024  # .data + .bss of the runtime without the model (measured: ~0.3 kB; rounded up)
+# --cores (docs/FIRMWARE.md "Two cores"): an int8 dense, sparse or shared layer of at least SPLIT_MIN_MACS
+# multiply-accumulates (n_in x n_out) runs on both cores; smaller ones stay on core 0. Measured in rp2040_sim
+# (docs/BENCHMARKS.md "Two cores"): a 300x10 layer (3,000 MACs) takes 21-42 % fewer cycles split, so the bar sits
+# below it. "auto" builds for 2 cores when at least one layer is split, else 1: float layers (and conv layers) always
+# run on core 0, so a second core would only idle.
+CORES_CHOICES = ("auto", "1", "2")
+SPLIT_MIN_MACS = 2000
 PLACEMENTS = {"flash": "flash", "ram": "sram-copy"}  # --weights-in -> size.json weights_placement
 # A layer's weights up to half the 16 kB XIP cache (datasheet §2.6.3.1) are assumed to stay cached across the pixels
 # of one inference (the other half holds code); larger ones stream from flash once per output pixel.
@@ -144,7 +151,8 @@ def elf_figures(elf_path: Path) -> dict:
         elf = ELFFile(f)
         sections = {s.name: s for s in elf.iter_sections()}
         sizes = {name: sections[name]["sh_size"] if name in sections else 0
-                 for name in (".boot2", ".vectors", ".text", ".rodata", ".data", ".bss", ".stack")}
+                 for name in (".boot2", ".vectors", ".text", ".rodata", ".data", ".bss", ".stack",
+                              ".stack1")}
         symbols = {}
         for sym in elf.get_section_by_name(".symtab").iter_symbols():
             if sym.name.startswith("pz_"):
@@ -165,6 +173,7 @@ def size_report(elf_path: Path, bin_path: Path) -> dict:
         "ram_static_bytes": ram_static,  # .data + .bss
         "ram_capacity_bytes": RAM_BYTES,
         "stack_reserved_bytes": s[".stack"],
+        "core1_stack_reserved_bytes": s[".stack1"],
         "weights_bytes": fig["weights_bytes"],
         "images_bytes": fig["images_bytes"],
         "code_bytes": s[".text"],  # machine code (runtime, kernels, picolibc, libgcc soft float)
@@ -192,11 +201,12 @@ def usage_bars(size: dict) -> None:
         console.print(f"{label:<7}[[{colour}]{'=' * filled}{' ' * (10 - filled)}[/{colour}]] {frac * 100:5.1f}% "
                       f"(used {used} bytes from {total} bytes)")
 
-    ram_used = size["ram_static_bytes"] + size["stack_reserved_bytes"]
+    ram_used = size["ram_static_bytes"] + size["stack_reserved_bytes"] + size["core1_stack_reserved_bytes"]
     bar("RAM:", ram_used, size["ram_capacity_bytes"])
     bar("Flash:", size["flash_bytes"], size["flash_capacity_bytes"])
     console.print(f"       RAM = static {size['ram_static_bytes']} (.data + .bss) + stack reserve "
-                  f"{size['stack_reserved_bytes']}")
+                  f"{size['stack_reserved_bytes']}" + (f" + core 1 stack {size['core1_stack_reserved_bytes']}"
+                                                       if size["core1_stack_reserved_bytes"] else ""))
     console.print(f"       Flash = weights {size['weights_bytes']} + test images {size['images_bytes']} + other "
                   f"{size['flash_other_bytes']}")
     if "arena_bytes" in size:
@@ -276,6 +286,27 @@ def choose_placement(model: modeldir.SavedModel, weights_in: str, stack: int) ->
                      f"headroom")
 
 
+def split_layers(model: modeldir.SavedModel) -> list[int]:
+    """Indexes of the layers a two-core build runs on both cores (int8 dense layers of >= SPLIT_MIN_MACS MACs)."""
+    if not codegen.is_int8(model):
+        return []
+    n_in, split = int(model.meta["input"]["features"]), []
+    for i, layer in enumerate(model.spec.layers):
+        if layer.kind != "dense":
+            continue
+        if n_in * layer.out_features >= SPLIT_MIN_MACS:
+            split.append(i)
+        n_in = layer.out_features
+    return split
+
+
+def choose_cores(model: modeldir.SavedModel, cores: str) -> int:
+    """--cores (already checked against CORES_CHOICES) -> 1 or 2."""
+    if cores == "auto":
+        return 2 if split_layers(model) else 1
+    return int(cores)
+
+
 def default_out_dir(model_dir: Path) -> Path:
     """build/<name>, or build/<parent>-<name> for a compressed variant nested in its source model's directory
     (runs/mnist_300/prune90-int8 -> build/mnist_300-prune90-int8)."""
@@ -303,12 +334,15 @@ def load_test_images(model: modeldir.SavedModel, model_dir: Path, images: int | 
 
 def build(model_dir: Path, out_dir: Path | None = None, images: int | None = None, weights_in: str = "auto",
           stack: int = DEFAULT_STACK, quiet: bool = False, force: bool = False,
-          boot2: str = DEFAULT_BOOT2) -> BuildResult:
+          boot2: str = DEFAULT_BOOT2, cores: str = "auto") -> BuildResult:
     model_dir = Path(model_dir).resolve() if Path(model_dir).exists() else Path(model_dir)
     if weights_in not in ("auto", "flash", "ram"):
         raise BuildError(f"--weights-in {weights_in!r}: use auto, flash or ram")
     if boot2 not in BOOT2_SOURCES:
         raise BuildError(f"--boot2 {boot2!r}: use {' or '.join(BOOT2_SOURCES)}")
+    if str(cores) not in CORES_CHOICES:
+        raise BuildError(f"--cores {cores!r}: use 1, 2 or auto (2 when the model has an int8 layer of at least "
+                         f"{SPLIT_MIN_MACS} multiply-accumulates, else 1)")
     if stack < MIN_STACK or stack % 8:
         raise BuildError(f"--stack {stack}: the stack reserve must be a multiple of 8 bytes and at least {MIN_STACK} "
                          f"(printf alone needs a few hundred bytes; the default is {DEFAULT_STACK})")
@@ -323,7 +357,9 @@ def build(model_dir: Path, out_dir: Path | None = None, images: int | None = Non
         out.check()
     except outputs.OutputError as e:
         raise BuildError(str(e)) from None
-    weights_in, placement_reason = choose_placement(model, weights_in, stack)
+    n_cores = choose_cores(model, str(cores))
+    core1_stack = stack if n_cores == 2 else 0   # core 1 gets a reserve of the same size, below core 0's
+    weights_in, placement_reason = choose_placement(model, weights_in, stack + core1_stack)
     tools = find_toolchain()
     plan, layer_placement, placement_rows = plan_image_model(model, model_dir, weights_in, stack)
     dataset, x, y = load_test_images(model, model_dir, images)
@@ -364,12 +400,14 @@ def build(model_dir: Path, out_dir: Path | None = None, images: int | None = Non
         for name in c_files:
             obj = f"{Path(name).stem}.o"
             step(run([tools["gcc"], *CPU_FLAGS, f"--specs={PICOLIBC_SPECS}", *C_FLAGS, *prefix_map, "-Isrc",
+                      f"-DPZ_CORES={n_cores}", f"-DPZ_SPLIT_MIN_MACS={SPLIT_MIN_MACS}u",
                       "-c", f"src/{name}", "-o", obj], work), f"compile {name}")
             objects.append(obj)
         objects.append("boot2_crc.o")
         step(run([tools["gcc"], *CPU_FLAGS, "-c", "boot2_crc.S", "-o", "boot2_crc.o"], work), "assemble boot2_crc")
         link = run([tools["gcc"], *CPU_FLAGS, f"--specs={PICOLIBC_SPECS}", "-DPICOLIBC_INTEGER_PRINTF_SCANF",
                     "-nostartfiles", "-Tsrc/rp2040.ld", f"-Wl,--defsym=PZ_STACK_SIZE={stack}",
+                    f"-Wl,--defsym=PZ_CORE1_STACK_SIZE={core1_stack}",
                     "-Wl,--gc-sections", "-Wl,-Map=firmware.map", "-Wl,--build-id=none",
                     "-o", "firmware.elf", *objects], work)
         if link.returncode != 0:
@@ -398,6 +436,7 @@ def build(model_dir: Path, out_dir: Path | None = None, images: int | None = Non
             "weights_in": weights_in,
             "output_ctype": codegen.output_ctype(model, str(model_dir)),
             "boot2": boot2,
+            "cores": n_cores,
             "uf2_sha256": hashlib.sha256(uf2_bytes).hexdigest(),
         }
         (work / "size.json").write_text(json.dumps(size, indent=2, sort_keys=True) + "\n")
@@ -429,6 +468,9 @@ def main(argv=None) -> int:
                         help="where the weights live: auto (int8 models copied to SRAM when they fit with "
                              f"{SRAM_HEADROOM // 1024} kB to spare, float models in flash), flash, or ram")
     parser.add_argument("--stack", type=int, default=DEFAULT_STACK, help="stack reserve in bytes")
+    parser.add_argument("--cores", default="auto",
+                        help="1 or 2 (int8 layers of >= %d MACs split between both cores) or auto (default: 2 when "
+                             "such a layer exists, else 1)" % SPLIT_MIN_MACS)
     parser.add_argument("--force", action="store_true",
                         help="replace an earlier firmware.build output in --out (only the files it wrote)")
     parser.add_argument("--boot2", choices=list(BOOT2_SOURCES), default=DEFAULT_BOOT2,
@@ -437,7 +479,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         build(args.model_dir, args.out, args.images, args.weights_in, args.stack, force=args.force,
-              boot2=args.boot2)
+              boot2=args.boot2, cores=args.cores)
     except BuildError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

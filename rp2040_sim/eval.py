@@ -111,15 +111,52 @@ class Harness:
         self.context = self.sim.uc.context_save()
         self.runs = 0
         self.xip = self.sim.xip_snapshot()
+        self.event_reg = self.sim.state.event_reg
+        self.fifos = tuple(tuple(f) for f in self.sim.sio.shared.fifo)
+        # A two-core build: core 1 waits (WFE) in the runtime's work loop; its registers, waiting pc, event
+        # register and cache are restored too, and its count is set to core 0's before each image.
+        c1 = self.sim.core1
+        self.core1 = None
+        if c1 is not None:
+            if not c1.runnable:
+                raise EvalError(f"{build_dir}/firmware.uf2: core 1 stopped while booting "
+                                f"({c1.final_stop.detail}); a two-core build's core 1 waits for work forever")
+            self.core1 = (c1.uc.context_save(), c1.resume_pc, c1.state.event_reg, c1.xip_snapshot())
+            if elf.has("__stack1_limit"):   # core 1's stack below its reserve is a fault, as core 0's is
+                c1.set_stack_limit(elf.addr("__stack1_limit"))
 
-    def infer_one(self, raw: np.ndarray):
+    def restore(self):
+        """The post-boot machine: SRAM (stack repainted), both cores' registers, event registers and XIP caches,
+        the FIFOs; core 1's count set to core 0's."""
         sim = self.sim
         if self.runs % TB_FLUSH_EVERY == 0:
             sim.uc.ctl_flush_tb()
+            if self.core1 is not None:
+                sim.core1.uc.ctl_flush_tb()
         self.runs += 1
         sim.write(0x20000000, self.sram)
         sim.uc.context_restore(self.context)
         sim.xip_restore(self.xip)
+        sim.state.event_reg = self.event_reg
+        for fifo, words in zip(sim.sio.shared.fifo, self.fifos):
+            fifo.clear()
+            fifo.extend(words)
+        if self.core1 is not None:
+            c1 = sim.core1
+            context, c1.resume_pc, c1.state.event_reg, xip = self.core1
+            c1.uc.context_restore(context)
+            c1.xip_restore(xip)
+            self.sync_core1()
+
+    def sync_core1(self):
+        """Core 1 (idle in WFE) at core 0's cycle count: the interleaving depends on the counts only, so each
+        inference (or layer) runs the same way whatever ran before."""
+        if self.core1 is not None:
+            self.sim.core1.state.cycles = self.sim.state.cycles
+
+    def infer_one(self, raw: np.ndarray):
+        sim = self.sim
+        self.restore()
         sim.write(self.input_addr, np.asarray(raw, dtype=np.uint8).tobytes())
         sim.set_regs(sp=self.stack_top, lr=self.halt | 1)
         c0, i0, h0, m0 = sim.state.cycles, sim.state.instructions, sim.state.xip_hits, sim.state.xip_misses

@@ -70,8 +70,9 @@ def variants(source):
 @pytest.fixture(scope="module")
 def builds(toolchain, variants, tmp_path_factory):
     root = tmp_path_factory.mktemp("fw")
-    out = {name: fwbuild.build(d, root / name, images=4, quiet=True) for name, d in variants.items()}
-    out["prune80-int8-flash"] = fwbuild.build(variants["prune80-int8"], root / "flash", images=4,
+    # one core: the budgets below are the one-core kernels' (two cores: test_firmware_dualcore.py)
+    out = {name: fwbuild.build(d, root / name, images=4, quiet=True, cores="1") for name, d in variants.items()}
+    out["prune80-int8-flash"] = fwbuild.build(variants["prune80-int8"], root / "flash", images=4, cores="1",
                                               weights_in="flash", quiet=True)
     return out
 

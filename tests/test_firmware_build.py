@@ -52,7 +52,8 @@ def test_outputs_and_build_json(built, mnist):
     info = json.loads((out / "build.json").read_text())
     assert info == {"model_dir": str(model_dir.resolve()), "images": 20, "first_image": 0, "dataset": "mnist",
                     "input_features": 784, "output_count": 10, "output_ctype": "float", "weights_in": "flash",
-                    "boot2": "quad", "uf2_sha256": hashlib.sha256((out / "firmware.uf2").read_bytes()).hexdigest()}
+                    "boot2": "quad", "cores": 1,
+                    "uf2_sha256": hashlib.sha256((out / "firmware.uf2").read_bytes()).hexdigest()}
     base, image = uf2.read_uf2((out / "firmware.uf2").read_bytes())
     binary = (out / "firmware.bin").read_bytes()
     assert base == 0x10000000 and image[:len(binary)] == binary

@@ -50,10 +50,24 @@ int32_t pz_q8_dense_weight(const pz_q8_layer_t *l, uint32_t j, uint32_t k);
 void pz_q8_dense_ref(const pz_q8_layer_t *l, const uint8_t *xu, uint8_t *y);
 void pz_q8_dense_m0(const pz_q8_layer_t *l, const uint8_t *xu, uint8_t *y);
 
+/* Outputs [j_begin, j_end) of a dense layer (j_begin a multiple of 8: a group boundary); pz_q8_dense_m0 is
+ * (0, n_out). Two cores each run one range of the same layer (docs/FIRMWARE.md "Two cores"). */
+void pz_q8_dense_m0_outputs(const pz_q8_layer_t *l, const uint8_t *xu, uint8_t *y, uint32_t j_begin,
+                            uint32_t j_end);
+
+/* Two cores on one sparse or shared layer: both call the _half kernel (core = 0 or 1) at the same time; each
+ * accumulates its blocks of 4 input columns (the blocks alternate between the cores; core 0 also takes the n_in % 8
+ * columns at the end), then `swap` hands its accumulators' address to the other core and returns the other's (a
+ * barrier), and each writes half of the outputs from the sum of both. */
+typedef uintptr_t (*pz_q8_swap_fn)(uintptr_t mine);
+
 /* Sparse layer in the pairs format. */
 void pz_q8_sparse(const pz_q8_layer_t *l, const uint8_t *xu, uint8_t *y);
 
+void pz_q8_sparse_half(const pz_q8_layer_t *l, const uint8_t *xu, uint8_t *y, uint32_t core, pz_q8_swap_fn swap);
+
 /* Sparse layer with shared weights in the code3 format (one multiplier and shift for the layer). */
 void pz_q8_shared(const pz_q8_layer_t *l, const uint8_t *xu, uint8_t *y);
+void pz_q8_shared_half(const pz_q8_layer_t *l, const uint8_t *xu, uint8_t *y, uint32_t core, pz_q8_swap_fn swap);
 
 #endif

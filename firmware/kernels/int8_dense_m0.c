@@ -433,6 +433,11 @@ static inline void dot_all(const uint8_t *xu, uint32_t nk4, const uint8_t *w, ui
 }
 
 void pz_q8_dense_m0(const pz_q8_layer_t *l, const uint8_t *xu, uint8_t *y) {
+    pz_q8_dense_m0_outputs(l, xu, y, 0, l->n_out);
+}
+
+void pz_q8_dense_m0_outputs(const pz_q8_layer_t *l, const uint8_t *xu, uint8_t *y, uint32_t j_begin,
+                            uint32_t j_end) {
     /* every layer field in a local: the byte stores to y would otherwise force reloads (aliasing) */
     const uint32_t n_in = l->n_in, n_out = l->n_out, in_pad = (n_in + 3u) & ~3u;
     const uint32_t out_pad = (n_out + 3u) & ~3u;
@@ -455,8 +460,8 @@ void pz_q8_dense_m0(const pz_q8_layer_t *l, const uint8_t *xu, uint8_t *y) {
     const int all = n_in <= PZ_Q8_SLICE && nk4 != 0 && 8u * n > 7u * n_in;
     uint32_t tail = n;
     while (all && tail != 0 && (list[tail - 1u] & 0xFFFFu) >= 8u * nk4) tail--;
-    const uint8_t *w = l->w;
-    for (uint32_t j0 = 0; j0 < n_out; j0 += 8) {
+    const uint8_t *w = l->w + j_begin * in_pad;   /* every group before j_begin has 8 lanes */
+    for (uint32_t j0 = j_begin; j0 < j_end; j0 += 8) {
         uint32_t lanes = (j0 + 8u <= out_pad) ? 8u : 4u;
         uint32_t A[8];
         if (all) {
@@ -477,7 +482,7 @@ void pz_q8_dense_m0(const pz_q8_layer_t *l, const uint8_t *xu, uint8_t *y) {
                 for (uint32_t i = 0; i < lanes; i++) A[i] += B[i];
             }
         }
-        uint32_t m = n_out - j0 < lanes ? n_out - j0 : lanes;
+        uint32_t m = j_end - j0 < lanes ? j_end - j0 : lanes;
         for (uint32_t i = 0; i < m; i++) {
             uint32_t j = j0 + i;
             uint32_t s = (i & 1u) ? A[i] : A[i] - 256u * A[i + 1] - X128;

@@ -74,7 +74,26 @@ __asm__(
     "    .popsection\n");
 #endif
 
-void pz_q8_shared(const pz_q8_layer_t *l, const uint8_t *xu, uint8_t *y) {
+/* Adds the column's n entries at e, times x, into the accumulators (tab: the 256-byte table on ARMv6-M). */
+static inline __attribute__((always_inline)) void shared_column(const uint8_t *e, uint32_t n, int32_t *acc,
+                                                                uint32_t x, const int8_t *tab, const int8_t *book) {
+#if PZ_Q8_M0_ASM
+    (void)book;
+    pz_q8_shared_col_m0(e, n, acc, x, tab);
+#else
+    (void)tab;
+    int32_t *p = acc;
+    for (uint32_t i = 0; i < n; i++) {
+        p += 2u * (e[i] >> 3);
+        *p += (int32_t)book[e[i] & 7u] * (int32_t)x;
+    }
+#endif
+}
+
+/* The layer's work for core `part` of `parts`: the same split as sparse_part in int8_sparse.c (alternate blocks of
+ * 4 input columns, accumulators swapped, each core writes half of the outputs from the sum). */
+static inline __attribute__((always_inline)) void shared_part(const pz_q8_layer_t *l, const uint8_t *xu, uint8_t *y,
+                                                              uint32_t part, uint32_t parts, pz_q8_swap_fn swap) {
     const uint8_t *e = l->w;
     /* layer fields in locals: the byte stores to y would otherwise force reloads (aliasing) */
     const uint32_t n_in = l->n_in, n_out = l->n_out;
@@ -85,7 +104,7 @@ void pz_q8_shared(const pz_q8_layer_t *l, const uint8_t *xu, uint8_t *y) {
     const int32_t out_zp = l->out_zp, act_min = l->act_min, act_max = l->act_max;
     const uint32_t out_xor = l->out_xor;
     int32_t acc[n_out ? 2u * n_out : 1u];  /* acc[2 j] for output j: the 8-byte stride of the entries' gaps */
-    for (uint32_t j = 0; j < n_out; j++) acc[2u * j] = bias[j];
+    for (uint32_t j = 0; j < n_out; j++) acc[2u * j] = part == 0 ? bias[j] : 0;
 #if PZ_Q8_M0_ASM
     uint32_t tab_words[64];  /* int8 tab[256] with tab[b] = book[b & 7]: two words repeated */
     const uint32_t w0 = (uint32_t)(uint8_t)book[0] | (uint32_t)(uint8_t)book[1] << 8 |
@@ -97,23 +116,61 @@ void pz_q8_shared(const pz_q8_layer_t *l, const uint8_t *xu, uint8_t *y) {
         tab_words[i + 1] = w1;
     }
     const int8_t *tab = (const int8_t *)tab_words;
-#endif
-    for (uint32_t k = 0; k < n_in; k++) {
-        const uint32_t n = col_len[k], x = xu[k];
-        if (x != 0 && n != 0) {
-#if PZ_Q8_M0_ASM
-            pz_q8_shared_col_m0(e, n, acc, x, tab);
 #else
-            int32_t *p = acc;
-            for (uint32_t i = 0; i < n; i++) {
-                p += 2u * (e[i] >> 3);
-                *p += (int32_t)book[e[i] & 7u] * (int32_t)x;
-            }
+    const int8_t *tab = book;   /* unused by the portable loop */
 #endif
+    if (parts == 1u) {
+        for (uint32_t k = 0; k < n_in; k++) {
+            const uint32_t n = col_len[k], x = xu[k];
+            if (x != 0 && n != 0) shared_column(e, n, acc, x, tab, book);
+            e += n;
         }
-        e += n;
+    } else {
+        /* Blocks of 4 input columns alternate between the cores (core 0 the even blocks; a 28-pixel image row holds 7
+         * blocks, so they form a checkerboard and the work halves evenly); a core steps over the other core's block
+         * by adding its 4 lengths, and core 0 takes the n_in % 8 columns left at the end. */
+        const uint32_t n8 = n_in & ~7u;
+        uint32_t k = 0;
+        for (; k < n8; k += 8u) {
+            const uint16_t *skip = col_len + k + 4u * (1u - part);
+            const uint32_t skipped = (uint32_t)skip[0] + skip[1] + skip[2] + skip[3];
+            if (part) e += skipped;
+#pragma GCC unroll 4
+            for (uint32_t i = k + 4u * part; i < k + 4u * part + 4u; i++) {
+                const uint32_t n = col_len[i], x = xu[i];
+                if (x != 0 && n != 0) shared_column(e, n, acc, x, tab, book);
+                e += n;
+            }
+            if (!part) e += skipped;
+        }
+        for (; part == 0 && k < n_in; k++) {
+            const uint32_t n = col_len[k], x = xu[k];
+            if (x != 0 && n != 0) shared_column(e, n, acc, x, tab, book);
+            e += n;
+        }
     }
-    for (uint32_t j = 0; j < n_out; j++) {
-        y[j] = pz_q8_out_i(acc[2u * j], mult, shift, out_zp, act_min, act_max, out_xor);
+    if (parts == 1u) {
+        for (uint32_t j = 0; j < n_out; j++) {
+            y[j] = pz_q8_out_i(acc[2u * j], mult, shift, out_zp, act_min, act_max, out_xor);
+        }
+        return;
+    }
+    const int32_t *other = (const int32_t *)swap((uintptr_t)acc);
+    const uint32_t h = n_out / 2u, j1 = part ? n_out : h;
+    for (uint32_t j = part ? h : 0u; j < j1; j++) {
+        int32_t a = (int32_t)((uint32_t)acc[2u * j] + (uint32_t)other[2u * j]);
+        y[j] = pz_q8_out_i(a, mult, shift, out_zp, act_min, act_max, out_xor);
+    }
+}
+
+void pz_q8_shared(const pz_q8_layer_t *l, const uint8_t *xu, uint8_t *y) {
+    shared_part(l, xu, y, 0, 1, 0);
+}
+
+void pz_q8_shared_half(const pz_q8_layer_t *l, const uint8_t *xu, uint8_t *y, uint32_t core, pz_q8_swap_fn swap) {
+    if (core == 0) {
+        shared_part(l, xu, y, 0, 2, swap);   /* constant parts and part: each loop inlined for its core */
+    } else {
+        shared_part(l, xu, y, 1, 2, swap);
     }
 }

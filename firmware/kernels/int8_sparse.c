@@ -70,7 +70,28 @@ __asm__(
     "    .popsection\n");
 #endif
 
-void pz_q8_sparse(const pz_q8_layer_t *l, const uint8_t *xu, uint8_t *y) {
+/* Adds the column's n entries at e, times x, into the accumulators. */
+static inline __attribute__((always_inline)) void sparse_column(const uint8_t *e, uint32_t n, int32_t *acc,
+                                                                uint32_t x) {
+#if PZ_Q8_M0_ASM
+    pz_q8_sparse_col_m0(e, n, acc, x);
+#else
+    int32_t *p = acc;
+    for (uint32_t i = 0; i < n; i++) {
+        p += e[2u * i + 1u];
+        *p += (int32_t)(int8_t)e[2u * i] * (int32_t)x;
+    }
+#endif
+}
+
+/* The layer's work for core `part` of `parts` (1, or 2 with swap given): core `part`'s input columns are
+ * accumulated (all of them for one core; for two, alternate blocks of 4, see below; core 0's accumulators start at
+ * the biases, core 1's at 0); with 2 parts the cores then swap their accumulators' addresses (a barrier: both sums
+ * are complete) and core `part` writes outputs [part * h, h + part * (n_out - h)), h = n_out / 2, from the sum of
+ * both. int32 addition is exact in any order, so the bytes equal the one-core kernel's. Inlined with constant parts
+ * and part: the one-core kernel keeps its loop. */
+static inline __attribute__((always_inline)) void sparse_part(const pz_q8_layer_t *l, const uint8_t *xu, uint8_t *y,
+                                                              uint32_t part, uint32_t parts, pz_q8_swap_fn swap) {
     const uint8_t *e = l->w;
     /* layer fields in locals: the byte stores to y would otherwise force reloads (aliasing) */
     const uint32_t n_in = l->n_in, n_out = l->n_out;
@@ -80,23 +101,59 @@ void pz_q8_sparse(const pz_q8_layer_t *l, const uint8_t *xu, uint8_t *y) {
     const int32_t out_zp = l->out_zp, act_min = l->act_min, act_max = l->act_max;
     const uint32_t out_xor = l->out_xor;
     int32_t acc[n_out ? n_out : 1u];
-    for (uint32_t j = 0; j < n_out; j++) acc[j] = bias[j];
-    for (uint32_t k = 0; k < n_in; k++) {
-        const uint32_t n = col_len[k], x = xu[k];
-        if (x != 0 && n != 0) {
-#if PZ_Q8_M0_ASM
-            pz_q8_sparse_col_m0(e, n, acc, x);
-#else
-            int32_t *p = acc;
-            for (uint32_t i = 0; i < n; i++) {
-                p += e[2u * i + 1u];
-                *p += (int32_t)(int8_t)e[2u * i] * (int32_t)x;
-            }
-#endif
+    for (uint32_t j = 0; j < n_out; j++) acc[j] = part == 0 ? bias[j] : 0;
+    if (parts == 1u) {
+        for (uint32_t k = 0; k < n_in; k++) {
+            const uint32_t n = col_len[k], x = xu[k];
+            if (x != 0 && n != 0) sparse_column(e, n, acc, x);
+            e += 2u * n;
         }
-        e += 2u * n;
+    } else {
+        /* Blocks of 4 input columns alternate between the cores (core 0 the even blocks; a 28-pixel image row holds 7
+         * blocks, so they form a checkerboard and the work halves evenly); a core steps over the other core's block
+         * by adding its 4 lengths, and core 0 takes the n_in % 8 columns left at the end. */
+        const uint32_t n8 = n_in & ~7u;
+        uint32_t k = 0;
+        for (; k < n8; k += 8u) {
+            const uint16_t *skip = col_len + k + 4u * (1u - part);
+            const uint32_t skipped = (uint32_t)skip[0] + skip[1] + skip[2] + skip[3];
+            if (part) e += 2u * skipped;
+#pragma GCC unroll 4
+            for (uint32_t i = k + 4u * part; i < k + 4u * part + 4u; i++) {
+                const uint32_t n = col_len[i], x = xu[i];
+                if (x != 0 && n != 0) sparse_column(e, n, acc, x);
+                e += 2u * n;
+            }
+            if (!part) e += 2u * skipped;
+        }
+        for (; part == 0 && k < n_in; k++) {
+            const uint32_t n = col_len[k], x = xu[k];
+            if (x != 0 && n != 0) sparse_column(e, n, acc, x);
+            e += 2u * n;
+        }
     }
-    for (uint32_t j = 0; j < n_out; j++) {
-        y[j] = pz_q8_out_i(acc[j], mult[j], shift[j], out_zp, act_min, act_max, out_xor);
+    if (parts == 1u) {
+        for (uint32_t j = 0; j < n_out; j++) {
+            y[j] = pz_q8_out_i(acc[j], mult[j], shift[j], out_zp, act_min, act_max, out_xor);
+        }
+        return;
+    }
+    const int32_t *other = (const int32_t *)swap((uintptr_t)acc);
+    const uint32_t h = n_out / 2u, j1 = part ? n_out : h;
+    for (uint32_t j = part ? h : 0u; j < j1; j++) {
+        int32_t a = (int32_t)((uint32_t)acc[j] + (uint32_t)other[j]);
+        y[j] = pz_q8_out_i(a, mult[j], shift[j], out_zp, act_min, act_max, out_xor);
+    }
+}
+
+void pz_q8_sparse(const pz_q8_layer_t *l, const uint8_t *xu, uint8_t *y) {
+    sparse_part(l, xu, y, 0, 1, 0);
+}
+
+void pz_q8_sparse_half(const pz_q8_layer_t *l, const uint8_t *xu, uint8_t *y, uint32_t core, pz_q8_swap_fn swap) {
+    if (core == 0) {
+        sparse_part(l, xu, y, 0, 2, swap);   /* constant parts and part: each loop inlined for its core */
+    } else {
+        sparse_part(l, xu, y, 1, 2, swap);
     }
 }

@@ -4,12 +4,14 @@
 #include <string.h>
 
 #include "model.h"
+#include "multicore.h"
 #include "runtime.h"
 #include "testdata.h"
 
 int main(void) {
     pz_clocks_init();
     pz_uart_init();
+    pz_multicore_init();   /* launches core 1 in a two-core build */
     unsigned correct = 0;
     uint64_t total_us = 0;
     for (unsigned i = 0; i < pz_test_count; i++) {

@@ -102,4 +102,13 @@
 #define TIMER_TIMEHR        (TIMER_BASE + 0x08u)
 #define TIMER_TIMELR        (TIMER_BASE + 0x0Cu)
 
+/* §2.3.1 SIO (0xD0000000, one view per core): CPUID and the inter-core FIFOs (§2.3.1.3; 8 words each way) */
+#define SIO_BASE            0xD0000000u
+#define SIO_CPUID           (SIO_BASE + 0x000u)
+#define SIO_FIFO_ST         (SIO_BASE + 0x050u)
+#define SIO_FIFO_WR         (SIO_BASE + 0x054u)
+#define SIO_FIFO_RD         (SIO_BASE + 0x058u)
+#define SIO_FIFO_ST_VLD     (1u << 0)              /* this core's RX FIFO holds a word */
+#define SIO_FIFO_ST_RDY     (1u << 1)              /* this core's TX FIFO has room */
+
 #endif
