@@ -17,7 +17,7 @@ from zoo.nn import Dense, ReLU, Sequential, Sigmoid, SpecError, Tanh
 # ../shared/reference/conv-onnx.md section 5) + 4 * 2,736 BatchNorm values.
 PARAM_COUNTS = {"xor": 13, "mnist_50": 39_760, "mnist_100": 79_510, "mnist_200": 159_010,
                 "mnist_300": 238_510, "mnist_300_100": 266_610, "fashion_300": 238_510,
-                "mnist_cnn": 11_242, "fashion_cnn": 29_514, "pd_mobilenet": 221_650}
+                "mnist_cnn": 12_842, "fashion_cnn": 29_514, "pd_mobilenet": 221_650}
 CONV_MODELS = ("mnist_cnn", "fashion_cnn", "pd_mobilenet")
 
 
@@ -27,6 +27,22 @@ def test_param_counts_are_pinned(name):
     assert spec.param_count() == PARAM_COUNTS[name]
     params = spec.init(jax.random.key(0))
     assert sum(x.size for x in jax.tree.leaves(params)) == PARAM_COUNTS[name]
+
+
+def test_conv_models_mac_counts():
+    """MACs of conv/depthwise/dense layers from the spec's shapes; pd_mobilenet's equals TFLM person_detect's
+    7,157,888 (../shared/reference/conv-onnx.md section 5)."""
+    import math
+    counts = {}
+    for name in CONV_MODELS:
+        spec, macs = get_model(name).spec, 0
+        for layer, out in zip(spec.layers, spec.output_shapes()):
+            if layer.kind in ("conv2d", "depthwise_conv2d"):
+                macs += math.prod(out) * layer.kernel[0] * layer.kernel[1] * getattr(layer, "in_channels", 1)
+            elif layer.kind == "dense":
+                macs += layer.in_features * layer.out_features
+        counts[name] = macs
+    assert counts == {"mnist_cnn": 934_272, "fashion_cnn": 1_924_992, "pd_mobilenet": 7_157_888}
 
 
 def test_registry_names():
