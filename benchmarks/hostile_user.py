@@ -289,6 +289,16 @@ def attacks() -> list[Attack]:
 
 
 # -- running and classifying ---------------------------------------------------------------------------------------
+# Runs `python -m MODULE ARGS` and reports the process's peak resident memory on stderr, however it exits.
+_WRAPPER = """import resource, runpy, sys
+module, sys.argv = sys.argv[1], [sys.argv[1], *sys.argv[2:]]
+try:
+    runpy.run_module(module, run_name="__main__", alter_sys=True)
+finally:
+    print(f"pz-max-rss-kb {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}", file=sys.stderr)
+"""
+
+
 def _env():
     return {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
 
@@ -312,12 +322,16 @@ def run_attack(attack: Attack, template: Path, scratch: Path) -> dict:
         attack.prepare(world)
     before = snapshot(world)
     start = time.perf_counter()
-    argv = [sys.executable, "-m", *attack.argv]
+    argv = [sys.executable, "-c", _WRAPPER, *attack.argv]
     try:
         proc = subprocess.run(argv, cwd=world, capture_output=True, text=True, timeout=attack.timeout, env=_env())
     except subprocess.TimeoutExpired:
-        return {"name": attack.name, "class": "hang", "seconds": attack.timeout, "detail": f"> {attack.timeout} s"}
+        return {"name": attack.name, "kind": attack.kind, "command": "python -m " + " ".join(attack.argv),
+                "class": "hang", "exit": None, "seconds": attack.timeout, "detail": f"> {attack.timeout} s"}
     seconds = round(time.perf_counter() - start, 1)
+    rss = [line for line in proc.stderr.splitlines() if line.startswith("pz-max-rss-kb ")]
+    proc.stderr = "\n".join(line for line in proc.stderr.splitlines() if not line.startswith("pz-max-rss-kb "))
+    max_rss_mb = round(int(rss[-1].split()[1]) / 1024) if rss else None
     after = snapshot(world)
     lost = [p for p, h in before.items() if p not in attack.may_change and after.get(p, "gone") != h
             and not (attack.removes_staging and ".tmp-" in p)]
@@ -339,7 +353,7 @@ def run_attack(attack: Attack, template: Path, scratch: Path) -> dict:
         reason = attack.check(world, proc) if attack.check else None
         cls, detail = ("silent wrong result", reason) if reason else ("good", detail)
     return {"name": attack.name, "kind": attack.kind, "command": "python -m " + " ".join(attack.argv),
-            "class": cls, "exit": proc.returncode, "seconds": seconds, "detail": detail}
+            "class": cls, "exit": proc.returncode, "seconds": seconds, "max_rss_mb": max_rss_mb, "detail": detail}
 
 
 def table(results) -> str:
@@ -371,8 +385,8 @@ def main(argv=None) -> int:
         for i, attack in enumerate(chosen, 1):
             r = run_attack(attack, template, Path(tmp))
             results.append(r)
-            print(f"[{i}/{len(chosen)}] {r['class']:>20}  {attack.name}  ({r['seconds']} s) {r['detail']}",
-                  file=sys.stderr, flush=True)
+            print(f"[{i}/{len(chosen)}] {r['class']:>20}  {attack.name}  ({r['seconds']} s, "
+                  f"{r.get('max_rss_mb')} MB) {r['detail']}", file=sys.stderr, flush=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     print(table(results))

@@ -251,3 +251,29 @@ def test_build_adopts_an_old_build_dir_with_the_emulators_files_beside_it(tmp_pa
     (old / "notes.txt").write_text("mine")
     with pytest.raises(fwbuild.BuildError, match=r"firmware.build does not write \(notes.txt\)"):
         fwbuild.build(model, old, quiet=True, force=True)
+
+
+def test_a_forged_manifest_claims_nothing_outside_the_commands_own_names(tmp_path):
+    """A manifest listing "../victim" or a user's file does not make them the command's: they stay."""
+    (tmp_path / "victim").write_text("keep")
+    out = tmp_path / "out"
+    od = outputs.OutputDir(out, "compress", ["model.safetensors"])
+    with od.staging() as stage:
+        (stage / "model.safetensors").write_bytes(b"v1")
+        od.commit(stage)
+    manifest = json.loads((out / outputs.MANIFEST).read_text())
+    digest = outputs.sha256_file(tmp_path / "victim")
+    (out / "notes.txt").write_text("mine")
+    manifest["files"].update({"../victim": [digest], "notes.txt": [outputs.sha256_file(out / "notes.txt")]})
+    (out / outputs.MANIFEST).write_text(json.dumps(manifest))
+    again = outputs.OutputDir(out, "compress", ["model.safetensors"], force=True)
+    with again.staging() as stage:
+        (stage / "model.safetensors").write_bytes(b"v2")
+        again.commit(stage)
+    assert (tmp_path / "victim").read_text() == "keep" and (out / "notes.txt").read_text() == "mine"
+    assert (out / "model.safetensors").read_bytes() == b"v2"
+    os.mkfifo(out / "fifo")
+    (out / outputs.MANIFEST).unlink()
+    os.symlink(out / "fifo", out / outputs.MANIFEST)  # reading it would block
+    with pytest.raises(outputs.OutputError, match="not a readable picozoo manifest"):
+        again.check()

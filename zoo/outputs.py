@@ -109,16 +109,17 @@ class OutputDir:
                                   f"choose a directory outside it")
             if real.is_relative_to(source) and not self.nested_ok:
                 raise OutputError(f"{self.flag} {out} is inside the input {given}; choose a directory outside it")
-        existing = real
+        existing = real.parent  # the staging directory goes beside the output
         while not existing.exists():
             existing = existing.parent
         if not existing.is_dir():
             raise OutputError(f"{self.flag} {out}: {existing} is a file, so no directory can be made below it")
-        try:  # really create something: permissions alone miss read-only mounts, /proc, and root's exemptions
-            os.rmdir(tempfile.mkdtemp(prefix=".picozoo-probe-", dir=existing))
-        except OSError as e:
-            raise OutputError(f"{self.flag} {out}: cannot create anything in {existing} ({e.strerror}); choose "
-                              f"another directory") from None
+        for place in (existing, real) if real.is_dir() else (existing,):
+            try:  # really create something: permissions alone miss read-only mounts, /proc and root's exemptions
+                os.rmdir(tempfile.mkdtemp(prefix=".picozoo-probe-", dir=place))
+            except OSError as e:
+                raise OutputError(f"{self.flag} {out}: cannot create anything in {place} ({e.strerror}); choose "
+                                  f"another directory") from None
         self._clean_stale(real)
         return self._replaceable(real)
 
@@ -130,9 +131,11 @@ class OutputDir:
 
     def _manifest(self, real: Path) -> dict | None:
         path = real / MANIFEST
-        if not path.exists():
+        if not path.exists() and not path.is_symlink():
             return None
         try:
+            if not path.is_file() or path.stat().st_size > 1 << 20:
+                raise ValueError
             manifest = json.loads(path.read_text())
             files = manifest["files"]
             if not (isinstance(manifest["tool"], str) and isinstance(files, dict)
@@ -165,7 +168,9 @@ class OutputDir:
         if manifest["tool"] != self.tool:
             raise OutputError(f"{self.flag} {self.path} holds the outputs of {manifest['tool']}; {self.tool} does "
                               f"not replace them, even with --force: choose another directory")
-        ours = {name: hashes for name, hashes in manifest["files"].items() if (real / name).is_file()}
+        # Only names this command writes count (a manifest listing "../x" or another name claims nothing).
+        ours = {name: hashes for name, hashes in manifest["files"].items()
+                if name in self.names and (real / name).is_file()}
         changed = [name for name, hashes in ours.items() if sha256_file(real / name) not in hashes]
         if changed:
             raise OutputError(f"{self.flag} {self.path}: {_names(changed)} changed since {self.tool} wrote it; "
