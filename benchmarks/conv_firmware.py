@@ -43,6 +43,13 @@ KERNEL_CASES = [  # (h, w, C, K, kernel, stride, padding, depthwise)
 ]
 
 
+def realistic_shifts(shift: np.ndarray) -> np.ndarray:
+    """conv_case draws shifts -1..11 to cover the requantization's range; int8 conv layers have scales s_in s_w /
+    s_out well below 1/4 (the int8 registry models: shifts 6-12), which the kernels' output stage is fast for
+    (conv_q8_m0.c, requant_init). Timed with shifts 6..11 (the same seed, so the same weights and inputs)."""
+    return (6 + (shift.astype(np.int64) + 1) % 6).astype(np.int8)
+
+
 def kernels() -> None:
     from rp2040_sim.kernel_harness import ConvImage, conv_case
 
@@ -55,6 +62,7 @@ def kernels() -> None:
         print("|---|---|---|---|---|---|---|")
         for h, w, c, k, kernel, stride, padding, depthwise in KERNEL_CASES:
             t = conv_case(np.random.default_rng(0), h, w, c, k, kernel, stride, padding, depthwise)
+            t["shift"] = realistic_shifts(t["shift"])
             fn = "pz_dwconv2d_q8_m0" if depthwise else "pz_conv2d_q8_m0"
             run = image.call(t, fn, warm=True)
             np.testing.assert_array_equal(run.y, q8_golden(t))

@@ -218,12 +218,18 @@ def test_q8_pools_equal_numpy_golden(lib, g, c, seed, kind, out_xor, ties):
     rng = np.random.default_rng(seed)
     # ties: values 127 / 128 / 129 (q = -1, 0, 1) make half-way sums common, so the rounding direction is tested
     xu = (rng.integers(127, 130, (h, w, c)) if ties else rng.integers(0, 256, (h, w, c))).astype(np.uint8)
-    y = np.full(s.out_h * s.out_w * c + 8, 0xA5, np.uint8)
-    getattr(lib, f"pz_{kind}pool2d_q8")(ctypes.byref(s), ptr(xu), ptr(y), out_xor)
     n = s.out_h * s.out_w * c
-    assert np.all(y[n:] == 0xA5)
-    np.testing.assert_array_equal((y[:n] ^ out_xor).view(np.int8).reshape(s.out_h, s.out_w, c),
-                                  pool_golden(xu, s, kind))
+    for fn in [f"pz_{kind}pool2d_q8"] + (["pz_maxpool2d_q8_m0"] if kind == "max" else []):
+        y = np.full(n + 8, 0xA5, np.uint8)
+        getattr(lib, fn)(ctypes.byref(s), ptr(xu), ptr(y), out_xor)
+        assert np.all(y[n:] == 0xA5)
+        np.testing.assert_array_equal((y[:n] ^ out_xor).view(np.int8).reshape(s.out_h, s.out_w, c),
+                                      pool_golden(xu, s, kind), err_msg=fn)
+        if not (s.pad_top or s.pad_left):  # in place
+            y = np.concatenate([xu.ravel(), np.full(8, 0xA5, np.uint8)])
+            getattr(lib, fn)(ctypes.byref(s), ptr(y), ptr(y), out_xor)
+            np.testing.assert_array_equal((y[:n] ^ out_xor).view(np.int8).reshape(s.out_h, s.out_w, c),
+                                          pool_golden(xu, s, kind), err_msg=f"{fn} in place")
 
 
 @pytest.mark.parametrize("hw,c", [(1, 3), (9, 4), (36, 2), (2, 5)])
@@ -290,15 +296,46 @@ def test_m0_kernels_bit_exact_in_emulator(m0, seed, h, w, c, k, kernel, stride, 
             np.testing.assert_array_equal(m0.call(t, f"pz_{op}_q8_{kind}", out_xor).y, want, err_msg=kind)
 
 
-# Cycle budgets per MAC with the XIP cache warm (the emulator is deterministic; benchmarks/conv_kernel_cycles.py
-# has the full table). They fail when a change makes a kernel slower.
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), act=st.integers(0, 2), out_xor=st.sampled_from([0, 0x80]),
+       depthwise=st.booleans())
+def test_m0_fast_output_stage_exact_over_int32(m0, seed, act, out_xor, depthwise):
+    """The Thumb-1 output stage (every shift >= 2) against compress.quantize.requantize: zero weights make each
+    channel's accumulator its bias, drawn over all of int32 and around every output step of the clamp range."""
+    rng = np.random.default_rng(seed)
+    k = 24
+    t = conv_case(rng, 2, 2, k if depthwise else 3, k, (3, 3), (1, 1), "same", depthwise)  # 3x3: the M0+ depthwise
+    t["w"][:] = 0
+    t["mult"] = rng.integers(0, 2**31, k).astype(np.int32)
+    t["shift"] = rng.integers(2, 32, k).astype(np.int8)
+    q = rng.integers(-300, 301, k)  # an output near the int8 range: acc just around q * 2^t / m
+    near = (q * (1 << (31 + t["shift"].astype(object))) // np.maximum(t["mult"], 1).astype(object)).astype(np.float64)
+    lim = 2**31 - 1  # folded biases are within +-(2^31 - 1) (conv_layout._fold)
+    acc = np.where(rng.random(k) < 0.5, np.clip(near + rng.integers(-2, 3, k), -lim, lim),
+                   rng.integers(-lim, lim + 1, k))
+    acc[:2] = (-lim, lim)
+    t["bias"] = acc.astype(np.int64).astype(np.int32)
+    t["zp_out"] = int(rng.integers(-128, 128))
+    t["act_min"], t["act_max"] = [(-128, 127), (t["zp_out"], 127), (t["zp_out"], min(127, t["zp_out"] + 40))][act]
+    fast = m0.elf.addr("pz_q8_requant_run_m0") & ~1
+    hits = []
+    op = "dwconv2d" if depthwise else "conv2d"
+    run = m0.call(t, f"pz_{op}_q8_m0", out_xor, hook=lambda addr, size: hits.append(addr) if addr == fast else None)
+    np.testing.assert_array_equal(run.y, q8_golden(t))
+    assert hits, "the fast output stage did not run"
+
+
+# Cycle budgets per MAC with the XIP cache warm and the shifts of real int8 conv layers (the emulator is
+# deterministic; `python benchmarks/conv_firmware.py kernels` has the full table). They fail when a change makes a
+# kernel slower.
 @pytest.mark.parametrize("h,w,c,k,kernel,depthwise,budget", [
-    (14, 14, 16, 32, (3, 3), False, 4.73),
-    (6, 6, 128, 128, (1, 1), False, 4.88),
-    (12, 12, 16, 16, (3, 3), True, 19.4),
+    (14, 14, 16, 32, (3, 3), False, 4.56),
+    (6, 6, 128, 128, (1, 1), False, 4.52),
+    (12, 12, 16, 16, (3, 3), True, 16.6),
 ])
 def test_m0_cycle_budgets(m0, h, w, c, k, kernel, depthwise, budget):
     t = conv_case(np.random.default_rng(7), h, w, c, k, kernel, (1, 1), "same", depthwise)
+    t["shift"] = (6 + (t["shift"].astype(np.int64) + 1) % 6).astype(np.int8)  # 6..11
     run = m0.call(t, f"pz_{'dwconv2d' if depthwise else 'conv2d'}_q8_m0", warm=True)
     np.testing.assert_array_equal(run.y, q8_golden(t))
     assert run.cycles / run.macs <= budget, run.cycles / run.macs

@@ -76,6 +76,8 @@ void pz_dwconv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y);
 
 /* Pools on offset-binary bytes; y may equal x (in place) when pad_top = pad_left = 0. */
 void pz_maxpool2d_q8(const pz_conv_shape_t *s, const uint8_t *xu, uint8_t *y, uint8_t out_xor);
+/* The same max pool with a fast path for windows inside the input (conv_q8_m0.c); the same bytes out. */
+void pz_maxpool2d_q8_m0(const pz_conv_shape_t *s, const uint8_t *xu, uint8_t *y, uint8_t out_xor);
 void pz_avgpool2d_q8(const pz_conv_shape_t *s, const uint8_t *xu, uint8_t *y, uint8_t out_xor);
 void pz_gavgpool_q8(const uint8_t *xu, uint8_t *y, uint32_t hw, uint32_t c, uint8_t out_xor);
 

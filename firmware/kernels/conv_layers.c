@@ -25,7 +25,7 @@ void pz_run_q8_dwconv2d(const pz_layer *l, const void *x, void *y) { pz_dwconv2d
 
 void pz_run_q8_maxpool(const pz_layer *l, const void *x, void *y) {
     const pz_q8_conv_t *c = l->aux;
-    pz_maxpool2d_q8(&c->s, x, y, c->out_xor);
+    pz_maxpool2d_q8_m0(&c->s, x, y, c->out_xor);
 }
 
 void pz_run_q8_avgpool(const pz_layer *l, const void *x, void *y) {

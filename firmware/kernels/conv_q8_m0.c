@@ -278,14 +278,50 @@ static inline int32_t requantize_m0(int32_t acc, uint32_t m, uint32_t t) {
     return neg ? -(int32_t)lo : (int32_t)lo;
 }
 
-/* pz_q8_out_i (int8_impl.h) bit for bit, with requantize_m0: about half the cycles of the portable version. */
+/* floor(acc * m / 2^32) for m < 2^31, from 16-bit halves (MULS is single-cycle): acc = ah 2^16 + al (ah signed),
+ * m = mh 2^16 + ml, A = ah ml = A_h 2^16 + A_l; the high word is ah mh + A_h + (A_l + al mh + (al ml >> 16)) >> 16,
+ * every partial sum fitting 32 bits (the last one unsigned, < 2^32). 18 instructions, no branch. */
+static inline int32_t mulhi_m0(int32_t acc, uint32_t m) {
+    uint32_t ah, al, mh, t1, t2;
+    __asm__("asr %[ah], %[acc], #16\n\t"
+            "uxth %[al], %[acc]\n\t"
+            "lsr %[mh], %[m], #16\n\t"
+            "uxth %[m], %[m]\n\t"
+            "mov %[t1], %[al]\n\t"
+            "mul %[t1], %[m]\n\t"      /* al ml */
+            "lsr %[t1], %[t1], #16\n\t"
+            "mul %[al], %[mh]\n\t"     /* al mh < 2^31 */
+            "add %[t1], %[al]\n\t"
+            "mov %[t2], %[ah]\n\t"
+            "mul %[t2], %[m]\n\t"      /* A = ah ml, signed, |A| < 2^31 */
+            "uxth %[al], %[t2]\n\t"
+            "asr %[t2], %[t2], #16\n\t"
+            "add %[t1], %[al]\n\t"
+            "lsr %[t1], %[t1], #16\n\t"
+            "add %[t1], %[t2]\n\t"
+            "mul %[ah], %[mh]\n\t"     /* ah mh */
+            "add %[t1], %[ah]"
+            : [ah] "=&l"(ah), [al] "=&l"(al), [mh] "=&l"(mh), [t1] "=&l"(t1), [t2] "=&l"(t2), [m] "+l"(m)
+            : [acc] "l"(acc) : "cc");
+    return (int32_t)t1;
+}
+
+/* pz_q8_out_i (int8_impl.h) bit for bit. Total shift t >= 33 (every layer whose scale s_in s_w / s_out is below
+ * 1/4, i.e. nearly all): round_half_up(acc m / 2^t) = (hi + 2^(t-33)) >> (t - 32) with hi = floor(acc m / 2^32),
+ * because the low word only adds a fraction below 1 to hi before the floor; |hi| < 2^30, so no saturation.
+ * Smaller t: requantize_m0's full 64-bit path. */
 static inline uint8_t out_m0(int32_t acc, int32_t multiplier, int32_t shift, int32_t out_zp, int32_t act_min,
                              int32_t act_max, uint32_t out_xor) {
     int32_t v;
     if (acc <= 0 && act_min >= out_zp) {
         v = act_min;
     } else {
-        v = requantize_m0(acc, (uint32_t)multiplier, (uint32_t)(31 + shift)) + out_zp;
+        if (shift >= 2) {
+            const uint32_t s = (uint32_t)shift - 1u;  /* t - 32 */
+            v = ((mulhi_m0(acc, (uint32_t)multiplier) + (1 << (s - 1u))) >> s) + out_zp;
+        } else {
+            v = requantize_m0(acc, (uint32_t)multiplier, (uint32_t)(31 + shift)) + out_zp;
+        }
         if (v < act_min) v = act_min;
         if (v > act_max) v = act_max;
     }
@@ -295,6 +331,143 @@ static inline uint8_t out_m0(int32_t acc, int32_t multiplier, int32_t shift, int
 #else
 #define PZ_CONV_OUT pz_q8_out_i
 #endif
+
+/* The output stage of a run of channels: y[i] = the output byte of acc[i] with multiplier mult[i], shift[i], i < n.
+ * `fast` (set by requant_init) when every shift is >= 2 (total shift >= 33, see out_m0) and out_xor is 0 or 0x80:
+ * then the Thumb-1 loop below does it with the constants folded, lo = act_min - out_zp, hi = act_max - out_zp,
+ * add = out_zp + out_xor (xor 0x80 = + 0x80 modulo 256), cut = 1 with a fused ReLU (acc <= 0 gives act_min without
+ * a multiply), INT32_MIN otherwise. */
+typedef struct {
+    const int32_t *acc;
+    uint8_t *y;
+    const int32_t *mult;
+    const int8_t *shift;
+    uint32_t n;          /* > 0 */
+    int32_t lo, hi, add, cut;
+    uint32_t fast;
+} pz_requant_run_t;
+
+static void requant_init(pz_requant_run_t *r, const pz_q8_conv_t *l, uint32_t channels) {
+    r->lo = l->act_min - l->out_zp;
+    r->hi = l->act_max - l->out_zp;
+    r->add = l->out_zp + l->out_xor;
+    r->cut = l->act_min >= l->out_zp ? 1 : INT32_MIN;
+    r->fast = PZ_Q8_M0_ASM && (l->out_xor & 0x7Fu) == 0;
+    for (uint32_t k = 0; k < channels; k++) r->fast &= l->shift[k] >= 2;
+}
+
+#if PZ_Q8_M0_ASM
+void pz_q8_requant_run_m0(const pz_requant_run_t *r);
+
+/* r0 = the run. High registers: r8 = acc, r9 = mult, r10 = shift, r11 = y, r12 = &lo, lr = n; r7 = i. Per output:
+ * loads and the ReLU test, mulhi_m0's 18 instructions, the rounding shift, clamp, add, store. */
+__asm__(
+    "    .pushsection .text.pz_q8_requant_run_m0, \"ax\", %progbits\n"
+    "    .syntax unified\n"
+    "    .balign 4\n"
+    "    .global pz_q8_requant_run_m0\n"
+    "    .type   pz_q8_requant_run_m0, %function\n"
+    "    .thumb_func\n"
+    "pz_q8_requant_run_m0:\n"
+    "    push  {r4-r7, lr}\n"
+    "    mov   r4, r8\n"
+    "    mov   r5, r9\n"
+    "    mov   r6, r10\n"
+    "    mov   r7, r11\n"
+    "    push  {r4-r7}\n"
+    "    ldm   r0!, {r1, r2, r3, r4, r5}\n"  /* acc, y, mult, shift, n; r0 = &lo */
+    "    mov   r8, r1\n"
+    "    mov   r11, r2\n"
+    "    mov   r9, r3\n"
+    "    mov   r10, r4\n"
+    "    mov   lr, r5\n"
+    "    mov   r12, r0\n"
+    "    movs  r7, #0\n"
+    "1:\n"
+    "    lsls  r6, r7, #2\n"
+    "    mov   r0, r8\n"
+    "    ldr   r0, [r0, r6]\n"       /* acc */
+    "    mov   r5, r12\n"
+    "    ldr   r2, [r5, #12]\n"      /* cut */
+    "    cmp   r0, r2\n"
+    "    blt   5f\n"
+    "    mov   r1, r9\n"
+    "    ldr   r1, [r1, r6]\n"       /* m */
+    "    mov   r2, r10\n"
+    "    ldrsb r2, [r2, r7]\n"       /* shift >= 2 */
+    "    uxth  r3, r0\n"             /* al */
+    "    asrs  r0, r0, #16\n"        /* ah */
+    "    lsrs  r4, r1, #16\n"        /* mh */
+    "    uxth  r1, r1\n"             /* ml */
+    "    movs  r5, r3\n"
+    "    muls  r5, r1, r5\n"         /* al ml */
+    "    lsrs  r5, r5, #16\n"
+    "    muls  r3, r4, r3\n"         /* al mh */
+    "    adds  r5, r5, r3\n"
+    "    movs  r6, r0\n"
+    "    muls  r6, r1, r6\n"         /* A = ah ml */
+    "    uxth  r3, r6\n"
+    "    asrs  r6, r6, #16\n"
+    "    adds  r5, r5, r3\n"
+    "    lsrs  r5, r5, #16\n"
+    "    adds  r5, r5, r6\n"
+    "    muls  r0, r4, r0\n"         /* ah mh */
+    "    adds  r5, r5, r0\n"         /* hi = floor(acc m / 2^32) */
+    "    subs  r2, r2, #2\n"
+    "    movs  r3, #1\n"
+    "    lsls  r3, r3, r2\n"         /* 2^(t-33) */
+    "    adds  r5, r5, r3\n"
+    "    adds  r2, r2, #1\n"
+    "    asrs  r5, r5, r2\n"         /* q = (hi + 2^(t-33)) >> (t - 32) */
+    "    mov   r6, r12\n"
+    "    ldm   r6!, {r2, r3, r4}\n"  /* lo, hi, add */
+    "    cmp   r5, r2\n"
+    "    bge   2f\n"
+    "    movs  r5, r2\n"
+    "2:\n"
+    "    cmp   r5, r3\n"
+    "    ble   3f\n"
+    "    movs  r5, r3\n"
+    "3:\n"
+    "    adds  r5, r5, r4\n"
+    "    mov   r6, r11\n"
+    "    strb  r5, [r6, r7]\n"
+    "    adds  r7, #1\n"
+    "    cmp   r7, lr\n"
+    "    bne   1b\n"
+    "    pop   {r4-r7}\n"
+    "    mov   r8, r4\n"
+    "    mov   r9, r5\n"
+    "    mov   r10, r6\n"
+    "    mov   r11, r7\n"
+    "    pop   {r4-r7, pc}\n"
+    "5:\n"                            /* acc <= 0 under a fused ReLU: act_min */
+    "    ldm   r5!, {r2, r3, r4}\n"
+    "    movs  r5, r2\n"
+    "    b     3b\n"
+    "    .size   pz_q8_requant_run_m0, . - pz_q8_requant_run_m0\n"
+    "    .popsection\n");
+#endif
+
+static void requant_run(pz_requant_run_t *r, const int32_t *acc, uint8_t *y, uint32_t n, const int32_t *mult,
+                        const int8_t *shift, const pz_q8_conv_t *l) {
+#if PZ_Q8_M0_ASM
+    if (r->fast) {
+        r->acc = acc;
+        r->y = y;
+        r->mult = mult;
+        r->shift = shift;
+        r->n = n;
+        pz_q8_requant_run_m0(r);
+        return;
+    }
+#else
+    (void)r;
+#endif
+    for (uint32_t i = 0; i < n; i++) {
+        y[i] = PZ_CONV_OUT(acc[i], mult[i], shift[i], l->out_zp, l->act_min, l->act_max, l->out_xor);
+    }
+}
 
 /* Copy the window of output (oy, ox) into dst (k_h * k_w * C bytes, then zeros up to a multiple of 4), padding
  * cells = pad. Plain loops, and GCC
@@ -318,18 +491,29 @@ static void gather(const pz_q8_conv_t *l, const uint8_t *xu, uint32_t oy, uint32
     }
 }
 
+/* dst = runs rows of `run` bytes, `row` bytes apart in src, back to back, then zeros up to a whole 4-byte block
+ * (gather() for a window inside the input, without its per-cell bounds checks). */
+__attribute__((optimize("no-tree-loop-distribute-patterns")))
+static void copy_runs(const uint8_t *src, uint8_t *dst, uint32_t run, uint32_t row, uint32_t runs) {
+    for (; runs; runs--, src += row) {
+        for (uint32_t i = 0; i < run; i++) *dst++ = src[i];
+    }
+    while ((uintptr_t)dst & 3u) *dst++ = 0;  /* scratch is 4-byte aligned */
+}
+
 void pz_conv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
     const pz_conv_shape_t *s = &l->s;
     const uint32_t C = s->in_c, K = s->out_c, n_win = ((uint32_t)s->k_h * s->k_w * C + 3u) & ~3u;
     const uint32_t row = (uint32_t)s->in_w * C, run = (uint32_t)s->k_w * C;
     const int32_t *mult = l->multiplier;
     const int8_t *shift = l->shift;
-    const int32_t out_zp = l->out_zp, act_min = l->act_min, act_max = l->act_max;
-    const uint32_t out_xor = l->out_xor, group_bytes = 32u + 8u * n_win;
+    const uint32_t group_bytes = 32u + 8u * n_win;
     const uint8_t *w0 = l->w;
     uint8_t *scratch = l->scratch;
     /* windows read in place when each run is a whole number of 4-byte blocks (x is read bytewise: any alignment) */
     const int direct = (run & 3u) == 0;
+    pz_requant_run_t rq;
+    requant_init(&rq, l, K);
     for (uint32_t oy = 0; oy < s->out_h; oy++) {
         int32_t iy0 = (int32_t)(oy * s->stride_h) - s->pad_top;
         for (uint32_t ox = 0; ox < s->out_w; ox++) {
@@ -341,6 +525,12 @@ void pz_conv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
                 r.run_bytes = run;
                 r.skip = row - run;
                 r.runs = s->k_h;
+            } else if (iy0 >= 0 && ix0 >= 0 && iy0 + s->k_h <= s->in_h && ix0 + s->k_w <= s->in_w) {
+                copy_runs(xu + ((uint32_t)iy0 * s->in_w + (uint32_t)ix0) * C, scratch, run, row, s->k_h);
+                x = scratch;  /* an interior window whose runs are not whole blocks: the rows back to back */
+                r.run_bytes = n_win;
+                r.skip = 0;
+                r.runs = 1;
             } else {
                 gather(l, xu, oy, ox, scratch);
                 x = scratch;
@@ -355,11 +545,7 @@ void pz_conv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
             for (uint32_t j0 = 0; j0 < K; j0 += 8, w += group_bytes) {
                 uint32_t acc[8];
                 PZ_CONV_DOT8(x, w, &r, acc);
-                const uint32_t n = K - j0 < 8u ? K - j0 : 8u;
-                for (uint32_t i = 0; i < n; i++) {
-                    y[j0 + i] = PZ_CONV_OUT((int32_t)acc[i], mult[j0 + i], shift[j0 + i], out_zp, act_min, act_max,
-                                            out_xor);
-                }
+                requant_run(&rq, (const int32_t *)acc, y + j0, K - j0 < 8u ? K - j0 : 8u, mult + j0, shift + j0, l);
             }
             y += K;
         }
@@ -471,8 +657,8 @@ void pz_dwconv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
     }
     const int32_t *mult = l->multiplier;
     const int8_t *shift = l->shift;
-    const int32_t out_zp = l->out_zp, act_min = l->act_min, act_max = l->act_max;
-    const uint32_t out_xor = l->out_xor;
+    pz_requant_run_t rq;
+    requant_init(&rq, l, C);
     int32_t *acc = (int32_t *)(void *)l->scratch;  /* C accumulators, then a gathered 3 x 3 x C window */
     uint8_t *window = l->scratch + 4u * C;
     for (uint32_t oy = 0; oy < s->out_h; oy++) {
@@ -485,8 +671,57 @@ void pz_dwconv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
                 gather(l, xu, oy, ox, window);
                 dw3x3_acc(window, l->w, acc, C, 3u * C);
             }
-            for (uint32_t c = 0; c < C; c++) {
-                y[c] = PZ_CONV_OUT(acc[c], mult[c], shift[c], out_zp, act_min, act_max, out_xor);
+            requant_run(&rq, acc, y, C, mult, shift, l);
+        }
+    }
+}
+
+/* Max pool on offset-binary bytes: max(q) = max(xu) - 128, so the bytes are compared as they are and the result is
+ * written ^ (0x80 ^ out_xor). A window inside the input is read with fixed offsets (2x2 unrolled); a window that
+ * crosses the border checks each cell. Same order of writes as the reference, so in place works as there. */
+void pz_maxpool2d_q8_m0(const pz_conv_shape_t *s, const uint8_t *xu, uint8_t *y, uint8_t out_xor) {
+    const uint32_t C = s->in_c, row = (uint32_t)s->in_w * C, flip = 0x80u ^ out_xor;
+    const uint32_t kh = s->k_h, kw = s->k_w;
+    for (uint32_t oy = 0; oy < s->out_h; oy++) {
+        const int32_t iy0 = (int32_t)(oy * s->stride_h) - s->pad_top;
+        for (uint32_t ox = 0; ox < s->out_w; ox++, y += C) {
+            const int32_t ix0 = (int32_t)(ox * s->stride_w) - s->pad_left;
+            if (iy0 >= 0 && ix0 >= 0 && iy0 + (int32_t)kh <= s->in_h && ix0 + (int32_t)kw <= s->in_w) {
+                const uint8_t *p = xu + ((uint32_t)iy0 * s->in_w + (uint32_t)ix0) * C;
+                if (kh == 2 && kw == 2) {
+                    for (uint32_t c = 0; c < C; c++, p++) {
+                        uint32_t a = p[0], b = p[C], d = p[row], e = p[row + C];
+                        a = b > a ? b : a;
+                        d = e > d ? e : d;
+                        y[c] = (uint8_t)((d > a ? d : a) ^ flip);
+                    }
+                } else {
+                    for (uint32_t c = 0; c < C; c++, p++) {
+                        uint32_t m = 0;
+                        for (uint32_t dy = 0; dy < kh; dy++) {
+                            for (uint32_t dx = 0; dx < kw; dx++) {
+                                uint32_t v = p[dy * row + dx * C];
+                                m = v > m ? v : m;
+                            }
+                        }
+                        y[c] = (uint8_t)(m ^ flip);
+                    }
+                }
+            } else {
+                for (uint32_t c = 0; c < C; c++) {
+                    uint32_t m = 0;  /* q = -128; padding cells never win */
+                    for (uint32_t dy = 0; dy < kh; dy++) {
+                        const int32_t iy = iy0 + (int32_t)dy;
+                        if (iy < 0 || iy >= s->in_h) continue;
+                        for (uint32_t dx = 0; dx < kw; dx++) {
+                            const int32_t ix = ix0 + (int32_t)dx;
+                            if (ix < 0 || ix >= s->in_w) continue;
+                            uint32_t v = xu[((uint32_t)iy * s->in_w + (uint32_t)ix) * C + c];
+                            m = v > m ? v : m;
+                        }
+                    }
+                    y[c] = (uint8_t)(m ^ flip);
+                }
             }
         }
     }
