@@ -382,7 +382,8 @@ def build(model_dir: Path, out_dir: Path | None = None, images: int | None = Non
                          f"({FLASH_BYTES} bytes) flash by {weights_bytes + x.nbytes + y.size - FLASH_BYTES} bytes; "
                          f"use a smaller model, fewer --images, or a compressed (int8) model")
 
-    with tempfile.TemporaryDirectory(prefix="pz-build-") as tmp:
+    outputs.remove_stale_work_dirs("build")     # what a killed build left in the temp dir
+    with tempfile.TemporaryDirectory(prefix=outputs.work_dir_prefix("build")) as tmp:
         work = Path(tmp)
         src = work / "src"
         src.mkdir()

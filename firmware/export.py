@@ -30,7 +30,7 @@ import numpy as np
 
 from firmware import build as fwbuild
 from firmware import codegen
-from zoo import modeldir
+from zoo import modeldir, outputs
 
 LIBRARY = "picozoo_model"
 PROBE_IMAGES = 1
@@ -194,7 +194,8 @@ def link_firmware(tools, work: Path, sources: dict[str, str], stack: int = fwbui
     fwbuild.step(fwbuild.run([tools["gcc"], *fwbuild.CPU_FLAGS, "-c", "boot2_crc.S", "-o", "boot2_crc.o"], work),
                  "assemble boot2_crc")
     fwbuild.step(fwbuild.run([tools["gcc"], *fwbuild.CPU_FLAGS, f"--specs={fwbuild.PICOLIBC_SPECS}", "-nostartfiles",
-                              "-Tsrc/rp2040.ld", f"-Wl,--defsym=PZ_STACK_SIZE={stack}", "-Wl,--gc-sections",
+                              "-Tsrc/rp2040.ld", f"-Wl,--defsym=PZ_STACK_SIZE={stack}",
+                              "-Wl,--defsym=PZ_CORE1_STACK_SIZE=0", "-Wl,--gc-sections",
                               "-Wl,-Map=firmware.map", "-Wl,--build-id=none", "-o", "firmware.elf", *objects,
                               "boot2_crc.o"], work), "link")
     fwbuild.step(fwbuild.run([tools["objcopy"], "-O", "binary", "firmware.elf", "firmware.bin"], work), "objcopy")
@@ -211,7 +212,8 @@ def _probe(tools, files: dict[str, str], raw: np.ndarray) -> tuple[list[str], di
     from rp2040_sim.faults import format_fault
     from rp2040_sim.runner import STACK_PAINT, peak_stack
 
-    with tempfile.TemporaryDirectory(prefix="pz-export-probe-") as tmp:
+    outputs.remove_stale_work_dirs("export")    # what a killed export left in the temp dir
+    with tempfile.TemporaryDirectory(prefix=outputs.work_dir_prefix("export")) as tmp:
         work = Path(tmp)
         elf_path = link_firmware(tools, work, {**files, "main.c": PROBE_MAIN.format(lib=LIBRARY)})
         kept = kept_sections((work / "firmware.map").read_text())

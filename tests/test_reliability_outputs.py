@@ -277,3 +277,24 @@ def test_a_forged_manifest_claims_nothing_outside_the_commands_own_names(tmp_pat
     os.symlink(out / "fifo", out / outputs.MANIFEST)  # reading it would block
     with pytest.raises(outputs.OutputError, match="not a readable picozoo manifest"):
         again.check()
+
+
+def test_a_killed_runs_temp_work_dir_is_removed_by_the_next_run(tmp_path, monkeypatch):
+    """firmware.build works in `pz-build-PID-*` in the temp dir; a killed build's leftover (dead PID) goes, a live
+    one's and other files stay."""
+    import subprocess
+    import sys
+    import tempfile
+
+    from zoo import outputs
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f"pz-build-{dead.pid}-abc"
+    (stale / "src").mkdir(parents=True)
+    live = tmp_path / f"{outputs.work_dir_prefix('build')}xyz"
+    live.mkdir()
+    other = tmp_path / f"pz-export-{dead.pid}-abc"
+    other.mkdir()
+    assert outputs.remove_stale_work_dirs("build") == [stale.name]
+    assert not stale.exists() and live.is_dir() and other.is_dir()

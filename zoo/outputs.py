@@ -81,6 +81,26 @@ def remove_stale(directory: Path, owned) -> list[str]:
     return removed
 
 
+def work_dir_prefix(tool: str) -> str:
+    """Prefix of a command's temporary work directory in the system temp dir: `pz-TOOL-PID-`, so that the next run can
+    tell a killed run's leftovers (dead PID) from a live run's (remove_stale_work_dirs)."""
+    return f"pz-{tool}-{os.getpid()}-"
+
+
+def remove_stale_work_dirs(tool: str) -> list[str]:
+    """Delete `pz-TOOL-PID-*` directories in the system temp dir that belong to this user and whose process is gone."""
+    removed = []
+    pattern = re.compile(rf"pz-{re.escape(tool)}-(\d+)-")
+    for entry in Path(tempfile.gettempdir()).iterdir():
+        m = pattern.match(entry.name)
+        with contextlib.suppress(OSError):
+            if m and entry.is_dir() and not entry.is_symlink() and entry.stat().st_uid == os.getuid() \
+                    and not _pid_alive(int(m[1])):
+                shutil.rmtree(entry, ignore_errors=True)
+                removed.append(entry.name)
+    return removed
+
+
 class OutputDir:
     """`OutputDir(out, "compress", names=(...), inputs=[model_dir], force=...)`: `check()` before the work, then
     `with od.staging() as tmp:` write the files into tmp and `od.commit(tmp)`."""
