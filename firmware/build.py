@@ -143,6 +143,29 @@ def step(result: subprocess.CompletedProcess, what: str) -> subprocess.Completed
     return result
 
 
+def compile_and_link(tools: dict, work: Path, *, boot2: str = DEFAULT_BOOT2, stack: int = DEFAULT_STACK,
+                     core1_stack: int = 0, defines=()) -> subprocess.CompletedProcess:
+    """Compile every .c/.S in work/src (the boot2 sources apart: the chosen one is assembled with its CRC) and link
+    work/firmware.elf with src/rp2040.ld and a map file; returns the link's result, whose failure the caller words."""
+    boot2_source(tools, work, boot2)
+    prefix_map = [f"-ffile-prefix-map={work}=.", f"-fdebug-prefix-map={work}=."]
+    objects = []
+    c_files = sorted(p.name for p in (work / "src").iterdir() if p.suffix in (".c", ".S")
+                     and p.name not in BOOT2_SOURCES.values())
+    for name in c_files:
+        obj = f"{Path(name).stem}.o"
+        step(run([tools["gcc"], *CPU_FLAGS, f"--specs={PICOLIBC_SPECS}", *C_FLAGS, *prefix_map, "-Isrc",
+                  *defines, "-c", f"src/{name}", "-o", obj], work), f"compile {name}")
+        objects.append(obj)
+    objects.append("boot2_crc.o")
+    step(run([tools["gcc"], *CPU_FLAGS, "-c", "boot2_crc.S", "-o", "boot2_crc.o"], work), "assemble boot2_crc")
+    return run([tools["gcc"], *CPU_FLAGS, f"--specs={PICOLIBC_SPECS}", "-DPICOLIBC_INTEGER_PRINTF_SCANF",
+                "-nostartfiles", "-Tsrc/rp2040.ld", f"-Wl,--defsym=PZ_STACK_SIZE={stack}",
+                f"-Wl,--defsym=PZ_CORE1_STACK_SIZE={core1_stack}",
+                "-Wl,--gc-sections", "-Wl,-Map=firmware.map", "-Wl,--build-id=none",
+                "-o", "firmware.elf", *objects], work)
+
+
 def elf_figures(elf_path: Path) -> dict:
     """Section and symbol sizes from the ELF (pyelftools)."""
     from elftools.elf.elffile import ELFFile
@@ -393,24 +416,8 @@ def build(model_dir: Path, out_dir: Path | None = None, images: int | None = Non
                     shutil.copyfile(f, src / f.name)
         for name, text in sources.items():
             (src / name).write_text(text)
-        boot2_source(tools, work, boot2)
-        prefix_map = [f"-ffile-prefix-map={work}=.", f"-fdebug-prefix-map={work}=."]
-        objects = []
-        c_files = sorted(p.name for p in src.iterdir() if p.suffix in (".c", ".S")
-                         and p.name not in BOOT2_SOURCES.values())
-        for name in c_files:
-            obj = f"{Path(name).stem}.o"
-            step(run([tools["gcc"], *CPU_FLAGS, f"--specs={PICOLIBC_SPECS}", *C_FLAGS, *prefix_map, "-Isrc",
-                      f"-DPZ_CORES={n_cores}", f"-DPZ_SPLIT_MIN_MACS={SPLIT_MIN_MACS}u",
-                      "-c", f"src/{name}", "-o", obj], work), f"compile {name}")
-            objects.append(obj)
-        objects.append("boot2_crc.o")
-        step(run([tools["gcc"], *CPU_FLAGS, "-c", "boot2_crc.S", "-o", "boot2_crc.o"], work), "assemble boot2_crc")
-        link = run([tools["gcc"], *CPU_FLAGS, f"--specs={PICOLIBC_SPECS}", "-DPICOLIBC_INTEGER_PRINTF_SCANF",
-                    "-nostartfiles", "-Tsrc/rp2040.ld", f"-Wl,--defsym=PZ_STACK_SIZE={stack}",
-                    f"-Wl,--defsym=PZ_CORE1_STACK_SIZE={core1_stack}",
-                    "-Wl,--gc-sections", "-Wl,-Map=firmware.map", "-Wl,--build-id=none",
-                    "-o", "firmware.elf", *objects], work)
+        link = compile_and_link(tools, work, boot2=boot2, stack=stack, core1_stack=core1_stack,
+                                defines=[f"-DPZ_CORES={n_cores}", f"-DPZ_SPLIT_MIN_MACS={SPLIT_MIN_MACS}u"])
         if link.returncode != 0:
             raise BuildError(f"{model_dir}: " + explain_link_failure(link.stderr, weights_in, weights_bytes))
         step(run([tools["objcopy"], "-O", "binary", "firmware.elf", "firmware.bin"], work), "objcopy")

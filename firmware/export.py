@@ -133,14 +133,6 @@ def _candidates(model, source) -> dict[str, str]:
     return files
 
 
-def _compile(tools, work: Path, name: str) -> Path:
-    obj = work / f"{Path(name).stem}.o"
-    fwbuild.step(fwbuild.run([tools["gcc"], *fwbuild.CPU_FLAGS, f"--specs={fwbuild.PICOLIBC_SPECS}",
-                              *fwbuild.C_FLAGS, "-Isrc", "-c", f"src/{name}", "-o", obj.name], work),
-                 f"compile {name}")
-    return obj
-
-
 _MAP_ENTRY = re.compile(r"^ (\.\S+)?\s+0x[0-9a-f]+\s+0x([0-9a-f]+)\s+(\S+\.o)$")
 
 
@@ -188,16 +180,7 @@ def link_firmware(tools, work: Path, sources: dict[str, str], stack: int = fwbui
             shutil.copyfile(f, src / f.name)
     for name, text in sources.items():
         (src / name).write_text(text)
-    fwbuild.boot2_source(tools, work)
-    objects = [_compile(tools, work, p.name).name for p in sorted(src.iterdir())
-               if p.suffix in (".c", ".S") and p.name not in fwbuild.BOOT2_SOURCES.values()]
-    fwbuild.step(fwbuild.run([tools["gcc"], *fwbuild.CPU_FLAGS, "-c", "boot2_crc.S", "-o", "boot2_crc.o"], work),
-                 "assemble boot2_crc")
-    fwbuild.step(fwbuild.run([tools["gcc"], *fwbuild.CPU_FLAGS, f"--specs={fwbuild.PICOLIBC_SPECS}", "-nostartfiles",
-                              "-Tsrc/rp2040.ld", f"-Wl,--defsym=PZ_STACK_SIZE={stack}",
-                              "-Wl,--defsym=PZ_CORE1_STACK_SIZE=0", "-Wl,--gc-sections",
-                              "-Wl,-Map=firmware.map", "-Wl,--build-id=none", "-o", "firmware.elf", *objects,
-                              "boot2_crc.o"], work), "link")
+    fwbuild.step(fwbuild.compile_and_link(tools, work, stack=stack), "link")
     fwbuild.step(fwbuild.run([tools["objcopy"], "-O", "binary", "firmware.elf", "firmware.bin"], work), "objcopy")
     (work / "firmware.uf2").write_bytes(uf2.write_uf2((work / "firmware.bin").read_bytes()))
     return work / "firmware.elf"
