@@ -101,6 +101,29 @@ def build(out: Path) -> Path:
     return out
 
 
+def prepared_sim(flash: bytes, hook: Callable[[int, int], None] | None = None, config: SimConfig | None = None):
+    """A fresh emulator with a kernel image in flash and the halt `bkpt #0` at HALT, an optional code hook over the
+    image, and `put(data, skew=0) -> address`, a word-aligned bump allocator from HEAP for the layer's data (`skew`
+    bytes past the aligned address, to prove a kernel needs no alignment)."""
+    from unicorn import UC_HOOK_CODE
+
+    sim = Rp2040(config)
+    sim.load_flash(flash)
+    sim.write(HALT, b"\x00\xbe")  # bkpt #0
+    if hook is not None:
+        sim.uc.hook_add(UC_HOOK_CODE, lambda uc, addr, size, _: hook(addr, size), None, FLASH,
+                        FLASH + len(flash) - 1)
+    heap = [HEAP]
+
+    def put(data: bytes, skew: int = 0) -> int:
+        addr = heap[0] + skew
+        sim.write(addr, data)
+        heap[0] = (addr + len(data) + 3) & ~3
+        return addr
+
+    return sim, put
+
+
 class KernelImage:
     def __init__(self, elf_path):
         self.path = Path(elf_path)
@@ -114,21 +137,7 @@ class KernelImage:
     def call(self, t: dict, fn: str, out_xor: int = 0, hook: Callable[[int, int], None] | None = None,
              config: SimConfig | None = None, max_cycles: int = DEFAULT_MAX_CYCLES) -> KernelRun:
         """Run kernel `fn` on layer `t` once per row of t["xu"]."""
-        from unicorn import UC_HOOK_CODE
-
-        sim = Rp2040(config)
-        sim.load_flash(self.flash)
-        sim.write(HALT, b"\x00\xbe")  # bkpt #0
-        if hook is not None:
-            sim.uc.hook_add(UC_HOOK_CODE, lambda uc, addr, size, _: hook(addr, size), None, FLASH,
-                            FLASH + len(self.flash) - 1)
-        heap = [HEAP]
-
-        def put(data: bytes) -> int:
-            addr = heap[0]
-            sim.write(addr, data)
-            heap[0] = (addr + len(data) + 3) & ~3
-            return addr
+        sim, put = prepared_sim(self.flash, hook, config)
 
         n_out, n_in = t["w"].shape
         storage = STORAGE[fn]
@@ -139,8 +148,9 @@ class KernelImage:
             n_entries = len(entries) // 2
         elif storage == "shared":
             entries, row_len, book = layout.pack_shared(t["w"])   # row_len: the col_len of the column format
-            heap[0] += 1  # the code3 entries need no alignment: prove it with an odd address
-            w_addr, rl_addr, book_addr = put(entries.tobytes() or b"\0"), put(row_len.tobytes()), put(book.tobytes())
+            # the code3 entries need no alignment: prove it with an odd address
+            w_addr = put(entries.tobytes() or b"\0", skew=1)
+            rl_addr, book_addr = put(row_len.tobytes()), put(book.tobytes())
             n_entries = entries.size
         else:
             w_addr, rl_addr = put(layout.pack_dense(t["w"]).tobytes()), 0
@@ -324,21 +334,7 @@ class ConvImage(KernelImage):
              config: SimConfig | None = None, max_cycles: int = DEFAULT_MAX_CYCLES, warm: bool = False) -> ConvRun:
         """Run `fn` on layer `t` once, or with `warm` twice and count the second call: the XIP cache then holds the
         code, as it does from the second inference of a firmware on."""
-        from unicorn import UC_HOOK_CODE
-
-        sim = Rp2040(config)
-        sim.load_flash(self.flash)
-        sim.write(HALT, b"\x00\xbe")  # bkpt #0
-        if hook is not None:
-            sim.uc.hook_add(UC_HOOK_CODE, lambda uc, addr, size, _: hook(addr, size), None, FLASH,
-                            FLASH + len(self.flash) - 1)
-        heap = [HEAP]
-
-        def put(data: bytes) -> int:
-            addr = heap[0]
-            sim.write(addr, data)
-            heap[0] = (addr + len(data) + 3) & ~3
-            return addr
+        sim, put = prepared_sim(self.flash, hook, config)
 
         s = t["shape"]
         packed, fb = conv_packed(t)
