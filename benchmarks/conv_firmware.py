@@ -9,9 +9,12 @@
         variant (compress.quantize, calibrated on 64 test images) to OUT_DIR/int8: cycles do not depend on the
         weight values, so latency and RAM can be measured before anyone trains it.
     python benchmarks/conv_firmware.py layers MODEL_DIR [--out BUILD_DIR] [--weights-in auto|flash|ram]
-        firmware.build the model (1 test image), boot it in rp2040_sim, then call every layer of the table on its
-        own (same arena, same order as pz_infer) and print its cycles; total at 125 MHz; peak RAM = static RAM
-        (.data + .bss, which holds the arena) + the measured peak stack.
+                                              [--cores auto|1|2 ...]
+        firmware.build the model (1 test image) for each --cores (into BUILD_DIR-1, -2, -auto), boot it in
+        rp2040_sim, then call every layer of the table on its own (same arena, same order as pz_infer; core 1 of a
+        two-core build brought to core 0's cycle count first, a split layer timed until both cores are done) and
+        print its cycles, with the speed-up when two --cores are given; pz_infer at 125 MHz; peak RAM = static RAM
+        (.data + .bss, which holds the arena) + core 0's measured peak stack (+ core 1's stack reserve).
 """
 
 from __future__ import annotations
@@ -48,6 +51,11 @@ def realistic_shifts(shift: np.ndarray) -> np.ndarray:
     s_out well below 1/4 (the int8 registry models: shifts 6-12), which the kernels' output stage is fast for
     (conv_q8_m0.c, requant_init). Timed with shifts 6..11 (the same seed, so the same weights and inputs)."""
     return (6 + (shift.astype(np.int64) + 1) % 6).astype(np.int8)
+
+
+def elf_symbols(path):
+    from firmware_support import elf_symbols as symbols
+    return symbols(path)
 
 
 def kernels() -> None:
@@ -92,52 +100,89 @@ def random_model(name: str, out: Path, seed: int) -> None:
     print(f"wrote {out} and {out / 'int8'}")
 
 
-def layers(model_dir: Path, out: Path | None, weights_in: str = "auto") -> None:
+def measure_layers(model_dir: Path, out: Path, weights_in: str = "auto", cores: str = "auto") -> dict:
+    """Build, boot, then call every layer of the table on its own (same arena, same order as pz_infer) from the
+    post-boot machine (rp2040_sim.eval.Harness: core 1 of a two-core build waits in its work loop and is brought to
+    core 0's cycle count before each layer, so a split layer's cycles are core 0's until both halves are written, the
+    slower core); then pz_infer once. Outputs checked against the golden model (int8) first."""
+    from compress import reference
     from firmware import build as fwbuild
     from firmware import convgen
-    from firmware_support import elf_symbols
-    from rp2040_sim import runner
+    from rp2040_sim.eval import Harness, read_build
+    from rp2040_sim.runner import peak_stack
     from zoo import modeldir
 
-    out = out or Path(tempfile.mkdtemp()) / "build"
-    result = fwbuild.build(model_dir, out, images=1, weights_in=weights_in, quiet=True)
-    res, sim = runner.run_image(out / "firmware.uf2")
-    assert res.stop.ok, res.fault_report
+    result = fwbuild.build(model_dir, out, images=1, weights_in=weights_in, quiet=True, force=True, cores=cores)
+    h = Harness(out, read_build(out))
+    sim, elf = h.sim, h.image.elf
     sym = elf_symbols(out / "firmware.elf")
     n = sym["pz_layers"][1] // 24  # pz_layer: run, kind/in/out (3 x u16 + pad), w, b, aux
+    h.restore()
     table = sim.read(sym["pz_layers"][0], 24 * n)
     io = struct.unpack(f"<{n + 1}I", sim.read(sym["pz_io"][0], 4 * (n + 1)))
     model = modeldir.load(model_dir)
     names = ["input scaling"] if "quantization" not in model.meta else []
-    names += [f"layer {op.index} {op.op}" for op in convgen.network_ops(model, str(model_dir))[0]]
-    sim.write(sym["pz_input"][0], bytes(sim.read(sym["pz_test_images"][0], sym["pz_input"][1])))
-    total = 0
-    print(f"{model_dir}: arena {result.size['arena_bytes']} B, static RAM {result.size['ram_static_bytes']} B, "
-          f"weights {result.size['weights_bytes']} B ({result.size['weights_placement']})")
-    print("| # | layer | kind | in -> out elements | cycles | ms at 125 MHz |")
-    print("|---|---|---|---|---|---|")
+    ops = convgen.network_ops(model, str(model_dir))[0]
+    names += [f"layer {op.index} {op.op}" for op in ops]
+    raw = bytes(sim.read(sym["pz_test_images"][0], sym["pz_input"][1]))
+    sim.write(sym["pz_input"][0], raw)
+    rows = []
     for i in range(n):
         run, kind, n_in, n_out, _pad, w, b, aux = struct.unpack("<IHHHHIII", table[24 * i:24 * i + 24])
-        sim.set_regs(r0=sym["pz_layers"][0] + 24 * i, r1=io[i], r2=io[i + 1], sp=sym["__stack_top"][0],
-                     lr=sym["pz_halt"][0] | 1)
+        sim.set_regs(r0=sym["pz_layers"][0] + 24 * i, r1=io[i], r2=io[i + 1], sp=h.stack_top, lr=h.halt | 1)
+        h.sync_core1()
         c0 = sim.state.cycles
         stop = sim.run(run & ~1 | 1)
         assert stop.kind == "halt", stop
-        cycles = sim.state.cycles - c0
-        total += cycles
-        print(f"| {i} | {names[i]} | {kind} | {n_in} -> {n_out} | {cycles} | {cycles / CLOCK_HZ * 1e3:.2f} |")
-    # the whole inference once more through pz_infer (same code path as the firmware's timing)
-    sim.set_regs(sp=sym["__stack_top"][0], lr=sym["pz_halt"][0] | 1)
-    c0 = sim.state.cycles
-    stop = sim.run(sym["pz_infer"][0])
-    assert stop.kind == "halt", stop
-    infer = sim.state.cycles - c0
-    print(f"\nsum of layers {total} cycles = {total / CLOCK_HZ * 1e3:.1f} ms; pz_infer {infer} cycles = "
-          f"{infer / CLOCK_HZ * 1e3:.1f} ms at 125 MHz")
-    print(f"firmware's own timing of test image 0: {res.uart.splitlines()[0]}")
-    static = result.size["ram_static_bytes"]
-    print(f"peak RAM: static {static} B (.data + .bss incl. the {result.size['arena_bytes']} B arena) + peak stack "
-          f"{res.peak_stack_bytes} B = {static + res.peak_stack_bytes} B")
+        rows.append({"name": names[i], "kind": kind, "in": n_in, "out": n_out, "cycles": sim.state.cycles - c0})
+    if "quantization" in model.meta:
+        got = np.frombuffer(sim.read(h.output_addr, h.count), np.int8)
+        want = reference.forward(model, np.frombuffer(raw, np.uint8)[None])[0]
+        assert np.array_equal(got, want), "layer by layer outputs differ from compress.reference.forward"
+    klass, _, infer, *_rest, stack = h.infer_one(np.frombuffer(raw, np.uint8))
+    split = set(fwbuild.split_layers(model)) if result.build["cores"] == 2 else set()
+    macs = {f"layer {op.index} {op.op}": (op.rows.work() if op.rows is not None else
+                                         op.in_elems * op.out_elems if op.op == "dense" else 0) for op in ops}
+    for row in rows:
+        row["macs"] = macs.get(row["name"], 0)
+        row["split"] = row["name"].startswith("layer ") and int(row["name"].split()[1]) in split
+    return {"size": result.size, "cores": result.build["cores"], "rows": rows, "infer_cycles": infer,
+            "peak_stack": stack, "boot_uart": h.boot_result.uart.splitlines()[0] if h.boot_result.uart else ""}
+
+
+def print_layers(model_dir: Path, runs: dict) -> None:
+    first = next(iter(runs.values()))
+    for label, r in runs.items():
+        size = r["size"]
+        static = size["ram_static_bytes"]
+        core1 = size["stack_reserved_bytes"] if r["cores"] == 2 else 0
+        print(f"{model_dir} ({label}: {r['cores']} core(s)): arena {size['arena_bytes']} B, static RAM {static} B, "
+              f"weights {size['weights_bytes']} B ({size['weights_placement']}); pz_infer {r['infer_cycles']} "
+              f"cycles = {r['infer_cycles'] / CLOCK_HZ * 1e3:.1f} ms at 125 MHz; sum of layers "
+              f"{sum(x['cycles'] for x in r['rows'])} cycles; peak RAM = static + core 0's peak stack "
+              f"{r['peak_stack']} B{f' + core 1 stack reserve {core1} B' if core1 else ''} = "
+              f"{static + r['peak_stack'] + core1} B")
+    labels = list(runs)
+    head = " | ".join(f"{lab}: cycles" for lab in labels)
+    extra = " | speed-up" if len(labels) == 2 else ""
+    print(f"\n| # | layer | in -> out elements | MACs | {head}{extra} |")
+    print("|---|---|---|---|" + "---|" * len(labels) + ("---|" if extra else ""))
+    for i, row in enumerate(first["rows"]):
+        cyc = [runs[lab]["rows"][i]["cycles"] for lab in labels]
+        mark = "".join(" (split)" if runs[lab]["rows"][i]["split"] else "" for lab in labels[1:2])
+        sp = f" | {cyc[0] / cyc[1]:.2f}x" if extra else ""
+        print(f"| {i} | {row['name']}{mark} | {row['in']} -> {row['out']} | {row['macs']:,} | "
+              f"{' | '.join(f'{c:,}' for c in cyc)}{sp} |")
+    tot = [runs[lab]["infer_cycles"] for lab in labels]
+    sp = f" | {tot[0] / tot[1]:.2f}x" if extra else ""
+    print(f"| | pz_infer (ms at 125 MHz) | | | {' | '.join(f'{c:,} ({c / CLOCK_HZ * 1e3:.1f})' for c in tot)}{sp} |")
+
+
+def layers(model_dir: Path, out: Path | None, weights_in: str = "auto", cores=("auto",)) -> None:
+    out = out or Path(tempfile.mkdtemp()) / "build"
+    runs = {f"--cores {c}": measure_layers(model_dir, out.with_name(f"{out.name}-{c}"), weights_in, c)
+            for c in cores}
+    print_layers(model_dir, runs)
 
 
 def main(argv=None) -> int:
@@ -152,6 +197,8 @@ def main(argv=None) -> int:
     m.add_argument("model_dir", type=Path)
     m.add_argument("--out", type=Path)
     m.add_argument("--weights-in", choices=["auto", "flash", "ram"], default="auto")
+    m.add_argument("--cores", nargs="+", choices=["auto", "1", "2"], default=["auto"],
+                   help="build for each (e.g. --cores 1 2: one table, the speed-up per layer)")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     if args.cmd == "kernels":
@@ -159,7 +206,7 @@ def main(argv=None) -> int:
     elif args.cmd == "random-model":
         random_model(args.name, args.out, args.seed)
     else:
-        layers(args.model_dir, args.out, args.weights_in)
+        layers(args.model_dir, args.out, args.weights_in, args.cores)
     return 0
 
 

@@ -27,7 +27,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from firmware import codegen, planner, uf2
+from firmware import codegen, convgen, planner, uf2
 from zoo import data, modeldir, outputs
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -53,10 +53,11 @@ RUNTIME_STATIC_RAM = 1024  # .data + .bss of the runtime without the model (meas
 # --cores (docs/FIRMWARE.md "Two cores"): an int8 dense, sparse or shared layer of at least SPLIT_MIN_MACS
 # multiply-accumulates (n_in x n_out) runs on both cores; smaller ones stay on core 0. Measured in rp2040_sim
 # (docs/BENCHMARKS.md "Two cores"): a 300x10 layer (3,000 MACs) takes 21-42 % fewer cycles split, so the bar sits
-# below it. "auto" builds for 2 cores when at least one layer is split, else 1: float layers (and conv layers) always
-# run on core 0, so a second core would only idle.
+# below it. int8 conv, depthwise and pool layers of as many MACs split their output rows (convgen.split_rows).
+# "auto" builds for 2 cores when at least one layer is split, else 1: float layers always run on core 0, so a second
+# core would only idle.
 CORES_CHOICES = ("auto", "1", "2")
-SPLIT_MIN_MACS = 2000
+SPLIT_MIN_MACS = convgen.SPLIT_MIN_MACS
 PLACEMENTS = {"flash": "flash", "ram": "sram-copy"}  # --weights-in -> size.json weights_placement
 # A layer's weights up to half the 16 kB XIP cache (datasheet §2.6.3.1) are assumed to stay cached across the pixels
 # of one inference (the other half holds code); larger ones stream from flash once per output pixel.
@@ -240,7 +241,8 @@ def usage_bars(size: dict) -> None:
         console.print(f"       Weights: {size['weights_placement']} ({size['weights_placement_reason']})")
 
 
-def choose_layer_placement(model: modeldir.SavedModel, weights_in: str, stack: int, source: str) -> tuple[
+def choose_layer_placement(model: modeldir.SavedModel, weights_in: str, stack: int, source: str,
+                           cores: int = 1) -> tuple[
         dict[int, str], list[dict]]:
     """Per-layer weight placement of an image model: ({spec index: flash | ram}, report rows for size.json).
 
@@ -256,7 +258,7 @@ def choose_layer_placement(model: modeldir.SavedModel, weights_in: str, stack: i
     except convgen.ConvCodegenError as e:
         raise BuildError(str(e)) from None
     weighted = [op for op in ops if op.weight_bytes]
-    left = RAM_BYTES - SRAM_HEADROOM - codegen.activation_bytes(model) - RUNTIME_STATIC_RAM - stack
+    left = RAM_BYTES - SRAM_HEADROOM - codegen.activation_bytes(model, cores) - RUNTIME_STATIC_RAM - stack
 
     def flash_reads(op):  # weight bytes fetched from flash per inference if left there
         return op.reads_per_weight if op.weight_bytes > XIP_CACHE_SHARE else 1
@@ -277,21 +279,22 @@ def choose_layer_placement(model: modeldir.SavedModel, weights_in: str, stack: i
     return placement, [rows[op.index] for op in weighted]
 
 
-def plan_image_model(model: modeldir.SavedModel, model_dir: Path, weights_in: str, stack: int):
+def plan_image_model(model: modeldir.SavedModel, model_dir: Path, weights_in: str, stack: int, cores: int = 1):
     """(activation plan, {spec index: flash | ram}, size.json rows) for an image model, refusing one whose arena does
-    not fit; (None, None, []) for an MLP (two ping-pong buffers, whole-model placement)."""
+    not fit; (None, None, []) for an MLP (two ping-pong buffers, whole-model placement). stack: both cores' stack
+    reserves."""
     try:
-        plan = codegen.activation_plan(model, str(model_dir))
+        plan = codegen.activation_plan(model, str(model_dir), cores)
     except codegen.CodegenError as e:
         raise BuildError(str(e)) from None
     if plan is None:
         return None, None, []
     try:
-        planner.check_fits(plan, codegen.activation_bytes(model) - plan.arena_bytes + RUNTIME_STATIC_RAM + stack,
-                           RAM_BYTES, str(model_dir))
+        planner.check_fits(plan, codegen.activation_bytes(model, cores) - plan.arena_bytes + RUNTIME_STATIC_RAM
+                           + stack, RAM_BYTES, str(model_dir))
     except planner.PlanError as e:
         raise BuildError(str(e)) from None
-    return (plan, *choose_layer_placement(model, weights_in, stack, str(model_dir)))
+    return (plan, *choose_layer_placement(model, weights_in, stack, str(model_dir), cores))
 
 
 def choose_placement(model: modeldir.SavedModel, weights_in: str, stack: int) -> tuple[str, str]:
@@ -310,9 +313,18 @@ def choose_placement(model: modeldir.SavedModel, weights_in: str, stack: int) ->
 
 
 def split_layers(model: modeldir.SavedModel) -> list[int]:
-    """Indexes of the layers a two-core build runs on both cores (int8 dense layers of >= SPLIT_MIN_MACS MACs)."""
+    """Indexes of the layers a two-core build runs on both cores (int8 dense layers of >= SPLIT_MIN_MACS MACs; in
+    an image model also the conv, depthwise and pool layers convgen.split_rows picks)."""
     if not codegen.is_int8(model):
         return []
+    if convgen.is_image_model(model):
+        try:
+            ops = convgen.network_ops(model, "<model>")[0]
+        except convgen.ConvCodegenError:
+            return []   # the build refuses it with the message later
+        rows = convgen.split_rows(ops, 2)
+        return sorted(op.index for op in ops
+                      if op.index in rows or (op.op == "dense" and op.in_elems * op.out_elems >= SPLIT_MIN_MACS))
     n_in, split = int(model.meta["input"]["features"]), []
     for i, layer in enumerate(model.spec.layers):
         if layer.kind != "dense":
@@ -384,7 +396,8 @@ def build(model_dir: Path, out_dir: Path | None = None, images: int | None = Non
     core1_stack = stack if n_cores == 2 else 0   # core 1 gets a reserve of the same size, below core 0's
     weights_in, placement_reason = choose_placement(model, weights_in, stack + core1_stack)
     tools = find_toolchain()
-    plan, layer_placement, placement_rows = plan_image_model(model, model_dir, weights_in, stack)
+    plan, layer_placement, placement_rows = plan_image_model(model, model_dir, weights_in, stack + core1_stack,
+                                                             n_cores)
     dataset, x, y = load_test_images(model, model_dir, images)
     if plan is not None:
         kinds = {row["placement"] for row in placement_rows}
@@ -393,7 +406,7 @@ def build(model_dir: Path, out_dir: Path | None = None, images: int | None = Non
                                      for r in placement_rows)
     try:
         sources = codegen.generate_model(model, str(model_dir), "flash" if weights_in == "mixed" else weights_in,
-                                         layer_placement)
+                                         layer_placement, n_cores)
         sources.update(codegen.generate_testdata(x, y, f"{dataset} test set, first {len(x)} images"))
     except codegen.CodegenError as e:
         raise BuildError(str(e)) from None

@@ -113,11 +113,11 @@ def model_arrays_bytes(model: SavedModel) -> int:
     return int(total)
 
 
-def activation_bytes(model: SavedModel) -> int:
+def activation_bytes(model: SavedModel, cores: int = 1) -> int:
     """SRAM of pz_input, the two activation buffers and pz_output (upper bound), for the placement decision; for an
-    image model pz_input, the planned arena and pz_output."""
+    image model pz_input, the planned arena (for a `cores`-core build) and pz_output."""
     if convgen.is_image_model(model):
-        ops, steps, int8 = convgen.plan_steps(model, "<model>")
+        ops, steps, int8 = convgen.plan_steps(model, "<model>", cores)
         out_bytes = ops[-1].out_elems * (1 if int8 else 4)
         return planner.plan(steps, convgen.input_bytes(model)).arena_bytes + out_bytes  # pz_input is in the arena
     features = int(model.meta["input"]["features"])
@@ -126,21 +126,21 @@ def activation_bytes(model: SavedModel) -> int:
     return features + item * (2 * max(widths + [features]) + widths[-1])
 
 
-def activation_plan(model: SavedModel, source: str = "<model>") -> planner.Plan | None:
+def activation_plan(model: SavedModel, source: str = "<model>", cores: int = 1) -> planner.Plan | None:
     """The planned arena of an image model (firmware/planner.py); None for MLPs (two ping-pong buffers)."""
     if not convgen.is_image_model(model):
         return None
     try:
-        return convgen.plan(model, source)
+        return convgen.plan(model, source, cores)
     except convgen.ConvCodegenError as e:
         raise CodegenError(str(e)) from None
 
 
 def generate_model(model: SavedModel, source: str = "<model>", weights_in: str = "flash",
-                   placement: dict[int, str] | None = None) -> dict[str, str]:
+                   placement: dict[int, str] | None = None, cores: int = 1) -> dict[str, str]:
     """C sources for a model: {"model.h": ..., "model.c": ...}. Image models (an Input layer) go through
     firmware/convgen.py, with weights per layer where `placement` (spec index -> flash | ram) says, else all in
-    `weights_in`."""
+    `weights_in`; cores: 2 splits an image model's large conv/pool layers between the cores (convgen.split_rows)."""
     if weights_in not in ("flash", "ram"):
         raise CodegenError(f"weights_in {weights_in!r}: use 'flash' or 'ram'")
     if convgen.is_image_model(model):
@@ -149,7 +149,7 @@ def generate_model(model: SavedModel, source: str = "<model>", weights_in: str =
         if placement is None:
             placement = {op.index: weights_in for op in convgen.network_ops(model, source)[0]}
         try:
-            return convgen.generate(model, source, placement, HEADER.format(source=source))[0]
+            return convgen.generate(model, source, placement, HEADER.format(source=source), cores)[0]
         except convgen.ConvCodegenError as e:
             raise CodegenError(str(e)) from None
     if is_int8(model):

@@ -26,6 +26,10 @@ from firmware import planner
 
 ALIGNED4 = " __attribute__((aligned(4)))"
 MAX_ELEMENTS = 0xFFFF  # pz_layer.in/out are uint16_t
+# Two-core builds (docs/FIRMWARE.md "Two cores"): a layer of at least SPLIT_MIN_MACS multiply-accumulates runs on both
+# cores (dense: outputs; conv, depthwise and pools: output rows), smaller ones on core 0. firmware/build.py passes it
+# to the C (PZ_SPLIT_MIN_MACS) for the dense layers.
+SPLIT_MIN_MACS = 2000
 
 
 class ConvCodegenError(ValueError):
@@ -44,7 +48,62 @@ class Emitted:
     in_place: bool
     weight_bytes: int
     reads_per_weight: int      # how often an inference reads each weight byte (for the placement decision)
-    render: Callable[[str, str], tuple[str, str]] = field(repr=False)  # (qualifier, scratch) -> (arrays, entry)
+    # (qualifier, scratch, split) -> (arrays, entry); split: None, or (mid row, core 1's scratch) of a split layer
+    render: Callable[..., tuple[str, str]] = field(repr=False)
+    rows: Rows | None = None   # an int8 layer the cores may share by output rows (two-core builds)
+
+
+@dataclass(frozen=True)
+class Rows:
+    """The geometry of a conv, depthwise or pool layer, for splitting its output rows between the cores."""
+    kind: str
+    in_shape: tuple[int, int, int]
+    out_shape: tuple[int, int, int]
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    pads: tuple[int, int]
+
+    def window_inside(self, axis: int, o: int) -> bool:
+        """Whether output row (axis 0) / column (axis 1) o reads only cells inside the input on that axis."""
+        first = o * self.stride[axis] - self.pads[axis]
+        return first >= 0 and first + self.kernel[axis] <= self.in_shape[axis]
+
+    def work(self) -> int:
+        """Multiply-accumulates (pools: cells compared or added), the measure the split bar uses."""
+        oh, ow, oc = self.out_shape
+        per_out = self.kernel[0] * self.kernel[1] * (self.in_shape[2] if self.kind == "conv2d" else 1)
+        return oh * ow * oc * per_out
+
+    def row_costs(self) -> list[int]:
+        """Estimated cycles per output row with today's M0+ kernels (docs/FIRMWARE.md "int8 conv, M0+"): a window
+        that crosses the border is first gathered cell by cell (conv, depthwise) or checked cell by cell (pools),
+        so border rows and columns cost more. Only the ratios matter: they place the split row."""
+        (h, w, c), (oh, ow, oc), (kh, kw) = self.in_shape, self.out_shape, self.kernel
+        cells = kh * kw
+        if self.kind == "conv2d":
+            n_win = (cells * c + 3) // 4 * 4
+            inside = 30 * n_win * ((oc + 7) // 8) // 8 + 45 * oc + (0 if kw * c % 4 == 0 else 4 * n_win)
+            border = 6 * n_win + 15 * cells
+        elif self.kind == "depthwise_conv2d":
+            inside = 112 * c if (kh, kw) == (3, 3) else 30 * cells * c
+            border = 6 * cells * c + 15 * cells
+        else:
+            inside = 4 * cells * c
+            border = 12 * cells * c
+        inside_cols = sum(self.window_inside(1, ox) for ox in range(ow))
+        return [ow * inside + (ow - inside_cols if self.window_inside(0, oy) else ow) * border
+                for oy in range(oh)]
+
+    def split_row(self) -> int:
+        """The first output row of core 1's part: the row that balances the estimated cycles best."""
+        costs = self.row_costs()
+        total, best, best_mid, acc = sum(costs), None, 1, 0
+        for mid in range(1, len(costs)):
+            acc += costs[mid - 1]
+            slower = max(acc, total - acc)
+            if best is None or slower < best:
+                best, best_mid = slower, mid
+        return best_mid
 
 
 def _c_values(values, fmt, per_line=16) -> str:
@@ -103,7 +162,7 @@ def _f32_conv(i, layer, p, shape_in, shape_out, act):
     kind, adapter = ("PZ_K_DWCONV2D_F32", "pz_run_dwconv2d_f32") if depthwise else ("PZ_K_CONV2D_F32",
                                                                                    "pz_run_conv2d_f32")
 
-    def render(q, scratch):
+    def render(q, scratch, split=None):
         arrays = (f"/* layer {i}: {layer.kind} {list(shape_in)} -> {list(shape_out)}, fused {act} */\n"
                   + c_array("float", f"pz_l{i}_w", w.reshape(-1), _f32, q)
                   + c_array("float", f"pz_l{i}_b", b, _f32, q)
@@ -124,7 +183,7 @@ def _f32_pool(i, layer, p, shape_in, shape_out, act):
         stem = "max" if layer.kind == "max_pool2d" else "avg"
         adapter, kind, c_out = f"pz_run_{stem}pool_f32", f"PZ_K_{stem.upper()}POOL_F32", shape_out
 
-    def render(q, scratch):
+    def render(q, scratch, split=None):
         return (f"const pz_conv_shape_t pz_l{i}_shape = {_shape_c(shape_in, c_out, kernel, stride, pads)};\n",
                 f"{{{adapter}, {kind}, {{in}}, {{out}}, NULL, NULL, &pz_l{i}_shape}}")
     return Emitted(i, layer.kind, _elems(shape_in), _elems(shape_out), 4 * _elems(shape_out), 0, pads == (0, 0),
@@ -135,7 +194,7 @@ def _f32_dense(i, layer, p, shape_in, shape_out, act):
     w = np.asarray(p["w"], np.float32)
     b = np.asarray(p["b"], np.float32)
 
-    def render(q, scratch):
+    def render(q, scratch, split=None):
         return (f"/* layer {i}: dense {layer.in_features} -> {layer.out_features}, w[in][out] */\n"
                 + c_array("float", f"pz_l{i}_w", w.reshape(-1), _f32, q) + c_array("float", f"pz_l{i}_b", b, _f32, q),
                 f"{{pz_run_dense_f32, PZ_K_DENSE_F32, {{in}}, {{out}}, pz_l{i}_w, pz_l{i}_b, NULL}}")
@@ -146,7 +205,7 @@ def _f32_dense(i, layer, p, shape_in, shape_out, act):
 def _f32_activation(i, layer, p, shape_in, shape_out, act):
     stem = layer.kind
 
-    def render(q, scratch):
+    def render(q, scratch, split=None):
         return "", f"{{pz_run_{stem}_f32, PZ_K_{stem.upper()}_F32, {{in}}, {{out}}, NULL, NULL, NULL}}"
     return Emitted(i, stem, _elems(shape_in), _elems(shape_out), 4 * _elems(shape_out), 0, True, 0, 0, render)
 
@@ -209,19 +268,33 @@ def _q8_conv(lm, t, out_xor):
         scratch = (kernel[0] * kernel[1] * shape_in[2] + 3) // 4 * 4
     mult, shift = np.asarray(t["multiplier"], np.int32), np.asarray(t["shift"], np.int8)
 
-    def render(q, scratch_expr):
+    def render(q, scratch_expr, split=None):
+        fields = (f"{_shape_c(shape_in, shape_out, kernel, stride, pads)}, pz_l{i}_w, "
+                  f"{f'pz_l{i}_bias' if bias is not None else 'NULL'}, pz_l{i}_mult, pz_l{i}_shift, "
+                  f"{_q8_scalars(lm, out_xor, (zp_in + 128) & 0xFF)}, {scratch_expr}")
         arrays = (f"/* layer {i}: int8 {lm['type']} {list(shape_in)} -> {list(shape_out)} */\n"
                   + c_array("uint8_t", f"pz_l{i}_w", packed, _hex, q, ALIGNED4)
                   + (c_array("int32_t", f"pz_l{i}_bias", bias, _int, q) if bias is not None else "")
                   + c_array("int32_t", f"pz_l{i}_mult", mult, _int, q)
                   + c_array("int8_t", f"pz_l{i}_shift", shift, _int, q)
-                  + f"const pz_q8_conv_t pz_l{i}_conv = {{{_shape_c(shape_in, shape_out, kernel, stride, pads)}, "
-                    f"pz_l{i}_w, {f'pz_l{i}_bias' if bias is not None else 'NULL'}, pz_l{i}_mult, pz_l{i}_shift, "
-                    f"{_q8_scalars(lm, out_xor, (zp_in + 128) & 0xFF)}, {scratch_expr}}};\n\n")
-        return arrays, f"{{{adapter}, {kind}, {{in}}, {{out}}, pz_l{i}_w, NULL, &pz_l{i}_conv}}"
+                  + _q8_conv_struct(i, fields, split) + "\n")
+        return arrays, f"{{{_split_adapter(adapter, split)}, {kind}, {{in}}, {{out}}, pz_l{i}_w, NULL, &pz_l{i}_conv}}"
     nbytes = packed.nbytes + mult.nbytes + shift.nbytes + (bias.nbytes if bias is not None else 0)
+    rows = Rows(lm["type"], tuple(shape_in), tuple(shape_out), kernel, stride, pads)
     return Emitted(i, lm["type"], _elems(shape_in), _elems(shape_out), _elems(shape_out), scratch, False, nbytes,
-                   shape_out[0] * shape_out[1], render)
+                   shape_out[0] * shape_out[1], render, rows)
+
+
+def _q8_conv_struct(i, fields: str, split) -> str:
+    """The layer's pz_q8_conv_t, or for a split layer the pz_q8_conv_split_t around it (conv_layers.h)."""
+    if split is None:
+        return f"const pz_q8_conv_t pz_l{i}_conv = {{{fields}}};\n"
+    mid, scratch1 = split
+    return f"const pz_q8_conv_split_t pz_l{i}_conv = {{{{{fields}}}, {mid}u, {scratch1}}};\n"
+
+
+def _split_adapter(adapter: str, split) -> str:
+    return adapter if split is None else adapter + "_split"
 
 
 def _q8_pool(lm, t, out_xor):
@@ -233,12 +306,15 @@ def _q8_pool(lm, t, out_xor):
         pads = _pads(shape_in, kernel, stride, lm.get("padding", "valid"))
         stem, c_out = ("max" if lm["type"] == "max_pool2d" else "avg"), shape_out
 
-    def render(q, scratch_expr):
-        return (f"const pz_q8_conv_t pz_l{i}_conv = {{{_shape_c(shape_in, c_out, kernel, stride, pads)}, NULL, NULL, "
-                f"NULL, NULL, 0, -128, 127, 0x{out_xor:02x}u, 0u, NULL}};\n",
-                f"{{pz_run_q8_{stem}pool, PZ_K_Q8_{stem.upper()}POOL, {{in}}, {{out}}, NULL, NULL, &pz_l{i}_conv}}")
+    def render(q, scratch_expr, split=None):
+        fields = (f"{_shape_c(shape_in, c_out, kernel, stride, pads)}, NULL, NULL, NULL, NULL, 0, -128, 127, "
+                  f"0x{out_xor:02x}u, 0u, NULL")
+        return (_q8_conv_struct(i, fields, split),
+                f"{{{_split_adapter(f'pz_run_q8_{stem}pool', split)}, PZ_K_Q8_{stem.upper()}POOL, {{in}}, {{out}}, "
+                f"NULL, NULL, &pz_l{i}_conv}}")
+    rows = None if stem == "gavg" else Rows(lm["type"], tuple(shape_in), tuple(shape_out), kernel, stride, pads)
     return Emitted(i, lm["type"], _elems(shape_in), _elems(shape_out), _elems(shape_out), 0, pads == (0, 0), 0, 0,
-                   render)
+                   render, rows)
 
 
 def _q8_dense(lm, t, out_xor):
@@ -254,7 +330,7 @@ def _q8_dense(lm, t, out_xor):
     fb = layout.folded_bias(t["bias"], w, lm["input_zero_point"])
     mult, shift = np.asarray(t["multiplier"], np.int32), np.asarray(t["shift"], np.int8)
 
-    def render(q, scratch_expr):
+    def render(q, scratch_expr, split=None):
         arrays = (f"/* layer {i}: int8 dense {n_in} -> {n_out} */\n"
                   + c_array("uint8_t", f"pz_l{i}_w", packed, _hex, q, ALIGNED4)
                   + c_array("int32_t", f"pz_l{i}_bias", fb, _int, q)
@@ -306,11 +382,24 @@ def network_ops(model, source) -> tuple[list[Emitted], bool]:
     return ops, int8
 
 
-def plan_steps(model, source) -> tuple[list[Emitted], list[planner.Step], bool]:
+def split_rows(ops: list[Emitted], cores: int) -> dict[int, int]:
+    """{spec index: first output row of core 1} of the layers a `cores`-core build runs on both cores: conv,
+    depthwise and pool layers (int8) of at least SPLIT_MIN_MACS multiply-accumulates and two output rows."""
+    if cores != 2:
+        return {}
+    return {op.index: op.rows.split_row() for op in ops
+            if op.rows is not None and op.rows.out_shape[0] >= 2 and op.rows.work() >= SPLIT_MIN_MACS}
+
+
+def plan_steps(model, source, cores: int = 1) -> tuple[list[Emitted], list[planner.Step], bool]:
     """The entries and the planner's steps (a float model's first step turns raw pixels into floats); plan them
-    with planner.plan(steps, input_bytes(model))."""
+    with planner.plan(steps, input_bytes(model)). A split layer (split_rows) gets two scratch buffers, one per core,
+    and never runs in place: core 1's first output rows would land on input rows core 0 still reads."""
     ops, int8 = network_ops(model, source)
-    steps = [planner.Step(f"layer {op.index} {op.op}", op.out_bytes, op.scratch_bytes, op.in_place) for op in ops]
+    split = split_rows(ops, cores)
+    steps = [planner.Step(f"layer {op.index} {op.op}", op.out_bytes,
+                          2 * planner.aligned(op.scratch_bytes) if op.index in split else op.scratch_bytes,
+                          op.in_place and op.index not in split) for op in ops]
     if not int8:
         features = int(model.meta["input"]["features"])
         steps.insert(0, planner.Step("input scaling", 4 * features))
@@ -321,13 +410,16 @@ def input_bytes(model) -> int:
     return int(model.meta["input"]["features"])
 
 
-def plan(model, source) -> planner.Plan:
-    return planner.plan(plan_steps(model, source)[1], input_bytes(model))
+def plan(model, source, cores: int = 1) -> planner.Plan:
+    return planner.plan(plan_steps(model, source, cores)[1], input_bytes(model))
 
 
-def generate(model, source: str, placement: dict[int, str], header: str) -> tuple[dict[str, str], planner.Plan]:
-    """model.h / model.c for an image model, and the activation plan. placement: spec index -> "flash" | "ram"."""
-    ops, steps, int8 = plan_steps(model, source)
+def generate(model, source: str, placement: dict[int, str], header: str,
+             cores: int = 1) -> tuple[dict[str, str], planner.Plan]:
+    """model.h / model.c for an image model, and the activation plan. placement: spec index -> "flash" | "ram";
+    cores: 2 splits the layers split_rows picks between the cores."""
+    ops, steps, int8 = plan_steps(model, source, cores)
+    split = split_rows(ops, cores)
     plan = planner.plan(steps, input_bytes(model))
     features = int(model.meta["input"]["features"])
     arrays, entries = [], []
@@ -339,7 +431,11 @@ def generate(model, source: str, placement: dict[int, str], header: str) -> tupl
     for k, op in enumerate(table):
         q = "" if placement.get(op.index, "flash") == "ram" else "const "
         scratch = plan.io[k + offset][2]
-        text, entry = op.render(q, f"pz_arena + {scratch}" if scratch is not None else "NULL")
+        halves = None
+        if op.index in split:   # core 1's scratch: the second half of the layer's scratch buffer
+            halves = (split[op.index], f"pz_arena + {scratch + planner.aligned(op.scratch_bytes)}"
+                      if scratch is not None else "NULL")
+        text, entry = op.render(q, f"pz_arena + {scratch}" if scratch is not None else "NULL", halves)
         arrays.append(text)
         entries.append("    " + entry.replace("{in}", str(op.in_elems)).replace("{out}", str(op.out_elems)) + ",")
     io = ["pz_input"]
@@ -356,6 +452,7 @@ def generate(model, source: str, placement: dict[int, str], header: str) -> tupl
 #include <stdint.h>
 
 #include "conv.h"
+#include "conv_layers.h"
 #include "int8.h"
 #include "layers.h"
 

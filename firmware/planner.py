@@ -57,7 +57,7 @@ class Plan:
         return max((sum(b.size for b in self.buffers if b.first <= s <= b.last) for s in range(steps)), default=0)
 
 
-def _aligned(n: int) -> int:
+def aligned(n: int) -> int:
     return (n + ALIGN - 1) // ALIGN * ALIGN
 
 
@@ -68,7 +68,7 @@ def plan(steps: list[Step], input_bytes: int) -> Plan:
         raise PlanError("a network needs at least one layer")
     if input_bytes <= 0:
         raise PlanError(f"input of {input_bytes} bytes")
-    pinned = Buffer("pz_input", _aligned(input_bytes), 0, 0, offset=0)
+    pinned = Buffer("pz_input", aligned(input_bytes), 0, 0, offset=0)
     buffers: list[Buffer] = [pinned]
     out_of: list[Buffer | None] = []   # the buffer holding step i's output (None: pz_output)
     scratch_of: list[Buffer | None] = []
@@ -79,16 +79,16 @@ def plan(steps: list[Step], input_bytes: int) -> Plan:
         prev = out_of[i - 1] if i else None
         if last:
             out = None
-        elif st.in_place and prev is not None and prev.size >= _aligned(st.out_bytes):
+        elif st.in_place and prev is not None and prev.size >= aligned(st.out_bytes):
             prev.last = i + 1  # the same bytes, now also read by step i + 1
             out = prev
         else:
-            out = Buffer(f"{st.name} output", _aligned(st.out_bytes), i, i + 1)
+            out = Buffer(f"{st.name} output", aligned(st.out_bytes), i, i + 1)
             buffers.append(out)
         out_of.append(out)
         scratch = None
         if st.scratch_bytes:
-            scratch = Buffer(f"{st.name} scratch", _aligned(st.scratch_bytes), i, i)
+            scratch = Buffer(f"{st.name} scratch", aligned(st.scratch_bytes), i, i)
             buffers.append(scratch)
         scratch_of.append(scratch)
 

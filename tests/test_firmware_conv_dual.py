@@ -1,0 +1,221 @@
+"""Conv, depthwise and pool layers on both cores (firmware.build --cores 2, docs/FIRMWARE.md "Two cores").
+
+On the host: the row split itself (pz_conv_rows in firmware/kernels/conv_layers.c), any split row, both parts run
+by the unchanged kernels into one output, against the NumPy golden model of the whole layer (hypothesis). In
+rp2040_sim: a small int8 CNN with odd output heights, strides 1 and 2, same and valid padding, depthwise convs and
+every pool, built for one and two cores: the same bytes as one core and as compress.reference; inference writes
+only inside the planned arena (its top exactly arena_bytes), pz_output and the two cores' stacks."""
+
+from __future__ import annotations
+
+import ctypes
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_firmware_conv import KERNELS, Q8Conv, conv_case, geometry, pool_golden, ptr, q8_golden, shape
+
+from compress import reference
+from compress.quantize import quantize_model
+from conftest import require_tool
+from firmware import build as fwbuild
+from firmware import convgen, hostcc
+from rp2040_sim import eval as sim_eval
+from rp2040_sim.kernel_harness import conv_packed
+from zoo import modeldir
+from zoo.nn import AvgPool2D, Conv2D, DepthwiseConv2D, Dense, GlobalAvgPool2D, Input, MaxPool2D, ReLU, ReLU6, \
+    Sequential
+
+RUNTIME = KERNELS.parent / "runtime"
+SOURCES = ["int8_common.c", "conv_f32.c", "conv_q8_ref.c", "conv_q8_m0.c", "conv_layers.c"]
+
+
+# -- the row split on the host -----------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def lib():
+    lib = hostcc.build([KERNELS / s for s in SOURCES], include_dirs=[KERNELS, RUNTIME], name="pz_conv_rows")
+    lib.pz_conv_q8_scratch_bytes.restype = ctypes.c_uint32
+    lib.pz_conv_rows.restype = ctypes.c_uint32
+    return lib
+
+
+def split_parts(lib, s, mid):
+    """[(first input row, narrowed shape, first output row)] of core 0's and core 1's parts."""
+    parts = []
+    for r0, r1 in ((0, mid), (mid, s.out_h)):
+        sub = type(s).from_buffer_copy(s)
+        first = lib.pz_conv_rows(ctypes.byref(sub), r0, r1)
+        parts.append((first, sub, r0))
+    return parts
+
+
+@settings(max_examples=80, deadline=None)
+@given(g=geometry(max_hw=11), c=st.integers(1, 9), k=st.integers(1, 12), seed=st.integers(0, 2**32 - 1),
+       depthwise=st.booleans(), data=st.data())
+def test_rows_split_conv_equals_the_whole_layer(lib, g, c, k, seed, depthwise, data):
+    h, w, kernel, stride, padding = g
+    t = conv_case(np.random.default_rng(seed), h, w, c, k, kernel, stride, padding, depthwise)
+    s = t["shape"]
+    if s.out_h < 2:
+        return
+    mid = data.draw(st.integers(1, s.out_h - 1), label="mid")
+    packed, fb = conv_packed(t)
+    w_buf = np.frombuffer(packed.tobytes() + b"\0" * 4, np.uint8).copy()
+    n_scratch = lib.pz_conv_q8_scratch_bytes(ctypes.byref(s), int(depthwise)) // 4 + 1
+    x = np.ascontiguousarray(t["xu"])
+    n = s.out_h * s.out_w * s.out_c
+    y = np.full(n + 8, 0xA5, np.uint8)
+    op = "dwconv2d" if depthwise else "conv2d"
+    keep = []
+    for first, sub, r0 in split_parts(lib, s, mid):
+        assert 0 <= sub.pad_top <= s.pad_top and first + sub.in_h <= s.in_h
+        scratch = np.zeros(n_scratch, np.uint32)   # each core its own
+        keep.append(scratch)
+        layer = Q8Conv(sub, w_buf.ctypes.data, fb.ctypes.data, t["mult"].ctypes.data, t["shift"].ctypes.data,
+                       t["zp_out"], t["act_min"], t["act_max"], 0, (t["zp_in"] + 128) & 0xFF, scratch.ctypes.data)
+        for kind in ("m0", "ref"):   # the ref kernel too: the split is the layer's geometry, not the kernel's
+            getattr(lib, f"pz_{op}_q8_{kind}")(ctypes.byref(layer), ctypes.c_void_p(x.ctypes.data + first * w * c),
+                                               ctypes.c_void_p(y.ctypes.data + r0 * s.out_w * s.out_c))
+    assert np.all(y[n:] == 0xA5), "a part wrote past the layer's output"
+    np.testing.assert_array_equal(y[:n].view(np.int8).reshape(s.out_h, s.out_w, s.out_c), q8_golden(t))
+
+
+@settings(max_examples=60, deadline=None)
+@given(g=geometry(max_hw=11, max_k=4), c=st.integers(1, 6), seed=st.integers(0, 2**32 - 1),
+       kind=st.sampled_from(["max", "avg"]), data=st.data())
+def test_rows_split_pools_equal_the_whole_layer(lib, g, c, seed, kind, data):
+    h, w, kernel, stride, padding = g
+    s = shape(h, w, c, kernel, stride, padding, c)
+    if s.out_h < 2:
+        return
+    mid = data.draw(st.integers(1, s.out_h - 1), label="mid")
+    xu = np.random.default_rng(seed).integers(0, 256, (h, w, c)).astype(np.uint8)
+    n = s.out_h * s.out_w * c
+    fn = "pz_maxpool2d_q8_m0" if kind == "max" else "pz_avgpool2d_q8"
+    y = np.full(n + 8, 0xA5, np.uint8)
+    for first, sub, r0 in split_parts(lib, s, mid):
+        getattr(lib, fn)(ctypes.byref(sub), ctypes.c_void_p(xu.ctypes.data + first * w * c),
+                         ctypes.c_void_p(y.ctypes.data + r0 * s.out_w * c), 0)
+    assert np.all(y[n:] == 0xA5)
+    np.testing.assert_array_equal(y[:n].view(np.int8).reshape(s.out_h, s.out_w, c), pool_golden(xu, s, kind))
+
+
+def test_split_row_balances_the_estimated_work():
+    """Interior rows cost the same: the split is the middle row. Border rows (padding) cost more: a 'same' 3x3
+    conv's split moves towards the half without padded rows only if that balances better, never past it."""
+    even = convgen.Rows("conv2d", (8, 8, 16), (8, 8, 16), (1, 1), (1, 1), (0, 0))
+    assert even.split_row() == 4 and len(set(even.row_costs())) == 1
+    odd = convgen.Rows("conv2d", (9, 9, 16), (9, 9, 16), (1, 1), (1, 1), (0, 0))
+    assert odd.split_row() in (4, 5)
+    # stride 2, 'same', 96 rows: pad_top 0, the last row reads the bottom padding: it costs more
+    first = convgen.Rows("conv2d", (96, 96, 1), (48, 48, 8), (3, 3), (2, 2), (0, 0))
+    costs = first.row_costs()
+    assert costs[-1] > costs[0] == costs[1]
+    mid = first.split_row()
+    assert max(sum(costs[:mid]), sum(costs[mid:])) == min(max(sum(costs[:m]), sum(costs[m:])) for m in range(1, 48))
+
+
+# -- a small CNN in the emulator --------------------------------------------------------------------------------------
+def dual_cnn() -> Sequential:
+    """Every split case on a 28x28 input (work = MACs or pooled cells; split from SPLIT_MIN_MACS = 2,000)."""
+    return Sequential([Input(28, 28, 1),
+                       Conv2D(1, 8, 3, 2, "valid"), ReLU(),      # 1: 13x13x8, odd, stride 2, valid, gathered
+                       MaxPool2D(3, 1, "same"),                  # 3: 13x13x8, padded pool (not in place)
+                       DepthwiseConv2D(8, 3, 1, "same"), ReLU6(),  # 4: depthwise, borders
+                       DepthwiseConv2D(8, 3, 2, "same"),         # 6: 7x7x8, stride 2, pad_top 1
+                       Conv2D(8, 16, 1, 1, "same"), ReLU(),      # 7: pointwise
+                       AvgPool2D(2, 1),                          # 9: 6x6x16, in place on one core only
+                       Conv2D(16, 12, 3, 1, "valid"), ReLU6(),   # 10: 4x4x12
+                       Conv2D(12, 8, 3, 2, "same"),              # 12: 2x2x8, one row per core
+                       GlobalAvgPool2D(), Dense(8, 10)])         # 13, 14: on core 0
+
+
+SPLIT = [1, 3, 4, 6, 7, 9, 10, 12]
+
+
+@pytest.fixture(scope="module")
+def builds(tmp_path_factory, mnist):
+    for tool in ("arm-none-eabi-gcc", "arm-none-eabi-objcopy"):
+        require_tool(tool)
+    root = tmp_path_factory.mktemp("dual")
+    rng = np.random.default_rng(0)
+    spec = dual_cnn()
+    params = [{name: rng.uniform(-0.6, 0.6, shp).astype(np.float32) for name, shp in layer.param_shapes().items()}
+              for layer in spec.layers]
+    meta = {"model": "dual_cnn", "dataset": "mnist", "input": {"scale": 1 / 255, "features": 784},
+            "dtype": "float32", "seed": 0, "picozoo_version": "0.1.0"}
+    qmeta, extra, qparams = quantize_model(spec, params, 1 / 255, mnist.x_test[:64])
+    model_dir = root / "int8"
+    modeldir.save(model_dir, spec, qparams, {**meta, "quantization": qmeta}, metrics={"model": "int8"}, extra=extra)
+    return model_dir, {cores: fwbuild.build(model_dir, root / f"fw{cores}", images=1, quiet=True, cores=str(cores))
+                       for cores in (1, 2)}
+
+
+def test_split_layers_and_auto_cores(builds):
+    model_dir, built = builds
+    model = modeldir.load(model_dir)
+    assert fwbuild.split_layers(model) == SPLIT
+    assert fwbuild.choose_cores(model, "auto") == 2
+    assert json.loads((built[2].out_dir / "build.json").read_text())["cores"] == 2
+    # each split layer's struct carries core 1's first row and its own scratch
+    ops = convgen.network_ops(model, "m")[0]
+    rows = convgen.split_rows(ops, 2)
+    assert sorted(rows) == SPLIT and convgen.split_rows(ops, 1) == {}
+    assert all(0 < rows[op.index] < op.rows.out_shape[0] for op in ops if op.index in rows)
+
+
+def test_two_cores_equal_one_core_and_the_golden_model(builds, mnist):
+    model_dir, built = builds
+    model = modeldir.load(model_dir)
+    rows = np.concatenate([mnist.x_test[:3], np.random.default_rng(1).integers(0, 256, (2, 784), dtype=np.uint8)])
+    want = reference.forward(model, rows)
+    results = {}
+    for cores, result in built.items():
+        harness = sim_eval.Harness(result.out_dir, sim_eval.read_build(result.out_dir))
+        assert (harness.core1 is not None) == (cores == 2)
+        results[cores] = [harness.infer_one(r) for r in rows]
+        got = np.array([out for _, out, *_ in results[cores]])
+        np.testing.assert_array_equal(got, want.astype(np.float64))
+        assert [c for c, *_ in results[cores]] == reference.predict(model, want).tolist()
+    assert len(set(map(bytes, want))) > 1   # different images give different outputs: the test can fail
+    # the slower core's cycles from pz_infer's start: fewer on two cores, and the same on every run
+    one, two = ([r[2] for r in results[c]] for c in (1, 2))
+    assert all(b < a for a, b in zip(one, two))
+    harness = sim_eval.Harness(built[2].out_dir, sim_eval.read_build(built[2].out_dir))
+    assert [harness.infer_one(r)[2] for r in rows] == two
+
+
+def test_inference_touches_the_planned_arena_and_both_stacks(builds, mnist):
+    """During pz_infer the two cores write only inside pz_arena (its highest byte written is exactly arena_bytes, the
+    planner's figure with two scratch buffers per split layer), pz_output, core 0's stack and core 1's stack; core 1
+    stays inside its reserve. Peak RAM = static RAM + both cores' measured stack depths."""
+    from unicorn import UC_HOOK_MEM_WRITE
+
+    from firmware_support import elf_symbols
+
+    _, built = builds
+    result = built[2]
+    size = json.loads((result.out_dir / "size.json").read_text())
+    harness = sim_eval.Harness(result.out_dir, sim_eval.read_build(result.out_dir))
+    sym = elf_symbols(result.out_dir / "firmware.elf")
+    writes = {0: [], 1: []}
+    for core, uc in ((0, harness.sim.uc), (1, harness.sim.core1.uc)):
+        uc.hook_add(UC_HOOK_MEM_WRITE, lambda uc, access, addr, n, value, log: log.append((addr, n)), writes[core],
+                    0x20000000, 0x20042000)
+    harness.infer_one(mnist.x_test[0])
+    arena, arena_size = sym["pz_arena"]
+    out, out_size = sym["pz_output"]
+    stack0 = (sym["__stack_limit"][0], sym["__stack_top"][0])
+    stack1 = (sym["__stack1_limit"][0], sym["__stack1_top"][0])
+    assert writes[1], "core 1 did no work"
+    everything = writes[0] + writes[1]
+    top = max(a + n for a, n in everything if arena <= a < arena + arena_size)
+    assert top - arena == size["arena_bytes"]
+    for core, stack in ((0, stack0), (1, stack1)):
+        stray = [(hex(a), n) for a, n in writes[core]
+                 if not (arena <= a < arena + arena_size or out <= a < out + out_size or stack[0] <= a < stack[1])]
+        assert not stray, f"core {core} wrote outside the arena, pz_output and its stack"
+    depth1 = stack1[1] - min(a for a, _ in writes[1] if stack1[0] <= a < stack1[1])
+    assert 0 < depth1 <= stack1[1] - stack1[0] == size["stack_reserved_bytes"]
