@@ -9,7 +9,7 @@
         variant (compress.quantize, calibrated on 64 test images) to OUT_DIR/int8: cycles do not depend on the
         weight values, so latency and RAM can be measured before anyone trains it.
     python benchmarks/conv_firmware.py layers MODEL_DIR [--out BUILD_DIR] [--weights-in auto|flash|ram]
-                                              [--cores auto|1|2 ...]
+                                              [--cores auto|1|2 ...] [--ram-budget BYTES]
         firmware.build the model (1 test image) for each --cores (into BUILD_DIR-1, -2, -auto), boot it in
         rp2040_sim, then call every layer of the table on its own (same arena, same order as pz_infer; core 1 of a
         two-core build brought to core 0's cycle count first, a split layer timed until both cores are done) and
@@ -100,7 +100,8 @@ def random_model(name: str, out: Path, seed: int) -> None:
     print(f"wrote {out} and {out / 'int8'}")
 
 
-def measure_layers(model_dir: Path, out: Path, weights_in: str = "auto", cores: str = "auto") -> dict:
+def measure_layers(model_dir: Path, out: Path, weights_in: str = "auto", cores: str = "auto",
+                   ram_budget: int | None = None) -> dict:
     """Build, boot, then call every layer of the table on its own (same arena, same order as pz_infer) from the
     post-boot machine (rp2040_sim.eval.Harness: core 1 of a two-core build waits in its work loop and is brought to
     core 0's cycle count before each layer, so a split layer's cycles are core 0's until both halves are written, the
@@ -112,7 +113,8 @@ def measure_layers(model_dir: Path, out: Path, weights_in: str = "auto", cores: 
     from rp2040_sim.runner import peak_stack
     from zoo import modeldir
 
-    result = fwbuild.build(model_dir, out, images=1, weights_in=weights_in, quiet=True, force=True, cores=cores)
+    result = fwbuild.build(model_dir, out, images=1, weights_in=weights_in, quiet=True, force=True, cores=cores,
+                           ram_budget=ram_budget)
     h = Harness(out, read_build(out))
     sim, elf = h.sim, h.image.elf
     sym = elf_symbols(out / "firmware.elf")
@@ -135,6 +137,9 @@ def measure_layers(model_dir: Path, out: Path, weights_in: str = "auto", cores: 
         stop = sim.run(run & ~1 | 1)
         assert stop.kind == "halt", stop
         rows.append({"name": names[i], "kind": kind, "in": n_in, "out": n_out, "cycles": sim.state.cycles - c0})
+    where = {f"layer {r['index']} {r['op']}": r["placement"] for r in result.size.get("weights_placement_layers", [])}
+    for row in rows:
+        row["weights"] = where.get(row["name"], "-")
     if "quantization" in model.meta:
         got = np.frombuffer(sim.read(h.output_addr, h.count), np.int8)
         want = reference.forward(model, np.frombuffer(raw, np.uint8)[None])[0]
@@ -163,24 +168,25 @@ def print_layers(model_dir: Path, runs: dict) -> None:
               f"{r['peak_stack']} B{f' + core 1 stack reserve {core1} B' if core1 else ''} = "
               f"{static + r['peak_stack'] + core1} B")
     labels = list(runs)
-    head = " | ".join(f"{lab}: cycles" for lab in labels)
+    head = " | ".join(f"{lab}: weights | {lab}: cycles" for lab in labels)
     extra = " | speed-up" if len(labels) == 2 else ""
     print(f"\n| # | layer | in -> out elements | MACs | {head}{extra} |")
-    print("|---|---|---|---|" + "---|" * len(labels) + ("---|" if extra else ""))
+    print("|---|---|---|---|" + "---|---|" * len(labels) + ("---|" if extra else ""))
     for i, row in enumerate(first["rows"]):
         cyc = [runs[lab]["rows"][i]["cycles"] for lab in labels]
-        mark = "".join(" (split)" if runs[lab]["rows"][i]["split"] else "" for lab in labels[1:2])
+        mark = " (split)" if runs[labels[-1]]["rows"][i]["split"] else ""
+        cells = " | ".join(f"{runs[lab]['rows'][i]['weights']} | {c:,}" for lab, c in zip(labels, cyc))
         sp = f" | {cyc[0] / cyc[1]:.2f}x" if extra else ""
-        print(f"| {i} | {row['name']}{mark} | {row['in']} -> {row['out']} | {row['macs']:,} | "
-              f"{' | '.join(f'{c:,}' for c in cyc)}{sp} |")
+        print(f"| {i} | {row['name']}{mark} | {row['in']} -> {row['out']} | {row['macs']:,} | {cells}{sp} |")
     tot = [runs[lab]["infer_cycles"] for lab in labels]
     sp = f" | {tot[0] / tot[1]:.2f}x" if extra else ""
-    print(f"| | pz_infer (ms at 125 MHz) | | | {' | '.join(f'{c:,} ({c / CLOCK_HZ * 1e3:.1f})' for c in tot)}{sp} |")
+    print(f"| | pz_infer (ms at 125 MHz) | | | {' | '.join(f' | {c:,} ({c / CLOCK_HZ * 1e3:.1f})' for c in tot)}{sp} |")
 
 
-def layers(model_dir: Path, out: Path | None, weights_in: str = "auto", cores=("auto",)) -> None:
+def layers(model_dir: Path, out: Path | None, weights_in: str = "auto", cores=("auto",),
+           ram_budget: int | None = None) -> None:
     out = out or Path(tempfile.mkdtemp()) / "build"
-    runs = {f"--cores {c}": measure_layers(model_dir, out.with_name(f"{out.name}-{c}"), weights_in, c)
+    runs = {f"--cores {c}": measure_layers(model_dir, out.with_name(f"{out.name}-{c}"), weights_in, c, ram_budget)
             for c in cores}
     print_layers(model_dir, runs)
 
@@ -199,6 +205,7 @@ def main(argv=None) -> int:
     m.add_argument("--weights-in", choices=["auto", "flash", "ram"], default="auto")
     m.add_argument("--cores", nargs="+", choices=["auto", "1", "2"], default=["auto"],
                    help="build for each (e.g. --cores 1 2: one table, the speed-up per layer)")
+    m.add_argument("--ram-budget", type=str, default=None, help="firmware.build --ram-budget (e.g. 64K)")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     if args.cmd == "kernels":
@@ -206,7 +213,9 @@ def main(argv=None) -> int:
     elif args.cmd == "random-model":
         random_model(args.name, args.out, args.seed)
     else:
-        layers(args.model_dir, args.out, args.weights_in, args.cores)
+        from firmware.build import parse_bytes
+        budget = parse_bytes(args.ram_budget) if args.ram_budget is not None else None
+        layers(args.model_dir, args.out, args.weights_in, args.cores, budget)
     return 0
 
 

@@ -1,7 +1,7 @@
 """Build RP2040 firmware for a model directory: generate C, cross-compile, link, and write the build directory.
 
     python -m firmware.build MODEL_DIR [--images N] [--out DIR] [--weights-in auto|flash|ram] [--stack BYTES]
-                                       [--boot2 quad|serial] [--cores auto|1|2]
+                                       [--boot2 quad|serial] [--cores auto|1|2] [--ram-budget BYTES]
 
 Weight placement (`--weights-in`, default auto): float models keep their weights in flash; int8 models (from
 `python -m compress`) copy their weights, indices and requantization tables to SRAM at boot when they fit next to
@@ -58,10 +58,15 @@ RUNTIME_STATIC_RAM = 1024  # .data + .bss of the runtime without the model (meas
 # core would only idle.
 CORES_CHOICES = ("auto", "1", "2")
 SPLIT_MIN_MACS = convgen.SPLIT_MIN_MACS
-PLACEMENTS = {"flash": "flash", "ram": "sram-copy"}  # --weights-in -> size.json weights_placement
+PLACEMENTS = {"flash": "flash", "ram": "sram-copy", "staged": "staged"}  # -> size.json weights_placement
 # A layer's weights up to half the 16 kB XIP cache (datasheet §2.6.3.1) are assumed to stay cached across the pixels
 # of one inference (the other half holds code); larger ones stream from flash once per output pixel.
 XIP_CACHE_SHARE = 8 * 1024
+# Weight staging (docs/FIRMWARE.md "Weight staging") copies a layer's weights once per inference, ~8.7 cycles per
+# byte. Weights that fit in the 16 kB XIP cache mostly stay cached across the pixels anyway: measured on
+# pd_mobilenet's 64->128 pointwise layer (8.7 kB, read 36x), flash 1.514 M cycles, staged 1.529 M, SRAM 1.448 M;
+# its 128->128 layers (18.4 kB, read 36x) flash 3.95 M, staged 2.75 M. So only larger weights are staged.
+STAGE_MIN_BYTES = 16 * 1024
 
 OUTPUTS = ("firmware.elf", "firmware.bin", "firmware.uf2", "firmware.map", "size.json", "build.json")
 RUN_OUTPUTS = ("run.json", "emulator.json")  # rp2040_sim writes these beside a build; a rebuild leaves them
@@ -242,47 +247,77 @@ def usage_bars(size: dict) -> None:
 
 
 def choose_layer_placement(model: modeldir.SavedModel, weights_in: str, stack: int, source: str,
-                           cores: int = 1) -> tuple[
-        dict[int, str], list[dict]]:
-    """Per-layer weight placement of an image model: ({spec index: flash | ram}, report rows for size.json).
+                           cores: int = 1, ram_budget: int | None = None) -> tuple[dict[int, str], list[dict]]:
+    """Per-layer weight placement of an image model: ({spec index: flash | ram | staged}, report rows for size.json).
 
-    With --weights-in auto every layer's arrays are copied to SRAM while they fit next to the planned activations,
-    the runtime's static data and the stack with SRAM_HEADROOM to spare, the layers that would fetch the most
-    bytes from flash per inference first: a conv reads its weights once per output pixel, but weights that fit in
-    XIP_CACHE_SHARE stay cached after the first pixel and cost one fetch; a dense layer reads its weights once. Every
-    8-byte XIP cache miss costs ~56 cycles. The rest stay in flash."""
-    from firmware import convgen
-
+    With --weights-in auto every layer's arrays are copied to SRAM at boot while they fit next to the planned
+    activations, the runtime's static data, pz_output and the stack(s) within the limit (--ram-budget, else the
+    SRAM less SRAM_HEADROOM), the layers that would fetch the most bytes from flash per inference first: a conv reads
+    its weights once per output pixel, but weights that fit in XIP_CACHE_SHARE stay cached after the first pixel and
+    cost one fetch; a dense layer reads its weights once. Every 8-byte XIP cache miss costs ~56 cycles. A conv or
+    depthwise layer that does not fit, whose weights exceed STAGE_MIN_BYTES and would be read more than once is staged
+    when the arena with its weights
+    beside that layer's activations stays within the limit (copied from flash right before it runs, once per
+    inference: docs/FIRMWARE.md "Weight staging"). The rest stay in flash. A --ram-budget that even all-flash
+    weights exceed is refused."""
     try:
-        ops = convgen.network_ops(model, source)[0]
+        ops, int8 = convgen.network_ops(model, source)
     except convgen.ConvCodegenError as e:
         raise BuildError(str(e)) from None
     weighted = [op for op in ops if op.weight_bytes]
-    left = RAM_BYTES - SRAM_HEADROOM - codegen.activation_bytes(model, cores) - RUNTIME_STATIC_RAM - stack
+    features = convgen.input_bytes(model)
+    fixed = ops[-1].out_elems * (1 if int8 else 4) + RUNTIME_STATIC_RAM + stack  # pz_output, runtime, stack(s)
+    limit = ram_budget if ram_budget is not None else RAM_BYTES - SRAM_HEADROOM
+    what = f"--ram-budget {ram_budget}" if ram_budget is not None else f"{SRAM_HEADROOM} bytes of headroom"
+
+    def need(ram_bytes: int, staged: set[int]) -> int:   # SRAM: arena (with staging) + copied weights + fixed
+        return planner.plan(convgen.steps_of(ops, int8, features, cores, staged), features).arena_bytes \
+            + ram_bytes + fixed
 
     def flash_reads(op):  # weight bytes fetched from flash per inference if left there
         return op.reads_per_weight if op.weight_bytes > XIP_CACHE_SHARE else 1
 
-    placement, rows = {}, {}
+    placement, rows, ram_bytes, staged = {}, {}, 0, set()
     for op in sorted(weighted, key=lambda op: (-flash_reads(op), op.weight_bytes, op.index)):
         if weights_in == "auto":
-            where = "ram" if op.weight_bytes <= left else "flash"
-            why = (f"read {op.reads_per_weight}x per inference, fits" if where == "ram"
-                   else f"{op.weight_bytes} bytes, only {max(left, 0)} of SRAM left above the headroom")
+            with_ram = need(ram_bytes + op.weight_bytes, staged)
+            if with_ram <= limit:
+                where, why = "ram", f"read {op.reads_per_weight}x per inference, fits"
+            elif (op.stage_bytes > STAGE_MIN_BYTES and flash_reads(op) > 1
+                  and need(ram_bytes, staged | {op.index}) <= limit):
+                where = "staged"
+                why = (f"read {op.reads_per_weight}x per inference; {with_ram} bytes of SRAM with it copied at "
+                       f"boot, over the {limit} allowed ({what}): copied before the layer runs instead")
+            else:
+                where = "flash"
+                why = (f"{op.weight_bytes} bytes: {with_ram} bytes of SRAM with it copied at boot, over the {limit} "
+                       f"allowed ({what})")
         else:
             where, why = weights_in, "forced by --weights-in"
         if where == "ram":
-            left -= op.weight_bytes
+            ram_bytes += op.weight_bytes
+        elif where == "staged":
+            staged.add(op.index)
         placement[op.index] = where
         rows[op.index] = {"index": op.index, "op": op.op, "bytes": op.weight_bytes, "placement": PLACEMENTS[where],
                           "reads_per_inference": op.reads_per_weight, "reason": why}
+    total = need(ram_bytes, staged)
+    if ram_budget is not None and total > ram_budget:
+        raise BuildError(f"{source}: does not fit --ram-budget {ram_budget}: it needs {total} bytes of SRAM (arena "
+                         f"{total - ram_bytes - fixed} bytes of activations, scratch and staged weights, "
+                         f"{ram_bytes} bytes of weights copied at boot, {fixed} bytes of pz_output, runtime data and "
+                         f"stack reserve), {total - ram_budget} over; raise --ram-budget, lower --stack, build with "
+                         f"--cores 1 (no second stack and scratch)"
+                         + (", let the build choose with --weights-in auto" if weights_in == "ram" else "")
+                         + " or use a smaller model")
     return placement, [rows[op.index] for op in weighted]
 
 
-def plan_image_model(model: modeldir.SavedModel, model_dir: Path, weights_in: str, stack: int, cores: int = 1):
-    """(activation plan, {spec index: flash | ram}, size.json rows) for an image model, refusing one whose arena does
-    not fit; (None, None, []) for an MLP (two ping-pong buffers, whole-model placement). stack: both cores' stack
-    reserves."""
+def plan_image_model(model: modeldir.SavedModel, model_dir: Path, weights_in: str, stack: int, cores: int = 1,
+                     ram_budget: int | None = None):
+    """(activation plan, {spec index: flash | ram | staged}, size.json rows) for an image model, refusing one whose
+    arena does not fit; (None, None, []) for an MLP (two ping-pong buffers, whole-model placement). stack: both
+    cores' stack reserves. The plan is the final one: with the staged layers' weight buffers."""
     try:
         plan = codegen.activation_plan(model, str(model_dir), cores)
     except codegen.CodegenError as e:
@@ -294,10 +329,13 @@ def plan_image_model(model: modeldir.SavedModel, model_dir: Path, weights_in: st
                            + stack, RAM_BYTES, str(model_dir))
     except planner.PlanError as e:
         raise BuildError(str(e)) from None
-    return (plan, *choose_layer_placement(model, weights_in, stack, str(model_dir), cores))
+    placement, rows = choose_layer_placement(model, weights_in, stack, str(model_dir), cores, ram_budget)
+    staged = {i for i, where in placement.items() if where == "staged"}
+    return (convgen.plan(model, str(model_dir), cores, staged) if staged else plan), placement, rows
 
 
-def choose_placement(model: modeldir.SavedModel, weights_in: str, stack: int) -> tuple[str, str]:
+def choose_placement(model: modeldir.SavedModel, weights_in: str, stack: int,
+                     ram_budget: int | None = None) -> tuple[str, str]:
     """(flash | ram, why) for --weights-in auto|flash|ram."""
     if weights_in in ("flash", "ram"):
         return weights_in, "forced by --weights-in"
@@ -306,6 +344,8 @@ def choose_placement(model: modeldir.SavedModel, weights_in: str, stack: int) ->
     if not codegen.is_int8(model):
         return "flash", "float model: weights stay in flash"
     need = codegen.model_arrays_bytes(model) + codegen.activation_bytes(model) + RUNTIME_STATIC_RAM + stack
+    if ram_budget is not None and need > ram_budget:
+        return "flash", f"copying would need {need} bytes of SRAM, over --ram-budget {ram_budget}"
     if need + SRAM_HEADROOM <= RAM_BYTES:
         return "ram", f"{need} bytes of SRAM needed, {RAM_BYTES - need} left (>= {SRAM_HEADROOM} headroom)"
     return "flash", (f"copying would need {need} bytes of SRAM, leaving {RAM_BYTES - need} < {SRAM_HEADROOM} "
@@ -369,7 +409,7 @@ def load_test_images(model: modeldir.SavedModel, model_dir: Path, images: int | 
 
 def build(model_dir: Path, out_dir: Path | None = None, images: int | None = None, weights_in: str = "auto",
           stack: int = DEFAULT_STACK, quiet: bool = False, force: bool = False,
-          boot2: str = DEFAULT_BOOT2, cores: str = "auto") -> BuildResult:
+          boot2: str = DEFAULT_BOOT2, cores: str = "auto", ram_budget: int | None = None) -> BuildResult:
     model_dir = Path(model_dir).resolve() if Path(model_dir).exists() else Path(model_dir)
     if weights_in not in ("auto", "flash", "ram"):
         raise BuildError(f"--weights-in {weights_in!r}: use auto, flash or ram")
@@ -378,6 +418,9 @@ def build(model_dir: Path, out_dir: Path | None = None, images: int | None = Non
     if str(cores) not in CORES_CHOICES:
         raise BuildError(f"--cores {cores!r}: use 1, 2 or auto (2 when the model has an int8 layer of at least "
                          f"{SPLIT_MIN_MACS} multiply-accumulates, else 1)")
+    if ram_budget is not None and not (isinstance(ram_budget, int) and 0 < ram_budget <= RAM_BYTES):
+        raise BuildError(f"--ram-budget {ram_budget!r}: give the SRAM the firmware may use, 1..{RAM_BYTES} bytes "
+                         f"(e.g. 65536 or 64K)")
     if stack < MIN_STACK or stack % 8:
         raise BuildError(f"--stack {stack}: the stack reserve must be a multiple of 8 bytes and at least {MIN_STACK} "
                          f"(printf alone needs a few hundred bytes; the default is {DEFAULT_STACK})")
@@ -394,10 +437,10 @@ def build(model_dir: Path, out_dir: Path | None = None, images: int | None = Non
         raise BuildError(str(e)) from None
     n_cores = choose_cores(model, str(cores))
     core1_stack = stack if n_cores == 2 else 0   # core 1 gets a reserve of the same size, below core 0's
-    weights_in, placement_reason = choose_placement(model, weights_in, stack + core1_stack)
+    weights_in, placement_reason = choose_placement(model, weights_in, stack + core1_stack, ram_budget)
     tools = find_toolchain()
     plan, layer_placement, placement_rows = plan_image_model(model, model_dir, weights_in, stack + core1_stack,
-                                                             n_cores)
+                                                             n_cores, ram_budget)
     dataset, x, y = load_test_images(model, model_dir, images)
     if plan is not None:
         kinds = {row["placement"] for row in placement_rows}
@@ -440,6 +483,14 @@ def build(model_dir: Path, out_dir: Path | None = None, images: int | None = Non
         uf2.check_image(base, flash, "firmware.uf2")
         (work / "firmware.uf2").write_bytes(uf2_bytes)
         size = size_report(work / "firmware.elf", work / "firmware.bin")
+        if ram_budget is not None:   # what the link reserved: .data + .bss + both stack reserves
+            used = size["ram_static_bytes"] + stack + core1_stack
+            if used > ram_budget:
+                raise BuildError(f"{model_dir}: the linked firmware reserves {used} bytes of SRAM (.data + .bss "
+                                 f"{size['ram_static_bytes']}, stack reserve {stack + core1_stack}), over "
+                                 f"--ram-budget {ram_budget} by {used - ram_budget}; raise --ram-budget or lower "
+                                 f"--stack")
+            size["ram_budget_bytes"] = ram_budget
         size["weights_placement"] = PLACEMENTS.get(weights_in, weights_in)
         size["weights_placement_reason"] = placement_reason
         if plan is not None:
@@ -477,6 +528,16 @@ def build(model_dir: Path, out_dir: Path | None = None, images: int | None = Non
     return BuildResult(out_dir, size, info)
 
 
+def parse_bytes(text: str) -> int:
+    """'65536', '64K' or '64k' (x 1024) -> bytes, for --ram-budget."""
+    t = text.strip()
+    scale = 1024 if t[-1:] in ("K", "k") else 1
+    digits = t[:-1] if scale > 1 else t
+    if not digits.isdigit() or int(digits) == 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give bytes or kB, e.g. 65536 or 64K")
+    return int(digits) * scale
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m firmware.build", description=__doc__.split("\n")[0])
     parser.add_argument("model_dir", type=Path)
@@ -492,6 +553,10 @@ def main(argv=None) -> int:
     parser.add_argument("--cores", default="auto",
                         help="1 or 2 (int8 layers of >= %d MACs split between both cores) or auto (default: 2 when "
                              "such a layer exists, else 1)" % SPLIT_MIN_MACS)
+    parser.add_argument("--ram-budget", type=parse_bytes, default=None, metavar="BYTES",
+                        help="most SRAM the firmware may reserve (.data + .bss + stack reserves), e.g. 65536 or 64K: "
+                             "an image model's weights are then copied at boot, staged before their layer or left in "
+                             "flash to fit, and a model that cannot fit is refused")
     parser.add_argument("--force", action="store_true",
                         help="replace an earlier firmware.build output in --out (only the files it wrote)")
     parser.add_argument("--boot2", choices=list(BOOT2_SOURCES), default=DEFAULT_BOOT2,
@@ -500,7 +565,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         build(args.model_dir, args.out, args.images, args.weights_in, args.stack, force=args.force,
-              boot2=args.boot2, cores=args.cores)
+              boot2=args.boot2, cores=args.cores, ram_budget=args.ram_budget)
     except BuildError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

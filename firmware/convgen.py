@@ -51,6 +51,7 @@ class Emitted:
     # (qualifier, scratch, split) -> (arrays, entry); split: None, or (mid row, core 1's scratch) of a split layer
     render: Callable[..., tuple[str, str]] = field(repr=False)
     rows: Rows | None = None   # an int8 layer the cores may share by output rows (two-core builds)
+    stage_bytes: int = 0       # bytes of its weight array (pz_l<i>_w) that staging copies to SRAM; 0: not stageable
 
 
 @dataclass(frozen=True)
@@ -268,7 +269,7 @@ def _q8_conv(lm, t, out_xor):
         scratch = (kernel[0] * kernel[1] * shape_in[2] + 3) // 4 * 4
     mult, shift = np.asarray(t["multiplier"], np.int32), np.asarray(t["shift"], np.int8)
 
-    def render(q, scratch_expr, split=None):
+    def render(q, scratch_expr, split=None, stage=None):
         fields = (f"{_shape_c(shape_in, shape_out, kernel, stride, pads)}, pz_l{i}_w, "
                   f"{f'pz_l{i}_bias' if bias is not None else 'NULL'}, pz_l{i}_mult, pz_l{i}_shift, "
                   f"{_q8_scalars(lm, out_xor, (zp_in + 128) & 0xFF)}, {scratch_expr}")
@@ -277,24 +278,26 @@ def _q8_conv(lm, t, out_xor):
                   + (c_array("int32_t", f"pz_l{i}_bias", bias, _int, q) if bias is not None else "")
                   + c_array("int32_t", f"pz_l{i}_mult", mult, _int, q)
                   + c_array("int8_t", f"pz_l{i}_shift", shift, _int, q)
-                  + _q8_conv_struct(i, fields, split) + "\n")
-        return arrays, f"{{{_split_adapter(adapter, split)}, {kind}, {{in}}, {{out}}, pz_l{i}_w, NULL, &pz_l{i}_conv}}"
+                  + _q8_conv_struct(i, fields, split, stage) + "\n")
+        return arrays, (f"{{{_plan_adapter(adapter, split, stage)}, {kind}, {{in}}, {{out}}, pz_l{i}_w, NULL, "
+                        f"&pz_l{i}_conv}}")
     nbytes = packed.nbytes + mult.nbytes + shift.nbytes + (bias.nbytes if bias is not None else 0)
     rows = Rows(lm["type"], tuple(shape_in), tuple(shape_out), kernel, stride, pads)
     return Emitted(i, lm["type"], _elems(shape_in), _elems(shape_out), _elems(shape_out), scratch, False, nbytes,
-                   shape_out[0] * shape_out[1], render, rows)
+                   shape_out[0] * shape_out[1], render, rows, planner.aligned(packed.nbytes))
 
 
-def _q8_conv_struct(i, fields: str, split) -> str:
-    """The layer's pz_q8_conv_t, or for a split layer the pz_q8_conv_split_t around it (conv_layers.h)."""
-    if split is None:
+def _q8_conv_struct(i, fields: str, split, stage=None) -> str:
+    """The layer's pz_q8_conv_t, or for a split or staged layer the pz_q8_conv_plan_t around it (conv_layers.h)."""
+    if split is None and stage is None:
         return f"const pz_q8_conv_t pz_l{i}_conv = {{{fields}}};\n"
-    mid, scratch1 = split
-    return f"const pz_q8_conv_split_t pz_l{i}_conv = {{{{{fields}}}, {mid}u, {scratch1}}};\n"
+    mid, scratch1 = split if split is not None else (0, "NULL")
+    buf, words = stage if stage is not None else ("NULL", 0)
+    return (f"const pz_q8_conv_plan_t pz_l{i}_conv = {{{{{fields}}}, {mid}u, {scratch1}, {buf}, {words}u}};\n")
 
 
-def _split_adapter(adapter: str, split) -> str:
-    return adapter if split is None else adapter + "_split"
+def _plan_adapter(adapter: str, split, stage=None) -> str:
+    return adapter if split is None and stage is None else adapter + "_plan"
 
 
 def _q8_pool(lm, t, out_xor):
@@ -310,7 +313,7 @@ def _q8_pool(lm, t, out_xor):
         fields = (f"{_shape_c(shape_in, c_out, kernel, stride, pads)}, NULL, NULL, NULL, NULL, 0, -128, 127, "
                   f"0x{out_xor:02x}u, 0u, NULL")
         return (_q8_conv_struct(i, fields, split),
-                f"{{{_split_adapter(f'pz_run_q8_{stem}pool', split)}, PZ_K_Q8_{stem.upper()}POOL, {{in}}, {{out}}, "
+                f"{{{_plan_adapter(f'pz_run_q8_{stem}pool', split)}, PZ_K_Q8_{stem.upper()}POOL, {{in}}, {{out}}, "
                 f"NULL, NULL, &pz_l{i}_conv}}")
     rows = None if stem == "gavg" else Rows(lm["type"], tuple(shape_in), tuple(shape_out), kernel, stride, pads)
     return Emitted(i, lm["type"], _elems(shape_in), _elems(shape_out), _elems(shape_out), 0, pads == (0, 0), 0, 0,
@@ -391,34 +394,45 @@ def split_rows(ops: list[Emitted], cores: int) -> dict[int, int]:
             if op.rows is not None and op.rows.out_shape[0] >= 2 and op.rows.work() >= SPLIT_MIN_MACS}
 
 
-def plan_steps(model, source, cores: int = 1) -> tuple[list[Emitted], list[planner.Step], bool]:
-    """The entries and the planner's steps (a float model's first step turns raw pixels into floats); plan them
-    with planner.plan(steps, input_bytes(model)). A split layer (split_rows) gets two scratch buffers, one per core,
-    and never runs in place: core 1's first output rows would land on input rows core 0 still reads."""
-    ops, int8 = network_ops(model, source)
+def steps_of(ops: list[Emitted], int8: bool, features: int, cores: int = 1, staged=()) -> list[planner.Step]:
+    """The planner's steps for the entries (a float model's first step turns raw pixels into floats). A split layer
+    (split_rows) gets two scratch buffers, one per core, and never runs in place: core 1's first output rows would
+    land on input rows core 0 still reads. A layer in `staged` (spec indexes) gets a buffer for its weights."""
     split = split_rows(ops, cores)
     steps = [planner.Step(f"layer {op.index} {op.op}", op.out_bytes,
                           2 * planner.aligned(op.scratch_bytes) if op.index in split else op.scratch_bytes,
-                          op.in_place and op.index not in split) for op in ops]
+                          op.in_place and op.index not in split, op.stage_bytes if op.index in staged else 0)
+             for op in ops]
     if not int8:
-        features = int(model.meta["input"]["features"])
         steps.insert(0, planner.Step("input scaling", 4 * features))
-    return ops, steps, int8
+    return steps
+
+
+def plan_steps(model, source, cores: int = 1, staged=()) -> tuple[list[Emitted], list[planner.Step], bool]:
+    """The entries and the planner's steps (steps_of); plan them with planner.plan(steps, input_bytes(model))."""
+    ops, int8 = network_ops(model, source)
+    return ops, steps_of(ops, int8, input_bytes(model), cores, staged), int8
 
 
 def input_bytes(model) -> int:
     return int(model.meta["input"]["features"])
 
 
-def plan(model, source, cores: int = 1) -> planner.Plan:
-    return planner.plan(plan_steps(model, source, cores)[1], input_bytes(model))
+def plan(model, source, cores: int = 1, staged=()) -> planner.Plan:
+    return planner.plan(plan_steps(model, source, cores, staged)[1], input_bytes(model))
 
 
 def generate(model, source: str, placement: dict[int, str], header: str,
              cores: int = 1) -> tuple[dict[str, str], planner.Plan]:
-    """model.h / model.c for an image model, and the activation plan. placement: spec index -> "flash" | "ram";
-    cores: 2 splits the layers split_rows picks between the cores."""
-    ops, steps, int8 = plan_steps(model, source, cores)
+    """model.h / model.c for an image model, and the activation plan. placement: spec index -> "flash" | "ram" |
+    "staged" (in flash, copied into an arena buffer before the layer runs); cores: 2 splits the layers split_rows
+    picks between the cores."""
+    staged = {i for i, where in placement.items() if where == "staged"}
+    ops, steps, int8 = plan_steps(model, source, cores, staged)
+    for op in ops:
+        if op.index in staged and not op.stage_bytes:
+            raise ConvCodegenError(f"{source}: layer {op.index} ({op.op}) cannot be staged: only int8 conv2d and "
+                                   f"depthwise_conv2d weights are; place it in flash or ram")
     split = split_rows(ops, cores)
     plan = planner.plan(steps, input_bytes(model))
     features = int(model.meta["input"]["features"])
@@ -435,7 +449,12 @@ def generate(model, source: str, placement: dict[int, str], header: str,
         if op.index in split:   # core 1's scratch: the second half of the layer's scratch buffer
             halves = (split[op.index], f"pz_arena + {scratch + planner.aligned(op.scratch_bytes)}"
                       if scratch is not None else "NULL")
-        text, entry = op.render(q, f"pz_arena + {scratch}" if scratch is not None else "NULL", halves)
+        stage = None
+        if op.index in staged:
+            stage = (f"(uint32_t *)(void *)(pz_arena + {plan.stage[k + offset]})", op.stage_bytes // 4)
+            text, entry = op.render(q, f"pz_arena + {scratch}" if scratch is not None else "NULL", halves, stage)
+        else:
+            text, entry = op.render(q, f"pz_arena + {scratch}" if scratch is not None else "NULL", halves)
         arrays.append(text)
         entries.append("    " + entry.replace("{in}", str(op.in_elems)).replace("{out}", str(op.out_elems)) + ",")
     io = ["pz_input"]

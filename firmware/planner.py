@@ -4,7 +4,9 @@ The firmware runs the layer table in order (runtime/network.c). Step i reads the
 own output; the last step writes `pz_output`, outside the arena. Step 0 reads `pz_input`, which is pinned at offset
 0 of the arena (the firmware defines the symbol there) and live during step 0 only: raw pixels are dead once the
 first layer has read them, so later buffers reuse their bytes.
-A buffer is live from the step that writes it to the step that reads it; a step's scratch only during that step.
+A buffer is live from the step that writes it to the step that reads it; a step's scratch only during that step, and
+so is its weight staging buffer (weights copied from flash right before the step runs, docs/FIRMWARE.md "Weight
+staging": the late layers of a conv net have small activations, so large weights fit beside them).
 A step marked `in_place` (pools without before-padding, global average pooling, element-wise activations) writes
 over its input, so its output is the same buffer with a longer life. Flatten is not a step at all: the bytes of an
 NHWC tensor already are its flattened vector.
@@ -33,6 +35,7 @@ class Step:
     out_bytes: int           # bytes of its output
     scratch_bytes: int = 0   # bytes it needs only while it runs
     in_place: bool = False   # may write its output over its input
+    stage_bytes: int = 0     # bytes of weights staged into SRAM while it runs (0: none)
 
 
 @dataclass
@@ -50,6 +53,7 @@ class Plan:
     buffers: list[Buffer]
     # step i: (input offset (0 = pz_input for step 0), output offset or None for pz_output, scratch offset or None)
     io: list[tuple[int | None, int | None, int | None]] = field(default_factory=list)
+    stage: list[int | None] = field(default_factory=list)  # step i's staging buffer offset, or None
 
     def peak_live_bytes(self) -> int:
         """The most bytes live at once (a lower bound for any placement; the greedy plan may need a little more)."""
@@ -72,9 +76,11 @@ def plan(steps: list[Step], input_bytes: int) -> Plan:
     buffers: list[Buffer] = [pinned]
     out_of: list[Buffer | None] = []   # the buffer holding step i's output (None: pz_output)
     scratch_of: list[Buffer | None] = []
+    stage_of: list[Buffer | None] = []
     for i, st in enumerate(steps):
-        if st.out_bytes <= 0 or st.scratch_bytes < 0:
-            raise PlanError(f"step {i} ({st.name}): output of {st.out_bytes} bytes, scratch {st.scratch_bytes}")
+        if st.out_bytes <= 0 or st.scratch_bytes < 0 or st.stage_bytes < 0:
+            raise PlanError(f"step {i} ({st.name}): output of {st.out_bytes} bytes, scratch {st.scratch_bytes}, "
+                            f"staged weights {st.stage_bytes}")
         last = i == len(steps) - 1
         prev = out_of[i - 1] if i else None
         if last:
@@ -91,6 +97,11 @@ def plan(steps: list[Step], input_bytes: int) -> Plan:
             scratch = Buffer(f"{st.name} scratch", aligned(st.scratch_bytes), i, i)
             buffers.append(scratch)
         scratch_of.append(scratch)
+        stage = None
+        if st.stage_bytes:
+            stage = Buffer(f"{st.name} staged weights", aligned(st.stage_bytes), i, i)
+            buffers.append(stage)
+        stage_of.append(stage)
 
     placed: list[Buffer] = [pinned]
     for b in sorted(buffers[1:], key=lambda b: (-b.size, b.first)):
@@ -109,7 +120,7 @@ def plan(steps: list[Step], input_bytes: int) -> Plan:
         y = out_of[i].offset if out_of[i] is not None else None
         s = scratch_of[i].offset if scratch_of[i] is not None else None
         io.append((x, y, s))
-    return Plan(arena, buffers, io)
+    return Plan(arena, buffers, io, [b.offset if b is not None else None for b in stage_of])
 
 
 def check_fits(plan_: Plan, other_ram: int, capacity: int, what: str) -> None:

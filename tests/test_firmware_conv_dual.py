@@ -219,3 +219,103 @@ def test_inference_touches_the_planned_arena_and_both_stacks(builds, mnist):
         assert not stray, f"core {core} wrote outside the arena, pz_output and its stack"
     depth1 = stack1[1] - min(a for a, _ in writes[1] if stack1[0] <= a < stack1[1])
     assert 0 < depth1 <= stack1[1] - stack1[0] == size["stack_reserved_bytes"]
+
+
+# -- weight staging and --ram-budget ----------------------------------------------------------------------------------
+def all_flash_need(model, cores):
+    """SRAM the build needs for `model` with every weight in flash (the planner's arena + pz_output + runtime data +
+    the stack reserves), as firmware/build.py counts it."""
+    ops, int8 = convgen.network_ops(model, "m")
+    plan = convgen.plan(model, "m", cores)
+    return plan.arena_bytes + ops[-1].out_elems + fwbuild.RUNTIME_STATIC_RAM + cores * fwbuild.DEFAULT_STACK
+
+
+@pytest.fixture(scope="module")
+def staged_builds(builds, tmp_path_factory):
+    """The CNN under a RAM budget with no room for any weight copied at boot: its conv weights (all small, so the
+    thresholds are lowered to 0) are staged where the arena has room beside the layer's activations."""
+    model_dir, _ = builds
+    model = modeldir.load(model_dir)
+    root = tmp_path_factory.mktemp("staged")
+    mp = pytest.MonkeyPatch()
+    mp.setattr(fwbuild, "XIP_CACHE_SHARE", 0)
+    mp.setattr(fwbuild, "STAGE_MIN_BYTES", 0)
+    try:
+        out = {}
+        for cores in (1, 2):
+            budget = all_flash_need(model, cores) + 40   # less than any layer's weights
+            out[cores] = (budget, fwbuild.build(model_dir, root / f"fw{cores}", images=1, quiet=True,
+                                                cores=str(cores), ram_budget=budget))
+        return out
+    finally:
+        mp.undo()
+
+
+def test_staged_weights_are_bit_exact_and_inside_the_budget(staged_builds, builds, mnist):
+    model_dir, _ = builds
+    model = modeldir.load(model_dir)
+    rows = np.concatenate([mnist.x_test[:2], np.random.default_rng(2).integers(0, 256, (1, 784), dtype=np.uint8)])
+    want = reference.forward(model, rows)
+    for cores, (budget, result) in staged_builds.items():
+        size = result.size
+        where = {r["index"]: r["placement"] for r in size["weights_placement_layers"]}
+        assert "staged" in where.values() and "sram-copy" not in where.values()
+        assert all(r["reason"] for r in size["weights_placement_layers"])
+        assert size["ram_budget_bytes"] == budget
+        assert size["ram_static_bytes"] + cores * size["stack_reserved_bytes"] <= budget
+        harness = sim_eval.Harness(result.out_dir, sim_eval.read_build(result.out_dir))
+        got = np.array([harness.infer_one(r)[1] for r in rows])
+        np.testing.assert_array_equal(got, want.astype(np.float64))
+
+
+def test_staging_buffers_are_inside_the_planned_arena(staged_builds, mnist):
+    """The copies land in the arena: inference (two cores) still writes nothing above arena_bytes, and the planned
+    staging buffer of a staged layer (whose weights stay in flash) is written over its whole size."""
+    from unicorn import UC_HOOK_MEM_WRITE
+
+    from firmware_support import elf_symbols
+
+    budget, result = staged_builds[2]
+    size = result.size
+    sym = elf_symbols(result.out_dir / "firmware.elf")
+    harness = sim_eval.Harness(result.out_dir, sim_eval.read_build(result.out_dir))
+    writes = []
+    for uc in (harness.sim.uc, harness.sim.core1.uc):
+        uc.hook_add(UC_HOOK_MEM_WRITE, lambda uc, access, addr, n, value, log: log.append((addr, n)), writes,
+                    0x20000000, 0x20042000)
+    harness.infer_one(mnist.x_test[0])
+    arena, arena_size = sym["pz_arena"]
+    assert max(a + n for a, n in writes if arena <= a < arena + arena_size) - arena == size["arena_bytes"]
+    staged = [r["index"] for r in size["weights_placement_layers"] if r["placement"] == "staged"]
+    model = modeldir.load(sim_eval.read_build(result.out_dir)["model_dir"])
+    ops = convgen.network_ops(model, "m")[0]
+    plan = convgen.plan(model, "m", 2, set(staged))
+    k = next(k for k, op in enumerate(ops) if op.index == staged[-1])
+    w_addr, w_size = sym[f"pz_l{staged[-1]}_w"]
+    assert w_addr < 0x20000000     # the weights themselves stay in flash
+    stage = arena + plan.stage[k]
+    assert sum(n for a, n in writes if stage <= a < stage + w_size) >= w_size   # the copy, into its buffer
+
+
+def test_ram_budget_refusals(builds, tmp_path):
+    model_dir, _ = builds
+    model = modeldir.load(model_dir)
+    need = all_flash_need(model, 1)
+    with pytest.raises(fwbuild.BuildError, match=rf"does not fit --ram-budget {need - 1}: it needs {need} bytes of "
+                                                 r"SRAM .* 1 over; raise --ram-budget"):
+        fwbuild.build(model_dir, tmp_path / "a", images=1, quiet=True, cores="1", ram_budget=need - 1)
+    with pytest.raises(fwbuild.BuildError, match=r"it needs \d+ bytes .*let the build choose with --weights-in auto"):
+        fwbuild.build(model_dir, tmp_path / "b", images=1, quiet=True, cores="1", ram_budget=need,
+                      weights_in="ram")
+    for bad in (0, -5, fwbuild.RAM_BYTES + 1, "64K"):
+        with pytest.raises(fwbuild.BuildError, match=r"--ram-budget .*1\.\.270336 bytes"):
+            fwbuild.build(model_dir, tmp_path / "c", images=1, quiet=True, ram_budget=bad)
+    assert not any((tmp_path / d).exists() for d in "abc")
+    assert fwbuild.parse_bytes("64K") == 65536 == fwbuild.parse_bytes("65536")
+    for bad in ("64M", "", "0", "-1", "k"):
+        with pytest.raises(SystemExit) as e:
+            fwbuild.main([str(model_dir), "--out", str(tmp_path / "d"), "--ram-budget", bad])
+        assert e.value.code == 2
+    assert fwbuild.main([str(model_dir), "--out", str(tmp_path / "e"), "--cores", "1",
+                         "--ram-budget", str(need - 1)]) == 1
+    assert not (tmp_path / "d").exists() and not (tmp_path / "e").exists()

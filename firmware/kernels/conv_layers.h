@@ -1,11 +1,16 @@
-/* Conv, depthwise and pool layers on both cores (conv_layers.c, docs/FIRMWARE.md "Two cores").
+/* Conv, depthwise and pool layers on both cores, and conv weights staged from flash into SRAM (conv_layers.c,
+ * docs/FIRMWARE.md "Two cores" and "Weight staging").
  *
- * A split layer's aux is a pz_q8_conv_split_t: the layer's kernel struct first (so the one-core adapters and any
- * tool reading aux as a pz_q8_conv_t still see it), then the first output row of core 1's part (chosen by
- * firmware/convgen.py to balance the cores' work, border rows costing more) and core 1's own scratch. Each core calls
- * the same kernel on a sub-layer: output rows [r0, r1), x moved to the first input row those rows read, in_h cut to
- * the rows they read, pad_top what is left of the top padding, y moved by r0 * out_w * out_c. The kernel then sees
- * exactly the cells (and padding cells) it reads for those rows in the whole layer, so the bytes equal one core's. */
+ * A planned layer's aux is a pz_q8_conv_plan_t: the layer's kernel struct first (so the one-core adapters and any
+ * tool reading aux as a pz_q8_conv_t still see it), then how it runs:
+ * - split (mid > 0): core 0 writes output rows [0, mid), core 1 [mid, out_h) (mid chosen by firmware/convgen.py to
+ *   balance the cores' work, border rows costing more), each with its own scratch. Each core calls the same kernel
+ *   on a sub-layer: x moved to the first input row its rows read, in_h cut to the rows they read, pad_top what is
+ *   left of the top padding, y moved by r0 * out_w * out_c. The kernel then sees exactly the cells (and padding
+ *   cells) it reads for those rows in the whole layer, so the bytes equal one core's.
+ * - staged (stage != NULL): c.w (in flash) is copied word by word into `stage` (SRAM, a buffer the planner placed
+ *   in the arena for this layer only) before the kernel runs, which then reads the copy: each weight byte crosses
+ *   the XIP cache once per inference instead of once per output pixel. */
 #ifndef PZ_CONV_LAYERS_H
 #define PZ_CONV_LAYERS_H
 
@@ -15,19 +20,22 @@
 #include "layers.h"
 
 typedef struct {
-    pz_q8_conv_t c;            /* the whole layer, as one core runs it (c.scratch: core 0's scratch) */
-    uint16_t mid;              /* core 0 writes output rows [0, mid), core 1 [mid, out_h); 0 < mid < out_h */
-    uint8_t *scratch1;         /* core 1's scratch (NULL when the kernel needs none) */
-} pz_q8_conv_split_t;
+    pz_q8_conv_t c;            /* the whole layer, as one core runs it (c.scratch: core 0's scratch; c.w: where the
+                                  weights are stored) */
+    uint16_t mid;              /* 0: one core; else core 1 writes output rows [mid, out_h), 0 < mid < out_h */
+    uint8_t *scratch1;         /* core 1's scratch (NULL when the kernel needs none or the layer is not split) */
+    uint32_t *stage;           /* NULL, or the SRAM buffer c.w's stage_words words are copied into first */
+    uint32_t stage_words;
+} pz_q8_conv_plan_t;
 
 /* The output rows [r0, r1) of the layer s as a layer of their own: returns the first input row they read and
  * narrows *s to them (in_h, out_h, pad_top). */
 uint32_t pz_conv_rows(pz_conv_shape_t *s, uint32_t r0, uint32_t r1);
 
-/* Adapters of split int8 layers (aux: pz_q8_conv_split_t); one-core builds run them on core 0 alone. */
-void pz_run_q8_conv2d_split(const pz_layer *l, const void *x, void *y);
-void pz_run_q8_dwconv2d_split(const pz_layer *l, const void *x, void *y);
-void pz_run_q8_maxpool_split(const pz_layer *l, const void *x, void *y);
-void pz_run_q8_avgpool_split(const pz_layer *l, const void *x, void *y);
+/* Adapters of planned int8 layers (aux: pz_q8_conv_plan_t). */
+void pz_run_q8_conv2d_plan(const pz_layer *l, const void *x, void *y);
+void pz_run_q8_dwconv2d_plan(const pz_layer *l, const void *x, void *y);
+void pz_run_q8_maxpool_plan(const pz_layer *l, const void *x, void *y);
+void pz_run_q8_avgpool_plan(const pz_layer *l, const void *x, void *y);
 
 #endif
