@@ -270,24 +270,34 @@ def choose_layer_placement(model: modeldir.SavedModel, weights_in: str, stack: i
     limit = ram_budget if ram_budget is not None else RAM_BYTES - SRAM_HEADROOM
     what = f"--ram-budget {ram_budget}" if ram_budget is not None else f"{SRAM_HEADROOM} bytes of headroom"
 
-    def need(ram_bytes: int, staged: set[int]) -> int:   # SRAM: arena (with staging) + copied weights + fixed
+    def need(ram_bytes: int, staged: dict[int, int]) -> int:  # SRAM: arena (with staging) + copied weights + fixed
         return planner.plan(convgen.steps_of(ops, int8, features, cores, staged), features).arena_bytes \
             + ram_bytes + fixed
 
     def flash_reads(op):  # weight bytes fetched from flash per inference if left there
         return op.reads_per_weight if op.weight_bytes > XIP_CACHE_SHARE else 1
 
-    placement, rows, ram_bytes, staged = {}, {}, 0, set()
+    def passes(op):  # output channels per staging pass, fewest passes first (conv2d: groups of 8 channels)
+        k = op.rows.out_shape[2]
+        if not op.group_bytes:
+            return [k]
+        groups = (k + 7) // 8
+        return sorted({-(-groups // n) * 8 for n in range(1, groups + 1)}, reverse=True)
+
+    placement, rows, ram_bytes, staged = {}, {}, 0, {}
     for op in sorted(weighted, key=lambda op: (-flash_reads(op), op.weight_bytes, op.index)):
+        pass_c = None
         if weights_in == "auto":
             with_ram = need(ram_bytes + op.weight_bytes, staged)
+            if with_ram > limit and op.stage_bytes > STAGE_MIN_BYTES and flash_reads(op) > 1:
+                pass_c = next((c for c in passes(op) if need(ram_bytes, {**staged, op.index: c}) <= limit), None)
             if with_ram <= limit:
                 where, why = "ram", f"read {op.reads_per_weight}x per inference, fits"
-            elif (op.stage_bytes > STAGE_MIN_BYTES and flash_reads(op) > 1
-                  and need(ram_bytes, staged | {op.index}) <= limit):
-                where = "staged"
+            elif pass_c is not None:
+                where = "staged" if pass_c >= op.rows.out_shape[2] else f"staged:{pass_c}"
                 why = (f"read {op.reads_per_weight}x per inference; {with_ram} bytes of SRAM with it copied at "
-                       f"boot, over the {limit} allowed ({what}): copied before the layer runs instead")
+                       f"boot, over the {limit} allowed ({what}): copied before the layer runs instead"
+                       + (f", in passes of {pass_c} output channels" if ":" in where else ""))
             else:
                 where = "flash"
                 why = (f"{op.weight_bytes} bytes: {with_ram} bytes of SRAM with it copied at boot, over the {limit} "
@@ -296,11 +306,14 @@ def choose_layer_placement(model: modeldir.SavedModel, weights_in: str, stack: i
             where, why = weights_in, "forced by --weights-in"
         if where == "ram":
             ram_bytes += op.weight_bytes
-        elif where == "staged":
-            staged.add(op.index)
+        elif pass_c is not None:
+            staged[op.index] = pass_c
         placement[op.index] = where
-        rows[op.index] = {"index": op.index, "op": op.op, "bytes": op.weight_bytes, "placement": PLACEMENTS[where],
-                          "reads_per_inference": op.reads_per_weight, "reason": why}
+        rows[op.index] = {"index": op.index, "op": op.op, "bytes": op.weight_bytes,
+                          "placement": PLACEMENTS[where.split(":")[0]], "reads_per_inference": op.reads_per_weight,
+                          "reason": why}
+        if pass_c is not None:
+            rows[op.index]["channels_per_pass"] = pass_c
     total = need(ram_bytes, staged)
     if ram_budget is not None and total > ram_budget:
         raise BuildError(f"{source}: does not fit --ram-budget {ram_budget}: it needs {total} bytes of SRAM (arena "
@@ -330,7 +343,7 @@ def plan_image_model(model: modeldir.SavedModel, model_dir: Path, weights_in: st
     except planner.PlanError as e:
         raise BuildError(str(e)) from None
     placement, rows = choose_layer_placement(model, weights_in, stack, str(model_dir), cores, ram_budget)
-    staged = {i for i, where in placement.items() if where == "staged"}
+    staged = convgen.staged_of(placement, convgen.network_ops(model, str(model_dir))[0])
     return (convgen.plan(model, str(model_dir), cores, staged) if staged else plan), placement, rows
 
 

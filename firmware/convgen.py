@@ -48,10 +48,11 @@ class Emitted:
     in_place: bool
     weight_bytes: int
     reads_per_weight: int      # how often an inference reads each weight byte (for the placement decision)
-    # (qualifier, scratch, split) -> (arrays, entry); split: None, or (mid row, core 1's scratch) of a split layer
+    # (qualifier, scratch, run) -> (arrays, entry); run: None, or a split/staged layer's plan fields (generate)
     render: Callable[..., tuple[str, str]] = field(repr=False)
     rows: Rows | None = None   # an int8 layer the cores may share by output rows (two-core builds)
     stage_bytes: int = 0       # bytes of its weight array (pz_l<i>_w) that staging copies to SRAM; 0: not stageable
+    group_bytes: int = 0       # int8 conv2d: bytes of pz_l<i>_w per group of 8 output channels (channel ranges)
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,14 @@ class Rows:
         inside_cols = sum(self.window_inside(1, ox) for ox in range(ow))
         return [ow * inside + (ow - inside_cols if self.window_inside(0, oy) else ow) * border
                 for oy in range(oh)]
+
+    def row_balance(self) -> float:
+        """The slower core's share of the estimated cycles with the rows split at split_row (1.0: one row)."""
+        costs = self.row_costs()
+        if len(costs) < 2:
+            return 1.0
+        mid = self.split_row()
+        return max(sum(costs[:mid]), sum(costs[mid:])) / sum(costs)
 
     def split_row(self) -> int:
         """The first output row of core 1's part: the row that balances the estimated cycles best."""
@@ -163,7 +172,7 @@ def _f32_conv(i, layer, p, shape_in, shape_out, act):
     kind, adapter = ("PZ_K_DWCONV2D_F32", "pz_run_dwconv2d_f32") if depthwise else ("PZ_K_CONV2D_F32",
                                                                                    "pz_run_conv2d_f32")
 
-    def render(q, scratch, split=None):
+    def render(q, scratch, run=None):
         arrays = (f"/* layer {i}: {layer.kind} {list(shape_in)} -> {list(shape_out)}, fused {act} */\n"
                   + c_array("float", f"pz_l{i}_w", w.reshape(-1), _f32, q)
                   + c_array("float", f"pz_l{i}_b", b, _f32, q)
@@ -184,7 +193,7 @@ def _f32_pool(i, layer, p, shape_in, shape_out, act):
         stem = "max" if layer.kind == "max_pool2d" else "avg"
         adapter, kind, c_out = f"pz_run_{stem}pool_f32", f"PZ_K_{stem.upper()}POOL_F32", shape_out
 
-    def render(q, scratch, split=None):
+    def render(q, scratch, run=None):
         return (f"const pz_conv_shape_t pz_l{i}_shape = {_shape_c(shape_in, c_out, kernel, stride, pads)};\n",
                 f"{{{adapter}, {kind}, {{in}}, {{out}}, NULL, NULL, &pz_l{i}_shape}}")
     return Emitted(i, layer.kind, _elems(shape_in), _elems(shape_out), 4 * _elems(shape_out), 0, pads == (0, 0),
@@ -195,7 +204,7 @@ def _f32_dense(i, layer, p, shape_in, shape_out, act):
     w = np.asarray(p["w"], np.float32)
     b = np.asarray(p["b"], np.float32)
 
-    def render(q, scratch, split=None):
+    def render(q, scratch, run=None):
         return (f"/* layer {i}: dense {layer.in_features} -> {layer.out_features}, w[in][out] */\n"
                 + c_array("float", f"pz_l{i}_w", w.reshape(-1), _f32, q) + c_array("float", f"pz_l{i}_b", b, _f32, q),
                 f"{{pz_run_dense_f32, PZ_K_DENSE_F32, {{in}}, {{out}}, pz_l{i}_w, pz_l{i}_b, NULL}}")
@@ -206,7 +215,7 @@ def _f32_dense(i, layer, p, shape_in, shape_out, act):
 def _f32_activation(i, layer, p, shape_in, shape_out, act):
     stem = layer.kind
 
-    def render(q, scratch, split=None):
+    def render(q, scratch, run=None):
         return "", f"{{pz_run_{stem}_f32, PZ_K_{stem.upper()}_F32, {{in}}, {{out}}, NULL, NULL, NULL}}"
     return Emitted(i, stem, _elems(shape_in), _elems(shape_out), 4 * _elems(shape_out), 0, True, 0, 0, render)
 
@@ -269,7 +278,7 @@ def _q8_conv(lm, t, out_xor):
         scratch = (kernel[0] * kernel[1] * shape_in[2] + 3) // 4 * 4
     mult, shift = np.asarray(t["multiplier"], np.int32), np.asarray(t["shift"], np.int8)
 
-    def render(q, scratch_expr, split=None, stage=None):
+    def render(q, scratch_expr, run=None):
         fields = (f"{_shape_c(shape_in, shape_out, kernel, stride, pads)}, pz_l{i}_w, "
                   f"{f'pz_l{i}_bias' if bias is not None else 'NULL'}, pz_l{i}_mult, pz_l{i}_shift, "
                   f"{_q8_scalars(lm, out_xor, (zp_in + 128) & 0xFF)}, {scratch_expr}")
@@ -278,26 +287,28 @@ def _q8_conv(lm, t, out_xor):
                   + (c_array("int32_t", f"pz_l{i}_bias", bias, _int, q) if bias is not None else "")
                   + c_array("int32_t", f"pz_l{i}_mult", mult, _int, q)
                   + c_array("int8_t", f"pz_l{i}_shift", shift, _int, q)
-                  + _q8_conv_struct(i, fields, split, stage) + "\n")
-        return arrays, (f"{{{_plan_adapter(adapter, split, stage)}, {kind}, {{in}}, {{out}}, pz_l{i}_w, NULL, "
+                  + _q8_conv_struct(i, fields, run) + "\n")
+        return arrays, (f"{{{_plan_adapter(adapter, run)}, {kind}, {{in}}, {{out}}, pz_l{i}_w, NULL, "
                         f"&pz_l{i}_conv}}")
     nbytes = packed.nbytes + mult.nbytes + shift.nbytes + (bias.nbytes if bias is not None else 0)
     rows = Rows(lm["type"], tuple(shape_in), tuple(shape_out), kernel, stride, pads)
     return Emitted(i, lm["type"], _elems(shape_in), _elems(shape_out), _elems(shape_out), scratch, False, nbytes,
-                   shape_out[0] * shape_out[1], render, rows, planner.aligned(packed.nbytes))
+                   shape_out[0] * shape_out[1], render, rows, planner.aligned(packed.nbytes),
+                   0 if depthwise else 32 + 8 * ((kernel[0] * kernel[1] * shape_in[2] + 3) // 4 * 4))
 
 
-def _q8_conv_struct(i, fields: str, split, stage=None) -> str:
-    """The layer's pz_q8_conv_t, or for a split or staged layer the pz_q8_conv_plan_t around it (conv_layers.h)."""
-    if split is None and stage is None:
+def _q8_conv_struct(i, fields: str, run: dict | None) -> str:
+    """The layer's pz_q8_conv_t, or for a split or staged layer the pz_q8_conv_plan_t around it (conv_layers.h);
+    run: its other fields as C expressions (generate)."""
+    if run is None:
         return f"const pz_q8_conv_t pz_l{i}_conv = {{{fields}}};\n"
-    mid, scratch1 = split if split is not None else (0, "NULL")
-    buf, words = stage if stage is not None else ("NULL", 0)
-    return (f"const pz_q8_conv_plan_t pz_l{i}_conv = {{{{{fields}}}, {mid}u, {scratch1}, {buf}, {words}u}};\n")
+    rest = ", ".join(str(run[k]) for k in ("mid", "by_channels", "pass_c", "group_bytes", "scratch1", "stage",
+                                            "stage_words", "part"))
+    return f"const pz_q8_conv_plan_t pz_l{i}_conv = {{{{{fields}}}, {rest}}};\n"
 
 
-def _plan_adapter(adapter: str, split, stage=None) -> str:
-    return adapter if split is None and stage is None else adapter + "_plan"
+def _plan_adapter(adapter: str, run) -> str:
+    return adapter if run is None else adapter + "_plan"
 
 
 def _q8_pool(lm, t, out_xor):
@@ -309,11 +320,11 @@ def _q8_pool(lm, t, out_xor):
         pads = _pads(shape_in, kernel, stride, lm.get("padding", "valid"))
         stem, c_out = ("max" if lm["type"] == "max_pool2d" else "avg"), shape_out
 
-    def render(q, scratch_expr, split=None):
+    def render(q, scratch_expr, run=None):
         fields = (f"{_shape_c(shape_in, c_out, kernel, stride, pads)}, NULL, NULL, NULL, NULL, 0, -128, 127, "
                   f"0x{out_xor:02x}u, 0u, NULL")
-        return (_q8_conv_struct(i, fields, split),
-                f"{{{_plan_adapter(f'pz_run_q8_{stem}pool', split)}, PZ_K_Q8_{stem.upper()}POOL, {{in}}, {{out}}, "
+        return (_q8_conv_struct(i, fields, run),
+                f"{{{_plan_adapter(f'pz_run_q8_{stem}pool', run)}, PZ_K_Q8_{stem.upper()}POOL, {{in}}, {{out}}, "
                 f"NULL, NULL, &pz_l{i}_conv}}")
     rows = None if stem == "gavg" else Rows(lm["type"], tuple(shape_in), tuple(shape_out), kernel, stride, pads)
     return Emitted(i, lm["type"], _elems(shape_in), _elems(shape_out), _elems(shape_out), 0, pads == (0, 0), 0, 0,
@@ -333,7 +344,7 @@ def _q8_dense(lm, t, out_xor):
     fb = layout.folded_bias(t["bias"], w, lm["input_zero_point"])
     mult, shift = np.asarray(t["multiplier"], np.int32), np.asarray(t["shift"], np.int8)
 
-    def render(q, scratch_expr, split=None):
+    def render(q, scratch_expr, run=None):
         arrays = (f"/* layer {i}: int8 dense {n_in} -> {n_out} */\n"
                   + c_array("uint8_t", f"pz_l{i}_w", packed, _hex, q, ALIGNED4)
                   + c_array("int32_t", f"pz_l{i}_bias", fb, _int, q)
@@ -385,30 +396,93 @@ def network_ops(model, source) -> tuple[list[Emitted], bool]:
     return ops, int8
 
 
+@dataclass(frozen=True)
+class Run:
+    """How a layer runs beyond its kernel on one core: split between the cores (by output rows, or by groups of 8
+    output channels when it has too few rows to balance), and/or its weights staged in passes of pass_c output
+    channels. Its buffers follow one another in the step's scratch: core 0's kernel scratch, core 1's, the pass
+    output `part`; the staged weights are the step's own buffer (planner.Step.stage_bytes)."""
+    mid: int = 0               # row split: core 1's first output row
+    by_channels: bool = False
+    pass_c: int = 0            # staged: output channels per pass (out_c: one pass); 0: not staged
+    scratch_each: int = 0      # aligned kernel scratch per core
+    cores: int = 1
+    part_bytes: int = 0        # pass outputs before the scatter (0: none)
+    stage_bytes: int = 0
+
+    @property
+    def scratch_bytes(self) -> int:
+        return self.cores * self.scratch_each + planner.aligned(self.part_bytes)
+
+
 def split_rows(ops: list[Emitted], cores: int) -> dict[int, int]:
-    """{spec index: first output row of core 1} of the layers a `cores`-core build runs on both cores: conv,
-    depthwise and pool layers (int8) of at least SPLIT_MIN_MACS multiply-accumulates and two output rows."""
+    """{spec index: first output row of core 1, or 0 for a split by output channels} of the layers a `cores`-core
+    build runs on both cores: conv, depthwise and pool layers (int8) of at least SPLIT_MIN_MACS multiply-accumulates
+    and two output rows, or (conv2d) two groups of 8 output channels. A conv2d splits its channels when that
+    balances the cores better than its rows (few rows: a 3x3 output splits 1 + 2 rows, 256 channels 128 + 128)."""
     if cores != 2:
         return {}
-    return {op.index: op.rows.split_row() for op in ops
-            if op.rows is not None and op.rows.out_shape[0] >= 2 and op.rows.work() >= SPLIT_MIN_MACS}
+    out = {}
+    for op in ops:
+        r = op.rows
+        if r is None or r.work() < SPLIT_MIN_MACS:
+            continue
+        groups = (r.out_shape[2] + 7) // 8
+        by_channels = op.group_bytes and groups >= 2 and (groups + 1) // 2 / groups + 0.05 < r.row_balance()
+        if by_channels:
+            out[op.index] = 0
+        elif r.out_shape[0] >= 2:
+            out[op.index] = r.split_row()
+    return out
 
 
-def steps_of(ops: list[Emitted], int8: bool, features: int, cores: int = 1, staged=()) -> list[planner.Step]:
+def run_of(op: Emitted, split: dict[int, int], staged: dict[int, int]) -> Run | None:
+    """The Run of op in a build whose split layers are `split` (split_rows) and whose staged layers are `staged`
+    ({spec index: output channels per pass}); None for a layer that runs as it is."""
+    if op.index not in split and op.index not in staged:
+        return None
+    two = op.index in split
+    mid = split.get(op.index, 0)
+    oh, ow, oc = op.rows.out_shape
+    pass_c = staged.get(op.index, 0)
+    channels = min(pass_c or oc, oc)
+    part = oh * ow * channels if (channels < oc or (two and mid == 0)) else 0
+    stage = 0
+    if pass_c:
+        stage = op.stage_bytes if pass_c >= oc else pass_c // 8 * op.group_bytes
+    return Run(mid, two and mid == 0, pass_c, planner.aligned(op.scratch_bytes), 2 if two else 1, part, stage)
+
+
+def staged_of(placement: dict[int, str], ops: list[Emitted]) -> dict[int, int]:
+    """{spec index: output channels per pass} of the staged layers of a placement ("staged": the whole layer in
+    one pass, "staged:N": passes of N output channels)."""
+    out_c = {op.index: op.rows.out_shape[2] for op in ops if op.rows is not None}
+    staged = {}
+    for i, where in placement.items():
+        if where == "staged" or where.startswith("staged:"):
+            staged[i] = int(where.split(":")[1]) if ":" in where else out_c.get(i, 0)
+    return staged
+
+
+def steps_of(ops: list[Emitted], int8: bool, features: int, cores: int = 1, staged=None) -> list[planner.Step]:
     """The planner's steps for the entries (a float model's first step turns raw pixels into floats). A split layer
-    (split_rows) gets two scratch buffers, one per core, and never runs in place: core 1's first output rows would
-    land on input rows core 0 still reads. A layer in `staged` (spec indexes) gets a buffer for its weights."""
+    (split_rows) gets a kernel scratch per core (and a pass output for a channel split) and never runs in place:
+    core 1's first output rows would land on input rows core 0 still reads. A layer in `staged` ({spec index:
+    channels per pass}) gets a buffer for a pass's weights."""
     split = split_rows(ops, cores)
-    steps = [planner.Step(f"layer {op.index} {op.op}", op.out_bytes,
-                          2 * planner.aligned(op.scratch_bytes) if op.index in split else op.scratch_bytes,
-                          op.in_place and op.index not in split, op.stage_bytes if op.index in staged else 0)
-             for op in ops]
+    staged = staged or {}
+    steps = []
+    for op in ops:
+        run = run_of(op, split, staged)
+        steps.append(planner.Step(f"layer {op.index} {op.op}", op.out_bytes,
+                                  run.scratch_bytes if run else op.scratch_bytes,
+                                  op.in_place and op.index not in split, run.stage_bytes if run else 0))
     if not int8:
         steps.insert(0, planner.Step("input scaling", 4 * features))
     return steps
 
 
-def plan_steps(model, source, cores: int = 1, staged=()) -> tuple[list[Emitted], list[planner.Step], bool]:
+def plan_steps(model, source, cores: int = 1, staged=None) -> tuple[list[Emitted], list[planner.Step], bool]:
     """The entries and the planner's steps (steps_of); plan them with planner.plan(steps, input_bytes(model))."""
     ops, int8 = network_ops(model, source)
     return ops, steps_of(ops, int8, input_bytes(model), cores, staged), int8
@@ -418,23 +492,25 @@ def input_bytes(model) -> int:
     return int(model.meta["input"]["features"])
 
 
-def plan(model, source, cores: int = 1, staged=()) -> planner.Plan:
+def plan(model, source, cores: int = 1, staged=None) -> planner.Plan:
     return planner.plan(plan_steps(model, source, cores, staged)[1], input_bytes(model))
 
 
 def generate(model, source: str, placement: dict[int, str], header: str,
              cores: int = 1) -> tuple[dict[str, str], planner.Plan]:
     """model.h / model.c for an image model, and the activation plan. placement: spec index -> "flash" | "ram" |
-    "staged" (in flash, copied into an arena buffer before the layer runs); cores: 2 splits the layers split_rows
-    picks between the cores."""
-    staged = {i for i, where in placement.items() if where == "staged"}
-    ops, steps, int8 = plan_steps(model, source, cores, staged)
+    "staged" | "staged:N" (in flash, copied into an arena buffer before the layer runs, in passes of N output
+    channels); cores: 2 splits the layers split_rows picks between the cores."""
+    ops, int8 = network_ops(model, source)
+    staged = staged_of(placement, ops)
     for op in ops:
-        if op.index in staged and not op.stage_bytes:
-            raise ConvCodegenError(f"{source}: layer {op.index} ({op.op}) cannot be staged: only int8 conv2d and "
-                                   f"depthwise_conv2d weights are; place it in flash or ram")
+        if op.index in staged and not (op.stage_bytes and (staged[op.index] >= op.rows.out_shape[2]
+                                                           or (op.group_bytes and staged[op.index] % 8 == 0))):
+            raise ConvCodegenError(f"{source}: layer {op.index} ({op.op}) cannot be staged in passes of "
+                                   f"{staged[op.index]} channels: int8 conv2d weights can (passes of a multiple of "
+                                   f"8), depthwise_conv2d weights in one pass; place it in flash or ram")
     split = split_rows(ops, cores)
-    plan = planner.plan(steps, input_bytes(model))
+    plan = planner.plan(steps_of(ops, int8, input_bytes(model), cores, staged), input_bytes(model))
     features = int(model.meta["input"]["features"])
     arrays, entries = [], []
     table = list(ops)
@@ -445,16 +521,20 @@ def generate(model, source: str, placement: dict[int, str], header: str,
     for k, op in enumerate(table):
         q = "" if placement.get(op.index, "flash") == "ram" else "const "
         scratch = plan.io[k + offset][2]
-        halves = None
-        if op.index in split:   # core 1's scratch: the second half of the layer's scratch buffer
-            halves = (split[op.index], f"pz_arena + {scratch + planner.aligned(op.scratch_bytes)}"
-                      if scratch is not None else "NULL")
-        stage = None
-        if op.index in staged:
-            stage = (f"(uint32_t *)(void *)(pz_arena + {plan.stage[k + offset]})", op.stage_bytes // 4)
-            text, entry = op.render(q, f"pz_arena + {scratch}" if scratch is not None else "NULL", halves, stage)
-        else:
-            text, entry = op.render(q, f"pz_arena + {scratch}" if scratch is not None else "NULL", halves)
+        scratch_expr = f"pz_arena + {scratch}" if op.scratch_bytes else "NULL"
+        run = run_of(op, split, staged)
+        fields = None
+        if run is not None:   # core 1's scratch, then the pass output, follow core 0's in the step's scratch
+            two = run.cores == 2
+            fields = {"mid": f"{run.mid}u", "by_channels": f"{int(run.by_channels)}u",
+                      "pass_c": f"{run.pass_c or op.rows.out_shape[2]}u", "group_bytes": f"{op.group_bytes}u",
+                      "scratch1": f"pz_arena + {scratch + run.scratch_each}" if two and op.scratch_bytes else "NULL",
+                      "stage": (f"(uint32_t *)(void *)(pz_arena + {plan.stage[k + offset]})" if run.stage_bytes
+                                else "NULL"),
+                      "stage_words": f"{op.stage_bytes // 4}u",
+                      "part": (f"pz_arena + {scratch + run.cores * run.scratch_each}" if run.part_bytes
+                               else "NULL")}
+        text, entry = op.render(q, scratch_expr, fields)
         arrays.append(text)
         entries.append("    " + entry.replace("{in}", str(op.in_elems)).replace("{out}", str(op.out_elems)) + ",")
     io = ["pz_input"]

@@ -125,7 +125,7 @@ def dual_cnn() -> Sequential:
                        MaxPool2D(3, 1, "same"),                  # 3: 13x13x8, padded pool (not in place)
                        DepthwiseConv2D(8, 3, 1, "same"), ReLU6(),  # 4: depthwise, borders
                        DepthwiseConv2D(8, 3, 2, "same"),         # 6: 7x7x8, stride 2, pad_top 1
-                       Conv2D(8, 16, 1, 1, "same"), ReLU(),      # 7: pointwise
+                       Conv2D(8, 16, 1, 1, "same"), ReLU(),      # 7: pointwise, split by channels
                        AvgPool2D(2, 1),                          # 9: 6x6x16, in place on one core only
                        Conv2D(16, 12, 3, 1, "valid"), ReLU6(),   # 10: 4x4x12
                        Conv2D(12, 8, 3, 2, "same"),              # 12: 2x2x8, one row per core
@@ -159,11 +159,12 @@ def test_split_layers_and_auto_cores(builds):
     assert fwbuild.split_layers(model) == SPLIT
     assert fwbuild.choose_cores(model, "auto") == 2
     assert json.loads((built[2].out_dir / "build.json").read_text())["cores"] == 2
-    # each split layer's struct carries core 1's first row and its own scratch
+    # core 1's first output row, or 0: the pointwise conv (7 rows, 2 groups of 8 channels) splits its channels
     ops = convgen.network_ops(model, "m")[0]
     rows = convgen.split_rows(ops, 2)
     assert sorted(rows) == SPLIT and convgen.split_rows(ops, 1) == {}
-    assert all(0 < rows[op.index] < op.rows.out_shape[0] for op in ops if op.index in rows)
+    assert [i for i in SPLIT if rows[i] == 0] == [7]
+    assert all(0 < rows[op.index] < op.rows.out_shape[0] for op in ops if op.index in rows and op.index != 7)
 
 
 def test_two_cores_equal_one_core_and_the_golden_model(builds, mnist):
@@ -286,10 +287,12 @@ def test_staging_buffers_are_inside_the_planned_arena(staged_builds, mnist):
     harness.infer_one(mnist.x_test[0])
     arena, arena_size = sym["pz_arena"]
     assert max(a + n for a, n in writes if arena <= a < arena + arena_size) - arena == size["arena_bytes"]
-    staged = [r["index"] for r in size["weights_placement_layers"] if r["placement"] == "staged"]
+    passes = {r["index"]: r["channels_per_pass"] for r in size["weights_placement_layers"]
+              if r["placement"] == "staged"}
+    staged = sorted(passes)
     model = modeldir.load(sim_eval.read_build(result.out_dir)["model_dir"])
     ops = convgen.network_ops(model, "m")[0]
-    plan = convgen.plan(model, "m", 2, set(staged))
+    plan = convgen.plan(model, "m", 2, passes)
     k = next(k for k, op in enumerate(ops) if op.index == staged[-1])
     w_addr, w_size = sym[f"pz_l{staged[-1]}_w"]
     assert w_addr < 0x20000000     # the weights themselves stay in flash
@@ -319,3 +322,32 @@ def test_ram_budget_refusals(builds, tmp_path):
     assert fwbuild.main([str(model_dir), "--out", str(tmp_path / "e"), "--cores", "1",
                          "--ram-budget", str(need - 1)]) == 1
     assert not (tmp_path / "d").exists() and not (tmp_path / "e").exists()
+
+
+def test_staging_in_passes_is_bit_exact(builds, mnist, tmp_path, monkeypatch):
+    """Weights staged in passes of 8 output channels (what the build picks when a layer's weights do not fit at
+    once): the pointwise conv (16 channels; on two cores split by channels) and the 3x3 conv 16->12 (two passes,
+    the second of 4 channels; on two cores split by rows), one and two cores, equal the golden model."""
+    model_dir, _ = builds
+    model = modeldir.load(model_dir)
+    choose = fwbuild.choose_layer_placement
+
+    def in_passes(*args, **kwargs):
+        placement, rows = choose(*args, **kwargs)
+        return {**placement, 7: "staged:8", 10: "staged:8"}, rows
+
+    monkeypatch.setattr(fwbuild, "choose_layer_placement", in_passes)
+    rows = np.concatenate([mnist.x_test[:2], np.random.default_rng(3).integers(0, 256, (1, 784), dtype=np.uint8)])
+    want = reference.forward(model, rows)
+    for cores in (1, 2):
+        result = fwbuild.build(model_dir, tmp_path / f"fw{cores}", images=1, quiet=True, cores=str(cores),
+                               weights_in="flash")
+        model_c = (tmp_path / f"fw{cores}" / "firmware.map").read_text()
+        assert "pz_run_q8_conv2d_plan" in model_c
+        harness = sim_eval.Harness(result.out_dir, sim_eval.read_build(result.out_dir))
+        got = np.array([harness.infer_one(r)[1] for r in rows])
+        np.testing.assert_array_equal(got, want.astype(np.float64))
+    with pytest.raises(fwbuild.BuildError, match=r"layer 10 \(conv2d\) cannot be staged in passes of 4 channels"):
+        monkeypatch.setattr(fwbuild, "choose_layer_placement",
+                            lambda *a, **k: ({**choose(*a, **k)[0], 10: "staged:4"}, choose(*a, **k)[1]))
+        fwbuild.build(model_dir, tmp_path / "bad", images=1, quiet=True, cores="1", weights_in="flash")

@@ -8,9 +8,14 @@
  *   on a sub-layer: x moved to the first input row its rows read, in_h cut to the rows they read, pad_top what is
  *   left of the top padding, y moved by r0 * out_w * out_c. The kernel then sees exactly the cells (and padding
  *   cells) it reads for those rows in the whole layer, so the bytes equal one core's.
+ * - split by output channels (by_channels, conv2d with few output rows): each core runs the kernel on a sub-layer
+ *   of its groups of 8 output channels (weights, multipliers and shifts from that group on) into its block of
+ *   `part`, then scatters its block into y (pixel stride out_c).
  * - staged (stage != NULL): c.w (in flash) is copied word by word into `stage` (SRAM, a buffer the planner placed
  *   in the arena for this layer only) before the kernel runs, which then reads the copy: each weight byte crosses
- *   the XIP cache once per inference instead of once per output pixel. */
+ *   the XIP cache once per inference instead of once per output pixel. Weights larger than the room for them run
+ *   in passes of pass_c output channels: copy a pass's groups, run them (on one or both cores) into `part`,
+ *   scatter, next pass; still one copy of each byte per inference. */
 #ifndef PZ_CONV_LAYERS_H
 #define PZ_CONV_LAYERS_H
 
@@ -22,10 +27,16 @@
 typedef struct {
     pz_q8_conv_t c;            /* the whole layer, as one core runs it (c.scratch: core 0's scratch; c.w: where the
                                   weights are stored) */
-    uint16_t mid;              /* 0: one core; else core 1 writes output rows [mid, out_h), 0 < mid < out_h */
-    uint8_t *scratch1;         /* core 1's scratch (NULL when the kernel needs none or the layer is not split) */
-    uint32_t *stage;           /* NULL, or the SRAM buffer c.w's stage_words words are copied into first */
-    uint32_t stage_words;
+    uint16_t mid;              /* two cores by rows: core 1 writes output rows [mid, out_h), 0 < mid < out_h; 0: not */
+    uint8_t by_channels;       /* two cores by output channels (conv2d): core 1 takes the upper half of the groups of
+                                  8 channels of each pass */
+    uint16_t pass_c;           /* output channels per pass (conv2d: a multiple of 8); = out_c: one pass */
+    uint32_t group_bytes;      /* conv2d: bytes of c.w per group of 8 output channels (channel ranges); else 0 */
+    uint8_t *scratch1;         /* core 1's scratch (NULL when the kernel needs none or one core runs the layer) */
+    uint32_t *stage;           /* NULL, or the SRAM buffer each pass's weights are copied into first */
+    uint32_t stage_words;      /* c.w's size in words (each pass copies its groups' part of it) */
+    uint8_t *part;             /* a pass's outputs (out_h * out_w * pass_c bytes) before they are scattered into y:
+                                  needed when a pass or a core has fewer channels than out_c; else NULL */
 } pz_q8_conv_plan_t;
 
 /* The output rows [r0, r1) of the layer s as a layer of their own: returns the first input row they read and
