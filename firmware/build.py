@@ -319,8 +319,8 @@ def choose_layer_placement(model: modeldir.SavedModel, weights_in: str, stack: i
         raise BuildError(f"{source}: does not fit --ram-budget {ram_budget}: it needs {total} bytes of SRAM (arena "
                          f"{total - ram_bytes - fixed} bytes of activations, scratch and staged weights, "
                          f"{ram_bytes} bytes of weights copied at boot, {fixed} bytes of pz_output, runtime data and "
-                         f"stack reserve), {total - ram_budget} over; raise --ram-budget, lower --stack, build with "
-                         f"--cores 1 (no second stack and scratch)"
+                         f"stack reserve), {total - ram_budget} over; raise --ram-budget, lower --stack"
+                         + (", build with --cores 1 (no second stack and scratch)" if cores == 2 else "")
                          + (", let the build choose with --weights-in auto" if weights_in == "ram" else "")
                          + " or use a smaller model")
     return placement, [rows[op.index] for op in weighted]
