@@ -83,6 +83,37 @@ def test_rows_split_conv_equals_the_whole_layer(lib, g, c, k, seed, depthwise, d
 
 
 @settings(max_examples=60, deadline=None)
+@given(g=geometry(max_hw=9), c=st.integers(1, 9), k=st.integers(9, 30), seed=st.integers(0, 2**32 - 1),
+       data=st.data())
+def test_channel_groups_run_alone_equal_the_whole_layer(lib, g, c, k, seed, data):
+    """The channel split and the staging passes (conv_layers.c q8_part): a sub-layer of output channels [a, b) (a a
+    multiple of 8) reads the conv8 groups from a / 8 on, the multipliers and shifts from a on, and writes an
+    (out_h, out_w, b - a) block; the blocks, scattered at pixel stride out_c, are the whole layer's bytes."""
+    h, w, kernel, stride, padding = g
+    t = conv_case(np.random.default_rng(seed), h, w, c, k, kernel, stride, padding, False)
+    s = t["shape"]
+    groups = (k + 7) // 8
+    cut = 8 * data.draw(st.integers(1, groups - 1), label="cut group")
+    packed, fb = conv_packed(t)
+    group_bytes = len(packed) // groups
+    w_buf = np.frombuffer(packed.tobytes() + b"\0" * 4, np.uint8).copy()
+    scratch = np.zeros(lib.pz_conv_q8_scratch_bytes(ctypes.byref(s), 0) // 4 + 1, np.uint32)
+    x = np.ascontiguousarray(t["xu"])
+    got = np.empty((s.out_h, s.out_w, k), np.uint8)
+    for a, b in ((0, cut), (cut, k)):
+        sub = type(s).from_buffer_copy(s)
+        sub.out_c = b - a
+        block = np.full(s.out_h * s.out_w * (b - a) + 8, 0xA5, np.uint8)
+        layer = Q8Conv(sub, w_buf.ctypes.data + a // 8 * group_bytes, fb.ctypes.data, t["mult"].ctypes.data + 4 * a,
+                       t["shift"].ctypes.data + a, t["zp_out"], t["act_min"], t["act_max"], 0,
+                       (t["zp_in"] + 128) & 0xFF, scratch.ctypes.data)
+        lib.pz_conv2d_q8_m0(ctypes.byref(layer), ptr(x), ptr(block))
+        assert np.all(block[-8:] == 0xA5)
+        got[:, :, a:b] = block[:-8].reshape(s.out_h, s.out_w, b - a)
+    np.testing.assert_array_equal(got.view(np.int8), q8_golden(t))
+
+
+@settings(max_examples=60, deadline=None)
 @given(g=geometry(max_hw=11, max_k=4), c=st.integers(1, 6), seed=st.integers(0, 2**32 - 1),
        kind=st.sampled_from(["max", "avg"]), data=st.data())
 def test_rows_split_pools_equal_the_whole_layer(lib, g, c, seed, kind, data):
