@@ -11,8 +11,11 @@ are the flat vector). int8: the ops of meta["quantization"]["layers"] (compress/
 first one reading the raw pixels in pz_input (offset-binary, zero point -128), hidden outputs offset-binary
 (out_xor 0x80), the last plain int8 into pz_output.
 
-Weights per layer go to flash (`const`) or SRAM (copied at boot) as `placement[spec index]` says (firmware/build.py
-decides). Every per-layer array is named pz_l<i>_<name> so size.json counts it in weights_bytes.
+Weights per layer go to flash (`const`), SRAM (copied at boot) or flash staged into an arena buffer before the layer
+runs, as `placement[spec index]` says (firmware/build.py decides). Every per-layer array is named pz_l<i>_<name> so
+size.json counts it in weights_bytes. Two-core builds split the large int8 conv, depthwise and pool layers between
+the cores (split_rows; docs/FIRMWARE.md "Two cores"); a split or staged layer's struct is a pz_q8_conv_plan_t
+(kernels/conv_layers.h) described by a Run.
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ class Emitted:
     reads_per_weight: int      # how often an inference reads each weight byte (for the placement decision)
     # (qualifier, scratch, run) -> (arrays, entry); run: None, or a split/staged layer's plan fields (generate)
     render: Callable[..., tuple[str, str]] = field(repr=False)
-    rows: Rows | None = None   # an int8 layer the cores may share by output rows (two-core builds)
+    rows: Rows | None = None   # an int8 conv/pool layer's geometry (split between the cores, staging)
     stage_bytes: int = 0       # bytes of its weight array (pz_l<i>_w) that staging copies to SRAM; 0: not stageable
     group_bytes: int = 0       # int8 conv2d: bytes of pz_l<i>_w per group of 8 output channels (channel ranges)
 
