@@ -8,7 +8,7 @@ Scheme (docs/COMPRESS.md, docs/MODEL_FORMAT.md "Compressed variants"):
   A model of the user's float32 data (or any normalisation other than uint8 * scale, zoo/normalize.py) gets an
   input scale and zero point calibrated like an activation on the normalised training rows, and every stage
   quantizes its input with `quantize_input` (float32: x = normalised raw, t = x * inv_scale clamped to +-1024,
-  q = trunc(t + copysign(0.5, t)) + zero_point clamped to [-128, 127]); firmware/kernels/input.c does the same.
+  q = round_half_away(t) + zero_point clamped to [-128, 127]); firmware/kernels/input.c does the same.
 - Weights: per output channel, symmetric, int8 in [-127, 127], zero point 0.
 - Activations: per tensor, asymmetric int8, range calibrated (min/max) on training images. A dense layer followed by
   ReLU has a range [0, max], so zero point -128 and the ReLU is the clamp at -128.
@@ -308,7 +308,7 @@ def fake_quant_ranges(spec, params, raw_calib, input_scale):
 
 
 # -- the input of a model of float data (zoo/normalize.py) ---------------------------------------------------------
-INPUT_Q_RULE = "t = x * inv_scale (float32, clamped to +-1024); q = clamp(trunc(t + copysign(0.5, t)) + zero_point)"
+INPUT_Q_RULE = "t = x * inv_scale (float32, clamped to +-1024); q = clamp(round_half_away(t) + zero_point)"
 INPUT_T_LIMIT = np.float32(1024.0)  # |t| beyond this is clamped anyway; keeps the int conversion in range
 
 
@@ -320,14 +320,16 @@ def input_qparams(norm: Normalization, raw_calib) -> tuple[float, int]:
 
 def quantize_input(x, inv_scale: float, zero_point: int) -> np.ndarray:
     """int8 q (as int64) of normalised float32 inputs x: the exact float32 operations of the firmware's input kernel
-    (pz_input_f32_q8): t = x * inv_scale, NaN and |t| > 1024 clamped to +-1024, u = t + (t >= 0 ? 0.5 : -0.5),
-    q = trunc(u) + zero_point clamped to [-128, 127]."""
+    (pz_input_f32_q8): t = x * inv_scale, NaN and |t| > 1024 clamped to +-1024, r = trunc(t), f = t - r (exact),
+    q = r + (f >= 0.5) - (f <= -0.5) (round half away from zero, exactly) + zero_point, clamped to [-128, 127]."""
     x = np.asarray(x, np.float32)
     t = x * np.float32(inv_scale)
     t = np.where(t > -INPUT_T_LIMIT, t, -INPUT_T_LIMIT)
     t = np.where(t < INPUT_T_LIMIT, t, INPUT_T_LIMIT).astype(np.float32)
-    u = t + np.where(t >= 0, np.float32(0.5), np.float32(-0.5))
-    return np.clip(np.trunc(u).astype(np.int64) + int(zero_point), QMIN, QMAX)
+    r = np.trunc(t)
+    f = t - r
+    q = r.astype(np.int64) + (f >= np.float32(0.5)) - (f <= np.float32(-0.5))
+    return np.clip(q + int(zero_point), QMIN, QMAX)
 
 
 def input_q(model, raw) -> np.ndarray:

@@ -201,7 +201,7 @@ def _check_y(where: str, name: str, y, n: int) -> np.ndarray:
         whole = np.isfinite(y) & (y == np.round(y))
         if not whole.all():
             i = int(np.argmin(whole))
-            raise DataError(f"{where}: array {name}: label {y[i]!r} (sample {i}) is not an integer; labels are "
+            raise DataError(f"{where}: array {name}: label {float(y[i])!r} (sample {i}) is not an integer; labels are "
                             f"class indices 0, 1, 2, ...")
     elif y.dtype.kind not in "ui" or y.dtype == np.bool_:
         raise DataError(f"{where}: array {name} has dtype {y.dtype}; labels are integer class indices")

@@ -27,8 +27,8 @@ void pz_input_f32_f64(const float *raw, const float *mean, const float *mult, do
 }
 
 /* ... then int8 (compress/quantize.py quantize_input, the same float32 operations): t = x * inv_scale, NaN and
- * |t| > 1024 clamped, q = trunc(t +- 0.5) + zero_point clamped to int8, stored offset-binary (q + 128) as every
- * int8 kernel reads its input. */
+ * |t| > 1024 clamped, q = t rounded half away from zero (exactly: r = trunc(t), f = t - r is exact) + zero_point
+ * clamped to int8, stored offset-binary (q + 128) as every int8 kernel reads its input. */
 #define PZ_INPUT_T_LIMIT 1024.0f
 
 void pz_input_f32_q8(const float *raw, const float *mean, const float *mult, float inv_scale, int32_t zero_point,
@@ -38,7 +38,9 @@ void pz_input_f32_q8(const float *raw, const float *mean, const float *mult, flo
         float t = x * inv_scale;
         if (!(t > -PZ_INPUT_T_LIMIT)) t = -PZ_INPUT_T_LIMIT;
         if (!(t < PZ_INPUT_T_LIMIT)) t = PZ_INPUT_T_LIMIT;
-        int32_t q = (int32_t)(t + (t >= 0.0f ? 0.5f : -0.5f)) + zero_point;
+        int32_t r = (int32_t)t;  /* truncates towards zero */
+        float f = t - (float)r;
+        int32_t q = r + (f >= 0.5f) - (f <= -0.5f) + zero_point;
         if (q < -128) q = -128;
         if (q > 127) q = 127;
         y[i] = (uint8_t)(q + 128);
