@@ -267,6 +267,39 @@ def test_quantize_input_rounds_half_away_and_clamps():
     assert q.tolist() == [4, 5, 2, 1, 3, 5, 0, 127, -128, -128, 3]   # 0.49999997 + 0.5 would round to 1.0
 
 
+def test_input_kernels_compute_the_same_bits_as_numpy():
+    """firmware/kernels/input.c compiled for the host (IEEE float32 like the chip's soft float) against
+    Normalization.apply and quantize_input, on random values, exact .5 ties, NaN and out-of-range values."""
+    import ctypes
+    from pathlib import Path
+    from firmware import hostcc
+    kernels = Path(__file__).resolve().parent.parent / "firmware" / "kernels"
+    lib = hostcc.build([kernels / "input.c"], include_dirs=[kernels], name="pz_input")
+    n = 4000
+    rng = np.random.default_rng(1)
+    raw = rng.normal(40, 30, n).astype(np.float32)
+    raw[:200] = np.float32(0.25) * rng.integers(-400, 400, 200)          # exact ties after the maths below
+    raw[200:203] = [np.nan, 1e30, -1e30]
+    mean = rng.normal(40, 5, n).astype(np.float32)
+    mean[:200] = 0
+    inv = rng.uniform(0.01, 2, n).astype(np.float32)
+    inv[:200] = 1
+    norm = Normalization("standard", "float32", 1.0, mean, inv)
+    f32p = ctypes.POINTER(ctypes.c_float)
+    ptr = lambda a: a.ctypes.data_as(f32p)  # noqa: E731
+    y = np.zeros(n, np.float32)
+    lib.pz_input_f32_f32(ptr(raw), ptr(mean), ptr(inv), ptr(y), ctypes.c_uint32(n))
+    with np.errstate(invalid="ignore"):
+        finite = ~np.isnan(raw)
+        assert y[finite].tobytes() == norm.apply(raw[None])[0][finite].tobytes() and np.isnan(y[~finite]).all()
+        for inv_scale, zp in ((1.0, 0), (2.0, -7), (np.float32(1 / 0.037), 12)):
+            out = np.zeros(n, np.uint8)
+            lib.pz_input_f32_q8(ptr(raw), ptr(mean), ptr(inv), ctypes.c_float(inv_scale), ctypes.c_int32(zp),
+                                out.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8)), ctypes.c_uint32(n))
+            want = quantize.quantize_input(norm.apply(raw[None])[0], inv_scale, zp) + 128
+            assert out.tolist() == want.tolist()
+
+
 # -- the commands -----------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
