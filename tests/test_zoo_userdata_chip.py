@@ -112,3 +112,22 @@ def test_golden_model_quantizes_exactly_as_quantize_input(built):
     q = quantize.quantize_input(x, qin["inv_scale"], qin["zero_point"])
     assert q.min() >= -128 and q.max() <= 127 and (q == -128).any() and (q == 127).any()  # min/max calibrated
     assert qin["raw"] == "float32" and model.meta["input"]["normalize"]["mode"] == "standard"
+
+
+def test_export_takes_the_users_raw_float_values(built, tmp_path):
+    """firmware.export of an int8 model of float data: pz_model_infer_f32 copies the raw values into the float
+    pz_input, which layer 0 normalises and quantizes, so a firmware with its own main matches the golden model."""
+    from compress import reference
+    from firmware import build as fwbuild
+    from firmware import export as fwexport
+    from tests.test_firmware_export import run_exported
+    model_dir, _ = built["mlp-int8"]
+    out = tmp_path / "lib"
+    fwexport.export(model_dir, out)
+    model = modeldir.load(model_dir)
+    raw = (np.round(data.load_for_model(model.meta).x_test[:6] * 2) / 2).astype(np.float32)  # exact in C text
+    got = run_exported(fwbuild.find_toolchain(), out, tmp_path, raw, int8=False)
+    q = reference.forward(model, raw)
+    assert np.array_equal(got["classes"], reference.predict(model, q))
+    o = model.meta["quantization"]["output"]
+    assert np.allclose(got["scores"], o["scale"] * (q.astype(np.float64) - o["zero_point"]), rtol=1e-6)
