@@ -297,12 +297,20 @@ def quantize_layers(dicts, output, params, input_scale, raw_calib, act_ranges=No
     return meta, extra, new_params
 
 
+FAKE_QUANT_INPUT = ("QAT (--qat) and weight sharing (--share) need uint8 input scaled by a constant; this model "
+                    "takes normalised float32 input: use post-training --quantize int8 (docs/DATA.md)")
+
+
+def check_fake_quant_input(meta: dict, path: str = "model"):
+    """QAT and weight sharing fake-quantize the input as raw - 128: refuse a model of float data."""
+    if not Normalization.from_meta(meta["input"]).legacy:
+        raise QuantizationError(f"{path}: {FAKE_QUANT_INPUT}")
+
+
 def fake_quant_ranges(spec, params, raw_calib, input_scale):
     """The per-layer activation (scale, zero_point) QAT trains against: calibrated once on the float model."""
     if not as_normalization(input_scale).legacy:
-        raise QuantizationError("QAT (--qat) and weight sharing (--share) need uint8 input scaled by a constant; "
-                                "this model takes normalised float32 input: use post-training --quantize int8 "
-                                "(docs/DATA.md)")
+        raise QuantizationError(FAKE_QUANT_INPUT)
     check_supported(spec)
     return calibrate(spec, params, raw_calib, input_scale)
 

@@ -384,3 +384,109 @@ def test_import_with_data(tmp_path):
     assert cli.main([str(tmp_path / "m.onnx"), "--data", str(tmp_path / "nope.npz"), "--out",
                      str(tmp_path / "imp2")]) == 2
     assert not (tmp_path / "imp2").exists()
+
+
+def test_compress_refuses_qat_and_share_on_float_data(trained, tmp_path, capsys):
+    from compress.cli import main as compress_main
+    root, _ = trained
+    for flags in (["--quantize", "int8", "--qat"], ["--share", "4", "--quantize", "int8"]):
+        assert compress_main([str(root / "run"), *flags, "--out", str(tmp_path / "q")]) == 2
+        assert "need uint8 input scaled by a constant; this model takes normalised float32 input" \
+            in capsys.readouterr().err
+    with pytest.raises(quantize.QuantizationError, match="--qat"):
+        quantize.fake_quant_ranges(None, None, None, fit(x_ok, "standard"))
+
+
+def test_model_directory_checks_the_user_data_records(trained, tmp_path):
+    import shutil
+    root, _ = trained
+    for src, edit, message in [
+        ("run", lambda m: m.pop("data"), "metadata field 'data' is None; it must be an object with the data file's"),
+        ("run", lambda m: m["data"].update(sha256="xyz"), "metadata field 'data'"),
+        ("run", lambda m: m["input"]["normalize"].update(mode="zscore"), "'input.normalize' must be an object"),
+        ("run/int8", lambda m: m["quantization"]["input"].pop("inv_scale"),
+         "'quantization.input' needs a positive 'inv_scale'"),
+    ]:
+        model = modeldir.load(root / src)
+        meta = json.loads(json.dumps(model.meta))
+        edit(meta)
+        target = tmp_path / "m"
+        shutil.rmtree(target, ignore_errors=True)
+        modeldir.save(target, model.spec, model.params, {k: v for k, v in meta.items() if k != "spec"},
+                      model.metrics, model.extra)
+        with pytest.raises(modeldir.ModelDirError, match=message):
+            modeldir.load(target)
+    with pytest.raises(DataError, match="dataset 'user' but no 'data' record"):
+        data.load_for_model({"dataset": "user", "input": {"scale": 1, "features": 6}})
+
+
+def test_arrays_dataset_is_written_into_the_model_directory(tmp_path):
+    """from_arrays data has no file: zoo.train writes it as data.npz (the same bytes for the same arrays), records
+    it, and later stages reload exactly those arrays."""
+    from zoo.models import ModelConfig
+    from zoo.nn import Dense, Sequential
+    from zoo.train import train_and_evaluate
+    x, y = blobs(80)
+    ds = userdata.from_arrays(x[:60], y[:60], x[60:], y[60:], class_names=np.array(["a", "b", "c"]))
+    cfg = ModelConfig("arrays", Sequential([Dense(6, 3)]), dataset="user", epochs=1, batch_size=20)
+    for out in (tmp_path / "a", tmp_path / "b"):
+        train_and_evaluate(cfg, out, dataset=ds, progress=False)
+    assert (tmp_path / "a" / "data.npz").read_bytes() == (tmp_path / "b" / "data.npz").read_bytes()
+    model = modeldir.load(tmp_path / "a")
+    assert model.meta["data"]["path"] == str((tmp_path / "a" / "data.npz").resolve())
+    again = data.load_for_model(model.meta)
+    assert np.array_equal(again.x_train, ds.x_train) and np.array_equal(again.y_test, ds.y_test)
+    assert again.class_names == ["a", "b", "c"] and again.normalization.mean.tobytes() == ds.normalization.mean.tobytes()
+
+
+def test_csv_test_file_changed_since_training(tmp_path):
+    x, y = blobs(30)
+    train, test = write_csv(tmp_path / "a.csv", x, y), write_csv(tmp_path / "t.csv", *blobs(9, seed=5))
+    ds = userdata.load_file(train, label_column="label", test_file=test)
+    meta = {"dataset": "user", "data": ds.source, "input": ds.normalization.to_meta(6)}
+    assert np.array_equal(data.load_for_model(meta).x_test, ds.x_test)
+    write_csv(test, *blobs(9, seed=6))
+    with pytest.raises(DataError, match="t.csv: the test CSV changed since the model was trained on it"):
+        data.load_for_model(meta)
+
+
+def test_cli_option_errors(tmp_path, capsys):
+    import importlib
+    from zoo.train import main as train_main
+    path = write_npz(tmp_path / "d.npz")
+    with pytest.raises(SystemExit) as e:
+        train_main(["mnist_50", "--data", str(path), "--data-dir", str(tmp_path)])
+    assert e.value.code == 2 and "--data FILE (your own data) or --data-dir DIR" in capsys.readouterr().err
+    cli = importlib.import_module("zoo.import")
+    with pytest.raises(SystemExit):
+        cli.main(["m.onnx", "--out", str(tmp_path / "o")])                     # neither --dataset nor --data
+    with pytest.raises(SystemExit):
+        cli.main(["m.onnx", "--dataset", "xor", "--normalize", "none", "--out", str(tmp_path / "o")])
+    assert "apply to --data FILE only" in capsys.readouterr().err
+
+
+def test_import_refuses_input_scale_on_float_data_and_labels_beyond_the_outputs(tmp_path):
+    pytest.importorskip("onnxruntime")
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    from zoo.onnx_import import OnnxImportError, import_onnx
+    w = RNG.normal(0, 0.2, (2, 6)).astype(np.float32)
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 6])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2])],
+                              [numpy_helper.from_array(w.T.copy(), "w")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(tmp_path / "m.onnx"))
+    ds = userdata.load_file(write_npz(tmp_path / "d.npz"), float_default="none")
+    with pytest.raises(OnnxImportError, match="--input-scale applies to uint8 data"):
+        import_onnx(tmp_path / "m.onnx", tmp_path / "o", dataset=ds, input_scale=0.5)
+    with pytest.raises(OnnxImportError, match=r"m.onnx: the data's labels go up to 2 but the model has 2 classes"):
+        import_onnx(tmp_path / "m.onnx", tmp_path / "o", dataset=ds)
+    assert not (tmp_path / "o").exists()
+
+
+def test_testdata_codegen_refuses_other_sample_types():
+    from firmware import codegen
+    with pytest.raises(codegen.CodegenError, match="test images must be uint8 or float32"):
+        codegen.generate_testdata(np.zeros((2, 3), np.int16), np.zeros(2, int))
+    files = codegen.generate_testdata(np.float32([[1.5, -2]]), np.array([1]))
+    assert "0x00, 0x00, 0xc0, 0x3f, 0x00, 0x00, 0x00, 0xc0" in files["testdata.c"]   # 1.5f, -2.0f little-endian

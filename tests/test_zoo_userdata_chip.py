@@ -131,3 +131,18 @@ def test_export_takes_the_users_raw_float_values(built, tmp_path):
     assert np.array_equal(got["classes"], reference.predict(model, q))
     o = model.meta["quantization"]["output"]
     assert np.allclose(got["scores"], o["scale"] * (q.astype(np.float64) - o["zero_point"]), rtol=1e-6)
+
+
+def test_eval_refuses_a_build_whose_input_type_is_not_the_models(built, tmp_path):
+    import json
+    import shutil
+    from rp2040_sim import eval as sim_eval
+    _, out = built["mlp-int8"]
+    for value, message in (("uint8_t", "input_ctype 'uint8_t' but the model .* takes float input; rebuild"),
+                           ("double", r"input_ctype 'double', expected one of \['float', 'uint8_t'\]")):
+        copy = tmp_path / value
+        shutil.copytree(out, copy)
+        build = json.loads((copy / "build.json").read_text())
+        (copy / "build.json").write_text(json.dumps({**build, "input_ctype": value}))
+        with pytest.raises(sim_eval.EvalError, match=message):
+            sim_eval.evaluate(copy, images=1, jobs=1, progress=False)

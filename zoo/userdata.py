@@ -366,6 +366,27 @@ def _same(path: Path, sha: str, expect: str | None):
                         f"the data changed since; restore the original file or retrain the model")
 
 
+ARRAYS_FILE = "data.npz"  # zoo.train's copy of a from_arrays dataset in its model directory
+
+
+def save_npz(path: Path, ds: Dataset) -> dict:
+    """Write a dataset's raw arrays as an .npz that load_file reads back identically (deterministic bytes: fixed
+    zip timestamps, no compression); returns its `source` record. zoo.train does this for from_arrays data, so the
+    model directory names a file that compress, firmware.build and rp2040_sim eval can reload."""
+    arrays = {"x_train": ds.x_train, "y_train": ds.y_train, "x_test": ds.x_test, "y_test": ds.y_test}
+    if ds.class_names is not None:
+        arrays["class_names"] = np.asarray(ds.class_names)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as zf:
+        for name, array in arrays.items():
+            member = io.BytesIO()
+            np.lib.format.write_array(member, np.ascontiguousarray(array), allow_pickle=False)
+            zf.writestr(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), member.getvalue())
+    raw = buffer.getvalue()
+    Path(path).write_bytes(raw)
+    return {"format": "npz", "sha256": hashlib.sha256(raw).hexdigest()}
+
+
 def check_normalize(mode) -> None:
     if mode is not None and mode not in MODES:
         raise DataError(f"--normalize {mode!r}: use one of {', '.join(MODES)}")
