@@ -70,6 +70,7 @@ def test_uint8_images_keep_the_byte_path_and_windows_fit_a_1xtxc_input(tmp_path)
     ds = userdata.from_arrays(windows, y[:8], windows, y[:8], input_shape=(1, 5, 3))
     assert ds.x_train.shape == (8, 15) and ds.normalization.raw == "float32"
     assert userdata.from_arrays(windows, y[:8], windows, y[:8], input_shape=(15,)).features == 15
+    assert userdata.from_arrays(x[..., 0], y, x[:3, ..., 0], y[:3], input_shape=(4, 4, 1)).features == 16
 
 
 def test_csv_with_test_fraction_is_seeded_and_string_labels_become_class_names(tmp_path):

@@ -216,13 +216,14 @@ def _sample_shape(where: str, shape: tuple, input_shape: tuple | None) -> None:
     if input_shape is None:
         return
     input_shape = tuple(input_shape)
-    if shape == input_shape or (1,) + shape == input_shape:
-        return
+    if shape == input_shape or (1,) + shape == input_shape or shape + (1,) == input_shape:
+        return  # the same, (t, c) windows of a (1, t, c) input, or (h, w) images of a one-channel input
     if len(input_shape) == 1 and math.prod(shape) == input_shape[0]:
         return
     raise DataError(f"{where}: array x_train holds samples of shape {shape}; the model's input is {input_shape} "
                     f"({math.prod(input_shape)} values): give samples of that shape, (t, c) windows for a (1, t, c) "
-                    f"input, or any shape of {math.prod(input_shape)} values for a flat input")
+                    f"input, (h, w) images for an (h, w, 1) input, or any shape of {math.prod(input_shape)} values "
+                    f"for a flat input")
 
 
 def from_arrays(x_train, y_train, x_test, y_test, class_names=None, *, input_shape=None, n_classes=None,
