@@ -281,10 +281,13 @@ def test_input_kernels_compute_the_same_bits_as_numpy():
     raw = rng.normal(40, 30, n).astype(np.float32)
     raw[:200] = np.float32(0.25) * rng.integers(-400, 400, 200)          # exact ties after the maths below
     raw[200:203] = [np.nan, 1e30, -1e30]
+    raw[203:220] = [0.5, -0.5, 0.49999997, -0.49999997, 1023.5, -1023.5, 1024, -1024, 1024.5, np.inf, -np.inf,
+                    1e-40, -1e-40, 0.0, -0.0, 2.5, 1.5]                  # ties, clamp edges, subnormals, zeros
+    raw[220:1220] = rng.integers(-2200, 2200, 1000) / 2                   # every half from -1100 to 1100
     mean = rng.normal(40, 5, n).astype(np.float32)
-    mean[:200] = 0
+    mean[:1220] = 0
     inv = rng.uniform(0.01, 2, n).astype(np.float32)
-    inv[:200] = 1
+    inv[:1220] = 1
     norm = Normalization("standard", "float32", 1.0, mean, inv)
     f32p = ctypes.POINTER(ctypes.c_float)
     ptr = lambda a: a.ctypes.data_as(f32p)  # noqa: E731
