@@ -60,6 +60,13 @@ def test_npz_loads_flat_with_source_and_standard_normalisation(tmp_path):
     np.testing.assert_allclose(norm.inv_std, 1 / x_train.std(0), rtol=1e-6)
 
 
+def test_zoo_data_offers_the_same_calls(tmp_path):
+    path = write_npz(tmp_path / "d.npz")
+    a, b = data.load_file(path, normalize="scale"), userdata.load_file(path, normalize="scale")
+    assert np.array_equal(a.x_test, b.x_test) and a.source == b.source and a.normalization.scale == b.normalization.scale
+    assert data.from_arrays(x_ok, y_ok, x_ok, y_ok, normalize="none").normalization.mode == "none"
+
+
 def test_uint8_images_keep_the_byte_path_and_windows_fit_a_1xtxc_input(tmp_path):
     x = RNG.integers(0, 256, (10, 4, 4, 1), dtype=np.uint8)
     y = np.arange(10) % 2

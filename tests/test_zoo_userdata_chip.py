@@ -146,3 +146,23 @@ def test_eval_refuses_a_build_whose_input_type_is_not_the_models(built, tmp_path
         (copy / "build.json").write_text(json.dumps({**build, "input_ctype": value}))
         with pytest.raises(sim_eval.EvalError, match=message):
             sim_eval.evaluate(copy, images=1, jobs=1, progress=False)
+
+
+def test_eval_says_when_the_data_file_is_gone(built, tmp_path):
+    """A model directory whose recorded data file is gone: rp2040_sim eval names the file and the fix."""
+    import json
+    import shutil
+    from rp2040_sim import eval as sim_eval
+    model_dir, out = built["mlp-int8"]
+    model = modeldir.load(model_dir)
+    moved = tmp_path / "model"
+    meta = {k: v for k, v in model.meta.items() if k != "spec"}
+    meta["data"] = {**meta["data"], "path": str(tmp_path / "gone.npz")}
+    modeldir.save(moved, model.spec, model.params, meta, model.metrics, model.extra)
+    copy = tmp_path / "build"
+    shutil.copytree(out, copy)
+    build = json.loads((copy / "build.json").read_text())
+    (copy / "build.json").write_text(json.dumps({**build, "model_dir": str(moved)}))
+    with pytest.raises(sim_eval.EvalError, match="gone.npz: the data file this model was trained on .* is gone; "
+                                                 "put it back at that path or retrain"):
+        sim_eval.evaluate(copy, images=1, jobs=1, progress=False)
