@@ -86,8 +86,9 @@ int pz_model_infer_q8(const int8_t *input, int8_t *out) {
     load_input = ("memcpy(pz_input, raw_input, sizeof pz_input);  /* normalised (and quantized) by layer 0 */"
                   if float_in else
                   "for (uint32_t i = 0; i < PZ_MODEL_INPUTS; i++) pz_input[i] = raw_byte(raw_input[i]);")
-    raw_doc = ("/* raw_input[i] is the i-th raw feature as the dataset holds it (0..255; values are rounded and clamped "
-               "to that\n * range); out (may be NULL) receives PZ_MODEL_OUTPUTS scores; returns the predicted class. */"
+    raw_doc = ("/* raw_input[i] is the i-th raw feature as the dataset holds it (0..255; values are rounded and "
+               "clamped to that\n * range); out (may be NULL) receives PZ_MODEL_OUTPUTS scores; returns the "
+               "predicted class. */"
                if not float_in else
                "/* raw_input[i] is the i-th raw value as your data holds it (float32); the library normalises it as "
                "in training\n * (docs/DATA.md); out (may be NULL) receives PZ_MODEL_OUTPUTS scores; returns the "

@@ -63,7 +63,8 @@ def test_npz_loads_flat_with_source_and_standard_normalisation(tmp_path):
 def test_zoo_data_offers_the_same_calls(tmp_path):
     path = write_npz(tmp_path / "d.npz")
     a, b = data.load_file(path, normalize="scale"), userdata.load_file(path, normalize="scale")
-    assert np.array_equal(a.x_test, b.x_test) and a.source == b.source and a.normalization.scale == b.normalization.scale
+    assert np.array_equal(a.x_test, b.x_test) and a.source == b.source
+    assert a.normalization.scale == b.normalization.scale
     assert data.from_arrays(x_ok, y_ok, x_ok, y_ok, normalize="none").normalization.mode == "none"
 
 
@@ -447,7 +448,8 @@ def test_arrays_dataset_is_written_into_the_model_directory(tmp_path):
     assert model.meta["data"]["path"] == str((tmp_path / "a" / "data.npz").resolve())
     again = data.load_for_model(model.meta)
     assert np.array_equal(again.x_train, ds.x_train) and np.array_equal(again.y_test, ds.y_test)
-    assert again.class_names == ["a", "b", "c"] and again.normalization.mean.tobytes() == ds.normalization.mean.tobytes()
+    assert again.class_names == ["a", "b", "c"]
+    assert again.normalization.mean.tobytes() == ds.normalization.mean.tobytes()
 
 
 def test_csv_test_file_changed_since_training(tmp_path):

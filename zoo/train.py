@@ -2,7 +2,8 @@
 
 `python -m zoo.train NAME [--epochs --batch-size --lr --seed --dtype --data-dir --out]` trains a registry model,
 evaluates it on the full test set and writes the model directory (docs/MODEL_FORMAT.md); `--data FILE` (with
-`--normalize`, `--label-column`, `--test-file`, `--test-fraction`) trains it on the user's own data (docs/DATA.md). The library entry point is
+`--normalize`, `--label-column`, `--test-file`, `--test-fraction`) trains it on the user's own data (docs/DATA.md).
+The library entry point is
 `train_and_evaluate(config, out_dir, ...)`, which tests call directly.
 
 Data parallelism: a 1-D device mesh named "data"; params and optimizer state are replicated, each batch is sharded

@@ -28,7 +28,7 @@ import numpy as np
 
 from zoo import data
 from zoo.data import DataError, Dataset
-from zoo.normalize import MODES, Normalization, NormalizeError, fit
+from zoo.normalize import Normalization, NormalizeError, fit
 
 FORMATS = ("npz", "csv", "idx")
 NPZ_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
@@ -386,11 +386,6 @@ def save_npz(path: Path, ds: Dataset) -> dict:
     raw = buffer.getvalue()
     Path(path).write_bytes(raw)
     return {"format": "npz", "sha256": hashlib.sha256(raw).hexdigest()}
-
-
-def check_normalize(mode) -> None:
-    if mode is not None and mode not in MODES:
-        raise DataError(f"--normalize {mode!r}: use one of {', '.join(MODES)}")
 
 
 def load_for_model(meta: dict, data_dir=None) -> Dataset:
