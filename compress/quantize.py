@@ -343,7 +343,7 @@ def quantize_input(x, inv_scale: float, zero_point: int) -> np.ndarray:
 def input_q(model, raw) -> np.ndarray:
     """The int8 model input q (int64, raw's shape) for raw features: raw - 128 for uint8 * scale models, else
     quantize_input of the normalised values."""
-    qin = model.meta["quantization"]["input"]
+    qin = model.meta["quantization"].get("input", {})
     if "inv_scale" not in qin:  # uint8 * scale: the raw bytes are the offset-binary input
         return np.asarray(raw).astype(np.int64) + INPUT_ZERO_POINT
     norm = Normalization.from_meta(model.meta["input"])
