@@ -117,6 +117,11 @@ def validate(model_dir: Path, opts: Options):
             quantize.check_supported(model.spec, str(path))
         except quantize.QuantizationError as e:
             raise CompressError(str(e)) from None
+    if opts.qat or opts.share is not None:  # fake quantization assumes the uint8 input (docs/DATA.md)
+        try:
+            quantize.check_fake_quant_input(model.meta, str(path))
+        except quantize.QuantizationError as e:
+            raise CompressError(str(e)) from None
     conv = any(d["type"] not in ("dense", "relu", "sigmoid", "tanh") for d in dicts)
     if opts.share is not None and conv:
         raise CompressError(f"{path}: --share {opts.share} supports dense-only networks (its code3 storage is a "
@@ -191,11 +196,11 @@ def compress_model(model_dir: Path, opts: Options):
     model_dir = Path(model_dir)
     model = validate(model_dir, opts)
     log = opts.log or (lambda msg: None)
-    ds = data.load(model.meta["dataset"], opts.data_dir)
+    ds = data.load_for_model(model.meta, opts.data_dir)  # a named dataset, or the user's file (docs/DATA.md)
     cfg = _config(model).with_overrides(label_smoothing=opts.label_smoothing)
     seed = model.meta.get("seed", 0) if opts.seed is None else opts.seed
     spec, params = netspec.for_inference(model.spec, [dict(p) for p in model.params])
-    meta = {k: model.meta[k] for k in ("model", "dataset", "input", "dtype", "seed") if k in model.meta}
+    meta = {k: model.meta[k] for k in ("model", "dataset", "data", "input", "dtype", "seed") if k in model.meta}
     meta["picozoo_version"] = __version__
     steps = []
     compression = {"from": str(model_dir), "source_test_accuracy": model.metrics.get("test_accuracy"), "steps": steps}

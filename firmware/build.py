@@ -265,13 +265,14 @@ def choose_layer_placement(model: modeldir.SavedModel, weights_in: str, stack: i
     except convgen.ConvCodegenError as e:
         raise BuildError(str(e)) from None
     weighted = [op for op in ops if op.weight_bytes]
-    features = convgen.input_bytes(model)
+    features, in_bytes, float_in = int(model.meta["input"]["features"]), convgen.input_bytes(model), \
+        codegen.float_input(model)
     fixed = ops[-1].out_elems * (1 if int8 else 4) + RUNTIME_STATIC_RAM + stack  # pz_output, runtime, stack(s)
     limit = ram_budget if ram_budget is not None else RAM_BYTES - SRAM_HEADROOM
     what = f"--ram-budget {ram_budget}" if ram_budget is not None else f"{SRAM_HEADROOM} bytes of headroom"
 
     def need(ram_bytes: int, staged: dict[int, int]) -> int:  # SRAM: arena (with staging) + copied weights + fixed
-        return planner.plan(convgen.steps_of(ops, int8, features, cores, staged), features).arena_bytes \
+        return planner.plan(convgen.steps_of(ops, int8, features, cores, staged, float_in), in_bytes).arena_bytes \
             + ram_bytes + fixed
 
     def flash_reads(op):  # weight bytes fetched from flash per inference if left there
@@ -407,7 +408,7 @@ def default_out_dir(model_dir: Path) -> Path:
 def load_test_images(model: modeldir.SavedModel, model_dir: Path, images: int | None):
     dataset = model.meta.get("dataset")
     try:
-        ds = data.load(dataset)
+        ds = data.load_for_model(model.meta)  # a named dataset, or the user's file (docs/DATA.md)
     except data.DataError as e:
         raise BuildError(f"{model_dir}: cannot load its dataset {dataset!r}: {e}") from None
     features = int(model.meta["input"]["features"])
@@ -524,6 +525,8 @@ def build(model_dir: Path, out_dir: Path | None = None, images: int | None = Non
             "cores": n_cores,
             "uf2_sha256": hashlib.sha256(uf2_bytes).hexdigest(),
         }
+        if codegen.float_input(model):  # the user's float data (docs/DATA.md); absent: uint8_t pixels, as always
+            info["input_ctype"] = codegen.input_ctype(model)
         (work / "size.json").write_text(json.dumps(size, indent=2, sort_keys=True) + "\n")
         (work / "build.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
         try:  # copy everything first, so a full disk changes nothing, then rename each into place

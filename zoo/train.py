@@ -1,7 +1,9 @@
 """Functional JAX/optax training, data-parallel over every local device.
 
 `python -m zoo.train NAME [--epochs --batch-size --lr --seed --dtype --data-dir --out]` trains a registry model,
-evaluates it on the full test set and writes the model directory (docs/MODEL_FORMAT.md). The library entry point is
+evaluates it on the full test set and writes the model directory (docs/MODEL_FORMAT.md); `--data FILE` (with
+`--normalize`, `--label-column`, `--test-file`, `--test-fraction`) trains it on the user's own data (docs/DATA.md).
+The library entry point is
 `train_and_evaluate(config, out_dir, ...)`, which tests call directly.
 
 Data parallelism: a 1-D device mesh named "data"; params and optimizer state are replicated, each batch is sharded
@@ -24,11 +26,12 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from zoo import __version__, data, modeldir, outputs
+from zoo import __version__, data, modeldir, outputs, userdata
 from zoo.models import ModelConfig, UnknownModelError, get_model
+from zoo.normalize import MODES as NORMALIZE_MODES, Normalization as NormalizationType, as_normalization
 
 DTYPES = {"float32": jnp.float32, "float64": jnp.float64}
-OUTPUT_FILES = (modeldir.MODEL_FILE, modeldir.METRICS_FILE, "training.png")
+OUTPUT_FILES = (modeldir.MODEL_FILE, modeldir.METRICS_FILE, "training.png", userdata.ARRAYS_FILE)
 MAX_SEED = 2**32 - 1  # numpy's default_rng and jax.random.key both take it
 
 
@@ -83,9 +86,10 @@ def make_train_step(cfg: ModelConfig, optimizer, input_scale, dtype, seed: int =
     compress's fake-quantized view) runs its `apply`."""
     spec = cfg.spec
     has_train_mode = hasattr(spec, "apply_train")
+    norm = as_normalization(input_scale)  # a float: raw uint8 * scale, as always (zoo/normalize.py)
 
     def train_step(params, opt_state, xb, yb, step):
-        x = xb.astype(dtype) * input_scale
+        x = norm.apply(xb, dtype, xp=jnp)
         rng = jax.random.fold_in(jax.random.key(seed), step)
 
         def objective(p):
@@ -107,8 +111,10 @@ def make_train_step(cfg: ModelConfig, optimizer, input_scale, dtype, seed: int =
 
 def make_eval_step(cfg: ModelConfig, input_scale, dtype):
     """A jitted (mean loss, correct count) over a chunk of rows, at full float32 precision; built once per run."""
+    norm = as_normalization(input_scale)
+
     def eval_step(params, xb, yb):
-        x = xb.astype(dtype) * input_scale
+        x = norm.apply(xb, dtype, xp=jnp)
         with jax.default_matmul_precision(EVAL_PRECISION):
             out = cfg.spec.apply(params, x)
         return loss_of_outputs(cfg, out, yb), jnp.sum(classes(cfg, out) == yb)
@@ -188,17 +194,24 @@ def train_and_evaluate(cfg: ModelConfig, out_dir: Path | None, *, seed: int = 0,
                        data_dir: Path | None = None, dataset: data.Dataset | None = None,
                        train_limit: int | None = None, progress: bool = True, force: bool = False):
     """Train `cfg`, evaluate on the full test set, save to `out_dir` (if given); returns (metrics, params).
-    The output directory is checked before training (zoo/outputs.py); `force` replaces an earlier zoo.train output."""
+    The output directory is checked before training (zoo/outputs.py); `force` replaces an earlier zoo.train output.
+    `dataset` (e.g. `zoo.userdata.load_file(path)` or `zoo.userdata.from_arrays(...)`) replaces the registry
+    model's dataset; its normalisation and source file are recorded in the model directory (docs/DATA.md), and
+    from_arrays data (no file) is written there as `data.npz` so that later stages can reload it."""
     if dtype not in DTYPES:
         raise TrainingError(f"--dtype {dtype!r} is not one of {', '.join(DTYPES)}")
     if not (isinstance(seed, (int, np.integer)) and 0 <= seed <= MAX_SEED):
         raise TrainingError(f"--seed {seed}: must be an integer from 0 to {MAX_SEED}")
     out = None
     if out_dir is not None:
-        out = outputs.OutputDir(out_dir, "zoo.train", OUTPUT_FILES, inputs=[data_dir], force=force)
+        source = dataset.source["path"] if dataset is not None and dataset.source else None
+        out = outputs.OutputDir(out_dir, "zoo.train", OUTPUT_FILES, inputs=[data_dir, source], force=force)
         out.check()
     augment = _augmenter(cfg, seed)
     ds = dataset or data.load(cfg.dataset, data_dir)
+    if ds.features != cfg.spec.in_features:
+        raise TrainingError(f"{cfg.name}: the model takes {cfg.spec.in_features} input values per sample, the data "
+                            f"has {ds.features}")
     train_limit = train_limit if train_limit is not None else cfg.train_limit
     x_train, y_train = ds.x_train[:train_limit], ds.y_train[:train_limit]
     batch = min(cfg.batch_size, len(x_train))
@@ -243,14 +256,30 @@ def train_and_evaluate(cfg: ModelConfig, out_dir: Path | None, *, seed: int = 0,
         "params": cfg.spec.param_count(), "devices": int(mesh.devices.size), "train_samples": len(x_train),
         "augment_shift": cfg.augment_shift, "history": history,
     }
+    if ds.source:
+        metrics["data_file"] = ds.source["path"]
     if out is not None:
-        meta = {"model": cfg.name, "dataset": ds.name, "input": {"scale": ds.input_scale, "features": ds.features},
+        meta = {"model": cfg.name, "dataset": ds.name, "input": _input_meta(ds),
                 "dtype": dtype, "seed": seed, "picozoo_version": __version__}
+        if ds.source:
+            meta["data"] = ds.source
         with out.staging() as tmp:
+            if ds.name == userdata.USER_DATASET and not ds.source:  # from_arrays: later stages need a file
+                final = Path(out_dir).resolve() / userdata.ARRAYS_FILE
+                meta["data"] = {"path": str(final), **userdata.save_npz(tmp / userdata.ARRAYS_FILE, ds)}
+                metrics["data_file"] = str(final)
             modeldir.save(tmp, cfg.spec, params, meta, metrics)
             _plot_history(tmp / "training.png", cfg.name, history)
             out.commit(tmp)
     return metrics, params
+
+
+def _input_meta(ds: data.Dataset) -> dict:
+    """The model directory's `input`: {scale, features} for the named datasets (as always); with the user's data
+    also the raw dtype and the fitted normalisation (docs/MODEL_FORMAT.md)."""
+    if ds.name != userdata.USER_DATASET and not isinstance(ds.input_scale, NormalizationType):
+        return {"scale": ds.input_scale, "features": ds.features}
+    return ds.normalization.to_meta(ds.features)
 
 
 def _augmenter(cfg: ModelConfig, seed: int):
@@ -332,6 +361,34 @@ def print_metrics(metrics, out_dir=None):
     Console().print(table)
 
 
+# -- the user's data on the command line (zoo.train and zoo.import) -------------------------------------------------
+def add_data_arguments(parser):
+    """--data FILE and its options (docs/DATA.md)."""
+    parser.add_argument("--data", type=Path, metavar="FILE",
+                        help="your own data: an .npz (x_train, y_train, x_test, y_test[, class_names]), a .csv with "
+                             "a header row, or a directory of IDX files (docs/DATA.md)")
+    parser.add_argument("--normalize", choices=NORMALIZE_MODES,
+                        help="input normalisation fitted on the training split (default: scale for uint8 data, "
+                             "standard = per-feature mean/std otherwise)")
+    parser.add_argument("--label-column", metavar="NAME", help="CSV: the header name of the label column")
+    parser.add_argument("--test-file", type=Path, metavar="CSV", help="CSV: the test split, same columns")
+    parser.add_argument("--test-fraction", type=float, metavar="F",
+                        help="CSV: hold out this fraction of the rows for testing (seeded by --seed)")
+
+
+def load_data_argument(args, spec) -> data.Dataset | None:
+    """The Dataset of --data (validated against the spec's input shape and outputs), or None without --data."""
+    if args.data is None:
+        for flag in ("normalize", "label_column", "test_file", "test_fraction"):
+            if getattr(args, flag) is not None:
+                raise data.DataError(f"--{flag.replace('_', '-')} applies to --data FILE only")
+        return None
+    n_classes = 2 if spec.output == "binary" else spec.out_features
+    return userdata.load_file(args.data, input_shape=spec.input_shape, n_classes=n_classes,
+                              normalize=args.normalize, label_column=args.label_column, test_file=args.test_file,
+                              test_fraction=args.test_fraction, seed=getattr(args, "seed", 0) or 0)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m zoo.train", description="Train a zoo model and save it.")
     parser.add_argument("model", help="registry name, e.g. mnist_300 or xor")
@@ -341,6 +398,7 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dtype", default="float32", choices=list(DTYPES))
     parser.add_argument("--data-dir", type=Path, help="directory with the dataset's IDX files (plain or .gz)")
+    add_data_arguments(parser)
     parser.add_argument("--out", type=Path, help="output directory (default runs/NAME)")
     parser.add_argument("--force", action="store_true",
                         help="replace an earlier zoo.train output in --out (only the files it wrote)")
@@ -353,11 +411,14 @@ def main(argv=None):
         parser.error(f"--lr must be positive, got {args.lr}")
     if not 0 <= args.seed <= MAX_SEED:
         parser.error(f"--seed must be 0 to {MAX_SEED}, got {args.seed}")
+    if args.data is not None and args.data_dir is not None:
+        parser.error("give --data FILE (your own data) or --data-dir DIR (the registry dataset's files), not both")
     try:
         cfg = get_model(args.model).with_overrides(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr)
         out = args.out or Path("runs") / cfg.name
+        dataset = load_data_argument(args, cfg.spec)
         metrics, _ = train_and_evaluate(cfg, out, seed=args.seed, dtype=args.dtype, data_dir=args.data_dir,
-                                        progress=not args.no_progress, force=args.force)
+                                        dataset=dataset, progress=not args.no_progress, force=args.force)
     except (UnknownModelError, data.DataError, TrainingError, outputs.OutputError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
