@@ -104,7 +104,7 @@ static inline __attribute__((always_inline)) void shared_part(const pz_q8_layer_
     const int32_t out_zp = l->out_zp, act_min = l->act_min, act_max = l->act_max;
     const uint32_t out_xor = l->out_xor;
     int32_t acc[n_out ? 2u * n_out : 1u];  /* acc[2 j] for output j: the 8-byte stride of the entries' gaps */
-    for (uint32_t j = 0; j < n_out; j++) acc[2u * j] = part == 0 ? bias[j] : 0;
+    pz_q8_acc_init(acc, 2u, part == 0 ? bias : 0, n_out);
 #if PZ_Q8_M0_ASM
     uint32_t tab_words[64];  /* int8 tab[256] with tab[b] = book[b & 7]: two words repeated */
     const uint32_t w0 = (uint32_t)(uint8_t)book[0] | (uint32_t)(uint8_t)book[1] << 8 |

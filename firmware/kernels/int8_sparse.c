@@ -101,7 +101,7 @@ static inline __attribute__((always_inline)) void sparse_part(const pz_q8_layer_
     const int32_t out_zp = l->out_zp, act_min = l->act_min, act_max = l->act_max;
     const uint32_t out_xor = l->out_xor;
     int32_t acc[n_out ? n_out : 1u];
-    for (uint32_t j = 0; j < n_out; j++) acc[j] = part == 0 ? bias[j] : 0;
+    pz_q8_acc_init(acc, 1u, part == 0 ? bias : 0, n_out);
     if (parts == 1u) {
         for (uint32_t k = 0; k < n_in; k++) {
             const uint32_t n = col_len[k], x = xu[k];
