@@ -27,35 +27,16 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from zoo import host, modeldir, train  # noqa: E402
+from tests.random_models import host_reference  # noqa: E402
+from zoo import train  # noqa: E402
 from zoo.models import MODELS  # noqa: E402
 
 ROWS = {"pd_mobilenet": 8}  # others: 64
 
 
-def random_params(spec, seed):
-    params = spec.init(jax.random.key(seed))
-    rng = np.random.default_rng(seed)
-    out = []
-    for layer, p in zip(spec.layers, params):
-        p = {k: np.asarray(v) for k, v in p.items()}
-        if layer.kind == "batch_norm":
-            c = layer.features
-            p = {"gamma": rng.uniform(0.5, 1.5, c), "beta": rng.normal(0, 0.2, c), "mean": rng.normal(0, 0.3, c),
-                 "var": rng.uniform(0.3, 2.0, c)}
-            p = {k: v.astype(np.float32) for k, v in p.items()}
-        out.append(p)
-    return out
-
-
 def check(name, cfg, directory):
     spec = cfg.spec
-    params = random_params(spec, 3)
-    meta = {"model": name, "dataset": cfg.dataset, "input": {"scale": 1 / 255, "features": spec.in_features},
-            "dtype": "float32", "seed": 3}
-    modeldir.save(directory, spec, params, meta)
-    raw = np.random.default_rng(0).integers(0, 256, (ROWS.get(name, 64), spec.in_features), dtype=np.uint8)
-    ref = host.forward(modeldir.load(directory), raw)
+    params, raw, ref = host_reference(name, cfg, directory, ROWS.get(name, 64))
     x = jnp.asarray(raw, jnp.float32) * (1 / 255)
     jparams = jax.device_put(jax.tree.map(jnp.asarray, params))
     default = np.asarray(jax.jit(spec.apply)(jparams, x))

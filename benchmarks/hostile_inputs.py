@@ -82,22 +82,7 @@ def classify(rc, err: str, *, refuse: bool, victims=(), before=None, wrong: bool
 
 
 # -- fixtures ------------------------------------------------------------------------------------------------------
-PROGRAM = r"""
-    .thumb_func
-    .global reset
-reset:
-    ldr r0, =message
-    bl work
-    bkpt #0
-    .thumb_func
-work:
-    adds r0, #1
-    bx lr
-    .ltorg
-    .space 700
-    .section .rodata
-message: .asciz "{text}"
-"""
+PROGRAM_PAD = 700  # bytes of code space in the alpha/bravo programs (tests/untrusted_files.py)
 
 
 def build_fixtures(tree: Path, work: Path) -> dict:
@@ -108,11 +93,12 @@ from zoo import train
 from zoo.models import get_model
 from firmware import build as fw_build
 from rp2040_sim import asm
+from tests.untrusted_files import program
 work = Path({str(work)!r})
 train.train_and_evaluate(get_model("xor").with_overrides(epochs=200), work / "xor", progress=False)
 assert fw_build.main([str(work / "xor"), "--images", "4", "--out", str(work / "build")]) == 0
 for name in ("alpha", "bravo"):
-    asm.build_image({PROGRAM!r}.replace("{{text}}", name), work / name)
+    asm.build_image(program(name, {PROGRAM_PAD}), work / name)
 """
     rc, out, err = run(ROOT, ["-c", script], timeout=600)  # fixtures always come from this checkout
     if rc != 0:
@@ -390,6 +376,8 @@ WORKER = r"""
 import contextlib, gc, io, json, random, signal, sys
 from pathlib import Path
 kind, src, n, start, scratch = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), Path(sys.argv[5])
+sys.path.append(sys.argv[6])  # this checkout's tests/: the mutations, whatever tree's tools run
+from untrusted_files import mutate
 if kind == "elf":
     from rp2040_sim import __main__ as tool
     argv = lambda p: ["run", str(p), "--quiet", "--max-cycles", "1000000"]
@@ -401,16 +389,8 @@ def alarm(*_):
 signal.signal(signal.SIGALRM, alarm)
 original = src.read_bytes()
 for i in range(start, n):
-    rng = random.Random(i)
-    data = bytearray(original)
-    if rng.random() < 0.3:
-        data = data[:rng.randrange(len(data))]
-    else:
-        for _ in range(rng.randint(1, 8)):
-            hi = rng.choice([64, 128, len(data)])
-            data[rng.randrange(min(hi, len(data)))] = rng.randrange(256)
     path = scratch / f"m{i}.{kind}"
-    path.write_bytes(bytes(data))
+    path.write_bytes(mutate(original, random.Random(i)))
     signal.alarm(20)
     try:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
@@ -436,7 +416,7 @@ def mutation_class(tree, kind: str, src: Path, n: int, work: Path):
     counts, done = collections.Counter(), 0
     escapes = collections.Counter()
     while done < n:
-        rc, out, err = run(tree, ["-c", WORKER, kind, str(src), str(n), str(done), str(scratch)],
+        rc, out, err = run(tree, ["-c", WORKER, kind, str(src), str(n), str(done), str(scratch), str(ROOT / "tests")],
                            timeout=max(600, n * 2))
         seen = [json.loads(line) for line in out.splitlines() if line.startswith("[")]
         for i, verdict in seen:

@@ -18,23 +18,7 @@ from rp2040_sim import __main__ as cli
 from rp2040_sim import asm, boot, eval as sim_eval, runner
 from rp2040_sim.elfinfo import ElfError, ElfInfo
 from tests.conftest import require_tool
-
-PROGRAM = r"""
-    .thumb_func
-    .global reset
-reset:
-    ldr r0, =message
-    bl work
-    bkpt #0
-    .thumb_func
-    .global work
-work:
-    adds r0, #1
-    bx lr
-    .ltorg
-    .section .rodata
-message: .asciz "{text}"
-"""
+from tests.untrusted_files import mutate, program
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +27,7 @@ def programs(tmp_path_factory):
     for tool in asm.TOOLS:
         require_tool(tool)
     root = tmp_path_factory.mktemp("programs")
-    return {name: asm.build_image(PROGRAM.replace("{text}", name), root / name) for name in ("alpha", "bravo")}
+    return {name: asm.build_image(program(name), root / name) for name in ("alpha", "bravo")}
 
 
 def test_uf2_with_its_own_elf_boots_with_symbols(programs):
@@ -139,21 +123,33 @@ def exercise(elf: ElfInfo):
         elf.addr("work")
 
 
+class DrawnRandom:
+    """The random.Random calls of untrusted_files.mutate, drawn by hypothesis (so a failing case shrinks)."""
+
+    def __init__(self, data):
+        self.data = data
+
+    def random(self):
+        return self.data.draw(st.floats(0, 1, exclude_max=True))
+
+    def randrange(self, n):
+        return self.data.draw(st.integers(0, n - 1))
+
+    def randint(self, a, b):
+        return self.data.draw(st.integers(a, b))
+
+    def choice(self, seq):
+        return self.data.draw(st.sampled_from(seq))
+
+
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_elf_reader_property_mutations_raise_only_elf_error(programs, tmp_path, data):
     """Truncations and byte mutations (biased to the ELF/program headers) of a real ELF with DWARF: every use either
     works or raises ElfError. The previous reader let ~45% of such files escape as ELFParseError, DWARFError,
     KeyError, AssertionError... (benchmarks/hostile_inputs.py)."""
-    raw = bytearray(programs["alpha"]["elf"].read_bytes())
-    if data.draw(st.booleans()):
-        raw = raw[:data.draw(st.integers(0, len(raw)))]
-    else:
-        for _ in range(data.draw(st.integers(1, 8))):
-            hi = data.draw(st.sampled_from([64, 128, len(raw)]))
-            raw[data.draw(st.integers(0, hi - 1))] = data.draw(st.integers(0, 255))
     path = tmp_path / "fuzz.elf"
-    path.write_bytes(bytes(raw))
+    path.write_bytes(mutate(programs["alpha"]["elf"].read_bytes(), DrawnRandom(data)))
     try:
         exercise(ElfInfo(path))
     except ElfError as e:

@@ -11,6 +11,7 @@ from zoo import host, modeldir
 from zoo.models import MODELS, UnknownModelError, get_model
 from zoo import nn
 from zoo.nn import Dense, ReLU, Sequential, Sigmoid, SpecError, Tanh
+from random_models import host_reference, random_params as _random_params
 
 # Pinned: (in*out + out) summed over the Dense layers, computed by hand; conv nets add kh*kw*in*out + out per conv
 # and 4 per BatchNorm channel. pd_mobilenet = 207,968 weights + 2,738 biases (the counts of TFLM's person_detect,
@@ -249,22 +250,6 @@ def test_jax_conv_and_pools_match_loops(size, k, s, padding):
     np.testing.assert_allclose(mp, loop_max_pool(-np.abs(x), k, s, padding), rtol=0, atol=0)
 
 
-def _random_params(spec, seed):
-    """Params with non-trivial BatchNorm statistics (init gives mean 0, var 1, gamma 1, beta 0)."""
-    params = spec.init(jax.random.key(seed))
-    rng = np.random.default_rng(seed)
-    out = []
-    for layer, p in zip(spec.layers, params):
-        p = {k: np.asarray(v) for k, v in p.items()}
-        if layer.kind == "batch_norm":
-            c = layer.features
-            p = {"gamma": rng.uniform(0.5, 1.5, c), "beta": rng.normal(0, 0.2, c), "mean": rng.normal(0, 0.3, c),
-                 "var": rng.uniform(0.3, 2.0, c)}
-            p = {k: v.astype(np.float32) for k, v in p.items()}
-        out.append(p)
-    return out
-
-
 def _small_cnn():
     return Sequential([nn.Input(9, 9, 2), nn.Conv2D(2, 4, 3, 1, "same"), nn.BatchNorm(4), nn.ReLU(),
                        nn.MaxPool2D(2, 2, "same"), nn.DepthwiseConv2D(4, 3, 2, "valid"), nn.BatchNorm(4), nn.ReLU6(),
@@ -296,15 +281,8 @@ def test_every_registry_model_jax_matches_host(tmp_path, name):
     """Full float32 (Precision.HIGHEST) JAX inference equals the NumPy host model up to summation order; on GPUs whose
     default is TF32 this is what benchmarks/gpu_precision_check.py runs."""
     cfg = get_model(name)
-    spec = cfg.spec
-    params = _random_params(spec, 3)
-    meta = {"model": name, "dataset": cfg.dataset, "input": {"scale": 1 / 255, "features": spec.in_features},
-            "dtype": "float32", "seed": 3}
-    modeldir.save(tmp_path, spec, params, meta)
-    n = 2 if name == "pd_mobilenet" else 8
-    raw = np.random.default_rng(0).integers(0, 256, (n, spec.in_features), dtype=np.uint8)
-    expected = spec.apply(params, jnp.asarray(raw, jnp.float32) * (1 / 255), precision=_HIGHEST)
-    got = host.forward(modeldir.load(tmp_path), raw)
+    params, raw, got = host_reference(name, cfg, tmp_path, 2 if name == "pd_mobilenet" else 8)
+    expected = cfg.spec.apply(params, jnp.asarray(raw, jnp.float32) * (1 / 255), precision=_HIGHEST)
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=2e-5 * max(1.0, float(np.max(np.abs(expected)))))
 
 
