@@ -40,6 +40,7 @@ from rp2040_sim.peripherals.xip import Ssi, XipCtrl
 
 # Interrupt numbers Unicorn reports in UC_HOOK_INTR (qemu target/arm/cpu.h EXCP_*)
 EXCP_UDEF, EXCP_SWI, EXCP_DATA_ABORT, EXCP_BKPT = 1, 2, 4, 7
+EXCP_EXCEPTION_EXIT = 8    # QEMU's M-profile exception return: a BX/POP to EXC_RETURN with IPSR != 0
 BKPT_OPCODE_MASK, BKPT_OPCODE = 0xFF00, 0xBE00
 # A run never ends by reaching `until`: no Thumb code can sit at this odd address.
 UNTIL_NEVER = 0xFFFFFFFF
@@ -498,6 +499,8 @@ class Rp2040:
                                  "the Cortex-M0+ faults on unaligned loads and stores (HardFault)")
         elif intno == EXCP_SWI:
             self._event = "svc"                  # pc is the return address, after the svc
+        elif intno == EXCP_EXCEPTION_EXIT and pc >= EXC_RETURN_MIN:
+            self._event = ("exc_return", pc | 1)  # in handler mode (IPSR set) Unicorn raises this instead of fetching
         elif intno == EXCP_UDEF and self._hint_before(pc) in (HINT_WFE, HINT_YIELD):
             self._event = "wfe" if self._hint_before(pc) == HINT_WFE else "yield"
         elif intno == EXCP_UDEF:
