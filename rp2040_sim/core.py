@@ -570,6 +570,8 @@ class Rp2040:
         finally:
             self._running = False
             self._quantum_end = None
+            if self.primary is None:
+                self.ssi.check_xip_setup()
             st.wall_deadline_ns = 0
             st.budget = self._run_end
         stop.regs = self.regs()
