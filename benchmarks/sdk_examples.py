@@ -210,11 +210,13 @@ EXAMPLES = {
 
 def build(sdk: Path, examples: Path, build_dir: Path) -> None:
     generator = ["-G", "Ninja"] if shutil.which("ninja") else []
-    subprocess.run(["cmake", *generator, f"-DPICO_SDK_PATH={sdk.resolve()}", "-DPICO_BOARD=pico",
-                    "-DPICO_NO_PICOTOOL=1", "-DCMAKE_BUILD_TYPE=Release", "-S", str(examples.resolve()),
-                    "-B", str(build_dir)], check=True, stdout=subprocess.DEVNULL)
-    subprocess.run(["cmake", "--build", str(build_dir), "--target", *EXAMPLES], check=True,
-                   stdout=subprocess.DEVNULL)
+    for step, cmd in (("configure", ["cmake", *generator, f"-DPICO_SDK_PATH={sdk.resolve()}", "-DPICO_BOARD=pico", "-DPICO_NO_PICOTOOL=1",
+                 "-DCMAKE_BUILD_TYPE=Release", "-S", str(examples.resolve()), "-B", str(build_dir)]),
+                      ("build", ["cmake", "--build", str(build_dir), "--target", *EXAMPLES])):
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode:
+            sys.exit(f"error: cmake {step} of {examples} with the pico-sdk at {sdk} failed (exit {done.returncode}):\n{done.stdout[-4000:]}"
+                     f"{done.stderr[-4000:]}")
 
 
 def run_example(name: str, elf: Path, work: Path) -> dict:
