@@ -206,3 +206,19 @@ def test_launch_through_the_rom_restarts_and_launches_like_the_model(tmp_path, m
     assert sim.core1_launch[:2] == (0x10000100, 0x20041000) and entry & 1
     # core 1's own code is 7 instructions and a wfe loop; through the ROM the handshake adds a few hundred
     assert (result.core1_instructions > 100) == (not model), result.core1_instructions
+
+
+def test_an_official_bootrom_puts_the_python_model_in_core_1s_place():
+    """--bootrom loads another ROM after construction: core 1 restarts with the model (which cannot run that ROM's
+    code at our timing), and core 0 still finds exactly one 0 from core 1 in its FIFO."""
+    from rp2040_sim.core import Rp2040, SimConfig
+    from rp2040_sim import rom
+
+    sim = Rp2040(SimConfig())
+    assert sim.core1_in_rom is not None and sim.core1_bootrom is None
+    assert list(sim.sio.shared.fifo[1]) == [0]
+    other = bytearray(rom.image())
+    other[-4:] = b"\x00\xbf\x00\xbf"           # any image that is not ours
+    sim.load_rom(bytes(other))
+    assert sim.core1_in_rom is None and sim.core1_bootrom is not None
+    assert list(sim.sio.shared.fifo[1]) == [0] and list(sim.sio.shared.fifo[0]) == []
