@@ -13,7 +13,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from unicorn import (UC_ARCH_ARM, UC_HOOK_BLOCK, UC_HOOK_INTR, UC_HOOK_MEM_INVALID, UC_HOOK_TLB_FILL,
+from unicorn import (UC_ARCH_ARM, UC_HOOK_BLOCK, UC_HOOK_CODE, UC_HOOK_INTR, UC_HOOK_MEM_INVALID, UC_HOOK_TLB_FILL,
                      UC_MODE_THUMB, UC_PROT_ALL, UC_PROT_EXEC, UC_PROT_READ, UC_TLB_VIRTUAL, Uc, UcError)
 from unicorn import arm_const as arm
 from unicorn import unicorn_const as ucc
@@ -40,6 +40,7 @@ from rp2040_sim.peripherals.xip import Ssi, XipCtrl
 
 # Interrupt numbers Unicorn reports in UC_HOOK_INTR (qemu target/arm/cpu.h EXCP_*)
 EXCP_UDEF, EXCP_SWI, EXCP_DATA_ABORT, EXCP_BKPT = 1, 2, 4, 7
+EXCP_EXCEPTION_EXIT = 8    # QEMU's M-profile exception return: a BX/POP to EXC_RETURN with IPSR != 0
 BKPT_OPCODE_MASK, BKPT_OPCODE = 0xFF00, 0xBE00
 # A run never ends by reaching `until`: no Thumb code can sit at this odd address.
 UNTIL_NEVER = 0xFFFFFFFF
@@ -97,6 +98,7 @@ class SimConfig:
     uart_sink: object = None          # callable(byte) for live UART output
     warn_sink: object = None          # callable(str); default: stderr
     accounting: bool = True           # False: no native hooks, no cycles (speed baseline for benchmarks only)
+    core1_model: bool = False         # True: core 1's launch answered by core1.Core1Bootrom even with our ROM
 
     def __post_init__(self):
         check_max_cycles(self.max_cycles, "SimConfig.max_cycles")
@@ -143,6 +145,8 @@ class Rp2040:
         self.config = config or SimConfig()
         self.primary = primary
         self.core1: Rp2040 | None = None   # core 1 once launched (on the primary)
+        self.core1_in_rom: Rp2040 | None = None   # core 1's engine while it runs our ROM, before launch (primary)
+        self._core1_rom_due = False        # core 0 wrote core 1's FIFO: run core 1's ROM code next (primary)
         self.runnable = True               # core 1: False once it halted or can never run again
         self.resume_pc = 0                 # core 1: where its next quantum starts
         self._active = self                # the core whose MMIO access is being served (bus cycles go there)
@@ -177,6 +181,8 @@ class Rp2040:
             self._map_memory_shared()
             self._make_core1_peripherals()
         self._add_hooks()
+        if primary is None:
+            self._start_core1(rom_is_ours=True)
 
     # -- construction --------------------------------------------------------------------------------------------
     def _map_memory(self):
@@ -271,7 +277,7 @@ class Rp2040:
         self.sio = Sio(self, 0)
         self.sio1 = Sio(self, 1, self.sio.shared)       # core 1's view: its FIFO ends and CPUID
         self.core1_launch: tuple[int, int, int] | None = None   # (VTOR, SP, entry) once launched
-        self.core1_bootrom = Core1Bootrom(self.sio1, self._core1_launched)
+        self.core1_bootrom: Core1Bootrom | None = None   # the Python model of wait_for_vector (see _start_core1)
         self.ssi = Ssi(self)
         self.xip_ctrl = XipCtrl(self)
         self.ppb = Ppb(self)
@@ -308,6 +314,8 @@ class Rp2040:
         self.uc.hook_add(UC_HOOK_MEM_INVALID, self._on_invalid_access)
 
     def close(self):
+        if self.core1_in_rom is not None and self.primary is None:
+            self.core1_in_rom.close()
         if self._state_ptr:
             self.lib.sim_free(self._sp)
             self._state_ptr = None
@@ -383,26 +391,110 @@ class Rp2040:
         elif self.core1 is not None:
             self.core1._set_irq_local(n, level)
 
-    def _core1_launched(self, vtor: int, sp: int, entry: int):
-        """Core 1 left the bootrom: start its engine at the primary's current cycle count."""
-        self.core1_launch = (vtor, sp, entry)
+    # -- core 1 in the bootrom ------------------------------------------------------------------------------------
+    def _start_core1(self, rom_is_ours: bool):
+        """Core 1 at reset. With our ROM, its own engine runs the ROM's reset path into wait_for_vector (datasheet
+        2.8.2): it drains its FIFO, sends core 0 a 0 and sleeps in WFE. Afterwards it runs only when core 0 writes
+        its FIFO (_core1_rom_wake), at that moment, until it sleeps again, exactly as long as the ROM code takes;
+        core 0 runs alone in between, so single-core firmware runs as fast and counts the same as without it.
+        With an official ROM (--bootrom) or SimConfig(core1_model=True), core1.Core1Bootrom answers instead."""
+        shared = self.sio.shared
+        if self.core1_in_rom is not None:
+            self.core1_in_rom.close()
+            self.core1_in_rom = None
+        for fifo in shared.fifo:
+            fifo.clear()
+        shared.readers[1] = None
+        self.core1_bootrom = None
+        if not rom_is_ours or self.config.core1_model:
+            self.core1_bootrom = Core1Bootrom(self.sio1, self._core1_launched)
+            return
+        core1 = self._new_core1()
+        rom_bytes = bytes(self.uc.mem_read(ROM_BASE, ROM_SIZE))
+        launch_pc = rom.launch_branch(rom_bytes)
+        core1._launch_hook = core1.uc.hook_add(UC_HOOK_CODE, core1._at_rom_launch, begin=launch_pc, end=launch_pc)
+        core1.uc.reg_write(arm.UC_ARM_REG_MSP, int.from_bytes(rom_bytes[0:4], "little"))
+        core1.set_regs(sp=int.from_bytes(rom_bytes[0:4], "little"))
+        core1.resume_pc = int.from_bytes(rom_bytes[4:8], "little") & ~1
+        self.core1_in_rom = core1
+        shared.readers[1] = self._core1_rom_wake
+        self._run_core1_rom()
+
+    def _new_core1(self) -> "Rp2040":
         core1 = Rp2040(SimConfig(max_cycles=self.config.max_cycles, timeout=None, strict=self.config.strict,
                                  xip_miss_cycles=self.config.xip_miss_cycles, accounting=self.config.accounting),
                        primary=self)
-        core1.ppb.regs[SCB_VTOR_OFFSET] = vtor & 0xFFFFFF00
-        core1.set_regs(sp=sp)
-        core1.uc.reg_write(arm.UC_ARM_REG_MSP, sp & 0xFFFFFFFF)
-        core1.resume_pc = entry & ~1
-        core1.state.cycles = self.state.cycles
         core1.state.stack_limit = 0
-        core1.exc.lines = self.exc.lines & ~(1 << SIO_IRQ_PROC0)
         self.lib.sim_set_other_event(self._sp, ctypes.addressof(core1.state) + EVENT_REG_OFFSET)
         self.lib.sim_set_other_event(core1._sp, ctypes.addressof(self.state) + EVENT_REG_OFFSET)
+        return core1
+
+    def _core1_rom_wake(self):
+        """Core 0 wrote a word into core 1's RX FIFO while core 1 sleeps in the ROM: let core 1 run right after
+        the store (the store's block is cut there, as for a store that pends an interrupt)."""
+        self._core1_rom_due = True
+        if not self._executing:
+            self._run_core1_rom()
+        elif self._in_mmio_write and (self._hint_before(self.pc() + 2) or 0) >> 11 != STM_TOP5:
+            if self._event is None:
+                self._event = "mmio_write"
+                self.uc.emu_stop()
+        else:
+            self.state.stop_before = 1
+
+    def _run_core1_rom(self):
+        """Run core 1's ROM code from core 0's present cycle count (it slept until now) until it sleeps again
+        or branches to the entry it was sent."""
+        self._core1_rom_due = False
+        c1 = self.core1_in_rom
+        if c1 is None:
+            return
+        c1.state.cycles = self.state.cycles
+        stop = c1.run(c1.resume_pc, QUANTUM_CYCLES)
+        if stop.kind == "launch":
+            self._core1_launched_from_rom(c1)
+        elif stop.kind == "budget exceeded":
+            c1.resume_pc = stop.pc                     # asleep in wv_pop / wv_push until the next word
+        else:
+            self.core1_in_rom = None
+            self.sio.shared.readers[1] = None
+            self.warn(f"core 1 stopped in the ROM: {stop.kind}: {stop.detail}")
+
+    def _at_rom_launch(self, uc, address, size, _ud):
+        """Code hook on the ROM's `blx r6` into the entry core 0 sent: core 1 leaves the bootrom here."""
+        regs = self.regs()
+        self._rom_launch = (self.ppb.vtor(), regs["sp"], regs["r6"], address)
+        self._pending = Stop("launch", address)
+        uc.emu_stop()
+
+    def _core1_launched_from_rom(self, core1: "Rp2040"):
+        vtor, sp, entry, blx_pc = core1._rom_launch
+        core1.uc.hook_del(core1._launch_hook)
+        core1._pending = None
+        core1.uc.reg_write(arm.UC_ARM_REG_LR, (blx_pc + 2) | 1)     # the blx itself (its 2 cycles are counted)
+        core1.resume_pc = entry & ~1
+        self.core1_in_rom = None
+        self.sio.shared.readers[1] = None
+        self._promote_core1(core1, (vtor, sp, entry))
+
+    def _promote_core1(self, core1: "Rp2040", launch: tuple[int, int, int]):
+        self.core1_launch = launch
+        core1.exc.lines = self.exc.lines & ~(1 << SIO_IRQ_PROC0)
         self.core1 = core1
         self.sio1.update_irq()
         if self._running:
             self._quantum_end = self.state.cycles + QUANTUM_CYCLES     # core 1's first turn comes after this
             self._schedule()
+
+    def _core1_launched(self, vtor: int, sp: int, entry: int):
+        """Core 1 left the bootrom: start its engine at the primary's current cycle count."""
+        core1 = self._new_core1()
+        core1.ppb.regs[SCB_VTOR_OFFSET] = vtor & 0xFFFFFF00
+        core1.set_regs(sp=sp)
+        core1.uc.reg_write(arm.UC_ARM_REG_MSP, sp & 0xFFFFFFFF)
+        core1.resume_pc = entry & ~1
+        core1.state.cycles = self.state.cycles
+        self._promote_core1(core1, (vtor, sp, entry))
 
     def events_changed(self):
         """See _events_changed_local; shared peripherals call this on the primary and it reaches both cores."""
@@ -498,6 +590,8 @@ class Rp2040:
                                  "the Cortex-M0+ faults on unaligned loads and stores (HardFault)")
         elif intno == EXCP_SWI:
             self._event = "svc"                  # pc is the return address, after the svc
+        elif intno == EXCP_EXCEPTION_EXIT and pc >= EXC_RETURN_MIN:
+            self._event = ("exc_return", pc | 1)  # in handler mode (IPSR set) Unicorn raises this instead of fetching
         elif intno == EXCP_UDEF and self._hint_before(pc) in (HINT_WFE, HINT_YIELD):
             self._event = "wfe" if self._hint_before(pc) == HINT_WFE else "yield"
         elif intno == EXCP_UDEF:
@@ -560,6 +654,8 @@ class Rp2040:
             while True:
                 self._set_quantum()
                 stop, pc = self._slice(pc, budget)
+                if self._core1_rom_due:
+                    self._run_core1_rom()
                 if stop is None and self.core1 is not None and self.core1.runnable:
                     stop = self._run_core1()
                 if stop is not None:
@@ -567,6 +663,8 @@ class Rp2040:
         finally:
             self._running = False
             self._quantum_end = None
+            if self.primary is None:
+                self.ssi.check_xip_setup()
             st.wall_deadline_ns = 0
             st.budget = self._run_end
         stop.regs = self.regs()
@@ -754,6 +852,8 @@ class Rp2040:
         self.uc.mem_write(ROM_BASE, bytes(image))
         self.uc.ctl_remove_cache(ROM_BASE, ROM_BASE + ROM_SIZE)
         self.lib.sim_forget_blocks(self._sp)
+        if self.primary is None and hasattr(self, "sio1"):     # after construction: core 1 restarts with this ROM
+            self._start_core1(rom_is_ours=bytes(image) == rom.image())
 
     def load_flash(self, image: bytes, offset: int = 0):
         if offset + len(image) > FLASH_SIZE:

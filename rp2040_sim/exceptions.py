@@ -159,6 +159,10 @@ class Exceptions:
         uc.reg_write(arm.UC_ARM_REG_LR, exc_return)
         self.set_pending(n, False)
         self.active.append(n)
+        # IPSR = the exception number, as `mrs rX, ipsr` reads it (the SDK's alarm pool finds its alarm from it).
+        # Unicorn keeps its own exception machinery off: an EXC_RETURN branch is still the fetch from 0xFFFFFFFx
+        # the run loop catches; set after the CONTROL write, whose SP swap Unicorn only does in thread mode.
+        uc.reg_write(arm.UC_ARM_REG_IPSR, n)
         self.taken += 1
         sim.add_cycles(ENTRY_CYCLES)
         if not vector & 1:
@@ -177,6 +181,7 @@ class Exceptions:
             raise ExceptionFault("exception return", f"EXC_RETURN 0x{exc_return:08x} does not match the exception "
                                  f"stack {self.active} (HardFault on the chip)", exc_return)
         self.active.pop()
+        uc.reg_write(arm.UC_ARM_REG_IPSR, self.active[-1] if self.active else 0)   # before CONTROL: see enter
         if exc_return == EXC_RETURN_THREAD_PSP:
             control = uc.reg_read(arm.UC_ARM_REG_CONTROL)
             uc.reg_write(arm.UC_ARM_REG_CONTROL, control | CONTROL_SPSEL)

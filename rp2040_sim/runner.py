@@ -64,6 +64,8 @@ def function_cycles(sim, elf) -> list[tuple[str, int]]:
         name = (elf.function_at(addr) if elf else None) or f"0x{addr:08x}"
         if 0x20041F00 <= addr < 0x20042000:
             name = "boot2"
+        elif addr < 0x4000 and not (elf and elf.function_at(addr)):
+            name = "bootrom"                 # ROM routines the program called (memcpy, float, flash functions)
         totals[name] += cycles
     return sorted(totals.items(), key=lambda kv: -kv[1])
 

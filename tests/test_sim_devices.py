@@ -263,13 +263,19 @@ reset:
 
 def test_usb_warns_once_and_strict_stops(tmp_path):
     require_tool("arm-none-eabi-as")
-    body = ("ldr r0, =0x5011004C\n str r0, [r0]\n ldr r1, [r0, #4]\n ldr r0, =0x50100000\n ldr r1, [r0]\n"
-            "bkpt #0\n .ltorg\n")
+    # the pico-sdk's runtime_init_usb_power_down: read SIE_CTRL (reset 0), set TRANSCEIVER_PD through the SET alias
+    power_down = ("ldr r0, =0x5011004C\n ldr r1, [r0]\n ldr r2, =0x5011204C\n ldr r3, =(1 << 26)\n"
+                  " str r3, [r2]\n ldr r4, [r0]\n")
+    body = power_down + ("ldr r0, =0x50110050\n str r0, [r0]\n ldr r1, [r0, #4]\n ldr r0, =0x50100000\n"
+                         " ldr r1, [r0]\n bkpt #0\n .ltorg\n")
     warnings = []
+    sim, stop = asm.run_snippet(power_down + "bkpt #0\n .ltorg\n", tmp_path,
+                                sim=Rp2040(SimConfig(strict=True, warn_sink=warnings.append)))
+    assert stop.kind == "halt" and warnings == [] and sim.regs()["r4"] == 1 << 26
     sim, stop = asm.run_snippet(body, tmp_path, sim=Rp2040(SimConfig(warn_sink=warnings.append)))
     assert stop.kind == "halt" and len([w for w in warnings if "USB" in w]) == 1
     _, stop = asm.run_snippet(body, tmp_path, sim=Rp2040(SimConfig(strict=True, warn_sink=lambda m: None)))
-    assert stop.kind == "unimplemented register" and "USBCTRL_REGS+0x004c" in stop.detail
+    assert stop.kind == "unimplemented register" and "USBCTRL_REGS+0x0050" in stop.detail
 
 
 def test_impossible_clock_divider_is_a_fault_naming_the_register(tmp_path):

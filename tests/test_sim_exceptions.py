@@ -419,3 +419,48 @@ def test_exception_from_thread_mode_on_psp_uses_msp_and_returns_to_psp(tmp_path)
     result, sim = run(tmp_path, PSP_THREAD)
     assert result.stop.ok, result.fault_report
     assert words(sim, 4) == [0x20042000, 0xFFFFFFFD, 0x20041C00, 0x20042000]
+
+
+IPSR = r"""
+reset:
+    ldr r0, =NVIC_IPR0
+    ldr r1, =0x00C00000          @ IRQ2 priority 3, IRQ5 priority 0
+    str r1, [r0]
+    ldr r0, =NVIC_ISER
+    movs r1, #(1 << 2) | (1 << 5)
+    str r1, [r0]
+    ldr r0, =NVIC_ISPR
+    movs r1, #(1 << 2)
+    str r1, [r0]                 @ IRQ2 (exception 18) taken at once
+    mrs r2, ipsr
+    ldr r5, =DATA
+    str r2, [r5, #12]            @ log[3] = IPSR back in thread mode (0)
+    mrs r2, xpsr
+    lsls r2, r2, #26
+    str r2, [r5, #16]            @ log[4] = xPSR's exception field in thread mode (0)
+    bkpt #0
+isr_irq2:
+    push {lr}
+    ldr r2, =DATA
+    mrs r3, ipsr
+    str r3, [r2]                 @ log[0] = 18
+    ldr r0, =NVIC_ISPR
+    movs r1, #(1 << 5)
+    str r1, [r0]                 @ IRQ5 (exception 21) preempts
+    mrs r3, ipsr
+    str r3, [r2, #8]             @ log[2] = 18 again after the nested return
+    pop {pc}
+isr_irq5:
+    ldr r2, =DATA
+    mrs r3, ipsr
+    str r3, [r2, #4]             @ log[1] = 21
+    bx lr
+"""
+
+
+def test_ipsr_reads_the_active_exception_number(tmp_path):
+    # The pico-sdk's alarm pool finds which TIMER alarm fired from IPSR (__get_current_exception): a handler must
+    # read its own exception number, the outer one after a nested return, and thread mode 0.
+    result, sim = run(tmp_path, IPSR)
+    assert result.stop.ok, result.fault_report
+    assert words(sim, 5) == [16 + 2, 16 + 5, 16 + 2, 0, 0]

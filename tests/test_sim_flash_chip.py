@@ -158,6 +158,24 @@ def test_xip_configurations_the_chip_would_not_answer_warn(sim):
     assert any("not in continuous-read mode" in m for m in sim.test_warnings)
 
 
+def test_command_style_setup_warns_only_when_no_frame_follows(sim):
+    """The pico-sdk's boot2 enables the SSI in EEPROM mode with an 8-bit instruction phase and XIP_CMD 0, then
+    sends EBh + address + A0h through DR0 itself: no warning. The same setup left for XIP reads warns at the end."""
+    sim.ssi.chip.sr2 |= fc.SR2_QE
+    command_style = (0 << 24) | (4 << 11) | (2 << 8) | (8 << 2) | 1
+    quad_setup(sim, command_style)
+    sim.ssi.bus_write(xip.SSI_DR0, 4, 0xEB)
+    sim.ssi.bus_write(xip.SSI_DR0, 4, 0x000000A0)
+    sim.ssi.bus_read(xip.SSI_DR0, 4)
+    quad_setup(sim, (0xA0 << 24) | (4 << 11) | (0 << 8) | (8 << 2) | 2)
+    sim.ssi.check_xip_setup()
+    assert sim.test_warnings == [] and sim.ssi.chip.continuous
+    quad_setup(sim, command_style)
+    assert sim.test_warnings == []
+    sim.ssi.check_xip_setup()
+    assert any("0x00 is not EBh" in m for m in sim.test_warnings)
+
+
 def test_xip_cache_not_stale_after_program_and_flush(sim):
     """A line cached before a program reads the new bytes after XIP_CTRL FLUSH (the model reads the buffer on a
     hit; the flush also makes the next access a miss, as on the chip)."""

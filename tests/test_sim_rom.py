@@ -90,6 +90,22 @@ def test_every_function_code_is_found_with_its_thumb_bit(caller):
     assert fn == 0 and stop.regs["r0"] == 1
 
 
+def test_python_lookup_matches_the_roms_and_rom_cycles_are_named_bootrom(caller, tmp_path):
+    # rom.lookup (used to find wait_for_vector's launch branch) agrees with the ROM's own rom_table_lookup
+    for name in FUNCTIONS:
+        assert rom.lookup(rom.image(), name) == caller.call([], func=name)[2] & ~1, name
+    assert rom.lookup(rom.image(), "ZZ") is None
+    assert int.from_bytes(rom.image()[rom.launch_branch(rom.image()):][:2], "little") == rom.BLX_R6
+    # cycles spent in ROM routines appear in a run's profile as "bootrom", not as raw addresses
+    from rp2040_sim import runner
+    popcount = rom.lookup(rom.image(), "P3") | 1
+    image = asm.build_image(f"    .thumb_func\n    .global reset\nreset:\n    ldr r0, =0xF0F0\n"
+                            f"    ldr r3, =0x{popcount:x}\n    blx r3\n    bkpt #0\n    .ltorg\n", tmp_path)
+    result, _ = runner.run_image(image["uf2"])
+    assert result.stop.ok and result.stop.regs["r0"] == 8
+    assert "bootrom" in dict(result.functions) and not any(n.startswith("0x0000") for n, _ in result.functions)
+
+
 def test_data_table_float_tables_and_sizes():
     image = rom.image()
     data_table = struct.unpack_from("<H", image, 0x16)[0]

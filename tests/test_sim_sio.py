@@ -141,3 +141,84 @@ def test_fifo_flags_launch_handshake_overflow_and_irq(tmp_path):
     vtor, sp, entry = sim.core1_launch
     assert (vtor, sp) == (0x10000100, 0x20041000) and entry & 1
     assert len(sim.sio.shared.fifo[0]) == 8          # core 1 runs its own code now: nobody reads its FIFO
+
+
+RESTARTED_LAUNCH = r"""
+reset:
+    ldr r7, =DATA
+    ldr r0, =0xD0000000
+    adr r4, sequence
+    movs r5, #0
+next:
+    ldr r1, [r4, r5]
+    cmp r1, #0
+    bne send
+drain:                           @ before a 0: empty our RX FIFO (the SDK's multicore_launch_core1 does the same)
+    ldr r2, [r0, #0x50]
+    lsrs r2, r2, #1
+    bcc send
+    ldr r2, [r0, #0x58]
+    b drain
+send:
+    str r1, [r0, #0x54]          @ FIFO_WR
+    sev
+wait:
+    ldr r2, [r0, #0x50]
+    lsrs r2, r2, #1
+    bcs got
+    wfe
+    b wait
+got:
+    ldr r2, [r0, #0x58]
+    str r2, [r7, r5]             @ log[i] = core 1's answer to sequence[i]
+    adds r5, #4
+    cmp r5, #40
+    bne next
+1:  ldr r1, [r7, #64]            @ core 1 writes log[16] once it runs its own code
+    cmp r1, #0
+    beq 1b
+    bkpt #0
+    .thumb_func
+core1_entry:
+    ldr r0, =0xD0000000
+    ldr r1, [r0]
+    adds r1, #10
+    ldr r2, =DATA
+    str r1, [r2, #64]
+1:  wfe
+    b 1b
+    .ltorg
+    .align 2
+sequence:                        @ a restart after VTOR (a 0 where SP was due), then the whole sequence
+    .word 0, 0, 1, 0x10000100, 0, 0, 1, 0x10000100, 0x20041000, core1_entry
+"""
+
+
+@pytest.mark.parametrize("model", [False, True], ids=["rom", "python-model"])
+def test_launch_through_the_rom_restarts_and_launches_like_the_model(tmp_path, model):
+    """Core 1 runs our ROM's wait_for_vector (datasheet 2.8.2) on its own engine; a 0 in mid-sequence restarts it;
+    every answer core 0 sees and the launch are those of the Python model (SimConfig(core1_model=True))."""
+    result, sim = run(tmp_path, RESTARTED_LAUNCH, core1_model=model)
+    assert result.stop.ok, result.fault_report
+    log = words(sim, 17)
+    entry = sim.core1_launch[2]
+    assert log[:10] == [0, 0, 1, 0x10000100, 0, 0, 1, 0x10000100, 0x20041000, entry] and log[16] == 11
+    assert sim.core1_launch[:2] == (0x10000100, 0x20041000) and entry & 1
+    # core 1's own code is 7 instructions and a wfe loop; through the ROM the handshake adds a few hundred
+    assert (result.core1_instructions > 100) == (not model), result.core1_instructions
+
+
+def test_an_official_bootrom_puts_the_python_model_in_core_1s_place():
+    """--bootrom loads another ROM after construction: core 1 restarts with the model (which cannot run that ROM's
+    code at our timing), and core 0 still finds exactly one 0 from core 1 in its FIFO."""
+    from rp2040_sim.core import Rp2040, SimConfig
+    from rp2040_sim import rom
+
+    sim = Rp2040(SimConfig())
+    assert sim.core1_in_rom is not None and sim.core1_bootrom is None
+    assert list(sim.sio.shared.fifo[1]) == [0]
+    other = bytearray(rom.image())
+    other[-4:] = b"\x00\xbf\x00\xbf"           # any image that is not ours
+    sim.load_rom(bytes(other))
+    assert sim.core1_in_rom is None and sim.core1_bootrom is not None
+    assert list(sim.sio.shared.fifo[1]) == [0] and list(sim.sio.shared.fifo[0]) == []

@@ -90,6 +90,7 @@ class Ssi(Peripheral):
         self.chip = FlashChip(sim)
         self.cs_override = 0
         self._quad_frames: list[int] = []
+        self._xip_doubt: str | None = None   # why XIP reads in a command-style setup would fail (see _xip_configured)
 
     # -- chip select ----------------------------------------------------------------------------------------------
     def set_cs_override(self, outover: int):
@@ -122,11 +123,13 @@ class Ssi(Peripheral):
     def write(self, offset, value):
         if offset == SSI_DR0:
             if self.regs[SSI_SSIENR] & 1:
+                self._xip_doubt = None       # the program drives the SSI itself: this setup is for its command
                 self._frame(value)
             return
         super().write(offset, value)
         if offset == SSI_SSIENR:
             self._end_transaction()
+            self._xip_doubt = None
             if not value & 1:
                 self.rx.clear()
             elif (self.regs[SSI_CTRLR0] >> CTRLR0_TMOD_SHIFT) & 3 == TMOD_EEPROM:
@@ -180,8 +183,18 @@ class Ssi(Peripheral):
         has_inst = (spi >> SPI_CTRLR0_INST_L_SHIFT) & 3 != 0
         mode = cmd if not has_inst and 4 * ((spi >> SPI_CTRLR0_ADDR_L_SHIFT) & 0xF) == 32 else None
         error = self.chip.xip_error(cmd if has_inst else None, 4 if quad else 1, mode)
-        if error:
+        if error and has_inst and cmd == 0:
+            # An instruction phase with XIP_CMD 0 is how a boot2 sends its own command (the pico-sdk's 0xEB read
+            # that enters continuous mode, through DR0); only if no DR0 frame follows is it meant for XIP.
+            self._xip_doubt = error
+        elif error:
             self.sim.warn(f"SSI: XIP reads would not return the flash contents: {error}")
+
+    def check_xip_setup(self):
+        """At the end of a run: warn about a command-style XIP setup that no DR0 frame followed."""
+        if self._xip_doubt:
+            self.sim.warn(f"SSI: XIP reads would not return the flash contents: {self._xip_doubt}")
+            self._xip_doubt = None
 
 
 class XipCtrl(Peripheral):

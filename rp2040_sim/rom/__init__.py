@@ -127,3 +127,29 @@ def check_official(path) -> bytes:
         raise RomError(f"{path}: bytes 0x10..0x12 are {magic.hex()}, not the RP2040 bootrom magic "
                        f"'M','u',1 ({ROM_MAGIC.hex()}); this is not an RP2040 bootrom image")
     return data
+
+
+ROM_FUNC_TABLE_OFFSET = 0x14            # datasheet 2.8.3: halfword pointer to the function table
+BLX_R6 = 0x47B0                         # wait_for_vector's branch into the entry core 0 sent (rom.S)
+
+
+def lookup(data: bytes, code: str) -> int | None:
+    """rom_func_lookup in Python: the address of the function with this two-letter code, or None."""
+    want = ord(code[0]) | ord(code[1]) << 8
+    at = int.from_bytes(data[ROM_FUNC_TABLE_OFFSET:ROM_FUNC_TABLE_OFFSET + 2], "little")
+    while (key := int.from_bytes(data[at:at + 2], "little")) != 0:
+        if key == want:
+            return int.from_bytes(data[at + 2:at + 4], "little") & ~1
+        at += 4
+    return None
+
+
+def launch_branch(data: bytes) -> int:
+    """Address of the `blx r6` where our wait_for_vector ('WV') enters core 1's program."""
+    at = lookup(data, "WV")
+    if at is None:
+        raise RomError("the rp2040_sim ROM has no wait_for_vector ('WV')")
+    for pc in range(at, at + 0x100, 2):
+        if int.from_bytes(data[pc:pc + 2], "little") == BLX_R6:
+            return pc
+    raise RomError("the rp2040_sim ROM's wait_for_vector has no `blx r6` into the entry")
