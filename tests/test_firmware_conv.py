@@ -325,6 +325,69 @@ def test_m0_fast_output_stage_exact_over_int32(m0, seed, act, out_xor, depthwise
     assert hits, "the fast output stage did not run"
 
 
+def small_acc_case(seed, act, depthwise):
+    """A layer for the three-piece output stage (every accumulator within +-(2^20 - 1), every shift >= 0:
+    conv_q8_m0.c out_small): zero weights make each channel's accumulator its bias, drawn up to the bound, at the
+    bound with the largest multiplier (the partial products' int32 limit), and around every output step; shifts
+    0..31 reach the register shifts of 32 and more."""
+    rng = np.random.default_rng(seed)
+    k = 24
+    t = conv_case(rng, 2, 2, k if depthwise else 3, k, (3, 3), (1, 1), "same", depthwise)
+    t["w"][:] = 0
+    t["mult"] = rng.integers(0, 2**31, k).astype(np.int32)
+    t["mult"][:4] = 2**31 - 1
+    t["shift"] = rng.integers(0, 32, k).astype(np.int8)
+    lim = 2**20 - 1
+    q = rng.integers(-300, 301, k)
+    near = (q * (1 << (31 + t["shift"].astype(object))) // np.maximum(t["mult"], 1).astype(object)).astype(np.float64)
+    acc = np.where(rng.random(k) < 0.5, np.clip(near + rng.integers(-2, 3, k), -lim, lim),
+                   rng.integers(-lim, lim + 1, k))
+    acc[:4] = (-lim, lim, -lim, lim)
+    t["bias"] = acc.astype(np.int64).astype(np.int32)
+    t["zp_out"] = int(rng.integers(-128, 128))
+    t["act_min"], t["act_max"] = [(-128, 127), (t["zp_out"], 127), (t["zp_out"], min(127, t["zp_out"] + 40))][act]
+    return t
+
+
+@settings(max_examples=200, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), act=st.integers(0, 2), out_xor=st.sampled_from([0, 0x80]),
+       depthwise=st.booleans())
+def test_small_accumulator_output_stage_exact_on_host(lib, seed, act, out_xor, depthwise):
+    t = small_acc_case(seed, act, depthwise)
+    np.testing.assert_array_equal(run_q8(lib, t, "m0", out_xor), q8_golden(t))
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), act=st.integers(0, 2), out_xor=st.sampled_from([0, 0x80]),
+       depthwise=st.booleans())
+def test_m0_small_accumulator_output_stage_exact(m0, seed, act, out_xor, depthwise):
+    t = small_acc_case(seed, act, depthwise)
+    small = m0.elf.addr("pz_q8_requant_small_m0") & ~1
+    hits = []
+    op = "dwconv2d" if depthwise else "conv2d"
+    run = m0.call(t, f"pz_{op}_q8_m0", out_xor, hook=lambda addr, size: hits.append(addr) if addr == small else None)
+    np.testing.assert_array_equal(run.y, q8_golden(t))
+    assert hits, "the small-accumulator output stage did not run"
+
+
+def test_m0_small_output_stage_not_taken_past_its_bound(m0):
+    """One channel whose accumulator can reach 2^20 sends the layer through the general output stage."""
+    t = conv_case(np.random.default_rng(11), 3, 3, 8, 8, (1, 1), (1, 1), "same", False)
+    t["shift"][:] = 8
+    t["w"][:] = 0
+    t["bias"][:] = 1000
+    t["bias"][5] = 2**20
+    small = m0.elf.addr("pz_q8_requant_small_m0") & ~1
+    hits = []
+    run = m0.call(t, "pz_conv2d_q8_m0", hook=lambda addr, size: hits.append(addr) if addr == small else None)
+    np.testing.assert_array_equal(run.y, q8_golden(t))
+    assert not hits
+    t["bias"][5] = 2**20 - 1
+    run = m0.call(t, "pz_conv2d_q8_m0", hook=lambda addr, size: hits.append(addr) if addr == small else None)
+    np.testing.assert_array_equal(run.y, q8_golden(t))
+    assert hits
+
+
 # Cycle budgets per MAC with the XIP cache warm and the shifts of real int8 conv layers (the emulator is
 # deterministic; `python benchmarks/conv_firmware.py kernels` has the full table). They fail when a change makes a
 # kernel slower.
