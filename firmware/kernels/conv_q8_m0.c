@@ -644,15 +644,28 @@ static void gather(const pz_q8_conv_t *l, const uint8_t *xu, uint32_t oy, uint32
     const pz_conv_shape_t *s = &l->s;
     const uint32_t C = s->in_c, n_win = (uint32_t)s->k_h * s->k_w * C;
     for (uint32_t i = n_win; i < ((n_win + 3u) & ~3u); i++) dst[i] = 0;  /* the layout's zero-weight padding */
+    /* whole words when every cell is: C a multiple of 4, x and dst 4-byte aligned (scratch is) */
+    const int words = (C & 3u) == 0 && ((uintptr_t)xu & 3u) == 0;
+    const uint32_t pad4 = l->pad * 0x01010101u;
     for (uint32_t dy = 0; dy < s->k_h; dy++) {
         int32_t iy = (int32_t)(oy * s->stride_h + dy) - s->pad_top;
         for (uint32_t dx = 0; dx < s->k_w; dx++, dst += C) {
             int32_t ix = (int32_t)(ox * s->stride_w + dx) - s->pad_left;
             if (iy < 0 || ix < 0 || iy >= s->in_h || ix >= s->in_w) {
-                for (uint32_t c = 0; c < C; c++) dst[c] = l->pad;
+                if (words) {
+                    for (uint32_t c = 0; c < C; c += 4) *(pz_word_alias *)(void *)(dst + c) = pad4;
+                } else {
+                    for (uint32_t c = 0; c < C; c++) dst[c] = l->pad;
+                }
             } else {
                 const uint8_t *src = xu + ((uint32_t)iy * s->in_w + (uint32_t)ix) * C;
-                for (uint32_t c = 0; c < C; c++) dst[c] = src[c];
+                if (words) {
+                    for (uint32_t c = 0; c < C; c += 4) {
+                        *(pz_word_alias *)(void *)(dst + c) = *(const pz_word_alias *)(const void *)(src + c);
+                    }
+                } else {
+                    for (uint32_t c = 0; c < C; c++) dst[c] = src[c];
+                }
             }
         }
     }
