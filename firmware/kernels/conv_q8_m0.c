@@ -5,10 +5,12 @@
  * those runs: per window byte, LDRB x + 2 x [LDM word + 4 extract + 4 MULS + 4 ADD] = 30 cycles for 8 MACs. Lanes
  * 0, 2, 4, 6 are stored + 128, so S_even = A_even - 256 * A_odd - 128 * X with X = sum of the window bytes, which
  * is computed once per output pixel (a SWAR byte sum) and shared by all groups.
- * - Interior windows (inside the input) are read in place: kh runs, the next one a row (in_w * C bytes) further.
- * - A window that crosses the border, or any window when kw * C is not a multiple of 4, is first copied into
- *   `scratch` with padding cells = `pad` and zeros up to the layout's padded length, then read as one run.
- * The assembly loop takes runs whose length is a multiple of 4.
+ * - Interior windows (inside the input) are read in place: kh runs of any length (a run enters the 16-byte
+ *   unrolled body at byte 16 - length mod 16 through a computed jump), the next one a row (in_w * C bytes) further;
+ *   a first layer with one input channel reads its 3 x 3 window as three runs of 3 bytes, without copying it and
+ *   without the layout's zero padding.
+ * - A window that crosses the border is first copied into `scratch` with padding cells = `pad` (whole words when C
+ *   is a multiple of 4) and zeros up to the layout's padded length, then read as one run.
  *
  * depthwise 3x3: one output pixel at a time, all channels; for an interior window an assembly loop streams each
  * channel's dw record (bias, 9 weights) with LDM and reads the 9 taps with LDRB at offsets 0, C, 2C of three row
@@ -21,7 +23,7 @@
 typedef uint32_t pz_word_alias __attribute__((may_alias));
 
 typedef struct {
-    uint32_t run_bytes;  /* bytes per run, a multiple of 4, > 0 */
+    uint32_t run_bytes;  /* bytes per run, > 0 */
     uint32_t skip;       /* from the end of one run to the start of the next */
     uint32_t runs;       /* > 0 */
     uint32_t x128;       /* 128 * (sum of the window bytes the runs cover) */
@@ -75,6 +77,8 @@ void pz_q8_conv_dot8_m0(const uint8_t *x, const uint8_t *w, const pz_conv_runs_t
     PZ_CONV_MAC_WORD("adds  r6, r6", "adds  r7, r7", "add   r8", "add   r9")    \
     PZ_CONV_MAC_WORD("add   r10", "add   r11", "add   r12", "add   lr")
 
+#define PZ_CONV_MAC_K_BYTES "54"  /* 27 16-bit instructions; the assembler checks it */
+
 /* One lane pair's accumulators (r6 even, r7 odd; r1 = 128 X) stored at A + off0, A + off1. */
 #define PZ_CONV_PAIR(off0, off1)            \
     "    lsls  r4, r7, #8\n"                 \
@@ -85,8 +89,8 @@ void pz_q8_conv_dot8_m0(const uint8_t *x, const uint8_t *w, const pz_conv_runs_t
 
 /* r0 = x, r1 = the group (32-byte header, then weights; 4-byte aligned), r2 = runs, r3 = acc[8] (bias + dot
  * product per channel). Frame: [sp] = end of this run, [sp+4] = skip, [sp+8] = runs left, [sp+12] = acc,
- * [sp+16] = run bytes, [sp+20] = 128 X. Each run enters the 16-byte unrolled body part way when its
- * number of 4-byte blocks is not a multiple of 4 (Duff's device, as int8_dense_m0.c). */
+ * [sp+16] = run bytes, [sp+20] = 128 X. Each run enters the 16-byte unrolled body part way, at byte 16 - j for
+ * j = run bytes mod 16 (Duff's device at byte granularity: every PZ_CONV_MAC_K is the same 54 bytes of code). */
 __asm__(
     "    .pushsection .text.pz_q8_conv_dot8_m0, \"ax\", %progbits\n"
     "    .syntax unified\n"
@@ -124,39 +128,38 @@ __asm__(
     "    adds  r5, r0, r4\n"
     "    str   r5, [sp]\n"
     "    lsls  r4, r4, #28\n"
-    "    lsrs  r4, r4, #30\n"        /* (4-byte blocks) mod 4 */
+    "    lsrs  r4, r4, #28\n"        /* j = bytes mod 16 */
     "    beq   1f\n"
-    "    cmp   r4, #2\n"
-    "    beq   12f\n"
-    "    bhi   11f\n"
-    "    subs  r0, #12\n"
-    "    b     13f\n"
-    "11:\n"
-    "    subs  r0, #4\n"
-    "    b     14f\n"
-    "12:\n"
-    "    subs  r0, #8\n"
-    "    b     15f\n"
+    "    subs  r4, #16\n"
+    "    adds  r0, r0, r4\n"         /* x -= 16 - j: the first LDRB done reads x[0] */
+    "    movs  r5, #" PZ_CONV_MAC_K_BYTES "\n"
+    "    muls  r4, r5, r4\n"
+    "    mov   r5, pc\n"             /* the address of this instruction + 4 = label 9 */
+    "    subs  r5, r5, r4\n"
+    "9:\n"
+    "    adds  r5, #(1f - 9b)\n"
+    "    mov   pc, r5\n"             /* into the body at byte 16 - j */
     "1:\n"
     PZ_CONV_MAC_K("0")
+    "2:\n"
     PZ_CONV_MAC_K("1")
     PZ_CONV_MAC_K("2")
     PZ_CONV_MAC_K("3")
-    "14:\n"
     PZ_CONV_MAC_K("4")
     PZ_CONV_MAC_K("5")
     PZ_CONV_MAC_K("6")
     PZ_CONV_MAC_K("7")
-    "15:\n"
     PZ_CONV_MAC_K("8")
     PZ_CONV_MAC_K("9")
     PZ_CONV_MAC_K("10")
     PZ_CONV_MAC_K("11")
-    "13:\n"
     PZ_CONV_MAC_K("12")
     PZ_CONV_MAC_K("13")
     PZ_CONV_MAC_K("14")
     PZ_CONV_MAC_K("15")
+    "    .if (2b - 1b) != " PZ_CONV_MAC_K_BYTES "\n"
+    "    .error \"PZ_CONV_MAC_K_BYTES is not the size of one PZ_CONV_MAC_K\"\n"
+    "    .endif\n"
     "    adds  r0, #16\n"
     "    ldr   r4, [sp]\n"
     "    cmp   r0, r4\n"
@@ -671,16 +674,6 @@ static void gather(const pz_q8_conv_t *l, const uint8_t *xu, uint32_t oy, uint32
     }
 }
 
-/* dst = runs rows of `run` bytes, `row` bytes apart in src, back to back, then zeros up to a whole 4-byte block
- * (gather() for a window inside the input, without its per-cell bounds checks). */
-__attribute__((optimize("no-tree-loop-distribute-patterns")))
-static void copy_runs(const uint8_t *src, uint8_t *dst, uint32_t run, uint32_t row, uint32_t runs) {
-    for (; runs; runs--, src += row) {
-        for (uint32_t i = 0; i < run; i++) *dst++ = src[i];
-    }
-    while ((uintptr_t)dst & 3u) *dst++ = 0;  /* scratch is 4-byte aligned */
-}
-
 void pz_conv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
     const pz_conv_shape_t *s = &l->s;
     const uint32_t C = s->in_c, K = s->out_c, n_win = ((uint32_t)s->k_h * s->k_w * C + 3u) & ~3u;
@@ -690,8 +683,6 @@ void pz_conv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
     const uint32_t group_bytes = 32u + 8u * n_win;
     const uint8_t *w0 = l->w;
     uint8_t *scratch = l->scratch;
-    /* windows read in place when each run is a whole number of 4-byte blocks (x is read bytewise: any alignment) */
-    const int direct = (run & 3u) == 0;
     pz_requant_run_t rq;
     requant_init(&rq, l, K, 0);
     for (uint32_t oy = 0; oy < s->out_h; oy++) {
@@ -700,17 +691,11 @@ void pz_conv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
             int32_t ix0 = (int32_t)(ox * s->stride_w) - s->pad_left;
             const uint8_t *x;
             pz_conv_runs_t r;
-            if (direct && iy0 >= 0 && ix0 >= 0 && iy0 + s->k_h <= s->in_h && ix0 + s->k_w <= s->in_w) {
-                x = xu + ((uint32_t)iy0 * s->in_w + (uint32_t)ix0) * C;
+            if (iy0 >= 0 && ix0 >= 0 && iy0 + s->k_h <= s->in_h && ix0 + s->k_w <= s->in_w) {
+                x = xu + ((uint32_t)iy0 * s->in_w + (uint32_t)ix0) * C;  /* in place, any run length */
                 r.run_bytes = run;
                 r.skip = row - run;
                 r.runs = s->k_h;
-            } else if (iy0 >= 0 && ix0 >= 0 && iy0 + s->k_h <= s->in_h && ix0 + s->k_w <= s->in_w) {
-                copy_runs(xu + ((uint32_t)iy0 * s->in_w + (uint32_t)ix0) * C, scratch, run, row, s->k_h);
-                x = scratch;  /* an interior window whose runs are not whole blocks: the rows back to back */
-                r.run_bytes = n_win;
-                r.skip = 0;
-                r.runs = 1;
             } else {
                 gather(l, xu, oy, ox, scratch);
                 x = scratch;
