@@ -19,6 +19,7 @@
  * Other kernel sizes run the reference. */
 #include "conv.h"
 #include "int8_impl.h"
+#include "int8_mac_m0.h"
 
 typedef uint32_t pz_word_alias __attribute__((may_alias));
 
@@ -58,26 +59,6 @@ static uint32_t sum_bytes(const uint8_t *p, uint32_t n) {
 #if PZ_Q8_M0_ASM
 void pz_q8_conv_dot8_m0(const uint8_t *x, const uint8_t *w, const pz_conv_runs_t *r, uint32_t *A);
 
-#define PZ_CONV_MAC_WORD(a0, a1, a2, a3) \
-    "    ldm   r1!, {r3}\n"              \
-    "    sxth  r4, r3\n"                 \
-    "    asrs  r5, r4, #8\n"             \
-    "    muls  r4, r2, r4\n"             \
-    "    " a0 ", r4\n"                   \
-    "    muls  r5, r2, r5\n"             \
-    "    " a1 ", r5\n"                   \
-    "    asrs  r4, r3, #16\n"            \
-    "    muls  r4, r2, r4\n"             \
-    "    " a2 ", r4\n"                   \
-    "    asrs  r3, r3, #24\n"            \
-    "    muls  r3, r2, r3\n"             \
-    "    " a3 ", r3\n"
-#define PZ_CONV_MAC_K(off)                                                      \
-    "    ldrb  r2, [r0, #" off "]\n"                                            \
-    PZ_CONV_MAC_WORD("adds  r6, r6", "adds  r7, r7", "add   r8", "add   r9")    \
-    PZ_CONV_MAC_WORD("add   r10", "add   r11", "add   r12", "add   lr")
-
-#define PZ_CONV_MAC_K_BYTES "54"  /* 27 16-bit instructions; the assembler checks it */
 
 /* One lane pair's accumulators (r6 even, r7 odd; r1 = 128 X) stored at A + off0, A + off1. */
 #define PZ_CONV_PAIR(off0, off1)            \
@@ -90,7 +71,7 @@ void pz_q8_conv_dot8_m0(const uint8_t *x, const uint8_t *w, const pz_conv_runs_t
 /* r0 = x, r1 = the group (32-byte header, then weights; 4-byte aligned), r2 = runs, r3 = acc[8] (bias + dot
  * product per channel). Frame: [sp] = end of this run, [sp+4] = skip, [sp+8] = runs left, [sp+12] = acc,
  * [sp+16] = run bytes, [sp+20] = 128 X. Each run enters the 16-byte unrolled body part way, at byte 16 - j for
- * j = run bytes mod 16 (Duff's device at byte granularity: every PZ_CONV_MAC_K is the same 54 bytes of code). */
+ * j = run bytes mod 16 (Duff's device at byte granularity: every PZ_Q8_MAC_K is the same 54 bytes of code, int8_mac_m0.h). */
 __asm__(
     "    .pushsection .text.pz_q8_conv_dot8_m0, \"ax\", %progbits\n"
     "    .syntax unified\n"
@@ -132,7 +113,7 @@ __asm__(
     "    beq   1f\n"
     "    subs  r4, #16\n"
     "    adds  r0, r0, r4\n"         /* x -= 16 - j: the first LDRB done reads x[0] */
-    "    movs  r5, #" PZ_CONV_MAC_K_BYTES "\n"
+    "    movs  r5, #" PZ_Q8_MAC_K_BYTES "\n"
     "    muls  r4, r5, r4\n"
     "    mov   r5, pc\n"             /* the address of this instruction + 4 = label 9 */
     "    subs  r5, r5, r4\n"
@@ -140,25 +121,25 @@ __asm__(
     "    adds  r5, #(1f - 9b)\n"
     "    mov   pc, r5\n"             /* into the body at byte 16 - j */
     "1:\n"
-    PZ_CONV_MAC_K("0")
+    PZ_Q8_MAC_K("0")
     "2:\n"
-    PZ_CONV_MAC_K("1")
-    PZ_CONV_MAC_K("2")
-    PZ_CONV_MAC_K("3")
-    PZ_CONV_MAC_K("4")
-    PZ_CONV_MAC_K("5")
-    PZ_CONV_MAC_K("6")
-    PZ_CONV_MAC_K("7")
-    PZ_CONV_MAC_K("8")
-    PZ_CONV_MAC_K("9")
-    PZ_CONV_MAC_K("10")
-    PZ_CONV_MAC_K("11")
-    PZ_CONV_MAC_K("12")
-    PZ_CONV_MAC_K("13")
-    PZ_CONV_MAC_K("14")
-    PZ_CONV_MAC_K("15")
-    "    .if (2b - 1b) != " PZ_CONV_MAC_K_BYTES "\n"
-    "    .error \"PZ_CONV_MAC_K_BYTES is not the size of one PZ_CONV_MAC_K\"\n"
+    PZ_Q8_MAC_K("1")
+    PZ_Q8_MAC_K("2")
+    PZ_Q8_MAC_K("3")
+    PZ_Q8_MAC_K("4")
+    PZ_Q8_MAC_K("5")
+    PZ_Q8_MAC_K("6")
+    PZ_Q8_MAC_K("7")
+    PZ_Q8_MAC_K("8")
+    PZ_Q8_MAC_K("9")
+    PZ_Q8_MAC_K("10")
+    PZ_Q8_MAC_K("11")
+    PZ_Q8_MAC_K("12")
+    PZ_Q8_MAC_K("13")
+    PZ_Q8_MAC_K("14")
+    PZ_Q8_MAC_K("15")
+    "    .if (2b - 1b) != " PZ_Q8_MAC_K_BYTES "\n"
+    "    .error \"PZ_Q8_MAC_K_BYTES is not the size of one PZ_Q8_MAC_K\"\n"
     "    .endif\n"
     "    adds  r0, #16\n"
     "    ldr   r4, [sp]\n"
