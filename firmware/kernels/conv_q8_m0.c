@@ -685,7 +685,14 @@ void pz_conv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
                 r.runs = 1;
             }
             uint32_t X = 0;
-            for (uint32_t i = 0; i < r.runs; i++) X += sum_bytes(x + i * row, r.run_bytes);
+            if (r.run_bytes < 8u) {  /* short runs (a first layer's 3 x 1 bytes): bytewise, no word set-up */
+                for (uint32_t i = 0; i < r.runs; i++) {
+                    const uint8_t *p = x + i * row;
+                    for (uint32_t b = 0; b < r.run_bytes; b++) X += p[b];
+                }
+            } else {
+                for (uint32_t i = 0; i < r.runs; i++) X += sum_bytes(x + i * row, r.run_bytes);
+            }
             r.x128 = X * 128u;
             const uint8_t *w = w0;
             for (uint32_t j0 = 0; j0 < K; j0 += 8, w += group_bytes) {
