@@ -325,6 +325,30 @@ def test_m0_fast_output_stage_exact_over_int32(m0, seed, act, out_xor, depthwise
     assert hits, "the fast output stage did not run"
 
 
+@pytest.mark.parametrize("seed,h,w,c,k,kernel,stride,padding,zeros,edge", [
+    (20, 6, 6, 8, 16, (1, 1), (1, 1), "same", 0.6, None),    # pointwise on ReLU-like input
+    (21, 7, 6, 8, 12, (3, 3), (1, 1), "same", 0.5, None),    # borders gathered (padding cells are zeros too)
+    (22, 9, 9, 1, 8, (3, 3), (2, 2), "same", 0.7, None),     # 1-channel first layer: runs of 3 bytes
+    (23, 5, 5, 3, 8, (3, 3), (1, 1), "valid", 0.0, None),    # zero point 0 but no zeros
+    (24, 4, 4, 20, 40, (1, 1), (1, 1), "same", 1.0, None),   # only zeros: accumulators = folded biases
+    (25, 6, 6, 16, 8, (3, 3), (1, 1), "same", 0.3, "max"),   # saturating
+])
+def test_m0_zero_skipping_exact(m0, seed, h, w, c, k, kernel, stride, padding, zeros, edge):
+    """Inputs whose zero point is the byte 0 (zp_in = -128, ReLU outputs) go through the zero-skipping dot product
+    (pz_q8_conv_dot8z_m0); the outputs equal the golden model's."""
+    rng = np.random.default_rng(seed)
+    t = conv_case(rng, h, w, c, k, kernel, stride, padding, False, edge)
+    t["zp_in"] = -128
+    t["xu"] = np.where(rng.random(t["xu"].shape) < zeros, 0, t["xu"]).astype(np.uint8)
+    want = q8_golden(t)
+    skip = m0.elf.addr("pz_q8_conv_dot8z_m0") & ~1
+    for out_xor in (0, 0x80):
+        hits = []
+        run = m0.call(t, "pz_conv2d_q8_m0", out_xor, hook=lambda addr, size: hits.append(addr) if addr == skip else None)
+        np.testing.assert_array_equal(run.y, want)
+        assert hits, "the zero-skipping dot product did not run"
+
+
 def small_acc_case(seed, act, depthwise):
     """A layer for the three-piece output stage (every accumulator within +-(2^20 - 1), every shift >= 0:
     conv_q8_m0.c out_small): zero weights make each channel's accumulator its bias, drawn up to the bound, at the
