@@ -415,14 +415,27 @@ def test_m0_small_output_stage_not_taken_past_its_bound(m0):
 # Cycle budgets per MAC with the XIP cache warm and the shifts of real int8 conv layers (the emulator is
 # deterministic; `python benchmarks/conv_firmware.py kernels` has the full table). They fail when a change makes a
 # kernel slower.
-@pytest.mark.parametrize("h,w,c,k,kernel,depthwise,budget", [
-    (14, 14, 16, 32, (3, 3), False, 4.56),
-    (6, 6, 128, 128, (1, 1), False, 4.52),
-    (12, 12, 16, 16, (3, 3), True, 16.6),
+@pytest.mark.parametrize("h,w,c,k,kernel,stride,depthwise,budget", [
+    (14, 14, 16, 32, (3, 3), (1, 1), False, 4.51),
+    (6, 6, 128, 128, (1, 1), (1, 1), False, 4.51),
+    (12, 12, 16, 16, (3, 3), (1, 1), True, 13.7),
+    (24, 24, 1, 8, (3, 3), (2, 2), False, 17.3),   # a 1-channel first layer
 ])
-def test_m0_cycle_budgets(m0, h, w, c, k, kernel, depthwise, budget):
-    t = conv_case(np.random.default_rng(7), h, w, c, k, kernel, (1, 1), "same", depthwise)
+def test_m0_cycle_budgets(m0, h, w, c, k, kernel, stride, depthwise, budget):
+    t = conv_case(np.random.default_rng(7), h, w, c, k, kernel, stride, "same", depthwise)
     t["shift"] = (6 + (t["shift"].astype(np.int64) + 1) % 6).astype(np.int8)  # 6..11
     run = m0.call(t, f"pz_{'dwconv2d' if depthwise else 'conv2d'}_q8_m0", warm=True)
     np.testing.assert_array_equal(run.y, q8_golden(t))
     assert run.cycles / run.macs <= budget, run.cycles / run.macs
+
+
+def test_m0_zero_skipping_cycle_budget(m0):
+    """A pointwise conv on ReLU-like input (zp_in = -128, about half zeros) through the zero-skipping dot product."""
+    rng = np.random.default_rng(7)
+    t = conv_case(rng, 6, 6, 64, 64, (1, 1), (1, 1), "same", False)
+    t["shift"] = (6 + (t["shift"].astype(np.int64) + 1) % 6).astype(np.int8)
+    t["zp_in"] = -128
+    t["xu"] = np.clip(np.rint(rng.normal(0, 60, t["xu"].shape)), 0, 255).astype(np.uint8)
+    run = m0.call(t, "pz_conv2d_q8_m0", warm=True)
+    np.testing.assert_array_equal(run.y, q8_golden(t))
+    assert run.cycles / run.macs <= 3.72, run.cycles / run.macs
