@@ -349,6 +349,27 @@ def test_m0_zero_skipping_exact(m0, seed, h, w, c, k, kernel, stride, padding, z
         assert hits, "the zero-skipping dot product did not run"
 
 
+@pytest.mark.parametrize("seed,h,w,c,stride,padding,edge", [
+    (30, 6, 9, 8, (1, 1), "valid", None),    # 7 outputs a row: 3 pairs and a single
+    (31, 5, 8, 4, (1, 1), "same", "max"),     # pairs between the gathered border pixels, saturating
+    (32, 4, 7, 20, (1, 1), "same", "shifts"),
+    (33, 7, 13, 8, (2, 2), "valid", None),   # stride 2: 6 outputs a row
+    (34, 6, 11, 12, (2, 1), "same", "max"),
+    (35, 5, 12, 4, (1, 2), "same", "shifts"),
+])
+def test_m0_depthwise_pairs_exact(m0, seed, h, w, c, stride, padding, edge):
+    """Interior pixels side by side at stride 1 or 2 go through the two-pixel depthwise loops
+    (pz_q8_dw3x3_pair_m0, pz_q8_dw3x3_pair2_m0)."""
+    t = conv_case(np.random.default_rng(seed), h, w, c, c, (3, 3), stride, padding, True, edge)
+    want = q8_golden(t)
+    pair = m0.elf.addr("pz_q8_dw3x3_pair_m0" if stride[1] == 1 else "pz_q8_dw3x3_pair2_m0") & ~1
+    for out_xor in (0, 0x80):
+        hits = []
+        run = m0.call(t, "pz_dwconv2d_q8_m0", out_xor, hook=lambda addr, size: hits.append(addr) if addr == pair else None)
+        np.testing.assert_array_equal(run.y, want)
+        assert hits, "the two-pixel loop did not run"
+
+
 def small_acc_case(seed, act, depthwise):
     """A layer for the three-piece output stage (every accumulator within +-(2^20 - 1), every shift >= 0:
     conv_q8_m0.c out_small): zero weights make each channel's accumulator its bias, drawn up to the bound, at the
