@@ -437,10 +437,10 @@ def test_m0_small_output_stage_not_taken_past_its_bound(m0):
 # deterministic; `python benchmarks/conv_firmware.py kernels` has the full table). They fail when a change makes a
 # kernel slower.
 @pytest.mark.parametrize("h,w,c,k,kernel,stride,depthwise,budget", [
-    (14, 14, 16, 32, (3, 3), (1, 1), False, 4.51),
-    (6, 6, 128, 128, (1, 1), (1, 1), False, 4.51),
-    (12, 12, 16, 16, (3, 3), (1, 1), True, 13.7),
-    (24, 24, 1, 8, (3, 3), (2, 2), False, 17.3),   # a 1-channel first layer
+    (14, 14, 16, 32, (3, 3), (1, 1), False, 4.43),
+    (6, 6, 128, 128, (1, 1), (1, 1), False, 4.43),
+    (12, 12, 16, 16, (3, 3), (1, 1), True, 12.64),
+    (24, 24, 1, 8, (3, 3), (2, 2), False, 17.7),   # a 1-channel first layer
 ])
 def test_m0_cycle_budgets(m0, h, w, c, k, kernel, stride, depthwise, budget):
     t = conv_case(np.random.default_rng(7), h, w, c, k, kernel, stride, "same", depthwise)
@@ -459,4 +459,4 @@ def test_m0_zero_skipping_cycle_budget(m0):
     t["xu"] = np.clip(np.rint(rng.normal(0, 60, t["xu"].shape)), 0, 255).astype(np.uint8)
     run = m0.call(t, "pz_conv2d_q8_m0", warm=True)
     np.testing.assert_array_equal(run.y, q8_golden(t))
-    assert run.cycles / run.macs <= 3.72, run.cycles / run.macs
+    assert run.cycles / run.macs <= 3.57, run.cycles / run.macs

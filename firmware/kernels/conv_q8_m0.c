@@ -28,7 +28,11 @@ typedef struct {
     uint32_t skip;       /* from the end of one run to the start of the next */
     uint32_t runs;       /* > 0 */
     uint32_t x128;       /* 128 * (sum of the window bytes the runs cover) */
+    uint32_t groups;     /* groups of 8 output channels to do, > 0 */
+    uint32_t group_bytes;
 } pz_conv_runs_t;
+
+#define PZ_CONV_GROUPS_PER_CALL 4u  /* 32 accumulators on the stack */
 
 uint32_t pz_conv_q8_scratch_bytes(const pz_conv_shape_t *s, uint32_t depthwise) {
     if (depthwise) return (s->k_h == 3 && s->k_w == 3) ? ((13u * s->in_c + 3u) & ~3u) : 0u;
@@ -68,9 +72,10 @@ void pz_q8_conv_dot8_m0(const uint8_t *x, const uint8_t *w, const pz_conv_runs_t
     "    str   r6, [r3, #" off0 "]\n"        \
     "    str   r7, [r3, #" off1 "]\n"
 
-/* r0 = x, r1 = the group (32-byte header, then weights; 4-byte aligned), r2 = runs, r3 = acc[8] (bias + dot
- * product per channel). Frame: [sp] = end of this run, [sp+4] = skip, [sp+8] = runs left, [sp+12] = acc,
- * [sp+16] = run bytes, [sp+20] = 128 X. Each run enters the 16-byte unrolled body part way, at byte 16 - j for
+/* r0 = x, r1 = the first group (32-byte header, then weights; 4-byte aligned), r2 = runs, r3 = acc[8 groups] (bias +
+ * dot product per channel). Frame: [sp] = end of this run, [sp+4] = skip, [sp+8] = runs left, [sp+12] = acc of this
+ * group, [sp+16] = run bytes, [sp+20] = 128 X, [sp+24] = x, [sp+28] = runs, [sp+32] = groups left, [sp+36] = group
+ * bytes, [sp+40] = this group. Several groups per call: the call and register saves once per pixel, not per group. Each run enters the 16-byte unrolled body part way, at byte 16 - j for
  * j = run bytes mod 16 (Duff's device at byte granularity: every PZ_Q8_MAC_K is the same 54 bytes of code, int8_mac_m0.h). */
 #define PZ_CONV_DOT8_FN(NAME, MAC_K, MAC_K_BYTES) \
 __asm__( \
@@ -87,13 +92,22 @@ __asm__( \
     "    mov   r6, r10\n" \
     "    mov   r7, r11\n" \
     "    push  {r4-r7}\n" \
-    "    sub   sp, #24\n" \
-    "    ldm   r2!, {r4, r5, r6, r7}\n"  /* run bytes, skip, runs, x128 */ \
-    "    str   r4, [sp, #16]\n" \
-    "    str   r5, [sp, #4]\n" \
-    "    str   r6, [sp, #8]\n" \
-    "    str   r7, [sp, #20]\n" \
+    "    sub   sp, #44\n" \
+    "    str   r0, [sp, #24]\n" \
     "    str   r3, [sp, #12]\n" \
+    "    ldm   r2!, {r3, r4, r5, r6, r7}\n"  /* run bytes, skip, runs, x128, groups */ \
+    "    str   r3, [sp, #16]\n" \
+    "    str   r4, [sp, #4]\n" \
+    "    str   r5, [sp, #28]\n" \
+    "    str   r6, [sp, #20]\n" \
+    "    str   r7, [sp, #32]\n" \
+    "    ldm   r2!, {r3}\n"                  /* group bytes */ \
+    "    str   r3, [sp, #36]\n" \
+    "7:\n"                                   /* next group: r1 = its header */ \
+    "    str   r1, [sp, #40]\n" \
+    "    ldr   r4, [sp, #28]\n" \
+    "    str   r4, [sp, #8]\n" \
+    "    ldr   r0, [sp, #24]\n" \
     "    ldm   r1!, {r2, r3, r4, r5}\n"  /* the group header: initial lane values 4..7 first */ \
     "    ldm   r1!, {r6, r7}\n" \
     "    mov   r8, r4\n" \
@@ -168,7 +182,18 @@ __asm__( \
     "    mov   r6, r12\n" \
     "    mov   r7, lr\n" \
     PZ_CONV_PAIR("24", "28") \
-    "    add   sp, #24\n" \
+    "    adds  r3, #32\n" \
+    "    str   r3, [sp, #12]\n" \
+    "    ldr   r4, [sp, #32]\n" \
+    "    subs  r4, #1\n" \
+    "    str   r4, [sp, #32]\n" \
+    "    beq   8f\n" \
+    "    ldr   r1, [sp, #40]\n" \
+    "    ldr   r4, [sp, #36]\n" \
+    "    adds  r1, r1, r4\n" \
+    "    b     7b\n" \
+    "8:\n" \
+    "    add   sp, #44\n" \
     "    pop   {r4-r7}\n" \
     "    mov   r8, r4\n" \
     "    mov   r9, r5\n" \
@@ -198,7 +223,7 @@ PZ_CONV_DOT8_FN("pz_q8_conv_dot8_m0", PZ_Q8_MAC_K, PZ_Q8_MAC_K_BYTES)
 PZ_CONV_DOT8_FN("pz_q8_conv_dot8z_m0", PZ_Q8_MAC_K_SKIP0, PZ_Q8_MAC_K_SKIP0_BYTES)
 #else
 /* acc[0..8) of one group: header + lane sums over the runs, combined (portable version of the assembly). */
-static void dot8_c(const uint8_t *x, const uint8_t *w, const pz_conv_runs_t *r, uint32_t *A) {
+static void dot8_group_c(const uint8_t *x, const uint8_t *w, const pz_conv_runs_t *r, uint32_t *A) {
     for (uint32_t i = 0; i < 8; i++, w += 4) {
         A[i] = (uint32_t)w[0] | (uint32_t)w[1] << 8 | (uint32_t)w[2] << 16 | (uint32_t)w[3] << 24;
     }
@@ -219,6 +244,10 @@ static void dot8_c(const uint8_t *x, const uint8_t *w, const pz_conv_runs_t *r, 
         x += r->run_bytes + r->skip;
     }
     for (uint32_t i = 0; i < 8; i += 2) A[i] = A[i] - 256u * A[i + 1] - r->x128;
+}
+
+static void dot8_c(const uint8_t *x, const uint8_t *w, const pz_conv_runs_t *r, uint32_t *A) {
+    for (uint32_t g = 0; g < r->groups; g++) dot8_group_c(x, w + g * r->group_bytes, r, A + 8u * g);
 }
 
 #endif
@@ -680,6 +709,7 @@ void pz_conv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
     const int32_t *mult = l->multiplier;
     const int8_t *shift = l->shift;
     const uint32_t group_bytes = 32u + 8u * n_win;
+    const uint32_t last_groups = ((K - 1u) % (8u * PZ_CONV_GROUPS_PER_CALL)) / 8u + 1u;
     const uint8_t *w0 = l->w;
     uint8_t *scratch = l->scratch;
     pz_requant_run_t rq;
@@ -720,11 +750,18 @@ void pz_conv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
             }
             r.x128 = X * 128u;
             const uint8_t *w = w0;
-            for (uint32_t j0 = 0; j0 < K; j0 += 8, w += group_bytes) {
-                uint32_t acc[8];
+            uint32_t acc[8u * PZ_CONV_GROUPS_PER_CALL];
+            r.group_bytes = group_bytes;
+            r.groups = PZ_CONV_GROUPS_PER_CALL;
+            uint32_t j0 = 0;
+            for (; j0 + 8u * PZ_CONV_GROUPS_PER_CALL < K; j0 += 8u * PZ_CONV_GROUPS_PER_CALL) {
                 dot8(x, w, &r, acc);
-                requant_run(&rq, (const int32_t *)acc, y + j0, K - j0 < 8u ? K - j0 : 8u, mult + j0, shift + j0, l);
+                requant_run(&rq, (const int32_t *)acc, y + j0, 8u * PZ_CONV_GROUPS_PER_CALL, mult + j0, shift + j0, l);
+                w += PZ_CONV_GROUPS_PER_CALL * group_bytes;
             }
+            r.groups = last_groups;  /* the last call: up to PZ_CONV_GROUPS_PER_CALL groups, K - j0 outputs */
+            dot8(x, w, &r, acc);
+            requant_run(&rq, (const int32_t *)acc, y + j0, K - j0, mult + j0, shift + j0, l);
             y += K;
         }
     }
