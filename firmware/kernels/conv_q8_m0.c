@@ -11,12 +11,16 @@
  *   without the layout's zero padding.
  * - A window that crosses the border is first copied into `scratch` with padding cells = `pad` (whole words when C
  *   is a multiple of 4) and zeros up to the layout's padded length, then read as one run.
+ * - One call does up to 4 groups (32 outputs), then one output-stage call for them.
+ * - Zero skipping when pad == 0 (the input's zero point is the byte 0: ReLU outputs): pz_q8_conv_dot8z_m0.
  *
- * depthwise 3x3: one output pixel at a time, all channels; for an interior window an assembly loop streams each
- * channel's dw record (bias, 9 weights) with LDM and reads the 9 taps with LDRB at offsets 0, C, 2C of three row
- * pointers (67 cycles per 9 MACs), writing int32 accumulators to `scratch`; a border window is first gathered
- * (padding cells = `pad`) into the scratch after them. Then one requantization per channel.
- * Other kernel sizes run the reference. */
+ * depthwise 3x3: all channels of one or two output pixels per pass over the dw records (bias, 9 weights, loaded
+ * with LDM), taps read with LDRB at offsets 0, C, 2C of the row pointer: two interior pixels side by side (stride 1
+ * or 2) share each channel's weight loads and extracts (112 cycles per 18 MACs), a single pixel takes 67 per 9;
+ * int32 accumulators go to `scratch`; a border window is first gathered (padding cells = `pad`) into the scratch
+ * after them. Then one requantization per channel. Other kernel sizes run the reference.
+ *
+ * Output stage: see requant_init (three exact paths: small accumulators, high word, general). */
 #include "conv.h"
 #include "int8_impl.h"
 #include "int8_mac_m0.h"
@@ -557,7 +561,7 @@ void pz_q8_requant_small_m0(const pz_requant_run_t *r);
 
 /* out_small over a run (r->small set). Low registers: r0 = acc, r1 = mult, r7 = shift (all advancing), r2 = acc,
  * r3 = m, r4-r6 temporaries; high: r8 = lo, r9 = hi, r10 = add, r11 = cut, r12 = the end of acc, lr = y - shift
- * (y[i] is written at shift + i + lr). Per output: 38 cycles when the result is inside the clamp, 13 on the fused
+ * (y[i] is written at shift + i + lr). Per output: 38 cycles when the result is inside the clamp, 17 on the fused
  * ReLU's cut. */
 __asm__(
     "    .pushsection .text.pz_q8_requant_small_m0, \"ax\", %progbits\n"
