@@ -380,7 +380,8 @@ typedef struct {
     uint32_t n;          /* > 0 */
     int32_t lo, hi, add, cut;
     uint32_t fast;
-    uint32_t small;      /* every accumulator within +-(2^20 - 1) and every shift >= 0: out_small */
+    uint32_t small;      /* every accumulator within +-(2^20 - 1) and every shift >= 0: out_small (2: and
+                            act_min = out_zp) */
 } pz_requant_run_t;
 
 /* The "small accumulator" output stage. For |acc| < 2^20 the product acc * m (m < 2^31) splits over three 11-bit
@@ -463,6 +464,7 @@ static void requant_init(pz_requant_run_t *r, const pz_q8_conv_t *l, uint32_t ch
         nonneg &= l->shift[k] >= 0;
     }
     r->small = nonneg && (!PZ_Q8_M0_ASM || (l->out_xor & 0x7Fu) == 0) && accs_small(l, depthwise);
+    if (r->small && l->act_min == l->out_zp) r->small = 2u;  /* fused ReLU: no lower clamp needed */
 }
 
 #if PZ_Q8_M0_ASM
@@ -558,87 +560,96 @@ __asm__(
     "    .popsection\n");
 
 void pz_q8_requant_small_m0(const pz_requant_run_t *r);
+void pz_q8_requant_small_relu_m0(const pz_requant_run_t *r);
+
 
 /* out_small over a run (r->small set). Low registers: r0 = acc, r1 = mult, r7 = shift (all advancing), r2 = acc,
  * r3 = m, r4-r6 temporaries; high: r8 = lo, r9 = hi, r10 = add, r11 = cut, r12 = the end of acc, lr = y - shift
  * (y[i] is written at shift + i + lr). Per output: 38 cycles when the result is inside the clamp, 17 on the fused
  * ReLU's cut. */
-__asm__(
-    "    .pushsection .text.pz_q8_requant_small_m0, \"ax\", %progbits\n"
-    "    .syntax unified\n"
-    "    .balign 4\n"
-    "    .global pz_q8_requant_small_m0\n"
-    "    .type   pz_q8_requant_small_m0, %function\n"
-    "    .thumb_func\n"
-    "pz_q8_requant_small_m0:\n"
-    "    push  {r4-r7, lr}\n"
-    "    mov   r4, r8\n"
-    "    mov   r5, r9\n"
-    "    mov   r6, r10\n"
-    "    mov   r7, r11\n"
-    "    push  {r4-r7}\n"
-    "    ldm   r0!, {r1, r2, r3, r4, r5}\n"  /* acc, y, mult, shift, n */
-    "    lsls  r5, r5, #2\n"
-    "    adds  r5, r5, r1\n"
-    "    mov   r12, r5\n"
-    "    subs  r2, r2, r4\n"
-    "    mov   lr, r2\n"
-    "    ldm   r0!, {r2, r5, r6, r7}\n"      /* lo, hi, add, cut */
-    "    mov   r8, r2\n"
-    "    mov   r9, r5\n"
-    "    mov   r10, r6\n"
-    "    mov   r11, r7\n"
-    "    movs  r0, r1\n"
-    "    movs  r1, r3\n"
-    "    movs  r7, r4\n"
-    "1:\n"
-    "    ldm   r0!, {r2}\n"                 /* acc */
-    "    cmp   r2, r11\n"
-    "    blt   5f\n"
-    "    ldm   r1!, {r3}\n"                 /* m */
-    "    lsls  r4, r3, #21\n"
-    "    lsrs  r4, r4, #21\n"               /* m0 */
-    "    muls  r4, r2, r4\n"
-    "    asrs  r4, r4, #11\n"
-    "    lsls  r5, r3, #10\n"
-    "    lsrs  r5, r5, #21\n"               /* m1 */
-    "    muls  r5, r2, r5\n"
-    "    adds  r5, r5, r4\n"
-    "    asrs  r5, r5, #11\n"
-    "    lsrs  r3, r3, #22\n"               /* m2 */
-    "    muls  r3, r2, r3\n"
-    "    adds  r3, r3, r5\n"                /* X = floor(acc m / 2^22) */
-    "    ldrb  r6, [r7]\n"
-    "    adds  r6, #8\n"
-    "    asrs  r3, r6\n"
-    "    adds  r3, #1\n"
-    "    asrs  r3, r3, #1\n"                /* q */
-    "    cmp   r3, r8\n"
-    "    bge   2f\n"
-    "    mov   r3, r8\n"
-    "2:\n"
-    "    cmp   r3, r9\n"
-    "    ble   3f\n"
-    "    mov   r3, r9\n"
-    "3:\n"
-    "    add   r3, r10\n"
-    "    mov   r6, lr\n"
-    "    strb  r3, [r7, r6]\n"
-    "    adds  r7, #1\n"
-    "    cmp   r0, r12\n"
-    "    bne   1b\n"
-    "    pop   {r4-r7}\n"
-    "    mov   r8, r4\n"
-    "    mov   r9, r5\n"
-    "    mov   r10, r6\n"
-    "    mov   r11, r7\n"
-    "    pop   {r4-r7, pc}\n"
-    "5:\n"                                  /* acc <= 0 under a fused ReLU: act_min */
-    "    adds  r1, #4\n"
-    "    mov   r3, r8\n"
-    "    b     3b\n"
-    "    .size   pz_q8_requant_small_m0, . - pz_q8_requant_small_m0\n"
+#define PZ_REQUANT_SMALL_FN(NAME, LOWER) \
+__asm__( \
+    "    .pushsection .text." NAME ", \"ax\", %progbits\n" \
+    "    .syntax unified\n" \
+    "    .balign 4\n" \
+    "    .global " NAME "\n" \
+    "    .type   " NAME ", %function\n" \
+    "    .thumb_func\n" \
+    NAME ":\n" \
+    "    push  {r4-r7, lr}\n" \
+    "    mov   r4, r8\n" \
+    "    mov   r5, r9\n" \
+    "    mov   r6, r10\n" \
+    "    mov   r7, r11\n" \
+    "    push  {r4-r7}\n" \
+    "    ldm   r0!, {r1, r2, r3, r4, r5}\n"  /* acc, y, mult, shift, n */ \
+    "    lsls  r5, r5, #2\n" \
+    "    adds  r5, r5, r1\n" \
+    "    mov   r12, r5\n" \
+    "    subs  r2, r2, r4\n" \
+    "    mov   lr, r2\n" \
+    "    ldm   r0!, {r2, r5, r6, r7}\n"      /* lo, hi, add, cut */ \
+    "    mov   r8, r2\n" \
+    "    mov   r9, r5\n" \
+    "    mov   r10, r6\n" \
+    "    mov   r11, r7\n" \
+    "    movs  r0, r1\n" \
+    "    movs  r1, r3\n" \
+    "    movs  r7, r4\n" \
+    "1:\n" \
+    "    ldm   r0!, {r2}\n"                 /* acc */ \
+    "    cmp   r2, r11\n" \
+    "    blt   5f\n" \
+    "    ldm   r1!, {r3}\n"                 /* m */ \
+    "    lsls  r4, r3, #21\n" \
+    "    lsrs  r4, r4, #21\n"               /* m0 */ \
+    "    muls  r4, r2, r4\n" \
+    "    asrs  r4, r4, #11\n" \
+    "    lsls  r5, r3, #10\n" \
+    "    lsrs  r5, r5, #21\n"               /* m1 */ \
+    "    muls  r5, r2, r5\n" \
+    "    adds  r5, r5, r4\n" \
+    "    asrs  r5, r5, #11\n" \
+    "    lsrs  r3, r3, #22\n"               /* m2 */ \
+    "    muls  r3, r2, r3\n" \
+    "    adds  r3, r3, r5\n"                /* X = floor(acc m / 2^22) */ \
+    "    ldrb  r6, [r7]\n" \
+    "    adds  r6, #8\n" \
+    "    asrs  r3, r6\n" \
+    "    adds  r3, #1\n" \
+    "    asrs  r3, r3, #1\n"                /* q */ \
+    LOWER \
+    "    cmp   r3, r9\n" \
+    "    ble   3f\n" \
+    "    mov   r3, r9\n" \
+    "3:\n" \
+    "    add   r3, r10\n" \
+    "    mov   r6, lr\n" \
+    "    strb  r3, [r7, r6]\n" \
+    "    adds  r7, #1\n" \
+    "    cmp   r0, r12\n" \
+    "    bne   1b\n" \
+    "    pop   {r4-r7}\n" \
+    "    mov   r8, r4\n" \
+    "    mov   r9, r5\n" \
+    "    mov   r10, r6\n" \
+    "    mov   r11, r7\n" \
+    "    pop   {r4-r7, pc}\n" \
+    "5:\n"                                  /* acc <= 0 under a fused ReLU: act_min */ \
+    "    adds  r1, #4\n" \
+    "    mov   r3, r8\n" \
+    "    b     3b\n" \
+    "    .size   " NAME ", . - " NAME "\n" \
     "    .popsection\n");
+/* The lower clamp; the _relu variant leaves it out: it is used when act_min = out_zp (a fused ReLU / ReLU6), where
+ * every accumulator that reaches the multiply is >= 1 (the cut) and so q >= 0 = lo, 3 cycles less per output. */
+#define PZ_REQUANT_LOWER_CLAMP \
+    "    cmp   r3, r8\n"     \
+    "    bge   2f\n"         \
+    "    mov   r3, r8\n"     \
+    "2:\n"
+PZ_REQUANT_SMALL_FN("pz_q8_requant_small_m0", PZ_REQUANT_LOWER_CLAMP)
+PZ_REQUANT_SMALL_FN("pz_q8_requant_small_relu_m0", "")
 #endif
 
 /* The plain C output stage (the fallback, and the host build). */
@@ -664,7 +675,9 @@ static inline void requant_run(pz_requant_run_t *r, const int32_t *acc, uint8_t 
         r->mult = mult;
         r->shift = shift;
         r->n = n;
-        if (r->small) pz_q8_requant_small_m0(r); else pz_q8_requant_run_m0(r);
+        if (r->small == 2u) pz_q8_requant_small_relu_m0(r);
+        else if (r->small) pz_q8_requant_small_m0(r);
+        else pz_q8_requant_run_m0(r);
         return;
     }
 #endif
@@ -706,31 +719,74 @@ static void gather(const pz_q8_conv_t *l, const uint8_t *xu, uint32_t oy, uint32
     }
 }
 
+typedef void (*pz_dot8_fn)(const uint8_t *, const uint8_t *, const pz_conv_runs_t *, uint32_t *);
+
+/* All K outputs of one pixel whose window is x with runs r (X and groups still to fill in): calls of up to
+ * PZ_CONV_GROUPS_PER_CALL groups, each followed by the output stage of its outputs. */
+static inline __attribute__((always_inline)) void conv_pixel(const pz_q8_conv_t *l, pz_requant_run_t *rq,
+                                                            pz_dot8_fn dot8, const uint8_t *x, pz_conv_runs_t *r,
+                                                            uint32_t row, uint32_t group_bytes, uint32_t last_groups,
+                                                            uint8_t *y) {
+    const uint32_t K = l->s.out_c;
+    uint32_t X = 0;
+    if (r->run_bytes < 8u) {  /* short runs (a first layer's 3 x 1 bytes): bytewise, no word set-up */
+        for (uint32_t i = 0; i < r->runs; i++) {
+            const uint8_t *p = x + i * row;
+            for (uint32_t b = 0; b < r->run_bytes; b++) X += p[b];
+        }
+    } else {
+        for (uint32_t i = 0; i < r->runs; i++) X += sum_bytes(x + i * row, r->run_bytes);
+    }
+    r->x128 = X * 128u;
+    const uint8_t *w = l->w;
+    uint32_t acc[8u * PZ_CONV_GROUPS_PER_CALL];
+    r->group_bytes = group_bytes;
+    r->groups = PZ_CONV_GROUPS_PER_CALL;
+    uint32_t j0 = 0;
+    for (; j0 + 8u * PZ_CONV_GROUPS_PER_CALL < K; j0 += 8u * PZ_CONV_GROUPS_PER_CALL) {
+        dot8(x, w, r, acc);
+        requant_run(rq, (const int32_t *)acc, y + j0, 8u * PZ_CONV_GROUPS_PER_CALL, l->multiplier + j0, l->shift + j0,
+                    l);
+        w += PZ_CONV_GROUPS_PER_CALL * group_bytes;
+    }
+    r->groups = last_groups;  /* the last call: up to PZ_CONV_GROUPS_PER_CALL groups, K - j0 outputs */
+    dot8(x, w, r, acc);
+    requant_run(rq, (const int32_t *)acc, y + j0, K - j0, l->multiplier + j0, l->shift + j0, l);
+}
+
 void pz_conv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
     const pz_conv_shape_t *s = &l->s;
     const uint32_t C = s->in_c, K = s->out_c, n_win = ((uint32_t)s->k_h * s->k_w * C + 3u) & ~3u;
     const uint32_t row = (uint32_t)s->in_w * C, run = (uint32_t)s->k_w * C;
-    const int32_t *mult = l->multiplier;
-    const int8_t *shift = l->shift;
     const uint32_t group_bytes = 32u + 8u * n_win;
     const uint32_t last_groups = ((K - 1u) % (8u * PZ_CONV_GROUPS_PER_CALL)) / 8u + 1u;
-    const uint8_t *w0 = l->w;
     uint8_t *scratch = l->scratch;
     pz_requant_run_t rq;
     requant_init(&rq, l, K, 0);
 #if PZ_Q8_M0_ASM
     /* the input's zero is the byte 0 (ReLU outputs): skip the zeros (exact, see pz_q8_conv_dot8z_m0) */
-    void (*const dot8)(const uint8_t *, const uint8_t *, const pz_conv_runs_t *, uint32_t *) =
-        l->pad == 0 ? pz_q8_conv_dot8z_m0 : pz_q8_conv_dot8_m0;
+    const pz_dot8_fn dot8 = l->pad == 0 ? pz_q8_conv_dot8z_m0 : pz_q8_conv_dot8_m0;
 #else
-    void (*const dot8)(const uint8_t *, const uint8_t *, const pz_conv_runs_t *, uint32_t *) = dot8_c;
+    const pz_dot8_fn dot8 = dot8_c;
 #endif
+    pz_conv_runs_t r;
+    if (s->k_h == 1 && s->k_w == 1 && s->stride_h == 1 && s->stride_w == 1 && s->pad_top == 0 && s->pad_left == 0 &&
+        s->in_w == s->out_w) {
+        /* pointwise: pixel p's window is the C bytes of input pixel p, no bounds to test */
+        r.run_bytes = C;
+        r.skip = 0;
+        r.runs = 1;
+        const uint8_t *x = xu;
+        for (uint32_t p = (uint32_t)s->out_h * s->out_w; p; p--, x += C, y += K) {
+            conv_pixel(l, &rq, dot8, x, &r, row, group_bytes, last_groups, y);
+        }
+        return;
+    }
     for (uint32_t oy = 0; oy < s->out_h; oy++) {
         int32_t iy0 = (int32_t)(oy * s->stride_h) - s->pad_top;
-        for (uint32_t ox = 0; ox < s->out_w; ox++) {
+        for (uint32_t ox = 0; ox < s->out_w; ox++, y += K) {
             int32_t ix0 = (int32_t)(ox * s->stride_w) - s->pad_left;
             const uint8_t *x;
-            pz_conv_runs_t r;
             if (iy0 >= 0 && ix0 >= 0 && iy0 + s->k_h <= s->in_h && ix0 + s->k_w <= s->in_w) {
                 x = xu + ((uint32_t)iy0 * s->in_w + (uint32_t)ix0) * C;  /* in place, any run length */
                 r.run_bytes = run;
@@ -743,30 +799,7 @@ void pz_conv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
                 r.skip = 0;
                 r.runs = 1;
             }
-            uint32_t X = 0;
-            if (r.run_bytes < 8u) {  /* short runs (a first layer's 3 x 1 bytes): bytewise, no word set-up */
-                for (uint32_t i = 0; i < r.runs; i++) {
-                    const uint8_t *p = x + i * row;
-                    for (uint32_t b = 0; b < r.run_bytes; b++) X += p[b];
-                }
-            } else {
-                for (uint32_t i = 0; i < r.runs; i++) X += sum_bytes(x + i * row, r.run_bytes);
-            }
-            r.x128 = X * 128u;
-            const uint8_t *w = w0;
-            uint32_t acc[8u * PZ_CONV_GROUPS_PER_CALL];
-            r.group_bytes = group_bytes;
-            r.groups = PZ_CONV_GROUPS_PER_CALL;
-            uint32_t j0 = 0;
-            for (; j0 + 8u * PZ_CONV_GROUPS_PER_CALL < K; j0 += 8u * PZ_CONV_GROUPS_PER_CALL) {
-                dot8(x, w, &r, acc);
-                requant_run(&rq, (const int32_t *)acc, y + j0, 8u * PZ_CONV_GROUPS_PER_CALL, mult + j0, shift + j0, l);
-                w += PZ_CONV_GROUPS_PER_CALL * group_bytes;
-            }
-            r.groups = last_groups;  /* the last call: up to PZ_CONV_GROUPS_PER_CALL groups, K - j0 outputs */
-            dot8(x, w, &r, acc);
-            requant_run(&rq, (const int32_t *)acc, y + j0, K - j0, mult + j0, shift + j0, l);
-            y += K;
+            conv_pixel(l, &rq, dot8, x, &r, row, group_bytes, last_groups, y);
         }
     }
 }
