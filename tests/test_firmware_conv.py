@@ -344,7 +344,8 @@ def test_m0_zero_skipping_exact(m0, seed, h, w, c, k, kernel, stride, padding, z
     skip = m0.elf.addr("pz_q8_conv_dot8z_m0") & ~1
     for out_xor in (0, 0x80):
         hits = []
-        run = m0.call(t, "pz_conv2d_q8_m0", out_xor, hook=lambda addr, size: hits.append(addr) if addr == skip else None)
+        run = m0.call(t, "pz_conv2d_q8_m0", out_xor,
+                      hook=lambda addr, size: hits.append(addr) if addr == skip else None)
         np.testing.assert_array_equal(run.y, want)
         assert hits, "the zero-skipping dot product did not run"
 
@@ -365,7 +366,8 @@ def test_m0_depthwise_pairs_exact(m0, seed, h, w, c, stride, padding, edge):
     pair = m0.elf.addr("pz_q8_dw3x3_pair_m0" if stride[1] == 1 else "pz_q8_dw3x3_pair2_m0") & ~1
     for out_xor in (0, 0x80):
         hits = []
-        run = m0.call(t, "pz_dwconv2d_q8_m0", out_xor, hook=lambda addr, size: hits.append(addr) if addr == pair else None)
+        run = m0.call(t, "pz_dwconv2d_q8_m0", out_xor,
+                      hook=lambda addr, size: hits.append(addr) if addr == pair else None)
         np.testing.assert_array_equal(run.y, want)
         assert hits, "the two-pixel loop did not run"
 

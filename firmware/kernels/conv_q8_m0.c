@@ -79,8 +79,9 @@ void pz_q8_conv_dot8_m0(const uint8_t *x, const uint8_t *w, const pz_conv_runs_t
 /* r0 = x, r1 = the first group (32-byte header, then weights; 4-byte aligned), r2 = runs, r3 = acc[8 groups] (bias +
  * dot product per channel). Frame: [sp] = end of this run, [sp+4] = skip, [sp+8] = runs left, [sp+12] = acc of this
  * group, [sp+16] = run bytes, [sp+20] = 128 X, [sp+24] = x, [sp+28] = runs, [sp+32] = groups left, [sp+36] = group
- * bytes, [sp+40] = this group. Several groups per call: the call and register saves once per pixel, not per group. Each run enters the 16-byte unrolled body part way, at byte 16 - j for
- * j = run bytes mod 16 (Duff's device at byte granularity: every PZ_Q8_MAC_K is the same 54 bytes of code, int8_mac_m0.h). */
+ * bytes, [sp+40] = this group. Several groups per call: the call and register saves once per pixel, not per group.
+ * Each run enters the 16-byte unrolled body part way, at byte 16 - j for j = run bytes mod 16 (Duff's device at byte
+ * granularity: every MAC_K step of one body is the same size, MAC_K_BYTES, which the assembler checks). */
 #define PZ_CONV_DOT8_FN(NAME, MAC_K, MAC_K_BYTES) \
 __asm__( \
     "    .pushsection .text." NAME ", \"ax\", %progbits\n" \
