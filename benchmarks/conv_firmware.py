@@ -3,7 +3,10 @@
     python benchmarks/conv_firmware.py kernels
         int8 conv kernels (firmware/kernels/conv_q8_m0.c) called by rp2040_sim/kernel_harness.py with weights and
         activations in SRAM and the XIP cache warm (the second of two calls is counted, as from the second
-        inference of a firmware on); outputs checked against the NumPy golden model first.
+        inference of a firmware on); outputs checked against the NumPy golden model first. The fixed cases, then
+        pd_mobilenet's layer shapes (op "/2" = stride 2).
+    python benchmarks/conv_firmware.py zero-skipping
+        pd_mobilenet's pointwise convs with and without zero skipping, on ReLU-like and on random inputs.
     python benchmarks/conv_firmware.py random-model NAME OUT_DIR [--seed 0]
         a randomly initialised registry model (zoo.models, e.g. pd_mobilenet) saved to OUT_DIR and its int8
         variant (compress.quantize, calibrated on 64 test images) to OUT_DIR/int8: cycles do not depend on the
@@ -44,6 +47,27 @@ KERNEL_CASES = [  # (h, w, C, K, kernel, stride, padding, depthwise)
     (24, 24, 32, 32, (3, 3), (1, 1), "same", True),
     (6, 6, 128, 128, (3, 3), (1, 1), "same", True),
 ]
+# pd_mobilenet's own layers (zoo.models: MobileNetV1 0.25 at 96x96x1): the first conv, every depthwise shape and
+# every pointwise channel count
+PD_MOBILENET_CASES = [
+    (96, 96, 1, 8, (3, 3), (2, 2), "same", False),
+    (48, 48, 8, 8, (3, 3), (1, 1), "same", True),
+    (48, 48, 16, 16, (3, 3), (2, 2), "same", True),
+    (24, 24, 32, 32, (3, 3), (2, 2), "same", True),
+    (12, 12, 64, 64, (3, 3), (1, 1), "same", True),
+    (12, 12, 64, 64, (3, 3), (2, 2), "same", True),
+    (6, 6, 128, 128, (3, 3), (2, 2), "same", True),
+    (3, 3, 256, 256, (3, 3), (1, 1), "same", True),
+    (48, 48, 8, 16, (1, 1), (1, 1), "same", False),
+    (24, 24, 16, 32, (1, 1), (1, 1), "same", False),
+    (24, 24, 32, 32, (1, 1), (1, 1), "same", False),
+    (12, 12, 32, 64, (1, 1), (1, 1), "same", False),
+    (12, 12, 64, 64, (1, 1), (1, 1), "same", False),
+    (6, 6, 64, 128, (1, 1), (1, 1), "same", False),
+    (6, 6, 128, 128, (1, 1), (1, 1), "same", False),
+    (3, 3, 128, 256, (1, 1), (1, 1), "same", False),
+    (3, 3, 256, 256, (1, 1), (1, 1), "same", False),
+]
 
 
 def realistic_shifts(shift: np.ndarray) -> np.ndarray:
@@ -68,15 +92,50 @@ def kernels() -> None:
         image = ConvImage.build(tmp)
         print("| op | input h x w x C | K | kernel | MACs | cycles | cycles/MAC |")
         print("|---|---|---|---|---|---|---|")
-        for h, w, c, k, kernel, stride, padding, depthwise in KERNEL_CASES:
+        for h, w, c, k, kernel, stride, padding, depthwise in KERNEL_CASES + PD_MOBILENET_CASES:
             t = conv_case(np.random.default_rng(0), h, w, c, k, kernel, stride, padding, depthwise)
             t["shift"] = realistic_shifts(t["shift"])
             fn = "pz_dwconv2d_q8_m0" if depthwise else "pz_conv2d_q8_m0"
             run = image.call(t, fn, warm=True)
             np.testing.assert_array_equal(run.y, q8_golden(t))
             op = "depthwise" if depthwise else f"conv {kernel[0]}x{kernel[1]}"
+            if stride != (1, 1):
+                op += f" /{stride[0]}"
             print(f"| {op} | {h}x{w}x{c} {padding} | {t['shape'].out_c} | {kernel[0]}x{kernel[1]} | {run.macs} | "
                   f"{run.cycles} | {run.cycles / run.macs:.2f} |")
+
+
+def zero_skipping() -> None:
+    """pd_mobilenet's pointwise shapes on inputs whose zero point is the byte 0 (zp_in = -128, as after ReLU6):
+    ReLU-like inputs (a normal distribution clipped at 0: about half zeros) and uniform random ones without zeros,
+    each through the zero-skipping dot product (zp_in = -128) and, the same bytes with zp_in = -127, through the
+    plain one."""
+    from rp2040_sim.kernel_harness import ConvImage, conv_case
+    from test_firmware_conv import q8_golden
+
+    with tempfile.TemporaryDirectory() as tmp:
+        image = ConvImage.build(tmp)
+        print("| input h x w x C | K | input | zeros | cycles/MAC plain | cycles/MAC skipping zeros |")
+        print("|---|---|---|---|---|---|")
+        for h, w, c, k, kernel, stride, padding, depthwise in PD_MOBILENET_CASES:
+            if depthwise or c == 1:
+                continue
+            for kind in ("ReLU-like", "random"):
+                rng = np.random.default_rng(0)
+                t = conv_case(rng, h, w, c, k, kernel, stride, padding, False)
+                t["shift"] = realistic_shifts(t["shift"])
+                if kind == "ReLU-like":
+                    t["xu"] = np.clip(np.rint(rng.normal(0, 60, t["xu"].shape)), 0, 255).astype(np.uint8)
+                else:
+                    t["xu"] = rng.integers(1, 256, t["xu"].shape).astype(np.uint8)
+                per_mac = []
+                for zp_in in (-127, -128):
+                    t["zp_in"] = zp_in
+                    run = image.call(t, "pz_conv2d_q8_m0", warm=True)
+                    np.testing.assert_array_equal(run.y, q8_golden(t))
+                    per_mac.append(run.cycles / run.macs)
+                print(f"| {h}x{w}x{c} | {k} | {kind} | {np.mean(t['xu'] == 0):.0%} | {per_mac[0]:.2f} | "
+                      f"{per_mac[1]:.2f} |")
 
 
 def random_model(name: str, out: Path, seed: int) -> None:
@@ -195,6 +254,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("kernels")
+    sub.add_parser("zero-skipping")
     r = sub.add_parser("random-model")
     r.add_argument("name")
     r.add_argument("out", type=Path)
@@ -210,6 +270,8 @@ def main(argv=None) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     if args.cmd == "kernels":
         kernels()
+    elif args.cmd == "zero-skipping":
+        zero_skipping()
     elif args.cmd == "random-model":
         random_model(args.name, args.out, args.seed)
     else:

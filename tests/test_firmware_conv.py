@@ -325,17 +325,142 @@ def test_m0_fast_output_stage_exact_over_int32(m0, seed, act, out_xor, depthwise
     assert hits, "the fast output stage did not run"
 
 
+@pytest.mark.parametrize("seed,h,w,c,k,kernel,stride,padding,zeros,edge", [
+    (20, 6, 6, 8, 16, (1, 1), (1, 1), "same", 0.6, None),    # pointwise on ReLU-like input
+    (21, 7, 6, 8, 12, (3, 3), (1, 1), "same", 0.5, None),    # borders gathered (padding cells are zeros too)
+    (22, 9, 9, 1, 8, (3, 3), (2, 2), "same", 0.7, None),     # 1-channel first layer: runs of 3 bytes
+    (23, 5, 5, 3, 8, (3, 3), (1, 1), "valid", 0.0, None),    # zero point 0 but no zeros
+    (24, 4, 4, 20, 40, (1, 1), (1, 1), "same", 1.0, None),   # only zeros: accumulators = folded biases
+    (25, 6, 6, 16, 8, (3, 3), (1, 1), "same", 0.3, "max"),   # saturating
+])
+def test_m0_zero_skipping_exact(m0, seed, h, w, c, k, kernel, stride, padding, zeros, edge):
+    """Inputs whose zero point is the byte 0 (zp_in = -128, ReLU outputs) go through the zero-skipping dot product
+    (pz_q8_conv_dot8z_m0); the outputs equal the golden model's."""
+    rng = np.random.default_rng(seed)
+    t = conv_case(rng, h, w, c, k, kernel, stride, padding, False, edge)
+    t["zp_in"] = -128
+    t["xu"] = np.where(rng.random(t["xu"].shape) < zeros, 0, t["xu"]).astype(np.uint8)
+    want = q8_golden(t)
+    skip = m0.elf.addr("pz_q8_conv_dot8z_m0") & ~1
+    for out_xor in (0, 0x80):
+        hits = []
+        run = m0.call(t, "pz_conv2d_q8_m0", out_xor,
+                      hook=lambda addr, size: hits.append(addr) if addr == skip else None)
+        np.testing.assert_array_equal(run.y, want)
+        assert hits, "the zero-skipping dot product did not run"
+
+
+@pytest.mark.parametrize("seed,h,w,c,stride,padding,edge", [
+    (30, 6, 9, 8, (1, 1), "valid", None),    # 7 outputs a row: 3 pairs and a single
+    (31, 5, 8, 4, (1, 1), "same", "max"),     # pairs between the gathered border pixels, saturating
+    (32, 4, 7, 20, (1, 1), "same", "shifts"),
+    (33, 7, 13, 8, (2, 2), "valid", None),   # stride 2: 6 outputs a row
+    (34, 6, 11, 12, (2, 1), "same", "max"),
+    (35, 5, 12, 4, (1, 2), "same", "shifts"),
+])
+def test_m0_depthwise_pairs_exact(m0, seed, h, w, c, stride, padding, edge):
+    """Interior pixels side by side at stride 1 or 2 go through the two-pixel depthwise loops
+    (pz_q8_dw3x3_pair_m0, pz_q8_dw3x3_pair2_m0)."""
+    t = conv_case(np.random.default_rng(seed), h, w, c, c, (3, 3), stride, padding, True, edge)
+    want = q8_golden(t)
+    pair = m0.elf.addr("pz_q8_dw3x3_pair_m0" if stride[1] == 1 else "pz_q8_dw3x3_pair2_m0") & ~1
+    for out_xor in (0, 0x80):
+        hits = []
+        run = m0.call(t, "pz_dwconv2d_q8_m0", out_xor,
+                      hook=lambda addr, size: hits.append(addr) if addr == pair else None)
+        np.testing.assert_array_equal(run.y, want)
+        assert hits, "the two-pixel loop did not run"
+
+
+def small_acc_case(seed, act, depthwise):
+    """A layer for the three-piece output stage (every accumulator within +-(2^20 - 1), every shift >= 0:
+    conv_q8_m0.c out_small): zero weights make each channel's accumulator its bias, drawn up to the bound, at the
+    bound with the largest multiplier (the partial products' int32 limit), and around every output step; shifts
+    0..31 reach the register shifts of 32 and more."""
+    rng = np.random.default_rng(seed)
+    k = 24
+    t = conv_case(rng, 2, 2, k if depthwise else 3, k, (3, 3), (1, 1), "same", depthwise)
+    t["w"][:] = 0
+    t["mult"] = rng.integers(0, 2**31, k).astype(np.int32)
+    t["mult"][:4] = 2**31 - 1
+    t["shift"] = rng.integers(0, 32, k).astype(np.int8)
+    lim = 2**20 - 1
+    q = rng.integers(-300, 301, k)
+    near = (q * (1 << (31 + t["shift"].astype(object))) // np.maximum(t["mult"], 1).astype(object)).astype(np.float64)
+    acc = np.where(rng.random(k) < 0.5, np.clip(near + rng.integers(-2, 3, k), -lim, lim),
+                   rng.integers(-lim, lim + 1, k))
+    acc[:4] = (-lim, lim, -lim, lim)
+    t["bias"] = acc.astype(np.int64).astype(np.int32)
+    t["zp_out"] = int(rng.integers(-128, 128))
+    t["act_min"], t["act_max"] = [(-128, 127), (t["zp_out"], 127), (t["zp_out"], min(127, t["zp_out"] + 40))][act]
+    return t
+
+
+@settings(max_examples=200, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), act=st.integers(0, 2), out_xor=st.sampled_from([0, 0x80]),
+       depthwise=st.booleans())
+def test_small_accumulator_output_stage_exact_on_host(lib, seed, act, out_xor, depthwise):
+    t = small_acc_case(seed, act, depthwise)
+    np.testing.assert_array_equal(run_q8(lib, t, "m0", out_xor), q8_golden(t))
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), act=st.integers(0, 2), out_xor=st.sampled_from([0, 0x80]),
+       depthwise=st.booleans())
+def test_m0_small_accumulator_output_stage_exact(m0, seed, act, out_xor, depthwise):
+    t = small_acc_case(seed, act, depthwise)
+    # the variant without the lower clamp under a fused ReLU (act_min = zp_out), the full one otherwise
+    small = m0.elf.addr("pz_q8_requant_small_relu_m0" if act else "pz_q8_requant_small_m0") & ~1
+    hits = []
+    op = "dwconv2d" if depthwise else "conv2d"
+    run = m0.call(t, f"pz_{op}_q8_m0", out_xor, hook=lambda addr, size: hits.append(addr) if addr == small else None)
+    np.testing.assert_array_equal(run.y, q8_golden(t))
+    assert hits, "the small-accumulator output stage did not run"
+
+
+def test_m0_small_output_stage_not_taken_past_its_bound(m0):
+    """One channel whose accumulator can reach 2^20 sends the layer through the general output stage."""
+    t = conv_case(np.random.default_rng(11), 3, 3, 8, 8, (1, 1), (1, 1), "same", False)
+    t["shift"][:] = 8
+    t["w"][:] = 0
+    t["bias"][:] = 1000
+    t["bias"][5] = 2**20
+    t["act_min"], t["act_max"] = -128, 127
+    small = m0.elf.addr("pz_q8_requant_small_m0") & ~1
+    hits = []
+    run = m0.call(t, "pz_conv2d_q8_m0", hook=lambda addr, size: hits.append(addr) if addr == small else None)
+    np.testing.assert_array_equal(run.y, q8_golden(t))
+    assert not hits
+    t["bias"][5] = 2**20 - 1
+    run = m0.call(t, "pz_conv2d_q8_m0", hook=lambda addr, size: hits.append(addr) if addr == small else None)
+    np.testing.assert_array_equal(run.y, q8_golden(t))
+    assert hits
+
+
 # Cycle budgets per MAC with the XIP cache warm and the shifts of real int8 conv layers (the emulator is
 # deterministic; `python benchmarks/conv_firmware.py kernels` has the full table). They fail when a change makes a
 # kernel slower.
-@pytest.mark.parametrize("h,w,c,k,kernel,depthwise,budget", [
-    (14, 14, 16, 32, (3, 3), False, 4.56),
-    (6, 6, 128, 128, (1, 1), False, 4.52),
-    (12, 12, 16, 16, (3, 3), True, 16.6),
+@pytest.mark.parametrize("h,w,c,k,kernel,stride,depthwise,budget", [
+    (14, 14, 16, 32, (3, 3), (1, 1), False, 4.45),
+    (6, 6, 128, 128, (1, 1), (1, 1), False, 4.43),
+    (12, 12, 16, 16, (3, 3), (1, 1), True, 12.53),
+    (24, 24, 1, 8, (3, 3), (2, 2), False, 17.85),  # a 1-channel first layer
 ])
-def test_m0_cycle_budgets(m0, h, w, c, k, kernel, depthwise, budget):
-    t = conv_case(np.random.default_rng(7), h, w, c, k, kernel, (1, 1), "same", depthwise)
+def test_m0_cycle_budgets(m0, h, w, c, k, kernel, stride, depthwise, budget):
+    t = conv_case(np.random.default_rng(7), h, w, c, k, kernel, stride, "same", depthwise)
     t["shift"] = (6 + (t["shift"].astype(np.int64) + 1) % 6).astype(np.int8)  # 6..11
     run = m0.call(t, f"pz_{'dwconv2d' if depthwise else 'conv2d'}_q8_m0", warm=True)
     np.testing.assert_array_equal(run.y, q8_golden(t))
     assert run.cycles / run.macs <= budget, run.cycles / run.macs
+
+
+def test_m0_zero_skipping_cycle_budget(m0):
+    """A pointwise conv on ReLU-like input (zp_in = -128, about half zeros) through the zero-skipping dot product."""
+    rng = np.random.default_rng(7)
+    t = conv_case(rng, 6, 6, 64, 64, (1, 1), (1, 1), "same", False)
+    t["shift"] = (6 + (t["shift"].astype(np.int64) + 1) % 6).astype(np.int8)
+    t["zp_in"] = -128
+    t["xu"] = np.clip(np.rint(rng.normal(0, 60, t["xu"].shape)), 0, 255).astype(np.uint8)
+    run = m0.call(t, "pz_conv2d_q8_m0", warm=True)
+    np.testing.assert_array_equal(run.y, q8_golden(t))
+    assert run.cycles / run.macs <= 3.57, run.cycles / run.macs

@@ -27,6 +27,7 @@
  * multiplies every input of the first n_in & ~3 with pz_q8_dot8_m0 / pz_q8_dot4_m0 (the loop without skipping,
  * 3.80 cycles per MAC) and only the list's entries for the n_in & 3 inputs left over. */
 #include "int8_impl.h"
+#include "int8_mac_m0.h"
 
 /* Inputs per compacted slice: 28 x 28 images in one slice; 3.2 kB of stack at most. */
 #define PZ_Q8_SLICE 800u
@@ -93,28 +94,8 @@ void pz_q8_dot4_m0(const uint8_t *xu, const uint8_t *xend, const uint8_t *w, uin
 
 /* Dense inputs (no skipping): per input k, LDRB x (2) + 2 x [LDM W (2) + 4 extract + 4 MULS + 4 ADD] (28) = 30 cycles
  * for 8 MACs, plus 7 cycles of loop per 16 inputs: 3.80 cycles per MAC; entered part way (Duff's device) when the
- * number of 4-input blocks is not a multiple of 4. r0 = xu, r1 = xend (xu + nk4, nk4 > 0, multiple of 4), r2 = w,
- * r3 = A[8]. */
-#define PZ_Q8_MAC_WORD(a0, a1, a2, a3)                                                  \
-    "    ldm   r1!, {r3}\n"                                                             \
-    "    sxth  r4, r3\n"                                                                \
-    "    asrs  r5, r4, #8\n"                                                            \
-    "    muls  r4, r2, r4\n"                                                            \
-    "    " a0 ", r4\n"                                                            \
-    "    muls  r5, r2, r5\n"                                                            \
-    "    " a1 ", r5\n"                                                            \
-    "    asrs  r4, r3, #16\n"                                                           \
-    "    muls  r4, r2, r4\n"                                                            \
-    "    " a2 ", r4\n"                                                            \
-    "    asrs  r3, r3, #24\n"                                                           \
-    "    muls  r3, r2, r3\n"                                                            \
-    "    " a3 ", r3\n"
-#define PZ_Q8_MAC_K(off)                                                                \
-    "    ldrb  r2, [r0, #" off "]\n"                                                    \
-    PZ_Q8_MAC_WORD("adds  r6, r6", "adds  r7, r7", "add   r8", "add   r9")                \
-    PZ_Q8_MAC_WORD("add   r10", "add   r11", "add   r12", "add   lr")
-
-/* r0 = xu, r1 = xend (xu + nk4, nk4 > 0, multiple of 4), r2 = w (4-byte aligned), r3 = A[8]. */
+ * number of 4-input blocks is not a multiple of 4. The MAC step (PZ_Q8_MAC_K) is int8_mac_m0.h's, shared with the
+ * conv kernels. r0 = xu, r1 = xend (xu + nk4, nk4 > 0, multiple of 4), r2 = w (4-byte aligned), r3 = A[8]. */
 __asm__(
     "    .pushsection .text.pz_q8_dot8_m0, \"ax\", %progbits\n"  /* own section: --gc-sections drops it if unused */
     "    .syntax unified\n"
