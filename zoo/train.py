@@ -1,7 +1,8 @@
 """Functional JAX/optax training, data-parallel over every local device.
 
 `python -m zoo.train NAME [--epochs --batch-size --lr --seed --dtype --data-dir --out]` trains a registry model,
-evaluates it on the full test set and writes the model directory (docs/MODEL_FORMAT.md). The library entry point is
+evaluates it on the full test set and writes the model directory (docs/MODEL_FORMAT.md); `--spec FILE` (a spec .json
+or a .py defining `model`, zoo/specfile.py) trains a network of the user's own instead. The library entry point is
 `train_and_evaluate(config, out_dir, ...)`, which tests call directly.
 
 Data parallelism: a 1-D device mesh named "data"; params and optimizer state are replicated, each batch is sharded
@@ -24,7 +25,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from zoo import __version__, data, modeldir, outputs
+from zoo import __version__, data, modeldir, outputs, specfile
 from zoo.models import ModelConfig, UnknownModelError, get_model
 
 DTYPES = {"float32": jnp.float32, "float64": jnp.float64}
@@ -334,7 +335,7 @@ def print_metrics(metrics, out_dir=None):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m zoo.train", description="Train a zoo model and save it.")
-    parser.add_argument("model", help="registry name, e.g. mnist_300 or xor")
+    parser.add_argument("model", nargs="?", help="registry name, e.g. mnist_300 or xor (or give --spec)")
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--lr", type=float)
@@ -345,6 +346,16 @@ def main(argv=None):
     parser.add_argument("--force", action="store_true",
                         help="replace an earlier zoo.train output in --out (only the files it wrote)")
     parser.add_argument("--no-progress", action="store_true")
+    # -- your own network (zoo/specfile.py) and the recipe's other fields ------------------------------------------
+    own = parser.add_argument_group("your own network (docs/API.md)")
+    own.add_argument("--spec", type=Path, help="a spec .json (docs/MODEL_FORMAT.md) or a .py file defining `model` "
+                                               "(a zoo.nn.Sequential) and optionally `recipe`; the .py is executed")
+    own.add_argument("--name", help="the model's name (default: the spec file's name without its suffix)")
+    own.add_argument("--dataset", choices=data.DATASETS, help="a built-in dataset to train a --spec model on")
+    own.add_argument("--optimizer", choices=["adam", "sgd"])
+    own.add_argument("--weight-decay", type=float)
+    own.add_argument("--label-smoothing", type=float)
+    own.add_argument("--augment-shift", type=int)
     args = parser.parse_args(argv)
     for flag in ("epochs", "batch_size"):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
@@ -353,12 +364,28 @@ def main(argv=None):
         parser.error(f"--lr must be positive, got {args.lr}")
     if not 0 <= args.seed <= MAX_SEED:
         parser.error(f"--seed must be 0 to {MAX_SEED}, got {args.seed}")
+    if (args.model is None) == (args.spec is None):
+        parser.error("give a registry model name or --spec FILE (one of them)")
+    if args.spec is None and (args.name or args.dataset):
+        parser.error("--name and --dataset go with --spec (a registry model has its own)")
+    if args.spec is not None and args.dataset is None:
+        parser.error("--spec needs the data to train on: --dataset NAME")
+    overrides = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
+                     weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
+                     augment_shift=args.augment_shift)
     try:
-        cfg = get_model(args.model).with_overrides(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr)
+        if args.spec is not None:
+            cfg = specfile.load(args.spec).config(args.name, args.dataset, **overrides)
+        else:
+            specfile.check_recipe({k: v for k, v in overrides.items() if v is not None}, "command line")
+            cfg = get_model(args.model).with_overrides(**overrides)
         out = args.out or Path("runs") / cfg.name
+        ds = data.load(cfg.dataset, args.data_dir)
+        if args.spec is not None:
+            specfile.check_data(cfg, ds, f"--spec {args.spec} with --dataset {args.dataset}")
         metrics, _ = train_and_evaluate(cfg, out, seed=args.seed, dtype=args.dtype, data_dir=args.data_dir,
-                                        progress=not args.no_progress, force=args.force)
-    except (UnknownModelError, data.DataError, TrainingError, outputs.OutputError) as e:
+                                        dataset=ds, progress=not args.no_progress, force=args.force)
+    except (UnknownModelError, data.DataError, TrainingError, outputs.OutputError, specfile.SpecFileError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print_metrics(metrics, out)
