@@ -25,7 +25,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from zoo import __version__, data, modeldir, outputs, specfile
+from zoo import __version__, classnames, data, modeldir, outputs, specfile
 from zoo.models import ModelConfig, UnknownModelError, get_model
 
 DTYPES = {"float32": jnp.float32, "float64": jnp.float64}
@@ -187,9 +187,11 @@ def run_epoch(step, params, opt_state, mesh, x_train, y_train, order, on_step=la
 # -- training ----------------------------------------------------------------------------------------------------
 def train_and_evaluate(cfg: ModelConfig, out_dir: Path | None, *, seed: int = 0, dtype: str = "float32",
                        data_dir: Path | None = None, dataset: data.Dataset | None = None,
-                       train_limit: int | None = None, progress: bool = True, force: bool = False):
+                       train_limit: int | None = None, progress: bool = True, force: bool = False,
+                       class_names: list[str] | None = None):
     """Train `cfg`, evaluate on the full test set, save to `out_dir` (if given); returns (metrics, params).
-    The output directory is checked before training (zoo/outputs.py); `force` replaces an earlier zoo.train output."""
+    The output directory is checked before training (zoo/outputs.py); `force` replaces an earlier zoo.train output.
+    `class_names` (default: the dataset's `class_names`, if it has them) go into the metadata and metrics.json."""
     if dtype not in DTYPES:
         raise TrainingError(f"--dtype {dtype!r} is not one of {', '.join(DTYPES)}")
     if not (isinstance(seed, (int, np.integer)) and 0 <= seed <= MAX_SEED):
@@ -200,6 +202,12 @@ def train_and_evaluate(cfg: ModelConfig, out_dir: Path | None, *, seed: int = 0,
         out.check()
     augment = _augmenter(cfg, seed)
     ds = dataset or data.load(cfg.dataset, data_dir)
+    class_names = class_names if class_names is not None else getattr(ds, "class_names", None)
+    if class_names is not None:
+        try:
+            class_names = classnames.check(class_names, classnames.n_classes(cfg.spec), f"{cfg.name}: class names")
+        except classnames.ClassNamesError as e:
+            raise TrainingError(str(e)) from None
     train_limit = train_limit if train_limit is not None else cfg.train_limit
     x_train, y_train = ds.x_train[:train_limit], ds.y_train[:train_limit]
     batch = min(cfg.batch_size, len(x_train))
@@ -244,9 +252,13 @@ def train_and_evaluate(cfg: ModelConfig, out_dir: Path | None, *, seed: int = 0,
         "params": cfg.spec.param_count(), "devices": int(mesh.devices.size), "train_samples": len(x_train),
         "augment_shift": cfg.augment_shift, "history": history,
     }
+    if class_names is not None:
+        metrics["class_names"] = class_names
     if out is not None:
         meta = {"model": cfg.name, "dataset": ds.name, "input": {"scale": ds.input_scale, "features": ds.features},
                 "dtype": dtype, "seed": seed, "picozoo_version": __version__}
+        if class_names is not None:
+            meta["class_names"] = class_names
         with out.staging() as tmp:
             modeldir.save(tmp, cfg.spec, params, meta, metrics)
             _plot_history(tmp / "training.png", cfg.name, history)
@@ -356,6 +368,8 @@ def main(argv=None):
     own.add_argument("--weight-decay", type=float)
     own.add_argument("--label-smoothing", type=float)
     own.add_argument("--augment-shift", type=int)
+    own.add_argument("--class-names", type=classnames.parse, metavar="A,B,C",
+                     help="a name per class in label order (default: the data's class_names, if any)")
     args = parser.parse_args(argv)
     for flag in ("epochs", "batch_size"):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
@@ -384,7 +398,8 @@ def main(argv=None):
         if args.spec is not None:
             specfile.check_data(cfg, ds, f"--spec {args.spec} with --dataset {args.dataset}")
         metrics, _ = train_and_evaluate(cfg, out, seed=args.seed, dtype=args.dtype, data_dir=args.data_dir,
-                                        dataset=ds, progress=not args.no_progress, force=args.force)
+                                        dataset=ds, progress=not args.no_progress, force=args.force,
+                                        class_names=args.class_names)
     except (UnknownModelError, data.DataError, TrainingError, outputs.OutputError, specfile.SpecFileError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
