@@ -191,11 +191,11 @@ def compress_model(model_dir: Path, opts: Options):
     model_dir = Path(model_dir)
     model = validate(model_dir, opts)
     log = opts.log or (lambda msg: None)
-    ds = data.load(model.meta["dataset"], opts.data_dir)
+    ds = data.load_for_model(model.meta, opts.data_dir)  # a named dataset, or the user's file (docs/DATA.md)
     cfg = _config(model).with_overrides(label_smoothing=opts.label_smoothing)
     seed = model.meta.get("seed", 0) if opts.seed is None else opts.seed
     spec, params = netspec.for_inference(model.spec, [dict(p) for p in model.params])
-    meta = {k: model.meta[k] for k in ("model", "dataset", "input", "dtype", "seed", "class_names")
+    meta = {k: model.meta[k] for k in ("model", "dataset", "data", "input", "dtype", "seed", "class_names")
             if k in model.meta}
     meta["picozoo_version"] = __version__
     steps = []

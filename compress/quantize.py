@@ -5,6 +5,10 @@ Scheme (docs/COMPRESS.md, docs/MODEL_FORMAT.md "Compressed variants"):
 - Input: the firmware's raw uint8 pixels; q_in = raw - 128 with the model's input scale and zero point -128, which is
   exact (x = raw * scale) and costs nothing: the kernels read activations as offset-binary bytes `xu = q + 128`, so the
   first layer reads the raw pixels as they are.
+  A model of the user's float32 data (or any normalisation other than uint8 * scale, zoo/normalize.py) gets an
+  input scale and zero point calibrated like an activation on the normalised training rows, and every stage
+  quantizes its input with `quantize_input` (float32: x = normalised raw, t = x * inv_scale clamped to +-1024,
+  q = trunc(t + copysign(0.5, t)) + zero_point clamped to [-128, 127]); firmware/kernels/input.c does the same.
 - Weights: per output channel, symmetric, int8 in [-127, 127], zero point 0.
 - Activations: per tensor, asymmetric int8, range calibrated (min/max) on training images. A dense layer followed by
   ReLU has a range [0, max], so zero point -128 and the ReLU is the clamp at -128.
@@ -22,6 +26,7 @@ import math
 import numpy as np
 
 from zoo.nn import Dense
+from zoo.normalize import Normalization, as_normalization
 
 SCHEME = "int8"
 ROUNDING = "single"
@@ -166,11 +171,12 @@ def calibrate(spec, params, raw_calib, input_scale):
 
 def calibrate_layers(dicts, params, raw_calib, input_scale):
     raw_calib = np.asarray(raw_calib)
+    norm = as_normalization(input_scale)
     spatial = any(d["type"] not in ("dense", "relu", "relu6") for d in dicts)
     batch = CALIBRATION_BATCH if spatial else max(1, len(raw_calib))  # an MLP: one product, as before conv nets
     lo = hi = None
     for start in range(0, len(raw_calib), batch):
-        x = raw_calib[start:start + batch].astype(np.float32) * np.float32(input_scale)
+        x = norm.apply(raw_calib[start:start + batch], np.float32)
         outs = _weighted_outputs(dicts, params, x)
         b_lo, b_hi = [float(o.min()) for o in outs], [float(o.max()) for o in outs]
         lo = b_lo if lo is None else [min(a, b) for a, b in zip(lo, b_lo)]
@@ -232,7 +238,14 @@ def quantize_layers(dicts, output, params, input_scale, raw_calib, act_ranges=No
     if act_ranges is None:
         act_ranges = calibrate_layers(dicts, params, raw_calib, input_scale)
     ops = _ops()
-    in_scale, in_zp = float(input_scale), INPUT_ZERO_POINT
+    norm = as_normalization(input_scale)
+    if norm.legacy:
+        in_scale, in_zp = float(norm.scale), INPUT_ZERO_POINT
+        input_meta = {"scale": in_scale, "zero_point": INPUT_ZERO_POINT, "q": "raw - 128"}
+    else:
+        in_scale, in_zp = input_qparams(norm, raw_calib)
+        input_meta = {"scale": in_scale, "zero_point": in_zp, "inv_scale": float(np.float32(1.0 / in_scale)),
+                      "raw": norm.raw, "q": INPUT_Q_RULE}
     layers_meta, extra = [], {}
     new_params = [dict(p) for p in params]
     n = 0
@@ -278,7 +291,7 @@ def quantize_layers(dicts, output, params, input_scale, raw_calib, act_ranges=No
         new_params[i] = {"w": (wq.astype(np.float64) * s_w).astype(dtype), "b": (bq * bias_scale).astype(dtype)}
         in_scale, in_zp = float(out_scale), int(out_zp)
     meta = {"scheme": SCHEME, "rounding": ROUNDING,
-            "input": {"scale": float(input_scale), "zero_point": INPUT_ZERO_POINT, "q": "raw - 128"},
+            "input": input_meta,
             "output": {"scale": in_scale, "zero_point": in_zp},
             "layers": layers_meta}
     return meta, extra, new_params
@@ -286,5 +299,42 @@ def quantize_layers(dicts, output, params, input_scale, raw_calib, act_ranges=No
 
 def fake_quant_ranges(spec, params, raw_calib, input_scale):
     """The per-layer activation (scale, zero_point) QAT trains against: calibrated once on the float model."""
+    if not as_normalization(input_scale).legacy:
+        raise QuantizationError("QAT (--qat) and weight sharing (--share) need uint8 input scaled by a constant; "
+                                "this model takes normalised float32 input: use post-training --quantize int8 "
+                                "(docs/DATA.md)")
     check_supported(spec)
     return calibrate(spec, params, raw_calib, input_scale)
+
+
+# -- the input of a model of float data (zoo/normalize.py) ---------------------------------------------------------
+INPUT_Q_RULE = "t = x * inv_scale (float32, clamped to +-1024); q = clamp(trunc(t + copysign(0.5, t)) + zero_point)"
+INPUT_T_LIMIT = np.float32(1024.0)  # |t| beyond this is clamped anyway; keeps the int conversion in range
+
+
+def input_qparams(norm: Normalization, raw_calib) -> tuple[float, int]:
+    """(scale, zero_point) of the normalised input, min/max over the calibration rows (0 exactly representable)."""
+    x = norm.apply(np.asarray(raw_calib), np.float32)
+    return activation_qparams(float(x.min()), float(x.max()))
+
+
+def quantize_input(x, inv_scale: float, zero_point: int) -> np.ndarray:
+    """int8 q (as int64) of normalised float32 inputs x: the exact float32 operations of the firmware's input kernel
+    (pz_input_f32_q8): t = x * inv_scale, NaN and |t| > 1024 clamped to +-1024, u = t + (t >= 0 ? 0.5 : -0.5),
+    q = trunc(u) + zero_point clamped to [-128, 127]."""
+    x = np.asarray(x, np.float32)
+    t = x * np.float32(inv_scale)
+    t = np.where(t > -INPUT_T_LIMIT, t, -INPUT_T_LIMIT)
+    t = np.where(t < INPUT_T_LIMIT, t, INPUT_T_LIMIT).astype(np.float32)
+    u = t + np.where(t >= 0, np.float32(0.5), np.float32(-0.5))
+    return np.clip(np.trunc(u).astype(np.int64) + int(zero_point), QMIN, QMAX)
+
+
+def input_q(model, raw) -> np.ndarray:
+    """The int8 model input q (int64, raw's shape) for raw features: raw - 128 for uint8 * scale models, else
+    quantize_input of the normalised values."""
+    qin = model.meta["quantization"]["input"]
+    norm = Normalization.from_meta(model.meta["input"])
+    if norm.legacy:
+        return np.asarray(raw).astype(np.int64) + INPUT_ZERO_POINT
+    return quantize_input(norm.apply(raw, np.float32), qin["inv_scale"], qin["zero_point"])

@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from compress.quantize import INPUT_ZERO_POINT, QMAX, QMIN, requantize
+from compress.quantize import QMAX, QMIN, input_q, requantize
 from zoo.modeldir import SavedModel
 
 WEIGHTED_OPS = ("dense", "conv2d", "depthwise_conv2d")
@@ -228,7 +228,7 @@ def forward(model: SavedModel, raw: np.ndarray) -> np.ndarray:
     if raw.size % int(np.prod(in_shape)) or (raw.ndim > 1 and not single
                                              and int(np.prod(raw.shape[1:])) != int(np.prod(in_shape))):
         raise GoldenModelError(f"raw features of shape {raw.shape} do not match the model input {list(in_shape)}")
-    q = raw.reshape((-1,) + in_shape).astype(np.int64) + INPUT_ZERO_POINT
+    q = input_q(model, raw.reshape(-1, int(np.prod(in_shape)))).reshape((-1,) + in_shape)  # compress/quantize.py
     out = run_ops(layers, q).reshape(q.shape[0], -1).astype(np.int8)
     return out[0] if single else out
 

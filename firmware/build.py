@@ -342,7 +342,7 @@ def default_out_dir(model_dir: Path) -> Path:
 def load_test_images(model: modeldir.SavedModel, model_dir: Path, images: int | None):
     dataset = model.meta.get("dataset")
     try:
-        ds = data.load(dataset)
+        ds = data.load_for_model(model.meta)  # a named dataset, or the user's file (docs/DATA.md)
     except data.DataError as e:
         raise BuildError(f"{model_dir}: cannot load its dataset {dataset!r}: {e}") from None
     features = int(model.meta["input"]["features"])
@@ -454,6 +454,7 @@ def build(model_dir: Path, out_dir: Path | None = None, images: int | None = Non
             "first_image": 0,
             "dataset": dataset,
             "input_features": int(model.meta["input"]["features"]),
+            "input_ctype": codegen.input_ctype(model),
             "output_count": model.spec.out_features,  # activations keep the width
             "weights_in": weights_in,
             "output_ctype": codegen.output_ctype(model, str(model_dir)),

@@ -311,14 +311,23 @@ def plan_steps(model, source) -> tuple[list[Emitted], list[planner.Step], bool]:
     with planner.plan(steps, input_bytes(model))."""
     ops, int8 = network_ops(model, source)
     steps = [planner.Step(f"layer {op.index} {op.op}", op.out_bytes, op.scratch_bytes, op.in_place) for op in ops]
-    if not int8:
-        features = int(model.meta["input"]["features"])
+    features = int(model.meta["input"]["features"])
+    if _float_input(model):  # the user's floats: normalised (and for int8 quantized) by a first step
+        steps.insert(0, planner.Step("input quantization" if int8 else "input normalisation",
+                                     features if int8 else 4 * features))
+    elif not int8:
         steps.insert(0, planner.Step("input scaling", 4 * features))
     return ops, steps, int8
 
 
+def _float_input(model) -> bool:
+    from firmware.codegen import float_input  # codegen imports this module
+    return float_input(model)
+
+
 def input_bytes(model) -> int:
-    return int(model.meta["input"]["features"])
+    """Bytes of pz_input: one per raw pixel, or a float32 per value of the user's data."""
+    return int(model.meta["input"]["features"]) * (4 if _float_input(model) else 1)
 
 
 def plan(model, source) -> planner.Plan:
@@ -332,8 +341,15 @@ def generate(model, source: str, placement: dict[int, str], header: str) -> tupl
     features = int(model.meta["input"]["features"])
     arrays, entries = [], []
     table = list(ops)
-    offset = 0 if int8 else 1  # a float model's first entry is the input scaling
-    if not int8:
+    float_in = _float_input(model)
+    offset = 0 if int8 and not float_in else 1  # a float model's first entry is the input scaling
+    if float_in:
+        from firmware.codegen import float_input_arrays
+        arrays.append(float_input_arrays(model))
+        kind = "q8" if int8 else "f32"
+        entries.append(f"    {{pz_run_input_f32_{kind}, PZ_K_INPUT_F32_{kind.upper()}, {features}, {features}, "
+                       f"pz_input_mean, pz_input_mult, {'&pz_input_q' if int8 else 'NULL'}}},")
+    elif not int8:
         entries.append(f"    {{pz_run_input_u8_f32, PZ_K_INPUT_U8_F32, {features}, {features}, NULL, NULL, "
                        f"&pz_input_scale}},")
     for k, op in enumerate(table):
@@ -366,7 +382,8 @@ def generate(model, source: str, placement: dict[int, str], header: str) -> tupl
 #define PZ_ARENA_BYTES {max(plan.arena_bytes, 4)}
 typedef {ctype} pz_output_t;
 
-extern uint8_t pz_input[PZ_INPUT_FEATURES];   /* raw pixels 0..255, NHWC: the first bytes of pz_arena */
+extern {"float pz_input[PZ_INPUT_FEATURES];     /* the user's raw values" if float_in else
+        "uint8_t pz_input[PZ_INPUT_FEATURES];   /* raw pixels 0..255"}, NHWC: the first bytes of pz_arena */
 extern pz_output_t pz_output[PZ_OUTPUT_COUNT];
 extern uint8_t pz_arena[PZ_ARENA_BYTES];      /* every intermediate activation, placed by firmware/planner.py */
 extern const pz_network pz_network_model;
@@ -375,7 +392,7 @@ int pz_infer(void);  /* runs the network on pz_input, fills pz_output, returns t
 
 #endif
 """
-    scale_c = "" if int8 else f"const float pz_input_scale = {_f32(np.float32(scale))};  /* x = raw * scale */\n\n"
+    scale_c = "" if int8 or float_in else f"const float pz_input_scale = {_f32(np.float32(scale))};  /* x = raw * scale */\n\n"
     c = f"""{header}#include <math.h>
 #include <stddef.h>
 
@@ -385,7 +402,7 @@ pz_output_t pz_output[PZ_OUTPUT_COUNT];
 uint8_t pz_arena[PZ_ARENA_BYTES] __attribute__((aligned(8)));
 /* pz_input is the start of the arena (planned there, dead after the first layer), with its own size in the ELF */
 __asm__(".global pz_input\\n.type pz_input, %object\\n.set pz_input, pz_arena\\n.size pz_input, "
-        "{features}\\n");
+        "{input_bytes(model)}\\n");
 
 {scale_c}{"".join(arrays)}
 const pz_layer pz_layers[PZ_N_LAYERS] = {{

@@ -2,7 +2,8 @@
 
 The firmware boots once (main runs its own test images and ends at `bkpt #0`); then for each image we restore
 the post-boot machine (registers, SRAM with a freshly painted stack, XIP cache), write the raw features to
-`pz_input`, call `pz_infer` with LR = pz_halt|1 and SP = __stack_top, and read r0 (the class) and `pz_output`.
+`pz_input` (uint8 pixels, or the float32 values of a model of the user's float data: build.json's `input_ctype`),
+call `pz_infer` with LR = pz_halt|1 and SP = __stack_top, and read r0 (the class) and `pz_output`.
 Restoring the same state before every image makes each count independent of order and of how images are split
 across worker processes: the figures are deterministic.
 """
@@ -30,6 +31,7 @@ OUTPUT_FILE = "emulator.json"
 BUILD_FIELDS = {"model_dir": "string", "dataset": "string", "input_features": "positive int",
                 "output_count": "positive int", "output_ctype": "string"}
 OUTPUT_DTYPES = {"float": np.float32, "double": np.float64, "int8_t": np.int8}
+INPUT_DTYPES = {"uint8_t": np.uint8, "float": np.dtype("<f4")}  # build.json's input_ctype; absent: uint8_t
 CHUNK = 25                       # most images per work item: small enough for a smooth progress bar
 PER_IMAGE_MAX_CYCLES = 1 << 31   # 17 s at 125 MHz: far beyond any model that fits the chip
 # Unicorn 2.1.4's translation cache grows by ~190 kB per restored inference (measured on mnist_50: 300 images,
@@ -57,8 +59,12 @@ def read_build(build_dir: Path) -> dict:
             field(build, key, kind, path, fix)
         if "uf2_sha256" in build:
             field(build, "uf2_sha256", "sha256", path, fix)
+        if "input_ctype" in build:
+            field(build, "input_ctype", "string", path, fix)
     except InputError as e:
         raise EvalError(f"{e}; rebuild with `python -m firmware.build`" if e.missing else str(e)) from None
+    if build.get("input_ctype", "uint8_t") not in INPUT_DTYPES:
+        raise EvalError(f"{path}: input_ctype {build['input_ctype']!r}, expected one of {sorted(INPUT_DTYPES)}")
     if build["output_ctype"] not in OUTPUT_DTYPES:
         raise EvalError(f"{path}: output_ctype {build['output_ctype']!r}, expected one of {sorted(OUTPUT_DTYPES)}")
     for name in ("firmware.uf2", "firmware.elf"):  # what else is wrong with them (a FIFO, ...) is said when read
@@ -101,6 +107,7 @@ class Harness:
             raise EvalError(f"{elf.path}: no __stack_limit/__stack_top symbols; the firmware contract needs them")
         self.stack_limit, self.stack_top = region
         self.features = int(build["input_features"])
+        self.input_dtype = np.dtype(INPUT_DTYPES[build.get("input_ctype", "uint8_t")])
         self.dtype = np.dtype(OUTPUT_DTYPES[build["output_ctype"]])
         self.count = int(build["output_count"])
         # Post-boot state, with the stack painted again so each inference measures its own peak.
@@ -157,7 +164,7 @@ class Harness:
     def infer_one(self, raw: np.ndarray):
         sim = self.sim
         self.restore()
-        sim.write(self.input_addr, np.asarray(raw, dtype=np.uint8).tobytes())
+        sim.write(self.input_addr, np.asarray(raw, dtype=self.input_dtype).tobytes())
         sim.set_regs(sp=self.stack_top, lr=self.halt | 1)
         c0, i0, h0, m0 = sim.state.cycles, sim.state.instructions, sim.state.xip_hits, sim.state.xip_misses
         stop = sim.run(self.infer, PER_IMAGE_MAX_CYCLES)
@@ -201,7 +208,15 @@ def evaluate(build_dir, images: int | None = None, jobs: int | None = None, prog
                         f"{build['model_dir']} is {'int8-quantized' if quantized else 'a float model'}: the "
                         f"firmware does not implement this model's arithmetic, so it cannot match its reference; "
                         f"rebuild with a firmware.build that supports it")
-    ds = data.load(build["dataset"])
+    from firmware.codegen import input_ctype
+    if input_ctype(model) != build.get("input_ctype", "uint8_t"):
+        raise EvalError(f"{build_dir / BUILD_JSON}: input_ctype {build.get('input_ctype', 'uint8_t')!r} but the model "
+                        f"in {build['model_dir']} takes {input_ctype(model)} input; rebuild with "
+                        f"`python -m firmware.build`")
+    try:
+        ds = data.load_for_model(model.meta)  # a named dataset, or the user's file (docs/DATA.md)
+    except data.DataError as e:
+        raise EvalError(f"{build['model_dir']}: cannot load the data it was trained on: {e}") from None
     available = len(ds.x_test)
     n = available if images is None else images
     if not 1 <= n <= available:

@@ -61,11 +61,24 @@ class Dataset:
     y_train: np.ndarray  # int32, (n,)
     x_test: np.ndarray
     y_test: np.ndarray
-    input_scale: float  # model input = raw * input_scale
+    input_scale: float  # model input = raw * input_scale; a zoo.normalize.Normalization for the user's float data
+    class_names: list | None = None  # one name per class (user data), else None
+    source: dict | None = None  # the user's file: path, format, sha256, options (zoo/userdata.py), else None
 
     @property
     def features(self):
         return self.x_train.shape[1]
+
+    @property
+    def normalization(self):
+        from zoo.normalize import as_normalization
+        return as_normalization(self.input_scale)
+
+
+def load_for_model(meta: dict, data_dir: Path | None = None) -> Dataset:
+    """The dataset a model directory was trained on (its metadata's `dataset`, or the user's file in `data`)."""
+    from zoo.userdata import load_for_model as _load
+    return _load(meta, data_dir)
 
 
 # -- IDX -----------------------------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ CHUNK_BYTES = 256 * 2**20  # activations held at once: the test set is evaluated
 
 def evaluate_dir(directory: Path, data_dir: Path | None = None) -> dict:
     model = modeldir.load(directory)  # validated, sizes within modeldir's limits
-    ds = data.load(model.meta["dataset"], data_dir)
+    ds = data.load_for_model(model.meta, data_dir)  # a named dataset, or the user's file (docs/DATA.md)
     widest = max(max(d.in_features, d.out_features) for d in model.spec.dense_layers)
     rows = max(1, CHUNK_BYTES // (8 * widest))
     classes = np.concatenate([host.reference(model, ds.x_test[i:i + rows])[1]

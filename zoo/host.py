@@ -1,7 +1,8 @@
 """The host model in plain NumPy: the reference the firmware and the emulator are compared against.
 
-It computes in the model's own dtype (float32 or float64), starting from the raw uint8 features exactly as the
-firmware does (`x = raw * input_scale`), so differences with the chip come only from summation order.
+It computes in the model's own dtype (float32 or float64), starting from the raw features (uint8 pixels, or the
+user's float32 values) normalised exactly as the firmware does (zoo/normalize.py: `x = raw * scale` or
+`x = (raw - mean) * inv_std`), so differences with the chip come only from summation order.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from zoo.modeldir import SavedModel
+from zoo.normalize import Normalization
 
 # Chunks of rows keep the NHWC activations of big image nets (pd_mobilenet: 96x96 input) to a few hundred MB.
 ROWS_PER_CHUNK = 256
@@ -86,15 +88,16 @@ LAYER_FORWARD = {
 
 
 def forward(model: SavedModel, raw: np.ndarray) -> np.ndarray:
-    """Outputs of the last layer for each row of raw uint8 features ((n, features) or (n, h, w, c))."""
+    """Outputs of the last layer for each row of raw features ((n, features) or (n, h, w, c))."""
     dtype = np.dtype(model.meta["dtype"])
+    norm = Normalization.from_meta(model.meta["input"])
     raw = np.asarray(raw)
     shapes = model.spec.output_shapes()
     image = model.spec.layers[0].kind == "input"
     rows = ROWS_PER_CHUNK if image else max(len(raw), 1)  # flat nets: one matmul, as always
     chunks = []
     for start in range(0, max(len(raw), 1), rows):
-        x = raw[start:start + rows].astype(dtype) * dtype.type(model.meta["input"]["scale"])
+        x = norm.apply(raw[start:start + rows], dtype)
         if x.ndim > 2 and not image:
             x = x.reshape(len(x), -1)
         for layer, p, shape in zip(model.spec.layers, model.params, shapes):

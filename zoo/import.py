@@ -1,4 +1,4 @@
-"""`python -m zoo.import MODEL.onnx --dataset mnist --out DIR`: an ONNX model as a picozoo model directory.
+"""`python -m zoo.import MODEL.onnx (--dataset mnist | --data FILE) --out DIR`: an ONNX model as a model directory.
 
 A thin wrapper over `zoo.onnx_import.import_onnx` (the module name `import` cannot be imported with a plain
 `import` statement, so the library lives there); see that module and docs/IMPORT.md.
@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from zoo import data
+from zoo import data, userdata
 from zoo.onnx_import import SUPPORTED_OPS, TOLERANCE, OnnxImportError, import_onnx
 
 
@@ -20,16 +20,36 @@ def main(argv=None):
         f"directory, checked against onnxruntime. Supported operators: {', '.join(SUPPORTED_OPS)}.")
     parser.add_argument("model", type=Path, help="the .onnx file")
     parser.add_argument("--out", type=Path, required=True, help="the model directory to create (new or empty)")
-    parser.add_argument("--dataset", choices=data.DATASETS, required=True,
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--dataset", choices=data.DATASETS,
                         help="the data the model takes: the check against onnxruntime runs on its test images, "
                              "metrics.json gets its test accuracy, and compress, eval and firmware.build read it")
+    source.add_argument("--data", type=Path, metavar="FILE",
+                        help="or your own data: an .npz, a .csv or an IDX directory (docs/DATA.md), used the same way")
+    parser.add_argument("--normalize", choices=("none", "scale", "standard"),
+                        help="--data: what the model's input is (default: none for float data, which the model "
+                             "then takes as it is; scale = raw / 255 for uint8 data)")
+    parser.add_argument("--label-column", metavar="NAME", help="--data CSV: the header name of the label column")
+    parser.add_argument("--test-file", type=Path, metavar="CSV", help="--data CSV: the test split, same columns")
+    parser.add_argument("--test-fraction", type=float, metavar="F",
+                        help="--data CSV: hold out this fraction of the rows (seeded, seed 0)")
     parser.add_argument("--data-dir", type=Path, help="directory with the dataset's IDX files (plain or .gz)")
     parser.add_argument("--input-scale", type=float,
                         help="model input = raw uint8 value * scale (default: the dataset's, 1/255 for images)")
     parser.add_argument("--name", help="model name recorded in the directory (default: the file's stem)")
     args = parser.parse_args(argv)
+    if args.data is None and any(getattr(args, k) is not None for k in
+                                 ("normalize", "label_column", "test_file", "test_fraction")):
+        parser.error("--normalize, --label-column, --test-file and --test-fraction apply to --data FILE only")
+    if args.data is not None and args.data_dir is not None:
+        parser.error("--data-dir is for --dataset; --data names your file or IDX directory itself")
     try:
-        dataset = data.load(args.dataset, args.data_dir)
+        if args.data is not None:
+            dataset = userdata.load_file(args.data, normalize=args.normalize, float_default="none",
+                                         label_column=args.label_column, test_file=args.test_file,
+                                         test_fraction=args.test_fraction)
+        else:
+            dataset = data.load(args.dataset, args.data_dir)
         metrics = import_onnx(args.model, args.out, dataset=dataset, input_scale=args.input_scale, name=args.name)
     except (OnnxImportError, data.DataError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -200,9 +200,16 @@ def _check_meta(path: Path, meta, spec: Sequential):
         raise ModelDirError(f"{path}: metadata field {field!r} is {value!r}; it must be {want}")
 
     from zoo.data import DATASETS
+    from zoo.normalize import Normalization, NormalizeError
+    from zoo.userdata import FORMATS, USER_DATASET
 
-    if meta.get("dataset") not in DATASETS:
-        bad("dataset", meta.get("dataset"), f"one of {', '.join(DATASETS)}")
+    if meta.get("dataset") not in DATASETS + (USER_DATASET,):
+        bad("dataset", meta.get("dataset"), f"one of {', '.join(DATASETS + (USER_DATASET,))}")
+    if meta["dataset"] == USER_DATASET:  # the user's file (zoo/userdata.py): later stages reload it from here
+        src = meta.get("data")
+        if not (isinstance(src, dict) and isinstance(src.get("path"), str) and src.get("format") in FORMATS
+                and isinstance(src.get("sha256"), str) and re.fullmatch(r"[0-9a-f]{64}", src["sha256"])):
+            bad("data", src, f"an object with the data file's 'path', 'format' ({', '.join(FORMATS)}) and 'sha256'")
     if meta.get("dtype") not in DTYPES:
         bad("dtype", meta.get("dtype"), f"one of {', '.join(DTYPES)}")
     if "model" in meta and not (isinstance(meta["model"], str) and _NAME.fullmatch(meta["model"])):
@@ -216,6 +223,10 @@ def _check_meta(path: Path, meta, spec: Sequential):
         bad("input.scale", inp.get("scale"), "a positive finite number")
     if inp.get("features") != spec.in_features or not _is_int(inp.get("features")):
         bad("input.features", inp.get("features"), f"the spec's input width, {spec.in_features}")
+    try:
+        Normalization.from_meta(inp, str(path))
+    except NormalizeError as e:
+        raise ModelDirError(str(e)) from None
     for key in ("compression", "sparsity", "quantization"):
         if key in meta and not isinstance(meta[key], dict):
             bad(key, meta[key], "an object")
@@ -272,6 +283,11 @@ def _check_quantization(path: Path, meta, spec: Sequential, tensors: dict):
     if not (isinstance(inp, dict) and _is_int(inp.get("zero_point")) and -128 <= inp["zero_point"] <= 127):
         raise ModelDirError(f"{path}: metadata field 'quantization.input' needs an integer 'zero_point' from -128 "
                             f"to 127")
+    from zoo.normalize import Normalization
+    if not Normalization.from_meta(meta["input"]).legacy and not (_is_number(inp.get("inv_scale"))
+                                                                  and inp["inv_scale"] > 0):
+        raise ModelDirError(f"{path}: metadata field 'quantization.input' needs a positive 'inv_scale' (the model "
+                            f"takes normalised float input); re-quantize the model")
     out = q.get("output")
     if not (isinstance(out, dict) and _is_number(out.get("scale")) and _is_int(out.get("zero_point"))):
         raise ModelDirError(f"{path}: metadata field 'quantization.output' needs a finite 'scale' and an integer "

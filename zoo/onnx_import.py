@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from zoo import __version__, data, host, modeldir
+from zoo.normalize import Normalization
 from zoo.nn import Sequential, SpecError, same_pads, window_out_size
 
 TOLERANCE = 1e-4          # largest |ours - onnxruntime| accepted on any output
@@ -395,7 +396,7 @@ def check(saved: modeldir.SavedModel, model, logits_name, input_shape: tuple, ra
     """Compare zoo.host's float32 forward pass with onnxruntime on raw uint8 inputs (n, features); the figures, and
     our outputs under "outputs"."""
     ours = host.forward(saved, raw).astype(np.float64)
-    x = raw.astype(np.float32) * np.float32(saved.meta["input"]["scale"])
+    x = Normalization.from_meta(saved.meta["input"]).apply(raw, np.float32)  # what zoo.host feeds the model
     if len(input_shape) == 3:  # our (h, w, c) features -> the graph's NCHW input
         x = x.reshape(len(x), *input_shape).transpose(0, 3, 1, 2)
     theirs = _onnxruntime_outputs(model, logits_name, np.ascontiguousarray(x)).astype(np.float64)
@@ -424,10 +425,13 @@ def imported(path: Path, *, input_scale: float, dataset_name: str | None = None,
         spec = Sequential.from_dict(spec_dict)
     except (SpecError, KeyError, TypeError, ValueError) as e:
         raise OnnxImportError(f"{path}: the converted network is not a valid picozoo spec: {e}") from None
-    if not (math.isfinite(input_scale) and input_scale > 0):
+    if isinstance(input_scale, Normalization):  # the user's data (--data): its normalisation (zoo/normalize.py)
+        input_meta = input_scale.to_meta(math.prod(input_shape))
+    elif not (math.isfinite(input_scale) and input_scale > 0):
         raise OnnxImportError(f"--input-scale {input_scale}: must be a positive finite number")
-    meta = {"model": name or path.stem, "dataset": dataset_name,
-            "input": {"scale": input_scale, "features": math.prod(input_shape)},
+    else:
+        input_meta = {"scale": input_scale, "features": math.prod(input_shape)}
+    meta = {"model": name or path.stem, "dataset": dataset_name, "input": input_meta,
             "dtype": "float32", "seed": seed, "picozoo_version": __version__,
             "source": {"onnx": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
                        "producer": f"{model.producer_name} {model.producer_version}".strip(),
@@ -445,11 +449,21 @@ def import_onnx(path: Path, out_dir: Path, *, dataset: data.Dataset, input_scale
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise OnnxImportError(f"{out_dir}: exists and is not an empty directory; choose a new --out")
     scale = input_scale if input_scale is not None else dataset.input_scale
+    if input_scale is not None and not dataset.normalization.legacy:
+        raise OnnxImportError("--input-scale applies to uint8 data; this data's normalisation is "
+                              f"{dataset.normalization.mode!r} of float32 values (choose it with --normalize)")
     saved, model, input_shape, logits_name = imported(path, input_scale=scale, dataset_name=dataset.name, name=name,
                                                       seed=seed)
     spec = saved.spec
+    if dataset.source:
+        saved.meta["data"] = dataset.source  # compress, firmware.build and eval reload the user's file from here
     features = math.prod(input_shape)
     raw = _check_inputs(dataset, features)
+    classes = 2 if spec.output == "binary" else spec.out_features
+    top = max(int(dataset.y_test.max()), int(dataset.y_train.max()))
+    if top >= classes:
+        raise OnnxImportError(f"{path}: the data's labels go up to {top} but the model has {classes} classes "
+                              f"(labels 0..{classes - 1})")
     result = check(saved, model, logits_name, input_shape, raw)   # result["outputs"]: ours, reused below
     if not result["passed"]:
         raise OnnxImportError(f"{path}: the imported model disagrees with onnxruntime on "

@@ -25,8 +25,9 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from zoo import __version__, classnames, data, modeldir, outputs, specfile
+from zoo import __version__, classnames, data, modeldir, outputs, specfile, userdata
 from zoo.models import ModelConfig, UnknownModelError, get_model
+from zoo.normalize import MODES as NORMALIZE_MODES, Normalization as NormalizationType, as_normalization
 
 DTYPES = {"float32": jnp.float32, "float64": jnp.float64}
 OUTPUT_FILES = (modeldir.MODEL_FILE, modeldir.METRICS_FILE, "training.png")
@@ -84,9 +85,10 @@ def make_train_step(cfg: ModelConfig, optimizer, input_scale, dtype, seed: int =
     compress's fake-quantized view) runs its `apply`."""
     spec = cfg.spec
     has_train_mode = hasattr(spec, "apply_train")
+    norm = as_normalization(input_scale)  # a float: raw uint8 * scale, as always (zoo/normalize.py)
 
     def train_step(params, opt_state, xb, yb, step):
-        x = xb.astype(dtype) * input_scale
+        x = norm.apply(xb, dtype, xp=jnp)
         rng = jax.random.fold_in(jax.random.key(seed), step)
 
         def objective(p):
@@ -108,8 +110,10 @@ def make_train_step(cfg: ModelConfig, optimizer, input_scale, dtype, seed: int =
 
 def make_eval_step(cfg: ModelConfig, input_scale, dtype):
     """A jitted (mean loss, correct count) over a chunk of rows, at full float32 precision; built once per run."""
+    norm = as_normalization(input_scale)
+
     def eval_step(params, xb, yb):
-        x = xb.astype(dtype) * input_scale
+        x = norm.apply(xb, dtype, xp=jnp)
         with jax.default_matmul_precision(EVAL_PRECISION):
             out = cfg.spec.apply(params, x)
         return loss_of_outputs(cfg, out, yb), jnp.sum(classes(cfg, out) == yb)
@@ -191,6 +195,8 @@ def train_and_evaluate(cfg: ModelConfig, out_dir: Path | None, *, seed: int = 0,
                        class_names: list[str] | None = None):
     """Train `cfg`, evaluate on the full test set, save to `out_dir` (if given); returns (metrics, params).
     The output directory is checked before training (zoo/outputs.py); `force` replaces an earlier zoo.train output.
+    `dataset` (e.g. `zoo.userdata.load_file(path)` or `zoo.userdata.from_arrays(...)`) replaces the registry
+    model's dataset; its normalisation and source file are recorded in the model directory (docs/DATA.md).
     `class_names` (default: the dataset's `class_names`, if it has them) go into the metadata and metrics.json."""
     if dtype not in DTYPES:
         raise TrainingError(f"--dtype {dtype!r} is not one of {', '.join(DTYPES)}")
@@ -198,10 +204,14 @@ def train_and_evaluate(cfg: ModelConfig, out_dir: Path | None, *, seed: int = 0,
         raise TrainingError(f"--seed {seed}: must be an integer from 0 to {MAX_SEED}")
     out = None
     if out_dir is not None:
-        out = outputs.OutputDir(out_dir, "zoo.train", OUTPUT_FILES, inputs=[data_dir], force=force)
+        source = dataset.source["path"] if dataset is not None and dataset.source else None
+        out = outputs.OutputDir(out_dir, "zoo.train", OUTPUT_FILES, inputs=[data_dir, source], force=force)
         out.check()
     augment = _augmenter(cfg, seed)
     ds = dataset or data.load(cfg.dataset, data_dir)
+    if ds.features != cfg.spec.in_features:
+        raise TrainingError(f"{cfg.name}: the model takes {cfg.spec.in_features} input values per sample, the data "
+                            f"has {ds.features}")
     class_names = class_names if class_names is not None else getattr(ds, "class_names", None)
     if class_names is not None:
         try:
@@ -252,11 +262,15 @@ def train_and_evaluate(cfg: ModelConfig, out_dir: Path | None, *, seed: int = 0,
         "params": cfg.spec.param_count(), "devices": int(mesh.devices.size), "train_samples": len(x_train),
         "augment_shift": cfg.augment_shift, "history": history,
     }
+    if ds.source:
+        metrics["data_file"] = ds.source["path"]
     if class_names is not None:
         metrics["class_names"] = class_names
     if out is not None:
-        meta = {"model": cfg.name, "dataset": ds.name, "input": {"scale": ds.input_scale, "features": ds.features},
+        meta = {"model": cfg.name, "dataset": ds.name, "input": _input_meta(ds),
                 "dtype": dtype, "seed": seed, "picozoo_version": __version__}
+        if ds.source:
+            meta["data"] = ds.source
         if class_names is not None:
             meta["class_names"] = class_names
         with out.staging() as tmp:
@@ -264,6 +278,14 @@ def train_and_evaluate(cfg: ModelConfig, out_dir: Path | None, *, seed: int = 0,
             _plot_history(tmp / "training.png", cfg.name, history)
             out.commit(tmp)
     return metrics, params
+
+
+def _input_meta(ds: data.Dataset) -> dict:
+    """The model directory's `input`: {scale, features} for the named datasets (as always); with the user's data
+    also the raw dtype and the fitted normalisation (docs/MODEL_FORMAT.md)."""
+    if ds.source is None and not isinstance(ds.input_scale, NormalizationType):
+        return {"scale": ds.input_scale, "features": ds.features}
+    return ds.normalization.to_meta(ds.features)
 
 
 def _augmenter(cfg: ModelConfig, seed: int):
@@ -345,6 +367,34 @@ def print_metrics(metrics, out_dir=None):
     Console().print(table)
 
 
+# -- the user's data on the command line (zoo.train and zoo.import) -------------------------------------------------
+def add_data_arguments(parser):
+    """--data FILE and its options (docs/DATA.md)."""
+    parser.add_argument("--data", type=Path, metavar="FILE",
+                        help="your own data: an .npz (x_train, y_train, x_test, y_test[, class_names]), a .csv with "
+                             "a header row, or a directory of IDX files (docs/DATA.md)")
+    parser.add_argument("--normalize", choices=NORMALIZE_MODES,
+                        help="input normalisation fitted on the training split (default: scale for uint8 data, "
+                             "standard = per-feature mean/std otherwise)")
+    parser.add_argument("--label-column", metavar="NAME", help="CSV: the header name of the label column")
+    parser.add_argument("--test-file", type=Path, metavar="CSV", help="CSV: the test split, same columns")
+    parser.add_argument("--test-fraction", type=float, metavar="F",
+                        help="CSV: hold out this fraction of the rows for testing (seeded by --seed)")
+
+
+def load_data_argument(args, spec) -> data.Dataset | None:
+    """The Dataset of --data (validated against the spec's input shape and outputs), or None without --data."""
+    if args.data is None:
+        for flag in ("normalize", "label_column", "test_file", "test_fraction"):
+            if getattr(args, flag) is not None:
+                raise data.DataError(f"--{flag.replace('_', '-')} applies to --data FILE only")
+        return None
+    n_classes = 2 if spec.output == "binary" else spec.out_features
+    return userdata.load_file(args.data, input_shape=spec.input_shape, n_classes=n_classes,
+                              normalize=args.normalize, label_column=args.label_column, test_file=args.test_file,
+                              test_fraction=args.test_fraction, seed=getattr(args, "seed", 0) or 0)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m zoo.train", description="Train a zoo model and save it.")
     parser.add_argument("model", nargs="?", help="registry name, e.g. mnist_300 or xor (or give --spec)")
@@ -354,6 +404,7 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dtype", default="float32", choices=list(DTYPES))
     parser.add_argument("--data-dir", type=Path, help="directory with the dataset's IDX files (plain or .gz)")
+    add_data_arguments(parser)
     parser.add_argument("--out", type=Path, help="output directory (default runs/NAME)")
     parser.add_argument("--force", action="store_true",
                         help="replace an earlier zoo.train output in --out (only the files it wrote)")
@@ -378,27 +429,33 @@ def main(argv=None):
         parser.error(f"--lr must be positive, got {args.lr}")
     if not 0 <= args.seed <= MAX_SEED:
         parser.error(f"--seed must be 0 to {MAX_SEED}, got {args.seed}")
+    if args.data is not None and args.data_dir is not None:
+        parser.error("give --data FILE (your own data) or --data-dir DIR (the registry dataset's files), not both")
     if (args.model is None) == (args.spec is None):
         parser.error("give a registry model name or --spec FILE (one of them)")
     if args.spec is None and (args.name or args.dataset):
         parser.error("--name and --dataset go with --spec (a registry model has its own)")
-    if args.spec is not None and args.dataset is None:
-        parser.error("--spec needs the data to train on: --dataset NAME")
+    if args.spec is not None and (args.dataset is None) == (args.data is None):
+        parser.error("--spec needs the data to train on: --data FILE (your own) or --dataset NAME (built in), "
+                     "one of them")
     overrides = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
                      weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
                      augment_shift=args.augment_shift)
     try:
-        if args.spec is not None:
-            cfg = specfile.load(args.spec).config(args.name, args.dataset, **overrides)
+        if args.spec is not None:  # the user's network: its spec decides what the data must look like
+            spec_file = specfile.load(args.spec)
+            dataset = load_data_argument(args, spec_file.model)
+            cfg = spec_file.config(args.name, dataset.name if dataset else args.dataset, **overrides)
+            if dataset is None:
+                dataset = data.load(cfg.dataset, args.data_dir)
+                specfile.check_data(cfg, dataset, f"--spec {args.spec} with --dataset {args.dataset}")
         else:
             specfile.check_recipe({k: v for k, v in overrides.items() if v is not None}, "command line")
             cfg = get_model(args.model).with_overrides(**overrides)
+            dataset = load_data_argument(args, cfg.spec)
         out = args.out or Path("runs") / cfg.name
-        ds = data.load(cfg.dataset, args.data_dir)
-        if args.spec is not None:
-            specfile.check_data(cfg, ds, f"--spec {args.spec} with --dataset {args.dataset}")
         metrics, _ = train_and_evaluate(cfg, out, seed=args.seed, dtype=args.dtype, data_dir=args.data_dir,
-                                        dataset=ds, progress=not args.no_progress, force=args.force,
+                                        dataset=dataset, progress=not args.no_progress, force=args.force,
                                         class_names=args.class_names)
     except (UnknownModelError, data.DataError, TrainingError, outputs.OutputError, specfile.SpecFileError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -11,6 +11,19 @@ void pz_run_input_u8_f64(const pz_layer *l, const void *x, void *y) {
     pz_input_u8_f64(x, *(const double *)l->aux, y, l->out);
 }
 
+void pz_run_input_f32_f32(const pz_layer *l, const void *x, void *y) {
+    pz_input_f32_f32(x, l->w, l->b, y, l->out);
+}
+
+void pz_run_input_f32_f64(const pz_layer *l, const void *x, void *y) {
+    pz_input_f32_f64(x, l->w, l->b, y, l->out);
+}
+
+void pz_run_input_f32_q8(const pz_layer *l, const void *x, void *y) {
+    const pz_input_q8_t *q = l->aux;
+    pz_input_f32_q8(x, l->w, l->b, q->inv_scale, q->zero_point, y, l->out);
+}
+
 void pz_run_dense_f32(const pz_layer *l, const void *x, void *y) {
     pz_dense_f32(x, l->w, l->b, y, l->in, l->out);
 }

@@ -36,6 +36,10 @@ typedef enum {
     PZ_K_Q8_MAXPOOL = 20,     /* aux: const pz_q8_conv_t * (shape and out_xor only) */
     PZ_K_Q8_AVGPOOL = 21,
     PZ_K_Q8_GAVGPOOL = 22,
+    /* the user's float32 input (zoo/normalize.py); w: const float mean[in], b: const float mult[in] */
+    PZ_K_INPUT_F32_F32 = 23,
+    PZ_K_INPUT_F32_F64 = 24,
+    PZ_K_INPUT_F32_Q8 = 25,   /* aux: const pz_input_q8_t * (then int8 quantization, offset-binary bytes out) */
 } pz_kind;
 
 typedef struct pz_layer pz_layer;
@@ -67,6 +71,15 @@ typedef struct {
 
 void pz_run_input_u8_f32(const pz_layer *layer, const void *x, void *y);
 void pz_run_input_u8_f64(const pz_layer *layer, const void *x, void *y);
+void pz_run_input_f32_f32(const pz_layer *layer, const void *x, void *y);
+void pz_run_input_f32_f64(const pz_layer *layer, const void *x, void *y);
+void pz_run_input_f32_q8(const pz_layer *layer, const void *x, void *y);
+
+/* The int8 input quantization of a model of float data (compress/quantize.py quantize_input). */
+typedef struct {
+    float inv_scale;
+    int32_t zero_point;
+} pz_input_q8_t;
 void pz_run_dense_f32(const pz_layer *layer, const void *x, void *y);
 void pz_run_dense_f64(const pz_layer *layer, const void *x, void *y);
 void pz_run_relu_f32(const pz_layer *layer, const void *x, void *y);

@@ -15,7 +15,7 @@ int main(void) {
     unsigned correct = 0;
     uint64_t total_us = 0;
     for (unsigned i = 0; i < pz_test_count; i++) {
-        memcpy(pz_input, &pz_test_images[i * PZ_INPUT_FEATURES], PZ_INPUT_FEATURES);
+        memcpy(pz_input, &pz_test_images[i * sizeof pz_input], sizeof pz_input);  /* bytes or float32 values */
         uint64_t start = pz_time_us();
         int pred = pz_infer();
         uint32_t us = (uint32_t)(pz_time_us() - start);
