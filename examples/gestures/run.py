@@ -10,7 +10,7 @@
 3. The commands of examples/pipeline.py: zoo.train --spec --data, compress --quantize int8, firmware.build,
    rp2040_sim eval; the UF2 is checked by the bootrom's rules.
 
-`--quick` trains 3 epochs on the same data and emulates 50 test windows (what the test suite runs).
+`--quick` trains 8 epochs on the same data and emulates 50 test windows (what the test suite runs).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ sys.path.insert(0, str(HERE))
 import motions  # noqa: E402
 
 TRAIN, TEST, SEED = 2000, 500, 0
-QUICK = {"epochs": "3", "images": 50}
+QUICK = {"epochs": "8", "images": 50}
 
 
 def gesture_arrays(seed: int = SEED) -> dict:
@@ -39,7 +39,7 @@ def gesture_arrays(seed: int = SEED) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="3 epochs, 50 emulated windows (a smoke run)")
+    parser.add_argument("--quick", action="store_true", help="8 epochs, 50 emulated windows (a smoke run)")
     parser.add_argument("--out", type=Path, default=Path("runs/examples/gestures"))
     parser.add_argument("--force", action="store_true", help="replace this example's earlier outputs in --out")
     args = parser.parse_args(argv)
