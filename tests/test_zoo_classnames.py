@@ -101,3 +101,19 @@ def test_build_refuses_bad_names_in_the_metadata(tmp_path, names, message):
     with pytest.raises(fwbuild.BuildError, match=message):
         fwbuild.build(model_dir, tmp_path / "out", quiet=True)
     assert not (tmp_path / "out" / "firmware.uf2").exists()
+
+
+def test_report_rows_and_results_carry_class_names(tmp_path):
+    from zoo import report
+    model_dir, build = tmp_path / "m", tmp_path / "b"
+    model_dir.mkdir()
+    build.mkdir()
+    (model_dir / "metrics.json").write_text(json.dumps({"test_accuracy": 0.9, "class_names": ["cat", "dog"]}))
+    (build / "size.json").write_text(json.dumps({"flash_bytes": 1000}))
+    uart = "img 0 label 1 pred 1 us 5 class dog\r\nsummary images 1 correct 1 us_total 5\r\n"
+    (build / "run.json").write_text(json.dumps({"uart": uart, "peak_ram_bytes": 100}))
+    row = report.collect(report.Variant("pets", "pets", "float32"), model_dir, build, evaluated=False)
+    assert row["class_names"] == ["cat", "dog"] and row["first_correct"] == 1
+    assert report.class_names_section([row]) == ["## Classes", "", "| model | classes (label 0 first) |", "|---|---|",
+                                                 "| pets | 0: cat, 1: dog |", ""]
+    assert report.class_names_section([{**row, "class_names": None}]) == []
