@@ -46,6 +46,18 @@ def test_python_spec_with_recipe_and_command_line_overrides(tmp_path, capsys):
     assert modeldir.load(out).spec == XOR_SPEC
 
 
+def test_python_spec_imports_a_helper_beside_it(tmp_path):
+    (tmp_path / "my_layers.py").write_text("from zoo.nn import Dense, Tanh\n"
+                                          "def block(n_in, n_out):\n    return [Dense(n_in, n_out), Tanh()]\n")
+    (tmp_path / "net.py").write_text("from my_layers import block\nfrom zoo.nn import Dense, Sequential\n"
+                                     "model = Sequential([*block(2, 4), Dense(4, 2)])\n")
+    import sys
+    before = list(sys.path)
+    assert specfile.load(tmp_path / "net.py").model == XOR_SPEC
+    assert sys.path == before
+    sys.modules.pop("my_layers", None)
+
+
 def test_recipe_may_be_a_model_config(tmp_path):
     spec_path = tmp_path / "cfg.py"
     spec_path.write_text("from zoo.models import ModelConfig\nfrom zoo.nn import Dense, Sequential, Tanh\n"

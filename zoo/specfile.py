@@ -111,6 +111,7 @@ def _load_python(path: Path) -> SpecFile:
     loader_spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(loader_spec)
     sys.modules[module_name] = module  # dataclasses and pickling look the module up while it runs
+    sys.path.insert(0, str(path.resolve().parent))  # as `python file.py` would: helpers beside it import
     try:
         loader_spec.loader.exec_module(module)
     except (Exception, SystemExit) as e:  # the user's code: any failure is reported, with where it happened
@@ -119,6 +120,7 @@ def _load_python(path: Path) -> SpecFile:
         raise SpecFileError(f"{path}: raised {type(e).__name__} while running it{where}: {e}") from None
     finally:
         sys.modules.pop(module_name, None)
+        sys.path.remove(str(path.resolve().parent))
     if not hasattr(module, "model"):
         raise SpecFileError(f"{path}: defines no `model`; set `model = zoo.nn.Sequential([...])` at top level")
     model = module.model
