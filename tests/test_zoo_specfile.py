@@ -174,3 +174,37 @@ def test_registry_override_values_are_checked(capsys):
     assert train.main(["xor", "--weight-decay", "-1", "--no-progress"]) == 2
     assert "weight_decay = -1.0 must be a number >= 0" in capsys.readouterr().err
     assert get_model("xor").weight_decay == 0.0
+
+
+def _npz(path, n_features=2, names=("off", "on")):
+    import numpy as np
+    rng = np.random.default_rng(0)
+    x = rng.normal(0, 1, (64, n_features)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int32)
+    np.savez(path, x_train=x[:48], y_train=y[:48], x_test=x[48:], y_test=y[48:], class_names=np.array(names))
+    return path
+
+
+def test_spec_with_a_data_file_keeps_its_class_names(tmp_path, capsys):
+    spec_path = tmp_path / "net.json"
+    spec_path.write_text(XOR_SPEC.to_json())
+    data = _npz(tmp_path / "mine.npz")
+    out = tmp_path / "run"
+    assert train.main(["--spec", str(spec_path), "--data", str(data), "--out", str(out), "--epochs", "2",
+                       "--no-progress"]) == 0
+    saved = modeldir.load(out)
+    assert saved.spec == XOR_SPEC and saved.meta["class_names"] == ["off", "on"]
+    assert json.loads((out / "metrics.json").read_text())["class_names"] == ["off", "on"]
+
+
+def test_spec_and_data_file_that_do_not_fit_are_named(tmp_path, capsys):
+    spec_path = tmp_path / "net.json"
+    spec_path.write_text(XOR_SPEC.to_json())
+    data = _npz(tmp_path / "wide.npz", n_features=5)
+    out = tmp_path / "run"
+    assert train.main(["--spec", str(spec_path), "--data", str(data), "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert str(data) in err and "(2,)" in err and not out.exists()
+    with pytest.raises(SystemExit):
+        train.main(["--spec", str(spec_path), "--data", str(data), "--dataset", "xor", "--out", str(out)])
+    assert "one of them" in capsys.readouterr().err
