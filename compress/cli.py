@@ -117,6 +117,11 @@ def validate(model_dir: Path, opts: Options):
             quantize.check_supported(model.spec, str(path))
         except quantize.QuantizationError as e:
             raise CompressError(str(e)) from None
+    if opts.qat or opts.share is not None:  # fake quantization assumes the uint8 input (docs/DATA.md)
+        try:
+            quantize.check_fake_quant_input(model.meta, str(path))
+        except quantize.QuantizationError as e:
+            raise CompressError(str(e)) from None
     conv = any(d["type"] not in ("dense", "relu", "sigmoid", "tanh") for d in dicts)
     if opts.share is not None and conv:
         raise CompressError(f"{path}: --share {opts.share} supports dense-only networks (its code3 storage is a "

@@ -8,7 +8,7 @@ Scheme (docs/COMPRESS.md, docs/MODEL_FORMAT.md "Compressed variants"):
   A model of the user's float32 data (or any normalisation other than uint8 * scale, zoo/normalize.py) gets an
   input scale and zero point calibrated like an activation on the normalised training rows, and every stage
   quantizes its input with `quantize_input` (float32: x = normalised raw, t = x * inv_scale clamped to +-1024,
-  q = trunc(t + copysign(0.5, t)) + zero_point clamped to [-128, 127]); firmware/kernels/input.c does the same.
+  q = round_half_away(t) + zero_point clamped to [-128, 127]); firmware/kernels/input.c does the same.
 - Weights: per output channel, symmetric, int8 in [-127, 127], zero point 0.
 - Activations: per tensor, asymmetric int8, range calibrated (min/max) on training images. A dense layer followed by
   ReLU has a range [0, max], so zero point -128 and the ReLU is the clamp at -128.
@@ -297,18 +297,26 @@ def quantize_layers(dicts, output, params, input_scale, raw_calib, act_ranges=No
     return meta, extra, new_params
 
 
+FAKE_QUANT_INPUT = ("QAT (--qat) and weight sharing (--share) need uint8 input scaled by a constant; this model "
+                    "takes normalised float32 input: use post-training --quantize int8 (docs/DATA.md)")
+
+
+def check_fake_quant_input(meta: dict, path: str = "model"):
+    """QAT and weight sharing fake-quantize the input as raw - 128: refuse a model of float data."""
+    if not Normalization.from_meta(meta["input"]).legacy:
+        raise QuantizationError(f"{path}: {FAKE_QUANT_INPUT}")
+
+
 def fake_quant_ranges(spec, params, raw_calib, input_scale):
     """The per-layer activation (scale, zero_point) QAT trains against: calibrated once on the float model."""
     if not as_normalization(input_scale).legacy:
-        raise QuantizationError("QAT (--qat) and weight sharing (--share) need uint8 input scaled by a constant; "
-                                "this model takes normalised float32 input: use post-training --quantize int8 "
-                                "(docs/DATA.md)")
+        raise QuantizationError(FAKE_QUANT_INPUT)
     check_supported(spec)
     return calibrate(spec, params, raw_calib, input_scale)
 
 
 # -- the input of a model of float data (zoo/normalize.py) ---------------------------------------------------------
-INPUT_Q_RULE = "t = x * inv_scale (float32, clamped to +-1024); q = clamp(trunc(t + copysign(0.5, t)) + zero_point)"
+INPUT_Q_RULE = "t = x * inv_scale (float32, clamped to +-1024); q = clamp(round_half_away(t) + zero_point)"
 INPUT_T_LIMIT = np.float32(1024.0)  # |t| beyond this is clamped anyway; keeps the int conversion in range
 
 
@@ -320,21 +328,23 @@ def input_qparams(norm: Normalization, raw_calib) -> tuple[float, int]:
 
 def quantize_input(x, inv_scale: float, zero_point: int) -> np.ndarray:
     """int8 q (as int64) of normalised float32 inputs x: the exact float32 operations of the firmware's input kernel
-    (pz_input_f32_q8): t = x * inv_scale, NaN and |t| > 1024 clamped to +-1024, u = t + (t >= 0 ? 0.5 : -0.5),
-    q = trunc(u) + zero_point clamped to [-128, 127]."""
+    (pz_input_f32_q8): t = x * inv_scale, NaN and |t| > 1024 clamped to +-1024, r = trunc(t), f = t - r (exact),
+    q = r + (f >= 0.5) - (f <= -0.5) (round half away from zero, exactly) + zero_point, clamped to [-128, 127]."""
     x = np.asarray(x, np.float32)
     t = x * np.float32(inv_scale)
     t = np.where(t > -INPUT_T_LIMIT, t, -INPUT_T_LIMIT)
     t = np.where(t < INPUT_T_LIMIT, t, INPUT_T_LIMIT).astype(np.float32)
-    u = t + np.where(t >= 0, np.float32(0.5), np.float32(-0.5))
-    return np.clip(np.trunc(u).astype(np.int64) + int(zero_point), QMIN, QMAX)
+    r = np.trunc(t)
+    f = t - r
+    q = r.astype(np.int64) + (f >= np.float32(0.5)) - (f <= np.float32(-0.5))
+    return np.clip(q + int(zero_point), QMIN, QMAX)
 
 
 def input_q(model, raw) -> np.ndarray:
     """The int8 model input q (int64, raw's shape) for raw features: raw - 128 for uint8 * scale models, else
     quantize_input of the normalised values."""
-    qin = model.meta["quantization"]["input"]
-    norm = Normalization.from_meta(model.meta["input"])
-    if norm.legacy:
+    qin = model.meta["quantization"].get("input", {})
+    if "inv_scale" not in qin:  # uint8 * scale: the raw bytes are the offset-binary input
         return np.asarray(raw).astype(np.int64) + INPUT_ZERO_POINT
+    norm = Normalization.from_meta(model.meta["input"])
     return quantize_input(norm.apply(raw, np.float32), qin["inv_scale"], qin["zero_point"])

@@ -103,7 +103,7 @@ def float_input_arrays(model: SavedModel) -> str:
             + c_array("float", "pz_input_mult", mult, lambda v: c_float(v, f32), "const ", VALUES_PER_LINE))
     if is_int8(model):
         q = model.meta["quantization"]["input"]
-        text += (f"/* int8 input: q = clamp(trunc(x * inv_scale +- 0.5) + zero_point) (scale {q['scale']!r}) */\n"
+        text += (f"/* int8 input: q = clamp(round_half_away(x * inv_scale) + zero_point) (scale {q['scale']!r}) */\n"
                  f"const pz_input_q8_t pz_input_q = {{{c_float(np.float32(q['inv_scale']), f32)}, "
                  f"{int(q['zero_point'])}}};\n\n")
     return text

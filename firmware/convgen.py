@@ -392,7 +392,8 @@ int pz_infer(void);  /* runs the network on pz_input, fills pz_output, returns t
 
 #endif
 """
-    scale_c = "" if int8 or float_in else f"const float pz_input_scale = {_f32(np.float32(scale))};  /* x = raw * scale */\n\n"
+    scale_c = "" if int8 or float_in else \
+        f"const float pz_input_scale = {_f32(np.float32(scale))};  /* x = raw * scale */\n\n"
     c = f"""{header}#include <math.h>
 #include <stddef.h>
 

@@ -60,7 +60,8 @@ def _api_sources(model: modeldir.SavedModel, source: str, figures: dict) -> dict
     outputs = model.spec.out_features
     header = EXPORT_HEADER.format(source=source)
     q8_decl = q8_def = ""
-    if int8:
+    float_in = codegen.float_input(model)  # the user's float data: pz_input is float, normalised on the chip
+    if int8 and not float_in:
         out = model.meta["quantization"]["output"]
         scores = (f"out[j] = {float(out['scale'])!r}f * (float)((int)pz_output[j] - ({int(out['zero_point'])}));"
                   "  /* dequantized int8 outputs */")
@@ -77,8 +78,28 @@ int pz_model_infer_q8(const int8_t *input, int8_t *out) {
     return cls;
 }
 """
+    elif int8:
+        out = model.meta["quantization"]["output"]
+        scores = f"out[j] = {float(out['scale'])!r}f * (float)((int)pz_output[j] - ({int(out['zero_point'])}));"
     else:
         scores = "out[j] = (float)pz_output[j];"
+    load_input = ("memcpy(pz_input, raw_input, sizeof pz_input);  /* normalised (and quantized) by layer 0 */"
+                  if float_in else
+                  "for (uint32_t i = 0; i < PZ_MODEL_INPUTS; i++) pz_input[i] = raw_byte(raw_input[i]);")
+    raw_doc = ("/* raw_input[i] is the i-th raw feature as the dataset holds it (0..255; values are rounded and "
+               "clamped to that\n * range); out (may be NULL) receives PZ_MODEL_OUTPUTS scores; returns the "
+               "predicted class. */"
+               if not float_in else
+               "/* raw_input[i] is the i-th raw value as your data holds it (float32); the library normalises it as "
+               "in training\n * (docs/DATA.md); out (may be NULL) receives PZ_MODEL_OUTPUTS scores; returns the "
+               "predicted class. */")
+    raw_byte = "" if float_in else """static uint8_t raw_byte(float v) {
+    if (!(v > 0.0f)) return 0;   /* negative values and NaN */
+    if (v >= 255.0f) return 255;
+    return (uint8_t)(v + 0.5f);
+}
+
+"""
     h = f"""{header}#ifndef PICOZOO_MODEL_H
 #define PICOZOO_MODEL_H
 
@@ -93,8 +114,7 @@ int pz_model_infer_q8(const int8_t *input, int8_t *out) {
 #define PZ_MODEL_ARENA_BYTES {figures['arena_bytes']}   /* static SRAM the library holds (.data + .bss) */
 #define PZ_MODEL_STACK_BYTES {figures['stack_bytes']}   /* peak stack of one call, measured in rp2040_sim */
 
-/* raw_input[i] is the i-th raw feature as the dataset holds it (0..255; values are rounded and clamped to that
- * range); out (may be NULL) receives PZ_MODEL_OUTPUTS scores; returns the predicted class. */
+{raw_doc}
 int pz_model_infer_f32(const float *raw_input, float *out);
 {q8_decl}
 #endif
@@ -104,14 +124,8 @@ int pz_model_infer_f32(const float *raw_input, float *out);
 #include "model.h"
 #include "{LIBRARY}.h"
 
-static uint8_t raw_byte(float v) {{
-    if (!(v > 0.0f)) return 0;   /* negative values and NaN */
-    if (v >= 255.0f) return 255;
-    return (uint8_t)(v + 0.5f);
-}}
-
-int pz_model_infer_f32(const float *raw_input, float *out) {{
-    for (uint32_t i = 0; i < PZ_MODEL_INPUTS; i++) pz_input[i] = raw_byte(raw_input[i]);
+{raw_byte}int pz_model_infer_f32(const float *raw_input, float *out) {{
+    {load_input}
     int cls = pz_infer();
     if (out) {{
         for (uint32_t j = 0; j < PZ_MODEL_OUTPUTS; j++) {scores}
@@ -385,7 +399,7 @@ def _probe_input(model) -> np.ndarray:
     from zoo import data
     features = int(model.meta["input"]["features"])
     try:
-        return data.load(model.meta["dataset"]).x_test[0].astype(np.float32)
+        return data.load_for_model(model.meta).x_test[0].astype(np.float32)
     except (data.DataError, KeyError, TypeError):
         return np.full(features, 128.0, np.float32)
 

@@ -81,6 +81,18 @@ def load_for_model(meta: dict, data_dir: Path | None = None) -> Dataset:
     return _load(meta, data_dir)
 
 
+def load_file(path, **options) -> Dataset:
+    """The user's data file (.npz, .csv or an IDX directory) as a validated Dataset: zoo.userdata.load_file."""
+    from zoo.userdata import load_file as _load_file
+    return _load_file(path, **options)
+
+
+def from_arrays(x_train, y_train, x_test, y_test, class_names=None, **options) -> Dataset:
+    """NumPy arrays as a validated Dataset: zoo.userdata.from_arrays."""
+    from zoo.userdata import from_arrays as _from_arrays
+    return _from_arrays(x_train, y_train, x_test, y_test, class_names, **options)
+
+
 # -- IDX -----------------------------------------------------------------------------------------------------------
 # The largest MNIST-style file, 60,000 28x28 training images, is 47,040,016 bytes. A file declaring more is refused
 # before anything beyond its header is read or decompressed (a gzip bomb inflates to whatever it likes).

@@ -1,8 +1,10 @@
 """Functional JAX/optax training, data-parallel over every local device.
 
 `python -m zoo.train NAME [--epochs --batch-size --lr --seed --dtype --data-dir --out]` trains a registry model,
-evaluates it on the full test set and writes the model directory (docs/MODEL_FORMAT.md); `--spec FILE` (a spec .json
-or a .py defining `model`, zoo/specfile.py) trains a network of the user's own instead. The library entry point is
+evaluates it on the full test set and writes the model directory (docs/MODEL_FORMAT.md); `--data FILE` (with
+`--normalize`, `--label-column`, `--test-file`, `--test-fraction`) trains it on the user's own data (docs/DATA.md);
+`--spec FILE` (a spec .json or a .py defining `model`, zoo/specfile.py) trains a network of the user's own instead
+of a registry model. The library entry point is
 `train_and_evaluate(config, out_dir, ...)`, which tests call directly.
 
 Data parallelism: a 1-D device mesh named "data"; params and optimizer state are replicated, each batch is sharded
@@ -30,7 +32,7 @@ from zoo.models import ModelConfig, UnknownModelError, get_model
 from zoo.normalize import MODES as NORMALIZE_MODES, Normalization as NormalizationType, as_normalization
 
 DTYPES = {"float32": jnp.float32, "float64": jnp.float64}
-OUTPUT_FILES = (modeldir.MODEL_FILE, modeldir.METRICS_FILE, "training.png")
+OUTPUT_FILES = (modeldir.MODEL_FILE, modeldir.METRICS_FILE, "training.png", userdata.ARRAYS_FILE)
 MAX_SEED = 2**32 - 1  # numpy's default_rng and jax.random.key both take it
 
 
@@ -196,7 +198,8 @@ def train_and_evaluate(cfg: ModelConfig, out_dir: Path | None, *, seed: int = 0,
     """Train `cfg`, evaluate on the full test set, save to `out_dir` (if given); returns (metrics, params).
     The output directory is checked before training (zoo/outputs.py); `force` replaces an earlier zoo.train output.
     `dataset` (e.g. `zoo.userdata.load_file(path)` or `zoo.userdata.from_arrays(...)`) replaces the registry
-    model's dataset; its normalisation and source file are recorded in the model directory (docs/DATA.md).
+    model's dataset; its normalisation and source file are recorded in the model directory (docs/DATA.md), and
+    from_arrays data (no file) is written there as `data.npz` so that later stages can reload it.
     `class_names` (default: the dataset's `class_names`, if it has them) go into the metadata and metrics.json."""
     if dtype not in DTYPES:
         raise TrainingError(f"--dtype {dtype!r} is not one of {', '.join(DTYPES)}")
@@ -274,6 +277,10 @@ def train_and_evaluate(cfg: ModelConfig, out_dir: Path | None, *, seed: int = 0,
         if class_names is not None:
             meta["class_names"] = class_names
         with out.staging() as tmp:
+            if ds.name == userdata.USER_DATASET and not ds.source:  # from_arrays: later stages need a file
+                final = Path(out_dir).resolve() / userdata.ARRAYS_FILE
+                meta["data"] = {"path": str(final), **userdata.save_npz(tmp / userdata.ARRAYS_FILE, ds)}
+                metrics["data_file"] = str(final)
             modeldir.save(tmp, cfg.spec, params, meta, metrics)
             _plot_history(tmp / "training.png", cfg.name, history)
             out.commit(tmp)
@@ -283,7 +290,7 @@ def train_and_evaluate(cfg: ModelConfig, out_dir: Path | None, *, seed: int = 0,
 def _input_meta(ds: data.Dataset) -> dict:
     """The model directory's `input`: {scale, features} for the named datasets (as always); with the user's data
     also the raw dtype and the fitted normalisation (docs/MODEL_FORMAT.md)."""
-    if ds.source is None and not isinstance(ds.input_scale, NormalizationType):
+    if ds.name != userdata.USER_DATASET and not isinstance(ds.input_scale, NormalizationType):
         return {"scale": ds.input_scale, "features": ds.features}
     return ds.normalization.to_meta(ds.features)
 

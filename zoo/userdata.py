@@ -28,7 +28,7 @@ import numpy as np
 
 from zoo import data
 from zoo.data import DataError, Dataset
-from zoo.normalize import MODES, Normalization, NormalizeError, fit
+from zoo.normalize import Normalization, NormalizeError, fit
 
 FORMATS = ("npz", "csv", "idx")
 NPZ_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
@@ -201,7 +201,7 @@ def _check_y(where: str, name: str, y, n: int) -> np.ndarray:
         whole = np.isfinite(y) & (y == np.round(y))
         if not whole.all():
             i = int(np.argmin(whole))
-            raise DataError(f"{where}: array {name}: label {y[i]!r} (sample {i}) is not an integer; labels are "
+            raise DataError(f"{where}: array {name}: label {float(y[i])!r} (sample {i}) is not an integer; labels are "
                             f"class indices 0, 1, 2, ...")
     elif y.dtype.kind not in "ui" or y.dtype == np.bool_:
         raise DataError(f"{where}: array {name} has dtype {y.dtype}; labels are integer class indices")
@@ -216,13 +216,14 @@ def _sample_shape(where: str, shape: tuple, input_shape: tuple | None) -> None:
     if input_shape is None:
         return
     input_shape = tuple(input_shape)
-    if shape == input_shape or (1,) + shape == input_shape:
-        return
+    if shape == input_shape or (1,) + shape == input_shape or shape + (1,) == input_shape:
+        return  # the same, (t, c) windows of a (1, t, c) input, or (h, w) images of a one-channel input
     if len(input_shape) == 1 and math.prod(shape) == input_shape[0]:
         return
     raise DataError(f"{where}: array x_train holds samples of shape {shape}; the model's input is {input_shape} "
                     f"({math.prod(input_shape)} values): give samples of that shape, (t, c) windows for a (1, t, c) "
-                    f"input, or any shape of {math.prod(input_shape)} values for a flat input")
+                    f"input, (h, w) images for an (h, w, 1) input, or any shape of {math.prod(input_shape)} values "
+                    f"for a flat input")
 
 
 def from_arrays(x_train, y_train, x_test, y_test, class_names=None, *, input_shape=None, n_classes=None,
@@ -366,9 +367,25 @@ def _same(path: Path, sha: str, expect: str | None):
                         f"the data changed since; restore the original file or retrain the model")
 
 
-def check_normalize(mode) -> None:
-    if mode is not None and mode not in MODES:
-        raise DataError(f"--normalize {mode!r}: use one of {', '.join(MODES)}")
+ARRAYS_FILE = "data.npz"  # zoo.train's copy of a from_arrays dataset in its model directory
+
+
+def save_npz(path: Path, ds: Dataset) -> dict:
+    """Write a dataset's raw arrays as an .npz that load_file reads back identically (deterministic bytes: fixed
+    zip timestamps, no compression); returns its `source` record. zoo.train does this for from_arrays data, so the
+    model directory names a file that compress, firmware.build and rp2040_sim eval can reload."""
+    arrays = {"x_train": ds.x_train, "y_train": ds.y_train, "x_test": ds.x_test, "y_test": ds.y_test}
+    if ds.class_names is not None:
+        arrays["class_names"] = np.asarray(ds.class_names)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as zf:
+        for name, array in arrays.items():
+            member = io.BytesIO()
+            np.lib.format.write_array(member, np.ascontiguousarray(array), allow_pickle=False)
+            zf.writestr(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), member.getvalue())
+    raw = buffer.getvalue()
+    Path(path).write_bytes(raw)
+    return {"format": "npz", "sha256": hashlib.sha256(raw).hexdigest()}
 
 
 def load_for_model(meta: dict, data_dir=None) -> Dataset:
