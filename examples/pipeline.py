@@ -90,7 +90,9 @@ def to_the_chip(spec: Path, data: Path, out: Path, recipe_flags: list[str], imag
         "ms_per_inference_125mhz": emu["ms_per_inference_125mhz"], "peak_ram_bytes": emu["peak_ram_bytes"],
         "flash_bytes": emu["flash_bytes"], "uf2": str(uf2_path), "uf2_sha256": emu["uf2_sha256"],
     }
-    (out / RESULT_FILE).write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    tmp = out / f".{RESULT_FILE}.tmp-{os.getpid()}"
+    tmp.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, out / RESULT_FILE)
     return result
 
 
