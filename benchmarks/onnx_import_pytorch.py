@@ -8,7 +8,10 @@ the int8 variant's accuracy change (issue target: within 0.3 points), and that i
 Needs torch (the `bench` extra: pip install -e '.[bench]'). Each model is trained on the CPU with a fixed seed,
 exported with torch.onnx.export (TorchScript exporter), imported with `python -m zoo.import --dataset mnist` (whose
 check runs onnxruntime on the 10,000 test images), quantized with `python -m compress --quantize int8`, built with
-`python -m firmware.build` and run with `python -m rp2040_sim eval --images N` (`--chip-images 0` skips the chip).
+`python -m firmware.build` and run with `python -m rp2040_sim eval --images N` (`--chip-images 0` skips the chip). The CNN is ~6.1 M emulated cycles per
+image, which the development machine emulated at only ~13 M cycles per CPU second (the MLP's 67 k cycles run
+10,000 images in minutes): all 10,000 CNN images are over an hour of CPU there, so docs/BENCHMARKS.md used
+`--chip-images 500` for it.
 """
 
 from __future__ import annotations
