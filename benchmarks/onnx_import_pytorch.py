@@ -1,11 +1,17 @@
-"""PyTorch -> ONNX -> picozoo on MNIST: identical predictions to onnxruntime on all 10,000 test images, and the int8
-variant's accuracy change (issue target: within 0.3 points).
+"""PyTorch -> ONNX -> picozoo on MNIST -> the chip: identical predictions to onnxruntime on all 10,000 test images,
+the int8 variant's accuracy change (issue target: within 0.3 points), and that int8 model on the emulated RP2040
+(bit-exact with the integer golden model).
 
     python benchmarks/onnx_import_pytorch.py [--models mlp cnn] [--epochs 2] [--out runs/onnx]
+                                             [--chip-images 10000] [--jobs 2]
 
 Needs torch (the `bench` extra: pip install -e '.[bench]'). Each model is trained on the CPU with a fixed seed,
 exported with torch.onnx.export (TorchScript exporter), imported with `python -m zoo.import --dataset mnist` (whose
-check runs onnxruntime on the 10,000 test images), then quantized with `python -m compress --quantize int8`.
+check runs onnxruntime on the 10,000 test images), quantized with `python -m compress --quantize int8`, built with
+`python -m firmware.build` and run with `python -m rp2040_sim eval --images N` (`--chip-images 0` skips the chip). The CNN is ~6.1 M emulated cycles per
+image, which the development machine emulated at only ~13 M cycles per CPU second (the MLP's 67 k cycles run
+10,000 images in minutes): all 10,000 CNN images are over an hour of CPU there, so docs/BENCHMARKS.md used
+`--chip-images 500` for it.
 """
 
 from __future__ import annotations
@@ -59,6 +65,9 @@ def main(argv=None):
     parser.add_argument("--models", nargs="+", default=["mlp", "cnn"], choices=["mlp", "cnn"])
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("runs/onnx"))
+    parser.add_argument("--chip-images", type=int, default=10000,
+                        help="MNIST test images run on the emulated chip (0: no firmware build)")
+    parser.add_argument("--jobs", type=int, default=2, help="emulator worker processes")
     args = parser.parse_args(argv)
     import torch
     torch.set_num_threads(2)
@@ -79,14 +88,31 @@ def main(argv=None):
         imported = json.loads((out / "imported" / "metrics.json").read_text())
         int8 = json.loads((out / "imported" / "int8" / "metrics.json").read_text())
         check = imported["import_check"]
+        chip = None
+        if args.chip_images:
+            build = out / "build-int8"
+            run([sys.executable, "-m", "firmware.build", str(out / "imported" / "int8"), "--out", str(build),
+                 "--force"])
+            run([sys.executable, "-m", "rp2040_sim", "eval", str(build), "--images", str(args.chip_images),
+                 "--jobs", str(args.jobs), "--timeout", "0", "--no-progress"])  # wall time: the machine's load
+            chip = json.loads((build / "emulator.json").read_text())
         rows.append((name, torch_acc, check, imported["test_accuracy"], int8["test_accuracy"],
-                     time.perf_counter() - t0))
+                     time.perf_counter() - t0, chip))
     print("\n| model | torch accuracy | import check (onnxruntime) | imported float | int8 (golden model) | "
           "int8 change |")
     print("|---|---|---|---|---|---|")
-    for name, tacc, check, facc, qacc, _ in rows:
+    for name, tacc, check, facc, qacc, _, _ in rows:
         print(f"| {name} | {tacc:.2%} | {check['same_predictions']:,}/{check['inputs']:,} same, max abs diff "
               f"{check['max_abs_output_diff']:.1e} | {facc:.2%} | {qacc:.2%} | {100 * (qacc - facc):+.2f} points |")
+    chips = [(name, chip) for name, *_, chip in rows if chip]
+    if chips:
+        print("\n| model | images on the chip | int8 accuracy on the chip | agreement with the golden model | "
+              "max output diff | cycles / image | ms / image at 125 MHz | peak RAM |")
+        print("|---|---|---|---|---|---|---|---|")
+        for name, chip in chips:
+            print(f"| {name} | {chip['images']:,} | {chip['accuracy']:.2%} | {chip['agreement_with_host']} | "
+                  f"{chip['max_abs_output_diff']:g} | {chip['cycles_per_inference']['mean']:,.0f} | "
+                  f"{chip['ms_per_inference_125mhz']:.2f} | {chip['peak_ram_bytes']:,} B |")
     return 0
 
 

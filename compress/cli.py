@@ -200,7 +200,8 @@ def compress_model(model_dir: Path, opts: Options):
     cfg = _config(model).with_overrides(label_smoothing=opts.label_smoothing)
     seed = model.meta.get("seed", 0) if opts.seed is None else opts.seed
     spec, params = netspec.for_inference(model.spec, [dict(p) for p in model.params])
-    meta = {k: model.meta[k] for k in ("model", "dataset", "data", "input", "dtype", "seed") if k in model.meta}
+    meta = {k: model.meta[k] for k in ("model", "dataset", "data", "input", "dtype", "seed", "class_names")
+            if k in model.meta}
     meta["picozoo_version"] = __version__
     steps = []
     compression = {"from": str(model_dir), "source_test_accuracy": model.metrics.get("test_accuracy"), "steps": steps}
@@ -328,6 +329,8 @@ def _metrics(saved, ds, source, sparsity_meta) -> dict:
     if "quantization" in saved.meta:
         metrics["storage"] = {str(lm["index"]): lm["storage"] for lm in saved.meta["quantization"]["layers"]
                               if "storage" in lm}
+    if "class_names" in saved.meta:
+        metrics["class_names"] = saved.meta["class_names"]
     if sparsity_meta and sparsity_meta.get("structured"):
         metrics["weights_removed"] = sparsity_meta["weights_removed"]
         metrics["sparsity"] = sparsity_meta["weights_removed"]

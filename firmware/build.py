@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from firmware import codegen, convgen, planner, uf2
-from zoo import data, modeldir, outputs
+from zoo import classnames, data, modeldir, outputs
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 RUNTIME_DIR = PACKAGE_DIR / "runtime"
@@ -421,6 +421,19 @@ def load_test_images(model: modeldir.SavedModel, model_dir: Path, images: int | 
     return dataset, ds.x_test[:n], ds.y_test[:n]
 
 
+def model_class_names(model: modeldir.SavedModel, model_dir: Path) -> list[str] | None:
+    """The metadata's class_names (zoo/classnames.py), checked again: they become C strings."""
+    names = model.meta.get("class_names")
+    if names is None:
+        return None
+    if not isinstance(names, list):
+        raise BuildError(f"{model_dir}: class_names in the metadata is a {type(names).__name__}, not a list")
+    try:
+        return classnames.check(names, classnames.n_classes(model.spec), f"{model_dir}: class_names")
+    except classnames.ClassNamesError as e:
+        raise BuildError(str(e)) from None
+
+
 def build(model_dir: Path, out_dir: Path | None = None, images: int | None = None, weights_in: str = "auto",
           stack: int = DEFAULT_STACK, quiet: bool = False, force: bool = False,
           boot2: str = DEFAULT_BOOT2, cores: str = "auto", ram_budget: int | None = None) -> BuildResult:
@@ -464,7 +477,8 @@ def build(model_dir: Path, out_dir: Path | None = None, images: int | None = Non
     try:
         sources = codegen.generate_model(model, str(model_dir), "flash" if weights_in == "mixed" else weights_in,
                                          layer_placement, n_cores)
-        sources.update(codegen.generate_testdata(x, y, f"{dataset} test set, first {len(x)} images"))
+        sources.update(codegen.generate_testdata(x, y, f"{dataset} test set, first {len(x)} images",
+                                                 model_class_names(model, model_dir)))
     except codegen.CodegenError as e:
         raise BuildError(str(e)) from None
 

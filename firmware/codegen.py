@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from firmware import convgen, planner
-from zoo import modeldir
+from zoo import classnames, modeldir
 from zoo.modeldir import SavedModel
 from zoo.normalize import Normalization
 
@@ -387,10 +387,12 @@ const pz_network pz_network_model = {{
     return {"model.h": h, "model.c": c}
 
 
-def generate_testdata(images: np.ndarray, labels: np.ndarray, source: str = "<dataset>") -> dict[str, str]:
+def generate_testdata(images: np.ndarray, labels: np.ndarray, source: str = "<dataset>",
+                      class_names: list[str] | None = None) -> dict[str, str]:
     """The test images (uint8, N x features) and labels the firmware classifies at boot, as const flash arrays;
     float32 samples (a model of the user's float data) are stored as the bytes of their little-endian values, which
-    main.c copies into the float pz_input."""
+    main.c copies into the float pz_input. Also the class names main.c prints after each prediction
+    (`pz_class_count` 0 without names); they must have passed zoo.classnames.check (printable ASCII)."""
     images = np.asarray(images)
     labels = np.asarray(labels)
     if images.dtype not in (np.uint8, np.float32) or images.ndim != 2:
@@ -414,6 +416,8 @@ def generate_testdata(images: np.ndarray, labels: np.ndarray, source: str = "<da
 extern const uint32_t pz_test_count;  /* N (an object, not only a macro: N may be 0) */
 extern const uint8_t pz_test_images[{max(n, 1) * features}];  /* N x {layout}, row-major */
 extern const uint8_t pz_test_labels[{max(n, 1)}];
+extern const uint32_t pz_class_count;  /* names in pz_class_names, one per class; 0: none */
+extern const char *const pz_class_names[];
 
 #endif
 """
@@ -422,6 +426,10 @@ extern const uint8_t pz_test_labels[{max(n, 1)}];
     c = (f'{header}#include "testdata.h"\n\nconst uint32_t pz_test_count = PZ_TEST_IMAGES;\n\n'
          + c_array("uint8_t", "pz_test_images", flat, lambda v: f"0x{int(v):02x}", "const ", BYTES_PER_LINE)
          + c_array("uint8_t", "pz_test_labels", lab, lambda v: f"{int(v)}", "const ", BYTES_PER_LINE))
+    names = list(class_names or [])
+    c += (f"\nconst uint32_t pz_class_count = {len(names)}u;\n"
+          f"const char *const pz_class_names[{max(len(names), 1)}] = {{"
+          + (", ".join(classnames.c_string(name) for name in names) or "0") + "};\n")
     return {"testdata.h": h, "testdata.c": c}
 
 

@@ -39,7 +39,7 @@ MIN_AGREEMENT = 0.999  # emulator vs host predictions; int8 variants are bit-exa
 REBOOT_TIMEOUT_S = 10.0  # the bootrom reboots ~1 s after the last block (microsoft/uf2 README)
 SERIAL_BAUD = 115200
 SERIAL_TIMEOUT_S = 60.0
-LINE = re.compile(r"^img (\d+) label (\d+) pred (\d+) us (\d+)$")
+LINE = re.compile(r"^img (\d+) label (\d+) pred (\d+) us (\d+)(?: class (.+))?$")  # class: a name, if any
 SUMMARY = re.compile(r"^summary images (\d+) correct (\d+) us_total (\d+)$")
 
 

@@ -223,6 +223,7 @@ def collect(v: Variant, model_dir: Path, build: Path, evaluated: bool = True) ->
         "ms": us_total / 1000 / max(first_images, 1), "peak_ram": run["peak_ram_bytes"],
         "chip_accuracy": None, "chip_images": 0, "agreement": None, "cycles": None,
         "functions": run.get("functions", {}), "uf2": str(build / "firmware.uf2"),
+        "class_names": metrics.get("class_names"),  # the model's, when its data named the classes
     }
     if evaluated:
         emu = json.loads((build / "emulator.json").read_text())
@@ -273,6 +274,16 @@ def summary_table(rows) -> list[str]:
     return lines
 
 
+def class_names_section(rows) -> list[str]:
+    """The class names of the models that have them (label order), as the firmware prints them after `class`."""
+    named = {r["model"]: r["class_names"] for r in rows if r.get("class_names")}
+    if not named:
+        return []
+    return ["## Classes", "", "| model | classes (label 0 first) |", "|---|---|",
+            *(f"| {model} | {', '.join(f'{i}: {n}' for i, n in enumerate(names))} |" for model, names in named.items()),
+            ""]
+
+
 def write_results(out: Path, rows, commands, images: int):
     lines = ["# Results", "",
              "Produced by `python -m zoo.report` (every command it ran is listed at the end). Host accuracy is on "
@@ -285,6 +296,7 @@ def write_results(out: Path, rows, commands, images: int):
         selected = [r for r in rows if name in r["tables"]]
         if selected:
             lines += [f"## {title}", "", *table(selected, lambda r: True), ""]
+    lines += class_names_section(rows)
     lines += ["## All variants", "", *table(rows, lambda r: True), "",
               "![accuracy vs time](accuracy_vs_time.png)", "", "![flash and RAM](memory.png)", "",
               "![cycles per function](cycles_per_function.png)", "",

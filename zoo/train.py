@@ -2,8 +2,9 @@
 
 `python -m zoo.train NAME [--epochs --batch-size --lr --seed --dtype --data-dir --out]` trains a registry model,
 evaluates it on the full test set and writes the model directory (docs/MODEL_FORMAT.md); `--data FILE` (with
-`--normalize`, `--label-column`, `--test-file`, `--test-fraction`) trains it on the user's own data (docs/DATA.md).
-The library entry point is
+`--normalize`, `--label-column`, `--test-file`, `--test-fraction`) trains it on the user's own data (docs/DATA.md);
+`--spec FILE` (a spec .json or a .py defining `model`, zoo/specfile.py) trains a network of the user's own instead
+of a registry model. The library entry point is
 `train_and_evaluate(config, out_dir, ...)`, which tests call directly.
 
 Data parallelism: a 1-D device mesh named "data"; params and optimizer state are replicated, each batch is sharded
@@ -26,7 +27,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from zoo import __version__, data, modeldir, outputs, userdata
+from zoo import __version__, classnames, data, modeldir, outputs, specfile, userdata
 from zoo.models import ModelConfig, UnknownModelError, get_model
 from zoo.normalize import MODES as NORMALIZE_MODES, Normalization as NormalizationType, as_normalization
 
@@ -192,12 +193,14 @@ def run_epoch(step, params, opt_state, mesh, x_train, y_train, order, on_step=la
 # -- training ----------------------------------------------------------------------------------------------------
 def train_and_evaluate(cfg: ModelConfig, out_dir: Path | None, *, seed: int = 0, dtype: str = "float32",
                        data_dir: Path | None = None, dataset: data.Dataset | None = None,
-                       train_limit: int | None = None, progress: bool = True, force: bool = False):
+                       train_limit: int | None = None, progress: bool = True, force: bool = False,
+                       class_names: list[str] | None = None):
     """Train `cfg`, evaluate on the full test set, save to `out_dir` (if given); returns (metrics, params).
     The output directory is checked before training (zoo/outputs.py); `force` replaces an earlier zoo.train output.
     `dataset` (e.g. `zoo.userdata.load_file(path)` or `zoo.userdata.from_arrays(...)`) replaces the registry
     model's dataset; its normalisation and source file are recorded in the model directory (docs/DATA.md), and
-    from_arrays data (no file) is written there as `data.npz` so that later stages can reload it."""
+    from_arrays data (no file) is written there as `data.npz` so that later stages can reload it.
+    `class_names` (default: the dataset's `class_names`, if it has them) go into the metadata and metrics.json."""
     if dtype not in DTYPES:
         raise TrainingError(f"--dtype {dtype!r} is not one of {', '.join(DTYPES)}")
     if not (isinstance(seed, (int, np.integer)) and 0 <= seed <= MAX_SEED):
@@ -212,6 +215,12 @@ def train_and_evaluate(cfg: ModelConfig, out_dir: Path | None, *, seed: int = 0,
     if ds.features != cfg.spec.in_features:
         raise TrainingError(f"{cfg.name}: the model takes {cfg.spec.in_features} input values per sample, the data "
                             f"has {ds.features}")
+    class_names = class_names if class_names is not None else getattr(ds, "class_names", None)
+    if class_names is not None:
+        try:
+            class_names = classnames.check(class_names, classnames.n_classes(cfg.spec), f"{cfg.name}: class names")
+        except classnames.ClassNamesError as e:
+            raise TrainingError(str(e)) from None
     train_limit = train_limit if train_limit is not None else cfg.train_limit
     x_train, y_train = ds.x_train[:train_limit], ds.y_train[:train_limit]
     batch = min(cfg.batch_size, len(x_train))
@@ -258,11 +267,15 @@ def train_and_evaluate(cfg: ModelConfig, out_dir: Path | None, *, seed: int = 0,
     }
     if ds.source:
         metrics["data_file"] = ds.source["path"]
+    if class_names is not None:
+        metrics["class_names"] = class_names
     if out is not None:
         meta = {"model": cfg.name, "dataset": ds.name, "input": _input_meta(ds),
                 "dtype": dtype, "seed": seed, "picozoo_version": __version__}
         if ds.source:
             meta["data"] = ds.source
+        if class_names is not None:
+            meta["class_names"] = class_names
         with out.staging() as tmp:
             if ds.name == userdata.USER_DATASET and not ds.source:  # from_arrays: later stages need a file
                 final = Path(out_dir).resolve() / userdata.ARRAYS_FILE
@@ -391,7 +404,7 @@ def load_data_argument(args, spec) -> data.Dataset | None:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m zoo.train", description="Train a zoo model and save it.")
-    parser.add_argument("model", help="registry name, e.g. mnist_300 or xor")
+    parser.add_argument("model", nargs="?", help="registry name, e.g. mnist_300 or xor (or give --spec)")
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--lr", type=float)
@@ -403,6 +416,18 @@ def main(argv=None):
     parser.add_argument("--force", action="store_true",
                         help="replace an earlier zoo.train output in --out (only the files it wrote)")
     parser.add_argument("--no-progress", action="store_true")
+    # -- your own network (zoo/specfile.py) and the recipe's other fields ------------------------------------------
+    own = parser.add_argument_group("your own network (docs/API.md)")
+    own.add_argument("--spec", type=Path, help="a spec .json (docs/MODEL_FORMAT.md) or a .py file defining `model` "
+                                               "(a zoo.nn.Sequential) and optionally `recipe`; the .py is executed")
+    own.add_argument("--name", help="the model's name (default: the spec file's name without its suffix)")
+    own.add_argument("--dataset", choices=data.DATASETS, help="a built-in dataset to train a --spec model on")
+    own.add_argument("--optimizer", choices=["adam", "sgd"])
+    own.add_argument("--weight-decay", type=float)
+    own.add_argument("--label-smoothing", type=float)
+    own.add_argument("--augment-shift", type=int)
+    own.add_argument("--class-names", type=classnames.parse, metavar="A,B,C",
+                     help="a name per class in label order (default: the data's class_names, if any)")
     args = parser.parse_args(argv)
     for flag in ("epochs", "batch_size"):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
@@ -413,13 +438,33 @@ def main(argv=None):
         parser.error(f"--seed must be 0 to {MAX_SEED}, got {args.seed}")
     if args.data is not None and args.data_dir is not None:
         parser.error("give --data FILE (your own data) or --data-dir DIR (the registry dataset's files), not both")
+    if (args.model is None) == (args.spec is None):
+        parser.error("give a registry model name or --spec FILE (one of them)")
+    if args.spec is None and (args.name or args.dataset):
+        parser.error("--name and --dataset go with --spec (a registry model has its own)")
+    if args.spec is not None and (args.dataset is None) == (args.data is None):
+        parser.error("--spec needs the data to train on: --data FILE (your own) or --dataset NAME (built in), "
+                     "one of them")
+    overrides = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
+                     weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
+                     augment_shift=args.augment_shift)
     try:
-        cfg = get_model(args.model).with_overrides(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr)
+        if args.spec is not None:  # the user's network: its spec decides what the data must look like
+            spec_file = specfile.load(args.spec)
+            dataset = load_data_argument(args, spec_file.model)
+            cfg = spec_file.config(args.name, dataset.name if dataset else args.dataset, **overrides)
+            if dataset is None:
+                dataset = data.load(cfg.dataset, args.data_dir)
+                specfile.check_data(cfg, dataset, f"--spec {args.spec} with --dataset {args.dataset}")
+        else:
+            specfile.check_recipe({k: v for k, v in overrides.items() if v is not None}, "command line")
+            cfg = get_model(args.model).with_overrides(**overrides)
+            dataset = load_data_argument(args, cfg.spec)
         out = args.out or Path("runs") / cfg.name
-        dataset = load_data_argument(args, cfg.spec)
         metrics, _ = train_and_evaluate(cfg, out, seed=args.seed, dtype=args.dtype, data_dir=args.data_dir,
-                                        dataset=dataset, progress=not args.no_progress, force=args.force)
-    except (UnknownModelError, data.DataError, TrainingError, outputs.OutputError) as e:
+                                        dataset=dataset, progress=not args.no_progress, force=args.force,
+                                        class_names=args.class_names)
+    except (UnknownModelError, data.DataError, TrainingError, outputs.OutputError, specfile.SpecFileError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print_metrics(metrics, out)

@@ -22,7 +22,10 @@ int main(void) {
         unsigned label = pz_test_labels[i];
         correct += (unsigned)pred == label;
         total_us += us;
-        printf("img %u label %u pred %d us %lu\n", i, label, pred, (unsigned long)us);
+        printf("img %u label %u pred %d us %lu", i, label, pred, (unsigned long)us);
+        if ((unsigned)pred < pz_class_count)   /* the model's class names, when it has them */
+            printf(" class %s", pz_class_names[pred]);
+        printf("\n");
     }
     printf("summary images %u correct %u us_total %lu\n", (unsigned)pz_test_count, correct,
            (unsigned long)total_us);
