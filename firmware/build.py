@@ -454,7 +454,6 @@ def build(model_dir: Path, out_dir: Path | None = None, images: int | None = Non
             "first_image": 0,
             "dataset": dataset,
             "input_features": int(model.meta["input"]["features"]),
-            "input_ctype": codegen.input_ctype(model),
             "output_count": model.spec.out_features,  # activations keep the width
             "weights_in": weights_in,
             "output_ctype": codegen.output_ctype(model, str(model_dir)),
@@ -462,6 +461,8 @@ def build(model_dir: Path, out_dir: Path | None = None, images: int | None = Non
             "cores": n_cores,
             "uf2_sha256": hashlib.sha256(uf2_bytes).hexdigest(),
         }
+        if codegen.float_input(model):  # the user's float data (docs/DATA.md); absent: uint8_t pixels, as always
+            info["input_ctype"] = codegen.input_ctype(model)
         (work / "size.json").write_text(json.dumps(size, indent=2, sort_keys=True) + "\n")
         (work / "build.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
         try:  # copy everything first, so a full disk changes nothing, then rename each into place
