@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo import data
+from zoo import classnames, data
 from zoo.data import DataError, Dataset
 from zoo.normalize import Normalization, NormalizeError, fit
 
@@ -40,7 +40,6 @@ MAX_ARRAY_BYTES = 1 << 30         # all arrays of an .npz, decompressed
 MAX_SAMPLES = 10_000_000
 MAX_FEATURES = 1 << 17            # zoo.modeldir.MAX_WIDTH: a layer's width
 MAX_CLASSES = 65_536
-MAX_CLASS_NAME = 64
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 USER_DATASET = "user"             # the model directory's `dataset` for data from a file
 
@@ -262,10 +261,11 @@ def from_arrays(x_train, y_train, x_test, y_test, class_names=None, *, input_sha
         if len(names) < classes or len(names) > MAX_CLASSES:
             raise DataError(f"{where}: array class_names has {len(names)} names for labels 0..{classes - 1}; give "
                             f"one name per class")
-        long = [v for v in names if not 0 < len(v) <= MAX_CLASS_NAME or not v.isprintable()]
-        if long:
-            raise DataError(f"{where}: array class_names: {long[0]!r} must be 1 to {MAX_CLASS_NAME} printable "
-                            f"characters")
+        try:  # one rule for class names everywhere: they become C strings on the UART (zoo/classnames.py)
+            names = classnames.check(names, n_classes if n_classes is not None else len(names),
+                                     f"{where}: array class_names")
+        except classnames.ClassNamesError as e:
+            raise DataError(str(e)) from None
         class_names = names
     if normalization is None:
         try:
