@@ -249,6 +249,33 @@ def test_jax_conv_and_pools_match_loops(size, k, s, padding):
     np.testing.assert_allclose(mp, loop_max_pool(-np.abs(x), k, s, padding), rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("size, k, s", [((7, 6), (2, 2), (2, 2)), ((7, 9), (3, 2), (3, 2)), ((7, 6), (3, 3), (2, 2)),
+                                         ((6, 7), (3, 2), (1, 2))])
+def test_avg_pool_gradient_matches_numpy_and_finite_differences(size, k, s):
+    """AvgPool2D trains: the jitted gradient of sum(g * pool(x)) is the NumPy adjoint (each output's g / (kh*kw)
+    added to every cell of its window) and agrees with central finite differences."""
+    rng = np.random.default_rng(sum(size) + sum(k) + sum(s))
+    x = rng.normal(size=(2, *size, 3))
+    pool = nn.AvgPool2D(k, s)
+    out_shape = (2, *pool.out_shape((*size, 3), 0))
+    g = rng.normal(size=out_shape)
+    expected = np.zeros_like(x)
+    for n, oy, ox in np.ndindex(out_shape[:3]):
+        expected[n, oy * s[0]:oy * s[0] + k[0], ox * s[1]:ox * s[1] + k[1]] += g[n, oy, ox] / (k[0] * k[1])
+    with jax.enable_x64(True):
+        def objective(v):
+            return jnp.sum(jnp.asarray(g) * pool.apply({}, v))
+        grad = np.asarray(jax.jit(jax.grad(objective))(jnp.asarray(x)))
+        eps = 1e-6
+        for idx in [tuple(rng.integers(0, d) for d in x.shape) for _ in range(8)]:
+            up, down = x.copy(), x.copy()
+            up[idx] += eps
+            down[idx] -= eps
+            fd = (float(objective(jnp.asarray(up))) - float(objective(jnp.asarray(down)))) / (2 * eps)
+            assert abs(fd - grad[idx]) < 1e-6, (idx, fd, grad[idx])
+    np.testing.assert_allclose(grad, expected, rtol=1e-12, atol=1e-12)
+
+
 def _random_params(spec, seed):
     """Params with non-trivial BatchNorm statistics (init gives mean 0, var 1, gamma 1, beta 0)."""
     params = spec.init(jax.random.key(seed))

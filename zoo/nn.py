@@ -332,9 +332,15 @@ class AvgPool2D(_Pool):
             raise SpecError(f"avg_pool2d: padding {self.padding!r}; only 'valid' is supported (no pad counting rule)")
 
     def apply(self, params, x, precision=None):
-        s = jax.lax.reduce_window(x, jnp.zeros((), x.dtype), jax.lax.add, (1, *self.pool, 1), (1, *self.stride, 1),
-                                  "VALID")
-        return s / (self.pool[0] * self.pool[1])
+        (ph, pw), (sh, sw) = self.pool, self.stride
+        if (ph, pw) == (sh, sw):
+            # Non-overlapping windows: a reshape and mean, as MaxPool2D (a faster gradient on CPUs).
+            oh, ow = x.shape[1] // ph, x.shape[2] // pw
+            return jnp.mean(x[:, :oh * ph, :ow * pw].reshape(x.shape[0], oh, ph, ow, pw, x.shape[3]), axis=(2, 4))
+        # The init value must be a concrete constant: JAX differentiates reduce_window only when it recognises the
+        # (add, 0) monoid, and a traced jnp.zeros inside jit is not recognised ("Linearization failed").
+        s = jax.lax.reduce_window(x, np.zeros((), x.dtype), jax.lax.add, (1, ph, pw, 1), (1, sh, sw, 1), "VALID")
+        return s / (ph * pw)
 
 
 @dataclass(frozen=True)
