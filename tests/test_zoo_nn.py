@@ -42,6 +42,7 @@ def test_conv_models_mac_counts():
             elif layer.kind == "dense":
                 macs += layer.in_features * layer.out_features
         counts[name] = macs
+        assert spec.macs() == macs
     assert counts == {"mnist_cnn": 934_272, "fashion_cnn": 1_924_992, "pd_mobilenet": 7_157_888}
 
 
