@@ -105,3 +105,4 @@ def test_conv_nets_are_in_the_default_report_with_float32_on_a_few_images():
         assert (by_key[f"{name}-int8"].images, by_key[f"{name}-int8"].first) == (None, report.FIRST_IMAGES)
         assert by_key[f"{name}-int8"].compress == ("--quantize", "int8")
     assert (by_key["mnist_50"].images, by_key["mnist_50"].first) == (None, report.FIRST_IMAGES)
+    assert by_key["mnist_cnn-s55-int8"].compress == report.MNIST_CNN_SMALL and "fashion_cnn-s55-int8" not in by_key

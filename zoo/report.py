@@ -82,6 +82,10 @@ SHARED90_LABEL = "pruned 90 % + 7 shared values + int8"
 SHARED90_COMPRESS = ("--prune", "0.9", "--augment-shift", "1", "--quantize", "int8", "--share", "7")
 
 
+MNIST_CNN_SMALL = ("--structured", "--prune", "0.55", "--augment-shift", "1", "--epochs", "10", "--lr", "2e-3",
+                   "--quantize", "int8")
+
+
 def variants_for(models, detailed=("mnist_300",)) -> list[Variant]:
     """Every model in float32 and int8; the `detailed` ones also in float64, pruned, pruned + int8 and pruned + 7
     shared values + int8 (the original project ran those comparisons on 784-300-10); mnist_300_100 also pruned
@@ -111,6 +115,9 @@ def variants_for(models, detailed=("mnist_300",)) -> list[Variant]:
                             compress=("--prune", "0.9", "--quantize", "int8"), tables={"pruned", "quantized"}),
                     Variant(f"{model}-prune90-share7-int8", model, SHARED90_LABEL, compress=SHARED90_COMPRESS,
                             tables={"pruned", "quantized"})]
+        if model == "mnist_cnn":  # issue 11's small variant (docs/COMPRESS.md "Conv nets")
+            out.append(Variant(f"{model}-s55-int8", model, "structured 55 % + int8", compress=MNIST_CNN_SMALL,
+                               tables={"pruned", "quantized"}))
         if model == "mnist_300_100":
             base.tables.add("pruned")
             out.append(Variant(f"{model}-prune92-int8", model, "pruned 92 % + int8",
