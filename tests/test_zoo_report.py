@@ -93,3 +93,16 @@ def test_demo_smoke(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "validated UF2" in out and "build/mnist_300-prune90-share7-int8/firmware.uf2" in out
     assert "of 20" in out and "100.00 %" in out  # agreement with the golden model on the emulated chip
+
+
+def test_conv_nets_are_in_the_default_report_with_float32_on_a_few_images():
+    """Conv nets run float32 in soft float (hundreds of ms per image): their float32 variant is built and evaluated
+    on FLOAT_CONV_IMAGES test images, their int8 variant on the report's --images; MLPs keep the first 50."""
+    assert set(report.CONV_NETS) <= set(report.DEFAULT_MODELS)
+    by_key = {v.key: v for v in report.variants_for(["mnist_50", *report.CONV_NETS], detailed=())}
+    for name in report.CONV_NETS:
+        assert (by_key[name].images, by_key[name].first) == (report.FLOAT_CONV_IMAGES, report.FLOAT_CONV_IMAGES)
+        assert (by_key[f"{name}-int8"].images, by_key[f"{name}-int8"].first) == (None, report.FIRST_IMAGES)
+        assert by_key[f"{name}-int8"].compress == ("--quantize", "int8")
+    assert (by_key["mnist_50"].images, by_key["mnist_50"].first) == (None, report.FIRST_IMAGES)
+    assert by_key["mnist_cnn-s55-int8"].compress == report.MNIST_CNN_SMALL and "fashion_cnn-s55-int8" not in by_key

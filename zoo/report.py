@@ -28,8 +28,12 @@ from zoo.modeldir import atomic_write_bytes, write_json
 from zoo.models import MODELS
 
 SIZES = ("mnist_50", "mnist_100", "mnist_200", "mnist_300", "mnist_300_100")
-DEFAULT_MODELS = SIZES
+CONV_NETS = ("mnist_cnn", "fashion_cnn")
+DEFAULT_MODELS = SIZES + CONV_NETS
 FIRST_IMAGES = 50  # the original project evaluated the first 50 (and 20) test images on the chip
+# A float32 conv net runs every MAC in soft float (hundreds of ms per image on the chip, minutes per 100 images in
+# the emulator): its boot run and eval cover this many test images; int8 conv nets get the full --images.
+FLOAT_CONV_IMAGES = 20
 MNIST_TEST_IMAGES = 10_000  # MNIST and Fashion-MNIST; XOR has its four points
 OUTPUT_FILES = ("RESULTS.md", "results.json", "report.log", "accuracy_vs_time.png", "memory.png",
                 "cycles_per_function.png")
@@ -66,6 +70,7 @@ class Variant:
     compress: tuple = ()  # `python -m compress` arguments after the model directory
     tables: set = field(default_factory=set)
     images: int | None = None  # images for `rp2040_sim eval`; None: the report's --images; 0: boot run only
+    first: int = FIRST_IMAGES  # test images built into the firmware and classified by its boot run
 
     @property
     def train_dir_name(self):
@@ -75,6 +80,10 @@ class Variant:
 # The smallest accurate variant of a detailed model, also what `make demo` builds (zoo/demo.py)
 SHARED90_LABEL = "pruned 90 % + 7 shared values + int8"
 SHARED90_COMPRESS = ("--prune", "0.9", "--augment-shift", "1", "--quantize", "int8", "--share", "7")
+
+
+MNIST_CNN_SMALL = ("--structured", "--prune", "0.55", "--augment-shift", "1", "--epochs", "10", "--lr", "2e-3",
+                   "--quantize", "int8")
 
 
 def variants_for(models, detailed=("mnist_300",)) -> list[Variant]:
@@ -88,6 +97,8 @@ def variants_for(models, detailed=("mnist_300",)) -> list[Variant]:
     out = []
     for model in models:
         base = Variant(model, model, "float32", tables={"sizes", "quantized"})
+        if len(MODELS[model].spec.input_shape) == 3:  # an image (conv) net: float32 on a few images only
+            base.images = base.first = FLOAT_CONV_IMAGES
         out.append(base)
         try:
             check_supported(MODELS[model].spec, model)
@@ -104,6 +115,9 @@ def variants_for(models, detailed=("mnist_300",)) -> list[Variant]:
                             compress=("--prune", "0.9", "--quantize", "int8"), tables={"pruned", "quantized"}),
                     Variant(f"{model}-prune90-share7-int8", model, SHARED90_LABEL, compress=SHARED90_COMPRESS,
                             tables={"pruned", "quantized"})]
+        if model == "mnist_cnn":  # issue 11's small variant (docs/COMPRESS.md "Conv nets")
+            out.append(Variant(f"{model}-s55-int8", model, "structured 55 % + int8", compress=MNIST_CNN_SMALL,
+                               tables={"pruned", "quantized"}))
         if model == "mnist_300_100":
             base.tables.add("pruned")
             out.append(Variant(f"{model}-prune92-int8", model, "pruned 92 % + int8",
@@ -181,7 +195,7 @@ def test_set_size(model: str) -> int:
 def run_variant(runner: Runner, v: Variant, runs: Path, builds: Path, images: int, epochs: int | None = None) -> dict:
     trained = runs / v.train_dir_name
     epoch_args = ["--epochs", epochs] if epochs else []
-    first, images = min(FIRST_IMAGES, test_set_size(v.model)), min(images, test_set_size(v.model))
+    first, images = min(v.first, test_set_size(v.model)), min(images, test_set_size(v.model))
     runner.step("train", ["zoo.train", v.model, "--dtype", v.dtype, *epoch_args, "--out", trained, "--no-progress"],
                 trained, outputs=["model.safetensors", "metrics.json"], forceable=True)
     model_dir = trained
@@ -243,7 +257,7 @@ def _kb(x):
 
 
 def table(rows, key_filter) -> list[str]:
-    lines = ["| model | variant | host accuracy (10,000) | binary (flash) | chip, first 50 | chip, all images "
+    lines = ["| model | variant | host accuracy (10,000) | binary (flash) | chip, boot run | chip, all images "
              "| time / image at 125 MHz | peak RAM | original accuracy | original binary | original time |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -287,10 +301,11 @@ def class_names_section(rows) -> list[str]:
 def write_results(out: Path, rows, commands, images: int):
     lines = ["# Results", "",
              "Produced by `python -m zoo.report` (every command it ran is listed at the end). Host accuracy is on "
-             "the full 10,000-image MNIST test set; chip figures come from the RP2040 emulator running the exact "
-             f"UF2: the firmware's own boot run over the first {FIRST_IMAGES} test images (as the original project "
-             f"evaluated), and `rp2040_sim eval` over {images:,} images. Time per image is emulated cycles at "
-             "125 MHz. Original figures are the C++ project's, where it gave them.", "",
+             "the full 10,000-image MNIST (fashion_*: Fashion-MNIST) test set; chip figures come from the RP2040 "
+             f"emulator running the exact UF2: the firmware's own boot run over the first {FIRST_IMAGES} test images "
+             f"(as the original project evaluated; {FLOAT_CONV_IMAGES} for float32 conv nets, which run in soft "
+             f"float), and `rp2040_sim eval` over {images:,} images ({FLOAT_CONV_IMAGES} for float32 conv nets). Time "
+             "per image is emulated cycles at 125 MHz. Original figures are the C++ project's, where it gave them.", "",
              "## Summary", "", *summary_table(rows), ""]
     for name, title in TABLES.items():
         selected = [r for r in rows if name in r["tables"]]
@@ -392,8 +407,8 @@ def make_report(models, out: Path, runs: Path, builds: Path, images: int, consol
             try:
                 for i, v in enumerate(variants, 1):
                     console.print(f"[bold][{i}/{len(variants)}] {v.key}[/bold]")
-                    rows.append(run_variant(runner, v, runs, builds, images if v.images is None else v.images,
-                                            epochs))
+                    n = images if v.images is None else min(v.images, images)
+                    rows.append(run_variant(runner, v, runs, builds, n, epochs))
             except ReportError:
                 od.commit(stage, partial=True)  # the log the message points to; earlier results stay
                 raise
