@@ -84,19 +84,8 @@ void pz_q8_conv_dot8_m0(const uint8_t *x, const uint8_t *w, const pz_conv_runs_t
  * granularity: every MAC_K step of one body is the same size, MAC_K_BYTES, which the assembler checks). */
 #define PZ_CONV_DOT8_FN(NAME, MAC_K, MAC_K_BYTES) \
 __asm__( \
-    "    .pushsection .text." NAME ", \"ax\", %progbits\n" \
-    "    .syntax unified\n" \
-    "    .balign 4\n" \
-    "    .global " NAME "\n" \
-    "    .type   " NAME ", %function\n" \
-    "    .thumb_func\n" \
-     NAME ":\n" \
-    "    push  {r4-r7, lr}\n" \
-    "    mov   r4, r8\n" \
-    "    mov   r5, r9\n" \
-    "    mov   r6, r10\n" \
-    "    mov   r7, r11\n" \
-    "    push  {r4-r7}\n" \
+    PZ_M0_FUNC(NAME) \
+    PZ_M0_SAVE_R4_R11 \
     "    sub   sp, #44\n" \
     "    str   r0, [sp, #24]\n" \
     "    str   r3, [sp, #12]\n" \
@@ -199,12 +188,7 @@ __asm__( \
     "    b     7b\n" \
     "8:\n" \
     "    add   sp, #44\n" \
-    "    pop   {r4-r7}\n" \
-    "    mov   r8, r4\n" \
-    "    mov   r9, r5\n" \
-    "    mov   r10, r6\n" \
-    "    mov   r11, r7\n" \
-    "    pop   {r4-r7, pc}\n" \
+    PZ_M0_RESTORE_R4_R11_RETURN \
     "    .size   " NAME ", . - " NAME "\n" \
     "    .popsection\n");
 /* The same with zero skipping, for inputs whose zero point is the byte 0 (pad == 0: ReLU / ReLU6 outputs, whose
@@ -474,19 +458,8 @@ void pz_q8_requant_run_m0(const pz_requant_run_t *r);
 /* r0 = the run. High registers: r8 = acc, r9 = mult, r10 = shift, r11 = y, r12 = &lo, lr = n; r7 = i. Per output:
  * loads and the ReLU test, mulhi_m0's 18 instructions, the rounding shift, clamp, add, store. */
 __asm__(
-    "    .pushsection .text.pz_q8_requant_run_m0, \"ax\", %progbits\n"
-    "    .syntax unified\n"
-    "    .balign 4\n"
-    "    .global pz_q8_requant_run_m0\n"
-    "    .type   pz_q8_requant_run_m0, %function\n"
-    "    .thumb_func\n"
-    "pz_q8_requant_run_m0:\n"
-    "    push  {r4-r7, lr}\n"
-    "    mov   r4, r8\n"
-    "    mov   r5, r9\n"
-    "    mov   r6, r10\n"
-    "    mov   r7, r11\n"
-    "    push  {r4-r7}\n"
+    PZ_M0_FUNC("pz_q8_requant_run_m0")
+    PZ_M0_SAVE_R4_R11
     "    ldm   r0!, {r1, r2, r3, r4, r5}\n"  /* acc, y, mult, shift, n; r0 = &lo */
     "    mov   r8, r1\n"
     "    mov   r11, r2\n"
@@ -547,12 +520,7 @@ __asm__(
     "    adds  r7, #1\n"
     "    cmp   r7, lr\n"
     "    bne   1b\n"
-    "    pop   {r4-r7}\n"
-    "    mov   r8, r4\n"
-    "    mov   r9, r5\n"
-    "    mov   r10, r6\n"
-    "    mov   r11, r7\n"
-    "    pop   {r4-r7, pc}\n"
+    PZ_M0_RESTORE_R4_R11_RETURN
     "5:\n"                            /* acc <= 0 under a fused ReLU: act_min */
     "    ldm   r5!, {r2, r3, r4}\n"
     "    movs  r5, r2\n"
@@ -570,19 +538,8 @@ void pz_q8_requant_small_relu_m0(const pz_requant_run_t *r);
  * ReLU's cut. */
 #define PZ_REQUANT_SMALL_FN(NAME, LOWER) \
 __asm__( \
-    "    .pushsection .text." NAME ", \"ax\", %progbits\n" \
-    "    .syntax unified\n" \
-    "    .balign 4\n" \
-    "    .global " NAME "\n" \
-    "    .type   " NAME ", %function\n" \
-    "    .thumb_func\n" \
-    NAME ":\n" \
-    "    push  {r4-r7, lr}\n" \
-    "    mov   r4, r8\n" \
-    "    mov   r5, r9\n" \
-    "    mov   r6, r10\n" \
-    "    mov   r7, r11\n" \
-    "    push  {r4-r7}\n" \
+    PZ_M0_FUNC(NAME) \
+    PZ_M0_SAVE_R4_R11 \
     "    ldm   r0!, {r1, r2, r3, r4, r5}\n"  /* acc, y, mult, shift, n */ \
     "    lsls  r5, r5, #2\n" \
     "    adds  r5, r5, r1\n" \
@@ -630,12 +587,7 @@ __asm__( \
     "    adds  r7, #1\n" \
     "    cmp   r0, r12\n" \
     "    bne   1b\n" \
-    "    pop   {r4-r7}\n" \
-    "    mov   r8, r4\n" \
-    "    mov   r9, r5\n" \
-    "    mov   r10, r6\n" \
-    "    mov   r11, r7\n" \
-    "    pop   {r4-r7, pc}\n" \
+    PZ_M0_RESTORE_R4_R11_RETURN \
     "5:\n"                                  /* acc <= 0 under a fused ReLU: act_min */ \
     "    adds  r1, #4\n" \
     "    mov   r3, r8\n" \
@@ -830,19 +782,8 @@ void pz_q8_dw3x3_acc_m0(const uint8_t *x, const uint8_t *w, int32_t *acc, const 
  * 67 cycles for 9 MACs. r0 = x (+ c), r1 = records, r2 = C, r3 = 2C, r8 = row, r9 = 1 - 2 row, r10 = x + C,
  * r11 = acc. */
 __asm__(
-    "    .pushsection .text.pz_q8_dw3x3_acc_m0, \"ax\", %progbits\n"
-    "    .syntax unified\n"
-    "    .balign 4\n"
-    "    .global pz_q8_dw3x3_acc_m0\n"
-    "    .type   pz_q8_dw3x3_acc_m0, %function\n"
-    "    .thumb_func\n"
-    "pz_q8_dw3x3_acc_m0:\n"
-    "    push  {r4-r7, lr}\n"
-    "    mov   r4, r8\n"
-    "    mov   r5, r9\n"
-    "    mov   r6, r10\n"
-    "    mov   r7, r11\n"
-    "    push  {r4-r7}\n"
+    PZ_M0_FUNC("pz_q8_dw3x3_acc_m0")
+    PZ_M0_SAVE_R4_R11
     "    mov   r11, r2\n"
     "    ldm   r3!, {r2, r4}\n"      /* r2 = C, r4 = row */
     "    mov   r8, r4\n"
@@ -875,12 +816,7 @@ __asm__(
     "    mov   r11, r5\n"
     "    cmp   r0, r10\n"
     "    bne   1b\n"
-    "    pop   {r4-r7}\n"
-    "    mov   r8, r4\n"
-    "    mov   r9, r5\n"
-    "    mov   r10, r6\n"
-    "    mov   r11, r7\n"
-    "    pop   {r4-r7, pc}\n"
+    PZ_M0_RESTORE_R4_R11_RETURN
     "    .size   pz_q8_dw3x3_acc_m0, . - pz_q8_dw3x3_acc_m0\n"
     "    .popsection\n");
 #endif
@@ -909,19 +845,8 @@ void pz_q8_dw3x3_pair_m0(const uint8_t *x, const uint8_t *w, int32_t *acc, const
  * SC: the register holding s C. */
 #define PZ_DW_PAIR_FN(NAME, T0, T1, T2, SC)                                                        \
 __asm__(                                                                                           \
-    "    .pushsection .text." NAME ", \"ax\", %progbits\n"                                         \
-    "    .syntax unified\n"                                                                        \
-    "    .balign 4\n"                                                                              \
-    "    .global " NAME "\n"                                                                       \
-    "    .type   " NAME ", %function\n"                                                            \
-    "    .thumb_func\n"                                                                            \
-    NAME ":\n"                                                                                     \
-    "    push  {r4-r7, lr}\n"                                                                      \
-    "    mov   r4, r8\n"                                                                           \
-    "    mov   r5, r9\n"                                                                           \
-    "    mov   r6, r10\n"                                                                          \
-    "    mov   r7, r11\n"                                                                          \
-    "    push  {r4-r7}\n"                                                                          \
+    PZ_M0_FUNC(NAME) \
+    PZ_M0_SAVE_R4_R11 \
     "    mov   r11, r2\n"                                                                          \
     "    ldm   r3!, {r2, r4}\n"      /* r2 = C, r4 = row */                                        \
     "    lsls  r3, r2, #1\n"                                                                       \
@@ -959,12 +884,7 @@ __asm__(                                                                        
     "    str   r6, [r5, r7]\n"       /* acc B: 4C after acc A */                                   \
     "    cmp   r0, r10\n"                                                                          \
     "    bne   1b\n"                                                                               \
-    "    pop   {r4-r7}\n"                                                                          \
-    "    mov   r8, r4\n"                                                                           \
-    "    mov   r9, r5\n"                                                                           \
-    "    mov   r10, r6\n"                                                                          \
-    "    mov   r11, r7\n"                                                                          \
-    "    pop   {r4-r7, pc}\n"                                                                      \
+    PZ_M0_RESTORE_R4_R11_RETURN \
     "    .size   " NAME ", . - " NAME "\n"                                                         \
     "    .popsection\n");
 

@@ -97,19 +97,8 @@ void pz_q8_dot4_m0(const uint8_t *xu, const uint8_t *xend, const uint8_t *w, uin
  * number of 4-input blocks is not a multiple of 4. The MAC step (PZ_Q8_MAC_K) is int8_mac_m0.h's, shared with the
  * conv kernels. r0 = xu, r1 = xend (xu + nk4, nk4 > 0, multiple of 4), r2 = w (4-byte aligned), r3 = A[8]. */
 __asm__(
-    "    .pushsection .text.pz_q8_dot8_m0, \"ax\", %progbits\n"  /* own section: --gc-sections drops it if unused */
-    "    .syntax unified\n"
-    "    .balign 4\n"
-    "    .global pz_q8_dot8_m0\n"
-    "    .type   pz_q8_dot8_m0, %function\n"
-    "    .thumb_func\n"
-    "pz_q8_dot8_m0:\n"
-    "    push  {r4-r7, lr}\n"
-    "    mov   r4, r8\n"
-    "    mov   r5, r9\n"
-    "    mov   r6, r10\n"
-    "    mov   r7, r11\n"
-    "    push  {r4-r7}\n"
+    PZ_M0_FUNC("pz_q8_dot8_m0")
+    PZ_M0_SAVE_R4_R11
     "    push  {r1, r3}\n"            /* [sp] = xend, [sp + 4] = A */
     "    mov   r1, r2\n"
     "    movs  r6, #0\n"
@@ -177,12 +166,7 @@ __asm__(
     "    str   r4, [r3, #24]\n"
     "    mov   r4, lr\n"
     "    str   r4, [r3, #28]\n"
-    "    pop   {r4-r7}\n"
-    "    mov   r8, r4\n"
-    "    mov   r9, r5\n"
-    "    mov   r10, r6\n"
-    "    mov   r11, r7\n"
-    "    pop   {r4-r7, pc}\n"
+    PZ_M0_RESTORE_R4_R11_RETURN
     "    .size   pz_q8_dot8_m0, . - pz_q8_dot8_m0\n"
     "    .popsection\n");
 
@@ -192,13 +176,7 @@ __asm__(
 
 /* The last group of 4 outputs (n_out_pad % 8 == 4): one word per input, 64 cycles per 4 inputs = 4.0 per MAC. */
 __asm__(
-    "    .pushsection .text.pz_q8_dot4_m0, \"ax\", %progbits\n"  /* own section: --gc-sections drops it if unused */
-    "    .syntax unified\n"
-    "    .balign 4\n"
-    "    .global pz_q8_dot4_m0\n"
-    "    .type   pz_q8_dot4_m0, %function\n"
-    "    .thumb_func\n"
-    "pz_q8_dot4_m0:\n"
+    PZ_M0_FUNC("pz_q8_dot4_m0")
     "    push  {r4-r7, lr}\n"
     "    mov   r4, r8\n"
     "    mov   r5, r9\n"
@@ -262,19 +240,8 @@ void pz_q8_skip4_m0(const uint32_t *list, const uint32_t *end, const uint8_t *w,
 
 /* r0 = list, r1 = end (list + n), r2 = w (4-byte aligned), r3 = A[8] (written). */
 __asm__(
-    "    .pushsection .text.pz_q8_skip8_m0, \"ax\", %progbits\n"  /* own section: --gc-sections drops it if unused */
-    "    .syntax unified\n"
-    "    .balign 4\n"
-    "    .global pz_q8_skip8_m0\n"
-    "    .type   pz_q8_skip8_m0, %function\n"
-    "    .thumb_func\n"
-    "pz_q8_skip8_m0:\n"
-    "    push  {r4-r7, lr}\n"
-    "    mov   r4, r8\n"
-    "    mov   r5, r9\n"
-    "    mov   r6, r10\n"
-    "    mov   r7, r11\n"
-    "    push  {r4-r7}\n"
+    PZ_M0_FUNC("pz_q8_skip8_m0")
+    PZ_M0_SAVE_R4_R11
     "    push  {r1, r3}\n"            /* [sp] = end, [sp + 4] = A */
     "    mov   r5, r2\n"              /* r5 = weight base of the group */
     "    movs  r6, #0\n"
@@ -332,24 +299,13 @@ __asm__(
     "    str   r4, [r3, #24]\n"
     "    mov   r4, lr\n"
     "    str   r4, [r3, #28]\n"
-    "    pop   {r4-r7}\n"
-    "    mov   r8, r4\n"
-    "    mov   r9, r5\n"
-    "    mov   r10, r6\n"
-    "    mov   r11, r7\n"
-    "    pop   {r4-r7, pc}\n"
+    PZ_M0_RESTORE_R4_R11_RETURN
     "    .size   pz_q8_skip8_m0, . - pz_q8_skip8_m0\n"
     "    .popsection\n");
 
 /* The last group of 4 outputs (n_out_pad % 8 == 4): one word per entry at offset (k - k0) * 4. */
 __asm__(
-    "    .pushsection .text.pz_q8_skip4_m0, \"ax\", %progbits\n"
-    "    .syntax unified\n"
-    "    .balign 4\n"
-    "    .global pz_q8_skip4_m0\n"
-    "    .type   pz_q8_skip4_m0, %function\n"
-    "    .thumb_func\n"
-    "pz_q8_skip4_m0:\n"
+    PZ_M0_FUNC("pz_q8_skip4_m0")
     "    push  {r4-r7, lr}\n"
     "    mov   r4, r8\n"
     "    mov   r5, r9\n"

@@ -1,8 +1,38 @@
 /* The 8-lane int8 MAC step of the Cortex-M0+ dot products, shared by the dense (int8_dense_m0.c) and conv
  * (conv_q8_m0.c) kernels: one input byte times the 8 interleaved weights of a group (docs/FIRMWARE.md "int8 dense
- * kernel"), lanes accumulated in r6, r7, r8 .. r12, lr. Thumb-1 assembly text for __asm__ blocks. */
+ * kernel"), lanes accumulated in r6, r7, r8 .. r12, lr, and the function frame both use. Thumb-1 assembly text
+ * for __asm__ blocks. */
 #ifndef PZ_INT8_MAC_M0_H
 #define PZ_INT8_MAC_M0_H
+
+/* The frame of every Thumb-1 kernel function: its own section (--gc-sections drops it when unused), then the label;
+ * NAME is a string literal. */
+#define PZ_M0_FUNC(NAME)                                \
+    "    .pushsection .text." NAME ", \"ax\", %progbits\n" \
+    "    .syntax unified\n"                             \
+    "    .balign 4\n"                                   \
+    "    .global " NAME "\n"                            \
+    "    .type   " NAME ", %function\n"                 \
+    "    .thumb_func\n"                                 \
+    NAME ":\n"
+
+/* Save r4-r11 and lr (AAPCS callee-saved; Thumb-1 pushes high registers through low ones): 11 cycles. */
+#define PZ_M0_SAVE_R4_R11     \
+    "    push  {r4-r7, lr}\n" \
+    "    mov   r4, r8\n"      \
+    "    mov   r5, r9\n"      \
+    "    mov   r6, r10\n"     \
+    "    mov   r7, r11\n"     \
+    "    push  {r4-r7}\n"
+
+/* Restore what PZ_M0_SAVE_R4_R11 saved and return. */
+#define PZ_M0_RESTORE_R4_R11_RETURN \
+    "    pop   {r4-r7}\n"           \
+    "    mov   r8, r4\n"            \
+    "    mov   r9, r5\n"            \
+    "    mov   r10, r6\n"           \
+    "    mov   r11, r7\n"           \
+    "    pop   {r4-r7, pc}\n"
 
 /* One weight word (4 lanes, r1 advancing) times x (r2) into lanes a0..a3; r3-r5 scratch: LDM (2) + 4 extract + 4 MULS
  * + 4 ADD = 14 cycles. Lanes 0 and 2 of a word are read with their odd neighbour's sign bits below them (SXTH, ASR
