@@ -100,18 +100,25 @@ MAX_IDX_BYTES = 64 * 2**20
 GZIP_MAGIC = b"\x1f\x8b"
 
 
+def regular_file(path: Path, what: str) -> os.stat_result:
+    """stat(path) of a data file, or a DataError naming it: missing, unreadable, or not a regular file (a directory,
+    device or FIFO, which reading would hang on or misread); `what` says what the user should give instead."""
+    try:
+        st = Path(path).stat()
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file; give the {what}") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot read it ({e.strerror})") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise DataError(f"{path}: not a regular file (a directory, device or FIFO); give the {what} itself")
+    return st
+
+
 def read_idx_bytes(path: Path) -> bytes:
     """The IDX bytes of a plain or gzipped file: at most the size its header declares (and MAX_IDX_BYTES) plus one
     byte, so trailing data is still detected by parse_idx and nothing unbounded is ever read."""
     path = Path(path)
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except OSError as e:
-        raise DataError(f"{path}: cannot read it ({e.strerror})") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise DataError(f"{path}: not a regular file (a device, FIFO or directory); give the IDX file itself")
+    regular_file(path, "IDX file")
     try:
         with open(path, "rb") as f:
             if f.read(2) != GZIP_MAGIC:

@@ -29,10 +29,7 @@ def main(argv=None):
     parser.add_argument("--normalize", choices=("none", "scale", "standard"),
                         help="--data: what the model's input is (default: none for float data, which the model "
                              "then takes as it is; scale = raw / 255 for uint8 data)")
-    parser.add_argument("--label-column", metavar="NAME", help="--data CSV: the header name of the label column")
-    parser.add_argument("--test-file", type=Path, metavar="CSV", help="--data CSV: the test split, same columns")
-    parser.add_argument("--test-fraction", type=float, metavar="F",
-                        help="--data CSV: hold out this fraction of the rows (seeded, seed 0)")
+    userdata.add_csv_arguments(parser, "--data CSV", "seeded, seed 0")
     parser.add_argument("--data-dir", type=Path, help="directory with the dataset's IDX files (plain or .gz)")
     parser.add_argument("--input-scale", type=float,
                         help="model input = raw uint8 value * scale (default: the dataset's, 1/255 for images)")

@@ -383,10 +383,7 @@ def add_data_arguments(parser):
     parser.add_argument("--normalize", choices=NORMALIZE_MODES,
                         help="input normalisation fitted on the training split (default: scale for uint8 data, "
                              "standard = per-feature mean/std otherwise)")
-    parser.add_argument("--label-column", metavar="NAME", help="CSV: the header name of the label column")
-    parser.add_argument("--test-file", type=Path, metavar="CSV", help="CSV: the test split, same columns")
-    parser.add_argument("--test-fraction", type=float, metavar="F",
-                        help="CSV: hold out this fraction of the rows for testing (seeded by --seed)")
+    userdata.add_csv_arguments(parser)
 
 
 def load_data_argument(args, spec) -> data.Dataset | None:

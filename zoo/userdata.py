@@ -20,7 +20,6 @@ import csv
 import hashlib
 import io
 import math
-import stat
 import zipfile
 from pathlib import Path
 
@@ -46,14 +45,7 @@ USER_DATASET = "user"             # the model directory's `dataset` for data fro
 
 # -- files -----------------------------------------------------------------------------------------------------------
 def _regular(path: Path, what: str) -> int:
-    try:
-        st = Path(path).stat()
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file; give the {what}") from None
-    except OSError as e:
-        raise DataError(f"{path}: cannot read it ({e.strerror})") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise DataError(f"{path}: not a regular file (a directory, device or FIFO); give the {what} itself")
+    st = data.regular_file(path, what)
     if st.st_size > MAX_FILE_BYTES:
         raise DataError(f"{path}: {st.st_size:,} bytes is over picozoo's limit of {MAX_FILE_BYTES:,} bytes for a "
                         f"data file; use fewer samples")
@@ -409,3 +401,11 @@ def load_for_model(meta: dict, data_dir=None) -> Dataset:
     norm = Normalization.from_meta(meta["input"])
     return load_file(path, normalization=norm, label_column=src.get("label_column"), test_file=test_file,
                      test_fraction=src.get("test_fraction"), seed=src.get("seed", 0), expect_sha256=src.get("sha256"))
+
+
+def add_csv_arguments(parser, prefix: str = "CSV", seeded: str = "seeded by --seed"):
+    """The .csv options of --data (zoo.train and zoo.import): the label column and the test split."""
+    parser.add_argument("--label-column", metavar="NAME", help=f"{prefix}: the header name of the label column")
+    parser.add_argument("--test-file", type=Path, metavar="CSV", help=f"{prefix}: the test split, same columns")
+    parser.add_argument("--test-fraction", type=float, metavar="F",
+                        help=f"{prefix}: hold out this fraction of the rows for testing ({seeded})")
