@@ -87,11 +87,11 @@ class KernelRun:
     entries: int                 # weight entries the kernel reads: n_in*n_out (dense), pairs, code3 bytes
 
 
-def build(out: Path) -> Path:
-    """Cross-compile SOURCES into one bare ELF linked at the start of flash: no startup code, no libc."""
+def _link_bare(out: Path, sources, entry: str) -> Path:
+    """Cross-compile `sources` into one bare ELF linked at the start of flash: no startup code, no libc."""
     out = Path(out)
-    cmd = [ARM_GCC, *ARM_FLAGS, f"-I{KERNELS}", "-nostdlib", f"-Wl,-Ttext=0x{FLASH:08x}", "-Wl,-e,pz_q8_dense_m0",
-           *map(str, SOURCES), "-lgcc", "-o", str(out)]
+    cmd = [ARM_GCC, *ARM_FLAGS, f"-I{KERNELS}", "-nostdlib", f"-Wl,-Ttext=0x{FLASH:08x}", f"-Wl,-e,{entry}",
+           *map(str, sources), "-lgcc", "-o", str(out)]
     try:
         r = subprocess.run(cmd, capture_output=True, text=True)
     except FileNotFoundError:
@@ -99,6 +99,11 @@ def build(out: Path) -> Path:
     if r.returncode != 0:
         raise KernelBuildError(f"{' '.join(cmd)}\n{r.stderr}")
     return out
+
+
+def build(out: Path) -> Path:
+    """The dense kernels (SOURCES) as one bare ELF."""
+    return _link_bare(out, SOURCES, "pz_q8_dense_m0")
 
 
 def prepared_sim(flash: bytes, hook: Callable[[int, int], None] | None = None, config: SimConfig | None = None):
@@ -302,17 +307,8 @@ def conv_macs(t) -> int:
 
 
 def build_conv(out: Path) -> Path:
-    """Cross-compile CONV_SOURCES into one bare ELF, as build() does for the dense kernels."""
-    out = Path(out)
-    cmd = [ARM_GCC, *ARM_FLAGS, f"-I{KERNELS}", "-nostdlib", f"-Wl,-Ttext=0x{FLASH:08x}", "-Wl,-e,pz_conv2d_q8_m0",
-           *map(str, CONV_SOURCES), "-lgcc", "-o", str(out)]
-    try:
-        r = subprocess.run(cmd, capture_output=True, text=True)
-    except FileNotFoundError:
-        raise KernelBuildError(f"{ARM_GCC} not found (apt-get install gcc-arm-none-eabi)") from None
-    if r.returncode != 0:
-        raise KernelBuildError(f"{' '.join(cmd)}\n{r.stderr}")
-    return out
+    """The conv kernels (CONV_SOURCES) as one bare ELF, as build() does for the dense kernels."""
+    return _link_bare(out, CONV_SOURCES, "pz_conv2d_q8_m0")
 
 
 @dataclass
