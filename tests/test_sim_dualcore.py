@@ -7,6 +7,7 @@ import pytest
 from rp2040_sim import asm
 from tests.conftest import require_tool
 from tests.test_sim_exceptions import run, words
+from tests.test_sim_sio import LAUNCH_LOOP
 
 N = 64
 VALUES = [(i * 2654435761) % 100_003 for i in range(N)]
@@ -16,43 +17,7 @@ LAUNCH = r"""
     .equ SIO, 0xD0000000
 reset:
     ldr r0, =SIO
-    adr r4, sequence
-    movs r5, #0
-next:
-    cmp r5, #6
-    beq launched
-    lsls r6, r5, #2
-    ldr r1, [r4, r6]
-    cmp r1, #0
-    bne push
-drain:
-    ldr r2, [r0, #0x50]
-    lsls r2, r2, #31
-    beq drained
-    ldr r2, [r0, #0x58]
-    b drain
-drained:
-    sev
-push:
-    ldr r2, [r0, #0x50]
-    lsls r2, r2, #30
-    bpl push
-    str r1, [r0, #0x54]
-    sev
-pop:
-    ldr r2, [r0, #0x50]
-    lsls r2, r2, #31
-    bne got
-    wfe
-    b pop
-got:
-    ldr r3, [r0, #0x58]
-    adds r5, #1
-    cmp r3, r1
-    beq next
-    movs r5, #0
-    b next
-    .align 2
+""" + LAUNCH_LOOP + r"""    .align 2
 sequence:
     .word 0, 0, 1, 0x10000100, 0x20041000, core1_main
 """

@@ -42,21 +42,10 @@ def test_cpuid_and_spinlock_claim_release(tmp_path):
     assert words(sim, 6) == [0, 1 << 5, 0, 1 << 5, 0, 1 << 5]
 
 
-LAUNCH = r"""
-reset:
-    ldr r0, =0xD0000000
-    ldr r7, =DATA
-    ldr r1, [r0, #0x50]
-    str r1, [r7, #0]             @ log[0] FIFO_ST at start: VLD (core 1's ROM sent 0) | RDY
-    ldr r1, [r0, #0x58]          @ pop it
-    ldr r1, [r0, #0x58]          @ pop an empty FIFO: ROE
-    ldr r1, [r0, #0x50]
-    str r1, [r7, #4]             @ log[1] = RDY | ROE
-    movs r1, #0xFF
-    str r1, [r0, #0x50]          @ clear WOF/ROE
-    ldr r1, [r0, #0x50]
-    str r1, [r7, #8]             @ log[2] = RDY
-    @ the launch sequence (datasheet 2.8.2): each word pushed, the echo popped and compared
+# The core 1 launch handshake of datasheet 2.8.2, with r0 = SIO: each word of `sequence` (six words, defined by the
+# caller) pushed after draining our RX FIFO before a 0, the echo popped and compared (r5 restarts the sequence on a
+# mismatch); branches to `launched` (the caller's) when all six were echoed.
+LAUNCH_LOOP = r"""
     adr r4, sequence
     movs r5, #0
 next:
@@ -93,7 +82,25 @@ got:
     beq next
     movs r5, #0
     b next
-launched:
+"""
+
+
+LAUNCH = r"""
+reset:
+    ldr r0, =0xD0000000
+    ldr r7, =DATA
+    ldr r1, [r0, #0x50]
+    str r1, [r7, #0]             @ log[0] FIFO_ST at start: VLD (core 1's ROM sent 0) | RDY
+    ldr r1, [r0, #0x58]          @ pop it
+    ldr r1, [r0, #0x58]          @ pop an empty FIFO: ROE
+    ldr r1, [r0, #0x50]
+    str r1, [r7, #4]             @ log[1] = RDY | ROE
+    movs r1, #0xFF
+    str r1, [r0, #0x50]          @ clear WOF/ROE
+    ldr r1, [r0, #0x50]
+    str r1, [r7, #8]             @ log[2] = RDY
+    @ the launch sequence (datasheet 2.8.2): each word pushed, the echo popped and compared
+""" + LAUNCH_LOOP + r"""launched:
     @ core 1 left the ROM: nobody reads its FIFO now. 8 words fit, the 9th is dropped (WOF).
     movs r5, #9
 fill:
