@@ -39,7 +39,7 @@ typedef struct {
 #define PZ_CONV_GROUPS_PER_CALL 4u  /* 32 accumulators on the stack */
 
 uint32_t pz_conv_q8_scratch_bytes(const pz_conv_shape_t *s, uint32_t depthwise) {
-    if (depthwise) return (s->k_h == 3 && s->k_w == 3) ? ((13u * s->in_c + 3u) & ~3u) : 0u;
+    if (depthwise) return (s->k_h == 3 && s->k_w == 3) ? (((s->stride_w < 2u ? 20u : 23u) * s->in_c + 3u) & ~3u) : 0u;
     return ((uint32_t)s->k_h * s->k_w * s->in_c + 3u) & ~3u;
 }
 
@@ -902,25 +902,71 @@ PZ_DW_PAIR_FN("pz_q8_dw3x3_pair_m0", PZ_DW_S1_T0, PZ_DW_S1_T1, PZ_DW_S1_T2, "r2"
 PZ_DW_PAIR_FN("pz_q8_dw3x3_pair2_m0", PZ_DW_S2_T0, PZ_DW_S2_T1, PZ_DW_S2_T2, "r3")
 #endif
 
-static void dw3x3_acc(const uint8_t *x, const uint8_t *w, int32_t *acc, uint32_t C, uint32_t row) {
+/* Copy rows iy0..iy0+2, columns ix0..ix0+cols-1 of the input into dst (3 rows of cols * C bytes), padding cells =
+ * pad: a border window (cols = 3) or the band of two neighbouring border windows (cols = s + 3), which the kernels
+ * then read like the input with a row stride of cols * C. Each row is at most a pad run, a copy run and a pad run
+ * (whole words when C is a multiple of 4 and x 4-byte aligned; dst is). GCC is told not to call memcpy/memset:
+ * the kernels link without a C library (kernel_harness.py). */
+__attribute__((optimize("no-tree-loop-distribute-patterns")))
+static void dw_band(const pz_q8_conv_t *l, const uint8_t *xu, int32_t iy0, int32_t ix0, uint32_t cols,
+                    uint8_t *dst) {
+    const pz_conv_shape_t *s = &l->s;
+    const uint32_t C = s->in_c;
+    const int32_t in_w = s->in_w;
+    const int32_t a = ix0 < 0 ? 0 : ix0, b = ix0 + (int32_t)cols > in_w ? in_w : ix0 + (int32_t)cols;
+    const uint32_t words = (C & 3u) == 0 && ((uintptr_t)xu & 3u) == 0;
+    const uint32_t pad4 = l->pad * 0x01010101u;
+    for (int32_t iy = iy0; iy < iy0 + 3; iy++) {
+        const int row_in = iy >= 0 && iy < (int32_t)s->in_h && a < b;
+        const uint32_t before = row_in ? (uint32_t)(a - ix0) * C : cols * C;
+        const uint32_t copy = row_in ? (uint32_t)(b - a) * C : 0u;
+        const uint32_t after = cols * C - before - copy;
+        const uint8_t *src = xu + ((uint32_t)(row_in ? iy : 0) * (uint32_t)in_w + (uint32_t)a) * C;
+        if (words) {
+            pz_word_alias *d = (pz_word_alias *)(void *)dst;
+            const pz_word_alias *w = (const pz_word_alias *)(const void *)src;
+            for (uint32_t i = 0; i < before / 4u; i++) *d++ = pad4;
+            for (uint32_t i = 0; i < copy / 4u; i++) *d++ = w[i];
+            for (uint32_t i = 0; i < after / 4u; i++) *d++ = pad4;
+        } else {
+            uint8_t *d = dst;
+            for (uint32_t i = 0; i < before; i++) *d++ = l->pad;
+            for (uint32_t i = 0; i < copy; i++) *d++ = src[i];
+            for (uint32_t i = 0; i < after; i++) *d++ = l->pad;
+        }
+        dst += cols * C;
+    }
+}
+
+/* acc[c] for every channel c of the pixel whose window's top-left byte (channel 0) is x, rows `row` bytes apart;
+ * with `two`, also acc[C + c] for the pixel s columns to its right. */
+static void dw3x3_run(const uint8_t *x, const uint8_t *w, int32_t *acc, uint32_t C, uint32_t row, uint32_t s,
+                      uint32_t two) {
 #if PZ_Q8_M0_ASM
     const pz_dw_geom_t g = {C, row};
-    pz_q8_dw3x3_acc_m0(x, w, acc, &g);
+    if (!two) pz_q8_dw3x3_acc_m0(x, w, acc, &g);
+    else if (s == 1) pz_q8_dw3x3_pair_m0(x, w, acc, &g);
+    else pz_q8_dw3x3_pair2_m0(x, w, acc, &g);
 #else
-    for (uint32_t c = 0; c < C; c++, w += 16, x++) {
-        int32_t a = (int32_t)((uint32_t)w[0] | (uint32_t)w[1] << 8 | (uint32_t)w[2] << 16 | (uint32_t)w[3] << 24);
-        const int8_t *k = (const int8_t *)w + 4;
-        for (uint32_t dy = 0; dy < 3; dy++) {
-            for (uint32_t dx = 0; dx < 3; dx++) a += (int32_t)x[dy * row + dx * C] * k[dy * 3 + dx];
+    for (uint32_t px = 0; px <= two; px++, acc += C, x += s * C) {
+        const uint8_t *r = w, *xc = x;
+        for (uint32_t c = 0; c < C; c++, r += 16, xc++) {
+            int32_t a = (int32_t)((uint32_t)r[0] | (uint32_t)r[1] << 8 | (uint32_t)r[2] << 16 | (uint32_t)r[3] << 24);
+            const int8_t *k = (const int8_t *)r + 4;
+            for (uint32_t dy = 0; dy < 3; dy++) {
+                for (uint32_t dx = 0; dx < 3; dx++) a += (int32_t)xc[dy * row + dx * C] * k[dy * 3 + dx];
+            }
+            acc[c] = a;
         }
-        acc[c] = a;
     }
 #endif
 }
 
+/* Scratch: 2 C int32 accumulators, then a border band of up to 3 x 5 x C bytes (two stride-2 windows): 23 C bytes
+ * (20 C at stride 1; pz_conv_q8_scratch_bytes, firmware/convgen.py). */
 void pz_dwconv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
     const pz_conv_shape_t *s = &l->s;
-    const uint32_t C = s->in_c, row = (uint32_t)s->in_w * C;
+    const uint32_t C = s->in_c, row = (uint32_t)s->in_w * C, sw = s->stride_w;
     if (s->k_h != 3 || s->k_w != 3) {  /* the 3x3 record stride is built into the loop */
         pz_dwconv2d_q8_ref(l, xu, y);
         return;
@@ -929,35 +975,28 @@ void pz_dwconv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
     const int8_t *shift = l->shift;
     pz_requant_run_t rq;
     requant_init(&rq, l, C, 1);
-    int32_t *acc = (int32_t *)(void *)l->scratch;  /* C accumulators, then a gathered 3 x 3 x C window */
-    uint8_t *window = l->scratch + 4u * C;
+    int32_t *acc = (int32_t *)(void *)l->scratch;
+    uint8_t *band = l->scratch + 8u * C;
     for (uint32_t oy = 0; oy < s->out_h; oy++) {
-        int32_t iy0 = (int32_t)(oy * s->stride_h) - s->pad_top;
-        for (uint32_t ox = 0; ox < s->out_w; ox++, y += C) {
-            int32_t ix0 = (int32_t)(ox * s->stride_w) - s->pad_left;
-#if PZ_Q8_M0_ASM
-            /* two interior pixels side by side at stride 1 or 2: one weight pass (pz_q8_dw3x3_pair_m0 /
-             * pair2_m0), 8 C bytes of accumulators (the scratch has 13 C) */
-            if (s->stride_w <= 2 && ox + 1 < s->out_w && iy0 >= 0 && ix0 >= 0 && iy0 + 3 <= s->in_h &&
-                ix0 + (int32_t)s->stride_w + 3 <= s->in_w) {
-                const pz_dw_geom_t g = {C, row};
-                const uint8_t *xa = xu + ((uint32_t)iy0 * s->in_w + (uint32_t)ix0) * C;
-                if (s->stride_w == 1) pz_q8_dw3x3_pair_m0(xa, l->w, acc, &g);
-                else pz_q8_dw3x3_pair2_m0(xa, l->w, acc, &g);
-                requant_run(&rq, acc, y, C, mult, shift, l);
-                requant_run(&rq, acc + C, y + C, C, mult, shift, l);
-                ox++;
-                y += C;
-                continue;
-            }
-#endif
-            if (iy0 >= 0 && ix0 >= 0 && iy0 + 3 <= s->in_h && ix0 + 3 <= s->in_w) {
-                dw3x3_acc(xu + ((uint32_t)iy0 * s->in_w + (uint32_t)ix0) * C, l->w, acc, C, row);
-            } else {  /* border: the window copied with padding cells = pad, read with rows 3 C apart */
-                gather(l, xu, oy, ox, window);
-                dw3x3_acc(window, l->w, acc, C, 3u * C);
+        const int32_t iy0 = (int32_t)(oy * s->stride_h) - s->pad_top;
+        const int rows_in = iy0 >= 0 && iy0 + 3 <= (int32_t)s->in_h;
+        for (uint32_t ox = 0; ox < s->out_w;) {
+            const int32_t ix0 = (int32_t)(ox * sw) - s->pad_left;
+            /* two pixels side by side at stride 1 or 2 share each channel's weight loads (pz_q8_dw3x3_pair_m0 /
+             * pair2_m0: 112 cycles per 18 MACs against 2 x 67); their s + 3 window columns are read in place
+             * when inside the input, else from a band copied with the padding cells */
+            const uint32_t two = sw <= 2u && ox + 1u < s->out_w;
+            const uint32_t cols = two ? sw + 3u : 3u;
+            if (rows_in && ix0 >= 0 && ix0 + (int32_t)cols <= (int32_t)s->in_w) {
+                dw3x3_run(xu + ((uint32_t)iy0 * s->in_w + (uint32_t)ix0) * C, l->w, acc, C, row, sw, two);
+            } else {
+                dw_band(l, xu, iy0, ix0, cols, band);
+                dw3x3_run(band, l->w, acc, C, cols * C, sw, two);
             }
             requant_run(&rq, acc, y, C, mult, shift, l);
+            if (two) requant_run(&rq, acc + C, y + C, C, mult, shift, l);
+            ox += 1u + two;
+            y += (1u + two) * C;
         }
     }
 }
