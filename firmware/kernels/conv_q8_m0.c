@@ -902,6 +902,121 @@ PZ_DW_PAIR_FN("pz_q8_dw3x3_pair_m0", PZ_DW_S1_T0, PZ_DW_S1_T1, PZ_DW_S1_T2, "r2"
 PZ_DW_PAIR_FN("pz_q8_dw3x3_pair2_m0", PZ_DW_S2_T0, PZ_DW_S2_T1, PZ_DW_S2_T2, "r3")
 #endif
 
+#if PZ_Q8_M0_ASM
+void pz_q8_dw3x3_quad_m0(const uint8_t *x, const uint8_t *w, int32_t *acc, const pz_dw_geom_t *g);
+
+/* One kernel row of four neighbouring pixels at stride 1 (pixel k's taps at columns k, k + 1, k + 2): the row's six
+ * input bytes b0..b5 (r3; offsets 0, C, 2C, then 3C further: 3C, 4C, 5C) each loaded once and multiplied by the
+ * row's weights u0, u1, u2 (r5, r6, r7) into the pixels' accumulators (r8..r11). MULS overwrites one operand, so
+ * every MAC overwrites the one at its last use (a byte's last pixel, a weight's last byte) and copies into r4 only
+ * where neither is: 4 copies for 12 MACs. 41 cycles: 6 LDRB, 12 MULS + ADD, 4 copies, the 3C step. */
+#define PZ_DW_QUAD_ROW                                                                          \
+    "    ldrb  r3, [r0]\n"                                                                      \
+    "    muls  r3, r5, r3\n"     "    add   r8, r3\n"   /* b0 u0 -> A */                        \
+    "    ldrb  r3, [r0, r1]\n"                                                                  \
+    "    movs  r4, r3\n"         "    muls  r4, r6, r4\n"   "    add   r8, r4\n"   /* b1 u1 -> A */ \
+    "    muls  r3, r5, r3\n"     "    add   r9, r3\n"   /* b1 u0 -> B */                        \
+    "    ldrb  r3, [r0, r2]\n"                                                                  \
+    "    movs  r4, r3\n"         "    muls  r4, r7, r4\n"   "    add   r8, r4\n"   /* b2 u2 -> A */ \
+    "    movs  r4, r3\n"         "    muls  r4, r6, r4\n"   "    add   r9, r4\n"   /* b2 u1 -> B */ \
+    "    muls  r3, r5, r3\n"     "    add   r10, r3\n"  /* b2 u0 -> C */                        \
+    "    add   r0, r12\n"                                                                       \
+    "    ldrb  r3, [r0]\n"                                                                      \
+    "    muls  r5, r3, r5\n"     "    add   r11, r5\n"  /* b3 u0 -> D, u0 done */               \
+    "    movs  r4, r3\n"         "    muls  r4, r7, r4\n"   "    add   r9, r4\n"   /* b3 u2 -> B */ \
+    "    muls  r3, r6, r3\n"     "    add   r10, r3\n"  /* b3 u1 -> C */                        \
+    "    ldrb  r3, [r0, r1]\n"                                                                  \
+    "    muls  r6, r3, r6\n"     "    add   r11, r6\n"  /* b4 u1 -> D, u1 done */               \
+    "    muls  r3, r7, r3\n"     "    add   r10, r3\n"  /* b4 u2 -> C */                        \
+    "    ldrb  r3, [r0, r2]\n"                                                                  \
+    "    muls  r7, r3, r7\n"     "    add   r11, r7\n"  /* b5 u2 -> D */
+
+/* Four interior pixels side by side at stride 1, all channels: acc[k C + c] for pixel k = 0..3. Per channel: the
+ * bias into the four accumulators, then per kernel row its three weights extracted from the record words (LDM) and
+ * PZ_DW_QUAD_ROW, then four stores: about 191 cycles per 36 MACs (the pair loop: 112 per 18), because each input
+ * byte feeds up to three pixels from one load. r0 = row pointer (channel c), r1 = C, r2 = 2C, r12 = 3C,
+ * lr = row - 3C (next kernel row); frame: [sp] = this channel's record (+ 8 after its first LDM), [sp+4] = &acc[c],
+ * [sp+8] = 4C, [sp+12] = 1 - 2 row - 3C (back to row 0, next channel), [sp+16] = x + C (end). */
+__asm__(
+    PZ_M0_FUNC("pz_q8_dw3x3_quad_m0")
+    PZ_M0_SAVE_R4_R11
+    "    sub   sp, #20\n"
+    "    str   r1, [sp]\n"
+    "    str   r2, [sp, #4]\n"
+    "    ldm   r3!, {r1, r4}\n"      /* r1 = C, r4 = row */
+    "    lsls  r5, r1, #2\n"
+    "    str   r5, [sp, #8]\n"
+    "    lsls  r2, r1, #1\n"
+    "    adds  r5, r2, r1\n"
+    "    mov   r12, r5\n"
+    "    subs  r6, r4, r5\n"
+    "    mov   lr, r6\n"
+    "    lsls  r6, r4, #1\n"
+    "    adds  r6, r6, r5\n"
+    "    movs  r7, #1\n"
+    "    subs  r7, r7, r6\n"
+    "    str   r7, [sp, #12]\n"
+    "    adds  r7, r0, r1\n"
+    "    str   r7, [sp, #16]\n"
+    "1:\n"
+    "    ldr   r4, [sp]\n"
+    "    ldm   r4!, {r3, r7}\n"      /* folded bias, taps 0..3 */
+    "    str   r4, [sp]\n"
+    "    mov   r8, r3\n"
+    "    mov   r9, r3\n"
+    "    mov   r10, r3\n"
+    "    mov   r11, r3\n"
+    "    sxtb  r5, r7\n"             /* taps 0, 1, 2 */
+    "    sxth  r6, r7\n"
+    "    asrs  r6, r6, #8\n"
+    "    lsls  r7, r7, #8\n"
+    "    asrs  r7, r7, #24\n"
+    PZ_DW_QUAD_ROW
+    "    add   r0, lr\n"
+    "    ldr   r4, [sp]\n"
+    "    subs  r4, #4\n"
+    "    ldm   r4!, {r5, r7}\n"      /* taps 0..3, 4..7 */
+    "    asrs  r5, r5, #24\n"        /* taps 3, 4, 5 */
+    "    sxtb  r6, r7\n"
+    "    sxth  r7, r7\n"
+    "    asrs  r7, r7, #8\n"
+    PZ_DW_QUAD_ROW
+    "    add   r0, lr\n"
+    "    ldr   r4, [sp]\n"
+    "    ldm   r4!, {r6, r7}\n"      /* taps 4..7, tap 8 and 3 pad bytes */
+    "    str   r4, [sp]\n"           /* the next channel's record */
+    "    lsls  r5, r6, #8\n"         /* taps 6, 7, 8 */
+    "    asrs  r5, r5, #24\n"
+    "    asrs  r6, r6, #24\n"
+    "    sxtb  r7, r7\n"
+    PZ_DW_QUAD_ROW
+    "    ldr   r3, [sp, #12]\n"
+    "    add   r0, r3\n"             /* back to row 0, next channel */
+    "    ldr   r4, [sp, #4]\n"
+    "    ldr   r5, [sp, #8]\n"
+    "    mov   r3, r8\n"
+    "    str   r3, [r4]\n"
+    "    mov   r3, r9\n"
+    "    str   r3, [r4, r5]\n"
+    "    lsls  r6, r5, #1\n"
+    "    mov   r3, r10\n"
+    "    str   r3, [r4, r6]\n"
+    "    adds  r6, r6, r5\n"
+    "    mov   r3, r11\n"
+    "    str   r3, [r4, r6]\n"
+    "    adds  r4, #4\n"
+    "    str   r4, [sp, #4]\n"
+    "    ldr   r3, [sp, #16]\n"
+    "    cmp   r0, r3\n"
+    "    beq   2f\n"
+    "    b     1b\n"                /* the loop is past BNE's reach */
+    "2:\n"
+    "    add   sp, #20\n"
+    PZ_M0_RESTORE_R4_R11_RETURN
+    "    .size   pz_q8_dw3x3_quad_m0, . - pz_q8_dw3x3_quad_m0\n"
+    "    .popsection\n");
+#endif
+
 /* Copy rows iy0..iy0+2, columns ix0..ix0+cols-1 of the input into dst (3 rows of cols * C bytes), padding cells =
  * pad: a border window (cols = 3) or the band of two neighbouring border windows (cols = s + 3), which the kernels
  * then read like the input with a row stride of cols * C. Each row is at most a pad run, a copy run and a pad run
@@ -938,17 +1053,18 @@ static void dw_band(const pz_q8_conv_t *l, const uint8_t *xu, int32_t iy0, int32
     }
 }
 
-/* acc[c] for every channel c of the pixel whose window's top-left byte (channel 0) is x, rows `row` bytes apart;
- * with `two`, also acc[C + c] for the pixel s columns to its right. */
+/* acc[k C + c] for every channel c of n = 1, 2 or 4 pixels side by side at stride s (4: s = 1), the first one's
+ * window starting at x (channel 0), window rows `row` bytes apart. */
 static void dw3x3_run(const uint8_t *x, const uint8_t *w, int32_t *acc, uint32_t C, uint32_t row, uint32_t s,
-                      uint32_t two) {
+                      uint32_t n) {
 #if PZ_Q8_M0_ASM
     const pz_dw_geom_t g = {C, row};
-    if (!two) pz_q8_dw3x3_acc_m0(x, w, acc, &g);
-    else if (s == 1) pz_q8_dw3x3_pair_m0(x, w, acc, &g);
+    if (n == 4u) pz_q8_dw3x3_quad_m0(x, w, acc, &g);
+    else if (n == 1u) pz_q8_dw3x3_acc_m0(x, w, acc, &g);
+    else if (s == 1u) pz_q8_dw3x3_pair_m0(x, w, acc, &g);
     else pz_q8_dw3x3_pair2_m0(x, w, acc, &g);
 #else
-    for (uint32_t px = 0; px <= two; px++, acc += C, x += s * C) {
+    for (uint32_t px = 0; px < n; px++, acc += C, x += s * C) {
         const uint8_t *r = w, *xc = x;
         for (uint32_t c = 0; c < C; c++, r += 16, xc++) {
             int32_t a = (int32_t)((uint32_t)r[0] | (uint32_t)r[1] << 8 | (uint32_t)r[2] << 16 | (uint32_t)r[3] << 24);
@@ -962,8 +1078,9 @@ static void dw3x3_run(const uint8_t *x, const uint8_t *w, int32_t *acc, uint32_t
 #endif
 }
 
-/* Scratch: 2 C int32 accumulators, then a border band of up to 3 x 5 x C bytes (two stride-2 windows): 23 C bytes
- * (20 C at stride 1; pz_conv_q8_scratch_bytes, firmware/convgen.py). */
+/* Scratch: up to 4 C int32 accumulators (16 C bytes; 2 C = 8 C bytes where a band is used), the border band at
+ * byte 8 C, up to 3 x 5 x C bytes (two stride-2 windows): 23 C bytes (20 C at stride 1; pz_conv_q8_scratch_bytes,
+ * firmware/convgen.py). */
 void pz_dwconv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
     const pz_conv_shape_t *s = &l->s;
     const uint32_t C = s->in_c, row = (uint32_t)s->in_w * C, sw = s->stride_w;
@@ -982,21 +1099,28 @@ void pz_dwconv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
         const int rows_in = iy0 >= 0 && iy0 + 3 <= (int32_t)s->in_h;
         for (uint32_t ox = 0; ox < s->out_w;) {
             const int32_t ix0 = (int32_t)(ox * sw) - s->pad_left;
-            /* two pixels side by side at stride 1 or 2 share each channel's weight loads (pz_q8_dw3x3_pair_m0 /
-             * pair2_m0: 112 cycles per 18 MACs against 2 x 67); their s + 3 window columns are read in place
-             * when inside the input, else from a band copied with the padding cells */
-            const uint32_t two = sw <= 2u && ox + 1u < s->out_w;
-            const uint32_t cols = two ? sw + 3u : 3u;
-            if (rows_in && ix0 >= 0 && ix0 + (int32_t)cols <= (int32_t)s->in_w) {
-                dw3x3_run(xu + ((uint32_t)iy0 * s->in_w + (uint32_t)ix0) * C, l->w, acc, C, row, sw, two);
+            const int inside = rows_in && ix0 >= 0;
+            uint32_t n;
+            if (sw == 1u && inside && ox + 4u <= s->out_w && ix0 + 6 <= (int32_t)s->in_w) {
+                /* four interior pixels at stride 1: pz_q8_dw3x3_quad_m0 (16 C bytes of accumulators) */
+                n = 4u;
+                dw3x3_run(xu + ((uint32_t)iy0 * s->in_w + (uint32_t)ix0) * C, l->w, acc, C, row, 1u, n);
             } else {
-                dw_band(l, xu, iy0, ix0, cols, band);
-                dw3x3_run(band, l->w, acc, C, cols * C, sw, two);
+                /* two pixels side by side at stride 1 or 2 share each channel's weight loads (pz_q8_dw3x3_pair_m0 /
+                 * pair2_m0: 112 cycles per 18 MACs against 2 x 67); their s + 3 window columns are read in place
+                 * when inside the input, else from a band copied with the padding cells */
+                n = sw <= 2u && ox + 1u < s->out_w ? 2u : 1u;
+                const uint32_t cols = n == 2u ? sw + 3u : 3u;
+                if (inside && ix0 + (int32_t)cols <= (int32_t)s->in_w) {
+                    dw3x3_run(xu + ((uint32_t)iy0 * s->in_w + (uint32_t)ix0) * C, l->w, acc, C, row, sw, n);
+                } else {
+                    dw_band(l, xu, iy0, ix0, cols, band);
+                    dw3x3_run(band, l->w, acc, C, cols * C, sw, n);
+                }
             }
-            requant_run(&rq, acc, y, C, mult, shift, l);
-            if (two) requant_run(&rq, acc + C, y + C, C, mult, shift, l);
-            ox += 1u + two;
-            y += (1u + two) * C;
+            for (uint32_t k = 0; k < n; k++) requant_run(&rq, acc + k * C, y + k * C, C, mult, shift, l);
+            ox += n;
+            y += n * C;
         }
     }
 }
