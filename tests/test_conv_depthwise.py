@@ -1,0 +1,152 @@
+"""The int8 depthwise 3x3 kernel pz_dwconv2d_q8_m0 (firmware/kernels/conv_q8_m0.c) against the NumPy golden model.
+
+Its paths: four interior pixels at stride 1 (pz_q8_dw3x3_quad_m0), two side by side at stride 1 or 2 read in place
+(pz_q8_dw3x3_pair_m0 / pair2_m0) or from a band copied with the padding cells (any pixel whose window leaves the
+input), one pixel (pz_q8_dw3x3_acc_m0: the last of an odd row, strides >= 3). On the host the same driver runs the
+plain C loops (every band and every grouping of pixels); in rp2040_sim the Thumb-1 loops, with a hook that checks
+each loop ran. Shapes are drawn so that rows hold 1 to 14 outputs (quads, pairs and singles in every mix), borders on
+every side, 1 to 20 channels (C not a multiple of 4 takes the bytewise band copy)."""
+
+from __future__ import annotations
+
+import ctypes
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_firmware_conv import KERNELS, Q8Conv, conv_case, q8_golden
+
+from firmware import hostcc
+from rp2040_sim.kernel_harness import ConvImage, conv_packed
+
+SOURCES = ["int8_common.c", "conv_q8_ref.c", "conv_q8_m0.c"]
+GUARD = 64  # bytes after the scratch the kernel must leave alone
+LOOPS = {"quad": "pz_q8_dw3x3_quad_m0", "pair": "pz_q8_dw3x3_pair_m0", "pair2": "pz_q8_dw3x3_pair2_m0",
+         "one": "pz_q8_dw3x3_acc_m0"}
+
+
+@pytest.fixture(scope="module")
+def lib():
+    lib = hostcc.build([KERNELS / s for s in SOURCES], include_dirs=[KERNELS], name="pz_dwconv")
+    lib.pz_conv_q8_scratch_bytes.restype = ctypes.c_uint32
+    return lib
+
+
+@pytest.fixture(scope="module")
+def m0(tmp_path_factory):
+    return ConvImage.build(tmp_path_factory.mktemp("dw_m0"))
+
+
+@st.composite
+def dw_layer(draw, max_hw=16, max_c=20):
+    padding = draw(st.sampled_from(["same", "valid"]))
+    sh, sw = draw(st.integers(1, 3)), draw(st.sampled_from([1, 1, 2, 2, 3]))
+    h = draw(st.integers(3 if padding == "valid" else 1, max_hw))
+    w = draw(st.integers(3 if padding == "valid" else 1, max_hw))
+    c = draw(st.integers(1, max_c))
+    edge = draw(st.sampled_from([None, None, None, "max", "tiny", "shifts"]))
+    return h, w, c, (sh, sw), padding, edge
+
+
+def run_host(lib, t, out_xor):
+    """pz_dwconv2d_q8_m0 on the host with exactly pz_conv_q8_scratch_bytes of scratch, then a guard that must stay
+    untouched (the scratch size is what firmware/convgen.py reserves in the arena)."""
+    s, keep = t["shape"], []
+
+    def buf(a):
+        a = np.ascontiguousarray(a)
+        keep.append(a)
+        return a.ctypes.data
+
+    packed, fb = conv_packed(t)
+    n_scratch = lib.pz_conv_q8_scratch_bytes(ctypes.byref(s), 1)
+    assert n_scratch % 4 == 0
+    scratch = np.full((n_scratch + GUARD) // 4, 0x5A5A5A5A, np.uint32)
+    layer = Q8Conv(s, buf(packed), buf(fb), buf(t["mult"]), buf(t["shift"]), t["zp_out"], t["act_min"],
+                   t["act_max"], out_xor, (t["zp_in"] + 128) & 0xFF, buf(scratch))
+    n = s.out_h * s.out_w * s.out_c
+    y = np.full(n + 8, 0xA5, np.uint8)
+    lib.pz_dwconv2d_q8_m0(ctypes.byref(layer), ctypes.c_void_p(t["xu"].ctypes.data), ctypes.c_void_p(y.ctypes.data))
+    assert np.all(y[n:] == 0xA5), "kernel wrote past its output"
+    assert np.all(scratch.view(np.uint8)[n_scratch:] == 0x5A), "kernel wrote past pz_conv_q8_scratch_bytes"
+    return (y[:n] ^ out_xor).view(np.int8).reshape(s.out_h, s.out_w, s.out_c)
+
+
+@settings(max_examples=150, deadline=None)
+@given(layer=dw_layer(), seed=st.integers(0, 2**32 - 1), out_xor=st.sampled_from([0, 0x80]))
+def test_dwconv_host_equals_numpy_golden(lib, layer, seed, out_xor):
+    h, w, c, stride, padding, edge = layer
+    t = conv_case(np.random.default_rng(seed), h, w, c, c, (3, 3), stride, padding, True, edge)
+    np.testing.assert_array_equal(run_host(lib, t, out_xor), q8_golden(t))
+
+
+def expected_loops(t):
+    """The loops pz_dwconv2d_q8_m0 calls for layer t (its grouping of each output row, written out here)."""
+    s = t["shape"]
+    loops = set()
+    for oy in range(s.out_h):
+        iy0 = oy * s.stride_h - s.pad_top
+        rows_in = iy0 >= 0 and iy0 + 3 <= s.in_h
+        ox = 0
+        while ox < s.out_w:
+            ix0 = ox * s.stride_w - s.pad_left
+            if s.stride_w == 1 and rows_in and ix0 >= 0 and ox + 4 <= s.out_w and ix0 + 6 <= s.in_w:
+                loops.add("quad")
+                ox += 4
+            elif s.stride_w <= 2 and ox + 1 < s.out_w:
+                loops.add("pair" if s.stride_w == 1 else "pair2")
+                ox += 2
+            else:
+                loops.add("one")
+                ox += 1
+    return loops
+
+
+@settings(max_examples=30, deadline=None)
+@given(layer=dw_layer(max_hw=12, max_c=12), seed=st.integers(0, 2**32 - 1), out_xor=st.sampled_from([0, 0x80]))
+def test_dwconv_m0_bit_exact_in_emulator(m0, layer, seed, out_xor):
+    h, w, c, stride, padding, edge = layer
+    t = conv_case(np.random.default_rng(seed), h, w, c, c, (3, 3), stride, padding, True, edge)
+    entries = {m0.elf.addr(fn) & ~1: name for name, fn in LOOPS.items()}
+    hits = set()
+    run = m0.call(t, "pz_dwconv2d_q8_m0", out_xor,
+                  hook=lambda addr, size: hits.add(entries[addr]) if addr in entries else None)
+    np.testing.assert_array_equal(run.y, q8_golden(t))
+    assert hits == expected_loops(t)
+
+
+@pytest.mark.parametrize("h,w,c,stride,padding,loops", [
+    (5, 14, 8, (1, 1), "same", {"quad", "pair"}),         # rows 1-3: border pair (band), 2 quads, pair, border pair
+    (4, 9, 12, (1, 1), "valid", {"quad", "pair", "one"}),  # 7 outputs a row: a quad, a pair, one
+    (6, 7, 20, (1, 1), "same", {"quad", "pair", "one"}),  # C % 4 = 0: the word band copy
+    (5, 7, 7, (2, 2), "same", {"pair2"}),                  # stride 2: bands on the borders, bytewise (C = 7)
+    (3, 3, 16, (1, 1), "same", {"pair", "one"}),          # 3x3 input: every window leaves it
+    (1, 1, 5, (1, 1), "same", {"one"}),                   # one pixel, all padding around
+    (7, 8, 3, (3, 3), "same", {"one"}),                   # stride 3: one pixel at a time
+])
+def test_dwconv_m0_paths(m0, h, w, c, stride, padding, loops):
+    t = conv_case(np.random.default_rng(h * 100 + w), h, w, c, c, (3, 3), stride, padding, True, "max")
+    assert expected_loops(t) == loops
+    entries = {m0.elf.addr(fn) & ~1: name for name, fn in LOOPS.items()}
+    for out_xor in (0, 0x80):
+        hits = set()
+        run = m0.call(t, "pz_dwconv2d_q8_m0", out_xor,
+                      hook=lambda addr, size: hits.add(entries[addr]) if addr in entries else None)
+        np.testing.assert_array_equal(run.y, q8_golden(t))
+        assert hits == loops
+
+
+# Cycles per MAC with the XIP cache warm and the shifts of real int8 conv layers (deterministic; the full table:
+# `python benchmarks/conv_firmware.py kernels`). Fails when a change makes the depthwise kernel slower.
+@pytest.mark.parametrize("h,w,c,stride,budget", [
+    (12, 12, 16, (1, 1), 10.61),  # quads between border pairs (12.52 with the pair loop and gathered borders)
+    (12, 12, 16, (2, 2), 11.89),  # pairs at stride 2 (13.28)
+    (6, 6, 32, (1, 1), 11.27),    # small: over half the pixels on the border, in bands (12.94)
+])
+def test_dwconv_m0_cycle_budgets(m0, h, w, c, stride, budget):
+    t = conv_case(np.random.default_rng(7), h, w, c, c, (3, 3), stride, "same", True)
+    t["shift"] = (6 + (t["shift"].astype(np.int64) + 1) % 6).astype(np.int8)  # 6..11
+    run = m0.call(t, "pz_dwconv2d_q8_m0", warm=True)
+    np.testing.assert_array_equal(run.y, q8_golden(t))
+    assert run.cycles / run.macs <= budget, run.cycles / run.macs
