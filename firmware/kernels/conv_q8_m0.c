@@ -904,117 +904,130 @@ PZ_DW_PAIR_FN("pz_q8_dw3x3_pair2_m0", PZ_DW_S2_T0, PZ_DW_S2_T1, PZ_DW_S2_T2, "r3
 
 #if PZ_Q8_M0_ASM
 void pz_q8_dw3x3_quad_m0(const uint8_t *x, const uint8_t *w, int32_t *acc, const pz_dw_geom_t *g);
+void pz_q8_dw3x3_quad2_m0(const uint8_t *x, const uint8_t *w, int32_t *acc, const pz_dw_geom_t *g);
 
-/* One kernel row of four neighbouring pixels at stride 1 (pixel k's taps at columns k, k + 1, k + 2): the row's six
- * input bytes b0..b5 (r3; offsets 0, C, 2C, then 3C further: 3C, 4C, 5C) each loaded once and multiplied by the
- * row's weights u0, u1, u2 (r5, r6, r7) into the pixels' accumulators (r8..r11). MULS overwrites one operand, so
- * every MAC overwrites the one at its last use (a byte's last pixel, a weight's last byte) and copies into r4 only
- * where neither is: 4 copies for 12 MACs. 41 cycles: 6 LDRB, 12 MULS + ADD, 4 copies, the 3C step. */
-#define PZ_DW_QUAD_ROW                                                                          \
-    "    ldrb  r3, [r0]\n"                                                                      \
-    "    muls  r3, r5, r3\n"     "    add   r8, r3\n"   /* b0 u0 -> A */                        \
-    "    ldrb  r3, [r0, r1]\n"                                                                  \
-    "    movs  r4, r3\n"         "    muls  r4, r6, r4\n"   "    add   r8, r4\n"   /* b1 u1 -> A */ \
-    "    muls  r3, r5, r3\n"     "    add   r9, r3\n"   /* b1 u0 -> B */                        \
-    "    ldrb  r3, [r0, r2]\n"                                                                  \
-    "    movs  r4, r3\n"         "    muls  r4, r7, r4\n"   "    add   r8, r4\n"   /* b2 u2 -> A */ \
-    "    movs  r4, r3\n"         "    muls  r4, r6, r4\n"   "    add   r9, r4\n"   /* b2 u1 -> B */ \
-    "    muls  r3, r5, r3\n"     "    add   r10, r3\n"  /* b2 u0 -> C */                        \
-    "    add   r0, r12\n"                                                                       \
-    "    ldrb  r3, [r0]\n"                                                                      \
-    "    muls  r5, r3, r5\n"     "    add   r11, r5\n"  /* b3 u0 -> D, u0 done */               \
-    "    movs  r4, r3\n"         "    muls  r4, r7, r4\n"   "    add   r9, r4\n"   /* b3 u2 -> B */ \
-    "    muls  r3, r6, r3\n"     "    add   r10, r3\n"  /* b3 u1 -> C */                        \
-    "    ldrb  r3, [r0, r1]\n"                                                                  \
-    "    muls  r6, r3, r6\n"     "    add   r11, r6\n"  /* b4 u1 -> D, u1 done */               \
-    "    muls  r3, r7, r3\n"     "    add   r10, r3\n"  /* b4 u2 -> C */                        \
-    "    ldrb  r3, [r0, r2]\n"                                                                  \
-    "    muls  r7, r3, r7\n"     "    add   r11, r7\n"  /* b5 u2 -> D */
+/* One MAC of the four-pixel loops: acc += the input byte times a weight, MULS overwriting `dst`, one of the two
+ * operands (the one at its last use: a byte's last pixel, a weight's last byte), or, where neither is, a copy of
+ * the byte in r4 (COPY). */
+#define PZ_DW_MAC(dst, other, acc) "    muls  " dst ", " other ", " dst "\n    add   " acc ", " dst "\n"
+#define PZ_DW_COPY(w, acc) "    movs  r4, r3\n" PZ_DW_MAC("r4", w, acc)
 
-/* Four interior pixels side by side at stride 1, all channels: acc[k C + c] for pixel k = 0..3. Per channel: the
- * bias into the four accumulators, then per kernel row its three weights extracted from the record words (LDM) and
- * PZ_DW_QUAD_ROW, then four stores: about 191 cycles per 36 MACs (the pair loop: 112 per 18), because each input
- * byte feeds up to three pixels from one load. r0 = row pointer (channel c), r1 = C, r2 = 2C, r12 = 3C,
- * lr = row - 3C (next kernel row); frame: [sp] = this channel's record (+ 8 after its first LDM), [sp+4] = &acc[c],
- * [sp+8] = 4C, [sp+12] = 1 - 2 row - 3C (back to row 0, next channel), [sp+16] = x + C (end). */
-__asm__(
-    PZ_M0_FUNC("pz_q8_dw3x3_quad_m0")
-    PZ_M0_SAVE_R4_R11
-    "    sub   sp, #20\n"
-    "    str   r1, [sp]\n"
-    "    str   r2, [sp, #4]\n"
-    "    ldm   r3!, {r1, r4}\n"      /* r1 = C, r4 = row */
-    "    lsls  r5, r1, #2\n"
-    "    str   r5, [sp, #8]\n"
-    "    lsls  r2, r1, #1\n"
-    "    adds  r5, r2, r1\n"
-    "    mov   r12, r5\n"
-    "    subs  r6, r4, r5\n"
-    "    mov   lr, r6\n"
-    "    lsls  r6, r4, #1\n"
-    "    adds  r6, r6, r5\n"
-    "    movs  r7, #1\n"
-    "    subs  r7, r7, r6\n"
-    "    str   r7, [sp, #12]\n"
-    "    adds  r7, r0, r1\n"
-    "    str   r7, [sp, #16]\n"
-    "1:\n"
-    "    ldr   r4, [sp]\n"
-    "    ldm   r4!, {r3, r7}\n"      /* folded bias, taps 0..3 */
-    "    str   r4, [sp]\n"
-    "    mov   r8, r3\n"
-    "    mov   r9, r3\n"
-    "    mov   r10, r3\n"
-    "    mov   r11, r3\n"
-    "    sxtb  r5, r7\n"             /* taps 0, 1, 2 */
-    "    sxth  r6, r7\n"
-    "    asrs  r6, r6, #8\n"
-    "    lsls  r7, r7, #8\n"
-    "    asrs  r7, r7, #24\n"
-    PZ_DW_QUAD_ROW
-    "    add   r0, lr\n"
-    "    ldr   r4, [sp]\n"
-    "    subs  r4, #4\n"
-    "    ldm   r4!, {r5, r7}\n"      /* taps 0..3, 4..7 */
-    "    asrs  r5, r5, #24\n"        /* taps 3, 4, 5 */
-    "    sxtb  r6, r7\n"
-    "    sxth  r7, r7\n"
-    "    asrs  r7, r7, #8\n"
-    PZ_DW_QUAD_ROW
-    "    add   r0, lr\n"
-    "    ldr   r4, [sp]\n"
-    "    ldm   r4!, {r6, r7}\n"      /* taps 4..7, tap 8 and 3 pad bytes */
-    "    str   r4, [sp]\n"           /* the next channel's record */
-    "    lsls  r5, r6, #8\n"         /* taps 6, 7, 8 */
-    "    asrs  r5, r5, #24\n"
-    "    asrs  r6, r6, #24\n"
-    "    sxtb  r7, r7\n"
-    PZ_DW_QUAD_ROW
-    "    ldr   r3, [sp, #12]\n"
-    "    add   r0, r3\n"             /* back to row 0, next channel */
-    "    ldr   r4, [sp, #4]\n"
-    "    ldr   r5, [sp, #8]\n"
-    "    mov   r3, r8\n"
-    "    str   r3, [r4]\n"
-    "    mov   r3, r9\n"
-    "    str   r3, [r4, r5]\n"
-    "    lsls  r6, r5, #1\n"
-    "    mov   r3, r10\n"
-    "    str   r3, [r4, r6]\n"
-    "    adds  r6, r6, r5\n"
-    "    mov   r3, r11\n"
-    "    str   r3, [r4, r6]\n"
-    "    adds  r4, #4\n"
-    "    str   r4, [sp, #4]\n"
-    "    ldr   r3, [sp, #16]\n"
-    "    cmp   r0, r3\n"
-    "    beq   2f\n"
-    "    b     1b\n"                /* the loop is past BNE's reach */
-    "2:\n"
-    "    add   sp, #20\n"
-    PZ_M0_RESTORE_R4_R11_RETURN
-    "    .size   pz_q8_dw3x3_quad_m0, . - pz_q8_dw3x3_quad_m0\n"
+/* One kernel row of four neighbouring pixels: each input byte (r3) loaded once, at [r0], [r0, C], [r0, 2C] and
+ * then 3C further (r12), times the row's weights u0, u1, u2 (r5, r6, r7) into the pixels' accumulators A..D
+ * (r8..r11). Stride 1 (pixel k reads columns k..k + 2): 6 bytes, 12 MACs, 4 copies, one 3C step: 41 cycles. */
+#define PZ_DW_QUAD_ROW                                                                                   \
+    "    ldrb  r3, [r0]\n"       PZ_DW_MAC("r3", "r5", "r8")                                             \
+    "    ldrb  r3, [r0, r1]\n"   PZ_DW_COPY("r6", "r8") PZ_DW_MAC("r3", "r5", "r9")                      \
+    "    ldrb  r3, [r0, r2]\n"   PZ_DW_COPY("r7", "r8") PZ_DW_COPY("r6", "r9") PZ_DW_MAC("r3", "r5", "r10") \
+    "    add   r0, r12\n"                                                                                \
+    "    ldrb  r3, [r0]\n"       PZ_DW_MAC("r5", "r3", "r11") PZ_DW_COPY("r7", "r9")                     \
+                                 PZ_DW_MAC("r3", "r6", "r10")                                            \
+    "    ldrb  r3, [r0, r1]\n"   PZ_DW_MAC("r6", "r3", "r11") PZ_DW_MAC("r3", "r7", "r10")               \
+    "    ldrb  r3, [r0, r2]\n"   PZ_DW_MAC("r7", "r3", "r11")
+/* Stride 2 (pixel k reads columns 2k..2k + 2): 9 bytes, 12 MACs, 2 copies, two 3C steps: 46 cycles. */
+#define PZ_DW_QUAD2_ROW                                                                                  \
+    "    ldrb  r3, [r0]\n"       PZ_DW_MAC("r3", "r5", "r8")                                             \
+    "    ldrb  r3, [r0, r1]\n"   PZ_DW_MAC("r3", "r6", "r8")                                             \
+    "    ldrb  r3, [r0, r2]\n"   PZ_DW_COPY("r7", "r8") PZ_DW_MAC("r3", "r5", "r9")                      \
+    "    add   r0, r12\n"                                                                                \
+    "    ldrb  r3, [r0]\n"       PZ_DW_MAC("r3", "r6", "r9")                                             \
+    "    ldrb  r3, [r0, r1]\n"   PZ_DW_COPY("r7", "r9") PZ_DW_MAC("r3", "r5", "r10")                     \
+    "    ldrb  r3, [r0, r2]\n"   PZ_DW_MAC("r3", "r6", "r10")                                            \
+    "    add   r0, r12\n"                                                                                \
+    "    ldrb  r3, [r0]\n"       PZ_DW_MAC("r5", "r3", "r11") PZ_DW_MAC("r3", "r7", "r10")               \
+    "    ldrb  r3, [r0, r1]\n"   PZ_DW_MAC("r6", "r3", "r11")                                            \
+    "    ldrb  r3, [r0, r2]\n"   PZ_DW_MAC("r7", "r3", "r11")
+
+/* Four interior pixels side by side at stride 1 or 2, all channels: acc[k C + c] for pixel k = 0..3. Per channel:
+ * the bias into the four accumulators, then per kernel row its three weights extracted from the record words (LDM)
+ * and ROW, then four stores: about 191 (stride 1) / 206 (stride 2) cycles per 36 MACs, the pair loops 112 per 18,
+ * because each input byte feeds all the pixels it reaches from one load. r0 = row pointer (channel c), r1 = C,
+ * r2 = 2C, r12 = 3C, lr = row - SPAN (next kernel row; SPAN = the columns ROW stepped over, 3C or 6C); frame: [sp] =
+ * this channel's record (+ 8 after its first LDM), [sp+4] = &acc[c], [sp+8] = 4C, [sp+12] = 1 - 2 row - SPAN (back
+ * to row 0, next channel), [sp+16] = x + C (end). SPAN_FROM_3C turns r5 = 3C into SPAN. */
+#define PZ_DW_QUAD_FN(NAME, ROW, SPAN_FROM_3C)                                        \
+__asm__(                                                                              \
+    PZ_M0_FUNC(NAME)                                                                  \
+    PZ_M0_SAVE_R4_R11                                                                 \
+    "    sub   sp, #20\n"                                                             \
+    "    str   r1, [sp]\n"                                                            \
+    "    str   r2, [sp, #4]\n"                                                        \
+    "    ldm   r3!, {r1, r4}\n"      /* r1 = C, r4 = row */                           \
+    "    lsls  r5, r1, #2\n"                                                          \
+    "    str   r5, [sp, #8]\n"                                                        \
+    "    lsls  r2, r1, #1\n"                                                          \
+    "    adds  r5, r2, r1\n"                                                          \
+    "    mov   r12, r5\n"                                                             \
+    SPAN_FROM_3C                                                                      \
+    "    subs  r6, r4, r5\n"                                                          \
+    "    mov   lr, r6\n"                                                              \
+    "    lsls  r6, r4, #1\n"                                                          \
+    "    adds  r6, r6, r5\n"                                                          \
+    "    movs  r7, #1\n"                                                              \
+    "    subs  r7, r7, r6\n"                                                          \
+    "    str   r7, [sp, #12]\n"                                                       \
+    "    adds  r7, r0, r1\n"                                                          \
+    "    str   r7, [sp, #16]\n"                                                       \
+    "1:\n"                                                                            \
+    "    ldr   r4, [sp]\n"                                                            \
+    "    ldm   r4!, {r3, r7}\n"      /* folded bias, taps 0..3 */                     \
+    "    str   r4, [sp]\n"                                                            \
+    "    mov   r8, r3\n"                                                              \
+    "    mov   r9, r3\n"                                                              \
+    "    mov   r10, r3\n"                                                             \
+    "    mov   r11, r3\n"                                                             \
+    "    sxtb  r5, r7\n"             /* taps 0, 1, 2 */                               \
+    "    sxth  r6, r7\n"                                                              \
+    "    asrs  r6, r6, #8\n"                                                          \
+    "    lsls  r7, r7, #8\n"                                                          \
+    "    asrs  r7, r7, #24\n"                                                         \
+    ROW                                                                               \
+    "    add   r0, lr\n"                                                              \
+    "    ldr   r4, [sp]\n"                                                            \
+    "    subs  r4, #4\n"                                                              \
+    "    ldm   r4!, {r5, r7}\n"      /* taps 0..3, 4..7 */                            \
+    "    asrs  r5, r5, #24\n"        /* taps 3, 4, 5 */                               \
+    "    sxtb  r6, r7\n"                                                              \
+    "    sxth  r7, r7\n"                                                              \
+    "    asrs  r7, r7, #8\n"                                                          \
+    ROW                                                                               \
+    "    add   r0, lr\n"                                                              \
+    "    ldr   r4, [sp]\n"                                                            \
+    "    ldm   r4!, {r6, r7}\n"      /* taps 4..7, tap 8 and 3 pad bytes */           \
+    "    str   r4, [sp]\n"           /* the next channel's record */                  \
+    "    lsls  r5, r6, #8\n"         /* taps 6, 7, 8 */                               \
+    "    asrs  r5, r5, #24\n"                                                         \
+    "    asrs  r6, r6, #24\n"                                                         \
+    "    sxtb  r7, r7\n"                                                              \
+    ROW                                                                               \
+    "    ldr   r3, [sp, #12]\n"                                                       \
+    "    add   r0, r3\n"             /* back to row 0, next channel */                \
+    "    ldr   r4, [sp, #4]\n"                                                        \
+    "    ldr   r5, [sp, #8]\n"                                                        \
+    "    mov   r3, r8\n"                                                              \
+    "    str   r3, [r4]\n"                                                            \
+    "    mov   r3, r9\n"                                                              \
+    "    str   r3, [r4, r5]\n"                                                        \
+    "    lsls  r6, r5, #1\n"                                                          \
+    "    mov   r3, r10\n"                                                             \
+    "    str   r3, [r4, r6]\n"                                                        \
+    "    adds  r6, r6, r5\n"                                                          \
+    "    mov   r3, r11\n"                                                             \
+    "    str   r3, [r4, r6]\n"                                                        \
+    "    adds  r4, #4\n"                                                              \
+    "    str   r4, [sp, #4]\n"                                                        \
+    "    ldr   r3, [sp, #16]\n"                                                       \
+    "    cmp   r0, r3\n"                                                              \
+    "    beq   2f\n"                                                                  \
+    "    b     1b\n"                 /* the loop is past BNE's reach */               \
+    "2:\n"                                                                            \
+    "    add   sp, #20\n"                                                             \
+    PZ_M0_RESTORE_R4_R11_RETURN                                                       \
+    "    .size   " NAME ", . - " NAME "\n"                                            \
     "    .popsection\n");
+
+PZ_DW_QUAD_FN("pz_q8_dw3x3_quad_m0", PZ_DW_QUAD_ROW, "")
+PZ_DW_QUAD_FN("pz_q8_dw3x3_quad2_m0", PZ_DW_QUAD2_ROW, "    lsls  r5, r5, #1\n")
 #endif
 
 /* Copy rows iy0..iy0+2, columns ix0..ix0+cols-1 of the input into dst (3 rows of cols * C bytes), padding cells =
@@ -1053,13 +1066,13 @@ static void dw_band(const pz_q8_conv_t *l, const uint8_t *xu, int32_t iy0, int32
     }
 }
 
-/* acc[k C + c] for every channel c of n = 1, 2 or 4 pixels side by side at stride s (4: s = 1), the first one's
- * window starting at x (channel 0), window rows `row` bytes apart. */
+/* acc[k C + c] for every channel c of n = 1, 2 or 4 pixels side by side at stride s (n > 1: s <= 2), the first
+ * one's window starting at x (channel 0), window rows `row` bytes apart. */
 static void dw3x3_run(const uint8_t *x, const uint8_t *w, int32_t *acc, uint32_t C, uint32_t row, uint32_t s,
                       uint32_t n) {
 #if PZ_Q8_M0_ASM
     const pz_dw_geom_t g = {C, row};
-    if (n == 4u) pz_q8_dw3x3_quad_m0(x, w, acc, &g);
+    if (n == 4u) (s == 1u ? pz_q8_dw3x3_quad_m0 : pz_q8_dw3x3_quad2_m0)(x, w, acc, &g);
     else if (n == 1u) pz_q8_dw3x3_acc_m0(x, w, acc, &g);
     else if (s == 1u) pz_q8_dw3x3_pair_m0(x, w, acc, &g);
     else pz_q8_dw3x3_pair2_m0(x, w, acc, &g);
@@ -1101,10 +1114,11 @@ void pz_dwconv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
             const int32_t ix0 = (int32_t)(ox * sw) - s->pad_left;
             const int inside = rows_in && ix0 >= 0;
             uint32_t n;
-            if (sw == 1u && inside && ox + 4u <= s->out_w && ix0 + 6 <= (int32_t)s->in_w) {
-                /* four interior pixels at stride 1: pz_q8_dw3x3_quad_m0 (16 C bytes of accumulators) */
+            if (sw <= 2u && inside && ox + 4u <= s->out_w && ix0 + (int32_t)(3u * sw + 3u) <= (int32_t)s->in_w) {
+                /* four interior pixels at stride 1 or 2: pz_q8_dw3x3_quad_m0 / quad2_m0 (16 C bytes of
+                 * accumulators) */
                 n = 4u;
-                dw3x3_run(xu + ((uint32_t)iy0 * s->in_w + (uint32_t)ix0) * C, l->w, acc, C, row, 1u, n);
+                dw3x3_run(xu + ((uint32_t)iy0 * s->in_w + (uint32_t)ix0) * C, l->w, acc, C, row, sw, n);
             } else {
                 /* two pixels side by side at stride 1 or 2 share each channel's weight loads (pz_q8_dw3x3_pair_m0 /
                  * pair2_m0: 112 cycles per 18 MACs against 2 x 67); their s + 3 window columns are read in place
