@@ -14,11 +14,11 @@
  * - One call does up to 4 groups (32 outputs), then one output-stage call for them.
  * - Zero skipping when pad == 0 (the input's zero point is the byte 0: ReLU outputs): pz_q8_conv_dot8z_m0.
  *
- * depthwise 3x3: all channels of one or two output pixels per pass over the dw records (bias, 9 weights, loaded
- * with LDM), taps read with LDRB at offsets 0, C, 2C of the row pointer: two interior pixels side by side (stride 1
- * or 2) share each channel's weight loads and extracts (112 cycles per 18 MACs), a single pixel takes 67 per 9;
- * int32 accumulators go to `scratch`; a border window is first gathered (padding cells = `pad`) into the scratch
- * after them. Then one requantization per channel. Other kernel sizes run the reference.
+ * depthwise 3x3: all channels of up to four output pixels side by side per pass over the dw records (bias, 9
+ * weights): four interior pixels at stride 1 or 2 load each input byte of a kernel row once for every pixel it feeds
+ * (pz_q8_dw3x3_quad_m0 / quad2_m0, ~191 / 206 cycles per 36 MACs), two share the weight loads (112 per 18), one takes
+ * 67 per 9; windows that leave the input are read from a band copied with the padding cells; int32 accumulators go
+ * to `scratch`, then one requantization per channel. Other kernel sizes run the reference.
  *
  * Output stage: see requant_init (three exact paths: small accumulators, high word, general). */
 #include "conv.h"
