@@ -277,8 +277,10 @@ def _q8_conv(lm, t, out_xor):
         fb = conv_layout.folded_depthwise_bias(t["bias"], w, zp_in)
         packed, bias = conv_layout.pack_depthwise(w, fb), None
         kind, adapter = "PZ_K_Q8_DWCONV2D", "pz_run_q8_dwconv2d"
-        # = pz_conv_q8_scratch_bytes: 2 C accumulators and a border band of two windows (3 x (stride + 3) x C)
-        scratch = ((20 if stride[1] < 2 else 23) * shape_in[2] + 3) // 4 * 4 if kernel == (3, 3) else 0
+        # = pz_conv_q8_scratch_bytes (conv_q8_m0.c dw_band_at): accumulators, a border band of 3 x cols x C
+        quads = stride[1] <= 2 and shape_out[1] >= 4
+        cols = 3 if stride[1] > 2 else 3 * stride[1] + 3 if quads else stride[1] + 3
+        scratch = (((16 if quads else 8) + 3 * cols) * shape_in[2] + 3) // 4 * 4 if kernel == (3, 3) else 0
     else:
         packed, bias = conv_layout.pack_conv8(w, conv_layout.folded_conv_bias(t["bias"], w, zp_in)), None
         kind, adapter = "PZ_K_Q8_CONV2D", "pz_run_q8_conv2d"

@@ -337,7 +337,7 @@ class ConvImage(KernelImage):
         w_addr = put(packed.tobytes())
         b_addr = 0  # the bias is inside the conv8 groups and dw records
         m_addr, sh_addr = put(t["mult"].tobytes()), put(t["shift"].tobytes())
-        scratch = put(bytes(23 * s.in_c + s.k_h * s.k_w * s.in_c + 4))  # >= pz_conv_q8_scratch_bytes
+        scratch = put(bytes(43 * s.in_c + s.k_h * s.k_w * s.in_c + 4))  # >= pz_conv_q8_scratch_bytes
         l_addr = put(bytes(ArmConv(s, w_addr, b_addr, m_addr, sh_addr, t["zp_out"], t["act_min"], t["act_max"],
                                    out_xor, (t["zp_in"] + 128) & 0xFF, scratch)))
         n = s.out_h * s.out_w * s.out_c

@@ -38,8 +38,22 @@ typedef struct {
 
 #define PZ_CONV_GROUPS_PER_CALL 4u  /* 32 accumulators on the stack */
 
+/* Depthwise 3x3 (pz_dwconv2d_q8_m0): with four-pixel passes (stride <= 2, rows of >= 4 outputs) 4 pixels' int32
+ * accumulators, then a band of up to 3 s + 3 window columns at byte 16 C; else 2 pixels' and a band of s + 3
+ * columns (3 at stride >= 3) at byte 8 C. */
+static uint32_t dw_band_at(const pz_conv_shape_t *s) {
+    return (s->stride_w <= 2u && s->out_w >= 4u ? 16u : 8u) * s->in_c;
+}
+
+static uint32_t dw_band_cols(const pz_conv_shape_t *s) {
+    if (s->stride_w > 2u) return 3u;
+    return s->out_w >= 4u ? 3u * s->stride_w + 3u : s->stride_w + 3u;
+}
+
 uint32_t pz_conv_q8_scratch_bytes(const pz_conv_shape_t *s, uint32_t depthwise) {
-    if (depthwise) return (s->k_h == 3 && s->k_w == 3) ? (((s->stride_w < 2u ? 20u : 23u) * s->in_c + 3u) & ~3u) : 0u;
+    if (depthwise) {
+        return (s->k_h == 3 && s->k_w == 3) ? (dw_band_at(s) + 3u * dw_band_cols(s) * s->in_c + 3u) & ~3u : 0u;
+    }
     return ((uint32_t)s->k_h * s->k_w * s->in_c + 3u) & ~3u;
 }
 
@@ -1031,7 +1045,7 @@ PZ_DW_QUAD_FN("pz_q8_dw3x3_quad2_m0", PZ_DW_QUAD2_ROW, "    lsls  r5, r5, #1\n")
 #endif
 
 /* Copy rows iy0..iy0+2, columns ix0..ix0+cols-1 of the input into dst (3 rows of cols * C bytes), padding cells =
- * pad: a border window (cols = 3) or the band of two neighbouring border windows (cols = s + 3), which the kernels
+ * pad: the windows of n = 1, 2 or 4 neighbouring pixels at stride s (cols = (n - 1) s + 3), which the kernels
  * then read like the input with a row stride of cols * C. Each row is at most a pad run, a copy run and a pad run
  * (whole words when C is a multiple of 4 and x 4-byte aligned; dst is). GCC is told not to call memcpy/memset:
  * the kernels link without a C library (kernel_harness.py). */
@@ -1091,9 +1105,7 @@ static void dw3x3_run(const uint8_t *x, const uint8_t *w, int32_t *acc, uint32_t
 #endif
 }
 
-/* Scratch: up to 4 C int32 accumulators (16 C bytes; 2 C = 8 C bytes where a band is used), the border band at
- * byte 8 C, up to 3 x 5 x C bytes (two stride-2 windows): 23 C bytes (20 C at stride 1; pz_conv_q8_scratch_bytes,
- * firmware/convgen.py). */
+/* Scratch: see dw_band_at (pz_conv_q8_scratch_bytes, firmware/convgen.py). */
 void pz_dwconv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
     const pz_conv_shape_t *s = &l->s;
     const uint32_t C = s->in_c, row = (uint32_t)s->in_w * C, sw = s->stride_w;
@@ -1106,31 +1118,23 @@ void pz_dwconv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
     pz_requant_run_t rq;
     requant_init(&rq, l, C, 1);
     int32_t *acc = (int32_t *)(void *)l->scratch;
-    uint8_t *band = l->scratch + 8u * C;
+    uint8_t *band = l->scratch + dw_band_at(s);
     for (uint32_t oy = 0; oy < s->out_h; oy++) {
         const int32_t iy0 = (int32_t)(oy * s->stride_h) - s->pad_top;
         const int rows_in = iy0 >= 0 && iy0 + 3 <= (int32_t)s->in_h;
         for (uint32_t ox = 0; ox < s->out_w;) {
             const int32_t ix0 = (int32_t)(ox * sw) - s->pad_left;
-            const int inside = rows_in && ix0 >= 0;
-            uint32_t n;
-            if (sw <= 2u && inside && ox + 4u <= s->out_w && ix0 + (int32_t)(3u * sw + 3u) <= (int32_t)s->in_w) {
-                /* four interior pixels at stride 1 or 2: pz_q8_dw3x3_quad_m0 / quad2_m0 (16 C bytes of
-                 * accumulators) */
-                n = 4u;
+            /* four pixels side by side at stride 1 or 2 load each input byte once for all of them
+             * (pz_q8_dw3x3_quad_m0 / quad2_m0), two share each channel's weight loads (pz_q8_dw3x3_pair_m0 /
+             * pair2_m0), one (the last of a row, strides >= 3) pz_q8_dw3x3_acc_m0; their window columns are read in
+             * place when inside the input, else from a band copied with the padding cells */
+            const uint32_t n = sw > 2u || ox + 1u >= s->out_w ? 1u : ox + 4u <= s->out_w ? 4u : 2u;
+            const uint32_t cols = n == 4u ? 3u * sw + 3u : n == 2u ? sw + 3u : 3u;
+            if (rows_in && ix0 >= 0 && ix0 + (int32_t)cols <= (int32_t)s->in_w) {
                 dw3x3_run(xu + ((uint32_t)iy0 * s->in_w + (uint32_t)ix0) * C, l->w, acc, C, row, sw, n);
             } else {
-                /* two pixels side by side at stride 1 or 2 share each channel's weight loads (pz_q8_dw3x3_pair_m0 /
-                 * pair2_m0: 112 cycles per 18 MACs against 2 x 67); their s + 3 window columns are read in place
-                 * when inside the input, else from a band copied with the padding cells */
-                n = sw <= 2u && ox + 1u < s->out_w ? 2u : 1u;
-                const uint32_t cols = n == 2u ? sw + 3u : 3u;
-                if (inside && ix0 + (int32_t)cols <= (int32_t)s->in_w) {
-                    dw3x3_run(xu + ((uint32_t)iy0 * s->in_w + (uint32_t)ix0) * C, l->w, acc, C, row, sw, n);
-                } else {
-                    dw_band(l, xu, iy0, ix0, cols, band);
-                    dw3x3_run(band, l->w, acc, C, cols * C, sw, n);
-                }
+                dw_band(l, xu, iy0, ix0, cols, band);
+                dw3x3_run(band, l->w, acc, C, cols * C, sw, n);
             }
             for (uint32_t k = 0; k < n; k++) requant_run(&rq, acc + k * C, y + k * C, C, mult, shift, l);
             ox += n;
