@@ -351,15 +351,15 @@ def test_m0_zero_skipping_exact(m0, seed, h, w, c, k, kernel, stride, padding, z
 
 
 @pytest.mark.parametrize("seed,h,w,c,stride,padding,edge", [
-    (30, 6, 9, 8, (1, 1), "valid", None),    # 7 outputs a row: 3 pairs and a single
-    (31, 5, 8, 4, (1, 1), "same", "max"),     # pairs between the gathered border pixels, saturating
+    (30, 6, 9, 8, (1, 1), "valid", None),    # 7 outputs a row: a quad, a pair and a single
+    (31, 5, 6, 4, (1, 1), "same", "max"),     # a quad and a pair, both from border bands, saturating
     (32, 4, 7, 20, (1, 1), "same", "shifts"),
     (33, 7, 13, 8, (2, 2), "valid", None),   # stride 2: 6 outputs a row
     (34, 6, 11, 12, (2, 1), "same", "max"),
     (35, 5, 12, 4, (1, 2), "same", "shifts"),
 ])
 def test_m0_depthwise_pairs_exact(m0, seed, h, w, c, stride, padding, edge):
-    """Interior pixels side by side at stride 1 or 2 go through the two-pixel depthwise loops
+    """What a row leaves after its groups of four goes through the two-pixel depthwise loops
     (pz_q8_dw3x3_pair_m0, pz_q8_dw3x3_pair2_m0)."""
     t = conv_case(np.random.default_rng(seed), h, w, c, c, (3, 3), stride, padding, True, edge)
     want = q8_golden(t)
