@@ -277,10 +277,12 @@ def _q8_conv(lm, t, out_xor):
         fb = conv_layout.folded_depthwise_bias(t["bias"], w, zp_in)
         packed, bias = conv_layout.pack_depthwise(w, fb), None
         kind, adapter = "PZ_K_Q8_DWCONV2D", "pz_run_q8_dwconv2d"
-        # = pz_conv_q8_scratch_bytes (conv_q8_m0.c dw_band_at): accumulators, a border band of 3 x cols x C
-        quads = stride[1] <= 2 and shape_out[1] >= 4
-        cols = 3 if stride[1] > 2 else 3 * stride[1] + 3 if quads else stride[1] + 3
-        scratch = (((16 if quads else 8) + 3 * cols) * shape_in[2] + 3) // 4 * 4 if kernel == (3, 3) else 0
+        # = pz_conv_q8_scratch_bytes (conv_q8_m0.c dw_band_at): the accumulators of the largest group of pixels,
+        # then a border band of its 3 x cols x C bytes
+        n = 1 if stride[1] > 2 else 4 if shape_out[1] >= 4 else 2 if shape_out[1] == 3 and stride[1] == 2 \
+            else shape_out[1]
+        cols = (n - 1) * stride[1] + 3
+        scratch = ((4 * max(n, 2) + 3 * cols) * shape_in[2] + 3) // 4 * 4 if kernel == (3, 3) else 0
     else:
         packed, bias = conv_layout.pack_conv8(w, conv_layout.folded_conv_bias(t["bias"], w, zp_in)), None
         kind, adapter = "PZ_K_Q8_CONV2D", "pz_run_q8_conv2d"

@@ -15,10 +15,11 @@
  * - Zero skipping when pad == 0 (the input's zero point is the byte 0: ReLU outputs): pz_q8_conv_dot8z_m0.
  *
  * depthwise 3x3: all channels of up to four output pixels side by side per pass over the dw records (bias, 9
- * weights): four interior pixels at stride 1 or 2 load each input byte of a kernel row once for every pixel it feeds
- * (pz_q8_dw3x3_quad_m0 / quad2_m0, ~191 / 206 cycles per 36 MACs), two share the weight loads (112 per 18), one takes
- * 67 per 9; windows that leave the input are read from a band copied with the padding cells; int32 accumulators go
- * to `scratch`, then one requantization per channel. Other kernel sizes run the reference.
+ * weights): four pixels at stride 1 or 2 (three at stride 1) load each input byte of a kernel row once for every
+ * pixel it feeds (pz_q8_dw3x3_quad_m0 / quad2_m0, ~191 / 206 cycles per 36 MACs; triple_m0), two share the weight
+ * loads (112 per 18), one takes 67 per 9; windows that leave the input are read from a band copied with the padding
+ * cells; int32 accumulators go to `scratch`, then one requantization per channel. Other kernel sizes run the
+ * reference.
  *
  * Output stage: see requant_init (three exact paths: small accumulators, high word, general). */
 #include "conv.h"
@@ -38,17 +39,19 @@ typedef struct {
 
 #define PZ_CONV_GROUPS_PER_CALL 4u  /* 32 accumulators on the stack */
 
-/* Depthwise 3x3 (pz_dwconv2d_q8_m0): with four-pixel passes (stride <= 2, rows of >= 4 outputs) 4 pixels' int32
- * accumulators, then a band of up to 3 s + 3 window columns at byte 16 C; else 2 pixels' and a band of s + 3
- * columns (3 at stride >= 3) at byte 8 C. */
-static uint32_t dw_band_at(const pz_conv_shape_t *s) {
-    return (s->stride_w <= 2u && s->out_w >= 4u ? 16u : 8u) * s->in_c;
+/* Depthwise 3x3 (pz_dwconv2d_q8_m0): the int32 accumulators of its largest group of pixels (at least 2), then a band
+ * of that group's window columns, (n - 1) s + 3 of them. */
+static uint32_t dw_group_max(const pz_conv_shape_t *s) {
+    if (s->stride_w > 2u) return 1u;
+    return s->out_w >= 4u ? 4u : s->out_w == 3u && s->stride_w == 2u ? 2u : s->out_w;
 }
 
-static uint32_t dw_band_cols(const pz_conv_shape_t *s) {
-    if (s->stride_w > 2u) return 3u;
-    return s->out_w >= 4u ? 3u * s->stride_w + 3u : s->stride_w + 3u;
+static uint32_t dw_band_at(const pz_conv_shape_t *s) {
+    const uint32_t n = dw_group_max(s);
+    return 4u * (n < 2u ? 2u : n) * s->in_c;
 }
+
+static uint32_t dw_band_cols(const pz_conv_shape_t *s) { return (dw_group_max(s) - 1u) * s->stride_w + 3u; }
 
 uint32_t pz_conv_q8_scratch_bytes(const pz_conv_shape_t *s, uint32_t depthwise) {
     if (depthwise) {
@@ -919,6 +922,7 @@ PZ_DW_PAIR_FN("pz_q8_dw3x3_pair2_m0", PZ_DW_S2_T0, PZ_DW_S2_T1, PZ_DW_S2_T2, "r3
 #if PZ_Q8_M0_ASM
 void pz_q8_dw3x3_quad_m0(const uint8_t *x, const uint8_t *w, int32_t *acc, const pz_dw_geom_t *g);
 void pz_q8_dw3x3_quad2_m0(const uint8_t *x, const uint8_t *w, int32_t *acc, const pz_dw_geom_t *g);
+void pz_q8_dw3x3_triple_m0(const uint8_t *x, const uint8_t *w, int32_t *acc, const pz_dw_geom_t *g);
 
 /* One MAC of the four-pixel loops: acc += the input byte times a weight, MULS overwriting `dst`, one of the two
  * operands (the one at its last use: a byte's last pixel, a weight's last byte), or, where neither is, a copy of
@@ -952,14 +956,43 @@ void pz_q8_dw3x3_quad2_m0(const uint8_t *x, const uint8_t *w, int32_t *acc, cons
     "    ldrb  r3, [r0, r1]\n"   PZ_DW_MAC("r6", "r3", "r11")                                            \
     "    ldrb  r3, [r0, r2]\n"   PZ_DW_MAC("r7", "r3", "r11")
 
-/* Four interior pixels side by side at stride 1 or 2, all channels: acc[k C + c] for pixel k = 0..3. Per channel:
- * the bias into the four accumulators, then per kernel row its three weights extracted from the record words (LDM)
- * and ROW, then four stores: about 191 (stride 1) / 206 (stride 2) cycles per 36 MACs, the pair loops 112 per 18,
+/* Three pixels at stride 1 (rows of 3 outputs, what a row of 7 leaves after a quad): 5 bytes, 9 MACs, 4 copies,
+ * one 3C step: 33 cycles. (At stride 2 a pair and one pixel are as fast as three, and read the input in place
+ * where three would need a band of 7 columns.) */
+#define PZ_DW_TRIPLE_ROW                                                                                 \
+    "    ldrb  r3, [r0]\n"       PZ_DW_MAC("r3", "r5", "r8")                                             \
+    "    ldrb  r3, [r0, r1]\n"   PZ_DW_COPY("r6", "r8") PZ_DW_MAC("r3", "r5", "r9")                      \
+    "    ldrb  r3, [r0, r2]\n"   PZ_DW_COPY("r7", "r8") PZ_DW_COPY("r6", "r9") PZ_DW_MAC("r5", "r3", "r10") \
+    "    add   r0, r12\n"                                                                                \
+    "    ldrb  r3, [r0]\n"       PZ_DW_COPY("r7", "r9") PZ_DW_MAC("r6", "r3", "r10")                     \
+    "    ldrb  r3, [r0, r1]\n"   PZ_DW_MAC("r7", "r3", "r10")
+
+/* The bias into the accumulators of three or four pixels (r3 = the folded bias), and their stores (r4 = &acc[c],
+ * r5 = 4C). */
+#define PZ_DW_INIT3 "    mov   r8, r3\n    mov   r9, r3\n    mov   r10, r3\n"
+#define PZ_DW_INIT4 PZ_DW_INIT3 "    mov   r11, r3\n"
+#define PZ_DW_STORE3                 \
+    "    mov   r3, r8\n"             \
+    "    str   r3, [r4]\n"           \
+    "    mov   r3, r9\n"             \
+    "    str   r3, [r4, r5]\n"       \
+    "    lsls  r6, r5, #1\n"         \
+    "    mov   r3, r10\n"            \
+    "    str   r3, [r4, r6]\n"
+#define PZ_DW_STORE4 PZ_DW_STORE3    \
+    "    adds  r6, r6, r5\n"         \
+    "    mov   r3, r11\n"            \
+    "    str   r3, [r4, r6]\n"
+
+/* Four pixels side by side at stride 1 or 2 (three at stride 1), all channels: acc[k C + c] for pixel k. Per
+ * channel: the bias into the accumulators (INIT), then per kernel row its three weights extracted from the record
+ * words (LDM) and ROW, then the stores (STORE): about 191 (stride 1) / 206 (stride 2) cycles per 36 MACs (three
+ * pixels: 166 per 27), the pair loops 112 per 18,
  * because each input byte feeds all the pixels it reaches from one load. r0 = row pointer (channel c), r1 = C,
  * r2 = 2C, r12 = 3C, lr = row - SPAN (next kernel row; SPAN = the columns ROW stepped over, 3C or 6C); frame: [sp] =
  * this channel's record (+ 8 after its first LDM), [sp+4] = &acc[c], [sp+8] = 4C, [sp+12] = 1 - 2 row - SPAN (back
  * to row 0, next channel), [sp+16] = x + C (end). SPAN_FROM_3C turns r5 = 3C into SPAN. */
-#define PZ_DW_QUAD_FN(NAME, ROW, SPAN_FROM_3C)                                        \
+#define PZ_DW_GROUP_FN(NAME, ROW, SPAN_FROM_3C, INIT, STORE)                                        \
 __asm__(                                                                              \
     PZ_M0_FUNC(NAME)                                                                  \
     PZ_M0_SAVE_R4_R11                                                                 \
@@ -986,10 +1019,7 @@ __asm__(                                                                        
     "    ldr   r4, [sp]\n"                                                            \
     "    ldm   r4!, {r3, r7}\n"      /* folded bias, taps 0..3 */                     \
     "    str   r4, [sp]\n"                                                            \
-    "    mov   r8, r3\n"                                                              \
-    "    mov   r9, r3\n"                                                              \
-    "    mov   r10, r3\n"                                                             \
-    "    mov   r11, r3\n"                                                             \
+    INIT                                                                              \
     "    sxtb  r5, r7\n"             /* taps 0, 1, 2 */                               \
     "    sxth  r6, r7\n"                                                              \
     "    asrs  r6, r6, #8\n"                                                          \
@@ -1018,16 +1048,7 @@ __asm__(                                                                        
     "    add   r0, r3\n"             /* back to row 0, next channel */                \
     "    ldr   r4, [sp, #4]\n"                                                        \
     "    ldr   r5, [sp, #8]\n"                                                        \
-    "    mov   r3, r8\n"                                                              \
-    "    str   r3, [r4]\n"                                                            \
-    "    mov   r3, r9\n"                                                              \
-    "    str   r3, [r4, r5]\n"                                                        \
-    "    lsls  r6, r5, #1\n"                                                          \
-    "    mov   r3, r10\n"                                                             \
-    "    str   r3, [r4, r6]\n"                                                        \
-    "    adds  r6, r6, r5\n"                                                          \
-    "    mov   r3, r11\n"                                                             \
-    "    str   r3, [r4, r6]\n"                                                        \
+    STORE                                                                             \
     "    adds  r4, #4\n"                                                              \
     "    str   r4, [sp, #4]\n"                                                        \
     "    ldr   r3, [sp, #16]\n"                                                       \
@@ -1040,8 +1061,10 @@ __asm__(                                                                        
     "    .size   " NAME ", . - " NAME "\n"                                            \
     "    .popsection\n");
 
-PZ_DW_QUAD_FN("pz_q8_dw3x3_quad_m0", PZ_DW_QUAD_ROW, "")
-PZ_DW_QUAD_FN("pz_q8_dw3x3_quad2_m0", PZ_DW_QUAD2_ROW, "    lsls  r5, r5, #1\n")
+#define PZ_DW_SPAN_6C "    lsls  r5, r5, #1\n"
+PZ_DW_GROUP_FN("pz_q8_dw3x3_quad_m0", PZ_DW_QUAD_ROW, "", PZ_DW_INIT4, PZ_DW_STORE4)
+PZ_DW_GROUP_FN("pz_q8_dw3x3_quad2_m0", PZ_DW_QUAD2_ROW, PZ_DW_SPAN_6C, PZ_DW_INIT4, PZ_DW_STORE4)
+PZ_DW_GROUP_FN("pz_q8_dw3x3_triple_m0", PZ_DW_TRIPLE_ROW, "", PZ_DW_INIT3, PZ_DW_STORE3)
 #endif
 
 /* Copy rows iy0..iy0+2, columns ix0..ix0+cols-1 of the input into dst (3 rows of cols * C bytes), padding cells =
@@ -1080,13 +1103,14 @@ static void dw_band(const pz_q8_conv_t *l, const uint8_t *xu, int32_t iy0, int32
     }
 }
 
-/* acc[k C + c] for every channel c of n = 1, 2 or 4 pixels side by side at stride s (n > 1: s <= 2), the first
+/* acc[k C + c] for every channel c of n = 1..4 pixels side by side at stride s (n > 1: s <= 2), the first
  * one's window starting at x (channel 0), window rows `row` bytes apart. */
 static void dw3x3_run(const uint8_t *x, const uint8_t *w, int32_t *acc, uint32_t C, uint32_t row, uint32_t s,
                       uint32_t n) {
 #if PZ_Q8_M0_ASM
     const pz_dw_geom_t g = {C, row};
     if (n == 4u) (s == 1u ? pz_q8_dw3x3_quad_m0 : pz_q8_dw3x3_quad2_m0)(x, w, acc, &g);
+    else if (n == 3u) pz_q8_dw3x3_triple_m0(x, w, acc, &g);
     else if (n == 1u) pz_q8_dw3x3_acc_m0(x, w, acc, &g);
     else if (s == 1u) pz_q8_dw3x3_pair_m0(x, w, acc, &g);
     else pz_q8_dw3x3_pair2_m0(x, w, acc, &g);
@@ -1124,12 +1148,14 @@ void pz_dwconv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
         const int rows_in = iy0 >= 0 && iy0 + 3 <= (int32_t)s->in_h;
         for (uint32_t ox = 0; ox < s->out_w;) {
             const int32_t ix0 = (int32_t)(ox * sw) - s->pad_left;
-            /* four pixels side by side at stride 1 or 2 load each input byte once for all of them
-             * (pz_q8_dw3x3_quad_m0 / quad2_m0), two share each channel's weight loads (pz_q8_dw3x3_pair_m0 /
-             * pair2_m0), one (the last of a row, strides >= 3) pz_q8_dw3x3_acc_m0; their window columns are read in
-             * place when inside the input, else from a band copied with the padding cells */
-            const uint32_t n = sw > 2u || ox + 1u >= s->out_w ? 1u : ox + 4u <= s->out_w ? 4u : 2u;
-            const uint32_t cols = n == 4u ? 3u * sw + 3u : n == 2u ? sw + 3u : 3u;
+            /* four pixels side by side at stride 1 or 2 (three at stride 1) load each input byte once for all of
+             * them (pz_q8_dw3x3_quad_m0 / quad2_m0, triple_m0), two share each channel's weight loads
+             * (pz_q8_dw3x3_pair_m0 / pair2_m0), one (the last of a row, strides >= 3) pz_q8_dw3x3_acc_m0; their
+             * window columns are read in place when inside the input, else from a band copied with the padding
+             * cells */
+            const uint32_t left = s->out_w - ox;
+            const uint32_t n = sw > 2u ? 1u : left >= 4u ? 4u : left == 3u && sw == 2u ? 2u : left;
+            const uint32_t cols = (n - 1u) * sw + 3u;
             if (rows_in && ix0 >= 0 && ix0 + (int32_t)cols <= (int32_t)s->in_w) {
                 dw3x3_run(xu + ((uint32_t)iy0 * s->in_w + (uint32_t)ix0) * C, l->w, acc, C, row, sw, n);
             } else {
