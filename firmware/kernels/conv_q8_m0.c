@@ -924,9 +924,9 @@ void pz_q8_dw3x3_quad_m0(const uint8_t *x, const uint8_t *w, int32_t *acc, const
 void pz_q8_dw3x3_quad2_m0(const uint8_t *x, const uint8_t *w, int32_t *acc, const pz_dw_geom_t *g);
 void pz_q8_dw3x3_triple_m0(const uint8_t *x, const uint8_t *w, int32_t *acc, const pz_dw_geom_t *g);
 
-/* One MAC of the four-pixel loops: acc += the input byte times a weight, MULS overwriting `dst`, one of the two
- * operands (the one at its last use: a byte's last pixel, a weight's last byte), or, where neither is, a copy of
- * the byte in r4 (COPY). */
+/* One MAC of the three- and four-pixel loops: acc += the input byte times a weight, MULS overwriting `dst`, one of
+ * the two operands (the one at its last use: a byte's last pixel, a weight's last byte), or, where neither is, a
+ * copy of the byte in r4 (COPY). */
 #define PZ_DW_MAC(dst, other, acc) "    muls  " dst ", " other ", " dst "\n    add   " acc ", " dst "\n"
 #define PZ_DW_COPY(w, acc) "    movs  r4, r3\n" PZ_DW_MAC("r4", w, acc)
 
@@ -987,12 +987,12 @@ void pz_q8_dw3x3_triple_m0(const uint8_t *x, const uint8_t *w, int32_t *acc, con
 /* Four pixels side by side at stride 1 or 2 (three at stride 1), all channels: acc[k C + c] for pixel k. Per
  * channel: the bias into the accumulators (INIT), then per kernel row its three weights extracted from the record
  * words (LDM) and ROW, then the stores (STORE): about 191 (stride 1) / 206 (stride 2) cycles per 36 MACs (three
- * pixels: 166 per 27), the pair loops 112 per 18,
- * because each input byte feeds all the pixels it reaches from one load. r0 = row pointer (channel c), r1 = C,
- * r2 = 2C, r12 = 3C, lr = row - SPAN (next kernel row; SPAN = the columns ROW stepped over, 3C or 6C); frame: [sp] =
- * this channel's record (+ 8 after its first LDM), [sp+4] = &acc[c], [sp+8] = 4C, [sp+12] = 1 - 2 row - SPAN (back
- * to row 0, next channel), [sp+16] = x + C (end). SPAN_FROM_3C turns r5 = 3C into SPAN. */
-#define PZ_DW_GROUP_FN(NAME, ROW, SPAN_FROM_3C, INIT, STORE)                                        \
+ * pixels: 166 per 27; the pair loops 112 per 18), because each input byte feeds all the pixels it reaches from one
+ * load. r0 = row pointer (channel c), r1 = C, r2 = 2C, r12 = 3C, lr = row - SPAN (next kernel row; SPAN = the
+ * columns ROW stepped over, 3C or 6C); frame: [sp] = this channel's record (+ 8 after its first LDM), [sp+4] =
+ * &acc[c], [sp+8] = 4C, [sp+12] = 1 - 2 row - SPAN (back to row 0, next channel), [sp+16] = x + C (end).
+ * SPAN_FROM_3C turns r5 = 3C into SPAN. */
+#define PZ_DW_GROUP_FN(NAME, ROW, SPAN_FROM_3C, INIT, STORE)                          \
 __asm__(                                                                              \
     PZ_M0_FUNC(NAME)                                                                  \
     PZ_M0_SAVE_R4_R11                                                                 \
