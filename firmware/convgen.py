@@ -36,6 +36,15 @@ MAX_ELEMENTS = 0xFFFF  # pz_layer.in/out are uint16_t
 # cores (dense: outputs; conv, depthwise and pools: output rows), smaller ones on core 0. firmware/build.py passes it
 # to the C (PZ_SPLIT_MIN_MACS) for the dense layers.
 SPLIT_MIN_MACS = 2000
+# Which two-core conv2d splits are shared (docs/FIRMWARE.md "Two cores": units taken from a counter by either core)
+# rather than static halves: "staged" (a staged layer split by channels: its copy from flash overlaps core 1's
+# work), "channels" (a channel split of weights already in SRAM or flash), "rows" (rows, or a pointwise conv's
+# pixels, whose cost zero skipping makes uneven). A shared row split's smallest share is 1 / SHARE_GRAIN of the
+# units. Each share is one kernel call, and the call's set-up (the output stage's range check reads every weight of
+# a window of <= 32 bytes: 111 k cycles on pd_mobilenet's 12x12 32->64 layer) made "channels" and "rows" slower
+# than the static halves on every layer measured (docs/BENCHMARKS.md "Shared splits"), so only "staged" is on.
+SHARED_SPLITS = ("staged",)
+SHARE_GRAIN = 16
 
 
 class ConvCodegenError(ValueError):
@@ -75,6 +84,11 @@ class Rows:
         """Whether output row (axis 0) / column (axis 1) o reads only cells inside the input on that axis."""
         first = o * self.stride[axis] - self.pads[axis]
         return first >= 0 and first + self.kernel[axis] <= self.in_shape[axis]
+
+    def pointwise(self) -> bool:
+        """1x1, stride 1, no padding: a shared split counts its pixels, not its rows (conv_layers.c share_shape)."""
+        return (self.kernel == (1, 1) and self.stride == (1, 1) and self.pads == (0, 0)
+                and self.in_shape[:2] == self.out_shape[:2])
 
     def work(self) -> int:
         """Multiply-accumulates (pools: cells compared or added), the measure the split bar uses."""
@@ -309,7 +323,7 @@ def _q8_conv_struct(i, fields: str, run: dict | None) -> str:
     if run is None:
         return f"const pz_q8_conv_t pz_l{i}_conv = {{{fields}}};\n"
     rest = ", ".join(str(run[k]) for k in ("mid", "by_channels", "pass_c", "group_bytes", "scratch1", "stage",
-                                            "stage_words", "part"))
+                                            "stage_words", "part", "shared"))
     return f"const pz_q8_conv_plan_t pz_l{i}_conv = {{{{{fields}}}, {rest}}};\n"
 
 
@@ -415,6 +429,7 @@ class Run:
     cores: int = 1
     part_bytes: int = 0        # pass outputs before the scatter (0: none)
     stage_bytes: int = 0
+    shared: int = 0            # shared split (SHARED_SPLITS): the smallest share in units; 0: a static split
 
     @property
     def scratch_bytes(self) -> int:
@@ -452,11 +467,16 @@ def run_of(op: Emitted, split: dict[int, int], staged: dict[int, int]) -> Run | 
     oh, ow, oc = op.rows.out_shape
     pass_c = staged.get(op.index, 0)
     channels = min(pass_c or oc, oc)
-    part = oh * ow * channels if (channels < oc or (two and mid == 0)) else 0
+    by_channels, shared = two and mid == 0, 0
+    if by_channels and op.group_bytes and ("staged" if pass_c else "channels") in SHARED_SPLITS:
+        shared = 1
+    elif two and op.group_bytes and not by_channels and "rows" in SHARED_SPLITS:
+        shared = max(1, (oh * ow if op.rows.pointwise() else oh) // SHARE_GRAIN)
+    part = oh * ow * channels if (channels < oc or by_channels) else 0
     stage = 0
     if pass_c:
         stage = op.stage_bytes if pass_c >= oc else pass_c // 8 * op.group_bytes
-    return Run(mid, two and mid == 0, pass_c, planner.aligned(op.scratch_bytes), 2 if two else 1, part, stage)
+    return Run(mid, by_channels, pass_c, planner.aligned(op.scratch_bytes), 2 if two else 1, part, stage, shared)
 
 
 def staged_of(placement: dict[int, str], ops: list[Emitted]) -> dict[int, int]:
@@ -551,7 +571,7 @@ def generate(model, source: str, placement: dict[int, str], header: str,
         fields = None
         if run is not None:   # core 1's scratch, then the pass output, follow core 0's in the step's scratch
             two = run.cores == 2
-            fields = {"mid": f"{run.mid}u", "by_channels": f"{int(run.by_channels)}u",
+            fields = {"mid": f"{run.mid}u", "by_channels": f"{int(run.by_channels)}u", "shared": f"{run.shared}u",
                       "pass_c": f"{run.pass_c or op.rows.out_shape[2]}u", "group_bytes": f"{op.group_bytes}u",
                       "scratch1": f"pz_arena + {scratch + run.scratch_each}" if two and op.scratch_bytes else "NULL",
                       "stage": (f"(uint32_t *)(void *)(pz_arena + {plan.stage[k + offset]})" if run.stage_bytes

@@ -221,8 +221,9 @@ def test_two_cores_equal_one_core_and_the_golden_model(builds, mnist):
 
 def test_inference_touches_the_planned_arena_and_both_stacks(builds, mnist):
     """During pz_infer the two cores write only inside pz_arena (its highest byte written is exactly arena_bytes, the
-    planner's figure with two scratch buffers per split layer), pz_output, core 0's stack and core 1's stack; core 1
-    stays inside its reserve. Peak RAM = static RAM + both cores' measured stack depths."""
+    planner's figure with two scratch buffers per split layer), pz_output, core 0's stack, core 1's stack and the
+    shared split's counter pz_share (both cores take shares from it); core 1 stays inside its reserve. Peak RAM =
+    static RAM + both cores' measured stack depths."""
     from unicorn import UC_HOOK_MEM_WRITE
 
     from firmware_support import elf_symbols
@@ -241,14 +242,16 @@ def test_inference_touches_the_planned_arena_and_both_stacks(builds, mnist):
     out, out_size = sym["pz_output"]
     stack0 = (sym["__stack_limit"][0], sym["__stack_top"][0])
     stack1 = (sym["__stack1_limit"][0], sym["__stack1_top"][0])
+    share, share_size = sym["pz_share"]
     assert writes[1], "core 1 did no work"
     everything = writes[0] + writes[1]
     top = max(a + n for a, n in everything if arena <= a < arena + arena_size)
     assert top - arena == size["arena_bytes"]
     for core, stack in ((0, stack0), (1, stack1)):
         stray = [(hex(a), n) for a, n in writes[core]
-                 if not (arena <= a < arena + arena_size or out <= a < out + out_size or stack[0] <= a < stack[1])]
-        assert not stray, f"core {core} wrote outside the arena, pz_output and its stack"
+                 if not (arena <= a < arena + arena_size or out <= a < out + out_size or stack[0] <= a < stack[1]
+                         or share <= a < share + share_size)]
+        assert not stray, f"core {core} wrote outside the arena, pz_output, pz_share and its stack"
     depth1 = stack1[1] - min(a for a, _ in writes[1] if stack1[0] <= a < stack1[1])
     assert 0 < depth1 <= stack1[1] - stack1[0] == size["stack_reserved_bytes"]
 

@@ -15,7 +15,14 @@
  *   in the arena for this layer only) before the kernel runs, which then reads the copy: each weight byte crosses
  *   the XIP cache once per inference instead of once per output pixel. Weights larger than the room for them run
  *   in passes of pass_c output channels: copy a pass's groups, run them (on one or both cores) into `part`,
- *   scatter, next pass; still one copy of each byte per inference. */
+ *   scatter, next pass; still one copy of each byte per inference.
+ * - shared (two cores, conv2d): instead of one fixed half each, the cores take the pass's units (groups of 8 output
+ *   channels when by_channels, else output rows, or pixels of a pointwise conv) from a counter under an SIO
+ *   spinlock (multicore.h pz_share_take), half of what is left at a time (at least `shared` units), until none
+ *   is left: the core that ran faster (more zeros skipped) takes more. A staged pass is shared by channels and its
+ *   copy overlaps the work: core 0 copies the weights group by group, publishing how many have arrived, core 1
+ *   computes the groups that have arrived meanwhile, and core 0 joins when its copy is done. Every unit is the same
+ *   kernel on a sub-layer, so the bytes do not depend on which core ran it. */
 #ifndef PZ_CONV_LAYERS_H
 #define PZ_CONV_LAYERS_H
 
@@ -37,6 +44,9 @@ typedef struct {
     uint32_t stage_words;      /* c.w's size in words (each pass copies its groups' part of it) */
     uint8_t *part;             /* a pass's outputs (out_h * out_w * pass_c bytes) before they are scattered into y:
                                   needed when a pass or a core has fewer channels than out_c; else NULL */
+    uint16_t shared;           /* 0: the static split above; else the smallest share (units) of a shared split:
+                                  units (groups of 8 channels when by_channels, else output rows, pixels for a
+                                  pointwise conv) taken by either core from a counter (pz_share_take) */
 } pz_q8_conv_plan_t;
 
 /* The output rows [r0, r1) of the layer s as a layer of their own: returns the first input row they read and
