@@ -79,6 +79,7 @@ class Rows:
     kernel: tuple[int, int]
     stride: tuple[int, int]
     pads: tuple[int, int]
+    dtype: str = "int8"        # "float32": the float kernels (plain loops over the cells inside the input)
 
     def window_inside(self, axis: int, o: int) -> bool:
         """Whether output row (axis 0) / column (axis 1) o reads only cells inside the input on that axis."""
@@ -102,6 +103,9 @@ class Rows:
         so border rows and columns cost more. Only the ratios matter: they place the split row."""
         (h, w, c), (oh, ow, oc), (kh, kw) = self.in_shape, self.out_shape, self.kernel
         cells = kh * kw
+        if self.dtype == "float32":   # the float kernels skip padding cells: a row costs its cells inside the input
+            per_cell = c * oc if self.kind == "conv2d" else c
+            return [per_cell * sum(self._inside(0, oy) * self._inside(1, ox) for ox in range(ow)) for oy in range(oh)]
         if self.kind == "conv2d":
             n_win = (cells * c + 3) // 4 * 4
             inside = 30 * n_win * ((oc + 7) // 8) // 8 + 45 * oc + (0 if kw * c % 4 == 0 else 4 * n_win)
@@ -115,6 +119,11 @@ class Rows:
         inside_cols = sum(self.window_inside(1, ox) for ox in range(ow))
         return [ow * inside + (ow - inside_cols if self.window_inside(0, oy) else ow) * border
                 for oy in range(oh)]
+
+    def _inside(self, axis: int, o: int) -> int:
+        """How many window cells of output row (axis 0) / column (axis 1) o lie inside the input on that axis."""
+        first = o * self.stride[axis] - self.pads[axis]
+        return max(0, min(first + self.kernel[axis], self.in_shape[axis]) - max(first, 0))
 
     def row_balance(self) -> float:
         """The slower core's share of the estimated cycles with the rows split at split_row (1.0: one row)."""
@@ -192,15 +201,18 @@ def _f32_conv(i, layer, p, shape_in, shape_out, act):
     kind, adapter = ("PZ_K_DWCONV2D_F32", "pz_run_dwconv2d_f32") if depthwise else ("PZ_K_CONV2D_F32",
                                                                                    "pz_run_conv2d_f32")
 
-    def render(q, scratch, run=None):
+    def render(q, scratch, run=None):   # run: a two-core row split (pz_f32_conv_plan_t, kernels/conv_layers.h)
+        conv = f"{{{_shape_c(shape_in, shape_out, kernel, stride, pads)}, {lo}, {hi}}}"
+        struct = (f"const pz_f32_conv_t pz_l{i}_conv = {conv};\n\n" if run is None else
+                  f"const pz_f32_conv_plan_t pz_l{i}_conv = {{{conv}, {run['mid']}}};\n\n")
         arrays = (f"/* layer {i}: {layer.kind} {list(shape_in)} -> {list(shape_out)}, fused {act} */\n"
                   + c_array("float", f"pz_l{i}_w", w.reshape(-1), _f32, q)
-                  + c_array("float", f"pz_l{i}_b", b, _f32, q)
-                  + f"const pz_f32_conv_t pz_l{i}_conv = {{{_shape_c(shape_in, shape_out, kernel, stride, pads)}, "
-                    f"{lo}, {hi}}};\n\n")
-        return arrays, f"{{{adapter}, {kind}, {{in}}, {{out}}, pz_l{i}_w, pz_l{i}_b, &pz_l{i}_conv}}"
+                  + c_array("float", f"pz_l{i}_b", b, _f32, q) + struct)
+        return arrays, (f"{{{_plan_adapter(adapter, run)}, {kind}, {{in}}, {{out}}, pz_l{i}_w, pz_l{i}_b, "
+                        f"&pz_l{i}_conv}}")
+    rows = Rows(layer.kind, tuple(shape_in), tuple(shape_out), kernel, stride, pads, "float32")
     return Emitted(i, layer.kind, _elems(shape_in), _elems(shape_out), 4 * _elems(shape_out), 0, False,
-                   w.nbytes + b.nbytes, shape_out[0] * shape_out[1], render)
+                   w.nbytes + b.nbytes, shape_out[0] * shape_out[1], render, rows)
 
 
 def _f32_pool(i, layer, p, shape_in, shape_out, act):

@@ -385,3 +385,35 @@ def test_staging_in_passes_is_bit_exact(builds, mnist, tmp_path, monkeypatch):
         monkeypatch.setattr(fwbuild, "choose_layer_placement",
                             lambda *a, **k: ({**choose(*a, **k)[0], 10: "staged:4"}, choose(*a, **k)[1]))
         fwbuild.build(model_dir, tmp_path / "bad", images=1, quiet=True, cores="1", weights_in="flash")
+
+
+# -- float conv layers on two cores --------------------------------------------------------------------------------
+def test_float_conv_layers_split_by_rows_equal_one_core(tmp_path, mnist):
+    """The float CNN of the same spec: its conv and depthwise layers split by rows (pz_f32_conv_plan_t), pools and
+    dense on core 0; two cores give one core's float bytes exactly (each output's sums in the same order) in fewer
+    cycles, and `auto` picks two cores."""
+    from firmware_support import elf_symbols
+
+    for tool in ("arm-none-eabi-gcc", "arm-none-eabi-objcopy"):
+        require_tool(tool)
+    rng = np.random.default_rng(0)
+    spec = dual_cnn()
+    params = [{name: rng.uniform(-0.6, 0.6, shp).astype(np.float32) for name, shp in layer.param_shapes().items()}
+              for layer in spec.layers]
+    meta = {"model": "dual_cnn", "dataset": "mnist", "input": {"scale": 1 / 255, "features": 784},
+            "dtype": "float32", "seed": 0, "picozoo_version": "0.1.0"}
+    model_dir = tmp_path / "f32"
+    modeldir.save(model_dir, spec, params, meta, metrics={"model": "f32"})
+    model = modeldir.load(model_dir)
+    assert fwbuild.split_layers(model) == [1, 4, 6, 7, 10, 12] and fwbuild.choose_cores(model, "auto") == 2
+    rows = np.concatenate([mnist.x_test[:2], np.random.default_rng(4).integers(0, 256, (1, 784), dtype=np.uint8)])
+    got = {}
+    for cores in (1, 2):
+        result = fwbuild.build(model_dir, tmp_path / f"fw{cores}", images=1, quiet=True, cores=str(cores))
+        assert ("pz_run_conv2d_f32_plan" in elf_symbols(result.out_dir / "firmware.elf")) == (cores == 2)
+        harness = sim_eval.Harness(result.out_dir, sim_eval.read_build(result.out_dir))
+        got[cores] = [harness.infer_one(r) for r in rows]
+    for one, two in zip(got[1], got[2]):
+        assert np.array_equal(one[1], two[1]) and one[0] == two[0]
+        assert two[2] < one[2]
+    assert len({tuple(r[1]) for r in got[1]}) > 1

@@ -6,6 +6,40 @@
 #include "conv_layers.h"
 #include "multicore.h"
 
+/* A float conv or depthwise layer split by output rows (pz_f32_conv_plan_t): each core runs the float kernel on its
+ * rows' sub-layer, as the int8 row split does. */
+typedef struct {
+    const pz_layer *l;
+    const float *x;
+    float *y;
+    uint32_t depthwise;
+} f32_work;
+
+static void f32_part(const void *arg, uint32_t core) {
+    const f32_work *w = arg;
+    const pz_f32_conv_plan_t *p = w->l->aux;
+    const uint32_t r0 = core ? p->mid : 0u, r1 = core ? p->c.s.out_h : p->mid;
+    pz_conv_shape_t s = p->c.s;
+    const uint32_t first = pz_conv_rows(&s, r0, r1);
+    const float *x = w->x + first * s.in_w * s.in_c;
+    float *y = w->y + r0 * s.out_w * s.out_c;
+    if (w->depthwise) pz_dwconv2d_f32(&s, x, w->l->w, w->l->b, y, p->c.lo, p->c.hi);
+    else pz_conv2d_f32(&s, x, w->l->w, w->l->b, y, p->c.lo, p->c.hi);
+}
+
+static void f32_planned(const pz_layer *l, const void *x, void *y, uint32_t depthwise) {
+    const f32_work w = {l, x, y, depthwise};
+#if PZ_CORES == 2
+    pz_parallel(f32_part, &w);
+#else
+    f32_part(&w, 0);   /* a split table in a one-core build (not generated) */
+    f32_part(&w, 1);
+#endif
+}
+
+void pz_run_conv2d_f32_plan(const pz_layer *l, const void *x, void *y) { f32_planned(l, x, y, 0); }
+void pz_run_dwconv2d_f32_plan(const pz_layer *l, const void *x, void *y) { f32_planned(l, x, y, 1); }
+
 void pz_run_conv2d_f32(const pz_layer *l, const void *x, void *y) {
     const pz_f32_conv_t *c = l->aux;
     pz_conv2d_f32(&c->s, x, l->w, l->b, y, c->lo, c->hi);

@@ -49,6 +49,16 @@ typedef struct {
                                   pointwise conv) taken by either core from a counter (pz_share_take) */
 } pz_q8_conv_plan_t;
 
+/* A float conv or depthwise layer split by output rows between the cores (two-core builds): core 0 writes rows
+ * [0, mid), core 1 [mid, out_h), each with the float kernel on its sub-layer (pz_conv_rows), 0 < mid < out_h. */
+typedef struct {
+    pz_f32_conv_t c;
+    uint16_t mid;
+} pz_f32_conv_plan_t;
+
+void pz_run_conv2d_f32_plan(const pz_layer *l, const void *x, void *y);
+void pz_run_dwconv2d_f32_plan(const pz_layer *l, const void *x, void *y);
+
 /* The output rows [r0, r1) of the layer s as a layer of their own: returns the first input row they read and
  * narrows *s to them (in_h, out_h, pad_top). */
 uint32_t pz_conv_rows(pz_conv_shape_t *s, uint32_t r0, uint32_t r1);
