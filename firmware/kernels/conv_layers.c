@@ -1,6 +1,8 @@
 /* Adapters from a layer-table entry to the conv and pooling kernels of conv.h (kinds 13-22 of layers.h), and the
- * planned int8 layers (conv_layers.h): split between the cores by output rows, each core running the unchanged
- * kernel on its rows, and/or weights staged from flash into SRAM first. */
+ * planned layers (conv_layers.h): int8 conv, depthwise and pool layers split between the cores by output rows or
+ * output channels (static halves, or shares taken from pz_share), each core running the unchanged kernel on its
+ * part, and/or weights staged from flash into SRAM first (overlapping core 1's work when shared); float conv and
+ * depthwise layers split by output rows. */
 #include <stddef.h>
 
 #include "conv_layers.h"
