@@ -67,7 +67,8 @@ class Emitted:
     render: Callable[..., tuple[str, str]] = field(repr=False)
     rows: Rows | None = None   # an int8 conv/pool layer's geometry (split between the cores, staging)
     stage_bytes: int = 0       # bytes of its weight array (pz_l<i>_w) that staging copies to SRAM; 0: not stageable
-    group_bytes: int = 0       # int8 conv2d: bytes of pz_l<i>_w per group of 8 output channels (channel ranges)
+    group_bytes: int = 0       # int8 conv2d / 3x3 depthwise: bytes of pz_l<i>_w per group of 8 output channels
+                               # (channel ranges); 0: its channels cannot be split
 
 
 @dataclass(frozen=True)
@@ -326,7 +327,17 @@ def _q8_conv(lm, t, out_xor):
     rows = Rows(lm["type"], tuple(shape_in), tuple(shape_out), kernel, stride, pads)
     return Emitted(i, lm["type"], _elems(shape_in), _elems(shape_out), _elems(shape_out), scratch, False, nbytes,
                    shape_out[0] * shape_out[1], render, rows, planner.aligned(packed.nbytes),
-                   0 if depthwise else 32 + 8 * ((kernel[0] * kernel[1] * shape_in[2] + 3) // 4 * 4))
+                   _q8_group_bytes(depthwise, kernel, shape_in[2]))
+
+
+def _q8_group_bytes(depthwise: bool, kernel, channels: int) -> int:
+    """Bytes of pz_l<i>_w per group of 8 output channels: a conv8 group (32 bytes of folded biases, then 8 bytes
+    per window index), or 8 depthwise records (folded bias + the taps, 4-byte aligned). 0 for a depthwise kernel
+    other than 3x3: the M0+ kernel hands those to the reference, which needs no scratch, so there is none to gather
+    a channel range's input into (conv_layers.c q8_run)."""
+    if depthwise:
+        return 8 * (4 + (kernel[0] * kernel[1] + 3) // 4 * 4) if tuple(kernel) == (3, 3) else 0
+    return 32 + 8 * ((kernel[0] * kernel[1] * channels + 3) // 4 * 4)
 
 
 def _q8_conv_struct(i, fields: str, run: dict | None) -> str:
@@ -451,8 +462,9 @@ class Run:
 def split_rows(ops: list[Emitted], cores: int) -> dict[int, int]:
     """{spec index: first output row of core 1, or 0 for a split by output channels} of the layers a `cores`-core
     build runs on both cores: conv, depthwise and pool layers (int8) of at least SPLIT_MIN_MACS multiply-accumulates
-    and two output rows, or (conv2d) two groups of 8 output channels. A conv2d splits its channels when that
-    balances the cores better than its rows (few rows: a 3x3 output splits 1 + 2 rows, 256 channels 128 + 128)."""
+    and two output rows, or (conv2d, 3x3 depthwise) two groups of 8 output channels. Such a layer splits its
+    channels when that balances the cores better than its rows (few rows: a 3x3 output splits 1 + 2 rows, 256
+    channels 128 + 128)."""
     if cores != 2:
         return {}
     out = {}
@@ -488,7 +500,11 @@ def run_of(op: Emitted, split: dict[int, int], staged: dict[int, int]) -> Run | 
     stage = 0
     if pass_c:
         stage = op.stage_bytes if pass_c >= oc else pass_c // 8 * op.group_bytes
-    return Run(mid, by_channels, pass_c, planner.aligned(op.scratch_bytes), 2 if two else 1, part, stage, shared)
+    scratch = planner.aligned(op.scratch_bytes)
+    if part and op.op == "depthwise_conv2d":   # a channel range's input pixels, gathered after the kernel's scratch
+        most = ((channels + 7) // 8 + 1) // 2 * 8 if by_channels else channels
+        scratch += planner.aligned(op.rows.in_shape[0] * op.rows.in_shape[1] * most)
+    return Run(mid, by_channels, pass_c, scratch, 2 if two else 1, part, stage, shared)
 
 
 def staged_of(placement: dict[int, str], ops: list[Emitted]) -> dict[int, int]:
@@ -556,8 +572,9 @@ def generate(model, source: str, placement: dict[int, str], header: str,
         if op.index in staged and not (op.stage_bytes and (staged[op.index] >= op.rows.out_shape[2]
                                                            or (op.group_bytes and staged[op.index] % 8 == 0))):
             raise ConvCodegenError(f"{source}: layer {op.index} ({op.op}) cannot be staged in passes of "
-                                   f"{staged[op.index]} channels: int8 conv2d weights can (passes of a multiple of "
-                                   f"8), depthwise_conv2d weights in one pass; place it in flash or ram")
+                                   f"{staged[op.index]} channels: int8 conv2d and 3x3 depthwise_conv2d weights can "
+                                   f"(passes of a multiple of 8), other depthwise_conv2d weights in one pass; place "
+                                   f"it in flash or ram")
     split = split_rows(ops, cores)
     plan = planner.plan(steps_of(ops, int8, int(model.meta["input"]["features"]), cores, staged, _float_input(model)),
                         input_bytes(model))

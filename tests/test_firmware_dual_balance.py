@@ -1,12 +1,13 @@
 """Shared two-core splits (docs/FIRMWARE.md "Two cores", kernels/conv_layers.c q8_shared_part, runtime/multicore.c
 pz_share_take): units of a layer taken by either core from a counter under an SIO spinlock, and a staged layer whose
-copy from flash (core 0) overlaps core 1's work on the channels that have arrived.
+copy from flash (core 0) overlaps core 1's work on the channels that have arrived; and the depthwise channel split
+(each core's input channels gathered first).
 
-In rp2040_sim, on a small int8 CNN whose 3x3-pixel pointwise conv is staged and split by channels: two cores give the
-same bytes as one core and as compress.reference, the same cycles on every run, core 1 runs the kernel before core 0
-has copied the last weight, both cores take shares, and the layer is faster than copying first. The same CNN with
-every split shared (rows, pixels, channels) on images with uneven zeros (one half black: zero skipping makes the
-halves' costs differ): bit-exact."""
+In rp2040_sim, on a small int8 CNN whose 3x3-pixel conv is staged and split by channels: two cores give the same
+bytes as one core and as compress.reference, the same cycles on every run, core 1 runs the kernel before core 0 has
+copied the last weight, both cores take shares, and the layer is faster than copying first. The same CNN with every
+split shared (rows, pixels, channels) and its depthwise layer staged in passes, on images with uneven zeros (one half
+black: zero skipping makes the halves' costs differ), and that depthwise staging on one core: bit-exact."""
 
 from __future__ import annotations
 
@@ -20,8 +21,9 @@ from firmware import build as fwbuild
 from firmware import convgen
 from rp2040_sim import eval as sim_eval
 from zoo import modeldir
-from zoo.nn import Conv2D, Dense, GlobalAvgPool2D, Input, ReLU, ReLU6, Sequential
+from zoo.nn import Conv2D, Dense, DepthwiseConv2D, GlobalAvgPool2D, Input, ReLU, ReLU6, Sequential
 
+DEPTHWISE = 7   # the 3x3 depthwise conv at 3x3 pixels: split by channels, its input channels gathered per core
 STAGED = 5   # the 3x3 conv 32 -> 64 channels at 3x3 pixels: 8 groups of 8, split by channels
 
 
@@ -33,7 +35,8 @@ def small_cnn() -> Sequential:
                        Conv2D(1, 8, 3, 2, "valid"), ReLU(),       # 1: 13x13x8, rows
                        Conv2D(8, 32, 3, 5, "same"), ReLU6(),      # 3: 3x3x32, by channels
                        Conv2D(32, 64, 3, 1, "same"), ReLU(),      # 5: 3x3x64, by channels, staged
-                       Conv2D(64, 16, 1, 1, "same"), ReLU(),      # 7: pointwise 3x3x16
+                       DepthwiseConv2D(64, 3, 1, "same"), ReLU(), # 7: 3x3x64, by channels (input gathered)
+                       Conv2D(64, 16, 1, 1, "same"), ReLU(),      # 9: pointwise 3x3x16
                        GlobalAvgPool2D(), Dense(16, 10)])
 
 
@@ -54,15 +57,15 @@ def model_dir(tmp_path_factory, mnist):
     return out
 
 
-def build(model_dir, out, cores, shared=("staged",), staged=True):
-    """Weights in flash, layer STAGED staged (as a build under a RAM budget would place it); `shared`:
-    convgen.SHARED_SPLITS for this build."""
+def build(model_dir, out, cores, shared=("staged",), staged=None):
+    """Weights in flash, layer STAGED staged (as a build under a RAM budget would place it) and the layers of
+    `staged` ({spec index: placement}); `shared`: convgen.SHARED_SPLITS for this build."""
     mp = pytest.MonkeyPatch()
     choose = fwbuild.choose_layer_placement
 
     def placement(*args, **kwargs):
         where, rows = choose(*args, **kwargs)
-        return ({**where, STAGED: "staged"} if staged else where), rows
+        return {**where, STAGED: "staged", **(staged or {})}, rows
 
     mp.setattr(fwbuild, "choose_layer_placement", placement)
     mp.setattr(convgen, "SHARED_SPLITS", shared)
@@ -75,9 +78,12 @@ def build(model_dir, out, cores, shared=("staged",), staged=True):
 @pytest.fixture(scope="module")
 def builds(model_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("balance_fw")
-    return {name: build(model_dir, root / name, cores, shared)
-            for name, cores, shared in (("one", 1, ("staged",)), ("shared", 2, ("staged",)),
-                                        ("static", 2, ()), ("all", 2, ("staged", "channels", "rows")))}
+    dw_passes = {DEPTHWISE: "staged:32"}   # the depthwise weights staged in two passes of 32 channels
+    return {name: build(model_dir, root / name, cores, shared, staged)
+            for name, cores, shared, staged in (("one", 1, ("staged",), None), ("shared", 2, ("staged",), None),
+                                                ("static", 2, (), None),
+                                                ("all", 2, ("staged", "channels", "rows"), dw_passes),
+                                                ("one-dw-passes", 1, ("staged",), dw_passes))}
 
 
 def images(mnist):
@@ -100,7 +106,7 @@ def test_the_staged_channel_split_is_shared(model_dir, monkeypatch):
     model = modeldir.load(model_dir)
     ops = convgen.network_ops(model, "m")[0]
     split = convgen.split_rows(ops, 2)
-    assert split[STAGED] == split[3] == 0 and split[1] > 0   # channels, channels, rows
+    assert split[STAGED] == split[3] == split[DEPTHWISE] == 0 and split[1] > 0   # channels, except layer 1
     op = next(op for op in ops if op.index == STAGED)
     run = convgen.run_of(op, split, {STAGED: 64})
     assert run.shared == 1 and run.by_channels and run.part_bytes == 3 * 3 * 64
@@ -113,8 +119,9 @@ def test_the_staged_channel_split_is_shared(model_dir, monkeypatch):
 
 
 def test_two_cores_equal_one_core_and_the_golden_model(model_dir, builds, mnist):
-    """Every build (one core, shared staged split, static split, every split shared) gives compress.reference's
-    bytes on every image, and a second run of the shared build the same cycles per image."""
+    """Every build (one core, shared staged split, static split, every split shared with the depthwise layer staged
+    in passes, that on one core) gives compress.reference's bytes on every image, and a second run of the shared
+    build the same cycles per image."""
     model = modeldir.load(model_dir)
     rows = images(mnist)
     want = reference.forward(model, rows)

@@ -91,6 +91,8 @@ uint32_t pz_conv_rows(pz_conv_shape_t *s, uint32_t r0, uint32_t r1) {
     return first;
 }
 
+typedef uint32_t pz_word __attribute__((may_alias));   /* a word of a byte buffer */
+
 typedef void (*q8_conv_kernel)(const pz_q8_conv_t *c, const uint8_t *x, uint8_t *y);
 
 typedef struct {
@@ -116,7 +118,7 @@ static void q8_run(const q8_work *w, const pz_conv_shape_t *s, uint32_t core, ui
     sub.s = *s;
     sub.s.out_c = (uint16_t)(b - a);
     sub.w = w->w + (a - w->c0) / 8u * p->group_bytes;
-    if (p->group_bytes) {   /* conv2d: per output channel tables from channel a on */
+    if (p->group_bytes) {   /* conv2d, depthwise: per output channel tables from channel a on */
         sub.multiplier += a;
         sub.shift += a;
     }
@@ -124,6 +126,26 @@ static void q8_run(const q8_work *w, const pz_conv_shape_t *s, uint32_t core, ui
     const uint32_t first = pz_conv_rows(&sub.s, r0, r1);
     const uint8_t *x = w->x + first * s->in_w * s->in_c;
     const uint32_t n = b - a;
+    if (n != K && w->kernel == pz_dwconv2d_q8_m0) {
+        /* depthwise channels [a, b) read input channels [a, b), interleaved in x at pixel stride C: gathered into
+         * n-channel pixels after this core's kernel scratch (the planner reserved in_h x in_w x n bytes there) */
+        const uint32_t C = s->in_c, pixels = (uint32_t)sub.s.in_h * s->in_w;
+        uint8_t *g = sub.scratch + pz_conv_q8_scratch_bytes(&p->c.s, 1);
+        const uint8_t *src = x + a;
+        if (((C | a | n) & 3u) == 0) {   /* whole words: x, the scratch and every offset 4-byte aligned */
+            for (uint32_t px = 0; px < pixels; px++, src += C) {
+                for (uint32_t j = 0; j < n; j += 4) {
+                    *(pz_word *)(void *)(g + px * n + j) = *(const pz_word *)(const void *)(src + j);
+                }
+            }
+        } else {
+            for (uint32_t px = 0; px < pixels; px++, src += C) {
+                for (uint32_t j = 0; j < n; j++) g[px * n + j] = src[j];
+            }
+        }
+        sub.s.in_c = (uint16_t)n;
+        x = g;
+    }
     if (n == K) {
         w->kernel(&sub, x, w->y + r0 * ow * K);
         return;

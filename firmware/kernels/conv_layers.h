@@ -8,9 +8,11 @@
  *   on a sub-layer: x moved to the first input row its rows read, in_h cut to the rows they read, pad_top what is
  *   left of the top padding, y moved by r0 * out_w * out_c. The kernel then sees exactly the cells (and padding
  *   cells) it reads for those rows in the whole layer, so the bytes equal one core's.
- * - split by output channels (by_channels, conv2d with few output rows): each core runs the kernel on a sub-layer
- *   of its groups of 8 output channels (weights, multipliers and shifts from that group on) into its block of
- *   `part`, then scatters its block into y (pixel stride out_c).
+ * - split by output channels (by_channels, conv2d or 3x3 depthwise with few output rows): each core runs the kernel
+ *   on a sub-layer of its groups of 8 output channels (weights, multipliers and shifts from that group on) into its
+ *   block of `part`, then scatters its block into y (pixel stride out_c). A depthwise channel range reads only its
+ *   own input channels: they are first gathered into pixels of that many channels, after the core's kernel
+ *   scratch (the planner reserves in_h x in_w x the most channels a core takes there).
  * - staged (stage != NULL): c.w (in flash) is copied word by word into `stage` (SRAM, a buffer the planner placed
  *   in the arena for this layer only) before the kernel runs, which then reads the copy: each weight byte crosses
  *   the XIP cache once per inference instead of once per output pixel. Weights larger than the room for them run
@@ -35,10 +37,11 @@ typedef struct {
     pz_q8_conv_t c;            /* the whole layer, as one core runs it (c.scratch: core 0's scratch; c.w: where the
                                   weights are stored) */
     uint16_t mid;              /* two cores by rows: core 1 writes output rows [mid, out_h), 0 < mid < out_h; 0: not */
-    uint8_t by_channels;       /* two cores by output channels (conv2d): core 1 takes the upper half of the groups of
-                                  8 channels of each pass */
-    uint16_t pass_c;           /* output channels per pass (conv2d: a multiple of 8); = out_c: one pass */
-    uint32_t group_bytes;      /* conv2d: bytes of c.w per group of 8 output channels (channel ranges); else 0 */
+    uint8_t by_channels;       /* two cores by output channels (conv2d, 3x3 depthwise): core 1 takes the upper half
+                                  of the groups of 8 channels of each pass */
+    uint16_t pass_c;           /* output channels per pass (a multiple of 8); = out_c: one pass */
+    uint32_t group_bytes;      /* conv2d, 3x3 depthwise: bytes of c.w per group of 8 output channels (channel
+                                  ranges); else 0 */
     uint8_t *scratch1;         /* core 1's scratch (NULL when the kernel needs none or one core runs the layer) */
     uint32_t *stage;           /* NULL, or the SRAM buffer each pass's weights are copied into first */
     uint32_t stage_words;      /* c.w's size in words (each pass copies its groups' part of it) */
