@@ -13,9 +13,10 @@ first one reading the raw pixels in pz_input (offset-binary, zero point -128), h
 
 Weights per layer go to flash (`const`), SRAM (copied at boot) or flash staged into an arena buffer before the layer
 runs, as `placement[spec index]` says (firmware/build.py decides). Every per-layer array is named pz_l<i>_<name> so
-size.json counts it in weights_bytes. Two-core builds split the large int8 conv, depthwise and pool layers between
-the cores (split_rows; docs/FIRMWARE.md "Two cores"); a split or staged layer's struct is a pz_q8_conv_plan_t
-(kernels/conv_layers.h) described by a Run.
+size.json counts it in weights_bytes. Two-core builds split the large int8 conv, depthwise and pool layers and the
+float conv and depthwise layers between the cores (split_rows; docs/FIRMWARE.md "Two cores"); a split or staged int8
+layer's struct is a pz_q8_conv_plan_t (kernels/conv_layers.h) described by a Run, a split float layer's a
+pz_f32_conv_plan_t.
 """
 
 from __future__ import annotations
