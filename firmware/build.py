@@ -53,9 +53,9 @@ RUNTIME_STATIC_RAM = 1024  # .data + .bss of the runtime without the model (meas
 # --cores (docs/FIRMWARE.md "Two cores"): an int8 dense, sparse or shared layer of at least SPLIT_MIN_MACS
 # multiply-accumulates (n_in x n_out) runs on both cores; smaller ones stay on core 0. Measured in rp2040_sim
 # (docs/BENCHMARKS.md "Two cores"): a 300x10 layer (3,000 MACs) takes 21-42 % fewer cycles split, so the bar sits
-# below it. int8 conv, depthwise and pool layers of as many MACs split their output rows (convgen.split_rows).
-# "auto" builds for 2 cores when at least one layer is split, else 1: float layers always run on core 0, so a second
-# core would only idle.
+# below it. int8 conv, depthwise and pool layers and float conv and depthwise layers of as many MACs split their
+# output rows (convgen.split_rows). "auto" builds for 2 cores when at least one layer is split, else 1: other float
+# layers run on core 0, so a float MLP's second core would only idle.
 CORES_CHOICES = ("auto", "1", "2")
 SPLIT_MIN_MACS = convgen.SPLIT_MIN_MACS
 PLACEMENTS = {"flash": "flash", "ram": "sram-copy", "staged": "staged"}  # -> size.json weights_placement
@@ -368,17 +368,17 @@ def choose_placement(model: modeldir.SavedModel, weights_in: str, stack: int,
 
 def split_layers(model: modeldir.SavedModel) -> list[int]:
     """Indexes of the layers a two-core build runs on both cores (int8 dense layers of >= SPLIT_MIN_MACS MACs; in
-    an image model also the conv, depthwise and pool layers convgen.split_rows picks)."""
-    if not codegen.is_int8(model):
-        return []
+    an image model also the conv, depthwise and pool layers convgen.split_rows picks, float conv layers too)."""
     if convgen.is_image_model(model):
         try:
-            ops = convgen.network_ops(model, "<model>")[0]
+            ops, int8 = convgen.network_ops(model, "<model>")
         except convgen.ConvCodegenError:
             return []   # the build refuses it with the message later
         rows = convgen.split_rows(ops, 2)
-        return sorted(op.index for op in ops
-                      if op.index in rows or (op.op == "dense" and op.in_elems * op.out_elems >= SPLIT_MIN_MACS))
+        return sorted(op.index for op in ops if op.index in rows
+                      or (int8 and op.op == "dense" and op.in_elems * op.out_elems >= SPLIT_MIN_MACS))
+    if not codegen.is_int8(model):
+        return []
     n_in, split = int(model.meta["input"]["features"]), []
     for i, layer in enumerate(model.spec.layers):
         if layer.kind != "dense":
@@ -581,8 +581,8 @@ def main(argv=None) -> int:
                              f"{SRAM_HEADROOM // 1024} kB to spare, float models in flash), flash, or ram")
     parser.add_argument("--stack", type=int, default=DEFAULT_STACK, help="stack reserve in bytes")
     parser.add_argument("--cores", default="auto",
-                        help="1 or 2 (int8 layers of >= %d MACs split between both cores) or auto (default: 2 when "
-                             "such a layer exists, else 1)" % SPLIT_MIN_MACS)
+                        help="1 or 2 (int8 layers and float conv layers of >= %d MACs split between both cores) or "
+                             "auto (default: 2 when such a layer exists, else 1)" % SPLIT_MIN_MACS)
     parser.add_argument("--ram-budget", type=parse_bytes, default=None, metavar="BYTES",
                         help="most SRAM the firmware may reserve (.data + .bss + stack reserves), e.g. 65536 or 64K: "
                              "an image model's weights are then copied at boot, staged before their layer or left in "

@@ -13,9 +13,10 @@ first one reading the raw pixels in pz_input (offset-binary, zero point -128), h
 
 Weights per layer go to flash (`const`), SRAM (copied at boot) or flash staged into an arena buffer before the layer
 runs, as `placement[spec index]` says (firmware/build.py decides). Every per-layer array is named pz_l<i>_<name> so
-size.json counts it in weights_bytes. Two-core builds split the large int8 conv, depthwise and pool layers between
-the cores (split_rows; docs/FIRMWARE.md "Two cores"); a split or staged layer's struct is a pz_q8_conv_plan_t
-(kernels/conv_layers.h) described by a Run.
+size.json counts it in weights_bytes. Two-core builds split the large int8 conv, depthwise and pool layers and the
+float conv and depthwise layers between the cores (split_rows; docs/FIRMWARE.md "Two cores"); a split or staged int8
+layer's struct is a pz_q8_conv_plan_t (kernels/conv_layers.h) described by a Run, a split float layer's a
+pz_f32_conv_plan_t.
 """
 
 from __future__ import annotations
@@ -36,6 +37,15 @@ MAX_ELEMENTS = 0xFFFF  # pz_layer.in/out are uint16_t
 # cores (dense: outputs; conv, depthwise and pools: output rows), smaller ones on core 0. firmware/build.py passes it
 # to the C (PZ_SPLIT_MIN_MACS) for the dense layers.
 SPLIT_MIN_MACS = 2000
+# Which two-core conv2d splits are shared (docs/FIRMWARE.md "Two cores": units taken from a counter by either core)
+# rather than static halves: "staged" (a staged layer split by channels: its copy from flash overlaps core 1's
+# work), "channels" (a channel split of weights already in SRAM or flash), "rows" (rows, or a pointwise conv's
+# pixels, whose cost zero skipping makes uneven). A shared row split's smallest share is 1 / SHARE_GRAIN of the
+# units. Each share is one kernel call, and the call's set-up (the output stage's range check reads every weight of
+# a window of <= 32 bytes: 111 k cycles on pd_mobilenet's 12x12 32->64 layer) made "channels" and "rows" slower
+# than the static halves on every layer measured (docs/BENCHMARKS.md "Shared splits"), so only "staged" is on.
+SHARED_SPLITS = ("staged",)
+SHARE_GRAIN = 16
 
 
 class ConvCodegenError(ValueError):
@@ -58,7 +68,8 @@ class Emitted:
     render: Callable[..., tuple[str, str]] = field(repr=False)
     rows: Rows | None = None   # an int8 conv/pool layer's geometry (split between the cores, staging)
     stage_bytes: int = 0       # bytes of its weight array (pz_l<i>_w) that staging copies to SRAM; 0: not stageable
-    group_bytes: int = 0       # int8 conv2d: bytes of pz_l<i>_w per group of 8 output channels (channel ranges)
+    group_bytes: int = 0       # int8 conv2d / 3x3 depthwise: bytes of pz_l<i>_w per group of 8 output channels
+                               # (channel ranges); 0: its channels cannot be split
 
 
 @dataclass(frozen=True)
@@ -70,11 +81,17 @@ class Rows:
     kernel: tuple[int, int]
     stride: tuple[int, int]
     pads: tuple[int, int]
+    dtype: str = "int8"        # "float32": the float kernels (plain loops over the cells inside the input)
 
     def window_inside(self, axis: int, o: int) -> bool:
         """Whether output row (axis 0) / column (axis 1) o reads only cells inside the input on that axis."""
         first = o * self.stride[axis] - self.pads[axis]
         return first >= 0 and first + self.kernel[axis] <= self.in_shape[axis]
+
+    def pointwise(self) -> bool:
+        """1x1, stride 1, no padding: a shared split counts its pixels, not its rows (conv_layers.c share_shape)."""
+        return (self.kernel == (1, 1) and self.stride == (1, 1) and self.pads == (0, 0)
+                and self.in_shape[:2] == self.out_shape[:2])
 
     def work(self) -> int:
         """Multiply-accumulates (pools: cells compared or added), the measure the split bar uses."""
@@ -88,6 +105,9 @@ class Rows:
         so border rows and columns cost more. Only the ratios matter: they place the split row."""
         (h, w, c), (oh, ow, oc), (kh, kw) = self.in_shape, self.out_shape, self.kernel
         cells = kh * kw
+        if self.dtype == "float32":   # the float kernels skip padding cells: a row costs its cells inside the input
+            per_cell = c * oc if self.kind == "conv2d" else c
+            return [per_cell * sum(self._inside(0, oy) * self._inside(1, ox) for ox in range(ow)) for oy in range(oh)]
         if self.kind == "conv2d":
             n_win = (cells * c + 3) // 4 * 4
             inside = 30 * n_win * ((oc + 7) // 8) // 8 + 45 * oc + (0 if kw * c % 4 == 0 else 4 * n_win)
@@ -101,6 +121,11 @@ class Rows:
         inside_cols = sum(self.window_inside(1, ox) for ox in range(ow))
         return [ow * inside + (ow - inside_cols if self.window_inside(0, oy) else ow) * border
                 for oy in range(oh)]
+
+    def _inside(self, axis: int, o: int) -> int:
+        """How many window cells of output row (axis 0) / column (axis 1) o lie inside the input on that axis."""
+        first = o * self.stride[axis] - self.pads[axis]
+        return max(0, min(first + self.kernel[axis], self.in_shape[axis]) - max(first, 0))
 
     def row_balance(self) -> float:
         """The slower core's share of the estimated cycles with the rows split at split_row (1.0: one row)."""
@@ -178,15 +203,18 @@ def _f32_conv(i, layer, p, shape_in, shape_out, act):
     kind, adapter = ("PZ_K_DWCONV2D_F32", "pz_run_dwconv2d_f32") if depthwise else ("PZ_K_CONV2D_F32",
                                                                                    "pz_run_conv2d_f32")
 
-    def render(q, scratch, run=None):
+    def render(q, scratch, run=None):   # run: a two-core row split (pz_f32_conv_plan_t, kernels/conv_layers.h)
+        conv = f"{{{_shape_c(shape_in, shape_out, kernel, stride, pads)}, {lo}, {hi}}}"
+        struct = (f"const pz_f32_conv_t pz_l{i}_conv = {conv};\n\n" if run is None else
+                  f"const pz_f32_conv_plan_t pz_l{i}_conv = {{{conv}, {run['mid']}}};\n\n")
         arrays = (f"/* layer {i}: {layer.kind} {list(shape_in)} -> {list(shape_out)}, fused {act} */\n"
                   + c_array("float", f"pz_l{i}_w", w.reshape(-1), _f32, q)
-                  + c_array("float", f"pz_l{i}_b", b, _f32, q)
-                  + f"const pz_f32_conv_t pz_l{i}_conv = {{{_shape_c(shape_in, shape_out, kernel, stride, pads)}, "
-                    f"{lo}, {hi}}};\n\n")
-        return arrays, f"{{{adapter}, {kind}, {{in}}, {{out}}, pz_l{i}_w, pz_l{i}_b, &pz_l{i}_conv}}"
+                  + c_array("float", f"pz_l{i}_b", b, _f32, q) + struct)
+        return arrays, (f"{{{_plan_adapter(adapter, run)}, {kind}, {{in}}, {{out}}, pz_l{i}_w, pz_l{i}_b, "
+                        f"&pz_l{i}_conv}}")
+    rows = Rows(layer.kind, tuple(shape_in), tuple(shape_out), kernel, stride, pads, "float32")
     return Emitted(i, layer.kind, _elems(shape_in), _elems(shape_out), 4 * _elems(shape_out), 0, False,
-                   w.nbytes + b.nbytes, shape_out[0] * shape_out[1], render)
+                   w.nbytes + b.nbytes, shape_out[0] * shape_out[1], render, rows)
 
 
 def _f32_pool(i, layer, p, shape_in, shape_out, act):
@@ -305,7 +333,17 @@ def _q8_conv(lm, t, out_xor):
     rows = Rows(lm["type"], tuple(shape_in), tuple(shape_out), kernel, stride, pads)
     return Emitted(i, lm["type"], _elems(shape_in), _elems(shape_out), _elems(shape_out), scratch, False, nbytes,
                    shape_out[0] * shape_out[1], render, rows, planner.aligned(packed.nbytes),
-                   0 if depthwise else 32 + 8 * ((kernel[0] * kernel[1] * shape_in[2] + 3) // 4 * 4))
+                   _q8_group_bytes(depthwise, kernel, shape_in[2]))
+
+
+def _q8_group_bytes(depthwise: bool, kernel, channels: int) -> int:
+    """Bytes of pz_l<i>_w per group of 8 output channels: a conv8 group (32 bytes of folded biases, then 8 bytes
+    per window index), or 8 depthwise records (folded bias + the taps, 4-byte aligned). 0 for a depthwise kernel
+    other than 3x3: the M0+ kernel hands those to the reference, which needs no scratch, so there is none to gather
+    a channel range's input into (conv_layers.c q8_run)."""
+    if depthwise:
+        return 8 * (4 + (kernel[0] * kernel[1] + 3) // 4 * 4) if tuple(kernel) == (3, 3) else 0
+    return 32 + 8 * ((kernel[0] * kernel[1] * channels + 3) // 4 * 4)
 
 
 def _q8_conv_struct(i, fields: str, run: dict | None) -> str:
@@ -314,7 +352,7 @@ def _q8_conv_struct(i, fields: str, run: dict | None) -> str:
     if run is None:
         return f"const pz_q8_conv_t pz_l{i}_conv = {{{fields}}};\n"
     rest = ", ".join(str(run[k]) for k in ("mid", "by_channels", "pass_c", "group_bytes", "scratch1", "stage",
-                                            "stage_words", "part"))
+                                            "stage_words", "part", "shared"))
     return f"const pz_q8_conv_plan_t pz_l{i}_conv = {{{{{fields}}}, {rest}}};\n"
 
 
@@ -420,6 +458,7 @@ class Run:
     cores: int = 1
     part_bytes: int = 0        # pass outputs before the scatter (0: none)
     stage_bytes: int = 0
+    shared: int = 0            # shared split (SHARED_SPLITS): the smallest share in units; 0: a static split
 
     @property
     def scratch_bytes(self) -> int:
@@ -429,8 +468,9 @@ class Run:
 def split_rows(ops: list[Emitted], cores: int) -> dict[int, int]:
     """{spec index: first output row of core 1, or 0 for a split by output channels} of the layers a `cores`-core
     build runs on both cores: conv, depthwise and pool layers (int8) of at least SPLIT_MIN_MACS multiply-accumulates
-    and two output rows, or (conv2d) two groups of 8 output channels. A conv2d splits its channels when that
-    balances the cores better than its rows (few rows: a 3x3 output splits 1 + 2 rows, 256 channels 128 + 128)."""
+    and two output rows, or (conv2d, 3x3 depthwise) two groups of 8 output channels. Such a layer splits its
+    channels when that balances the cores better than its rows (few rows: a 3x3 output splits 1 + 2 rows, 256
+    channels 128 + 128)."""
     if cores != 2:
         return {}
     out = {}
@@ -457,11 +497,20 @@ def run_of(op: Emitted, split: dict[int, int], staged: dict[int, int]) -> Run | 
     oh, ow, oc = op.rows.out_shape
     pass_c = staged.get(op.index, 0)
     channels = min(pass_c or oc, oc)
-    part = oh * ow * channels if (channels < oc or (two and mid == 0)) else 0
+    by_channels, shared = two and mid == 0, 0
+    if by_channels and op.group_bytes and ("staged" if pass_c else "channels") in SHARED_SPLITS:
+        shared = 1
+    elif two and op.group_bytes and not by_channels and "rows" in SHARED_SPLITS:
+        shared = max(1, (oh * ow if op.rows.pointwise() else oh) // SHARE_GRAIN)
+    part = oh * ow * channels if (channels < oc or by_channels) else 0
     stage = 0
     if pass_c:
         stage = op.stage_bytes if pass_c >= oc else pass_c // 8 * op.group_bytes
-    return Run(mid, two and mid == 0, pass_c, planner.aligned(op.scratch_bytes), 2 if two else 1, part, stage)
+    scratch = planner.aligned(op.scratch_bytes)
+    if part and op.op == "depthwise_conv2d":   # a channel range's input pixels, gathered after the kernel's scratch
+        most = ((channels + 7) // 8 + 1) // 2 * 8 if by_channels else channels
+        scratch += planner.aligned(op.rows.in_shape[0] * op.rows.in_shape[1] * most)
+    return Run(mid, by_channels, pass_c, scratch, 2 if two else 1, part, stage, shared)
 
 
 def staged_of(placement: dict[int, str], ops: list[Emitted]) -> dict[int, int]:
@@ -529,8 +578,9 @@ def generate(model, source: str, placement: dict[int, str], header: str,
         if op.index in staged and not (op.stage_bytes and (staged[op.index] >= op.rows.out_shape[2]
                                                            or (op.group_bytes and staged[op.index] % 8 == 0))):
             raise ConvCodegenError(f"{source}: layer {op.index} ({op.op}) cannot be staged in passes of "
-                                   f"{staged[op.index]} channels: int8 conv2d weights can (passes of a multiple of "
-                                   f"8), depthwise_conv2d weights in one pass; place it in flash or ram")
+                                   f"{staged[op.index]} channels: int8 conv2d and 3x3 depthwise_conv2d weights can "
+                                   f"(passes of a multiple of 8), other depthwise_conv2d weights in one pass; place "
+                                   f"it in flash or ram")
     split = split_rows(ops, cores)
     plan = planner.plan(steps_of(ops, int8, int(model.meta["input"]["features"]), cores, staged, _float_input(model)),
                         input_bytes(model))
@@ -556,7 +606,7 @@ def generate(model, source: str, placement: dict[int, str], header: str,
         fields = None
         if run is not None:   # core 1's scratch, then the pass output, follow core 0's in the step's scratch
             two = run.cores == 2
-            fields = {"mid": f"{run.mid}u", "by_channels": f"{int(run.by_channels)}u",
+            fields = {"mid": f"{run.mid}u", "by_channels": f"{int(run.by_channels)}u", "shared": f"{run.shared}u",
                       "pass_c": f"{run.pass_c or op.rows.out_shape[2]}u", "group_bytes": f"{op.group_bytes}u",
                       "scratch1": f"pz_arena + {scratch + run.scratch_each}" if two and op.scratch_bytes else "NULL",
                       "stage": (f"(uint32_t *)(void *)(pz_arena + {plan.stage[k + offset]})" if run.stage_bytes

@@ -61,8 +61,8 @@ def built(tmp_path_factory, mnist):
         require_tool(tool)
     root = tmp_path_factory.mktemp("cnn")
     model_dir = save_tiny_cnn(root / "tiny_cnn", mnist)
-    f32 = fwbuild.build(model_dir, root / "f32", images=2, quiet=True)
     # one core: infer() runs pz_infer on core 0 alone (two cores: tests/test_firmware_conv_dual.py)
+    f32 = fwbuild.build(model_dir, root / "f32", images=2, quiet=True, cores="1")
     q8 = fwbuild.build(model_dir / "int8", root / "q8", images=2, quiet=True, cores="1")
     return model_dir, f32, q8
 

@@ -221,8 +221,9 @@ def test_two_cores_equal_one_core_and_the_golden_model(builds, mnist):
 
 def test_inference_touches_the_planned_arena_and_both_stacks(builds, mnist):
     """During pz_infer the two cores write only inside pz_arena (its highest byte written is exactly arena_bytes, the
-    planner's figure with two scratch buffers per split layer), pz_output, core 0's stack and core 1's stack; core 1
-    stays inside its reserve. Peak RAM = static RAM + both cores' measured stack depths."""
+    planner's figure with two scratch buffers per split layer), pz_output, core 0's stack, core 1's stack and the
+    shared split's counter pz_share (both cores take shares from it); core 1 stays inside its reserve. Peak RAM =
+    static RAM + both cores' measured stack depths."""
     from unicorn import UC_HOOK_MEM_WRITE
 
     from firmware_support import elf_symbols
@@ -241,14 +242,16 @@ def test_inference_touches_the_planned_arena_and_both_stacks(builds, mnist):
     out, out_size = sym["pz_output"]
     stack0 = (sym["__stack_limit"][0], sym["__stack_top"][0])
     stack1 = (sym["__stack1_limit"][0], sym["__stack1_top"][0])
+    share, share_size = sym["pz_share"]
     assert writes[1], "core 1 did no work"
     everything = writes[0] + writes[1]
     top = max(a + n for a, n in everything if arena <= a < arena + arena_size)
     assert top - arena == size["arena_bytes"]
     for core, stack in ((0, stack0), (1, stack1)):
         stray = [(hex(a), n) for a, n in writes[core]
-                 if not (arena <= a < arena + arena_size or out <= a < out + out_size or stack[0] <= a < stack[1])]
-        assert not stray, f"core {core} wrote outside the arena, pz_output and its stack"
+                 if not (arena <= a < arena + arena_size or out <= a < out + out_size or stack[0] <= a < stack[1]
+                         or share <= a < share + share_size)]
+        assert not stray, f"core {core} wrote outside the arena, pz_output, pz_share and its stack"
     depth1 = stack1[1] - min(a for a, _ in writes[1] if stack1[0] <= a < stack1[1])
     assert 0 < depth1 <= stack1[1] - stack1[0] == size["stack_reserved_bytes"]
 
@@ -382,3 +385,35 @@ def test_staging_in_passes_is_bit_exact(builds, mnist, tmp_path, monkeypatch):
         monkeypatch.setattr(fwbuild, "choose_layer_placement",
                             lambda *a, **k: ({**choose(*a, **k)[0], 10: "staged:4"}, choose(*a, **k)[1]))
         fwbuild.build(model_dir, tmp_path / "bad", images=1, quiet=True, cores="1", weights_in="flash")
+
+
+# -- float conv layers on two cores --------------------------------------------------------------------------------
+def test_float_conv_layers_split_by_rows_equal_one_core(tmp_path, mnist):
+    """The float CNN of the same spec: its conv and depthwise layers split by rows (pz_f32_conv_plan_t), pools and
+    dense on core 0; two cores give one core's float bytes exactly (each output's sums in the same order) in fewer
+    cycles, and `auto` picks two cores."""
+    from firmware_support import elf_symbols
+
+    for tool in ("arm-none-eabi-gcc", "arm-none-eabi-objcopy"):
+        require_tool(tool)
+    rng = np.random.default_rng(0)
+    spec = dual_cnn()
+    params = [{name: rng.uniform(-0.6, 0.6, shp).astype(np.float32) for name, shp in layer.param_shapes().items()}
+              for layer in spec.layers]
+    meta = {"model": "dual_cnn", "dataset": "mnist", "input": {"scale": 1 / 255, "features": 784},
+            "dtype": "float32", "seed": 0, "picozoo_version": "0.1.0"}
+    model_dir = tmp_path / "f32"
+    modeldir.save(model_dir, spec, params, meta, metrics={"model": "f32"})
+    model = modeldir.load(model_dir)
+    assert fwbuild.split_layers(model) == [1, 4, 6, 7, 10, 12] and fwbuild.choose_cores(model, "auto") == 2
+    rows = np.concatenate([mnist.x_test[:2], np.random.default_rng(4).integers(0, 256, (1, 784), dtype=np.uint8)])
+    got = {}
+    for cores in (1, 2):
+        result = fwbuild.build(model_dir, tmp_path / f"fw{cores}", images=1, quiet=True, cores=str(cores))
+        assert ("pz_run_conv2d_f32_plan" in elf_symbols(result.out_dir / "firmware.elf")) == (cores == 2)
+        harness = sim_eval.Harness(result.out_dir, sim_eval.read_build(result.out_dir))
+        got[cores] = [harness.infer_one(r) for r in rows]
+    for one, two in zip(got[1], got[2]):
+        assert np.array_equal(one[1], two[1]) and one[0] == two[0]
+        assert two[2] < one[2]
+    assert len({tuple(r[1]) for r in got[1]}) > 1

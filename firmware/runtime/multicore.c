@@ -65,6 +65,36 @@ void pz_multicore_init(void) {
     }
 }
 
+/* §2.3.1 SIO spinlocks (SPINLOCK0..31 at SIO + 0x100 + 4 n): a read claims the lock (non-zero) or returns 0 when
+ * the other core holds it; any write releases it. 24: the first of the pico-sdk's "claim-free" locks, so firmware
+ * that mixes in SDK code does not collide with us. */
+#define SIO_SPINLOCK0 (SIO_BASE + 0x100u)
+#define PZ_SHARE_SPINLOCK 24u
+#define PZ_SHARE_LOCK (SIO_SPINLOCK0 + 4u * PZ_SHARE_SPINLOCK)
+
+pz_share_t pz_share;
+
+uint32_t pz_share_take(uint32_t *first) {
+    for (;;) {
+        while (PZ_REG(PZ_SHARE_LOCK) == 0u) {
+        }
+        __asm__ volatile("" ::: "memory");   /* read the counter only while holding the lock */
+        const uint32_t next = pz_share.next, left = pz_share.units - next, ready = pz_share.ready - next;
+        uint32_t n = (left + 1u) / 2u;
+        if (n < pz_share.min_take) n = pz_share.min_take;
+        if (n > ready) n = ready;   /* ready <= left */
+        pz_share.next = next + n;
+        __asm__ volatile("" ::: "memory");   /* the new counter is stored before the release */
+        PZ_REG(PZ_SHARE_LOCK) = 1u;
+        if (n != 0u || left == 0u) {
+            *first = next;
+            return n;
+        }
+        while (pz_share.ready == next) {   /* the unit at `next` is still being copied */
+        }
+    }
+}
+
 void pz_parallel(pz_part_fn fn, const void *arg) {
     fifo_push((uint32_t)fn);
     fifo_push((uint32_t)arg);
