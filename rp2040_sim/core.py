@@ -186,18 +186,29 @@ class Rp2040:
 
     # -- construction --------------------------------------------------------------------------------------------
     def _map_memory(self):
-        uc = self.uc
-        uc.mem_map(ROM_BASE, ROM_SIZE, UC_PROT_READ | UC_PROT_EXEC)
-        self.load_rom(rom.image())
         # One 2 MB buffer seen through the four XIP aliases; no write permission: a store is a fault, as on
-        # the chip (a write to XIP is an error response, datasheet 2.6.3.3).
+        # the chip (a write to XIP is an error response, datasheet 2.6.3.3). SRAM is a host buffer (not
+        # Unicorn-owned) so that core 1's engine can map the same bytes.
         self.flash = ctypes.create_string_buffer(bytes([FLASH_ERASED]) * FLASH_SIZE, FLASH_SIZE)
+        self.sram = ctypes.create_string_buffer(SRAM_SIZE)
+        self._map_ram()
+        self.load_rom(rom.image())
+        self._map_flash_views()
+
+    def _map_ram(self):
+        """Flash, SRAM, ROM: largest first, so that each has its own range of Unicorn's RAM addresses.
+
+        Unicorn 2.1.4 places a new RAM block after the block it last *appended* to its size-sorted list, and a
+        block inserted before a smaller one is never that (qemu/exec.c ram_block_add, find_ram_offset_last).
+        Mapped ROM first, flash and SRAM both started at RAM address 0x4000: a store to SRAM offset X counted
+        as self-modifying code at flash offset X and discarded the translated code there (the firmware's
+        kernels and printf were retranslated ~1,900 times per run, half the run's time). In non-increasing
+        size order every block is appended and the ranges are disjoint (tests/test_sim_speed.py)."""
+        uc = self.uc
         for base in XIP_ALIASES:
             uc.mem_map_ptr(base, FLASH_SIZE, UC_PROT_READ | UC_PROT_EXEC, ctypes.addressof(self.flash))
-        # SRAM is a host buffer (not Unicorn-owned) so that core 1's engine can map the same bytes.
-        self.sram = ctypes.create_string_buffer(SRAM_SIZE)
         uc.mem_map_ptr(SRAM_BASE, SRAM_SIZE, UC_PROT_ALL, ctypes.addressof(self.sram))
-        self._map_flash_views()
+        uc.mem_map(ROM_BASE, ROM_SIZE, UC_PROT_READ | UC_PROT_EXEC)
 
     def _map_flash_views(self):
         uc = self.uc
@@ -215,13 +226,9 @@ class Rp2040:
     def _map_memory_shared(self):
         """Core 1: the primary's ROM bytes (read-only, so a copy is the same memory), flash and SRAM buffers."""
         p, uc = self.primary, self.uc
-        uc.mem_map(ROM_BASE, ROM_SIZE, UC_PROT_READ | UC_PROT_EXEC)
+        self.flash, self.sram = p.flash, p.sram
+        self._map_ram()
         uc.mem_write(ROM_BASE, bytes(p.uc.mem_read(ROM_BASE, ROM_SIZE)))
-        self.flash = p.flash
-        for base in XIP_ALIASES:
-            uc.mem_map_ptr(base, FLASH_SIZE, UC_PROT_READ | UC_PROT_EXEC, ctypes.addressof(self.flash))
-        self.sram = p.sram
-        uc.mem_map_ptr(SRAM_BASE, SRAM_SIZE, UC_PROT_ALL, ctypes.addressof(self.sram))
         self._map_flash_views()
         self.state.xip_miss_penalty = p.state.xip_miss_penalty
         self.state.xip_cache_enabled = p.state.xip_cache_enabled
