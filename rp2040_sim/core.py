@@ -174,6 +174,7 @@ class Rp2040:
         self._run_end = 0                  # cycle count at which the current run's budget is used up
         self.sleep_cycles = 0              # cycles skipped asleep (WFI/WFE, idle loops), included in cycles
         self.exc = Exceptions(self)
+        self._ports: list = []            # native peripheral ports (see _map_port)
         if primary is None:
             self._map_memory()
             self._make_peripherals()
@@ -244,31 +245,7 @@ class Rp2040:
         own = {id(p.ppb): self.ppb, id(p.sio): self.sio}
         self.peripherals = [own.get(id(x), x) for x in p.peripherals]
         for periph in self.peripherals:
-            if periph is self.ppb:
-                self.uc.mmio_map(periph.BASE, periph.SIZE, self._mmio_read, periph, self._mmio_write, periph)
-            else:
-                self.uc.mmio_map(periph.BASE, periph.SIZE, self._mmio_read_core1, (periph, self),
-                                 self._mmio_write_core1, (periph, self))
-
-    @staticmethod
-    def _mmio_read_core1(uc, offset, size, data):
-        periph, core = data
-        periph.sim._active = core
-        try:
-            return periph.bus_read(offset, size)
-        finally:
-            periph.sim._active = periph.sim
-
-    @staticmethod
-    def _mmio_write_core1(uc, offset, size, value, data):
-        periph, core = data
-        periph.sim._active = core
-        core._in_mmio_write = True
-        try:
-            periph.bus_write(offset, size, value)
-        finally:
-            core._in_mmio_write = False
-            periph.sim._active = periph.sim
+            self._map_port(periph)
 
     def _make_peripherals(self):
         self.resets = Resets(self)
@@ -299,7 +276,53 @@ class Rp2040:
             p.NAME, p.BASE = name, base
             self.peripherals.append(p)
         for p in self.peripherals:
-            self.uc.mmio_map(p.BASE, p.SIZE, self._mmio_read, p, self._mmio_write, p)
+            self._map_port(p)
+
+    def _map_port(self, periph: Peripheral):
+        """Map a peripheral's range on this core's engine through a native port (cycles.c sim_mmio_read/write):
+        it charges the access's bus cycles to this core, then calls periph.bus_read/bus_write with this core as the
+        active one. A Python exception there stops the run and is raised by emu_start, as from Unicorn's own
+        callbacks."""
+        uc, owner, core = self.uc, periph.sim, self
+
+        def failed(e: BaseException):
+            if uc._hook_exception is None:
+                uc._hook_exception = e
+            uc.emu_stop()
+
+        def read(offset, size):
+            owner._active = core
+            try:
+                return periph.bus_read(offset, size)
+            except BaseException as e:
+                failed(e)
+                return 0
+            finally:
+                owner._active = owner
+
+        def write(offset, size, value):
+            owner._active = core
+            core._in_mmio_write = True
+            try:
+                periph.bus_write(offset, size, value)
+            except BaseException as e:
+                failed(e)
+            finally:
+                core._in_mmio_write = False
+                owner._active = owner
+
+        read_fn, write_fn = native.PORT_READ(read), native.PORT_WRITE(write)
+        port = self.lib.sim_port_new(self._sp, periph.READ_EXTRA, periph.WRITE_EXTRA,
+                                     ctypes.cast(read_fn, ctypes.c_void_p), ctypes.cast(write_fn, ctypes.c_void_p))
+        if not port:
+            raise MemoryError("sim_port_new failed")
+        self._ports.append((port, read_fn, write_fn))      # the callbacks live as long as the mapping
+        fp = lambda f: ctypes.cast(f, ctypes.c_void_p)  # noqa: E731
+        status = _ucmod.uclib.uc_mmio_map(uc._uch, ctypes.c_uint64(periph.BASE), ctypes.c_uint64(periph.SIZE),
+                                          fp(self.lib.sim_mmio_read), ctypes.c_void_p(port),
+                                          fp(self.lib.sim_mmio_write), ctypes.c_void_p(port))
+        if status != ucc.UC_ERR_OK:
+            raise UcError(status)
 
     def _add_hooks(self):
         uclib = _ucmod.uclib
@@ -324,6 +347,9 @@ class Rp2040:
         if self.core1_in_rom is not None and self.primary is None:
             self.core1_in_rom.close()
         if self._state_ptr:
+            for port, _, _ in self._ports:
+                self.lib.sim_port_free(port)
+            self._ports = []
             self.lib.sim_free(self._sp)
             self._state_ptr = None
 
@@ -561,19 +587,6 @@ class Rp2040:
         return (self,) if self.core1 is None else (self, self.core1)
 
     # -- Unicorn callbacks ---------------------------------------------------------------------------------------
-    @staticmethod
-    def _mmio_read(uc, offset, size, periph):
-        return periph.bus_read(offset, size)
-
-    @staticmethod
-    def _mmio_write(uc, offset, size, value, periph):
-        sim = periph.sim
-        sim._in_mmio_write = True
-        try:
-            periph.bus_write(offset, size, value)
-        finally:
-            sim._in_mmio_write = False
-
     def _on_interrupt(self, uc, intno, _ud):
         pc = self.pc()
         if intno == EXCP_BKPT:
