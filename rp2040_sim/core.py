@@ -458,6 +458,7 @@ class Rp2040:
                                  xip_miss_cycles=self.config.xip_miss_cycles, accounting=self.config.accounting),
                        primary=self)
         core1.state.stack_limit = 0
+        self.lib.sim_share_xip(core1._sp, self._sp)    # one XIP cache for both cores (datasheet 2.6.3)
         self.lib.sim_set_other_event(self._sp, ctypes.addressof(core1.state) + EVENT_REG_OFFSET)
         self.lib.sim_set_other_event(core1._sp, ctypes.addressof(self.state) + EVENT_REG_OFFSET)
         return core1
@@ -577,6 +578,15 @@ class Rp2040:
     def xip_flush(self):
         for core in self._cores():
             self.lib.sim_xip_flush(core._sp)
+
+    def set_xip_cache_enabled(self, on: bool):
+        """XIP_CTRL.CTRL.EN of the one cache both cores read through."""
+        for core in self._cores():
+            core.state.xip_cache_enabled = int(on)
+
+    def xip_counter(self, name: str) -> int:
+        """The cache's access counters (CTR_HIT, CTR_ACC) count both cores' accesses: the sum of the cores'."""
+        return sum(getattr(core.state, name) for core in self._cores())
 
     def set_xip_line_fill(self, cycles: int):
         if self.config.xip_miss_cycles is None:

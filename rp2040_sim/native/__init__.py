@@ -115,6 +115,7 @@ def load() -> ctypes.CDLL:
     lib.sim_prev_end.restype = u32
     lib.sim_set_other_event.argtypes = [vp, vp]
     lib.sim_xip_flush.argtypes = [vp]
+    lib.sim_share_xip.argtypes = [vp, vp]
     lib.sim_xip_state_size.restype = u32
     lib.sim_xip_save.argtypes = [vp, ctypes.c_char_p]
     lib.sim_xip_load.argtypes = [vp, ctypes.c_char_p]
