@@ -290,26 +290,37 @@ class Rp2040:
                 uc._hook_exception = e
             uc.emu_stop()
 
+        bus_read, bus_write = periph.bus_read, periph.bus_write
+        if owner is not core:             # core 1 at one of core 0's peripherals: the active core meanwhile
+            def bus_read(offset, size, inner=bus_read):
+                owner._active = core
+                try:
+                    return inner(offset, size)
+                finally:
+                    owner._active = owner
+
+            def bus_write(offset, size, value, inner=bus_write):
+                owner._active = core
+                try:
+                    inner(offset, size, value)
+                finally:
+                    owner._active = owner
+
         def read(offset, size):
-            owner._active = core
             try:
-                return periph.bus_read(offset, size)
+                return bus_read(offset, size)
             except BaseException as e:
                 failed(e)
                 return 0
-            finally:
-                owner._active = owner
 
         def write(offset, size, value):
-            owner._active = core
             core._in_mmio_write = True
             try:
-                periph.bus_write(offset, size, value)
+                bus_write(offset, size, value)
             except BaseException as e:
                 failed(e)
             finally:
                 core._in_mmio_write = False
-                owner._active = owner
 
         read_fn, write_fn = native.PORT_READ(read), native.PORT_WRITE(write)
         port = self.lib.sim_port_new(self._sp, periph.READ_EXTRA, periph.WRITE_EXTRA,

@@ -66,12 +66,11 @@ class Peripheral:
     # The bus cycles of an emulated access (READ_EXTRA/WRITE_EXTRA) are charged by its native port before these
     # run (core.Rp2040._map_port); a test calling them directly charges nothing.
     def bus_read(self, offset: int, size: int) -> int:
-        reg, shift = self._split(offset)
+        reg = offset & (REG_BLOCK_MASK if self.ATOMIC_ALIASES else ~0) & ~3     # _split, inlined: hot path
         if reg not in self.REGISTERS:
             self.sim.unimplemented(self, reg, "read", self.BASE + offset)
             return 0
-        value = self.read(reg) & MASK32
-        return (value >> shift) & ((1 << (8 * size)) - 1)
+        return ((self.read(reg) & MASK32) >> (8 * (offset & 3))) & ((1 << (8 * size)) - 1)
 
     def bus_write(self, offset: int, size: int, value: int):
         reg, shift = self._split(offset)
