@@ -495,7 +495,7 @@ class Rp2040:
         if c1 is None:
             return
         c1.state.cycles = self.state.cycles
-        stop = c1.run(c1.resume_pc, QUANTUM_CYCLES)
+        stop = c1.run(c1.resume_pc, QUANTUM_CYCLES, with_regs=False)
         if stop.kind == "launch":
             self._core1_launched_from_rom(c1)
         elif stop.kind == "budget exceeded":
@@ -678,8 +678,9 @@ class Rp2040:
         for name, value in values.items():
             self.uc.reg_write(REG_IDS[REG_NAMES.index(name)], value & 0xFFFFFFFF)
 
-    def run(self, pc: int, max_cycles: int | None = None) -> Stop:
+    def run(self, pc: int, max_cycles: int | None = None, *, with_regs: bool = True) -> Stop:
         """Run from pc (Thumb) until bkpt, a fault, max_cycles more cycles or the wall-clock limit; never hangs.
+        with_regs=False leaves Stop.regs empty: core 1's turns (one per quantum) would read 17 registers each.
 
         The emulation runs in slices: a slice ends at a bkpt or fault (the run ends), or at an event the exception
         model handles here before resuming (a cycle deadline of SysTick or a TIMER alarm, an MMIO write that pends
@@ -708,7 +709,8 @@ class Rp2040:
                 self.ssi.check_xip_setup()
             st.wall_deadline_ns = 0
             st.budget = self._run_end
-        stop.regs = self.regs()
+        if with_regs:
+            stop.regs = self.regs()
         return stop
 
     def _set_quantum(self):
@@ -724,10 +726,11 @@ class Rp2040:
         behind = self.state.cycles - c1.state.cycles
         if behind <= 0:
             return None
-        stop = c1.run(c1.resume_pc, behind)
+        stop = c1.run(c1.resume_pc, behind, with_regs=False)
         if stop.kind == "budget exceeded":
             c1.resume_pc = stop.pc
             return None
+        stop.regs = c1.regs()
         c1.final_stop = stop
         c1.runnable = False               # halted (bkpt #0) or stuck for good: core 0 goes on alone
         if stop.ok or stop.kind == "stuck":
