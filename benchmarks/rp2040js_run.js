@@ -5,7 +5,7 @@
 // The same bootrom (rp2040_sim's own, so ROM routines run the same code in both emulators), the image in flash,
 // boot2 copied to 0x20041F00 and entered with SP 0x20041F00 and LR 0, as rp2040_sim/boot.py does. Runs until
 // bkpt (rp2040js's onBreak) or MAX_CYCLES, and prints one JSON line: instructions, cycles (rp2040js's own cycle
-// model), wall seconds of the run loop only, UART0 text, and whether it stopped at a bkpt.
+// model), wall and CPU seconds of the run loop only, UART0 text, and whether it stopped at a bkpt.
 'use strict';
 const path = require('path');
 const fs = require('fs');
@@ -36,6 +36,7 @@ const clock = mcu.clock;
 let instructions = 0;
 let cycles = 0;
 const t0 = process.hrtime.bigint();
+const cpu0 = process.cpuUsage();
 while (!halted && cycles < maxCycles) {
   if (core.waiting) {                      // WFI/WFE: skip to the next alarm, as rp2040js's Simulator does
     const ns = clock.nanosToNextAlarm;
@@ -50,4 +51,5 @@ while (!halted && cycles < maxCycles) {
   }
 }
 const wall = Number(process.hrtime.bigint() - t0) / 1e9;
-process.stdout.write(JSON.stringify({ instructions, cycles, wall_s: wall, uart, halted }) + '\n');
+const cpu = process.cpuUsage(cpu0);       // all of node's threads (JIT, GC) during the loop
+process.stdout.write(JSON.stringify({ instructions, cycles, wall_s: wall, cpu_s: (cpu.user + cpu.system) / 1e6, uart, halted }) + '\n');

@@ -174,6 +174,7 @@ class Rp2040:
         self._run_end = 0                  # cycle count at which the current run's budget is used up
         self.sleep_cycles = 0              # cycles skipped asleep (WFI/WFE, idle loops), included in cycles
         self.exc = Exceptions(self)
+        self._ports: list = []            # native peripheral ports (see _map_port)
         if primary is None:
             self._map_memory()
             self._make_peripherals()
@@ -186,18 +187,29 @@ class Rp2040:
 
     # -- construction --------------------------------------------------------------------------------------------
     def _map_memory(self):
-        uc = self.uc
-        uc.mem_map(ROM_BASE, ROM_SIZE, UC_PROT_READ | UC_PROT_EXEC)
-        self.load_rom(rom.image())
         # One 2 MB buffer seen through the four XIP aliases; no write permission: a store is a fault, as on
-        # the chip (a write to XIP is an error response, datasheet 2.6.3.3).
+        # the chip (a write to XIP is an error response, datasheet 2.6.3.3). SRAM is a host buffer (not
+        # Unicorn-owned) so that core 1's engine can map the same bytes.
         self.flash = ctypes.create_string_buffer(bytes([FLASH_ERASED]) * FLASH_SIZE, FLASH_SIZE)
+        self.sram = ctypes.create_string_buffer(SRAM_SIZE)
+        self._map_ram()
+        self.load_rom(rom.image())
+        self._map_flash_views()
+
+    def _map_ram(self):
+        """Flash, SRAM, ROM: largest first, so that each has its own range of Unicorn's RAM addresses.
+
+        Unicorn 2.1.4 places a new RAM block after the block it last *appended* to its size-sorted list, and a
+        block inserted before a smaller one is never that (qemu/exec.c ram_block_add, find_ram_offset_last).
+        Mapped ROM first, flash and SRAM both started at RAM address 0x4000: a store to SRAM offset X counted
+        as self-modifying code at flash offset X and discarded the translated code there (the firmware's
+        kernels and printf were retranslated ~1,900 times per run, half the run's time). In non-increasing
+        size order every block is appended and the ranges are disjoint (tests/test_sim_speed.py)."""
+        uc = self.uc
         for base in XIP_ALIASES:
             uc.mem_map_ptr(base, FLASH_SIZE, UC_PROT_READ | UC_PROT_EXEC, ctypes.addressof(self.flash))
-        # SRAM is a host buffer (not Unicorn-owned) so that core 1's engine can map the same bytes.
-        self.sram = ctypes.create_string_buffer(SRAM_SIZE)
         uc.mem_map_ptr(SRAM_BASE, SRAM_SIZE, UC_PROT_ALL, ctypes.addressof(self.sram))
-        self._map_flash_views()
+        uc.mem_map(ROM_BASE, ROM_SIZE, UC_PROT_READ | UC_PROT_EXEC)
 
     def _map_flash_views(self):
         uc = self.uc
@@ -215,13 +227,9 @@ class Rp2040:
     def _map_memory_shared(self):
         """Core 1: the primary's ROM bytes (read-only, so a copy is the same memory), flash and SRAM buffers."""
         p, uc = self.primary, self.uc
-        uc.mem_map(ROM_BASE, ROM_SIZE, UC_PROT_READ | UC_PROT_EXEC)
+        self.flash, self.sram = p.flash, p.sram
+        self._map_ram()
         uc.mem_write(ROM_BASE, bytes(p.uc.mem_read(ROM_BASE, ROM_SIZE)))
-        self.flash = p.flash
-        for base in XIP_ALIASES:
-            uc.mem_map_ptr(base, FLASH_SIZE, UC_PROT_READ | UC_PROT_EXEC, ctypes.addressof(self.flash))
-        self.sram = p.sram
-        uc.mem_map_ptr(SRAM_BASE, SRAM_SIZE, UC_PROT_ALL, ctypes.addressof(self.sram))
         self._map_flash_views()
         self.state.xip_miss_penalty = p.state.xip_miss_penalty
         self.state.xip_cache_enabled = p.state.xip_cache_enabled
@@ -237,31 +245,7 @@ class Rp2040:
         own = {id(p.ppb): self.ppb, id(p.sio): self.sio}
         self.peripherals = [own.get(id(x), x) for x in p.peripherals]
         for periph in self.peripherals:
-            if periph is self.ppb:
-                self.uc.mmio_map(periph.BASE, periph.SIZE, self._mmio_read, periph, self._mmio_write, periph)
-            else:
-                self.uc.mmio_map(periph.BASE, periph.SIZE, self._mmio_read_core1, (periph, self),
-                                 self._mmio_write_core1, (periph, self))
-
-    @staticmethod
-    def _mmio_read_core1(uc, offset, size, data):
-        periph, core = data
-        periph.sim._active = core
-        try:
-            return periph.bus_read(offset, size)
-        finally:
-            periph.sim._active = periph.sim
-
-    @staticmethod
-    def _mmio_write_core1(uc, offset, size, value, data):
-        periph, core = data
-        periph.sim._active = core
-        core._in_mmio_write = True
-        try:
-            periph.bus_write(offset, size, value)
-        finally:
-            core._in_mmio_write = False
-            periph.sim._active = periph.sim
+            self._map_port(periph)
 
     def _make_peripherals(self):
         self.resets = Resets(self)
@@ -292,7 +276,64 @@ class Rp2040:
             p.NAME, p.BASE = name, base
             self.peripherals.append(p)
         for p in self.peripherals:
-            self.uc.mmio_map(p.BASE, p.SIZE, self._mmio_read, p, self._mmio_write, p)
+            self._map_port(p)
+
+    def _map_port(self, periph: Peripheral):
+        """Map a peripheral's range on this core's engine through a native port (cycles.c sim_mmio_read/write):
+        it charges the access's bus cycles to this core, then calls periph.bus_read/bus_write with this core as the
+        active one. A Python exception there stops the run and is raised by emu_start, as from Unicorn's own
+        callbacks."""
+        uc, owner, core = self.uc, periph.sim, self
+
+        def failed(e: BaseException):
+            if uc._hook_exception is None:
+                uc._hook_exception = e
+            uc.emu_stop()
+
+        bus_read, bus_write = periph.bus_read, periph.bus_write
+        if owner is not core:             # core 1 at one of core 0's peripherals: the active core meanwhile
+            def bus_read(offset, size, inner=bus_read):
+                owner._active = core
+                try:
+                    return inner(offset, size)
+                finally:
+                    owner._active = owner
+
+            def bus_write(offset, size, value, inner=bus_write):
+                owner._active = core
+                try:
+                    inner(offset, size, value)
+                finally:
+                    owner._active = owner
+
+        def read(offset, size):
+            try:
+                return bus_read(offset, size)
+            except BaseException as e:
+                failed(e)
+                return 0
+
+        def write(offset, size, value):
+            core._in_mmio_write = True
+            try:
+                bus_write(offset, size, value)
+            except BaseException as e:
+                failed(e)
+            finally:
+                core._in_mmio_write = False
+
+        read_fn, write_fn = native.PORT_READ(read), native.PORT_WRITE(write)
+        port = self.lib.sim_port_new(self._sp, periph.READ_EXTRA, periph.WRITE_EXTRA,
+                                     ctypes.cast(read_fn, ctypes.c_void_p), ctypes.cast(write_fn, ctypes.c_void_p))
+        if not port:
+            raise MemoryError("sim_port_new failed")
+        self._ports.append((port, read_fn, write_fn))      # the callbacks live as long as the mapping
+        fp = lambda f: ctypes.cast(f, ctypes.c_void_p)  # noqa: E731
+        status = _ucmod.uclib.uc_mmio_map(uc._uch, ctypes.c_uint64(periph.BASE), ctypes.c_uint64(periph.SIZE),
+                                          fp(self.lib.sim_mmio_read), ctypes.c_void_p(port),
+                                          fp(self.lib.sim_mmio_write), ctypes.c_void_p(port))
+        if status != ucc.UC_ERR_OK:
+            raise UcError(status)
 
     def _add_hooks(self):
         uclib = _ucmod.uclib
@@ -317,6 +358,9 @@ class Rp2040:
         if self.core1_in_rom is not None and self.primary is None:
             self.core1_in_rom.close()
         if self._state_ptr:
+            for port, _, _ in self._ports:
+                self.lib.sim_port_free(port)
+            self._ports = []
             self.lib.sim_free(self._sp)
             self._state_ptr = None
 
@@ -425,6 +469,7 @@ class Rp2040:
                                  xip_miss_cycles=self.config.xip_miss_cycles, accounting=self.config.accounting),
                        primary=self)
         core1.state.stack_limit = 0
+        self.lib.sim_share_xip(core1._sp, self._sp)    # one XIP cache for both cores (datasheet 2.6.3)
         self.lib.sim_set_other_event(self._sp, ctypes.addressof(core1.state) + EVENT_REG_OFFSET)
         self.lib.sim_set_other_event(core1._sp, ctypes.addressof(self.state) + EVENT_REG_OFFSET)
         return core1
@@ -450,7 +495,7 @@ class Rp2040:
         if c1 is None:
             return
         c1.state.cycles = self.state.cycles
-        stop = c1.run(c1.resume_pc, QUANTUM_CYCLES)
+        stop = c1.run(c1.resume_pc, QUANTUM_CYCLES, with_regs=False)
         if stop.kind == "launch":
             self._core1_launched_from_rom(c1)
         elif stop.kind == "budget exceeded":
@@ -545,6 +590,15 @@ class Rp2040:
         for core in self._cores():
             self.lib.sim_xip_flush(core._sp)
 
+    def set_xip_cache_enabled(self, on: bool):
+        """XIP_CTRL.CTRL.EN of the one cache both cores read through."""
+        for core in self._cores():
+            core.state.xip_cache_enabled = int(on)
+
+    def xip_counter(self, name: str) -> int:
+        """The cache's access counters (CTR_HIT, CTR_ACC) count both cores' accesses: the sum of the cores'."""
+        return sum(getattr(core.state, name) for core in self._cores())
+
     def set_xip_line_fill(self, cycles: int):
         if self.config.xip_miss_cycles is None:
             for core in self._cores():
@@ -554,19 +608,6 @@ class Rp2040:
         return (self,) if self.core1 is None else (self, self.core1)
 
     # -- Unicorn callbacks ---------------------------------------------------------------------------------------
-    @staticmethod
-    def _mmio_read(uc, offset, size, periph):
-        return periph.bus_read(offset, size)
-
-    @staticmethod
-    def _mmio_write(uc, offset, size, value, periph):
-        sim = periph.sim
-        sim._in_mmio_write = True
-        try:
-            periph.bus_write(offset, size, value)
-        finally:
-            sim._in_mmio_write = False
-
     def _on_interrupt(self, uc, intno, _ud):
         pc = self.pc()
         if intno == EXCP_BKPT:
@@ -637,8 +678,9 @@ class Rp2040:
         for name, value in values.items():
             self.uc.reg_write(REG_IDS[REG_NAMES.index(name)], value & 0xFFFFFFFF)
 
-    def run(self, pc: int, max_cycles: int | None = None) -> Stop:
+    def run(self, pc: int, max_cycles: int | None = None, *, with_regs: bool = True) -> Stop:
         """Run from pc (Thumb) until bkpt, a fault, max_cycles more cycles or the wall-clock limit; never hangs.
+        with_regs=False leaves Stop.regs empty: core 1's turns (one per quantum) would read 17 registers each.
 
         The emulation runs in slices: a slice ends at a bkpt or fault (the run ends), or at an event the exception
         model handles here before resuming (a cycle deadline of SysTick or a TIMER alarm, an MMIO write that pends
@@ -667,7 +709,8 @@ class Rp2040:
                 self.ssi.check_xip_setup()
             st.wall_deadline_ns = 0
             st.budget = self._run_end
-        stop.regs = self.regs()
+        if with_regs:
+            stop.regs = self.regs()
         return stop
 
     def _set_quantum(self):
@@ -683,10 +726,11 @@ class Rp2040:
         behind = self.state.cycles - c1.state.cycles
         if behind <= 0:
             return None
-        stop = c1.run(c1.resume_pc, behind)
+        stop = c1.run(c1.resume_pc, behind, with_regs=False)
         if stop.kind == "budget exceeded":
             c1.resume_pc = stop.pc
             return None
+        stop.regs = c1.regs()
         c1.final_stop = stop
         c1.runnable = False               # halted (bkpt #0) or stuck for good: core 0 goes on alone
         if stop.ok or stop.kind == "stuck":

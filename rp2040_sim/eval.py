@@ -34,9 +34,10 @@ OUTPUT_DTYPES = {"float": np.float32, "double": np.float64, "int8_t": np.int8}
 INPUT_DTYPES = {"uint8_t": np.uint8, "float": np.dtype("<f4")}  # build.json's input_ctype; absent: uint8_t
 CHUNK = 25                       # most images per work item: small enough for a smooth progress bar
 PER_IMAGE_MAX_CYCLES = 1 << 31   # 17 s at 125 MHz: far beyond any model that fits the chip
-# Unicorn 2.1.4's translation cache grows by ~190 kB per restored inference (measured on mnist_50: 300 images,
-# RSS +58 MB) and, with the memory-hook design we had first, slowed down too; flushing it every 25 images keeps
-# RSS flat at no cost in time. Translation blocks start at the same addresses after a flush: same counts.
+# Unicorn 2.1.4's translation cache grew by ~190 kB per restored inference (measured on mnist_50: 300 images,
+# RSS +58 MB) while flash and SRAM shared RAM addresses (writing back SRAM discarded the flash code's
+# translations; core.Rp2040._map_ram); flushing it every 25 images bounds it whatever the program does, at the
+# cost of translating the inference code once per 25 images. Blocks start at the same addresses after a flush.
 TB_FLUSH_EVERY = 25
 
 

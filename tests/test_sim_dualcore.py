@@ -22,6 +22,29 @@ sequence:
     .word 0, 0, 1, 0x10000100, 0x20041000, core1_main
 """
 
+# Blocking FIFO push (then SEV) and pop (sleeping in WFE) between the cores, r0 the word; use r1, r2.
+FIFO_WORDS = r"""    .thumb_func
+push_word:                       @ blocking FIFO push of r0, then SEV
+    ldr r1, =SIO
+1:  ldr r2, [r1, #0x50]
+    lsls r2, r2, #30
+    bpl 1b
+    str r0, [r1, #0x54]
+    sev
+    bx lr
+
+    .thumb_func
+pop_word:                        @ r0 = blocking FIFO pop, sleeping in WFE
+    ldr r1, =SIO
+1:  ldr r2, [r1, #0x50]
+    lsls r2, r2, #31
+    bne 2f
+    wfe
+    b 1b
+2:  ldr r0, [r1, #0x58]
+    bx lr
+"""
+
 TWO_CORES = LAUNCH + r"""
 launched:
     ldr r7, =DATA
@@ -64,27 +87,7 @@ sum_words:                       @ r0 = sum of r1 words at r0
     mov r0, r2
     bx lr
 
-    .thumb_func
-push_word:                       @ blocking FIFO push of r0, then SEV
-    ldr r1, =SIO
-1:  ldr r2, [r1, #0x50]
-    lsls r2, r2, #30
-    bpl 1b
-    str r0, [r1, #0x54]
-    sev
-    bx lr
-
-    .thumb_func
-pop_word:                        @ r0 = blocking FIFO pop, sleeping in WFE
-    ldr r1, =SIO
-1:  ldr r2, [r1, #0x50]
-    lsls r2, r2, #31
-    bne 2f
-    wfe
-    b 1b
-2:  ldr r0, [r1, #0x58]
-    bx lr
-
+{fifo_words}
     .thumb_func
 locked_increments:               @ {inc} x (claim SPINLOCK0; DATA[1] += 1 slowly; release); uses r0-r3, r5
     ldr r0, =SIO + 0x100         @ SPINLOCK0
@@ -106,7 +109,7 @@ locked_increments:               @ {inc} x (claim SPINLOCK0; DATA[1] += 1 slowly
     .ltorg
     .align 2
 values:
-""".format(half=N // 2, inc=INCREMENTS) + "".join(f"    .word {v}\n" for v in VALUES)
+""".format(half=N // 2, inc=INCREMENTS, fifo_words=FIFO_WORDS) + "".join(f"    .word {v}\n" for v in VALUES)
 
 
 @pytest.fixture(autouse=True)
@@ -152,3 +155,76 @@ def test_summary_reports_both_cores(tmp_path):
     text = summary(result)
     assert f"{result.cycles:,} on core 0, {result.core1_cycles:,} on core 1" in text
     assert result.ms_at_125mhz == max(result.cycles, result.core1_cycles) / 125e3
+
+
+# One XIP cache for both cores (datasheet 2.6.3: 16 kB, 2 ways, 8-byte lines, set = addr[12:3], so addresses
+# 8 kB apart share a set). Core 0 reads table A (128 lines), hands over to core 1, which reads tables X and Y, and
+# reads A again. The tables lie in erased flash in sets 512-767, away from the code's (below offset 0x1000).
+TABLE_LINES = 128
+TABLE_A = 0x10001000                      # sets 512-639
+TABLES_AWAY = (0x10001400, 0x10003400)    # sets 640-767, two tags: they never touch A's lines
+TABLES_OVER_A = (0x10003000, 0x10005000)  # A's sets, two other tags: with A that is three tags for two ways
+
+SHARED_CACHE = LAUNCH + r"""
+launched:
+    ldr r0, table_a
+    bl read_table                @ core 0: A, 128 line fills
+    movs r0, #1
+    bl push_word
+    bl pop_word                  @ core 1 has read its tables
+    ldr r0, table_a
+    bl read_table                @ core 0: A again
+    bkpt #0
+
+    .thumb_func
+core1_main:
+    bl pop_word
+    ldr r0, table_x
+    bl read_table
+    ldr r0, table_y
+    bl read_table
+    movs r0, #1
+    bl push_word
+1:  wfe
+    b 1b
+
+    .thumb_func
+read_table:                      @ one word from each of 128 lines at r0
+    movs r2, #{lines}
+1:  ldr r3, [r0]
+    adds r0, #8
+    subs r2, #1
+    bne 1b
+    bx lr
+{fifo_words}
+    .ltorg
+    .align 2                     @ the addresses as separate words (a literal pool would merge X = A into one)
+table_a: .word 0x{a:08x}
+table_x: .word 0x{x:08x}
+table_y: .word 0x{y:08x}
+"""
+
+
+def xip_misses(tmp_path, x: int, y: int) -> tuple[int, int]:
+    source = SHARED_CACHE.format(a=TABLE_A, x=x, y=y, lines=TABLE_LINES, fifo_words=FIFO_WORDS)
+    result, sim = run(tmp_path, source)
+    assert result.stop.ok, result.fault_report
+    return sim.state.xip_misses, sim.core1.state.xip_misses
+
+
+def test_core_1_hits_the_lines_core_0_filled(tmp_path):
+    """Core 1 reading A (just filled by core 0) instead of a table nobody read: its 128 line fills are hits.
+    Two caches, one per core, would fill A again on core 1."""
+    base0, base1 = xip_misses(tmp_path / "away", *TABLES_AWAY)
+    shared0, shared1 = xip_misses(tmp_path / "a", TABLE_A, TABLES_AWAY[1])
+    assert base1 - shared1 == TABLE_LINES
+    assert shared0 == base0
+
+
+def test_the_cores_evict_each_others_lines(tmp_path):
+    """Core 1 filling two other tags in A's sets evicts A (2 ways, LRU): core 0's second pass over A misses on
+    every line, where with tables elsewhere it hits on every line."""
+    base0, base1 = xip_misses(tmp_path / "away", *TABLES_AWAY)
+    thrash0, thrash1 = xip_misses(tmp_path / "over", *TABLES_OVER_A)
+    assert thrash0 - base0 == TABLE_LINES
+    assert thrash1 == base1

@@ -285,3 +285,18 @@ def test_sysinfo_and_qspi_pads(fresh):
     w(io, gpio.GPIO_CTRL, 0)
     assert r(io, gpio.GPIO_CTRL) == 0
     assert fresh.test_warnings == []
+
+
+def test_a_python_error_in_a_peripheral_stops_the_run_and_is_raised(monkeypatch):
+    """The native peripheral port (core.Rp2040._map_port) hands an exception of the model back to the caller of
+    run(), as Unicorn's own callbacks do, instead of losing it in the C callback."""
+    sim = Rp2040(SimConfig(warn_sink=lambda m: None))
+
+    def broken(offset):
+        raise RuntimeError(f"model bug at UART0+0x{offset:02x}")
+
+    monkeypatch.setattr(sim.uart0, "read", broken)
+    sim.load_flash(bytes.fromhex("0168" "00be"), 0x100)          # ldr r1, [r0]; bkpt #0
+    sim.set_regs(r0=0x40034018, sp=0x20001000)                    # UART0 UARTFR
+    with pytest.raises(RuntimeError, match="model bug at UART0\\+0x18"):
+        sim.run(0x10000100)

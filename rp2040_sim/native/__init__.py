@@ -88,6 +88,10 @@ class State(ctypes.Structure):
                 ("other_event", ctypes.c_void_p), ("stop_pc", ctypes.c_uint32), ("stop_before", ctypes.c_uint32)]
 
 
+# The Python side of a peripheral port (cycles.c sim_mmio_read/sim_mmio_write): (offset, size[, value]).
+PORT_READ = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_uint64, ctypes.c_uint32)
+PORT_WRITE = ctypes.CFUNCTYPE(None, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_uint64)
+
 STOP_NONE, STOP_BUDGET, STOP_STACK, STOP_DECODE, STOP_WALL, STOP_SPECIAL = 0, 1, 2, 3, 4, 5
 
 _lib = None
@@ -111,6 +115,7 @@ def load() -> ctypes.CDLL:
     lib.sim_prev_end.restype = u32
     lib.sim_set_other_event.argtypes = [vp, vp]
     lib.sim_xip_flush.argtypes = [vp]
+    lib.sim_share_xip.argtypes = [vp, vp]
     lib.sim_xip_state_size.restype = u32
     lib.sim_xip_save.argtypes = [vp, ctypes.c_char_p]
     lib.sim_xip_load.argtypes = [vp, ctypes.c_char_p]
@@ -121,6 +126,9 @@ def load() -> ctypes.CDLL:
     lib.sim_decode_cost.argtypes = [ctypes.c_char_p, u32, ctypes.POINTER(u32), ctypes.POINTER(u32)]
     lib.sim_forget_blocks.argtypes = [vp]
     lib.sim_set_flash.argtypes = [vp, vp]
+    lib.sim_port_new.restype = vp
+    lib.sim_port_new.argtypes = [vp, ctypes.c_int32, ctypes.c_int32, vp, vp]
+    lib.sim_port_free.argtypes = [vp]
     lib.sim_block_count.restype = u32
     lib.sim_block_count.argtypes = [vp]
     lib.sim_state_size.restype = u32

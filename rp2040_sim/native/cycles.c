@@ -69,6 +69,13 @@ typedef struct block {
     uint64_t total_cycles;         /* profile: all cycles charged to this block */
 } block_t;
 
+/* The XIP cache: tags (tag+1, 0 = invalid) and the way to replace next (LRU). The chip has one cache in front of
+ * the one QSPI flash for both cores (datasheet 2.6.3): core 1's state points at core 0's (sim_share_xip). */
+typedef struct xip_cache {
+    uint32_t tags[XIP_SETS][XIP_WAYS];
+    uint8_t lru[XIP_SETS];
+} xip_cache_t;
+
 typedef struct sim_state {
     /* counters, read by Python through ctypes (keep layout in sync with native.py) */
     uint64_t cycles;
@@ -101,9 +108,8 @@ typedef struct sim_state {
     uint32_t count;
     block_t *prev;                 /* block executed before the current one */
     const uint8_t *flash;          /* the 2 MB flash array behind all aliases */
-    /* XIP cache: tags (tag+1, 0 = invalid) and the way to replace next (LRU) */
-    uint32_t tags[XIP_SETS][XIP_WAYS];
-    uint8_t lru[XIP_SETS];
+    xip_cache_t *xip;              /* the cache this core looks up and fills: own_xip, or the other core's */
+    xip_cache_t own_xip;
 } sim_state;
 
 enum { STOP_NONE = 0, STOP_BUDGET = 1, STOP_STACK = 2, STOP_DECODE = 3, STOP_WALL = 4, STOP_SPECIAL = 5 };
@@ -249,16 +255,17 @@ static inline uint32_t xip_line_access(sim_state *s, uint32_t addr, uint32_t wor
     }
     uint32_t set = (addr >> XIP_LINE_SHIFT) & (XIP_SETS - 1);
     uint32_t tag = ((addr >> 13) & 0x7ff) + 1;
-    uint32_t *t = s->tags[set];
+    xip_cache_t *c = s->xip;
+    uint32_t *t = c->tags[set];
     s->xip_accesses += words;
-    if (t[0] == tag) { s->lru[set] = 1; s->xip_hits += words; return 0; }
-    if (t[1] == tag) { s->lru[set] = 0; s->xip_hits += words; return 0; }
+    if (t[0] == tag) { c->lru[set] = 1; s->xip_hits += words; return 0; }
+    if (t[1] == tag) { c->lru[set] = 0; s->xip_hits += words; return 0; }
     s->xip_misses++;
     s->xip_hits += words - 1;                   /* the rest of the line arrives with the fill */
     if (alias == 0) {                           /* allocate into the least recently used way (CHOICE: LRU) */
-        uint32_t w = s->lru[set];
+        uint32_t w = c->lru[set];
         t[w] = tag;
-        s->lru[set] = w ^ 1;
+        c->lru[set] = w ^ 1;
     }
     return s->xip_miss_penalty;
 }
@@ -384,6 +391,53 @@ uint64_t sim_flash_data3(uc_engine *uc, uint64_t off, unsigned size, void *u) { 
 
 void sim_set_flash(sim_state *s, const uint8_t *flash) { s->flash = flash; }
 
+/* ---- peripheral ports ------------------------------------------------------------------------------------- */
+/* A peripheral's MMIO range calls these (one port per peripheral and core): the bus cycles of the access are
+ * charged here, then the peripheral's Python callback runs. Going through Unicorn's Python MMIO wrapper and
+ * charging from Python cost three more Python frames and a ctypes call per access (about half of each access;
+ * pico-sdk programs make tens of thousands). */
+typedef uint64_t (*py_read_fn)(uint64_t offset, uint32_t size);
+typedef void (*py_write_fn)(uint64_t offset, uint32_t size, uint64_t value);
+typedef struct mmio_port {
+    sim_state *s;                  /* the core whose engine maps the range: bus cycles go to it */
+    int32_t read_extra, write_extra;
+    py_read_fn read;
+    py_write_fn write;
+} mmio_port;
+
+static inline void charge(sim_state *s, int64_t delta)
+{
+    s->cycles += delta;
+    if (s->prev) s->prev->total_cycles += delta;
+}
+
+uint64_t sim_mmio_read(uc_engine *uc, uint64_t offset, unsigned size, void *user)
+{
+    (void)uc;
+    mmio_port *p = (mmio_port *)user;
+    if (p->read_extra) charge(p->s, p->read_extra);
+    return p->read(offset, size);
+}
+
+void sim_mmio_write(uc_engine *uc, uint64_t offset, unsigned size, uint64_t value, void *user)
+{
+    (void)uc;
+    mmio_port *p = (mmio_port *)user;
+    if (p->write_extra) charge(p->s, p->write_extra);
+    p->write(offset, size, value);
+}
+
+mmio_port *sim_port_new(sim_state *s, int32_t read_extra, int32_t write_extra, void *read, void *write)
+{
+    mmio_port *p = calloc(1, sizeof(mmio_port));
+    if (!p) return NULL;
+    p->s = s; p->read_extra = read_extra; p->write_extra = write_extra;
+    p->read = (py_read_fn)read; p->write = (py_write_fn)write;
+    return p;
+}
+
+void sim_port_free(mmio_port *p) { free(p); }
+
 /* ---- API for Python (ctypes) ------------------------------------------------------------------------------ */
 sim_state *sim_new(void)
 {
@@ -396,6 +450,7 @@ sim_state *sim_new(void)
     s->min_sp = 0xffffffffu;
     s->xip_miss_penalty = 56;
     s->xip_cache_enabled = 1;
+    s->xip = &s->own_xip;
     return s;
 }
 
@@ -459,26 +514,17 @@ uint32_t sim_prev_end(sim_state *s) { return s->prev ? s->prev->addr + s->prev->
 void sim_set_other_event(sim_state *s, uint32_t *other) { s->other_event = other; }
 
 /* Charge extra cycles (bus penalties decided in Python peripheral callbacks) to the running block. */
-void sim_add_cycles(sim_state *s, int64_t delta)
-{
-    s->cycles += delta;
-    if (s->prev) s->prev->total_cycles += delta;
-}
+void sim_add_cycles(sim_state *s, int64_t delta) { charge(s, delta); }
 
-void sim_xip_flush(sim_state *s) { memset(s->tags, 0, sizeof s->tags); memset(s->lru, 0, sizeof s->lru); }
+void sim_xip_flush(sim_state *s) { memset(s->xip, 0, sizeof *s->xip); }
+
+/* Core `s` looks up and fills the cache of `with` from now on (NULL: its own again). */
+void sim_share_xip(sim_state *s, sim_state *with) { s->xip = with ? with->xip : &s->own_xip; }
 
 /* Snapshot and restore of the cache (eval restores the post-boot cache before every image). */
-uint32_t sim_xip_state_size(void) { return sizeof(((sim_state *)0)->tags) + sizeof(((sim_state *)0)->lru); }
-void sim_xip_save(sim_state *s, uint8_t *out)
-{
-    memcpy(out, s->tags, sizeof s->tags);
-    memcpy(out + sizeof s->tags, s->lru, sizeof s->lru);
-}
-void sim_xip_load(sim_state *s, const uint8_t *in)
-{
-    memcpy(s->tags, in, sizeof s->tags);
-    memcpy(s->lru, in + sizeof s->tags, sizeof s->lru);
-}
+uint32_t sim_xip_state_size(void) { return sizeof(xip_cache_t); }
+void sim_xip_save(sim_state *s, uint8_t *out) { memcpy(out, s->xip, sizeof *s->xip); }
+void sim_xip_load(sim_state *s, const uint8_t *in) { memcpy(s->xip, in, sizeof *s->xip); }
 
 /* Profile export: fills up to `max` entries of (addr, size, insns, execs, total_cycles). */
 uint32_t sim_profile(sim_state *s, uint32_t *addr, uint32_t *size, uint64_t *execs, uint64_t *cycles, uint32_t max)

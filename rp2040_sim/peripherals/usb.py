@@ -39,14 +39,12 @@ class UsbCtrl(Peripheral):
         return f"USBCTRL_REGS+0x{offset - (USBCTRL_REGS_BASE - USBCTRL_DPRAM_BASE):04x}"
 
     def bus_read(self, offset: int, size: int) -> int:
-        self.sim.add_cycles(self.READ_EXTRA)
         if offset >= _REGS and (offset - _REGS) & 0xFFF == USB_SIE_CTRL and size == 4:
             return self.sie_ctrl
         self._touch(offset, "read")
         return 0
 
     def bus_write(self, offset: int, size: int, value: int):
-        self.sim.add_cycles(self.WRITE_EXTRA)
         if offset >= _REGS and (offset - _REGS) & 0xFFF == USB_SIE_CTRL and size == 4:
             alias = (offset - _REGS) & 0x3000
             self.sie_ctrl = {0: value, ALIAS_XOR: self.sie_ctrl ^ value, ALIAS_SET: self.sie_ctrl | value,

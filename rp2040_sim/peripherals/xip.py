@@ -211,28 +211,28 @@ class XipCtrl(Peripheral):
         self._acc_base = 0
 
     def read(self, offset):
-        st = self.sim.state
+        sim = self.sim
         if offset == XIP_STAT:
             return XIP_STAT_FLUSH_READY | XIP_STAT_FIFO_EMPTY
         if offset == XIP_CTR_HIT:
-            return (st.xip_hits - self._hit_base) & 0xFFFFFFFF
+            return (sim.xip_counter("xip_hits") - self._hit_base) & 0xFFFFFFFF
         if offset == XIP_CTR_ACC:
-            return (st.xip_accesses - self._acc_base) & 0xFFFFFFFF
+            return (sim.xip_counter("xip_accesses") - self._acc_base) & 0xFFFFFFFF
         if offset == XIP_FLUSH:
             return 0
         return super().read(offset)
 
     def write(self, offset, value):
-        st = self.sim.state
+        sim = self.sim
         if offset == XIP_FLUSH:
-            self.sim.xip_flush()
+            sim.xip_flush()
         elif offset == XIP_CTR_HIT:           # write any value to clear (datasheet 2.6.4)
-            self._hit_base = st.xip_hits
+            self._hit_base = sim.xip_counter("xip_hits")
         elif offset == XIP_CTR_ACC:
-            self._acc_base = st.xip_accesses
+            self._acc_base = sim.xip_counter("xip_accesses")
         elif offset == XIP_CTRL:
             super().write(offset, value)
-            st.xip_cache_enabled = value & XIP_CTRL_EN
+            sim.set_xip_cache_enabled(bool(value & XIP_CTRL_EN))
         else:
             if offset == XIP_STREAM_CTR and value:
                 self.sim.warn("XIP_CTRL: streaming reads (STREAM_CTR) are not modelled")
