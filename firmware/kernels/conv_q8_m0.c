@@ -357,7 +357,7 @@ static inline uint8_t out_m0(int32_t acc, int32_t multiplier, int32_t shift, int
  * then the Thumb-1 loop below does it with the constants folded, lo = act_min - out_zp, hi = act_max - out_zp,
  * add = out_zp + out_xor (xor 0x80 = + 0x80 modulo 256), cut = 1 with a fused ReLU (acc <= 0 gives act_min without
  * a multiply), INT32_MIN otherwise. */
-typedef struct {
+typedef struct pz_requant_run {
     const int32_t *acc;
     uint8_t *y;
     const int32_t *mult;
@@ -367,7 +367,19 @@ typedef struct {
     uint32_t fast;
     uint32_t small;      /* every accumulator within +-(2^20 - 1) and every shift >= 0: out_small (2: and
                             act_min = out_zp) */
+    uint32_t rec;        /* the layer has one-multiply records (conv.h rq_offset): 1, or 2 with a fused ReLU's
+                            cut (act_min = out_zp); `mult` then points at the records */
+    uint32_t rec_offset; /* rq_offset when rec, else 0: mult + rec_offset is what the stage reads */
+    void (*stage)(const struct pz_requant_run *);  /* the Thumb-1 loop requant_init chose, or NULL: requant_c */
 } pz_requant_run_t;
+
+#if PZ_Q8_M0_ASM
+void pz_q8_requant_run_m0(const pz_requant_run_t *r);
+void pz_q8_requant_small_m0(const pz_requant_run_t *r);
+void pz_q8_requant_small_relu_m0(const pz_requant_run_t *r);
+void pz_q8_requant_rec_m0(const pz_requant_run_t *r);
+void pz_q8_requant_rec_relu_m0(const pz_requant_run_t *r);
+#endif
 
 /* The "small accumulator" output stage. For |acc| < 2^20 the product acc * m (m < 2^31) splits over three 11-bit
  * pieces of m = m2 2^22 + m1 2^11 + m0 with every partial product inside int32 (|acc m1| + |acc m0| / 2^11 < 2^31):
@@ -448,13 +460,29 @@ static void requant_init(pz_requant_run_t *r, const pz_q8_conv_t *l, uint32_t ch
         r->fast &= l->shift[k] >= 2;
         nonneg &= l->shift[k] >= 0;
     }
-    r->small = nonneg && (!PZ_Q8_M0_ASM || (l->out_xor & 0x7Fu) == 0) && accs_small(l, depthwise);
-    if (r->small && l->act_min == l->out_zp) r->small = 2u;  /* fused ReLU: no lower clamp needed */
+    /* records (firmware/requant.py): built only for act_min <= out_zp; cut exactly when act_min = out_zp */
+    r->rec = l->rq_offset != 0 && l->act_min <= l->out_zp && (!PZ_Q8_M0_ASM || (l->out_xor & 0x7Fu) == 0);
+    r->rec_offset = r->rec ? l->rq_offset : 0u;
+    r->small = 0;
+    if (r->rec) {
+        r->rec = l->act_min == l->out_zp ? 2u : 1u;
+    } else {  /* accs_small's weight pass only where the records are not there */
+        r->small = nonneg && (!PZ_Q8_M0_ASM || (l->out_xor & 0x7Fu) == 0) && accs_small(l, depthwise);
+        if (r->small && l->act_min == l->out_zp) r->small = 2u;  /* fused ReLU: no lower clamp needed */
+    }
+#if PZ_Q8_M0_ASM
+    r->stage = r->rec == 2u  ? pz_q8_requant_rec_relu_m0
+             : r->rec        ? pz_q8_requant_rec_m0
+             : r->small == 2u ? pz_q8_requant_small_relu_m0
+             : r->small      ? pz_q8_requant_small_m0
+             : r->fast       ? pz_q8_requant_run_m0
+                             : 0;
+#else
+    r->stage = 0;
+#endif
 }
 
 #if PZ_Q8_M0_ASM
-void pz_q8_requant_run_m0(const pz_requant_run_t *r);
-
 /* r0 = the run. High registers: r8 = acc, r9 = mult, r10 = shift, r11 = y, r12 = &lo, lr = n; r7 = i. Per output:
  * loads and the ReLU test, mulhi_m0's 18 instructions, the rounding shift, clamp, add, store. */
 __asm__(
@@ -528,9 +556,6 @@ __asm__(
     "    .size   pz_q8_requant_run_m0, . - pz_q8_requant_run_m0\n"
     "    .popsection\n");
 
-void pz_q8_requant_small_m0(const pz_requant_run_t *r);
-void pz_q8_requant_small_relu_m0(const pz_requant_run_t *r);
-
 
 /* out_small over a run (r->small set). Low registers: r0 = acc, r1 = mult, r7 = shift (all advancing), r2 = acc,
  * r3 = m, r4-r6 temporaries; high: r8 = lo, r9 = hi, r10 = add, r11 = cut, r12 = the end of acc, lr = y - shift
@@ -603,11 +628,78 @@ __asm__( \
     "2:\n"
 PZ_REQUANT_SMALL_FN("pz_q8_requant_small_m0", PZ_REQUANT_LOWER_CLAMP)
 PZ_REQUANT_SMALL_FN("pz_q8_requant_small_relu_m0", "")
+
+/* The one-multiply stage over a run (r->rec set, r->mult = the records, firmware/requant.py): per output LDM acc,
+ * LDM the record w = m' << 8 | s, m' = w >> 8, x = acc m' (exact: the build checked the channel's accumulator
+ * range), ASRS x by w (a register shift takes w's low byte, s >= 1) leaves floor(x / 2^s) and the last bit shifted
+ * out in the carry, ADCS adds it and add = out_zp + out_xor at once: round_half_up(x / 2^s) + add, the golden
+ * value. The clamps then compare against lo + add, hi + add (|q| <= 2^30: no overflow); the byte store drops the
+ * rest (out_xor 0x80 = + 0x80 modulo 256). y is indexed from its end by a count -n..-1, so ADDS sets the loop's
+ * flags. 18 cycles per output inside the clamp with a fused ReLU (its cut: CMP #0; acc <= 0 writes act_min in 14),
+ * 19 with the lower clamp instead. Low registers: r0 = acc, r1 = records (both advancing), r5 = y + n, r6 = add,
+ * r7 = -count; high: r8 = lo + add, r9 = hi + add. */
+#define PZ_REQUANT_REC_FN(NAME, CUT, LOWER) \
+__asm__( \
+    PZ_M0_FUNC(NAME) \
+    PZ_M0_SAVE_R4_R11 \
+    "    ldm   r0!, {r1, r2, r3, r4, r5}\n"  /* acc, y, records, shift (unused), n */ \
+    "    adds  r2, r2, r5\n" \
+    "    negs  r7, r5\n" \
+    "    movs  r5, r2\n"                     /* y + n */ \
+    "    ldm   r0!, {r2, r4, r6}\n"          /* lo, hi, add */ \
+    "    adds  r2, r2, r6\n" \
+    "    mov   r8, r2\n" \
+    "    adds  r4, r4, r6\n" \
+    "    mov   r9, r4\n" \
+    "    movs  r0, r1\n" \
+    "    movs  r1, r3\n" \
+    "1:\n" \
+    "    ldm   r0!, {r2}\n"                 /* acc */ \
+    CUT \
+    "    ldm   r1!, {r4}\n"                 /* record */ \
+    "    lsrs  r3, r4, #8\n"                /* m' */ \
+    "    muls  r2, r3, r2\n" \
+    "    asrs  r2, r4\n"                    /* floor(x / 2^s), C = bit s - 1 of x */ \
+    "    adcs  r2, r6\n"                    /* q + add */ \
+    LOWER \
+    "    cmp   r2, r9\n" \
+    "    ble   3f\n" \
+    "    mov   r2, r9\n" \
+    "3:\n" \
+    "    strb  r2, [r5, r7]\n" \
+    "    adds  r7, #1\n" \
+    "    bne   1b\n" \
+    PZ_M0_RESTORE_R4_R11_RETURN \
+    "5:\n"                                  /* acc <= 0 under a fused ReLU: act_min */ \
+    "    adds  r1, #4\n" \
+    "    mov   r2, r8\n" \
+    "    b     3b\n" \
+    "    .size   " NAME ", . - " NAME "\n" \
+    "    .popsection\n");
+PZ_REQUANT_REC_FN("pz_q8_requant_rec_m0", "", "    cmp   r2, r8\n    bge   2f\n    mov   r2, r8\n2:\n")
+PZ_REQUANT_REC_FN("pz_q8_requant_rec_relu_m0", "    cmp   r2, #0\n    ble   5f\n", "")
 #endif
 
 /* The plain C output stage (the fallback, and the host build). */
 __attribute__((noinline)) static void requant_c(const pz_requant_run_t *r, const int32_t *acc, uint8_t *y, uint32_t n,
                                                const int32_t *mult, const int8_t *shift, const pz_q8_conv_t *l) {
+    if (r->rec) {  /* the records (pz_q8_requant_rec_m0) */
+        mult += r->rec_offset;
+        for (uint32_t i = 0; i < n; i++) {
+            int32_t v;
+            if (r->rec == 2u && acc[i] <= 0) {
+                v = l->act_min;
+            } else {
+                const uint32_t w = (uint32_t)mult[i];
+                const int32_t x = (int32_t)((uint32_t)acc[i] * (w >> 8));
+                v = ((asr_any(x, (w & 0xFFu) - 1u) + 1) >> 1) + l->out_zp;  /* floor nesting: exact rounding */
+                if (v < l->act_min) v = l->act_min;
+                if (v > l->act_max) v = l->act_max;
+            }
+            y[i] = (uint8_t)((uint8_t)(int8_t)v ^ l->out_xor);
+        }
+        return;
+    }
     if (r->small) {
         for (uint32_t i = 0; i < n; i++) {
             y[i] = out_small(acc[i], mult[i], shift[i], l->out_zp, l->act_min, l->act_max, l->out_xor);
@@ -621,19 +713,15 @@ __attribute__((noinline)) static void requant_c(const pz_requant_run_t *r, const
 
 static inline void requant_run(pz_requant_run_t *r, const int32_t *acc, uint8_t *y, uint32_t n, const int32_t *mult,
                                const int8_t *shift, const pz_q8_conv_t *l) {
-#if PZ_Q8_M0_ASM
-    if (r->small || r->fast) {
+    if (r->stage) {
         r->acc = acc;
         r->y = y;
-        r->mult = mult;
+        r->mult = mult + r->rec_offset;
         r->shift = shift;
         r->n = n;
-        if (r->small == 2u) pz_q8_requant_small_relu_m0(r);
-        else if (r->small) pz_q8_requant_small_m0(r);
-        else pz_q8_requant_run_m0(r);
+        r->stage(r);
         return;
     }
-#endif
     requant_c(r, acc, y, n, mult, shift, l);
 }
 
