@@ -68,11 +68,13 @@ def quantize_multiplier(m: float) -> tuple[int, int]:
 
 
 # Conv and depthwise multipliers are rounded to the precision their accumulators allow (docs/COMPRESS.md "Conv
-# multipliers"): with at most P significant bits (the low 31 - P bits zero) and every accumulator the channel can
-# produce within +-B, B * (multiplier >> (31 - P)) < 2^31 when P = 31 - bitlength(B), so the M0+ output stage does
-# the golden formula exactly with one 32-bit multiply (firmware/requant.py). The formula itself is unchanged.
+# multipliers"): with at most P significant bits (the low 31 - P bits zero) and every accumulator whose product the
+# output stage needs within +-B (multiply_bound), B * (multiplier >> (31 - P)) < 2^31 when P = 31 - bitlength(B), so
+# the M0+ output stage computes the golden formula exactly with one 32-bit multiply (firmware/requant.py). The
+# formula itself is unchanged.
 MIN_REDUCED_BITS = 11   # below this the rounding would cost accuracy: such a channel keeps its 31-bit multiplier
 MAX_REDUCED_BITS = 23   # the firmware's record holds the reduced multiplier in 23 bits
+SATURATION_MARGIN = 2.0**-10  # >= the relative change of the multiplier by rounding to MIN_REDUCED_BITS or more
 
 
 def accumulator_range(w, bias, zp_in, axis=-1):
@@ -85,13 +87,20 @@ def accumulator_range(w, bias, zp_in, axis=-1):
     return folded + 255 * np.minimum(w, 0).sum(axis=0), folded + 255 * np.maximum(w, 0).sum(axis=0)
 
 
-def multiply_bound(lo, hi, act_min: int, out_zp: int):
-    """The largest |acc| that reaches the output stage's multiply, per channel: a fused ReLU (act_min >= out_zp)
-    writes act_min for every acc <= 0 without multiplying (int8_impl.h pz_q8_out_i), so only [1, hi] counts."""
+def multiply_bound(lo, hi, act_min: int, act_max: int, out_zp: int, scale):
+    """Per channel, the largest |acc| whose product the M0+ output stage computes (firmware/requant.py), for
+    accumulators in [lo, hi] and real multipliers `scale`: a fused ReLU (act_min >= out_zp) writes act_min for every
+    acc <= 0, and every channel writes act_max from the first acc whose output reaches it, about
+    (act_max - out_zp - 1/2) / scale (here with SATURATION_MARGIN for the multiplier's own rounding), both without
+    multiplying."""
     lo, hi = np.asarray(lo, np.int64), np.asarray(hi, np.int64)
+    scale = np.asarray(scale, np.float64)
+    with np.errstate(divide="ignore"):
+        sat = np.floor((act_max - out_zp - 0.5) / scale * (1 + SATURATION_MARGIN)) + 1
+    top = np.maximum(np.minimum(hi.astype(np.float64), sat), 0).astype(np.int64)
     if act_min >= out_zp:
-        return np.where(hi >= 1, hi, 0)
-    return np.maximum(np.abs(lo), np.abs(hi))
+        return top
+    return np.maximum(np.abs(lo), top)
 
 
 def reduced_multiplier(m: float, bound: int) -> tuple[int, int]:
@@ -323,7 +332,8 @@ def quantize_layers(dicts, output, params, input_scale, raw_calib, act_ranges=No
         if t == "dense":
             mults, shifts = zip(*(quantize_multiplier(in_scale * s / out_scale) for s in s_w))
         else:  # conv, depthwise: rounded to what one 32-bit multiply holds (reduced_multiplier)
-            bounds = multiply_bound(*accumulator_range(wq, bq, in_zp), max(QMIN, act_min), int(out_zp))
+            scale = in_scale * np.asarray(s_w, np.float64) / out_scale
+            bounds = multiply_bound(*accumulator_range(wq, bq, in_zp), max(QMIN, act_min), act_max, int(out_zp), scale)
             mults, shifts = zip(*(reduced_multiplier(in_scale * s / out_scale, b) for s, b in zip(s_w, bounds)))
         extra[f"q.layers.{i}.w"] = STORED_LAYOUT[t][0](wq)
         extra[f"q.layers.{i}.bias"] = bq.astype(np.int32)

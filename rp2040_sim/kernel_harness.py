@@ -243,7 +243,7 @@ def conv_fields(pointer) -> list:
     """ctypes _fields_ of pz_q8_conv_t with `pointer` as the pointer type."""
     return [("s", ConvShape), ("w", pointer), ("bias", pointer), ("multiplier", pointer), ("shift", pointer),
             ("out_zp", ctypes.c_int8), ("act_min", ctypes.c_int8), ("act_max", ctypes.c_int8),
-            ("out_xor", ctypes.c_uint8), ("pad", ctypes.c_uint8), ("scratch", pointer), ("rq_offset", ctypes.c_uint16)]
+            ("out_xor", ctypes.c_uint8), ("pad", ctypes.c_uint8), ("scratch", pointer), ("rq", pointer)]
 
 
 class ArmConv(ctypes.LittleEndianStructure):
@@ -305,7 +305,7 @@ def conv_records(t) -> np.ndarray | None:
     from firmware import requant
 
     return requant.output_records(t["w"], t["bias"], t["mult"], t["shift"], t["zp_in"], t["zp_out"], t["act_min"],
-                                  -1 if t["depthwise"] else 0)
+                                  t["act_max"], -1 if t["depthwise"] else 0)
 
 
 def conv_macs(t) -> int:
@@ -347,11 +347,11 @@ class ConvImage(KernelImage):
         w_addr = put(packed.tobytes())
         b_addr = 0  # the bias is inside the conv8 groups and dw records
         rec = conv_records(t) if records else None
-        mult = t["mult"] if rec is None else np.concatenate([t["mult"], rec])
-        m_addr, sh_addr = put(mult.astype(np.int32).tobytes()), put(t["shift"].tobytes())
+        m_addr, sh_addr = put(t["mult"].tobytes()), put(t["shift"].tobytes())
+        rq_addr = 0 if rec is None else put(rec.tobytes())
         scratch = put(bytes(13 * s.in_c + s.k_h * s.k_w * s.in_c + 4))  # >= pz_conv_q8_scratch_bytes
         l_addr = put(bytes(ArmConv(s, w_addr, b_addr, m_addr, sh_addr, t["zp_out"], t["act_min"], t["act_max"],
-                                   out_xor, (t["zp_in"] + 128) & 0xFF, scratch, 0 if rec is None else s.out_c)))
+                                   out_xor, (t["zp_in"] + 128) & 0xFF, scratch, rq_addr)))
         n = s.out_h * s.out_w * s.out_c
         x_addr, y_addr = put(t["xu"].tobytes()), put(b"\xa5" * (n + GUARD))
         for _ in range(2 if warm else 1):

@@ -56,9 +56,10 @@ def test_accumulator_range_is_reached_by_extreme_inputs():
     # OHWI (axis 0) gives the same as channel-last
     lo2, hi2 = accumulator_range(np.moveaxis(w, -1, 0).astype(np.int8), bias, 5, axis=0)
     np.testing.assert_array_equal(np.stack([lo2, hi2]), np.stack(accumulator_range(w.astype(np.int8), bias, 5)))
-    # a fused ReLU multiplies only acc >= 1
-    np.testing.assert_array_equal(multiply_bound([-9, -9, 3], [4, -1, 8], 0, 0), [4, 0, 8])
-    np.testing.assert_array_equal(multiply_bound([-9, -9, 3], [4, -1, 8], -128, 0), [9, 9, 8])
+    # a fused ReLU multiplies only acc >= 1; acc past (act_max - zp - 1/2) / scale (+ margin) is not multiplied
+    np.testing.assert_array_equal(multiply_bound([-9, -9, 3], [4, -1, 8], 0, 127, 0, 1e-6), [4, 0, 8])
+    np.testing.assert_array_equal(multiply_bound([-9, -9, 3], [4, -1, 8], -128, 127, 0, 1e-6), [9, 9, 8])
+    np.testing.assert_array_equal(multiply_bound([-9, -9, 3], [400, -1, 800], 0, 10, 0, 0.1), [96, 0, 96])
 
 
 def test_quantized_cnn_gets_records_for_every_conv_layer(mnist):
@@ -84,53 +85,77 @@ def test_quantized_cnn_gets_records_for_every_conv_layer(mnist):
             continue
         kinds.add(lm["type"])
         rec = requant.output_records(extra[f"q.layers.{i}.w"], extra[f"q.layers.{i}.bias"], mult, shift,
-                                     lm["input_zero_point"], lm["output_zero_point"], lm["act_min"],
+                                     lm["input_zero_point"], lm["output_zero_point"], lm["act_min"], lm["act_max"],
                                      -1 if lm["type"] == "depthwise_conv2d" else 0)
         assert rec is not None, f"layer {i}: no records"
-        assert np.all(rec.astype(np.int64) >> 8 < 2**MAX_REDUCED_BITS)
+        assert rec.shape == (2 * len(mult),)
     assert kinds == {"conv2d", "depthwise_conv2d"}
 
 
 # -- the records -----------------------------------------------------------------------------------------------------
-def record_output(acc: int, word: int) -> int:
-    """What the M0+ stage computes from a record: x = acc m' (int32), floor(x / 2^s) plus bit s - 1 of x."""
+def record_output(acc: int, rec, cut: bool, top: int):
+    """What the M0+ stage computes from a record (A, w) before adding out_zp: "cut" for acc <= 0 under the ReLU,
+    "top" from A on, else x = acc m' (int32), floor(x / 2^s) plus bit s - 1 of x."""
+    a, word = rec
+    if cut and acc <= 0:
+        return "cut"
+    if acc >= a:
+        return "top"
     reduced, s = word >> 8, word & 0xFF
     x = acc * reduced
     assert -2**31 <= x < 2**31
     return (x >> s) + ((x >> (s - 1)) & 1)
 
 
-@settings(max_examples=300, deadline=None)
-@given(data=st.data(), reduced=st.integers(1, 2**MAX_REDUCED_BITS - 1), t=st.integers(1, 62), cut=st.booleans())
-def test_record_equals_the_golden_formula(data, reduced, t, cut):
+@settings(max_examples=400, deadline=None)
+@given(data=st.data(), reduced=st.integers(1, 2**MAX_REDUCED_BITS - 1), t=st.integers(1, 62), cut=st.booleans(),
+       top=st.integers(-300, 300))
+def test_record_equals_the_golden_formula(data, reduced, t, cut, top):
+    """Every accumulator of [lo, hi]: the record's value is the golden formula's (cut: <= 0, top: >= top), or the
+    build refuses the record because some multiplied accumulator's product leaves int32."""
     k = data.draw(st.integers(0, 31 - reduced.bit_length()))
     m, shift = reduced << k, t - 31
-    lim = (2**31 - 1) // reduced + data.draw(st.integers(0, 2))  # up to just past the bound
-    lo, hi = (1 if cut else -lim), lim
-    word = requant.record(m, shift, lo, hi)
+    lim = (2**31 - 1) // reduced
+    lo = data.draw(st.integers(-lim - 2, lim))
+    hi = data.draw(st.integers(lo, lim + 2))
+    rec = requant.record(m, shift, lo, hi, top, cut)
     tz = (m & -m).bit_length() - 1
     red, s = m >> tz, t - tz
     if s < 1:
         red, s = red << (1 - s), 1
-    if red >= 2**MAX_REDUCED_BITS or lo * red < -2**31 or hi * red > 2**31 - 1:
-        assert word is None
+    if rec is None:  # only when a multiplied accumulator's product would leave int32
+        a = requant.saturation_start(m, shift, top)
+        first, last = (max(lo, 1) if cut else lo), min(hi, a - 1)
+        assert (red >= 2**MAX_REDUCED_BITS or first * red < -2**31 or last * red > 2**31 - 1
+                or a > hi >= 2**31 - 1)  # or A = hi + 1 is past int32
         return
-    assert word == red << 8 | s
-    accs = [lo, hi, lo + 1, hi - 1, 0, -1, 1] + [data.draw(st.integers(lo, hi)) for _ in range(8)]
+    assert rec[1] == red << 8 | s
+    accs = [lo, hi, lo + 1, hi - 1, 0, -1, 1, rec[0], rec[0] - 1] + [data.draw(st.integers(lo, hi)) for _ in range(8)]
     for acc in accs:
         if lo <= acc <= hi:
-            assert record_output(acc, word) == int(requantize(acc, m, shift)), (acc, m, shift, word)
+            got, want = record_output(acc, rec, cut, top), int(requantize(acc, m, shift))
+            if got == "cut":
+                assert want <= 0
+            elif got == "top":
+                assert want >= top
+            else:
+                assert got == want and (got < top), (acc, m, shift, rec)
 
 
 def test_record_refused_past_int32_and_for_act_min_above_zero_point():
-    assert requant.record(2**30, 0, -2, 2) is not None  # m' = 1
-    assert requant.record(3 << 28, 0, -(2**31 // 3), 2**31 // 3 - 1) is not None
-    assert requant.record(3 << 28, 0, -(2**31 // 3), 2**31 // 3 + 1) is None
-    assert requant.record(3 << 28, 0, 5, 4) is not None  # no accumulator reaches the multiply
-    assert requant.record(0, 0, -2**31, 2**31 - 1) == 1
+    big = 2**31 // 3 + 1
+    assert requant.record(2**30, 0, -2, 2, 127, False) is not None  # m' = 1
+    assert requant.record(3 << 28, 0, -(2**31 // 3), 2**31 // 3, 2**30, False) is not None
+    assert requant.record(3 << 28, 0, -(2**31 // 3), big, 2**30, False) is None  # 3 acc > 2^31 - 1
+    assert requant.record(3 << 28, 0, -big, 0, 2**30, False) is None             # 3 acc < -2^31
+    assert requant.record(3 << 28, 0, -big, 0, 2**30, True) is not None          # the cut: acc <= 0 not multiplied
+    assert requant.record(3 << 28, 0, 0, big, 127, False) is not None             # acc >= 338 is act_max
+    assert requant.record(3 << 28, 0, 0, big, 127, False)[0] == 338  # 3/8 * 338 = 126.75 -> 127, 337: 126.375
+    assert requant.record(0, 0, -2**31, 2**31 - 1, 5, False) is None              # A past int32
+    assert requant.record(0, 0, -2**31, 7, 5, False) == (8, 1)
     w = np.zeros((1, 1, 1, 2), np.int8)
-    assert requant.output_records(w, [1, 2], [2**30, 2**30], [0, 0], 0, 0, 1, 0) is None
-    assert requant.output_records(w, [1, 2], [2**30, 2**30], [0, 0], 0, 0, 0, 0) is not None
+    assert requant.output_records(w, [1, 2], [2**30, 2**30], [0, 0], 0, 0, 1, 127, 0) is None
+    assert requant.output_records(w, [1, 2], [2**30, 2**30], [0, 0], 0, 0, 0, 127, 0) is not None
 
 
 # -- the kernels ----------------------------------------------------------------------------------------------------
@@ -163,8 +188,8 @@ def run_host(lib, t, out_xor):
     assert rec is not None
     packed, fb = conv_packed(t)
     scratch = buf(np.zeros(lib.pz_conv_q8_scratch_bytes(ctypes.byref(s), int(t["depthwise"])) // 4 + 1, np.uint32))
-    layer = Q8Conv(s, buf(packed), buf(fb), buf(np.concatenate([t["mult"], rec])), buf(t["shift"]), t["zp_out"],
-                   t["act_min"], t["act_max"], out_xor, (t["zp_in"] + 128) & 0xFF, scratch, s.out_c)
+    layer = Q8Conv(s, buf(packed), buf(fb), buf(t["mult"]), buf(t["shift"]), t["zp_out"], t["act_min"],
+                   t["act_max"], out_xor, (t["zp_in"] + 128) & 0xFF, scratch, buf(rec))
     n = s.out_h * s.out_w * s.out_c
     y = np.full(n + 8, 0xA5, np.uint8)
     op = "dwconv2d" if t["depthwise"] else "conv2d"
@@ -195,7 +220,7 @@ def bound_case(seed, act, depthwise):
     s = np.array([rng.integers(max(1, 1 - int(z)), 62 - int(z) + 1) for z in low])
     t["mult"] = (reduced << low).astype(np.int32)
     t["shift"] = (s + low - 31).astype(np.int8)
-    lim = (2**31 - 1) // reduced
+    lim = np.minimum((2**31 - 1) // reduced, 2**31 - 2)  # A = hi + 1 must be an int32 too
     q = rng.integers(-300, 301, k)
     near = [(int(qq) * 2**int(ss) + 2**(int(ss) - 1)) // int(r) + int(rng.integers(-1, 2))
             for qq, ss, r in zip(q, s, reduced)]
@@ -232,8 +257,9 @@ def test_record_stage_at_the_bound_in_emulator(m0, seed, act, out_xor, depthwise
 def test_past_the_bound_the_layer_keeps_the_general_stage(m0):
     """One channel whose product would leave int32: no records (the build's check), the exact general path."""
     t = bound_case(5, None, False)
+    t["zp_out"], t["act_min"], t["act_max"] = 0, -128, 127  # no ReLU: negative accumulators are multiplied
     t["mult"][7], t["shift"][7] = 3 << 28, 0  # m' = 3, s = 3
-    t["bias"][7] = 2**31 // 3 + 1             # 3 acc > 2^31 - 1
+    t["bias"][7] = -(2**31 // 3 + 1)          # 3 acc < -2^31
     assert conv_records(t) is None
     stages = {m0.elf.addr(f) & ~1 for f in ("pz_q8_requant_rec_m0", "pz_q8_requant_rec_relu_m0")}
     hits = []
@@ -245,8 +271,8 @@ def test_past_the_bound_the_layer_keeps_the_general_stage(m0):
 def rounded(t):
     """conv_case's layer with its multipliers rounded as compress rounds a conv layer's."""
     lo, hi = accumulator_range(t["w"], t["bias"], t["zp_in"], -1 if t["depthwise"] else 0)
-    bound = multiply_bound(lo, hi, t["act_min"], t["zp_out"])
     real = [float(Fraction(int(m), 1 << (31 + int(s)))) for m, s in zip(t["mult"], t["shift"])]
+    bound = multiply_bound(lo, hi, t["act_min"], t["act_max"], t["zp_out"], real)
     pairs = [reduced_multiplier(r, int(b)) for r, b in zip(real, bound)]
     t["mult"] = np.array([m for m, _ in pairs], np.int32)
     t["shift"] = np.array([s for _, s in pairs], np.int8)

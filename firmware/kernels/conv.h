@@ -56,11 +56,10 @@ typedef struct {
     uint8_t *scratch;           /* the _m0 kernels: pz_conv_q8_scratch_bytes, 4-byte aligned (conv2d: windows that
                                    cross the border; depthwise: one pixel's int32 accumulators); the reference
                                    kernels do not use it */
-    uint16_t rq_offset;         /* 0, or the out_c of the layer as built: multiplier[rq_offset + k] is then channel
-                                   k's record for the _m0 kernels' one-multiply output stage, m' << 8 | s with
-                                   acc * m' / 2^s the golden acc * multiplier / 2^(31 + shift) and exact in int32 for
-                                   every accumulator of the channel (firmware/requant.py); the reference kernels do
-                                   not use it */
+    const int32_t *rq;          /* NULL, or 2 words per output channel for the _m0 kernels' one-multiply output
+                                   stage (firmware/requant.py): A, from which on the output is act_max, and
+                                   m' << 8 | s, with acc * m' / 2^s the golden acc * multiplier / 2^(31 + shift) and
+                                   exact in int32 for every other accumulator; the reference kernels ignore it */
 } pz_q8_conv_t;
 
 /* Weight of output channel k at window index i = (dy * k_w + dx) * in_c + c, and its folded bias, of a conv8 array. */

@@ -367,9 +367,8 @@ typedef struct pz_requant_run {
     uint32_t fast;
     uint32_t small;      /* every accumulator within +-(2^20 - 1) and every shift >= 0: out_small (2: and
                             act_min = out_zp) */
-    uint32_t rec;        /* the layer has one-multiply records (conv.h rq_offset): 1, or 2 with a fused ReLU's
-                            cut (act_min = out_zp); `mult` then points at the records */
-    uint32_t rec_offset; /* rq_offset when rec, else 0: mult + rec_offset is what the stage reads */
+    uint32_t rec;        /* the layer has one-multiply records (conv.h rq): 1, or 2 with a fused ReLU's cut
+                            (act_min = out_zp); `mult` then points at the records of the run's channels */
     void (*stage)(const struct pz_requant_run *);  /* the Thumb-1 loop requant_init chose, or NULL: requant_c */
 } pz_requant_run_t;
 
@@ -461,8 +460,7 @@ static void requant_init(pz_requant_run_t *r, const pz_q8_conv_t *l, uint32_t ch
         nonneg &= l->shift[k] >= 0;
     }
     /* records (firmware/requant.py): built only for act_min <= out_zp; cut exactly when act_min = out_zp */
-    r->rec = l->rq_offset != 0 && l->act_min <= l->out_zp && (!PZ_Q8_M0_ASM || (l->out_xor & 0x7Fu) == 0);
-    r->rec_offset = r->rec ? l->rq_offset : 0u;
+    r->rec = l->rq != 0 && l->act_min <= l->out_zp && (!PZ_Q8_M0_ASM || (l->out_xor & 0x7Fu) == 0);
     r->small = 0;
     if (r->rec) {
         r->rec = l->act_min == l->out_zp ? 2u : 1u;
@@ -629,15 +627,16 @@ __asm__( \
 PZ_REQUANT_SMALL_FN("pz_q8_requant_small_m0", PZ_REQUANT_LOWER_CLAMP)
 PZ_REQUANT_SMALL_FN("pz_q8_requant_small_relu_m0", "")
 
-/* The one-multiply stage over a run (r->rec set, r->mult = the records, firmware/requant.py): per output LDM acc,
- * LDM the record w = m' << 8 | s, m' = w >> 8, x = acc m' (exact: the build checked the channel's accumulator
- * range), ASRS x by w (a register shift takes w's low byte, s >= 1) leaves floor(x / 2^s) and the last bit shifted
- * out in the carry, ADCS adds it and add = out_zp + out_xor at once: round_half_up(x / 2^s) + add, the golden
- * value. The clamps then compare against lo + add, hi + add (|q| <= 2^30: no overflow); the byte store drops the
- * rest (out_xor 0x80 = + 0x80 modulo 256). y is indexed from its end by a count -n..-1, so ADDS sets the loop's
- * flags. 18 cycles per output inside the clamp with a fused ReLU (its cut: CMP #0; acc <= 0 writes act_min in 14),
- * 19 with the lower clamp instead. Low registers: r0 = acc, r1 = records (both advancing), r5 = y + n, r6 = add,
- * r7 = -count; high: r8 = lo + add, r9 = hi + add. */
+/* The one-multiply stage over a run (r->rec set, r->mult = the run's records, firmware/requant.py): per output LDM
+ * acc, LDM the record {A, w = m' << 8 | s}; acc >= A writes act_max; else m' = w >> 8, x = acc m' (exact: the
+ * build checked it for every accumulator that gets here), ASRS x by w (a register shift takes w's low byte, s >= 1)
+ * leaves floor(x / 2^s) with the last bit shifted out in the carry, and ADCS adds it and add = out_zp + out_xor at
+ * once: round_half_up(x / 2^s) + add, the golden value, which cannot pass act_max (acc < A). No upper clamp, and
+ * with a fused ReLU no lower one: acc <= 0 writes act_min (CMP #0), acc >= 1 gives at least out_zp = act_min;
+ * otherwise the lower clamp compares against lo + add. The byte store drops the rest (out_xor 0x80 = + 0x80 modulo
+ * 256); y is indexed from its end by a count -n..-1, so ADDS sets the loop's flags. 18 cycles per output with the
+ * ReLU (14 on its cut), 19 with the lower clamp. Low registers: r0 = acc, r1 = records (both advancing), r5 = y + n,
+ * r6 = add, r7 = -count; high: r8 = lo + add, r9 = hi + add. */
 #define PZ_REQUANT_REC_FN(NAME, CUT, LOWER) \
 __asm__( \
     PZ_M0_FUNC(NAME) \
@@ -656,27 +655,29 @@ __asm__( \
     "1:\n" \
     "    ldm   r0!, {r2}\n"                 /* acc */ \
     CUT \
-    "    ldm   r1!, {r4}\n"                 /* record */ \
+    "    ldm   r1!, {r3, r4}\n"             /* A, w */ \
+    "    cmp   r2, r3\n" \
+    "    bge   6f\n" \
     "    lsrs  r3, r4, #8\n"                /* m' */ \
     "    muls  r2, r3, r2\n" \
     "    asrs  r2, r4\n"                    /* floor(x / 2^s), C = bit s - 1 of x */ \
     "    adcs  r2, r6\n"                    /* q + add */ \
     LOWER \
-    "    cmp   r2, r9\n" \
-    "    ble   3f\n" \
-    "    mov   r2, r9\n" \
     "3:\n" \
     "    strb  r2, [r5, r7]\n" \
     "    adds  r7, #1\n" \
     "    bne   1b\n" \
     PZ_M0_RESTORE_R4_R11_RETURN \
     "5:\n"                                  /* acc <= 0 under a fused ReLU: act_min */ \
-    "    adds  r1, #4\n" \
+    "    adds  r1, #8\n" \
     "    mov   r2, r8\n" \
+    "    b     3b\n" \
+    "6:\n"                                  /* acc >= A: act_max */ \
+    "    mov   r2, r9\n" \
     "    b     3b\n" \
     "    .size   " NAME ", . - " NAME "\n" \
     "    .popsection\n");
-PZ_REQUANT_REC_FN("pz_q8_requant_rec_m0", "", "    cmp   r2, r8\n    bge   2f\n    mov   r2, r8\n2:\n")
+PZ_REQUANT_REC_FN("pz_q8_requant_rec_m0", "", "    cmp   r2, r8\n    bge   3f\n    mov   r2, r8\n")
 PZ_REQUANT_REC_FN("pz_q8_requant_rec_relu_m0", "    cmp   r2, #0\n    ble   5f\n", "")
 #endif
 
@@ -684,17 +685,17 @@ PZ_REQUANT_REC_FN("pz_q8_requant_rec_relu_m0", "    cmp   r2, #0\n    ble   5f\n
 __attribute__((noinline)) static void requant_c(const pz_requant_run_t *r, const int32_t *acc, uint8_t *y, uint32_t n,
                                                const int32_t *mult, const int8_t *shift, const pz_q8_conv_t *l) {
     if (r->rec) {  /* the records (pz_q8_requant_rec_m0) */
-        mult += r->rec_offset;
-        for (uint32_t i = 0; i < n; i++) {
+        for (uint32_t i = 0; i < n; i++, mult += 2) {
             int32_t v;
             if (r->rec == 2u && acc[i] <= 0) {
                 v = l->act_min;
+            } else if (acc[i] >= mult[0]) {
+                v = l->act_max;
             } else {
-                const uint32_t w = (uint32_t)mult[i];
+                const uint32_t w = (uint32_t)mult[1];
                 const int32_t x = (int32_t)((uint32_t)acc[i] * (w >> 8));
                 v = ((asr_any(x, (w & 0xFFu) - 1u) + 1) >> 1) + l->out_zp;  /* floor nesting: exact rounding */
                 if (v < l->act_min) v = l->act_min;
-                if (v > l->act_max) v = l->act_max;
             }
             y[i] = (uint8_t)((uint8_t)(int8_t)v ^ l->out_xor);
         }
@@ -716,13 +717,13 @@ static inline void requant_run(pz_requant_run_t *r, const int32_t *acc, uint8_t 
     if (r->stage) {
         r->acc = acc;
         r->y = y;
-        r->mult = mult + r->rec_offset;
+        r->mult = r->rec ? l->rq + 2u * (uint32_t)(mult - l->multiplier) : mult;  /* the same channels' records */
         r->shift = shift;
         r->n = n;
         r->stage(r);
         return;
     }
-    requant_c(r, acc, y, n, mult, shift, l);
+    requant_c(r, acc, y, n, r->rec ? l->rq + 2u * (uint32_t)(mult - l->multiplier) : mult, shift, l);
 }
 
 /* Copy the window of output (oy, ox) into dst (k_h * k_w * C bytes, then zeros up to a multiple of 4), padding
