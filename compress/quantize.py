@@ -89,18 +89,16 @@ def accumulator_range(w, bias, zp_in, axis=-1):
 
 def multiply_bound(lo, hi, act_min: int, act_max: int, out_zp: int, scale):
     """Per channel, the largest |acc| whose product the M0+ output stage computes (firmware/requant.py), for
-    accumulators in [lo, hi] and real multipliers `scale`: a fused ReLU (act_min >= out_zp) writes act_min for every
-    acc <= 0, and every channel writes act_max from the first acc whose output reaches it, about
-    (act_max - out_zp - 1/2) / scale (here with SATURATION_MARGIN for the multiplier's own rounding), both without
-    multiplying."""
-    lo, hi = np.asarray(lo, np.int64), np.asarray(hi, np.int64)
+    accumulators in [lo, hi] and real multipliers `scale`: the output is a clamp of round(acc scale) + out_zp, so
+    below about (act_min - out_zp + 1/2) / scale it is act_min and from about (act_max - out_zp - 1/2) / scale on it is
+    act_max, both written without multiplying (here with SATURATION_MARGIN for the multiplier's own rounding)."""
+    lo, hi = np.asarray(lo, np.float64), np.asarray(hi, np.float64)
     scale = np.asarray(scale, np.float64)
-    with np.errstate(divide="ignore"):
-        sat = np.floor((act_max - out_zp - 0.5) / scale * (1 + SATURATION_MARGIN)) + 1
-    top = np.maximum(np.minimum(hi.astype(np.float64), sat), 0).astype(np.int64)
-    if act_min >= out_zp:
-        return top
-    return np.maximum(np.abs(lo), top)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        first = np.maximum(lo, (act_min - out_zp + 0.5) / scale)
+        last = np.minimum(hi, (act_max - out_zp - 0.5) / scale)
+    bound = np.ceil(np.maximum(np.abs(first), np.abs(last)) * (1 + SATURATION_MARGIN)) + 1
+    return np.where(first <= last, np.minimum(bound, np.maximum(np.abs(lo), np.abs(hi))), 0).astype(np.int64)
 
 
 def reduced_multiplier(m: float, bound: int) -> tuple[int, int]:

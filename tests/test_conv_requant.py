@@ -56,11 +56,13 @@ def test_accumulator_range_is_reached_by_extreme_inputs():
     # OHWI (axis 0) gives the same as channel-last
     lo2, hi2 = accumulator_range(np.moveaxis(w, -1, 0).astype(np.int8), bias, 5, axis=0)
     np.testing.assert_array_equal(np.stack([lo2, hi2]), np.stack(accumulator_range(w.astype(np.int8), bias, 5)))
-    # a fused ReLU multiplies only acc >= 1; acc past (act_max - zp - 1/2) / scale (+ margin) is not multiplied
-    np.testing.assert_array_equal(multiply_bound([-9, -9, 3], [4, -1, 8], 0, 127, 0, 1e-6), [4, 0, 8])
+    # only accumulators whose outputs are inside (act_min, act_max) are multiplied: about (bottom + 1/2) / scale
+    # .. (top - 1/2) / scale, within [lo, hi]; the bound is the larger magnitude, with the margin
     np.testing.assert_array_equal(multiply_bound([-9, -9, 3], [4, -1, 8], -128, 127, 0, 1e-6), [9, 9, 8])
-    np.testing.assert_array_equal(multiply_bound([-9, -9, 3], [400, -1, 800], 0, 10, 0, 0.1), [96, 0, 96])
-
+    np.testing.assert_array_equal(multiply_bound([-900, -900, 300], [400, -1, 800], 0, 10, 0, 0.1),
+                                  [97, 0, 0])  # ReLU: 5 (0.5 / 0.1) to 95 (9.5 / 0.1); -1 or 300: never
+    np.testing.assert_array_equal(multiply_bound([-900], [-600], 0, 10, 0, 0.1), [0])  # always act_min
+    np.testing.assert_array_equal(multiply_bound([-900], [900], -128, 127, 0, 1.0), [129])
 
 def test_quantized_cnn_gets_records_for_every_conv_layer(mnist):
     """compress rounds conv and depthwise multipliers so that the build finds records for them; dense layers keep
@@ -88,17 +90,17 @@ def test_quantized_cnn_gets_records_for_every_conv_layer(mnist):
                                      lm["input_zero_point"], lm["output_zero_point"], lm["act_min"], lm["act_max"],
                                      -1 if lm["type"] == "depthwise_conv2d" else 0)
         assert rec is not None, f"layer {i}: no records"
-        assert rec.shape == (2 * len(mult),)
+        assert rec.shape == (requant.RECORD_WORDS * len(mult),)
     assert kinds == {"conv2d", "depthwise_conv2d"}
 
 
 # -- the records -----------------------------------------------------------------------------------------------------
-def record_output(acc: int, rec, cut: bool, top: int):
-    """What the M0+ stage computes from a record (A, w) before adding out_zp: "cut" for acc <= 0 under the ReLU,
-    "top" from A on, else x = acc m' (int32), floor(x / 2^s) plus bit s - 1 of x."""
-    a, word = rec
-    if cut and acc <= 0:
-        return "cut"
+def record_output(acc: int, rec):
+    """What the M0+ stage computes from a record (L, A, w) before adding out_zp: "low" for acc <= L, "top" from A
+    on, else x = acc m' (int32), floor(x / 2^s) plus bit s - 1 of x."""
+    low, a, word = rec
+    if acc <= low:
+        return "low"
     if acc >= a:
         return "top"
     reduced, s = word >> 8, word & 0xFF
@@ -108,53 +110,54 @@ def record_output(acc: int, rec, cut: bool, top: int):
 
 
 @settings(max_examples=400, deadline=None)
-@given(data=st.data(), reduced=st.integers(1, 2**MAX_REDUCED_BITS - 1), t=st.integers(1, 62), cut=st.booleans(),
-       top=st.integers(-300, 300))
-def test_record_equals_the_golden_formula(data, reduced, t, cut, top):
-    """Every accumulator of [lo, hi]: the record's value is the golden formula's (cut: <= 0, top: >= top), or the
-    build refuses the record because some multiplied accumulator's product leaves int32."""
+@given(data=st.data(), reduced=st.integers(1, 2**MAX_REDUCED_BITS - 1), t=st.integers(1, 62),
+       bottom=st.integers(-300, 300), span=st.integers(1, 300))
+def test_record_equals_the_golden_formula(data, reduced, t, bottom, span):
+    """Every accumulator of [lo, hi]: the record gives the golden formula's clamp(q, bottom, top) (low: q <= bottom,
+    top: q >= top, else q itself strictly between), or the build refuses it because some accumulator it would
+    multiply has its product outside int32."""
+    top = bottom + span
     k = data.draw(st.integers(0, 31 - reduced.bit_length()))
     m, shift = reduced << k, t - 31
     lim = (2**31 - 1) // reduced
     lo = data.draw(st.integers(-lim - 2, lim))
     hi = data.draw(st.integers(lo, lim + 2))
-    rec = requant.record(m, shift, lo, hi, top, cut)
+    rec = requant.record(m, shift, lo, hi, bottom, top)
     tz = (m & -m).bit_length() - 1
     red, s = m >> tz, t - tz
     if s < 1:
         red, s = red << (1 - s), 1
     if rec is None:  # only when a multiplied accumulator's product would leave int32
-        a = requant.saturation_start(m, shift, top)
-        first, last = (max(lo, 1) if cut else lo), min(hi, a - 1)
-        assert (red >= 2**MAX_REDUCED_BITS or first * red < -2**31 or last * red > 2**31 - 1
-                or a > hi >= 2**31 - 1)  # or A = hi + 1 is past int32
+        low, a = requant.saturation(m, shift, bottom, top)
+        first, last = max(lo, low + 1), min(hi, a - 1)
+        assert red >= 2**MAX_REDUCED_BITS or first * red < -2**31 or last * red > 2**31 - 1
         return
-    assert rec[1] == red << 8 | s
-    accs = [lo, hi, lo + 1, hi - 1, 0, -1, 1, rec[0], rec[0] - 1] + [data.draw(st.integers(lo, hi)) for _ in range(8)]
-    for acc in accs:
+    assert rec[2] == red << 8 | s
+    accs = [lo, hi, lo + 1, hi - 1, 0, -1, 1, rec[0], rec[0] + 1, rec[1], rec[1] - 1]
+    for acc in accs + [data.draw(st.integers(lo, hi)) for _ in range(8)]:
         if lo <= acc <= hi:
-            got, want = record_output(acc, rec, cut, top), int(requantize(acc, m, shift))
-            if got == "cut":
-                assert want <= 0
+            got, want = record_output(acc, rec), int(requantize(acc, m, shift))
+            if got == "low":
+                assert want <= bottom
             elif got == "top":
                 assert want >= top
             else:
-                assert got == want and (got < top), (acc, m, shift, rec)
+                assert got == want and bottom < got < top, (acc, m, shift, rec)
 
 
-def test_record_refused_past_int32_and_for_act_min_above_zero_point():
+def test_record_refused_past_int32():
     big = 2**31 // 3 + 1
-    assert requant.record(2**30, 0, -2, 2, 127, False) is not None  # m' = 1
-    assert requant.record(3 << 28, 0, -(2**31 // 3), 2**31 // 3, 2**30, False) is not None
-    assert requant.record(3 << 28, 0, -(2**31 // 3), big, 2**30, False) is None  # 3 acc > 2^31 - 1
-    assert requant.record(3 << 28, 0, -big, 0, 2**30, False) is None             # 3 acc < -2^31
-    assert requant.record(3 << 28, 0, -big, 0, 2**30, True) is not None          # the cut: acc <= 0 not multiplied
-    assert requant.record(3 << 28, 0, 0, big, 127, False) is not None             # acc >= 338 is act_max
-    assert requant.record(3 << 28, 0, 0, big, 127, False)[0] == 338  # 3/8 * 338 = 126.75 -> 127, 337: 126.375
-    assert requant.record(0, 0, -2**31, 2**31 - 1, 5, False) is None              # A past int32
-    assert requant.record(0, 0, -2**31, 7, 5, False) == (8, 1)
+    assert requant.record(2**30, 0, -2, 2, -128, 127) is not None  # m' = 1
+    # m = 3/8: outputs inside (-128, 127) for acc in [-340, 338]: those are the only products
+    assert requant.record(3 << 28, 0, -big, big, -128, 127) == (-341, 338, 3 << 8 | 3)
+    assert requant.record(3 << 28, 0, 0, big, -128, 127) == (-1, 338, 3 << 8 | 3)  # L = lo - 1: never low
+    assert requant.record(3 << 28, 0, -big, big, -2**29, 2**29) is None  # 3 acc would leave int32
+    assert requant.record(0, 0, -5, 7, 2, 9) == (7, 8, 1)                # m = 0: always act_min
+    assert requant.record(0, 0, -5, 7, -9, -2) == (-6, -5, 1)            # m = 0: always act_max
+    assert requant.record(0, 0, -5, 7, -2, 9) == (-6, 8, 1)              # m = 0: always out_zp
     w = np.zeros((1, 1, 1, 2), np.int8)
-    assert requant.output_records(w, [1, 2], [2**30, 2**30], [0, 0], 0, 0, 1, 127, 0) is None
+    assert requant.output_records(w, [1, 2], [2**30, 2**30], [0, 0], 0, 0, 5, 4, 0) is None  # act_min > act_max
+    assert requant.record(2**30, 0, -5, 7, 3, 3) == (7, 8, 1)                  # act_min = act_max: always act_min
     assert requant.output_records(w, [1, 2], [2**30, 2**30], [0, 0], 0, 0, 0, 127, 0) is not None
 
 
@@ -206,28 +209,31 @@ def set_act(t, rng, act):
 
 
 def bound_case(seed, act, depthwise):
-    """Zero weights make each channel's accumulator its bias: drawn at +-floor((2^31 - 1) / m'), the largest the
-    record allows, around the output steps (ties included: m' = 1 channels) and at random, with reduced multipliers
-    m' of 1..23 bits and total shifts 1..62."""
+    """Zero weights make each channel's accumulator its bias: drawn around the output steps next to act_min and
+    act_max (the records' L and A; ties included: m' = 1 channels), at +-floor((2^31 - 1) / m') and at random, with
+    reduced multipliers m' of 1..23 bits and s = 1..23: with s = 23 the products next to A reach 255.5 * 2^23, just
+    inside int32."""
     rng = np.random.default_rng(seed)
     k = 24
     t = conv_case(rng, 2, 2, k if depthwise else 3, k, (3, 3), (1, 1), "same", depthwise)
     t["w"][:] = 0
+    set_act(t, rng, act)
     bits = rng.integers(1, MAX_REDUCED_BITS + 1, k)
     reduced = (rng.integers(0, 2**62, k) >> (62 - bits)) | 1
     reduced[:3] = 1
     low = np.array([rng.integers(0, 31 - int(r).bit_length() + 1) for r in reduced])
-    s = np.array([rng.integers(max(1, 1 - int(z)), 62 - int(z) + 1) for z in low])
+    s = rng.integers(1, 24, k)
+    s[3:6] = 23
     t["mult"] = (reduced << low).astype(np.int32)
     t["shift"] = (s + low - 31).astype(np.int8)
-    lim = np.minimum((2**31 - 1) // reduced, 2**31 - 2)  # A = hi + 1 must be an int32 too
-    q = rng.integers(-300, 301, k)
+    lim = np.minimum((2**31 - 1) // reduced, 2**31 - 2)
+    bottom, top = t["act_min"] - t["zp_out"], t["act_max"] - t["zp_out"]
+    q = np.where(rng.random(k) < 0.6, rng.choice([bottom, bottom + 1, top - 1, top], k), rng.integers(-300, 301, k))
     near = [(int(qq) * 2**int(ss) + 2**(int(ss) - 1)) // int(r) + int(rng.integers(-1, 2))
             for qq, ss, r in zip(q, s, reduced)]
-    acc = np.where(rng.random(k) < 0.5, np.clip(near, -lim, lim), [int(rng.integers(-int(v), int(v) + 1)) for v in lim])
-    acc[3:7] = (-lim[3], lim[4], -lim[5], lim[6])
+    acc = np.where(rng.random(k) < 0.8, np.clip(near, -lim, lim), [int(rng.integers(-int(v), int(v) + 1)) for v in lim])
+    acc[6:8] = (-lim[6], lim[7])
     t["bias"] = acc.astype(np.int64).astype(np.int32)
-    set_act(t, rng, act)
     return t
 
 
@@ -244,8 +250,7 @@ def test_record_stage_at_the_bound_host(lib, seed, act, out_xor, depthwise):
        depthwise=st.booleans())
 def test_record_stage_at_the_bound_in_emulator(m0, seed, act, out_xor, depthwise):
     t = bound_case(seed, act, depthwise)
-    # the variant with the fused ReLU's cut when act_min = zp_out, the one with the lower clamp otherwise
-    fn = "pz_q8_requant_rec_relu_m0" if t["act_min"] == t["zp_out"] else "pz_q8_requant_rec_m0"
+    fn = "pz_q8_requant_rec_m0"
     stage = m0.elf.addr(fn) & ~1
     hits = []
     op = "dwconv2d" if depthwise else "conv2d"
@@ -257,13 +262,12 @@ def test_record_stage_at_the_bound_in_emulator(m0, seed, act, out_xor, depthwise
 def test_past_the_bound_the_layer_keeps_the_general_stage(m0):
     """One channel whose product would leave int32: no records (the build's check), the exact general path."""
     t = bound_case(5, None, False)
-    t["zp_out"], t["act_min"], t["act_max"] = 0, -128, 127  # no ReLU: negative accumulators are multiplied
-    t["mult"][7], t["shift"][7] = 3 << 28, 0  # m' = 3, s = 3
-    t["bias"][7] = -(2**31 // 3 + 1)          # 3 acc < -2^31
+    t["mult"][7], t["shift"][7] = ((1 << 23) - 1) << 8, 7  # m' = 2^23 - 1, s = 30: q = 1 is acc ~ 128
+    t["bias"][7] = 300                                     # multiplied (q ~ 2), 300 m' > 2^31 - 1
     assert conv_records(t) is None
-    stages = {m0.elf.addr(f) & ~1 for f in ("pz_q8_requant_rec_m0", "pz_q8_requant_rec_relu_m0")}
+    stage = m0.elf.addr("pz_q8_requant_rec_m0") & ~1
     hits = []
-    run = m0.call(t, "pz_conv2d_q8_m0", hook=lambda addr, size: hits.append(addr) if addr in stages else None)
+    run = m0.call(t, "pz_conv2d_q8_m0", hook=lambda addr, size: hits.append(addr) if addr == stage else None)
     np.testing.assert_array_equal(run.y, q8_golden(t))
     assert not hits
 

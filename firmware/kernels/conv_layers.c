@@ -87,7 +87,7 @@ static void q8_part(const void *arg, uint32_t core) {
     if (p->group_bytes) {   /* conv2d: per output channel tables from channel a on */
         sub.multiplier += a;
         sub.shift += a;
-        if (sub.rq) sub.rq += 2u * a;  /* two words per channel (conv.h) */
+        if (sub.rq) sub.rq += PZ_Q8_RQ_WORDS * a;
     }
     if (core) sub.scratch = p->scratch1;
     const uint32_t first = pz_conv_rows(&sub.s, r0, r1);

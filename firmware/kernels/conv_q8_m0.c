@@ -367,8 +367,8 @@ typedef struct pz_requant_run {
     uint32_t fast;
     uint32_t small;      /* every accumulator within +-(2^20 - 1) and every shift >= 0: out_small (2: and
                             act_min = out_zp) */
-    uint32_t rec;        /* the layer has one-multiply records (conv.h rq): 1, or 2 with a fused ReLU's cut
-                            (act_min = out_zp); `mult` then points at the records of the run's channels */
+    uint32_t rec;        /* the layer has one-multiply records (conv.h rq): `mult` then points at the records of
+                            the run's channels */
     void (*stage)(const struct pz_requant_run *);  /* the Thumb-1 loop requant_init chose, or NULL: requant_c */
 } pz_requant_run_t;
 
@@ -377,7 +377,6 @@ void pz_q8_requant_run_m0(const pz_requant_run_t *r);
 void pz_q8_requant_small_m0(const pz_requant_run_t *r);
 void pz_q8_requant_small_relu_m0(const pz_requant_run_t *r);
 void pz_q8_requant_rec_m0(const pz_requant_run_t *r);
-void pz_q8_requant_rec_relu_m0(const pz_requant_run_t *r);
 #endif
 
 /* The "small accumulator" output stage. For |acc| < 2^20 the product acc * m (m < 2^31) splits over three 11-bit
@@ -460,17 +459,14 @@ static void requant_init(pz_requant_run_t *r, const pz_q8_conv_t *l, uint32_t ch
         nonneg &= l->shift[k] >= 0;
     }
     /* records (firmware/requant.py): built only for act_min <= out_zp; cut exactly when act_min = out_zp */
-    r->rec = l->rq != 0 && l->act_min <= l->out_zp && (!PZ_Q8_M0_ASM || (l->out_xor & 0x7Fu) == 0);
+    r->rec = l->rq != 0 && (!PZ_Q8_M0_ASM || (l->out_xor & 0x7Fu) == 0);
     r->small = 0;
-    if (r->rec) {
-        r->rec = l->act_min == l->out_zp ? 2u : 1u;
-    } else {  /* accs_small's weight pass only where the records are not there */
+    if (!r->rec) {  /* accs_small's weight pass only where the records are not there */
         r->small = nonneg && (!PZ_Q8_M0_ASM || (l->out_xor & 0x7Fu) == 0) && accs_small(l, depthwise);
         if (r->small && l->act_min == l->out_zp) r->small = 2u;  /* fused ReLU: no lower clamp needed */
     }
 #if PZ_Q8_M0_ASM
-    r->stage = r->rec == 2u  ? pz_q8_requant_rec_relu_m0
-             : r->rec        ? pz_q8_requant_rec_m0
+    r->stage = r->rec        ? pz_q8_requant_rec_m0
              : r->small == 2u ? pz_q8_requant_small_relu_m0
              : r->small      ? pz_q8_requant_small_m0
              : r->fast       ? pz_q8_requant_run_m0
@@ -628,74 +624,71 @@ PZ_REQUANT_SMALL_FN("pz_q8_requant_small_m0", PZ_REQUANT_LOWER_CLAMP)
 PZ_REQUANT_SMALL_FN("pz_q8_requant_small_relu_m0", "")
 
 /* The one-multiply stage over a run (r->rec set, r->mult = the run's records, firmware/requant.py): per output LDM
- * acc, LDM the record {A, w = m' << 8 | s}; acc >= A writes act_max; else m' = w >> 8, x = acc m' (exact: the
- * build checked it for every accumulator that gets here), ASRS x by w (a register shift takes w's low byte, s >= 1)
- * leaves floor(x / 2^s) with the last bit shifted out in the carry, and ADCS adds it and add = out_zp + out_xor at
- * once: round_half_up(x / 2^s) + add, the golden value, which cannot pass act_max (acc < A). No upper clamp, and
- * with a fused ReLU no lower one: acc <= 0 writes act_min (CMP #0), acc >= 1 gives at least out_zp = act_min;
- * otherwise the lower clamp compares against lo + add. The byte store drops the rest (out_xor 0x80 = + 0x80 modulo
- * 256); y is indexed from its end by a count -n..-1, so ADDS sets the loop's flags. 18 cycles per output with the
- * ReLU (14 on its cut), 19 with the lower clamp. Low registers: r0 = acc, r1 = records (both advancing), r5 = y + n,
- * r6 = add, r7 = -count; high: r8 = lo + add, r9 = hi + add. */
-#define PZ_REQUANT_REC_FN(NAME, CUT, LOWER) \
-__asm__( \
-    PZ_M0_FUNC(NAME) \
-    PZ_M0_SAVE_R4_R11 \
-    "    ldm   r0!, {r1, r2, r3, r4, r5}\n"  /* acc, y, records, shift (unused), n */ \
-    "    adds  r2, r2, r5\n" \
-    "    negs  r7, r5\n" \
-    "    movs  r5, r2\n"                     /* y + n */ \
-    "    ldm   r0!, {r2, r4, r6}\n"          /* lo, hi, add */ \
-    "    adds  r2, r2, r6\n" \
-    "    mov   r8, r2\n" \
-    "    adds  r4, r4, r6\n" \
-    "    mov   r9, r4\n" \
-    "    movs  r0, r1\n" \
-    "    movs  r1, r3\n" \
-    "1:\n" \
-    "    ldm   r0!, {r2}\n"                 /* acc */ \
-    CUT \
-    "    ldm   r1!, {r3, r4}\n"             /* A, w */ \
-    "    cmp   r2, r3\n" \
-    "    bge   6f\n" \
-    "    lsrs  r3, r4, #8\n"                /* m' */ \
-    "    muls  r2, r3, r2\n" \
-    "    asrs  r2, r4\n"                    /* floor(x / 2^s), C = bit s - 1 of x */ \
-    "    adcs  r2, r6\n"                    /* q + add */ \
-    LOWER \
-    "3:\n" \
-    "    strb  r2, [r5, r7]\n" \
-    "    adds  r7, #1\n" \
-    "    bne   1b\n" \
-    PZ_M0_RESTORE_R4_R11_RETURN \
-    "5:\n"                                  /* acc <= 0 under a fused ReLU: act_min */ \
-    "    adds  r1, #8\n" \
-    "    mov   r2, r8\n" \
-    "    b     3b\n" \
-    "6:\n"                                  /* acc >= A: act_max */ \
-    "    mov   r2, r9\n" \
-    "    b     3b\n" \
-    "    .size   " NAME ", . - " NAME "\n" \
+ * acc, LDM the record {L, A, w = m' << 8 | s}; acc <= L writes act_min, acc >= A act_max (a fused ReLU's cut is
+ * L >= 0); else m' = w >> 8, x = acc m' (exact: the build checked it for every accumulator between), ASRS x by w (a
+ * register shift takes w's low byte, s >= 1) leaves floor(x / 2^s) with the last bit shifted out in the carry, and
+ * ADCS adds it and add = out_zp + out_xor at once: round_half_up(x / 2^s) + add, the golden value, strictly inside
+ * the clamp, so no clamp. The byte store drops the rest (out_xor 0x80 = + 0x80 modulo 256); y is indexed from its
+ * end by a count -n..-1, so ADDS sets the loop's flags. 19 cycles per output (16 or 18 when it saturates). Low
+ * registers: r0 = acc, r1 = records (both advancing), r5 = y + n, r6 = add, r7 = -count; high: r8 = act_min + out_xor
+ * (= lo + add), r9 = act_max + out_xor. */
+__asm__(
+    PZ_M0_FUNC("pz_q8_requant_rec_m0")
+    PZ_M0_SAVE_R4_R11
+    "    ldm   r0!, {r1, r2, r3, r4, r5}\n"  /* acc, y, records, shift (unused), n */
+    "    adds  r2, r2, r5\n"
+    "    negs  r7, r5\n"
+    "    movs  r5, r2\n"                     /* y + n */
+    "    ldm   r0!, {r2, r4, r6}\n"          /* lo, hi, add */
+    "    adds  r2, r2, r6\n"
+    "    mov   r8, r2\n"
+    "    adds  r4, r4, r6\n"
+    "    mov   r9, r4\n"
+    "    movs  r0, r1\n"
+    "    movs  r1, r3\n"
+    "1:\n"
+    "    ldm   r0!, {r2}\n"                 /* acc */
+    "    ldm   r1!, {r3, r4}\n"             /* L, A */
+    "    cmp   r2, r3\n"
+    "    ble   5f\n"
+    "    cmp   r2, r4\n"
+    "    bge   6f\n"
+    "    ldm   r1!, {r4}\n"                 /* w */
+    "    lsrs  r3, r4, #8\n"                /* m' */
+    "    muls  r2, r3, r2\n"
+    "    asrs  r2, r4\n"                    /* floor(x / 2^s), C = bit s - 1 of x */
+    "    adcs  r2, r6\n"                    /* q + add */
+    "3:\n"
+    "    strb  r2, [r5, r7]\n"
+    "    adds  r7, #1\n"
+    "    bne   1b\n"
+    PZ_M0_RESTORE_R4_R11_RETURN
+    "5:\n"                                  /* acc <= L: act_min */
+    "    adds  r1, #4\n"
+    "    mov   r2, r8\n"
+    "    b     3b\n"
+    "6:\n"                                  /* acc >= A: act_max */
+    "    adds  r1, #4\n"
+    "    mov   r2, r9\n"
+    "    b     3b\n"
+    "    .size   pz_q8_requant_rec_m0, . - pz_q8_requant_rec_m0\n"
     "    .popsection\n");
-PZ_REQUANT_REC_FN("pz_q8_requant_rec_m0", "", "    cmp   r2, r8\n    bge   3f\n    mov   r2, r8\n")
-PZ_REQUANT_REC_FN("pz_q8_requant_rec_relu_m0", "    cmp   r2, #0\n    ble   5f\n", "")
 #endif
 
 /* The plain C output stage (the fallback, and the host build). */
 __attribute__((noinline)) static void requant_c(const pz_requant_run_t *r, const int32_t *acc, uint8_t *y, uint32_t n,
                                                const int32_t *mult, const int8_t *shift, const pz_q8_conv_t *l) {
     if (r->rec) {  /* the records (pz_q8_requant_rec_m0) */
-        for (uint32_t i = 0; i < n; i++, mult += 2) {
+        for (uint32_t i = 0; i < n; i++, mult += PZ_Q8_RQ_WORDS) {
             int32_t v;
-            if (r->rec == 2u && acc[i] <= 0) {
+            if (acc[i] <= mult[0]) {
                 v = l->act_min;
-            } else if (acc[i] >= mult[0]) {
+            } else if (acc[i] >= mult[1]) {
                 v = l->act_max;
             } else {
-                const uint32_t w = (uint32_t)mult[1];
+                const uint32_t w = (uint32_t)mult[2];
                 const int32_t x = (int32_t)((uint32_t)acc[i] * (w >> 8));
                 v = ((asr_any(x, (w & 0xFFu) - 1u) + 1) >> 1) + l->out_zp;  /* floor nesting: exact rounding */
-                if (v < l->act_min) v = l->act_min;
             }
             y[i] = (uint8_t)((uint8_t)(int8_t)v ^ l->out_xor);
         }
@@ -717,13 +710,13 @@ static inline void requant_run(pz_requant_run_t *r, const int32_t *acc, uint8_t 
     if (r->stage) {
         r->acc = acc;
         r->y = y;
-        r->mult = r->rec ? l->rq + 2u * (uint32_t)(mult - l->multiplier) : mult;  /* the same channels' records */
+        r->mult = r->rec ? l->rq + PZ_Q8_RQ_WORDS * (uint32_t)(mult - l->multiplier) : mult;  /* their records */
         r->shift = shift;
         r->n = n;
         r->stage(r);
         return;
     }
-    requant_c(r, acc, y, n, r->rec ? l->rq + 2u * (uint32_t)(mult - l->multiplier) : mult, shift, l);
+    requant_c(r, acc, y, n, r->rec ? l->rq + PZ_Q8_RQ_WORDS * (uint32_t)(mult - l->multiplier) : mult, shift, l);
 }
 
 /* Copy the window of output (oy, ox) into dst (k_h * k_w * C bytes, then zeros up to a multiple of 4), padding
