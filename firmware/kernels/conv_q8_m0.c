@@ -364,11 +364,11 @@ typedef struct pz_requant_run {
     const int8_t *shift;
     uint32_t n;          /* > 0 */
     int32_t lo, hi, add, cut;
+    const int32_t *rq, *mult0;  /* conv.h rq and multiplier: mult[i]'s record is at rq + 3 (mult - mult0) + 3 i */
     uint32_t fast;
     uint32_t small;      /* every accumulator within +-(2^20 - 1) and every shift >= 0: out_small (2: and
                             act_min = out_zp) */
-    uint32_t rec;        /* the layer has one-multiply records (conv.h rq): `mult` then points at the records of
-                            the run's channels */
+    uint32_t rec;        /* the layer has one-multiply records (conv.h rq) */
     void (*stage)(const struct pz_requant_run *);  /* the Thumb-1 loop requant_init chose, or NULL: requant_c */
 } pz_requant_run_t;
 
@@ -460,6 +460,8 @@ static void requant_init(pz_requant_run_t *r, const pz_q8_conv_t *l, uint32_t ch
     }
     /* records (firmware/requant.py): built only for act_min <= out_zp; cut exactly when act_min = out_zp */
     r->rec = l->rq != 0 && (!PZ_Q8_M0_ASM || (l->out_xor & 0x7Fu) == 0);
+    r->rq = l->rq;
+    r->mult0 = l->multiplier;
     r->small = 0;
     if (!r->rec) {  /* accs_small's weight pass only where the records are not there */
         r->small = nonneg && (!PZ_Q8_M0_ASM || (l->out_xor & 0x7Fu) == 0) && accs_small(l, depthwise);
@@ -623,19 +625,49 @@ __asm__( \
 PZ_REQUANT_SMALL_FN("pz_q8_requant_small_m0", PZ_REQUANT_LOWER_CLAMP)
 PZ_REQUANT_SMALL_FN("pz_q8_requant_small_relu_m0", "")
 
-/* The one-multiply stage over a run (r->rec set, r->mult = the run's records, firmware/requant.py): per output LDM
- * acc, LDM the record {L, A, w = m' << 8 | s}; acc <= L writes act_min, acc >= A act_max (a fused ReLU's cut is
- * L >= 0); else m' = w >> 8, x = acc m' (exact: the build checked it for every accumulator between), ASRS x by w (a
- * register shift takes w's low byte, s >= 1) leaves floor(x / 2^s) with the last bit shifted out in the carry, and
- * ADCS adds it and add = out_zp + out_xor at once: round_half_up(x / 2^s) + add, the golden value, strictly inside
- * the clamp, so no clamp. The byte store drops the rest (out_xor 0x80 = + 0x80 modulo 256); y is indexed from its
- * end by a count -n..-1, so ADDS sets the loop's flags. 19 cycles per output (16 or 18 when it saturates). Low
- * registers: r0 = acc, r1 = records (both advancing), r5 = y + n, r6 = add, r7 = -count; high: r8 = act_min + out_xor
- * (= lo + add), r9 = act_max + out_xor. */
+/* One output of the one-multiply stage (pz_q8_requant_rec_m0), its byte stored at label STORE; acc <= L branches
+ * to LOW, acc >= A to HIGH (out of line: they skip the record's last word, load the clamp, return to STORE). */
+#define PZ_REC_OUTPUT(STORE, LOW, HIGH) \
+    "    ldm   r0!, {r2}\n"                 /* acc */ \
+    "    ldm   r1!, {r3, r4}\n"             /* L, A */ \
+    "    cmp   r2, r3\n" \
+    "    ble   " LOW "f\n" \
+    "    cmp   r2, r4\n" \
+    "    bge   " HIGH "f\n" \
+    "    ldm   r1!, {r4}\n"                 /* w */ \
+    "    lsrs  r3, r4, #8\n"                /* m' */ \
+    "    muls  r2, r3, r2\n" \
+    "    asrs  r2, r4\n"                    /* floor(x / 2^s), C = bit s - 1 of x */ \
+    "    adcs  r2, r6\n"                    /* q + add */ \
+    STORE ":\n" \
+    "    strb  r2, [r5, r7]\n"
+#define PZ_REC_SATURATED(LABEL, CLAMP, STORE) \
+    LABEL ":\n" \
+    "    adds  r1, #4\n" \
+    "    mov   r2, " CLAMP "\n" \
+    "    b     " STORE "b\n"
+
+/* The one-multiply stage over a run (r->rec set; the records of its channels from rq, mult0 and mult; firmware/
+ * requant.py): per output LDM
+ * acc, LDM the record's {L, A}; acc <= L writes act_min, acc >= A act_max (a fused ReLU's cut is L >= 0); else LDM
+ * w = m' << 8 | s, m' = w >> 8, x = acc m' (exact: the build checked it for every accumulator between), ASRS x by w
+ * (a register shift takes w's low byte, s >= 1) leaves floor(x / 2^s) with the last bit shifted out in the carry,
+ * and ADCS adds it and add = out_zp + out_xor at once: round_half_up(x / 2^s) + add, the golden value, strictly
+ * inside the clamp, so no clamp. The byte store drops the rest (out_xor 0x80 = + 0x80 modulo 256); y is indexed
+ * from its end by a count -n..-1, so ADDS sets the loop's flags. Two outputs per pass (an odd run enters at the
+ * second): 19 cycles per output (15 or 17 when it saturates). Low registers: r0 = acc, r1 = records (both
+ * advancing), r5 = y + n, r6 = add, r7 = -count; high: r8 = act_min + out_xor (= lo + add), r9 = act_max +
+ * out_xor. */
 __asm__(
     PZ_M0_FUNC("pz_q8_requant_rec_m0")
     PZ_M0_SAVE_R4_R11
-    "    ldm   r0!, {r1, r2, r3, r4, r5}\n"  /* acc, y, records, shift (unused), n */
+    "    ldm   r0!, {r1, r2, r3, r4, r5}\n"  /* acc, y, mult, shift (unused), n */
+    "    ldr   r4, [r0, #20]\n"              /* mult0 */
+    "    subs  r3, r3, r4\n"
+    "    lsls  r4, r3, #1\n"
+    "    adds  r3, r3, r4\n"                 /* 3 (mult - mult0): PZ_Q8_RQ_WORDS words per 4-byte multiplier */
+    "    ldr   r4, [r0, #16]\n"              /* rq */
+    "    adds  r3, r3, r4\n"                 /* the records of mult[0]: rq + 3 (mult - mult0) */
     "    adds  r2, r2, r5\n"
     "    negs  r7, r5\n"
     "    movs  r5, r2\n"                     /* y + n */
@@ -646,31 +678,20 @@ __asm__(
     "    mov   r9, r4\n"
     "    movs  r0, r1\n"
     "    movs  r1, r3\n"
+    "    lsls  r2, r7, #31\n"                /* n odd: start with the second output of a pass */
+    "    bne   2f\n"
     "1:\n"
-    "    ldm   r0!, {r2}\n"                 /* acc */
-    "    ldm   r1!, {r3, r4}\n"             /* L, A */
-    "    cmp   r2, r3\n"
-    "    ble   5f\n"
-    "    cmp   r2, r4\n"
-    "    bge   6f\n"
-    "    ldm   r1!, {r4}\n"                 /* w */
-    "    lsrs  r3, r4, #8\n"                /* m' */
-    "    muls  r2, r3, r2\n"
-    "    asrs  r2, r4\n"                    /* floor(x / 2^s), C = bit s - 1 of x */
-    "    adcs  r2, r6\n"                    /* q + add */
-    "3:\n"
-    "    strb  r2, [r5, r7]\n"
+    PZ_REC_OUTPUT("3", "5", "6")
+    "    adds  r7, #1\n"                     /* never 0 here: an even count was left */
+    "2:\n"
+    PZ_REC_OUTPUT("4", "7", "8")
     "    adds  r7, #1\n"
     "    bne   1b\n"
     PZ_M0_RESTORE_R4_R11_RETURN
-    "5:\n"                                  /* acc <= L: act_min */
-    "    adds  r1, #4\n"
-    "    mov   r2, r8\n"
-    "    b     3b\n"
-    "6:\n"                                  /* acc >= A: act_max */
-    "    adds  r1, #4\n"
-    "    mov   r2, r9\n"
-    "    b     3b\n"
+    PZ_REC_SATURATED("5", "r8", "3")
+    PZ_REC_SATURATED("6", "r9", "3")
+    PZ_REC_SATURATED("7", "r8", "4")
+    PZ_REC_SATURATED("8", "r9", "4")
     "    .size   pz_q8_requant_rec_m0, . - pz_q8_requant_rec_m0\n"
     "    .popsection\n");
 #endif
@@ -679,6 +700,7 @@ __asm__(
 __attribute__((noinline)) static void requant_c(const pz_requant_run_t *r, const int32_t *acc, uint8_t *y, uint32_t n,
                                                const int32_t *mult, const int8_t *shift, const pz_q8_conv_t *l) {
     if (r->rec) {  /* the records (pz_q8_requant_rec_m0) */
+        mult = r->rq + PZ_Q8_RQ_WORDS * (uint32_t)(mult - r->mult0);
         for (uint32_t i = 0; i < n; i++, mult += PZ_Q8_RQ_WORDS) {
             int32_t v;
             if (acc[i] <= mult[0]) {
@@ -710,13 +732,13 @@ static inline void requant_run(pz_requant_run_t *r, const int32_t *acc, uint8_t 
     if (r->stage) {
         r->acc = acc;
         r->y = y;
-        r->mult = r->rec ? l->rq + PZ_Q8_RQ_WORDS * (uint32_t)(mult - l->multiplier) : mult;  /* their records */
+        r->mult = mult;
         r->shift = shift;
         r->n = n;
         r->stage(r);
         return;
     }
-    requant_c(r, acc, y, n, r->rec ? l->rq + PZ_Q8_RQ_WORDS * (uint32_t)(mult - l->multiplier) : mult, shift, l);
+    requant_c(r, acc, y, n, mult, shift, l);
 }
 
 /* Copy the window of output (oy, ox) into dst (k_h * k_w * C bytes, then zeros up to a multiple of 4), padding
@@ -769,6 +791,22 @@ static inline __attribute__((always_inline)) void conv_pixel(const pz_q8_conv_t 
             const uint8_t *p = x + i * row;
             for (uint32_t b = 0; b < r->run_bytes; b++) X += p[b];
         }
+    } else if ((r->runs > 1u || r->run_bytes <= 32u) && ((r->run_bytes | row | (uint32_t)(uintptr_t)x) & 3u) == 0
+               && r->run_bytes * r->runs <= 512u) {
+        /* several runs, or one short one, of whole aligned words (C a multiple of 4): one pass of 16-bit lanes over
+         * the window (<= 128 words: a lane holds 128 * 510), folded once, instead of a sum_bytes call per run (a
+         * long single run, pointwise from 64 channels, is a little faster through sum_bytes) */
+        const uint32_t runs = r->runs, words = r->run_bytes / 4u;  /* locals: the word reads may alias *r */
+        uint32_t lanes = 0;
+        for (uint32_t i = 0; i < runs; i++) {
+            const pz_word_alias *p = (const pz_word_alias *)(const void *)(x + i * row), *end = p + words;
+            for (; p != end; p++) {
+                const uint32_t v = *p;
+                lanes += v & 0x00FF00FFu;
+                lanes += (v >> 8) & 0x00FF00FFu;
+            }
+        }
+        X = (lanes & 0xFFFFu) + (lanes >> 16);
     } else {
         for (uint32_t i = 0; i < r->runs; i++) X += sum_bytes(x + i * row, r->run_bytes);
     }
