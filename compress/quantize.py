@@ -16,7 +16,8 @@ Scheme (docs/COMPRESS.md, docs/MODEL_FORMAT.md "Compressed variants"):
 - Requantization: M = s_in s_w[j] / s_out = M0 * 2^-shift with M0 in [0.5, 1) stored as round(2^31 M0) (int32);
   "single rounding": y = (acc * M0 + 2^(30 + shift)) >> (31 + shift) with one 64-bit product and one arithmetic
   shift, i.e. acc * M rounded half up (towards +inf). The NumPy golden model (compress/reference.py) and the C kernels
-  (firmware/kernels/int8*.c) implement exactly this.
+  (firmware/kernels/int8*.c) implement exactly this. Conv and depthwise layers store M0 rounded to fewer bits
+  (reduced_multiplier, below), which the M0+ output stage computes with one 32-bit multiply; same formula.
 """
 
 from __future__ import annotations
