@@ -20,7 +20,8 @@
  * int32 accumulators go to `scratch`; a border window is first gathered (padding cells = `pad`) into the scratch
  * after them. Then one requantization per channel. Other kernel sizes run the reference.
  *
- * Output stage: see requant_init (three exact paths: small accumulators, high word, general). */
+ * Output stage: see requant_init (four exact paths: one multiply with the build's records, small accumulators, high
+ * word, general). */
 #include "conv.h"
 #include "int8_impl.h"
 #include "int8_mac_m0.h"
