@@ -656,7 +656,7 @@ PZ_REQUANT_SMALL_FN("pz_q8_requant_small_relu_m0", "")
  * and ADCS adds it and add = out_zp + out_xor at once: round_half_up(x / 2^s) + add, the golden value, strictly
  * inside the clamp, so no clamp. The byte store drops the rest (out_xor 0x80 = + 0x80 modulo 256); y is indexed
  * from its end by a count -n..-1, so ADDS sets the loop's flags. Two outputs per pass (an odd run enters at the
- * second): 19 cycles per output (15 or 17 when it saturates). Low registers: r0 = acc, r1 = records (both
+ * second): 19 cycles per output (16 at act_min, 18 at act_max). Low registers: r0 = acc, r1 = records (both
  * advancing), r5 = y + n, r6 = add, r7 = -count; high: r8 = act_min + out_xor (= lo + add), r9 = act_max +
  * out_xor. */
 __asm__(
