@@ -4,9 +4,12 @@
         int8 conv kernels (firmware/kernels/conv_q8_m0.c) called by rp2040_sim/kernel_harness.py with weights and
         activations in SRAM and the XIP cache warm (the second of two calls is counted, as from the second
         inference of a firmware on); outputs checked against the NumPy golden model first. The fixed cases, then
-        pd_mobilenet's layer shapes (op "/2" = stride 2).
+        pd_mobilenet's layer shapes (op "/2" = stride 2). Each layer twice: with conv_case's 31-bit multipliers
+        (the general output stage) and with them rounded as compress rounds a conv layer's
+        (compress.quantize.reduced_multiplier: the one-multiply output stage, firmware/requant.py).
     python benchmarks/conv_firmware.py zero-skipping
-        pd_mobilenet's pointwise convs with and without zero skipping, on ReLU-like and on random inputs.
+        pd_mobilenet's pointwise convs with and without zero skipping, on ReLU-like and on random inputs
+        (multipliers rounded as compress rounds them).
     python benchmarks/conv_firmware.py random-model NAME OUT_DIR [--seed 0]
         a randomly initialised registry model (zoo.models, e.g. pd_mobilenet) saved to OUT_DIR and its int8
         variant (compress.quantize, calibrated on 64 test images) to OUT_DIR/int8: cycles do not depend on the
@@ -83,26 +86,35 @@ def elf_symbols(path):
 
 
 def kernels() -> None:
-    from rp2040_sim.kernel_harness import ConvImage, conv_case
+    from rp2040_sim.kernel_harness import ConvImage, conv_case, conv_records
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from test_conv_requant import rounded
     from test_firmware_conv import q8_golden
 
     with tempfile.TemporaryDirectory() as tmp:
         image = ConvImage.build(tmp)
-        print("| op | input h x w x C | K | kernel | MACs | cycles | cycles/MAC |")
-        print("|---|---|---|---|---|---|---|")
+        print("| op | input h x w x C | K | kernel | MACs | cycles, 31-bit multipliers | cycles/MAC | "
+              "cycles, rounded (one MULS) | cycles/MAC |")
+        print("|---|---|---|---|---|---|---|---|---|")
         for h, w, c, k, kernel, stride, padding, depthwise in KERNEL_CASES + PD_MOBILENET_CASES:
             t = conv_case(np.random.default_rng(0), h, w, c, k, kernel, stride, padding, depthwise)
             t["shift"] = realistic_shifts(t["shift"])
             fn = "pz_dwconv2d_q8_m0" if depthwise else "pz_conv2d_q8_m0"
-            run = image.call(t, fn, warm=True)
-            np.testing.assert_array_equal(run.y, q8_golden(t))
+            reduced = rounded(dict(t))
+            if conv_records(reduced) is None:
+                raise SystemExit(f"{h}x{w}x{c} -> {k}: no one-multiply records for the rounded multipliers")
+            runs = []
+            for form in (t, reduced):
+                run = image.call(form, fn, warm=True)
+                np.testing.assert_array_equal(run.y, q8_golden(form))
+                runs.append(run)
             op = "depthwise" if depthwise else f"conv {kernel[0]}x{kernel[1]}"
             if stride != (1, 1):
                 op += f" /{stride[0]}"
-            print(f"| {op} | {h}x{w}x{c} {padding} | {t['shape'].out_c} | {kernel[0]}x{kernel[1]} | {run.macs} | "
-                  f"{run.cycles} | {run.cycles / run.macs:.2f} |")
+            print(f"| {op} | {h}x{w}x{c} {padding} | {t['shape'].out_c} | {kernel[0]}x{kernel[1]} | {runs[0].macs} | "
+                  f"{runs[0].cycles} | {runs[0].cycles / runs[0].macs:.2f} | {runs[1].cycles} | "
+                  f"{runs[1].cycles / runs[1].macs:.2f} |")
 
 
 def zero_skipping() -> None:
@@ -111,6 +123,7 @@ def zero_skipping() -> None:
     each through the zero-skipping dot product (zp_in = -128) and, the same bytes with zp_in = -127, through the
     plain one."""
     from rp2040_sim.kernel_harness import ConvImage, conv_case
+    from test_conv_requant import rounded
     from test_firmware_conv import q8_golden
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -131,8 +144,9 @@ def zero_skipping() -> None:
                 per_mac = []
                 for zp_in in (-127, -128):
                     t["zp_in"] = zp_in
-                    run = image.call(t, "pz_conv2d_q8_m0", warm=True)
-                    np.testing.assert_array_equal(run.y, q8_golden(t))
+                    reduced = rounded(dict(t))
+                    run = image.call(reduced, "pz_conv2d_q8_m0", warm=True)
+                    np.testing.assert_array_equal(run.y, q8_golden(reduced))
                     per_mac.append(run.cycles / run.macs)
                 print(f"| {h}x{w}x{c} | {k} | {kind} | {np.mean(t['xu'] == 0):.0%} | {per_mac[0]:.2f} | "
                       f"{per_mac[1]:.2f} |")

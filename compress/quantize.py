@@ -16,7 +16,8 @@ Scheme (docs/COMPRESS.md, docs/MODEL_FORMAT.md "Compressed variants"):
 - Requantization: M = s_in s_w[j] / s_out = M0 * 2^-shift with M0 in [0.5, 1) stored as round(2^31 M0) (int32);
   "single rounding": y = (acc * M0 + 2^(30 + shift)) >> (31 + shift) with one 64-bit product and one arithmetic
   shift, i.e. acc * M rounded half up (towards +inf). The NumPy golden model (compress/reference.py) and the C kernels
-  (firmware/kernels/int8*.c) implement exactly this.
+  (firmware/kernels/int8*.c) implement exactly this. Conv and depthwise layers store M0 rounded to fewer bits
+  (reduced_multiplier, below), which the M0+ output stage computes with one 32-bit multiply; same formula.
 """
 
 from __future__ import annotations
@@ -65,6 +66,58 @@ def quantize_multiplier(m: float) -> tuple[int, int]:
         q = round(m * 2.0 ** MAX_TOTAL_SHIFT)
         shift = MAX_TOTAL_SHIFT - 31
     return int(q), int(shift)
+
+
+# Conv and depthwise multipliers are rounded to the precision their accumulators allow (docs/COMPRESS.md "Conv
+# multipliers"): with at most P significant bits (the low 31 - P bits zero) and every accumulator whose product the
+# output stage needs within +-B (multiply_bound), B * (multiplier >> (31 - P)) < 2^31 when P = 31 - bitlength(B), so
+# the M0+ output stage computes the golden formula exactly with one 32-bit multiply (firmware/requant.py). The
+# formula itself is unchanged.
+MIN_REDUCED_BITS = 11   # below this the rounding would cost accuracy: such a channel keeps its 31-bit multiplier
+MAX_REDUCED_BITS = 23   # the firmware's record holds the reduced multiplier in 23 bits
+SATURATION_MARGIN = 2.0**-10  # >= the relative change of the multiplier by rounding to MIN_REDUCED_BITS or more
+
+
+def accumulator_range(w, bias, zp_in, axis=-1):
+    """Per output channel (lo, hi) int64 bounds of the int32 accumulator bias + sum (q - zp_in) w over every int8
+    input q in [-128, 127] (the kernels' folded bias + sum xu w, xu = q + 128 in [0, 255]; padding cells included).
+    w: the int8 weights with the output channel on `axis` (dense (in, out) / conv channel-last: -1; OHWI: 0)."""
+    w = np.moveaxis(np.asarray(w, np.int64), axis, -1)
+    w = w.reshape(-1, w.shape[-1])
+    folded = np.asarray(bias, np.int64) - (int(zp_in) + 128) * w.sum(axis=0)
+    return folded + 255 * np.minimum(w, 0).sum(axis=0), folded + 255 * np.maximum(w, 0).sum(axis=0)
+
+
+def multiply_bound(lo, hi, act_min: int, act_max: int, out_zp: int, scale):
+    """Per channel, the largest |acc| whose product the M0+ output stage computes (firmware/requant.py), for
+    accumulators in [lo, hi] and real multipliers `scale`: the output is a clamp of round(acc scale) + out_zp, so
+    below about (act_min - out_zp + 1/2) / scale it is act_min and from about (act_max - out_zp - 1/2) / scale on it is
+    act_max, both written without multiplying (here with SATURATION_MARGIN for the multiplier's own rounding)."""
+    lo, hi = np.asarray(lo, np.float64), np.asarray(hi, np.float64)
+    scale = np.asarray(scale, np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        first = np.maximum(lo, (act_min - out_zp + 0.5) / scale)
+        last = np.minimum(hi, (act_max - out_zp - 0.5) / scale)
+    bound = np.ceil(np.maximum(np.abs(first), np.abs(last)) * (1 + SATURATION_MARGIN)) + 1
+    return np.where(first <= last, np.minimum(bound, np.maximum(np.abs(lo), np.abs(hi))), 0).astype(np.int64)
+
+
+def reduced_multiplier(m: float, bound: int) -> tuple[int, int]:
+    """quantize_multiplier(m) rounded to P = min(31 - bitlength(bound), MAX_REDUCED_BITS) significant bits, i.e.
+    (multiplier, shift) with multiplier a multiple of 2^(31 - P) and |multiplier 2^-(31+shift) - m| <= 2^-P m.
+    Unchanged where P < MIN_REDUCED_BITS or m is not normal (multiplier < 2^30)."""
+    mult, shift = quantize_multiplier(m)
+    bits = min(31 - int(bound).bit_length(), MAX_REDUCED_BITS)
+    if mult < 1 << 30 or bits < MIN_REDUCED_BITS:
+        return mult, shift
+    mant, exp = math.frexp(m)
+    q = round(mant * (1 << bits))
+    if q == 1 << bits:
+        q //= 2
+        exp += 1
+    if -exp < -30:  # rounded up past the largest multiplier: keep the exact one
+        return mult, shift
+    return int(q) << (31 - bits), int(-exp)
 
 
 def requantize(acc, multiplier, shift):
@@ -273,13 +326,18 @@ def quantize_layers(dicts, output, params, input_scale, raw_calib, act_ranges=No
         if np.any(np.abs(bq) > 2**31 - 1 - 2**24):
             raise QuantizationError(f"{path}: layer {i}: a bias does not fit int32 at scale s_w*s_in "
                                     f"(max |b/scale| = {np.max(np.abs(bq)):.3g}); the weights are degenerate")
-        mults, shifts = zip(*(quantize_multiplier(in_scale * s / out_scale) for s in s_w))
+        act_min = int(out_zp) if act != "none" else QMIN
+        act_max = min(QMAX, int(out_zp) + round(RELU6_MAX / out_scale)) if act == "relu6" else QMAX
+        if t == "dense":
+            mults, shifts = zip(*(quantize_multiplier(in_scale * s / out_scale) for s in s_w))
+        else:  # conv, depthwise: rounded to what one 32-bit multiply holds (reduced_multiplier)
+            scale = in_scale * np.asarray(s_w, np.float64) / out_scale
+            bounds = multiply_bound(*accumulator_range(wq, bq, in_zp), max(QMIN, act_min), act_max, int(out_zp), scale)
+            mults, shifts = zip(*(reduced_multiplier(in_scale * s / out_scale, b) for s, b in zip(s_w, bounds)))
         extra[f"q.layers.{i}.w"] = STORED_LAYOUT[t][0](wq)
         extra[f"q.layers.{i}.bias"] = bq.astype(np.int32)
         extra[f"q.layers.{i}.multiplier"] = np.asarray(mults, np.int32)
         extra[f"q.layers.{i}.shift"] = np.asarray(shifts, np.int8)
-        act_min = int(out_zp) if act != "none" else QMIN
-        act_max = min(QMAX, int(out_zp) + round(RELU6_MAX / out_scale)) if act == "relu6" else QMAX
         entry.update({
             "relu": act == "relu", "activation": act,
             "input_scale": in_scale, "input_zero_point": in_zp,

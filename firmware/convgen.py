@@ -26,7 +26,7 @@ from typing import Callable
 
 import numpy as np
 
-from firmware import planner
+from firmware import planner, requant
 
 # Weight arrays start on an XIP cache line (8 bytes, datasheet 2.6.3): the kernels read them as 8-byte pairs, and
 # a pair that straddles two lines costs two fills when the weights stay in flash (43,142 misses against 24,377 on
@@ -316,20 +316,26 @@ def _q8_conv(lm, t, out_xor):
         kind, adapter = "PZ_K_Q8_CONV2D", "pz_run_q8_conv2d"
         scratch = (kernel[0] * kernel[1] * shape_in[2] + 3) // 4 * 4
     mult, shift = np.asarray(t["multiplier"], np.int32), np.asarray(t["shift"], np.int8)
+    # the one-multiply output stage's records after the multipliers, where exact (firmware/requant.py)
+    rec = requant.output_records(w, t["bias"], mult, shift, zp_in, int(lm["output_zero_point"]), int(lm["act_min"]),
+                                 int(lm["act_max"]), -1 if depthwise else 0)
+    rq = "NULL" if rec is None else f"pz_l{i}_rq"
 
     def render(q, scratch_expr, run=None):
         fields = (f"{_shape_c(shape_in, shape_out, kernel, stride, pads)}, pz_l{i}_w, "
                   f"{f'pz_l{i}_bias' if bias is not None else 'NULL'}, pz_l{i}_mult, pz_l{i}_shift, "
-                  f"{_q8_scalars(lm, out_xor, (zp_in + 128) & 0xFF)}, {scratch_expr}")
+                  f"{_q8_scalars(lm, out_xor, (zp_in + 128) & 0xFF)}, {scratch_expr}, {rq}")
         arrays = (f"/* layer {i}: int8 {lm['type']} {list(shape_in)} -> {list(shape_out)} */\n"
                   + c_array("uint8_t", f"pz_l{i}_w", packed, _hex, q, WEIGHTS_ALIGNED)
                   + (c_array("int32_t", f"pz_l{i}_bias", bias, _int, q) if bias is not None else "")
                   + c_array("int32_t", f"pz_l{i}_mult", mult, _int, q)
                   + c_array("int8_t", f"pz_l{i}_shift", shift, _int, q)
+                  + (c_array("int32_t", f"pz_l{i}_rq", rec, _int, q) if rec is not None else "")
                   + _q8_conv_struct(i, fields, run) + "\n")
         return arrays, (f"{{{_plan_adapter(adapter, run)}, {kind}, {{in}}, {{out}}, pz_l{i}_w, NULL, "
                         f"&pz_l{i}_conv}}")
-    nbytes = packed.nbytes + mult.nbytes + shift.nbytes + (bias.nbytes if bias is not None else 0)
+    nbytes = (packed.nbytes + mult.nbytes + shift.nbytes + (bias.nbytes if bias is not None else 0)
+              + (rec.nbytes if rec is not None else 0))
     rows = Rows(lm["type"], tuple(shape_in), tuple(shape_out), kernel, stride, pads)
     return Emitted(i, lm["type"], _elems(shape_in), _elems(shape_out), _elems(shape_out), scratch, False, nbytes,
                    shape_out[0] * shape_out[1], render, rows, planner.aligned(packed.nbytes),
@@ -371,7 +377,7 @@ def _q8_pool(lm, t, out_xor):
 
     def render(q, scratch_expr, run=None):
         fields = (f"{_shape_c(shape_in, c_out, kernel, stride, pads)}, NULL, NULL, NULL, NULL, 0, -128, 127, "
-                  f"0x{out_xor:02x}u, 0u, NULL")
+                  f"0x{out_xor:02x}u, 0u, NULL, NULL")
         return (_q8_conv_struct(i, fields, run),
                 f"{{{_plan_adapter(f'pz_run_q8_{stem}pool', run)}, PZ_K_Q8_{stem.upper()}POOL, {{in}}, {{out}}, "
                 f"NULL, NULL, &pz_l{i}_conv}}")

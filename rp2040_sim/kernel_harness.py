@@ -243,14 +243,14 @@ def conv_fields(pointer) -> list:
     """ctypes _fields_ of pz_q8_conv_t with `pointer` as the pointer type."""
     return [("s", ConvShape), ("w", pointer), ("bias", pointer), ("multiplier", pointer), ("shift", pointer),
             ("out_zp", ctypes.c_int8), ("act_min", ctypes.c_int8), ("act_max", ctypes.c_int8),
-            ("out_xor", ctypes.c_uint8), ("pad", ctypes.c_uint8), ("scratch", pointer)]
+            ("out_xor", ctypes.c_uint8), ("pad", ctypes.c_uint8), ("scratch", pointer), ("rq", pointer)]
 
 
 class ArmConv(ctypes.LittleEndianStructure):
     _fields_ = conv_fields(ctypes.c_uint32)
 
 
-assert ctypes.sizeof(ArmConv) == 48
+assert ctypes.sizeof(ArmConv) == 52
 
 
 def conv_shape(h, w, c, kernel, stride, padding, out_c) -> ConvShape:
@@ -300,6 +300,14 @@ def conv_packed(t) -> tuple[np.ndarray, np.ndarray]:
     return conv_layout.pack_conv8(t["w"], fb), fb
 
 
+def conv_records(t) -> np.ndarray | None:
+    """The one-multiply output stage records the build gives a conv_case layer (firmware/requant.py), or None."""
+    from firmware import requant
+
+    return requant.output_records(t["w"], t["bias"], t["mult"], t["shift"], t["zp_in"], t["zp_out"], t["act_min"],
+                                  t["act_max"], -1 if t["depthwise"] else 0)
+
+
 def conv_macs(t) -> int:
     s = t["shape"]
     per_out = s.k_h * s.k_w * (1 if t["depthwise"] else s.in_c)
@@ -327,19 +335,23 @@ class ConvImage(KernelImage):
         return cls(build_conv(Path(out_dir) / "conv_kernels.elf"))
 
     def call(self, t: dict, fn: str, out_xor: int = 0, hook: Callable[[int, int], None] | None = None,
-             config: SimConfig | None = None, max_cycles: int = DEFAULT_MAX_CYCLES, warm: bool = False) -> ConvRun:
+             config: SimConfig | None = None, max_cycles: int = DEFAULT_MAX_CYCLES, warm: bool = False,
+             records: bool = True) -> ConvRun:
         """Run `fn` on layer `t` once, or with `warm` twice and count the second call: the XIP cache then holds the
-        code, as it does from the second inference of a firmware on."""
+        code, as it does from the second inference of a firmware on. `records`: give the layer its one-multiply
+        output stage records where the build would (conv_records); False: never."""
         sim, put = prepared_sim(self.flash, hook, config)
 
         s = t["shape"]
         packed, fb = conv_packed(t)
         w_addr = put(packed.tobytes())
         b_addr = 0  # the bias is inside the conv8 groups and dw records
+        rec = conv_records(t) if records else None
         m_addr, sh_addr = put(t["mult"].tobytes()), put(t["shift"].tobytes())
+        rq_addr = 0 if rec is None else put(rec.tobytes())
         scratch = put(bytes(43 * s.in_c + s.k_h * s.k_w * s.in_c + 4))  # >= pz_conv_q8_scratch_bytes
         l_addr = put(bytes(ArmConv(s, w_addr, b_addr, m_addr, sh_addr, t["zp_out"], t["act_min"], t["act_max"],
-                                   out_xor, (t["zp_in"] + 128) & 0xFF, scratch)))
+                                   out_xor, (t["zp_in"] + 128) & 0xFF, scratch, rq_addr)))
         n = s.out_h * s.out_w * s.out_c
         x_addr, y_addr = put(t["xu"].tobytes()), put(b"\xa5" * (n + GUARD))
         for _ in range(2 if warm else 1):

@@ -56,7 +56,13 @@ typedef struct {
     uint8_t *scratch;           /* the _m0 kernels: pz_conv_q8_scratch_bytes, 4-byte aligned (conv2d: windows that
                                    cross the border; depthwise: one pixel's int32 accumulators); the reference
                                    kernels do not use it */
+    const int32_t *rq;          /* NULL, or PZ_Q8_RQ_WORDS per output channel for the _m0 kernels' one-multiply
+                                   output stage (firmware/requant.py): L (acc <= L: act_min), A (acc >= A: act_max),
+                                   m' << 8 | s with acc * m' / 2^s the golden acc * multiplier / 2^(31 + shift),
+                                   exact in int32 for every accumulator between; the reference kernels ignore it */
 } pz_q8_conv_t;
+
+#define PZ_Q8_RQ_WORDS 3u
 
 /* Weight of output channel k at window index i = (dy * k_w + dx) * in_c + c, and its folded bias, of a conv8 array. */
 int32_t pz_q8_conv_weight(const pz_q8_conv_t *l, uint32_t k, uint32_t i);

@@ -121,6 +121,7 @@ static void q8_run(const q8_work *w, const pz_conv_shape_t *s, uint32_t core, ui
     if (p->group_bytes) {   /* conv2d, depthwise: per output channel tables from channel a on */
         sub.multiplier += a;
         sub.shift += a;
+        if (sub.rq) sub.rq += PZ_Q8_RQ_WORDS * a;
     }
     if (core) sub.scratch = p->scratch1;
     const uint32_t first = pz_conv_rows(&sub.s, r0, r1);

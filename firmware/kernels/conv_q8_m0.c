@@ -21,7 +21,8 @@
  * cells; int32 accumulators go to `scratch`, then one requantization per channel. Other kernel sizes run the
  * reference.
  *
- * Output stage: see requant_init (three exact paths: small accumulators, high word, general). */
+ * Output stage: see requant_init (four exact paths: one multiply with the build's records, small accumulators, high
+ * word, general). */
 #include "conv.h"
 #include "int8_impl.h"
 #include "int8_mac_m0.h"
@@ -374,17 +375,27 @@ static inline uint8_t out_m0(int32_t acc, int32_t multiplier, int32_t shift, int
  * then the Thumb-1 loop below does it with the constants folded, lo = act_min - out_zp, hi = act_max - out_zp,
  * add = out_zp + out_xor (xor 0x80 = + 0x80 modulo 256), cut = 1 with a fused ReLU (acc <= 0 gives act_min without
  * a multiply), INT32_MIN otherwise. */
-typedef struct {
+typedef struct pz_requant_run {
     const int32_t *acc;
     uint8_t *y;
     const int32_t *mult;
     const int8_t *shift;
     uint32_t n;          /* > 0 */
     int32_t lo, hi, add, cut;
+    const int32_t *rq, *mult0;  /* conv.h rq and multiplier: mult[i]'s record is at rq + 3 (mult - mult0) + 3 i */
     uint32_t fast;
     uint32_t small;      /* every accumulator within +-(2^20 - 1) and every shift >= 0: out_small (2: and
                             act_min = out_zp) */
+    uint32_t rec;        /* the layer has one-multiply records (conv.h rq) */
+    void (*stage)(const struct pz_requant_run *);  /* the Thumb-1 loop requant_init chose, or NULL: requant_c */
 } pz_requant_run_t;
+
+#if PZ_Q8_M0_ASM
+void pz_q8_requant_run_m0(const pz_requant_run_t *r);
+void pz_q8_requant_small_m0(const pz_requant_run_t *r);
+void pz_q8_requant_small_relu_m0(const pz_requant_run_t *r);
+void pz_q8_requant_rec_m0(const pz_requant_run_t *r);
+#endif
 
 /* The "small accumulator" output stage. For |acc| < 2^20 the product acc * m (m < 2^31) splits over three 11-bit
  * pieces of m = m2 2^22 + m1 2^11 + m0 with every partial product inside int32 (|acc m1| + |acc m0| / 2^11 < 2^31):
@@ -465,13 +476,27 @@ static void requant_init(pz_requant_run_t *r, const pz_q8_conv_t *l, uint32_t ch
         r->fast &= l->shift[k] >= 2;
         nonneg &= l->shift[k] >= 0;
     }
-    r->small = nonneg && (!PZ_Q8_M0_ASM || (l->out_xor & 0x7Fu) == 0) && accs_small(l, depthwise);
-    if (r->small && l->act_min == l->out_zp) r->small = 2u;  /* fused ReLU: no lower clamp needed */
+    /* records (firmware/requant.py): built only for act_min <= out_zp; cut exactly when act_min = out_zp */
+    r->rec = l->rq != 0 && (!PZ_Q8_M0_ASM || (l->out_xor & 0x7Fu) == 0);
+    r->rq = l->rq;
+    r->mult0 = l->multiplier;
+    r->small = 0;
+    if (!r->rec) {  /* accs_small's weight pass only where the records are not there */
+        r->small = nonneg && (!PZ_Q8_M0_ASM || (l->out_xor & 0x7Fu) == 0) && accs_small(l, depthwise);
+        if (r->small && l->act_min == l->out_zp) r->small = 2u;  /* fused ReLU: no lower clamp needed */
+    }
+#if PZ_Q8_M0_ASM
+    r->stage = r->rec        ? pz_q8_requant_rec_m0
+             : r->small == 2u ? pz_q8_requant_small_relu_m0
+             : r->small      ? pz_q8_requant_small_m0
+             : r->fast       ? pz_q8_requant_run_m0
+                             : 0;
+#else
+    r->stage = 0;
+#endif
 }
 
 #if PZ_Q8_M0_ASM
-void pz_q8_requant_run_m0(const pz_requant_run_t *r);
-
 /* r0 = the run. High registers: r8 = acc, r9 = mult, r10 = shift, r11 = y, r12 = &lo, lr = n; r7 = i. Per output:
  * loads and the ReLU test, mulhi_m0's 18 instructions, the rounding shift, clamp, add, store. */
 __asm__(
@@ -545,9 +570,6 @@ __asm__(
     "    .size   pz_q8_requant_run_m0, . - pz_q8_requant_run_m0\n"
     "    .popsection\n");
 
-void pz_q8_requant_small_m0(const pz_requant_run_t *r);
-void pz_q8_requant_small_relu_m0(const pz_requant_run_t *r);
-
 
 /* out_small over a run (r->small set). Low registers: r0 = acc, r1 = mult, r7 = shift (all advancing), r2 = acc,
  * r3 = m, r4-r6 temporaries; high: r8 = lo, r9 = hi, r10 = add, r11 = cut, r12 = the end of acc, lr = y - shift
@@ -620,11 +642,98 @@ __asm__( \
     "2:\n"
 PZ_REQUANT_SMALL_FN("pz_q8_requant_small_m0", PZ_REQUANT_LOWER_CLAMP)
 PZ_REQUANT_SMALL_FN("pz_q8_requant_small_relu_m0", "")
+
+/* One output of the one-multiply stage (pz_q8_requant_rec_m0), its byte stored at label STORE; acc <= L branches
+ * to LOW, acc >= A to HIGH (out of line: they skip the record's last word, load the clamp, return to STORE). */
+#define PZ_REC_OUTPUT(STORE, LOW, HIGH) \
+    "    ldm   r0!, {r2}\n"                 /* acc */ \
+    "    ldm   r1!, {r3, r4}\n"             /* L, A */ \
+    "    cmp   r2, r3\n" \
+    "    ble   " LOW "f\n" \
+    "    cmp   r2, r4\n" \
+    "    bge   " HIGH "f\n" \
+    "    ldm   r1!, {r4}\n"                 /* w */ \
+    "    lsrs  r3, r4, #8\n"                /* m' */ \
+    "    muls  r2, r3, r2\n" \
+    "    asrs  r2, r4\n"                    /* floor(x / 2^s), C = bit s - 1 of x */ \
+    "    adcs  r2, r6\n"                    /* q + add */ \
+    STORE ":\n" \
+    "    strb  r2, [r5, r7]\n"
+#define PZ_REC_SATURATED(LABEL, CLAMP, STORE) \
+    LABEL ":\n" \
+    "    adds  r1, #4\n" \
+    "    mov   r2, " CLAMP "\n" \
+    "    b     " STORE "b\n"
+
+/* The one-multiply stage over a run (r->rec set; the records of its channels from rq, mult0 and mult; firmware/
+ * requant.py): per output LDM
+ * acc, LDM the record's {L, A}; acc <= L writes act_min, acc >= A act_max (a fused ReLU's cut is L >= 0); else LDM
+ * w = m' << 8 | s, m' = w >> 8, x = acc m' (exact: the build checked it for every accumulator between), ASRS x by w
+ * (a register shift takes w's low byte, s >= 1) leaves floor(x / 2^s) with the last bit shifted out in the carry,
+ * and ADCS adds it and add = out_zp + out_xor at once: round_half_up(x / 2^s) + add, the golden value, strictly
+ * inside the clamp, so no clamp. The byte store drops the rest (out_xor 0x80 = + 0x80 modulo 256); y is indexed
+ * from its end by a count -n..-1, so ADDS sets the loop's flags. Two outputs per pass (an odd run enters at the
+ * second): 19 cycles per output (16 at act_min, 18 at act_max). Low registers: r0 = acc, r1 = records (both
+ * advancing), r5 = y + n, r6 = add, r7 = -count; high: r8 = act_min + out_xor (= lo + add), r9 = act_max +
+ * out_xor. */
+__asm__(
+    PZ_M0_FUNC("pz_q8_requant_rec_m0")
+    PZ_M0_SAVE_R4_R11
+    "    ldm   r0!, {r1, r2, r3, r4, r5}\n"  /* acc, y, mult, shift (unused), n */
+    "    ldr   r4, [r0, #20]\n"              /* mult0 */
+    "    subs  r3, r3, r4\n"
+    "    lsls  r4, r3, #1\n"
+    "    adds  r3, r3, r4\n"                 /* 3 (mult - mult0): PZ_Q8_RQ_WORDS words per 4-byte multiplier */
+    "    ldr   r4, [r0, #16]\n"              /* rq */
+    "    adds  r3, r3, r4\n"                 /* the records of mult[0]: rq + 3 (mult - mult0) */
+    "    adds  r2, r2, r5\n"
+    "    negs  r7, r5\n"
+    "    movs  r5, r2\n"                     /* y + n */
+    "    ldm   r0!, {r2, r4, r6}\n"          /* lo, hi, add */
+    "    adds  r2, r2, r6\n"
+    "    mov   r8, r2\n"
+    "    adds  r4, r4, r6\n"
+    "    mov   r9, r4\n"
+    "    movs  r0, r1\n"
+    "    movs  r1, r3\n"
+    "    lsls  r2, r7, #31\n"                /* n odd: start with the second output of a pass */
+    "    bne   2f\n"
+    "1:\n"
+    PZ_REC_OUTPUT("3", "5", "6")
+    "    adds  r7, #1\n"                     /* never 0 here: an even count was left */
+    "2:\n"
+    PZ_REC_OUTPUT("4", "7", "8")
+    "    adds  r7, #1\n"
+    "    bne   1b\n"
+    PZ_M0_RESTORE_R4_R11_RETURN
+    PZ_REC_SATURATED("5", "r8", "3")
+    PZ_REC_SATURATED("6", "r9", "3")
+    PZ_REC_SATURATED("7", "r8", "4")
+    PZ_REC_SATURATED("8", "r9", "4")
+    "    .size   pz_q8_requant_rec_m0, . - pz_q8_requant_rec_m0\n"
+    "    .popsection\n");
 #endif
 
 /* The plain C output stage (the fallback, and the host build). */
 __attribute__((noinline)) static void requant_c(const pz_requant_run_t *r, const int32_t *acc, uint8_t *y, uint32_t n,
                                                const int32_t *mult, const int8_t *shift, const pz_q8_conv_t *l) {
+    if (r->rec) {  /* the records (pz_q8_requant_rec_m0) */
+        mult = r->rq + PZ_Q8_RQ_WORDS * (uint32_t)(mult - r->mult0);
+        for (uint32_t i = 0; i < n; i++, mult += PZ_Q8_RQ_WORDS) {
+            int32_t v;
+            if (acc[i] <= mult[0]) {
+                v = l->act_min;
+            } else if (acc[i] >= mult[1]) {
+                v = l->act_max;
+            } else {
+                const uint32_t w = (uint32_t)mult[2];
+                const int32_t x = (int32_t)((uint32_t)acc[i] * (w >> 8));
+                v = ((asr_any(x, (w & 0xFFu) - 1u) + 1) >> 1) + l->out_zp;  /* floor nesting: exact rounding */
+            }
+            y[i] = (uint8_t)((uint8_t)(int8_t)v ^ l->out_xor);
+        }
+        return;
+    }
     if (r->small) {
         for (uint32_t i = 0; i < n; i++) {
             y[i] = out_small(acc[i], mult[i], shift[i], l->out_zp, l->act_min, l->act_max, l->out_xor);
@@ -638,19 +747,15 @@ __attribute__((noinline)) static void requant_c(const pz_requant_run_t *r, const
 
 static inline void requant_run(pz_requant_run_t *r, const int32_t *acc, uint8_t *y, uint32_t n, const int32_t *mult,
                                const int8_t *shift, const pz_q8_conv_t *l) {
-#if PZ_Q8_M0_ASM
-    if (r->small || r->fast) {
+    if (r->stage) {
         r->acc = acc;
         r->y = y;
         r->mult = mult;
         r->shift = shift;
         r->n = n;
-        if (r->small == 2u) pz_q8_requant_small_relu_m0(r);
-        else if (r->small) pz_q8_requant_small_m0(r);
-        else pz_q8_requant_run_m0(r);
+        r->stage(r);
         return;
     }
-#endif
     requant_c(r, acc, y, n, mult, shift, l);
 }
 
@@ -704,6 +809,22 @@ static inline __attribute__((always_inline)) void conv_pixel(const pz_q8_conv_t 
             const uint8_t *p = x + i * row;
             for (uint32_t b = 0; b < r->run_bytes; b++) X += p[b];
         }
+    } else if ((r->runs > 1u || r->run_bytes <= 32u) && ((r->run_bytes | row | (uint32_t)(uintptr_t)x) & 3u) == 0
+               && r->run_bytes * r->runs <= 512u) {
+        /* several runs, or one short one, of whole aligned words (C a multiple of 4): one pass of 16-bit lanes over
+         * the window (<= 128 words: a lane holds 128 * 510), folded once, instead of a sum_bytes call per run (a
+         * long single run, pointwise from 64 channels, is a little faster through sum_bytes) */
+        const uint32_t runs = r->runs, words = r->run_bytes / 4u;  /* locals: the word reads may alias *r */
+        uint32_t lanes = 0;
+        for (uint32_t i = 0; i < runs; i++) {
+            const pz_word_alias *p = (const pz_word_alias *)(const void *)(x + i * row), *end = p + words;
+            for (; p != end; p++) {
+                const uint32_t v = *p;
+                lanes += v & 0x00FF00FFu;
+                lanes += (v >> 8) & 0x00FF00FFu;
+            }
+        }
+        X = (lanes & 0xFFFFu) + (lanes >> 16);
     } else {
         for (uint32_t i = 0; i < r->runs; i++) X += sum_bytes(x + i * row, r->run_bytes);
     }
