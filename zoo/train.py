@@ -157,6 +157,14 @@ def shift_images(x: np.ndarray, shape: tuple, max_shift: int, rng: np.random.Gen
     return padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]].reshape(n, -1)
 
 
+def flip_images(x: np.ndarray, shape: tuple, rng: np.random.Generator) -> np.ndarray:
+    """Each row of x (n, h*w*c) mirrored left-right with probability 1/2 (clothes are; digits are not)."""
+    n = len(x)
+    images = x.reshape(n, *shape)
+    flip = rng.random(n) < 0.5
+    return np.where(flip[:, None, None, None], images[:, :, ::-1], images).reshape(n, -1)
+
+
 # -- data parallel layout ----------------------------------------------------------------------------------------
 def make_mesh(batch_size: int) -> Mesh:
     """A 1-D mesh over as many devices as evenly split the batch (all of them for the usual powers of two)."""
@@ -263,7 +271,7 @@ def train_and_evaluate(cfg: ModelConfig, out_dir: Path | None, *, seed: int = 0,
         "train_accuracy": history[-1]["train_accuracy"], "train_seconds": round(train_seconds, 3),
         "epochs": cfg.epochs, "batch_size": batch, "lr": cfg.lr, "optimizer": cfg.optimizer,
         "params": cfg.spec.param_count(), "devices": int(mesh.devices.size), "train_samples": len(x_train),
-        "augment_shift": cfg.augment_shift, "history": history,
+        "augment_shift": cfg.augment_shift, "augment_flip": cfg.augment_flip, "history": history,
     }
     if ds.source:
         metrics["data_file"] = ds.source["path"]
@@ -296,16 +304,28 @@ def _input_meta(ds: data.Dataset) -> dict:
 
 
 def _augmenter(cfg: ModelConfig, seed: int):
-    """The per-batch augmentation of the recipe (identity without one); its own generator, so switching it on
-    leaves the batch order unchanged."""
-    if not cfg.augment_shift:
-        return lambda xb: xb
+    """The per-batch augmentation of the recipe (identity without one): shifts, then mirroring, each with its own
+    generator, so switching one on leaves the batch order and the other's draws unchanged."""
     shape = cfg.spec.input_shape
-    if len(shape) != 3 or cfg.augment_shift * 4 > min(shape[:2]):
-        raise TrainingError(f"{cfg.name}: augment_shift {cfg.augment_shift} needs image input at least "
-                            f"{4 * cfg.augment_shift} pixels wide; the spec's input is {shape}")
-    rng = np.random.default_rng([seed, 1])
-    return lambda xb: shift_images(xb, shape, cfg.augment_shift, rng)
+    steps = []
+    if cfg.augment_shift:
+        if len(shape) != 3 or cfg.augment_shift * 4 > min(shape[:2]):
+            raise TrainingError(f"{cfg.name}: augment_shift {cfg.augment_shift} needs image input at least "
+                                f"{4 * cfg.augment_shift} pixels wide; the spec's input is {shape}")
+        shift_rng = np.random.default_rng([seed, 1])
+        steps.append(lambda xb: shift_images(xb, shape, cfg.augment_shift, shift_rng))
+    if cfg.augment_flip:
+        if len(shape) != 3:
+            raise TrainingError(f"{cfg.name}: augment_flip mirrors images; the spec's input is {shape}, not "
+                                f"(height, width, channels)")
+        flip_rng = np.random.default_rng([seed, 2])
+        steps.append(lambda xb: flip_images(xb, shape, flip_rng))
+
+    def augment(xb):
+        for step in steps:
+            xb = step(xb)
+        return xb
+    return augment
 
 
 class _ProgressBar(contextlib.AbstractContextManager):
@@ -423,6 +443,8 @@ def main(argv=None):
     own.add_argument("--weight-decay", type=float)
     own.add_argument("--label-smoothing", type=float)
     own.add_argument("--augment-shift", type=int)
+    own.add_argument("--augment-flip", action="store_true", default=None,
+                     help="mirror training images left-right at random (for clothes, not for digits)")
     own.add_argument("--class-names", type=classnames.parse, metavar="A,B,C",
                      help="a name per class in label order (default: the data's class_names, if any)")
     args = parser.parse_args(argv)
@@ -444,7 +466,7 @@ def main(argv=None):
                      "one of them")
     overrides = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
                      weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
-                     augment_shift=args.augment_shift)
+                     augment_shift=args.augment_shift, augment_flip=args.augment_flip)
     try:
         if args.spec is not None:  # the user's network: its spec decides what the data must look like
             spec_file = specfile.load(args.spec)
