@@ -1,4 +1,5 @@
 import json
+import math
 import os
 import subprocess
 import sys
@@ -137,6 +138,36 @@ def test_shift_images_moves_each_image_by_its_own_offset():
                 sr, sc = r - dy[n], c - dx[n]  # output (r, c) shows input (r - dy, c - dx), zero outside
                 want = img[sr, sc] if 0 <= sr < 6 and 0 <= sc < 5 else 0
                 assert np.all(got[r, c] == want)
+
+
+def test_rotate_images_matches_a_pixel_by_pixel_bilinear_reference():
+    h, w, c = 7, 6, 2
+    x = np.random.default_rng(2).integers(0, 256, (3, h * w * c), dtype=np.uint8)
+    out = train.rotate_images(x, (h, w, c), 30.0, np.random.default_rng(0))
+    angles = np.deg2rad(np.random.default_rng(0).uniform(-30.0, 30.0, 3))
+
+    def pixel(img, r, q):  # zero outside the image
+        return img[r, q].astype(float) if 0 <= r < h and 0 <= q < w else np.zeros(c)
+    for n in range(3):
+        img, got = x[n].reshape(h, w, c), out[n].reshape(h, w, c)
+        cos, sin = math.cos(angles[n]), math.sin(angles[n])
+        for r in range(h):
+            for q in range(w):
+                dy, dx = r - (h - 1) / 2, q - (w - 1) / 2
+                sy, sx = cos * dy - sin * dx + (h - 1) / 2, sin * dy + cos * dx + (w - 1) / 2
+                r0, q0 = math.floor(sy), math.floor(sx)
+                fy, fx = sy - r0, sx - q0
+                want = ((1 - fy) * (1 - fx) * pixel(img, r0, q0) + (1 - fy) * fx * pixel(img, r0, q0 + 1)
+                        + fy * (1 - fx) * pixel(img, r0 + 1, q0) + fy * fx * pixel(img, r0 + 1, q0 + 1))
+                assert np.all(np.abs(got[r, q].astype(float) - want) <= 0.5 + 1e-6)
+    assert not np.array_equal(out, x)
+    assert np.array_equal(train.rotate_images(x, (h, w, c), 0.0, np.random.default_rng(0)), x)
+
+
+def test_turning_a_flat_model_is_refused(tmp_path):
+    cfg = get_model("mnist_50").with_overrides(augment_rotate=10.0, epochs=1)
+    with pytest.raises(train.TrainingError, match="augment_rotate turns images; the spec's input is"):
+        train.train_and_evaluate(cfg, tmp_path, dataset=data.xor(), progress=False)
 
 
 def test_flip_images_mirrors_about_half_of_the_rows_left_right():

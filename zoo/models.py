@@ -23,6 +23,7 @@ class ModelConfig:
     weight_decay: float = 0.05
     label_smoothing: float = 0.1
     augment_shift: int = 0  # training images moved by a random whole-pixel offset up to this many pixels (0: off)
+    augment_rotate: float = 0.0  # training images turned by a random angle up to this many degrees either way
     augment_flip: bool = False  # training images mirrored left-right with probability 1/2
     train_limit: int | None = None  # train on the first N training samples only (None: all)
 
