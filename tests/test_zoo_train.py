@@ -159,7 +159,7 @@ def test_rotate_images_matches_a_pixel_by_pixel_bilinear_reference():
                 fy, fx = sy - r0, sx - q0
                 want = ((1 - fy) * (1 - fx) * pixel(img, r0, q0) + (1 - fy) * fx * pixel(img, r0, q0 + 1)
                         + fy * (1 - fx) * pixel(img, r0 + 1, q0) + fy * fx * pixel(img, r0 + 1, q0 + 1))
-                assert np.all(np.abs(got[r, q].astype(float) - want) <= 0.5 + 1e-6)
+                assert np.all(np.abs(got[r, q].astype(float) - want) <= 0.5 + 1e-3)  # rounded float32
     assert not np.array_equal(out, x)
     assert np.array_equal(train.rotate_images(x, (h, w, c), 0.0, np.random.default_rng(0)), x)
 

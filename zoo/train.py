@@ -159,25 +159,27 @@ def shift_images(x: np.ndarray, shape: tuple, max_shift: int, rng: np.random.Gen
 
 def rotate_images(x: np.ndarray, shape: tuple, max_degrees: float, rng: np.random.Generator) -> np.ndarray:
     """Each row of x (n, h*w*c) turned about the image centre by its own random angle in [-max_degrees,
-    max_degrees], sampled bilinearly, zero outside; integer data is rounded back to its dtype."""
+    max_degrees], sampled bilinearly (float32), zero outside; integer data is rounded back to its dtype."""
     n = len(x)
     h, w, c = shape
-    theta = np.deg2rad(rng.uniform(-max_degrees, max_degrees, n))[:, None, None]
-    dy, dx = np.mgrid[0:h, 0:w] - np.array([(h - 1) / 2, (w - 1) / 2])[:, None, None]
+    theta = np.deg2rad(rng.uniform(-max_degrees, max_degrees, n)).astype(np.float32)[:, None, None]
+    cy, cx = np.float32((h - 1) / 2), np.float32((w - 1) / 2)
+    dy, dx = np.mgrid[0:h, 0:w].astype(np.float32) - np.array([cy, cx], np.float32)[:, None, None]
     # output pixel (r, c) reads the input at the centre + its offset turned back by theta
-    src_y = np.cos(theta) * dy - np.sin(theta) * dx + (h - 1) / 2
-    src_x = np.sin(theta) * dy + np.cos(theta) * dx + (w - 1) / 2
+    src_y = np.cos(theta) * dy - np.sin(theta) * dx + cy
+    src_x = np.sin(theta) * dy + np.cos(theta) * dx + cx
     y0, x0 = np.floor(src_y), np.floor(src_x)
     fy, fx = (src_y - y0)[..., None], (src_x - x0)[..., None]
-    padded = np.zeros((n, h + 2, w + 2, c), np.float32)  # a zero border: corners outside the image read 0
+    # a one-pixel zero border: a corner outside the image is clipped onto it and reads 0
+    padded = np.zeros((n, h + 2, w + 2, c), np.float32)
     padded[:, 1:h + 1, 1:w + 1] = x.reshape(n, h, w, c)
-    rows, cols = y0.astype(np.int64) + 1, x0.astype(np.int64) + 1  # in padded coordinates
-    idx = np.arange(n)[:, None, None]
-
-    def at(r, q):  # anything outside the image reads the zero border
-        return padded[idx, np.clip(r, 0, h + 1), np.clip(q, 0, w + 1)]
-    out = ((1 - fy) * ((1 - fx) * at(rows, cols) + fx * at(rows, cols + 1))
-           + fy * ((1 - fx) * at(rows + 1, cols) + fx * at(rows + 1, cols + 1)))
+    pixels = padded.reshape(-1, c)
+    row0, col0 = y0.astype(np.int64) + 1, x0.astype(np.int64) + 1  # padded coordinates of the top-left corner
+    image = (np.arange(n) * (h + 2) * (w + 2))[:, None, None]
+    top, bottom = (image + np.clip(r, 0, h + 1) * (w + 2) for r in (row0, row0 + 1))
+    left, right = (np.clip(q, 0, w + 1) for q in (col0, col0 + 1))
+    out = ((1 - fy) * ((1 - fx) * pixels[top + left] + fx * pixels[top + right])
+           + fy * ((1 - fx) * pixels[bottom + left] + fx * pixels[bottom + right]))
     if np.issubdtype(x.dtype, np.integer):
         info = np.iinfo(x.dtype)
         out = np.clip(np.rint(out), info.min, info.max)
