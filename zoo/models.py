@@ -54,8 +54,8 @@ def _mnist_cnn():
     head, which runs at ~1.4 cycles/MAC on two cores. Measured untrained in rp2040_sim, int8, convs on one core:
     410 k + 1,016 k + 646 k cycles for the convs, 45 k + 5 k for the dense layers (17.2 ms per image).
 
-    Its recipe (40 epochs, AdamW lr 3e-3 warmup + cosine, 2-pixel shifts): 99.48 % on seed 0; batch 64 (99.46 %) and
-    random 10-degree turns (99.40 %) did not beat it (docs/BENCHMARKS.md "zoo: conv nets")."""
+    Its recipe (40 epochs, AdamW lr 3e-3 warmup + cosine, 2-pixel shifts): 99.48 % on seed 0; batch 64 (99.46 %),
+    random 10-degree turns (99.40 %) and both (99.48 %) did not beat it (docs/BENCHMARKS.md "zoo: conv nets")."""
     return Sequential([Input(28, 28, 1),
                        *_conv_bn_relu(1, 16, stride=2),   # 14x14x16   28,224 MACs
                        *_conv_bn_relu(16, 32, stride=2),  # 7x7x32    225,792
