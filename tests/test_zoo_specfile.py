@@ -90,6 +90,8 @@ PY_ERRORS = [
      "epochs = 0 must be an integer >= 1"),
     ("from zoo.nn import Dense, Sequential\nmodel = Sequential([Dense(2, 2)])\nrecipe = {'optimizer': 'rmsprop'}\n",
      "optimizer = 'rmsprop' must be one of adam, sgd"),
+    ("from zoo.nn import Dense, Sequential\nmodel = Sequential([Dense(2, 2)])\nrecipe = {'augment_flip': 1}\n",
+     "augment_flip = 1 must be true or false"),
     ("from zoo.nn import Dense, Sequential\nmodel = Sequential([Dense(2, 0)])\n", "empty dimension"),
 ]
 
@@ -174,6 +176,8 @@ def test_registry_override_values_are_checked(capsys):
     assert train.main(["xor", "--weight-decay", "-1", "--no-progress"]) == 2
     assert "weight_decay = -1.0 must be a number >= 0" in capsys.readouterr().err
     assert get_model("xor").weight_decay == 0.0
+    assert train.main(["mnist_cnn", "--augment-rotate", "200", "--no-progress"]) == 2
+    assert "augment_rotate = 200.0 must be a number of degrees in [0, 180]" in capsys.readouterr().err
 
 
 def _npz(path, n_features=2, names=("off", "on")):

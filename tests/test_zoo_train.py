@@ -1,4 +1,5 @@
 import json
+import math
 import os
 import subprocess
 import sys
@@ -139,6 +140,53 @@ def test_shift_images_moves_each_image_by_its_own_offset():
                 assert np.all(got[r, c] == want)
 
 
+def test_rotate_images_matches_a_pixel_by_pixel_bilinear_reference():
+    h, w, c = 7, 6, 2
+    x = np.random.default_rng(2).integers(0, 256, (3, h * w * c), dtype=np.uint8)
+    out = train.rotate_images(x, (h, w, c), 30.0, np.random.default_rng(0))
+    angles = np.deg2rad(np.random.default_rng(0).uniform(-30.0, 30.0, 3))
+
+    def pixel(img, r, q):  # zero outside the image
+        return img[r, q].astype(float) if 0 <= r < h and 0 <= q < w else np.zeros(c)
+    for n in range(3):
+        img, got = x[n].reshape(h, w, c), out[n].reshape(h, w, c)
+        cos, sin = math.cos(angles[n]), math.sin(angles[n])
+        for r in range(h):
+            for q in range(w):
+                dy, dx = r - (h - 1) / 2, q - (w - 1) / 2
+                sy, sx = cos * dy - sin * dx + (h - 1) / 2, sin * dy + cos * dx + (w - 1) / 2
+                r0, q0 = math.floor(sy), math.floor(sx)
+                fy, fx = sy - r0, sx - q0
+                want = ((1 - fy) * (1 - fx) * pixel(img, r0, q0) + (1 - fy) * fx * pixel(img, r0, q0 + 1)
+                        + fy * (1 - fx) * pixel(img, r0 + 1, q0) + fy * fx * pixel(img, r0 + 1, q0 + 1))
+                assert np.all(np.abs(got[r, q].astype(float) - want) <= 0.5 + 1e-3)  # rounded float32
+    assert not np.array_equal(out, x)
+    assert np.array_equal(train.rotate_images(x, (h, w, c), 0.0, np.random.default_rng(0)), x)
+
+
+def test_turning_a_flat_model_is_refused(tmp_path):
+    cfg = get_model("mnist_50").with_overrides(augment_rotate=10.0, epochs=1)
+    with pytest.raises(train.TrainingError, match="augment_rotate turns images; the spec's input is"):
+        train.train_and_evaluate(cfg, tmp_path, dataset=data.xor(), progress=False)
+
+
+def test_flip_images_mirrors_about_half_of_the_rows_left_right():
+    x = np.random.default_rng(1).integers(0, 256, (64, 4 * 3 * 2), dtype=np.uint8)
+    out = train.flip_images(x, (4, 3, 2), np.random.default_rng(0))
+    flipped = np.random.default_rng(0).random(64) < 0.5
+    for n in range(64):
+        img, got = x[n].reshape(4, 3, 2), out[n].reshape(4, 3, 2)
+        want = np.stack([img[:, 3 - 1 - c] for c in range(3)], axis=1) if flipped[n] else img  # column c <- w-1-c
+        assert np.array_equal(got, want)
+    assert 16 < flipped.sum() < 48
+
+
+def test_flipping_a_flat_model_is_refused(tmp_path):
+    cfg = get_model("mnist_50").with_overrides(augment_flip=True, epochs=1)
+    with pytest.raises(train.TrainingError, match="augment_flip mirrors images; the spec's input is"):
+        train.train_and_evaluate(cfg, tmp_path, dataset=data.xor(), progress=False)
+
+
 def test_augmenting_a_flat_model_is_refused(tmp_path):
     cfg = get_model("mnist_50").with_overrides(augment_shift=1, epochs=1)
     with pytest.raises(train.TrainingError, match="augment_shift 1 needs image input"):
@@ -166,8 +214,8 @@ def test_conv_training_threads_batchnorm_state(tmp_path, mnist):
     assert abs(result["test_accuracy"] - metrics["test_accuracy"]) <= 2e-4
 
 
-def test_conv_training_with_dropout_and_shifts_is_reproducible(tmp_path, mnist):
-    cfg = _tiny_cnn_config().with_overrides(epochs=1)
+def test_conv_training_with_dropout_shifts_and_flips_is_reproducible(tmp_path, mnist):
+    cfg = _tiny_cnn_config().with_overrides(epochs=1, augment_flip=True)
     small = data.Dataset("mnist", mnist.x_train[:256], mnist.y_train[:256], mnist.x_test[:500], mnist.y_test[:500],
                          mnist.input_scale)
     for run in ("a", "b"):

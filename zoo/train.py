@@ -157,6 +157,43 @@ def shift_images(x: np.ndarray, shape: tuple, max_shift: int, rng: np.random.Gen
     return padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]].reshape(n, -1)
 
 
+def rotate_images(x: np.ndarray, shape: tuple, max_degrees: float, rng: np.random.Generator) -> np.ndarray:
+    """Each row of x (n, h*w*c) turned about the image centre by its own random angle in [-max_degrees,
+    max_degrees], sampled bilinearly (float32), zero outside; integer data is rounded back to its dtype."""
+    n = len(x)
+    h, w, c = shape
+    theta = np.deg2rad(rng.uniform(-max_degrees, max_degrees, n)).astype(np.float32)[:, None, None]
+    cy, cx = np.float32((h - 1) / 2), np.float32((w - 1) / 2)
+    dy, dx = np.mgrid[0:h, 0:w].astype(np.float32) - np.array([cy, cx], np.float32)[:, None, None]
+    # output pixel (r, c) reads the input at the centre + its offset turned back by theta
+    src_y = np.cos(theta) * dy - np.sin(theta) * dx + cy
+    src_x = np.sin(theta) * dy + np.cos(theta) * dx + cx
+    y0, x0 = np.floor(src_y), np.floor(src_x)
+    fy, fx = (src_y - y0)[..., None], (src_x - x0)[..., None]
+    # a one-pixel zero border: a corner outside the image is clipped onto it and reads 0
+    padded = np.zeros((n, h + 2, w + 2, c), np.float32)
+    padded[:, 1:h + 1, 1:w + 1] = x.reshape(n, h, w, c)
+    pixels = padded.reshape(-1, c)
+    row0, col0 = y0.astype(np.int64) + 1, x0.astype(np.int64) + 1  # padded coordinates of the top-left corner
+    image = (np.arange(n) * (h + 2) * (w + 2))[:, None, None]
+    top, bottom = (image + np.clip(r, 0, h + 1) * (w + 2) for r in (row0, row0 + 1))
+    left, right = (np.clip(q, 0, w + 1) for q in (col0, col0 + 1))
+    out = ((1 - fy) * ((1 - fx) * pixels[top + left] + fx * pixels[top + right])
+           + fy * ((1 - fx) * pixels[bottom + left] + fx * pixels[bottom + right]))
+    if np.issubdtype(x.dtype, np.integer):
+        info = np.iinfo(x.dtype)
+        out = np.clip(np.rint(out), info.min, info.max)
+    return out.astype(x.dtype).reshape(n, -1)
+
+
+def flip_images(x: np.ndarray, shape: tuple, rng: np.random.Generator) -> np.ndarray:
+    """Each row of x (n, h*w*c) mirrored left-right with probability 1/2 (clothes are; digits are not)."""
+    n = len(x)
+    images = x.reshape(n, *shape)
+    flip = rng.random(n) < 0.5
+    return np.where(flip[:, None, None, None], images[:, :, ::-1], images).reshape(n, -1)
+
+
 # -- data parallel layout ----------------------------------------------------------------------------------------
 def make_mesh(batch_size: int) -> Mesh:
     """A 1-D mesh over as many devices as evenly split the batch (all of them for the usual powers of two)."""
@@ -263,7 +300,8 @@ def train_and_evaluate(cfg: ModelConfig, out_dir: Path | None, *, seed: int = 0,
         "train_accuracy": history[-1]["train_accuracy"], "train_seconds": round(train_seconds, 3),
         "epochs": cfg.epochs, "batch_size": batch, "lr": cfg.lr, "optimizer": cfg.optimizer,
         "params": cfg.spec.param_count(), "devices": int(mesh.devices.size), "train_samples": len(x_train),
-        "augment_shift": cfg.augment_shift, "history": history,
+        "augment_shift": cfg.augment_shift, "augment_flip": cfg.augment_flip,
+        "augment_rotate": cfg.augment_rotate, "history": history,
     }
     if ds.source:
         metrics["data_file"] = ds.source["path"]
@@ -296,16 +334,34 @@ def _input_meta(ds: data.Dataset) -> dict:
 
 
 def _augmenter(cfg: ModelConfig, seed: int):
-    """The per-batch augmentation of the recipe (identity without one); its own generator, so switching it on
-    leaves the batch order unchanged."""
-    if not cfg.augment_shift:
-        return lambda xb: xb
+    """The per-batch augmentation of the recipe (identity without one): turns, shifts, then mirroring, each with its
+    own generator, so switching one on leaves the batch order and the others' draws unchanged."""
     shape = cfg.spec.input_shape
-    if len(shape) != 3 or cfg.augment_shift * 4 > min(shape[:2]):
-        raise TrainingError(f"{cfg.name}: augment_shift {cfg.augment_shift} needs image input at least "
-                            f"{4 * cfg.augment_shift} pixels wide; the spec's input is {shape}")
-    rng = np.random.default_rng([seed, 1])
-    return lambda xb: shift_images(xb, shape, cfg.augment_shift, rng)
+    steps = []
+    if cfg.augment_shift:
+        if len(shape) != 3 or cfg.augment_shift * 4 > min(shape[:2]):
+            raise TrainingError(f"{cfg.name}: augment_shift {cfg.augment_shift} needs image input at least "
+                                f"{4 * cfg.augment_shift} pixels wide; the spec's input is {shape}")
+        shift_rng = np.random.default_rng([seed, 1])
+        steps.append(lambda xb: shift_images(xb, shape, cfg.augment_shift, shift_rng))
+    if cfg.augment_rotate:
+        if len(shape) != 3:
+            raise TrainingError(f"{cfg.name}: augment_rotate turns images; the spec's input is {shape}, not "
+                                f"(height, width, channels)")
+        rotate_rng = np.random.default_rng([seed, 3])
+        steps.insert(0, lambda xb: rotate_images(xb, shape, cfg.augment_rotate, rotate_rng))
+    if cfg.augment_flip:
+        if len(shape) != 3:
+            raise TrainingError(f"{cfg.name}: augment_flip mirrors images; the spec's input is {shape}, not "
+                                f"(height, width, channels)")
+        flip_rng = np.random.default_rng([seed, 2])
+        steps.append(lambda xb: flip_images(xb, shape, flip_rng))
+
+    def augment(xb):
+        for step in steps:
+            xb = step(xb)
+        return xb
+    return augment
 
 
 class _ProgressBar(contextlib.AbstractContextManager):
@@ -423,6 +479,10 @@ def main(argv=None):
     own.add_argument("--weight-decay", type=float)
     own.add_argument("--label-smoothing", type=float)
     own.add_argument("--augment-shift", type=int)
+    own.add_argument("--augment-rotate", type=float, metavar="DEGREES",
+                     help="turn training images by a random angle up to this many degrees either way")
+    own.add_argument("--augment-flip", action="store_true", default=None,
+                     help="mirror training images left-right at random (for clothes, not for digits)")
     own.add_argument("--class-names", type=classnames.parse, metavar="A,B,C",
                      help="a name per class in label order (default: the data's class_names, if any)")
     args = parser.parse_args(argv)
@@ -444,7 +504,8 @@ def main(argv=None):
                      "one of them")
     overrides = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
                      weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
-                     augment_shift=args.augment_shift)
+                     augment_shift=args.augment_shift, augment_flip=args.augment_flip,
+                     augment_rotate=args.augment_rotate)
     try:
         if args.spec is not None:  # the user's network: its spec decides what the data must look like
             spec_file = specfile.load(args.spec)
