@@ -39,6 +39,7 @@ class Options:
     prune: float | None = None
     structured: bool = False
     prune_dense: float | None = None  # with --structured: conv filters whole, dense weights singly to this sparsity
+    distill: float | None = None  # pruning fine-tune: weight of the source model's soft targets in the loss
     scope: str = "global"
     quantize: str | None = None
     qat: bool = False
@@ -76,6 +77,13 @@ def validate(model_dir: Path, opts: Options):
             raise CompressError(f"--prune-dense {opts.prune_dense} goes with --structured --prune FRACTION (conv "
                                 f"filters removed whole, dense weights singly); for unstructured pruning alone use "
                                 f"--prune SPARSITY")
+    if opts.distill is not None:
+        if not (0 < opts.distill <= 1):
+            raise CompressError(f"--distill {opts.distill}: the weight of the source model's soft targets must be in "
+                                f"(0, 1], e.g. --distill 0.5 (half the recipe's loss, half the teacher's)")
+        if opts.prune is None:
+            raise CompressError(f"--distill {opts.distill} fine-tunes the pruned network against the source model; "
+                                f"give --prune (plain --quantize does not train)")
     if opts.qat and opts.quantize is None:
         raise CompressError("--qat needs --quantize int8 (it fine-tunes with int8 fake quantization)")
     if opts.share is not None:
@@ -232,7 +240,8 @@ def compress_model(model_dir: Path, opts: Options):
     if opts.prune is not None:
         fc = ft.FinetuneConfig(epochs=opts.epochs or 20, lr=opts.lr or 1e-3, seed=seed,
                                train_limit=opts.train_limit, prune=opts.prune, structured=opts.structured,
-                               scope=opts.scope, augment_shift=opts.augment_shift, dense_prune=opts.prune_dense)
+                               scope=opts.scope, augment_shift=opts.augment_shift, dense_prune=opts.prune_dense,
+                               distill=opts.distill or 0.0)
         log(f"pruning to {opts.prune:.0%} ({'structured' if opts.structured else opts.scope})"
             + (f" of the conv filters, dense weights to {opts.prune_dense:.0%} ({opts.scope})"
                if opts.prune_dense is not None else "")
@@ -380,6 +389,9 @@ def main(argv=None):
     p.add_argument("--prune-dense", type=float, metavar="SPARSITY",
                    help="with --structured on a conv net: --prune removes conv filters only, and the dense layers "
                         "lose this fraction of their weights singly (sparse storage)")
+    p.add_argument("--distill", type=float, metavar="WEIGHT",
+                   help="pruning fine-tune: loss = (1 - WEIGHT) * the recipe's + WEIGHT * cross-entropy against the "
+                        "source model's softmax on the same images (knowledge distillation)")
     p.add_argument("--scope", default="global", help="magnitude ranking: global (default) or layer")
     p.add_argument("--quantize", metavar="SCHEME", help="int8")
     p.add_argument("--qat", action="store_true", help="fine-tune with int8 fake quantization before quantizing")
@@ -406,7 +418,8 @@ def main(argv=None):
                    help="replace an earlier compress output in --out (only the files it wrote)")
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
-    opts = Options(out=a.out, prune=a.prune, structured=a.structured, prune_dense=a.prune_dense, scope=a.scope, quantize=a.quantize,
+    opts = Options(out=a.out, prune=a.prune, structured=a.structured, prune_dense=a.prune_dense, distill=a.distill,
+                   scope=a.scope, quantize=a.quantize,
                    qat=a.qat, share=a.share, share_epochs=a.share_epochs, share_lr=a.share_lr,
                    augment_shift=a.augment_shift, epochs=a.epochs, qat_epochs=a.qat_epochs, lr=a.lr,
                    qat_lr=a.qat_lr, seed=a.seed,

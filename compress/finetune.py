@@ -236,6 +236,33 @@ class FakeQuantSpec:
         return jnp.argmax(self.apply(params, x), axis=-1)
 
 
+# -- distillation -------------------------------------------------------------------------------------------------
+def make_distill_step(cfg, optimizer, input_scale, dtype, teacher, weight: float):
+    """A jitted step like zoo.train's whose loss is `(1 - weight) * the recipe's loss + weight * cross-entropy
+    against the teacher's softmax` (Hinton et al. 2015, temperature 1), the teacher `(spec, params)` seeing the same
+    (augmented) batch. `(params, opt_state, xb, yb) -> (params, opt_state, loss, None)`."""
+    from zoo.normalize import as_normalization
+
+    spec, norm = cfg.spec, as_normalization(input_scale)
+    teacher_spec, teacher_params = teacher
+
+    def train_step(params, opt_state, t_params, xb, yb):
+        x = norm.apply(xb, dtype, xp=jnp)
+        soft = jax.nn.softmax(teacher_spec.apply(t_params, x), axis=-1)
+
+        def objective(p):
+            out = spec.apply(p, x)
+            return ((1 - weight) * zt.loss_of_outputs(cfg, out, yb)
+                    + weight * jnp.mean(optax.softmax_cross_entropy(out, soft)))
+
+        loss, grads = jax.value_and_grad(objective)(params)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss, None
+
+    jitted = jax.jit(train_step, donate_argnums=(0, 1))
+    return lambda params, opt_state, xb, yb: jitted(params, opt_state, teacher_params, xb, yb)
+
+
 # -- the loop -----------------------------------------------------------------------------------------------------
 @dataclass
 class FinetuneConfig:
@@ -251,13 +278,15 @@ class FinetuneConfig:
     prune_every: int = 50  # steps between mask updates during the ramp
     augment_shift: int = 0  # random whole-pixel shift of the training images, up to this many pixels (0: off)
     dense_prune: float | None = None  # with structured: conv filters go whole, dense weights singly to this sparsity
+    distill: float = 0.0  # weight of the teacher's soft targets in the loss (0: the recipe's loss alone)
 
 
 def finetune(cfg, params, ds, fc: FinetuneConfig, *, masks=None, qat_ranges=None, log=None):
     """Fine-tune `params` (list of dicts of numpy arrays); prune gradually if fc.prune; returns (params, masks, info).
 
     `masks` (0/1 tree) keeps an earlier pruning fixed (e.g. QAT of a pruned model); `qat_ranges` turns on fake
-    quantization with those activation ranges. float64 models train in float64, as zoo.train does.
+    quantization with those activation ranges. float64 models train in float64, as zoo.train does. `fc.distill`
+    > 0 distils from the network as it comes in (cfg.spec with `params`: the source model, before any pruning).
     """
     is64 = any(np.asarray(p["w"]).dtype == np.float64 for p in params if "w" in p)
     with jax.enable_x64(is64):
@@ -265,6 +294,7 @@ def finetune(cfg, params, ds, fc: FinetuneConfig, *, masks=None, qat_ranges=None
 
 
 def _finetune(cfg, params, ds, fc, masks, qat_ranges, log):
+    teacher = (cfg.spec, jax.tree.map(jnp.asarray, params)) if fc.distill else None
     x_train, y_train = ds.x_train[:fc.train_limit], ds.y_train[:fc.train_limit]
     batch = min(fc.batch_size, len(x_train))
     spe = len(x_train) // batch
@@ -281,7 +311,8 @@ def _finetune(cfg, params, ds, fc, masks, qat_ranges, log):
     params = apply_masks(jax.tree.map(jnp.asarray, params), masks)
     params = jax.device_put(params, replicated)
     opt_state = jax.device_put(with_masks(optimizer.init(params), jax.tree.map(jnp.asarray, masks)), replicated)
-    step_fn = zt.make_train_step(run_cfg, optimizer, ds.input_scale, dtype)
+    step_fn = (make_distill_step(run_cfg, optimizer, ds.input_scale, dtype, teacher, fc.distill) if teacher
+               else zt.make_train_step(run_cfg, optimizer, ds.input_scale, dtype))
     rng = np.random.default_rng(fc.seed)
     augment_rng = np.random.default_rng([fc.seed, 1])  # its own stream: the batch order does not depend on it
     schedule = []
@@ -322,6 +353,8 @@ def _finetune(cfg, params, ds, fc, masks, qat_ranges, log):
             "augment_shift": fc.augment_shift}
     if fc.dense_prune is not None:
         info["dense_prune"] = fc.dense_prune
+    if fc.distill:
+        info["distill"] = fc.distill
     return params, masks, info
 
 
