@@ -139,11 +139,9 @@ def validate(model_dir: Path, opts: Options):
             quantize.check_fake_quant_input(model.meta, str(path))
         except quantize.QuantizationError as e:
             raise CompressError(str(e)) from None
-    conv = any(d["type"] not in ("dense", "relu", "sigmoid", "tanh") for d in dicts)
-    if opts.share is not None and conv:
-        raise CompressError(f"{path}: --share {opts.share} supports dense-only networks (its code3 storage is a "
-                            f"dense kernel), and this model has {', '.join(sorted({d['type'] for d in dicts}))} "
-                            f"layers; use --prune and/or --qat")
+    if opts.share is not None and "dense" not in {d["type"] for d in dicts}:
+        raise CompressError(f"{path}: --share {opts.share} shares the values of dense layers (its code3 storage is a "
+                            f"dense kernel), and this model has none; use --prune and/or --qat")
     dicts_inf = netspec.layer_dicts(netspec.for_inference(model.spec, model.params)[0])
     shape = netspec.in_shape(dicts)
     side = _image_side(shape)
@@ -275,7 +273,7 @@ def compress_model(model_dir: Path, opts: Options):
         ranges, shared_weights = None, None
         if opts.share:
             params, ranges, shared_weights, info = _share(cfg.with_overrides(spec=spec), params, ds, calib, opts,
-                                                          seed, log)
+                                                          seed, log, pruned=sparsity_meta is not None)
             steps.append({"pass": "share", **info})
         if opts.qat:
             ranges = quantize.fake_quant_ranges(spec, params, calib, ds.input_scale)
@@ -317,9 +315,10 @@ def compress_model(model_dir: Path, opts: Options):
     return metrics
 
 
-def _share(cfg, params, ds, calib, opts, seed, log):
+def _share(cfg, params, ds, calib, opts, seed, log, pruned=False):
     """Trained weight sharing (compress/share.py): (float params of the shared model, the activation ranges it was
-    fine-tuned against, {layer: (int8 weights, scales)} for quantize_model, info)."""
+    fine-tuned against, {layer: (int8 weights, scales)} for quantize_model, info). A pruned conv layer keeps its
+    zeros (a pruned dense weight has no code)."""
     spec = cfg.spec
     layers, shared = share.build(spec, params, opts.share, per_layer_scale=True)
     ranges = quantize.fake_quant_ranges(spec, share.float_params(layers, shared), calib, ds.input_scale)
@@ -327,7 +326,8 @@ def _share(cfg, params, ds, calib, opts, seed, log):
                            augment_shift=opts.augment_shift)
     log(f"weight sharing: {opts.share} values per layer, {fc.epochs} epochs of fine-tuning the shared values")
     sspec = share.SharedSpec(spec, layers, tuple(ranges), ds.input_scale)
-    shared, _, info = ft.finetune(cfg.with_overrides(spec=sspec), shared, ds, fc, log=log)
+    shared, _, info = ft.finetune(cfg.with_overrides(spec=sspec), shared, ds, fc, log=log,
+                                  masks=ft.zero_masks(shared) if pruned else None)
     info = {"levels": opts.share, "scale": "per layer", "init": "linear", **info}
     return share.float_params(layers, shared), ranges, share.int8_weights(layers, shared), info
 
