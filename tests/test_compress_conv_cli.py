@@ -202,3 +202,31 @@ def test_filters_whole_dense_weights_singly_shared_and_distilled(cnn_dir, tmp_pa
     assert model.metrics["test_accuracy"] == float(np.mean(reference.predict(model, reference.forward(
         model, mnist.x_test)) == mnist.y_test))
     assert model.metrics["test_accuracy"] > 0.3
+
+
+def test_small_variant_script_meets_its_byte_budget(cnn_dir, tmp_path, capsys):
+    """benchmarks/mnist_cnn_small.py: the dense sparsity it derives keeps model_bytes within the budget; a budget the
+    conv layers alone exceed is refused with the fix."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "mnist_cnn_small.py"
+    spec = importlib.util.spec_from_file_location("mnist_cnn_small", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    sparsity, plan = mod.dense_sparsity(cnn_dir, 0.5, 534)
+    # kept 3 + 3 (depthwise) + 4 channels: (27 + 27 + 4) + (27 + 27 + 4) + (12 + 36 + 4) bytes; dense 36 -> 10 sparse:
+    # 2 x 36 column lengths + 9 x 10 + 4
+    assert plan["fixed_bytes"] == 58 + 58 + 52 + 166 and plan["dense_weights"] == 360 and plan["max_entries"] == 100
+    assert sparsity == 0.723
+    out = tmp_path / "small"
+    assert mod.main([str(cnn_dir), str(out), "--budget", "534", "--filters", "0.5", "--epochs", "1",
+                     "--train-limit", "1024", "--calib-images", "500"]) == 0
+    model = modeldir.load(out)
+    assert model.metrics["model_bytes"] <= 534
+    i = [n for n, d in enumerate(netspec.layer_dicts(model.spec)) if d["type"] == "dense"][0]
+    assert int(np.sum(model.extra[f"q.layers.{i}.w"] != 0)) <= plan["max_entries"]
+    capsys.readouterr()
+    with pytest.raises(SystemExit, match="already take 334 bytes of the 300-byte budget; raise --filters"):
+        mod.main([str(cnn_dir), str(tmp_path / "never"), "--budget", "300", "--filters", "0.5"])
+    assert not (tmp_path / "never").exists()
