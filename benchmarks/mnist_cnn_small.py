@@ -31,10 +31,13 @@ from compress.finetune import STRUCTURED_WITH_DENSE  # noqa: E402
 from zoo import modeldir  # noqa: E402
 
 SPARSE_ENTRY_BYTES = 2  # int8 weight + uint8 index delta (compress/layout.py, "pairs")
+SHARED_FILLER_RESERVE = 0.02  # code3 gaps over 31 take filler entries: 8 per 4,813 weights in the trained mnist_cnn
 
 
-def dense_sparsity(model_dir: Path, filters: float, budget: int) -> tuple[float, dict]:
-    """(the --prune-dense sparsity whose byte bound meets `budget`, the plan's figures)."""
+def dense_sparsity(model_dir: Path, filters: float, budget: int, share: int | None = None) -> tuple[float, dict]:
+    """(the --prune-dense sparsity whose byte bound meets `budget`, the plan's figures). With `share` the dense
+    layers are counted in code3 storage: one byte per entry, with SHARED_FILLER_RESERVE of the entries set aside
+    for fillers (an estimate, not a bound: main checks the result)."""
     model = modeldir.load(model_dir)
     spec, params = netspec.for_inference(model.spec, [dict(p) for p in model.params])
     dicts = netspec.layer_dicts(spec)
@@ -48,9 +51,11 @@ def dense_sparsity(model_dir: Path, filters: float, budget: int) -> tuple[float,
             fixed += footprint.INT8_LAYER_BYTES["depthwise_conv2d"](
                 {}, np.zeros((*d["kernel"], d["channels"])))["total"]
         elif d["type"] == "dense":  # everything but the entries: column lengths, biases, scales
-            fixed += layout.int8_layer_bytes(np.zeros((d["out"], d["in"]), np.int8), "sparse")["total"]
+            fixed += layout.int8_layer_bytes(np.zeros((d["out"], d["in"]), np.int8),
+                                             "shared" if share else "sparse")["total"]
             dense_weights += d["in"] * d["out"]
-    entries = (budget - fixed) // SPARSE_ENTRY_BYTES
+    entries = (int((budget - fixed) / (1 + SHARED_FILLER_RESERVE)) if share
+               else (budget - fixed) // SPARSE_ENTRY_BYTES)
     if entries < 1:
         raise SystemExit(f"error: {model_dir}: with --filters {filters} the conv layers and the dense layers' "
                          f"fixed parts already take {fixed} bytes of the {budget}-byte budget; raise --filters")
@@ -70,6 +75,8 @@ def main(argv=None) -> int:
     p.add_argument("out", type=Path)
     p.add_argument("--budget", type=int, default=12288, help="model_bytes at most (default 12288 = 12 KiB)")
     p.add_argument("--filters", type=float, default=0.375, help="fraction of each conv layer's filters removed")
+    p.add_argument("--share", type=int, metavar="LEVELS",
+                   help="trained weight sharing of the dense head (code3 storage: 1 byte per weight), e.g. 7")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--seed", type=int)
@@ -77,10 +84,10 @@ def main(argv=None) -> int:
     p.add_argument("--calib-images", type=int, help="int8 calibration images (default: compress's)")
     p.add_argument("--dry-run", action="store_true", help="print the plan and the command, run nothing")
     a = p.parse_args(argv)
-    sparsity, plan = dense_sparsity(a.model_dir, a.filters, a.budget)
+    sparsity, plan = dense_sparsity(a.model_dir, a.filters, a.budget, a.share)
     args = [str(a.model_dir), "--structured", "--prune", str(a.filters), "--prune-dense", str(sparsity),
             "--augment-shift", "1", "--epochs", str(a.epochs), "--lr", str(a.lr), "--quantize", "int8",
-            *(["--seed", str(a.seed)] if a.seed is not None else []),
+            *(["--share", str(a.share)] if a.share else []), *(["--seed", str(a.seed)] if a.seed is not None else []),
             *(["--train-limit", str(a.train_limit)] if a.train_limit else []),
             *(["--calib-images", str(a.calib_images)] if a.calib_images else []), "--out", str(a.out)]
     print(json.dumps({"budget": a.budget, "filters": a.filters, "dense_sparsity": sparsity, **plan}))
@@ -93,7 +100,8 @@ def main(argv=None) -> int:
     m = json.loads((a.out / modeldir.METRICS_FILE).read_text())
     print(json.dumps({k: m[k] for k in ("model_bytes", "test_accuracy", "float_test_accuracy", "storage")}))
     if m["model_bytes"] > a.budget:
-        print(f"error: model_bytes {m['model_bytes']} > budget {a.budget}", file=sys.stderr)
+        print(f"error: {a.out}: model_bytes {m['model_bytes']} > budget {a.budget} (more code3 fillers than "
+              f"reserved); re-run with --budget {2 * a.budget - m['model_bytes']}", file=sys.stderr)
         return 1
     return 0
 

@@ -219,6 +219,10 @@ def test_small_variant_script_meets_its_byte_budget(cnn_dir, tmp_path, capsys):
     # 2 x 36 column lengths + 9 x 10 + 4
     assert plan["fixed_bytes"] == 58 + 58 + 52 + 166 and plan["dense_weights"] == 360 and plan["max_entries"] == 100
     assert sparsity == 0.723
+    # --share: code3 (8 codebook + 2 x 36 + 4 x 10 + 5 + 4 bytes fixed, then 1 per entry, 2 % kept for fillers)
+    sparsity, plan = mod.dense_sparsity(cnn_dir, 0.5, 534, share=7)
+    assert plan["fixed_bytes"] == 58 + 58 + 52 + 129 and plan["max_entries"] == int(237 / 1.02) == 232
+    assert sparsity == 0.356
     out = tmp_path / "small"
     assert mod.main([str(cnn_dir), str(out), "--budget", "534", "--filters", "0.5", "--epochs", "1",
                      "--train-limit", "1024", "--calib-images", "500"]) == 0
