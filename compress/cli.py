@@ -38,6 +38,8 @@ class Options:
     out: Path
     prune: float | None = None
     structured: bool = False
+    prune_dense: float | None = None  # with --structured: conv filters whole, dense weights singly to this sparsity
+    distill: float | None = None  # pruning fine-tune: weight of the source model's soft targets in the loss
     scope: str = "global"
     quantize: str | None = None
     qat: bool = False
@@ -67,6 +69,21 @@ def validate(model_dir: Path, opts: Options):
         raise CompressError(f"--quantize {opts.quantize!r}: unknown scheme; supported: {', '.join(QUANT_SCHEMES)}")
     if opts.structured and opts.prune is None:
         raise CompressError("--structured needs --prune FRACTION (the fraction of hidden neurons to remove)")
+    if opts.prune_dense is not None:
+        if not (0 < opts.prune_dense < 1):
+            raise CompressError(f"--prune-dense {opts.prune_dense}: the dense layers' sparsity must be between 0 and "
+                                f"1 (exclusive), e.g. --prune-dense 0.8 for 80 % zero dense weights")
+        if not opts.structured:
+            raise CompressError(f"--prune-dense {opts.prune_dense} goes with --structured --prune FRACTION (conv "
+                                f"filters removed whole, dense weights singly); for unstructured pruning alone use "
+                                f"--prune SPARSITY")
+    if opts.distill is not None:
+        if not (0 < opts.distill <= 1):
+            raise CompressError(f"--distill {opts.distill}: the weight of the source model's soft targets must be in "
+                                f"(0, 1], e.g. --distill 0.5 (half the recipe's loss, half the teacher's)")
+        if opts.prune is None:
+            raise CompressError(f"--distill {opts.distill} fine-tunes the pruned network against the source model; "
+                                f"give --prune (plain --quantize does not train)")
     if opts.qat and opts.quantize is None:
         raise CompressError("--qat needs --quantize int8 (it fine-tunes with int8 fake quantization)")
     if opts.share is not None:
@@ -122,11 +139,10 @@ def validate(model_dir: Path, opts: Options):
             quantize.check_fake_quant_input(model.meta, str(path))
         except quantize.QuantizationError as e:
             raise CompressError(str(e)) from None
-    conv = any(d["type"] not in ("dense", "relu", "sigmoid", "tanh") for d in dicts)
-    if opts.share is not None and conv:
-        raise CompressError(f"{path}: --share {opts.share} supports dense-only networks (its code3 storage is a "
-                            f"dense kernel), and this model has {', '.join(sorted({d['type'] for d in dicts}))} "
-                            f"layers; use --prune and/or --qat")
+    if opts.share is not None and "dense" not in {d["type"] for d in dicts}:
+        raise CompressError(f"{path}: --share {opts.share} shares the values of dense layers (its code3 storage is a "
+                            f"dense kernel), and this model has none; use --prune and/or --qat")
+    dicts_inf = netspec.layer_dicts(netspec.for_inference(model.spec, model.params)[0])
     shape = netspec.in_shape(dicts)
     side = _image_side(shape)
     if opts.augment_shift and (side is None or opts.augment_shift * 4 > side):
@@ -134,10 +150,17 @@ def validate(model_dir: Path, opts: Options):
         raise CompressError(f"{path}: --augment-shift {opts.augment_shift} needs square images at least "
                             f"{4 * opts.augment_shift} pixels wide (one channel), and this model takes {what}; "
                             f"use --augment-shift 0 for non-image inputs")
-    if opts.structured and not structured.groups(netspec.layer_dicts(netspec.for_inference(model.spec,
-                                                                                          model.params)[0])):
+    groups = structured.groups(dicts_inf)
+    if opts.structured and not groups:
         raise CompressError(f"{path}: --structured removes hidden neurons or conv filters, and this model has no "
                             f"hidden layer or conv layer feeding another; use unstructured --prune")
+    if opts.prune_dense is not None:
+        conv_groups = [g for g in groups if dicts_inf[g.producer]["type"] in ft.STRUCTURED_WITH_DENSE]
+        if not conv_groups or "dense" not in {d["type"] for d in dicts_inf}:
+            raise CompressError(f"{path}: --prune-dense {opts.prune_dense} prunes the dense layers of a conv net "
+                                f"whose conv filters --structured removes, and this model has "
+                                f"{'no conv layer feeding another' if not conv_groups else 'no dense layer'}; use "
+                                f"--structured --prune FRACTION or --prune SPARSITY alone")
     return model
 
 
@@ -215,27 +238,34 @@ def compress_model(model_dir: Path, opts: Options):
     if opts.prune is not None:
         fc = ft.FinetuneConfig(epochs=opts.epochs or 20, lr=opts.lr or 1e-3, seed=seed,
                                train_limit=opts.train_limit, prune=opts.prune, structured=opts.structured,
-                               scope=opts.scope, augment_shift=opts.augment_shift)
-        log(f"pruning to {opts.prune:.0%} ({'structured' if opts.structured else opts.scope}), "
-            f"{fc.epochs} epochs of fine-tuning")
+                               scope=opts.scope, augment_shift=opts.augment_shift, dense_prune=opts.prune_dense,
+                               distill=opts.distill or 0.0)
+        log(f"pruning to {opts.prune:.0%} ({'structured' if opts.structured else opts.scope})"
+            + (f" of the conv filters, dense weights to {opts.prune_dense:.0%} ({opts.scope})"
+               if opts.prune_dense is not None else "")
+            + f", {fc.epochs} epochs of fine-tuning")
         params, masks, info = ft.finetune(cfg, params, ds, fc, log=log)
         original_weights = _weight_count(spec)
         if opts.structured:
-            keep = ft.neuron_keep(spec, params, opts.prune)
+            keep = ft.neuron_keep(spec, params, opts.prune,
+                                  ft.STRUCTURED_WITH_DENSE if opts.prune_dense is not None else None)
             spec, params = ft.slice_neurons(spec, params, keep)
             cfg = cfg.with_overrides(spec=spec)
-            kept = _weight_count(spec)
+            kept = (_weight_count(spec) if opts.prune_dense is None  # the dense layers' zeros are removed too
+                    else _sparsity(spec, params)["nonzero_weights"])
             sparsity_meta = {**_sparsity(spec, params), "structured": True, "target": opts.prune,
                              "neurons_kept": {str(i): int(v.sum()) for i, v in keep.items()},
                              "neurons_removed": {str(i): int((~v).sum()) for i, v in keep.items()},
                              "weights_removed": round(1 - kept / original_weights, 6),
                              "original_spec": model.spec.to_dict()}
+            if opts.prune_dense is not None:
+                sparsity_meta.update(dense_target=opts.prune_dense, scope=opts.scope)
         else:
             sparsity_meta = {**_sparsity(spec, params), "structured": False, "target": opts.prune,
                              "scope": opts.scope}
         sparsity_meta.update(schedule="zhu_gupta_cubic", fine_tune=info)
         steps.append({"pass": "prune", "sparsity": opts.prune, "structured": opts.structured, "scope": opts.scope,
-                      **info})
+                      **({"dense_sparsity": opts.prune_dense} if opts.prune_dense is not None else {}), **info})
 
     extra, qmeta = {}, None
     if opts.quantize:
@@ -243,7 +273,7 @@ def compress_model(model_dir: Path, opts: Options):
         ranges, shared_weights = None, None
         if opts.share:
             params, ranges, shared_weights, info = _share(cfg.with_overrides(spec=spec), params, ds, calib, opts,
-                                                          seed, log)
+                                                          seed, log, pruned=sparsity_meta is not None)
             steps.append({"pass": "share", **info})
         if opts.qat:
             ranges = quantize.fake_quant_ranges(spec, params, calib, ds.input_scale)
@@ -285,9 +315,10 @@ def compress_model(model_dir: Path, opts: Options):
     return metrics
 
 
-def _share(cfg, params, ds, calib, opts, seed, log):
+def _share(cfg, params, ds, calib, opts, seed, log, pruned=False):
     """Trained weight sharing (compress/share.py): (float params of the shared model, the activation ranges it was
-    fine-tuned against, {layer: (int8 weights, scales)} for quantize_model, info)."""
+    fine-tuned against, {layer: (int8 weights, scales)} for quantize_model, info). A pruned conv layer keeps its
+    zeros (a pruned dense weight has no code)."""
     spec = cfg.spec
     layers, shared = share.build(spec, params, opts.share, per_layer_scale=True)
     ranges = quantize.fake_quant_ranges(spec, share.float_params(layers, shared), calib, ds.input_scale)
@@ -295,7 +326,8 @@ def _share(cfg, params, ds, calib, opts, seed, log):
                            augment_shift=opts.augment_shift)
     log(f"weight sharing: {opts.share} values per layer, {fc.epochs} epochs of fine-tuning the shared values")
     sspec = share.SharedSpec(spec, layers, tuple(ranges), ds.input_scale)
-    shared, _, info = ft.finetune(cfg.with_overrides(spec=sspec), shared, ds, fc, log=log)
+    shared, _, info = ft.finetune(cfg.with_overrides(spec=sspec), shared, ds, fc, log=log,
+                                  masks=ft.zero_masks(shared) if pruned else None)
     info = {"levels": opts.share, "scale": "per layer", "init": "linear", **info}
     return share.float_params(layers, shared), ranges, share.int8_weights(layers, shared), info
 
@@ -354,6 +386,12 @@ def main(argv=None):
     p.add_argument("--prune", type=float, metavar="SPARSITY",
                    help="fraction of weights to zero (with --structured: of hidden neurons to remove)")
     p.add_argument("--structured", action="store_true", help="remove whole hidden neurons (smaller dense layers)")
+    p.add_argument("--prune-dense", type=float, metavar="SPARSITY",
+                   help="with --structured on a conv net: --prune removes conv filters only, and the dense layers "
+                        "lose this fraction of their weights singly (sparse storage)")
+    p.add_argument("--distill", type=float, metavar="WEIGHT",
+                   help="pruning fine-tune: loss = (1 - WEIGHT) * the recipe's + WEIGHT * cross-entropy against the "
+                        "source model's softmax on the same images (knowledge distillation)")
     p.add_argument("--scope", default="global", help="magnitude ranking: global (default) or layer")
     p.add_argument("--quantize", metavar="SCHEME", help="int8")
     p.add_argument("--qat", action="store_true", help="fine-tune with int8 fake quantization before quantizing")
@@ -380,7 +418,8 @@ def main(argv=None):
                    help="replace an earlier compress output in --out (only the files it wrote)")
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
-    opts = Options(out=a.out, prune=a.prune, structured=a.structured, scope=a.scope, quantize=a.quantize,
+    opts = Options(out=a.out, prune=a.prune, structured=a.structured, prune_dense=a.prune_dense, distill=a.distill,
+                   scope=a.scope, quantize=a.quantize,
                    qat=a.qat, share=a.share, share_epochs=a.share_epochs, share_lr=a.share_lr,
                    augment_shift=a.augment_shift, epochs=a.epochs, qat_epochs=a.qat_epochs, lr=a.lr,
                    qat_lr=a.qat_lr, seed=a.seed,

@@ -71,21 +71,30 @@ def _weighted(spec):
     return [i for i, d in enumerate(layer_dicts(spec)) if d["type"] in WEIGHTED]
 
 
-def magnitude_masks(spec, params, sparsity: float, scope: str = "global"):
+def magnitude_masks(spec, params, sparsity: float, scope: str = "global", kinds=None, within=None):
     """0/1 masks removing the `sparsity` fraction of weights (dense, conv2d, depthwise) with the smallest |w|
     (biases are kept).
 
     global: one ranking over every weight; layer: each layer loses the same fraction. Ties are broken by
-    position (stable sort), so the count is exact and the result deterministic.
+    position (stable sort), so the count is exact and the result deterministic. `kinds` (layer types) limits the
+    ranking to those layers; `within` (masks, e.g. structured ones) leaves its zeros out of the ranking and the
+    count, so the fraction is of the weights `within` keeps, and the result keeps its zeros.
     """
-    masks = _ones_like_tree(params)
-    idx = _weighted(spec)
+    from compress.netspec import layer_dicts
+
+    masks = _ones_like_tree(params) if within is None else [{k: np.array(v) for k, v in m.items()} for m in within]
+    types = [d["type"] for d in layer_dicts(spec)]
+    idx = [i for i in _weighted(spec) if kinds is None or types[i] in kinds]
     groups = [idx] if scope == "global" else [[i] for i in idx]
     for group in groups:
+        if not group:
+            continue
         mags = np.concatenate([np.abs(np.asarray(params[i]["w"], np.float64)).ravel() for i in group])
-        k = int(round(sparsity * mags.size))
-        flat = np.ones(mags.size, np.float32)
-        flat[np.argsort(mags, kind="stable")[:k]] = 0
+        live = np.concatenate([masks[i]["w"].ravel() for i in group]) != 0
+        k = int(round(sparsity * int(live.sum())))
+        flat = live.astype(np.float32)
+        order = np.argsort(np.where(live, mags, -1.0), kind="stable")  # removed weights first, then by |w|
+        flat[order[int((~live).sum()):][:k]] = 0
         offset = 0
         for i in group:
             shape = np.shape(params[i]["w"])
@@ -102,18 +111,36 @@ def neuron_scores(spec, params):
     return structured.scores(netspec.layer_dicts(spec), params)
 
 
-def neuron_keep(spec, params, fraction: float):
-    """{producer index: bool keep-vector}: each group drops the `fraction` of its channels with the lowest score."""
+def neuron_keep(spec, params, fraction: float, producers=None):
+    """{producer index: bool keep-vector}: each group drops the `fraction` of its channels with the lowest score
+    (only the groups whose producer type is in `producers`, when given)."""
     from compress import netspec, structured
 
-    return structured.keep(netspec.layer_dicts(spec), params, fraction)
+    return structured.keep(netspec.layer_dicts(spec), params, fraction, producers)
 
 
-def neuron_masks(spec, params, fraction: float):
+def neuron_masks(spec, params, fraction: float, producers=None):
     from compress import netspec, structured
 
     dicts = netspec.layer_dicts(spec)
-    return structured.masks(dicts, params, structured.keep(dicts, params, fraction))
+    return structured.masks(dicts, params, structured.keep(dicts, params, fraction, producers))
+
+
+STRUCTURED_WITH_DENSE = ("conv2d",)  # --prune-dense: --structured removes conv filters only, dense weights go singly
+
+
+def pruning_masks(spec, params, fc, step: int | None = None, ramp_steps: int = 1):
+    """The masks of `fc`'s pruning at the schedule's `step` (None: the final targets): magnitude (unstructured),
+    structured, or structured conv filters with unstructured dense weights (`fc.dense_prune`)."""
+    def at(final):
+        return final if step is None else zhu_gupta(step, ramp_steps, final)
+
+    if not fc.structured:
+        return magnitude_masks(spec, params, at(fc.prune), fc.scope)
+    if fc.dense_prune is None:
+        return neuron_masks(spec, params, at(fc.prune))
+    masks = neuron_masks(spec, params, at(fc.prune), STRUCTURED_WITH_DENSE)
+    return magnitude_masks(spec, params, at(fc.dense_prune), fc.scope, kinds=("dense",), within=masks)
 
 
 def slice_neurons(spec, params, keep):
@@ -209,6 +236,33 @@ class FakeQuantSpec:
         return jnp.argmax(self.apply(params, x), axis=-1)
 
 
+# -- distillation -------------------------------------------------------------------------------------------------
+def make_distill_step(cfg, optimizer, input_scale, dtype, teacher, weight: float):
+    """A jitted step like zoo.train's whose loss is `(1 - weight) * the recipe's loss + weight * cross-entropy
+    against the teacher's softmax` (Hinton et al. 2015, temperature 1), the teacher `(spec, params)` seeing the same
+    (augmented) batch. `(params, opt_state, xb, yb) -> (params, opt_state, loss, None)`."""
+    from zoo.normalize import as_normalization
+
+    spec, norm = cfg.spec, as_normalization(input_scale)
+    teacher_spec, teacher_params = teacher
+
+    def train_step(params, opt_state, t_params, xb, yb):
+        x = norm.apply(xb, dtype, xp=jnp)
+        soft = jax.nn.softmax(teacher_spec.apply(t_params, x), axis=-1)
+
+        def objective(p):
+            out = spec.apply(p, x)
+            return ((1 - weight) * zt.loss_of_outputs(cfg, out, yb)
+                    + weight * jnp.mean(optax.softmax_cross_entropy(out, soft)))
+
+        loss, grads = jax.value_and_grad(objective)(params)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss, None
+
+    jitted = jax.jit(train_step, donate_argnums=(0, 1))
+    return lambda params, opt_state, xb, yb: jitted(params, opt_state, teacher_params, xb, yb)
+
+
 # -- the loop -----------------------------------------------------------------------------------------------------
 @dataclass
 class FinetuneConfig:
@@ -223,13 +277,16 @@ class FinetuneConfig:
     ramp: float = 0.6  # fraction of the steps over which sparsity ramps up
     prune_every: int = 50  # steps between mask updates during the ramp
     augment_shift: int = 0  # random whole-pixel shift of the training images, up to this many pixels (0: off)
+    dense_prune: float | None = None  # with structured: conv filters go whole, dense weights singly to this sparsity
+    distill: float = 0.0  # weight of the teacher's soft targets in the loss (0: the recipe's loss alone)
 
 
 def finetune(cfg, params, ds, fc: FinetuneConfig, *, masks=None, qat_ranges=None, log=None):
     """Fine-tune `params` (list of dicts of numpy arrays); prune gradually if fc.prune; returns (params, masks, info).
 
     `masks` (0/1 tree) keeps an earlier pruning fixed (e.g. QAT of a pruned model); `qat_ranges` turns on fake
-    quantization with those activation ranges. float64 models train in float64, as zoo.train does.
+    quantization with those activation ranges. float64 models train in float64, as zoo.train does. `fc.distill`
+    > 0 distils from the network as it comes in (cfg.spec with `params`: the source model, before any pruning).
     """
     is64 = any(np.asarray(p["w"]).dtype == np.float64 for p in params if "w" in p)
     with jax.enable_x64(is64):
@@ -237,6 +294,7 @@ def finetune(cfg, params, ds, fc: FinetuneConfig, *, masks=None, qat_ranges=None
 
 
 def _finetune(cfg, params, ds, fc, masks, qat_ranges, log):
+    teacher = (cfg.spec, jax.tree.map(jnp.asarray, params)) if fc.distill else None
     x_train, y_train = ds.x_train[:fc.train_limit], ds.y_train[:fc.train_limit]
     batch = min(fc.batch_size, len(x_train))
     spe = len(x_train) // batch
@@ -253,7 +311,8 @@ def _finetune(cfg, params, ds, fc, masks, qat_ranges, log):
     params = apply_masks(jax.tree.map(jnp.asarray, params), masks)
     params = jax.device_put(params, replicated)
     opt_state = jax.device_put(with_masks(optimizer.init(params), jax.tree.map(jnp.asarray, masks)), replicated)
-    step_fn = zt.make_train_step(run_cfg, optimizer, ds.input_scale, dtype)
+    step_fn = (make_distill_step(run_cfg, optimizer, ds.input_scale, dtype, teacher, fc.distill) if teacher
+               else zt.make_train_step(run_cfg, optimizer, ds.input_scale, dtype))
     rng = np.random.default_rng(fc.seed)
     augment_rng = np.random.default_rng([fc.seed, 1])  # its own stream: the batch order does not depend on it
     schedule = []
@@ -265,8 +324,7 @@ def _finetune(cfg, params, ds, fc, masks, qat_ranges, log):
             if fc.prune and t <= ramp_steps and (t % fc.prune_every == 0 or t == ramp_steps):
                 target = zhu_gupta(t, ramp_steps, fc.prune)
                 host_params = jax.tree.map(np.asarray, jax.device_get(params))
-                masks = (neuron_masks(cfg.spec, host_params, target) if fc.structured
-                         else magnitude_masks(cfg.spec, host_params, target, fc.scope))
+                masks = pruning_masks(cfg.spec, host_params, fc, t, ramp_steps)
                 jm = jax.device_put(jax.tree.map(jnp.asarray, masks), replicated)
                 params = apply_masks(params, jm)
                 opt_state = with_masks(opt_state, jm)
@@ -286,14 +344,17 @@ def _finetune(cfg, params, ds, fc, masks, qat_ranges, log):
             log(f"epoch {epoch}/{fc.epochs} loss {train_loss:.4f}")
     if fc.prune and ramp_steps >= total:  # the ramp did not finish inside the run: apply the final masks now
         host_params = jax.tree.map(np.asarray, jax.device_get(params))
-        masks = (neuron_masks(cfg.spec, host_params, fc.prune) if fc.structured
-                 else magnitude_masks(cfg.spec, host_params, fc.prune, fc.scope))
+        masks = pruning_masks(cfg.spec, host_params, fc)
         params = apply_masks(params, jax.tree.map(jnp.asarray, masks))
         schedule.append((t, fc.prune))
     params = jax.tree.map(np.asarray, jax.device_get(params))
     info = {"epochs": fc.epochs, "steps": total, "lr": fc.lr, "batch_size": batch, "seed": fc.seed,
             "train_samples": len(x_train), "mask_updates": len(schedule), "ramp_steps": ramp_steps,
             "augment_shift": fc.augment_shift}
+    if fc.dense_prune is not None:
+        info["dense_prune"] = fc.dense_prune
+    if fc.distill:
+        info["distill"] = fc.distill
     return params, masks, info
 
 

@@ -260,46 +260,55 @@ def total(parts: list[dict]) -> dict:
 
 
 def kernel_layers(model) -> list[dict]:
-    """Everything one `pz_q8_layer_t` needs, per dense layer of an int8 model, in order (for firmware codegen).
+    """Everything one `pz_q8_layer_t` needs, per dense layer of an int8 MLP, in order (for firmware codegen):
+    `kernel_layer` of each layer, with out_xor 0x80 for hidden layers (the next layer's offset-binary input) and 0
+    for the last layer, whose bytes are the int8 model output."""
+    q = model.meta["quantization"]
+    return [kernel_layer(lm, {name: model.extra[f"q.layers.{lm['index']}.{name}"] for name in KERNEL_TENSORS},
+                         0x80 if n + 1 < len(q["layers"]) else 0)
+            for n, lm in enumerate(q["layers"])]
+
+
+KERNEL_TENSORS = ("w", "bias", "multiplier", "shift")  # q.layers.<i>.<name>: what kernel_layer reads
+
+
+def kernel_layer(lm: dict, t: dict, out_xor: int) -> dict:
+    """One int8 dense layer's `pz_q8_layer_t` contents, from its quantization meta `lm` and tensors `t`
+    (KERNEL_TENSORS; the MLP and the conv-net firmware both build dense layers from it).
 
     Keys: index, n_in, n_out, storage ("dense" | "sparse" | "shared"), kernel (C function name), w (uint8 bytes:
     interleave4, pairs or code3 entries), row_len (uint16 entries per input column for sparse and shared, None for
     dense; the struct field keeps its name pz_q8_layer_t.row_len), codebook (int8 (8,),
     shared only, else None), bias (folded int32), multiplier (int32), shift (int8) (one per output; shared layers
-    have one value, as the firmware stores them), out_zp, act_min, act_max, out_xor (0x80 for hidden layers: the
-    next layer's offset-binary input; 0 for the last layer, whose bytes are the int8 model output).
+    have one value, as the firmware stores them), out_zp, act_min, act_max, out_xor.
     """
-    q = model.meta["quantization"]
-    layers = []
-    for n, lm in enumerate(q["layers"]):
-        i = lm["index"]
-        w = model.extra[f"q.layers.{i}.w"]
-        storage = lm.get("storage", "dense")
-        mult, shift, book = model.extra[f"q.layers.{i}.multiplier"], model.extra[f"q.layers.{i}.shift"], None
-        if storage == "sparse":  # rebuilt from the weights, as interleave4 is (same bytes as s.layers.<i>.*)
-            wbytes, row_len = pack_sparse(w)
-            kernel = "pz_q8_sparse"
-            if w.shape[0] > SPARSE_MAX_OUT:
-                raise ValueError(f"layer {i} is stored 'sparse' with {w.shape[0]} outputs; the pairs kernel keeps one "
-                                 f"4-byte accumulator per output on the stack and takes at most {SPARSE_MAX_OUT}")
-        elif storage == "shared":  # rebuilt from the weights, as interleave4 is (same bytes as s.layers.<i>.*)
-            wbytes, row_len, book = pack_shared(w)
-            kernel = "pz_q8_shared"
-            if w.shape[0] > SHARED_MAX_OUT:
-                raise ValueError(f"layer {i} is stored 'shared' with {w.shape[0]} outputs; the code3 kernel keeps one "
-                                 f"8-byte accumulator per output on the stack and takes at most {SHARED_MAX_OUT}")
-            if not uniform_requantization(mult, shift):
-                raise ValueError(f"layer {i} is stored 'shared' but its outputs have different multipliers or "
-                                 f"shifts; the code3 kernel applies one per layer")
-            mult, shift = np.asarray(mult)[:1], np.asarray(shift)[:1]
-        else:
-            wbytes, row_len, kernel = pack_dense(w), None, "pz_q8_dense_m0"
-        layers.append({
-            "index": i, "n_in": int(w.shape[1]), "n_out": int(w.shape[0]), "storage": storage, "kernel": kernel,
-            "w": wbytes, "row_len": row_len, "codebook": book,
-            "bias": folded_bias(model.extra[f"q.layers.{i}.bias"], w, lm["input_zero_point"]),
-            "multiplier": mult, "shift": shift,
-            "out_zp": lm["output_zero_point"], "act_min": lm["act_min"], "act_max": lm["act_max"],
-            "out_xor": 0x80 if n + 1 < len(q["layers"]) else 0,
-        })
-    return layers
+    i = lm["index"]
+    w = t["w"]
+    storage = lm.get("storage", "dense")
+    mult, shift, book = t["multiplier"], t["shift"], None
+    if storage == "sparse":  # rebuilt from the weights, as interleave4 is (same bytes as s.layers.<i>.*)
+        wbytes, row_len = pack_sparse(w)
+        kernel = "pz_q8_sparse"
+        if w.shape[0] > SPARSE_MAX_OUT:
+            raise ValueError(f"layer {i} is stored 'sparse' with {w.shape[0]} outputs; the pairs kernel keeps one "
+                             f"4-byte accumulator per output on the stack and takes at most {SPARSE_MAX_OUT}")
+    elif storage == "shared":  # rebuilt from the weights, as interleave4 is (same bytes as s.layers.<i>.*)
+        wbytes, row_len, book = pack_shared(w)
+        kernel = "pz_q8_shared"
+        if w.shape[0] > SHARED_MAX_OUT:
+            raise ValueError(f"layer {i} is stored 'shared' with {w.shape[0]} outputs; the code3 kernel keeps one "
+                             f"8-byte accumulator per output on the stack and takes at most {SHARED_MAX_OUT}")
+        if not uniform_requantization(mult, shift):
+            raise ValueError(f"layer {i} is stored 'shared' but its outputs have different multipliers or "
+                             f"shifts; the code3 kernel applies one per layer")
+        mult, shift = np.asarray(mult)[:1], np.asarray(shift)[:1]
+    else:
+        wbytes, row_len, kernel = pack_dense(w), None, "pz_q8_dense_m0"
+    return {
+        "index": i, "n_in": int(w.shape[1]), "n_out": int(w.shape[0]), "storage": storage, "kernel": kernel,
+        "w": wbytes, "row_len": row_len, "codebook": book,
+        "bias": folded_bias(t["bias"], w, lm["input_zero_point"]),
+        "multiplier": mult, "shift": shift,
+        "out_zp": lm["output_zero_point"], "act_min": lm["act_min"], "act_max": lm["act_max"],
+        "out_xor": out_xor,
+    }

@@ -1,5 +1,6 @@
 """Trained weight sharing (Han et al. 2016, "Deep Compression", section 3): every dense layer's non-zero weights
-take one of at most `levels` shared values, fine-tuned with the network; the firmware then stores a 3-bit code and
+take one of at most `levels` shared values, fine-tuned with the network (the conv layers of a conv net keep their
+per-channel int8 weights, fake-quantized as --qat trains them); the firmware then stores a 3-bit code and
 a 5-bit index gap per weight in one byte (compress/layout.py, "code3").
 
 In int8 terms (the golden model does not change): a layer's int8 weights are codebook[code], one codebook of
@@ -108,28 +109,44 @@ class SharedSpec:
         return self.spec.output
 
     def apply(self, params, x):
+        from compress.finetune import fake_quant_weight
+        from compress.netspec import FUSED_ACTIVATIONS, WEIGHTED
+
         by_index = {sl.index: sl for sl in self.layers}
-        n, s_in = 0, self.input_scale
-        for i, (layer, p) in enumerate(zip(self.spec.layers, params)):
-            if isinstance(layer, Dense):
+        layers, quant = self.spec.layers, self.ranges is not None
+        n, s_in, fused = 0, self.input_scale, False
+        for i, (layer, p) in enumerate(zip(layers, params)):
+            if fused:  # the ReLU/ReLU6 was applied with the weighted layer before it
+                fused = False
+                continue
+            if layer.kind not in WEIGHTED:  # input, flatten, pools
+                x = layer.apply(p, x)
+                continue
+            if i in by_index:  # a shared dense layer: its weights come from the codebook
                 sl = by_index[i]
                 c = p["c"]
-                if self.ranges is not None:
+                if quant:
                     c = straight_through(c, jnp.clip(jnp.round(c * WMAX), -WMAX, WMAX) / WMAX)
-                x = x @ weights(sl, c)
-                if self.ranges is not None:
-                    bs = jnp.asarray(sl.scales, x.dtype) * s_in
-                    x = x + straight_through(p["b"], jnp.round(p["b"] / bs) * bs)
-                else:
-                    x = x + p["b"]
-                if i + 1 < len(self.spec.layers) and self.spec.layers[i + 1].kind == "relu":
-                    x = jax.nn.relu(x)
-                if self.ranges is not None:
-                    scale, zp = self.ranges[n]
-                    x = fake_quant_act(x, scale, zp)
-                    s_in = scale
-                n += 1
-        return x  # every non-dense layer is a ReLU fused above (quantize.check_supported)
+                w, scales = weights(sl, c), jnp.asarray(sl.scales, x.dtype)
+            elif quant:  # a conv layer of a conv net: per-channel int8 weights, as --qat trains them
+                w, s_w = fake_quant_weight(p["w"])
+                scales = jax.lax.stop_gradient(s_w.reshape(-1))
+            else:
+                w = p["w"]
+            b = p["b"]
+            if quant:
+                bs = scales * s_in
+                b = straight_through(b, jnp.round(b / bs) * bs)
+            x = layer.apply({"w": w, "b": b}, x)
+            if i + 1 < len(layers) and layers[i + 1].kind in FUSED_ACTIVATIONS:
+                x = layers[i + 1].apply({}, x)
+                fused = True
+            if quant:
+                scale, zp = self.ranges[n]
+                x = fake_quant_act(x, scale, zp)
+                s_in = scale
+            n += 1
+        return x
 
     def predict(self, params, x):
         return jnp.argmax(self.apply(params, x), axis=-1)

@@ -91,11 +91,14 @@ def scores(dicts, params) -> dict:
     return out
 
 
-def keep(dicts, params, fraction: float) -> dict:
+def keep(dicts, params, fraction: float, producers=None) -> dict:
     """{producer index: bool keep-vector}: each group drops the `fraction` of its channels with the lowest score
-    (ties broken by position; at least one channel stays)."""
+    (ties broken by position; at least one channel stays). `producers` (layer types, e.g. ("conv2d",)) limits the
+    pruning to the groups whose producer has one of those types; the others are left out (kept whole)."""
     out = {}
     for i, s in scores(dicts, params).items():
+        if producers is not None and dicts[i]["type"] not in producers:
+            continue
         k = min(int(round(fraction * s.size)), s.size - 1)
         v = np.ones(s.size, bool)
         v[np.argsort(s, kind="stable")[:k]] = False

@@ -388,29 +388,33 @@ def _q8_pool(lm, t, out_xor):
 
 def _q8_dense(lm, t, out_xor):
     from compress import layout
+    from firmware.codegen import Q8_KERNELS
 
     i = lm["index"]
-    if lm.get("storage", "dense") != "dense":
-        raise ConvCodegenError(f"layer {i}: int8 dense storage {lm['storage']!r} in a conv net; the conv firmware "
-                               f"builds dense storage only")
-    w = np.asarray(t["w"], np.int8)
-    n_out, n_in = w.shape
-    packed = layout.pack_dense(w)
-    fb = layout.folded_bias(t["bias"], w, lm["input_zero_point"])
-    mult, shift = np.asarray(t["multiplier"], np.int32), np.asarray(t["shift"], np.int8)
+    try:  # dense (interleave4), sparse (pairs) or shared (code3) storage, as the MLP firmware builds them
+        kl = layout.kernel_layer(lm, {**t, "w": np.asarray(t["w"], np.int8)}, out_xor)
+    except ValueError as e:
+        raise ConvCodegenError(str(e)) from None
+    n_in, n_out, storage = kl["n_in"], kl["n_out"], kl["storage"]
+    kind, adapter = Q8_KERNELS[storage]
+    tensors = [np.asarray(kl[k]) for k in ("w", "row_len", "codebook", "bias", "multiplier", "shift")
+               if kl[k] is not None]
+    row_len = f"pz_l{i}_rowlen" if kl["row_len"] is not None else "NULL"
+    codebook = f"pz_l{i}_codebook" if kl["codebook"] is not None else "NULL"
 
     def render(q, scratch_expr, run=None):
-        arrays = (f"/* layer {i}: int8 dense {n_in} -> {n_out} */\n"
-                  + c_array("uint8_t", f"pz_l{i}_w", packed, _hex, q, WEIGHTS_ALIGNED)
-                  + c_array("int32_t", f"pz_l{i}_bias", fb, _int, q)
-                  + c_array("int32_t", f"pz_l{i}_mult", mult, _int, q)
-                  + c_array("int8_t", f"pz_l{i}_shift", shift, _int, q)
-                  + f"const pz_q8_layer_t pz_l{i}_q = {{{n_in}u, {n_out}u, pz_l{i}_w, NULL, pz_l{i}_bias, "
+        arrays = (f"/* layer {i}: int8 dense {n_in} -> {n_out}, {storage} storage */\n"
+                  + c_array("uint8_t", f"pz_l{i}_w", kl["w"], _hex, q, WEIGHTS_ALIGNED)
+                  + (c_array("uint16_t", row_len, kl["row_len"], _int, q) if kl["row_len"] is not None else "")
+                  + (c_array("int8_t", codebook, kl["codebook"], _int, q) if kl["codebook"] is not None else "")
+                  + c_array("int32_t", f"pz_l{i}_bias", kl["bias"], _int, q)
+                  + c_array("int32_t", f"pz_l{i}_mult", kl["multiplier"], _int, q)
+                  + c_array("int8_t", f"pz_l{i}_shift", kl["shift"], _int, q)
+                  + f"const pz_q8_layer_t pz_l{i}_q = {{{n_in}u, {n_out}u, pz_l{i}_w, {row_len}, pz_l{i}_bias, "
                     f"pz_l{i}_mult, pz_l{i}_shift, {int(lm['output_zero_point'])}, {int(lm['act_min'])}, "
-                    f"{int(lm['act_max'])}, 0x{out_xor:02x}u, NULL}};\n\n")
-        return arrays, f"{{pz_run_q8_dense, PZ_K_Q8_DENSE, {{in}}, {{out}}, pz_l{i}_w, pz_l{i}_bias, &pz_l{i}_q}}"
-    return Emitted(i, "dense", n_in, n_out, n_out, 0, False, packed.nbytes + fb.nbytes + mult.nbytes + shift.nbytes,
-                   1, render)
+                    f"{int(lm['act_max'])}, 0x{out_xor:02x}u, {codebook}}};\n\n")
+        return arrays, f"{{{adapter}, {kind}, {{in}}, {{out}}, pz_l{i}_w, pz_l{i}_bias, &pz_l{i}_q}}"
+    return Emitted(i, "dense", n_in, n_out, n_out, 0, False, sum(a.nbytes for a in tensors), 1, render)
 
 
 Q8_OPS = {"conv2d": _q8_conv, "depthwise_conv2d": _q8_conv, "max_pool2d": _q8_pool, "avg_pool2d": _q8_pool,

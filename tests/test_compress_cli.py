@@ -198,6 +198,13 @@ BAD = [
     (["--prune", "0.5", "--augment-shift", "-1"], "--augment-shift -1"),
     (["--quantize", "int8", "--augment-shift", "1"], "applies to fine-tuning"),
     (["--prune", "0.5", "--augment-shift", "8"], "--augment-shift 8 needs square images at least 32 pixels wide"),
+    (["--prune", "0.5", "--structured", "--prune-dense", "1.5"], "--prune-dense 1.5: the dense layers' sparsity"),
+    (["--prune", "0.5", "--structured", "--prune-dense", "0"], "--prune-dense 0.0: the dense layers' sparsity"),
+    (["--prune", "0.5", "--prune-dense", "0.8"], "--prune-dense 0.8 goes with --structured --prune FRACTION"),
+    (["--prune", "0.5", "--structured", "--prune-dense", "0.8"], "this model has no conv layer feeding another"),
+    (["--prune", "0.5", "--distill", "0"], "--distill 0.0: the weight of the source model's soft targets"),
+    (["--prune", "0.5", "--distill", "1.5"], "--distill 1.5"),
+    (["--quantize", "int8", "--distill", "0.5"], "--distill 0.5 fine-tunes the pruned network"),
 ]
 
 

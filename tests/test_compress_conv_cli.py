@@ -10,8 +10,8 @@ import pytest
 from compress import cli, layout, netspec, reference
 from zoo import host, modeldir
 from zoo.models import ModelConfig
-from zoo.nn import (AvgPool2D, BatchNorm, Conv2D, Dense, DepthwiseConv2D, Dropout, Flatten, Input, MaxPool2D, ReLU,
-                    ReLU6, Sequential, Sigmoid)
+from zoo.nn import (AvgPool2D, BatchNorm, Conv2D, Dense, DepthwiseConv2D, Dropout, Flatten, GlobalAvgPool2D, Input,
+                    MaxPool2D, ReLU, ReLU6, Sequential, Sigmoid)
 from zoo.train import train_and_evaluate
 
 FAST = ["--epochs", "1", "--train-limit", "1024", "--calib-images", "500", "--quiet"]
@@ -163,6 +163,74 @@ def test_conv_refusals_name_the_layer_and_the_fix(tmp_path, capsys, cnn_dir):
     out = tmp_path / "never"
     assert cli.main([str(src), "--quantize", "int8", "--out", str(out)]) == 2
     assert "layer 2 is sigmoid; int8 supports dense, conv2d" in capsys.readouterr().err
-    assert cli.main([str(cnn_dir), "--quantize", "int8", "--share", "7", "--out", str(out)]) == 2
-    assert "--share 7 supports dense-only networks" in capsys.readouterr().err
+    no_dense = Sequential([Input(8, 8, 1), Conv2D(1, 2, 3, 1, "same"), ReLU(), Conv2D(2, 3, 3, 1, "same"),
+                           GlobalAvgPool2D()])
+    params = [{k: np.asarray(v) for k, v in p.items()} for p in no_dense.init(__import__("jax").random.key(0))]
+    src = tmp_path / "gap"
+    modeldir.save(src, no_dense, params, {"model": "gap", "dataset": "mnist", "dtype": "float32", "seed": 0,
+                                          "input": {"scale": 1 / 255, "features": 64}},
+                  {"model": "gap", "test_accuracy": 0.5})
+    assert cli.main([str(src), "--quantize", "int8", "--share", "7", "--out", str(out)]) == 2
+    assert "--share 7 shares the values of dense layers" in capsys.readouterr().err
+    assert cli.main([str(src), "--prune", "0.5", "--structured", "--prune-dense", "0.5", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--prune-dense 0.5 prunes the dense layers of a conv net" in err and "no dense layer" in err
     assert not out.exists()
+
+
+def test_filters_whole_dense_weights_singly_shared_and_distilled(cnn_dir, tmp_path, mnist):
+    """--structured --prune-dense: conv filters removed whole, the dense layer pruned to the exact fraction of its
+    remaining weights; --share on a conv net: the dense layer takes at most 7 values (code3 storage), the convs keep
+    per-channel int8; --distill is recorded; the golden model gives the saved accuracy."""
+    out = tmp_path / "mixed"
+    assert cli.main([str(cnn_dir), "--prune", "0.5", "--structured", "--prune-dense", "0.6", "--distill", "0.5",
+                     "--quantize", "int8", "--share", "7", "--share-epochs", "1", *FAST, "--out", str(out)]) == 0
+    model = modeldir.load(out)
+    layers = netspec.layer_dicts(model.spec)
+    convs = [d for d in layers if d["type"] == "conv2d"]
+    assert [c["out"] for c in convs] == [3, 4]
+    i = [n for n, d in enumerate(layers) if d["type"] == "dense"][0]
+    assert layers[i]["in"] == 9 * 4 and layers[i]["out"] == 10
+    wq = model.extra[f"q.layers.{i}.w"]
+    assert int(np.sum(wq != 0)) <= 36 * 10 - int(round(0.6 * 36 * 10))
+    assert np.unique(wq[wq != 0]).size <= 7 and model.metrics["storage"][str(i)] == "shared"
+    sp = model.meta["sparsity"]
+    assert sp["dense_target"] == 0.6 and abs(sp["layers"][str(i)] - 0.6) < 0.01
+    steps = model.meta["compression"]["steps"]
+    assert [st["pass"] for st in steps] == ["inference", "prune", "share", "quantize"]
+    assert steps[1]["dense_sparsity"] == 0.6 and steps[1]["distill"] == 0.5
+    assert model.metrics["test_accuracy"] == float(np.mean(reference.predict(model, reference.forward(
+        model, mnist.x_test)) == mnist.y_test))
+    assert model.metrics["test_accuracy"] > 0.3
+
+
+def test_small_variant_script_meets_its_byte_budget(cnn_dir, tmp_path, capsys):
+    """benchmarks/mnist_cnn_small.py: the dense sparsity it derives keeps model_bytes within the budget; a budget the
+    conv layers alone exceed is refused with the fix."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "mnist_cnn_small.py"
+    spec = importlib.util.spec_from_file_location("mnist_cnn_small", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    sparsity, plan = mod.dense_sparsity(cnn_dir, 0.5, 534)
+    # kept 3 + 3 (depthwise) + 4 channels: (27 + 27 + 4) + (27 + 27 + 4) + (12 + 36 + 4) bytes; dense 36 -> 10 sparse:
+    # 2 x 36 column lengths + 9 x 10 + 4
+    assert plan["fixed_bytes"] == 58 + 58 + 52 + 166 and plan["dense_weights"] == 360 and plan["max_entries"] == 100
+    assert sparsity == 0.723
+    # --share: code3 (8 codebook + 2 x 36 + 4 x 10 + 5 + 4 bytes fixed, then 1 per entry, 2 % kept for fillers)
+    sparsity, plan = mod.dense_sparsity(cnn_dir, 0.5, 534, share=7)
+    assert plan["fixed_bytes"] == 58 + 58 + 52 + 129 and plan["max_entries"] == int(237 / 1.02) == 232
+    assert sparsity == 0.356
+    out = tmp_path / "small"
+    assert mod.main([str(cnn_dir), str(out), "--budget", "534", "--filters", "0.5", "--epochs", "1",
+                     "--train-limit", "1024", "--calib-images", "500"]) == 0
+    model = modeldir.load(out)
+    assert model.metrics["model_bytes"] <= 534
+    i = [n for n, d in enumerate(netspec.layer_dicts(model.spec)) if d["type"] == "dense"][0]
+    assert int(np.sum(model.extra[f"q.layers.{i}.w"] != 0)) <= plan["max_entries"]
+    capsys.readouterr()
+    with pytest.raises(SystemExit, match="already take 334 bytes of the 300-byte budget; raise --filters"):
+        mod.main([str(cnn_dir), str(tmp_path / "never"), "--budget", "300", "--filters", "0.5"])
+    assert not (tmp_path / "never").exists()

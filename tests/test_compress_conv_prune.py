@@ -154,3 +154,85 @@ def test_int8_conv_outputs_track_the_float_view():
 def test_unsupported_conv_nets_are_named(layers, match):
     with pytest.raises(quantize.QuantizationError, match=match):
         quantize.check_layers(layers, "logits", "net")
+
+
+def test_keep_limited_to_conv_producers_leaves_the_dense_group_whole():
+    params = random_params(CONV_NET, np.random.default_rng(2))
+    keep = structured.keep(CONV_NET, params, 0.4, producers=("conv2d",))
+    assert set(keep) == {1, 6}, "the hidden dense layer's group is not pruned"
+    full = structured.keep(CONV_NET, params, 0.4)
+    for i in (1, 6):
+        np.testing.assert_array_equal(keep[i], full[i])
+
+
+def test_dense_magnitude_masks_count_only_what_the_structured_masks_keep():
+    from compress import finetune as ft
+
+    spec = netspec.to_spec(CONV_NET)
+    params = random_params(CONV_NET, np.random.default_rng(3))
+    within = structured.masks(CONV_NET, params, structured.keep(CONV_NET, params, 0.4, ("conv2d",)))
+    m = ft.magnitude_masks(spec, params, 0.7, "global", kinds=("dense",), within=within)
+    for i in (1, 4, 6):  # conv and depthwise masks are the structured ones, untouched
+        np.testing.assert_array_equal(m[i]["w"], within[i]["w"])
+    # independent reference: rank |w| of the live dense weights together, zero the smallest 70 % of them
+    live = np.concatenate([within[i]["w"].ravel() for i in (10, 12)]) != 0
+    mags = np.concatenate([np.abs(params[i]["w"]).ravel() for i in (10, 12)])
+    k = int(round(0.7 * live.sum()))
+    threshold = np.sort(mags[live])[k - 1]
+    want = live & (mags > threshold)
+    got = np.concatenate([m[i]["w"].ravel() for i in (10, 12)]) != 0
+    np.testing.assert_array_equal(got, want)
+    assert not np.any(got & ~live), "a structurally removed row stays removed"
+    per_layer = ft.magnitude_masks(spec, params, 0.5, "layer", kinds=("dense",), within=within)
+    for i in (10, 12):
+        n_live = int((within[i]["w"] != 0).sum())
+        assert int(per_layer[i]["w"].sum()) == n_live - int(round(0.5 * n_live))
+
+
+def test_pruning_masks_follow_the_schedule_per_kind():
+    from compress import finetune as ft
+
+    spec = netspec.to_spec(CONV_NET)
+    params = random_params(CONV_NET, np.random.default_rng(4))
+    fc = ft.FinetuneConfig(prune=0.5, structured=True, dense_prune=0.8)
+    final = ft.pruning_masks(spec, params, fc)
+    assert int(final[1]["b"].sum()) == 3 and int(final[6]["b"].sum()) == 2 + 1  # round(0.5 * 5) = 2 removed of 5
+    assert final[10]["b"].sum() == 7, "dense neurons are not removed whole"
+    dense_live = sum(int((final[i]["w"] != 0).sum()) for i in (10, 12))
+    rows_kept = 4 * 3 * 7 + 7 * 3  # 3 kept channels x 4 positions into 7 outputs, and the output layer
+    assert dense_live == rows_kept - int(round(0.8 * rows_kept))
+    halfway = ft.pruning_masks(spec, params, fc, step=5, ramp_steps=10)  # 1 - (1/2)^3 = 7/8 of each target
+    assert int(halfway[1]["b"].sum()) == 6 - int(round(0.5 * 7 / 8 * 6))
+    np.testing.assert_array_equal(ft.pruning_masks(spec, params, ft.FinetuneConfig(prune=0.5, structured=True))[10]["b"],
+                                  structured.masks(CONV_NET, params, structured.keep(CONV_NET, params, 0.5))[10]["b"])
+
+
+def test_distillation_loss_mixes_the_recipe_and_the_teacher():
+    """The distillation step's loss against NumPy: (1 - a) * cross-entropy with the labels + a * cross-entropy
+    with the teacher's softmax (temperature 1), teacher and student seeing the same batch."""
+    import optax
+
+    from compress import finetune as ft
+    from zoo.models import ModelConfig
+
+    spec = netspec.to_spec(CONV_NET)
+    rng = np.random.default_rng(5)
+    student = [{k: v.astype(np.float32) for k, v in p.items()} for p in random_params(CONV_NET, rng)]
+    teacher = [{k: v.astype(np.float32) for k, v in p.items()} for p in random_params(CONV_NET, rng)]
+    x = rng.integers(0, 256, (6, 64)).astype(np.uint8)
+    y = rng.integers(0, 3, 6)
+    cfg = ModelConfig("t", spec, dataset="mnist", label_smoothing=0.0)
+    _, s_out = netspec.float_forward(CONV_NET, student, x.astype(np.float64) / 255)
+    _, t_out = netspec.float_forward(CONV_NET, teacher, x.astype(np.float64) / 255)
+
+    def log_softmax(z):
+        z = z - z.max(axis=1, keepdims=True)
+        return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+    hard = -np.mean(log_softmax(s_out)[np.arange(6), y])
+    soft = -np.mean(np.sum(np.exp(log_softmax(t_out)) * log_softmax(s_out), axis=1))
+    for a in (1.0, 0.25):
+        optimizer = optax.sgd(0.0)
+        step = ft.make_distill_step(cfg, optimizer, 1 / 255, np.float32, (spec, teacher), a)
+        _, _, loss, _ = step([dict(p) for p in student], optimizer.init(student), x, y)
+        np.testing.assert_allclose(float(loss), (1 - a) * hard + a * soft, rtol=2e-5)
