@@ -37,3 +37,22 @@ def host_reference(name: str, cfg, directory: Path, rows: int, seed: int = 3):
     modeldir.save(directory, spec, params, meta)
     raw = np.random.default_rng(0).integers(0, 256, (rows, spec.in_features), dtype=np.uint8)
     return params, raw, host.forward(modeldir.load(directory), raw)
+
+
+def save_uniform_cnn(directory: Path, spec, name: str, calibration, seed: int, scale: float, int8: bool = True):
+    """Model directory `directory` of the image model `spec` (MNIST-shaped input, no BatchNorm) with every param
+    uniform in [-scale, scale] (NumPy seed): int8 as `python -m compress --quantize int8` writes it, calibrated on
+    `calibration` (uint8 rows), or float32. For the two-core firmware tests, which need activations of every sign."""
+    from compress.quantize import quantize_model
+
+    rng = np.random.default_rng(seed)
+    params = [{k: rng.uniform(-scale, scale, shp).astype(np.float32) for k, shp in layer.param_shapes().items()}
+              for layer in spec.layers]
+    meta = {"model": name, "dataset": "mnist", "input": {"scale": 1 / 255, "features": 784}, "dtype": "float32",
+            "seed": seed, "picozoo_version": "0.1.0"}
+    if not int8:
+        modeldir.save(directory, spec, params, meta, metrics={"model": "f32"})
+        return directory
+    qmeta, extra, qparams = quantize_model(spec, params, 1 / 255, calibration)
+    modeldir.save(directory, spec, qparams, {**meta, "quantization": qmeta}, metrics={"model": "int8"}, extra=extra)
+    return directory

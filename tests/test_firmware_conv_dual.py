@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from test_firmware_conv import KERNELS, Q8Conv, conv_case, geometry, pool_golden, ptr, q8_golden, shape
 
 from compress import reference
-from compress.quantize import quantize_model
 from conftest import require_tool
+from random_models import save_uniform_cnn
 from firmware import build as fwbuild
 from firmware import convgen, hostcc
 from rp2040_sim import eval as sim_eval
@@ -171,15 +171,7 @@ def builds(tmp_path_factory, mnist):
     for tool in ("arm-none-eabi-gcc", "arm-none-eabi-objcopy"):
         require_tool(tool)
     root = tmp_path_factory.mktemp("dual")
-    rng = np.random.default_rng(0)
-    spec = dual_cnn()
-    params = [{name: rng.uniform(-0.6, 0.6, shp).astype(np.float32) for name, shp in layer.param_shapes().items()}
-              for layer in spec.layers]
-    meta = {"model": "dual_cnn", "dataset": "mnist", "input": {"scale": 1 / 255, "features": 784},
-            "dtype": "float32", "seed": 0, "picozoo_version": "0.1.0"}
-    qmeta, extra, qparams = quantize_model(spec, params, 1 / 255, mnist.x_test[:64])
-    model_dir = root / "int8"
-    modeldir.save(model_dir, spec, qparams, {**meta, "quantization": qmeta}, metrics={"model": "int8"}, extra=extra)
+    model_dir = save_uniform_cnn(root / "int8", dual_cnn(), "dual_cnn", mnist.x_test[:64], seed=0, scale=0.6)
     return model_dir, {cores: fwbuild.build(model_dir, root / f"fw{cores}", images=1, quiet=True, cores=str(cores))
                        for cores in (1, 2)}
 
@@ -396,14 +388,7 @@ def test_float_conv_layers_split_by_rows_equal_one_core(tmp_path, mnist):
 
     for tool in ("arm-none-eabi-gcc", "arm-none-eabi-objcopy"):
         require_tool(tool)
-    rng = np.random.default_rng(0)
-    spec = dual_cnn()
-    params = [{name: rng.uniform(-0.6, 0.6, shp).astype(np.float32) for name, shp in layer.param_shapes().items()}
-              for layer in spec.layers]
-    meta = {"model": "dual_cnn", "dataset": "mnist", "input": {"scale": 1 / 255, "features": 784},
-            "dtype": "float32", "seed": 0, "picozoo_version": "0.1.0"}
-    model_dir = tmp_path / "f32"
-    modeldir.save(model_dir, spec, params, meta, metrics={"model": "f32"})
+    model_dir = save_uniform_cnn(tmp_path / "f32", dual_cnn(), "dual_cnn", None, seed=0, scale=0.6, int8=False)
     model = modeldir.load(model_dir)
     assert fwbuild.split_layers(model) == [1, 4, 6, 7, 10, 12] and fwbuild.choose_cores(model, "auto") == 2
     rows = np.concatenate([mnist.x_test[:2], np.random.default_rng(4).integers(0, 256, (1, 784), dtype=np.uint8)])

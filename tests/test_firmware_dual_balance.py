@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from compress import reference
-from compress.quantize import quantize_model
 from conftest import require_tool
+from random_models import save_uniform_cnn
 from firmware import build as fwbuild
 from firmware import convgen
 from rp2040_sim import eval as sim_eval
@@ -45,16 +45,7 @@ def model_dir(tmp_path_factory, mnist):
     for tool in ("arm-none-eabi-gcc", "arm-none-eabi-objcopy"):
         require_tool(tool)
     root = tmp_path_factory.mktemp("balance")
-    rng = np.random.default_rng(5)
-    spec = small_cnn()
-    params = [{name: rng.uniform(-0.5, 0.5, shp).astype(np.float32) for name, shp in layer.param_shapes().items()}
-              for layer in spec.layers]
-    meta = {"model": "balance_cnn", "dataset": "mnist", "input": {"scale": 1 / 255, "features": 784},
-            "dtype": "float32", "seed": 5, "picozoo_version": "0.1.0"}
-    qmeta, extra, qparams = quantize_model(spec, params, 1 / 255, mnist.x_test[:64])
-    out = root / "int8"
-    modeldir.save(out, spec, qparams, {**meta, "quantization": qmeta}, metrics={"model": "int8"}, extra=extra)
-    return out
+    return save_uniform_cnn(root / "int8", small_cnn(), "balance_cnn", mnist.x_test[:64], seed=5, scale=0.5)
 
 
 def build(model_dir, out, cores, shared=("staged",), staged=None):
