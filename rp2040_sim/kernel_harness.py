@@ -334,6 +334,15 @@ class ConvImage(KernelImage):
     def build(cls, out_dir) -> ConvImage:
         return cls(build_conv(Path(out_dir) / "conv_kernels.elf"))
 
+    def call_entering(self, t: dict, fn: str, symbols, out_xor: int = 0, **kw) -> tuple[ConvRun, set[str]]:
+        """call(), and the names among `symbols` (functions of the image) that the run entered: which loop or
+        output stage a layer took."""
+        entries = {self.elf.addr(name) & ~1: name for name in symbols}
+        entered: set[str] = set()
+        run = self.call(t, fn, out_xor, hook=lambda addr, size: entered.add(entries[addr]) if addr in entries else None,
+                        **kw)
+        return run, entered
+
     def call(self, t: dict, fn: str, out_xor: int = 0, hook: Callable[[int, int], None] | None = None,
              config: SimConfig | None = None, max_cycles: int = DEFAULT_MAX_CYCLES, warm: bool = False,
              records: bool = True) -> ConvRun:

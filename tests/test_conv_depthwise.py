@@ -24,6 +24,7 @@ SOURCES = ["int8_common.c", "conv_q8_ref.c", "conv_q8_m0.c"]
 GUARD = 64  # bytes after the scratch the kernel must leave alone
 LOOPS = {"quad": "pz_q8_dw3x3_quad_m0", "quad2": "pz_q8_dw3x3_quad2_m0", "triple": "pz_q8_dw3x3_triple_m0",
          "pair": "pz_q8_dw3x3_pair_m0", "pair2": "pz_q8_dw3x3_pair2_m0", "one": "pz_q8_dw3x3_acc_m0"}
+LOOP_OF = {fn: name for name, fn in LOOPS.items()}
 
 
 @pytest.fixture(scope="module")
@@ -99,12 +100,9 @@ def expected_loops(t):
 def test_dwconv_m0_bit_exact_in_emulator(m0, layer, seed, out_xor):
     h, w, c, stride, padding, edge = layer
     t = conv_case(np.random.default_rng(seed), h, w, c, c, (3, 3), stride, padding, True, edge)
-    entries = {m0.elf.addr(fn) & ~1: name for name, fn in LOOPS.items()}
-    hits = set()
-    run = m0.call(t, "pz_dwconv2d_q8_m0", out_xor,
-                  hook=lambda addr, size: hits.add(entries[addr]) if addr in entries else None)
+    run, entered = m0.call_entering(t, "pz_dwconv2d_q8_m0", LOOPS.values(), out_xor)
     np.testing.assert_array_equal(run.y, q8_golden(t))
-    assert hits == expected_loops(t)
+    assert {LOOP_OF[fn] for fn in entered} == expected_loops(t)
 
 
 @pytest.mark.parametrize("h,w,c,stride,padding,loops", [
@@ -122,13 +120,10 @@ def test_dwconv_m0_bit_exact_in_emulator(m0, layer, seed, out_xor):
 def test_dwconv_m0_paths(m0, h, w, c, stride, padding, loops):
     t = conv_case(np.random.default_rng(h * 100 + w), h, w, c, c, (3, 3), stride, padding, True, "max")
     assert expected_loops(t) == loops
-    entries = {m0.elf.addr(fn) & ~1: name for name, fn in LOOPS.items()}
     for out_xor in (0, 0x80):
-        hits = set()
-        run = m0.call(t, "pz_dwconv2d_q8_m0", out_xor,
-                      hook=lambda addr, size: hits.add(entries[addr]) if addr in entries else None)
+        run, entered = m0.call_entering(t, "pz_dwconv2d_q8_m0", LOOPS.values(), out_xor)
         np.testing.assert_array_equal(run.y, q8_golden(t))
-        assert hits == loops
+        assert {LOOP_OF[fn] for fn in entered} == loops
 
 
 # Cycles per MAC with the XIP cache warm and the shifts of real int8 conv layers (deterministic; the full table:

@@ -251,12 +251,10 @@ def test_record_stage_at_the_bound_host(lib, seed, act, out_xor, depthwise):
 def test_record_stage_at_the_bound_in_emulator(m0, seed, act, out_xor, depthwise):
     t = bound_case(seed, act, depthwise)
     fn = "pz_q8_requant_rec_m0"
-    stage = m0.elf.addr(fn) & ~1
-    hits = []
     op = "dwconv2d" if depthwise else "conv2d"
-    run = m0.call(t, f"pz_{op}_q8_m0", out_xor, hook=lambda addr, size: hits.append(addr) if addr == stage else None)
+    run, entered = m0.call_entering(t, f"pz_{op}_q8_m0", [fn], out_xor)
     np.testing.assert_array_equal(run.y, q8_golden(t))
-    assert hits, f"{fn} did not run"
+    assert entered, f"{fn} did not run"
 
 
 def test_past_the_bound_the_layer_keeps_the_general_stage(m0):
@@ -265,11 +263,9 @@ def test_past_the_bound_the_layer_keeps_the_general_stage(m0):
     t["mult"][7], t["shift"][7] = ((1 << 23) - 1) << 8, 7  # m' = 2^23 - 1, s = 30: q = 1 is acc ~ 128
     t["bias"][7] = 300                                     # multiplied (q ~ 2), 300 m' > 2^31 - 1
     assert conv_records(t) is None
-    stage = m0.elf.addr("pz_q8_requant_rec_m0") & ~1
-    hits = []
-    run = m0.call(t, "pz_conv2d_q8_m0", hook=lambda addr, size: hits.append(addr) if addr == stage else None)
+    run, entered = m0.call_entering(t, "pz_conv2d_q8_m0", ["pz_q8_requant_rec_m0"])
     np.testing.assert_array_equal(run.y, q8_golden(t))
-    assert not hits
+    assert not entered
 
 
 def rounded(t):

@@ -317,12 +317,10 @@ def test_m0_fast_output_stage_exact_over_int32(m0, seed, act, out_xor, depthwise
     t["bias"] = acc.astype(np.int64).astype(np.int32)
     t["zp_out"] = int(rng.integers(-128, 128))
     t["act_min"], t["act_max"] = [(-128, 127), (t["zp_out"], 127), (t["zp_out"], min(127, t["zp_out"] + 40))][act]
-    fast = m0.elf.addr("pz_q8_requant_run_m0") & ~1
-    hits = []
     op = "dwconv2d" if depthwise else "conv2d"
-    run = m0.call(t, f"pz_{op}_q8_m0", out_xor, hook=lambda addr, size: hits.append(addr) if addr == fast else None)
+    run, entered = m0.call_entering(t, f"pz_{op}_q8_m0", ["pz_q8_requant_run_m0"], out_xor)
     np.testing.assert_array_equal(run.y, q8_golden(t))
-    assert hits, "the fast output stage did not run"
+    assert entered, "the fast output stage did not run"
 
 
 @pytest.mark.parametrize("seed,h,w,c,k,kernel,stride,padding,zeros,edge", [
@@ -341,13 +339,10 @@ def test_m0_zero_skipping_exact(m0, seed, h, w, c, k, kernel, stride, padding, z
     t["zp_in"] = -128
     t["xu"] = np.where(rng.random(t["xu"].shape) < zeros, 0, t["xu"]).astype(np.uint8)
     want = q8_golden(t)
-    skip = m0.elf.addr("pz_q8_conv_dot8z_m0") & ~1
     for out_xor in (0, 0x80):
-        hits = []
-        run = m0.call(t, "pz_conv2d_q8_m0", out_xor,
-                      hook=lambda addr, size: hits.append(addr) if addr == skip else None)
+        run, entered = m0.call_entering(t, "pz_conv2d_q8_m0", ["pz_q8_conv_dot8z_m0"], out_xor)
         np.testing.assert_array_equal(run.y, want)
-        assert hits, "the zero-skipping dot product did not run"
+        assert entered, "the zero-skipping dot product did not run"
 
 
 @pytest.mark.parametrize("seed,h,w,c,stride,padding,edge", [
@@ -363,13 +358,11 @@ def test_m0_depthwise_pairs_exact(m0, seed, h, w, c, stride, padding, edge):
     (pz_q8_dw3x3_pair_m0, pz_q8_dw3x3_pair2_m0)."""
     t = conv_case(np.random.default_rng(seed), h, w, c, c, (3, 3), stride, padding, True, edge)
     want = q8_golden(t)
-    pair = m0.elf.addr("pz_q8_dw3x3_pair_m0" if stride[1] == 1 else "pz_q8_dw3x3_pair2_m0") & ~1
+    pair = "pz_q8_dw3x3_pair_m0" if stride[1] == 1 else "pz_q8_dw3x3_pair2_m0"
     for out_xor in (0, 0x80):
-        hits = []
-        run = m0.call(t, "pz_dwconv2d_q8_m0", out_xor,
-                      hook=lambda addr, size: hits.append(addr) if addr == pair else None)
+        run, entered = m0.call_entering(t, "pz_dwconv2d_q8_m0", [pair], out_xor)
         np.testing.assert_array_equal(run.y, want)
-        assert hits, "the two-pixel loop did not run"
+        assert entered, "the two-pixel loop did not run"
 
 
 def small_acc_case(seed, act, depthwise):
@@ -410,12 +403,11 @@ def test_small_accumulator_output_stage_exact_on_host(lib, seed, act, out_xor, d
 def test_m0_small_accumulator_output_stage_exact(m0, seed, act, out_xor, depthwise):
     t = small_acc_case(seed, act, depthwise)
     # the variant without the lower clamp under a fused ReLU (act_min = zp_out), the full one otherwise
-    small = m0.elf.addr("pz_q8_requant_small_relu_m0" if act else "pz_q8_requant_small_m0") & ~1
-    hits = []
+    small = "pz_q8_requant_small_relu_m0" if act else "pz_q8_requant_small_m0"
     op = "dwconv2d" if depthwise else "conv2d"
-    run = m0.call(t, f"pz_{op}_q8_m0", out_xor, hook=lambda addr, size: hits.append(addr) if addr == small else None)
+    run, entered = m0.call_entering(t, f"pz_{op}_q8_m0", [small], out_xor)
     np.testing.assert_array_equal(run.y, q8_golden(t))
-    assert hits, "the small-accumulator output stage did not run"
+    assert entered, "the small-accumulator output stage did not run"
 
 
 def test_m0_small_output_stage_not_taken_past_its_bound(m0):
@@ -426,15 +418,13 @@ def test_m0_small_output_stage_not_taken_past_its_bound(m0):
     t["bias"][:] = 1000
     t["bias"][5] = 2**20
     t["act_min"], t["act_max"] = -128, 127
-    small = m0.elf.addr("pz_q8_requant_small_m0") & ~1
-    hits = []
-    run = m0.call(t, "pz_conv2d_q8_m0", hook=lambda addr, size: hits.append(addr) if addr == small else None)
+    run, entered = m0.call_entering(t, "pz_conv2d_q8_m0", ["pz_q8_requant_small_m0"])
     np.testing.assert_array_equal(run.y, q8_golden(t))
-    assert not hits
+    assert not entered
     t["bias"][5] = 2**20 - 1
-    run = m0.call(t, "pz_conv2d_q8_m0", hook=lambda addr, size: hits.append(addr) if addr == small else None)
+    run, entered = m0.call_entering(t, "pz_conv2d_q8_m0", ["pz_q8_requant_small_m0"])
     np.testing.assert_array_equal(run.y, q8_golden(t))
-    assert hits
+    assert entered
 
 
 # Cycle budgets per MAC with the XIP cache warm and the shifts of real int8 conv layers (the emulator is
