@@ -46,6 +46,16 @@ SPLIT_MIN_MACS = 2000
 # than the static halves on every layer measured (docs/BENCHMARKS.md "Shared splits"), so only "staged" is on.
 SHARED_SPLITS = ("staged",)
 SHARE_GRAIN = 16
+# Overlapped outputs (planner.Step.overlap; docs/FIRMWARE.md "Overlapped outputs"), the kernel contract of the int8
+# ops whose output may be written over their own input: the kernel writes its output pixels in row-major order and,
+# once it has written any byte of output pixel p, reads no input byte outside the windows of output pixels
+# p - LOOKBACK + 1 and later (pixels; "row": one output row, out_w pixels). conv_q8_m0.c today: conv2d re-reads pixel
+# p's window between its calls of 32 output channels (1 pixel), 3x3 depthwise writes a group of up to 4 pixels of a
+# row once it has read their windows (4); the slack leaves the kernels room to work on more pixels at a time.
+# tests/test_planner_overlap.py checks the kernels against it in rp2040_sim. Only layers one core runs in one pass:
+# core 1 of a split layer writes rows core 0 has not read yet, and a pass of a staged layer reads the whole input
+# after the previous pass wrote its outputs.
+OVERLAP_LOOKBACK = {"conv2d": 8, "depthwise_conv2d": "row"}
 
 
 class ConvCodegenError(ValueError):
@@ -70,6 +80,8 @@ class Emitted:
     stage_bytes: int = 0       # bytes of its weight array (pz_l<i>_w) that staging copies to SRAM; 0: not stageable
     group_bytes: int = 0       # int8 conv2d / 3x3 depthwise: bytes of pz_l<i>_w per group of 8 output channels
                                # (channel ranges); 0: its channels cannot be split
+    overlap: int | None = None  # run whole on one core, its output may overlap its input when it starts at least
+                                # this many bytes before it (OVERLAP_LOOKBACK, Rows.overlap_lead); None: never
 
 
 @dataclass(frozen=True)
@@ -126,6 +138,23 @@ class Rows:
         """How many window cells of output row (axis 0) / column (axis 1) o lie inside the input on that axis."""
         first = o * self.stride[axis] - self.pads[axis]
         return max(0, min(first + self.kernel[axis], self.in_shape[axis]) - max(first, 0))
+
+    def overlap_lead(self, lookback: int | str, elem_bytes: int = 1) -> int:
+        """The least D such that the output may start D bytes before the input (overlapping it) for a kernel with
+        this lookback (OVERLAP_LOOKBACK): once output pixel p is written, the bytes still to be read all lie at or
+        above the lowest byte of the windows of pixels p - lookback + 1 and later, and p's output must end there.
+        (The lowest byte of a window is its first cell inside the input: rows and columns of padding are never
+        read.)"""
+        (h, w, c), (oh, ow, oc) = self.in_shape, self.out_shape
+        back = ow if lookback == "row" else int(lookback)
+        oy, ox = np.divmod(np.arange(oh * ow), ow)
+        iy = np.maximum(oy * self.stride[0] - self.pads[0], 0)
+        ix = np.maximum(ox * self.stride[1] - self.pads[1], 0)
+        low = (iy * w + ix) * c * elem_bytes                      # the lowest input byte of pixel q's window
+        later = np.minimum.accumulate(low[::-1])[::-1]             # min over pixels q' >= q
+        first = np.maximum(np.arange(oh * ow) - back + 1, 0)        # the earliest pixel still read after p
+        end = (np.arange(oh * ow) + 1) * oc * elem_bytes            # one past p's last output byte
+        return int(np.max(end - later[first]))
 
     def row_balance(self) -> float:
         """The slower core's share of the estimated cycles with the rows split at split_row (1.0: one row)."""
@@ -337,9 +366,11 @@ def _q8_conv(lm, t, out_xor):
     nbytes = (packed.nbytes + mult.nbytes + shift.nbytes + (bias.nbytes if bias is not None else 0)
               + (rec.nbytes if rec is not None else 0))
     rows = Rows(lm["type"], tuple(shape_in), tuple(shape_out), kernel, stride, pads)
+    # the M0+ kernels' order (OVERLAP_LOOKBACK); a depthwise kernel other than 3x3 runs the reference: not claimed
+    overlap = None if depthwise and kernel != (3, 3) else rows.overlap_lead(OVERLAP_LOOKBACK[lm["type"]])
     return Emitted(i, lm["type"], _elems(shape_in), _elems(shape_out), _elems(shape_out), scratch, False, nbytes,
                    shape_out[0] * shape_out[1], render, rows, planner.aligned(packed.nbytes),
-                   _q8_group_bytes(depthwise, kernel, shape_in[2]))
+                   _q8_group_bytes(depthwise, kernel, shape_in[2]), overlap)
 
 
 def _q8_group_bytes(depthwise: bool, kernel, channels: int) -> int:
@@ -540,15 +571,18 @@ def steps_of(ops: list[Emitted], int8: bool, features: int, cores: int = 1, stag
     float_input, the user's float32 values are normalised, and for int8 quantized, by a first step). A split layer
     (split_rows) gets a kernel scratch per core (and a pass output for a channel split) and never runs in place:
     core 1's first output rows would land on input rows core 0 still reads. A layer in `staged` ({spec index:
-    channels per pass}) gets a buffer for a pass's weights."""
+    channels per pass}) gets a buffer for a pass's weights. A layer one core runs in one pass keeps its overlap
+    (OVERLAP_LOOKBACK)."""
     split = split_rows(ops, cores)
     staged = staged or {}
     steps = []
     for op in ops:
         run = run_of(op, split, staged)
+        whole = op.index not in split and (run is None or run.pass_c >= op.rows.out_shape[2])
         steps.append(planner.Step(f"layer {op.index} {op.op}", op.out_bytes,
                                   run.scratch_bytes if run else op.scratch_bytes,
-                                  op.in_place and op.index not in split, run.stage_bytes if run else 0))
+                                  op.in_place and op.index not in split, run.stage_bytes if run else 0,
+                                  op.overlap if whole else None))
     if float_input:  # the user's floats: normalised (and for int8 quantized) by a first step
         steps.insert(0, planner.Step("input quantization" if int8 else "input normalisation",
                                      features if int8 else 4 * features))
