@@ -49,9 +49,9 @@ SHARE_GRAIN = 16
 # Overlapped outputs (planner.Step.overlap; docs/FIRMWARE.md "Overlapped outputs"), the kernel contract of the int8
 # ops whose output may be written over their own input: the kernel writes its output pixels in row-major order and,
 # once it has written any byte of output pixel p, reads no input byte outside the windows of output pixels
-# p - LOOKBACK + 1 and later (pixels; "row": one output row, out_w pixels). conv_q8_m0.c today: conv2d re-reads pixel
-# p's window between its calls of 32 output channels (1 pixel), 3x3 depthwise writes a group of up to 4 pixels of a
-# row once it has read their windows (4); the slack leaves the kernels room to work on more pixels at a time.
+# p - LOOKBACK + 1 and later (pixels; "row": one output row, out_w pixels). conv_q8_m0.c today needs 1: conv2d
+# re-reads pixel p's window between its calls of 32 output channels, 3x3 depthwise reads the windows of a group of up
+# to 4 pixels of a row before it writes any of them; the slack leaves the kernels room to work on more pixels at once.
 # tests/test_planner_overlap.py checks the kernels against it in rp2040_sim. Only layers one core runs in one pass:
 # core 1 of a split layer writes rows core 0 has not read yet, and a pass of a staged layer reads the whole input
 # after the previous pass wrote its outputs.
