@@ -240,8 +240,10 @@ def usage_bars(size: dict) -> None:
                   f"{size['flash_other_bytes']}")
     if "arena_bytes" in size:
         bar("Arena:", size["arena_bytes"], size["ram_capacity_bytes"])
+        overlaps = len(size.get("arena_overlaps", []))
         console.print(f"       Arena = {size['arena_bytes']} bytes of activations and scratch, planned from the "
-                      f"layer shapes (part of .bss)")
+                      f"layer shapes (part of .bss)" + (f"; {overlaps} layer(s) write their output over their input"
+                                                         if overlaps else ""))
     if "weights_placement" in size:
         console.print(f"       Weights: {size['weights_placement']} ({size['weights_placement_reason']})")
 
@@ -523,6 +525,9 @@ def build(model_dir: Path, out_dir: Path | None = None, images: int | None = Non
         size["weights_placement_reason"] = placement_reason
         if plan is not None:
             size["arena_bytes"] = plan.arena_bytes  # firmware/planner.py: every intermediate activation
+            # the layers that write their output over their own input, and how far before it the output starts
+            size["arena_overlaps"] = [{"layer": out.name.removesuffix(" output"), "lead_bytes": lead}
+                                      for step, out, _, lead in plan.overlaps if step in plan.overlapped()]
             size["weights_placement_layers"] = placement_rows
         if "model_bytes" in (model.metrics or {}):
             size["model_bytes"] = int(model.metrics["model_bytes"])  # compress's count (docs/COMPRESS.md)

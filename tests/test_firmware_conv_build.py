@@ -137,6 +137,8 @@ def test_int8_plan_overlaps_outputs_with_inputs(built):
     _, steps, _ = convgen.plan_steps(model, "m")
     plan = planner.plan(steps, convgen.input_bytes(model))
     assert plan.overlapped() and plan.arena_bytes == built[2].size["arena_bytes"]
+    assert [o["layer"] for o in built[2].size["arena_overlaps"]] == [steps[i].name for i in plan.overlapped()]
+    assert built[1].size["arena_overlaps"] == []   # float kernels never write over their input
     apart = planner.plan([dataclasses.replace(s, overlap=None) for s in steps], convgen.input_bytes(model))
     assert plan.arena_bytes < apart.arena_bytes
 
