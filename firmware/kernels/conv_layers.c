@@ -175,8 +175,26 @@ static void q8_part(const void *arg, uint32_t core) {
     q8_run(w, &p->c.s, core, a, b, r0, r1);
 }
 
-/* Flash to SRAM, four words per step: one XIP line fill per 8 bytes, each byte read once. */
+/* Flash to SRAM, four words per step: one XIP line fill per 8 bytes, each byte read once. On the M0+ one LDM and
+ * one STM of four words: 13 cycles per 16 bytes beside the two 56-cycle line fills, against 22 for the four LDR and
+ * four STR GCC makes of the C loop (0.56 cycles per byte, ~100 k cycles over pd_mobilenet's staged weights). */
+__attribute__((noinline))   /* one function, its stores told apart by PC (tests/test_firmware_dual_balance.py) */
 static void stage_copy(uint32_t *dst, const uint32_t *src, uint32_t words) {
+#if defined(__thumb__) && defined(__ARM_ARCH_6M__)
+    uint32_t blocks = words / 4u;
+    if (blocks) {
+        __asm__ volatile(".syntax unified\n"   /* GCC hands inline assembly over in divided syntax */
+                         "1:\n"
+                         "    ldm   %[s]!, {r2, r3, r4, r5}\n"
+                         "    stm   %[d]!, {r2, r3, r4, r5}\n"
+                         "    subs  %[n], #1\n"
+                         "    bne   1b\n"
+                         : [s] "+l"(src), [d] "+l"(dst), [n] "+l"(blocks)
+                         :
+                         : "r2", "r3", "r4", "r5", "cc", "memory");
+    }
+    words &= 3u;
+#else
     for (; words >= 4u; words -= 4u, dst += 4, src += 4) {
         uint32_t a = src[0], b = src[1], c = src[2], d = src[3];
         dst[0] = a;
@@ -184,6 +202,7 @@ static void stage_copy(uint32_t *dst, const uint32_t *src, uint32_t words) {
         dst[2] = c;
         dst[3] = d;
     }
+#endif
     for (; words; words--) *dst++ = *src++;
 }
 
