@@ -21,8 +21,8 @@ channels needs 36,864 + 64 bytes for its 18,432-byte input and 36,864-byte outpu
 Placement is greedy, as TensorFlow Lite Micro's greedy planner: buffers one by one, each at the lowest 4-byte aligned
 offset that conflicts with no already placed buffer whose lifetime intersects its own. The order is largest first;
 a chain of overlapped buffers also needs room below each input (a shrinking layer's output starts before its input),
-so a few other orders (latest first, earliest first) are tried too and the smallest arena kept (the first order on
-a tie). `arena_bytes` (the end of the highest buffer) is the activation RAM the firmware reserves, known before
+so two other orders (ORDERS: outward from the step with the most live bytes, latest first) are tried too and the
+smallest arena kept (the first order on a tie). `arena_bytes` (the end of the highest buffer) is the activation RAM the firmware reserves, known before
 compiling; the emulator test (tests/test_firmware_conv_build.py) checks that inference touches exactly that much of
 it.
 """
