@@ -1,4 +1,4 @@
-"""The int8 depthwise 3x3 kernel pz_dwconv2d_q8_m0 (firmware/kernels/conv_q8_m0.c) against the NumPy golden model.
+"""The int8 depthwise 3x3 kernel pz_dwconv2d_q8_m0 (firmware/kernels/dwconv_q8_m0.c) against the NumPy golden model.
 
 Its paths: four pixels side by side at stride 1 or 2, or three at stride 1 (pz_q8_dw3x3_quad_m0 / quad2_m0,
 triple_m0), two (pz_q8_dw3x3_pair_m0 / pair2_m0), one (pz_q8_dw3x3_acc_m0: the last of a row, strides >= 3), each
@@ -20,7 +20,7 @@ from test_firmware_conv import KERNELS, Q8Conv, conv_case, q8_golden
 from firmware import hostcc
 from rp2040_sim.kernel_harness import ConvImage, conv_packed
 
-SOURCES = ["int8_common.c", "conv_q8_ref.c", "conv_q8_m0.c"]
+SOURCES = ["int8_common.c", "conv_q8_ref.c", "conv_q8_m0.c", "dwconv_q8_m0.c"]
 GUARD = 64  # bytes after the scratch the kernel must leave alone
 LOOPS = {"quad": "pz_q8_dw3x3_quad_m0", "quad2": "pz_q8_dw3x3_quad2_m0", "triple": "pz_q8_dw3x3_triple_m0",
          "pair": "pz_q8_dw3x3_pair_m0", "pair2": "pz_q8_dw3x3_pair2_m0", "one": "pz_q8_dw3x3_acc_m0"}
