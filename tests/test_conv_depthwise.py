@@ -15,16 +15,21 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_conv_requant import ACTS, bound_case, rounded, set_act
 from test_firmware_conv import KERNELS, Q8Conv, conv_case, q8_golden
 
 from firmware import hostcc
-from rp2040_sim.kernel_harness import ConvImage, conv_packed
+from rp2040_sim.kernel_harness import ConvImage, conv_packed, conv_records, conv_shape
 
 SOURCES = ["int8_common.c", "conv_q8_ref.c", "conv_q8_m0.c", "dwconv_q8_m0.c"]
 GUARD = 64  # bytes after the scratch the kernel must leave alone
 LOOPS = {"quad": "pz_q8_dw3x3_quad_m0", "quad2": "pz_q8_dw3x3_quad2_m0", "triple": "pz_q8_dw3x3_triple_m0",
          "pair": "pz_q8_dw3x3_pair_m0", "pair2": "pz_q8_dw3x3_pair2_m0", "one": "pz_q8_dw3x3_acc_m0"}
 LOOP_OF = {fn: name for name, fn in LOOPS.items()}
+# with the build's one-multiply records, groups of three and four pixels write their outputs from the loop itself
+FUSED = {"quad": "pz_q8_dw3x3_quad_out_m0", "quad2": "pz_q8_dw3x3_quad2_out_m0",
+         "triple": "pz_q8_dw3x3_triple_out_m0"}
+LOOP_OF.update({fn: name + "+out" for name, fn in FUSED.items()})
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +105,7 @@ def expected_loops(t):
 def test_dwconv_m0_bit_exact_in_emulator(m0, layer, seed, out_xor):
     h, w, c, stride, padding, edge = layer
     t = conv_case(np.random.default_rng(seed), h, w, c, c, (3, 3), stride, padding, True, edge)
-    run, entered = m0.call_entering(t, "pz_dwconv2d_q8_m0", LOOPS.values(), out_xor)
+    run, entered = m0.call_entering(t, "pz_dwconv2d_q8_m0", LOOPS.values(), out_xor, records=False)
     np.testing.assert_array_equal(run.y, q8_golden(t))
     assert {LOOP_OF[fn] for fn in entered} == expected_loops(t)
 
@@ -121,7 +126,7 @@ def test_dwconv_m0_paths(m0, h, w, c, stride, padding, loops):
     t = conv_case(np.random.default_rng(h * 100 + w), h, w, c, c, (3, 3), stride, padding, True, "max")
     assert expected_loops(t) == loops
     for out_xor in (0, 0x80):
-        run, entered = m0.call_entering(t, "pz_dwconv2d_q8_m0", LOOPS.values(), out_xor)
+        run, entered = m0.call_entering(t, "pz_dwconv2d_q8_m0", LOOPS.values(), out_xor, records=False)
         np.testing.assert_array_equal(run.y, q8_golden(t))
         assert {LOOP_OF[fn] for fn in entered} == loops
 
@@ -136,6 +141,65 @@ def test_dwconv_m0_paths(m0, h, w, c, stride, padding, loops):
 def test_dwconv_m0_cycle_budgets(m0, h, w, c, stride, budget):
     t = conv_case(np.random.default_rng(7), h, w, c, c, (3, 3), stride, "same", True)
     t["shift"] = (6 + (t["shift"].astype(np.int64) + 1) % 6).astype(np.int8)  # 6..11
+    run = m0.call(t, "pz_dwconv2d_q8_m0", warm=True)
+    np.testing.assert_array_equal(run.y, q8_golden(t))
+    assert run.cycles / run.macs <= budget, run.cycles / run.macs
+
+
+# -- the fused output stage: groups of three and four pixels with the build's one-multiply records ------------------
+def expected_fused_loops(t):
+    """expected_loops when the layer has records: the groups of three and four write their outputs themselves."""
+    return {name + "+out" if name in FUSED else name for name in expected_loops(t)}
+
+
+def entering_all(m0, t, out_xor):
+    return m0.call_entering(t, "pz_dwconv2d_q8_m0", [*LOOPS.values(), *FUSED.values()], out_xor)
+
+
+@settings(max_examples=30, deadline=None)
+@given(layer=dw_layer(max_hw=12, max_c=12), seed=st.integers(0, 2**32 - 1), act=st.sampled_from(ACTS),
+       out_xor=st.sampled_from([0, 0x80]))
+def test_dwconv_m0_fused_output_bit_exact_in_emulator(m0, layer, seed, act, out_xor):
+    """Multipliers rounded as compress rounds them, so the layer gets records (the build's path for every depthwise
+    layer compress writes): every grouping, stride, border and activation against the golden model."""
+    h, w, c, stride, padding, edge = layer
+    rng = np.random.default_rng(seed)
+    t = conv_case(rng, h, w, c, c, (3, 3), stride, padding, True, None if edge == "shifts" else edge)
+    set_act(t, rng, act)
+    t = rounded(t)
+    assert conv_records(t) is not None
+    run, entered = entering_all(m0, t, out_xor)
+    np.testing.assert_array_equal(run.y, q8_golden(t))
+    assert {LOOP_OF[fn] for fn in entered} == expected_fused_loops(t)
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), act=st.sampled_from(ACTS), out_xor=st.sampled_from([0, 0x80]),
+       stride=st.sampled_from([1, 2]))
+def test_dwconv_m0_fused_output_at_the_bound(m0, seed, act, out_xor, stride):
+    """test_conv_requant's bound case (zero weights: each channel's accumulator is its bias, drawn at L, L + 1,
+    A - 1, A, at ties and at products up to 255.5 * 2^23; 23 channels) on a row of 7 outputs at stride 1 (a quad and
+    a triple) or 4 at stride 2 (a quad): the fused stage's clamps, rounding and carry on every pixel of a group."""
+    t = bound_case(seed, act, True)
+    w = 7 if stride == 1 else 8
+    t["shape"] = conv_shape(2, w, 23, (3, 3), (stride, stride), "same", 23)
+    t["xu"] = np.random.default_rng(seed).integers(0, 256, (2, w, 23)).astype(np.uint8)
+    run, entered = entering_all(m0, t, out_xor)
+    np.testing.assert_array_equal(run.y, q8_golden(t))
+    assert {LOOP_OF[fn] for fn in entered} == ({"quad+out", "triple+out"} if stride == 1 else {"quad2+out"})
+
+
+@pytest.mark.parametrize("h,w,c,stride,budget", [
+    (12, 12, 16, (1, 1), 7.96),  # 3 fused quads a row
+    (12, 12, 16, (2, 2), 9.16),  # a fused quad and a pair a row
+    (6, 6, 32, (1, 1), 8.82),    # a fused quad and a pair a row, most from bands
+])
+def test_dwconv_m0_fused_cycle_budgets(m0, h, w, c, stride, budget):
+    """Cycles per MAC of the build's path (records), deterministic; the full table: `python
+    benchmarks/conv_firmware.py kernels` ("rounded" column)."""
+    t = conv_case(np.random.default_rng(7), h, w, c, c, (3, 3), stride, "same", True)
+    t["shift"] = (6 + (t["shift"].astype(np.int64) + 1) % 6).astype(np.int8)  # 6..11
+    t = rounded(t)
     run = m0.call(t, "pz_dwconv2d_q8_m0", warm=True)
     np.testing.assert_array_equal(run.y, q8_golden(t))
     assert run.cycles / run.macs <= budget, run.cycles / run.macs

@@ -39,6 +39,14 @@ typedef struct {
     uint32_t row;        /* in_w * C: from one window row to the next */
 } pz_dw_geom_t;
 
+/* The fused group loops' geometry and output constants (pz_q8_dw3x3_quad_out_m0 ...). */
+typedef struct {
+    uint32_t c, row;     /* as pz_dw_geom_t */
+    const int32_t *rq;   /* the one-multiply records of channel 0 (conv.h rq) */
+    int32_t add;         /* out_zp + out_xor */
+    int32_t lo, hi;      /* act_min + out_xor, act_max + out_xor */
+} pz_dw_out_t;
+
 void pz_q8_dw3x3_acc_m0(const uint8_t *x, const uint8_t *w, int32_t *acc, const pz_dw_geom_t *g);
 
 /* One tap: r5 = x byte, r6 = the weight (extracted by `ext`), acc r4 += r5 * r6. */
@@ -243,21 +251,23 @@ void pz_q8_dw3x3_triple_m0(const uint8_t *x, const uint8_t *w, int32_t *acc, con
 
 /* Four pixels side by side at stride 1 or 2 (three at stride 1), all channels: acc[k C + c] for pixel k. Per
  * channel: the bias into the accumulators (INIT), then per kernel row its three weights extracted from the record
- * words (LDM) and ROW, then the stores (STORE): about 191 (stride 1) / 206 (stride 2) cycles per 36 MACs (three
- * pixels: 166 per 27; the pair loops 112 per 18), because each input byte feeds all the pixels it reaches from one
- * load. r0 = row pointer (channel c), r1 = C, r2 = 2C, r12 = 3C, lr = row - SPAN (next kernel row; SPAN = the
- * columns ROW stepped over, 3C or 6C); frame: [sp] = this channel's record (+ 8 after its first LDM), [sp+4] =
- * &acc[c], [sp+8] = 4C, [sp+12] = 1 - 2 row - SPAN (back to row 0, next channel), [sp+16] = x + C (end).
- * SPAN_FROM_3C turns r5 = 3C into SPAN. */
-#define PZ_DW_GROUP_FN(NAME, ROW, SPAN_FROM_3C, INIT, STORE)                          \
+ * words (LDM) and ROW, then FINISH (the stores, or the fused output stage below): about 191 (stride 1) / 206
+ * (stride 2) cycles per 36 MACs (three pixels: 166 per 27; the pair loops 112 per 18), because each input byte
+ * feeds all the pixels it reaches from one load. r0 = row pointer (channel c), r1 = C, r2 = 2C, r12 = 3C, lr = row -
+ * SPAN (next kernel row; SPAN = the columns ROW stepped over, 3C or 6C); frame (FRAME bytes): [sp] = this channel's
+ * record (+ 8 after its first LDM), [sp+4] = &acc[c] (or &y[c]), [sp+8] = 4C (or C: CSTEP turns r5 = C into it),
+ * [sp+12] = 1 - 2 row - SPAN (back to row 0, next channel), [sp+16] = x + C (end); PRO: what else the frame holds.
+ * SPAN_FROM_3C turns r5 = 3C into SPAN; TAIL: code after the return (FINISH's out-of-line branches). */
+#define PZ_DW_GROUP_FN(NAME, ROW, SPAN_FROM_3C, INIT, FINISH, FRAME, PRO, CSTEP, TAIL) \
 __asm__(                                                                              \
     PZ_M0_FUNC(NAME)                                                                  \
     PZ_M0_SAVE_R4_R11                                                                 \
-    "    sub   sp, #20\n"                                                             \
+    "    sub   sp, #" FRAME "\n"                                                      \
     "    str   r1, [sp]\n"                                                            \
     "    str   r2, [sp, #4]\n"                                                        \
     "    ldm   r3!, {r1, r4}\n"      /* r1 = C, r4 = row */                           \
-    "    lsls  r5, r1, #2\n"                                                          \
+    PRO                                                                               \
+    CSTEP                                                                             \
     "    str   r5, [sp, #8]\n"                                                        \
     "    lsls  r2, r1, #1\n"                                                          \
     "    adds  r5, r2, r1\n"                                                          \
@@ -303,25 +313,102 @@ __asm__(                                                                        
     ROW                                                                               \
     "    ldr   r3, [sp, #12]\n"                                                       \
     "    add   r0, r3\n"             /* back to row 0, next channel */                \
-    "    ldr   r4, [sp, #4]\n"                                                        \
-    "    ldr   r5, [sp, #8]\n"                                                        \
-    STORE                                                                             \
-    "    adds  r4, #4\n"                                                              \
-    "    str   r4, [sp, #4]\n"                                                        \
+    FINISH                                                                            \
     "    ldr   r3, [sp, #16]\n"                                                       \
     "    cmp   r0, r3\n"                                                              \
     "    beq   2f\n"                                                                  \
     "    b     1b\n"                 /* the loop is past BNE's reach */               \
     "2:\n"                                                                            \
-    "    add   sp, #20\n"                                                             \
+    "    add   sp, #" FRAME "\n"                                                      \
     PZ_M0_RESTORE_R4_R11_RETURN                                                       \
+    TAIL                                                                              \
     "    .size   " NAME ", . - " NAME "\n"                                            \
     "    .popsection\n");
 
+/* The accumulator stores of the plain group loops: acc[k C + c] (r4 = &acc[c], r5 = 4C), then &acc[c + 1]. */
+#define PZ_DW_FINISH_ACC(STORE)      \
+    "    ldr   r4, [sp, #4]\n"       \
+    "    ldr   r5, [sp, #8]\n"       \
+    STORE                            \
+    "    adds  r4, #4\n"             \
+    "    str   r4, [sp, #4]\n"
+#define PZ_DW_CSTEP_4C "    lsls  r5, r1, #2\n"
+
+/* The fused output stage (pz_dwconv2d_q8_m0 with the build's one-multiply records, firmware/requant.py): each
+ * channel's record {L, A, m' << 8 | s} is loaded once for its three or four pixels and their accumulators go
+ * straight from r8..r11 to their output bytes, instead of to the scratch and through pz_q8_requant_rec_m0 (its
+ * steps, per output: acc <= L -> act_min + out_xor, acc >= A -> act_max + out_xor, else x = acc m', ASRS by s with
+ * the last bit out in the carry, ADCS add = out_zp + out_xor: round_half_up(x / 2^s) + add). The row pointer r0 and
+ * r1 = C are parked in the frame meanwhile: r0 = value, r1 = add, r3 = L, r4 = A, r5 = m' << 8 | s, r6 = m', r7 =
+ * y (pixel 0 at [r7], pixel 2 at [r7, 2C], pixel 3 at +3C, pixel 1 at +3C - 2C). About 10 cycles per output + 27 per
+ * channel, instead of the stores and 19 per output + the stage's calls. Frame: [sp+20] = the next channel's record,
+ * [sp+24] = add, [sp+28] = act_min + out_xor, [sp+32] = act_max + out_xor, [sp+36] = r0. */
+#define PZ_DW_OUT(ACC, STORE, N)         \
+    "    mov   r0, " ACC "\n"            \
+    "    cmp   r0, r3\n"                 \
+    "    ble   " N "1f\n"                \
+    "    cmp   r0, r4\n"                 \
+    "    bge   " N "2f\n"                \
+    "    muls  r0, r6, r0\n"             \
+    "    asrs  r0, r5\n"                 \
+    "    adcs  r0, r1\n"                 \
+    N "3:\n"                             \
+    "    strb  r0, " STORE "\n"
+#define PZ_DW_OUT_SATURATED(N)           \
+    N "1:\n"                             \
+    "    ldr   r0, [sp, #28]\n"          \
+    "    b     " N "3b\n"                \
+    N "2:\n"                             \
+    "    ldr   r0, [sp, #32]\n"          \
+    "    b     " N "3b\n"
+#define PZ_DW_FINISH_OUT(PIXEL3)         \
+    "    str   r0, [sp, #36]\n"          \
+    "    ldr   r0, [sp, #20]\n"          \
+    "    ldm   r0!, {r3, r4, r5}\n"      /* L, A, m' << 8 | s */ \
+    "    str   r0, [sp, #20]\n"          \
+    "    lsrs  r6, r5, #8\n"             \
+    "    ldr   r1, [sp, #24]\n"          \
+    "    ldr   r7, [sp, #4]\n"           \
+    PZ_DW_OUT("r8", "[r7]", "5")         \
+    PZ_DW_OUT("r10", "[r7, r2]", "6")    \
+    "    add   r7, r12\n"                \
+    PIXEL3                               \
+    "    subs  r7, r7, r2\n"             \
+    PZ_DW_OUT("r9", "[r7]", "8")         \
+    "    ldr   r1, [sp, #8]\n"           \
+    "    subs  r7, r7, r1\n"             \
+    "    adds  r7, #1\n"                 \
+    "    str   r7, [sp, #4]\n"           /* &y[c + 1] */ \
+    "    ldr   r0, [sp, #36]\n"
+#define PZ_DW_PIXEL3 PZ_DW_OUT("r11", "[r7]", "7")
+/* the rest of pz_dw_out_t into the frame (r3 = &g->rq) */
+#define PZ_DW_PRO_OUT                    \
+    "    ldm   r3!, {r5, r6, r7}\n"      /* rq, add, act_min + out_xor */ \
+    "    str   r5, [sp, #20]\n"          \
+    "    str   r6, [sp, #24]\n"          \
+    "    str   r7, [sp, #28]\n"          \
+    "    ldr   r5, [r3]\n"               /* act_max + out_xor */ \
+    "    str   r5, [sp, #32]\n"          \
+    "    movs  r5, r1\n"
+
 #define PZ_DW_SPAN_6C "    lsls  r5, r5, #1\n"
-PZ_DW_GROUP_FN("pz_q8_dw3x3_quad_m0", PZ_DW_QUAD_ROW, "", PZ_DW_INIT4, PZ_DW_STORE4)
-PZ_DW_GROUP_FN("pz_q8_dw3x3_quad2_m0", PZ_DW_QUAD2_ROW, PZ_DW_SPAN_6C, PZ_DW_INIT4, PZ_DW_STORE4)
-PZ_DW_GROUP_FN("pz_q8_dw3x3_triple_m0", PZ_DW_TRIPLE_ROW, "", PZ_DW_INIT3, PZ_DW_STORE3)
+#define PZ_DW_ACC_FN(NAME, ROW, SPAN, INIT, STORE) \
+    PZ_DW_GROUP_FN(NAME, ROW, SPAN, INIT, PZ_DW_FINISH_ACC(STORE), "20", "", PZ_DW_CSTEP_4C, "")
+#define PZ_DW_OUT_FN(NAME, ROW, SPAN, INIT, PIXEL3, SATURATED) \
+    PZ_DW_GROUP_FN(NAME, ROW, SPAN, INIT, PZ_DW_FINISH_OUT(PIXEL3), "40", PZ_DW_PRO_OUT, "", SATURATED)
+PZ_DW_ACC_FN("pz_q8_dw3x3_quad_m0", PZ_DW_QUAD_ROW, "", PZ_DW_INIT4, PZ_DW_STORE4)
+PZ_DW_ACC_FN("pz_q8_dw3x3_quad2_m0", PZ_DW_QUAD2_ROW, PZ_DW_SPAN_6C, PZ_DW_INIT4, PZ_DW_STORE4)
+PZ_DW_ACC_FN("pz_q8_dw3x3_triple_m0", PZ_DW_TRIPLE_ROW, "", PZ_DW_INIT3, PZ_DW_STORE3)
+
+/* The same loops with the fused output stage: y[k C + c] for pixel k. */
+void pz_q8_dw3x3_quad_out_m0(const uint8_t *x, const uint8_t *w, uint8_t *y, const pz_dw_out_t *g);
+void pz_q8_dw3x3_quad2_out_m0(const uint8_t *x, const uint8_t *w, uint8_t *y, const pz_dw_out_t *g);
+void pz_q8_dw3x3_triple_out_m0(const uint8_t *x, const uint8_t *w, uint8_t *y, const pz_dw_out_t *g);
+#define PZ_DW_SAT4 PZ_DW_OUT_SATURATED("5") PZ_DW_OUT_SATURATED("6") PZ_DW_OUT_SATURATED("7") PZ_DW_OUT_SATURATED("8")
+#define PZ_DW_SAT3 PZ_DW_OUT_SATURATED("5") PZ_DW_OUT_SATURATED("6") PZ_DW_OUT_SATURATED("8")
+PZ_DW_OUT_FN("pz_q8_dw3x3_quad_out_m0", PZ_DW_QUAD_ROW, "", PZ_DW_INIT4, PZ_DW_PIXEL3, PZ_DW_SAT4)
+PZ_DW_OUT_FN("pz_q8_dw3x3_quad2_out_m0", PZ_DW_QUAD2_ROW, PZ_DW_SPAN_6C, PZ_DW_INIT4, PZ_DW_PIXEL3, PZ_DW_SAT4)
+PZ_DW_OUT_FN("pz_q8_dw3x3_triple_out_m0", PZ_DW_TRIPLE_ROW, "", PZ_DW_INIT3, "", PZ_DW_SAT3)
 #endif
 
 /* Copy rows iy0..iy0+2, columns ix0..ix0+cols-1 of the input into dst (3 rows of cols * C bytes), padding cells =
@@ -400,6 +487,12 @@ void pz_dwconv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
     pz_q8_requant_init(&rq, l, C, 1);
     int32_t *acc = (int32_t *)(void *)l->scratch;
     uint8_t *band = l->scratch + dw_band_at(s);
+#if PZ_Q8_M0_ASM
+    /* with the build's records (rq.rec: out_xor is 0 or 0x80) groups of three and four pixels write their outputs
+     * straight from the loop (pz_q8_dw3x3_quad_out_m0 ...) */
+    pz_dw_out_t out = {C, row, l->rq, l->out_zp + l->out_xor, l->act_min + l->out_xor, l->act_max + l->out_xor};
+    const uint32_t fused = rq.rec;
+#endif
     for (uint32_t oy = 0; oy < s->out_h; oy++) {
         const int32_t iy0 = (int32_t)(oy * s->stride_h) - s->pad_top;
         const int rows_in = iy0 >= 0 && iy0 + 3 <= (int32_t)s->in_h;
@@ -413,12 +506,25 @@ void pz_dwconv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
             const uint32_t left = s->out_w - ox;
             const uint32_t n = sw > 2u ? 1u : left >= 4u ? 4u : left == 3u && sw == 2u ? 2u : left;
             const uint32_t cols = (n - 1u) * sw + 3u;
+            const uint8_t *x = band;
+            uint32_t x_row = cols * C;
             if (rows_in && ix0 >= 0 && ix0 + (int32_t)cols <= (int32_t)s->in_w) {
-                dw3x3_run(xu + ((uint32_t)iy0 * s->in_w + (uint32_t)ix0) * C, l->w, acc, C, row, sw, n);
+                x = xu + ((uint32_t)iy0 * s->in_w + (uint32_t)ix0) * C;
+                x_row = row;
             } else {
                 dw_band(l, xu, iy0, ix0, cols, band);
-                dw3x3_run(band, l->w, acc, C, cols * C, sw, n);
             }
+#if PZ_Q8_M0_ASM
+            if (fused && n >= 3u) {
+                out.row = x_row;
+                (n == 3u ? pz_q8_dw3x3_triple_out_m0 : sw == 1u ? pz_q8_dw3x3_quad_out_m0
+                                                                : pz_q8_dw3x3_quad2_out_m0)(x, l->w, y, &out);
+                ox += n;
+                y += n * C;
+                continue;
+            }
+#endif
+            dw3x3_run(x, l->w, acc, C, x_row, sw, n);
             for (uint32_t k = 0; k < n; k++) pz_q8_requant_run(&rq, acc + k * C, y + k * C, C, mult, shift, l);
             ox += n;
             y += n * C;
