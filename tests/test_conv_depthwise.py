@@ -189,10 +189,31 @@ def test_dwconv_m0_fused_output_at_the_bound(m0, seed, act, out_xor, stride):
     assert {LOOP_OF[fn] for fn in entered} == ({"quad+out", "triple+out"} if stride == 1 else {"quad2+out"})
 
 
+@pytest.mark.parametrize("h,w,c,stride,padding,loops", [
+    (4, 18, 8, (1, 1), "valid", {"quad+out"}),              # 4 quads a row, in place: one call takes them all
+    (3, 22, 5, (1, 1), "same", {"quad+out", "pair"}),        # a band, 4 quads in place (C = 5), a pair from a band
+    (5, 21, 4, (2, 2), "valid", {"quad2+out", "pair2"}),    # stride 2: 2 quads in place, then a pair
+    (6, 26, 12, (2, 2), "same", {"quad2+out", "one"}),      # stride 2: a band, 2 quads in place, one
+    (2, 7, 9, (1, 1), "same", {"quad+out", "triple+out"}),  # rows of 7: a quad and a triple, every window a band
+])
+def test_dwconv_m0_fused_runs_of_groups(m0, h, w, c, stride, padding, loops):
+    """Runs of four-pixel groups read in place go to one fused call (pz_dw_out_t groups); every way a row starts
+    and ends around them."""
+    rng = np.random.default_rng(h * 100 + w)
+    for act, out_xor in ((None, 0), ("relu", 0x80), ("relu6", 0)):
+        t = conv_case(rng, h, w, c, c, (3, 3), stride, padding, True)
+        set_act(t, rng, act)
+        t = rounded(t)
+        assert expected_fused_loops(t) == loops
+        run, entered = entering_all(m0, t, out_xor)
+        np.testing.assert_array_equal(run.y, q8_golden(t))
+        assert {LOOP_OF[fn] for fn in entered} == loops
+
+
 @pytest.mark.parametrize("h,w,c,stride,budget", [
-    (12, 12, 16, (1, 1), 7.96),  # 3 fused quads a row
-    (12, 12, 16, (2, 2), 9.16),  # a fused quad and a pair a row
-    (6, 6, 32, (1, 1), 8.82),    # a fused quad and a pair a row, most from bands
+    (12, 12, 16, (1, 1), 7.70),  # 3 fused quads a row: a band, 1 in place, a band
+    (12, 12, 16, (2, 2), 8.92),  # a fused quad and a pair a row
+    (6, 6, 32, (1, 1), 8.34),    # a fused quad and a pair a row, all from bands
 ])
 def test_dwconv_m0_fused_cycle_budgets(m0, h, w, c, stride, budget):
     """Cycles per MAC of the build's path (records), deterministic; the full table: `python

@@ -343,49 +343,51 @@ __asm__(                                                                        
  * channel's record {L, A, m' << 8 | s} is loaded once for its three or four pixels and their accumulators go
  * straight from r8..r11 to their output bytes, instead of to the scratch and through pz_q8_requant_rec_m0 (its
  * steps, per output: acc <= L -> act_min + out_xor, acc >= A -> act_max + out_xor, else x = acc m', ASRS by s with
- * the last bit out in the carry, ADCS add = out_zp + out_xor: round_half_up(x / 2^s) + add). The row pointer r0 and
- * r1 = C are parked in the frame meanwhile: r0 = value, r1 = add, r3 = L, r4 = A, r5 = m' << 8 | s, r6 = m', r7 =
- * y (pixel 0 at [r7], pixel 2 at [r7, 2C], pixel 3 at +3C, pixel 1 at +3C - 2C). About 10 cycles per output + 27 per
- * channel, instead of the stores and 19 per output + the stage's calls. Frame: [sp+20] = the next channel's record,
- * [sp+24] = add, [sp+28] = act_min + out_xor, [sp+32] = act_max + out_xor, [sp+36] = r0. */
+ * the last bit out in the carry, ADCS add = out_zp + out_xor: round_half_up(x / 2^s) + add). Pixel 0's accumulator
+ * leaves r8 first and the row pointer r0 waits there; r1 = C is reloaded from the frame after: r0 = add, r1 = value,
+ * r3 = L, r4 = A, r5 = m' << 8 | s, r6 = m', r7 = y (pixel 0 at [r7], pixel 2 at [r7, 2C], pixel 3 at + 3C,
+ * pixel 1 at + 3C - 2C). 10 cycles per output + 25 per channel, instead of the stores and 19 per output + the
+ * stage's calls. Frame: [sp+20] = the next channel's record, [sp+24] = add, [sp+28] = act_min + out_xor, [sp+32] =
+ * act_max + out_xor. */
 #define PZ_DW_OUT(ACC, STORE, N)         \
-    "    mov   r0, " ACC "\n"            \
-    "    cmp   r0, r3\n"                 \
+    ACC                                  \
+    "    cmp   r1, r3\n"                 \
     "    ble   " N "1f\n"                \
-    "    cmp   r0, r4\n"                 \
+    "    cmp   r1, r4\n"                 \
     "    bge   " N "2f\n"                \
-    "    muls  r0, r6, r0\n"             \
-    "    asrs  r0, r5\n"                 \
-    "    adcs  r0, r1\n"                 \
+    "    muls  r1, r6, r1\n"             \
+    "    asrs  r1, r5\n"                 \
+    "    adcs  r1, r0\n"                 \
     N "3:\n"                             \
-    "    strb  r0, " STORE "\n"
+    "    strb  r1, " STORE "\n"
 #define PZ_DW_OUT_SATURATED(N)           \
     N "1:\n"                             \
-    "    ldr   r0, [sp, #28]\n"          \
+    "    ldr   r1, [sp, #28]\n"          \
     "    b     " N "3b\n"                \
     N "2:\n"                             \
-    "    ldr   r0, [sp, #32]\n"          \
+    "    ldr   r1, [sp, #32]\n"          \
     "    b     " N "3b\n"
 #define PZ_DW_FINISH_OUT(PIXEL3)         \
-    "    str   r0, [sp, #36]\n"          \
+    "    mov   r1, r8\n"                 \
+    "    mov   r8, r0\n"                 \
     "    ldr   r0, [sp, #20]\n"          \
     "    ldm   r0!, {r3, r4, r5}\n"      /* L, A, m' << 8 | s */ \
     "    str   r0, [sp, #20]\n"          \
     "    lsrs  r6, r5, #8\n"             \
-    "    ldr   r1, [sp, #24]\n"          \
+    "    ldr   r0, [sp, #24]\n"          \
     "    ldr   r7, [sp, #4]\n"           \
-    PZ_DW_OUT("r8", "[r7]", "5")         \
-    PZ_DW_OUT("r10", "[r7, r2]", "6")    \
+    PZ_DW_OUT("", "[r7]", "5")           \
+    PZ_DW_OUT("    mov   r1, r10\n", "[r7, r2]", "6") \
     "    add   r7, r12\n"                \
     PIXEL3                               \
     "    subs  r7, r7, r2\n"             \
-    PZ_DW_OUT("r9", "[r7]", "8")         \
+    PZ_DW_OUT("    mov   r1, r9\n", "[r7]", "8") \
     "    ldr   r1, [sp, #8]\n"           \
     "    subs  r7, r7, r1\n"             \
     "    adds  r7, #1\n"                 \
     "    str   r7, [sp, #4]\n"           /* &y[c + 1] */ \
-    "    ldr   r0, [sp, #36]\n"
-#define PZ_DW_PIXEL3 PZ_DW_OUT("r11", "[r7]", "7")
+    "    mov   r0, r8\n"
+#define PZ_DW_PIXEL3 PZ_DW_OUT("    mov   r1, r11\n", "[r7]", "7")
 /* the rest of pz_dw_out_t into the frame (r3 = &g->rq; r0 = x, r1 = C, r4 = row kept): [sp+40] = groups left,
  * [sp+44] = x_step, [sp+48] = y_step, [sp+52] = w, [sp+56] = rq (the first group's record pointers) */
 #define PZ_DW_PRO_OUT                    \
