@@ -10,6 +10,7 @@ on every side, 1 to 20 channels (C not a multiple of 4 takes the bytewise band c
 from __future__ import annotations
 
 import ctypes
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -28,7 +29,7 @@ LOOPS = {"quad": "pz_q8_dw3x3_quad_m0", "quad2": "pz_q8_dw3x3_quad2_m0", "triple
 LOOP_OF = {fn: name for name, fn in LOOPS.items()}
 # with the build's one-multiply records, groups of three and four pixels write their outputs from the loop itself
 FUSED = {"quad": "pz_q8_dw3x3_quad_out_m0", "quad2": "pz_q8_dw3x3_quad2_out_m0",
-         "triple": "pz_q8_dw3x3_triple_out_m0"}
+         "triple": "pz_q8_dw3x3_triple_out_m0", "hex": "pz_q8_dw3x3_hex_out_m0"}
 LOOP_OF.update({fn: name + "+out" for name, fn in FUSED.items()})
 
 
@@ -148,8 +149,16 @@ def test_dwconv_m0_cycle_budgets(m0, h, w, c, stride, budget):
 
 # -- the fused output stage: groups of three and four pixels with the build's one-multiply records ------------------
 def expected_fused_loops(t):
-    """expected_loops when the layer has records: the groups of three and four write their outputs themselves."""
-    return {name + "+out" if name in FUSED else name for name in expected_loops(t)}
+    """The loops pz_dwconv2d_q8_m0 calls for layer t when it has records: at stride 1 each row cut left to right
+    into groups of six pixels first, what is left as expected_loops cuts it; the groups of three, four and six
+    write their outputs themselves."""
+    s, loops, ox = t["shape"], set(), 0
+    while s.stride_w == 1 and s.out_w - ox >= 6:
+        loops.add("hex+out")
+        ox += 6
+    rest = SimpleNamespace(stride_w=s.stride_w, out_w=s.out_w - ox)
+    rest = expected_loops({"shape": rest}) if ox < s.out_w else set()
+    return loops | {name + "+out" if name in FUSED else name for name in rest}
 
 
 def entering_all(m0, t, out_xor):
@@ -175,30 +184,34 @@ def test_dwconv_m0_fused_output_bit_exact_in_emulator(m0, layer, seed, act, out_
 
 @settings(max_examples=15, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), act=st.sampled_from(ACTS), out_xor=st.sampled_from([0, 0x80]),
-       stride=st.sampled_from([1, 2]))
-def test_dwconv_m0_fused_output_at_the_bound(m0, seed, act, out_xor, stride):
+       row=st.sampled_from([(1, 10, {"hex+out", "quad+out"}), (1, 9, {"hex+out", "triple+out"}),
+                            (2, 8, {"quad2+out"})]))
+def test_dwconv_m0_fused_output_at_the_bound(m0, seed, act, out_xor, row):
     """test_conv_requant's bound case (zero weights: each channel's accumulator is its bias, drawn at L, L + 1,
-    A - 1, A, at ties and at products up to 255.5 * 2^23; 23 channels) on a row of 7 outputs at stride 1 (a quad and
-    a triple) or 4 at stride 2 (a quad): the fused stage's clamps, rounding and carry on every pixel of a group."""
+    A - 1, A, at ties and at products up to 255.5 * 2^23; 23 channels) on rows that every fused loop takes (a six
+    and a four or a three at stride 1, a four at stride 2): the fused stage's clamps, rounding and carry on every
+    pixel of each group."""
+    stride, w, loops = row
     t = bound_case(seed, act, True)
-    w = 7 if stride == 1 else 8
     t["shape"] = conv_shape(2, w, 23, (3, 3), (stride, stride), "same", 23)
     t["xu"] = np.random.default_rng(seed).integers(0, 256, (2, w, 23)).astype(np.uint8)
     run, entered = entering_all(m0, t, out_xor)
     np.testing.assert_array_equal(run.y, q8_golden(t))
-    assert {LOOP_OF[fn] for fn in entered} == ({"quad+out", "triple+out"} if stride == 1 else {"quad2+out"})
+    assert {LOOP_OF[fn] for fn in entered} == loops
 
 
 @pytest.mark.parametrize("h,w,c,stride,padding,loops", [
-    (4, 18, 8, (1, 1), "valid", {"quad+out"}),              # 4 quads a row, in place: one call takes them all
-    (3, 22, 5, (1, 1), "same", {"quad+out", "pair"}),        # a band, 4 quads in place (C = 5), a pair from a band
-    (5, 21, 4, (2, 2), "valid", {"quad2+out", "pair2"}),    # stride 2: 2 quads in place, then a pair
-    (6, 26, 12, (2, 2), "same", {"quad2+out", "one"}),      # stride 2: a band, 2 quads in place, one
-    (2, 7, 9, (1, 1), "same", {"quad+out", "triple+out"}),  # rows of 7: a quad and a triple, every window a band
+    (4, 26, 8, (1, 1), "valid", {"hex+out"}),                # 4 groups of six a row, in place: one call
+    (3, 22, 5, (1, 1), "same", {"hex+out", "quad+out"}),     # a band, 2 sixes in place (C = 5), a quad from a band
+    (3, 11, 7, (1, 1), "valid", {"hex+out", "triple+out"}),  # rows of 9, in place
+    (2, 9, 9, (1, 1), "same", {"hex+out", "triple+out"}),    # rows of 9, every window a band
+    (3, 7, 6, (1, 1), "same", {"hex+out", "one"}),           # rows of 7
+    (5, 21, 4, (2, 2), "valid", {"quad2+out", "pair2"}),     # stride 2: 2 quads in place, then a pair
+    (6, 26, 12, (2, 2), "same", {"quad2+out", "one"}),       # stride 2: a band, 2 quads in place, one
 ])
 def test_dwconv_m0_fused_runs_of_groups(m0, h, w, c, stride, padding, loops):
-    """Runs of four-pixel groups read in place go to one fused call (pz_dw_out_t groups); every way a row starts
-    and ends around them."""
+    """Runs of groups of six (stride 1) or four (stride 2) read in place go to one fused call (pz_dw_out_t
+    groups); every way a row starts and ends around them."""
     rng = np.random.default_rng(h * 100 + w)
     for act, out_xor in ((None, 0), ("relu", 0x80), ("relu6", 0)):
         t = conv_case(rng, h, w, c, c, (3, 3), stride, padding, True)
@@ -211,9 +224,9 @@ def test_dwconv_m0_fused_runs_of_groups(m0, h, w, c, stride, padding, loops):
 
 
 @pytest.mark.parametrize("h,w,c,stride,budget", [
-    (12, 12, 16, (1, 1), 7.70),  # 3 fused quads a row: a band, 1 in place, a band
-    (12, 12, 16, (2, 2), 8.92),  # a fused quad and a pair a row
-    (6, 6, 32, (1, 1), 8.34),    # a fused quad and a pair a row, all from bands
+    (12, 12, 16, (1, 1), 7.28),  # 2 fused sixes a row, from bands
+    (12, 12, 16, (2, 2), 8.96),  # a fused quad and a pair a row
+    (6, 6, 32, (1, 1), 7.01),    # a fused six a row, from a band
 ])
 def test_dwconv_m0_fused_cycle_budgets(m0, h, w, c, stride, budget):
     """Cycles per MAC of the build's path (records), deterministic; the full table: `python
