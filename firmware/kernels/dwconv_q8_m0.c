@@ -469,9 +469,34 @@ PZ_DW_OUT_FN("pz_q8_dw3x3_triple_out_m0", PZ_DW_TRIPLE_ROW, "", PZ_DW_INIT3, "",
     "    adds  r0, r0, r2\n"                                                                             \
     "    ldrb  r3, [r0]\n"       PZ_DW_MAC("r6", "r3", "lr") PZ_DW_MAC("r3", "r7", "r12")                \
     "    ldrb  r3, [r0, r1]\n"   PZ_DW_MAC("r3", "r7", "lr")
+/* Stride 2 (pixel k reads columns 2k..2k + 2): 13 bytes, 18 MACs, 4 copies (the even bytes b2..b8, which feed two
+ * pixels; b10 and b12 meet u0's and u2's last uses), four C + 2C steps: 74 cycles. */
+#define PZ_DW_HEX2_ROW                                                                                   \
+    "    ldrb  r3, [r0]\n"       PZ_DW_MAC("r3", "r5", "r8")                                             \
+    "    ldrb  r3, [r0, r1]\n"   PZ_DW_MAC("r3", "r6", "r8")                                             \
+    "    ldrb  r3, [r0, r2]\n"   PZ_DW_COPY("r7", "r8") PZ_DW_MAC("r3", "r5", "r9")                      \
+    "    adds  r0, r0, r1\n"                                                                             \
+    "    adds  r0, r0, r2\n"                                                                             \
+    "    ldrb  r3, [r0]\n"       PZ_DW_MAC("r3", "r6", "r9")                                             \
+    "    ldrb  r3, [r0, r1]\n"   PZ_DW_COPY("r7", "r9") PZ_DW_MAC("r3", "r5", "r10")                     \
+    "    ldrb  r3, [r0, r2]\n"   PZ_DW_MAC("r3", "r6", "r10")                                            \
+    "    adds  r0, r0, r1\n"                                                                             \
+    "    adds  r0, r0, r2\n"                                                                             \
+    "    ldrb  r3, [r0]\n"       PZ_DW_COPY("r7", "r10") PZ_DW_MAC("r3", "r5", "r11")                    \
+    "    ldrb  r3, [r0, r1]\n"   PZ_DW_MAC("r3", "r6", "r11")                                            \
+    "    ldrb  r3, [r0, r2]\n"   PZ_DW_COPY("r7", "r11") PZ_DW_MAC("r3", "r5", "r12")                    \
+    "    adds  r0, r0, r1\n"                                                                             \
+    "    adds  r0, r0, r2\n"                                                                             \
+    "    ldrb  r3, [r0]\n"       PZ_DW_MAC("r3", "r6", "r12")                                            \
+    "    ldrb  r3, [r0, r1]\n"   PZ_DW_MAC("r5", "r3", "lr") PZ_DW_MAC("r3", "r7", "r12")                \
+    "    ldrb  r3, [r0, r2]\n"   PZ_DW_MAC("r6", "r3", "lr")                                             \
+    "    adds  r0, r0, r1\n"                                                                             \
+    "    adds  r0, r0, r2\n"                                                                             \
+    "    ldrb  r3, [r0]\n"       PZ_DW_MAC("r7", "r3", "lr")
+#define PZ_DW_SPAN_12C "    lsls  r5, r5, #2\n"
 #define PZ_DW_INIT6 PZ_DW_INIT4 "    mov   r12, r3\n    mov   lr, r3\n"
 #define PZ_DW_ROWSTEP_FRAME "    ldr   r3, [sp, #36]\n    add   r0, r3\n"
-#define PZ_DW_POST_HEX "    mov   r6, lr\n    str   r6, [sp, #36]\n"  /* row - 6C */
+#define PZ_DW_POST_HEX "    mov   r6, lr\n    str   r6, [sp, #36]\n"  /* row - SPAN */
 /* The six outputs (PZ_DW_FINISH_OUT's registers): pixels 0, 2 at [r7], [r7, 2C]; 4 at + 2C + 2C; 3, 5 at + 3C,
  * + 5C (C from the frame); 1 at + C. */
 #define PZ_DW_FINISH_HEX                 \
@@ -501,7 +526,10 @@ PZ_DW_OUT_FN("pz_q8_dw3x3_triple_out_m0", PZ_DW_TRIPLE_ROW, "", PZ_DW_INIT3, "",
 #define PZ_DW_SAT6 PZ_DW_OUT_SATURATED("4") PZ_DW_OUT_SATURATED("5") PZ_DW_OUT_SATURATED("6") \
     PZ_DW_OUT_SATURATED("7") PZ_DW_OUT_SATURATED("8") PZ_DW_OUT_SATURATED("9")
 void pz_q8_dw3x3_hex_out_m0(const uint8_t *x, const uint8_t *w, uint8_t *y, const pz_dw_out_t *g);
+void pz_q8_dw3x3_hex2_out_m0(const uint8_t *x, const uint8_t *w, uint8_t *y, const pz_dw_out_t *g);
 PZ_DW_GROUP_FN("pz_q8_dw3x3_hex_out_m0", PZ_DW_HEX_ROW, PZ_DW_SPAN_6C, PZ_DW_INIT6, PZ_DW_FINISH_HEX, "60",
+               PZ_DW_PRO_OUT, "", PZ_DW_NEXT_GROUP, PZ_DW_SAT6, PZ_DW_POST_HEX, PZ_DW_ROWSTEP_FRAME)
+PZ_DW_GROUP_FN("pz_q8_dw3x3_hex2_out_m0", PZ_DW_HEX2_ROW, PZ_DW_SPAN_12C, PZ_DW_INIT6, PZ_DW_FINISH_HEX, "60",
                PZ_DW_PRO_OUT, "", PZ_DW_NEXT_GROUP, PZ_DW_SAT6, PZ_DW_POST_HEX, PZ_DW_ROWSTEP_FRAME)
 #endif
 
@@ -662,7 +690,7 @@ void pz_dwconv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
              * input, else from a band copied with the padding cells (the fused six-pixel loop, which needs no
              * accumulators, takes its 8-column band from the start of the scratch) */
             const uint32_t left = s->out_w - ox;
-            const uint32_t n = fused && sw == 1u && left >= 6u ? 6u
+            const uint32_t n = fused && sw <= 2u && left >= 6u ? 6u
                              : sw > 2u ? 1u : left >= 4u ? 4u : left == 3u && sw == 2u ? 2u : left;
             const uint32_t cols = (n - 1u) * sw + 3u;
             uint8_t *n_band = n == 6u ? l->scratch : band;
@@ -685,9 +713,10 @@ void pz_dwconv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
             if (fused && n >= 3u) {
                 out.row = x_row;
                 out.groups = groups;
-                out.x_step = n == 6u ? 5u * C : 4u * sw * C - C;  /* n s C - C */
+                out.x_step = (n == 6u ? 6u : 4u) * sw * C - C;   /* n s C - C */
                 out.y_step = n == 6u ? 5u * C : 3u * C;           /* (n - 1) C */
-                (n == 6u ? pz_q8_dw3x3_hex_out_m0 : n == 3u ? pz_q8_dw3x3_triple_out_m0
+                (n == 6u ? (sw == 1u ? pz_q8_dw3x3_hex_out_m0 : pz_q8_dw3x3_hex2_out_m0)
+                 : n == 3u ? pz_q8_dw3x3_triple_out_m0
                  : sw == 1u ? pz_q8_dw3x3_quad_out_m0 : pz_q8_dw3x3_quad2_out_m0)(x, l->w, y, &out);
                 ox += n * groups;
                 y += n * groups * C;
