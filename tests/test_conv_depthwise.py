@@ -8,10 +8,10 @@ hook that checks which loops ran. Shapes are drawn so that rows hold 1 to 14 out
 on every side, 1 to 20 channels (C not a multiple of 4 takes the bytewise band copy).
 
 With the build's one-multiply records (every layer compress writes; multipliers rounded as compress rounds them) the
-groups of six (strides 1, 2), four and three write their output bytes from the loop (pz_q8_dw3x3_hex_out_m0 /
-hex2_out_m0, quad_out_m0 / quad2_out_m0, triple_out_m0), and runs of such groups read in place are one call: the
-"fused" tests below (groupings, strides, borders, activations, the record stage's bound case, cycle budgets). The
-tests above call the kernel without records, for the accumulator loops and the pz_q8_requant_rec_m0 stage."""
+groups of six, four and three (strides 1, 2) write their output bytes from the loop (pz_q8_dw3x3_hex_out_m0 /
+hex2_out_m0, quad_out_m0 / quad2_out_m0, triple_out_m0 / triple2_out_m0), and runs of such groups read in place are
+one call: the "fused" tests below (groupings, strides, borders, activations, the record stage's bound case, cycle
+budgets). The tests above call the kernel without records, for the accumulator loops and pz_q8_requant_rec_m0."""
 
 from __future__ import annotations
 
@@ -35,7 +35,8 @@ LOOPS = {"quad": "pz_q8_dw3x3_quad_m0", "quad2": "pz_q8_dw3x3_quad2_m0", "triple
 LOOP_OF = {fn: name for name, fn in LOOPS.items()}
 # with the build's one-multiply records, groups of three, four and six pixels write their outputs from the loop itself
 FUSED = {"quad": "pz_q8_dw3x3_quad_out_m0", "quad2": "pz_q8_dw3x3_quad2_out_m0",
-         "triple": "pz_q8_dw3x3_triple_out_m0", "hex": "pz_q8_dw3x3_hex_out_m0", "hex2": "pz_q8_dw3x3_hex2_out_m0"}
+         "triple": "pz_q8_dw3x3_triple_out_m0", "hex": "pz_q8_dw3x3_hex_out_m0", "hex2": "pz_q8_dw3x3_hex2_out_m0",
+         "triple2": "pz_q8_dw3x3_triple2_out_m0"}
 LOOP_OF.update({fn: name + "+out" for name, fn in FUSED.items()})
 
 
@@ -155,16 +156,17 @@ def test_dwconv_m0_cycle_budgets(m0, h, w, c, stride, budget):
 
 # -- the fused output stage: groups of three and four pixels with the build's one-multiply records ------------------
 def expected_fused_loops(t):
-    """The loops pz_dwconv2d_q8_m0 calls for layer t when it has records: at strides 1 and 2 each row cut left to
-    right into groups of six pixels first, what is left as expected_loops cuts it; the groups of three, four and
-    six write their outputs themselves."""
+    """The loops pz_dwconv2d_q8_m0 calls for layer t when it has records: each row cut left to right into groups of
+    six pixels (strides 1, 2), then four, then what is left: three (stride 2 too), two, one; the groups of three,
+    four and six write their outputs themselves (the grouping written out here)."""
     s, loops, ox = t["shape"], set(), 0
-    while s.stride_w <= 2 and s.out_w - ox >= 6:
-        loops.add("hex+out" if s.stride_w == 1 else "hex2+out")
-        ox += 6
-    rest = SimpleNamespace(stride_w=s.stride_w, out_w=s.out_w - ox)
-    rest = expected_loops({"shape": rest}) if ox < s.out_w else set()
-    return loops | {name + "+out" if name in FUSED else name for name in rest}
+    while ox < s.out_w:
+        left = s.out_w - ox
+        n = 1 if s.stride_w > 2 else 6 if left >= 6 else 4 if left >= 4 else left
+        name = {6: "hex", 4: "quad", 3: "triple", 2: "pair", 1: "one"}[n] + ("2" if n > 1 and s.stride_w == 2 else "")
+        loops.add(name + "+out" if n >= 3 else name)
+        ox += n
+    return loops
 
 
 def entering_all(m0, t, out_xor):
@@ -191,12 +193,12 @@ def test_dwconv_m0_fused_output_bit_exact_in_emulator(m0, layer, seed, act, out_
 @settings(max_examples=15, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), act=st.sampled_from(ACTS), out_xor=st.sampled_from([0, 0x80]),
        row=st.sampled_from([(1, 10, {"hex+out", "quad+out"}), (1, 9, {"hex+out", "triple+out"}),
-                            (2, 8, {"quad2+out"}), (2, 12, {"hex2+out"})]))
+                            (2, 8, {"quad2+out"}), (2, 12, {"hex2+out"}), (2, 6, {"triple2+out"})]))
 def test_dwconv_m0_fused_output_at_the_bound(m0, seed, act, out_xor, row):
     """test_conv_requant's bound case (zero weights: each channel's accumulator is its bias, drawn at L, L + 1,
     A - 1, A, at ties and at products up to 255.5 * 2^23; 23 channels) on rows that every fused loop takes (a six
-    and a four or a three at stride 1, a four or a six at stride 2): the fused stage's clamps, rounding and carry on
-    every pixel of each group."""
+    and a four or a three at stride 1, a six, a four or a three at stride 2): the fused stage's clamps, rounding and
+    carry on every pixel of each group."""
     stride, w, loops = row
     t = bound_case(seed, act, True)
     t["shape"] = conv_shape(2, w, 23, (3, 3), (stride, stride), "same", 23)
@@ -215,6 +217,8 @@ def test_dwconv_m0_fused_output_at_the_bound(m0, seed, act, out_xor, row):
     (5, 21, 4, (2, 2), "valid", {"hex2+out", "quad2+out"}),  # stride 2: rows of 10, in place
     (6, 26, 12, (2, 2), "same", {"hex2+out", "one"}),        # stride 2: a six from a band, a six in place, one
     (3, 29, 8, (2, 2), "valid", {"hex2+out", "pair2"}),      # stride 2: 2 sixes in place in one call, a pair
+    (7, 19, 5, (2, 2), "valid", {"hex2+out", "triple2+out"}),  # stride 2: rows of 9, in place
+    (6, 6, 16, (2, 2), "same", {"triple2+out"}),              # stride 2: rows of 3, from bands
 ])
 def test_dwconv_m0_fused_runs_of_groups(m0, h, w, c, stride, padding, loops):
     """Runs of groups of six read in place go to one fused call (pz_dw_out_t groups); every way a row starts and

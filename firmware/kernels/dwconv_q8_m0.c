@@ -235,6 +235,19 @@ void pz_q8_dw3x3_triple_m0(const uint8_t *x, const uint8_t *w, int32_t *acc, con
     "    ldrb  r3, [r0]\n"       PZ_DW_COPY("r7", "r9") PZ_DW_MAC("r6", "r3", "r10")                     \
     "    ldrb  r3, [r0, r1]\n"   PZ_DW_MAC("r7", "r3", "r10")
 
+/* Three pixels at stride 2 (rows of 3 outputs: fused output stage only, pz_q8_dw3x3_triple2_out_m0): 7 bytes, 9
+ * MACs, 1 copy (b2; b4, b5, b6 meet the weights' last uses), two 3C steps: 35 cycles. */
+#define PZ_DW_TRIPLE2_ROW                                                                                \
+    "    ldrb  r3, [r0]\n"       PZ_DW_MAC("r3", "r5", "r8")                                             \
+    "    ldrb  r3, [r0, r1]\n"   PZ_DW_MAC("r3", "r6", "r8")                                             \
+    "    ldrb  r3, [r0, r2]\n"   PZ_DW_COPY("r7", "r8") PZ_DW_MAC("r3", "r5", "r9")                      \
+    "    add   r0, r12\n"                                                                                \
+    "    ldrb  r3, [r0]\n"       PZ_DW_MAC("r3", "r6", "r9")                                             \
+    "    ldrb  r3, [r0, r1]\n"   PZ_DW_MAC("r5", "r3", "r10") PZ_DW_MAC("r3", "r7", "r9")                \
+    "    ldrb  r3, [r0, r2]\n"   PZ_DW_MAC("r6", "r3", "r10")                                            \
+    "    add   r0, r12\n"                                                                                \
+    "    ldrb  r3, [r0]\n"       PZ_DW_MAC("r7", "r3", "r10")
+
 /* The bias into the accumulators of three or four pixels (r3 = the folded bias), and their stores (r4 = &acc[c],
  * r5 = 4C). */
 #define PZ_DW_INIT3 "    mov   r8, r3\n    mov   r9, r3\n    mov   r10, r3\n"
@@ -449,6 +462,8 @@ void pz_q8_dw3x3_triple_out_m0(const uint8_t *x, const uint8_t *w, uint8_t *y, c
 PZ_DW_OUT_FN("pz_q8_dw3x3_quad_out_m0", PZ_DW_QUAD_ROW, "", PZ_DW_INIT4, PZ_DW_PIXEL3, PZ_DW_SAT4)
 PZ_DW_OUT_FN("pz_q8_dw3x3_quad2_out_m0", PZ_DW_QUAD2_ROW, PZ_DW_SPAN_6C, PZ_DW_INIT4, PZ_DW_PIXEL3, PZ_DW_SAT4)
 PZ_DW_OUT_FN("pz_q8_dw3x3_triple_out_m0", PZ_DW_TRIPLE_ROW, "", PZ_DW_INIT3, "", PZ_DW_SAT3)
+void pz_q8_dw3x3_triple2_out_m0(const uint8_t *x, const uint8_t *w, uint8_t *y, const pz_dw_out_t *g);
+PZ_DW_OUT_FN("pz_q8_dw3x3_triple2_out_m0", PZ_DW_TRIPLE2_ROW, PZ_DW_SPAN_6C, PZ_DW_INIT3, "", PZ_DW_SAT3)
 
 /* Six pixels side by side at stride 1, fused output stage only (pz_q8_dw3x3_hex_out_m0): the accumulators are
  * r8..r12 and lr, so 3C and the kernel-row step (row - 6C) are not in registers: the row pointer steps 3C as C + 2C
@@ -691,9 +706,11 @@ void pz_dwconv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
              * accumulators, takes its 8-column band from the start of the scratch) */
             const uint32_t left = s->out_w - ox;
             const uint32_t n = fused && sw <= 2u && left >= 6u ? 6u
-                             : sw > 2u ? 1u : left >= 4u ? 4u : left == 3u && sw == 2u ? 2u : left;
+                             : sw > 2u ? 1u : left >= 4u ? 4u : left == 3u && sw == 2u && !fused ? 2u : left;
             const uint32_t cols = (n - 1u) * sw + 3u;
-            uint8_t *n_band = n == 6u ? l->scratch : band;
+            /* the fused loops need no accumulators: their band starts at the scratch (the widest, six pixels at
+             * stride 2, 39 C of the 43 C reserved; see pz_dwconv_q8_m0_scratch_bytes) */
+            uint8_t *n_band = fused && n >= 3u ? l->scratch : band;
             const uint8_t *x = n_band;
             uint32_t x_row = cols * C, groups = 1;
             if (rows_in && ix0 >= 0 && ix0 + (int32_t)cols <= (int32_t)s->in_w) {
@@ -716,7 +733,7 @@ void pz_dwconv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
                 out.x_step = (n == 6u ? 6u : 4u) * sw * C - C;   /* n s C - C */
                 out.y_step = n == 6u ? 5u * C : 3u * C;           /* (n - 1) C */
                 (n == 6u ? (sw == 1u ? pz_q8_dw3x3_hex_out_m0 : pz_q8_dw3x3_hex2_out_m0)
-                 : n == 3u ? pz_q8_dw3x3_triple_out_m0
+                 : n == 3u ? (sw == 1u ? pz_q8_dw3x3_triple_out_m0 : pz_q8_dw3x3_triple2_out_m0)
                  : sw == 1u ? pz_q8_dw3x3_quad_out_m0 : pz_q8_dw3x3_quad2_out_m0)(x, l->w, y, &out);
                 ox += n * groups;
                 y += n * groups * C;
