@@ -1,13 +1,24 @@
 /* Optimised int8 depthwise conv2d for the Cortex-M0+ (conv.h pz_dwconv2d_q8_m0); byte-identical to conv_q8_ref.c.
  *
- * 3x3: all channels of up to four output pixels side by side per pass over the dw records (bias, 9
- * weights): four pixels at stride 1 or 2 (three at stride 1) load each input byte of a kernel row once for every
- * pixel it feeds (pz_q8_dw3x3_quad_m0 / quad2_m0, ~191 / 206 cycles per 36 MACs; triple_m0), two share the weight
- * loads (112 per 18), one takes 67 per 9; windows that leave the input are read from a band copied with the padding
- * cells; int32 accumulators go to `scratch`, then one requantization per channel. Other kernel sizes run the
- * reference.
- *
- * The output stage is conv_q8_m0.c's (conv_q8_m0.h). */
+ * 3x3 (other kernel sizes run the reference): pixel-major, all channels of a group of n output pixels side by side
+ * per pass over the dw records (bias, 9 weights). Per channel and kernel row the three weights are extracted once and
+ * each input byte of the row is loaded once and multiplied into every pixel of the group it feeds. Each output row
+ * is cut left to right into groups of six, four, three, two, one pixels; a group's window columns are read in place
+ * where they lie inside the input, else from a band (3 rows x its columns) copied into the scratch with the padding
+ * cells.
+ * - With the build's one-multiply records (every layer compress writes): groups of six (strides 1, 2), four and
+ *   three write their output bytes from the loop itself (pz_q8_dw3x3_{hex,hex2,quad,quad2,triple,triple2}_out_m0:
+ *   each channel's record loaded once for its pixels, 10 cycles per output), and a run of such groups read in place
+ *   is one call: about 334 cycles per channel of six pixels (54 MACs) at stride 1.
+ * - Otherwise (older model directories): the accumulator loops (pz_q8_dw3x3_quad_m0 / quad2_m0, triple_m0, pair_m0
+ *   / pair2_m0, acc_m0) write int32 accumulators to the scratch, then conv_q8_m0.c's output stage (conv_q8_m0.h)
+ *   runs per pixel.
+ * Write order (what a layer written over its own input relies on): output pixels in increasing order by groups of
+ * at most 6 pixels of one row; inside a fused group channel by channel, pixel k's byte c after channel c of the
+ * group's whole window was read and before channel c + 1's is. So when a byte of output pixel p is written, the input
+ * still to be read lies in the windows of p's group (whose first pixel is at most 5 before p, in p's row) and of
+ * later pixels: inside the one-output-row lookback a planner allows the depthwise kernel (before: all of a group's
+ * window was read before its first byte was written). */
 #include "conv.h"
 #include "int8_impl.h"
 #include "int8_mac_m0.h"
