@@ -174,11 +174,12 @@ def entering_all(m0, t, out_xor):
 
 
 @settings(max_examples=30, deadline=None)
-@given(layer=dw_layer(max_hw=12, max_c=12), seed=st.integers(0, 2**32 - 1), act=st.sampled_from(ACTS),
+@given(layer=dw_layer(max_hw=16, max_c=12), seed=st.integers(0, 2**32 - 1), act=st.sampled_from(ACTS),
        out_xor=st.sampled_from([0, 0x80]))
 def test_dwconv_m0_fused_output_bit_exact_in_emulator(m0, layer, seed, act, out_xor):
     """Multipliers rounded as compress rounds them, so the layer gets records (the build's path for every depthwise
-    layer compress writes): every grouping, stride, border and activation against the golden model."""
+    layer compress writes): every grouping (rows of 1 to 16 outputs: runs of sixes read in place too), stride,
+    border and activation against the golden model."""
     h, w, c, stride, padding, edge = layer
     rng = np.random.default_rng(seed)
     t = conv_case(rng, h, w, c, c, (3, 3), stride, padding, True, None if edge == "shifts" else edge)
