@@ -1,30 +1,43 @@
-"""The int8 depthwise 3x3 kernel pz_dwconv2d_q8_m0 (firmware/kernels/conv_q8_m0.c) against the NumPy golden model.
+"""The int8 depthwise 3x3 kernel pz_dwconv2d_q8_m0 (firmware/kernels/dwconv_q8_m0.c) against the NumPy golden model.
 
 Its paths: four pixels side by side at stride 1 or 2, or three at stride 1 (pz_q8_dw3x3_quad_m0 / quad2_m0,
 triple_m0), two (pz_q8_dw3x3_pair_m0 / pair2_m0), one (pz_q8_dw3x3_acc_m0: the last of a row, strides >= 3), each
 read in place or, where a window leaves the input, from a band copied with the padding cells. On the host the same
 driver runs the plain C loops (every band and every grouping of pixels); in rp2040_sim the Thumb-1 loops, with a
 hook that checks which loops ran. Shapes are drawn so that rows hold 1 to 14 outputs (every mix of groups), borders
-on every side, 1 to 20 channels (C not a multiple of 4 takes the bytewise band copy)."""
+on every side, 1 to 20 channels (C not a multiple of 4 takes the bytewise band copy).
+
+With the build's one-multiply records (every layer compress writes; multipliers rounded as compress rounds them) the
+groups of six, four and three (strides 1, 2) write their output bytes from the loop (pz_q8_dw3x3_hex_out_m0 /
+hex2_out_m0, quad_out_m0 / quad2_out_m0, triple_out_m0 / triple2_out_m0), and runs of such groups read in place are
+one call: the "fused" tests below (groupings, strides, borders, activations, the record stage's bound case, cycle
+budgets). The tests above call the kernel without records, for the accumulator loops and pz_q8_requant_rec_m0."""
 
 from __future__ import annotations
 
 import ctypes
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_conv_requant import ACTS, bound_case, rounded, set_act
 from test_firmware_conv import KERNELS, Q8Conv, conv_case, q8_golden
 
 from firmware import hostcc
-from rp2040_sim.kernel_harness import ConvImage, conv_packed
+from rp2040_sim.kernel_harness import ConvImage, conv_packed, conv_records, conv_shape
 
-SOURCES = ["int8_common.c", "conv_q8_ref.c", "conv_q8_m0.c"]
+SOURCES = ["int8_common.c", "conv_q8_ref.c", "conv_q8_m0.c", "dwconv_q8_m0.c"]
 GUARD = 64  # bytes after the scratch the kernel must leave alone
 LOOPS = {"quad": "pz_q8_dw3x3_quad_m0", "quad2": "pz_q8_dw3x3_quad2_m0", "triple": "pz_q8_dw3x3_triple_m0",
          "pair": "pz_q8_dw3x3_pair_m0", "pair2": "pz_q8_dw3x3_pair2_m0", "one": "pz_q8_dw3x3_acc_m0"}
 LOOP_OF = {fn: name for name, fn in LOOPS.items()}
+# with the build's one-multiply records, groups of three, four and six pixels write their outputs from the loop itself
+FUSED = {"quad": "pz_q8_dw3x3_quad_out_m0", "quad2": "pz_q8_dw3x3_quad2_out_m0",
+         "triple": "pz_q8_dw3x3_triple_out_m0", "hex": "pz_q8_dw3x3_hex_out_m0", "hex2": "pz_q8_dw3x3_hex2_out_m0",
+         "triple2": "pz_q8_dw3x3_triple2_out_m0"}
+LOOP_OF.update({fn: name + "+out" for name, fn in FUSED.items()})
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +113,7 @@ def expected_loops(t):
 def test_dwconv_m0_bit_exact_in_emulator(m0, layer, seed, out_xor):
     h, w, c, stride, padding, edge = layer
     t = conv_case(np.random.default_rng(seed), h, w, c, c, (3, 3), stride, padding, True, edge)
-    run, entered = m0.call_entering(t, "pz_dwconv2d_q8_m0", LOOPS.values(), out_xor)
+    run, entered = m0.call_entering(t, "pz_dwconv2d_q8_m0", LOOPS.values(), out_xor, records=False)
     np.testing.assert_array_equal(run.y, q8_golden(t))
     assert {LOOP_OF[fn] for fn in entered} == expected_loops(t)
 
@@ -121,7 +134,7 @@ def test_dwconv_m0_paths(m0, h, w, c, stride, padding, loops):
     t = conv_case(np.random.default_rng(h * 100 + w), h, w, c, c, (3, 3), stride, padding, True, "max")
     assert expected_loops(t) == loops
     for out_xor in (0, 0x80):
-        run, entered = m0.call_entering(t, "pz_dwconv2d_q8_m0", LOOPS.values(), out_xor)
+        run, entered = m0.call_entering(t, "pz_dwconv2d_q8_m0", LOOPS.values(), out_xor, records=False)
         np.testing.assert_array_equal(run.y, q8_golden(t))
         assert {LOOP_OF[fn] for fn in entered} == loops
 
@@ -136,6 +149,103 @@ def test_dwconv_m0_paths(m0, h, w, c, stride, padding, loops):
 def test_dwconv_m0_cycle_budgets(m0, h, w, c, stride, budget):
     t = conv_case(np.random.default_rng(7), h, w, c, c, (3, 3), stride, "same", True)
     t["shift"] = (6 + (t["shift"].astype(np.int64) + 1) % 6).astype(np.int8)  # 6..11
+    run = m0.call(t, "pz_dwconv2d_q8_m0", warm=True)
+    np.testing.assert_array_equal(run.y, q8_golden(t))
+    assert run.cycles / run.macs <= budget, run.cycles / run.macs
+
+
+# -- the fused output stage: groups of three and four pixels with the build's one-multiply records ------------------
+def expected_fused_loops(t):
+    """The loops pz_dwconv2d_q8_m0 calls for layer t when it has records: each row cut left to right into groups of
+    six pixels (strides 1, 2), then four, then what is left: three (stride 2 too), two, one; the groups of three,
+    four and six write their outputs themselves (the grouping written out here)."""
+    s, loops, ox = t["shape"], set(), 0
+    while ox < s.out_w:
+        left = s.out_w - ox
+        n = 1 if s.stride_w > 2 else 6 if left >= 6 else 4 if left >= 4 else left
+        name = {6: "hex", 4: "quad", 3: "triple", 2: "pair", 1: "one"}[n] + ("2" if n > 1 and s.stride_w == 2 else "")
+        loops.add(name + "+out" if n >= 3 else name)
+        ox += n
+    return loops
+
+
+def entering_all(m0, t, out_xor):
+    return m0.call_entering(t, "pz_dwconv2d_q8_m0", [*LOOPS.values(), *FUSED.values()], out_xor)
+
+
+@settings(max_examples=30, deadline=None)
+@given(layer=dw_layer(max_hw=16, max_c=12), seed=st.integers(0, 2**32 - 1), act=st.sampled_from(ACTS),
+       out_xor=st.sampled_from([0, 0x80]))
+def test_dwconv_m0_fused_output_bit_exact_in_emulator(m0, layer, seed, act, out_xor):
+    """Multipliers rounded as compress rounds them, so the layer gets records (the build's path for every depthwise
+    layer compress writes): every grouping (rows of 1 to 16 outputs: runs of sixes read in place too), stride,
+    border and activation against the golden model."""
+    h, w, c, stride, padding, edge = layer
+    rng = np.random.default_rng(seed)
+    t = conv_case(rng, h, w, c, c, (3, 3), stride, padding, True, None if edge == "shifts" else edge)
+    set_act(t, rng, act)
+    t = rounded(t)
+    assert conv_records(t) is not None
+    run, entered = entering_all(m0, t, out_xor)
+    np.testing.assert_array_equal(run.y, q8_golden(t))
+    assert {LOOP_OF[fn] for fn in entered} == expected_fused_loops(t)
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), act=st.sampled_from(ACTS), out_xor=st.sampled_from([0, 0x80]),
+       row=st.sampled_from([(1, 10, {"hex+out", "quad+out"}), (1, 9, {"hex+out", "triple+out"}),
+                            (2, 8, {"quad2+out"}), (2, 12, {"hex2+out"}), (2, 6, {"triple2+out"})]))
+def test_dwconv_m0_fused_output_at_the_bound(m0, seed, act, out_xor, row):
+    """test_conv_requant's bound case (zero weights: each channel's accumulator is its bias, drawn at L, L + 1,
+    A - 1, A, at ties and at products up to 255.5 * 2^23; 23 channels) on rows that every fused loop takes (a six
+    and a four or a three at stride 1, a six, a four or a three at stride 2): the fused stage's clamps, rounding and
+    carry on every pixel of each group."""
+    stride, w, loops = row
+    t = bound_case(seed, act, True)
+    t["shape"] = conv_shape(2, w, 23, (3, 3), (stride, stride), "same", 23)
+    t["xu"] = np.random.default_rng(seed).integers(0, 256, (2, w, 23)).astype(np.uint8)
+    run, entered = entering_all(m0, t, out_xor)
+    np.testing.assert_array_equal(run.y, q8_golden(t))
+    assert {LOOP_OF[fn] for fn in entered} == loops
+
+
+@pytest.mark.parametrize("h,w,c,stride,padding,loops", [
+    (4, 26, 8, (1, 1), "valid", {"hex+out"}),                # 4 groups of six a row, in place: one call
+    (3, 22, 5, (1, 1), "same", {"hex+out", "quad+out"}),     # a band, 2 sixes in place (C = 5), a quad from a band
+    (3, 11, 7, (1, 1), "valid", {"hex+out", "triple+out"}),  # rows of 9, in place
+    (2, 9, 9, (1, 1), "same", {"hex+out", "triple+out"}),    # rows of 9, every window a band
+    (3, 7, 6, (1, 1), "same", {"hex+out", "one"}),           # rows of 7
+    (5, 21, 4, (2, 2), "valid", {"hex2+out", "quad2+out"}),  # stride 2: rows of 10, in place
+    (6, 26, 12, (2, 2), "same", {"hex2+out", "one"}),        # stride 2: a six from a band, a six in place, one
+    (3, 29, 8, (2, 2), "valid", {"hex2+out", "pair2"}),      # stride 2: 2 sixes in place in one call, a pair
+    (7, 19, 5, (2, 2), "valid", {"hex2+out", "triple2+out"}),  # stride 2: rows of 9, in place
+    (6, 6, 16, (2, 2), "same", {"triple2+out"}),              # stride 2: rows of 3, from bands
+])
+def test_dwconv_m0_fused_runs_of_groups(m0, h, w, c, stride, padding, loops):
+    """Runs of groups of six read in place go to one fused call (pz_dw_out_t groups); every way a row starts and
+    ends around them."""
+    rng = np.random.default_rng(h * 100 + w)
+    for act, out_xor in ((None, 0), ("relu", 0x80), ("relu6", 0)):
+        t = conv_case(rng, h, w, c, c, (3, 3), stride, padding, True)
+        set_act(t, rng, act)
+        t = rounded(t)
+        assert expected_fused_loops(t) == loops
+        run, entered = entering_all(m0, t, out_xor)
+        np.testing.assert_array_equal(run.y, q8_golden(t))
+        assert {LOOP_OF[fn] for fn in entered} == loops
+
+
+@pytest.mark.parametrize("h,w,c,stride,budget", [
+    (12, 12, 16, (1, 1), 7.28),  # 2 fused sixes a row, from bands
+    (12, 12, 16, (2, 2), 8.19),  # a fused six a row, from a band
+    (6, 6, 32, (1, 1), 7.02),    # a fused six a row, from a band
+])
+def test_dwconv_m0_fused_cycle_budgets(m0, h, w, c, stride, budget):
+    """Cycles per MAC of the build's path (records), deterministic; the full table: `python
+    benchmarks/conv_firmware.py kernels` ("rounded" column)."""
+    t = conv_case(np.random.default_rng(7), h, w, c, c, (3, 3), stride, "same", True)
+    t["shift"] = (6 + (t["shift"].astype(np.int64) + 1) % 6).astype(np.int8)  # 6..11
+    t = rounded(t)
     run = m0.call(t, "pz_dwconv2d_q8_m0", warm=True)
     np.testing.assert_array_equal(run.y, q8_golden(t))
     assert run.cycles / run.macs <= budget, run.cycles / run.macs

@@ -20,7 +20,7 @@ from compress.quantize import requantize
 from firmware import hostcc
 from rp2040_sim.kernel_harness import KERNELS, ConvImage, ConvShape, conv_case, conv_fields, conv_packed, conv_shape
 
-SOURCES = ["int8_common.c", "conv_f32.c", "conv_q8_ref.c", "conv_q8_m0.c"]
+SOURCES = ["int8_common.c", "conv_f32.c", "conv_q8_ref.c", "conv_q8_m0.c", "dwconv_q8_m0.c"]
 Q8_CONV = ("ref", "m0")
 
 

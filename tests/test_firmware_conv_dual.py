@@ -29,7 +29,7 @@ from zoo.nn import AvgPool2D, Conv2D, DepthwiseConv2D, Dense, GlobalAvgPool2D, I
     Sequential
 
 RUNTIME = KERNELS.parent / "runtime"
-SOURCES = ["int8_common.c", "conv_f32.c", "conv_q8_ref.c", "conv_q8_m0.c", "conv_layers.c"]
+SOURCES = ["int8_common.c", "conv_f32.c", "conv_q8_ref.c", "conv_q8_m0.c", "dwconv_q8_m0.c", "conv_layers.c"]
 
 
 # -- the row split on the host -----------------------------------------------------------------------------------------

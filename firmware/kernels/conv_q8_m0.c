@@ -1,4 +1,4 @@
-/* Optimised int8 conv2d and depthwise conv2d for the Cortex-M0+ (conv.h); byte-identical to conv_q8_ref.c.
+/* Optimised int8 conv2d for the Cortex-M0+ (conv.h); byte-identical to conv_q8_ref.c.
  *
  * conv2d, no im2col: an NHWC window is kh runs of kw * C contiguous bytes, the conv8 weights walk the window in the
  * same order, so each group of 8 output channels is the dense kernel's 8-lane dot product (int8_dense_m0.c) over
@@ -14,20 +14,14 @@
  * - One call does up to 4 groups (32 outputs), then one output-stage call for them.
  * - Zero skipping when pad == 0 (the input's zero point is the byte 0: ReLU outputs): pz_q8_conv_dot8z_m0.
  *
- * depthwise 3x3: all channels of up to four output pixels side by side per pass over the dw records (bias, 9
- * weights): four pixels at stride 1 or 2 (three at stride 1) load each input byte of a kernel row once for every
- * pixel it feeds (pz_q8_dw3x3_quad_m0 / quad2_m0, ~191 / 206 cycles per 36 MACs; triple_m0), two share the weight
- * loads (112 per 18), one takes 67 per 9; windows that leave the input are read from a band copied with the padding
- * cells; int32 accumulators go to `scratch`, then one requantization per channel. Other kernel sizes run the
- * reference.
+ * depthwise 3x3: dwconv_q8_m0.c (it shares the output stage below through conv_q8_m0.h).
  *
  * Output stage: see requant_init (four exact paths: one multiply with the build's records, small accumulators, high
  * word, general). */
 #include "conv.h"
 #include "int8_impl.h"
 #include "int8_mac_m0.h"
-
-typedef uint32_t pz_word_alias __attribute__((may_alias));
+#include "conv_q8_m0.h"
 
 typedef struct {
     uint32_t run_bytes;  /* bytes per run, > 0 */
@@ -40,23 +34,9 @@ typedef struct {
 
 #define PZ_CONV_GROUPS_PER_CALL 4u  /* 32 accumulators on the stack */
 
-/* Depthwise 3x3 (pz_dwconv2d_q8_m0): the int32 accumulators of its largest group of pixels (at least 2), then a band
- * of that group's window columns, (n - 1) s + 3 of them. */
-static uint32_t dw_group_max(const pz_conv_shape_t *s) {
-    if (s->stride_w > 2u) return 1u;
-    return s->out_w >= 4u ? 4u : s->out_w == 3u && s->stride_w == 2u ? 2u : s->out_w;
-}
-
-static uint32_t dw_band_at(const pz_conv_shape_t *s) {
-    const uint32_t n = dw_group_max(s);
-    return 4u * (n < 2u ? 2u : n) * s->in_c;
-}
-
-static uint32_t dw_band_cols(const pz_conv_shape_t *s) { return (dw_group_max(s) - 1u) * s->stride_w + 3u; }
-
 uint32_t pz_conv_q8_scratch_bytes(const pz_conv_shape_t *s, uint32_t depthwise) {
     if (depthwise) {
-        return (s->k_h == 3 && s->k_w == 3) ? (dw_band_at(s) + 3u * dw_band_cols(s) * s->in_c + 3u) & ~3u : 0u;
+        return (s->k_h == 3 && s->k_w == 3) ? pz_dwconv_q8_m0_scratch_bytes(s) : 0u;
     }
     return ((uint32_t)s->k_h * s->k_w * s->in_c + 3u) & ~3u;
 }
@@ -369,26 +349,6 @@ static inline uint8_t out_m0(int32_t acc, int32_t multiplier, int32_t shift, int
 #else
 #define PZ_CONV_OUT pz_q8_out_i
 #endif
-
-/* The output stage of a run of channels: y[i] = the output byte of acc[i] with multiplier mult[i], shift[i], i < n.
- * `fast` (set by requant_init) when every shift is >= 2 (total shift >= 33, see out_m0) and out_xor is 0 or 0x80:
- * then the Thumb-1 loop below does it with the constants folded, lo = act_min - out_zp, hi = act_max - out_zp,
- * add = out_zp + out_xor (xor 0x80 = + 0x80 modulo 256), cut = 1 with a fused ReLU (acc <= 0 gives act_min without
- * a multiply), INT32_MIN otherwise. */
-typedef struct pz_requant_run {
-    const int32_t *acc;
-    uint8_t *y;
-    const int32_t *mult;
-    const int8_t *shift;
-    uint32_t n;          /* > 0 */
-    int32_t lo, hi, add, cut;
-    const int32_t *rq, *mult0;  /* conv.h rq and multiplier: mult[i]'s record is at rq + 3 (mult - mult0) + 3 i */
-    uint32_t fast;
-    uint32_t small;      /* every accumulator within +-(2^20 - 1) and every shift >= 0: out_small (2: and
-                            act_min = out_zp) */
-    uint32_t rec;        /* the layer has one-multiply records (conv.h rq) */
-    void (*stage)(const struct pz_requant_run *);  /* the Thumb-1 loop requant_init chose, or NULL: requant_c */
-} pz_requant_run_t;
 
 #if PZ_Q8_M0_ASM
 void pz_q8_requant_run_m0(const pz_requant_run_t *r);
@@ -759,6 +719,17 @@ static inline void requant_run(pz_requant_run_t *r, const int32_t *acc, uint8_t 
     requant_c(r, acc, y, n, mult, shift, l);
 }
 
+/* The output stage for the depthwise kernel (dwconv_q8_m0.c, through conv_q8_m0.h): requant_init and requant_c as
+ * they are. */
+void pz_q8_requant_init(pz_requant_run_t *r, const pz_q8_conv_t *l, uint32_t channels, uint32_t depthwise) {
+    requant_init(r, l, channels, depthwise);
+}
+
+void pz_q8_requant_c(const pz_requant_run_t *r, const int32_t *acc, uint8_t *y, uint32_t n, const int32_t *mult,
+                     const int8_t *shift, const pz_q8_conv_t *l) {
+    requant_c(r, acc, y, n, mult, shift, l);
+}
+
 /* Copy the window of output (oy, ox) into dst (k_h * k_w * C bytes, then zeros up to a multiple of 4), padding
  * cells = pad. Plain loops, and GCC
  * told not to turn them into memcpy/memset calls: the kernels link without a C library (kernel_harness.py). */
@@ -891,401 +862,6 @@ void pz_conv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
                 r.runs = 1;
             }
             conv_pixel(l, &rq, dot8, x, &r, row, group_bytes, last_groups, y);
-        }
-    }
-}
-
-/* Depthwise 3x3, interior pixels: acc[c] for every channel c of one output pixel, from the window's top-left byte
- * x (channel 0) and the dw records (bias + 9 weights + 3 pad bytes = 16 bytes per channel). */
-#if PZ_Q8_M0_ASM
-typedef struct {
-    uint32_t c;          /* channels */
-    uint32_t row;        /* in_w * C: from one window row to the next */
-} pz_dw_geom_t;
-
-void pz_q8_dw3x3_acc_m0(const uint8_t *x, const uint8_t *w, int32_t *acc, const pz_dw_geom_t *g);
-
-/* One tap: r5 = x byte, r6 = the weight (extracted by `ext`), acc r4 += r5 * r6. */
-#define PZ_DW_TAP(load, ext) \
-    "    " load "\n"          \
-    ext                       \
-    "    muls  r6, r5, r6\n"  \
-    "    adds  r4, r4, r6\n"
-#define PZ_DW_B0 "    sxtb  r6, r7\n"
-#define PZ_DW_B1 "    sxth  r6, r7\n    asrs  r6, r6, #8\n"
-#define PZ_DW_B2 "    lsls  r6, r7, #8\n    asrs  r6, r6, #24\n"
-#define PZ_DW_B3 "    asrs  r6, r7, #24\n"
-
-/* Per channel: LDM bias + 3 LDM weight words, 9 x (LDRB + extract + MULS + ADDS), 3 row moves, the store:
- * 67 cycles for 9 MACs. r0 = x (+ c), r1 = records, r2 = C, r3 = 2C, r8 = row, r9 = 1 - 2 row, r10 = x + C,
- * r11 = acc. */
-__asm__(
-    PZ_M0_FUNC("pz_q8_dw3x3_acc_m0")
-    PZ_M0_SAVE_R4_R11
-    "    mov   r11, r2\n"
-    "    ldm   r3!, {r2, r4}\n"      /* r2 = C, r4 = row */
-    "    mov   r8, r4\n"
-    "    lsls  r4, r4, #1\n"
-    "    movs  r5, #1\n"
-    "    subs  r5, r5, r4\n"
-    "    mov   r9, r5\n"
-    "    adds  r5, r0, r2\n"
-    "    mov   r10, r5\n"
-    "    lsls  r3, r2, #1\n"
-    "1:\n"
-    "    ldm   r1!, {r4}\n"          /* acc = folded bias */
-    "    ldm   r1!, {r7}\n"          /* taps 0..3 */
-    PZ_DW_TAP("ldrb  r5, [r0]", PZ_DW_B0)
-    PZ_DW_TAP("ldrb  r5, [r0, r2]", PZ_DW_B1)
-    PZ_DW_TAP("ldrb  r5, [r0, r3]", PZ_DW_B2)
-    "    add   r0, r8\n"
-    PZ_DW_TAP("ldrb  r5, [r0]", PZ_DW_B3)
-    "    ldm   r1!, {r7}\n"          /* taps 4..7 */
-    PZ_DW_TAP("ldrb  r5, [r0, r2]", PZ_DW_B0)
-    PZ_DW_TAP("ldrb  r5, [r0, r3]", PZ_DW_B1)
-    "    add   r0, r8\n"
-    PZ_DW_TAP("ldrb  r5, [r0]", PZ_DW_B2)
-    PZ_DW_TAP("ldrb  r5, [r0, r2]", PZ_DW_B3)
-    "    ldm   r1!, {r7}\n"          /* tap 8, 3 pad bytes */
-    PZ_DW_TAP("ldrb  r5, [r0, r3]", PZ_DW_B0)
-    "    add   r0, r9\n"             /* back to row 0, next channel */
-    "    mov   r5, r11\n"
-    "    stm   r5!, {r4}\n"
-    "    mov   r11, r5\n"
-    "    cmp   r0, r10\n"
-    "    bne   1b\n"
-    PZ_M0_RESTORE_R4_R11_RETURN
-    "    .size   pz_q8_dw3x3_acc_m0, . - pz_q8_dw3x3_acc_m0\n"
-    "    .popsection\n");
-#endif
-
-#if PZ_Q8_M0_ASM
-void pz_q8_dw3x3_pair_m0(const uint8_t *x, const uint8_t *w, int32_t *acc, const pz_dw_geom_t *g);
-
-/* One tap for two neighbouring pixels (stride 1): the weight extracted once (`ext` into r6), pixel A's byte at `a`
- * into r4, pixel B's at `b` into r12; `mid` runs between the two (a row pointer step). 8 cycles + the extract. */
-#define PZ_DW_TAP2(ext, a, mid, b) \
-    ext                            \
-    "    ldrb  r5, " a "\n"        \
-    "    muls  r5, r6, r5\n"       \
-    "    adds  r4, r4, r5\n"       \
-    mid                            \
-    "    ldrb  r5, " b "\n"        \
-    "    muls  r5, r6, r5\n"       \
-    "    add   r12, r5\n"
-
-/* Two interior pixels side by side, all channels: acc[c] for the left one, acc[C + c] for the right one. Each
- * channel's bias and 9 weights are loaded and extracted once for both pixels (the per-pixel loop loads them per
- * pixel): 112 cycles per 18 MACs instead of 2 x 67. Pixel B's taps are pixel A's + s C; the taps past 2C are read
- * after a step of C (stride 1) or 2C (stride 2) of the row pointer, which the row step (row - s C) and `back` undo.
- * r0 = row pointer, r1 = records, r2 = C, r3 = 2C, r4 = acc A, r12 = acc B, r8 = row - s C, r9 = back =
- * 1 - 2 row - s C, r10 = x + C (end), r11 = acc A out, lr = 4C - 4. T0..T2: one kernel row's taps (PZ_DW_TAP2),
- * SC: the register holding s C. */
-#define PZ_DW_PAIR_FN(NAME, T0, T1, T2, SC)                                                        \
-__asm__(                                                                                           \
-    PZ_M0_FUNC(NAME) \
-    PZ_M0_SAVE_R4_R11 \
-    "    mov   r11, r2\n"                                                                          \
-    "    ldm   r3!, {r2, r4}\n"      /* r2 = C, r4 = row */                                        \
-    "    lsls  r3, r2, #1\n"                                                                       \
-    "    subs  r5, r4, " SC "\n"                                                                   \
-    "    mov   r8, r5\n"                                                                           \
-    "    lsls  r5, r4, #1\n"                                                                       \
-    "    adds  r5, r5, " SC "\n"                                                                   \
-    "    movs  r6, #1\n"                                                                           \
-    "    subs  r6, r6, r5\n"                                                                       \
-    "    mov   r9, r6\n"                                                                           \
-    "    adds  r5, r0, r2\n"                                                                       \
-    "    mov   r10, r5\n"                                                                          \
-    "    lsls  r5, r2, #2\n"                                                                       \
-    "    subs  r5, #4\n"                                                                           \
-    "    mov   lr, r5\n"                                                                           \
-    "1:\n"                                                                                         \
-    "    ldm   r1!, {r4}\n"          /* both accumulators = folded bias */                         \
-    "    mov   r12, r4\n"                                                                          \
-    "    ldm   r1!, {r7}\n"          /* taps 0..3 */                                               \
-    T0(PZ_DW_B0) T1(PZ_DW_B1) T2(PZ_DW_B2)                                                         \
-    "    add   r0, r8\n"                                                                           \
-    T0(PZ_DW_B3)                                                                                   \
-    "    ldm   r1!, {r7}\n"          /* taps 4..7 */                                               \
-    T1(PZ_DW_B0) T2(PZ_DW_B1)                                                                      \
-    "    add   r0, r8\n"                                                                           \
-    T0(PZ_DW_B2) T1(PZ_DW_B3)                                                                      \
-    "    ldm   r1!, {r7}\n"          /* tap 8, 3 pad bytes */                                      \
-    T2(PZ_DW_B0)                                                                                   \
-    "    add   r0, r9\n"             /* back to row 0, next channel */                             \
-    "    mov   r5, r11\n"                                                                          \
-    "    stm   r5!, {r4}\n"                                                                        \
-    "    mov   r11, r5\n"                                                                          \
-    "    mov   r6, r12\n"                                                                          \
-    "    mov   r7, lr\n"                                                                           \
-    "    str   r6, [r5, r7]\n"       /* acc B: 4C after acc A */                                   \
-    "    cmp   r0, r10\n"                                                                          \
-    "    bne   1b\n"                                                                               \
-    PZ_M0_RESTORE_R4_R11_RETURN \
-    "    .size   " NAME ", . - " NAME "\n"                                                         \
-    "    .popsection\n");
-
-/* stride 1: A at 0, C, 2C; B at C, 2C, 3C (after a step of C) */
-#define PZ_DW_S1_T0(ext) PZ_DW_TAP2(ext, "[r0]", "", "[r0, r2]")
-#define PZ_DW_S1_T1(ext) PZ_DW_TAP2(ext, "[r0, r2]", "", "[r0, r3]")
-#define PZ_DW_S1_T2(ext) PZ_DW_TAP2(ext, "[r0, r3]", "    add   r0, r2\n", "[r0, r3]")
-/* stride 2: A at 0, C, 2C; B at 2C, 3C, 4C (after a step of 2C) */
-#define PZ_DW_S2_T0(ext) PZ_DW_TAP2(ext, "[r0]", "", "[r0, r3]")
-#define PZ_DW_S2_T1(ext) PZ_DW_TAP2(ext, "[r0, r2]", "    add   r0, r3\n", "[r0, r2]")
-#define PZ_DW_S2_T2(ext) PZ_DW_TAP2(ext, "[r0]", "", "[r0, r3]")
-
-void pz_q8_dw3x3_pair2_m0(const uint8_t *x, const uint8_t *w, int32_t *acc, const pz_dw_geom_t *g);
-PZ_DW_PAIR_FN("pz_q8_dw3x3_pair_m0", PZ_DW_S1_T0, PZ_DW_S1_T1, PZ_DW_S1_T2, "r2")
-PZ_DW_PAIR_FN("pz_q8_dw3x3_pair2_m0", PZ_DW_S2_T0, PZ_DW_S2_T1, PZ_DW_S2_T2, "r3")
-#endif
-
-#if PZ_Q8_M0_ASM
-void pz_q8_dw3x3_quad_m0(const uint8_t *x, const uint8_t *w, int32_t *acc, const pz_dw_geom_t *g);
-void pz_q8_dw3x3_quad2_m0(const uint8_t *x, const uint8_t *w, int32_t *acc, const pz_dw_geom_t *g);
-void pz_q8_dw3x3_triple_m0(const uint8_t *x, const uint8_t *w, int32_t *acc, const pz_dw_geom_t *g);
-
-/* One MAC of the three- and four-pixel loops: acc += the input byte times a weight, MULS overwriting `dst`, one of
- * the two operands (the one at its last use: a byte's last pixel, a weight's last byte), or, where neither is, a
- * copy of the byte in r4 (COPY). */
-#define PZ_DW_MAC(dst, other, acc) "    muls  " dst ", " other ", " dst "\n    add   " acc ", " dst "\n"
-#define PZ_DW_COPY(w, acc) "    movs  r4, r3\n" PZ_DW_MAC("r4", w, acc)
-
-/* One kernel row of four neighbouring pixels: each input byte (r3) loaded once, at [r0], [r0, C], [r0, 2C] and
- * then 3C further (r12), times the row's weights u0, u1, u2 (r5, r6, r7) into the pixels' accumulators A..D
- * (r8..r11). Stride 1 (pixel k reads columns k..k + 2): 6 bytes, 12 MACs, 4 copies, one 3C step: 41 cycles. */
-#define PZ_DW_QUAD_ROW                                                                                   \
-    "    ldrb  r3, [r0]\n"       PZ_DW_MAC("r3", "r5", "r8")                                             \
-    "    ldrb  r3, [r0, r1]\n"   PZ_DW_COPY("r6", "r8") PZ_DW_MAC("r3", "r5", "r9")                      \
-    "    ldrb  r3, [r0, r2]\n"   PZ_DW_COPY("r7", "r8") PZ_DW_COPY("r6", "r9") PZ_DW_MAC("r3", "r5", "r10") \
-    "    add   r0, r12\n"                                                                                \
-    "    ldrb  r3, [r0]\n"       PZ_DW_MAC("r5", "r3", "r11") PZ_DW_COPY("r7", "r9")                     \
-                                 PZ_DW_MAC("r3", "r6", "r10")                                            \
-    "    ldrb  r3, [r0, r1]\n"   PZ_DW_MAC("r6", "r3", "r11") PZ_DW_MAC("r3", "r7", "r10")               \
-    "    ldrb  r3, [r0, r2]\n"   PZ_DW_MAC("r7", "r3", "r11")
-/* Stride 2 (pixel k reads columns 2k..2k + 2): 9 bytes, 12 MACs, 2 copies, two 3C steps: 46 cycles. */
-#define PZ_DW_QUAD2_ROW                                                                                  \
-    "    ldrb  r3, [r0]\n"       PZ_DW_MAC("r3", "r5", "r8")                                             \
-    "    ldrb  r3, [r0, r1]\n"   PZ_DW_MAC("r3", "r6", "r8")                                             \
-    "    ldrb  r3, [r0, r2]\n"   PZ_DW_COPY("r7", "r8") PZ_DW_MAC("r3", "r5", "r9")                      \
-    "    add   r0, r12\n"                                                                                \
-    "    ldrb  r3, [r0]\n"       PZ_DW_MAC("r3", "r6", "r9")                                             \
-    "    ldrb  r3, [r0, r1]\n"   PZ_DW_COPY("r7", "r9") PZ_DW_MAC("r3", "r5", "r10")                     \
-    "    ldrb  r3, [r0, r2]\n"   PZ_DW_MAC("r3", "r6", "r10")                                            \
-    "    add   r0, r12\n"                                                                                \
-    "    ldrb  r3, [r0]\n"       PZ_DW_MAC("r5", "r3", "r11") PZ_DW_MAC("r3", "r7", "r10")               \
-    "    ldrb  r3, [r0, r1]\n"   PZ_DW_MAC("r6", "r3", "r11")                                            \
-    "    ldrb  r3, [r0, r2]\n"   PZ_DW_MAC("r7", "r3", "r11")
-
-/* Three pixels at stride 1 (rows of 3 outputs, what a row of 7 leaves after a quad): 5 bytes, 9 MACs, 4 copies,
- * one 3C step: 33 cycles. (At stride 2 a pair and one pixel are as fast as three, and read the input in place
- * where three would need a band of 7 columns.) */
-#define PZ_DW_TRIPLE_ROW                                                                                 \
-    "    ldrb  r3, [r0]\n"       PZ_DW_MAC("r3", "r5", "r8")                                             \
-    "    ldrb  r3, [r0, r1]\n"   PZ_DW_COPY("r6", "r8") PZ_DW_MAC("r3", "r5", "r9")                      \
-    "    ldrb  r3, [r0, r2]\n"   PZ_DW_COPY("r7", "r8") PZ_DW_COPY("r6", "r9") PZ_DW_MAC("r5", "r3", "r10") \
-    "    add   r0, r12\n"                                                                                \
-    "    ldrb  r3, [r0]\n"       PZ_DW_COPY("r7", "r9") PZ_DW_MAC("r6", "r3", "r10")                     \
-    "    ldrb  r3, [r0, r1]\n"   PZ_DW_MAC("r7", "r3", "r10")
-
-/* The bias into the accumulators of three or four pixels (r3 = the folded bias), and their stores (r4 = &acc[c],
- * r5 = 4C). */
-#define PZ_DW_INIT3 "    mov   r8, r3\n    mov   r9, r3\n    mov   r10, r3\n"
-#define PZ_DW_INIT4 PZ_DW_INIT3 "    mov   r11, r3\n"
-#define PZ_DW_STORE3                 \
-    "    mov   r3, r8\n"             \
-    "    str   r3, [r4]\n"           \
-    "    mov   r3, r9\n"             \
-    "    str   r3, [r4, r5]\n"       \
-    "    lsls  r6, r5, #1\n"         \
-    "    mov   r3, r10\n"            \
-    "    str   r3, [r4, r6]\n"
-#define PZ_DW_STORE4 PZ_DW_STORE3    \
-    "    adds  r6, r6, r5\n"         \
-    "    mov   r3, r11\n"            \
-    "    str   r3, [r4, r6]\n"
-
-/* Four pixels side by side at stride 1 or 2 (three at stride 1), all channels: acc[k C + c] for pixel k. Per
- * channel: the bias into the accumulators (INIT), then per kernel row its three weights extracted from the record
- * words (LDM) and ROW, then the stores (STORE): about 191 (stride 1) / 206 (stride 2) cycles per 36 MACs (three
- * pixels: 166 per 27; the pair loops 112 per 18), because each input byte feeds all the pixels it reaches from one
- * load. r0 = row pointer (channel c), r1 = C, r2 = 2C, r12 = 3C, lr = row - SPAN (next kernel row; SPAN = the
- * columns ROW stepped over, 3C or 6C); frame: [sp] = this channel's record (+ 8 after its first LDM), [sp+4] =
- * &acc[c], [sp+8] = 4C, [sp+12] = 1 - 2 row - SPAN (back to row 0, next channel), [sp+16] = x + C (end).
- * SPAN_FROM_3C turns r5 = 3C into SPAN. */
-#define PZ_DW_GROUP_FN(NAME, ROW, SPAN_FROM_3C, INIT, STORE)                          \
-__asm__(                                                                              \
-    PZ_M0_FUNC(NAME)                                                                  \
-    PZ_M0_SAVE_R4_R11                                                                 \
-    "    sub   sp, #20\n"                                                             \
-    "    str   r1, [sp]\n"                                                            \
-    "    str   r2, [sp, #4]\n"                                                        \
-    "    ldm   r3!, {r1, r4}\n"      /* r1 = C, r4 = row */                           \
-    "    lsls  r5, r1, #2\n"                                                          \
-    "    str   r5, [sp, #8]\n"                                                        \
-    "    lsls  r2, r1, #1\n"                                                          \
-    "    adds  r5, r2, r1\n"                                                          \
-    "    mov   r12, r5\n"                                                             \
-    SPAN_FROM_3C                                                                      \
-    "    subs  r6, r4, r5\n"                                                          \
-    "    mov   lr, r6\n"                                                              \
-    "    lsls  r6, r4, #1\n"                                                          \
-    "    adds  r6, r6, r5\n"                                                          \
-    "    movs  r7, #1\n"                                                              \
-    "    subs  r7, r7, r6\n"                                                          \
-    "    str   r7, [sp, #12]\n"                                                       \
-    "    adds  r7, r0, r1\n"                                                          \
-    "    str   r7, [sp, #16]\n"                                                       \
-    "1:\n"                                                                            \
-    "    ldr   r4, [sp]\n"                                                            \
-    "    ldm   r4!, {r3, r7}\n"      /* folded bias, taps 0..3 */                     \
-    "    str   r4, [sp]\n"                                                            \
-    INIT                                                                              \
-    "    sxtb  r5, r7\n"             /* taps 0, 1, 2 */                               \
-    "    sxth  r6, r7\n"                                                              \
-    "    asrs  r6, r6, #8\n"                                                          \
-    "    lsls  r7, r7, #8\n"                                                          \
-    "    asrs  r7, r7, #24\n"                                                         \
-    ROW                                                                               \
-    "    add   r0, lr\n"                                                              \
-    "    ldr   r4, [sp]\n"                                                            \
-    "    subs  r4, #4\n"                                                              \
-    "    ldm   r4!, {r5, r7}\n"      /* taps 0..3, 4..7 */                            \
-    "    asrs  r5, r5, #24\n"        /* taps 3, 4, 5 */                               \
-    "    sxtb  r6, r7\n"                                                              \
-    "    sxth  r7, r7\n"                                                              \
-    "    asrs  r7, r7, #8\n"                                                          \
-    ROW                                                                               \
-    "    add   r0, lr\n"                                                              \
-    "    ldr   r4, [sp]\n"                                                            \
-    "    ldm   r4!, {r6, r7}\n"      /* taps 4..7, tap 8 and 3 pad bytes */           \
-    "    str   r4, [sp]\n"           /* the next channel's record */                  \
-    "    lsls  r5, r6, #8\n"         /* taps 6, 7, 8 */                               \
-    "    asrs  r5, r5, #24\n"                                                         \
-    "    asrs  r6, r6, #24\n"                                                         \
-    "    sxtb  r7, r7\n"                                                              \
-    ROW                                                                               \
-    "    ldr   r3, [sp, #12]\n"                                                       \
-    "    add   r0, r3\n"             /* back to row 0, next channel */                \
-    "    ldr   r4, [sp, #4]\n"                                                        \
-    "    ldr   r5, [sp, #8]\n"                                                        \
-    STORE                                                                             \
-    "    adds  r4, #4\n"                                                              \
-    "    str   r4, [sp, #4]\n"                                                        \
-    "    ldr   r3, [sp, #16]\n"                                                       \
-    "    cmp   r0, r3\n"                                                              \
-    "    beq   2f\n"                                                                  \
-    "    b     1b\n"                 /* the loop is past BNE's reach */               \
-    "2:\n"                                                                            \
-    "    add   sp, #20\n"                                                             \
-    PZ_M0_RESTORE_R4_R11_RETURN                                                       \
-    "    .size   " NAME ", . - " NAME "\n"                                            \
-    "    .popsection\n");
-
-#define PZ_DW_SPAN_6C "    lsls  r5, r5, #1\n"
-PZ_DW_GROUP_FN("pz_q8_dw3x3_quad_m0", PZ_DW_QUAD_ROW, "", PZ_DW_INIT4, PZ_DW_STORE4)
-PZ_DW_GROUP_FN("pz_q8_dw3x3_quad2_m0", PZ_DW_QUAD2_ROW, PZ_DW_SPAN_6C, PZ_DW_INIT4, PZ_DW_STORE4)
-PZ_DW_GROUP_FN("pz_q8_dw3x3_triple_m0", PZ_DW_TRIPLE_ROW, "", PZ_DW_INIT3, PZ_DW_STORE3)
-#endif
-
-/* Copy rows iy0..iy0+2, columns ix0..ix0+cols-1 of the input into dst (3 rows of cols * C bytes), padding cells =
- * pad: the windows of n = 1, 2 or 4 neighbouring pixels at stride s (cols = (n - 1) s + 3), which the kernels
- * then read like the input with a row stride of cols * C. Each row is at most a pad run, a copy run and a pad run
- * (whole words when C is a multiple of 4 and x 4-byte aligned; dst is). GCC is told not to call memcpy/memset:
- * the kernels link without a C library (kernel_harness.py). */
-__attribute__((optimize("no-tree-loop-distribute-patterns")))
-static void dw_band(const pz_q8_conv_t *l, const uint8_t *xu, int32_t iy0, int32_t ix0, uint32_t cols,
-                    uint8_t *dst) {
-    const pz_conv_shape_t *s = &l->s;
-    const uint32_t C = s->in_c;
-    const int32_t in_w = s->in_w;
-    const int32_t a = ix0 < 0 ? 0 : ix0, b = ix0 + (int32_t)cols > in_w ? in_w : ix0 + (int32_t)cols;
-    const uint32_t words = (C & 3u) == 0 && ((uintptr_t)xu & 3u) == 0;
-    const uint32_t pad4 = l->pad * 0x01010101u;
-    for (int32_t iy = iy0; iy < iy0 + 3; iy++) {
-        const int row_in = iy >= 0 && iy < (int32_t)s->in_h && a < b;
-        const uint32_t before = row_in ? (uint32_t)(a - ix0) * C : cols * C;
-        const uint32_t copy = row_in ? (uint32_t)(b - a) * C : 0u;
-        const uint32_t after = cols * C - before - copy;
-        const uint8_t *src = xu + ((uint32_t)(row_in ? iy : 0) * (uint32_t)in_w + (uint32_t)a) * C;
-        if (words) {
-            pz_word_alias *d = (pz_word_alias *)(void *)dst;
-            const pz_word_alias *w = (const pz_word_alias *)(const void *)src;
-            for (uint32_t i = 0; i < before / 4u; i++) *d++ = pad4;
-            for (uint32_t i = 0; i < copy / 4u; i++) *d++ = w[i];
-            for (uint32_t i = 0; i < after / 4u; i++) *d++ = pad4;
-        } else {
-            uint8_t *d = dst;
-            for (uint32_t i = 0; i < before; i++) *d++ = l->pad;
-            for (uint32_t i = 0; i < copy; i++) *d++ = src[i];
-            for (uint32_t i = 0; i < after; i++) *d++ = l->pad;
-        }
-        dst += cols * C;
-    }
-}
-
-/* acc[k C + c] for every channel c of n = 1..4 pixels side by side at stride s (n > 1: s <= 2), the first
- * one's window starting at x (channel 0), window rows `row` bytes apart. */
-static void dw3x3_run(const uint8_t *x, const uint8_t *w, int32_t *acc, uint32_t C, uint32_t row, uint32_t s,
-                      uint32_t n) {
-#if PZ_Q8_M0_ASM
-    const pz_dw_geom_t g = {C, row};
-    if (n == 4u) (s == 1u ? pz_q8_dw3x3_quad_m0 : pz_q8_dw3x3_quad2_m0)(x, w, acc, &g);
-    else if (n == 3u) pz_q8_dw3x3_triple_m0(x, w, acc, &g);
-    else if (n == 1u) pz_q8_dw3x3_acc_m0(x, w, acc, &g);
-    else if (s == 1u) pz_q8_dw3x3_pair_m0(x, w, acc, &g);
-    else pz_q8_dw3x3_pair2_m0(x, w, acc, &g);
-#else
-    for (uint32_t px = 0; px < n; px++, acc += C, x += s * C) {
-        const uint8_t *r = w, *xc = x;
-        for (uint32_t c = 0; c < C; c++, r += 16, xc++) {
-            int32_t a = (int32_t)((uint32_t)r[0] | (uint32_t)r[1] << 8 | (uint32_t)r[2] << 16 | (uint32_t)r[3] << 24);
-            const int8_t *k = (const int8_t *)r + 4;
-            for (uint32_t dy = 0; dy < 3; dy++) {
-                for (uint32_t dx = 0; dx < 3; dx++) a += (int32_t)xc[dy * row + dx * C] * k[dy * 3 + dx];
-            }
-            acc[c] = a;
-        }
-    }
-#endif
-}
-
-/* Scratch: see dw_band_at (pz_conv_q8_scratch_bytes, firmware/convgen.py). */
-void pz_dwconv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
-    const pz_conv_shape_t *s = &l->s;
-    const uint32_t C = s->in_c, row = (uint32_t)s->in_w * C, sw = s->stride_w;
-    if (s->k_h != 3 || s->k_w != 3) {  /* the 3x3 record stride is built into the loop */
-        pz_dwconv2d_q8_ref(l, xu, y);
-        return;
-    }
-    const int32_t *mult = l->multiplier;
-    const int8_t *shift = l->shift;
-    pz_requant_run_t rq;
-    requant_init(&rq, l, C, 1);
-    int32_t *acc = (int32_t *)(void *)l->scratch;
-    uint8_t *band = l->scratch + dw_band_at(s);
-    for (uint32_t oy = 0; oy < s->out_h; oy++) {
-        const int32_t iy0 = (int32_t)(oy * s->stride_h) - s->pad_top;
-        const int rows_in = iy0 >= 0 && iy0 + 3 <= (int32_t)s->in_h;
-        for (uint32_t ox = 0; ox < s->out_w;) {
-            const int32_t ix0 = (int32_t)(ox * sw) - s->pad_left;
-            /* four pixels side by side at stride 1 or 2 (three at stride 1) load each input byte once for all of
-             * them (pz_q8_dw3x3_quad_m0 / quad2_m0, triple_m0), two share each channel's weight loads
-             * (pz_q8_dw3x3_pair_m0 / pair2_m0), one (the last of a row, strides >= 3) pz_q8_dw3x3_acc_m0; their
-             * window columns are read in place when inside the input, else from a band copied with the padding
-             * cells */
-            const uint32_t left = s->out_w - ox;
-            const uint32_t n = sw > 2u ? 1u : left >= 4u ? 4u : left == 3u && sw == 2u ? 2u : left;
-            const uint32_t cols = (n - 1u) * sw + 3u;
-            if (rows_in && ix0 >= 0 && ix0 + (int32_t)cols <= (int32_t)s->in_w) {
-                dw3x3_run(xu + ((uint32_t)iy0 * s->in_w + (uint32_t)ix0) * C, l->w, acc, C, row, sw, n);
-            } else {
-                dw_band(l, xu, iy0, ix0, cols, band);
-                dw3x3_run(band, l->w, acc, C, cols * C, sw, n);
-            }
-            for (uint32_t k = 0; k < n; k++) requant_run(&rq, acc + k * C, y + k * C, C, mult, shift, l);
-            ox += n;
-            y += n * C;
         }
     }
 }

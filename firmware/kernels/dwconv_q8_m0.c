@@ -1,0 +1,760 @@
+/* Optimised int8 depthwise conv2d for the Cortex-M0+ (conv.h pz_dwconv2d_q8_m0); byte-identical to conv_q8_ref.c.
+ *
+ * 3x3 (other kernel sizes run the reference): pixel-major, all channels of a group of n output pixels side by side
+ * per pass over the dw records (bias, 9 weights). Per channel and kernel row the three weights are extracted once and
+ * each input byte of the row is loaded once and multiplied into every pixel of the group it feeds. Each output row
+ * is cut left to right into groups of six, four, three, two, one pixels; a group's window columns are read in place
+ * where they lie inside the input, else from a band (3 rows x its columns) copied into the scratch with the padding
+ * cells.
+ * - With the build's one-multiply records (every layer compress writes): groups of six (strides 1, 2), four and
+ *   three write their output bytes from the loop itself (pz_q8_dw3x3_{hex,hex2,quad,quad2,triple,triple2}_out_m0:
+ *   each channel's record loaded once for its pixels, 10 cycles per output), and a run of such groups read in place
+ *   is one call: about 334 cycles per channel of six pixels (54 MACs) at stride 1.
+ * - Otherwise (older model directories): the accumulator loops (pz_q8_dw3x3_quad_m0 / quad2_m0, triple_m0, pair_m0
+ *   / pair2_m0, acc_m0) write int32 accumulators to the scratch, then conv_q8_m0.c's output stage (conv_q8_m0.h)
+ *   runs per pixel.
+ * Write order (what a layer written over its own input relies on): output pixels in increasing order by groups of
+ * at most 6 pixels of one row; inside a fused group channel by channel, pixel k's byte c after channel c of the
+ * group's whole window was read and before channel c + 1's is. So when a byte of output pixel p is written, the input
+ * still to be read lies in the windows of p's group (whose first pixel is at most 5 before p, in p's row) and of
+ * later pixels: inside the one-output-row lookback a planner allows the depthwise kernel (before: all of a group's
+ * window was read before its first byte was written). */
+#include "conv.h"
+#include "int8_impl.h"
+#include "int8_mac_m0.h"
+#include "conv_q8_m0.h"
+
+/* Depthwise 3x3 (pz_dwconv2d_q8_m0): the int32 accumulators of its largest group of pixels (at least 2), then a band
+ * of that group's window columns, (n - 1) s + 3 of them. */
+static uint32_t dw_group_max(const pz_conv_shape_t *s) {
+    if (s->stride_w > 2u) return 1u;
+    return s->out_w >= 4u ? 4u : s->out_w == 3u && s->stride_w == 2u ? 2u : s->out_w;
+}
+
+static uint32_t dw_band_at(const pz_conv_shape_t *s) {
+    const uint32_t n = dw_group_max(s);
+    return 4u * (n < 2u ? 2u : n) * s->in_c;
+}
+
+static uint32_t dw_band_cols(const pz_conv_shape_t *s) { return (dw_group_max(s) - 1u) * s->stride_w + 3u; }
+
+uint32_t pz_dwconv_q8_m0_scratch_bytes(const pz_conv_shape_t *s) {
+    return (dw_band_at(s) + 3u * dw_band_cols(s) * s->in_c + 3u) & ~3u;
+}
+
+/* Depthwise 3x3, interior pixels: acc[c] for every channel c of one output pixel, from the window's top-left byte
+ * x (channel 0) and the dw records (bias + 9 weights + 3 pad bytes = 16 bytes per channel). */
+#if PZ_Q8_M0_ASM
+typedef struct {
+    uint32_t c;          /* channels */
+    uint32_t row;        /* in_w * C: from one window row to the next */
+} pz_dw_geom_t;
+
+/* The fused group loops' geometry and output constants (pz_q8_dw3x3_quad_out_m0 ...). */
+typedef struct {
+    uint32_t c, row;     /* as pz_dw_geom_t */
+    const int32_t *rq;   /* the one-multiply records of channel 0 (conv.h rq) */
+    int32_t add;         /* out_zp + out_xor */
+    int32_t lo, hi;      /* act_min + out_xor, act_max + out_xor */
+    uint32_t groups;     /* >= 1 groups side by side, all read in place: */
+    uint32_t x_step;     /* from one group's x + C to the next one's x: n s C - C */
+    uint32_t y_step;     /* from one group's y + C to the next one's y: (n - 1) C */
+} pz_dw_out_t;
+
+void pz_q8_dw3x3_acc_m0(const uint8_t *x, const uint8_t *w, int32_t *acc, const pz_dw_geom_t *g);
+
+/* One tap: r5 = x byte, r6 = the weight (extracted by `ext`), acc r4 += r5 * r6. */
+#define PZ_DW_TAP(load, ext) \
+    "    " load "\n"          \
+    ext                       \
+    "    muls  r6, r5, r6\n"  \
+    "    adds  r4, r4, r6\n"
+#define PZ_DW_B0 "    sxtb  r6, r7\n"
+#define PZ_DW_B1 "    sxth  r6, r7\n    asrs  r6, r6, #8\n"
+#define PZ_DW_B2 "    lsls  r6, r7, #8\n    asrs  r6, r6, #24\n"
+#define PZ_DW_B3 "    asrs  r6, r7, #24\n"
+
+/* Per channel: LDM bias + 3 LDM weight words, 9 x (LDRB + extract + MULS + ADDS), 3 row moves, the store:
+ * 67 cycles for 9 MACs. r0 = x (+ c), r1 = records, r2 = C, r3 = 2C, r8 = row, r9 = 1 - 2 row, r10 = x + C,
+ * r11 = acc. */
+__asm__(
+    PZ_M0_FUNC("pz_q8_dw3x3_acc_m0")
+    PZ_M0_SAVE_R4_R11
+    "    mov   r11, r2\n"
+    "    ldm   r3!, {r2, r4}\n"      /* r2 = C, r4 = row */
+    "    mov   r8, r4\n"
+    "    lsls  r4, r4, #1\n"
+    "    movs  r5, #1\n"
+    "    subs  r5, r5, r4\n"
+    "    mov   r9, r5\n"
+    "    adds  r5, r0, r2\n"
+    "    mov   r10, r5\n"
+    "    lsls  r3, r2, #1\n"
+    "1:\n"
+    "    ldm   r1!, {r4}\n"          /* acc = folded bias */
+    "    ldm   r1!, {r7}\n"          /* taps 0..3 */
+    PZ_DW_TAP("ldrb  r5, [r0]", PZ_DW_B0)
+    PZ_DW_TAP("ldrb  r5, [r0, r2]", PZ_DW_B1)
+    PZ_DW_TAP("ldrb  r5, [r0, r3]", PZ_DW_B2)
+    "    add   r0, r8\n"
+    PZ_DW_TAP("ldrb  r5, [r0]", PZ_DW_B3)
+    "    ldm   r1!, {r7}\n"          /* taps 4..7 */
+    PZ_DW_TAP("ldrb  r5, [r0, r2]", PZ_DW_B0)
+    PZ_DW_TAP("ldrb  r5, [r0, r3]", PZ_DW_B1)
+    "    add   r0, r8\n"
+    PZ_DW_TAP("ldrb  r5, [r0]", PZ_DW_B2)
+    PZ_DW_TAP("ldrb  r5, [r0, r2]", PZ_DW_B3)
+    "    ldm   r1!, {r7}\n"          /* tap 8, 3 pad bytes */
+    PZ_DW_TAP("ldrb  r5, [r0, r3]", PZ_DW_B0)
+    "    add   r0, r9\n"             /* back to row 0, next channel */
+    "    mov   r5, r11\n"
+    "    stm   r5!, {r4}\n"
+    "    mov   r11, r5\n"
+    "    cmp   r0, r10\n"
+    "    bne   1b\n"
+    PZ_M0_RESTORE_R4_R11_RETURN
+    "    .size   pz_q8_dw3x3_acc_m0, . - pz_q8_dw3x3_acc_m0\n"
+    "    .popsection\n");
+#endif
+
+#if PZ_Q8_M0_ASM
+void pz_q8_dw3x3_pair_m0(const uint8_t *x, const uint8_t *w, int32_t *acc, const pz_dw_geom_t *g);
+
+/* One tap for two neighbouring pixels (stride 1): the weight extracted once (`ext` into r6), pixel A's byte at `a`
+ * into r4, pixel B's at `b` into r12; `mid` runs between the two (a row pointer step). 8 cycles + the extract. */
+#define PZ_DW_TAP2(ext, a, mid, b) \
+    ext                            \
+    "    ldrb  r5, " a "\n"        \
+    "    muls  r5, r6, r5\n"       \
+    "    adds  r4, r4, r5\n"       \
+    mid                            \
+    "    ldrb  r5, " b "\n"        \
+    "    muls  r5, r6, r5\n"       \
+    "    add   r12, r5\n"
+
+/* Two interior pixels side by side, all channels: acc[c] for the left one, acc[C + c] for the right one. Each
+ * channel's bias and 9 weights are loaded and extracted once for both pixels (the per-pixel loop loads them per
+ * pixel): 112 cycles per 18 MACs instead of 2 x 67. Pixel B's taps are pixel A's + s C; the taps past 2C are read
+ * after a step of C (stride 1) or 2C (stride 2) of the row pointer, which the row step (row - s C) and `back` undo.
+ * r0 = row pointer, r1 = records, r2 = C, r3 = 2C, r4 = acc A, r12 = acc B, r8 = row - s C, r9 = back =
+ * 1 - 2 row - s C, r10 = x + C (end), r11 = acc A out, lr = 4C - 4. T0..T2: one kernel row's taps (PZ_DW_TAP2),
+ * SC: the register holding s C. */
+#define PZ_DW_PAIR_FN(NAME, T0, T1, T2, SC)                                                        \
+__asm__(                                                                                           \
+    PZ_M0_FUNC(NAME) \
+    PZ_M0_SAVE_R4_R11 \
+    "    mov   r11, r2\n"                                                                          \
+    "    ldm   r3!, {r2, r4}\n"      /* r2 = C, r4 = row */                                        \
+    "    lsls  r3, r2, #1\n"                                                                       \
+    "    subs  r5, r4, " SC "\n"                                                                   \
+    "    mov   r8, r5\n"                                                                           \
+    "    lsls  r5, r4, #1\n"                                                                       \
+    "    adds  r5, r5, " SC "\n"                                                                   \
+    "    movs  r6, #1\n"                                                                           \
+    "    subs  r6, r6, r5\n"                                                                       \
+    "    mov   r9, r6\n"                                                                           \
+    "    adds  r5, r0, r2\n"                                                                       \
+    "    mov   r10, r5\n"                                                                          \
+    "    lsls  r5, r2, #2\n"                                                                       \
+    "    subs  r5, #4\n"                                                                           \
+    "    mov   lr, r5\n"                                                                           \
+    "1:\n"                                                                                         \
+    "    ldm   r1!, {r4}\n"          /* both accumulators = folded bias */                         \
+    "    mov   r12, r4\n"                                                                          \
+    "    ldm   r1!, {r7}\n"          /* taps 0..3 */                                               \
+    T0(PZ_DW_B0) T1(PZ_DW_B1) T2(PZ_DW_B2)                                                         \
+    "    add   r0, r8\n"                                                                           \
+    T0(PZ_DW_B3)                                                                                   \
+    "    ldm   r1!, {r7}\n"          /* taps 4..7 */                                               \
+    T1(PZ_DW_B0) T2(PZ_DW_B1)                                                                      \
+    "    add   r0, r8\n"                                                                           \
+    T0(PZ_DW_B2) T1(PZ_DW_B3)                                                                      \
+    "    ldm   r1!, {r7}\n"          /* tap 8, 3 pad bytes */                                      \
+    T2(PZ_DW_B0)                                                                                   \
+    "    add   r0, r9\n"             /* back to row 0, next channel */                             \
+    "    mov   r5, r11\n"                                                                          \
+    "    stm   r5!, {r4}\n"                                                                        \
+    "    mov   r11, r5\n"                                                                          \
+    "    mov   r6, r12\n"                                                                          \
+    "    mov   r7, lr\n"                                                                           \
+    "    str   r6, [r5, r7]\n"       /* acc B: 4C after acc A */                                   \
+    "    cmp   r0, r10\n"                                                                          \
+    "    bne   1b\n"                                                                               \
+    PZ_M0_RESTORE_R4_R11_RETURN \
+    "    .size   " NAME ", . - " NAME "\n"                                                         \
+    "    .popsection\n");
+
+/* stride 1: A at 0, C, 2C; B at C, 2C, 3C (after a step of C) */
+#define PZ_DW_S1_T0(ext) PZ_DW_TAP2(ext, "[r0]", "", "[r0, r2]")
+#define PZ_DW_S1_T1(ext) PZ_DW_TAP2(ext, "[r0, r2]", "", "[r0, r3]")
+#define PZ_DW_S1_T2(ext) PZ_DW_TAP2(ext, "[r0, r3]", "    add   r0, r2\n", "[r0, r3]")
+/* stride 2: A at 0, C, 2C; B at 2C, 3C, 4C (after a step of 2C) */
+#define PZ_DW_S2_T0(ext) PZ_DW_TAP2(ext, "[r0]", "", "[r0, r3]")
+#define PZ_DW_S2_T1(ext) PZ_DW_TAP2(ext, "[r0, r2]", "    add   r0, r3\n", "[r0, r2]")
+#define PZ_DW_S2_T2(ext) PZ_DW_TAP2(ext, "[r0]", "", "[r0, r3]")
+
+void pz_q8_dw3x3_pair2_m0(const uint8_t *x, const uint8_t *w, int32_t *acc, const pz_dw_geom_t *g);
+PZ_DW_PAIR_FN("pz_q8_dw3x3_pair_m0", PZ_DW_S1_T0, PZ_DW_S1_T1, PZ_DW_S1_T2, "r2")
+PZ_DW_PAIR_FN("pz_q8_dw3x3_pair2_m0", PZ_DW_S2_T0, PZ_DW_S2_T1, PZ_DW_S2_T2, "r3")
+#endif
+
+#if PZ_Q8_M0_ASM
+void pz_q8_dw3x3_quad_m0(const uint8_t *x, const uint8_t *w, int32_t *acc, const pz_dw_geom_t *g);
+void pz_q8_dw3x3_quad2_m0(const uint8_t *x, const uint8_t *w, int32_t *acc, const pz_dw_geom_t *g);
+void pz_q8_dw3x3_triple_m0(const uint8_t *x, const uint8_t *w, int32_t *acc, const pz_dw_geom_t *g);
+
+/* One MAC of the three- and four-pixel loops: acc += the input byte times a weight, MULS overwriting `dst`, one of
+ * the two operands (the one at its last use: a byte's last pixel, a weight's last byte), or, where neither is, a
+ * copy of the byte in r4 (COPY). */
+#define PZ_DW_MAC(dst, other, acc) "    muls  " dst ", " other ", " dst "\n    add   " acc ", " dst "\n"
+#define PZ_DW_COPY(w, acc) "    movs  r4, r3\n" PZ_DW_MAC("r4", w, acc)
+
+/* One kernel row of four neighbouring pixels: each input byte (r3) loaded once, at [r0], [r0, C], [r0, 2C] and
+ * then 3C further (r12), times the row's weights u0, u1, u2 (r5, r6, r7) into the pixels' accumulators A..D
+ * (r8..r11). Stride 1 (pixel k reads columns k..k + 2): 6 bytes, 12 MACs, 4 copies, one 3C step: 41 cycles. */
+#define PZ_DW_QUAD_ROW                                                                                   \
+    "    ldrb  r3, [r0]\n"       PZ_DW_MAC("r3", "r5", "r8")                                             \
+    "    ldrb  r3, [r0, r1]\n"   PZ_DW_COPY("r6", "r8") PZ_DW_MAC("r3", "r5", "r9")                      \
+    "    ldrb  r3, [r0, r2]\n"   PZ_DW_COPY("r7", "r8") PZ_DW_COPY("r6", "r9") PZ_DW_MAC("r3", "r5", "r10") \
+    "    add   r0, r12\n"                                                                                \
+    "    ldrb  r3, [r0]\n"       PZ_DW_MAC("r5", "r3", "r11") PZ_DW_COPY("r7", "r9")                     \
+                                 PZ_DW_MAC("r3", "r6", "r10")                                            \
+    "    ldrb  r3, [r0, r1]\n"   PZ_DW_MAC("r6", "r3", "r11") PZ_DW_MAC("r3", "r7", "r10")               \
+    "    ldrb  r3, [r0, r2]\n"   PZ_DW_MAC("r7", "r3", "r11")
+/* Stride 2 (pixel k reads columns 2k..2k + 2): 9 bytes, 12 MACs, 2 copies, two 3C steps: 46 cycles. */
+#define PZ_DW_QUAD2_ROW                                                                                  \
+    "    ldrb  r3, [r0]\n"       PZ_DW_MAC("r3", "r5", "r8")                                             \
+    "    ldrb  r3, [r0, r1]\n"   PZ_DW_MAC("r3", "r6", "r8")                                             \
+    "    ldrb  r3, [r0, r2]\n"   PZ_DW_COPY("r7", "r8") PZ_DW_MAC("r3", "r5", "r9")                      \
+    "    add   r0, r12\n"                                                                                \
+    "    ldrb  r3, [r0]\n"       PZ_DW_MAC("r3", "r6", "r9")                                             \
+    "    ldrb  r3, [r0, r1]\n"   PZ_DW_COPY("r7", "r9") PZ_DW_MAC("r3", "r5", "r10")                     \
+    "    ldrb  r3, [r0, r2]\n"   PZ_DW_MAC("r3", "r6", "r10")                                            \
+    "    add   r0, r12\n"                                                                                \
+    "    ldrb  r3, [r0]\n"       PZ_DW_MAC("r5", "r3", "r11") PZ_DW_MAC("r3", "r7", "r10")               \
+    "    ldrb  r3, [r0, r1]\n"   PZ_DW_MAC("r6", "r3", "r11")                                            \
+    "    ldrb  r3, [r0, r2]\n"   PZ_DW_MAC("r7", "r3", "r11")
+
+/* Three pixels at stride 1 (rows of 3 outputs, what a row of 7 leaves after a quad): 5 bytes, 9 MACs, 4 copies,
+ * one 3C step: 33 cycles. (At stride 2 a pair and one pixel are as fast as three, and read the input in place
+ * where three would need a band of 7 columns.) */
+#define PZ_DW_TRIPLE_ROW                                                                                 \
+    "    ldrb  r3, [r0]\n"       PZ_DW_MAC("r3", "r5", "r8")                                             \
+    "    ldrb  r3, [r0, r1]\n"   PZ_DW_COPY("r6", "r8") PZ_DW_MAC("r3", "r5", "r9")                      \
+    "    ldrb  r3, [r0, r2]\n"   PZ_DW_COPY("r7", "r8") PZ_DW_COPY("r6", "r9") PZ_DW_MAC("r5", "r3", "r10") \
+    "    add   r0, r12\n"                                                                                \
+    "    ldrb  r3, [r0]\n"       PZ_DW_COPY("r7", "r9") PZ_DW_MAC("r6", "r3", "r10")                     \
+    "    ldrb  r3, [r0, r1]\n"   PZ_DW_MAC("r7", "r3", "r10")
+
+/* Three pixels at stride 2 (rows of 3 outputs: fused output stage only, pz_q8_dw3x3_triple2_out_m0): 7 bytes, 9
+ * MACs, 1 copy (b2; b4, b5, b6 meet the weights' last uses), two 3C steps: 35 cycles. */
+#define PZ_DW_TRIPLE2_ROW                                                                                \
+    "    ldrb  r3, [r0]\n"       PZ_DW_MAC("r3", "r5", "r8")                                             \
+    "    ldrb  r3, [r0, r1]\n"   PZ_DW_MAC("r3", "r6", "r8")                                             \
+    "    ldrb  r3, [r0, r2]\n"   PZ_DW_COPY("r7", "r8") PZ_DW_MAC("r3", "r5", "r9")                      \
+    "    add   r0, r12\n"                                                                                \
+    "    ldrb  r3, [r0]\n"       PZ_DW_MAC("r3", "r6", "r9")                                             \
+    "    ldrb  r3, [r0, r1]\n"   PZ_DW_MAC("r5", "r3", "r10") PZ_DW_MAC("r3", "r7", "r9")                \
+    "    ldrb  r3, [r0, r2]\n"   PZ_DW_MAC("r6", "r3", "r10")                                            \
+    "    add   r0, r12\n"                                                                                \
+    "    ldrb  r3, [r0]\n"       PZ_DW_MAC("r7", "r3", "r10")
+
+/* The bias into the accumulators of three or four pixels (r3 = the folded bias), and their stores (r4 = &acc[c],
+ * r5 = 4C). */
+#define PZ_DW_INIT3 "    mov   r8, r3\n    mov   r9, r3\n    mov   r10, r3\n"
+#define PZ_DW_INIT4 PZ_DW_INIT3 "    mov   r11, r3\n"
+#define PZ_DW_STORE3                 \
+    "    mov   r3, r8\n"             \
+    "    str   r3, [r4]\n"           \
+    "    mov   r3, r9\n"             \
+    "    str   r3, [r4, r5]\n"       \
+    "    lsls  r6, r5, #1\n"         \
+    "    mov   r3, r10\n"            \
+    "    str   r3, [r4, r6]\n"
+#define PZ_DW_STORE4 PZ_DW_STORE3    \
+    "    adds  r6, r6, r5\n"         \
+    "    mov   r3, r11\n"            \
+    "    str   r3, [r4, r6]\n"
+
+/* Four pixels side by side at stride 1 or 2 (three at stride 1), all channels: acc[k C + c] for pixel k. Per
+ * channel: the bias into the accumulators (INIT), then per kernel row its three weights extracted from the record
+ * words (LDM) and ROW, then FINISH (the stores, or the fused output stage below): about 191 (stride 1) / 206
+ * (stride 2) cycles per 36 MACs (three pixels: 166 per 27; the pair loops 112 per 18), because each input byte
+ * feeds all the pixels it reaches from one load. r0 = row pointer (channel c), r1 = C, r2 = 2C, r12 = 3C, lr = row -
+ * SPAN (next kernel row; SPAN = the columns ROW stepped over, 3C or 6C); frame (FRAME bytes): [sp] = this channel's
+ * record (+ 8 after its first LDM), [sp+4] = &acc[c] (or &y[c]), [sp+8] = 4C (or C: CSTEP turns r5 = C into it),
+ * [sp+12] = 1 - 2 row - SPAN (back to row 0, next channel), [sp+16] = x + C (end); PRO: what else the frame holds.
+ * SPAN_FROM_3C turns r5 = 3C into SPAN; NEXT: after the last channel (the next group, or on to the return); TAIL:
+ * code after the return (FINISH's out-of-line branches); POST: after the set-up; ROWSTEP: on to the next kernel
+ * row (add lr). */
+#define PZ_DW_GROUP_FN(NAME, ROW, SPAN_FROM_3C, INIT, FINISH, FRAME, PRO, CSTEP, NEXT, TAIL, POST, ROWSTEP) \
+__asm__(                                                                              \
+    PZ_M0_FUNC(NAME)                                                                  \
+    PZ_M0_SAVE_R4_R11                                                                 \
+    "    sub   sp, #" FRAME "\n"                                                      \
+    "    str   r1, [sp]\n"                                                            \
+    "    str   r2, [sp, #4]\n"                                                        \
+    "    ldm   r3!, {r1, r4}\n"      /* r1 = C, r4 = row */                           \
+    PRO                                                                               \
+    CSTEP                                                                             \
+    "    str   r5, [sp, #8]\n"                                                        \
+    "    lsls  r2, r1, #1\n"                                                          \
+    "    adds  r5, r2, r1\n"                                                          \
+    "    mov   r12, r5\n"                                                             \
+    SPAN_FROM_3C                                                                      \
+    "    subs  r6, r4, r5\n"                                                          \
+    "    mov   lr, r6\n"                                                              \
+    "    lsls  r6, r4, #1\n"                                                          \
+    "    adds  r6, r6, r5\n"                                                          \
+    "    movs  r7, #1\n"                                                              \
+    "    subs  r7, r7, r6\n"                                                          \
+    "    str   r7, [sp, #12]\n"                                                       \
+    "    adds  r7, r0, r1\n"                                                          \
+    "    str   r7, [sp, #16]\n"                                                       \
+    POST                                                                              \
+    "1:\n"                                                                            \
+    "    ldr   r4, [sp]\n"                                                            \
+    "    ldm   r4!, {r3, r7}\n"      /* folded bias, taps 0..3 */                     \
+    "    str   r4, [sp]\n"                                                            \
+    INIT                                                                              \
+    "    sxtb  r5, r7\n"             /* taps 0, 1, 2 */                               \
+    "    sxth  r6, r7\n"                                                              \
+    "    asrs  r6, r6, #8\n"                                                          \
+    "    lsls  r7, r7, #8\n"                                                          \
+    "    asrs  r7, r7, #24\n"                                                         \
+    ROW                                                                               \
+    ROWSTEP                                                                           \
+    "    ldr   r4, [sp]\n"                                                            \
+    "    subs  r4, #4\n"                                                              \
+    "    ldm   r4!, {r5, r7}\n"      /* taps 0..3, 4..7 */                            \
+    "    asrs  r5, r5, #24\n"        /* taps 3, 4, 5 */                               \
+    "    sxtb  r6, r7\n"                                                              \
+    "    sxth  r7, r7\n"                                                              \
+    "    asrs  r7, r7, #8\n"                                                          \
+    ROW                                                                               \
+    ROWSTEP                                                                           \
+    "    ldr   r4, [sp]\n"                                                            \
+    "    ldm   r4!, {r6, r7}\n"      /* taps 4..7, tap 8 and 3 pad bytes */           \
+    "    str   r4, [sp]\n"           /* the next channel's record */                  \
+    "    lsls  r5, r6, #8\n"         /* taps 6, 7, 8 */                               \
+    "    asrs  r5, r5, #24\n"                                                         \
+    "    asrs  r6, r6, #24\n"                                                         \
+    "    sxtb  r7, r7\n"                                                              \
+    ROW                                                                               \
+    "    ldr   r3, [sp, #12]\n"                                                       \
+    "    add   r0, r3\n"             /* back to row 0, next channel */                \
+    FINISH                                                                            \
+    "    ldr   r3, [sp, #16]\n"                                                       \
+    "    cmp   r0, r3\n"                                                              \
+    "    beq   2f\n"                                                                  \
+    "    b     1b\n"                 /* the loop is past BNE's reach */               \
+    "2:\n"                                                                            \
+    NEXT                                                                              \
+    "    add   sp, #" FRAME "\n"                                                      \
+    PZ_M0_RESTORE_R4_R11_RETURN                                                       \
+    TAIL                                                                              \
+    "    .size   " NAME ", . - " NAME "\n"                                            \
+    "    .popsection\n");
+
+/* The accumulator stores of the plain group loops: acc[k C + c] (r4 = &acc[c], r5 = 4C), then &acc[c + 1]. */
+#define PZ_DW_FINISH_ACC(STORE)      \
+    "    ldr   r4, [sp, #4]\n"       \
+    "    ldr   r5, [sp, #8]\n"       \
+    STORE                            \
+    "    adds  r4, #4\n"             \
+    "    str   r4, [sp, #4]\n"
+#define PZ_DW_CSTEP_4C "    lsls  r5, r1, #2\n"
+
+/* The fused output stage (pz_dwconv2d_q8_m0 with the build's one-multiply records, firmware/requant.py): each
+ * channel's record {L, A, m' << 8 | s} is loaded once for its three or four pixels and their accumulators go
+ * straight from r8..r11 to their output bytes, instead of to the scratch and through pz_q8_requant_rec_m0 (its
+ * steps, per output: acc <= L -> act_min + out_xor, acc >= A -> act_max + out_xor, else x = acc m', ASRS by s with
+ * the last bit out in the carry, ADCS add = out_zp + out_xor: round_half_up(x / 2^s) + add). Pixel 0's accumulator
+ * leaves r8 first and the row pointer r0 waits there; r1 = C is reloaded from the frame after: r0 = add, r1 = value,
+ * r3 = L, r4 = A, r5 = m' << 8 | s, r6 = m', r7 = y (pixel 0 at [r7], pixel 2 at [r7, 2C], pixel 3 at + 3C,
+ * pixel 1 at + 3C - 2C). 10 cycles per output + 25 per channel, instead of the stores and 19 per output + the
+ * stage's calls. Frame: [sp+20] = the next channel's record, [sp+24] = add, [sp+28] = act_min + out_xor, [sp+32] =
+ * act_max + out_xor. */
+#define PZ_DW_OUT(ACC, STORE, N)         \
+    ACC                                  \
+    "    cmp   r1, r3\n"                 \
+    "    ble   " N "1f\n"                \
+    "    cmp   r1, r4\n"                 \
+    "    bge   " N "2f\n"                \
+    "    muls  r1, r6, r1\n"             \
+    "    asrs  r1, r5\n"                 \
+    "    adcs  r1, r0\n"                 \
+    N "3:\n"                             \
+    "    strb  r1, " STORE "\n"
+#define PZ_DW_OUT_SATURATED(N)           \
+    N "1:\n"                             \
+    "    ldr   r1, [sp, #28]\n"          \
+    "    b     " N "3b\n"                \
+    N "2:\n"                             \
+    "    ldr   r1, [sp, #32]\n"          \
+    "    b     " N "3b\n"
+#define PZ_DW_FINISH_OUT(PIXEL3)         \
+    "    mov   r1, r8\n"                 \
+    "    mov   r8, r0\n"                 \
+    "    ldr   r0, [sp, #20]\n"          \
+    "    ldm   r0!, {r3, r4, r5}\n"      /* L, A, m' << 8 | s */ \
+    "    str   r0, [sp, #20]\n"          \
+    "    lsrs  r6, r5, #8\n"             \
+    "    ldr   r0, [sp, #24]\n"          \
+    "    ldr   r7, [sp, #4]\n"           \
+    PZ_DW_OUT("", "[r7]", "5")           \
+    PZ_DW_OUT("    mov   r1, r10\n", "[r7, r2]", "6") \
+    "    add   r7, r12\n"                \
+    PIXEL3                               \
+    "    subs  r7, r7, r2\n"             \
+    PZ_DW_OUT("    mov   r1, r9\n", "[r7]", "8") \
+    "    ldr   r1, [sp, #8]\n"           \
+    "    subs  r7, r7, r1\n"             \
+    "    adds  r7, #1\n"                 \
+    "    str   r7, [sp, #4]\n"           /* &y[c + 1] */ \
+    "    mov   r0, r8\n"
+#define PZ_DW_PIXEL3 PZ_DW_OUT("    mov   r1, r11\n", "[r7]", "7")
+/* the rest of pz_dw_out_t into the frame (r3 = &g->rq; r0 = x, r1 = C, r4 = row kept): [sp+40] = groups left,
+ * [sp+44] = x_step, [sp+48] = y_step, [sp+52] = w, [sp+56] = rq (the first group's record pointers) */
+#define PZ_DW_PRO_OUT                    \
+    "    ldm   r3!, {r5, r6, r7}\n"      /* rq, add, act_min + out_xor */ \
+    "    str   r5, [sp, #20]\n"          \
+    "    str   r5, [sp, #56]\n"          \
+    "    str   r6, [sp, #24]\n"          \
+    "    str   r7, [sp, #28]\n"          \
+    "    ldm   r3!, {r2, r5, r6, r7}\n"  /* act_max + out_xor, groups, x_step, y_step */ \
+    "    str   r2, [sp, #32]\n"          \
+    "    str   r5, [sp, #40]\n"          \
+    "    str   r6, [sp, #44]\n"          \
+    "    str   r7, [sp, #48]\n"          \
+    "    ldr   r5, [sp]\n"               \
+    "    str   r5, [sp, #52]\n"          \
+    "    movs  r5, r1\n"
+/* After a group's last channel (r0 = its x + C, r1 = C): the next group of the run, x_step and y_step further on,
+ * from the first channel's records again: about 29 cycles instead of a call (about 190 with the driver's share). */
+#define PZ_DW_NEXT_GROUP                 \
+    "    ldr   r3, [sp, #40]\n"          \
+    "    subs  r3, #1\n"                 \
+    "    beq   3f\n"                     \
+    "    str   r3, [sp, #40]\n"          \
+    "    ldr   r3, [sp, #44]\n"          \
+    "    adds  r0, r0, r3\n"             \
+    "    adds  r3, r0, r1\n"             \
+    "    str   r3, [sp, #16]\n"          /* end = x + C */ \
+    "    ldr   r3, [sp, #52]\n"          \
+    "    str   r3, [sp]\n"               \
+    "    ldr   r3, [sp, #56]\n"          \
+    "    str   r3, [sp, #20]\n"          \
+    "    ldr   r3, [sp, #4]\n"           \
+    "    ldr   r4, [sp, #48]\n"          \
+    "    adds  r3, r3, r4\n"             \
+    "    str   r3, [sp, #4]\n"           \
+    "    b     1b\n"                     \
+    "3:\n"
+
+#define PZ_DW_SPAN_6C "    lsls  r5, r5, #1\n"
+#define PZ_DW_ROWSTEP_LR "    add   r0, lr\n"
+#define PZ_DW_ACC_FN(NAME, ROW, SPAN, INIT, STORE) \
+    PZ_DW_GROUP_FN(NAME, ROW, SPAN, INIT, PZ_DW_FINISH_ACC(STORE), "20", "", PZ_DW_CSTEP_4C, "", "", "", \
+                   PZ_DW_ROWSTEP_LR)
+#define PZ_DW_OUT_FN(NAME, ROW, SPAN, INIT, PIXEL3, SATURATED) \
+    PZ_DW_GROUP_FN(NAME, ROW, SPAN, INIT, PZ_DW_FINISH_OUT(PIXEL3), "60", PZ_DW_PRO_OUT, "", PZ_DW_NEXT_GROUP, \
+                   SATURATED, "", PZ_DW_ROWSTEP_LR)
+PZ_DW_ACC_FN("pz_q8_dw3x3_quad_m0", PZ_DW_QUAD_ROW, "", PZ_DW_INIT4, PZ_DW_STORE4)
+PZ_DW_ACC_FN("pz_q8_dw3x3_quad2_m0", PZ_DW_QUAD2_ROW, PZ_DW_SPAN_6C, PZ_DW_INIT4, PZ_DW_STORE4)
+PZ_DW_ACC_FN("pz_q8_dw3x3_triple_m0", PZ_DW_TRIPLE_ROW, "", PZ_DW_INIT3, PZ_DW_STORE3)
+
+/* The same loops with the fused output stage: y[k C + c] for pixel k. */
+void pz_q8_dw3x3_quad_out_m0(const uint8_t *x, const uint8_t *w, uint8_t *y, const pz_dw_out_t *g);
+void pz_q8_dw3x3_quad2_out_m0(const uint8_t *x, const uint8_t *w, uint8_t *y, const pz_dw_out_t *g);
+void pz_q8_dw3x3_triple_out_m0(const uint8_t *x, const uint8_t *w, uint8_t *y, const pz_dw_out_t *g);
+#define PZ_DW_SAT4 PZ_DW_OUT_SATURATED("5") PZ_DW_OUT_SATURATED("6") PZ_DW_OUT_SATURATED("7") PZ_DW_OUT_SATURATED("8")
+#define PZ_DW_SAT3 PZ_DW_OUT_SATURATED("5") PZ_DW_OUT_SATURATED("6") PZ_DW_OUT_SATURATED("8")
+PZ_DW_OUT_FN("pz_q8_dw3x3_quad_out_m0", PZ_DW_QUAD_ROW, "", PZ_DW_INIT4, PZ_DW_PIXEL3, PZ_DW_SAT4)
+PZ_DW_OUT_FN("pz_q8_dw3x3_quad2_out_m0", PZ_DW_QUAD2_ROW, PZ_DW_SPAN_6C, PZ_DW_INIT4, PZ_DW_PIXEL3, PZ_DW_SAT4)
+PZ_DW_OUT_FN("pz_q8_dw3x3_triple_out_m0", PZ_DW_TRIPLE_ROW, "", PZ_DW_INIT3, "", PZ_DW_SAT3)
+void pz_q8_dw3x3_triple2_out_m0(const uint8_t *x, const uint8_t *w, uint8_t *y, const pz_dw_out_t *g);
+PZ_DW_OUT_FN("pz_q8_dw3x3_triple2_out_m0", PZ_DW_TRIPLE2_ROW, PZ_DW_SPAN_6C, PZ_DW_INIT3, "", PZ_DW_SAT3)
+
+/* Six pixels side by side at stride 1, fused output stage only (pz_q8_dw3x3_hex_out_m0): the accumulators are
+ * r8..r12 and lr, so 3C and the kernel-row step (row - 6C) are not in registers: the row pointer steps 3C as C + 2C
+ * and the row step is read from the frame ([sp+36]). One kernel row: 8 bytes, each loaded once, 18 MACs and 8
+ * copies (the fewest: a MAC overwrites one operand at its last use, and 8 bytes + 3 weights can be overwritten
+ * 10 times here), 64 cycles. Per channel about 334 cycles for 54 MACs (6.2 cycles/MAC) against 233 for 36 (6.5) in
+ * the fused quad, as the bias, the weight extraction and the record loads are shared by six pixels. */
+#define PZ_DW_HEX_ROW                                                                                    \
+    "    ldrb  r3, [r0]\n"       PZ_DW_MAC("r3", "r5", "r8")                                             \
+    "    ldrb  r3, [r0, r1]\n"   PZ_DW_COPY("r6", "r8") PZ_DW_MAC("r3", "r5", "r9")                      \
+    "    ldrb  r3, [r0, r2]\n"   PZ_DW_COPY("r7", "r8") PZ_DW_COPY("r6", "r9") PZ_DW_MAC("r3", "r5", "r10") \
+    "    adds  r0, r0, r1\n"                                                                             \
+    "    adds  r0, r0, r2\n"                                                                             \
+    "    ldrb  r3, [r0]\n"       PZ_DW_COPY("r7", "r9") PZ_DW_COPY("r6", "r10") PZ_DW_MAC("r3", "r5", "r11") \
+    "    ldrb  r3, [r0, r1]\n"   PZ_DW_COPY("r7", "r10") PZ_DW_COPY("r6", "r11") PZ_DW_MAC("r3", "r5", "r12") \
+    "    ldrb  r3, [r0, r2]\n"   PZ_DW_MAC("r5", "r3", "lr") PZ_DW_COPY("r7", "r11") PZ_DW_MAC("r3", "r6", "r12") \
+    "    adds  r0, r0, r1\n"                                                                             \
+    "    adds  r0, r0, r2\n"                                                                             \
+    "    ldrb  r3, [r0]\n"       PZ_DW_MAC("r6", "r3", "lr") PZ_DW_MAC("r3", "r7", "r12")                \
+    "    ldrb  r3, [r0, r1]\n"   PZ_DW_MAC("r3", "r7", "lr")
+/* Stride 2 (pixel k reads columns 2k..2k + 2): 13 bytes, 18 MACs, 4 copies (the even bytes b2..b8, which feed two
+ * pixels; b10 and b12 meet u0's and u2's last uses), four C + 2C steps: 74 cycles. */
+#define PZ_DW_HEX2_ROW                                                                                   \
+    "    ldrb  r3, [r0]\n"       PZ_DW_MAC("r3", "r5", "r8")                                             \
+    "    ldrb  r3, [r0, r1]\n"   PZ_DW_MAC("r3", "r6", "r8")                                             \
+    "    ldrb  r3, [r0, r2]\n"   PZ_DW_COPY("r7", "r8") PZ_DW_MAC("r3", "r5", "r9")                      \
+    "    adds  r0, r0, r1\n"                                                                             \
+    "    adds  r0, r0, r2\n"                                                                             \
+    "    ldrb  r3, [r0]\n"       PZ_DW_MAC("r3", "r6", "r9")                                             \
+    "    ldrb  r3, [r0, r1]\n"   PZ_DW_COPY("r7", "r9") PZ_DW_MAC("r3", "r5", "r10")                     \
+    "    ldrb  r3, [r0, r2]\n"   PZ_DW_MAC("r3", "r6", "r10")                                            \
+    "    adds  r0, r0, r1\n"                                                                             \
+    "    adds  r0, r0, r2\n"                                                                             \
+    "    ldrb  r3, [r0]\n"       PZ_DW_COPY("r7", "r10") PZ_DW_MAC("r3", "r5", "r11")                    \
+    "    ldrb  r3, [r0, r1]\n"   PZ_DW_MAC("r3", "r6", "r11")                                            \
+    "    ldrb  r3, [r0, r2]\n"   PZ_DW_COPY("r7", "r11") PZ_DW_MAC("r3", "r5", "r12")                    \
+    "    adds  r0, r0, r1\n"                                                                             \
+    "    adds  r0, r0, r2\n"                                                                             \
+    "    ldrb  r3, [r0]\n"       PZ_DW_MAC("r3", "r6", "r12")                                            \
+    "    ldrb  r3, [r0, r1]\n"   PZ_DW_MAC("r5", "r3", "lr") PZ_DW_MAC("r3", "r7", "r12")                \
+    "    ldrb  r3, [r0, r2]\n"   PZ_DW_MAC("r6", "r3", "lr")                                             \
+    "    adds  r0, r0, r1\n"                                                                             \
+    "    adds  r0, r0, r2\n"                                                                             \
+    "    ldrb  r3, [r0]\n"       PZ_DW_MAC("r7", "r3", "lr")
+#define PZ_DW_SPAN_12C "    lsls  r5, r5, #2\n"
+#define PZ_DW_INIT6 PZ_DW_INIT4 "    mov   r12, r3\n    mov   lr, r3\n"
+#define PZ_DW_ROWSTEP_FRAME "    ldr   r3, [sp, #36]\n    add   r0, r3\n"
+#define PZ_DW_POST_HEX "    mov   r6, lr\n    str   r6, [sp, #36]\n"  /* row - SPAN */
+/* The six outputs (PZ_DW_FINISH_OUT's registers): pixels 0, 2 at [r7], [r7, 2C]; 4 at + 2C + 2C; 3, 5 at + 3C,
+ * + 5C (C from the frame); 1 at + C. */
+#define PZ_DW_FINISH_HEX                 \
+    "    mov   r1, r8\n"                 \
+    "    mov   r8, r0\n"                 \
+    "    ldr   r0, [sp, #20]\n"          \
+    "    ldm   r0!, {r3, r4, r5}\n"      /* L, A, m' << 8 | s */ \
+    "    str   r0, [sp, #20]\n"          \
+    "    lsrs  r6, r5, #8\n"             \
+    "    ldr   r0, [sp, #24]\n"          \
+    "    ldr   r7, [sp, #4]\n"           \
+    PZ_DW_OUT("", "[r7]", "4")           \
+    PZ_DW_OUT("    mov   r1, r10\n", "[r7, r2]", "5") \
+    "    adds  r7, r7, r2\n"             \
+    PZ_DW_OUT("    mov   r1, r12\n", "[r7, r2]", "6") \
+    "    ldr   r1, [sp, #8]\n"           \
+    "    adds  r7, r7, r1\n"             \
+    PZ_DW_OUT("    mov   r1, r11\n", "[r7]", "7") \
+    PZ_DW_OUT("    mov   r1, lr\n", "[r7, r2]", "8") \
+    "    subs  r7, r7, r2\n"             \
+    PZ_DW_OUT("    mov   r1, r9\n", "[r7]", "9") \
+    "    ldr   r1, [sp, #8]\n"           \
+    "    subs  r7, r7, r1\n"             \
+    "    adds  r7, #1\n"                 \
+    "    str   r7, [sp, #4]\n"           /* &y[c + 1] */ \
+    "    mov   r0, r8\n"
+#define PZ_DW_SAT6 PZ_DW_OUT_SATURATED("4") PZ_DW_OUT_SATURATED("5") PZ_DW_OUT_SATURATED("6") \
+    PZ_DW_OUT_SATURATED("7") PZ_DW_OUT_SATURATED("8") PZ_DW_OUT_SATURATED("9")
+void pz_q8_dw3x3_hex_out_m0(const uint8_t *x, const uint8_t *w, uint8_t *y, const pz_dw_out_t *g);
+void pz_q8_dw3x3_hex2_out_m0(const uint8_t *x, const uint8_t *w, uint8_t *y, const pz_dw_out_t *g);
+PZ_DW_GROUP_FN("pz_q8_dw3x3_hex_out_m0", PZ_DW_HEX_ROW, PZ_DW_SPAN_6C, PZ_DW_INIT6, PZ_DW_FINISH_HEX, "60",
+               PZ_DW_PRO_OUT, "", PZ_DW_NEXT_GROUP, PZ_DW_SAT6, PZ_DW_POST_HEX, PZ_DW_ROWSTEP_FRAME)
+PZ_DW_GROUP_FN("pz_q8_dw3x3_hex2_out_m0", PZ_DW_HEX2_ROW, PZ_DW_SPAN_12C, PZ_DW_INIT6, PZ_DW_FINISH_HEX, "60",
+               PZ_DW_PRO_OUT, "", PZ_DW_NEXT_GROUP, PZ_DW_SAT6, PZ_DW_POST_HEX, PZ_DW_ROWSTEP_FRAME)
+#endif
+
+#if PZ_Q8_M0_ASM
+uint32_t *pz_q8_words_copy_m0(uint32_t *d, const uint32_t *src, uint32_t n);
+uint32_t *pz_q8_words_fill_m0(uint32_t *d, uint32_t v, uint32_t n);
+
+/* n words from src to d (both 4-byte aligned), four at a time by LDM/STM: 13 cycles per 4 words (a C loop of LDR
+ * and STR takes about 7.6 per word); returns d + n. */
+__asm__(
+    PZ_M0_FUNC("pz_q8_words_copy_m0")
+    "    push  {r4-r6, lr}\n"
+    "    subs  r2, #4\n"
+    "    bcc   2f\n"
+    "1:\n"
+    "    ldm   r1!, {r3, r4, r5, r6}\n"
+    "    stm   r0!, {r3, r4, r5, r6}\n"
+    "    subs  r2, #4\n"
+    "    bcs   1b\n"
+    "2:\n"
+    "    adds  r2, #4\n"
+    "    beq   4f\n"
+    "3:\n"
+    "    ldm   r1!, {r3}\n"
+    "    stm   r0!, {r3}\n"
+    "    subs  r2, #1\n"
+    "    bne   3b\n"
+    "4:\n"
+    "    pop   {r4-r6, pc}\n"
+    "    .size   pz_q8_words_copy_m0, . - pz_q8_words_copy_m0\n"
+    "    .popsection\n");
+
+/* n words v from d on (4-byte aligned), four at a time by STM; returns d + n. */
+__asm__(
+    PZ_M0_FUNC("pz_q8_words_fill_m0")
+    "    push  {r4, r5, lr}\n"
+    "    movs  r3, r1\n"
+    "    movs  r4, r1\n"
+    "    movs  r5, r1\n"
+    "    subs  r2, #4\n"
+    "    bcc   2f\n"
+    "1:\n"
+    "    stm   r0!, {r1, r3, r4, r5}\n"
+    "    subs  r2, #4\n"
+    "    bcs   1b\n"
+    "2:\n"
+    "    adds  r2, #4\n"
+    "    beq   4f\n"
+    "3:\n"
+    "    stm   r0!, {r1}\n"
+    "    subs  r2, #1\n"
+    "    bne   3b\n"
+    "4:\n"
+    "    pop   {r4, r5, pc}\n"
+    "    .size   pz_q8_words_fill_m0, . - pz_q8_words_fill_m0\n"
+    "    .popsection\n");
+#endif
+
+/* Copy rows iy0..iy0+2, columns ix0..ix0+cols-1 of the input into dst (3 rows of cols * C bytes), padding cells =
+ * pad: the windows of n = 1, 2 or 4 neighbouring pixels at stride s (cols = (n - 1) s + 3), which the kernels
+ * then read like the input with a row stride of cols * C. Each row is at most a pad run, a copy run and a pad run
+ * (whole words when C is a multiple of 4 and x 4-byte aligned; dst is: by LDM/STM on the M0+). GCC is told not to
+ * call memcpy/memset: the kernels link without a C library (kernel_harness.py). */
+__attribute__((optimize("no-tree-loop-distribute-patterns")))
+static void dw_band(const pz_q8_conv_t *l, const uint8_t *xu, int32_t iy0, int32_t ix0, uint32_t cols,
+                    uint8_t *dst) {
+    const pz_conv_shape_t *s = &l->s;
+    const uint32_t C = s->in_c;
+    const int32_t in_w = s->in_w;
+    const int32_t a = ix0 < 0 ? 0 : ix0, b = ix0 + (int32_t)cols > in_w ? in_w : ix0 + (int32_t)cols;
+    const uint32_t words = (C & 3u) == 0 && ((uintptr_t)xu & 3u) == 0;
+    const uint32_t pad4 = l->pad * 0x01010101u;
+    for (int32_t iy = iy0; iy < iy0 + 3; iy++) {
+        const int row_in = iy >= 0 && iy < (int32_t)s->in_h && a < b;
+        const uint32_t before = row_in ? (uint32_t)(a - ix0) * C : cols * C;
+        const uint32_t copy = row_in ? (uint32_t)(b - a) * C : 0u;
+        const uint32_t after = cols * C - before - copy;
+        const uint8_t *src = xu + ((uint32_t)(row_in ? iy : 0) * (uint32_t)in_w + (uint32_t)a) * C;
+        if (words) {
+#if PZ_Q8_M0_ASM
+            uint32_t *d = (uint32_t *)(void *)dst;
+            if (before) d = pz_q8_words_fill_m0(d, pad4, before / 4u);
+            if (copy) d = pz_q8_words_copy_m0(d, (const uint32_t *)(const void *)src, copy / 4u);
+            if (after) pz_q8_words_fill_m0(d, pad4, after / 4u);
+#else
+            pz_word_alias *d = (pz_word_alias *)(void *)dst;
+            const pz_word_alias *w = (const pz_word_alias *)(const void *)src;
+            for (uint32_t i = 0; i < before / 4u; i++) *d++ = pad4;
+            for (uint32_t i = 0; i < copy / 4u; i++) *d++ = w[i];
+            for (uint32_t i = 0; i < after / 4u; i++) *d++ = pad4;
+#endif
+        } else {
+            uint8_t *d = dst;
+            for (uint32_t i = 0; i < before; i++) *d++ = l->pad;
+            for (uint32_t i = 0; i < copy; i++) *d++ = src[i];
+            for (uint32_t i = 0; i < after; i++) *d++ = l->pad;
+        }
+        dst += cols * C;
+    }
+}
+
+/* acc[k C + c] for every channel c of n = 1..4 pixels side by side at stride s (n > 1: s <= 2), the first
+ * one's window starting at x (channel 0), window rows `row` bytes apart. */
+static void dw3x3_run(const uint8_t *x, const uint8_t *w, int32_t *acc, uint32_t C, uint32_t row, uint32_t s,
+                      uint32_t n) {
+#if PZ_Q8_M0_ASM
+    const pz_dw_geom_t g = {C, row};
+    if (n == 4u) (s == 1u ? pz_q8_dw3x3_quad_m0 : pz_q8_dw3x3_quad2_m0)(x, w, acc, &g);
+    else if (n == 3u) pz_q8_dw3x3_triple_m0(x, w, acc, &g);
+    else if (n == 1u) pz_q8_dw3x3_acc_m0(x, w, acc, &g);
+    else if (s == 1u) pz_q8_dw3x3_pair_m0(x, w, acc, &g);
+    else pz_q8_dw3x3_pair2_m0(x, w, acc, &g);
+#else
+    for (uint32_t px = 0; px < n; px++, acc += C, x += s * C) {
+        const uint8_t *r = w, *xc = x;
+        for (uint32_t c = 0; c < C; c++, r += 16, xc++) {
+            int32_t a = (int32_t)((uint32_t)r[0] | (uint32_t)r[1] << 8 | (uint32_t)r[2] << 16 | (uint32_t)r[3] << 24);
+            const int8_t *k = (const int8_t *)r + 4;
+            for (uint32_t dy = 0; dy < 3; dy++) {
+                for (uint32_t dx = 0; dx < 3; dx++) a += (int32_t)xc[dy * row + dx * C] * k[dy * 3 + dx];
+            }
+            acc[c] = a;
+        }
+    }
+#endif
+}
+
+/* Scratch: see dw_band_at (pz_conv_q8_scratch_bytes, firmware/convgen.py). */
+void pz_dwconv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
+    const pz_conv_shape_t *s = &l->s;
+    const uint32_t C = s->in_c, row = (uint32_t)s->in_w * C, sw = s->stride_w;
+    if (s->k_h != 3 || s->k_w != 3) {  /* the 3x3 record stride is built into the loop */
+        pz_dwconv2d_q8_ref(l, xu, y);
+        return;
+    }
+    const int32_t *mult = l->multiplier;
+    const int8_t *shift = l->shift;
+    pz_requant_run_t rq;
+    pz_q8_requant_init(&rq, l, C, 1);
+    int32_t *acc = (int32_t *)(void *)l->scratch;
+    uint8_t *band = l->scratch + dw_band_at(s);
+#if PZ_Q8_M0_ASM
+    /* with the build's records (rq.rec: out_xor is 0 or 0x80) groups of three, four and six pixels write their
+     * outputs straight from the loop (pz_q8_dw3x3_quad_out_m0 ...) */
+    pz_dw_out_t out = {C, row, l->rq, l->out_zp + l->out_xor, l->act_min + l->out_xor, l->act_max + l->out_xor,
+                       1u, 0u, 0u};
+#endif
+    const uint32_t fused = PZ_Q8_M0_ASM && rq.rec;
+    for (uint32_t oy = 0; oy < s->out_h; oy++) {
+        const int32_t iy0 = (int32_t)(oy * s->stride_h) - s->pad_top;
+        const int rows_in = iy0 >= 0 && iy0 + 3 <= (int32_t)s->in_h;
+        for (uint32_t ox = 0; ox < s->out_w;) {
+            const int32_t ix0 = (int32_t)(ox * sw) - s->pad_left;
+            /* six pixels side by side at stride 1 (fused only), four at stride 1 or 2, three at stride 1 load each
+             * input byte once for all of them (pz_q8_dw3x3_hex_out_m0, quad_m0 / quad2_m0, triple_m0 and their
+             * fused forms), two share each channel's weight loads (pz_q8_dw3x3_pair_m0 / pair2_m0), one (the last
+             * of a row, strides >= 3) pz_q8_dw3x3_acc_m0; their window columns are read in place when inside the
+             * input, else from a band copied with the padding cells (the fused six-pixel loop, which needs no
+             * accumulators, takes its 8-column band from the start of the scratch) */
+            const uint32_t left = s->out_w - ox;
+            const uint32_t n = fused && sw <= 2u && left >= 6u ? 6u
+                             : sw > 2u ? 1u : left >= 4u ? 4u : left == 3u && sw == 2u && !fused ? 2u : left;
+            const uint32_t cols = (n - 1u) * sw + 3u;
+            /* the fused loops need no accumulators: their band starts at the scratch (the widest, six pixels at
+             * stride 2, 39 C of the 43 C reserved; see pz_dwconv_q8_m0_scratch_bytes) */
+            uint8_t *n_band = fused && n >= 3u ? l->scratch : band;
+            const uint8_t *x = n_band;
+            uint32_t x_row = cols * C, groups = 1;
+            if (rows_in && ix0 >= 0 && ix0 + (int32_t)cols <= (int32_t)s->in_w) {
+                x = xu + ((uint32_t)iy0 * s->in_w + (uint32_t)ix0) * C;
+                x_row = row;
+                /* the fused groups of four and six read in place take the rest of such groups in the same call */
+                if (fused && n >= 4u) {
+                    for (uint32_t o = ox + n; s->out_w - o >= n && (o + n - 1u) * sw + 3u <= s->in_w + s->pad_left;
+                         o += n) {
+                        groups++;
+                    }
+                }
+            } else {
+                dw_band(l, xu, iy0, ix0, cols, n_band);
+            }
+#if PZ_Q8_M0_ASM
+            if (fused && n >= 3u) {
+                out.row = x_row;
+                out.groups = groups;
+                out.x_step = (n == 6u ? 6u : 4u) * sw * C - C;   /* n s C - C */
+                out.y_step = n == 6u ? 5u * C : 3u * C;           /* (n - 1) C */
+                (n == 6u ? (sw == 1u ? pz_q8_dw3x3_hex_out_m0 : pz_q8_dw3x3_hex2_out_m0)
+                 : n == 3u ? (sw == 1u ? pz_q8_dw3x3_triple_out_m0 : pz_q8_dw3x3_triple2_out_m0)
+                 : sw == 1u ? pz_q8_dw3x3_quad_out_m0 : pz_q8_dw3x3_quad2_out_m0)(x, l->w, y, &out);
+                ox += n * groups;
+                y += n * groups * C;
+                continue;
+            }
+#endif
+            dw3x3_run(x, l->w, acc, C, x_row, sw, n);
+            for (uint32_t k = 0; k < n; k++) pz_q8_requant_run(&rq, acc + k * C, y + k * C, C, mult, shift, l);
+            ox += n;
+            y += n * C;
+        }
+    }
+}
