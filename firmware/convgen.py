@@ -334,7 +334,7 @@ def _q8_conv(lm, t, out_xor):
         fb = conv_layout.folded_depthwise_bias(t["bias"], w, zp_in)
         packed, bias = conv_layout.pack_depthwise(w, fb), None
         kind, adapter = "PZ_K_Q8_DWCONV2D", "pz_run_q8_dwconv2d"
-        # = pz_conv_q8_scratch_bytes (conv_q8_m0.c dw_band_at): the accumulators of the largest group of pixels,
+        # = pz_conv_q8_scratch_bytes (dwconv_q8_m0.c dw_band_at): the accumulators of the largest group of pixels,
         # then a border band of its 3 x cols x C bytes
         n = 1 if stride[1] > 2 else 4 if shape_out[1] >= 4 else 2 if shape_out[1] == 3 and stride[1] == 2 \
             else shape_out[1]
