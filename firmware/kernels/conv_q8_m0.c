@@ -40,6 +40,26 @@ typedef struct {
 
 #define PZ_CONV_GROUPS_PER_CALL 4u  /* 32 accumulators on the stack */
 
+/* A batch of output pixels for the small-K path (conv_pixels, K <= 32): windows `step` apart, every one inside the
+ * input, kh runs each; the Thumb-1 loop (pz_q8_conv_px8_m0) reads span .. x128 in this order. */
+typedef struct pz_conv_px {
+    uint32_t span;         /* lead + run_bytes (a multiple of 16): from a run's first byte - lead to its end */
+    uint32_t skip_adj;     /* skip - lead: from the end of one run to the next run's first byte - lead */
+    uint32_t window;       /* runs * (run_bytes + skip) */
+    uint32_t lead;         /* (16 - run_bytes mod 16) mod 16: the unrolled body's steps before a run's first byte */
+    uint32_t groups;       /* all of K: <= PZ_CONV_GROUPS_PER_CALL */
+    uint32_t group_bytes;
+    uint32_t pixels;       /* > 0 */
+    uint32_t step;         /* from one window to the next: stride_w * C */
+    const uint32_t *x128;  /* 128 * each window's byte sum */
+    uint32_t run_bytes, skip, runs;  /* as pz_conv_runs_t (the portable version's) */
+} pz_conv_px_t;
+
+/* Accumulators of one batch (on the stack) and its pixels: at most 8 windows are read before the batch's first
+ * output is written (the order docs/FIRMWARE.md promises for outputs written over their own input). */
+#define PZ_CONV_PX_ACC 128u
+#define PZ_CONV_PX_MAX 8u
+
 /* Depthwise 3x3 (pz_dwconv2d_q8_m0): the int32 accumulators of its largest group of pixels (at least 2), then a band
  * of that group's window columns, (n - 1) s + 3 of them. */
 static uint32_t dw_group_max(const pz_conv_shape_t *s) {
@@ -228,6 +248,160 @@ __asm__( \
 void pz_q8_conv_dot8z_m0(const uint8_t *x, const uint8_t *w, const pz_conv_runs_t *r, uint32_t *A);
 PZ_CONV_DOT8_FN("pz_q8_conv_dot8_m0", PZ_Q8_MAC_K, PZ_Q8_MAC_K_BYTES)
 PZ_CONV_DOT8_FN("pz_q8_conv_dot8z_m0", PZ_Q8_MAC_K_SKIP0, PZ_Q8_MAC_K_SKIP0_BYTES)
+
+/* Several output pixels per call (pz_conv2d_q8_m0's small-K path, K <= 32): the same lanes, header and MAC steps as
+ * PZ_CONV_DOT8_FN, with the run geometry worked out once per call instead of once per run (a run's entry into the
+ * unrolled body from `lead`, its end from `span`) and the call, register saves and frame set-up paid once per
+ * `pixels` pixels rather than once per pixel. r0 = the first pixel's window, r1 = the first group's header, r2 = the
+ * pz_conv_px_t, r3 = acc (groups * 8 per pixel, pixel after pixel). Frame: [sp] = end of this run, [sp+4] = entry
+ * into the body, [sp+8] = skip_adj, [sp+12] = window, [sp+16] = this window's end, [sp+20] = span, [sp+24] = acc,
+ * [sp+28] = x128 of this pixel, [sp+32] = this pixel's first run - lead, [sp+36] = groups, [sp+40] = groups left,
+ * [sp+44] = group bytes, [sp+48] = this group, [sp+52] = the first group, [sp+56] = pixels left, [sp+60] = step. */
+#define PZ_CONV_PX8_FN(NAME, MAC_K, MAC_K_BYTES, RUN_END, BLOCK_END) \
+__asm__( \
+    PZ_M0_FUNC(NAME) \
+    PZ_M0_SAVE_R4_R11 \
+    "    sub   sp, #64\n" \
+    "    str   r3, [sp, #24]\n" \
+    "    str   r1, [sp, #52]\n" \
+    "    ldm   r2!, {r3, r4, r5, r6}\n"  /* span, skip_adj, window, lead */ \
+    "    str   r3, [sp, #20]\n" \
+    "    str   r4, [sp, #8]\n" \
+    "    str   r5, [sp, #12]\n" \
+    "    subs  r0, r0, r6\n"             /* the first LDRB of the entered body reads the run's first byte */ \
+    "    str   r0, [sp, #32]\n" \
+    "    movs  r5, #" MAC_K_BYTES "\n" \
+    "    muls  r6, r5, r6\n" \
+    "    ldm   r2!, {r3, r4, r5, r7}\n"  /* groups, group bytes, pixels, step */ \
+    "    str   r3, [sp, #36]\n" \
+    "    str   r4, [sp, #44]\n" \
+    "    str   r5, [sp, #56]\n" \
+    "    str   r7, [sp, #60]\n" \
+    "    ldm   r2!, {r3}\n"              /* x128 */ \
+    "    str   r3, [sp, #28]\n" \
+    "    mov   r5, pc\n"                 /* the address of label 19 */ \
+    "    adds  r5, r5, r6\n" \
+    "19:\n" \
+    "    adds  r5, #(13f - 19b)\n" \
+    "    str   r5, [sp, #4]\n"           /* entry = body + lead steps */ \
+    "10:\n"                              /* next pixel */ \
+    "    ldr   r4, [sp, #36]\n" \
+    "    str   r4, [sp, #40]\n" \
+    "    ldr   r1, [sp, #52]\n" \
+    "11:\n"                              /* next group: r1 = its header */ \
+    "    str   r1, [sp, #48]\n" \
+    "    ldr   r0, [sp, #32]\n" \
+    "    ldr   r4, [sp, #12]\n" \
+    "    adds  r4, r0, r4\n" \
+    "    str   r4, [sp, #16]\n" \
+    "    ldm   r1!, {r2, r3, r4, r5}\n" \
+    "    ldm   r1!, {r6, r7}\n" \
+    "    mov   r8, r4\n" \
+    "    mov   r9, r5\n" \
+    "    mov   r10, r6\n" \
+    "    mov   r11, r7\n" \
+    "    ldm   r1!, {r4, r5}\n" \
+    "    mov   r12, r4\n" \
+    "    mov   lr, r5\n" \
+    "    mov   r6, r2\n" \
+    "    mov   r7, r3\n" \
+    "12:\n"                              /* next run: r0 = its first byte - lead */ \
+    RUN_END \
+    "    ldr   r5, [sp, #4]\n" \
+    "    mov   pc, r5\n" \
+    "13:\n" \
+    MAC_K("0") \
+    "14:\n" \
+    MAC_K("1") \
+    MAC_K("2") \
+    MAC_K("3") \
+    MAC_K("4") \
+    MAC_K("5") \
+    MAC_K("6") \
+    MAC_K("7") \
+    MAC_K("8") \
+    MAC_K("9") \
+    MAC_K("10") \
+    MAC_K("11") \
+    MAC_K("12") \
+    MAC_K("13") \
+    MAC_K("14") \
+    MAC_K("15") \
+    "    .if (14b - 13b) != " MAC_K_BYTES "\n" \
+    "    .error \"MAC_K_BYTES is not the size of one PZ_Q8_MAC_K\"\n" \
+    "    .endif\n" \
+    "    adds  r0, #16\n" \
+    BLOCK_END \
+    "15:\n"                              /* the run's end: on to the next run, or the window is done */ \
+    "    ldr   r4, [sp, #8]\n" \
+    "    adds  r0, r0, r4\n" \
+    "    ldr   r4, [sp, #16]\n" \
+    "    cmp   r0, r4\n" \
+    "    beq   16f\n" \
+    "    b     12b\n" \
+    "16:\n"                              /* acc_even = A_even - 256 A_odd - 128 X, acc_odd = A_odd */ \
+    "    ldr   r3, [sp, #24]\n" \
+    "    ldr   r1, [sp, #28]\n" \
+    "    ldr   r1, [r1]\n" \
+    PZ_CONV_PAIR("0", "4") \
+    "    mov   r6, r8\n" \
+    "    mov   r7, r9\n" \
+    PZ_CONV_PAIR("8", "12") \
+    "    mov   r6, r10\n" \
+    "    mov   r7, r11\n" \
+    PZ_CONV_PAIR("16", "20") \
+    "    mov   r6, r12\n" \
+    "    mov   r7, lr\n" \
+    PZ_CONV_PAIR("24", "28") \
+    "    adds  r3, #32\n" \
+    "    str   r3, [sp, #24]\n" \
+    "    ldr   r4, [sp, #40]\n" \
+    "    subs  r4, #1\n" \
+    "    str   r4, [sp, #40]\n" \
+    "    beq   17f\n" \
+    "    ldr   r1, [sp, #48]\n" \
+    "    ldr   r4, [sp, #44]\n" \
+    "    adds  r1, r1, r4\n" \
+    "    b     11b\n" \
+    "17:\n"                              /* the pixel's groups are done: the next pixel */ \
+    "    ldr   r4, [sp, #28]\n" \
+    "    adds  r4, #4\n" \
+    "    str   r4, [sp, #28]\n" \
+    "    ldr   r4, [sp, #32]\n" \
+    "    ldr   r5, [sp, #60]\n" \
+    "    adds  r4, r4, r5\n" \
+    "    str   r4, [sp, #32]\n" \
+    "    ldr   r4, [sp, #56]\n" \
+    "    subs  r4, #1\n" \
+    "    str   r4, [sp, #56]\n" \
+    "    beq   18f\n" \
+    "    b     10b\n" \
+    "18:\n" \
+    "    add   sp, #64\n" \
+    PZ_M0_RESTORE_R4_R11_RETURN \
+    "    .size   " NAME ", . - " NAME "\n" \
+    "    .popsection\n");
+/* Runs of any length: the run's end ([sp]) set at its start and checked after every 16-byte block. */
+#define PZ_CONV_PX_RUN_END \
+    "    ldr   r4, [sp, #20]\n" \
+    "    adds  r4, r0, r4\n" \
+    "    str   r4, [sp]\n"
+#define PZ_CONV_PX_BLOCK_END \
+    "    ldr   r4, [sp]\n" \
+    "    cmp   r0, r4\n" \
+    "    beq   15f\n" \
+    "    b     13b\n"
+/* The _s ("short") loops: runs of at most 16 bytes (span = 16) end after their one block, no test (10 cycles less
+ * per run: a first layer's three 3-byte runs, pointwise convs of up to 16 channels). */
+void pz_q8_conv_px8_m0(const uint8_t *x, const uint8_t *w, const struct pz_conv_px *p, uint32_t *A);
+void pz_q8_conv_px8z_m0(const uint8_t *x, const uint8_t *w, const struct pz_conv_px *p, uint32_t *A);
+void pz_q8_conv_px8s_m0(const uint8_t *x, const uint8_t *w, const struct pz_conv_px *p, uint32_t *A);
+void pz_q8_conv_px8zs_m0(const uint8_t *x, const uint8_t *w, const struct pz_conv_px *p, uint32_t *A);
+PZ_CONV_PX8_FN("pz_q8_conv_px8_m0", PZ_Q8_MAC_K, PZ_Q8_MAC_K_BYTES, PZ_CONV_PX_RUN_END, PZ_CONV_PX_BLOCK_END)
+PZ_CONV_PX8_FN("pz_q8_conv_px8z_m0", PZ_Q8_MAC_K_SKIP0, PZ_Q8_MAC_K_SKIP0_BYTES, PZ_CONV_PX_RUN_END,
+               PZ_CONV_PX_BLOCK_END)
+PZ_CONV_PX8_FN("pz_q8_conv_px8s_m0", PZ_Q8_MAC_K, PZ_Q8_MAC_K_BYTES, "", "")
+PZ_CONV_PX8_FN("pz_q8_conv_px8zs_m0", PZ_Q8_MAC_K_SKIP0, PZ_Q8_MAC_K_SKIP0_BYTES, "", "")
 #else
 /* acc[0..8) of one group: header + lane sums over the runs, combined (portable version of the assembly). */
 static void dot8_group_c(const uint8_t *x, const uint8_t *w, const pz_conv_runs_t *r, uint32_t *A) {
@@ -255,6 +429,14 @@ static void dot8_group_c(const uint8_t *x, const uint8_t *w, const pz_conv_runs_
 
 static void dot8_c(const uint8_t *x, const uint8_t *w, const pz_conv_runs_t *r, uint32_t *A) {
     for (uint32_t g = 0; g < r->groups; g++) dot8_group_c(x, w + g * r->group_bytes, r, A + 8u * g);
+}
+
+static void px8_c(const uint8_t *x, const uint8_t *w, const pz_conv_px_t *p, uint32_t *A) {
+    pz_conv_runs_t r = {p->run_bytes, p->skip, p->runs, 0, p->groups, p->group_bytes};
+    for (uint32_t i = 0; i < p->pixels; i++, x += p->step, A += 8u * p->groups) {
+        r.x128 = p->x128[i];
+        dot8_c(x, w, &r, A);
+    }
 }
 
 #endif
@@ -388,13 +570,21 @@ typedef struct pz_requant_run {
                             act_min = out_zp) */
     uint32_t rec;        /* the layer has one-multiply records (conv.h rq) */
     void (*stage)(const struct pz_requant_run *);  /* the Thumb-1 loop requant_init chose, or NULL: requant_c */
+    uint32_t pixels;     /* pz_q8_requant_rec_px_m0: pixels of n outputs each */
+    uint32_t acc_skip;   /* pz_q8_requant_rec_px_m0: bytes of accumulators after each pixel's n */
 } pz_requant_run_t;
+
+#if PZ_Q8_M0_ASM  /* the offsets the Thumb-1 stages load */
+_Static_assert(__builtin_offsetof(pz_requant_run_t, rq) == 36 && __builtin_offsetof(pz_requant_run_t, pixels) == 60 &&
+               __builtin_offsetof(pz_requant_run_t, acc_skip) == 64, "pz_requant_run_t offsets");
+#endif
 
 #if PZ_Q8_M0_ASM
 void pz_q8_requant_run_m0(const pz_requant_run_t *r);
 void pz_q8_requant_small_m0(const pz_requant_run_t *r);
 void pz_q8_requant_small_relu_m0(const pz_requant_run_t *r);
 void pz_q8_requant_rec_m0(const pz_requant_run_t *r);
+void pz_q8_requant_rec_px_m0(const pz_requant_run_t *r);
 #endif
 
 /* The "small accumulator" output stage. For |acc| < 2^20 the product acc * m (m < 2^31) splits over three 11-bit
@@ -712,6 +902,60 @@ __asm__(
     PZ_REC_SATURATED("8", "r9", "4")
     "    .size   pz_q8_requant_rec_m0, . - pz_q8_requant_rec_m0\n"
     "    .popsection\n");
+
+/* pz_q8_requant_rec_m0 over `pixels` pixels of n outputs each (the small-K path, conv_pixels): the records restart
+ * at every pixel, acc_skip bytes of unused accumulators (the last group's channels past K) follow each pixel's n, and
+ * y advances by n. Per pixel about 12 cycles on top of the outputs, instead of a call (about 45). Low registers as
+ * there; high: r8, r9 as there, r10 = the records of mult[0], r11 = n, r12 = pixels left, lr = acc_skip. */
+__asm__(
+    PZ_M0_FUNC("pz_q8_requant_rec_px_m0")
+    PZ_M0_SAVE_R4_R11
+    "    ldm   r0!, {r1, r2, r3, r4, r5}\n"  /* acc, y, mult, shift (unused), n */
+    "    ldr   r4, [r0, #20]\n"              /* mult0 */
+    "    subs  r3, r3, r4\n"
+    "    lsls  r4, r3, #1\n"
+    "    adds  r3, r3, r4\n"
+    "    ldr   r4, [r0, #16]\n"              /* rq */
+    "    adds  r3, r3, r4\n"
+    "    mov   r10, r3\n"
+    "    mov   r11, r5\n"
+    "    ldr   r4, [r0, #40]\n"              /* pixels */
+    "    mov   r12, r4\n"
+    "    ldr   r4, [r0, #44]\n"              /* acc_skip */
+    "    mov   lr, r4\n"
+    "    adds  r5, r2, r5\n"                 /* y + n */
+    "    ldm   r0!, {r2, r4, r6}\n"          /* lo, hi, add */
+    "    adds  r2, r2, r6\n"
+    "    mov   r8, r2\n"
+    "    adds  r4, r4, r6\n"
+    "    mov   r9, r4\n"
+    "    movs  r0, r1\n"
+    "10:\n"                                  /* next pixel */
+    "    mov   r1, r10\n"
+    "    mov   r7, r11\n"
+    "    negs  r7, r7\n"
+    "    lsls  r2, r7, #31\n"                /* n odd: start with the second output of a pass */
+    "    bne   2f\n"
+    "1:\n"
+    PZ_REC_OUTPUT("3", "5", "6")
+    "    adds  r7, #1\n"
+    "2:\n"
+    PZ_REC_OUTPUT("4", "7", "8")
+    "    adds  r7, #1\n"
+    "    bne   1b\n"
+    "    add   r0, lr\n"
+    "    add   r5, r11\n"
+    "    mov   r2, r12\n"
+    "    subs  r2, #1\n"
+    "    mov   r12, r2\n"
+    "    bne   10b\n"
+    PZ_M0_RESTORE_R4_R11_RETURN
+    PZ_REC_SATURATED("5", "r8", "3")
+    PZ_REC_SATURATED("6", "r9", "3")
+    PZ_REC_SATURATED("7", "r8", "4")
+    PZ_REC_SATURATED("8", "r9", "4")
+    "    .size   pz_q8_requant_rec_px_m0, . - pz_q8_requant_rec_px_m0\n"
+    "    .popsection\n");
 #endif
 
 /* The plain C output stage (the fallback, and the host build). */
@@ -794,27 +1038,21 @@ static void gather(const pz_q8_conv_t *l, const uint8_t *xu, uint32_t oy, uint32
     }
 }
 
-typedef void (*pz_dot8_fn)(const uint8_t *, const uint8_t *, const pz_conv_runs_t *, uint32_t *);
-
-/* All K outputs of one pixel whose window is x with runs r (X and groups still to fill in): calls of up to
- * PZ_CONV_GROUPS_PER_CALL groups, each followed by the output stage of its outputs. */
-static inline __attribute__((always_inline)) void conv_pixel(const pz_q8_conv_t *l, pz_requant_run_t *rq,
-                                                            pz_dot8_fn dot8, const uint8_t *x, pz_conv_runs_t *r,
-                                                            uint32_t row, uint32_t group_bytes, uint32_t last_groups,
-                                                            uint8_t *y) {
-    const uint32_t K = l->s.out_c;
+/* The sum of a window's bytes: `runs` runs of run_bytes, `row` apart (X of the lanes' - 128 X). */
+static inline __attribute__((always_inline)) uint32_t window_sum(const uint8_t *x, uint32_t runs, uint32_t run_bytes,
+                                                                uint32_t row) {
     uint32_t X = 0;
-    if (r->run_bytes < 8u) {  /* short runs (a first layer's 3 x 1 bytes): bytewise, no word set-up */
-        for (uint32_t i = 0; i < r->runs; i++) {
+    if (run_bytes < 8u) {  /* short runs (a first layer's 3 x 1 bytes): bytewise, no word set-up */
+        for (uint32_t i = 0; i < runs; i++) {
             const uint8_t *p = x + i * row;
-            for (uint32_t b = 0; b < r->run_bytes; b++) X += p[b];
+            for (uint32_t b = 0; b < run_bytes; b++) X += p[b];
         }
-    } else if ((r->runs > 1u || r->run_bytes <= 32u) && ((r->run_bytes | row | (uint32_t)(uintptr_t)x) & 3u) == 0
-               && r->run_bytes * r->runs <= 512u) {
+    } else if ((runs > 1u || run_bytes <= 32u) && ((run_bytes | row | (uint32_t)(uintptr_t)x) & 3u) == 0
+               && run_bytes * runs <= 512u) {
         /* several runs, or one short one, of whole aligned words (C a multiple of 4): one pass of 16-bit lanes over
          * the window (<= 128 words: a lane holds 128 * 510), folded once, instead of a sum_bytes call per run (a
          * long single run, pointwise from 64 channels, is a little faster through sum_bytes) */
-        const uint32_t runs = r->runs, words = r->run_bytes / 4u;  /* locals: the word reads may alias *r */
+        const uint32_t words = run_bytes / 4u;
         uint32_t lanes = 0;
         for (uint32_t i = 0; i < runs; i++) {
             const pz_word_alias *p = (const pz_word_alias *)(const void *)(x + i * row), *end = p + words;
@@ -826,8 +1064,21 @@ static inline __attribute__((always_inline)) void conv_pixel(const pz_q8_conv_t 
         }
         X = (lanes & 0xFFFFu) + (lanes >> 16);
     } else {
-        for (uint32_t i = 0; i < r->runs; i++) X += sum_bytes(x + i * row, r->run_bytes);
+        for (uint32_t i = 0; i < runs; i++) X += sum_bytes(x + i * row, run_bytes);
     }
+    return X;
+}
+
+typedef void (*pz_dot8_fn)(const uint8_t *, const uint8_t *, const pz_conv_runs_t *, uint32_t *);
+
+/* All K outputs of one pixel whose window is x with runs r (X and groups still to fill in): calls of up to
+ * PZ_CONV_GROUPS_PER_CALL groups, each followed by the output stage of its outputs. */
+static inline __attribute__((always_inline)) void conv_pixel(const pz_q8_conv_t *l, pz_requant_run_t *rq,
+                                                            pz_dot8_fn dot8, const uint8_t *x, pz_conv_runs_t *r,
+                                                            uint32_t row, uint32_t group_bytes, uint32_t last_groups,
+                                                            uint8_t *y) {
+    const uint32_t K = l->s.out_c;
+    const uint32_t X = window_sum(x, r->runs, r->run_bytes, row);
     r->x128 = X * 128u;
     const uint8_t *w = l->w;
     uint32_t acc[8u * PZ_CONV_GROUPS_PER_CALL];
@@ -845,6 +1096,158 @@ static inline __attribute__((always_inline)) void conv_pixel(const pz_q8_conv_t 
     requant_run(rq, (const int32_t *)acc, y + j0, K - j0, l->multiplier + j0, l->shift + j0, l);
 }
 
+typedef void (*pz_px8_fn)(const uint8_t *, const uint8_t *, const pz_conv_px_t *, uint32_t *);
+
+/* The output stage of n pixels' K outputs, kacc accumulators per pixel: one call of the one-multiply stage over all
+ * of them, else one run per pixel. */
+static void requant_pixels(pz_requant_run_t *rq, const int32_t *acc, uint8_t *y, uint32_t n, uint32_t kacc,
+                           const pz_q8_conv_t *l) {
+    const uint32_t K = l->s.out_c;
+#if PZ_Q8_M0_ASM
+    if (rq->stage == pz_q8_requant_rec_m0) {
+        rq->acc = acc;
+        rq->y = y;
+        rq->mult = l->multiplier;
+        rq->shift = l->shift;
+        rq->n = K;
+        rq->pixels = n;
+        rq->acc_skip = 4u * (kacc - K);
+        pz_q8_requant_rec_px_m0(rq);
+        return;
+    }
+#endif
+    for (uint32_t i = 0; i < n; i++) requant_run(rq, acc + i * kacc, y + i * K, K, l->multiplier, l->shift, l);
+}
+
+/* n <= PZ_CONV_PX_MAX output pixels (n * 8 * groups <= PZ_CONV_PX_ACC accumulators) whose windows lie inside the
+ * input, p->step apart from x on: their window sums, one dot-product call, one output-stage call. */
+static void conv_pixels(const pz_q8_conv_t *l, pz_requant_run_t *rq, pz_px8_fn px8, const uint8_t *x,
+                        pz_conv_px_t *p, uint32_t n, uint32_t row, uint8_t *y) {
+    uint32_t x128[PZ_CONV_PX_MAX], acc[PZ_CONV_PX_ACC];
+    if (p->run_bytes < 8u) {
+        /* short runs (few channels: a first layer's 3 x 1 bytes): neighbouring windows share columns, so sum each
+         * byte column of the batch's span over the runs once, then each window's run_bytes columns */
+        uint32_t col[(PZ_CONV_PX_MAX - 1u) * 8u + 8u];  /* step = stride * C <= run_bytes < 8 for overlapping windows */
+        const uint32_t cols = (n - 1u) * p->step + p->run_bytes;
+        if (cols <= sizeof col / sizeof col[0]) {
+            if (p->runs == 3u) {  /* 3 x 3 kernels, unrolled */
+                for (uint32_t b = 0; b < cols; b++) col[b] = (uint32_t)x[b] + x[b + row] + x[b + 2u * row];
+            } else {
+                for (uint32_t b = 0; b < cols; b++) {
+                    const uint8_t *q = x + b;
+                    uint32_t sum = 0;
+                    for (uint32_t r = p->runs; r; r--, q += row) sum += *q;
+                    col[b] = sum;
+                }
+            }
+            if (p->run_bytes == 3u) {
+                for (uint32_t i = 0; i < n; i++) {
+                    const uint32_t *c = col + i * p->step;
+                    x128[i] = 128u * (c[0] + c[1] + c[2]);
+                }
+            } else {
+                for (uint32_t i = 0; i < n; i++) {
+                    const uint32_t *c = col + i * p->step;
+                    uint32_t sum = 0;
+                    for (uint32_t b = 0; b < p->run_bytes; b++) sum += c[b];
+                    x128[i] = 128u * sum;
+                }
+            }
+        } else {
+            const uint8_t *win = x;
+            for (uint32_t i = 0; i < n; i++, win += p->step) x128[i] = 128u * window_sum(win, p->runs, p->run_bytes, row);
+        }
+    } else if (p->runs == 1u && p->run_bytes <= 32u && ((p->run_bytes | p->step | (uint32_t)(uintptr_t)x) & 3u) == 0) {
+        /* one run of whole aligned words (pointwise, C a multiple of 4, up to 32): 16-bit lanes, folded once */
+        const uint32_t words = p->run_bytes / 4u, step = p->step / 4u;
+        const pz_word_alias *win = (const pz_word_alias *)(const void *)x;
+        for (uint32_t i = 0; i < n; i++, win += step) {
+            uint32_t lanes = 0;
+            for (uint32_t k = 0; k < words; k++) {
+                const uint32_t v = win[k];
+                lanes += v & 0x00FF00FFu;
+                lanes += (v >> 8) & 0x00FF00FFu;
+            }
+            x128[i] = 128u * ((lanes & 0xFFFFu) + (lanes >> 16));
+        }
+    } else {
+        const uint8_t *win = x;
+        for (uint32_t i = 0; i < n; i++, win += p->step) x128[i] = 128u * window_sum(win, p->runs, p->run_bytes, row);
+    }
+    p->pixels = n;
+    p->x128 = x128;
+    px8(x, l->w, p, acc);
+    requant_pixels(rq, (const int32_t *)acc, y, n, 8u * p->groups, l);
+}
+
+/* The small-K path (K <= 32, all groups in one call: few input channels make the per-pixel costs dominate): the
+ * windows inside the input in batches of up to PZ_CONV_PX_ACC / (8 groups) pixels along a row (a pointwise layer:
+ * along the whole image), the others one by one through the gathered scratch as in the general path. Outputs in
+ * increasing pixel order; at most PZ_CONV_PX_MAX windows read ahead of the first output of a batch. */
+static void conv2d_small_k(const pz_q8_conv_t *l, pz_requant_run_t *rq, pz_dot8_fn dot8, pz_px8_fn px8,
+                           const uint8_t *xu, uint8_t *y) {
+    const pz_conv_shape_t *s = &l->s;
+    const uint32_t C = s->in_c, K = s->out_c, n_win = ((uint32_t)s->k_h * s->k_w * C + 3u) & ~3u;
+    const uint32_t row = (uint32_t)s->in_w * C, run = (uint32_t)s->k_w * C;
+    const uint32_t groups = (K + 7u) / 8u, group_bytes = 32u + 8u * n_win;
+    uint32_t batch = PZ_CONV_PX_ACC / (8u * groups);
+    if (batch > PZ_CONV_PX_MAX) batch = PZ_CONV_PX_MAX;
+    pz_conv_px_t p;
+    p.groups = groups;
+    p.group_bytes = group_bytes;
+    p.step = (uint32_t)s->stride_w * C;
+    p.run_bytes = run;
+    p.runs = s->k_h;
+    const int pointwise = s->k_h == 1 && s->k_w == 1 && s->stride_h == 1 && s->stride_w == 1 && s->pad_top == 0 &&
+                          s->pad_left == 0 && s->in_w == s->out_w;
+    p.skip = pointwise ? 0u : row - run;
+    p.lead = (16u - run % 16u) % 16u;
+    p.span = run + p.lead;
+    p.skip_adj = p.skip - p.lead;
+    p.window = p.runs * (run + p.skip);
+    if (pointwise) {  /* one run of pixels over the whole image */
+        uint32_t left = (uint32_t)s->out_h * s->out_w;
+        for (; left; ) {
+            const uint32_t n = left < batch ? left : batch;
+            conv_pixels(l, rq, px8, xu, &p, n, row, y);
+            xu += n * C;
+            y += n * K;
+            left -= n;
+        }
+        return;
+    }
+    pz_conv_runs_t r;
+    r.groups = groups;
+    /* the interior columns: ix0 = ox s - pad_left >= 0 and ix0 + k_w <= in_w */
+    const uint32_t sw = s->stride_w;
+    const uint32_t ox_lo = (s->pad_left + sw - 1u) / sw;
+    const uint32_t ox_end = s->in_w < s->k_w ? 0u : ((uint32_t)s->in_w - s->k_w + s->pad_left) / sw + 1u;
+    for (uint32_t oy = 0; oy < s->out_h; oy++) {
+        const int32_t iy0 = (int32_t)(oy * s->stride_h) - s->pad_top;
+        const int rows_inside = iy0 >= 0 && iy0 + s->k_h <= s->in_h;
+        uint32_t ox = 0;
+        while (ox < s->out_w) {
+            if (rows_inside && ox >= ox_lo && ox < ox_end) {
+                uint32_t n = ox_end - ox;
+                if (n > s->out_w - ox) n = s->out_w - ox;
+                if (n > batch) n = batch;
+                const uint8_t *x = xu + ((uint32_t)iy0 * s->in_w + (ox * sw - s->pad_left)) * C;
+                conv_pixels(l, rq, px8, x, &p, n, row, y);
+                ox += n;
+                y += n * K;
+            } else {
+                gather(l, xu, oy, ox, l->scratch);
+                r.run_bytes = n_win;  /* padded to whole blocks with zero bytes and zero weights */
+                r.skip = 0;
+                r.runs = 1;
+                conv_pixel(l, rq, dot8, l->scratch, &r, row, group_bytes, groups, y);
+                ox++;
+                y += K;
+            }
+        }
+    }
+}
+
 void pz_conv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
     const pz_conv_shape_t *s = &l->s;
     const uint32_t C = s->in_c, K = s->out_c, n_win = ((uint32_t)s->k_h * s->k_w * C + 3u) & ~3u;
@@ -860,6 +1263,17 @@ void pz_conv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
 #else
     const pz_dot8_fn dot8 = dot8_c;
 #endif
+    if (K <= 8u * PZ_CONV_GROUPS_PER_CALL) {  /* few outputs per pixel: batches of pixels per call */
+#if PZ_Q8_M0_ASM
+        /* [zero skipping][runs of at most 16 bytes] */
+        static const pz_px8_fn px8[2][2] = {{pz_q8_conv_px8_m0, pz_q8_conv_px8s_m0},
+                                            {pz_q8_conv_px8z_m0, pz_q8_conv_px8zs_m0}};
+        conv2d_small_k(l, &rq, dot8, px8[l->pad == 0][(uint32_t)s->k_w * C <= 16u], xu, y);
+#else
+        conv2d_small_k(l, &rq, dot8, px8_c, xu, y);
+#endif
+        return;
+    }
     pz_conv_runs_t r;
     if (s->k_h == 1 && s->k_w == 1 && s->stride_h == 1 && s->stride_w == 1 && s->pad_top == 0 && s->pad_left == 0 &&
         s->in_w == s->out_w) {
