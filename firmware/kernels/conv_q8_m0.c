@@ -1119,46 +1119,36 @@ static void requant_pixels(pz_requant_run_t *rq, const int32_t *acc, uint8_t *y,
     for (uint32_t i = 0; i < n; i++) requant_run(rq, acc + i * kacc, y + i * K, K, l->multiplier, l->shift, l);
 }
 
-/* n <= PZ_CONV_PX_MAX output pixels (n * 8 * groups <= PZ_CONV_PX_ACC accumulators) whose windows lie inside the
- * input, p->step apart from x on: their window sums, one dot-product call, one output-stage call. */
-static void conv_pixels(const pz_q8_conv_t *l, pz_requant_run_t *rq, pz_px8_fn px8, const uint8_t *x,
-                        pz_conv_px_t *p, uint32_t n, uint32_t row, uint8_t *y) {
-    uint32_t x128[PZ_CONV_PX_MAX], acc[PZ_CONV_PX_ACC];
-    if (p->run_bytes < 8u) {
-        /* short runs (few channels: a first layer's 3 x 1 bytes): neighbouring windows share columns, so sum each
-         * byte column of the batch's span over the runs once, then each window's run_bytes columns */
-        uint32_t col[(PZ_CONV_PX_MAX - 1u) * 8u + 8u];  /* step = stride * C <= run_bytes < 8 for overlapping windows */
-        const uint32_t cols = (n - 1u) * p->step + p->run_bytes;
-        if (cols <= sizeof col / sizeof col[0]) {
-            if (p->runs == 3u) {  /* 3 x 3 kernels, unrolled */
-                for (uint32_t b = 0; b < cols; b++) col[b] = (uint32_t)x[b] + x[b + row] + x[b + 2u * row];
-            } else {
-                for (uint32_t b = 0; b < cols; b++) {
-                    const uint8_t *q = x + b;
-                    uint32_t sum = 0;
-                    for (uint32_t r = p->runs; r; r--, q += row) sum += *q;
-                    col[b] = sum;
-                }
-            }
-            if (p->run_bytes == 3u) {
-                for (uint32_t i = 0; i < n; i++) {
-                    const uint32_t *c = col + i * p->step;
-                    x128[i] = 128u * (c[0] + c[1] + c[2]);
-                }
-            } else {
-                for (uint32_t i = 0; i < n; i++) {
-                    const uint32_t *c = col + i * p->step;
-                    uint32_t sum = 0;
-                    for (uint32_t b = 0; b < p->run_bytes; b++) sum += c[b];
-                    x128[i] = 128u * sum;
-                }
-            }
+/* x128[i] = 128 * the byte sum of window i of a batch (conv_pixels). */
+static void batch_sums(const uint8_t *x, const pz_conv_px_t *p, uint32_t n, uint32_t row, uint32_t *x128) {
+    const uint32_t cols = (n - 1u) * p->step + p->run_bytes;
+    uint16_t col[(PZ_CONV_PX_MAX - 1u) * 8u + 8u];  /* <= 255 rows of bytes; step <= run_bytes < 8 */
+    if (p->run_bytes < 8u && cols <= sizeof col / sizeof col[0]) {
+        /* short runs (few channels: a first layer's 3 x 1 bytes): neighbouring windows share columns, so each
+         * byte column of the batch's span is summed over the runs once, then each window's run_bytes columns */
+        if (p->runs == 3u) {  /* 3 x 3 kernels, unrolled */
+            for (uint32_t b = 0; b < cols; b++) col[b] = (uint16_t)(x[b] + x[b + row] + x[b + 2u * row]);
         } else {
-            const uint8_t *win = x;
-            for (uint32_t i = 0; i < n; i++, win += p->step) x128[i] = 128u * window_sum(win, p->runs, p->run_bytes, row);
+            for (uint32_t b = 0; b < cols; b++) {
+                const uint8_t *q = x + b;
+                uint32_t sum = 0;
+                for (uint32_t r = p->runs; r; r--, q += row) sum += *q;
+                col[b] = (uint16_t)sum;
+            }
         }
-    } else if (p->runs == 1u && p->run_bytes <= 32u && ((p->run_bytes | p->step | (uint32_t)(uintptr_t)x) & 3u) == 0) {
-        /* one run of whole aligned words (pointwise, C a multiple of 4, up to 32): 16-bit lanes, folded once */
+        const uint16_t *c = col;
+        if (p->run_bytes == 3u) {  /* 3-wide windows of one channel, unrolled */
+            for (uint32_t i = 0; i < n; i++, c += p->step) x128[i] = 128u * ((uint32_t)c[0] + c[1] + c[2]);
+        } else {
+            for (uint32_t i = 0; i < n; i++, c += p->step) {
+                uint32_t sum = 0;
+                for (uint32_t b = 0; b < p->run_bytes; b++) sum += c[b];
+                x128[i] = 128u * sum;
+            }
+        }
+    } else if (p->runs == 1u && p->run_bytes <= 32u &&
+               ((p->run_bytes | p->step | (uint32_t)(uintptr_t)x) & 3u) == 0) {
+        /* one run of whole aligned words (pointwise, C a multiple of 4 up to 32): 16-bit lanes, folded once */
         const uint32_t words = p->run_bytes / 4u, step = p->step / 4u;
         const pz_word_alias *win = (const pz_word_alias *)(const void *)x;
         for (uint32_t i = 0; i < n; i++, win += step) {
@@ -1171,9 +1161,16 @@ static void conv_pixels(const pz_q8_conv_t *l, pz_requant_run_t *rq, pz_px8_fn p
             x128[i] = 128u * ((lanes & 0xFFFFu) + (lanes >> 16));
         }
     } else {
-        const uint8_t *win = x;
-        for (uint32_t i = 0; i < n; i++, win += p->step) x128[i] = 128u * window_sum(win, p->runs, p->run_bytes, row);
+        for (uint32_t i = 0; i < n; i++, x += p->step) x128[i] = 128u * window_sum(x, p->runs, p->run_bytes, row);
     }
+}
+
+/* n <= PZ_CONV_PX_MAX output pixels (n * 8 * groups <= PZ_CONV_PX_ACC accumulators) whose windows lie inside the
+ * input, p->step apart from x on: their window sums, one dot-product call, one output-stage call. */
+static void conv_pixels(const pz_q8_conv_t *l, pz_requant_run_t *rq, pz_px8_fn px8, const uint8_t *x,
+                        pz_conv_px_t *p, uint32_t n, uint32_t row, uint8_t *y) {
+    uint32_t x128[PZ_CONV_PX_MAX], acc[PZ_CONV_PX_ACC];
+    batch_sums(x, p, n, row, x128);
     p->pixels = n;
     p->x128 = x128;
     px8(x, l->w, p, acc);
