@@ -13,12 +13,26 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rp2040_sim.kernel_harness import conv_case
+from rp2040_sim.kernel_harness import conv_case, conv_records
 from test_conv_requant import rounded
 from test_firmware_conv import lib, m0, q8_golden, run_q8  # noqa: F401  (fixtures)
 
-BATCHED = ["pz_q8_conv_px8_m0", "pz_q8_conv_px8s_m0", "pz_q8_conv_px8z_m0", "pz_q8_conv_px8zs_m0"]
+FUSED = ["pz_q8_conv_px8r_m0", "pz_q8_conv_px8sr_m0", "pz_q8_conv_px8zr_m0", "pz_q8_conv_px8zsr_m0"]
+BATCHED = FUSED + ["pz_q8_conv_px8s_m0", "pz_q8_conv_px8zs_m0"]
 REC_BATCHED = "pz_q8_requant_rec_px_m0"
+
+
+def batched_loop(t) -> str | None:
+    """The batched loop conv_q8_m0.c's px8_for picks for a layer with K <= 32, or None (the per-pixel path): the
+    output stage fused when the layer has records and K % 8 == 0, else the accumulator-storing loops for runs of at
+    most 16 bytes only."""
+    s = t["shape"]
+    fused = conv_records(t) is not None and s.out_c % 8 == 0
+    short = s.k_w * s.in_c <= 16
+    if not (fused or short):
+        return None
+    zero = "z" if t["zp_in"] == -128 else ""
+    return f"pz_q8_conv_px8{zero}{'s' if short else ''}{'r' if fused else ''}_m0"
 
 
 @st.composite
@@ -57,8 +71,9 @@ def test_small_k_bit_exact_in_emulator(m0, layer):  # noqa: F811
     np.testing.assert_array_equal(run.y, q8_golden(t))
     s = t["shape"]
     interior = (s.in_h >= s.k_h and s.in_w >= s.k_w and s.pad_top == 0 and s.pad_left == 0)
-    if interior:  # the top-left window lies inside the input: a batch ran
-        assert entered, "no batched dot product ran"
+    want = batched_loop(t)
+    if interior:  # the top-left window lies inside the input: a batch ran, through the loop px8_for chose
+        assert entered == ({want} if want else set()), entered
 
 
 @settings(max_examples=60, deadline=None)
@@ -77,11 +92,15 @@ def test_small_k_host_build_bit_exact(lib, layer):  # noqa: F811
     (3, 5, 3, 7, (1, 1), (1, 1), False),    # odd K and unaligned pixels (3 bytes)
 ])
 def test_small_k_batches_and_records_in_emulator(m0, h, w, c, k, kernel, stride, zero_input):  # noqa: F811
-    """Fixed shapes of the registry models, with records: the batched dot product and the batched one-multiply
-    stage both run, and the outputs are the golden model's, with and without out_xor."""
+    """Fixed shapes of the registry models, with records: the batched loop with the output stage fused (K a multiple
+    of 8), or the batched loop and the batched one-multiply stage (K = 12, 7), and the outputs are the golden
+    model's, with and without out_xor."""
     t = make_case(7 * h + w, h, w, c, k, kernel, stride, "same", None, zero_input, True)
+    assert conv_records(t) is not None
     want = q8_golden(t)
+    loop = batched_loop(t)
+    expected = {loop} if loop in FUSED else {loop, REC_BATCHED}
     for out_xor in (0, 0x80):
         run, entered = m0.call_entering(t, "pz_conv2d_q8_m0", BATCHED + [REC_BATCHED], out_xor)
         np.testing.assert_array_equal(run.y, want)
-        assert REC_BATCHED in entered and entered & set(BATCHED), entered
+        assert entered == expected, entered
