@@ -298,13 +298,14 @@ __asm__( \
     PIXEL_START \
     "    ldr   r4, [sp, #36]\n" \
     "    str   r4, [sp, #40]\n" \
+    "    ldr   r0, [sp, #32]\n" \
+    "    ldr   r4, [sp, #12]\n" \
+    "    adds  r4, r0, r4\n" \
+    "    str   r4, [sp, #16]\n"           /* the window's end */ \
     "    ldr   r1, [sp, #52]\n" \
     "11:\n"                              /* next group: r1 = its header */ \
     "    str   r1, [sp, #48]\n" \
     "    ldr   r0, [sp, #32]\n" \
-    "    ldr   r4, [sp, #12]\n" \
-    "    adds  r4, r0, r4\n" \
-    "    str   r4, [sp, #16]\n" \
     "    ldm   r1!, {r2, r3, r4, r5}\n" \
     "    ldm   r1!, {r6, r7}\n" \
     "    mov   r8, r4\n" \
@@ -431,10 +432,9 @@ __asm__( \
     "    adds  r0, #4\n" \
     "    ldr   " S ", [sp, #" CLAMP_AT "]\n" \
     "    b     " STORE "b\n"
-/* One lane pair (r6 even, r7 odd; `from` moves it there from the high registers), 128 X reloaded from [sp+84]. */
+/* One lane pair (r6 even, r7 odd; `from` moves it there from the high registers), r2 = 128 X. */
 #define PZ_CONV_PX_PAIR_OUT(FROM, I0, I1, N) \
     FROM \
-    "    ldr   r2, [sp, #84]\n" \
     "    lsls  r4, r7, #8\n" \
     "    subs  r6, r6, r4\n" \
     "    subs  r6, r6, r2\n" \
@@ -446,8 +446,8 @@ __asm__( \
     PZ_CONV_PX_SATURATED("r7", "2" N "3", "76", "2" N "5") \
     PZ_CONV_PX_SATURATED("r7", "2" N "4", "80", "2" N "5")
 /* Frame of the _r loops: [sp+64] = y of this group, [sp+68] = its records, [sp+72] = add = out_zp + out_xor, [sp+76]
- * = act_min + out_xor, [sp+80] = act_max + out_xor, [sp+84] = 128 X of this pixel, [sp+88] = rq (every pixel
- * restarts at channel 0's records; y runs on: a pixel's 8 groups outputs are K). */
+ * = act_min + out_xor, [sp+80] = act_max + out_xor, [sp+88] = rq (every pixel restarts at channel 0's records; y
+ * runs on: a pixel's groups hold its K outputs). r2 = 128 X (the output steps leave it alone). */
 #define PZ_CONV_PX_REC_PIXEL \
     "    ldr   r4, [sp, #88]\n" \
     "    str   r4, [sp, #68]\n"
@@ -457,7 +457,6 @@ __asm__( \
     "    ldr   r5, [sp, #72]\n" \
     "    ldr   r2, [sp, #28]\n" \
     "    ldr   r2, [r2]\n" \
-    "    str   r2, [sp, #84]\n" \
     PZ_CONV_PX_PAIR_OUT("", "0", "1", "0") \
     PZ_CONV_PX_PAIR_OUT("    mov   r6, r8\n    mov   r7, r9\n", "2", "3", "1") \
     PZ_CONV_PX_PAIR_OUT("    mov   r6, r10\n    mov   r7, r11\n", "4", "5", "2") \
