@@ -13,6 +13,11 @@
  *   is a multiple of 4) and zeros up to the layout's padded length, then read as one run.
  * - One call does up to 4 groups (32 outputs), then one output-stage call for them.
  * - Zero skipping when pad == 0 (the input's zero point is the byte 0: ReLU outputs): pz_q8_conv_dot8z_m0.
+ * - Few outputs per pixel (K <= 32: first layers, pointwise convs of few channels), where the per-pixel set-up
+ *   dominated: the windows inside the input go in batches of up to 8 pixels per call of one loop
+ *   (pz_q8_conv_px8*_m0, px8_for), the run geometry worked out once per call, the window sums from shared byte
+ *   columns, and for layers with one-multiply records and K a multiple of 8 the output stage run on the lanes in
+ *   registers (conv2d_small_k).
  *
  * depthwise 3x3: all channels of up to four output pixels side by side per pass over the dw records (bias, 9
  * weights): four pixels at stride 1 or 2 (three at stride 1) load each input byte of a kernel row once for every
@@ -283,242 +288,6 @@ __asm__( \
 #define PZ_Q8_MAC_K_SKIP0_BYTES "62"
 
 void pz_q8_conv_dot8z_m0(const uint8_t *x, const uint8_t *w, const pz_conv_runs_t *r, uint32_t *A);
-/* -- The small-K path's Thumb-1 loops (conv2d_small_k), before the per-pixel path's: the assembly functions come
- * first in the object, so these keep the per-pixel path's dot products, output stages and pz_conv2d_q8_m0 within one
- * 8 kB way of the XIP cache (spread over more, three of its hot lines shared cache sets and missed on every pass:
- * 6x6x64 -> 64 with zero skipping 3.80 instead of 3.56 cycles/MAC in rp2040_sim). */
-/* Several output pixels per call (pz_conv2d_q8_m0's small-K path, K <= 32): the same lanes, header and MAC steps as
- * PZ_CONV_DOT8_FN, with the run geometry worked out once per call instead of once per run (a run's entry into the
- * unrolled body from `lead`, its end from `span`) and the call, register saves and frame set-up paid once per
- * `pixels` pixels rather than once per pixel. r0 = the first pixel's window, r1 = the first group's header, r2 = the
- * pz_conv_px_t, r3 = acc (groups * 8 per pixel, pixel after pixel). Frame: [sp] = end of this run, [sp+4] = entry
- * into the body, [sp+8] = skip_adj, [sp+12] = window, [sp+16] = this window's end, [sp+20] = span, [sp+24] = acc,
- * [sp+28] = x128 of this pixel, [sp+32] = this pixel's first run - lead, [sp+36] = groups, [sp+40] = groups left,
- * [sp+44] = group bytes, [sp+48] = this group, [sp+52] = the first group, [sp+56] = pixels left, [sp+60] = step. */
-#define PZ_CONV_PX8_FN(NAME, MAC_K, MAC_K_BYTES, RUN_END, BLOCK_END, PIXEL_START, EPILOGUE) \
-__asm__( \
-    PZ_M0_FUNC(NAME) \
-    PZ_M0_SAVE_R4_R11 \
-    "    sub   sp, #92\n" \
-    "    str   r3, [sp, #24]\n" \
-    "    str   r1, [sp, #52]\n" \
-    "    ldm   r2!, {r3, r4, r5, r6}\n"  /* span, skip_adj, window, lead */ \
-    "    str   r3, [sp, #20]\n" \
-    "    str   r4, [sp, #8]\n" \
-    "    str   r5, [sp, #12]\n" \
-    "    subs  r0, r0, r6\n"             /* the first LDRB of the entered body reads the run's first byte */ \
-    "    str   r0, [sp, #32]\n" \
-    "    movs  r5, #" MAC_K_BYTES "\n" \
-    "    muls  r6, r5, r6\n" \
-    "    ldm   r2!, {r3, r4, r5, r7}\n"  /* groups, group bytes, pixels, step */ \
-    "    str   r3, [sp, #36]\n" \
-    "    str   r4, [sp, #44]\n" \
-    "    str   r5, [sp, #56]\n" \
-    "    str   r7, [sp, #60]\n" \
-    "    ldm   r2!, {r3}\n"              /* x128 */ \
-    "    str   r3, [sp, #28]\n" \
-    "    mov   r5, pc\n"                 /* the address of label 19 */ \
-    "    adds  r5, r5, r6\n" \
-    "19:\n" \
-    "    adds  r5, #(13f - 19b)\n" \
-    "    str   r5, [sp, #4]\n"           /* entry = body + lead steps */ \
-    "    ldm   r2!, {r3, r4, r5, r6, r7}\n"  /* y, rq, add, lo, hi: the _r loops' output stage */ \
-    "    str   r3, [sp, #64]\n" \
-    "    str   r4, [sp, #88]\n" \
-    "    str   r5, [sp, #72]\n" \
-    "    str   r6, [sp, #76]\n" \
-    "    str   r7, [sp, #80]\n" \
-    "10:\n"                              /* next pixel */ \
-    PIXEL_START \
-    "    ldr   r4, [sp, #36]\n" \
-    "    str   r4, [sp, #40]\n" \
-    "    ldr   r0, [sp, #32]\n" \
-    "    ldr   r4, [sp, #12]\n" \
-    "    adds  r4, r0, r4\n" \
-    "    str   r4, [sp, #16]\n"           /* the window's end */ \
-    "    ldr   r1, [sp, #52]\n" \
-    "11:\n"                              /* next group: r1 = its header */ \
-    "    str   r1, [sp, #48]\n" \
-    "    ldr   r0, [sp, #32]\n" \
-    "    ldm   r1!, {r2, r3, r4, r5}\n" \
-    "    ldm   r1!, {r6, r7}\n" \
-    "    mov   r8, r4\n" \
-    "    mov   r9, r5\n" \
-    "    mov   r10, r6\n" \
-    "    mov   r11, r7\n" \
-    "    ldm   r1!, {r4, r5}\n" \
-    "    mov   r12, r4\n" \
-    "    mov   lr, r5\n" \
-    "    mov   r6, r2\n" \
-    "    mov   r7, r3\n" \
-    "12:\n"                              /* next run: r0 = its first byte - lead */ \
-    RUN_END \
-    "    ldr   r5, [sp, #4]\n" \
-    "    mov   pc, r5\n" \
-    "13:\n" \
-    MAC_K("0") \
-    "14:\n" \
-    MAC_K("1") \
-    MAC_K("2") \
-    MAC_K("3") \
-    MAC_K("4") \
-    MAC_K("5") \
-    MAC_K("6") \
-    MAC_K("7") \
-    MAC_K("8") \
-    MAC_K("9") \
-    MAC_K("10") \
-    MAC_K("11") \
-    MAC_K("12") \
-    MAC_K("13") \
-    MAC_K("14") \
-    MAC_K("15") \
-    "    .if (14b - 13b) != " MAC_K_BYTES "\n" \
-    "    .error \"MAC_K_BYTES is not the size of one PZ_Q8_MAC_K\"\n" \
-    "    .endif\n" \
-    "    adds  r0, #16\n" \
-    BLOCK_END \
-    "15:\n"                              /* the run's end: on to the next run, or the window is done */ \
-    "    ldr   r4, [sp, #8]\n" \
-    "    adds  r0, r0, r4\n" \
-    "    ldr   r4, [sp, #16]\n" \
-    "    cmp   r0, r4\n" \
-    "    beq   16f\n" \
-    "    b     12b\n" \
-    "16:\n" \
-    EPILOGUE \
-    "    ldr   r4, [sp, #40]\n" \
-    "    subs  r4, #1\n" \
-    "    str   r4, [sp, #40]\n" \
-    "    beq   17f\n" \
-    "    ldr   r1, [sp, #48]\n" \
-    "    ldr   r4, [sp, #44]\n" \
-    "    adds  r1, r1, r4\n" \
-    "    b     11b\n" \
-    "17:\n"                              /* the pixel's groups are done: the next pixel */ \
-    "    ldr   r4, [sp, #28]\n" \
-    "    adds  r4, #4\n" \
-    "    str   r4, [sp, #28]\n" \
-    "    ldr   r4, [sp, #32]\n" \
-    "    ldr   r5, [sp, #60]\n" \
-    "    adds  r4, r4, r5\n" \
-    "    str   r4, [sp, #32]\n" \
-    "    ldr   r4, [sp, #56]\n" \
-    "    subs  r4, #1\n" \
-    "    str   r4, [sp, #56]\n" \
-    "    beq   18f\n" \
-    "    b     10b\n" \
-    "18:\n" \
-    "    add   sp, #92\n" \
-    PZ_M0_RESTORE_R4_R11_RETURN \
-    "    .size   " NAME ", . - " NAME "\n" \
-    "    .popsection\n");
-/* Runs of any length: the run's end ([sp]) set at its start and checked after every 16-byte block. */
-#define PZ_CONV_PX_RUN_END \
-    "    ldr   r4, [sp, #20]\n" \
-    "    adds  r4, r0, r4\n" \
-    "    str   r4, [sp]\n"
-#define PZ_CONV_PX_BLOCK_END \
-    "    ldr   r4, [sp]\n" \
-    "    cmp   r0, r4\n" \
-    "    beq   15f\n" \
-    "    b     13b\n"
-
-/* The group's accumulators to acc (the output stage runs after the call): acc_even = A_even - 256 A_odd - 128 X,
- * acc_odd = A_odd. */
-#define PZ_CONV_PX_TO_ACC \
-    "    ldr   r3, [sp, #24]\n" \
-    "    ldr   r1, [sp, #28]\n" \
-    "    ldr   r1, [r1]\n" \
-    PZ_CONV_PAIR("0", "4") \
-    "    mov   r6, r8\n" \
-    "    mov   r7, r9\n" \
-    PZ_CONV_PAIR("8", "12") \
-    "    mov   r6, r10\n" \
-    "    mov   r7, r11\n" \
-    PZ_CONV_PAIR("16", "20") \
-    "    mov   r6, r12\n" \
-    "    mov   r7, lr\n" \
-    PZ_CONV_PAIR("24", "28") \
-    "    adds  r3, #32\n" \
-    "    str   r3, [sp, #24]\n"
-
-/* The _r loops: the one-multiply output stage (pz_q8_requant_rec_m0's per output, same records, same bytes) on the
- * lanes in registers, so accumulators are neither stored nor loaded again: per output LDM {L, A}, two compares, LDM
- * w, LSRS, MULS, ASRS, ADCS add, STRB y[i]. Lane S (r6 or r7), r0 = records (advancing), r1 = this group's y, r5 =
- * add; act_min / act_max + out_xor from the frame on the saturated paths (LOW, HIGH: out of line, after the
- * function's return). */
-#define PZ_CONV_PX_OUT(S, I, LOW, HIGH, STORE) \
-    "    ldm   r0!, {r3, r4}\n"             /* L, A */ \
-    "    cmp   " S ", r3\n" \
-    "    ble   " LOW "f\n" \
-    "    cmp   " S ", r4\n" \
-    "    bge   " HIGH "f\n" \
-    "    ldm   r0!, {r4}\n"                 /* w = m' << 8 | s */ \
-    "    lsrs  r3, r4, #8\n" \
-    "    muls  " S ", r3, " S "\n" \
-    "    asrs  " S ", r4\n" \
-    "    adcs  " S ", r5\n" \
-    STORE ":\n" \
-    "    strb  " S ", [r1, #" I "]\n"
-#define PZ_CONV_PX_SATURATED(S, LABEL, CLAMP_AT, STORE) \
-    LABEL ":\n" \
-    "    adds  r0, #4\n" \
-    "    ldr   " S ", [sp, #" CLAMP_AT "]\n" \
-    "    b     " STORE "b\n"
-/* One lane pair (r6 even, r7 odd; `from` moves it there from the high registers), r2 = 128 X. */
-#define PZ_CONV_PX_PAIR_OUT(FROM, I0, I1, N) \
-    FROM \
-    "    lsls  r4, r7, #8\n" \
-    "    subs  r6, r6, r4\n" \
-    "    subs  r6, r6, r2\n" \
-    PZ_CONV_PX_OUT("r6", I0, "2" N "0", "2" N "1", "2" N "2") \
-    PZ_CONV_PX_OUT("r7", I1, "2" N "3", "2" N "4", "2" N "5")
-#define PZ_CONV_PX_PAIR_SAT(N) \
-    PZ_CONV_PX_SATURATED("r6", "2" N "0", "76", "2" N "2") \
-    PZ_CONV_PX_SATURATED("r6", "2" N "1", "80", "2" N "2") \
-    PZ_CONV_PX_SATURATED("r7", "2" N "3", "76", "2" N "5") \
-    PZ_CONV_PX_SATURATED("r7", "2" N "4", "80", "2" N "5")
-/* Frame of the _r loops: [sp+64] = y of this group, [sp+68] = its records, [sp+72] = add = out_zp + out_xor, [sp+76]
- * = act_min + out_xor, [sp+80] = act_max + out_xor, [sp+88] = rq (every pixel restarts at channel 0's records; y
- * runs on: a pixel's groups hold its K outputs). r2 = 128 X (the output steps leave it alone). */
-#define PZ_CONV_PX_REC_PIXEL \
-    "    ldr   r4, [sp, #88]\n" \
-    "    str   r4, [sp, #68]\n"
-#define PZ_CONV_PX_REC \
-    "    ldr   r0, [sp, #68]\n" \
-    "    ldr   r1, [sp, #64]\n" \
-    "    ldr   r5, [sp, #72]\n" \
-    "    ldr   r2, [sp, #28]\n" \
-    "    ldr   r2, [r2]\n" \
-    PZ_CONV_PX_PAIR_OUT("", "0", "1", "0") \
-    PZ_CONV_PX_PAIR_OUT("    mov   r6, r8\n    mov   r7, r9\n", "2", "3", "1") \
-    PZ_CONV_PX_PAIR_OUT("    mov   r6, r10\n    mov   r7, r11\n", "4", "5", "2") \
-    PZ_CONV_PX_PAIR_OUT("    mov   r6, r12\n    mov   r7, lr\n", "6", "7", "3") \
-    "    adds  r1, #8\n" \
-    "    str   r1, [sp, #64]\n" \
-    "    str   r0, [sp, #68]\n" \
-    "    b     29f\n" \
-    PZ_CONV_PX_PAIR_SAT("0") \
-    PZ_CONV_PX_PAIR_SAT("1") \
-    PZ_CONV_PX_PAIR_SAT("2") \
-    PZ_CONV_PX_PAIR_SAT("3") \
-    "29:\n"
-
-/* The variants: _s loops for runs of at most 16 bytes (span = 16: a run ends after its one block, no test, 10 cycles
- * less per run: a first layer's three 3-byte runs, pointwise convs of up to 16 channels); z: zero skipping (pad 0);
- * _r: the output stage fused (layers with one-multiply records and K a multiple of 8); the others store the
- * accumulators for pz_q8_requant_rec_px_m0 or requant_run. */
-PZ_CONV_PX8_FN("pz_q8_conv_px8s_m0", PZ_Q8_MAC_K, PZ_Q8_MAC_K_BYTES, "", "", "", PZ_CONV_PX_TO_ACC)
-PZ_CONV_PX8_FN("pz_q8_conv_px8zs_m0", PZ_Q8_MAC_K_SKIP0, PZ_Q8_MAC_K_SKIP0_BYTES, "", "", "", PZ_CONV_PX_TO_ACC)
-PZ_CONV_PX8_FN("pz_q8_conv_px8r_m0", PZ_Q8_MAC_K, PZ_Q8_MAC_K_BYTES, PZ_CONV_PX_RUN_END, PZ_CONV_PX_BLOCK_END,
-               PZ_CONV_PX_REC_PIXEL, PZ_CONV_PX_REC)
-PZ_CONV_PX8_FN("pz_q8_conv_px8zr_m0", PZ_Q8_MAC_K_SKIP0, PZ_Q8_MAC_K_SKIP0_BYTES, PZ_CONV_PX_RUN_END,
-               PZ_CONV_PX_BLOCK_END, PZ_CONV_PX_REC_PIXEL, PZ_CONV_PX_REC)
-PZ_CONV_PX8_FN("pz_q8_conv_px8sr_m0", PZ_Q8_MAC_K, PZ_Q8_MAC_K_BYTES, "", "", PZ_CONV_PX_REC_PIXEL, PZ_CONV_PX_REC)
-PZ_CONV_PX8_FN("pz_q8_conv_px8zsr_m0", PZ_Q8_MAC_K_SKIP0, PZ_Q8_MAC_K_SKIP0_BYTES, "", "", PZ_CONV_PX_REC_PIXEL,
-               PZ_CONV_PX_REC)
-
 PZ_CONV_DOT8_FN("pz_q8_conv_dot8_m0", PZ_Q8_MAC_K, PZ_Q8_MAC_K_BYTES)
 PZ_CONV_DOT8_FN("pz_q8_conv_dot8z_m0", PZ_Q8_MAC_K_SKIP0, PZ_Q8_MAC_K_SKIP0_BYTES)
 #else
@@ -1250,7 +1019,296 @@ void pz_conv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
     }
 }
 
-/* -- The small-K path (K <= 32): batches of pixels (its loops: pz_q8_conv_px8*_m0 above). -- */
+/* -- The small-K path (K <= 32): batches of pixels, their Thumb-1 loops, output stage and C driver (where they lie
+ * in flash: the code placement table at the top). -- */
+#if PZ_Q8_M0_ASM
+/* Several output pixels per call (pz_conv2d_q8_m0's small-K path, K <= 32): the same lanes, header and MAC steps as
+ * PZ_CONV_DOT8_FN, with the run geometry worked out once per call instead of once per run (a run's entry into the
+ * unrolled body from `lead`, its end from `span`) and the call, register saves and frame set-up paid once per
+ * `pixels` pixels rather than once per pixel. r0 = the first pixel's window, r1 = the first group's header, r2 = the
+ * pz_conv_px_t, r3 = acc (groups * 8 per pixel, pixel after pixel). Frame: [sp] = end of this run, [sp+4] = entry
+ * into the body, [sp+8] = skip_adj, [sp+12] = window, [sp+16] = this window's end, [sp+20] = span, [sp+24] = acc,
+ * [sp+28] = x128 of this pixel, [sp+32] = this pixel's first run - lead, [sp+36] = groups, [sp+40] = groups left,
+ * [sp+44] = group bytes, [sp+48] = this group, [sp+52] = the first group, [sp+56] = pixels left, [sp+60] = step. */
+#define PZ_CONV_PX8_FN(NAME, MAC_K, MAC_K_BYTES, RUN_END, BLOCK_END, PIXEL_START, EPILOGUE) \
+__asm__( \
+    PZ_M0_FUNC(NAME) \
+    PZ_M0_SAVE_R4_R11 \
+    "    sub   sp, #92\n" \
+    "    str   r3, [sp, #24]\n" \
+    "    str   r1, [sp, #52]\n" \
+    "    ldm   r2!, {r3, r4, r5, r6}\n"  /* span, skip_adj, window, lead */ \
+    "    str   r3, [sp, #20]\n" \
+    "    str   r4, [sp, #8]\n" \
+    "    str   r5, [sp, #12]\n" \
+    "    subs  r0, r0, r6\n"             /* the first LDRB of the entered body reads the run's first byte */ \
+    "    str   r0, [sp, #32]\n" \
+    "    movs  r5, #" MAC_K_BYTES "\n" \
+    "    muls  r6, r5, r6\n" \
+    "    ldm   r2!, {r3, r4, r5, r7}\n"  /* groups, group bytes, pixels, step */ \
+    "    str   r3, [sp, #36]\n" \
+    "    str   r4, [sp, #44]\n" \
+    "    str   r5, [sp, #56]\n" \
+    "    str   r7, [sp, #60]\n" \
+    "    ldm   r2!, {r3}\n"              /* x128 */ \
+    "    str   r3, [sp, #28]\n" \
+    "    mov   r5, pc\n"                 /* the address of label 19 */ \
+    "    adds  r5, r5, r6\n" \
+    "19:\n" \
+    "    adds  r5, #(13f - 19b)\n" \
+    "    str   r5, [sp, #4]\n"           /* entry = body + lead steps */ \
+    "    ldm   r2!, {r3, r4, r5, r6, r7}\n"  /* y, rq, add, lo, hi: the _r loops' output stage */ \
+    "    str   r3, [sp, #64]\n" \
+    "    str   r4, [sp, #88]\n" \
+    "    str   r5, [sp, #72]\n" \
+    "    str   r6, [sp, #76]\n" \
+    "    str   r7, [sp, #80]\n" \
+    "10:\n"                              /* next pixel */ \
+    PIXEL_START \
+    "    ldr   r4, [sp, #36]\n" \
+    "    str   r4, [sp, #40]\n" \
+    "    ldr   r0, [sp, #32]\n" \
+    "    ldr   r4, [sp, #12]\n" \
+    "    adds  r4, r0, r4\n" \
+    "    str   r4, [sp, #16]\n"           /* the window's end */ \
+    "    ldr   r1, [sp, #52]\n" \
+    "11:\n"                              /* next group: r1 = its header */ \
+    "    str   r1, [sp, #48]\n" \
+    "    ldr   r0, [sp, #32]\n" \
+    "    ldm   r1!, {r2, r3, r4, r5}\n" \
+    "    ldm   r1!, {r6, r7}\n" \
+    "    mov   r8, r4\n" \
+    "    mov   r9, r5\n" \
+    "    mov   r10, r6\n" \
+    "    mov   r11, r7\n" \
+    "    ldm   r1!, {r4, r5}\n" \
+    "    mov   r12, r4\n" \
+    "    mov   lr, r5\n" \
+    "    mov   r6, r2\n" \
+    "    mov   r7, r3\n" \
+    "12:\n"                              /* next run: r0 = its first byte - lead */ \
+    RUN_END \
+    "    ldr   r5, [sp, #4]\n" \
+    "    mov   pc, r5\n" \
+    "13:\n" \
+    MAC_K("0") \
+    "14:\n" \
+    MAC_K("1") \
+    MAC_K("2") \
+    MAC_K("3") \
+    MAC_K("4") \
+    MAC_K("5") \
+    MAC_K("6") \
+    MAC_K("7") \
+    MAC_K("8") \
+    MAC_K("9") \
+    MAC_K("10") \
+    MAC_K("11") \
+    MAC_K("12") \
+    MAC_K("13") \
+    MAC_K("14") \
+    MAC_K("15") \
+    "    .if (14b - 13b) != " MAC_K_BYTES "\n" \
+    "    .error \"MAC_K_BYTES is not the size of one PZ_Q8_MAC_K\"\n" \
+    "    .endif\n" \
+    "    adds  r0, #16\n" \
+    BLOCK_END \
+    "15:\n"                              /* the run's end: on to the next run, or the window is done */ \
+    "    ldr   r4, [sp, #8]\n" \
+    "    adds  r0, r0, r4\n" \
+    "    ldr   r4, [sp, #16]\n" \
+    "    cmp   r0, r4\n" \
+    "    beq   16f\n" \
+    "    b     12b\n" \
+    "16:\n" \
+    EPILOGUE \
+    "    ldr   r4, [sp, #40]\n" \
+    "    subs  r4, #1\n" \
+    "    str   r4, [sp, #40]\n" \
+    "    beq   17f\n" \
+    "    ldr   r1, [sp, #48]\n" \
+    "    ldr   r4, [sp, #44]\n" \
+    "    adds  r1, r1, r4\n" \
+    "    b     11b\n" \
+    "17:\n"                              /* the pixel's groups are done: the next pixel */ \
+    "    ldr   r4, [sp, #28]\n" \
+    "    adds  r4, #4\n" \
+    "    str   r4, [sp, #28]\n" \
+    "    ldr   r4, [sp, #32]\n" \
+    "    ldr   r5, [sp, #60]\n" \
+    "    adds  r4, r4, r5\n" \
+    "    str   r4, [sp, #32]\n" \
+    "    ldr   r4, [sp, #56]\n" \
+    "    subs  r4, #1\n" \
+    "    str   r4, [sp, #56]\n" \
+    "    beq   18f\n" \
+    "    b     10b\n" \
+    "18:\n" \
+    "    add   sp, #92\n" \
+    PZ_M0_RESTORE_R4_R11_RETURN \
+    "    .size   " NAME ", . - " NAME "\n" \
+    "    .popsection\n");
+/* Runs of any length: the run's end ([sp]) set at its start and checked after every 16-byte block. */
+#define PZ_CONV_PX_RUN_END \
+    "    ldr   r4, [sp, #20]\n" \
+    "    adds  r4, r0, r4\n" \
+    "    str   r4, [sp]\n"
+#define PZ_CONV_PX_BLOCK_END \
+    "    ldr   r4, [sp]\n" \
+    "    cmp   r0, r4\n" \
+    "    beq   15f\n" \
+    "    b     13b\n"
+
+/* The group's accumulators to acc (the output stage runs after the call): acc_even = A_even - 256 A_odd - 128 X,
+ * acc_odd = A_odd. */
+#define PZ_CONV_PX_TO_ACC \
+    "    ldr   r3, [sp, #24]\n" \
+    "    ldr   r1, [sp, #28]\n" \
+    "    ldr   r1, [r1]\n" \
+    PZ_CONV_PAIR("0", "4") \
+    "    mov   r6, r8\n" \
+    "    mov   r7, r9\n" \
+    PZ_CONV_PAIR("8", "12") \
+    "    mov   r6, r10\n" \
+    "    mov   r7, r11\n" \
+    PZ_CONV_PAIR("16", "20") \
+    "    mov   r6, r12\n" \
+    "    mov   r7, lr\n" \
+    PZ_CONV_PAIR("24", "28") \
+    "    adds  r3, #32\n" \
+    "    str   r3, [sp, #24]\n"
+
+/* The _r loops: the one-multiply output stage (pz_q8_requant_rec_m0's per output, same records, same bytes) on the
+ * lanes in registers, so accumulators are neither stored nor loaded again: per output LDM {L, A}, two compares, LDM
+ * w, LSRS, MULS, ASRS, ADCS add, STRB y[i]. Lane S (r6 or r7), r0 = records (advancing), r1 = this group's y, r5 =
+ * add; act_min / act_max + out_xor from the frame on the saturated paths (LOW, HIGH: out of line, after the
+ * function's return). */
+#define PZ_CONV_PX_OUT(S, I, LOW, HIGH, STORE) \
+    "    ldm   r0!, {r3, r4}\n"             /* L, A */ \
+    "    cmp   " S ", r3\n" \
+    "    ble   " LOW "f\n" \
+    "    cmp   " S ", r4\n" \
+    "    bge   " HIGH "f\n" \
+    "    ldm   r0!, {r4}\n"                 /* w = m' << 8 | s */ \
+    "    lsrs  r3, r4, #8\n" \
+    "    muls  " S ", r3, " S "\n" \
+    "    asrs  " S ", r4\n" \
+    "    adcs  " S ", r5\n" \
+    STORE ":\n" \
+    "    strb  " S ", [r1, #" I "]\n"
+#define PZ_CONV_PX_SATURATED(S, LABEL, CLAMP_AT, STORE) \
+    LABEL ":\n" \
+    "    adds  r0, #4\n" \
+    "    ldr   " S ", [sp, #" CLAMP_AT "]\n" \
+    "    b     " STORE "b\n"
+/* One lane pair (r6 even, r7 odd; `from` moves it there from the high registers), r2 = 128 X. */
+#define PZ_CONV_PX_PAIR_OUT(FROM, I0, I1, N) \
+    FROM \
+    "    lsls  r4, r7, #8\n" \
+    "    subs  r6, r6, r4\n" \
+    "    subs  r6, r6, r2\n" \
+    PZ_CONV_PX_OUT("r6", I0, "2" N "0", "2" N "1", "2" N "2") \
+    PZ_CONV_PX_OUT("r7", I1, "2" N "3", "2" N "4", "2" N "5")
+#define PZ_CONV_PX_PAIR_SAT(N) \
+    PZ_CONV_PX_SATURATED("r6", "2" N "0", "76", "2" N "2") \
+    PZ_CONV_PX_SATURATED("r6", "2" N "1", "80", "2" N "2") \
+    PZ_CONV_PX_SATURATED("r7", "2" N "3", "76", "2" N "5") \
+    PZ_CONV_PX_SATURATED("r7", "2" N "4", "80", "2" N "5")
+/* Frame of the _r loops: [sp+64] = y of this group, [sp+68] = its records, [sp+72] = add = out_zp + out_xor, [sp+76]
+ * = act_min + out_xor, [sp+80] = act_max + out_xor, [sp+88] = rq (every pixel restarts at channel 0's records; y
+ * runs on: a pixel's groups hold its K outputs). r2 = 128 X (the output steps leave it alone). */
+#define PZ_CONV_PX_REC_PIXEL \
+    "    ldr   r4, [sp, #88]\n" \
+    "    str   r4, [sp, #68]\n"
+#define PZ_CONV_PX_REC \
+    "    ldr   r0, [sp, #68]\n" \
+    "    ldr   r1, [sp, #64]\n" \
+    "    ldr   r5, [sp, #72]\n" \
+    "    ldr   r2, [sp, #28]\n" \
+    "    ldr   r2, [r2]\n" \
+    PZ_CONV_PX_PAIR_OUT("", "0", "1", "0") \
+    PZ_CONV_PX_PAIR_OUT("    mov   r6, r8\n    mov   r7, r9\n", "2", "3", "1") \
+    PZ_CONV_PX_PAIR_OUT("    mov   r6, r10\n    mov   r7, r11\n", "4", "5", "2") \
+    PZ_CONV_PX_PAIR_OUT("    mov   r6, r12\n    mov   r7, lr\n", "6", "7", "3") \
+    "    adds  r1, #8\n" \
+    "    str   r1, [sp, #64]\n" \
+    "    str   r0, [sp, #68]\n" \
+    "    b     29f\n" \
+    PZ_CONV_PX_PAIR_SAT("0") \
+    PZ_CONV_PX_PAIR_SAT("1") \
+    PZ_CONV_PX_PAIR_SAT("2") \
+    PZ_CONV_PX_PAIR_SAT("3") \
+    "29:\n"
+
+/* The variants: _s loops for runs of at most 16 bytes (span = 16: a run ends after its one block, no test, 10 cycles
+ * less per run: a first layer's three 3-byte runs, pointwise convs of up to 16 channels); z: zero skipping (pad 0);
+ * _r: the output stage fused (layers with one-multiply records and K a multiple of 8); the others store the
+ * accumulators for pz_q8_requant_rec_px_m0 or requant_run. */
+PZ_CONV_PX8_FN("pz_q8_conv_px8s_m0", PZ_Q8_MAC_K, PZ_Q8_MAC_K_BYTES, "", "", "", PZ_CONV_PX_TO_ACC)
+PZ_CONV_PX8_FN("pz_q8_conv_px8zs_m0", PZ_Q8_MAC_K_SKIP0, PZ_Q8_MAC_K_SKIP0_BYTES, "", "", "", PZ_CONV_PX_TO_ACC)
+PZ_CONV_PX8_FN("pz_q8_conv_px8r_m0", PZ_Q8_MAC_K, PZ_Q8_MAC_K_BYTES, PZ_CONV_PX_RUN_END, PZ_CONV_PX_BLOCK_END,
+               PZ_CONV_PX_REC_PIXEL, PZ_CONV_PX_REC)
+PZ_CONV_PX8_FN("pz_q8_conv_px8zr_m0", PZ_Q8_MAC_K_SKIP0, PZ_Q8_MAC_K_SKIP0_BYTES, PZ_CONV_PX_RUN_END,
+               PZ_CONV_PX_BLOCK_END, PZ_CONV_PX_REC_PIXEL, PZ_CONV_PX_REC)
+PZ_CONV_PX8_FN("pz_q8_conv_px8sr_m0", PZ_Q8_MAC_K, PZ_Q8_MAC_K_BYTES, "", "", PZ_CONV_PX_REC_PIXEL, PZ_CONV_PX_REC)
+PZ_CONV_PX8_FN("pz_q8_conv_px8zsr_m0", PZ_Q8_MAC_K_SKIP0, PZ_Q8_MAC_K_SKIP0_BYTES, "", "", PZ_CONV_PX_REC_PIXEL,
+               PZ_CONV_PX_REC)
+
+/* pz_q8_requant_rec_m0 over `pixels` pixels of n outputs each (the small-K path, conv_pixels): the records restart
+ * at every pixel, acc_skip bytes of unused accumulators (the last group's channels past K) follow each pixel's n, and
+ * y advances by n. Per pixel about 12 cycles on top of the outputs, instead of a call (about 45). Low registers as
+ * there; high: r8, r9 as there, r10 = the records of mult[0], r11 = n, r12 = pixels left, lr = acc_skip. */
+__asm__(
+    PZ_M0_FUNC("pz_q8_requant_rec_px_m0")
+    PZ_M0_SAVE_R4_R11
+    "    ldm   r0!, {r1, r2, r3, r4, r5}\n"  /* acc, y, mult, shift (unused), n */
+    "    ldr   r4, [r0, #20]\n"              /* mult0 */
+    "    subs  r3, r3, r4\n"
+    "    lsls  r4, r3, #1\n"
+    "    adds  r3, r3, r4\n"
+    "    ldr   r4, [r0, #16]\n"              /* rq */
+    "    adds  r3, r3, r4\n"
+    "    mov   r10, r3\n"
+    "    mov   r11, r5\n"
+    "    ldr   r4, [r0, #40]\n"              /* pixels */
+    "    mov   r12, r4\n"
+    "    ldr   r4, [r0, #44]\n"              /* acc_skip */
+    "    mov   lr, r4\n"
+    "    adds  r5, r2, r5\n"                 /* y + n */
+    "    ldm   r0!, {r2, r4, r6}\n"          /* lo, hi, add */
+    "    adds  r2, r2, r6\n"
+    "    mov   r8, r2\n"
+    "    adds  r4, r4, r6\n"
+    "    mov   r9, r4\n"
+    "    movs  r0, r1\n"
+    "10:\n"                                  /* next pixel */
+    "    mov   r1, r10\n"
+    "    mov   r7, r11\n"
+    "    negs  r7, r7\n"
+    "    lsls  r2, r7, #31\n"                /* n odd: start with the second output of a pass */
+    "    bne   2f\n"
+    "1:\n"
+    PZ_REC_OUTPUT("3", "5", "6")
+    "    adds  r7, #1\n"
+    "2:\n"
+    PZ_REC_OUTPUT("4", "7", "8")
+    "    adds  r7, #1\n"
+    "    bne   1b\n"
+    "    add   r0, lr\n"
+    "    add   r5, r11\n"
+    "    mov   r2, r12\n"
+    "    subs  r2, #1\n"
+    "    mov   r12, r2\n"
+    "    bne   10b\n"
+    PZ_M0_RESTORE_R4_R11_RETURN
+    PZ_REC_SATURATED("5", "r8", "3")
+    PZ_REC_SATURATED("6", "r9", "3")
+    PZ_REC_SATURATED("7", "r8", "4")
+    PZ_REC_SATURATED("8", "r9", "4")
+    "    .size   pz_q8_requant_rec_px_m0, . - pz_q8_requant_rec_px_m0\n"
+    "    .popsection\n");
+#endif
+
 /* The output stage of n pixels' K outputs, kacc accumulators per pixel: one call of the one-multiply stage over all
  * of them, else one run per pixel. */
 static void requant_pixels(pz_requant_run_t *rq, const int32_t *acc, uint8_t *y, uint32_t n, uint32_t kacc,
@@ -1405,62 +1463,6 @@ __attribute__((noinline)) static void conv2d_small_k(const pz_q8_conv_t *l, pz_r
 }
 
 
-
-#if PZ_Q8_M0_ASM
-/* pz_q8_requant_rec_m0 over `pixels` pixels of n outputs each (the small-K path, conv_pixels): the records restart
- * at every pixel, acc_skip bytes of unused accumulators (the last group's channels past K) follow each pixel's n, and
- * y advances by n. Per pixel about 12 cycles on top of the outputs, instead of a call (about 45). Low registers as
- * there; high: r8, r9 as there, r10 = the records of mult[0], r11 = n, r12 = pixels left, lr = acc_skip. */
-__asm__(
-    PZ_M0_FUNC("pz_q8_requant_rec_px_m0")
-    PZ_M0_SAVE_R4_R11
-    "    ldm   r0!, {r1, r2, r3, r4, r5}\n"  /* acc, y, mult, shift (unused), n */
-    "    ldr   r4, [r0, #20]\n"              /* mult0 */
-    "    subs  r3, r3, r4\n"
-    "    lsls  r4, r3, #1\n"
-    "    adds  r3, r3, r4\n"
-    "    ldr   r4, [r0, #16]\n"              /* rq */
-    "    adds  r3, r3, r4\n"
-    "    mov   r10, r3\n"
-    "    mov   r11, r5\n"
-    "    ldr   r4, [r0, #40]\n"              /* pixels */
-    "    mov   r12, r4\n"
-    "    ldr   r4, [r0, #44]\n"              /* acc_skip */
-    "    mov   lr, r4\n"
-    "    adds  r5, r2, r5\n"                 /* y + n */
-    "    ldm   r0!, {r2, r4, r6}\n"          /* lo, hi, add */
-    "    adds  r2, r2, r6\n"
-    "    mov   r8, r2\n"
-    "    adds  r4, r4, r6\n"
-    "    mov   r9, r4\n"
-    "    movs  r0, r1\n"
-    "10:\n"                                  /* next pixel */
-    "    mov   r1, r10\n"
-    "    mov   r7, r11\n"
-    "    negs  r7, r7\n"
-    "    lsls  r2, r7, #31\n"                /* n odd: start with the second output of a pass */
-    "    bne   2f\n"
-    "1:\n"
-    PZ_REC_OUTPUT("3", "5", "6")
-    "    adds  r7, #1\n"
-    "2:\n"
-    PZ_REC_OUTPUT("4", "7", "8")
-    "    adds  r7, #1\n"
-    "    bne   1b\n"
-    "    add   r0, lr\n"
-    "    add   r5, r11\n"
-    "    mov   r2, r12\n"
-    "    subs  r2, #1\n"
-    "    mov   r12, r2\n"
-    "    bne   10b\n"
-    PZ_M0_RESTORE_R4_R11_RETURN
-    PZ_REC_SATURATED("5", "r8", "3")
-    PZ_REC_SATURATED("6", "r9", "3")
-    PZ_REC_SATURATED("7", "r8", "4")
-    PZ_REC_SATURATED("8", "r9", "4")
-    "    .size   pz_q8_requant_rec_px_m0, . - pz_q8_requant_rec_px_m0\n"
-    "    .popsection\n");
-#endif
 
 /* Depthwise 3x3, interior pixels: acc[c] for every channel c of one output pixel, from the window's top-left byte
  * x (channel 0) and the dw records (bias + 9 weights + 3 pad bytes = 16 bytes per channel). */
