@@ -90,6 +90,7 @@ def test_small_k_host_build_bit_exact(lib, layer):  # noqa: F811
     (5, 9, 8, 16, (3, 3), (1, 1), False),   # 3x3 at 8 channels: 24-byte runs, the blocked loop
     (3, 7, 16, 32, (1, 1), (1, 1), False),  # 16 -> 32 pointwise: 4 pixels a batch
     (3, 5, 3, 7, (1, 1), (1, 1), False),    # odd K and unaligned pixels (3 bytes)
+    (5, 11, 12, 24, (2, 2), (1, 2), True),  # shared column sums of 2-row windows at stride 2, 5 pixels a batch
 ])
 def test_small_k_batches_and_records_in_emulator(m0, h, w, c, k, kernel, stride, zero_input):  # noqa: F811
     """Fixed shapes of the registry models, with records: the batched loop with the output stage fused (K a multiple

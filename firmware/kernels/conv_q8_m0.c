@@ -101,6 +101,7 @@ typedef struct pz_conv_px {
  * output is written (the order docs/FIRMWARE.md promises for outputs written over their own input). */
 #define PZ_CONV_PX_ACC 128u
 #define PZ_CONV_PX_MAX 8u
+#define PZ_CONV_PX_CELLS 32u  /* input columns whose sums a batch shares (batch_sums) */
 
 /* Depthwise 3x3 (pz_dwconv2d_q8_m0): the int32 accumulators of its largest group of pixels (at least 2), then a band
  * of that group's window columns, (n - 1) s + 3 of them. */
@@ -1331,7 +1332,8 @@ static void requant_pixels(pz_requant_run_t *rq, const int32_t *acc, uint8_t *y,
 }
 
 /* x128[i] = 128 * the byte sum of window i of a batch (conv_pixels). */
-static void batch_sums(const uint8_t *x, const pz_conv_px_t *p, uint32_t n, uint32_t row, uint32_t *x128) {
+static void batch_sums(const uint8_t *x, const pz_conv_px_t *p, uint32_t n, uint32_t row, uint32_t C,
+                       uint32_t *x128) {
     const uint32_t cols = (n - 1u) * p->step + p->run_bytes;
     uint16_t col[(PZ_CONV_PX_MAX - 1u) * 8u + 8u];  /* <= 255 rows of bytes; step <= run_bytes < 8 */
     if (p->run_bytes < 8u && cols <= sizeof col / sizeof col[0]) {
@@ -1371,6 +1373,44 @@ static void batch_sums(const uint8_t *x, const pz_conv_px_t *p, uint32_t n, uint
             }
             x128[i] = 128u * ((lanes & 0xFFFFu) + (lanes >> 16));
         }
+    } else if (p->runs > 1u && C % 4u == 0 && ((row | (uint32_t)(uintptr_t)x) & 3u) == 0 &&
+               (n - 1u) * (p->step / C) + p->run_bytes / C <= PZ_CONV_PX_CELLS && p->runs * C <= 512u) {
+        /* several runs of whole aligned words (3x3 kernels on C a multiple of 4): windows step / C cells apart share
+         * cells (the kh x C bytes of one input column), so each cell of the batch's span is summed once in 16-bit
+         * lanes (<= 128 words), then each window's kw cells: at stride 1 one cell per pixel instead of kw */
+        const uint32_t kw = p->run_bytes / C, s = p->step / C, cells = (n - 1u) * s + kw, words = C / 4u;
+        uint32_t cell[PZ_CONV_PX_CELLS];
+        const uint8_t *c0 = x;
+        for (uint32_t k = 0; k < cells; k++, c0 += C) {
+            uint32_t lanes = 0;
+            if (p->runs == 3u) {  /* 3 x 3 kernels: the three rows of a word together */
+                const pz_word_alias *w = (const pz_word_alias *)(const void *)c0;
+                const uint32_t r1 = row / 4u, r2 = 2u * r1;
+                for (uint32_t j = 0; j < words; j++) {
+                    const uint32_t u = w[j], v = w[j + r1], t = w[j + r2];
+                    lanes += (u & 0x00FF00FFu) + ((u >> 8) & 0x00FF00FFu);
+                    lanes += (v & 0x00FF00FFu) + ((v >> 8) & 0x00FF00FFu);
+                    lanes += (t & 0x00FF00FFu) + ((t >> 8) & 0x00FF00FFu);
+                }
+            } else {
+                const uint8_t *r = c0;
+                for (uint32_t i = 0; i < p->runs; i++, r += row) {
+                    const pz_word_alias *w = (const pz_word_alias *)(const void *)r;
+                    for (uint32_t j = 0; j < words; j++) {
+                        const uint32_t v = w[j];
+                        lanes += v & 0x00FF00FFu;
+                        lanes += (v >> 8) & 0x00FF00FFu;
+                    }
+                }
+            }
+            cell[k] = (lanes & 0xFFFFu) + (lanes >> 16);
+        }
+        const uint32_t *c = cell;
+        for (uint32_t i = 0; i < n; i++, c += s) {
+            uint32_t sum = 0;
+            for (uint32_t k = 0; k < kw; k++) sum += c[k];
+            x128[i] = 128u * sum;
+        }
     } else {
         for (uint32_t i = 0; i < n; i++, x += p->step) x128[i] = 128u * window_sum(x, p->runs, p->run_bytes, row);
     }
@@ -1381,7 +1421,7 @@ static void batch_sums(const uint8_t *x, const pz_conv_px_t *p, uint32_t n, uint
 static void conv_pixels(const pz_q8_conv_t *l, pz_requant_run_t *rq, pz_px8_fn px8, uint32_t fused,
                         const uint8_t *x, pz_conv_px_t *p, uint32_t n, uint32_t row, uint8_t *y) {
     uint32_t x128[PZ_CONV_PX_MAX], acc[PZ_CONV_PX_ACC];
-    batch_sums(x, p, n, row, x128);
+    batch_sums(x, p, n, row, l->s.in_c, x128);
     p->pixels = n;
     p->x128 = x128;
     p->y = y;
