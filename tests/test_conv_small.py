@@ -85,7 +85,7 @@ def test_small_k_host_build_bit_exact(lib, layer):  # noqa: F811
 
 @pytest.mark.parametrize("h,w,c,k,kernel,stride,zero_input", [
     (9, 9, 1, 8, (3, 3), (2, 2), True),     # pd_mobilenet's first conv, raw pixels: short runs, zero skipping
-    (5, 11, 1, 12, (3, 3), (1, 1), False),  # mnist_cnn's first conv: K % 8 = 4, 4 unused accumulators a pixel
+    (5, 11, 1, 12, (3, 3), (1, 1), False),  # a first conv with K % 8 = 4: 4 unused accumulators a pixel
     (4, 10, 8, 16, (1, 1), (1, 1), True),   # pd_mobilenet's 8 -> 16 pointwise
     (5, 9, 8, 16, (3, 3), (1, 1), False),   # 3x3 at 8 channels: 24-byte runs, the blocked loop
     (3, 7, 16, 32, (1, 1), (1, 1), False),  # 16 -> 32 pointwise: 4 pixels a batch
@@ -93,9 +93,9 @@ def test_small_k_host_build_bit_exact(lib, layer):  # noqa: F811
     (5, 11, 12, 24, (2, 2), (1, 2), True),  # shared column sums of 2-row windows at stride 2, 5 pixels a batch
 ])
 def test_small_k_batches_and_records_in_emulator(m0, h, w, c, k, kernel, stride, zero_input):  # noqa: F811
-    """Fixed shapes of the registry models, with records: the batched loop with the output stage fused (K a multiple
-    of 8), or the batched loop and the batched one-multiply stage (K = 12, 7), and the outputs are the golden
-    model's, with and without out_xor."""
+    """Shapes of the registry models' layers and around them, with records: the batched loop with the output stage
+    fused (K a multiple of 8), or the batched loop and the batched one-multiply stage (K = 12, 7), and the outputs
+    are the golden model's, with and without out_xor."""
     t = make_case(7 * h + w, h, w, c, k, kernel, stride, "same", None, zero_input, True)
     assert conv_records(t) is not None
     want = q8_golden(t)

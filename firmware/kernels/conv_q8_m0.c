@@ -948,7 +948,7 @@ static void conv2d_small_k(const pz_q8_conv_t *l, pz_requant_run_t *rq, pz_dot8_
 /* The batched loop of a layer with K <= 32 (conv2d_small_k), or NULL for the per-pixel path; *fused: it runs the
  * output stage itself. [fused][zero skipping][runs of at most 16 bytes]: the output stage is fused for layers with
  * one-multiply records and K a multiple of 8 (every group whole); others store accumulators, which only the short-run
- * loops do (a first layer with K = 12: mnist_cnn), longer runs take the per-pixel path. */
+ * loops do (a first layer with K = 12), longer runs take the per-pixel path. */
 static pz_px8_fn px8_for(const pz_q8_conv_t *l, const pz_requant_run_t *rq, uint32_t *fused) {
 #if PZ_Q8_M0_ASM
     static const pz_px8_fn loops[2][2][2] = {
