@@ -105,3 +105,27 @@ def test_small_k_batches_and_records_in_emulator(m0, h, w, c, k, kernel, stride,
         run, entered = m0.call_entering(t, "pz_conv2d_q8_m0", BATCHED + [REC_BATCHED], out_xor)
         np.testing.assert_array_equal(run.y, want)
         assert entered == expected, entered
+
+
+XIP_WAY = 8192  # datasheet 2.6.3.1: 16 kB, 2 ways
+PER_PIXEL_PATH = ["pz_q8_conv_dot8_m0", "pz_q8_conv_dot8z_m0", "pz_q8_requant_rec_m0", "sum_bytes", "gather",
+                  "requant_init", "pz_conv2d_q8_m0"]
+
+
+def test_code_placement_keeps_each_path_within_one_xip_way(m0):  # noqa: F811
+    """conv_q8_m0.c's placement table: the per-pixel path's hot functions, and each batched loop with the small-K
+    driver, lie within one 8 kB way of the XIP cache, so no cache set holds two of a path's lines (a GCC that
+    renamed a function's section, e.g. a .constprop clone, would fall out of the table and fail here)."""
+    from elftools.elf.elffile import ELFFile
+
+    with open(m0.path, "rb") as f:
+        symbols = {s.name: (s["st_value"] & ~1, s["st_size"]) for s in ELFFile(f).get_section_by_name(".symtab")
+                   .iter_symbols() if s["st_info"]["type"] == "STT_FUNC" and s["st_size"]}
+
+    def span(names):
+        start = min(symbols[n][0] for n in names)
+        return max(symbols[n][0] + symbols[n][1] for n in names) - start
+
+    assert span(PER_PIXEL_PATH) < XIP_WAY, span(PER_PIXEL_PATH)
+    for loop in BATCHED:
+        assert span(["conv2d_small_k", "conv_pixels", loop]) < XIP_WAY, loop
