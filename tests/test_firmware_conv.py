@@ -333,14 +333,16 @@ def test_m0_fast_output_stage_exact_over_int32(m0, seed, act, out_xor, depthwise
 ])
 def test_m0_zero_skipping_exact(m0, seed, h, w, c, k, kernel, stride, padding, zeros, edge):
     """Inputs whose zero point is the byte 0 (zp_in = -128, ReLU outputs) go through the zero-skipping dot product
-    (pz_q8_conv_dot8z_m0); the outputs equal the golden model's."""
+    (pz_q8_conv_dot8z_m0, or its batched forms pz_q8_conv_px8z*_m0 for K <= 32); the outputs equal the golden
+    model's."""
     rng = np.random.default_rng(seed)
     t = conv_case(rng, h, w, c, k, kernel, stride, padding, False, edge)
     t["zp_in"] = -128
     t["xu"] = np.where(rng.random(t["xu"].shape) < zeros, 0, t["xu"]).astype(np.uint8)
     want = q8_golden(t)
     for out_xor in (0, 0x80):
-        run, entered = m0.call_entering(t, "pz_conv2d_q8_m0", ["pz_q8_conv_dot8z_m0"], out_xor)
+        run, entered = m0.call_entering(t, "pz_conv2d_q8_m0", ["pz_q8_conv_dot8z_m0", "pz_q8_conv_px8zs_m0",
+                                                                "pz_q8_conv_px8zr_m0", "pz_q8_conv_px8zsr_m0"], out_xor)
         np.testing.assert_array_equal(run.y, want)
         assert entered, "the zero-skipping dot product did not run"
 

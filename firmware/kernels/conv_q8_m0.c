@@ -13,6 +13,11 @@
  *   is a multiple of 4) and zeros up to the layout's padded length, then read as one run.
  * - One call does up to 4 groups (32 outputs), then one output-stage call for them.
  * - Zero skipping when pad == 0 (the input's zero point is the byte 0: ReLU outputs): pz_q8_conv_dot8z_m0.
+ * - Few outputs per pixel (K <= 32: first layers, pointwise convs of few channels), where the per-pixel set-up
+ *   dominated: the windows inside the input go in batches of up to 8 pixels per call of one loop
+ *   (pz_q8_conv_px8*_m0, px8_for), the run geometry worked out once per call, the window sums from shared byte
+ *   columns, and for layers with one-multiply records and K a multiple of 8 the output stage run on the lanes in
+ *   registers (conv2d_small_k).
  *
  * depthwise 3x3: dwconv_q8_m0.c (it shares the output stage below through conv_q8_m0.h).
  *
@@ -22,6 +27,40 @@
 #include "int8_impl.h"
 #include "int8_mac_m0.h"
 #include "conv_q8_m0.h"
+
+/* Code placement. The XIP cache (datasheet 2.6.3.1) has 2 ways of 8 kB: a layer runs from flash without conflict
+ * misses only if no cache set holds more than two of its hot lines. Here each path's hot code is kept together, so
+ * it spans less than one way (at most one line per set), and the weights, records and multipliers of a layer, which
+ * lie together in flash, then cannot push it out unless they span more than a way themselves. GCC emits file-scope
+ * assembly before the C functions and orders the C functions by its call graph; an object's sections come in the
+ * order they are first named, so naming them here first (-ffunction-sections: one per function) fixes the order:
+ * the per-pixel path (dot products, output stages, their C driver; 5.8 kB), then the small-K path (its loops around
+ * its C driver, each loop within 6 kB of it). Measured in rp2040_sim (pd_mobilenet, 64 kB build, one core): with
+ * the order left to GCC, the same code ran 245.9-252.0 ms depending on what came before it. */
+#if PZ_Q8_M0_ASM
+#define PZ_M0_SECTION(NAME) "    .pushsection .text." NAME ", \"ax\", %progbits\n    .popsection\n"
+__asm__(
+    PZ_M0_SECTION("pz_q8_conv_dot8_m0")
+    PZ_M0_SECTION("pz_q8_conv_dot8z_m0")
+    PZ_M0_SECTION("pz_q8_requant_run_m0")
+    PZ_M0_SECTION("pz_q8_requant_small_m0")
+    PZ_M0_SECTION("pz_q8_requant_small_relu_m0")
+    PZ_M0_SECTION("pz_q8_requant_rec_m0")
+    PZ_M0_SECTION("sum_bytes")
+    PZ_M0_SECTION("gather")
+    PZ_M0_SECTION("requant_init")
+    PZ_M0_SECTION("pz_conv2d_q8_m0")
+    PZ_M0_SECTION("pz_q8_conv_px8r_m0")
+    PZ_M0_SECTION("pz_q8_conv_px8zr_m0")
+    PZ_M0_SECTION("conv2d_small_k")
+    PZ_M0_SECTION("conv_pixels")
+    PZ_M0_SECTION("pz_q8_requant_rec_px_m0")
+    PZ_M0_SECTION("pz_q8_conv_px8sr_m0")
+    PZ_M0_SECTION("pz_q8_conv_px8zsr_m0")
+    PZ_M0_SECTION("pz_q8_conv_px8s_m0")
+    PZ_M0_SECTION("pz_q8_conv_px8zs_m0")
+);
+#endif
 
 typedef struct {
     uint32_t run_bytes;  /* bytes per run, > 0 */
@@ -33,6 +72,30 @@ typedef struct {
 } pz_conv_runs_t;
 
 #define PZ_CONV_GROUPS_PER_CALL 4u  /* 32 accumulators on the stack */
+
+/* A batch of output pixels for the small-K path (conv_pixels, K <= 32): windows `step` apart, every one inside the
+ * input, kh runs each; the Thumb-1 loops (pz_q8_conv_px8*_m0) read span .. hi in this order. */
+typedef struct pz_conv_px {
+    uint32_t span;         /* lead + run_bytes (a multiple of 16): from a run's first byte - lead to its end */
+    uint32_t skip_adj;     /* skip - lead: from the end of one run to the next run's first byte - lead */
+    uint32_t window;       /* runs * (run_bytes + skip) */
+    uint32_t lead;         /* (16 - run_bytes mod 16) mod 16: the unrolled body's steps before a run's first byte */
+    uint32_t groups;       /* all of K: <= PZ_CONV_GROUPS_PER_CALL */
+    uint32_t group_bytes;
+    uint32_t pixels;       /* > 0 */
+    uint32_t step;         /* from one window to the next: stride_w * C */
+    const uint32_t *x128;  /* 128 * each window's byte sum */
+    uint8_t *y;            /* the _r loops (output stage fused): the first pixel's outputs */
+    const int32_t *rq;     /* the _r loops: the layer's records (conv.h rq) */
+    uint32_t add, lo, hi;  /* the _r loops: out_zp + out_xor, act_min + out_xor, act_max + out_xor */
+    uint32_t run_bytes, skip, runs;  /* as pz_conv_runs_t (the portable version's) */
+} pz_conv_px_t;
+
+/* Accumulators of one batch (on the stack) and its pixels: at most 8 windows are read before the batch's first
+ * output is written (the order docs/FIRMWARE.md promises for outputs written over their own input). */
+#define PZ_CONV_PX_ACC 128u
+#define PZ_CONV_PX_MAX 8u
+#define PZ_CONV_PX_CELLS 32u  /* input columns whose sums a batch shares (batch_sums) */
 
 uint32_t pz_conv_q8_scratch_bytes(const pz_conv_shape_t *s, uint32_t depthwise) {
     if (depthwise) {
@@ -237,6 +300,14 @@ static void dot8_c(const uint8_t *x, const uint8_t *w, const pz_conv_runs_t *r, 
     for (uint32_t g = 0; g < r->groups; g++) dot8_group_c(x, w + g * r->group_bytes, r, A + 8u * g);
 }
 
+static void px8_c(const uint8_t *x, const uint8_t *w, const pz_conv_px_t *p, uint32_t *A) {
+    pz_conv_runs_t r = {p->run_bytes, p->skip, p->runs, 0, p->groups, p->group_bytes};
+    for (uint32_t i = 0; i < p->pixels; i++, x += p->step, A += 8u * p->groups) {
+        r.x128 = p->x128[i];
+        dot8_c(x, w, &r, A);
+    }
+}
+
 #endif
 
 /* The output stage for the M0+: the product in four MULS and a branch-free 64-bit shift by t = 31 + shift with
@@ -350,11 +421,26 @@ static inline uint8_t out_m0(int32_t acc, int32_t multiplier, int32_t shift, int
 #define PZ_CONV_OUT pz_q8_out_i
 #endif
 
+#if PZ_Q8_M0_ASM  /* the offsets the Thumb-1 loops load */
+_Static_assert(__builtin_offsetof(pz_conv_px_t, x128) == 32 && __builtin_offsetof(pz_conv_px_t, hi) == 52,
+               "pz_conv_px_t offsets");
+_Static_assert(__builtin_offsetof(pz_requant_run_t, rq) == 36 && __builtin_offsetof(pz_requant_run_t, pixels) == 60 &&
+               __builtin_offsetof(pz_requant_run_t, acc_skip) == 64, "pz_requant_run_t offsets");
+#endif
+
 #if PZ_Q8_M0_ASM
 void pz_q8_requant_run_m0(const pz_requant_run_t *r);
 void pz_q8_requant_small_m0(const pz_requant_run_t *r);
 void pz_q8_requant_small_relu_m0(const pz_requant_run_t *r);
 void pz_q8_requant_rec_m0(const pz_requant_run_t *r);
+void pz_q8_requant_rec_px_m0(const pz_requant_run_t *r);
+/* The batched conv2d loops and output stage (the end of this file; pz_conv2d_q8_m0: px8_for). */
+void pz_q8_conv_px8s_m0(const uint8_t *x, const uint8_t *w, const struct pz_conv_px *p, uint32_t *A);
+void pz_q8_conv_px8zs_m0(const uint8_t *x, const uint8_t *w, const struct pz_conv_px *p, uint32_t *A);
+void pz_q8_conv_px8r_m0(const uint8_t *x, const uint8_t *w, const struct pz_conv_px *p, uint32_t *A);
+void pz_q8_conv_px8zr_m0(const uint8_t *x, const uint8_t *w, const struct pz_conv_px *p, uint32_t *A);
+void pz_q8_conv_px8sr_m0(const uint8_t *x, const uint8_t *w, const struct pz_conv_px *p, uint32_t *A);
+void pz_q8_conv_px8zsr_m0(const uint8_t *x, const uint8_t *w, const struct pz_conv_px *p, uint32_t *A);
 #endif
 
 /* The "small accumulator" output stage. For |acc| < 2^20 the product acc * m (m < 2^31) splits over three 11-bit
@@ -765,27 +851,21 @@ static void gather(const pz_q8_conv_t *l, const uint8_t *xu, uint32_t oy, uint32
     }
 }
 
-typedef void (*pz_dot8_fn)(const uint8_t *, const uint8_t *, const pz_conv_runs_t *, uint32_t *);
-
-/* All K outputs of one pixel whose window is x with runs r (X and groups still to fill in): calls of up to
- * PZ_CONV_GROUPS_PER_CALL groups, each followed by the output stage of its outputs. */
-static inline __attribute__((always_inline)) void conv_pixel(const pz_q8_conv_t *l, pz_requant_run_t *rq,
-                                                            pz_dot8_fn dot8, const uint8_t *x, pz_conv_runs_t *r,
-                                                            uint32_t row, uint32_t group_bytes, uint32_t last_groups,
-                                                            uint8_t *y) {
-    const uint32_t K = l->s.out_c;
+/* The sum of a window's bytes: `runs` runs of run_bytes, `row` apart (X of the lanes' - 128 X). */
+static inline __attribute__((always_inline)) uint32_t window_sum(const uint8_t *x, uint32_t runs, uint32_t run_bytes,
+                                                                uint32_t row) {
     uint32_t X = 0;
-    if (r->run_bytes < 8u) {  /* short runs (a first layer's 3 x 1 bytes): bytewise, no word set-up */
-        for (uint32_t i = 0; i < r->runs; i++) {
+    if (run_bytes < 8u) {  /* short runs (a first layer's 3 x 1 bytes): bytewise, no word set-up */
+        for (uint32_t i = 0; i < runs; i++) {
             const uint8_t *p = x + i * row;
-            for (uint32_t b = 0; b < r->run_bytes; b++) X += p[b];
+            for (uint32_t b = 0; b < run_bytes; b++) X += p[b];
         }
-    } else if ((r->runs > 1u || r->run_bytes <= 32u) && ((r->run_bytes | row | (uint32_t)(uintptr_t)x) & 3u) == 0
-               && r->run_bytes * r->runs <= 512u) {
+    } else if ((runs > 1u || run_bytes <= 32u) && ((run_bytes | row | (uint32_t)(uintptr_t)x) & 3u) == 0
+               && run_bytes * runs <= 512u) {
         /* several runs, or one short one, of whole aligned words (C a multiple of 4): one pass of 16-bit lanes over
          * the window (<= 128 words: a lane holds 128 * 510), folded once, instead of a sum_bytes call per run (a
          * long single run, pointwise from 64 channels, is a little faster through sum_bytes) */
-        const uint32_t runs = r->runs, words = r->run_bytes / 4u;  /* locals: the word reads may alias *r */
+        const uint32_t words = run_bytes / 4u;
         uint32_t lanes = 0;
         for (uint32_t i = 0; i < runs; i++) {
             const pz_word_alias *p = (const pz_word_alias *)(const void *)(x + i * row), *end = p + words;
@@ -797,8 +877,21 @@ static inline __attribute__((always_inline)) void conv_pixel(const pz_q8_conv_t 
         }
         X = (lanes & 0xFFFFu) + (lanes >> 16);
     } else {
-        for (uint32_t i = 0; i < r->runs; i++) X += sum_bytes(x + i * row, r->run_bytes);
+        for (uint32_t i = 0; i < runs; i++) X += sum_bytes(x + i * row, run_bytes);
     }
+    return X;
+}
+
+typedef void (*pz_dot8_fn)(const uint8_t *, const uint8_t *, const pz_conv_runs_t *, uint32_t *);
+
+/* All K outputs of one pixel whose window is x with runs r (X and groups still to fill in): calls of up to
+ * PZ_CONV_GROUPS_PER_CALL groups, each followed by the output stage of its outputs. */
+static inline __attribute__((always_inline)) void conv_pixel(const pz_q8_conv_t *l, pz_requant_run_t *rq,
+                                                            pz_dot8_fn dot8, const uint8_t *x, pz_conv_runs_t *r,
+                                                            uint32_t row, uint32_t group_bytes, uint32_t last_groups,
+                                                            uint8_t *y) {
+    const uint32_t K = l->s.out_c;
+    const uint32_t X = window_sum(x, r->runs, r->run_bytes, row);
     r->x128 = X * 128u;
     const uint8_t *w = l->w;
     uint32_t acc[8u * PZ_CONV_GROUPS_PER_CALL];
@@ -816,6 +909,30 @@ static inline __attribute__((always_inline)) void conv_pixel(const pz_q8_conv_t 
     requant_run(rq, (const int32_t *)acc, y + j0, K - j0, l->multiplier + j0, l->shift + j0, l);
 }
 
+typedef void (*pz_px8_fn)(const uint8_t *, const uint8_t *, const pz_conv_px_t *, uint32_t *);
+
+static void conv2d_small_k(const pz_q8_conv_t *l, pz_requant_run_t *rq, pz_dot8_fn dot8, pz_px8_fn px8,
+                           uint32_t fused, const uint8_t *xu, uint8_t *y);
+
+/* The batched loop of a layer with K <= 32 (conv2d_small_k), or NULL for the per-pixel path; *fused: it runs the
+ * output stage itself. [fused][zero skipping][runs of at most 16 bytes]: the output stage is fused for layers with
+ * one-multiply records and K a multiple of 8 (every group whole); others store accumulators, which only the short-run
+ * loops do (a first layer with K = 12), longer runs take the per-pixel path. */
+static pz_px8_fn px8_for(const pz_q8_conv_t *l, const pz_requant_run_t *rq, uint32_t *fused) {
+#if PZ_Q8_M0_ASM
+    static const pz_px8_fn loops[2][2][2] = {
+        {{0, pz_q8_conv_px8s_m0}, {0, pz_q8_conv_px8zs_m0}},
+        {{pz_q8_conv_px8r_m0, pz_q8_conv_px8sr_m0}, {pz_q8_conv_px8zr_m0, pz_q8_conv_px8zsr_m0}}};
+    *fused = rq->stage == pz_q8_requant_rec_m0 && l->s.out_c % 8u == 0;
+    return loops[*fused][l->pad == 0][(uint32_t)l->s.k_w * l->s.in_c <= 16u];
+#else
+    (void)l;
+    (void)rq;
+    *fused = 0;
+    return px8_c;
+#endif
+}
+
 void pz_conv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
     const pz_conv_shape_t *s = &l->s;
     const uint32_t C = s->in_c, K = s->out_c, n_win = ((uint32_t)s->k_h * s->k_w * C + 3u) & ~3u;
@@ -831,6 +948,12 @@ void pz_conv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
 #else
     const pz_dot8_fn dot8 = dot8_c;
 #endif
+    uint32_t fused;
+    const pz_px8_fn px8 = K <= 8u * PZ_CONV_GROUPS_PER_CALL ? px8_for(l, &rq, &fused) : 0;
+    if (px8) {  /* few outputs per pixel: batches of pixels per call */
+        conv2d_small_k(l, &rq, dot8, px8, fused, xu, y);
+        return;
+    }
     pz_conv_runs_t r;
     if (s->k_h == 1 && s->k_w == 1 && s->stride_h == 1 && s->stride_w == 1 && s->pad_top == 0 && s->pad_left == 0 &&
         s->in_w == s->out_w) {
@@ -862,6 +985,488 @@ void pz_conv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
                 r.runs = 1;
             }
             conv_pixel(l, &rq, dot8, x, &r, row, group_bytes, last_groups, y);
+        }
+    }
+}
+
+/* -- The small-K path (K <= 32): batches of pixels, their Thumb-1 loops, output stage and C driver (where they lie
+ * in flash: the code placement table at the top). -- */
+#if PZ_Q8_M0_ASM
+/* Several output pixels per call (pz_conv2d_q8_m0's small-K path, K <= 32): the same lanes, header and MAC steps as
+ * PZ_CONV_DOT8_FN, with the run geometry worked out once per call instead of once per run (a run's entry into the
+ * unrolled body from `lead`, its end from `span`) and the call, register saves and frame set-up paid once per
+ * `pixels` pixels rather than once per pixel. r0 = the first pixel's window, r1 = the first group's header, r2 = the
+ * pz_conv_px_t, r3 = acc (groups * 8 per pixel, pixel after pixel). Frame: [sp] = end of this run, [sp+4] = entry
+ * into the body, [sp+8] = skip_adj, [sp+12] = window, [sp+16] = this window's end, [sp+20] = span, [sp+24] = acc,
+ * [sp+28] = x128 of this pixel, [sp+32] = this pixel's first run - lead, [sp+36] = groups, [sp+40] = groups left,
+ * [sp+44] = group bytes, [sp+48] = this group, [sp+52] = the first group, [sp+56] = pixels left, [sp+60] = step. */
+#define PZ_CONV_PX8_FN(NAME, MAC_K, MAC_K_BYTES, RUN_END, BLOCK_END, PIXEL_START, EPILOGUE) \
+__asm__( \
+    PZ_M0_FUNC(NAME) \
+    PZ_M0_SAVE_R4_R11 \
+    "    sub   sp, #92\n" \
+    "    str   r3, [sp, #24]\n" \
+    "    str   r1, [sp, #52]\n" \
+    "    ldm   r2!, {r3, r4, r5, r6}\n"  /* span, skip_adj, window, lead */ \
+    "    str   r3, [sp, #20]\n" \
+    "    str   r4, [sp, #8]\n" \
+    "    str   r5, [sp, #12]\n" \
+    "    subs  r0, r0, r6\n"             /* the first LDRB of the entered body reads the run's first byte */ \
+    "    str   r0, [sp, #32]\n" \
+    "    movs  r5, #" MAC_K_BYTES "\n" \
+    "    muls  r6, r5, r6\n" \
+    "    ldm   r2!, {r3, r4, r5, r7}\n"  /* groups, group bytes, pixels, step */ \
+    "    str   r3, [sp, #36]\n" \
+    "    str   r4, [sp, #44]\n" \
+    "    str   r5, [sp, #56]\n" \
+    "    str   r7, [sp, #60]\n" \
+    "    ldm   r2!, {r3}\n"              /* x128 */ \
+    "    str   r3, [sp, #28]\n" \
+    "    mov   r5, pc\n"                 /* the address of label 19 */ \
+    "    adds  r5, r5, r6\n" \
+    "19:\n" \
+    "    adds  r5, #(13f - 19b)\n" \
+    "    str   r5, [sp, #4]\n"           /* entry = body + lead steps */ \
+    "    ldm   r2!, {r3, r4, r5, r6, r7}\n"  /* y, rq, add, lo, hi: the _r loops' output stage */ \
+    "    str   r3, [sp, #64]\n" \
+    "    str   r4, [sp, #88]\n" \
+    "    str   r5, [sp, #72]\n" \
+    "    str   r6, [sp, #76]\n" \
+    "    str   r7, [sp, #80]\n" \
+    "10:\n"                              /* next pixel */ \
+    PIXEL_START \
+    "    ldr   r4, [sp, #36]\n" \
+    "    str   r4, [sp, #40]\n" \
+    "    ldr   r0, [sp, #32]\n" \
+    "    ldr   r4, [sp, #12]\n" \
+    "    adds  r4, r0, r4\n" \
+    "    str   r4, [sp, #16]\n"           /* the window's end */ \
+    "    ldr   r1, [sp, #52]\n" \
+    "11:\n"                              /* next group: r1 = its header */ \
+    "    str   r1, [sp, #48]\n" \
+    "    ldr   r0, [sp, #32]\n" \
+    "    ldm   r1!, {r2, r3, r4, r5}\n" \
+    "    ldm   r1!, {r6, r7}\n" \
+    "    mov   r8, r4\n" \
+    "    mov   r9, r5\n" \
+    "    mov   r10, r6\n" \
+    "    mov   r11, r7\n" \
+    "    ldm   r1!, {r4, r5}\n" \
+    "    mov   r12, r4\n" \
+    "    mov   lr, r5\n" \
+    "    mov   r6, r2\n" \
+    "    mov   r7, r3\n" \
+    "12:\n"                              /* next run: r0 = its first byte - lead */ \
+    RUN_END \
+    "    ldr   r5, [sp, #4]\n" \
+    "    mov   pc, r5\n" \
+    "13:\n" \
+    MAC_K("0") \
+    "14:\n" \
+    MAC_K("1") \
+    MAC_K("2") \
+    MAC_K("3") \
+    MAC_K("4") \
+    MAC_K("5") \
+    MAC_K("6") \
+    MAC_K("7") \
+    MAC_K("8") \
+    MAC_K("9") \
+    MAC_K("10") \
+    MAC_K("11") \
+    MAC_K("12") \
+    MAC_K("13") \
+    MAC_K("14") \
+    MAC_K("15") \
+    "    .if (14b - 13b) != " MAC_K_BYTES "\n" \
+    "    .error \"MAC_K_BYTES is not the size of one PZ_Q8_MAC_K\"\n" \
+    "    .endif\n" \
+    "    adds  r0, #16\n" \
+    BLOCK_END \
+    "15:\n"                              /* the run's end: on to the next run, or the window is done */ \
+    "    ldr   r4, [sp, #8]\n" \
+    "    adds  r0, r0, r4\n" \
+    "    ldr   r4, [sp, #16]\n" \
+    "    cmp   r0, r4\n" \
+    "    beq   16f\n" \
+    "    b     12b\n" \
+    "16:\n" \
+    EPILOGUE \
+    "    ldr   r4, [sp, #40]\n" \
+    "    subs  r4, #1\n" \
+    "    str   r4, [sp, #40]\n" \
+    "    beq   17f\n" \
+    "    ldr   r1, [sp, #48]\n" \
+    "    ldr   r4, [sp, #44]\n" \
+    "    adds  r1, r1, r4\n" \
+    "    b     11b\n" \
+    "17:\n"                              /* the pixel's groups are done: the next pixel */ \
+    "    ldr   r4, [sp, #28]\n" \
+    "    adds  r4, #4\n" \
+    "    str   r4, [sp, #28]\n" \
+    "    ldr   r4, [sp, #32]\n" \
+    "    ldr   r5, [sp, #60]\n" \
+    "    adds  r4, r4, r5\n" \
+    "    str   r4, [sp, #32]\n" \
+    "    ldr   r4, [sp, #56]\n" \
+    "    subs  r4, #1\n" \
+    "    str   r4, [sp, #56]\n" \
+    "    beq   18f\n" \
+    "    b     10b\n" \
+    "18:\n" \
+    "    add   sp, #92\n" \
+    PZ_M0_RESTORE_R4_R11_RETURN \
+    "    .size   " NAME ", . - " NAME "\n" \
+    "    .popsection\n");
+/* Runs of any length: the run's end ([sp]) set at its start and checked after every 16-byte block. */
+#define PZ_CONV_PX_RUN_END \
+    "    ldr   r4, [sp, #20]\n" \
+    "    adds  r4, r0, r4\n" \
+    "    str   r4, [sp]\n"
+#define PZ_CONV_PX_BLOCK_END \
+    "    ldr   r4, [sp]\n" \
+    "    cmp   r0, r4\n" \
+    "    beq   15f\n" \
+    "    b     13b\n"
+
+/* The group's accumulators to acc (the output stage runs after the call): acc_even = A_even - 256 A_odd - 128 X,
+ * acc_odd = A_odd. */
+#define PZ_CONV_PX_TO_ACC \
+    "    ldr   r3, [sp, #24]\n" \
+    "    ldr   r1, [sp, #28]\n" \
+    "    ldr   r1, [r1]\n" \
+    PZ_CONV_PAIR("0", "4") \
+    "    mov   r6, r8\n" \
+    "    mov   r7, r9\n" \
+    PZ_CONV_PAIR("8", "12") \
+    "    mov   r6, r10\n" \
+    "    mov   r7, r11\n" \
+    PZ_CONV_PAIR("16", "20") \
+    "    mov   r6, r12\n" \
+    "    mov   r7, lr\n" \
+    PZ_CONV_PAIR("24", "28") \
+    "    adds  r3, #32\n" \
+    "    str   r3, [sp, #24]\n"
+
+/* The _r loops: the one-multiply output stage (pz_q8_requant_rec_m0's per output, same records, same bytes) on the
+ * lanes in registers, so accumulators are neither stored nor loaded again: per output LDM {L, A}, two compares, LDM
+ * w, LSRS, MULS, ASRS, ADCS add, STRB y[i]. Lane S (r6 or r7), r0 = records (advancing), r1 = this group's y, r5 =
+ * add; act_min / act_max + out_xor from the frame on the saturated paths (LOW, HIGH: out of line, after the
+ * function's return). */
+#define PZ_CONV_PX_OUT(S, I, LOW, HIGH, STORE) \
+    "    ldm   r0!, {r3, r4}\n"             /* L, A */ \
+    "    cmp   " S ", r3\n" \
+    "    ble   " LOW "f\n" \
+    "    cmp   " S ", r4\n" \
+    "    bge   " HIGH "f\n" \
+    "    ldm   r0!, {r4}\n"                 /* w = m' << 8 | s */ \
+    "    lsrs  r3, r4, #8\n" \
+    "    muls  " S ", r3, " S "\n" \
+    "    asrs  " S ", r4\n" \
+    "    adcs  " S ", r5\n" \
+    STORE ":\n" \
+    "    strb  " S ", [r1, #" I "]\n"
+#define PZ_CONV_PX_SATURATED(S, LABEL, CLAMP_AT, STORE) \
+    LABEL ":\n" \
+    "    adds  r0, #4\n" \
+    "    ldr   " S ", [sp, #" CLAMP_AT "]\n" \
+    "    b     " STORE "b\n"
+/* One lane pair (r6 even, r7 odd; `from` moves it there from the high registers), r2 = 128 X. */
+#define PZ_CONV_PX_PAIR_OUT(FROM, I0, I1, N) \
+    FROM \
+    "    lsls  r4, r7, #8\n" \
+    "    subs  r6, r6, r4\n" \
+    "    subs  r6, r6, r2\n" \
+    PZ_CONV_PX_OUT("r6", I0, "2" N "0", "2" N "1", "2" N "2") \
+    PZ_CONV_PX_OUT("r7", I1, "2" N "3", "2" N "4", "2" N "5")
+#define PZ_CONV_PX_PAIR_SAT(N) \
+    PZ_CONV_PX_SATURATED("r6", "2" N "0", "76", "2" N "2") \
+    PZ_CONV_PX_SATURATED("r6", "2" N "1", "80", "2" N "2") \
+    PZ_CONV_PX_SATURATED("r7", "2" N "3", "76", "2" N "5") \
+    PZ_CONV_PX_SATURATED("r7", "2" N "4", "80", "2" N "5")
+/* Frame of the _r loops: [sp+64] = y of this group, [sp+68] = its records, [sp+72] = add = out_zp + out_xor, [sp+76]
+ * = act_min + out_xor, [sp+80] = act_max + out_xor, [sp+88] = rq (every pixel restarts at channel 0's records; y
+ * runs on: a pixel's groups hold its K outputs). r2 = 128 X (the output steps leave it alone). */
+#define PZ_CONV_PX_REC_PIXEL \
+    "    ldr   r4, [sp, #88]\n" \
+    "    str   r4, [sp, #68]\n"
+#define PZ_CONV_PX_REC \
+    "    ldr   r0, [sp, #68]\n" \
+    "    ldr   r1, [sp, #64]\n" \
+    "    ldr   r5, [sp, #72]\n" \
+    "    ldr   r2, [sp, #28]\n" \
+    "    ldr   r2, [r2]\n" \
+    PZ_CONV_PX_PAIR_OUT("", "0", "1", "0") \
+    PZ_CONV_PX_PAIR_OUT("    mov   r6, r8\n    mov   r7, r9\n", "2", "3", "1") \
+    PZ_CONV_PX_PAIR_OUT("    mov   r6, r10\n    mov   r7, r11\n", "4", "5", "2") \
+    PZ_CONV_PX_PAIR_OUT("    mov   r6, r12\n    mov   r7, lr\n", "6", "7", "3") \
+    "    adds  r1, #8\n" \
+    "    str   r1, [sp, #64]\n" \
+    "    str   r0, [sp, #68]\n" \
+    "    b     29f\n" \
+    PZ_CONV_PX_PAIR_SAT("0") \
+    PZ_CONV_PX_PAIR_SAT("1") \
+    PZ_CONV_PX_PAIR_SAT("2") \
+    PZ_CONV_PX_PAIR_SAT("3") \
+    "29:\n"
+
+/* The variants: _s loops for runs of at most 16 bytes (span = 16: a run ends after its one block, no test, 10 cycles
+ * less per run: a first layer's three 3-byte runs, pointwise convs of up to 16 channels); z: zero skipping (pad 0);
+ * _r: the output stage fused (layers with one-multiply records and K a multiple of 8); the others store the
+ * accumulators for pz_q8_requant_rec_px_m0 or requant_run. */
+PZ_CONV_PX8_FN("pz_q8_conv_px8s_m0", PZ_Q8_MAC_K, PZ_Q8_MAC_K_BYTES, "", "", "", PZ_CONV_PX_TO_ACC)
+PZ_CONV_PX8_FN("pz_q8_conv_px8zs_m0", PZ_Q8_MAC_K_SKIP0, PZ_Q8_MAC_K_SKIP0_BYTES, "", "", "", PZ_CONV_PX_TO_ACC)
+PZ_CONV_PX8_FN("pz_q8_conv_px8r_m0", PZ_Q8_MAC_K, PZ_Q8_MAC_K_BYTES, PZ_CONV_PX_RUN_END, PZ_CONV_PX_BLOCK_END,
+               PZ_CONV_PX_REC_PIXEL, PZ_CONV_PX_REC)
+PZ_CONV_PX8_FN("pz_q8_conv_px8zr_m0", PZ_Q8_MAC_K_SKIP0, PZ_Q8_MAC_K_SKIP0_BYTES, PZ_CONV_PX_RUN_END,
+               PZ_CONV_PX_BLOCK_END, PZ_CONV_PX_REC_PIXEL, PZ_CONV_PX_REC)
+PZ_CONV_PX8_FN("pz_q8_conv_px8sr_m0", PZ_Q8_MAC_K, PZ_Q8_MAC_K_BYTES, "", "", PZ_CONV_PX_REC_PIXEL, PZ_CONV_PX_REC)
+PZ_CONV_PX8_FN("pz_q8_conv_px8zsr_m0", PZ_Q8_MAC_K_SKIP0, PZ_Q8_MAC_K_SKIP0_BYTES, "", "", PZ_CONV_PX_REC_PIXEL,
+               PZ_CONV_PX_REC)
+
+/* pz_q8_requant_rec_m0 over `pixels` pixels of n outputs each (the small-K path, conv_pixels): the records restart
+ * at every pixel, acc_skip bytes of unused accumulators (the last group's channels past K) follow each pixel's n, and
+ * y advances by n. Per pixel about 12 cycles on top of the outputs, instead of a call (about 45). Low registers as
+ * there; high: r8, r9 as there, r10 = the records of mult[0], r11 = n, r12 = pixels left, lr = acc_skip. */
+__asm__(
+    PZ_M0_FUNC("pz_q8_requant_rec_px_m0")
+    PZ_M0_SAVE_R4_R11
+    "    ldm   r0!, {r1, r2, r3, r4, r5}\n"  /* acc, y, mult, shift (unused), n */
+    "    ldr   r4, [r0, #20]\n"              /* mult0 */
+    "    subs  r3, r3, r4\n"
+    "    lsls  r4, r3, #1\n"
+    "    adds  r3, r3, r4\n"
+    "    ldr   r4, [r0, #16]\n"              /* rq */
+    "    adds  r3, r3, r4\n"
+    "    mov   r10, r3\n"
+    "    mov   r11, r5\n"
+    "    ldr   r4, [r0, #40]\n"              /* pixels */
+    "    mov   r12, r4\n"
+    "    ldr   r4, [r0, #44]\n"              /* acc_skip */
+    "    mov   lr, r4\n"
+    "    adds  r5, r2, r5\n"                 /* y + n */
+    "    ldm   r0!, {r2, r4, r6}\n"          /* lo, hi, add */
+    "    adds  r2, r2, r6\n"
+    "    mov   r8, r2\n"
+    "    adds  r4, r4, r6\n"
+    "    mov   r9, r4\n"
+    "    movs  r0, r1\n"
+    "10:\n"                                  /* next pixel */
+    "    mov   r1, r10\n"
+    "    mov   r7, r11\n"
+    "    negs  r7, r7\n"
+    "    lsls  r2, r7, #31\n"                /* n odd: start with the second output of a pass */
+    "    bne   2f\n"
+    "1:\n"
+    PZ_REC_OUTPUT("3", "5", "6")
+    "    adds  r7, #1\n"
+    "2:\n"
+    PZ_REC_OUTPUT("4", "7", "8")
+    "    adds  r7, #1\n"
+    "    bne   1b\n"
+    "    add   r0, lr\n"
+    "    add   r5, r11\n"
+    "    mov   r2, r12\n"
+    "    subs  r2, #1\n"
+    "    mov   r12, r2\n"
+    "    bne   10b\n"
+    PZ_M0_RESTORE_R4_R11_RETURN
+    PZ_REC_SATURATED("5", "r8", "3")
+    PZ_REC_SATURATED("6", "r9", "3")
+    PZ_REC_SATURATED("7", "r8", "4")
+    PZ_REC_SATURATED("8", "r9", "4")
+    "    .size   pz_q8_requant_rec_px_m0, . - pz_q8_requant_rec_px_m0\n"
+    "    .popsection\n");
+#endif
+
+/* The output stage of n pixels' K outputs, kacc accumulators per pixel: one call of the one-multiply stage over all
+ * of them, else one run per pixel. */
+static void requant_pixels(pz_requant_run_t *rq, const int32_t *acc, uint8_t *y, uint32_t n, uint32_t kacc,
+                           const pz_q8_conv_t *l) {
+    const uint32_t K = l->s.out_c;
+#if PZ_Q8_M0_ASM
+    if (rq->stage == pz_q8_requant_rec_m0) {
+        rq->acc = acc;
+        rq->y = y;
+        rq->mult = l->multiplier;
+        rq->shift = l->shift;
+        rq->n = K;
+        rq->pixels = n;
+        rq->acc_skip = 4u * (kacc - K);
+        pz_q8_requant_rec_px_m0(rq);
+        return;
+    }
+#endif
+    for (uint32_t i = 0; i < n; i++) requant_run(rq, acc + i * kacc, y + i * K, K, l->multiplier, l->shift, l);
+}
+
+/* x128[i] = 128 * the byte sum of window i of a batch (conv_pixels). */
+static void batch_sums(const uint8_t *x, const pz_conv_px_t *p, uint32_t n, uint32_t row, uint32_t C,
+                       uint32_t *x128) {
+    const uint32_t cols = (n - 1u) * p->step + p->run_bytes;
+    uint16_t col[(PZ_CONV_PX_MAX - 1u) * 8u + 8u];  /* <= 255 rows of bytes; step <= run_bytes < 8 */
+    if (p->run_bytes < 8u && cols <= sizeof col / sizeof col[0]) {
+        /* short runs (few channels: a first layer's 3 x 1 bytes): neighbouring windows share columns, so each
+         * byte column of the batch's span is summed over the runs once, then each window's run_bytes columns */
+        if (p->runs == 3u) {  /* 3 x 3 kernels, unrolled */
+            for (uint32_t b = 0; b < cols; b++) col[b] = (uint16_t)(x[b] + x[b + row] + x[b + 2u * row]);
+        } else {
+            for (uint32_t b = 0; b < cols; b++) {
+                const uint8_t *q = x + b;
+                uint32_t sum = 0;
+                for (uint32_t r = p->runs; r; r--, q += row) sum += *q;
+                col[b] = (uint16_t)sum;
+            }
+        }
+        const uint16_t *c = col;
+        if (p->run_bytes == 3u) {  /* 3-wide windows of one channel, unrolled */
+            for (uint32_t i = 0; i < n; i++, c += p->step) x128[i] = 128u * ((uint32_t)c[0] + c[1] + c[2]);
+        } else {
+            for (uint32_t i = 0; i < n; i++, c += p->step) {
+                uint32_t sum = 0;
+                for (uint32_t b = 0; b < p->run_bytes; b++) sum += c[b];
+                x128[i] = 128u * sum;
+            }
+        }
+    } else if (p->runs == 1u && p->run_bytes <= 32u &&
+               ((p->run_bytes | p->step | (uint32_t)(uintptr_t)x) & 3u) == 0) {
+        /* one run of whole aligned words (pointwise, C a multiple of 4 up to 32): 16-bit lanes, folded once */
+        const uint32_t words = p->run_bytes / 4u, step = p->step / 4u;
+        const pz_word_alias *win = (const pz_word_alias *)(const void *)x;
+        for (uint32_t i = 0; i < n; i++, win += step) {
+            uint32_t lanes = 0;
+            for (uint32_t k = 0; k < words; k++) {
+                const uint32_t v = win[k];
+                lanes += v & 0x00FF00FFu;
+                lanes += (v >> 8) & 0x00FF00FFu;
+            }
+            x128[i] = 128u * ((lanes & 0xFFFFu) + (lanes >> 16));
+        }
+    } else if (p->runs > 1u && C % 4u == 0 && ((row | (uint32_t)(uintptr_t)x) & 3u) == 0 &&
+               (n - 1u) * (p->step / C) + p->run_bytes / C <= PZ_CONV_PX_CELLS && p->runs * C <= 512u) {
+        /* several runs of whole aligned words (3x3 kernels on C a multiple of 4): windows step / C cells apart share
+         * cells (the kh x C bytes of one input column), so each cell of the batch's span is summed once in 16-bit
+         * lanes (<= 128 words), then each window's kw cells: at stride 1 one cell per pixel instead of kw */
+        const uint32_t kw = p->run_bytes / C, s = p->step / C, cells = (n - 1u) * s + kw, words = C / 4u;
+        uint32_t cell[PZ_CONV_PX_CELLS];
+        const uint8_t *c0 = x;
+        for (uint32_t k = 0; k < cells; k++, c0 += C) {
+            uint32_t lanes = 0;
+            if (p->runs == 3u) {  /* 3 x 3 kernels: the three rows of a word together */
+                const pz_word_alias *w = (const pz_word_alias *)(const void *)c0;
+                const uint32_t r1 = row / 4u, r2 = 2u * r1;
+                for (uint32_t j = 0; j < words; j++) {
+                    const uint32_t u = w[j], v = w[j + r1], t = w[j + r2];
+                    lanes += (u & 0x00FF00FFu) + ((u >> 8) & 0x00FF00FFu);
+                    lanes += (v & 0x00FF00FFu) + ((v >> 8) & 0x00FF00FFu);
+                    lanes += (t & 0x00FF00FFu) + ((t >> 8) & 0x00FF00FFu);
+                }
+            } else {
+                const uint8_t *r = c0;
+                for (uint32_t i = 0; i < p->runs; i++, r += row) {
+                    const pz_word_alias *w = (const pz_word_alias *)(const void *)r;
+                    for (uint32_t j = 0; j < words; j++) {
+                        const uint32_t v = w[j];
+                        lanes += v & 0x00FF00FFu;
+                        lanes += (v >> 8) & 0x00FF00FFu;
+                    }
+                }
+            }
+            cell[k] = (lanes & 0xFFFFu) + (lanes >> 16);
+        }
+        const uint32_t *c = cell;
+        for (uint32_t i = 0; i < n; i++, c += s) {
+            uint32_t sum = 0;
+            for (uint32_t k = 0; k < kw; k++) sum += c[k];
+            x128[i] = 128u * sum;
+        }
+    } else {
+        for (uint32_t i = 0; i < n; i++, x += p->step) x128[i] = 128u * window_sum(x, p->runs, p->run_bytes, row);
+    }
+}
+
+/* n <= PZ_CONV_PX_MAX output pixels (n * 8 * groups <= PZ_CONV_PX_ACC accumulators) whose windows lie inside the
+ * input, p->step apart from x on: their window sums, one dot-product call, one output-stage call. */
+static void conv_pixels(const pz_q8_conv_t *l, pz_requant_run_t *rq, pz_px8_fn px8, uint32_t fused,
+                        const uint8_t *x, pz_conv_px_t *p, uint32_t n, uint32_t row, uint8_t *y) {
+    uint32_t x128[PZ_CONV_PX_MAX], acc[PZ_CONV_PX_ACC];
+    batch_sums(x, p, n, row, l->s.in_c, x128);
+    p->pixels = n;
+    p->x128 = x128;
+    p->y = y;
+    px8(x, l->w, p, acc);
+    if (!fused) requant_pixels(rq, (const int32_t *)acc, y, n, 8u * p->groups, l);
+}
+
+/* The small-K path (K <= 32, all groups in one call: few input channels make the per-pixel costs dominate): the
+ * windows inside the input in batches of up to PZ_CONV_PX_ACC / (8 groups) pixels along a row (a pointwise layer:
+ * along the whole image), the others one by one through the gathered scratch as in the general path. Outputs in
+ * increasing pixel order; at most PZ_CONV_PX_MAX windows read ahead of the first output of a batch. */
+__attribute__((noinline)) static void conv2d_small_k(const pz_q8_conv_t *l, pz_requant_run_t *rq, pz_dot8_fn dot8,
+                                                     pz_px8_fn px8, uint32_t fused, const uint8_t *xu,
+                                                     uint8_t *y) {
+    const pz_conv_shape_t *s = &l->s;
+    const uint32_t C = s->in_c, K = s->out_c, n_win = ((uint32_t)s->k_h * s->k_w * C + 3u) & ~3u;
+    const uint32_t row = (uint32_t)s->in_w * C, run = (uint32_t)s->k_w * C;
+    const uint32_t groups = (K + 7u) / 8u, group_bytes = 32u + 8u * n_win;
+    uint32_t batch = PZ_CONV_PX_ACC / (8u * groups);
+    if (batch > PZ_CONV_PX_MAX) batch = PZ_CONV_PX_MAX;
+    pz_conv_px_t p;
+    p.groups = groups;
+    p.group_bytes = group_bytes;
+    p.step = (uint32_t)s->stride_w * C;
+    p.run_bytes = run;
+    p.runs = s->k_h;
+    const int pointwise = s->k_h == 1 && s->k_w == 1 && s->stride_h == 1 && s->stride_w == 1 && s->pad_top == 0 &&
+                          s->pad_left == 0 && s->in_w == s->out_w;
+    p.skip = pointwise ? 0u : row - run;
+    p.lead = (16u - run % 16u) % 16u;
+    p.span = run + p.lead;
+    p.skip_adj = p.skip - p.lead;
+    p.window = p.runs * (run + p.skip);
+    p.rq = l->rq;
+    p.add = (uint32_t)rq->add;
+    p.lo = (uint32_t)(rq->lo + rq->add);
+    p.hi = (uint32_t)(rq->hi + rq->add);
+    if (pointwise) {  /* one run of pixels over the whole image */
+        uint32_t left = (uint32_t)s->out_h * s->out_w;
+        for (; left; ) {
+            const uint32_t n = left < batch ? left : batch;
+            conv_pixels(l, rq, px8, fused, xu, &p, n, row, y);
+            xu += n * C;
+            y += n * K;
+            left -= n;
+        }
+        return;
+    }
+    pz_conv_runs_t r;
+    r.groups = groups;
+    /* the interior columns: ix0 = ox s - pad_left >= 0 and ix0 + k_w <= in_w */
+    const uint32_t sw = s->stride_w;
+    const uint32_t ox_lo = (s->pad_left + sw - 1u) / sw;
+    const uint32_t ox_end = s->in_w < s->k_w ? 0u : ((uint32_t)s->in_w - s->k_w + s->pad_left) / sw + 1u;
+    for (uint32_t oy = 0; oy < s->out_h; oy++) {
+        const int32_t iy0 = (int32_t)(oy * s->stride_h) - s->pad_top;
+        const int rows_inside = iy0 >= 0 && iy0 + s->k_h <= s->in_h;
+        uint32_t ox = 0;
+        while (ox < s->out_w) {
+            if (rows_inside && ox >= ox_lo && ox < ox_end) {
+                uint32_t n = ox_end - ox;
+                if (n > s->out_w - ox) n = s->out_w - ox;
+                if (n > batch) n = batch;
+                const uint8_t *x = xu + ((uint32_t)iy0 * s->in_w + (ox * sw - s->pad_left)) * C;
+                conv_pixels(l, rq, px8, fused, x, &p, n, row, y);
+                ox += n;
+                y += n * K;
+            } else {
+                gather(l, xu, oy, ox, l->scratch);
+                r.run_bytes = n_win;  /* padded to whole blocks with zero bytes and zero weights */
+                r.skip = 0;
+                r.runs = 1;
+                conv_pixel(l, rq, dot8, l->scratch, &r, row, group_bytes, groups, y);
+                ox++;
+                y += K;
+            }
         }
     }
 }

@@ -26,6 +26,8 @@ typedef struct pz_requant_run {
                             act_min = out_zp) */
     uint32_t rec;        /* the layer has one-multiply records (conv.h rq) */
     void (*stage)(const struct pz_requant_run *);  /* the Thumb-1 loop requant_init chose, or NULL: requant_c */
+    uint32_t pixels;     /* pz_q8_requant_rec_px_m0: pixels of n outputs each */
+    uint32_t acc_skip;   /* pz_q8_requant_rec_px_m0: bytes of accumulators after each pixel's n */
 } pz_requant_run_t;
 void pz_q8_requant_init(pz_requant_run_t *r, const pz_q8_conv_t *l, uint32_t channels, uint32_t depthwise);
 void pz_q8_requant_c(const pz_requant_run_t *r, const int32_t *acc, uint8_t *y, uint32_t n, const int32_t *mult,
