@@ -530,8 +530,8 @@ class Rp2040:
         self.core1_launch = launch
         core1.exc.lines = self.exc.lines & ~(1 << SIO_IRQ_PROC0)
         self.core1 = core1
-        for s in (self.sio, self.sio1):           # their chip time is the later of the two counts from now on
-            s.set_second_clock(core1._sp)
+        for p in (self.sio, self.sio1, self.ssi):   # their chip time is the later of the two counts from now on
+            p.set_second_clock(core1._sp)
         self.sio1.update_irq()
         if self._running:
             self._quantum_end = self.state.cycles + QUANTUM_CYCLES     # core 1's first turn comes after this

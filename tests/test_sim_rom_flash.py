@@ -63,3 +63,4 @@ def test_programming_only_clears_bits_without_an_erase(caller):
         _, stop, _ = caller.call(rows, func=name, sim=sim)
         assert stop.kind == "halt", (name, stop)
     assert flash_bytes(sim, BLOCK, PAGE) == b"\x03" * PAGE           # NOR flash: new = old AND data
+

@@ -613,6 +613,96 @@ uart_native *sim_uart_new(void) { return calloc(1, sizeof(uart_native)); }
 uint32_t sim_uart_size(void) { return sizeof(uart_native); }
 void sim_uart_free(uart_native *d) { if (d) { free(d->buf); free(d); } }
 
+/* ---- SSI: the flash status poll answered natively (datasheet 4.10.13; W25Q16JV 05h/35h) ------------------------ */
+/* Every boot2 and the ROM's flash functions wait for the flash chip by sending 05h (read status register 1) in
+ * standard SPI frames and reading BUSY back, thousands of times while a status write, erase or program runs.
+ * The Python SSI and flash-chip models (peripherals/xip.py, flash_chip.py) stay the authority: after each access
+ * they serve, they publish here whether the next status transaction may be answered natively (SSI enabled,
+ * standard SPI, 8-bit frames, TX+RX, CS not forced, RX FIFO empty, the chip deselected with nothing pending and
+ * not in continuous-read mode), with the status registers and the first cycle count at which the chip is no longer
+ * busy. A transaction that starts with 05h or 35h is then run here: the chip's replies queue in `rx`, a read of SR,
+ * RXFLR or DR0 ends it (CS high; these two commands do nothing when CS rises). Any other access goes to Python,
+ * which first takes over what is here (Ssi._take_native). */
+#define SSI_RXFLR 0x024u
+#define SSI_SR 0x028u
+#define SSI_DR0 0x060u
+#define SSI_SR_TFNF 2u
+#define SSI_SR_TFE 4u
+#define SSI_SR_RFNE 8u
+#define FLASH_CMD_READ_STATUS1 0x05u
+#define FLASH_CMD_READ_STATUS2 0x35u
+#define FLASH_SR1_BUSY 1u
+#define SSI_POLL_RX 64u
+
+typedef struct ssi_native {
+    uint32_t poll_ok;              /* Python: a status transaction may run here */
+    uint32_t sr1, sr2;             /* the chip's status registers (BUSY comes from busy_until) */
+    uint32_t cmd;                  /* 0: no transaction running here; else its command (05h or 35h) */
+    uint32_t nargs;                /* bytes clocked after the command */
+    uint32_t rx_head, rx_len;      /* the SSI's RX FIFO while a transaction runs here */
+    uint32_t rx[SSI_POLL_RX];
+    uint64_t busy_until;           /* chip time (cycles) from which BUSY reads 0 */
+    sim_state *time_a, *time_b;    /* chip time, as sio_native's */
+} ssi_native;
+
+static inline uint64_t ssi_now(const ssi_native *d)
+{
+    uint64_t t = d->time_a->cycles;
+    if (d->time_b && d->time_b->cycles > t) t = d->time_b->cycles;
+    return t;
+}
+
+static inline uint32_t ssi_pop(ssi_native *d)
+{
+    if (!d->rx_len) return 0;
+    uint32_t v = d->rx[d->rx_head];
+    d->rx_head = (d->rx_head + 1) % SSI_POLL_RX;
+    d->rx_len--;
+    return v;
+}
+
+int sim_ssi_read(void *dev, uint32_t offset, uint32_t size, uint64_t *value)
+{
+    ssi_native *d = (ssi_native *)dev;
+    if (!d->poll_ok || size != 4) return 0;
+    switch (offset) {
+    case SSI_SR: d->cmd = 0; *value = SSI_SR_TFE | SSI_SR_TFNF | (d->rx_len ? SSI_SR_RFNE : 0); return 1;
+    case SSI_RXFLR: d->cmd = 0; *value = d->rx_len; return 1;
+    case SSI_DR0: d->cmd = 0; *value = ssi_pop(d); return 1;
+    default: return 0;
+    }
+}
+
+int sim_ssi_write(void *dev, uint32_t offset, uint32_t size, uint64_t value)
+{
+    ssi_native *d = (ssi_native *)dev;
+    if (!d->poll_ok || size != 4 || offset != SSI_DR0 || d->rx_len == SSI_POLL_RX) return 0;
+    uint32_t byte = (uint32_t)value & 0xFFu, reply = 0xFFu;
+    if (!d->cmd) {
+        if (byte != FLASH_CMD_READ_STATUS1 && byte != FLASH_CMD_READ_STATUS2) return 0;
+        d->cmd = byte;
+        d->nargs = 0;
+    } else {
+        d->nargs++;
+        reply = d->cmd == FLASH_CMD_READ_STATUS2 ? d->sr2
+              : (d->sr1 & ~FLASH_SR1_BUSY) | (ssi_now(d) < d->busy_until ? FLASH_SR1_BUSY : 0);
+    }
+    d->rx[(d->rx_head + d->rx_len) % SSI_POLL_RX] = reply & 0xFFu;
+    d->rx_len++;
+    return 1;
+}
+
+ssi_native *sim_ssi_new(sim_state *time_a)
+{
+    ssi_native *d = calloc(1, sizeof(ssi_native));
+    if (d) d->time_a = time_a;
+    return d;
+}
+
+uint32_t sim_ssi_size(void) { return sizeof(ssi_native); }
+void sim_ssi_set_time_b(ssi_native *d, sim_state *time_b) { d->time_b = time_b; }
+void sim_ssi_free(ssi_native *d) { free(d); }
+
 /* Set the native register set of a port (dev NULL: none). */
 void sim_port_set_native(mmio_port *p, void *dev, void *read, void *write)
 {

@@ -16,12 +16,20 @@ for instruction + address + wait + 64 data bits at the configured width, times B
 the chip whether it would answer such reads (QE set and continuous-read mode for quad reads without instruction...);
 if not, a warning names why. An explicit miss penalty given to the emulator overrides the derived cost.
 XIP_CTRL: CTRL.EN switches the cache, FLUSH invalidates it, CTR_HIT/CTR_ACC read the native counters.
+
+Speed: a flash status poll (05h/35h in standard SPI frames, what every boot2 and the ROM's flash functions repeat
+thousands of times while the chip is busy) runs in native/cycles.c (`ssi_native`) when these models say it may:
+after each access served here `_publish` hands it the status registers and the cycle count at which BUSY clears
+(Clock.cycle_at_ps), or withdraws it; any other access first takes back what ran there (`_take_native`).
 """
 
 from __future__ import annotations
 
+import ctypes
+import weakref
 from collections import deque
 
+from rp2040_sim import native
 from rp2040_sim.peripherals.base import NO_EXTRA, Peripheral
 from rp2040_sim.peripherals.flash_chip import FlashChip
 
@@ -87,19 +95,86 @@ class Ssi(Peripheral):
     def __init__(self, sim):
         super().__init__(sim)
         self.rx = deque()
-        self.chip = FlashChip(sim)
         self.cs_override = 0
         self._quad_frames: list[int] = []
         self._xip_doubt: str | None = None   # why XIP reads in a command-style setup would fail (see _xip_configured)
+        lib = native.load()
+        ptr = lib.sim_ssi_new(sim._sp)
+        if not ptr:
+            raise MemoryError("sim_ssi_new failed")
+        self._native = ctypes.cast(ptr, ctypes.c_void_p)
+        weakref.finalize(self, lib.sim_ssi_free, self._native)
+        self._lib = lib
+        self._poll = ptr.contents
+        self.chip = FlashChip(sim, on_change=self._withdraw)
+        sim.clock.listeners.append(self._withdraw)
+
+    def native_registers(self):
+        return self._native, "sim_ssi_read", "sim_ssi_write"
+
+    def set_second_clock(self, state_ptr):
+        """Core 1 runs: the chip's time is the later of the two cores' counts (as sim.cycles())."""
+        self._lib.sim_ssi_set_time_b(self._native, state_ptr)
+
+    # -- the native status poll -------------------------------------------------------------------------------------
+    def _withdraw(self):
+        """The chip or the clock changed: no native status transaction until the next _publish."""
+        self._poll.poll_ok = 0
+
+    def _take_native(self):
+        """Take over a status transaction cycles.c ran: its replies join the RX FIFO; if CS is still low the chip
+        is in the middle of that command (the bytes clocked after a status command are never used)."""
+        poll = self._poll
+        poll.poll_ok = 0
+        if poll.rx_len:
+            self.rx.extend(poll.rx[(poll.rx_head + i) % len(poll.rx)] for i in range(poll.rx_len))
+            poll.rx_len = poll.rx_head = 0
+        if poll.cmd:
+            chip = self.chip
+            chip.select()
+            chip.exchange(poll.cmd)
+            for _ in range(poll.nargs):
+                chip.exchange(0)
+            poll.cmd = 0
+
+    def _publish(self):
+        """Let cycles.c run the next status transaction if this SSI and chip state is one it models exactly."""
+        chip, regs = self.chip, self.regs
+        ctrlr0 = regs[SSI_CTRLR0]
+        ok = (regs[SSI_SSIENR] & 1 and (ctrlr0 >> CTRLR0_SPI_FRF_SHIFT) & 3 == SPI_FRF_STD
+              and (ctrlr0 >> CTRLR0_DFS32_SHIFT) & 0x1F == 7 and (ctrlr0 >> CTRLR0_TMOD_SHIFT) & 3 == TMOD_TX_RX
+              and self.cs_override not in (CS_OVERRIDE_LOW, CS_OVERRIDE_HIGH) and not self.rx
+              and not self._quad_frames and self._xip_doubt is None and chip.idle())
+        if ok:
+            poll = self._poll
+            poll.sr1, poll.sr2 = chip.sr1, chip.sr2
+            poll.busy_until = self.sim.clock.cycle_at_ps(chip.busy_until_ps)
+            poll.poll_ok = 1
+
+    def bus_read(self, offset, size):
+        self._take_native()
+        try:
+            return super().bus_read(offset, size)
+        finally:
+            self._publish()
+
+    def bus_write(self, offset, size, value):
+        self._take_native()
+        try:
+            super().bus_write(offset, size, value)
+        finally:
+            self._publish()
 
     # -- chip select ----------------------------------------------------------------------------------------------
     def set_cs_override(self, outover: int):
         """IO_QSPI GPIO_QSPI_SS_CTRL.OUTOVER was written."""
+        self._take_native()
         self.cs_override = outover
         if outover == CS_OVERRIDE_LOW:
             self.chip.select()
         else:
             self.chip.deselect()
+        self._publish()
 
     def _end_transaction(self):
         if self.cs_override != CS_OVERRIDE_LOW:
