@@ -100,7 +100,9 @@ class SsiPoll(ctypes.Structure):
     it (peripherals/xip.py Ssi._publish)."""
     _fields_ = [("poll_ok", ctypes.c_uint32), ("sr1", ctypes.c_uint32), ("sr2", ctypes.c_uint32),
                 ("cmd", ctypes.c_uint32), ("nargs", ctypes.c_uint32), ("rx_head", ctypes.c_uint32),
-                ("rx_len", ctypes.c_uint32), ("rx", ctypes.c_uint32 * 64), ("busy_until", ctypes.c_uint64),
+                ("rx_len", ctypes.c_uint32), ("rx", ctypes.c_uint32 * 64), ("selected", ctypes.c_uint32),
+                ("ss_ctrl", ctypes.c_uint32), ("ss_written", ctypes.c_uint32), ("pad_", ctypes.c_uint32),
+                ("busy_until", ctypes.c_uint64),
                 ("time_a", ctypes.c_void_p), ("time_b", ctypes.c_void_p)]
 
 

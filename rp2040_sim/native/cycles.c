@@ -617,12 +617,14 @@ void sim_uart_free(uart_native *d) { if (d) { free(d->buf); free(d); } }
 /* Every boot2 and the ROM's flash functions wait for the flash chip by sending 05h (read status register 1) in
  * standard SPI frames and reading BUSY back, thousands of times while a status write, erase or program runs.
  * The Python SSI and flash-chip models (peripherals/xip.py, flash_chip.py) stay the authority: after each access
- * they serve, they publish here whether the next status transaction may be answered natively (SSI enabled,
- * standard SPI, 8-bit frames, TX+RX, CS not forced, RX FIFO empty, the chip deselected with nothing pending and
- * not in continuous-read mode), with the status registers and the first cycle count at which the chip is no longer
- * busy. A transaction that starts with 05h or 35h is then run here: the chip's replies queue in `rx`, a read of SR,
- * RXFLR or DR0 ends it (CS high; these two commands do nothing when CS rises). Any other access goes to Python,
- * which first takes over what is here (Ssi._take_native). */
+ * they serve, they publish here whether the next status transactions may be answered natively (SSI enabled,
+ * standard SPI, 8-bit frames, TX+RX, RX FIFO empty, the chip with no command under way, not in continuous-read
+ * mode), with the status registers, the first cycle count at which the chip is no longer busy, and the chip
+ * select: IO_QSPI GPIO_QSPI_SS_CTRL (its OUTOVER forces CS low or high, as the ROM's flash functions do around
+ * each command; 2.19.6.2), whose plain word accesses are answered here too. A transaction that starts with 05h or
+ * 35h then runs here: the chip's replies queue in `rx`; CS rises at a read of SR, RXFLR or DR0 unless forced low,
+ * or when OUTOVER is written (neither command does anything when CS rises). Any other access to the SSI or
+ * IO_QSPI goes to Python, which first takes over what is here (Ssi._take_native). */
 #define SSI_RXFLR 0x024u
 #define SSI_SR 0x028u
 #define SSI_DR0 0x060u
@@ -633,14 +635,22 @@ void sim_uart_free(uart_native *d) { if (d) { free(d->buf); free(d); } }
 #define FLASH_CMD_READ_STATUS2 0x35u
 #define FLASH_SR1_BUSY 1u
 #define SSI_POLL_RX 64u
+#define IO_QSPI_SS_CTRL 0x00Cu
+#define SS_OUTOVER_SHIFT 8
+#define SS_OUTOVER_LOW 2u
+#define SS_OUTOVER_HIGH 3u
 
 typedef struct ssi_native {
-    uint32_t poll_ok;              /* Python: a status transaction may run here */
+    uint32_t poll_ok;              /* Python: status transactions may run here */
     uint32_t sr1, sr2;             /* the chip's status registers (BUSY comes from busy_until) */
-    uint32_t cmd;                  /* 0: no transaction running here; else its command (05h or 35h) */
+    uint32_t cmd;                  /* 0: no command under way here; else its command (05h or 35h) */
     uint32_t nargs;                /* bytes clocked after the command */
-    uint32_t rx_head, rx_len;      /* the SSI's RX FIFO while a transaction runs here */
+    uint32_t rx_head, rx_len;      /* the SSI's RX FIFO while transactions run here */
     uint32_t rx[SSI_POLL_RX];
+    uint32_t selected;             /* the chip's CS is low */
+    uint32_t ss_ctrl;              /* IO_QSPI GPIO_QSPI_SS_CTRL */
+    uint32_t ss_written;           /* ss_ctrl was written here since Python published */
+    uint32_t pad_;
     uint64_t busy_until;           /* chip time (cycles) from which BUSY reads 0 */
     sim_state *time_a, *time_b;    /* chip time, as sio_native's */
 } ssi_native;
@@ -652,6 +662,8 @@ static inline uint64_t ssi_now(const ssi_native *d)
     return t;
 }
 
+static inline uint32_t ssi_outover(const ssi_native *d) { return (d->ss_ctrl >> SS_OUTOVER_SHIFT) & 3u; }
+
 static inline uint32_t ssi_pop(ssi_native *d)
 {
     if (!d->rx_len) return 0;
@@ -661,14 +673,20 @@ static inline uint32_t ssi_pop(ssi_native *d)
     return v;
 }
 
+/* The program looks at the SSI again: the transaction ends (CS high) unless CS is forced low. */
+static inline void ssi_end(ssi_native *d)
+{
+    if (ssi_outover(d) != SS_OUTOVER_LOW) { d->selected = 0; d->cmd = 0; }
+}
+
 int sim_ssi_read(void *dev, uint32_t offset, uint32_t size, uint64_t *value)
 {
     ssi_native *d = (ssi_native *)dev;
     if (!d->poll_ok || size != 4) return 0;
     switch (offset) {
-    case SSI_SR: d->cmd = 0; *value = SSI_SR_TFE | SSI_SR_TFNF | (d->rx_len ? SSI_SR_RFNE : 0); return 1;
-    case SSI_RXFLR: d->cmd = 0; *value = d->rx_len; return 1;
-    case SSI_DR0: d->cmd = 0; *value = ssi_pop(d); return 1;
+    case SSI_SR: ssi_end(d); *value = SSI_SR_TFE | SSI_SR_TFNF | (d->rx_len ? SSI_SR_RFNE : 0); return 1;
+    case SSI_RXFLR: ssi_end(d); *value = d->rx_len; return 1;
+    case SSI_DR0: ssi_end(d); *value = ssi_pop(d); return 1;
     default: return 0;
     }
 }
@@ -678,8 +696,11 @@ int sim_ssi_write(void *dev, uint32_t offset, uint32_t size, uint64_t value)
     ssi_native *d = (ssi_native *)dev;
     if (!d->poll_ok || size != 4 || offset != SSI_DR0 || d->rx_len == SSI_POLL_RX) return 0;
     uint32_t byte = (uint32_t)value & 0xFFu, reply = 0xFFu;
-    if (!d->cmd) {
+    if (ssi_outover(d) == SS_OUTOVER_HIGH) {
+        /* CS forced high: the byte goes nowhere, 0xFF comes back */
+    } else if (!d->cmd) {
         if (byte != FLASH_CMD_READ_STATUS1 && byte != FLASH_CMD_READ_STATUS2) return 0;
+        d->selected = 1;
         d->cmd = byte;
         d->nargs = 0;
     } else {
@@ -689,6 +710,30 @@ int sim_ssi_write(void *dev, uint32_t offset, uint32_t size, uint64_t value)
     }
     d->rx[(d->rx_head + d->rx_len) % SSI_POLL_RX] = reply & 0xFFu;
     d->rx_len++;
+    return 1;
+}
+
+/* IO_QSPI GPIO_QSPI_SS_CTRL, plain word accesses (the atomic aliases go to Python). */
+int sim_qspi_ss_read(void *dev, uint32_t offset, uint32_t size, uint64_t *value)
+{
+    ssi_native *d = (ssi_native *)dev;
+    if (!d->poll_ok || size != 4 || offset != IO_QSPI_SS_CTRL) return 0;
+    *value = d->ss_ctrl;
+    return 1;
+}
+
+int sim_qspi_ss_write(void *dev, uint32_t offset, uint32_t size, uint64_t value)
+{
+    ssi_native *d = (ssi_native *)dev;
+    if (!d->poll_ok || size != 4 || offset != IO_QSPI_SS_CTRL) return 0;
+    d->ss_ctrl = (uint32_t)value;
+    d->ss_written = 1;
+    if (ssi_outover(d) == SS_OUTOVER_LOW) {
+        if (!d->selected) { d->selected = 1; d->cmd = 0; }      /* CS low: the chip waits for a command */
+    } else {
+        d->selected = 0;                                         /* CS high: a status command just ends */
+        d->cmd = 0;
+    }
     return 1;
 }
 

@@ -18,9 +18,10 @@ if not, a warning names why. An explicit miss penalty given to the emulator over
 XIP_CTRL: CTRL.EN switches the cache, FLUSH invalidates it, CTR_HIT/CTR_ACC read the native counters.
 
 Speed: a flash status poll (05h/35h in standard SPI frames, what every boot2 and the ROM's flash functions repeat
-thousands of times while the chip is busy) runs in native/cycles.c (`ssi_native`) when these models say it may:
-after each access served here `_publish` hands it the status registers and the cycle count at which BUSY clears
-(Clock.cycle_at_ps), or withdraws it; any other access first takes back what ran there (`_take_native`).
+thousands of times while the chip is busy, with CS from the SSI or forced through IO_QSPI) runs in
+native/cycles.c (`ssi_native`) when these models say it may: after each SSI or IO_QSPI access served here
+`_publish` hands it the status registers, the cycle count at which BUSY clears (Clock.cycle_at_ps) and the chip
+select, or withdraws it; any other access first takes back what ran there (`_take_native`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from collections import deque
 from rp2040_sim import native
 from rp2040_sim.peripherals.base import NO_EXTRA, Peripheral
 from rp2040_sim.peripherals.flash_chip import FlashChip
+from rp2040_sim.peripherals.gpio import CTRL_OUTOVER_SHIFT, QSPI_SS_CTRL
 
 XIP_SSI_BASE = 0x18000000
 SSI_CTRLR0, SSI_CTRLR1, SSI_SSIENR, SSI_MWCR, SSI_SER, SSI_BAUDR = 0x00, 0x04, 0x08, 0x0C, 0x10, 0x14
@@ -107,6 +109,8 @@ class Ssi(Peripheral):
         self._lib = lib
         self._poll = ptr.contents
         self.chip = FlashChip(sim, on_change=self._withdraw)
+        self.io_qspi = None                  # gpio.IoQspi: its GPIO_QSPI_SS_CTRL drives the chip select
+        self._native_live = False            # published since the last _take_native: cycles.c may have run
         sim.clock.listeners.append(self._withdraw)
 
     def native_registers(self):
@@ -122,34 +126,55 @@ class Ssi(Peripheral):
         self._poll.poll_ok = 0
 
     def _take_native(self):
-        """Take over a status transaction cycles.c ran: its replies join the RX FIFO; if CS is still low the chip
-        is in the middle of that command (the bytes clocked after a status command are never used)."""
-        poll = self._poll
+        """Take over what cycles.c ran: a chip select it wrote through IO_QSPI, the replies it queued (they join the
+        RX FIFO), and a status command still under way (replayed into the chip; the bytes clocked after a status
+        command are never used)."""
+        poll, chip = self._poll, self.chip
         poll.poll_ok = 0
+        if not self._native_live:
+            return                           # nothing ran there since the last _publish
+        self._native_live = False
+        if poll.ss_written:
+            poll.ss_written = 0
+            self.io_qspi.regs[QSPI_SS_CTRL] = poll.ss_ctrl
+            self.cs_override = (poll.ss_ctrl >> CTRL_OUTOVER_SHIFT) & 3
         if poll.rx_len:
             self.rx.extend(poll.rx[(poll.rx_head + i) % len(poll.rx)] for i in range(poll.rx_len))
             poll.rx_len = poll.rx_head = 0
-        if poll.cmd:
-            chip = self.chip
+        if poll.selected and not chip.selected:
             chip.select()
+        elif not poll.selected and chip.selected:
+            chip.deselect()
+        if poll.cmd:
             chip.exchange(poll.cmd)
             for _ in range(poll.nargs):
                 chip.exchange(0)
             poll.cmd = 0
 
     def _publish(self):
-        """Let cycles.c run the next status transaction if this SSI and chip state is one it models exactly."""
-        chip, regs = self.chip, self.regs
+        """Let cycles.c run the next status transactions if this SSI, chip and chip-select state is one it models
+        exactly: CS forced low with the chip waiting for a command, or otherwise the chip deselected."""
+        chip, regs, io = self.chip, self.regs, self.io_qspi
         ctrlr0 = regs[SSI_CTRLR0]
-        ok = (regs[SSI_SSIENR] & 1 and (ctrlr0 >> CTRLR0_SPI_FRF_SHIFT) & 3 == SPI_FRF_STD
-              and (ctrlr0 >> CTRLR0_DFS32_SHIFT) & 0x1F == 7 and (ctrlr0 >> CTRLR0_TMOD_SHIFT) & 3 == TMOD_TX_RX
-              and self.cs_override not in (CS_OVERRIDE_LOW, CS_OVERRIDE_HIGH) and not self.rx
-              and not self._quad_frames and self._xip_doubt is None and chip.idle())
-        if ok:
-            poll = self._poll
-            poll.sr1, poll.sr2 = chip.sr1, chip.sr2
-            poll.busy_until = self.sim.clock.cycle_at_ps(chip.busy_until_ps)
-            poll.poll_ok = 1
+        if not (io is not None and regs[SSI_SSIENR] & 1 and (ctrlr0 >> CTRLR0_SPI_FRF_SHIFT) & 3 == SPI_FRF_STD
+                and (ctrlr0 >> CTRLR0_DFS32_SHIFT) & 0x1F == 7 and (ctrlr0 >> CTRLR0_TMOD_SHIFT) & 3 == TMOD_TX_RX
+                and not self.rx and not self._quad_frames and self._xip_doubt is None
+                and not chip.continuous and not chip._reset_enabled
+                and (io.regs[QSPI_SS_CTRL] >> CTRL_OUTOVER_SHIFT) & 3 == self.cs_override):
+            return
+        if self.cs_override == CS_OVERRIDE_LOW:
+            if not (chip.selected and chip._cmd is None and not chip._ignore):
+                return
+        elif chip.selected:
+            return
+        poll = self._poll
+        poll.sr1, poll.sr2 = chip.sr1, chip.sr2
+        poll.busy_until = self.sim.clock.cycle_at_ps(chip.busy_until_ps)
+        poll.selected = 1 if chip.selected else 0
+        poll.ss_ctrl = io.regs[QSPI_SS_CTRL]
+        poll.cmd = poll.ss_written = 0
+        poll.poll_ok = 1
+        self._native_live = True
 
     def bus_read(self, offset, size):
         self._take_native()
