@@ -1,10 +1,12 @@
 """UART0/UART1: an ARM PL011 (datasheet 4.2.8). Transmitted bytes are captured (and echoed live if asked).
 
 Transmission is instantaneous: the TX FIFO never fills, so `putc` never waits (baud-rate timing is not
-modelled; docs/EMULATOR.md). This model is the authority; native/cycles.c (`uart_native`) answers the two registers
-printf polls and stores to from what it publishes: UARTFR (republished whenever it changes) and UARTDR stores
-while all they do is append the byte (UART and TX enabled, no live sink, TXRIS already set); those bytes are
-collected natively and joined to `tx` when it is read. Reception: bytes given with `feed` (the CLI's --uart-input FILE|-) wait in the RX
+modelled; docs/EMULATOR.md). This model is the authority; native/cycles.c (`uart_native`) answers the two
+registers printf polls and stores to from what it publishes: UARTFR (republished whenever it changes) and UARTDR
+stores while all they do is append the byte (UART and TX enabled, no live sink, TXRIS already set); those bytes
+are collected natively and joined to `tx` when it is read.
+
+Reception: bytes given with `feed` (the CLI's --uart-input FILE|-) wait in the RX
 FIFO from the start of the run, as if they had arrived before the firmware looked; UARTDR pops one, UARTFR shows
 RXFE/RXFF, UARTRIS RXRIS (level >= the IFLS trigger) and RTRIS (any byte waiting: there is no idle-line timing). The interrupts (RX levels as
 above; TXRIS, set when a write drains, cleared by UARTICR; masked by UARTIMSC) drive UARTn_IRQ.
