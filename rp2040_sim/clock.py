@@ -24,6 +24,7 @@ class Clock:
         self._rem = 0                # remainder of cycles*1e12 not yet turned into a whole picosecond
         self._ref_cycles = 0         # clk_ref cycles since reset (the watchdog tick counts these)
         self._ref_rem = 0
+        self.listeners: list = []    # called after clk_sys changes (what was derived from it in cycles is stale)
 
     def now_ps(self) -> int:
         c = self._cycles()
@@ -43,9 +44,17 @@ class Clock:
         self.now_ps()
         return self._ref_cycles
 
+    def cycle_at_ps(self, ps: int) -> int:
+        """The first cycle count at which now_ps() >= ps, if clk_sys keeps its present frequency (0 if already)."""
+        now = self.now_ps()
+        deficit = (ps - now) * self.sys_hz - self._rem      # (cycles - last) * 1e12 must reach this
+        return self._last_cycles + -(-deficit // PS_PER_S) if deficit > 0 else 0
+
     def set_sys_hz(self, hz: int):
         self.now_ps()                # integrate up to now at the old frequency
         self.sys_hz = int(hz)
+        for fn in self.listeners:
+            fn()
 
     def set_ref_hz(self, hz: int):
         self.now_ps()

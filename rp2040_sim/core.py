@@ -328,6 +328,10 @@ class Rp2040:
         if not port:
             raise MemoryError("sim_port_new failed")
         self._ports.append((port, read_fn, write_fn))      # the callbacks live as long as the mapping
+        fast = periph.native_registers()
+        if fast is not None:
+            dev, read_name, write_name = fast
+            self.lib.sim_port_set_native(port, dev, native.function(read_name), native.function(write_name))
         fp = lambda f: ctypes.cast(f, ctypes.c_void_p)  # noqa: E731
         status = _ucmod.uclib.uc_mmio_map(uc._uch, ctypes.c_uint64(periph.BASE), ctypes.c_uint64(periph.SIZE),
                                           fp(self.lib.sim_mmio_read), ctypes.c_void_p(port),
@@ -526,6 +530,8 @@ class Rp2040:
         self.core1_launch = launch
         core1.exc.lines = self.exc.lines & ~(1 << SIO_IRQ_PROC0)
         self.core1 = core1
+        for p in (self.sio, self.sio1, self.ssi):   # their chip time is the later of the two counts from now on
+            p.set_second_clock(core1._sp)
         self.sio1.update_irq()
         if self._running:
             self._quantum_end = self.state.cycles + QUANTUM_CYCLES     # core 1's first turn comes after this

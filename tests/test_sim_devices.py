@@ -187,6 +187,14 @@ def test_uart_rx_echo(workdir):
     sim, out = run_c(workdir, "echo", UART_ECHO, sim)
     assert bytes(sim.uart0.tx) == b"HELLO, PICO\n"
     assert out[0] == 1 << 6                                 # RTRIS: 12 bytes waiting, under the 16-byte trigger
+    # With a live sink every store goes through the Python model (no native UARTDR path): the same bytes, in
+    # order, and the same cycles as the run above, whose stores after the first were appended natively.
+    live = []
+    echoed = Rp2040(SimConfig(warn_sink=lambda m: None, uart_sink=live.append))
+    echoed.uart0.feed(b"hello, pico\n")
+    echoed, _ = run_c(workdir, "echo", UART_ECHO, echoed)
+    assert bytes(live) == bytes(echoed.uart0.tx) == b"HELLO, PICO\n"
+    assert echoed.state.cycles == sim.state.cycles and sim.uart0._fast.tx_direct and not echoed.uart0._fast.tx_direct
     quiet = Rp2040(SimConfig(warn_sink=lambda m: None))
     quiet, _ = run_c(workdir, "echo", UART_ECHO, quiet)
     assert quiet.uart0.tx == b""

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from conftest import require_tool
+from rp2040_sim import asm
 from rp2040_sim.core import Rp2040, SimConfig
 from rp2040_sim.peripherals import flash_chip as fc
 from rp2040_sim.peripherals import xip
@@ -186,3 +188,85 @@ def test_xip_cache_not_stale_after_program_and_flush(sim):
     wait_not_busy(sim)
     sim.xip_ctrl.bus_write(xip.XIP_FLUSH, 4, 1)
     assert sim.read(0x10002000, 2) == b"\x0a\xaa"
+
+
+# A boot2-style status write and BUSY poll (SR read ends each transaction, as pico-sdk's boot2 does), then a poll
+# that an access to another SSI register interrupts mid-transaction, then 35h: r4 polls, r5 SR2, r6 RXFLR, r7 SR1.
+STATUS_POLL = """
+    ldr r3, =0x18000000
+    movs r0, #0
+    str r0, [r3, #8]            @ SSIENR = 0
+    ldr r0, =0x00070000         @ CTRLR0: standard SPI, 8-bit frames, TX+RX
+    str r0, [r3, #0]
+    movs r0, #1
+    str r0, [r3, #8]
+    movs r0, #0x06              @ write enable
+    str r0, [r3, #0x60]
+    ldr r1, [r3, #0x28]
+    ldr r0, [r3, #0x60]
+    movs r0, #0x01              @ write status: SR1 0, SR2 QE -> BUSY for tW
+    str r0, [r3, #0x60]
+    movs r0, #0
+    str r0, [r3, #0x60]
+    movs r0, #2
+    str r0, [r3, #0x60]
+    ldr r1, [r3, #0x28]
+    ldr r0, [r3, #0x60]
+    ldr r0, [r3, #0x60]
+    ldr r0, [r3, #0x60]
+    movs r4, #0
+1:  movs r0, #0x05
+    str r0, [r3, #0x60]
+    str r0, [r3, #0x60]
+    ldr r1, [r3, #0x28]
+    ldr r0, [r3, #0x60]
+    ldr r0, [r3, #0x60]
+    adds r4, #1
+    movs r1, #1
+    tst r0, r1
+    bne 1b
+    movs r0, #0x05
+    str r0, [r3, #0x60]
+    str r0, [r3, #0x60]
+    ldr r1, [r3, #0x20]         @ TXFLR: not a status-poll register
+    ldr r1, [r3, #0x28]
+    ldr r0, [r3, #0x60]
+    ldr r7, [r3, #0x60]
+    movs r0, #0x35
+    str r0, [r3, #0x60]
+    str r0, [r3, #0x60]
+    ldr r6, [r3, #0x24]         @ RXFLR ends the transaction
+    ldr r0, [r3, #0x60]
+    ldr r5, [r3, #0x60]
+    bkpt #0
+    .ltorg
+"""
+
+
+def test_native_status_poll_counts_as_the_python_models(tmp_path, monkeypatch):
+    """cycles.c answers the BUSY polls (ssi_native, published by xip.Ssi._publish); with publishing switched off
+    every access goes through the Python SSI and chip models. Both runs poll as many times and take the same
+    cycles and instructions; the native one sent almost no access to Python."""
+    for tool in asm.TOOLS:
+        require_tool(tool)
+    python_accesses = []
+    for name in ("bus_read", "bus_write"):              # counted on the class: the ports bind them at construction
+        inner = getattr(xip.Ssi, name)
+        monkeypatch.setattr(xip.Ssi, name, lambda *a, inner=inner: (python_accesses.append(a), inner(*a))[1])
+
+    def poll():
+        python_accesses.clear()
+        sim, stop = asm.run_snippet(STATUS_POLL, tmp_path, sim=Rp2040(SimConfig(warn_sink=lambda m: None)))
+        assert stop.ok, stop
+        r = stop.regs
+        return (r["r4"], r["r5"], r["r6"], r["r7"], sim.state.cycles, sim.state.instructions), len(python_accesses)
+
+    native, native_python = poll()
+    with monkeypatch.context() as m:
+        m.setattr(xip.Ssi, "_publish", lambda self: None)
+        python, all_python = poll()
+    assert native == python
+    polls, sr2, rxflr, sr1 = native[:4]
+    # tW = 10 ms at the ROSC's 6.5 MHz = 65,000 cycles of polls of at least 10 cycles each
+    assert 1000 < polls < 6500 and sr2 == fc.SR2_QE and rxflr == 2 and sr1 == 0
+    assert all_python > 5 * polls and native_python < 50

@@ -144,13 +144,23 @@ def test_divider_semantics(fresh, n, d, signed, q, rem):
     assert r(s, sio.SIO_DIV_QUOTIENT) == q
 
 
-@given(st.integers(-2**31, 2**31 - 1), st.integers(-2**31, 2**31 - 1).filter(lambda v: v != 0))
-def test_divider_signed_identity(n, d):
-    q, rem = sio.divide(n & 0xFFFFFFFF, d & 0xFFFFFFFF, signed=True)
-    q = q - (1 << 32) if q >> 31 else q
-    rem = rem - (1 << 32) if rem >> 31 else rem
-    if not (n == -2**31 and d == -1):
-        assert q * d + rem == n and abs(rem) < abs(d) and (rem == 0 or (rem < 0) == (n < 0))
+@given(st.integers(-2**31, 2**31 - 1), st.integers(-2**31, 2**31 - 1), st.booleans())
+def test_divider_against_python_arithmetic(sim, n, d, signed):
+    """The native divider (cycles.c) against Python's integers: truncating division, the remainder with the
+    dividend's sign; unsigned on the 32-bit patterns; divide by zero and INT_MIN / -1 as the datasheet says."""
+    s = sim.sio
+    w(s, sio.SIO_DIV_SDIVIDEND if signed else sio.SIO_DIV_UDIVIDEND, n & 0xFFFFFFFF)
+    w(s, sio.SIO_DIV_SDIVISOR if signed else sio.SIO_DIV_UDIVISOR, d & 0xFFFFFFFF)
+    q, rem = r(s, sio.SIO_DIV_QUOTIENT), r(s, sio.SIO_DIV_REMAINDER)
+    if not signed:
+        n, d = n & 0xFFFFFFFF, d & 0xFFFFFFFF
+        assert (q, rem) == ((n // d, n % d) if d else (0xFFFFFFFF, n))
+        return
+    if d == 0:
+        assert (q, rem) == ((-1 if n >= 0 else 1) & 0xFFFFFFFF, n & 0xFFFFFFFF)
+        return
+    tq = abs(n) // abs(d) * (1 if (n < 0) == (d < 0) else -1)
+    assert (q, rem) == (tq & 0xFFFFFFFF, (n - tq * d) & 0xFFFFFFFF)
 
 
 def test_divider_ready_after_8_cycles_and_dirty(fresh):
@@ -297,6 +307,6 @@ def test_a_python_error_in_a_peripheral_stops_the_run_and_is_raised(monkeypatch)
 
     monkeypatch.setattr(sim.uart0, "read", broken)
     sim.load_flash(bytes.fromhex("0168" "00be"), 0x100)          # ldr r1, [r0]; bkpt #0
-    sim.set_regs(r0=0x40034018, sp=0x20001000)                    # UART0 UARTFR
-    with pytest.raises(RuntimeError, match="model bug at UART0\\+0x18"):
+    sim.set_regs(r0=0x4003403C, sp=0x20001000)                    # UART0 UARTRIS (UARTFR is answered natively)
+    with pytest.raises(RuntimeError, match="model bug at UART0\\+0x3c"):
         sim.run(0x10000100)

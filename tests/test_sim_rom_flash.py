@@ -63,3 +63,36 @@ def test_programming_only_clears_bits_without_an_erase(caller):
         _, stop, _ = caller.call(rows, func=name, sim=sim)
         assert stop.kind == "halt", (name, stop)
     assert flash_bytes(sim, BLOCK, PAGE) == b"\x03" * PAGE           # NOR flash: new = old AND data
+
+
+
+def test_native_status_poll_counts_as_the_python_models(caller, monkeypatch):
+    """The ROM's erase and program wait for BUSY with CS forced low and high through IO_QSPI around each 05h poll;
+    cycles.c answers those polls (ssi_native, published by xip.Ssi._publish). With publishing switched off every
+    access goes through the Python SSI, IO_QSPI and chip models: the same cycles, instructions and flash bytes,
+    and the native run sent a small fraction of the accesses to Python."""
+    from rp2040_sim.peripherals import gpio, xip
+
+    python_accesses = []
+    for cls in (xip.Ssi, gpio.IoQspi):                   # counted on the classes: ports bind them at construction
+        for name in ("bus_read", "bus_write"):
+            inner = getattr(cls, name)
+            monkeypatch.setattr(cls, name, lambda *a, inner=inner: (python_accesses.append(a), inner(*a))[1])
+
+    def erase_and_program():
+        python_accesses.clear()
+        sim = Rp2040(SimConfig(warn_sink=lambda m: None))
+        sim.write(DATA_ADDR, bytes(range(256)))
+        for name, rows in (("IF", [()]), ("EX", [()]), ("RE", [(BLOCK, SECTOR, BLOCK, 0xD8)]),
+                           ("RP", [(BLOCK, DATA_ADDR, PAGE)]), ("FC", [()]), ("CX", [()])):
+            _, stop, _ = caller.call(rows, func=name, sim=sim)
+            assert stop.kind == "halt", (name, stop)
+        return (sim.state.cycles, sim.state.instructions, flash_bytes(sim, BLOCK, SECTOR)), len(python_accesses)
+
+    native, native_python = erase_and_program()
+    with monkeypatch.context() as m:
+        m.setattr(xip.Ssi, "_publish", lambda self: None)
+        python, all_python = erase_and_program()
+    assert native == python
+    assert native[2] == bytes(range(256)) + b"\xff" * (SECTOR - PAGE)
+    assert all_python > 10_000 and native_python < all_python // 20

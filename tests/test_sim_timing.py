@@ -3,6 +3,10 @@ exact cycle counts from the Cortex-M0+ TRM table (docs/EMULATOR.md). Every seque
 charge 1 cycle."""
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rp2040_sim.clock import Clock
 
 from tests.conftest import require_tool
 
@@ -69,3 +73,23 @@ def test_decoder_table_directly():
     assert native.decode_cost(bytes.fromhex("00bf00d0")) == (2, 2, True)
     # BL is one 32-bit instruction of 3 cycles
     assert native.decode_cost(bytes.fromhex("00f000f8")) == (3, 1, False)
+
+
+@given(st.integers(0, 10**9), st.sampled_from([6_500_000, 12_000_000, 48_000_000, 125_000_000, 133_333_333]),
+       st.integers(0, 10**10))
+def test_clock_cycle_at_ps_is_the_first_count_reaching_that_time(start, hz, wait_ps):
+    """Clock.cycle_at_ps (the flash chip's BUSY deadline as cycles.c compares it) against stepping now_ps itself."""
+    now = [0]
+    clock = Clock(lambda: now[0])
+    now[0] = start
+    clock.set_sys_hz(hz)                      # integrated at the ROSC up to `start`, a remainder carried
+    target = clock.now_ps() + wait_ps
+    k = clock.cycle_at_ps(target)
+    if wait_ps == 0:
+        assert k == 0
+        return
+    assert k > start
+    now[0] = k - 1
+    assert clock.now_ps() < target
+    now[0] = k
+    assert clock.now_ps() >= target

@@ -88,6 +88,24 @@ class State(ctypes.Structure):
                 ("other_event", ctypes.c_void_p), ("stop_pc", ctypes.c_uint32), ("stop_before", ctypes.c_uint32)]
 
 
+class UartRegs(ctypes.Structure):
+    """`uart_native` in cycles.c: UARTFR as the Python model published it, whether UARTDR stores only append, and
+    the bytes they appended."""
+    _fields_ = [("fr", ctypes.c_uint32), ("tx_direct", ctypes.c_uint32), ("len", ctypes.c_uint32),
+                ("cap", ctypes.c_uint32), ("buf", ctypes.POINTER(ctypes.c_uint8))]
+
+
+class SsiPoll(ctypes.Structure):
+    """`ssi_native` in cycles.c: a flash status transaction run natively, and what the Python models published for
+    it (peripherals/xip.py Ssi._publish)."""
+    _fields_ = [("poll_ok", ctypes.c_uint32), ("sr1", ctypes.c_uint32), ("sr2", ctypes.c_uint32),
+                ("cmd", ctypes.c_uint32), ("nargs", ctypes.c_uint32), ("rx_head", ctypes.c_uint32),
+                ("rx_len", ctypes.c_uint32), ("rx", ctypes.c_uint32 * 64), ("selected", ctypes.c_uint32),
+                ("ss_ctrl", ctypes.c_uint32), ("ss_written", ctypes.c_uint32), ("pad_", ctypes.c_uint32),
+                ("busy_until", ctypes.c_uint64),
+                ("time_a", ctypes.c_void_p), ("time_b", ctypes.c_void_p)]
+
+
 # The Python side of a peripheral port (cycles.c sim_mmio_read/sim_mmio_write): (offset, size[, value]).
 PORT_READ = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_uint64, ctypes.c_uint32)
 PORT_WRITE = ctypes.CFUNCTYPE(None, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_uint64)
@@ -129,14 +147,42 @@ def load() -> ctypes.CDLL:
     lib.sim_port_new.restype = vp
     lib.sim_port_new.argtypes = [vp, ctypes.c_int32, ctypes.c_int32, vp, vp]
     lib.sim_port_free.argtypes = [vp]
+    lib.sim_port_set_native.argtypes = [vp, vp, vp, vp]
+    lib.sim_sio_new.restype = vp
+    lib.sim_sio_new.argtypes = [vp, vp, u32]
+    lib.sim_sio_set_time_b.argtypes = [vp, vp]
+    lib.sim_sio_free.argtypes = [vp]
+    lib.sim_sio_owns.restype = ctypes.c_int
+    lib.sim_sio_owns.argtypes = [u32]
+    lib.sim_sio_read.restype = ctypes.c_int
+    lib.sim_sio_read.argtypes = [vp, u32, u32, ctypes.POINTER(u64)]
+    lib.sim_sio_write.restype = ctypes.c_int
+    lib.sim_sio_write.argtypes = [vp, u32, u32, u64]
+    lib.sim_uart_new.restype = ctypes.POINTER(UartRegs)
+    lib.sim_uart_free.argtypes = [vp]
+    lib.sim_uart_size.restype = u32
+    lib.sim_ssi_new.restype = ctypes.POINTER(SsiPoll)
+    lib.sim_ssi_new.argtypes = [vp]
+    lib.sim_ssi_size.restype = u32
+    lib.sim_ssi_set_time_b.argtypes = [vp, vp]
+    lib.sim_ssi_free.argtypes = [vp]
     lib.sim_block_count.restype = u32
     lib.sim_block_count.argtypes = [vp]
     lib.sim_state_size.restype = u32
     lib.sim_block_size.restype = u32
     if lib.sim_block_size() != ctypes.sizeof(Block):
         raise NativeBuildError(f"{SOURCE}: block_t layout does not match native/__init__.py's Block")
+    if lib.sim_ssi_size() != ctypes.sizeof(SsiPoll):
+        raise NativeBuildError(f"{SOURCE}: ssi_native layout does not match native/__init__.py's SsiPoll")
+    if lib.sim_uart_size() != ctypes.sizeof(UartRegs):
+        raise NativeBuildError(f"{SOURCE}: uart_native layout does not match native/__init__.py's UartRegs")
     _lib = lib
     return lib
+
+
+def function(name: str) -> ctypes.c_void_p:
+    """The address of one of the library's functions (a native register set's read/write for sim_port_set_native)."""
+    return ctypes.cast(getattr(load(), name), ctypes.c_void_p)
 
 
 def decode_cost(code: bytes) -> tuple[int, int, bool]:

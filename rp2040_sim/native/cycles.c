@@ -393,16 +393,24 @@ void sim_set_flash(sim_state *s, const uint8_t *flash) { s->flash = flash; }
 
 /* ---- peripheral ports ------------------------------------------------------------------------------------- */
 /* A peripheral's MMIO range calls these (one port per peripheral and core): the bus cycles of the access are
- * charged here, then the peripheral's Python callback runs. Going through Unicorn's Python MMIO wrapper and
- * charging from Python cost three more Python frames and a ctypes call per access (about half of each access;
- * pico-sdk programs make tens of thousands). */
+ * charged here, then the access is answered natively if the port has a native register set that takes it (below:
+ * the SIO's CPUID, divider and spinlocks; the UART's flag register and transmit path), else by the peripheral's
+ * Python callback. Going through Unicorn's Python MMIO wrapper and charging from Python cost three more Python
+ * frames and a ctypes call per access (about half of each access; pico-sdk programs make tens of thousands); a
+ * Python callback still costs ~1.3 us, a native answer tens of nanoseconds. */
 typedef uint64_t (*py_read_fn)(uint64_t offset, uint32_t size);
 typedef void (*py_write_fn)(uint64_t offset, uint32_t size, uint64_t value);
+/* A native register set: returns 1 if it answered the access, 0 to pass it on to Python. */
+typedef int (*native_read_fn)(void *dev, uint32_t offset, uint32_t size, uint64_t *value);
+typedef int (*native_write_fn)(void *dev, uint32_t offset, uint32_t size, uint64_t value);
 typedef struct mmio_port {
     sim_state *s;                  /* the core whose engine maps the range: bus cycles go to it */
     int32_t read_extra, write_extra;
     py_read_fn read;
     py_write_fn write;
+    void *dev;                     /* native register set (NULL: every access goes to Python) */
+    native_read_fn native_read;
+    native_write_fn native_write;
 } mmio_port;
 
 static inline void charge(sim_state *s, int64_t delta)
@@ -416,6 +424,8 @@ uint64_t sim_mmio_read(uc_engine *uc, uint64_t offset, unsigned size, void *user
     (void)uc;
     mmio_port *p = (mmio_port *)user;
     if (p->read_extra) charge(p->s, p->read_extra);
+    uint64_t value;
+    if (p->native_read && p->native_read(p->dev, (uint32_t)offset, size, &value)) return value;
     return p->read(offset, size);
 }
 
@@ -424,6 +434,7 @@ void sim_mmio_write(uc_engine *uc, uint64_t offset, unsigned size, uint64_t valu
     (void)uc;
     mmio_port *p = (mmio_port *)user;
     if (p->write_extra) charge(p->s, p->write_extra);
+    if (p->native_write && p->native_write(p->dev, (uint32_t)offset, size, value)) return;
     p->write(offset, size, value);
 }
 
@@ -437,6 +448,313 @@ mmio_port *sim_port_new(sim_state *s, int32_t read_extra, int32_t write_extra, v
 }
 
 void sim_port_free(mmio_port *p) { free(p); }
+
+/* ---- SIO registers answered natively (datasheet 2.3.1.7): CPUID, the divider, the spinlocks ------------------ */
+/* Pure register state with no Python-side effects; the rest of the SIO (FIFOs, GPIO, interpolators) stays in
+ * peripherals/sio.py, which reaches these through sim_sio_read/sim_sio_write for its own (test) accesses. */
+#define SIO_CPUID 0x000u
+#define SIO_SPINLOCK_ST 0x05Cu
+#define SIO_DIV_UDIVIDEND 0x060u
+#define SIO_DIV_UDIVISOR 0x064u
+#define SIO_DIV_SDIVIDEND 0x068u
+#define SIO_DIV_SDIVISOR 0x06Cu
+#define SIO_DIV_QUOTIENT 0x070u
+#define SIO_DIV_REMAINDER 0x074u
+#define SIO_DIV_CSR 0x078u
+#define SIO_SPINLOCK0 0x100u
+#define SIO_NUM_SPINLOCKS 32u
+#define DIV_CSR_READY 1u
+#define DIV_CSR_DIRTY 2u
+#define DIV_LATENCY_CYCLES 8u       /* datasheet 2.3.1.5: the result is valid 8 cycles after the last operand write */
+
+typedef struct sio_native {
+    uint32_t cpuid;
+    uint32_t dividend, divisor, quotient, remainder, dirty;
+    uint64_t ready_at;             /* chip time (cycles) at which CSR.READY sets */
+    uint32_t *spinlocks;           /* bitmap of claimed locks, shared by both cores' SIO */
+    sim_state *time_a, *time_b;    /* chip time = the later of the two counts (time_b NULL: time_a alone) */
+} sio_native;
+
+static inline uint64_t sio_now(const sio_native *d)
+{
+    uint64_t t = d->time_a->cycles;
+    if (d->time_b && d->time_b->cycles > t) t = d->time_b->cycles;
+    return t;
+}
+
+/* Truncating division as the divider returns it: the remainder takes the dividend's sign; divide by zero gives
+ * remainder = dividend and quotient all-ones unsigned, or -1 / +1 by the dividend's sign when signed;
+ * INT_MIN / -1 wraps to INT_MIN, remainder 0. */
+static void sio_divide(sio_native *d, int is_signed)
+{
+    uint32_t n = d->dividend, m = d->divisor;
+    if (!is_signed) {
+        d->quotient = m ? n / m : 0xFFFFFFFFu;
+        d->remainder = m ? n % m : n;
+    } else {
+        int32_t sn = (int32_t)n, sm = (int32_t)m;
+        if (sm == 0) { d->quotient = sn >= 0 ? 0xFFFFFFFFu : 1u; d->remainder = n; }
+        else if (sn == INT32_MIN && sm == -1) { d->quotient = 0x80000000u; d->remainder = 0; }
+        else { d->quotient = (uint32_t)(sn / sm); d->remainder = (uint32_t)(sn % sm); }
+    }
+    d->dirty = 1;
+    d->ready_at = sio_now(d) + DIV_LATENCY_CYCLES;
+}
+
+/* Word accesses only: a narrow one goes to Python, which splits it and comes back through these. */
+int sim_sio_read(void *dev, uint32_t offset, uint32_t size, uint64_t *value)
+{
+    sio_native *d = (sio_native *)dev;
+    if (size != 4) return 0;
+    switch (offset) {
+    case SIO_CPUID: *value = d->cpuid; return 1;
+    case SIO_SPINLOCK_ST: *value = *d->spinlocks; return 1;
+    case SIO_DIV_UDIVIDEND: case SIO_DIV_SDIVIDEND: *value = d->dividend; return 1;
+    case SIO_DIV_UDIVISOR: case SIO_DIV_SDIVISOR: *value = d->divisor; return 1;
+    case SIO_DIV_QUOTIENT: d->dirty = 0; *value = d->quotient; return 1;   /* reading QUOTIENT clears DIRTY */
+    case SIO_DIV_REMAINDER: *value = d->remainder; return 1;
+    case SIO_DIV_CSR:
+        *value = (sio_now(d) >= d->ready_at ? DIV_CSR_READY : 0) | (d->dirty ? DIV_CSR_DIRTY : 0);
+        return 1;
+    default: break;
+    }
+    if (offset - SIO_SPINLOCK0 < 4 * SIO_NUM_SPINLOCKS && !(offset & 3)) {
+        uint32_t bit = 1u << ((offset - SIO_SPINLOCK0) >> 2);    /* reading claims it: 1 << n, or 0 if taken */
+        if (*d->spinlocks & bit) { *value = 0; return 1; }
+        *d->spinlocks |= bit;
+        *value = bit;
+        return 1;
+    }
+    return 0;
+}
+
+int sim_sio_write(void *dev, uint32_t offset, uint32_t size, uint64_t value)
+{
+    sio_native *d = (sio_native *)dev;
+    uint32_t v = (uint32_t)value;
+    if (size != 4) return 0;
+    switch (offset) {
+    case SIO_CPUID: case SIO_SPINLOCK_ST: case SIO_DIV_CSR: return 1;           /* read-only */
+    case SIO_DIV_UDIVIDEND: d->dividend = v; sio_divide(d, 0); return 1;
+    case SIO_DIV_SDIVIDEND: d->dividend = v; sio_divide(d, 1); return 1;
+    case SIO_DIV_UDIVISOR: d->divisor = v; sio_divide(d, 0); return 1;
+    case SIO_DIV_SDIVISOR: d->divisor = v; sio_divide(d, 1); return 1;
+    case SIO_DIV_QUOTIENT: case SIO_DIV_REMAINDER:
+        /* writing a result register restores divider state (save/restore in interrupts), result ready now */
+        if (offset == SIO_DIV_QUOTIENT) d->quotient = v; else d->remainder = v;
+        d->dirty = 1;
+        d->ready_at = sio_now(d);
+        return 1;
+    default: break;
+    }
+    if (offset - SIO_SPINLOCK0 < 4 * SIO_NUM_SPINLOCKS && !(offset & 3)) {
+        *d->spinlocks &= ~(1u << ((offset - SIO_SPINLOCK0) >> 2));             /* any write releases it */
+        return 1;
+    }
+    return 0;
+}
+
+/* Whether `offset` (word aligned) is one of the registers above. */
+int sim_sio_owns(uint32_t offset)
+{
+    return offset == SIO_CPUID || offset == SIO_SPINLOCK_ST || (offset >= SIO_DIV_UDIVIDEND && offset <= SIO_DIV_CSR)
+        || (offset - SIO_SPINLOCK0 < 4 * SIO_NUM_SPINLOCKS);
+}
+
+sio_native *sim_sio_new(sim_state *time_a, uint32_t *spinlocks, uint32_t cpuid)
+{
+    sio_native *d = calloc(1, sizeof(sio_native));
+    if (!d) return NULL;
+    d->cpuid = cpuid; d->spinlocks = spinlocks; d->time_a = time_a;
+    return d;
+}
+
+void sim_sio_set_time_b(sio_native *d, sim_state *time_b) { d->time_b = time_b; }
+void sim_sio_free(sio_native *d) { free(d); }
+
+/* ---- UART: UARTFR reads and UARTDR stores answered natively (datasheet 4.2.8) ----------------------------------- */
+/* The Python model (peripherals/uart.py) stays the authority: it publishes UARTFR whenever what it shows changes,
+ * and sets tx_direct when a UARTDR store would do nothing but append the byte (UART and TX enabled, no live
+ * sink, TXRIS already set). Those bytes collect here until Python takes them (Uart.tx). */
+#define UARTDR 0x000u
+#define UARTFR 0x018u
+
+typedef struct uart_native {
+    uint32_t fr;
+    uint32_t tx_direct;
+    uint32_t len, cap;
+    uint8_t *buf;
+} uart_native;
+
+int sim_uart_read(void *dev, uint32_t offset, uint32_t size, uint64_t *value)
+{
+    uart_native *d = (uart_native *)dev;
+    if (offset != UARTFR || size != 4) return 0;
+    *value = d->fr;
+    return 1;
+}
+
+int sim_uart_write(void *dev, uint32_t offset, uint32_t size, uint64_t value)
+{
+    uart_native *d = (uart_native *)dev;
+    (void)size;                    /* a narrow store's low byte is the same byte (datasheet 2.1.4 replication) */
+    if (offset != UARTDR || !d->tx_direct) return 0;
+    if (d->len == d->cap) {
+        uint32_t cap = d->cap ? 2 * d->cap : 256;
+        uint8_t *b = realloc(d->buf, cap);
+        if (!b) return 0;          /* Python appends it instead */
+        d->buf = b; d->cap = cap;
+    }
+    d->buf[d->len++] = (uint8_t)value;
+    return 1;
+}
+
+uart_native *sim_uart_new(void) { return calloc(1, sizeof(uart_native)); }
+uint32_t sim_uart_size(void) { return sizeof(uart_native); }
+void sim_uart_free(uart_native *d) { if (d) { free(d->buf); free(d); } }
+
+/* ---- SSI: the flash status poll answered natively (datasheet 4.10.13; W25Q16JV 05h/35h) ------------------------ */
+/* Every boot2 and the ROM's flash functions wait for the flash chip by sending 05h (read status register 1) in
+ * standard SPI frames and reading BUSY back, thousands of times while a status write, erase or program runs.
+ * The Python SSI and flash-chip models (peripherals/xip.py, flash_chip.py) stay the authority: after each access
+ * they serve, they publish here whether the next status transactions may be answered natively (SSI enabled,
+ * standard SPI, 8-bit frames, TX+RX, RX FIFO empty, the chip with no command under way, not in continuous-read
+ * mode), with the status registers, the first cycle count at which the chip is no longer busy, and the chip
+ * select: IO_QSPI GPIO_QSPI_SS_CTRL (its OUTOVER forces CS low or high, as the ROM's flash functions do around
+ * each command; 2.19.6.2), whose plain word accesses are answered here too. A transaction that starts with 05h or
+ * 35h then runs here: the chip's replies queue in `rx`; CS rises at a read of SR, RXFLR or DR0 unless forced low,
+ * or when OUTOVER is written (neither command does anything when CS rises). Any other access to the SSI or
+ * IO_QSPI goes to Python, which first takes over what is here (Ssi._take_native). */
+#define SSI_RXFLR 0x024u
+#define SSI_SR 0x028u
+#define SSI_DR0 0x060u
+#define SSI_SR_TFNF 2u
+#define SSI_SR_TFE 4u
+#define SSI_SR_RFNE 8u
+#define FLASH_CMD_READ_STATUS1 0x05u
+#define FLASH_CMD_READ_STATUS2 0x35u
+#define FLASH_SR1_BUSY 1u
+#define SSI_POLL_RX 64u
+#define IO_QSPI_SS_CTRL 0x00Cu
+#define SS_OUTOVER_SHIFT 8
+#define SS_OUTOVER_LOW 2u
+#define SS_OUTOVER_HIGH 3u
+
+typedef struct ssi_native {
+    uint32_t poll_ok;              /* Python: status transactions may run here */
+    uint32_t sr1, sr2;             /* the chip's status registers (BUSY comes from busy_until) */
+    uint32_t cmd;                  /* 0: no command under way here; else its command (05h or 35h) */
+    uint32_t nargs;                /* bytes clocked after the command */
+    uint32_t rx_head, rx_len;      /* the SSI's RX FIFO while transactions run here */
+    uint32_t rx[SSI_POLL_RX];
+    uint32_t selected;             /* the chip's CS is low */
+    uint32_t ss_ctrl;              /* IO_QSPI GPIO_QSPI_SS_CTRL */
+    uint32_t ss_written;           /* ss_ctrl was written here since Python published */
+    uint32_t pad_;
+    uint64_t busy_until;           /* chip time (cycles) from which BUSY reads 0 */
+    sim_state *time_a, *time_b;    /* chip time, as sio_native's */
+} ssi_native;
+
+static inline uint64_t ssi_now(const ssi_native *d)
+{
+    uint64_t t = d->time_a->cycles;
+    if (d->time_b && d->time_b->cycles > t) t = d->time_b->cycles;
+    return t;
+}
+
+static inline uint32_t ssi_outover(const ssi_native *d) { return (d->ss_ctrl >> SS_OUTOVER_SHIFT) & 3u; }
+
+static inline uint32_t ssi_pop(ssi_native *d)
+{
+    if (!d->rx_len) return 0;
+    uint32_t v = d->rx[d->rx_head];
+    d->rx_head = (d->rx_head + 1) % SSI_POLL_RX;
+    d->rx_len--;
+    return v;
+}
+
+/* The program looks at the SSI again: the transaction ends (CS high) unless CS is forced low. */
+static inline void ssi_end(ssi_native *d)
+{
+    if (ssi_outover(d) != SS_OUTOVER_LOW) { d->selected = 0; d->cmd = 0; }
+}
+
+int sim_ssi_read(void *dev, uint32_t offset, uint32_t size, uint64_t *value)
+{
+    ssi_native *d = (ssi_native *)dev;
+    if (!d->poll_ok || size != 4) return 0;
+    switch (offset) {
+    case SSI_SR: ssi_end(d); *value = SSI_SR_TFE | SSI_SR_TFNF | (d->rx_len ? SSI_SR_RFNE : 0); return 1;
+    case SSI_RXFLR: ssi_end(d); *value = d->rx_len; return 1;
+    case SSI_DR0: ssi_end(d); *value = ssi_pop(d); return 1;
+    default: return 0;
+    }
+}
+
+int sim_ssi_write(void *dev, uint32_t offset, uint32_t size, uint64_t value)
+{
+    ssi_native *d = (ssi_native *)dev;
+    if (!d->poll_ok || size != 4 || offset != SSI_DR0 || d->rx_len == SSI_POLL_RX) return 0;
+    uint32_t byte = (uint32_t)value & 0xFFu, reply = 0xFFu;
+    if (ssi_outover(d) == SS_OUTOVER_HIGH) {
+        /* CS forced high: the byte goes nowhere, 0xFF comes back */
+    } else if (!d->cmd) {
+        if (byte != FLASH_CMD_READ_STATUS1 && byte != FLASH_CMD_READ_STATUS2) return 0;
+        d->selected = 1;
+        d->cmd = byte;
+        d->nargs = 0;
+    } else {
+        d->nargs++;
+        reply = d->cmd == FLASH_CMD_READ_STATUS2 ? d->sr2
+              : (d->sr1 & ~FLASH_SR1_BUSY) | (ssi_now(d) < d->busy_until ? FLASH_SR1_BUSY : 0);
+    }
+    d->rx[(d->rx_head + d->rx_len) % SSI_POLL_RX] = reply & 0xFFu;
+    d->rx_len++;
+    return 1;
+}
+
+/* IO_QSPI GPIO_QSPI_SS_CTRL, plain word accesses (the atomic aliases go to Python). */
+int sim_qspi_ss_read(void *dev, uint32_t offset, uint32_t size, uint64_t *value)
+{
+    ssi_native *d = (ssi_native *)dev;
+    if (!d->poll_ok || size != 4 || offset != IO_QSPI_SS_CTRL) return 0;
+    *value = d->ss_ctrl;
+    return 1;
+}
+
+int sim_qspi_ss_write(void *dev, uint32_t offset, uint32_t size, uint64_t value)
+{
+    ssi_native *d = (ssi_native *)dev;
+    if (!d->poll_ok || size != 4 || offset != IO_QSPI_SS_CTRL) return 0;
+    d->ss_ctrl = (uint32_t)value;
+    d->ss_written = 1;
+    if (ssi_outover(d) == SS_OUTOVER_LOW) {
+        if (!d->selected) { d->selected = 1; d->cmd = 0; }      /* CS low: the chip waits for a command */
+    } else {
+        d->selected = 0;                                         /* CS high: a status command just ends */
+        d->cmd = 0;
+    }
+    return 1;
+}
+
+ssi_native *sim_ssi_new(sim_state *time_a)
+{
+    ssi_native *d = calloc(1, sizeof(ssi_native));
+    if (d) d->time_a = time_a;
+    return d;
+}
+
+uint32_t sim_ssi_size(void) { return sizeof(ssi_native); }
+void sim_ssi_set_time_b(ssi_native *d, sim_state *time_b) { d->time_b = time_b; }
+void sim_ssi_free(ssi_native *d) { free(d); }
+
+/* Set the native register set of a port (dev NULL: none). */
+void sim_port_set_native(mmio_port *p, void *dev, void *read, void *write)
+{
+    p->dev = dev;
+    p->native_read = (native_read_fn)read;
+    p->native_write = (native_write_fn)write;
+}
 
 /* ---- API for Python (ctypes) ------------------------------------------------------------------------------ */
 sim_state *sim_new(void)

@@ -37,6 +37,11 @@ class Peripheral:
         self.sim = sim
         self.regs = {off: self.RESET.get(off, 0) for off in self.REGISTERS}
 
+    def native_registers(self):
+        """(device pointer, read function name, write function name) of the registers cycles.c answers for this
+        peripheral before its Python callback (the hot ones of pico-sdk programs), or None: all go to Python."""
+        return None
+
     # -- storage; subclasses override read/write for registers with behaviour --------------------------------
     def read(self, offset: int) -> int:
         return self.regs[offset]

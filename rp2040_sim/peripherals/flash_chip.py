@@ -51,7 +51,8 @@ class FlashChip:
     """A W25Q16JV. `sim` is the emulator (anything with `flash` (the 2 MB ctypes buffer), `load_flash(bytes, offset)`
     and `clock.now_ps()`); QE is clear at power-up (quad_enable=True starts with it set)."""
 
-    def __init__(self, sim, quad_enable: bool = False):
+    def __init__(self, sim, quad_enable: bool = False, on_change=None):
+        self._on_change = None
         self.sim = sim
         self.sr1 = 0
         self.sr2 = SR2_QE if quad_enable else 0
@@ -63,6 +64,18 @@ class FlashChip:
         self._args = bytearray()
         self._out_pos = 0
         self._ignore = False
+        self._on_change = on_change
+
+    def __setattr__(self, name, value):
+        # Any change of state (the SSI's own accesses, a test setting QE) withdraws the status registers the SSI
+        # published to its native status poll (xip.Ssi._publish); the next access through the SSI republishes.
+        object.__setattr__(self, name, value)
+        if self._on_change is not None:
+            self._on_change()
+
+    def idle(self) -> bool:
+        """Deselected, in command mode (not continuous-read), no reset enabled: a status transaction may start."""
+        return not self.selected and not self.continuous and not self._reset_enabled
 
     # -- time ------------------------------------------------------------------------------------------------------
     def _now_ps(self) -> int:

@@ -46,9 +46,34 @@ CTRL_OUTOVER_SHIFT = 8                  # OUTOVER [9:8]: 0 normal, 1 inverted, 2
 
 
 class IoQspi(Peripheral):
+    """GPIO_QSPI_SS_CTRL's plain word accesses are answered in native/cycles.c while the SSI's status poll runs
+    there (xip.Ssi._publish); every other access goes through the SSI's hand-over first."""
     NAME, BASE = "IO_QSPI", IO_QSPI_BASE
     REGISTERS = {**{n * GPIO_STRIDE + GPIO_STATUS: f"GPIO_QSPI_{p}_STATUS" for n, p in enumerate(QSPI_PINS)},
                  **{n * GPIO_STRIDE + GPIO_CTRL: f"GPIO_QSPI_{p}_CTRL" for n, p in enumerate(QSPI_PINS)}}
+
+    def __init__(self, sim):
+        super().__init__(sim)
+        sim.ssi.io_qspi = self
+
+    def native_registers(self):
+        return self.sim.ssi._native, "sim_qspi_ss_read", "sim_qspi_ss_write"
+
+    def bus_read(self, offset, size):
+        ssi = self.sim.ssi
+        ssi._take_native()
+        try:
+            return super().bus_read(offset, size)
+        finally:
+            ssi._publish()
+
+    def bus_write(self, offset, size, value):
+        ssi = self.sim.ssi
+        ssi._take_native()
+        try:
+            super().bus_write(offset, size, value)
+        finally:
+            ssi._publish()
 
     def write(self, offset, value):
         super().write(offset, value)

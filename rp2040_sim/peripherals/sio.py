@@ -10,13 +10,21 @@ claimed; any write releases it; SPINLOCK_ST is the bitmap of claimed locks.
 
 SIO is on the core's single-cycle IOPORT: loads and stores take 1 cycle, not 2 (SIO_EXTRA = -1). It has no
 atomic aliases; GPIO_OUT/OE have their own SET/CLR/XOR registers. The divider computes a result immediately but
-only reports CSR.READY 8 cycles after the last operand write (datasheet 2.3.1.5); reading a result clears DIRTY.
+only reports CSR.READY 8 cycles after the last operand write (datasheet 2.3.1.5); reading QUOTIENT clears DIRTY.
+
+CPUID, the divider and the spinlocks are modelled in native/cycles.c (`sio_native`, one per core, the spinlock
+word shared): pico-sdk code touches them thousands of times (printf divides through the divider), and there each
+access is answered without a Python call. Accesses made from Python (tests) reach the same registers through
+`sim_sio_read`/`sim_sio_write`.
 """
 
 from __future__ import annotations
 
+import ctypes
+import weakref
 from collections import deque
 
+from rp2040_sim import native
 from rp2040_sim.peripherals import interp
 from rp2040_sim.peripherals.base import MASK32, SIO_EXTRA, Peripheral
 
@@ -42,36 +50,13 @@ GPIO_SET_CLR_XOR = {SIO_GPIO_OUT_SET: (SIO_GPIO_OUT, "set"), SIO_GPIO_OUT_CLR: (
                     SIO_GPIO_OE_CLR: (SIO_GPIO_OE, "clr"), SIO_GPIO_OE_XOR: (SIO_GPIO_OE, "xor")}
 
 
-def _s32(x: int) -> int:
-    x &= MASK32
-    return x - (1 << 32) if x & 0x80000000 else x
-
-
-def divide(dividend: int, divisor: int, signed: bool) -> tuple[int, int]:
-    """(quotient, remainder) as 32-bit patterns, as the SIO divider returns them (truncating division; the
-    remainder takes the dividend's sign; divide by zero gives remainder = dividend and quotient all-ones
-    unsigned, or -1 / +1 by the dividend's sign when signed)."""
-    if signed:
-        n, d = _s32(dividend), _s32(divisor)
-        if d == 0:
-            return (-1 if n >= 0 else 1) & MASK32, n & MASK32
-        q = abs(n) // abs(d)
-        if (n < 0) != (d < 0):
-            q = -q
-        return q & MASK32, (n - q * d) & MASK32          # INT_MIN / -1 wraps to INT_MIN, remainder 0
-    n, d = dividend & MASK32, divisor & MASK32
-    if d == 0:
-        return MASK32, n
-    return n // d, n % d
-
-
 class SioShared:
     """The SIO state both cores see: the two FIFOs (fifo[n] is written by core n, read by the other core) and
-    the spinlocks."""
+    the spinlocks (a word cycles.c reads and writes)."""
 
     def __init__(self):
         self.fifo = (deque(), deque())
-        self.spinlocks = 0
+        self.spinlocks = ctypes.c_uint32(0)
         self.readers = [None, None]          # callable() run when core n's RX FIFO gets a word (core 1's ROM model)
 
 
@@ -96,19 +81,30 @@ class Sio(Peripheral):
         self.core = core
         self.shared = shared or SioShared()
         self.fifo_errors = 0             # this core's sticky WOF | ROE
-        self.dividend = 0
-        self.divisor = 0
-        self.quotient = 0
-        self.remainder = 0
-        self.dirty = False
-        self.ready_at = 0                # cycle count at which the result is valid
         self.interp = (interp.Interpolator(0), interp.Interpolator(1))
+        # CPUID, the divider and the spinlocks live in cycles.c (sio_native), answered there without Python.
+        lib = native.load()
+        self._lib = lib
+        self._native = lib.sim_sio_new(sim._sp, ctypes.addressof(self.shared.spinlocks), core)
+        if not self._native:
+            raise MemoryError("sim_sio_new failed")
+        weakref.finalize(self, lib.sim_sio_free, self._native)
+        self._value = ctypes.c_uint64()
+        self.native_offsets = frozenset(off for off in self.REGISTERS if lib.sim_sio_owns(off))
+
+    def native_registers(self):
+        return self._native, "sim_sio_read", "sim_sio_write"
+
+    def set_second_clock(self, state_ptr):
+        """Core 1 runs: the divider's chip time is the later of the two cores' counts (as sim.cycles())."""
+        self._lib.sim_sio_set_time_b(self._native, state_ptr)
 
     def read(self, offset):
+        if offset in self.native_offsets:
+            self._lib.sim_sio_read(self._native, offset, 4, ctypes.byref(self._value))
+            return self._value.value
         if SIO_INTERP0 <= offset < SIO_INTERP_END:
             return self.interp[(offset - SIO_INTERP0) // interp.INTERP_SPAN].read(offset % interp.INTERP_SPAN)
-        if offset == SIO_CPUID:
-            return self.core
         if offset in (SIO_GPIO_IN, SIO_GPIO_HI_IN):
             return 0                      # no external pin drivers
         if offset == SIO_FIFO_ST:
@@ -123,26 +119,6 @@ class Sio(Peripheral):
             self.update_irq()
             self.other().update_irq()     # the other core's TX has room again (RDY is polled, no IRQ: kept simple)
             return value
-        if offset == SIO_SPINLOCK_ST:
-            return self.shared.spinlocks
-        if SIO_SPINLOCK0 <= offset < SIO_SPINLOCK0 + 4 * NUM_SPINLOCKS:
-            bit = 1 << ((offset - SIO_SPINLOCK0) // 4)
-            if self.shared.spinlocks & bit:
-                return 0
-            self.shared.spinlocks |= bit
-            return bit
-        if offset == SIO_DIV_CSR:
-            ready = DIV_CSR_READY if self.sim.cycles() >= self.ready_at else 0
-            return ready | (DIV_CSR_DIRTY if self.dirty else 0)
-        if offset in (SIO_DIV_UDIVIDEND, SIO_DIV_SDIVIDEND):
-            return self.dividend
-        if offset in (SIO_DIV_UDIVISOR, SIO_DIV_SDIVISOR):
-            return self.divisor
-        if offset == SIO_DIV_QUOTIENT:
-            self.dirty = False
-            return self.quotient
-        if offset == SIO_DIV_REMAINDER:
-            return self.remainder
         return super().read(offset)
 
     # -- FIFOs -------------------------------------------------------------------------------------------------
@@ -179,8 +155,8 @@ class Sio(Peripheral):
             self.fifo_errors &= ~value & (FIFO_ST_WOF | FIFO_ST_ROE)
             self.update_irq()
             return
-        if SIO_SPINLOCK0 <= offset < SIO_SPINLOCK0 + 4 * NUM_SPINLOCKS:
-            self.shared.spinlocks &= ~(1 << ((offset - SIO_SPINLOCK0) // 4))
+        if offset in self.native_offsets:
+            self._lib.sim_sio_write(self._native, offset, 4, value)
             return
         if SIO_INTERP0 <= offset < SIO_INTERP_END:
             return self.interp[(offset - SIO_INTERP0) // interp.INTERP_SPAN].write(offset % interp.INTERP_SPAN, value)
@@ -192,25 +168,6 @@ class Sio(Peripheral):
         if offset in (SIO_GPIO_OUT, SIO_GPIO_OE):
             self.regs[offset] = value & NUM_GPIOS_MASK
             return
-        if offset in (SIO_DIV_UDIVIDEND, SIO_DIV_SDIVIDEND, SIO_DIV_UDIVISOR, SIO_DIV_SDIVISOR):
-            if offset in (SIO_DIV_UDIVIDEND, SIO_DIV_SDIVIDEND):
-                self.dividend = value
-            else:
-                self.divisor = value
-            signed = offset in (SIO_DIV_SDIVIDEND, SIO_DIV_SDIVISOR)
-            self.quotient, self.remainder = divide(self.dividend, self.divisor, signed)
-            self.dirty = True
-            self.ready_at = self.sim.cycles() + DIV_LATENCY_CYCLES
-            return
-        if offset in (SIO_DIV_QUOTIENT, SIO_DIV_REMAINDER):
-            # Writing a result register restores divider state (save/restore in interrupts), result ready now.
-            if offset == SIO_DIV_QUOTIENT:
-                self.quotient = value
-            else:
-                self.remainder = value
-            self.dirty = True
-            self.ready_at = self.sim.cycles()
-            return
-        if offset in (SIO_CPUID, SIO_GPIO_IN, SIO_GPIO_HI_IN, SIO_DIV_CSR, SIO_FIFO_RD, SIO_SPINLOCK_ST):
+        if offset in (SIO_GPIO_IN, SIO_GPIO_HI_IN, SIO_FIFO_RD):
             return                        # read-only
         super().write(offset, value)

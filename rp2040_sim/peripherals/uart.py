@@ -1,7 +1,12 @@
 """UART0/UART1: an ARM PL011 (datasheet 4.2.8). Transmitted bytes are captured (and echoed live if asked).
 
 Transmission is instantaneous: the TX FIFO never fills, so `putc` never waits (baud-rate timing is not
-modelled; docs/EMULATOR.md). Reception: bytes given with `feed` (the CLI's --uart-input FILE|-) wait in the RX
+modelled; docs/EMULATOR.md). This model is the authority; native/cycles.c (`uart_native`) answers the two
+registers printf polls and stores to from what it publishes: UARTFR (republished whenever it changes) and UARTDR
+stores while all they do is append the byte (UART and TX enabled, no live sink, TXRIS already set); those bytes
+are collected natively and joined to `tx` when it is read.
+
+Reception: bytes given with `feed` (the CLI's --uart-input FILE|-) wait in the RX
 FIFO from the start of the run, as if they had arrived before the firmware looked; UARTDR pops one, UARTFR shows
 RXFE/RXFF, UARTRIS RXRIS (level >= the IFLS trigger) and RTRIS (any byte waiting: there is no idle-line timing). The interrupts (RX levels as
 above; TXRIS, set when a write drains, cleared by UARTICR; masked by UARTIMSC) drive UARTn_IRQ.
@@ -9,8 +14,11 @@ above; TXRIS, set when a write drains, cleared by UARTICR; masked by UARTIMSC) d
 
 from __future__ import annotations
 
+import ctypes
+import weakref
 from collections import deque
 
+from rp2040_sim import native
 from rp2040_sim.peripherals.base import Peripheral
 
 UART0_BASE, UART1_BASE = 0x40034000, 0x40038000
@@ -47,11 +55,45 @@ class Uart(Peripheral):
         self.NAME = f"UART{index}"
         self.BASE = (UART0_BASE, UART1_BASE)[index]
         super().__init__(sim)
-        self.tx = bytearray()
+        lib = native.load()
+        self._native = lib.sim_uart_new()
+        if not self._native:
+            raise MemoryError("sim_uart_new failed")
+        weakref.finalize(self, lib.sim_uart_free, ctypes.cast(self._native, ctypes.c_void_p))
+        self._fast = self._native.contents
+        self._tx = bytearray()
         self.rx = deque()                          # bytes waiting to be read (fed before or during the run)
-        self.sink = sink                           # called with each transmitted byte (live output)
         self.index = index
         self.tx_ris = 0                            # TX interrupt status: set when a write drains (at once here)
+        self.sink = sink                           # called with each transmitted byte (live output)
+
+    def native_registers(self):
+        return ctypes.cast(self._native, ctypes.c_void_p), "sim_uart_read", "sim_uart_write"
+
+    @property
+    def sink(self):
+        return self._sink
+
+    @sink.setter
+    def sink(self, fn):
+        self._sink = fn
+        self._publish()
+
+    @property
+    def tx(self) -> bytearray:
+        """Every byte transmitted so far (those stored natively joined on first)."""
+        fast = self._fast
+        if fast.len:
+            self._tx += ctypes.string_at(fast.buf, fast.len)
+            fast.len = 0
+        return self._tx
+
+    def _publish(self):
+        """Tell cycles.c what UARTFR reads and whether a UARTDR store only appends its byte."""
+        fast = self._fast
+        fast.fr = self.read(UARTFR)
+        cr = self.regs[UARTCR]
+        fast.tx_direct = 1 if (cr & UARTCR_UARTEN and cr & UARTCR_TXE and self._sink is None and self.tx_ris) else 0
 
     def _raw_irqs(self) -> int:
         """UARTRIS: the RX levels (RXRIS at the IFLS trigger, RTRIS while any byte waits) and TXRIS."""
@@ -68,6 +110,7 @@ class Uart(Peripheral):
         """Bytes arriving on RX; they are read in order through UARTDR."""
         self.rx.extend(data)
         self._update_irq()
+        self._publish()
 
     def read(self, offset):
         if offset == UARTFR:                       # TX always drained
@@ -78,6 +121,7 @@ class Uart(Peripheral):
             if self.rx and cr & UARTCR_UARTEN and cr & UARTCR_RXE:
                 byte = self.rx.popleft()
                 self._update_irq()
+                self._publish()
                 return byte
             return 0
         if offset == UARTRIS:
@@ -106,11 +150,15 @@ class Uart(Peripheral):
             if not self.tx_ris:
                 self.tx_ris = UART_TXIM
                 self._update_irq()
+                self._publish()
             return
         if offset == UARTICR:
             self.tx_ris &= ~value
             self._update_irq()
+            self._publish()
             return
         super().write(offset, value)
         if offset == UARTIMSC:
             self._update_irq()
+        if offset == UARTCR:
+            self._publish()

@@ -16,14 +16,24 @@ for instruction + address + wait + 64 data bits at the configured width, times B
 the chip whether it would answer such reads (QE set and continuous-read mode for quad reads without instruction...);
 if not, a warning names why. An explicit miss penalty given to the emulator overrides the derived cost.
 XIP_CTRL: CTRL.EN switches the cache, FLUSH invalidates it, CTR_HIT/CTR_ACC read the native counters.
+
+Speed: a flash status poll (05h/35h in standard SPI frames, what every boot2 and the ROM's flash functions repeat
+thousands of times while the chip is busy, with CS from the SSI or forced through IO_QSPI) runs in
+native/cycles.c (`ssi_native`) when these models say it may: after each SSI or IO_QSPI access served here
+`_publish` hands it the status registers, the cycle count at which BUSY clears (Clock.cycle_at_ps) and the chip
+select, or withdraws it; any other access first takes back what ran there (`_take_native`).
 """
 
 from __future__ import annotations
 
+import ctypes
+import weakref
 from collections import deque
 
+from rp2040_sim import native
 from rp2040_sim.peripherals.base import NO_EXTRA, Peripheral
 from rp2040_sim.peripherals.flash_chip import FlashChip
+from rp2040_sim.peripherals.gpio import CTRL_OUTOVER_SHIFT, QSPI_SS_CTRL
 
 XIP_SSI_BASE = 0x18000000
 SSI_CTRLR0, SSI_CTRLR1, SSI_SSIENR, SSI_MWCR, SSI_SER, SSI_BAUDR = 0x00, 0x04, 0x08, 0x0C, 0x10, 0x14
@@ -87,19 +97,109 @@ class Ssi(Peripheral):
     def __init__(self, sim):
         super().__init__(sim)
         self.rx = deque()
-        self.chip = FlashChip(sim)
         self.cs_override = 0
         self._quad_frames: list[int] = []
         self._xip_doubt: str | None = None   # why XIP reads in a command-style setup would fail (see _xip_configured)
+        lib = native.load()
+        ptr = lib.sim_ssi_new(sim._sp)
+        if not ptr:
+            raise MemoryError("sim_ssi_new failed")
+        self._native = ctypes.cast(ptr, ctypes.c_void_p)
+        weakref.finalize(self, lib.sim_ssi_free, self._native)
+        self._lib = lib
+        self._poll = ptr.contents
+        self.chip = FlashChip(sim, on_change=self._withdraw)
+        self.io_qspi = None                  # gpio.IoQspi: its GPIO_QSPI_SS_CTRL drives the chip select
+        self._native_live = False            # published since the last _take_native: cycles.c may have run
+        sim.clock.listeners.append(self._withdraw)
+
+    def native_registers(self):
+        return self._native, "sim_ssi_read", "sim_ssi_write"
+
+    def set_second_clock(self, state_ptr):
+        """Core 1 runs: the chip's time is the later of the two cores' counts (as sim.cycles())."""
+        self._lib.sim_ssi_set_time_b(self._native, state_ptr)
+
+    # -- the native status poll -------------------------------------------------------------------------------------
+    def _withdraw(self):
+        """The chip or the clock changed: no native status transaction until the next _publish."""
+        self._poll.poll_ok = 0
+
+    def _take_native(self):
+        """Take over what cycles.c ran: a chip select it wrote through IO_QSPI, the replies it queued (they join the
+        RX FIFO), and a status command still under way (replayed into the chip; the bytes clocked after a status
+        command are never used)."""
+        poll, chip = self._poll, self.chip
+        poll.poll_ok = 0
+        if not self._native_live:
+            return                           # nothing ran there since the last _publish
+        self._native_live = False
+        if poll.ss_written:
+            poll.ss_written = 0
+            self.io_qspi.regs[QSPI_SS_CTRL] = poll.ss_ctrl
+            self.cs_override = (poll.ss_ctrl >> CTRL_OUTOVER_SHIFT) & 3
+        if poll.rx_len:
+            self.rx.extend(poll.rx[(poll.rx_head + i) % len(poll.rx)] for i in range(poll.rx_len))
+            poll.rx_len = poll.rx_head = 0
+        if poll.selected and not chip.selected:
+            chip.select()
+        elif not poll.selected and chip.selected:
+            chip.deselect()
+        if poll.cmd:
+            chip.exchange(poll.cmd)
+            for _ in range(poll.nargs):
+                chip.exchange(0)
+            poll.cmd = 0
+
+    def _publish(self):
+        """Let cycles.c run the next status transactions if this SSI, chip and chip-select state is one it models
+        exactly: CS forced low with the chip waiting for a command, or otherwise the chip deselected."""
+        chip, regs, io = self.chip, self.regs, self.io_qspi
+        ctrlr0 = regs[SSI_CTRLR0]
+        if not (io is not None and regs[SSI_SSIENR] & 1 and (ctrlr0 >> CTRLR0_SPI_FRF_SHIFT) & 3 == SPI_FRF_STD
+                and (ctrlr0 >> CTRLR0_DFS32_SHIFT) & 0x1F == 7 and (ctrlr0 >> CTRLR0_TMOD_SHIFT) & 3 == TMOD_TX_RX
+                and not self.rx and not self._quad_frames and self._xip_doubt is None
+                and not chip.continuous and not chip._reset_enabled
+                and (io.regs[QSPI_SS_CTRL] >> CTRL_OUTOVER_SHIFT) & 3 == self.cs_override):
+            return
+        if self.cs_override == CS_OVERRIDE_LOW:
+            if not (chip.selected and chip._cmd is None and not chip._ignore):
+                return
+        elif chip.selected:
+            return
+        poll = self._poll
+        poll.sr1, poll.sr2 = chip.sr1, chip.sr2
+        poll.busy_until = self.sim.clock.cycle_at_ps(chip.busy_until_ps)
+        poll.selected = 1 if chip.selected else 0
+        poll.ss_ctrl = io.regs[QSPI_SS_CTRL]
+        poll.cmd = poll.ss_written = 0
+        poll.poll_ok = 1
+        self._native_live = True
+
+    def bus_read(self, offset, size):
+        self._take_native()
+        try:
+            return super().bus_read(offset, size)
+        finally:
+            self._publish()
+
+    def bus_write(self, offset, size, value):
+        self._take_native()
+        try:
+            super().bus_write(offset, size, value)
+        finally:
+            self._publish()
 
     # -- chip select ----------------------------------------------------------------------------------------------
     def set_cs_override(self, outover: int):
         """IO_QSPI GPIO_QSPI_SS_CTRL.OUTOVER was written."""
+        self._take_native()
         self.cs_override = outover
         if outover == CS_OVERRIDE_LOW:
             self.chip.select()
         else:
             self.chip.deselect()
+        self._publish()
 
     def _end_transaction(self):
         if self.cs_override != CS_OVERRIDE_LOW:
