@@ -26,6 +26,10 @@ class ModelConfig:
     augment_rotate: float = 0.0  # training images turned by a random angle up to this many degrees either way
     augment_flip: bool = False  # training images mirrored left-right with probability 1/2
     train_limit: int | None = None  # train on the first N training samples only (None: all)
+    # Exponential moving average of the parameters and BatchNorm statistics, updated after every step, evaluated and
+    # saved instead of the last step's values (0: off, the last step's are saved). It irons out the step-to-step
+    # wander of the last epochs; 0.999 averages over the last ~1,000 steps.
+    ema_decay: float = 0.0
 
     def with_overrides(self, **kwargs):
         return replace(self, **{k: v for k, v in kwargs.items() if v is not None})
