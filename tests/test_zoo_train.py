@@ -198,7 +198,7 @@ def _tiny_cnn_config():
     spec = nn.Sequential([nn.Input(28, 28, 1), nn.Conv2D(1, 4, 3, 2), nn.BatchNorm(4, momentum=0.9), nn.ReLU(),
                           nn.MaxPool2D(2), nn.Flatten(), nn.Dropout(0.2), nn.Dense(196, 10)])
     return get_model("mnist_cnn").with_overrides(name="tiny_cnn", spec=spec, epochs=2, augment_shift=1, lr=1e-2,
-                                                 batch_size=32)
+                                                 batch_size=32, ema_decay=0.0)  # 64 steps: the last step's values
 
 
 def test_conv_training_threads_batchnorm_state(tmp_path, mnist):
