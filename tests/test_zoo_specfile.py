@@ -178,6 +178,8 @@ def test_registry_override_values_are_checked(capsys):
     assert get_model("xor").weight_decay == 0.0
     assert train.main(["mnist_cnn", "--augment-rotate", "200", "--no-progress"]) == 2
     assert "augment_rotate = 200.0 must be a number of degrees in [0, 180]" in capsys.readouterr().err
+    assert train.main(["mnist_cnn", "--ema-decay", "1", "--no-progress"]) == 2
+    assert "ema_decay = 1.0 must be a number in [0, 1)" in capsys.readouterr().err
 
 
 def _npz(path, n_features=2, names=("off", "on")):

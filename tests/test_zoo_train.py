@@ -198,7 +198,7 @@ def _tiny_cnn_config():
     spec = nn.Sequential([nn.Input(28, 28, 1), nn.Conv2D(1, 4, 3, 2), nn.BatchNorm(4, momentum=0.9), nn.ReLU(),
                           nn.MaxPool2D(2), nn.Flatten(), nn.Dropout(0.2), nn.Dense(196, 10)])
     return get_model("mnist_cnn").with_overrides(name="tiny_cnn", spec=spec, epochs=2, augment_shift=1, lr=1e-2,
-                                                 batch_size=32)
+                                                 batch_size=32, ema_decay=0.0)  # 64 steps: the last step's values
 
 
 def test_conv_training_threads_batchnorm_state(tmp_path, mnist):
@@ -232,3 +232,40 @@ def test_chunked_evaluation_equals_one_call(mnist):
     chunked = train.evaluate(step, params, x, y, rows=300)
     assert whole[0] == chunked[0] and abs(whole[1] - chunked[1]) < 1e-5
     assert train.eval_rows(cfg, 10_000) == 10_000 and train.eval_rows(get_model("pd_mobilenet"), 7000) < 7000
+
+
+# -- parameter averaging (ModelConfig.ema_decay) -------------------------------------------------------------------
+def test_param_average_follows_the_exponential_moving_average_recursion():
+    rng = np.random.default_rng(3)
+    steps = [{"w": rng.normal(size=(3, 2)).astype(np.float32), "mean": rng.normal(size=4).astype(np.float32)}
+             for _ in range(6)]
+    average = train.ParamAverage(0.9, jax.tree.map(jnp.asarray, steps[0]))
+    want = {k: v.astype(np.float64) for k, v in steps[0].items()}
+    for p in steps[1:]:
+        average.update(jax.tree.map(jnp.asarray, p))
+        want = {k: 0.9 * want[k] + 0.1 * p[k] for k in want}  # the textbook form, in float64
+    for k in want:
+        np.testing.assert_allclose(np.asarray(average.params[k]), want[k], rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("decay", [1.0, -0.5])
+def test_param_average_refuses_a_decay_outside_0_1(decay):
+    with pytest.raises(train.TrainingError, match=f"ema_decay {decay}: must be in"):
+        train.ParamAverage(decay, {"w": jnp.zeros(2)})
+
+
+def test_averaging_saves_the_average_and_leaves_the_training_unchanged(tmp_path, mnist):
+    cfg = _tiny_cnn_config().with_overrides(epochs=1)
+    plain, plain_params = train.train_and_evaluate(cfg, None, dataset=mnist, train_limit=512, progress=False)
+    averaged, params = train.train_and_evaluate(cfg.with_overrides(ema_decay=0.9), tmp_path, dataset=mnist,
+                                                train_limit=512, progress=False)
+    # The steps are the same with or without the average: the last step's parameters score what the plain run did.
+    assert averaged["history"][0]["last_step_test_accuracy"] == plain["test_accuracy"]
+    assert averaged["history"][0]["train_loss"] == plain["history"][0]["train_loss"]
+    assert averaged["ema_decay"] == 0.9
+    # What is saved (and reported) is the average, BatchNorm statistics included, not the last step's values.
+    assert not np.array_equal(params[1]["w"], plain_params[1]["w"])
+    assert not np.array_equal(params[2]["mean"], plain_params[2]["mean"])
+    result = zoo_eval.evaluate_dir(tmp_path)
+    assert abs(result["test_accuracy"] - averaged["test_accuracy"]) <= 2e-4
+    assert "ema_decay" not in plain and "last_step_test_accuracy" not in plain["history"][0]

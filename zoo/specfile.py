@@ -42,6 +42,7 @@ RECIPE_FIELDS = {
     "augment_shift": ("an integer >= 0", lambda v: _integer(v) and v >= 0),
     "augment_rotate": ("a number of degrees in [0, 180]", lambda v: _number(v) and 0 <= v <= 180),
     "augment_flip": ("true or false", lambda v: isinstance(v, bool)),
+    "ema_decay": ("a number in [0, 1)", lambda v: _number(v) and 0 <= v < 1),
     "train_limit": ("an integer >= 1 or None", lambda v: v is None or (_integer(v) and v >= 1)),
 }
 

@@ -110,6 +110,24 @@ def make_train_step(cfg: ModelConfig, optimizer, input_scale, dtype, seed: int =
     return lambda params, opt_state, xb, yb, step=0: jitted(params, opt_state, xb, yb, np.int32(step))
 
 
+class ParamAverage:
+    """The exponential moving average of every parameter leaf, weights and BatchNorm running statistics alike
+    (ModelConfig.ema_decay): `update(params)` after each step moves it by (1 - decay) of the way to them, in one
+    jitted call that reuses the old average's buffers. It starts from a copy of the initial parameters (the step
+    donates those)."""
+
+    def __init__(self, decay: float, params):
+        if not 0 < decay < 1:
+            raise TrainingError(f"ema_decay {decay}: must be in (0, 1) to average (0 switches averaging off)")
+        rate = 1.0 - decay
+        self._step = jax.jit(lambda avg, p: jax.tree.map(lambda a, x: a + rate * (x - a), avg, p),
+                             donate_argnums=0)
+        self.params = jax.tree.map(lambda x: x.copy(), params)
+
+    def update(self, params):
+        self.params = self._step(self.params, params)
+
+
 def make_eval_step(cfg: ModelConfig, input_scale, dtype):
     """A jitted (mean loss, correct count) over a chunk of rows, at full float32 precision; built once per run."""
     norm = as_normalization(input_scale)
@@ -215,12 +233,15 @@ def shard_batch(mesh: Mesh, batch: np.ndarray):
 
 # -- the loop ----------------------------------------------------------------------------------------------------
 def run_epoch(step, params, opt_state, mesh, x_train, y_train, order, on_step=lambda: None, first_step=0,
-              augment=lambda xb: xb):
-    """One pass over the batches listed in `order` (steps x batch indices); losses stay on device until the end."""
+              augment=lambda xb: xb, after_step=None):
+    """One pass over the batches listed in `order` (steps x batch indices); losses stay on device until the end.
+    `after_step(params)` sees each step's new parameters (the averaging), before the next step donates them."""
     losses, corrects = [], []
     for k, idx in enumerate(order):
         params, opt_state, loss, correct = step(params, opt_state, shard_batch(mesh, augment(x_train[idx])),
                                                 shard_batch(mesh, y_train[idx]), first_step + k)
+        if after_step is not None:
+            after_step(params)
         losses.append(loss)
         corrects.append(correct)
         on_step()
@@ -271,6 +292,7 @@ def train_and_evaluate(cfg: ModelConfig, out_dir: Path | None, *, seed: int = 0,
         optimizer = make_optimizer(cfg, steps_per_epoch)
         opt_state = jax.device_put(optimizer.init(params), replicated)
         step = make_train_step(cfg, optimizer, ds.input_scale, jdtype, seed)
+        average = ParamAverage(cfg.ema_decay, params) if cfg.ema_decay else None
         eval_step = make_eval_step(cfg, ds.input_scale, jdtype)
         rows = eval_rows(cfg, len(ds.y_test))
         rng = np.random.default_rng(seed)
@@ -281,18 +303,22 @@ def train_and_evaluate(cfg: ModelConfig, out_dir: Path | None, *, seed: int = 0,
                 order = rng.permutation(len(x_train))[:steps_per_epoch * batch].reshape(steps_per_epoch, batch)
                 params, opt_state, losses, corrects = run_epoch(step, params, opt_state, mesh, x_train, y_train,
                                                                 order, bar.advance, (epoch - 1) * steps_per_epoch,
-                                                                augment)
+                                                                augment, average and average.update)
                 train_loss = float(jnp.mean(jnp.stack(losses)))
                 if not math.isfinite(train_loss):
                     raise TrainingError(f"{cfg.name}: training diverged at epoch {epoch} (loss {train_loss}); "
                                         f"lower --lr (now {cfg.lr}) or use --dtype float64")
                 train_acc = float(jnp.sum(jnp.stack(corrects))) / (steps_per_epoch * batch)
-                test_acc, test_loss = evaluate(eval_step, params, ds.x_test, ds.y_test, rows)
+                kept = average.params if average else params  # what is evaluated and saved
+                test_acc, test_loss = evaluate(eval_step, kept, ds.x_test, ds.y_test, rows)
                 history.append({"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_acc,
                                 "test_loss": test_loss, "test_accuracy": test_acc})
+                if average:  # the last step's parameters too, to show what the averaging gains
+                    history[-1]["last_step_test_accuracy"] = evaluate(eval_step, params, ds.x_test, ds.y_test,
+                                                                      rows)[0]
                 bar.epoch(epoch, train_loss, train_acc, test_acc)
         train_seconds = time.perf_counter() - start
-        params = jax.tree.map(np.asarray, jax.device_get(params))
+        params = jax.tree.map(np.asarray, jax.device_get(average.params if average else params))
 
     metrics = {
         "model": cfg.name, "dataset": ds.name, "dtype": dtype, "seed": seed,
@@ -303,6 +329,8 @@ def train_and_evaluate(cfg: ModelConfig, out_dir: Path | None, *, seed: int = 0,
         "augment_shift": cfg.augment_shift, "augment_flip": cfg.augment_flip,
         "augment_rotate": cfg.augment_rotate, "history": history,
     }
+    if cfg.ema_decay:
+        metrics["ema_decay"] = cfg.ema_decay
     if ds.source:
         metrics["data_file"] = ds.source["path"]
     if class_names is not None:
@@ -483,6 +511,9 @@ def main(argv=None):
                      help="turn training images by a random angle up to this many degrees either way")
     own.add_argument("--augment-flip", action="store_true", default=None,
                      help="mirror training images left-right at random (for clothes, not for digits)")
+    own.add_argument("--ema-decay", type=float, metavar="DECAY",
+                     help="save the moving average of the parameters, e.g. 0.999 (0: the last step's, as saved "
+                          "without it)")
     own.add_argument("--class-names", type=classnames.parse, metavar="A,B,C",
                      help="a name per class in label order (default: the data's class_names, if any)")
     args = parser.parse_args(argv)
@@ -505,7 +536,7 @@ def main(argv=None):
     overrides = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
                      weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
                      augment_shift=args.augment_shift, augment_flip=args.augment_flip,
-                     augment_rotate=args.augment_rotate)
+                     augment_rotate=args.augment_rotate, ema_decay=args.ema_decay)
     try:
         if args.spec is not None:  # the user's network: its spec decides what the data must look like
             spec_file = specfile.load(args.spec)
