@@ -225,12 +225,48 @@ def test_small_variant_script_meets_its_byte_budget(cnn_dir, tmp_path, capsys):
     assert sparsity == 0.356
     out = tmp_path / "small"
     assert mod.main([str(cnn_dir), str(out), "--budget", "534", "--filters", "0.5", "--epochs", "1",
-                     "--train-limit", "1024", "--calib-images", "500"]) == 0
+                     "--train-limit", "1024", "--calib-images", "500", "--cut-last-conv", "0"]) == 0
     model = modeldir.load(out)
     assert model.metrics["model_bytes"] <= 534
     i = [n for n, d in enumerate(netspec.layer_dicts(model.spec)) if d["type"] == "dense"][0]
     assert int(np.sum(model.extra[f"q.layers.{i}.w"] != 0)) <= plan["max_entries"]
     capsys.readouterr()
     with pytest.raises(SystemExit, match="already take 334 bytes of the 300-byte budget; raise --filters"):
-        mod.main([str(cnn_dir), str(tmp_path / "never"), "--budget", "300", "--filters", "0.5"])
+        mod.main([str(cnn_dir), str(tmp_path / "never"), "--budget", "300", "--filters", "0.5", "--cut-last-conv",
+                  "0"])
     assert not (tmp_path / "never").exists()
+
+
+def test_small_variant_script_cuts_the_last_conv_first(cnn_dir, tmp_path, capsys):
+    """--cut-last-conv: the last conv loses that fraction of its filters (compress.structured's lowest scores) in a
+    float model directory OUT-cut that compress starts from; an existing OUT-cut is refused, not overwritten."""
+    import importlib.util
+    from pathlib import Path
+
+    from compress import structured
+    from zoo import eval as zoo_eval
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "mnist_cnn_small.py"
+    spec = importlib.util.spec_from_file_location("mnist_cnn_small", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    source = modeldir.load(cnn_dir)
+    folded_spec, folded_params = netspec.for_inference(source.spec, [dict(p) for p in source.params])
+    dicts = netspec.layer_dicts(folded_spec)
+    last = [i for i, d in enumerate(dicts) if d["type"] == "conv2d"][-1]
+    scores = structured.scores(dicts, folded_params)[last]
+    want = np.sort(np.argsort(scores, kind="stable")[int(round(0.5 * scores.size)):])  # the higher-scored half
+    out = tmp_path / "small"
+    assert mod.main([str(cnn_dir), str(out), "--budget", "534", "--filters", "0.25", "--epochs", "1",
+                     "--train-limit", "1024", "--calib-images", "500", "--cut-last-conv", "0.5"]) == 0
+    cut = modeldir.load(tmp_path / "small-cut")
+    cut_dicts = netspec.layer_dicts(cut.spec)
+    assert cut_dicts[last]["out"] == len(want)
+    np.testing.assert_array_equal(cut.params[last]["w"], folded_params[last]["w"][..., want])
+    assert cut.metrics["test_accuracy"] == zoo_eval.evaluate_dir(tmp_path / "small-cut")["test_accuracy"]
+    assert modeldir.load(out).metrics["model_bytes"] <= 534
+    capsys.readouterr()
+    before = (tmp_path / "small-cut" / "model.safetensors").read_bytes()
+    with pytest.raises(SystemExit, match="small-cut: already exists"):
+        mod.main([str(cnn_dir), str(tmp_path / "small"), "--budget", "534", "--cut-last-conv", "0.5"])
+    assert (tmp_path / "small-cut" / "model.safetensors").read_bytes() == before
