@@ -761,7 +761,7 @@ __asm__(
 #endif
 
 /* The plain C output stage (the fallback, and the host build). */
-__attribute__((noinline)) static void requant_c(const pz_requant_run_t *r, const int32_t *acc, uint8_t *y, uint32_t n,
+__attribute__((noinline)) void pz_q8_requant_c(const pz_requant_run_t *r, const int32_t *acc, uint8_t *y, uint32_t n,
                                                const int32_t *mult, const int8_t *shift, const pz_q8_conv_t *l) {
     if (r->rec) {  /* the records (pz_q8_requant_rec_m0) */
         mult = r->rq + PZ_Q8_RQ_WORDS * (uint32_t)(mult - r->mult0);
@@ -791,29 +791,9 @@ __attribute__((noinline)) static void requant_c(const pz_requant_run_t *r, const
     }
 }
 
-static inline void requant_run(pz_requant_run_t *r, const int32_t *acc, uint8_t *y, uint32_t n, const int32_t *mult,
-                               const int8_t *shift, const pz_q8_conv_t *l) {
-    if (r->stage) {
-        r->acc = acc;
-        r->y = y;
-        r->mult = mult;
-        r->shift = shift;
-        r->n = n;
-        r->stage(r);
-        return;
-    }
-    requant_c(r, acc, y, n, mult, shift, l);
-}
-
-/* The output stage for the depthwise kernel (dwconv_q8_m0.c, through conv_q8_m0.h): requant_init and requant_c as
- * they are. */
+/* The output stage for the depthwise kernel (dwconv_q8_m0.c, through conv_q8_m0.h): requant_init as it is. */
 void pz_q8_requant_init(pz_requant_run_t *r, const pz_q8_conv_t *l, uint32_t channels, uint32_t depthwise) {
     requant_init(r, l, channels, depthwise);
-}
-
-void pz_q8_requant_c(const pz_requant_run_t *r, const int32_t *acc, uint8_t *y, uint32_t n, const int32_t *mult,
-                     const int8_t *shift, const pz_q8_conv_t *l) {
-    requant_c(r, acc, y, n, mult, shift, l);
 }
 
 /* Copy the window of output (oy, ox) into dst (k_h * k_w * C bytes, then zeros up to a multiple of 4), padding
@@ -900,13 +880,13 @@ static inline __attribute__((always_inline)) void conv_pixel(const pz_q8_conv_t 
     uint32_t j0 = 0;
     for (; j0 + 8u * PZ_CONV_GROUPS_PER_CALL < K; j0 += 8u * PZ_CONV_GROUPS_PER_CALL) {
         dot8(x, w, r, acc);
-        requant_run(rq, (const int32_t *)acc, y + j0, 8u * PZ_CONV_GROUPS_PER_CALL, l->multiplier + j0, l->shift + j0,
-                    l);
+        pz_q8_requant_run(rq, (const int32_t *)acc, y + j0, 8u * PZ_CONV_GROUPS_PER_CALL, l->multiplier + j0,
+                          l->shift + j0, l);
         w += PZ_CONV_GROUPS_PER_CALL * group_bytes;
     }
     r->groups = last_groups;  /* the last call: up to PZ_CONV_GROUPS_PER_CALL groups, K - j0 outputs */
     dot8(x, w, r, acc);
-    requant_run(rq, (const int32_t *)acc, y + j0, K - j0, l->multiplier + j0, l->shift + j0, l);
+    pz_q8_requant_run(rq, (const int32_t *)acc, y + j0, K - j0, l->multiplier + j0, l->shift + j0, l);
 }
 
 typedef void (*pz_px8_fn)(const uint8_t *, const uint8_t *, const pz_conv_px_t *, uint32_t *);
@@ -1213,7 +1193,7 @@ __asm__( \
 /* The variants: _s loops for runs of at most 16 bytes (span = 16: a run ends after its one block, no test, 10 cycles
  * less per run: a first layer's three 3-byte runs, pointwise convs of up to 16 channels); z: zero skipping (pad 0);
  * _r: the output stage fused (layers with one-multiply records and K a multiple of 8); the others store the
- * accumulators for pz_q8_requant_rec_px_m0 or requant_run. */
+ * accumulators for pz_q8_requant_rec_px_m0 or pz_q8_requant_run. */
 PZ_CONV_PX8_FN("pz_q8_conv_px8s_m0", PZ_Q8_MAC_K, PZ_Q8_MAC_K_BYTES, "", "", "", PZ_CONV_PX_TO_ACC)
 PZ_CONV_PX8_FN("pz_q8_conv_px8zs_m0", PZ_Q8_MAC_K_SKIP0, PZ_Q8_MAC_K_SKIP0_BYTES, "", "", "", PZ_CONV_PX_TO_ACC)
 PZ_CONV_PX8_FN("pz_q8_conv_px8r_m0", PZ_Q8_MAC_K, PZ_Q8_MAC_K_BYTES, PZ_CONV_PX_RUN_END, PZ_CONV_PX_BLOCK_END,
@@ -1297,7 +1277,7 @@ static void requant_pixels(pz_requant_run_t *rq, const int32_t *acc, uint8_t *y,
         return;
     }
 #endif
-    for (uint32_t i = 0; i < n; i++) requant_run(rq, acc + i * kacc, y + i * K, K, l->multiplier, l->shift, l);
+    for (uint32_t i = 0; i < n; i++) pz_q8_requant_run(rq, acc + i * kacc, y + i * K, K, l->multiplier, l->shift, l);
 }
 
 /* x128[i] = 128 * the byte sum of window i of a batch (conv_pixels). */

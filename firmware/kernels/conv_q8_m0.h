@@ -25,7 +25,7 @@ typedef struct pz_requant_run {
     uint32_t small;      /* every accumulator within +-(2^20 - 1) and every shift >= 0: out_small (2: and
                             act_min = out_zp) */
     uint32_t rec;        /* the layer has one-multiply records (conv.h rq) */
-    void (*stage)(const struct pz_requant_run *);  /* the Thumb-1 loop requant_init chose, or NULL: requant_c */
+    void (*stage)(const struct pz_requant_run *);  /* the Thumb-1 loop requant_init chose, or NULL: pz_q8_requant_c */
     uint32_t pixels;     /* pz_q8_requant_rec_px_m0: pixels of n outputs each */
     uint32_t acc_skip;   /* pz_q8_requant_rec_px_m0: bytes of accumulators after each pixel's n */
 } pz_requant_run_t;
@@ -34,7 +34,7 @@ void pz_q8_requant_c(const pz_requant_run_t *r, const int32_t *acc, uint8_t *y, 
                      const int8_t *shift, const pz_q8_conv_t *l);
 
 /* y[i] = the output byte of acc[i], i < n, channels from mult/shift on: the Thumb-1 stage pz_q8_requant_init chose,
- * else the C one (conv_q8_m0.c requant_run). */
+ * else the C one (pz_q8_requant_c, conv_q8_m0.c). */
 static inline void pz_q8_requant_run(pz_requant_run_t *r, const int32_t *acc, uint8_t *y, uint32_t n,
                                      const int32_t *mult, const int8_t *shift, const pz_q8_conv_t *l) {
     if (r->stage) {
