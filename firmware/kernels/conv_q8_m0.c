@@ -137,6 +137,25 @@ void pz_q8_conv_dot8_m0(const uint8_t *x, const uint8_t *w, const pz_conv_runs_t
     "    str   r6, [r3, #" off0 "]\n"        \
     "    str   r7, [r3, #" off1 "]\n"
 
+/* Bytes 1..15 of the 16-byte unrolled MAC body that PZ_CONV_DOT8_FN and PZ_CONV_PX8_FN jump into (byte 0 comes
+ * before their entry label). */
+#define PZ_CONV_MAC_K_1_15(MAC_K) \
+    MAC_K("1") \
+    MAC_K("2") \
+    MAC_K("3") \
+    MAC_K("4") \
+    MAC_K("5") \
+    MAC_K("6") \
+    MAC_K("7") \
+    MAC_K("8") \
+    MAC_K("9") \
+    MAC_K("10") \
+    MAC_K("11") \
+    MAC_K("12") \
+    MAC_K("13") \
+    MAC_K("14") \
+    MAC_K("15")
+
 /* r0 = x, r1 = the first group (32-byte header, then weights; 4-byte aligned), r2 = runs, r3 = acc[8 groups] (bias +
  * dot product per channel). Frame: [sp] = end of this run, [sp+4] = skip, [sp+8] = runs left, [sp+12] = acc of this
  * group, [sp+16] = run bytes, [sp+20] = 128 X, [sp+24] = x, [sp+28] = runs, [sp+32] = groups left, [sp+36] = group
@@ -193,21 +212,7 @@ __asm__( \
     "1:\n" \
     MAC_K("0") \
     "2:\n" \
-    MAC_K("1") \
-    MAC_K("2") \
-    MAC_K("3") \
-    MAC_K("4") \
-    MAC_K("5") \
-    MAC_K("6") \
-    MAC_K("7") \
-    MAC_K("8") \
-    MAC_K("9") \
-    MAC_K("10") \
-    MAC_K("11") \
-    MAC_K("12") \
-    MAC_K("13") \
-    MAC_K("14") \
-    MAC_K("15") \
+    PZ_CONV_MAC_K_1_15(MAC_K) \
     "    .if (2b - 1b) != " MAC_K_BYTES "\n" \
     "    .error \"MAC_K_BYTES is not the size of one PZ_Q8_MAC_K\"\n" \
     "    .endif\n" \
@@ -1043,21 +1048,7 @@ __asm__( \
     "13:\n" \
     MAC_K("0") \
     "14:\n" \
-    MAC_K("1") \
-    MAC_K("2") \
-    MAC_K("3") \
-    MAC_K("4") \
-    MAC_K("5") \
-    MAC_K("6") \
-    MAC_K("7") \
-    MAC_K("8") \
-    MAC_K("9") \
-    MAC_K("10") \
-    MAC_K("11") \
-    MAC_K("12") \
-    MAC_K("13") \
-    MAC_K("14") \
-    MAC_K("15") \
+    PZ_CONV_MAC_K_1_15(MAC_K) \
     "    .if (14b - 13b) != " MAC_K_BYTES "\n" \
     "    .error \"MAC_K_BYTES is not the size of one PZ_Q8_MAC_K\"\n" \
     "    .endif\n" \
