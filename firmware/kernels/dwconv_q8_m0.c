@@ -393,7 +393,9 @@ __asm__(                                                                        
     N "2:\n"                             \
     "    ldr   r1, [sp, #32]\n"          \
     "    b     " N "3b\n"
-#define PZ_DW_FINISH_OUT(PIXEL3)         \
+/* The common start of PZ_DW_FINISH_OUT and PZ_DW_FINISH_HEX: pixel 0's accumulator from r8 into r1 (r8 keeps the
+ * row pointer meanwhile), the channel's record into r3 = L, r4 = A, r5 = m' << 8 | s, r6 = m', r0 = add, r7 = y. */
+#define PZ_DW_RECORD_IN                  \
     "    mov   r1, r8\n"                 \
     "    mov   r8, r0\n"                 \
     "    ldr   r0, [sp, #20]\n"          \
@@ -401,7 +403,9 @@ __asm__(                                                                        
     "    str   r0, [sp, #20]\n"          \
     "    lsrs  r6, r5, #8\n"             \
     "    ldr   r0, [sp, #24]\n"          \
-    "    ldr   r7, [sp, #4]\n"           \
+    "    ldr   r7, [sp, #4]\n"
+#define PZ_DW_FINISH_OUT(PIXEL3)         \
+    PZ_DW_RECORD_IN                      \
     PZ_DW_OUT("", "[r7]", "5")           \
     PZ_DW_OUT("    mov   r1, r10\n", "[r7, r2]", "6") \
     "    add   r7, r12\n"                \
@@ -526,14 +530,7 @@ PZ_DW_OUT_FN("pz_q8_dw3x3_triple2_out_m0", PZ_DW_TRIPLE2_ROW, PZ_DW_SPAN_6C, PZ_
 /* The six outputs (PZ_DW_FINISH_OUT's registers): pixels 0, 2 at [r7], [r7, 2C]; 4 at + 2C + 2C; 3, 5 at + 3C,
  * + 5C (C from the frame); 1 at + C. */
 #define PZ_DW_FINISH_HEX                 \
-    "    mov   r1, r8\n"                 \
-    "    mov   r8, r0\n"                 \
-    "    ldr   r0, [sp, #20]\n"          \
-    "    ldm   r0!, {r3, r4, r5}\n"      /* L, A, m' << 8 | s */ \
-    "    str   r0, [sp, #20]\n"          \
-    "    lsrs  r6, r5, #8\n"             \
-    "    ldr   r0, [sp, #24]\n"          \
-    "    ldr   r7, [sp, #4]\n"           \
+    PZ_DW_RECORD_IN                      \
     PZ_DW_OUT("", "[r7]", "4")           \
     PZ_DW_OUT("    mov   r1, r10\n", "[r7, r2]", "5") \
     "    adds  r7, r7, r2\n"             \
