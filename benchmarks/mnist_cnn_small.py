@@ -4,7 +4,7 @@ then conv filters removed whole (--structured), the dense head pruned singly to 
 budget (--prune-dense), int8.
 
 `python benchmarks/mnist_cnn_small.py MODEL_DIR OUT [--budget 12288] [--cut-last-conv 0.5] [--filters 0.375]
-[--share 7] [--distill W] [--epochs 20] [--lr 2e-3] [--seed S] [--train-limit N] [--calib-images N] [--dry-run]`
+[--share 7] [--distill W] [--epochs 30] [--lr 2e-3] [--seed S] [--train-limit N] [--calib-images N] [--dry-run]`
 
 Why the cut: `--structured` removes the same fraction of every conv, and mnist_cnn's 16/32/64 filters at ~12 KB
 would keep 7/14/28; cutting the 64 to 32 first keeps 10/20/20, 0.2 points better (docs/BENCHMARKS.md).
@@ -112,7 +112,7 @@ def main(argv=None) -> int:
                    help="trained weight sharing of the dense head (code3 storage: 1 byte per weight), e.g. 7")
     p.add_argument("--distill", type=float, metavar="WEIGHT",
                    help="fine-tune against the source model's outputs too (compress --distill), e.g. 0.5")
-    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--seed", type=int)
     p.add_argument("--train-limit", type=int, help="fine-tune on the first N training images (quick checks)")
