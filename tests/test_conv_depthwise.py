@@ -23,12 +23,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_conv_requant import ACTS, bound_case, rounded, set_act
-from test_firmware_conv import KERNELS, Q8Conv, conv_case, q8_golden
+from test_firmware_conv import Q8Conv, conv_case, host_conv_lib, q8_golden
 
-from firmware import hostcc
 from rp2040_sim.kernel_harness import ConvImage, conv_packed, conv_records, conv_shape
 
-SOURCES = ["int8_common.c", "conv_q8_ref.c", "conv_q8_m0.c", "dwconv_q8_m0.c"]
 GUARD = 64  # bytes after the scratch the kernel must leave alone
 LOOPS = {"quad": "pz_q8_dw3x3_quad_m0", "quad2": "pz_q8_dw3x3_quad2_m0", "triple": "pz_q8_dw3x3_triple_m0",
          "pair": "pz_q8_dw3x3_pair_m0", "pair2": "pz_q8_dw3x3_pair2_m0", "one": "pz_q8_dw3x3_acc_m0"}
@@ -42,9 +40,7 @@ LOOP_OF.update({fn: name + "+out" for name, fn in FUSED.items()})
 
 @pytest.fixture(scope="module")
 def lib():
-    lib = hostcc.build([KERNELS / s for s in SOURCES], include_dirs=[KERNELS], name="pz_dwconv")
-    lib.pz_conv_q8_scratch_bytes.restype = ctypes.c_uint32
-    return lib
+    return host_conv_lib("pz_dwconv")
 
 
 @pytest.fixture(scope="module")

@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 
 from compress.quantize import (MAX_REDUCED_BITS, MIN_REDUCED_BITS, accumulator_range, multiply_bound,
                                quantize_multiplier, quantize_model, reduced_multiplier, requantize)
-from firmware import hostcc, requant
-from rp2040_sim.kernel_harness import KERNELS, ConvImage, conv_case, conv_fields, conv_packed, conv_records
-from test_firmware_conv import SOURCES, q8_golden
+from firmware import requant
+from rp2040_sim.kernel_harness import ConvImage, conv_case, conv_packed, conv_records
+from test_firmware_conv import Q8Conv, host_conv_lib, q8_golden
 
 ACTS = [None, "relu", "relu6"]
 
@@ -162,15 +162,9 @@ def test_record_refused_past_int32():
 
 
 # -- the kernels ----------------------------------------------------------------------------------------------------
-class Q8Conv(ctypes.Structure):
-    _fields_ = conv_fields(ctypes.c_void_p)
-
-
 @pytest.fixture(scope="module")
 def lib():
-    lib = hostcc.build([KERNELS / s for s in SOURCES], include_dirs=[KERNELS], name="pz_conv_requant")
-    lib.pz_conv_q8_scratch_bytes.restype = ctypes.c_uint32
-    return lib
+    return host_conv_lib("pz_conv_requant")
 
 
 @pytest.fixture(scope="module")

@@ -18,9 +18,11 @@ from hypothesis import strategies as st
 from compress import conv_layout
 from compress.quantize import requantize
 from firmware import hostcc
-from rp2040_sim.kernel_harness import KERNELS, ConvImage, ConvShape, conv_case, conv_fields, conv_packed, conv_shape
+from rp2040_sim.kernel_harness import (CONV_SOURCES, KERNELS, ConvImage, ConvShape, conv_case, conv_fields, conv_packed,
+                                       conv_shape)
 
-SOURCES = ["int8_common.c", "conv_f32.c", "conv_q8_ref.c", "conv_q8_m0.c", "dwconv_q8_m0.c"]
+# the int8 conv kernels the firmware links (kernel_harness.CONV_SOURCES: one list to extend) and the float ones
+SOURCES = [p.name for p in CONV_SOURCES] + ["conv_f32.c"]
 Q8_CONV = ("ref", "m0")
 
 
@@ -29,12 +31,18 @@ class Q8Conv(ctypes.Structure):
     _fields_ = conv_fields(ctypes.c_void_p)
 
 
+def host_conv_lib(name, extra=(), include_dirs=()):
+    """The conv kernels (SOURCES, then `extra`) built for the host as one shared library called `name`."""
+    lib = hostcc.build([KERNELS / s for s in (*SOURCES, *extra)], include_dirs=[KERNELS, *include_dirs], name=name)
+    lib.pz_conv_q8_scratch_bytes.restype = ctypes.c_uint32
+    return lib
+
+
 @pytest.fixture(scope="module")
 def lib():
-    lib = hostcc.build([KERNELS / s for s in SOURCES], include_dirs=[KERNELS], name="pz_conv")
+    lib = host_conv_lib("pz_conv")
     for name in ("pz_conv2d_f32", "pz_dwconv2d_f32"):
         getattr(lib, name).argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_float, ctypes.c_float]
-    lib.pz_conv_q8_scratch_bytes.restype = ctypes.c_uint32
     return lib
 
 

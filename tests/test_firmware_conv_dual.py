@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_firmware_conv import KERNELS, Q8Conv, conv_case, geometry, pool_golden, ptr, q8_golden, shape
+from test_firmware_conv import KERNELS, Q8Conv, conv_case, geometry, host_conv_lib, pool_golden, ptr, q8_golden, shape
 
 from compress import reference
 from conftest import require_tool
 from random_models import save_uniform_cnn
 from firmware import build as fwbuild
-from firmware import convgen, hostcc
+from firmware import convgen
 from rp2040_sim import eval as sim_eval
 from rp2040_sim.kernel_harness import conv_packed
 from zoo import modeldir
@@ -29,14 +29,12 @@ from zoo.nn import AvgPool2D, Conv2D, DepthwiseConv2D, Dense, GlobalAvgPool2D, I
     Sequential
 
 RUNTIME = KERNELS.parent / "runtime"
-SOURCES = ["int8_common.c", "conv_f32.c", "conv_q8_ref.c", "conv_q8_m0.c", "dwconv_q8_m0.c", "conv_layers.c"]
 
 
 # -- the row split on the host -----------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def lib():
-    lib = hostcc.build([KERNELS / s for s in SOURCES], include_dirs=[KERNELS, RUNTIME], name="pz_conv_rows")
-    lib.pz_conv_q8_scratch_bytes.restype = ctypes.c_uint32
+    lib = host_conv_lib("pz_conv_rows", extra=["conv_layers.c"], include_dirs=[RUNTIME])
     lib.pz_conv_rows.restype = ctypes.c_uint32
     return lib
 
