@@ -321,6 +321,20 @@ def _q8_scalars(lm, out_xor, pad=0) -> str:
     return f"{int(lm['output_zero_point'])}, {int(lm['act_min'])}, {int(lm['act_max'])}, 0x{out_xor:02x}u, {pad}u"
 
 
+def q8_conv2d_scratch_bytes(shape_in, shape_out, kernel, stride, pads) -> int:
+    """= pz_conv_q8_scratch_bytes (conv_q8_m0.c) of an int8 conv2d: one window (k_h k_w C bytes, whole words), or
+    where larger the row band (band_pitch) of a layer with runs k_w C <= 32 whose windows cross the border: k_h rows
+    of the row's columns, each a whole number of words."""
+    (h, w, c), (oh, ow) = shape_in, shape_out[:2]
+    window = (kernel[0] * kernel[1] * c + 3) // 4 * 4
+    cols, rows = (ow - 1) * stride[1] + kernel[1], (oh - 1) * stride[0] + kernel[0]
+    pointwise = kernel == (1, 1) and stride == (1, 1) and pads == (0, 0) and w == ow
+    border = pads[0] > 0 or pads[1] > 0 or rows > h or cols > w
+    if pointwise or not border or kernel[1] * c > 32:
+        return window
+    return max(window, kernel[0] * ((cols * c + 3) // 4 * 4))
+
+
 def _q8_conv(lm, t, out_xor):
     from compress import conv_layout
 
@@ -343,7 +357,7 @@ def _q8_conv(lm, t, out_xor):
     else:
         packed, bias = conv_layout.pack_conv8(w, conv_layout.folded_conv_bias(t["bias"], w, zp_in)), None
         kind, adapter = "PZ_K_Q8_CONV2D", "pz_run_q8_conv2d"
-        scratch = (kernel[0] * kernel[1] * shape_in[2] + 3) // 4 * 4
+        scratch = q8_conv2d_scratch_bytes(shape_in, shape_out, kernel, stride, pads)
     mult, shift = np.asarray(t["multiplier"], np.int32), np.asarray(t["shift"], np.int8)
     # the one-multiply output stage's records after the multipliers, where exact (firmware/requant.py)
     rec = requant.output_records(w, t["bias"], mult, shift, zp_in, int(lm["output_zero_point"]), int(lm["act_min"]),

@@ -358,7 +358,9 @@ class ConvImage(KernelImage):
         rec = conv_records(t) if records else None
         m_addr, sh_addr = put(t["mult"].tobytes()), put(t["shift"].tobytes())
         rq_addr = 0 if rec is None else put(rec.tobytes())
-        scratch = put(bytes(43 * s.in_c + s.k_h * s.k_w * s.in_c + 4))  # >= pz_conv_q8_scratch_bytes
+        # >= pz_conv_q8_scratch_bytes: depthwise (43 C), a window, a conv2d row band (k_h rows of the row's columns)
+        band = s.k_h * (((s.out_w - 1) * s.stride_w + s.k_w) * s.in_c + 3)
+        scratch = put(bytes(43 * s.in_c + s.k_h * s.k_w * s.in_c + 4 + band))
         l_addr = put(bytes(ArmConv(s, w_addr, b_addr, m_addr, sh_addr, t["zp_out"], t["act_min"], t["act_max"],
                                    out_xor, (t["zp_in"] + 128) & 0xFF, scratch, rq_addr)))
         n = s.out_h * s.out_w * s.out_c

@@ -244,11 +244,12 @@ def test_record_stage_at_the_bound_host(lib, seed, act, out_xor, depthwise):
        depthwise=st.booleans())
 def test_record_stage_at_the_bound_in_emulator(m0, seed, act, out_xor, depthwise):
     t = bound_case(seed, act, depthwise)
-    fn = "pz_q8_requant_rec_m0"
+    # the record stage per pixel, or over a batch of pixels (conv2d's small-K path: the 2x2 input's row bands)
+    fns = ["pz_q8_requant_rec_m0", "pz_q8_requant_rec_px_m0"]
     op = "dwconv2d" if depthwise else "conv2d"
-    run, entered = m0.call_entering(t, f"pz_{op}_q8_m0", [fn], out_xor)
+    run, entered = m0.call_entering(t, f"pz_{op}_q8_m0", fns, out_xor)
     np.testing.assert_array_equal(run.y, q8_golden(t))
-    assert entered, f"{fn} did not run"
+    assert entered, f"{fns} did not run"
 
 
 def test_past_the_bound_the_layer_keeps_the_general_stage(m0):

@@ -8,14 +8,17 @@ pixels a batch), widths 1..19 (rows of several batches, a last short one), strid
 
 from __future__ import annotations
 
+import ctypes
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rp2040_sim.kernel_harness import conv_case, conv_records
+from firmware.convgen import q8_conv2d_scratch_bytes
+from rp2040_sim.kernel_harness import conv_case, conv_packed, conv_records, conv_shape
 from test_conv_requant import rounded
-from test_firmware_conv import lib, m0, q8_golden, run_q8  # noqa: F401  (fixtures)
+from test_firmware_conv import Q8Conv, lib, m0, q8_golden, run_q8  # noqa: F401  (fixtures)
 
 FUSED = ["pz_q8_conv_px8r_m0", "pz_q8_conv_px8sr_m0", "pz_q8_conv_px8zr_m0", "pz_q8_conv_px8zsr_m0"]
 BATCHED = FUSED + ["pz_q8_conv_px8s_m0", "pz_q8_conv_px8zs_m0"]
@@ -24,11 +27,11 @@ REC_BATCHED = "pz_q8_requant_rec_px_m0"
 
 def batched_loop(t) -> str | None:
     """The batched loop conv_q8_m0.c's px8_for picks for a layer with K <= 32, or None (the per-pixel path): the
-    output stage fused when the layer has records and K % 8 == 0, else the accumulator-storing loops for runs of at
-    most 16 bytes only."""
+    output stage fused when the layer has records and K % 8 == 0 (the short-run loop for runs of at most 32 bytes),
+    else the accumulator-storing loops for runs of at most 16 bytes only."""
     s = t["shape"]
     fused = conv_records(t) is not None and s.out_c % 8 == 0
-    short = s.k_w * s.in_c <= 16
+    short = s.k_w * s.in_c <= (32 if fused else 16)
     if not (fused or short):
         return None
     zero = "z" if t["zp_in"] == -128 else ""
@@ -129,3 +132,46 @@ def test_code_placement_keeps_each_path_within_one_xip_way(m0):  # noqa: F811
     assert span(PER_PIXEL_PATH) < XIP_WAY, span(PER_PIXEL_PATH)
     for loop in BATCHED:
         assert span(["conv2d_small_k", "conv_pixels", loop]) < XIP_WAY, loop
+
+
+# -- row bands: rows with border windows run from a band of k_h padded input rows in the scratch (band_pitch) --------
+@settings(max_examples=200, deadline=None)
+@given(layer=small_layer(max_w=40))
+def test_scratch_bytes_mirrored_by_convgen(lib, layer):  # noqa: F811
+    """firmware/convgen.py reserves what pz_conv_q8_scratch_bytes asks for (the window, or a row band)."""
+    _, h, w, c, k, kernel, stride, padding = layer[:8]
+    s = conv_shape(h, w, c, kernel, stride, padding, k)
+    want = lib.pz_conv_q8_scratch_bytes(ctypes.byref(s), 0)
+    got = q8_conv2d_scratch_bytes((h, w, c), (s.out_h, s.out_w, k), kernel, stride, (s.pad_top, s.pad_left))
+    assert got == want
+
+
+GUARD = 64
+
+
+@settings(max_examples=60, deadline=None)
+@given(layer=small_layer(max_w=24))
+def test_band_stays_inside_the_scratch_host(lib, layer):  # noqa: F811
+    """The host build with exactly pz_conv_q8_scratch_bytes of scratch and a guard after it: the bands (and the
+    gathered windows) never write past it, and the outputs are the golden model's."""
+    t = make_case(*layer)
+    s, keep = t["shape"], []
+
+    def buf(a):
+        a = np.ascontiguousarray(a)
+        keep.append(a)
+        return a.ctypes.data
+
+    packed, fb = conv_packed(t)
+    n_scratch = lib.pz_conv_q8_scratch_bytes(ctypes.byref(s), 0)
+    assert n_scratch % 4 == 0
+    scratch = np.full((n_scratch + GUARD) // 4, 0x5A5A5A5A, np.uint32)
+    layer_c = Q8Conv(s, buf(packed), buf(fb), buf(t["mult"]), buf(t["shift"]), t["zp_out"], t["act_min"],
+                     t["act_max"], 0, (t["zp_in"] + 128) & 0xFF, buf(scratch))
+    n = s.out_h * s.out_w * s.out_c
+    y = np.full(n + 8, 0xA5, np.uint8)
+    x = np.ascontiguousarray(t["xu"])
+    lib.pz_conv2d_q8_m0(ctypes.byref(layer_c), ctypes.c_void_p(x.ctypes.data), ctypes.c_void_p(y.ctypes.data))
+    assert np.all(y[n:] == 0xA5), "kernel wrote past its output"
+    assert np.all(scratch.view(np.uint8)[n_scratch:] == 0x5A), "kernel wrote past pz_conv_q8_scratch_bytes"
+    np.testing.assert_array_equal(y[:n].view(np.int8).reshape(s.out_h, s.out_w, s.out_c), q8_golden(t))

@@ -172,7 +172,8 @@ def run_kernel(image: ConvImage, t: dict, fn: str, lead: int | None = None):
     rec = conv_records(t)
     m_addr, sh_addr = put(t["mult"].tobytes()), put(t["shift"].tobytes())
     rq_addr = 0 if rec is None else put(rec.tobytes())
-    scratch = put(bytes(43 * s.in_c + s.k_h * s.k_w * s.in_c + 4))
+    band = s.k_h * (((s.out_w - 1) * s.stride_w + s.k_w) * s.in_c + 3)  # a conv2d row band (conv_q8_m0.c band_pitch)
+    scratch = put(bytes(43 * s.in_c + s.k_h * s.k_w * s.in_c + 4 + band))
     l_addr = put(bytes(ArmConv(s, w_addr, 0, m_addr, sh_addr, t["zp_out"], t["act_min"], t["act_max"], 0,
                                (t["zp_in"] + 128) & 0xFF, scratch, rq_addr)))
     x, n = t["xu"].tobytes(), s.out_h * s.out_w * s.out_c

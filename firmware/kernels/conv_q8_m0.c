@@ -50,15 +50,16 @@ __asm__(
     PZ_M0_SECTION("gather")
     PZ_M0_SECTION("requant_init")
     PZ_M0_SECTION("pz_conv2d_q8_m0")
-    PZ_M0_SECTION("pz_q8_conv_px8r_m0")
-    PZ_M0_SECTION("pz_q8_conv_px8zr_m0")
+    PZ_M0_SECTION("pz_q8_conv_px8zsr_m0")
+    PZ_M0_SECTION("pz_q8_conv_px8sr_m0")
+    PZ_M0_SECTION("pz_q8_requant_rec_px_m0")
     PZ_M0_SECTION("conv2d_small_k")
     PZ_M0_SECTION("conv_pixels")
-    PZ_M0_SECTION("pz_q8_requant_rec_px_m0")
-    PZ_M0_SECTION("pz_q8_conv_px8sr_m0")
-    PZ_M0_SECTION("pz_q8_conv_px8zsr_m0")
     PZ_M0_SECTION("pz_q8_conv_px8s_m0")
     PZ_M0_SECTION("pz_q8_conv_px8zs_m0")
+    PZ_M0_SECTION("pz_q8_conv_px8r_m0")
+    PZ_M0_SECTION("pz_q8_conv_px8zr_m0")
+    PZ_M0_SECTION("band_fill")
 );
 #endif
 
@@ -97,11 +98,28 @@ typedef struct pz_conv_px {
 #define PZ_CONV_PX_MAX 8u
 #define PZ_CONV_PX_CELLS 32u  /* input columns whose sums a batch shares (batch_sums) */
 
+/* The band of one output row (conv2d_small_k): the k_h input rows its windows read, each from the first window's
+ * first column to the last window's last, padding cells = pad, one row every `pitch` bytes (a multiple of 4, so
+ * that rows of whole words stay aligned). Layers with runs of at most PZ_CONV_BAND_RUN bytes that have windows
+ * crossing the border (same padding) get one; 0: none. It depends only on the row geometry, so a row or channel
+ * share of a layer (conv_layers.c) needs no more than the whole layer. Mirrored by firmware/convgen.py. */
+#define PZ_CONV_BAND_RUN 32u
+static uint32_t band_pitch(const pz_conv_shape_t *s) {
+    const uint32_t cols = ((uint32_t)s->out_w - 1u) * s->stride_w + s->k_w;  /* band columns */
+    const uint32_t rows = ((uint32_t)s->out_h - 1u) * s->stride_h + s->k_h;
+    const int pointwise = s->k_h == 1 && s->k_w == 1 && s->stride_h == 1 && s->stride_w == 1 && s->pad_top == 0 &&
+                          s->pad_left == 0 && s->in_w == s->out_w;
+    const int border = s->pad_top || s->pad_left || rows > s->in_h || cols > s->in_w;
+    if (pointwise || !border || (uint32_t)s->k_w * s->in_c > PZ_CONV_BAND_RUN) return 0;
+    return (cols * s->in_c + 3u) & ~3u;
+}
+
 uint32_t pz_conv_q8_scratch_bytes(const pz_conv_shape_t *s, uint32_t depthwise) {
     if (depthwise) {
         return (s->k_h == 3 && s->k_w == 3) ? pz_dwconv_q8_m0_scratch_bytes(s) : 0u;
     }
-    return ((uint32_t)s->k_h * s->k_w * s->in_c + 3u) & ~3u;
+    const uint32_t window = ((uint32_t)s->k_h * s->k_w * s->in_c + 3u) & ~3u, band = s->k_h * band_pitch(s);
+    return band > window ? band : window;
 }
 
 /* Sum of n bytes at p (any alignment; words when aligned). */
@@ -155,6 +173,26 @@ void pz_q8_conv_dot8_m0(const uint8_t *x, const uint8_t *w, const pz_conv_runs_t
     MAC_K("13") \
     MAC_K("14") \
     MAC_K("15")
+
+/* Bytes 16..31 of the 32-byte unrolled body of the fused short-run loops (PZ_CONV_PX8_FN's MORE). */
+#define PZ_CONV_MAC_K_16_31(MAC_K) \
+    MAC_K("16") \
+    MAC_K("17") \
+    MAC_K("18") \
+    MAC_K("19") \
+    MAC_K("20") \
+    MAC_K("21") \
+    MAC_K("22") \
+    MAC_K("23") \
+    MAC_K("24") \
+    MAC_K("25") \
+    MAC_K("26") \
+    MAC_K("27") \
+    MAC_K("28") \
+    MAC_K("29") \
+    MAC_K("30") \
+    MAC_K("31") \
+    "    adds  r0, #16\n"
 
 /* r0 = x, r1 = the first group (32-byte header, then weights; 4-byte aligned), r2 = runs, r3 = acc[8 groups] (bias +
  * dot product per channel). Frame: [sp] = end of this run, [sp+4] = skip, [sp+8] = runs left, [sp+12] = acc of this
@@ -897,23 +935,26 @@ static inline __attribute__((always_inline)) void conv_pixel(const pz_q8_conv_t 
 typedef void (*pz_px8_fn)(const uint8_t *, const uint8_t *, const pz_conv_px_t *, uint32_t *);
 
 static void conv2d_small_k(const pz_q8_conv_t *l, pz_requant_run_t *rq, pz_dot8_fn dot8, pz_px8_fn px8,
-                           uint32_t fused, const uint8_t *xu, uint8_t *y);
+                           uint32_t fused, uint32_t body, const uint8_t *xu, uint8_t *y);
 
 /* The batched loop of a layer with K <= 32 (conv2d_small_k), or NULL for the per-pixel path; *fused: it runs the
  * output stage itself. [fused][zero skipping][runs of at most 16 bytes]: the output stage is fused for layers with
  * one-multiply records and K a multiple of 8 (every group whole); others store accumulators, which only the short-run
  * loops do (a first layer with K = 12), longer runs take the per-pixel path. */
-static pz_px8_fn px8_for(const pz_q8_conv_t *l, const pz_requant_run_t *rq, uint32_t *fused) {
+static pz_px8_fn px8_for(const pz_q8_conv_t *l, const pz_requant_run_t *rq, uint32_t *fused, uint32_t *body) {
 #if PZ_Q8_M0_ASM
     static const pz_px8_fn loops[2][2][2] = {
         {{0, pz_q8_conv_px8s_m0}, {0, pz_q8_conv_px8zs_m0}},
         {{pz_q8_conv_px8r_m0, pz_q8_conv_px8sr_m0}, {pz_q8_conv_px8zr_m0, pz_q8_conv_px8zsr_m0}}};
     *fused = rq->stage == pz_q8_requant_rec_m0 && l->s.out_c % 8u == 0;
-    return loops[*fused][l->pad == 0][(uint32_t)l->s.k_w * l->s.in_c <= 16u];
+    const uint32_t run = (uint32_t)l->s.k_w * l->s.in_c, short_run = *fused ? 32u : 16u;
+    *body = run <= short_run ? short_run : 16u;
+    return loops[*fused][l->pad == 0][run <= short_run];
 #else
     (void)l;
     (void)rq;
     *fused = 0;
+    *body = 16u;
     return px8_c;
 #endif
 }
@@ -933,10 +974,10 @@ void pz_conv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
 #else
     const pz_dot8_fn dot8 = dot8_c;
 #endif
-    uint32_t fused;
-    const pz_px8_fn px8 = K <= 8u * PZ_CONV_GROUPS_PER_CALL ? px8_for(l, &rq, &fused) : 0;
+    uint32_t fused, body;
+    const pz_px8_fn px8 = K <= 8u * PZ_CONV_GROUPS_PER_CALL ? px8_for(l, &rq, &fused, &body) : 0;
     if (px8) {  /* few outputs per pixel: batches of pixels per call */
-        conv2d_small_k(l, &rq, dot8, px8, fused, xu, y);
+        conv2d_small_k(l, &rq, dot8, px8, fused, body, xu, y);
         return;
     }
     pz_conv_runs_t r;
@@ -985,7 +1026,7 @@ void pz_conv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
  * into the body, [sp+8] = skip_adj, [sp+12] = window, [sp+16] = this window's end, [sp+20] = span, [sp+24] = acc,
  * [sp+28] = x128 of this pixel, [sp+32] = this pixel's first run - lead, [sp+36] = groups, [sp+40] = groups left,
  * [sp+44] = group bytes, [sp+48] = this group, [sp+52] = the first group, [sp+56] = pixels left, [sp+60] = step. */
-#define PZ_CONV_PX8_FN(NAME, MAC_K, MAC_K_BYTES, RUN_END, BLOCK_END, PIXEL_START, EPILOGUE) \
+#define PZ_CONV_PX8_FN(NAME, MAC_K, MAC_K_BYTES, RUN_END, BLOCK_END, PIXEL_START, EPILOGUE, MORE) \
 __asm__( \
     PZ_M0_FUNC(NAME) \
     PZ_M0_SAVE_R4_R11 \
@@ -1052,6 +1093,7 @@ __asm__( \
     "    .if (14b - 13b) != " MAC_K_BYTES "\n" \
     "    .error \"MAC_K_BYTES is not the size of one PZ_Q8_MAC_K\"\n" \
     "    .endif\n" \
+    MORE \
     "    adds  r0, #16\n" \
     BLOCK_END \
     "15:\n"                              /* the run's end: on to the next run, or the window is done */ \
@@ -1070,7 +1112,7 @@ __asm__( \
     "    ldr   r1, [sp, #48]\n" \
     "    ldr   r4, [sp, #44]\n" \
     "    adds  r1, r1, r4\n" \
-    "    b     11b\n" \
+    "    bl    11b\n"                     /* a long B: lr is free here, the header reloads it */ \
     "17:\n"                              /* the pixel's groups are done: the next pixel */ \
     "    ldr   r4, [sp, #28]\n" \
     "    adds  r4, #4\n" \
@@ -1083,7 +1125,7 @@ __asm__( \
     "    subs  r4, #1\n" \
     "    str   r4, [sp, #56]\n" \
     "    beq   18f\n" \
-    "    b     10b\n" \
+    "    bl    10b\n" \
     "18:\n" \
     "    add   sp, #92\n" \
     PZ_M0_RESTORE_R4_R11_RETURN \
@@ -1185,15 +1227,16 @@ __asm__( \
  * less per run: a first layer's three 3-byte runs, pointwise convs of up to 16 channels); z: zero skipping (pad 0);
  * _r: the output stage fused (layers with one-multiply records and K a multiple of 8); the others store the
  * accumulators for pz_q8_requant_rec_px_m0 or pz_q8_requant_run. */
-PZ_CONV_PX8_FN("pz_q8_conv_px8s_m0", PZ_Q8_MAC_K, PZ_Q8_MAC_K_BYTES, "", "", "", PZ_CONV_PX_TO_ACC)
-PZ_CONV_PX8_FN("pz_q8_conv_px8zs_m0", PZ_Q8_MAC_K_SKIP0, PZ_Q8_MAC_K_SKIP0_BYTES, "", "", "", PZ_CONV_PX_TO_ACC)
+PZ_CONV_PX8_FN("pz_q8_conv_px8s_m0", PZ_Q8_MAC_K, PZ_Q8_MAC_K_BYTES, "", "", "", PZ_CONV_PX_TO_ACC, "")
+PZ_CONV_PX8_FN("pz_q8_conv_px8zs_m0", PZ_Q8_MAC_K_SKIP0, PZ_Q8_MAC_K_SKIP0_BYTES, "", "", "", PZ_CONV_PX_TO_ACC, "")
 PZ_CONV_PX8_FN("pz_q8_conv_px8r_m0", PZ_Q8_MAC_K, PZ_Q8_MAC_K_BYTES, PZ_CONV_PX_RUN_END, PZ_CONV_PX_BLOCK_END,
-               PZ_CONV_PX_REC_PIXEL, PZ_CONV_PX_REC)
+               PZ_CONV_PX_REC_PIXEL, PZ_CONV_PX_REC, "")
 PZ_CONV_PX8_FN("pz_q8_conv_px8zr_m0", PZ_Q8_MAC_K_SKIP0, PZ_Q8_MAC_K_SKIP0_BYTES, PZ_CONV_PX_RUN_END,
-               PZ_CONV_PX_BLOCK_END, PZ_CONV_PX_REC_PIXEL, PZ_CONV_PX_REC)
-PZ_CONV_PX8_FN("pz_q8_conv_px8sr_m0", PZ_Q8_MAC_K, PZ_Q8_MAC_K_BYTES, "", "", PZ_CONV_PX_REC_PIXEL, PZ_CONV_PX_REC)
+               PZ_CONV_PX_BLOCK_END, PZ_CONV_PX_REC_PIXEL, PZ_CONV_PX_REC, "")
+PZ_CONV_PX8_FN("pz_q8_conv_px8sr_m0", PZ_Q8_MAC_K, PZ_Q8_MAC_K_BYTES, "", "", PZ_CONV_PX_REC_PIXEL, PZ_CONV_PX_REC,
+               PZ_CONV_MAC_K_16_31(PZ_Q8_MAC_K))
 PZ_CONV_PX8_FN("pz_q8_conv_px8zsr_m0", PZ_Q8_MAC_K_SKIP0, PZ_Q8_MAC_K_SKIP0_BYTES, "", "", PZ_CONV_PX_REC_PIXEL,
-               PZ_CONV_PX_REC)
+               PZ_CONV_PX_REC, PZ_CONV_MAC_K_16_31(PZ_Q8_MAC_K_SKIP0))
 
 /* pz_q8_requant_rec_m0 over `pixels` pixels of n outputs each (the small-K path, conv_pixels): the records restart
  * at every pixel, acc_skip bytes of unused accumulators (the last group's channels past K) follow each pixel's n, and
@@ -1369,13 +1412,46 @@ static void conv_pixels(const pz_q8_conv_t *l, pz_requant_run_t *rq, pz_px8_fn p
     if (!fused) requant_pixels(rq, (const int32_t *)acc, y, n, 8u * p->groups, l);
 }
 
+/* Fill the band of the output row whose windows start at input row iy0 (band_pitch): k_h rows of cols cells, input
+ * column ix at cell ix + pad_left, cells outside the input = pad; whole words where the input row and its place in
+ * the band are aligned. Plain loops, as gather. */
+__attribute__((optimize("no-tree-loop-distribute-patterns")))
+static void band_fill(const pz_q8_conv_t *l, const uint8_t *xu, int32_t iy0, uint32_t pitch, uint8_t *band) {
+    const pz_conv_shape_t *s = &l->s;
+    const uint32_t C = s->in_c, row = (uint32_t)s->in_w * C, lead = (uint32_t)s->pad_left * C;
+    const uint32_t cols = ((uint32_t)s->out_w - 1u) * s->stride_w + s->k_w;
+    uint32_t inside = cols - s->pad_left;  /* input columns the band holds */
+    if (inside > s->in_w) inside = s->in_w;
+    const uint32_t n = inside * C, pad4 = l->pad * 0x01010101u;
+    const int words = ((lead | row | (uint32_t)(uintptr_t)xu) & 3u) == 0;
+    for (uint32_t dy = 0; dy < s->k_h; dy++, band += pitch) {
+        const int32_t iy = iy0 + (int32_t)dy;
+        uint32_t b = 0;
+        if (iy < 0 || iy >= (int32_t)s->in_h) {
+            for (pz_word_alias *w = (pz_word_alias *)(void *)band; b < pitch; b += 4u) *w++ = pad4;
+            continue;
+        }
+        for (; b < lead; b++) band[b] = l->pad;
+        const uint8_t *src = xu + (uint32_t)iy * row;
+        if (words) {
+            pz_word_alias *d = (pz_word_alias *)(void *)(band + b);
+            const pz_word_alias *q = (const pz_word_alias *)(const void *)src, *end = q + n / 4u;
+            for (; q != end; q++) *d++ = *q;
+            src += n & ~3u;
+            b += n & ~3u;
+        }
+        for (; b < lead + n; b++) band[b] = *src++;
+        for (; b < cols * C; b++) band[b] = l->pad;
+    }
+}
+
 /* The small-K path (K <= 32, all groups in one call: few input channels make the per-pixel costs dominate): the
  * windows inside the input in batches of up to PZ_CONV_PX_ACC / (8 groups) pixels along a row (a pointwise layer:
  * along the whole image), the others one by one through the gathered scratch as in the general path. Outputs in
  * increasing pixel order; at most PZ_CONV_PX_MAX windows read ahead of the first output of a batch. */
 __attribute__((noinline)) static void conv2d_small_k(const pz_q8_conv_t *l, pz_requant_run_t *rq, pz_dot8_fn dot8,
-                                                     pz_px8_fn px8, uint32_t fused, const uint8_t *xu,
-                                                     uint8_t *y) {
+                                                     pz_px8_fn px8, uint32_t fused, uint32_t body,
+                                                     const uint8_t *xu, uint8_t *y) {
     const pz_conv_shape_t *s = &l->s;
     const uint32_t C = s->in_c, K = s->out_c, n_win = ((uint32_t)s->k_h * s->k_w * C + 3u) & ~3u;
     const uint32_t row = (uint32_t)s->in_w * C, run = (uint32_t)s->k_w * C;
@@ -1391,7 +1467,7 @@ __attribute__((noinline)) static void conv2d_small_k(const pz_q8_conv_t *l, pz_r
     const int pointwise = s->k_h == 1 && s->k_w == 1 && s->stride_h == 1 && s->stride_w == 1 && s->pad_top == 0 &&
                           s->pad_left == 0 && s->in_w == s->out_w;
     p.skip = pointwise ? 0u : row - run;
-    p.lead = (16u - run % 16u) % 16u;
+    p.lead = (body - run % body) % body;  /* body: the loop's unrolled bytes (px8_for) */
     p.span = run + p.lead;
     p.skip_adj = p.skip - p.lead;
     p.window = p.runs * (run + p.skip);
@@ -1416,10 +1492,30 @@ __attribute__((noinline)) static void conv2d_small_k(const pz_q8_conv_t *l, pz_r
     const uint32_t sw = s->stride_w;
     const uint32_t ox_lo = (s->pad_left + sw - 1u) / sw;
     const uint32_t ox_end = s->in_w < s->k_w ? 0u : ((uint32_t)s->in_w - s->k_w + s->pad_left) / sw + 1u;
+    /* rows with border windows: all of the row from its band (band_pitch), in batches as the interior */
+    const uint32_t pitch = band_pitch(s);
+    const uint32_t in_skip = p.skip, in_skip_adj = p.skip_adj, in_window = p.window;
     for (uint32_t oy = 0; oy < s->out_h; oy++) {
         const int32_t iy0 = (int32_t)(oy * s->stride_h) - s->pad_top;
         const int rows_inside = iy0 >= 0 && iy0 + s->k_h <= s->in_h;
         uint32_t ox = 0;
+        if (pitch && !(rows_inside && ox_lo == 0 && ox_end >= s->out_w)) {
+            band_fill(l, xu, iy0, pitch, l->scratch);
+            p.skip = pitch - run;
+            p.skip_adj = p.skip - p.lead;
+            p.window = p.runs * pitch;
+            for (; ox < s->out_w; ) {
+                uint32_t n = s->out_w - ox;
+                if (n > batch) n = batch;
+                conv_pixels(l, rq, px8, fused, l->scratch + ox * p.step, &p, n, pitch, y);
+                ox += n;
+                y += n * K;
+            }
+            p.skip = in_skip;
+            p.skip_adj = in_skip_adj;
+            p.window = in_window;
+            continue;
+        }
         while (ox < s->out_w) {
             if (rows_inside && ox >= ox_lo && ox < ox_end) {
                 uint32_t n = ox_end - ox;
