@@ -12,7 +12,7 @@ import ctypes
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from firmware.convgen import q8_conv2d_scratch_bytes
@@ -175,3 +175,31 @@ def test_band_stays_inside_the_scratch_host(lib, layer):  # noqa: F811
     assert np.all(y[n:] == 0xA5), "kernel wrote past its output"
     assert np.all(scratch.view(np.uint8)[n_scratch:] == 0x5A), "kernel wrote past pz_conv_q8_scratch_bytes"
     np.testing.assert_array_equal(y[:n].view(np.int8).reshape(s.out_h, s.out_w, s.out_c), q8_golden(t))
+
+
+BAND_LOOPS = ["pz_q8_conv_px8sr_m0", "pz_q8_conv_px8zsr_m0"]
+PER_PIXEL = ["pz_q8_conv_dot8_m0", "pz_q8_conv_dot8z_m0", "gather"]
+
+
+@st.composite
+def band_layer(draw):
+    """A same-padded layer (windows crossing the border) with records and K a multiple of 8 whose runs k_w C are at
+    most 32 bytes: the fused short-run loop."""
+    kernel = draw(st.sampled_from([(3, 3), (3, 3), (2, 3), (3, 1), (1, 3)]))
+    c = draw(st.integers(1, 32 // kernel[1]))
+    stride = draw(st.sampled_from([(1, 1), (1, 1), (2, 2), (1, 2)]))
+    h, w = draw(st.integers(1, 7)), draw(st.integers(1, 17))
+    k = draw(st.sampled_from([8, 16, 24, 32]))
+    return (draw(st.integers(0, 2**32 - 1)), h, w, c, k, kernel, stride, "same", None, draw(st.booleans()), True)
+
+
+@settings(max_examples=25, deadline=None)
+@given(layer=band_layer())
+def test_border_rows_run_batched_from_the_band_in_emulator(m0, layer):  # noqa: F811
+    """Rows with border windows go through the batched fused loop from their band (no pixel through gather and the
+    per-pixel dot product), bit-exact; the records' saturated outputs (act_min, act_max) included."""
+    t = make_case(*layer)
+    assume(conv_records(t) is not None)
+    run, entered = m0.call_entering(t, "pz_conv2d_q8_m0", BAND_LOOPS + PER_PIXEL, out_xor=0x80 if layer[0] & 1 else 0)
+    np.testing.assert_array_equal(run.y, q8_golden(t))
+    assert entered == {batched_loop(t)}, entered
