@@ -17,7 +17,8 @@
  *   dominated: the windows inside the input go in batches of up to 8 pixels per call of one loop
  *   (pz_q8_conv_px8*_m0, px8_for), the run geometry worked out once per call, the window sums from shared byte
  *   columns, and for layers with one-multiply records and K a multiple of 8 the output stage run on the lanes in
- *   registers (conv2d_small_k).
+ *   registers (conv2d_small_k). There a row with border windows runs whole from a band of its k_h input rows
+ *   copied into the scratch with the padding (band_pitch, band_fill) instead of pixel by pixel through gather.
  *
  * depthwise 3x3: dwconv_q8_m0.c (it shares the output stage below through conv_q8_m0.h).
  *
@@ -939,7 +940,8 @@ static void conv2d_small_k(const pz_q8_conv_t *l, pz_requant_run_t *rq, pz_dot8_
                            uint32_t fused, uint32_t body, const uint8_t *xu, uint8_t *y);
 
 /* The batched loop of a layer with K <= 32 (conv2d_small_k), or NULL for the per-pixel path; *fused: it runs the
- * output stage itself. [fused][zero skipping][runs of at most 16 bytes]: the output stage is fused for layers with
+ * output stage itself; *body: the bytes its unrolled body holds (a run enters at body - run mod body). [fused][zero
+ * skipping][short runs: at most 32 bytes fused, 16 otherwise]: the output stage is fused for layers with
  * one-multiply records and K a multiple of 8 (every group whole); others store accumulators, which only the short-run
  * loops do (a first layer with K = 12), longer runs take the per-pixel path. */
 static pz_px8_fn px8_for(const pz_q8_conv_t *l, const pz_requant_run_t *rq, uint32_t *fused, uint32_t *body) {
@@ -1224,10 +1226,12 @@ __asm__( \
     PZ_CONV_PX_PAIR_SAT("3") \
     "29:\n"
 
-/* The variants: _s loops for runs of at most 16 bytes (span = 16: a run ends after its one block, no test, 10 cycles
- * less per run: a first layer's three 3-byte runs, pointwise convs of up to 16 channels); z: zero skipping (pad 0);
- * _r: the output stage fused (layers with one-multiply records and K a multiple of 8); the others store the
- * accumulators for pz_q8_requant_rec_px_m0 or pz_q8_requant_run. */
+/* The variants: _s loops for short runs, which end after one pass through the unrolled body without a test (10 or
+ * more cycles less per run): 16 bytes unrolled (a first layer's three 3-byte runs, pointwise convs of up to 16
+ * channels), the fused _sr loops 32 (MORE: also 3x3 windows of 8-10 channels, three 24-30-byte runs, entered at
+ * byte 32 - run; their loop-backs past the longer body are BL); z: zero skipping (pad 0); _r: the output stage fused
+ * (layers with one-multiply records and K a multiple of 8); the others store the accumulators for
+ * pz_q8_requant_rec_px_m0 or pz_q8_requant_run. */
 PZ_CONV_PX8_FN("pz_q8_conv_px8s_m0", PZ_Q8_MAC_K, PZ_Q8_MAC_K_BYTES, "", "", "", PZ_CONV_PX_TO_ACC, "")
 PZ_CONV_PX8_FN("pz_q8_conv_px8zs_m0", PZ_Q8_MAC_K_SKIP0, PZ_Q8_MAC_K_SKIP0_BYTES, "", "", "", PZ_CONV_PX_TO_ACC, "")
 PZ_CONV_PX8_FN("pz_q8_conv_px8r_m0", PZ_Q8_MAC_K, PZ_Q8_MAC_K_BYTES, PZ_CONV_PX_RUN_END, PZ_CONV_PX_BLOCK_END,
@@ -1422,16 +1426,13 @@ static void conv_pixels(const pz_q8_conv_t *l, pz_requant_run_t *rq, pz_px8_fn p
 static inline __attribute__((always_inline)) void copy_words(pz_word_alias *d, const pz_word_alias *q, uint32_t n) {
 #if PZ_Q8_M0_ASM
     uint32_t quads = n / 4u;
-    if (quads) {
-        uint32_t a, b, c, e;
+    if (quads) {  /* fixed registers: an LDM/STM list is written in ascending order */
         __asm__ volatile("1:\n\t"
-                         "ldm %[q]!, {%[a], %[b], %[c], %[e]}\n\t"
-                         "stm %[d]!, {%[a], %[b], %[c], %[e]}\n\t"
+                         "ldm %[q]!, {r4, r5, r6, r7}\n\t"
+                         "stm %[d]!, {r4, r5, r6, r7}\n\t"
                          "sub %[k], #1\n\t"
                          "bne 1b"
-                         : [q] "+l"(q), [d] "+l"(d), [k] "+l"(quads), [a] "=&l"(a), [b] "=&l"(b), [c] "=&l"(c),
-                           [e] "=&l"(e)
-                         : : "cc", "memory");
+                         : [q] "+l"(q), [d] "+l"(d), [k] "+l"(quads) : : "r4", "r5", "r6", "r7", "cc", "memory");
     }
     n &= 3u;
 #endif
