@@ -176,25 +176,28 @@ void pz_q8_conv_dot8_m0(const uint8_t *x, const uint8_t *w, const pz_conv_runs_t
     MAC_K("14") \
     MAC_K("15")
 
-/* Bytes 16..31 of the 32-byte unrolled body of the fused short-run loops (PZ_CONV_PX8_FN's MORE). */
-#define PZ_CONV_MAC_K_16_31(MAC_K) \
-    MAC_K("16") \
-    MAC_K("17") \
-    MAC_K("18") \
-    MAC_K("19") \
-    MAC_K("20") \
-    MAC_K("21") \
-    MAC_K("22") \
-    MAC_K("23") \
-    MAC_K("24") \
-    MAC_K("25") \
-    MAC_K("26") \
-    MAC_K("27") \
-    MAC_K("28") \
-    MAC_K("29") \
-    MAC_K("30") \
-    MAC_K("31") \
-    "    adds  r0, #16\n"
+/* The second 16-byte half of the fused short-run loops' body (PZ_CONV_PX8_FN's MORE, after the first half's
+ * bytes 0..15): r0 += 16, then the same 16 steps. A run of 17..32 bytes enters the first half at byte
+ * 16 - run mod 16, a run of at most 16 the second one (PZ_CONV_PX_SECOND_HALF_ENTRY), so it costs what it costs in
+ * a 16-byte body. Label 4: the second half's byte 0, where the entry adds 16 steps and the ADDS. */
+#define PZ_CONV_SECOND_HALF(MAC_K, MAC_K_BYTES) \
+    "    adds  r0, #16\n" \
+    "4:\n" \
+    MAC_K("0") \
+    PZ_CONV_MAC_K_1_15(MAC_K) \
+    "    .if (4b - 13b) != 16 * " MAC_K_BYTES " + 2\n" \
+    "    .error \"the second half is not 16 steps and an ADDS after the first\"\n" \
+    "    .endif\n"
+/* r5 = the entry into the first half: a run of at most 16 bytes (span = lead + run = 16) enters the second. */
+#define PZ_CONV_PX_SECOND_HALF_ENTRY(MAC_K_BYTES) \
+    "    ldr   r3, [sp, #20]\n" \
+    "    cmp   r3, #16\n" \
+    "    bhi   7f\n" \
+    "    movs  r3, #" MAC_K_BYTES "\n" \
+    "    lsls  r3, r3, #4\n" \
+    "    adds  r3, #2\n" \
+    "    adds  r5, r5, r3\n" \
+    "7:\n"
 
 /* r0 = x, r1 = the first group (32-byte header, then weights; 4-byte aligned), r2 = runs, r3 = acc[8 groups] (bias +
  * dot product per channel). Frame: [sp] = end of this run, [sp+4] = skip, [sp+8] = runs left, [sp+12] = acc of this
@@ -937,27 +940,23 @@ static inline __attribute__((always_inline)) void conv_pixel(const pz_q8_conv_t 
 typedef void (*pz_px8_fn)(const uint8_t *, const uint8_t *, const pz_conv_px_t *, uint32_t *);
 
 static void conv2d_small_k(const pz_q8_conv_t *l, pz_requant_run_t *rq, pz_dot8_fn dot8, pz_px8_fn px8,
-                           uint32_t fused, uint32_t body, const uint8_t *xu, uint8_t *y);
+                           uint32_t fused, const uint8_t *xu, uint8_t *y);
 
 /* The batched loop of a layer with K <= 32 (conv2d_small_k), or NULL for the per-pixel path; *fused: it runs the
- * output stage itself; *body: the bytes its unrolled body holds (a run enters at body - run mod body). [fused][zero
- * skipping][short runs: at most 32 bytes fused, 16 otherwise]: the output stage is fused for layers with
- * one-multiply records and K a multiple of 8 (every group whole); others store accumulators, which only the short-run
- * loops do (a first layer with K = 12), longer runs take the per-pixel path. */
-static pz_px8_fn px8_for(const pz_q8_conv_t *l, const pz_requant_run_t *rq, uint32_t *fused, uint32_t *body) {
+ * output stage itself. [fused][zero skipping][short runs: at most 32 bytes fused, 16 otherwise]: the output stage is
+ * fused for layers with one-multiply records and K a multiple of 8 (every group whole); others store accumulators,
+ * which only the short-run loops do (a first layer with K = 12), longer runs take the per-pixel path. */
+static pz_px8_fn px8_for(const pz_q8_conv_t *l, const pz_requant_run_t *rq, uint32_t *fused) {
 #if PZ_Q8_M0_ASM
     static const pz_px8_fn loops[2][2][2] = {
         {{0, pz_q8_conv_px8s_m0}, {0, pz_q8_conv_px8zs_m0}},
         {{pz_q8_conv_px8r_m0, pz_q8_conv_px8sr_m0}, {pz_q8_conv_px8zr_m0, pz_q8_conv_px8zsr_m0}}};
     *fused = rq->stage == pz_q8_requant_rec_m0 && l->s.out_c % 8u == 0;
-    const uint32_t run = (uint32_t)l->s.k_w * l->s.in_c, short_run = *fused ? 32u : 16u;
-    *body = run <= short_run ? short_run : 16u;
-    return loops[*fused][l->pad == 0][run <= short_run];
+    return loops[*fused][l->pad == 0][(uint32_t)l->s.k_w * l->s.in_c <= (*fused ? 32u : 16u)];
 #else
     (void)l;
     (void)rq;
     *fused = 0;
-    *body = 16u;
     return px8_c;
 #endif
 }
@@ -977,10 +976,10 @@ void pz_conv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
 #else
     const pz_dot8_fn dot8 = dot8_c;
 #endif
-    uint32_t fused, body;
-    const pz_px8_fn px8 = K <= 8u * PZ_CONV_GROUPS_PER_CALL ? px8_for(l, &rq, &fused, &body) : 0;
+    uint32_t fused;
+    const pz_px8_fn px8 = K <= 8u * PZ_CONV_GROUPS_PER_CALL ? px8_for(l, &rq, &fused) : 0;
     if (px8) {  /* few outputs per pixel: batches of pixels per call */
-        conv2d_small_k(l, &rq, dot8, px8, fused, body, xu, y);
+        conv2d_small_k(l, &rq, dot8, px8, fused, xu, y);
         return;
     }
     pz_conv_runs_t r;
@@ -1029,7 +1028,7 @@ void pz_conv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
  * into the body, [sp+8] = skip_adj, [sp+12] = window, [sp+16] = this window's end, [sp+20] = span, [sp+24] = acc,
  * [sp+28] = x128 of this pixel, [sp+32] = this pixel's first run - lead, [sp+36] = groups, [sp+40] = groups left,
  * [sp+44] = group bytes, [sp+48] = this group, [sp+52] = the first group, [sp+56] = pixels left, [sp+60] = step. */
-#define PZ_CONV_PX8_FN(NAME, MAC_K, MAC_K_BYTES, RUN_END, BLOCK_END, PIXEL_START, EPILOGUE, MORE) \
+#define PZ_CONV_PX8_FN(NAME, MAC_K, MAC_K_BYTES, RUN_END, BLOCK_END, PIXEL_START, EPILOGUE, ENTRY, MORE) \
 __asm__( \
     PZ_M0_FUNC(NAME) \
     PZ_M0_SAVE_R4_R11 \
@@ -1055,6 +1054,7 @@ __asm__( \
     "    adds  r5, r5, r6\n" \
     "19:\n" \
     "    adds  r5, #(13f - 19b)\n" \
+    ENTRY \
     "    str   r5, [sp, #4]\n"           /* entry = body + lead steps */ \
     "    ldm   r2!, {r3, r4, r5, r6, r7}\n"  /* y, rq, add, lo, hi: the _r loops' output stage */ \
     "    str   r3, [sp, #64]\n" \
@@ -1228,20 +1228,22 @@ __asm__( \
 
 /* The variants: _s loops for short runs, which end after one pass through the unrolled body without a test (10 or
  * more cycles less per run): 16 bytes unrolled (a first layer's three 3-byte runs, pointwise convs of up to 16
- * channels), the fused _sr loops 32 (MORE: also 3x3 windows of 8-10 channels, three 24-30-byte runs, entered at
- * byte 32 - run; their loop-backs past the longer body are BL); z: zero skipping (pad 0); _r: the output stage fused
- * (layers with one-multiply records and K a multiple of 8); the others store the accumulators for
- * pz_q8_requant_rec_px_m0 or pz_q8_requant_run. */
-PZ_CONV_PX8_FN("pz_q8_conv_px8s_m0", PZ_Q8_MAC_K, PZ_Q8_MAC_K_BYTES, "", "", "", PZ_CONV_PX_TO_ACC, "")
-PZ_CONV_PX8_FN("pz_q8_conv_px8zs_m0", PZ_Q8_MAC_K_SKIP0, PZ_Q8_MAC_K_SKIP0_BYTES, "", "", "", PZ_CONV_PX_TO_ACC, "")
+ * channels), the fused _sr loops 32 in two halves (MORE: also 3x3 windows of 8-10 channels, three 24-30-byte runs;
+ * runs of at most 16 enter the second half; their loop-backs past the longer body are BL); z: zero skipping (pad 0);
+ * _r: the output stage fused (layers with one-multiply records and K a multiple of 8); the others store the
+ * accumulators for pz_q8_requant_rec_px_m0 or pz_q8_requant_run. */
+PZ_CONV_PX8_FN("pz_q8_conv_px8s_m0", PZ_Q8_MAC_K, PZ_Q8_MAC_K_BYTES, "", "", "", PZ_CONV_PX_TO_ACC, "", "")
+PZ_CONV_PX8_FN("pz_q8_conv_px8zs_m0", PZ_Q8_MAC_K_SKIP0, PZ_Q8_MAC_K_SKIP0_BYTES, "", "", "", PZ_CONV_PX_TO_ACC, "",
+               "")
 PZ_CONV_PX8_FN("pz_q8_conv_px8r_m0", PZ_Q8_MAC_K, PZ_Q8_MAC_K_BYTES, PZ_CONV_PX_RUN_END, PZ_CONV_PX_BLOCK_END,
-               PZ_CONV_PX_REC_PIXEL, PZ_CONV_PX_REC, "")
+               PZ_CONV_PX_REC_PIXEL, PZ_CONV_PX_REC, "", "")
 PZ_CONV_PX8_FN("pz_q8_conv_px8zr_m0", PZ_Q8_MAC_K_SKIP0, PZ_Q8_MAC_K_SKIP0_BYTES, PZ_CONV_PX_RUN_END,
-               PZ_CONV_PX_BLOCK_END, PZ_CONV_PX_REC_PIXEL, PZ_CONV_PX_REC, "")
+               PZ_CONV_PX_BLOCK_END, PZ_CONV_PX_REC_PIXEL, PZ_CONV_PX_REC, "", "")
 PZ_CONV_PX8_FN("pz_q8_conv_px8sr_m0", PZ_Q8_MAC_K, PZ_Q8_MAC_K_BYTES, "", "", PZ_CONV_PX_REC_PIXEL, PZ_CONV_PX_REC,
-               PZ_CONV_MAC_K_16_31(PZ_Q8_MAC_K))
+               PZ_CONV_PX_SECOND_HALF_ENTRY(PZ_Q8_MAC_K_BYTES), PZ_CONV_SECOND_HALF(PZ_Q8_MAC_K, PZ_Q8_MAC_K_BYTES))
 PZ_CONV_PX8_FN("pz_q8_conv_px8zsr_m0", PZ_Q8_MAC_K_SKIP0, PZ_Q8_MAC_K_SKIP0_BYTES, "", "", PZ_CONV_PX_REC_PIXEL,
-               PZ_CONV_PX_REC, PZ_CONV_MAC_K_16_31(PZ_Q8_MAC_K_SKIP0))
+               PZ_CONV_PX_REC, PZ_CONV_PX_SECOND_HALF_ENTRY(PZ_Q8_MAC_K_SKIP0_BYTES),
+               PZ_CONV_SECOND_HALF(PZ_Q8_MAC_K_SKIP0, PZ_Q8_MAC_K_SKIP0_BYTES))
 
 /* pz_q8_requant_rec_m0 over `pixels` pixels of n outputs each (the small-K path, conv_pixels): the records restart
  * at every pixel, acc_skip bytes of unused accumulators (the last group's channels past K) follow each pixel's n, and
@@ -1479,8 +1481,8 @@ static void band_fill(const pz_q8_conv_t *l, const uint8_t *xu, int32_t iy0, uin
  * along the whole image), the others one by one through the gathered scratch as in the general path. Outputs in
  * increasing pixel order; at most PZ_CONV_PX_MAX windows read ahead of the first output of a batch. */
 __attribute__((noinline)) static void conv2d_small_k(const pz_q8_conv_t *l, pz_requant_run_t *rq, pz_dot8_fn dot8,
-                                                     pz_px8_fn px8, uint32_t fused, uint32_t body,
-                                                     const uint8_t *xu, uint8_t *y) {
+                                                     pz_px8_fn px8, uint32_t fused, const uint8_t *xu,
+                                                     uint8_t *y) {
     const pz_conv_shape_t *s = &l->s;
     const uint32_t C = s->in_c, K = s->out_c, n_win = ((uint32_t)s->k_h * s->k_w * C + 3u) & ~3u;
     const uint32_t row = (uint32_t)s->in_w * C, run = (uint32_t)s->k_w * C;
@@ -1498,7 +1500,7 @@ __attribute__((noinline)) static void conv2d_small_k(const pz_q8_conv_t *l, pz_r
     const int pointwise = s->k_h == 1 && s->k_w == 1 && s->stride_h == 1 && s->stride_w == 1 && s->pad_top == 0 &&
                           s->pad_left == 0 && s->in_w == s->out_w;
     p.skip = pointwise ? 0u : row - run;
-    p.lead = (body - run % body) % body;  /* body: the loop's unrolled bytes (px8_for) */
+    p.lead = (16u - run % 16u) % 16u;
     p.span = run + p.lead;
     p.skip_adj = p.skip - p.lead;
     p.window = p.runs * (run + p.skip);
