@@ -1,0 +1,308 @@
+/* Pointwise (1x1, stride 1, unpadded) int8 conv2d for the Cortex-M0+ (conv.h); byte-identical to conv_q8_ref.c.
+ * docs/FIRMWARE.md "Pointwise kernel".
+ *
+ * pz_conv2d_q8_m0 hands every pointwise layer here first (pz_pwconv_q8_m0 returns 0 for what it does not take:
+ * layers without the build's one-multiply records, K not a multiple of 8, an out_xor other than 0 / 0x80, the host
+ * build). A pointwise window is one input pixel, C contiguous bytes; the conv8 weights of a group of 8 output
+ * channels are its 32-byte header then 8 bytes per input channel, as for every conv2d. Per output pixel, every group:
+ * - the lanes start at the header with 128 X taken from the even ones (X = the pixel's byte sum, the layout's + 128
+ *   on even lanes), so the output stage needs no X;
+ * - the MAC steps (int8_mac_m0.h, 30 cycles per 8 MACs) run straight through blocks of 32 input bytes (one block
+ *   test per 256 MACs), a pixel's C bytes entered at byte 32 - C mod 32 of the unrolled block through a computed
+ *   jump;
+ * - the one-multiply output stage runs on the lanes in registers (no accumulator store and reload), its record
+ *   {L, A, m' << 8 | s} loaded by one LDM: per output LDM, two compares, LSRS, MULS, ASRS, ADCS, STRB (14 cycles
+ *   inside the clamp), plus 1 to combine an even lane with its odd one (acc_even = A_even - 256 A_odd) and 1 to
+ *   move a lane from a high register.
+ * Batches of up to PZ_PW_BATCH pixels per call: the call, the register saves and the frame set-up once per batch,
+ * the batch's byte sums computed together first (in C, 16-bit lanes over whole words when C is a multiple of 4).
+ *
+ * Write order (outputs written over their own input, docs/FIRMWARE.md "Overlapped outputs"): output pixels in
+ * increasing order, pixel p's groups in order; pixel p's window is read once per group, the last time before its
+ * last group's outputs are written, and the windows read ahead (the batch's sums) are later pixels': after writing
+ * output pixel p the kernel reads only windows p and later (convgen.OVERLAP_LOOKBACK "conv2d" = 8 holds). */
+#include "conv.h"
+#include "int8_impl.h"
+#include "int8_mac_m0.h"
+#include "conv_q8_m0.h"
+
+#define PZ_PW_BATCH 32u  /* pixels per call: their 128 X on the stack */
+
+/* What the Thumb-1 loop reads (in this order; offsets checked below). */
+typedef struct {
+    uint32_t c;             /* input channels: bytes per pixel, > 0 */
+    uint32_t lead;          /* (32 - C mod 32) mod 32: the unrolled block's steps before a pixel's first byte */
+    uint32_t groups;        /* K / 8, > 0 */
+    uint32_t wpad;          /* 8 (ceil4(C) - C): a group's zero weights after its last input channel */
+    const int32_t *rq;      /* the records of output channel 0 (conv.h rq) */
+    uint32_t add, lo, hi;   /* out_zp + out_xor, act_min + out_xor, act_max + out_xor */
+    const uint32_t *x128;   /* 128 X of each pixel of the batch */
+    uint32_t pixels;        /* > 0 */
+} pz_pw_args_t;
+
+#if PZ_Q8_M0_ASM
+_Static_assert(__builtin_offsetof(pz_pw_args_t, rq) == 16 && __builtin_offsetof(pz_pw_args_t, pixels) == 36,
+               "pz_pw_args_t offsets");
+
+void pz_q8_pw_m0(const uint8_t *x, const uint8_t *w, const pz_pw_args_t *a, uint8_t *y);
+void pz_q8_pwz_m0(const uint8_t *x, const uint8_t *w, const pz_pw_args_t *a, uint8_t *y);
+
+/* Frame: [sp] = end of this pixel's bytes, [sp+4] = entry into the block, [sp+8] = this pixel's first byte - lead,
+ * [sp+12] = 128 X of the next pixel, [sp+16] = groups left, [sp+20] = groups, [sp+24] = this group's records,
+ * [sp+28] = y of this group, [sp+32] = add, [sp+36] = act_min + out_xor, [sp+40] = act_max + out_xor, [sp+44] = rq,
+ * [sp+48] = pixels left, [sp+52] = C, [sp+56] = wpad, [sp+60] = the first group, [sp+64] = the next group,
+ * [sp+68] = 128 X of this pixel. */
+
+/* A new pixel: records from channel 0, all groups, its 128 X, r1 = the first group's header. */
+#define PZ_PW_PIXEL_START \
+    "    ldr   r4, [sp, #44]\n" \
+    "    str   r4, [sp, #24]\n" \
+    "    ldr   r4, [sp, #20]\n" \
+    "    str   r4, [sp, #16]\n" \
+    "    ldr   r4, [sp, #12]\n" \
+    "    ldm   r4!, {r0}\n" \
+    "    str   r4, [sp, #12]\n" \
+    "    str   r0, [sp, #68]\n" \
+    "    ldr   r1, [sp, #60]\n"
+
+/* A group (r1 = its header): lanes r6, r7, r8 .. r12, lr from the header, the even ones (r6, r8, r10, r12) less
+ * 128 X, then into the block at the pixel's first byte (r0 = that byte - lead). */
+#define PZ_PW_GROUP_START \
+    "    ldr   r0, [sp, #68]\n" \
+    "    ldm   r1!, {r2, r3, r4, r5}\n" \
+    "    subs  r4, r4, r0\n" \
+    "    mov   r8, r4\n" \
+    "    mov   r9, r5\n" \
+    "    subs  r6, r2, r0\n" \
+    "    movs  r7, r3\n" \
+    "    ldm   r1!, {r2, r3, r4, r5}\n" \
+    "    subs  r2, r2, r0\n" \
+    "    subs  r4, r4, r0\n" \
+    "    mov   r10, r2\n" \
+    "    mov   r11, r3\n" \
+    "    mov   r12, r4\n" \
+    "    mov   lr, r5\n" \
+    "    ldr   r0, [sp, #8]\n" \
+    "    ldr   r5, [sp, #4]\n" \
+    "    mov   pc, r5\n"
+
+/* Bytes 1..31 of the unrolled block (byte 0 comes before). */
+#define PZ_PW_MAC_K_1_31(MAC_K) \
+    MAC_K("1") MAC_K("2") MAC_K("3") MAC_K("4") MAC_K("5") MAC_K("6") MAC_K("7") MAC_K("8") MAC_K("9") \
+    MAC_K("10") MAC_K("11") MAC_K("12") MAC_K("13") MAC_K("14") MAC_K("15") MAC_K("16") MAC_K("17") MAC_K("18") \
+    MAC_K("19") MAC_K("20") MAC_K("21") MAC_K("22") MAC_K("23") MAC_K("24") MAC_K("25") MAC_K("26") MAC_K("27") \
+    MAC_K("28") MAC_K("29") MAC_K("30") MAC_K("31")
+
+/* One output from lane S (r6 or r7): the record {L, A, w = m' << 8 | s} by one LDM (r0 advancing); acc <= L: act_min,
+ * acc >= A: act_max (out of line at LOW / HIGH, back to STORE); else round_half_up(acc m' / 2^s) + add by MULS,
+ * ASRS (the carry holds the last bit shifted out) and ADCS (pz_q8_requant_rec_m0's steps and bytes). r1 = y of the
+ * group, r5 = add. */
+#define PZ_PW_OUT(S, I, LOW, HIGH, STORE) \
+    "    ldm   r0!, {r2, r3, r4}\n" \
+    "    cmp   " S ", r2\n" \
+    "    ble   " LOW "\n" \
+    "    cmp   " S ", r3\n" \
+    "    bge   " HIGH "\n" \
+    "    lsrs  r3, r4, #8\n" \
+    "    muls  " S ", r3, " S "\n" \
+    "    asrs  " S ", r4\n" \
+    "    adcs  " S ", r5\n" \
+    STORE ":\n" \
+    "    strb  " S ", [r1, #" I "]\n"
+/* Lanes r6 (even) and r7 (odd) to outputs I0, I1: acc_even = lane_even - 256 lane_odd. Labels 4N.. (act_min),
+ * 5N.. (act_max), 6N.. (store), DIR the side their out-of-line stubs lie on ("b" before, "f" after). */
+#define PZ_PW_PAIR(N0, N1, DIR) \
+    "    lsls  r4, r7, #8\n" \
+    "    subs  r6, r6, r4\n" \
+    PZ_PW_OUT("r6", N0, "4" N0 DIR, "5" N0 DIR, "6" N0) \
+    PZ_PW_OUT("r7", N1, "4" N1 DIR, "5" N1 DIR, "6" N1)
+#define PZ_PW_STUBS(S, N, STORE_DIR) \
+    "4" N ":\n" \
+    "    ldr   " S ", [sp, #36]\n" \
+    "    b     6" N STORE_DIR "\n" \
+    "5" N ":\n" \
+    "    ldr   " S ", [sp, #40]\n" \
+    "    b     6" N STORE_DIR "\n"
+
+/* r0 = x (the batch's first pixel), r1 = the first group's header, r2 = the pz_pw_args_t, r3 = y. */
+#define PZ_PW_FN(NAME, MAC_K, MAC_K_BYTES) \
+__asm__( \
+    PZ_M0_FUNC(NAME) \
+    PZ_M0_SAVE_R4_R11 \
+    "    sub   sp, #72\n" \
+    "    str   r3, [sp, #28]\n" \
+    "    str   r1, [sp, #60]\n" \
+    "    ldm   r2!, {r3, r4, r5, r6}\n"      /* C, lead, groups, wpad */ \
+    "    str   r3, [sp, #52]\n" \
+    "    str   r5, [sp, #20]\n" \
+    "    str   r6, [sp, #56]\n" \
+    "    adds  r3, r0, r3\n" \
+    "    str   r3, [sp]\n"                   /* x + C */ \
+    "    subs  r0, r0, r4\n" \
+    "    str   r0, [sp, #8]\n"               /* x - lead */ \
+    "    movs  r5, #" MAC_K_BYTES "\n" \
+    "    muls  r4, r5, r4\n" \
+    "    mov   r5, pc\n"                     /* the address of label 19 */ \
+    "    adds  r5, r5, r4\n" \
+    "19:\n" \
+    "    adds  r5, #(13f - 19b)\n" \
+    "    str   r5, [sp, #4]\n"               /* entry = block + lead steps */ \
+    "    ldm   r2!, {r3, r4, r5, r6, r7}\n"  /* rq, add, lo, hi, x128 */ \
+    "    str   r3, [sp, #44]\n" \
+    "    str   r4, [sp, #32]\n" \
+    "    str   r5, [sp, #36]\n" \
+    "    str   r6, [sp, #40]\n" \
+    "    str   r7, [sp, #12]\n" \
+    "    ldm   r2!, {r3}\n"                  /* pixels */ \
+    "    str   r3, [sp, #48]\n" \
+    PZ_PW_PIXEL_START \
+    PZ_PW_GROUP_START \
+    "13:\n" \
+    MAC_K("0") \
+    "14:\n" \
+    PZ_PW_MAC_K_1_31(MAC_K) \
+    "    .if (14b - 13b) != " MAC_K_BYTES "\n" \
+    "    .error \"MAC_K_BYTES is not the size of one MAC step\"\n" \
+    "    .endif\n" \
+    "    adds  r0, #32\n" \
+    "    ldr   r4, [sp]\n" \
+    "    cmp   r0, r4\n" \
+    "    beq   15f\n" \
+    "    b     13b\n" \
+    PZ_PW_STUBS("r6", "0", "f") \
+    PZ_PW_STUBS("r7", "1", "f") \
+    PZ_PW_STUBS("r6", "2", "f") \
+    PZ_PW_STUBS("r7", "3", "f") \
+    "15:\n"                                  /* the group's dot products are done: r1 = past its last weight */ \
+    "    ldr   r4, [sp, #56]\n" \
+    "    adds  r1, r1, r4\n" \
+    "    str   r1, [sp, #64]\n" \
+    "    ldr   r0, [sp, #24]\n" \
+    "    ldr   r1, [sp, #28]\n" \
+    "    ldr   r5, [sp, #32]\n" \
+    PZ_PW_PAIR("0", "1", "b") \
+    "    mov   r6, r8\n" \
+    "    mov   r7, r9\n" \
+    PZ_PW_PAIR("2", "3", "b") \
+    "    mov   r6, r10\n" \
+    "    mov   r7, r11\n" \
+    PZ_PW_PAIR("4", "5", "f") \
+    "    mov   r6, r12\n" \
+    "    mov   r7, lr\n" \
+    PZ_PW_PAIR("6", "7", "f") \
+    "    adds  r1, #8\n" \
+    "    str   r1, [sp, #28]\n" \
+    "    str   r0, [sp, #24]\n" \
+    "    ldr   r4, [sp, #16]\n" \
+    "    subs  r4, #1\n" \
+    "    str   r4, [sp, #16]\n" \
+    "    beq   17f\n" \
+    "    ldr   r1, [sp, #64]\n" \
+    PZ_PW_GROUP_START \
+    PZ_PW_STUBS("r6", "4", "b") \
+    PZ_PW_STUBS("r7", "5", "b") \
+    PZ_PW_STUBS("r6", "6", "b") \
+    PZ_PW_STUBS("r7", "7", "b") \
+    "17:\n"                                  /* the pixel is done: the next one */ \
+    "    ldr   r5, [sp, #52]\n" \
+    "    ldr   r4, [sp, #8]\n" \
+    "    adds  r4, r4, r5\n" \
+    "    str   r4, [sp, #8]\n" \
+    "    ldr   r4, [sp]\n" \
+    "    adds  r4, r4, r5\n" \
+    "    str   r4, [sp]\n" \
+    "    ldr   r4, [sp, #48]\n" \
+    "    subs  r4, #1\n" \
+    "    str   r4, [sp, #48]\n" \
+    "    beq   18f\n" \
+    PZ_PW_PIXEL_START \
+    PZ_PW_GROUP_START \
+    "18:\n" \
+    "    add   sp, #72\n" \
+    PZ_M0_RESTORE_R4_R11_RETURN \
+    "    .size   " NAME ", . - " NAME "\n" \
+    "    .popsection\n");
+
+/* The zero-skipping step of conv_q8_m0.c (pad == 0: an input byte 0 adds nothing to any lane nor to 128 X). */
+#define PZ_PW_MAC_K_SKIP0(off)                                                \
+    "    ldrb  r2, [r0, #" off "]\n"                                          \
+    "    cmp   r2, #0\n"                                                      \
+    "    bne   7f\n"                                                          \
+    "    adds  r1, #8\n"                                                      \
+    "    b     8f\n"                                                          \
+    "7:\n"                                                                    \
+    PZ_Q8_MAC_WORD("adds  r6, r6", "adds  r7, r7", "add   r8", "add   r9")    \
+    PZ_Q8_MAC_WORD("add   r10", "add   r11", "add   r12", "add   lr")         \
+    "8:\n"
+
+PZ_PW_FN("pz_q8_pw_m0", PZ_Q8_MAC_K, PZ_Q8_MAC_K_BYTES)
+PZ_PW_FN("pz_q8_pwz_m0", PZ_PW_MAC_K_SKIP0, "62")
+
+/* 128 X of n pixels of C bytes from x on. */
+static void pw_sums(const uint8_t *x, uint32_t C, uint32_t n, uint32_t *x128) {
+    if ((C & 3u) == 0 && ((uintptr_t)x & 3u) == 0) {
+        /* whole words: two 16-bit lanes of byte pairs, folded every 128 words (a lane holds 128 * 510) */
+        typedef uint32_t word_alias __attribute__((may_alias));
+        const word_alias *p = (const word_alias *)(const void *)x;
+        for (uint32_t i = 0; i < n; i++) {
+            uint32_t sum = 0;
+            for (uint32_t left = C / 4u; left; ) {
+                uint32_t chunk = left > 128u ? 128u : left, lanes = 0;
+                left -= chunk;
+                for (; chunk; chunk--) {
+                    const uint32_t v = *p++;
+                    lanes += v & 0x00FF00FFu;
+                    lanes += (v >> 8) & 0x00FF00FFu;
+                }
+                sum += (lanes & 0xFFFFu) + (lanes >> 16);
+            }
+            x128[i] = 128u * sum;
+        }
+        return;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t sum = 0;
+        for (uint32_t c = 0; c < C; c++) sum += *x++;
+        x128[i] = 128u * sum;
+    }
+}
+#endif
+
+int pz_pwconv_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
+#if PZ_Q8_M0_ASM
+    const pz_conv_shape_t *s = &l->s;
+    const uint32_t C = s->in_c, K = s->out_c;
+    if (s->k_h != 1 || s->k_w != 1 || s->stride_h != 1 || s->stride_w != 1 || s->pad_top || s->pad_left ||
+        s->in_w != s->out_w || s->in_h != s->out_h || !l->rq || (l->out_xor & 0x7Fu) || K % 8u) {
+        return 0;
+    }
+    pz_pw_args_t a;
+    uint32_t x128[PZ_PW_BATCH];
+    a.c = C;
+    a.lead = (32u - C % 32u) % 32u;
+    a.groups = K / 8u;
+    a.wpad = 8u * (((C + 3u) & ~3u) - C);
+    a.rq = l->rq;
+    a.add = (uint32_t)(l->out_zp + l->out_xor);
+    a.lo = (uint32_t)(l->act_min + l->out_xor);
+    a.hi = (uint32_t)(l->act_max + l->out_xor);
+    a.x128 = x128;
+    void (*const loop)(const uint8_t *, const uint8_t *, const pz_pw_args_t *, uint8_t *) =
+        l->pad == 0 ? pz_q8_pwz_m0 : pz_q8_pw_m0;
+    for (uint32_t left = (uint32_t)s->out_h * s->out_w; left; ) {
+        const uint32_t n = left < PZ_PW_BATCH ? left : PZ_PW_BATCH;
+        pw_sums(xu, C, n, x128);
+        a.pixels = n;
+        loop(xu, l->w, &a, y);
+        xu += n * C;
+        y += n * K;
+        left -= n;
+    }
+    return 1;
+#else
+    (void)l;
+    (void)xu;
+    (void)y;
+    return 0;
+#endif
+}
