@@ -32,11 +32,11 @@
 typedef struct {
     uint32_t c;             /* input channels: bytes per pixel, > 0 */
     uint32_t lead;          /* (32 - C mod 32) mod 32: the unrolled block's steps before a pixel's first byte */
-    uint32_t groups;        /* K / 8, > 0 */
+    const int32_t *rq_end;  /* past the records of output channel K - 1: a pixel's last group is done */
     uint32_t wpad;          /* 8 (ceil4(C) - C): a group's zero weights after its last input channel */
     const int32_t *rq;      /* the records of output channel 0 (conv.h rq) */
     uint32_t add, lo, hi;   /* out_zp + out_xor, act_min + out_xor, act_max + out_xor */
-    const uint32_t *x128;   /* 128 X of each pixel of the batch */
+    const uint32_t *x128;   /* 128 X of each pixel of the batch, or NULL: the loop sums each pixel itself */
     uint32_t pixels;        /* > 0 */
 } pz_pw_args_t;
 
@@ -48,20 +48,54 @@ void pz_q8_pw_m0(const uint8_t *x, const uint8_t *w, const pz_pw_args_t *a, uint
 void pz_q8_pwz_m0(const uint8_t *x, const uint8_t *w, const pz_pw_args_t *a, uint8_t *y);
 
 /* Frame: [sp] = end of this pixel's bytes, [sp+4] = entry into the block, [sp+8] = this pixel's first byte - lead,
- * [sp+12] = 128 X of the next pixel, [sp+16] = groups left, [sp+20] = groups, [sp+24] = this group's records,
+ * [sp+12] = 128 X of the next pixel, [sp+16] = rq_end, [sp+20] = 0x00FF00FF, [sp+24] = this group's records,
  * [sp+28] = y of this group, [sp+32] = add, [sp+36] = act_min + out_xor, [sp+40] = act_max + out_xor, [sp+44] = rq,
  * [sp+48] = pixels left, [sp+52] = C, [sp+56] = wpad, [sp+60] = the first group, [sp+64] = the next group,
  * [sp+68] = 128 X of this pixel. */
 
-/* A new pixel: records from channel 0, all groups, its 128 X, r1 = the first group's header. */
+/* A new pixel: records from channel 0, its 128 X, r1 = the first group's header. X: from the caller's x128, or
+ * (x128 NULL: C a multiple of 8, at most 512, the pixel 4-byte aligned) summed here over pairs of words w: R = the
+ * sum of w >> 8 = B1 + 2^8 B2 + 2^16 B3 and E = the sum of w & 0x00FF00FF = B0 + 2^16 B2 (Bi: the sum of byte i of
+ * the words; every field below 2^16 for up to 128 words, R below 2^32), X = B0 + B1 + B2 + B3: 7 cycles a word. */
 #define PZ_PW_PIXEL_START \
     "    ldr   r4, [sp, #44]\n" \
     "    str   r4, [sp, #24]\n" \
-    "    ldr   r4, [sp, #20]\n" \
-    "    str   r4, [sp, #16]\n" \
-    "    ldr   r4, [sp, #12]\n" \
-    "    ldm   r4!, {r0}\n" \
-    "    str   r4, [sp, #12]\n" \
+    "    ldr   r1, [sp, #12]\n" \
+    "    cmp   r1, #0\n" \
+    "    beq   30f\n" \
+    "    ldm   r1!, {r0}\n" \
+    "    str   r1, [sp, #12]\n" \
+    "    b     31f\n" \
+    "30:\n" \
+    "    ldr   r1, [sp]\n" \
+    "    ldr   r0, [sp, #52]\n" \
+    "    subs  r0, r1, r0\n"                /* the pixel's first byte */ \
+    "    ldr   r6, [sp, #20]\n"             /* 0x00FF00FF */ \
+    "    movs  r2, #0\n" \
+    "    movs  r3, #0\n" \
+    "32:\n" \
+    "    ldm   r0!, {r4, r5}\n" \
+    "    lsrs  r7, r4, #8\n" \
+    "    adds  r2, r2, r7\n" \
+    "    ands  r4, r6\n" \
+    "    adds  r3, r3, r4\n" \
+    "    lsrs  r7, r5, #8\n" \
+    "    adds  r2, r2, r7\n" \
+    "    ands  r5, r6\n" \
+    "    adds  r3, r3, r5\n" \
+    "    cmp   r0, r1\n" \
+    "    bne   32b\n" \
+    "    lsrs  r4, r3, #16\n"               /* B2 */ \
+    "    uxth  r3, r3\n"                    /* B0 */ \
+    "    adds  r3, r3, r4\n" \
+    "    lsls  r4, r4, #8\n" \
+    "    subs  r2, r2, r4\n"                /* B1 + 2^16 B3 */ \
+    "    uxth  r4, r2\n" \
+    "    lsrs  r2, r2, #16\n" \
+    "    adds  r3, r3, r4\n" \
+    "    adds  r3, r3, r2\n" \
+    "    lsls  r0, r3, #7\n"                /* 128 X */ \
+    "31:\n" \
     "    str   r0, [sp, #68]\n" \
     "    ldr   r1, [sp, #60]\n"
 
@@ -132,9 +166,9 @@ __asm__( \
     "    sub   sp, #72\n" \
     "    str   r3, [sp, #28]\n" \
     "    str   r1, [sp, #60]\n" \
-    "    ldm   r2!, {r3, r4, r5, r6}\n"      /* C, lead, groups, wpad */ \
+    "    ldm   r2!, {r3, r4, r5, r6}\n"      /* C, lead, rq_end, wpad */ \
     "    str   r3, [sp, #52]\n" \
-    "    str   r5, [sp, #20]\n" \
+    "    str   r5, [sp, #16]\n" \
     "    str   r6, [sp, #56]\n" \
     "    adds  r3, r0, r3\n" \
     "    str   r3, [sp]\n"                   /* x + C */ \
@@ -155,6 +189,10 @@ __asm__( \
     "    str   r7, [sp, #12]\n" \
     "    ldm   r2!, {r3}\n"                  /* pixels */ \
     "    str   r3, [sp, #48]\n" \
+    "    movs  r4, #0xFF\n" \
+    "    lsls  r5, r4, #16\n" \
+    "    orrs  r4, r5\n" \
+    "    str   r4, [sp, #20]\n"             /* the byte-sum mask 0x00FF00FF */ \
     PZ_PW_PIXEL_START \
     PZ_PW_GROUP_START \
     "13:\n" \
@@ -194,8 +232,7 @@ __asm__( \
     "    str   r1, [sp, #28]\n" \
     "    str   r0, [sp, #24]\n" \
     "    ldr   r4, [sp, #16]\n" \
-    "    subs  r4, #1\n" \
-    "    str   r4, [sp, #16]\n" \
+    "    cmp   r0, r4\n"                      /* past the last channel's records: the pixel is done */ \
     "    beq   17f\n" \
     "    ldr   r1, [sp, #64]\n" \
     PZ_PW_GROUP_START \
@@ -280,18 +317,20 @@ int pz_pwconv_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
     uint32_t x128[PZ_PW_BATCH];
     a.c = C;
     a.lead = (32u - C % 32u) % 32u;
-    a.groups = K / 8u;
+    a.rq_end = l->rq + PZ_Q8_RQ_WORDS * K;
     a.wpad = 8u * (((C + 3u) & ~3u) - C);
     a.rq = l->rq;
     a.add = (uint32_t)(l->out_zp + l->out_xor);
     a.lo = (uint32_t)(l->act_min + l->out_xor);
     a.hi = (uint32_t)(l->act_max + l->out_xor);
-    a.x128 = x128;
+    /* whole aligned word pairs: the loop sums each pixel's bytes itself (16-bit fields: C <= 512) */
+    const int own_sums = C % 8u == 0 && C <= 512u && ((uintptr_t)xu & 3u) == 0;
+    a.x128 = own_sums ? 0 : x128;
     void (*const loop)(const uint8_t *, const uint8_t *, const pz_pw_args_t *, uint8_t *) =
         l->pad == 0 ? pz_q8_pwz_m0 : pz_q8_pw_m0;
     for (uint32_t left = (uint32_t)s->out_h * s->out_w; left; ) {
         const uint32_t n = left < PZ_PW_BATCH ? left : PZ_PW_BATCH;
-        pw_sums(xu, C, n, x128);
+        if (!own_sums) pw_sums(xu, C, n, x128);
         a.pixels = n;
         loop(xu, l->w, &a, y);
         xu += n * C;
