@@ -126,3 +126,37 @@ def test_older_multipliers_keep_the_general_path(m0):  # noqa: F811
     t = pointwise_case(3, 3, 4, 32, 64, True, False, "relu")
     assert conv_records(t) is None
     check(m0, t, 0)
+
+
+@pytest.mark.parametrize("h,w,c,k,zero_input", [
+    (6, 6, 8, 16, False),   # pd_mobilenet's expanding 8 -> 16: 36 pixels, two batches
+    (4, 5, 8, 16, True),    # zero skipping
+    (3, 4, 40, 48, False),  # six groups: the window read again for each
+    (5, 7, 32, 16, False),  # a shrinking output
+])
+def test_pointwise_keeps_the_overlap_contract(m0, h, w, c, k, zero_input):  # noqa: F811
+    """tests/test_planner_overlap.py's check on this kernel (its cases have no records, so they run conv_q8_m0.c's
+    paths): in rp2040_sim, once output pixel p is written, only windows of pixels p - OVERLAP_LOOKBACK + 1 on are
+    read; run over its own input at the planned lead it is bit-exact."""
+    from firmware import convgen, planner
+    from test_planner_overlap import last_reader, run_kernel
+
+    t = pointwise_case(5 * h + c, h, w, c, k, zero_input, True, "relu6")
+    assert expected_loop(t) is not None
+    rows = convgen.Rows("conv2d", (h, w, c), (h, w, k), (1, 1), (1, 1), (0, 0))
+    back = convgen.OVERLAP_LOOKBACK["conv2d"]
+    want = q8_golden(t)
+    y, trace = run_kernel(m0, t, "pz_conv2d_q8_m0")
+    np.testing.assert_array_equal(y, want)
+    last, written, reads_after = last_reader(rows), -1, 0
+    for is_write, off in trace:
+        if is_write:
+            written = max(written, off // k)
+        elif written >= 0:
+            reads_after += 1
+            assert last[off] >= written - back + 1, (off, written)
+    assert reads_after > 0
+    lead = planner.aligned(rows.overlap_lead(back))
+    np.testing.assert_array_equal(run_kernel(m0, t, "pz_conv2d_q8_m0", lead)[0], want)
+    if k > c and not zero_input:  # the check can fail: at no lead an expanding output overwrites bytes still read
+        assert not np.array_equal(run_kernel(m0, t, "pz_conv2d_q8_m0", 0)[0], want)
