@@ -1,10 +1,11 @@
 """The pointwise int8 conv2d kernel (firmware/kernels/pwconv_q8_m0.c, pz_q8_pw*_m0: 1x1 stride-1 layers with the
-build's one-multiply records and K a multiple of 8, dispatched from pz_conv2d_q8_m0) against the NumPy golden model
-of tests/test_firmware_conv.py in rp2040_sim. Shapes are drawn around what the kernel depends on: C = 1..300 (the
-entry into its 32-byte unrolled block at byte 32 - C mod 32, C mod 4 for the byte sums and the zero weights after a
-group's last channel), K = 1..300 (1..37 groups; other K keep conv_q8_m0.c's paths), 1..48 pixels (batches of 32),
-zero skipping (the input's zero at the byte 0) or not, every activation, out_xor, records or the older 31-bit
-multipliers (then the kernel must not run), the record stage at its bounds and saturating layers."""
+build's one-multiply records, K a multiple of 8 and C a multiple of 4 up to 1024, dispatched from pz_conv2d_q8_m0)
+against the NumPy golden model of tests/test_firmware_conv.py in rp2040_sim. Shapes are drawn around what the kernel
+depends on: C = 1..300 (the entry into its 32-byte unrolled block at byte 32 - C mod 32, an odd or even number of
+words for the byte sum; C mod 4 != 0 keeps conv_q8_m0.c's paths), K = 1..300 (1..37 groups; other K keep
+conv_q8_m0.c's paths), 1..48 pixels, zero skipping (the input's zero at the byte 0) or not, every activation,
+out_xor, records or the older 31-bit multipliers (then the kernel must not run), the record stage at its bounds,
+saturating layers and the byte sum at its bound (C = 1024, every byte 255)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ ACTS = {None: lambda zp: (-128, 127), "relu": lambda zp: (zp, 127), "relu6": lam
 
 def expected_loop(t) -> str | None:
     """The loop pz_pwconv_q8_m0 runs for a pointwise layer, or None (conv_q8_m0.c's own paths)."""
-    if conv_records(t) is None or t["shape"].out_c % 8:
+    s = t["shape"]
+    if conv_records(t) is None or s.out_c % 8 or s.in_c % 4 or s.in_c > 1024:
         return None
     return "pz_q8_pwz_m0" if t["zp_in"] == -128 else "pz_q8_pw_m0"
 
@@ -54,7 +56,7 @@ def check(m0, t, out_xor):  # noqa: F811
 @st.composite
 def layer(draw):
     """(seed, h, w, C, K, zero_input, records, act): at most ~40 k MACs, so a case runs in well under a second."""
-    c = draw(st.integers(1, 300))
+    c = draw(st.one_of(st.integers(1, 75).map(lambda n: 4 * n), st.integers(1, 300)))
     k = draw(st.one_of(st.integers(1, 37).map(lambda g: 8 * g), st.integers(1, 300)))
     pixels = max(1, min(48, 40_000 // (c * k)))
     h = draw(st.integers(1, max(1, min(6, pixels))))
@@ -63,7 +65,7 @@ def layer(draw):
             draw(st.sampled_from(list(ACTS))))
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(case=layer(), out_xor=st.sampled_from([0, 0x80]))
 def test_pointwise_bit_exact_in_emulator(m0, case, out_xor):  # noqa: F811
     check(m0, pointwise_case(*case), out_xor)
@@ -77,9 +79,9 @@ def test_pointwise_bit_exact_in_emulator(m0, case, out_xor):  # noqa: F811
     (2, 2, 64, 64),    # two blocks
     (1, 2, 128, 256),
     (1, 1, 256, 256),
-    (3, 3, 7, 24),     # C mod 4 = 3: bytewise sums, 8 zero weights after each group's channels
-    (2, 3, 45, 8),     # one block and 13 bytes, one group
-    (1, 33, 1, 8),     # one channel: the block's last step only; 33 pixels, two batches
+    (3, 3, 12, 24),    # three words: the byte sum's odd word
+    (2, 3, 44, 8),     # one block and 12 bytes, one group
+    (1, 33, 4, 8),     # one word: the block's last four steps only
 ])
 @pytest.mark.parametrize("zero_input", [False, True])
 def test_pointwise_shapes_in_emulator(m0, h, w, c, k, zero_input):  # noqa: F811
@@ -104,7 +106,7 @@ def test_pointwise_saturating_layer_in_emulator(m0, act):  # noqa: F811
 
 @settings(max_examples=15, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), act=st.sampled_from([None, "relu", "relu6"]),
-       out_xor=st.sampled_from([0, 0x80]), c=st.integers(1, 40))
+       out_xor=st.sampled_from([0, 0x80]), c=st.integers(1, 10).map(lambda n: 4 * n))
 def test_pointwise_record_stage_at_the_bound_in_emulator(m0, seed, act, out_xor, c):  # noqa: F811
     """test_conv_requant's bound case as a 1x1 layer of 24 channels: zero weights, so each accumulator is its bias,
     drawn at the records' L, L + 1, A - 1, A, ties and +-floor((2^31 - 1) / m'): products up to 255.5 * 2^23."""
@@ -160,3 +162,13 @@ def test_pointwise_keeps_the_overlap_contract(m0, h, w, c, k, zero_input):  # no
     np.testing.assert_array_equal(run_kernel(m0, t, "pz_conv2d_q8_m0", lead)[0], want)
     if k > c and not zero_input:  # the check can fail: at no lead an expanding output overwrites bytes still read
         assert not np.array_equal(run_kernel(m0, t, "pz_conv2d_q8_m0", 0)[0], want)
+
+
+@pytest.mark.parametrize("c", [1024, 1028, 6])
+def test_pointwise_byte_sum_at_its_bound_in_emulator(m0, c):  # noqa: F811
+    """Every input byte 255: at C = 1024 the byte sum's fields reach their bound (R = 2^32 - 256); C = 1028 (above
+    it) and C = 6 (not a multiple of 4) keep conv_q8_m0.c's paths, with the same bytes."""
+    t = pointwise_case(c, 1, 2, c, 8, False, True, "relu6")
+    t["xu"][:] = 255
+    assert (expected_loop(t) is not None) == (c == 1024)
+    check(m0, t, 0)

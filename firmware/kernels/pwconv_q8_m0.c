@@ -1,78 +1,75 @@
 /* Pointwise (1x1, stride 1, unpadded) int8 conv2d for the Cortex-M0+ (conv.h); byte-identical to conv_q8_ref.c.
  * docs/FIRMWARE.md "Pointwise kernel".
  *
- * pz_conv2d_q8_m0 hands every pointwise layer here first (pz_pwconv_q8_m0 returns 0 for what it does not take:
- * layers without the build's one-multiply records, K not a multiple of 8, an out_xor other than 0 / 0x80, the host
- * build). A pointwise window is one input pixel, C contiguous bytes; the conv8 weights of a group of 8 output
- * channels are its 32-byte header then 8 bytes per input channel, as for every conv2d. Per output pixel, every group:
- * - the lanes start at the header with 128 X taken from the even ones (X = the pixel's byte sum, the layout's + 128
- *   on even lanes), so the output stage needs no X;
- * - the MAC steps (int8_mac_m0.h, 30 cycles per 8 MACs) run straight through blocks of 32 input bytes (one block
- *   test per 256 MACs), a pixel's C bytes entered at byte 32 - C mod 32 of the unrolled block through a computed
- *   jump;
- * - the one-multiply output stage runs on the lanes in registers (no accumulator store and reload), its record
- *   {L, A, m' << 8 | s} loaded by one LDM: per output LDM, two compares, LSRS, MULS, ASRS, ADCS, STRB (14 cycles
- *   inside the clamp), plus 1 to combine an even lane with its odd one (acc_even = A_even - 256 A_odd) and 1 to
- *   move a lane from a high register.
- * Batches of up to PZ_PW_BATCH pixels per call: the call, the register saves and the frame set-up once per batch,
- * the batch's byte sums computed together first (in C, 16-bit lanes over whole words when C is a multiple of 4).
+ * pz_conv2d_q8_m0 hands every pointwise layer here first; pz_pwconv_q8_m0 returns 0 for what it does not take
+ * (layers without the build's one-multiply records, K not a multiple of 8, C not a multiple of 4 or above 1024, an
+ * input not 4-byte aligned, an out_xor other than 0 / 0x80, the host build), which conv_q8_m0.c then runs. A
+ * pointwise window is one input pixel, C contiguous bytes; the conv8 weights of a group of 8 output channels are its
+ * 32-byte header then 8 bytes per input channel, as for every conv2d. One call does the whole layer, pixel by pixel,
+ * and for each pixel:
+ * - X = the pixel's byte sum (SWAR over its words, 7 cycles a word, below);
+ * - every group: the lanes start at the header with 128 X taken from the even ones (the layout's + 128 on even
+ *   lanes), so the output stage needs no X; the MAC steps (int8_mac_m0.h, 30 cycles per 8 MACs) run straight
+ *   through blocks of 32 input bytes (one block test per 256 MACs), the pixel's C bytes entered at byte
+ *   32 - C mod 32 of the unrolled block through a computed jump; then the one-multiply output stage on the lanes in
+ *   registers (no accumulator store and reload), its record {L, A, m' << 8 | s} loaded by one LDM: per output LDM,
+ *   two compares, LSRS, MULS, ASRS, ADCS, STRB (14 cycles inside the clamp), plus 1 to combine an even lane with
+ *   its odd one (acc_even = A_even - 256 A_odd) and 1 to move a lane from a high register.
  *
  * Write order (outputs written over their own input, docs/FIRMWARE.md "Overlapped outputs"): output pixels in
- * increasing order, pixel p's groups in order; pixel p's window is read once per group, the last time before its
- * last group's outputs are written, and the windows read ahead (the batch's sums) are later pixels': after writing
- * output pixel p the kernel reads only windows p and later (convgen.OVERLAP_LOOKBACK "conv2d" = 8 holds). */
+ * increasing order, a pixel's groups in order; pixel p's window is read for its sum and once per group, the last
+ * time before its last group's outputs are written: after writing any byte of output pixel p the kernel reads only
+ * window p and later ones (convgen.OVERLAP_LOOKBACK "conv2d" = 8 holds with room). */
 #include "conv.h"
 #include "int8_impl.h"
 #include "int8_mac_m0.h"
 #include "conv_q8_m0.h"
 
-#define PZ_PW_BATCH 32u  /* pixels per call: their 128 X on the stack */
-
 /* What the Thumb-1 loop reads (in this order; offsets checked below). */
 typedef struct {
-    uint32_t c;             /* input channels: bytes per pixel, > 0 */
+    uint32_t c;             /* input channels: bytes per pixel, a multiple of 4, 4..1024 */
     uint32_t lead;          /* (32 - C mod 32) mod 32: the unrolled block's steps before a pixel's first byte */
     const int32_t *rq_end;  /* past the records of output channel K - 1: a pixel's last group is done */
-    uint32_t wpad;          /* 8 (ceil4(C) - C): a group's zero weights after its last input channel */
+    uint32_t unused;        /* (keeps rq at a 16-byte offset: the loop loads the fields 4 + 5 at a time) */
     const int32_t *rq;      /* the records of output channel 0 (conv.h rq) */
     uint32_t add, lo, hi;   /* out_zp + out_xor, act_min + out_xor, act_max + out_xor */
-    const uint32_t *x128;   /* 128 X of each pixel of the batch, or NULL: the loop sums each pixel itself */
     uint32_t pixels;        /* > 0 */
 } pz_pw_args_t;
 
 #if PZ_Q8_M0_ASM
-_Static_assert(__builtin_offsetof(pz_pw_args_t, rq) == 16 && __builtin_offsetof(pz_pw_args_t, pixels) == 36,
+_Static_assert(__builtin_offsetof(pz_pw_args_t, rq) == 16 && __builtin_offsetof(pz_pw_args_t, pixels) == 32,
                "pz_pw_args_t offsets");
 
 void pz_q8_pw_m0(const uint8_t *x, const uint8_t *w, const pz_pw_args_t *a, uint8_t *y);
 void pz_q8_pwz_m0(const uint8_t *x, const uint8_t *w, const pz_pw_args_t *a, uint8_t *y);
 
 /* Frame: [sp] = end of this pixel's bytes, [sp+4] = entry into the block, [sp+8] = this pixel's first byte - lead,
- * [sp+12] = 128 X of the next pixel, [sp+16] = rq_end, [sp+20] = 0x00FF00FF, [sp+24] = this group's records,
+ * [sp+16] = rq_end, [sp+20] = 0x00FF00FF, [sp+24] = this group's records,
  * [sp+28] = y of this group, [sp+32] = add, [sp+36] = act_min + out_xor, [sp+40] = act_max + out_xor, [sp+44] = rq,
- * [sp+48] = pixels left, [sp+52] = C, [sp+56] = wpad, [sp+60] = the first group, [sp+64] = the next group,
+ * [sp+48] = pixels left, [sp+52] = C, [sp+60] = the first group, [sp+64] = the next group,
  * [sp+68] = 128 X of this pixel. */
 
-/* A new pixel: records from channel 0, its 128 X, r1 = the first group's header. X: from the caller's x128, or
- * (x128 NULL: C a multiple of 8, at most 512, the pixel 4-byte aligned) summed here over pairs of words w: R = the
- * sum of w >> 8 = B1 + 2^8 B2 + 2^16 B3 and E = the sum of w & 0x00FF00FF = B0 + 2^16 B2 (Bi: the sum of byte i of
- * the words; every field below 2^16 for up to 128 words, R below 2^32), X = B0 + B1 + B2 + B3: 7 cycles a word. */
+/* A new pixel: records from channel 0, its 128 X, r1 = the first group's header. X is summed over the pixel's words
+ * w (C / 4 <= 256 of them, by pairs): R = the sum of w >> 8 = B1 + 2^8 B2 + 2^16 B3 and E = the sum of
+ * w & 0x00FF00FF = B0 + 2^16 B2 (Bi: the sum of byte i of the words, <= 255 * 256 = 65,280; R <= 2^32 - 256), then
+ * X = B0 + B1 + B2 + B3 from the 16-bit fields of E and R - 2^8 B2: 7 cycles a word. */
 #define PZ_PW_PIXEL_START \
     "    ldr   r4, [sp, #44]\n" \
     "    str   r4, [sp, #24]\n" \
-    "    ldr   r1, [sp, #12]\n" \
-    "    cmp   r1, #0\n" \
-    "    beq   30f\n" \
-    "    ldm   r1!, {r0}\n" \
-    "    str   r1, [sp, #12]\n" \
-    "    b     31f\n" \
-    "30:\n" \
     "    ldr   r1, [sp]\n" \
-    "    ldr   r0, [sp, #52]\n" \
-    "    subs  r0, r1, r0\n"                /* the pixel's first byte */ \
+    "    ldr   r4, [sp, #52]\n" \
+    "    subs  r0, r1, r4\n"                /* the pixel's first byte */ \
     "    ldr   r6, [sp, #20]\n"             /* 0x00FF00FF */ \
     "    movs  r2, #0\n" \
     "    movs  r3, #0\n" \
+    "    lsls  r4, r4, #29\n" \
+    "    bpl   32f\n"                       /* an odd number of words: the first alone */ \
+    "    ldm   r0!, {r4}\n" \
+    "    lsrs  r2, r4, #8\n" \
+    "    ands  r4, r6\n" \
+    "    movs  r3, r4\n" \
+    "    cmp   r0, r1\n" \
+    "    beq   33f\n" \
     "32:\n" \
     "    ldm   r0!, {r4, r5}\n" \
     "    lsrs  r7, r4, #8\n" \
@@ -85,6 +82,7 @@ void pz_q8_pwz_m0(const uint8_t *x, const uint8_t *w, const pz_pw_args_t *a, uin
     "    adds  r3, r3, r5\n" \
     "    cmp   r0, r1\n" \
     "    bne   32b\n" \
+    "33:\n" \
     "    lsrs  r4, r3, #16\n"               /* B2 */ \
     "    uxth  r3, r3\n"                    /* B0 */ \
     "    adds  r3, r3, r4\n" \
@@ -95,7 +93,6 @@ void pz_q8_pwz_m0(const uint8_t *x, const uint8_t *w, const pz_pw_args_t *a, uin
     "    adds  r3, r3, r4\n" \
     "    adds  r3, r3, r2\n" \
     "    lsls  r0, r3, #7\n"                /* 128 X */ \
-    "31:\n" \
     "    str   r0, [sp, #68]\n" \
     "    ldr   r1, [sp, #60]\n"
 
@@ -166,10 +163,9 @@ __asm__( \
     "    sub   sp, #72\n" \
     "    str   r3, [sp, #28]\n" \
     "    str   r1, [sp, #60]\n" \
-    "    ldm   r2!, {r3, r4, r5, r6}\n"      /* C, lead, rq_end, wpad */ \
+    "    ldm   r2!, {r3, r4, r5, r6}\n"      /* C, lead, rq_end, unused */ \
     "    str   r3, [sp, #52]\n" \
     "    str   r5, [sp, #16]\n" \
-    "    str   r6, [sp, #56]\n" \
     "    adds  r3, r0, r3\n" \
     "    str   r3, [sp]\n"                   /* x + C */ \
     "    subs  r0, r0, r4\n" \
@@ -181,14 +177,12 @@ __asm__( \
     "19:\n" \
     "    adds  r5, #(13f - 19b)\n" \
     "    str   r5, [sp, #4]\n"               /* entry = block + lead steps */ \
-    "    ldm   r2!, {r3, r4, r5, r6, r7}\n"  /* rq, add, lo, hi, x128 */ \
+    "    ldm   r2!, {r3, r4, r5, r6, r7}\n"  /* rq, add, lo, hi, pixels */ \
     "    str   r3, [sp, #44]\n" \
     "    str   r4, [sp, #32]\n" \
     "    str   r5, [sp, #36]\n" \
     "    str   r6, [sp, #40]\n" \
-    "    str   r7, [sp, #12]\n" \
-    "    ldm   r2!, {r3}\n"                  /* pixels */ \
-    "    str   r3, [sp, #48]\n" \
+    "    str   r7, [sp, #48]\n" \
     "    movs  r4, #0xFF\n" \
     "    lsls  r5, r4, #16\n" \
     "    orrs  r4, r5\n" \
@@ -211,9 +205,7 @@ __asm__( \
     PZ_PW_STUBS("r7", "1", "f") \
     PZ_PW_STUBS("r6", "2", "f") \
     PZ_PW_STUBS("r7", "3", "f") \
-    "15:\n"                                  /* the group's dot products are done: r1 = past its last weight */ \
-    "    ldr   r4, [sp, #56]\n" \
-    "    adds  r1, r1, r4\n" \
+    "15:\n"                                  /* the group's dot products are done: r1 = the next group */ \
     "    str   r1, [sp, #64]\n" \
     "    ldr   r0, [sp, #24]\n" \
     "    ldr   r1, [sp, #28]\n" \
@@ -275,34 +267,6 @@ __asm__( \
 PZ_PW_FN("pz_q8_pw_m0", PZ_Q8_MAC_K, PZ_Q8_MAC_K_BYTES)
 PZ_PW_FN("pz_q8_pwz_m0", PZ_PW_MAC_K_SKIP0, "62")
 
-/* 128 X of n pixels of C bytes from x on. */
-static void pw_sums(const uint8_t *x, uint32_t C, uint32_t n, uint32_t *x128) {
-    if ((C & 3u) == 0 && ((uintptr_t)x & 3u) == 0) {
-        /* whole words: two 16-bit lanes of byte pairs, folded every 128 words (a lane holds 128 * 510) */
-        typedef uint32_t word_alias __attribute__((may_alias));
-        const word_alias *p = (const word_alias *)(const void *)x;
-        for (uint32_t i = 0; i < n; i++) {
-            uint32_t sum = 0;
-            for (uint32_t left = C / 4u; left; ) {
-                uint32_t chunk = left > 128u ? 128u : left, lanes = 0;
-                left -= chunk;
-                for (; chunk; chunk--) {
-                    const uint32_t v = *p++;
-                    lanes += v & 0x00FF00FFu;
-                    lanes += (v >> 8) & 0x00FF00FFu;
-                }
-                sum += (lanes & 0xFFFFu) + (lanes >> 16);
-            }
-            x128[i] = 128u * sum;
-        }
-        return;
-    }
-    for (uint32_t i = 0; i < n; i++) {
-        uint32_t sum = 0;
-        for (uint32_t c = 0; c < C; c++) sum += *x++;
-        x128[i] = 128u * sum;
-    }
-}
 #endif
 
 int pz_pwconv_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
@@ -310,33 +274,23 @@ int pz_pwconv_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
     const pz_conv_shape_t *s = &l->s;
     const uint32_t C = s->in_c, K = s->out_c;
     if (s->k_h != 1 || s->k_w != 1 || s->stride_h != 1 || s->stride_w != 1 || s->pad_top || s->pad_left ||
-        s->in_w != s->out_w || s->in_h != s->out_h || !l->rq || (l->out_xor & 0x7Fu) || K % 8u) {
+        s->in_w != s->out_w || s->in_h != s->out_h || !l->rq || (l->out_xor & 0x7Fu) || K % 8u || C % 4u ||
+        C > 1024u || ((uintptr_t)xu & 3u)) {
         return 0;
     }
     pz_pw_args_t a;
-    uint32_t x128[PZ_PW_BATCH];
     a.c = C;
     a.lead = (32u - C % 32u) % 32u;
     a.rq_end = l->rq + PZ_Q8_RQ_WORDS * K;
-    a.wpad = 8u * (((C + 3u) & ~3u) - C);
+    a.unused = 0;
     a.rq = l->rq;
     a.add = (uint32_t)(l->out_zp + l->out_xor);
     a.lo = (uint32_t)(l->act_min + l->out_xor);
     a.hi = (uint32_t)(l->act_max + l->out_xor);
-    /* whole aligned word pairs: the loop sums each pixel's bytes itself (16-bit fields: C <= 512) */
-    const int own_sums = C % 8u == 0 && C <= 512u && ((uintptr_t)xu & 3u) == 0;
-    a.x128 = own_sums ? 0 : x128;
     void (*const loop)(const uint8_t *, const uint8_t *, const pz_pw_args_t *, uint8_t *) =
         l->pad == 0 ? pz_q8_pwz_m0 : pz_q8_pw_m0;
-    for (uint32_t left = (uint32_t)s->out_h * s->out_w; left; ) {
-        const uint32_t n = left < PZ_PW_BATCH ? left : PZ_PW_BATCH;
-        if (!own_sums) pw_sums(xu, C, n, x128);
-        a.pixels = n;
-        loop(xu, l->w, &a, y);
-        xu += n * C;
-        y += n * K;
-        left -= n;
-    }
+    a.pixels = (uint32_t)s->out_h * s->out_w;
+    if (a.pixels) loop(xu, l->w, &a, y);
     return 1;
 #else
     (void)l;
