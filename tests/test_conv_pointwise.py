@@ -82,6 +82,8 @@ def test_pointwise_bit_exact_in_emulator(m0, case, out_xor):  # noqa: F811
     (3, 3, 12, 24),    # three words: the byte sum's odd word
     (2, 3, 44, 8),     # one block and 12 bytes, one group
     (1, 33, 4, 8),     # one word: the block's last four steps only
+    (2, 3, 24, 16),    # entered in the block's first half (the zero-skipping block's r1 steps 128 midway)
+    (2, 2, 84, 8),     # three blocks, entered at step 12
 ])
 @pytest.mark.parametrize("zero_input", [False, True])
 def test_pointwise_shapes_in_emulator(m0, h, w, c, k, zero_input):  # noqa: F811

@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rp2040_sim.kernel_harness import conv_case, conv_records
+from test_conv_pointwise import expected_loop as pointwise_loop
 from test_conv_requant import rounded
 from test_firmware_conv import lib, m0, q8_golden, run_q8  # noqa: F401  (fixtures)
 
@@ -29,8 +30,8 @@ def batched_loop(t) -> str | None:
     s = t["shape"]
     fused = conv_records(t) is not None and s.out_c % 8 == 0
     short = s.k_w * s.in_c <= 16
-    if fused and s.k_h == s.k_w == s.stride_h == s.stride_w == 1:
-        return None  # a pointwise layer with records and K % 8 == 0: pwconv_q8_m0.c (tests/test_conv_pointwise.py)
+    if s.k_h == s.k_w == s.stride_h == s.stride_w == 1 and pointwise_loop(t):
+        return None  # pwconv_q8_m0.c takes it (tests/test_conv_pointwise.py)
     if not (fused or short):
         return None
     zero = "z" if t["zp_in"] == -128 else ""

@@ -30,14 +30,15 @@ typedef struct {
     uint32_t c;             /* input channels: bytes per pixel, a multiple of 4, 4..1024 */
     uint32_t lead;          /* (32 - C mod 32) mod 32: the unrolled block's steps before a pixel's first byte */
     const int32_t *rq_end;  /* past the records of output channel K - 1: a pixel's last group is done */
-    uint32_t unused;        /* (keeps rq at a 16-byte offset: the loop loads the fields 4 + 5 at a time) */
+    uint32_t w_back;        /* the zero-skipping loop: from a group's first weight back to the block's base */
     const int32_t *rq;      /* the records of output channel 0 (conv.h rq) */
     uint32_t add, lo, hi;   /* out_zp + out_xor, act_min + out_xor, act_max + out_xor */
     uint32_t pixels;        /* > 0 */
+    uint32_t entry;         /* bytes from the block's start to the step of the pixel's first byte */
 } pz_pw_args_t;
 
 #if PZ_Q8_M0_ASM
-_Static_assert(__builtin_offsetof(pz_pw_args_t, rq) == 16 && __builtin_offsetof(pz_pw_args_t, pixels) == 32,
+_Static_assert(__builtin_offsetof(pz_pw_args_t, rq) == 16 && __builtin_offsetof(pz_pw_args_t, entry) == 36,
                "pz_pw_args_t offsets");
 
 void pz_q8_pw_m0(const uint8_t *x, const uint8_t *w, const pz_pw_args_t *a, uint8_t *y);
@@ -46,7 +47,7 @@ void pz_q8_pwz_m0(const uint8_t *x, const uint8_t *w, const pz_pw_args_t *a, uin
 /* Frame: [sp] = end of this pixel's bytes, [sp+4] = entry into the block, [sp+8] = this pixel's first byte - lead,
  * [sp+16] = rq_end, [sp+20] = 0x00FF00FF, [sp+24] = this group's records,
  * [sp+28] = y of this group, [sp+32] = add, [sp+36] = act_min + out_xor, [sp+40] = act_max + out_xor, [sp+44] = rq,
- * [sp+48] = pixels left, [sp+52] = C, [sp+60] = the first group, [sp+64] = the next group,
+ * [sp+48] = pixels left, [sp+52] = C, [sp+56] = w_back, [sp+60] = the first group, [sp+64] = the next group,
  * [sp+68] = 128 X of this pixel. */
 
 /* A new pixel: records from channel 0, its 128 X, r1 = the first group's header. X is summed over the pixel's words
@@ -98,7 +99,7 @@ void pz_q8_pwz_m0(const uint8_t *x, const uint8_t *w, const pz_pw_args_t *a, uin
 
 /* A group (r1 = its header): lanes r6, r7, r8 .. r12, lr from the header, the even ones (r6, r8, r10, r12) less
  * 128 X, then into the block at the pixel's first byte (r0 = that byte - lead). */
-#define PZ_PW_GROUP_START \
+#define PZ_PW_GROUP_START(W_BACK) \
     "    ldr   r0, [sp, #68]\n" \
     "    ldm   r1!, {r2, r3, r4, r5}\n" \
     "    subs  r4, r4, r0\n" \
@@ -113,6 +114,7 @@ void pz_q8_pwz_m0(const uint8_t *x, const uint8_t *w, const pz_pw_args_t *a, uin
     "    mov   r11, r3\n" \
     "    mov   r12, r4\n" \
     "    mov   lr, r5\n" \
+    W_BACK \
     "    ldr   r0, [sp, #8]\n" \
     "    ldr   r5, [sp, #4]\n" \
     "    mov   pc, r5\n"
@@ -156,27 +158,21 @@ void pz_q8_pwz_m0(const uint8_t *x, const uint8_t *w, const pz_pw_args_t *a, uin
     "    b     6" N STORE_DIR "\n"
 
 /* r0 = x (the batch's first pixel), r1 = the first group's header, r2 = the pz_pw_args_t, r3 = y. */
-#define PZ_PW_FN(NAME, MAC_K, MAC_K_BYTES) \
+#define PZ_PW_FN(NAME, BLOCK, BLOCK_END, W_BACK) \
 __asm__( \
     PZ_M0_FUNC(NAME) \
     PZ_M0_SAVE_R4_R11 \
     "    sub   sp, #72\n" \
     "    str   r3, [sp, #28]\n" \
     "    str   r1, [sp, #60]\n" \
-    "    ldm   r2!, {r3, r4, r5, r6}\n"      /* C, lead, rq_end, unused */ \
+    "    ldm   r2!, {r3, r4, r5, r6}\n"      /* C, lead, rq_end, w_back */ \
     "    str   r3, [sp, #52]\n" \
     "    str   r5, [sp, #16]\n" \
+    "    str   r6, [sp, #56]\n" \
     "    adds  r3, r0, r3\n" \
     "    str   r3, [sp]\n"                   /* x + C */ \
     "    subs  r0, r0, r4\n" \
     "    str   r0, [sp, #8]\n"               /* x - lead */ \
-    "    movs  r5, #" MAC_K_BYTES "\n" \
-    "    muls  r4, r5, r4\n" \
-    "    mov   r5, pc\n"                     /* the address of label 19 */ \
-    "    adds  r5, r5, r4\n" \
-    "19:\n" \
-    "    adds  r5, #(13f - 19b)\n" \
-    "    str   r5, [sp, #4]\n"               /* entry = block + lead steps */ \
     "    ldm   r2!, {r3, r4, r5, r6, r7}\n"  /* rq, add, lo, hi, pixels */ \
     "    str   r3, [sp, #44]\n" \
     "    str   r4, [sp, #32]\n" \
@@ -187,16 +183,18 @@ __asm__( \
     "    lsls  r5, r4, #16\n" \
     "    orrs  r4, r5\n" \
     "    str   r4, [sp, #20]\n"             /* the byte-sum mask 0x00FF00FF */ \
+    "    ldm   r2!, {r4}\n"                  /* entry */ \
+    "    mov   r5, pc\n"                     /* the address of label 19 */ \
+    "    adds  r5, r5, r4\n" \
+    "19:\n" \
+    "    adds  r5, #(13f - 19b)\n" \
+    "    str   r5, [sp, #4]\n"               /* the block + entry */ \
     PZ_PW_PIXEL_START \
-    PZ_PW_GROUP_START \
+    PZ_PW_GROUP_START(W_BACK) \
     "13:\n" \
-    MAC_K("0") \
-    "14:\n" \
-    PZ_PW_MAC_K_1_31(MAC_K) \
-    "    .if (14b - 13b) != " MAC_K_BYTES "\n" \
-    "    .error \"MAC_K_BYTES is not the size of one MAC step\"\n" \
-    "    .endif\n" \
+    BLOCK \
     "    adds  r0, #32\n" \
+    BLOCK_END \
     "    ldr   r4, [sp]\n" \
     "    cmp   r0, r4\n" \
     "    beq   15f\n" \
@@ -227,7 +225,7 @@ __asm__( \
     "    cmp   r0, r4\n"                      /* past the last channel's records: the pixel is done */ \
     "    beq   17f\n" \
     "    ldr   r1, [sp, #64]\n" \
-    PZ_PW_GROUP_START \
+    PZ_PW_GROUP_START(W_BACK) \
     PZ_PW_STUBS("r6", "4", "b") \
     PZ_PW_STUBS("r7", "5", "b") \
     PZ_PW_STUBS("r6", "6", "b") \
@@ -245,27 +243,81 @@ __asm__( \
     "    str   r4, [sp, #48]\n" \
     "    beq   18f\n" \
     PZ_PW_PIXEL_START \
-    PZ_PW_GROUP_START \
+    PZ_PW_GROUP_START(W_BACK) \
     "18:\n" \
     "    add   sp, #72\n" \
     PZ_M0_RESTORE_R4_R11_RETURN \
     "    .size   " NAME ", . - " NAME "\n" \
     "    .popsection\n");
 
-/* The zero-skipping step of conv_q8_m0.c (pad == 0: an input byte 0 adds nothing to any lane nor to 128 X). */
-#define PZ_PW_MAC_K_SKIP0(off)                                                \
-    "    ldrb  r2, [r0, #" off "]\n"                                          \
-    "    cmp   r2, #0\n"                                                      \
-    "    bne   7f\n"                                                          \
-    "    adds  r1, #8\n"                                                      \
-    "    b     8f\n"                                                          \
-    "7:\n"                                                                    \
-    PZ_Q8_MAC_WORD("adds  r6, r6", "adds  r7, r7", "add   r8", "add   r9")    \
-    PZ_Q8_MAC_WORD("add   r10", "add   r11", "add   r12", "add   lr")         \
-    "8:\n"
+/* The plain block: 32 steps of int8_mac_m0.h's MAC step, the weights read by LDM (r1 advancing). */
+#define PZ_XSTR(V) PZ_STR(V)
+#define PZ_STR(V) #V
+#define PZ_PW_STEP_BYTES 54
+#define PZ_PW_BLOCK \
+    "20:\n" \
+    PZ_Q8_MAC_K("0") \
+    "21:\n" \
+    PZ_PW_MAC_K_1_31(PZ_Q8_MAC_K) \
+    "    .if (21b - 20b) != " PZ_Q8_MAC_K_BYTES " || " PZ_Q8_MAC_K_BYTES " != " PZ_XSTR(PZ_PW_STEP_BYTES) "\n" \
+    "    .error \"PZ_PW_STEP_BYTES is not the size of one MAC step\"\n" \
+    "    .endif\n"
 
-PZ_PW_FN("pz_q8_pw_m0", PZ_Q8_MAC_K, PZ_Q8_MAC_K_BYTES)
-PZ_PW_FN("pz_q8_pwz_m0", PZ_PW_MAC_K_SKIP0, "62")
+/* The zero-skipping block (pad == 0: the input's zero point is the byte 0, ReLU outputs; an input byte 0 adds
+ * nothing to any lane nor to 128 X). Its weights are read at fixed offsets from r1 (LDR [r1, #8 k], k = the step's
+ * index mod 16; r1 steps 128 bytes after each half block), so a zero byte costs LDRB, CMP, BEQ (5 cycles) and a
+ * non-zero one 32, against 7 and 33 for conv_q8_m0.c's step, which advances r1 past the skipped weights. A group's
+ * r1 starts w_back = 8 lead - (lead >= 16 ? 128 : 0) bytes before its first weight, so the step the block is entered
+ * at reads that weight, and ends at the next group's header. */
+#define PZ_PW_STEP_Z_BYTES 58
+#define PZ_PW_MAC_WORD_AT(OFF, a0, a1, a2, a3) \
+    "    ldr   r3, [r1, #" OFF "]\n" \
+    "    sxth  r4, r3\n" \
+    "    asrs  r5, r4, #8\n" \
+    "    muls  r4, r2, r4\n" \
+    "    " a0 ", r4\n" \
+    "    muls  r5, r2, r5\n" \
+    "    " a1 ", r5\n" \
+    "    asrs  r4, r3, #16\n" \
+    "    muls  r4, r2, r4\n" \
+    "    " a2 ", r4\n" \
+    "    asrs  r3, r3, #24\n" \
+    "    muls  r3, r2, r3\n" \
+    "    " a3 ", r3\n"
+#define PZ_PW_MAC_Z(X, W0, W1) \
+    "    ldrb  r2, [r0, #" X "]\n" \
+    "    cmp   r2, #0\n" \
+    "    beq   8f\n" \
+    PZ_PW_MAC_WORD_AT(W0, "adds  r6, r6", "adds  r7, r7", "add   r8", "add   r9") \
+    PZ_PW_MAC_WORD_AT(W1, "add   r10", "add   r11", "add   r12", "add   lr") \
+    "8:\n"
+/* Steps k = 0..31 read x[k] and the weights at 8 (k mod 16) and 8 (k mod 16) + 4; r1 steps 128 after step 15. */
+#define PZ_PW_BLOCK_Z \
+    "20:\n" \
+    PZ_PW_MAC_Z("0", "0", "4") \
+    "21:\n" \
+    PZ_PW_MAC_Z("1", "8", "12") PZ_PW_MAC_Z("2", "16", "20") PZ_PW_MAC_Z("3", "24", "28") \
+    PZ_PW_MAC_Z("4", "32", "36") PZ_PW_MAC_Z("5", "40", "44") PZ_PW_MAC_Z("6", "48", "52") \
+    PZ_PW_MAC_Z("7", "56", "60") PZ_PW_MAC_Z("8", "64", "68") PZ_PW_MAC_Z("9", "72", "76") \
+    PZ_PW_MAC_Z("10", "80", "84") PZ_PW_MAC_Z("11", "88", "92") PZ_PW_MAC_Z("12", "96", "100") \
+    PZ_PW_MAC_Z("13", "104", "108") PZ_PW_MAC_Z("14", "112", "116") PZ_PW_MAC_Z("15", "120", "124") \
+    "22:\n" \
+    "    adds  r1, #128\n" \
+    PZ_PW_MAC_Z("16", "0", "4") PZ_PW_MAC_Z("17", "8", "12") PZ_PW_MAC_Z("18", "16", "20") \
+    PZ_PW_MAC_Z("19", "24", "28") PZ_PW_MAC_Z("20", "32", "36") PZ_PW_MAC_Z("21", "40", "44") \
+    PZ_PW_MAC_Z("22", "48", "52") PZ_PW_MAC_Z("23", "56", "60") PZ_PW_MAC_Z("24", "64", "68") \
+    PZ_PW_MAC_Z("25", "72", "76") PZ_PW_MAC_Z("26", "80", "84") PZ_PW_MAC_Z("27", "88", "92") \
+    PZ_PW_MAC_Z("28", "96", "100") PZ_PW_MAC_Z("29", "104", "108") PZ_PW_MAC_Z("30", "112", "116") \
+    PZ_PW_MAC_Z("31", "120", "124") \
+    "    .if (21b - 20b) != " PZ_XSTR(PZ_PW_STEP_Z_BYTES) " || (22b - 20b) != 16 * " PZ_XSTR(PZ_PW_STEP_Z_BYTES) "\n" \
+    "    .error \"PZ_PW_STEP_Z_BYTES is not the size of one zero-skipping step\"\n" \
+    "    .endif\n"
+#define PZ_PW_W_BACK \
+    "    ldr   r4, [sp, #56]\n" \
+    "    subs  r1, r1, r4\n"
+
+PZ_PW_FN("pz_q8_pw_m0", PZ_PW_BLOCK, "", "")
+PZ_PW_FN("pz_q8_pwz_m0", PZ_PW_BLOCK_Z, "    adds  r1, #128\n", PZ_PW_W_BACK)
 
 #endif
 
@@ -282,13 +334,16 @@ int pz_pwconv_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
     a.c = C;
     a.lead = (32u - C % 32u) % 32u;
     a.rq_end = l->rq + PZ_Q8_RQ_WORDS * K;
-    a.unused = 0;
+    const uint32_t zero_skipping = l->pad == 0;
+    /* the zero-skipping block's steps are PZ_PW_STEP_Z_BYTES long with a 2-byte ADDS after its step 15 */
+    a.entry = zero_skipping ? a.lead * PZ_PW_STEP_Z_BYTES + (a.lead >= 16u ? 2u : 0u) : a.lead * PZ_PW_STEP_BYTES;
+    a.w_back = zero_skipping ? 8u * a.lead - (a.lead >= 16u ? 128u : 0u) : 0u;
     a.rq = l->rq;
     a.add = (uint32_t)(l->out_zp + l->out_xor);
     a.lo = (uint32_t)(l->act_min + l->out_xor);
     a.hi = (uint32_t)(l->act_max + l->out_xor);
     void (*const loop)(const uint8_t *, const uint8_t *, const pz_pw_args_t *, uint8_t *) =
-        l->pad == 0 ? pz_q8_pwz_m0 : pz_q8_pw_m0;
+        zero_skipping ? pz_q8_pwz_m0 : pz_q8_pw_m0;
     a.pixels = (uint32_t)s->out_h * s->out_w;
     if (a.pixels) loop(xu, l->w, &a, y);
     return 1;
