@@ -15,6 +15,8 @@
  *   registers (no accumulator store and reload), its record {L, A, m' << 8 | s} loaded by one LDM: per output LDM,
  *   two compares, LSRS, MULS, ASRS, ADCS, STRB (14 cycles inside the clamp), plus 1 to combine an even lane with
  *   its odd one (acc_even = A_even - 256 A_odd) and 1 to move a lane from a high register.
+ * Inputs whose zero point is the byte 0 (ReLU outputs) take the zero-skipping loop, whose block steps over a zero
+ * byte in 5 cycles (PZ_PW_BLOCK_Z).
  *
  * Write order (outputs written over their own input, docs/FIRMWARE.md "Overlapped outputs"): output pixels in
  * increasing order, a pixel's groups in order; pixel p's window is read for its sum and once per group, the last
@@ -30,7 +32,7 @@ typedef struct {
     uint32_t c;             /* input channels: bytes per pixel, a multiple of 4, 4..1024 */
     uint32_t lead;          /* (32 - C mod 32) mod 32: the unrolled block's steps before a pixel's first byte */
     const int32_t *rq_end;  /* past the records of output channel K - 1: a pixel's last group is done */
-    uint32_t w_back;        /* the zero-skipping loop: from a group's first weight back to the block's base */
+    uint32_t w_back;        /* the zero-skipping loop: bytes from a group's first weight back to r1 at entry */
     const int32_t *rq;      /* the records of output channel 0 (conv.h rq) */
     uint32_t add, lo, hi;   /* out_zp + out_xor, act_min + out_xor, act_max + out_xor */
     uint32_t pixels;        /* > 0 */
@@ -157,7 +159,8 @@ void pz_q8_pwz_m0(const uint8_t *x, const uint8_t *w, const pz_pw_args_t *a, uin
     "    ldr   " S ", [sp, #40]\n" \
     "    b     6" N STORE_DIR "\n"
 
-/* r0 = x (the batch's first pixel), r1 = the first group's header, r2 = the pz_pw_args_t, r3 = y. */
+/* r0 = x (the first pixel), r1 = the first group's header, r2 = the pz_pw_args_t, r3 = y; BLOCK = the 32 MAC steps,
+ * BLOCK_END and W_BACK what the zero-skipping block adds at the block's end and at a group's start. */
 #define PZ_PW_FN(NAME, BLOCK, BLOCK_END, W_BACK) \
 __asm__( \
     PZ_M0_FUNC(NAME) \
