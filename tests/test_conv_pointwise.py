@@ -72,7 +72,7 @@ def test_pointwise_bit_exact_in_emulator(m0, case, out_xor):  # noqa: F811
 
 
 @pytest.mark.parametrize("h,w,c,k", [
-    (6, 8, 8, 16),     # pd_mobilenet's 8 -> 16: two batches (32 + 16 pixels)
+    (6, 8, 8, 16),     # pd_mobilenet's 8 -> 16, 48 pixels
     (3, 5, 16, 32),
     (2, 3, 32, 32),    # C a multiple of 32: entered at the block's first byte, one block
     (2, 2, 32, 64),
@@ -133,7 +133,7 @@ def test_older_multipliers_keep_the_general_path(m0):  # noqa: F811
 
 
 @pytest.mark.parametrize("h,w,c,k,zero_input", [
-    (6, 6, 8, 16, False),   # pd_mobilenet's expanding 8 -> 16: 36 pixels, two batches
+    (6, 6, 8, 16, False),   # pd_mobilenet's expanding 8 -> 16
     (4, 5, 8, 16, True),    # zero skipping
     (3, 4, 40, 48, False),  # six groups: the window read again for each
     (5, 7, 32, 16, False),  # a shrinking output
