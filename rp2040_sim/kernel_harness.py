@@ -229,7 +229,8 @@ def golden(t):
 
 
 # -- conv kernels (firmware/kernels/conv*.c) ----------------------------------------------------------------------
-CONV_SOURCES = [KERNELS / n for n in ("int8_common.c", "conv_q8_ref.c", "conv_q8_m0.c", "dwconv_q8_m0.c")]
+CONV_SOURCES = [KERNELS / n for n in ("int8_common.c", "conv_q8_ref.c", "conv_q8_m0.c", "dwconv_q8_m0.c",
+                                       "pwconv_q8_m0.c")]
 CONV_SHAPE_FIELDS = ([(n, ctypes.c_uint16) for n in ("in_h", "in_w", "in_c", "out_h", "out_w", "out_c")]
                      + [(n, ctypes.c_uint8) for n in ("k_h", "k_w", "stride_h", "stride_w", "pad_top", "pad_left")])
 

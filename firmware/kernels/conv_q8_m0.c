@@ -962,6 +962,7 @@ static pz_px8_fn px8_for(const pz_q8_conv_t *l, const pz_requant_run_t *rq, uint
 }
 
 void pz_conv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
+    if (pz_pwconv_q8_m0(l, xu, y)) return;  /* pointwise layers: pwconv_q8_m0.c */
     const pz_conv_shape_t *s = &l->s;
     const uint32_t C = s->in_c, K = s->out_c, n_win = ((uint32_t)s->k_h * s->k_w * C + 3u) & ~3u;
     const uint32_t row = (uint32_t)s->in_w * C, run = (uint32_t)s->k_w * C;

@@ -49,6 +49,11 @@ static inline void pz_q8_requant_run(pz_requant_run_t *r, const int32_t *acc, ui
     pz_q8_requant_c(r, acc, y, n, mult, shift, l);
 }
 
+/* The pointwise kernel (pwconv_q8_m0.c): runs a 1x1 stride-1 unpadded conv2d and returns 1, or returns 0 for a
+ * layer it does not take (no one-multiply records, K not a multiple of 8, the host build), which pz_conv2d_q8_m0
+ * then runs itself. */
+int pz_pwconv_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y);
+
 /* Scratch of the 3x3 depthwise kernel (pz_conv_q8_scratch_bytes with depthwise set, k 3x3). */
 uint32_t pz_dwconv_q8_m0_scratch_bytes(const pz_conv_shape_t *s);
 

@@ -1,0 +1,359 @@
+/* Pointwise (1x1, stride 1, unpadded) int8 conv2d for the Cortex-M0+ (conv.h); byte-identical to conv_q8_ref.c.
+ * docs/FIRMWARE.md "Pointwise kernel".
+ *
+ * pz_conv2d_q8_m0 hands every pointwise layer here first; pz_pwconv_q8_m0 returns 0 for what it does not take
+ * (layers without the build's one-multiply records, K not a multiple of 8, C not a multiple of 4 or above 1024, an
+ * input not 4-byte aligned, an out_xor other than 0 / 0x80, the host build), which conv_q8_m0.c then runs. A
+ * pointwise window is one input pixel, C contiguous bytes; the conv8 weights of a group of 8 output channels are its
+ * 32-byte header then 8 bytes per input channel, as for every conv2d. One call does the whole layer, pixel by pixel,
+ * and for each pixel:
+ * - X = the pixel's byte sum (SWAR over its words, 7 cycles a word, below);
+ * - every group: the lanes start at the header with 128 X taken from the even ones (the layout's + 128 on even
+ *   lanes), so the output stage needs no X; the MAC steps (int8_mac_m0.h, 30 cycles per 8 MACs) run straight
+ *   through blocks of 32 input bytes (one block test per 256 MACs), the pixel's C bytes entered at byte
+ *   32 - C mod 32 of the unrolled block through a computed jump; then the one-multiply output stage on the lanes in
+ *   registers (no accumulator store and reload), its record {L, A, m' << 8 | s} loaded by one LDM: per output LDM,
+ *   two compares, LSRS, MULS, ASRS, ADCS, STRB (14 cycles inside the clamp), plus 1 to combine an even lane with
+ *   its odd one (acc_even = A_even - 256 A_odd) and 1 to move a lane from a high register.
+ * Inputs whose zero point is the byte 0 (ReLU outputs) take the zero-skipping loop, whose block steps over a zero
+ * byte in 5 cycles (PZ_PW_BLOCK_Z).
+ *
+ * Write order (outputs written over their own input, docs/FIRMWARE.md "Overlapped outputs"): output pixels in
+ * increasing order, a pixel's groups in order; pixel p's window is read for its sum and once per group, the last
+ * time before its last group's outputs are written: after writing any byte of output pixel p the kernel reads only
+ * window p and later ones (convgen.OVERLAP_LOOKBACK "conv2d" = 8 holds with room). */
+#include "conv.h"
+#include "int8_impl.h"
+#include "int8_mac_m0.h"
+#include "conv_q8_m0.h"
+
+/* What the Thumb-1 loop reads (in this order; offsets checked below). */
+typedef struct {
+    uint32_t c;             /* input channels: bytes per pixel, a multiple of 4, 4..1024 */
+    uint32_t lead;          /* (32 - C mod 32) mod 32: the unrolled block's steps before a pixel's first byte */
+    const int32_t *rq_end;  /* past the records of output channel K - 1: a pixel's last group is done */
+    uint32_t w_back;        /* the zero-skipping loop: bytes from a group's first weight back to r1 at entry */
+    const int32_t *rq;      /* the records of output channel 0 (conv.h rq) */
+    uint32_t add, lo, hi;   /* out_zp + out_xor, act_min + out_xor, act_max + out_xor */
+    uint32_t pixels;        /* > 0 */
+    uint32_t entry;         /* bytes from the block's start to the step of the pixel's first byte */
+} pz_pw_args_t;
+
+#if PZ_Q8_M0_ASM
+_Static_assert(__builtin_offsetof(pz_pw_args_t, rq) == 16 && __builtin_offsetof(pz_pw_args_t, entry) == 36,
+               "pz_pw_args_t offsets");
+
+void pz_q8_pw_m0(const uint8_t *x, const uint8_t *w, const pz_pw_args_t *a, uint8_t *y);
+void pz_q8_pwz_m0(const uint8_t *x, const uint8_t *w, const pz_pw_args_t *a, uint8_t *y);
+
+/* Frame: [sp] = end of this pixel's bytes, [sp+4] = entry into the block, [sp+8] = this pixel's first byte - lead,
+ * [sp+16] = rq_end, [sp+20] = 0x00FF00FF, [sp+24] = this group's records,
+ * [sp+28] = y of this group, [sp+32] = add, [sp+36] = act_min + out_xor, [sp+40] = act_max + out_xor, [sp+44] = rq,
+ * [sp+48] = pixels left, [sp+52] = C, [sp+56] = w_back, [sp+60] = the first group, [sp+64] = the next group,
+ * [sp+68] = 128 X of this pixel. */
+
+/* A new pixel: records from channel 0, its 128 X, r1 = the first group's header. X is summed over the pixel's words
+ * w (C / 4 <= 256 of them, by pairs): R = the sum of w >> 8 = B1 + 2^8 B2 + 2^16 B3 and E = the sum of
+ * w & 0x00FF00FF = B0 + 2^16 B2 (Bi: the sum of byte i of the words, <= 255 * 256 = 65,280; R <= 2^32 - 256), then
+ * X = B0 + B1 + B2 + B3 from the 16-bit fields of E and R - 2^8 B2: 7 cycles a word. */
+#define PZ_PW_PIXEL_START \
+    "    ldr   r4, [sp, #44]\n" \
+    "    str   r4, [sp, #24]\n" \
+    "    ldr   r1, [sp]\n" \
+    "    ldr   r4, [sp, #52]\n" \
+    "    subs  r0, r1, r4\n"                /* the pixel's first byte */ \
+    "    ldr   r6, [sp, #20]\n"             /* 0x00FF00FF */ \
+    "    movs  r2, #0\n" \
+    "    movs  r3, #0\n" \
+    "    lsls  r4, r4, #29\n" \
+    "    bpl   32f\n"                       /* an odd number of words: the first alone */ \
+    "    ldm   r0!, {r4}\n" \
+    "    lsrs  r2, r4, #8\n" \
+    "    ands  r4, r6\n" \
+    "    movs  r3, r4\n" \
+    "    cmp   r0, r1\n" \
+    "    beq   33f\n" \
+    "32:\n" \
+    "    ldm   r0!, {r4, r5}\n" \
+    "    lsrs  r7, r4, #8\n" \
+    "    adds  r2, r2, r7\n" \
+    "    ands  r4, r6\n" \
+    "    adds  r3, r3, r4\n" \
+    "    lsrs  r7, r5, #8\n" \
+    "    adds  r2, r2, r7\n" \
+    "    ands  r5, r6\n" \
+    "    adds  r3, r3, r5\n" \
+    "    cmp   r0, r1\n" \
+    "    bne   32b\n" \
+    "33:\n" \
+    "    lsrs  r4, r3, #16\n"               /* B2 */ \
+    "    uxth  r3, r3\n"                    /* B0 */ \
+    "    adds  r3, r3, r4\n" \
+    "    lsls  r4, r4, #8\n" \
+    "    subs  r2, r2, r4\n"                /* B1 + 2^16 B3 */ \
+    "    uxth  r4, r2\n" \
+    "    lsrs  r2, r2, #16\n" \
+    "    adds  r3, r3, r4\n" \
+    "    adds  r3, r3, r2\n" \
+    "    lsls  r0, r3, #7\n"                /* 128 X */ \
+    "    str   r0, [sp, #68]\n" \
+    "    ldr   r1, [sp, #60]\n"
+
+/* A group (r1 = its header): lanes r6, r7, r8 .. r12, lr from the header, the even ones (r6, r8, r10, r12) less
+ * 128 X, then into the block at the pixel's first byte (r0 = that byte - lead). */
+#define PZ_PW_GROUP_START(W_BACK) \
+    "    ldr   r0, [sp, #68]\n" \
+    "    ldm   r1!, {r2, r3, r4, r5}\n" \
+    "    subs  r4, r4, r0\n" \
+    "    mov   r8, r4\n" \
+    "    mov   r9, r5\n" \
+    "    subs  r6, r2, r0\n" \
+    "    movs  r7, r3\n" \
+    "    ldm   r1!, {r2, r3, r4, r5}\n" \
+    "    subs  r2, r2, r0\n" \
+    "    subs  r4, r4, r0\n" \
+    "    mov   r10, r2\n" \
+    "    mov   r11, r3\n" \
+    "    mov   r12, r4\n" \
+    "    mov   lr, r5\n" \
+    W_BACK \
+    "    ldr   r0, [sp, #8]\n" \
+    "    ldr   r5, [sp, #4]\n" \
+    "    mov   pc, r5\n"
+
+/* Bytes 1..31 of the unrolled block (byte 0 comes before). */
+#define PZ_PW_MAC_K_1_31(MAC_K) \
+    MAC_K("1") MAC_K("2") MAC_K("3") MAC_K("4") MAC_K("5") MAC_K("6") MAC_K("7") MAC_K("8") MAC_K("9") \
+    MAC_K("10") MAC_K("11") MAC_K("12") MAC_K("13") MAC_K("14") MAC_K("15") MAC_K("16") MAC_K("17") MAC_K("18") \
+    MAC_K("19") MAC_K("20") MAC_K("21") MAC_K("22") MAC_K("23") MAC_K("24") MAC_K("25") MAC_K("26") MAC_K("27") \
+    MAC_K("28") MAC_K("29") MAC_K("30") MAC_K("31")
+
+/* One output from lane S (r6 or r7): the record {L, A, w = m' << 8 | s} by one LDM (r0 advancing); acc <= L: act_min,
+ * acc >= A: act_max (out of line at LOW / HIGH, back to STORE); else round_half_up(acc m' / 2^s) + add by MULS,
+ * ASRS (the carry holds the last bit shifted out) and ADCS (pz_q8_requant_rec_m0's steps and bytes). r1 = y of the
+ * group, r5 = add. */
+#define PZ_PW_OUT(S, I, LOW, HIGH, STORE) \
+    "    ldm   r0!, {r2, r3, r4}\n" \
+    "    cmp   " S ", r2\n" \
+    "    ble   " LOW "\n" \
+    "    cmp   " S ", r3\n" \
+    "    bge   " HIGH "\n" \
+    "    lsrs  r3, r4, #8\n" \
+    "    muls  " S ", r3, " S "\n" \
+    "    asrs  " S ", r4\n" \
+    "    adcs  " S ", r5\n" \
+    STORE ":\n" \
+    "    strb  " S ", [r1, #" I "]\n"
+/* Lanes r6 (even) and r7 (odd) to outputs I0, I1: acc_even = lane_even - 256 lane_odd. Labels 4N.. (act_min),
+ * 5N.. (act_max), 6N.. (store), DIR the side their out-of-line stubs lie on ("b" before, "f" after). */
+#define PZ_PW_PAIR(N0, N1, DIR) \
+    "    lsls  r4, r7, #8\n" \
+    "    subs  r6, r6, r4\n" \
+    PZ_PW_OUT("r6", N0, "4" N0 DIR, "5" N0 DIR, "6" N0) \
+    PZ_PW_OUT("r7", N1, "4" N1 DIR, "5" N1 DIR, "6" N1)
+#define PZ_PW_STUBS(S, N, STORE_DIR) \
+    "4" N ":\n" \
+    "    ldr   " S ", [sp, #36]\n" \
+    "    b     6" N STORE_DIR "\n" \
+    "5" N ":\n" \
+    "    ldr   " S ", [sp, #40]\n" \
+    "    b     6" N STORE_DIR "\n"
+
+/* r0 = x (the first pixel), r1 = the first group's header, r2 = the pz_pw_args_t, r3 = y; BLOCK = the 32 MAC steps,
+ * BLOCK_END and W_BACK what the zero-skipping block adds at the block's end and at a group's start. */
+#define PZ_PW_FN(NAME, BLOCK, BLOCK_END, W_BACK) \
+__asm__( \
+    PZ_M0_FUNC(NAME) \
+    PZ_M0_SAVE_R4_R11 \
+    "    sub   sp, #72\n" \
+    "    str   r3, [sp, #28]\n" \
+    "    str   r1, [sp, #60]\n" \
+    "    ldm   r2!, {r3, r4, r5, r6}\n"      /* C, lead, rq_end, w_back */ \
+    "    str   r3, [sp, #52]\n" \
+    "    str   r5, [sp, #16]\n" \
+    "    str   r6, [sp, #56]\n" \
+    "    adds  r3, r0, r3\n" \
+    "    str   r3, [sp]\n"                   /* x + C */ \
+    "    subs  r0, r0, r4\n" \
+    "    str   r0, [sp, #8]\n"               /* x - lead */ \
+    "    ldm   r2!, {r3, r4, r5, r6, r7}\n"  /* rq, add, lo, hi, pixels */ \
+    "    str   r3, [sp, #44]\n" \
+    "    str   r4, [sp, #32]\n" \
+    "    str   r5, [sp, #36]\n" \
+    "    str   r6, [sp, #40]\n" \
+    "    str   r7, [sp, #48]\n" \
+    "    movs  r4, #0xFF\n" \
+    "    lsls  r5, r4, #16\n" \
+    "    orrs  r4, r5\n" \
+    "    str   r4, [sp, #20]\n"             /* the byte-sum mask 0x00FF00FF */ \
+    "    ldm   r2!, {r4}\n"                  /* entry */ \
+    "    mov   r5, pc\n"                     /* the address of label 19 */ \
+    "    adds  r5, r5, r4\n" \
+    "19:\n" \
+    "    adds  r5, #(13f - 19b)\n" \
+    "    str   r5, [sp, #4]\n"               /* the block + entry */ \
+    PZ_PW_PIXEL_START \
+    PZ_PW_GROUP_START(W_BACK) \
+    "13:\n" \
+    BLOCK \
+    "    adds  r0, #32\n" \
+    BLOCK_END \
+    "    ldr   r4, [sp]\n" \
+    "    cmp   r0, r4\n" \
+    "    beq   15f\n" \
+    "    b     13b\n" \
+    PZ_PW_STUBS("r6", "0", "f") \
+    PZ_PW_STUBS("r7", "1", "f") \
+    PZ_PW_STUBS("r6", "2", "f") \
+    PZ_PW_STUBS("r7", "3", "f") \
+    "15:\n"                                  /* the group's dot products are done: r1 = the next group */ \
+    "    str   r1, [sp, #64]\n" \
+    "    ldr   r0, [sp, #24]\n" \
+    "    ldr   r1, [sp, #28]\n" \
+    "    ldr   r5, [sp, #32]\n" \
+    PZ_PW_PAIR("0", "1", "b") \
+    "    mov   r6, r8\n" \
+    "    mov   r7, r9\n" \
+    PZ_PW_PAIR("2", "3", "b") \
+    "    mov   r6, r10\n" \
+    "    mov   r7, r11\n" \
+    PZ_PW_PAIR("4", "5", "f") \
+    "    mov   r6, r12\n" \
+    "    mov   r7, lr\n" \
+    PZ_PW_PAIR("6", "7", "f") \
+    "    adds  r1, #8\n" \
+    "    str   r1, [sp, #28]\n" \
+    "    str   r0, [sp, #24]\n" \
+    "    ldr   r4, [sp, #16]\n" \
+    "    cmp   r0, r4\n"                      /* past the last channel's records: the pixel is done */ \
+    "    beq   17f\n" \
+    "    ldr   r1, [sp, #64]\n" \
+    PZ_PW_GROUP_START(W_BACK) \
+    PZ_PW_STUBS("r6", "4", "b") \
+    PZ_PW_STUBS("r7", "5", "b") \
+    PZ_PW_STUBS("r6", "6", "b") \
+    PZ_PW_STUBS("r7", "7", "b") \
+    "17:\n"                                  /* the pixel is done: the next one */ \
+    "    ldr   r5, [sp, #52]\n" \
+    "    ldr   r4, [sp, #8]\n" \
+    "    adds  r4, r4, r5\n" \
+    "    str   r4, [sp, #8]\n" \
+    "    ldr   r4, [sp]\n" \
+    "    adds  r4, r4, r5\n" \
+    "    str   r4, [sp]\n" \
+    "    ldr   r4, [sp, #48]\n" \
+    "    subs  r4, #1\n" \
+    "    str   r4, [sp, #48]\n" \
+    "    beq   18f\n" \
+    PZ_PW_PIXEL_START \
+    PZ_PW_GROUP_START(W_BACK) \
+    "18:\n" \
+    "    add   sp, #72\n" \
+    PZ_M0_RESTORE_R4_R11_RETURN \
+    "    .size   " NAME ", . - " NAME "\n" \
+    "    .popsection\n");
+
+/* The plain block: 32 steps of int8_mac_m0.h's MAC step, the weights read by LDM (r1 advancing). */
+#define PZ_XSTR(V) PZ_STR(V)
+#define PZ_STR(V) #V
+#define PZ_PW_STEP_BYTES 54
+#define PZ_PW_BLOCK \
+    "20:\n" \
+    PZ_Q8_MAC_K("0") \
+    "21:\n" \
+    PZ_PW_MAC_K_1_31(PZ_Q8_MAC_K) \
+    "    .if (21b - 20b) != " PZ_Q8_MAC_K_BYTES " || " PZ_Q8_MAC_K_BYTES " != " PZ_XSTR(PZ_PW_STEP_BYTES) "\n" \
+    "    .error \"PZ_PW_STEP_BYTES is not the size of one MAC step\"\n" \
+    "    .endif\n"
+
+/* The zero-skipping block (pad == 0: the input's zero point is the byte 0, ReLU outputs; an input byte 0 adds
+ * nothing to any lane nor to 128 X). Its weights are read at fixed offsets from r1 (LDR [r1, #8 k], k = the step's
+ * index mod 16; r1 steps 128 bytes after each half block), so a zero byte costs LDRB, CMP, BEQ (5 cycles) and a
+ * non-zero one 32, against 7 and 33 for conv_q8_m0.c's step, which advances r1 past the skipped weights. A group's
+ * r1 starts w_back = 8 lead - (lead >= 16 ? 128 : 0) bytes before its first weight, so the step the block is entered
+ * at reads that weight, and ends at the next group's header. */
+#define PZ_PW_STEP_Z_BYTES 58
+#define PZ_PW_MAC_WORD_AT(OFF, a0, a1, a2, a3) \
+    "    ldr   r3, [r1, #" OFF "]\n" \
+    "    sxth  r4, r3\n" \
+    "    asrs  r5, r4, #8\n" \
+    "    muls  r4, r2, r4\n" \
+    "    " a0 ", r4\n" \
+    "    muls  r5, r2, r5\n" \
+    "    " a1 ", r5\n" \
+    "    asrs  r4, r3, #16\n" \
+    "    muls  r4, r2, r4\n" \
+    "    " a2 ", r4\n" \
+    "    asrs  r3, r3, #24\n" \
+    "    muls  r3, r2, r3\n" \
+    "    " a3 ", r3\n"
+#define PZ_PW_MAC_Z(X, W0, W1) \
+    "    ldrb  r2, [r0, #" X "]\n" \
+    "    cmp   r2, #0\n" \
+    "    beq   8f\n" \
+    PZ_PW_MAC_WORD_AT(W0, "adds  r6, r6", "adds  r7, r7", "add   r8", "add   r9") \
+    PZ_PW_MAC_WORD_AT(W1, "add   r10", "add   r11", "add   r12", "add   lr") \
+    "8:\n"
+/* Steps k = 0..31 read x[k] and the weights at 8 (k mod 16) and 8 (k mod 16) + 4; r1 steps 128 after step 15. */
+#define PZ_PW_BLOCK_Z \
+    "20:\n" \
+    PZ_PW_MAC_Z("0", "0", "4") \
+    "21:\n" \
+    PZ_PW_MAC_Z("1", "8", "12") PZ_PW_MAC_Z("2", "16", "20") PZ_PW_MAC_Z("3", "24", "28") \
+    PZ_PW_MAC_Z("4", "32", "36") PZ_PW_MAC_Z("5", "40", "44") PZ_PW_MAC_Z("6", "48", "52") \
+    PZ_PW_MAC_Z("7", "56", "60") PZ_PW_MAC_Z("8", "64", "68") PZ_PW_MAC_Z("9", "72", "76") \
+    PZ_PW_MAC_Z("10", "80", "84") PZ_PW_MAC_Z("11", "88", "92") PZ_PW_MAC_Z("12", "96", "100") \
+    PZ_PW_MAC_Z("13", "104", "108") PZ_PW_MAC_Z("14", "112", "116") PZ_PW_MAC_Z("15", "120", "124") \
+    "22:\n" \
+    "    adds  r1, #128\n" \
+    PZ_PW_MAC_Z("16", "0", "4") PZ_PW_MAC_Z("17", "8", "12") PZ_PW_MAC_Z("18", "16", "20") \
+    PZ_PW_MAC_Z("19", "24", "28") PZ_PW_MAC_Z("20", "32", "36") PZ_PW_MAC_Z("21", "40", "44") \
+    PZ_PW_MAC_Z("22", "48", "52") PZ_PW_MAC_Z("23", "56", "60") PZ_PW_MAC_Z("24", "64", "68") \
+    PZ_PW_MAC_Z("25", "72", "76") PZ_PW_MAC_Z("26", "80", "84") PZ_PW_MAC_Z("27", "88", "92") \
+    PZ_PW_MAC_Z("28", "96", "100") PZ_PW_MAC_Z("29", "104", "108") PZ_PW_MAC_Z("30", "112", "116") \
+    PZ_PW_MAC_Z("31", "120", "124") \
+    "    .if (21b - 20b) != " PZ_XSTR(PZ_PW_STEP_Z_BYTES) " || (22b - 20b) != 16 * " PZ_XSTR(PZ_PW_STEP_Z_BYTES) "\n" \
+    "    .error \"PZ_PW_STEP_Z_BYTES is not the size of one zero-skipping step\"\n" \
+    "    .endif\n"
+#define PZ_PW_W_BACK \
+    "    ldr   r4, [sp, #56]\n" \
+    "    subs  r1, r1, r4\n"
+
+PZ_PW_FN("pz_q8_pw_m0", PZ_PW_BLOCK, "", "")
+PZ_PW_FN("pz_q8_pwz_m0", PZ_PW_BLOCK_Z, "    adds  r1, #128\n", PZ_PW_W_BACK)
+
+#endif
+
+int pz_pwconv_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
+#if PZ_Q8_M0_ASM
+    const pz_conv_shape_t *s = &l->s;
+    const uint32_t C = s->in_c, K = s->out_c;
+    if (s->k_h != 1 || s->k_w != 1 || s->stride_h != 1 || s->stride_w != 1 || s->pad_top || s->pad_left ||
+        s->in_w != s->out_w || s->in_h != s->out_h || !l->rq || (l->out_xor & 0x7Fu) || K % 8u || C % 4u ||
+        C > 1024u || ((uintptr_t)xu & 3u)) {
+        return 0;
+    }
+    pz_pw_args_t a;
+    a.c = C;
+    a.lead = (32u - C % 32u) % 32u;
+    a.rq_end = l->rq + PZ_Q8_RQ_WORDS * K;
+    const uint32_t zero_skipping = l->pad == 0;
+    /* the zero-skipping block's steps are PZ_PW_STEP_Z_BYTES long with a 2-byte ADDS after its step 15 */
+    a.entry = zero_skipping ? a.lead * PZ_PW_STEP_Z_BYTES + (a.lead >= 16u ? 2u : 0u) : a.lead * PZ_PW_STEP_BYTES;
+    a.w_back = zero_skipping ? 8u * a.lead - (a.lead >= 16u ? 128u : 0u) : 0u;
+    a.rq = l->rq;
+    a.add = (uint32_t)(l->out_zp + l->out_xor);
+    a.lo = (uint32_t)(l->act_min + l->out_xor);
+    a.hi = (uint32_t)(l->act_max + l->out_xor);
+    void (*const loop)(const uint8_t *, const uint8_t *, const pz_pw_args_t *, uint8_t *) =
+        zero_skipping ? pz_q8_pwz_m0 : pz_q8_pw_m0;
+    a.pixels = (uint32_t)s->out_h * s->out_w;
+    if (a.pixels) loop(xu, l->w, &a, y);
+    return 1;
+#else
+    (void)l;
+    (void)xu;
+    (void)y;
+    return 0;
+#endif
+}
