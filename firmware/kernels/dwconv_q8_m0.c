@@ -690,8 +690,11 @@ void pz_dwconv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
     }
     const int32_t *mult = l->multiplier;
     const int8_t *shift = l->shift;
+    /* the output stage of the accumulator loops, set up on their first use: with the build's records (out_xor 0
+     * or 0x80, as pz_q8_requant_init decides rec) most layers never take them, and its pass over the C shifts
+     * cost about 23 cycles a channel */
     pz_requant_run_t rq;
-    pz_q8_requant_init(&rq, l, C, 1);
+    uint32_t rq_ready = 0;
     int32_t *acc = (int32_t *)(void *)l->scratch;
     uint8_t *band = l->scratch + dw_band_at(s);
 #if PZ_Q8_M0_ASM
@@ -700,7 +703,7 @@ void pz_dwconv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
     pz_dw_out_t out = {C, row, l->rq, l->out_zp + l->out_xor, l->act_min + l->out_xor, l->act_max + l->out_xor,
                        1u, 0u, 0u};
 #endif
-    const uint32_t fused = PZ_Q8_M0_ASM && rq.rec;
+    const uint32_t fused = PZ_Q8_M0_ASM && l->rq != 0 && (l->out_xor & 0x7Fu) == 0;  /* = rq.rec */
     for (uint32_t oy = 0; oy < s->out_h; oy++) {
         const int32_t iy0 = (int32_t)(oy * s->stride_h) - s->pad_top;
         const int rows_in = iy0 >= 0 && iy0 + 3 <= (int32_t)s->in_h;
@@ -749,6 +752,10 @@ void pz_dwconv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
             }
 #endif
             dw3x3_run(x, l->w, acc, C, x_row, sw, n);
+            if (!rq_ready) {
+                pz_q8_requant_init(&rq, l, C, 1);
+                rq_ready = 1;
+            }
             for (uint32_t k = 0; k < n; k++) pz_q8_requant_run(&rq, acc + k * C, y + k * C, C, mult, shift, l);
             ox += n;
             y += n * C;
