@@ -481,49 +481,46 @@ void pz_q8_dw3x3_triple2_out_m0(const uint8_t *x, const uint8_t *w, uint8_t *y, 
 PZ_DW_OUT_FN("pz_q8_dw3x3_triple2_out_m0", PZ_DW_TRIPLE2_ROW, PZ_DW_SPAN_6C, PZ_DW_INIT3, "", PZ_DW_SAT3)
 
 /* Six pixels side by side at stride 1, fused output stage only (pz_q8_dw3x3_hex_out_m0): the accumulators are
- * r8..r12 and lr, so 3C and the kernel-row step (row - 6C) are not in registers: the row pointer steps 3C as C + 2C
- * and the row step is read from the frame ([sp+36]). One kernel row: 8 bytes, each loaded once, 18 MACs and 8
- * copies (the fewest: a MAC overwrites one operand at its last use, and 8 bytes + 3 weights can be overwritten
- * 10 times here), 64 cycles. Per channel about 334 cycles for 54 MACs (6.2 cycles/MAC) against 233 for 36 (6.5) in
+ * r8..r12 and lr, so 3C and the kernel-row step (row - 6C) are not in registers: the row pointer steps 2C (bytes
+ * 2k + 1 and 2k + 2 at [r0, C] and [r0, 2C] after k steps) and the row step is read from the frame ([sp+36]). One
+ * kernel row: 8 bytes, each loaded once, 18 MACs and 8 copies (the fewest: a MAC overwrites one operand at its last
+ * use, and 8 bytes + 3 weights can be overwritten 10 times here), three 2C steps: 63 cycles. Per channel about 334 cycles for 54 MACs (6.2 cycles/MAC) against 233 for 36 (6.5) in
  * the fused quad, as the bias, the weight extraction and the record loads are shared by six pixels. */
 #define PZ_DW_HEX_ROW                                                                                    \
     "    ldrb  r3, [r0]\n"       PZ_DW_MAC("r3", "r5", "r8")                                             \
     "    ldrb  r3, [r0, r1]\n"   PZ_DW_COPY("r6", "r8") PZ_DW_MAC("r3", "r5", "r9")                      \
     "    ldrb  r3, [r0, r2]\n"   PZ_DW_COPY("r7", "r8") PZ_DW_COPY("r6", "r9") PZ_DW_MAC("r3", "r5", "r10") \
-    "    adds  r0, r0, r1\n"                                                                             \
     "    adds  r0, r0, r2\n"                                                                             \
-    "    ldrb  r3, [r0]\n"       PZ_DW_COPY("r7", "r9") PZ_DW_COPY("r6", "r10") PZ_DW_MAC("r3", "r5", "r11") \
-    "    ldrb  r3, [r0, r1]\n"   PZ_DW_COPY("r7", "r10") PZ_DW_COPY("r6", "r11") PZ_DW_MAC("r3", "r5", "r12") \
-    "    ldrb  r3, [r0, r2]\n"   PZ_DW_MAC("r5", "r3", "lr") PZ_DW_COPY("r7", "r11") PZ_DW_MAC("r3", "r6", "r12") \
-    "    adds  r0, r0, r1\n"                                                                             \
+    "    ldrb  r3, [r0, r1]\n"   PZ_DW_COPY("r7", "r9") PZ_DW_COPY("r6", "r10") PZ_DW_MAC("r3", "r5", "r11") \
+    "    ldrb  r3, [r0, r2]\n"   PZ_DW_COPY("r7", "r10") PZ_DW_COPY("r6", "r11") PZ_DW_MAC("r3", "r5", "r12") \
     "    adds  r0, r0, r2\n"                                                                             \
-    "    ldrb  r3, [r0]\n"       PZ_DW_MAC("r6", "r3", "lr") PZ_DW_MAC("r3", "r7", "r12")                \
+    "    ldrb  r3, [r0, r1]\n"   PZ_DW_MAC("r5", "r3", "lr") PZ_DW_COPY("r7", "r11") PZ_DW_MAC("r3", "r6", "r12") \
+    "    ldrb  r3, [r0, r2]\n"   PZ_DW_MAC("r6", "r3", "lr") PZ_DW_MAC("r3", "r7", "r12")                \
+    "    adds  r0, r0, r2\n"                                                                             \
     "    ldrb  r3, [r0, r1]\n"   PZ_DW_MAC("r3", "r7", "lr")
 /* Stride 2 (pixel k reads columns 2k..2k + 2): 13 bytes, 18 MACs, 4 copies (the even bytes b2..b8, which feed two
- * pixels; b10 and b12 meet u0's and u2's last uses), four C + 2C steps: 74 cycles. */
+ * pixels; b10 and b12 meet u0's and u2's last uses), five 2C steps (as in the stride-1 row; four of 3C took two
+ * ADDS each): 71 cycles. */
 #define PZ_DW_HEX2_ROW                                                                                   \
     "    ldrb  r3, [r0]\n"       PZ_DW_MAC("r3", "r5", "r8")                                             \
     "    ldrb  r3, [r0, r1]\n"   PZ_DW_MAC("r3", "r6", "r8")                                             \
     "    ldrb  r3, [r0, r2]\n"   PZ_DW_COPY("r7", "r8") PZ_DW_MAC("r3", "r5", "r9")                      \
-    "    adds  r0, r0, r1\n"                                                                             \
     "    adds  r0, r0, r2\n"                                                                             \
-    "    ldrb  r3, [r0]\n"       PZ_DW_MAC("r3", "r6", "r9")                                             \
-    "    ldrb  r3, [r0, r1]\n"   PZ_DW_COPY("r7", "r9") PZ_DW_MAC("r3", "r5", "r10")                     \
-    "    ldrb  r3, [r0, r2]\n"   PZ_DW_MAC("r3", "r6", "r10")                                            \
-    "    adds  r0, r0, r1\n"                                                                             \
+    "    ldrb  r3, [r0, r1]\n"   PZ_DW_MAC("r3", "r6", "r9")                                             \
+    "    ldrb  r3, [r0, r2]\n"   PZ_DW_COPY("r7", "r9") PZ_DW_MAC("r3", "r5", "r10")                     \
     "    adds  r0, r0, r2\n"                                                                             \
-    "    ldrb  r3, [r0]\n"       PZ_DW_COPY("r7", "r10") PZ_DW_MAC("r3", "r5", "r11")                    \
+    "    ldrb  r3, [r0, r1]\n"   PZ_DW_MAC("r3", "r6", "r10")                                            \
+    "    ldrb  r3, [r0, r2]\n"   PZ_DW_COPY("r7", "r10") PZ_DW_MAC("r3", "r5", "r11")                    \
+    "    adds  r0, r0, r2\n"                                                                             \
     "    ldrb  r3, [r0, r1]\n"   PZ_DW_MAC("r3", "r6", "r11")                                            \
     "    ldrb  r3, [r0, r2]\n"   PZ_DW_COPY("r7", "r11") PZ_DW_MAC("r3", "r5", "r12")                    \
-    "    adds  r0, r0, r1\n"                                                                             \
     "    adds  r0, r0, r2\n"                                                                             \
-    "    ldrb  r3, [r0]\n"       PZ_DW_MAC("r3", "r6", "r12")                                            \
-    "    ldrb  r3, [r0, r1]\n"   PZ_DW_MAC("r5", "r3", "lr") PZ_DW_MAC("r3", "r7", "r12")                \
-    "    ldrb  r3, [r0, r2]\n"   PZ_DW_MAC("r6", "r3", "lr")                                             \
-    "    adds  r0, r0, r1\n"                                                                             \
+    "    ldrb  r3, [r0, r1]\n"   PZ_DW_MAC("r3", "r6", "r12")                                            \
+    "    ldrb  r3, [r0, r2]\n"   PZ_DW_MAC("r5", "r3", "lr") PZ_DW_MAC("r3", "r7", "r12")                \
     "    adds  r0, r0, r2\n"                                                                             \
-    "    ldrb  r3, [r0]\n"       PZ_DW_MAC("r7", "r3", "lr")
-#define PZ_DW_SPAN_12C "    lsls  r5, r5, #2\n"
+    "    ldrb  r3, [r0, r1]\n"   PZ_DW_MAC("r6", "r3", "lr")                                             \
+    "    ldrb  r3, [r0, r2]\n"   PZ_DW_MAC("r7", "r3", "lr")
+#define PZ_DW_SPAN_10C "    lsls  r5, r2, #2\n    adds  r5, r5, r2\n"
 #define PZ_DW_INIT6 PZ_DW_INIT4 "    mov   r12, r3\n    mov   lr, r3\n"
 #define PZ_DW_ROWSTEP_FRAME "    ldr   r3, [sp, #36]\n    add   r0, r3\n"
 #define PZ_DW_POST_HEX "    mov   r6, lr\n    str   r6, [sp, #36]\n"  /* row - SPAN */
@@ -552,7 +549,7 @@ void pz_q8_dw3x3_hex_out_m0(const uint8_t *x, const uint8_t *w, uint8_t *y, cons
 void pz_q8_dw3x3_hex2_out_m0(const uint8_t *x, const uint8_t *w, uint8_t *y, const pz_dw_out_t *g);
 PZ_DW_GROUP_FN("pz_q8_dw3x3_hex_out_m0", PZ_DW_HEX_ROW, PZ_DW_SPAN_6C, PZ_DW_INIT6, PZ_DW_FINISH_HEX, "60",
                PZ_DW_PRO_OUT, "", PZ_DW_NEXT_GROUP, PZ_DW_SAT6, PZ_DW_POST_HEX, PZ_DW_ROWSTEP_FRAME)
-PZ_DW_GROUP_FN("pz_q8_dw3x3_hex2_out_m0", PZ_DW_HEX2_ROW, PZ_DW_SPAN_12C, PZ_DW_INIT6, PZ_DW_FINISH_HEX, "60",
+PZ_DW_GROUP_FN("pz_q8_dw3x3_hex2_out_m0", PZ_DW_HEX2_ROW, PZ_DW_SPAN_10C, PZ_DW_INIT6, PZ_DW_FINISH_HEX, "60",
                PZ_DW_PRO_OUT, "", PZ_DW_NEXT_GROUP, PZ_DW_SAT6, PZ_DW_POST_HEX, PZ_DW_ROWSTEP_FRAME)
 #endif
 
