@@ -403,7 +403,8 @@ __asm__(                                                                        
     "    str   r0, [sp, #20]\n"          \
     "    lsrs  r6, r5, #8\n"             \
     "    ldr   r0, [sp, #24]\n"          \
-    "    ldr   r7, [sp, #4]\n"
+    "    ldr   r7, [sp, #4]\n"           \
+    "    add   r7, r8\n"                 /* y + c = x + c + 1 + (y - x - 1) */
 #define PZ_DW_FINISH_OUT(PIXEL3)         \
     PZ_DW_RECORD_IN                      \
     PZ_DW_OUT("", "[r7]", "5")           \
@@ -412,15 +413,15 @@ __asm__(                                                                        
     PIXEL3                               \
     "    subs  r7, r7, r2\n"             \
     PZ_DW_OUT("    mov   r1, r9\n", "[r7]", "8") \
-    "    ldr   r1, [sp, #8]\n"           \
-    "    subs  r7, r7, r1\n"             \
-    "    adds  r7, #1\n"                 \
-    "    str   r7, [sp, #4]\n"           /* &y[c + 1] */ \
+    "    lsrs  r1, r2, #1\n"             /* C again */ \
     "    mov   r0, r8\n"
 #define PZ_DW_PIXEL3 PZ_DW_OUT("    mov   r1, r11\n", "[r7]", "7")
 /* the rest of pz_dw_out_t into the frame (r3 = &g->rq; r0 = x, r1 = C, r4 = row kept): [sp+40] = groups left,
  * [sp+44] = x_step, [sp+48] = y_step, [sp+52] = w, [sp+56] = rq (the first group's record pointers) */
 #define PZ_DW_PRO_OUT                    \
+    "    subs  r2, r2, r0\n"             \
+    "    subs  r2, #1\n"                 \
+    "    str   r2, [sp, #4]\n"           /* y - x - 1: RECORD_IN adds x + c + 1 */ \
     "    ldm   r3!, {r5, r6, r7}\n"      /* rq, add, act_min + out_xor */ \
     "    str   r5, [sp, #20]\n"          \
     "    str   r5, [sp, #56]\n"          \
@@ -430,7 +431,8 @@ __asm__(                                                                        
     "    str   r2, [sp, #32]\n"          \
     "    str   r5, [sp, #40]\n"          \
     "    str   r6, [sp, #44]\n"          \
-    "    str   r7, [sp, #48]\n"          \
+    "    subs  r7, r7, r6\n"             \
+    "    str   r7, [sp, #48]\n"          /* y_step - x_step */ \
     "    ldr   r5, [sp]\n"               \
     "    str   r5, [sp, #52]\n"          \
     "    movs  r5, r1\n"
@@ -532,16 +534,13 @@ PZ_DW_OUT_FN("pz_q8_dw3x3_triple2_out_m0", PZ_DW_TRIPLE2_ROW, PZ_DW_SPAN_6C, PZ_
     PZ_DW_OUT("    mov   r1, r10\n", "[r7, r2]", "5") \
     "    adds  r7, r7, r2\n"             \
     PZ_DW_OUT("    mov   r1, r12\n", "[r7, r2]", "6") \
-    "    ldr   r1, [sp, #8]\n"           \
+    "    lsrs  r1, r2, #1\n"             \
     "    adds  r7, r7, r1\n"             \
     PZ_DW_OUT("    mov   r1, r11\n", "[r7]", "7") \
     PZ_DW_OUT("    mov   r1, lr\n", "[r7, r2]", "8") \
     "    subs  r7, r7, r2\n"             \
     PZ_DW_OUT("    mov   r1, r9\n", "[r7]", "9") \
-    "    ldr   r1, [sp, #8]\n"           \
-    "    subs  r7, r7, r1\n"             \
-    "    adds  r7, #1\n"                 \
-    "    str   r7, [sp, #4]\n"           /* &y[c + 1] */ \
+    "    lsrs  r1, r2, #1\n"             /* C again */ \
     "    mov   r0, r8\n"
 #define PZ_DW_SAT6 PZ_DW_OUT_SATURATED("4") PZ_DW_OUT_SATURATED("5") PZ_DW_OUT_SATURATED("6") \
     PZ_DW_OUT_SATURATED("7") PZ_DW_OUT_SATURATED("8") PZ_DW_OUT_SATURATED("9")
