@@ -24,7 +24,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_conv_requant import ACTS, bound_case, rounded, set_act
 from test_firmware_conv import Q8Conv, conv_case, host_conv_lib, q8_golden
+from test_planner_overlap import last_reader, run_kernel
 
+from firmware import convgen, planner
 from rp2040_sim.kernel_harness import ConvImage, conv_packed, conv_records, conv_shape
 
 GUARD = 64  # bytes after the scratch the kernel must leave alone
@@ -34,7 +36,10 @@ LOOP_OF = {fn: name for name, fn in LOOPS.items()}
 # with the build's one-multiply records, groups of three, four and six pixels write their outputs from the loop itself
 FUSED = {"quad": "pz_q8_dw3x3_quad_out_m0", "quad2": "pz_q8_dw3x3_quad2_out_m0",
          "triple": "pz_q8_dw3x3_triple_out_m0", "hex": "pz_q8_dw3x3_hex_out_m0", "hex2": "pz_q8_dw3x3_hex2_out_m0",
-         "triple2": "pz_q8_dw3x3_triple2_out_m0"}
+         "triple2": "pz_q8_dw3x3_triple2_out_m0",
+         # the six-pixel loops whose window has a padding column at an end, read in place (no band)
+         "hex_l": "pz_q8_dw3x3_hex_l_out_m0", "hex_r": "pz_q8_dw3x3_hex_r_out_m0",
+         "hex_lr": "pz_q8_dw3x3_hex_lr_out_m0", "hex2_r": "pz_q8_dw3x3_hex2_r_out_m0"}
 LOOP_OF.update({fn: name + "+out" for name, fn in FUSED.items()})
 
 
@@ -154,14 +159,26 @@ def test_dwconv_m0_cycle_budgets(m0, h, w, c, stride, budget):
 def expected_fused_loops(t):
     """The loops pz_dwconv2d_q8_m0 calls for layer t when it has records: each row cut left to right into groups of
     six pixels (strides 1, 2), then four, then what is left: three (stride 2 too), two, one; the groups of three,
-    four and six write their outputs themselves (the grouping written out here)."""
-    s, loops, ox = t["shape"], set(), 0
-    while ox < s.out_w:
-        left = s.out_w - ox
-        n = 1 if s.stride_w > 2 else 6 if left >= 6 else 4 if left >= 4 else left
-        name = {6: "hex", 4: "quad", 3: "triple", 2: "pair", 1: "one"}[n] + ("2" if n > 1 and s.stride_w == 2 else "")
-        loops.add(name + "+out" if n >= 3 else name)
-        ox += n
+    four and six write their outputs themselves (the grouping written out here). A group of six whose rows lie in
+    the input and whose window leaves it by one padding column at its left and / or right end (stride 2: right
+    only) takes the loop's form that reads it in place: hex_l, hex_r, hex_lr, hex2_r."""
+    s, loops = t["shape"], set()
+    for oy in range(s.out_h):
+        iy0 = oy * s.stride_h - s.pad_top
+        rows_in = iy0 >= 0 and iy0 + 3 <= s.in_h
+        ox = 0
+        while ox < s.out_w:
+            left = s.out_w - ox
+            n = 1 if s.stride_w > 2 else 6 if left >= 6 else 4 if left >= 4 else left
+            name = {6: "hex", 4: "quad", 3: "triple", 2: "pair", 1: "one"}[n] + ("2" if n > 1 and s.stride_w == 2
+                                                                                  else "")
+            ix0, cols = ox * s.stride_w - s.pad_left, (n - 1) * s.stride_w + 3
+            pl, pr = ix0 == -1, ix0 + cols == s.in_w + 1
+            if n == 6 and rows_in and (pl or pr) and ix0 + pl >= 0 and ix0 + cols - pr <= s.in_w and \
+                    (s.stride_w == 1 or not pl):
+                name += "_" + "l" * pl + "r" * pr
+            loops.add(name + "+out" if n >= 3 else name)
+            ox += n
     return loops
 
 
@@ -207,15 +224,24 @@ def test_dwconv_m0_fused_output_at_the_bound(m0, seed, act, out_xor, row):
 
 @pytest.mark.parametrize("h,w,c,stride,padding,loops", [
     (4, 26, 8, (1, 1), "valid", {"hex+out"}),                # 4 groups of six a row, in place: one call
-    (3, 22, 5, (1, 1), "same", {"hex+out", "quad+out"}),     # a band, 2 sixes in place (C = 5), a quad from a band
+    (3, 22, 5, (1, 1), "same", {"hex+out", "hex_l+out", "quad+out"}),  # a six with its left padding column in place
+    #                                                          (the middle row), 2 sixes in place (C = 5), a quad
+    #                                                          from a band; the top and bottom rows from bands
     (3, 11, 7, (1, 1), "valid", {"hex+out", "triple+out"}),  # rows of 9, in place
     (2, 9, 9, (1, 1), "same", {"hex+out", "triple+out"}),    # rows of 9, every window a band
-    (3, 7, 6, (1, 1), "same", {"hex+out", "one"}),           # rows of 7
+    (3, 7, 6, (1, 1), "same", {"hex+out", "hex_l+out", "one"}),  # rows of 7
     (5, 21, 4, (2, 2), "valid", {"hex2+out", "quad2+out"}),  # stride 2: rows of 10, in place
     (6, 26, 12, (2, 2), "same", {"hex2+out", "one"}),        # stride 2: a six from a band, a six in place, one
     (3, 29, 8, (2, 2), "valid", {"hex2+out", "pair2"}),      # stride 2: 2 sixes in place in one call, a pair
     (7, 19, 5, (2, 2), "valid", {"hex2+out", "triple2+out"}),  # stride 2: rows of 9, in place
     (6, 6, 16, (2, 2), "same", {"triple2+out"}),              # stride 2: rows of 3, from bands
+    # a six whose window has one padding column at an end, read in place where its rows are inside the input:
+    (4, 12, 8, (1, 1), "same", {"hex+out", "hex_l+out", "hex_r+out"}),  # rows of 12: a left one, a right one
+    (5, 6, 12, (1, 1), "same", {"hex+out", "hex_lr+out"}),     # rows of 6 (pd_mobilenet's 6x6): both ends
+    (5, 18, 3, (1, 1), "same", {"hex+out", "hex_l+out", "hex_r+out"}),  # a left, a middle and a right six (C = 3)
+    (8, 12, 8, (2, 2), "same", {"hex2+out", "hex2_r+out"}),    # stride 2, even width: the right end; last row band
+    (7, 24, 4, (2, 2), "same", {"hex2+out", "hex2_r+out"}),    # rows of 12: in place, then the right end
+    (7, 13, 8, (2, 2), "same", {"hex2+out", "one"}),           # odd width: left padding column, from a band
 ])
 def test_dwconv_m0_fused_runs_of_groups(m0, h, w, c, stride, padding, loops):
     """Runs of groups of six read in place go to one fused call (pz_dw_out_t groups); every way a row starts and
@@ -245,3 +271,30 @@ def test_dwconv_m0_fused_cycle_budgets(m0, h, w, c, stride, budget):
     run = m0.call(t, "pz_dwconv2d_q8_m0", warm=True)
     np.testing.assert_array_equal(run.y, q8_golden(t))
     assert run.cycles / run.macs <= budget, run.cycles / run.macs
+
+
+@pytest.mark.parametrize("h,w,c,stride,loop", [
+    (5, 12, 8, (1, 1), "hex_l"),    # and hex_r: rows of 12, both ends in place
+    (5, 6, 8, (1, 1), "hex_lr"),
+    (8, 12, 8, (2, 2), "hex2_r"),
+])
+def test_dwconv_m0_fused_edges_keep_the_overlap_contract(m0, h, w, c, stride, loop):
+    """The six-pixel forms that read a window with a padding column in place keep the write order the planner relies
+    on (convgen.OVERLAP_LOOKBACK "depthwise_conv2d": a row): after output pixel p is written only windows of pixels
+    p - out_w + 1 on are read, and run over its own input at the planned lead the layer is bit-exact (the check of
+    test_planner_overlap, on a layer with records, which that one's layers do not have)."""
+    t = rounded(conv_case(np.random.default_rng(h * 100 + w), h, w, c, c, (3, 3), stride, "same", True))
+    assert conv_records(t) is not None and FUSED[loop] in entering_all(m0, t, 0)[1]
+    s, want = t["shape"], q8_golden(t)
+    rows = convgen.Rows("depthwise_conv2d", (h, w, c), (s.out_h, s.out_w, c), (3, 3), stride, (s.pad_top, s.pad_left))
+    assert convgen.OVERLAP_LOOKBACK[rows.kind] == "row"
+    y, trace = run_kernel(m0, t, "pz_dwconv2d_q8_m0")
+    np.testing.assert_array_equal(y, want)
+    last, written = last_reader(rows), -1
+    for is_write, off in trace:
+        if is_write:
+            written = max(written, off // c)
+        elif written >= 0:
+            assert last[off] >= written - s.out_w + 1, (off, written)
+    lead = planner.aligned(rows.overlap_lead("row"))
+    np.testing.assert_array_equal(run_kernel(m0, t, "pz_dwconv2d_q8_m0", lead)[0], want)

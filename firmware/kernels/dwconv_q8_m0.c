@@ -24,6 +24,36 @@
 #include "int8_mac_m0.h"
 #include "conv_q8_m0.h"
 
+/* Code placement (see conv_q8_m0.c's): the sections in the order named here, so that the six-pixel loops' edge
+ * forms (pz_q8_dw3x3_hex_l_out_m0 ...) come after the driver and do not move the loops and the driver before them
+ * (the accumulator path's hot code shares the XIP cache with conv_q8_m0.c's output stages). */
+#if PZ_Q8_M0_ASM
+#define PZ_DW_SECTION(NAME) "    .pushsection .text." NAME ", \"ax\", %progbits\n    .popsection\n"
+__asm__(
+    PZ_DW_SECTION("pz_q8_dw3x3_acc_m0")
+    PZ_DW_SECTION("pz_q8_dw3x3_pair_m0")
+    PZ_DW_SECTION("pz_q8_dw3x3_pair2_m0")
+    PZ_DW_SECTION("pz_q8_dw3x3_quad_m0")
+    PZ_DW_SECTION("pz_q8_dw3x3_quad2_m0")
+    PZ_DW_SECTION("pz_q8_dw3x3_triple_m0")
+    PZ_DW_SECTION("pz_q8_dw3x3_quad_out_m0")
+    PZ_DW_SECTION("pz_q8_dw3x3_quad2_out_m0")
+    PZ_DW_SECTION("pz_q8_dw3x3_triple_out_m0")
+    PZ_DW_SECTION("pz_q8_dw3x3_triple2_out_m0")
+    PZ_DW_SECTION("pz_q8_dw3x3_hex_out_m0")
+    PZ_DW_SECTION("pz_q8_dw3x3_hex2_out_m0")
+    PZ_DW_SECTION("pz_q8_words_copy_m0")
+    PZ_DW_SECTION("pz_q8_words_fill_m0")
+    PZ_DW_SECTION("dw_band")
+    PZ_DW_SECTION("pz_dwconv_q8_m0_scratch_bytes")
+    PZ_DW_SECTION("pz_dwconv2d_q8_m0")
+    PZ_DW_SECTION("pz_q8_dw3x3_hex_l_out_m0")
+    PZ_DW_SECTION("pz_q8_dw3x3_hex_r_out_m0")
+    PZ_DW_SECTION("pz_q8_dw3x3_hex_lr_out_m0")
+    PZ_DW_SECTION("pz_q8_dw3x3_hex2_r_out_m0")
+);
+#endif
+
 /* Depthwise 3x3 (pz_dwconv2d_q8_m0): the int32 accumulators of its largest group of pixels (at least 2), then a band
  * of that group's window columns, (n - 1) s + 3 of them. */
 static uint32_t dw_group_max(const pz_conv_shape_t *s) {
@@ -59,6 +89,7 @@ typedef struct {
     uint32_t groups;     /* >= 1 groups side by side, all read in place: */
     uint32_t x_step;     /* from one group's x + C to the next one's x: n s C - C */
     uint32_t y_step;     /* from one group's y + C to the next one's y: (n - 1) C */
+    uint32_t pad;        /* the layer's padding byte (conv.h pad): PZ_DW_LD_PAD */
 } pz_dw_out_t;
 
 void pz_q8_dw3x3_acc_m0(const uint8_t *x, const uint8_t *w, int32_t *acc, const pz_dw_geom_t *g);
@@ -282,11 +313,11 @@ void pz_q8_dw3x3_triple_m0(const uint8_t *x, const uint8_t *w, int32_t *acc, con
  * (stride 2) cycles per 36 MACs (three pixels: 166 per 27; the pair loops 112 per 18), because each input byte
  * feeds all the pixels it reaches from one load. r0 = row pointer (channel c), r1 = C, r2 = 2C, r12 = 3C, lr = row -
  * SPAN (next kernel row; SPAN = the columns ROW stepped over, 3C or 6C); frame (FRAME bytes): [sp] = this channel's
- * record (+ 8 after its first LDM), [sp+4] = &acc[c] (or &y[c]), [sp+8] = 4C (or C: CSTEP turns r5 = C into it),
- * [sp+12] = 1 - 2 row - SPAN (back to row 0, next channel), [sp+16] = x + C (end); PRO: what else the frame holds.
- * SPAN_FROM_3C turns r5 = 3C into SPAN; NEXT: after the last channel (the next group, or on to the return); TAIL:
- * code after the return (FINISH's out-of-line branches); POST: after the set-up; ROWSTEP: on to the next kernel
- * row (add lr). */
+ * record (+ 8 after its first LDM), [sp+4] = &acc[c] (the fused loops: y - x - 1), [sp+8] = 4C (CSTEP turns r5 = C
+ * into it; the fused loops: the padding byte, which PRO loads into r5), [sp+12] = 1 - 2 row - SPAN (back to row 0,
+ * next channel), [sp+16] = x + C (end); PRO: what else the frame holds. SPAN_FROM_3C turns r5 = 3C into SPAN; NEXT:
+ * after the last channel (the next group, or on to the return); TAIL: code after the return (FINISH's out-of-line
+ * branches); POST: after the set-up; ROWSTEP: on to the next kernel row (add lr). */
 #define PZ_DW_GROUP_FN(NAME, ROW, SPAN_FROM_3C, INIT, FINISH, FRAME, PRO, CSTEP, NEXT, TAIL, POST, ROWSTEP) \
 __asm__(                                                                              \
     PZ_M0_FUNC(NAME)                                                                  \
@@ -370,11 +401,11 @@ __asm__(                                                                        
  * straight from r8..r11 to their output bytes, instead of to the scratch and through pz_q8_requant_rec_m0 (its
  * steps, per output: acc <= L -> act_min + out_xor, acc >= A -> act_max + out_xor, else x = acc m', ASRS by s with
  * the last bit out in the carry, ADCS add = out_zp + out_xor: round_half_up(x / 2^s) + add). Pixel 0's accumulator
- * leaves r8 first and the row pointer r0 waits there; r1 = C is reloaded from the frame after: r0 = add, r1 = value,
- * r3 = L, r4 = A, r5 = m' << 8 | s, r6 = m', r7 = y (pixel 0 at [r7], pixel 2 at [r7, 2C], pixel 3 at + 3C,
- * pixel 1 at + 3C - 2C). 10 cycles per output + 25 per channel, instead of the stores and 19 per output + the
- * stage's calls. Frame: [sp+20] = the next channel's record, [sp+24] = add, [sp+28] = act_min + out_xor, [sp+32] =
- * act_max + out_xor. */
+ * leaves r8 first and the row pointer r0 waits there; r1 = C is 2C / 2 again after: r0 = add, r1 = value,
+ * r3 = L, r4 = A, r5 = m' << 8 | s, r6 = m', r7 = y + c (pixel 0 at [r7], pixel 2 at [r7, 2C], pixel 3 at + 3C,
+ * pixel 1 at + 3C - 2C; y + c = the row pointer + y - x - 1, the frame's [sp+4] for the group). 10 cycles per
+ * output + 20 per channel, instead of the stores and 19 per output + the stage's calls. Frame: [sp+20] = the next
+ * channel's record, [sp+24] = add, [sp+28] = act_min + out_xor, [sp+32] = act_max + out_xor. */
 #define PZ_DW_OUT(ACC, STORE, N)         \
     ACC                                  \
     "    cmp   r1, r3\n"                 \
@@ -417,7 +448,8 @@ __asm__(                                                                        
     "    mov   r0, r8\n"
 #define PZ_DW_PIXEL3 PZ_DW_OUT("    mov   r1, r11\n", "[r7]", "7")
 /* the rest of pz_dw_out_t into the frame (r3 = &g->rq; r0 = x, r1 = C, r4 = row kept): [sp+40] = groups left,
- * [sp+44] = x_step, [sp+48] = y_step, [sp+52] = w, [sp+56] = rq (the first group's record pointers) */
+ * [sp+44] = x_step, [sp+48] = y_step - x_step (for y - x - 1), [sp+52] = w, [sp+56] = rq (the first group's record
+ * pointers), [sp+8] = the padding byte */
 #define PZ_DW_PRO_OUT                    \
     "    subs  r2, r2, r0\n"             \
     "    subs  r2, #1\n"                 \
@@ -435,7 +467,7 @@ __asm__(                                                                        
     "    str   r7, [sp, #48]\n"          /* y_step - x_step */ \
     "    ldr   r5, [sp]\n"               \
     "    str   r5, [sp, #52]\n"          \
-    "    movs  r5, r1\n"
+    "    ldr   r5, [r3]\n"               /* the padding byte: [sp+8] */
 /* After a group's last channel (r0 = its x + C, r1 = C): the next group of the run, x_step and y_step further on,
  * from the first channel's records again: about 29 cycles instead of a call (about 190 with the driver's share). */
 #define PZ_DW_NEXT_GROUP                 \
@@ -486,10 +518,11 @@ PZ_DW_OUT_FN("pz_q8_dw3x3_triple2_out_m0", PZ_DW_TRIPLE2_ROW, PZ_DW_SPAN_6C, PZ_
  * r8..r12 and lr, so 3C and the kernel-row step (row - 6C) are not in registers: the row pointer steps 2C (bytes
  * 2k + 1 and 2k + 2 at [r0, C] and [r0, 2C] after k steps) and the row step is read from the frame ([sp+36]). One
  * kernel row: 8 bytes, each loaded once, 18 MACs and 8 copies (the fewest: a MAC overwrites one operand at its last
- * use, and 8 bytes + 3 weights can be overwritten 10 times here), three 2C steps: 63 cycles. Per channel about 334 cycles for 54 MACs (6.2 cycles/MAC) against 233 for 36 (6.5) in
- * the fused quad, as the bias, the weight extraction and the record loads are shared by six pixels. */
-#define PZ_DW_HEX_ROW                                                                                    \
-    "    ldrb  r3, [r0]\n"       PZ_DW_MAC("r3", "r5", "r8")                                             \
+ * use, and 8 bytes + 3 weights can be overwritten 10 times here), three 2C steps: 63 cycles. Per channel about 324
+ * cycles for 54 MACs (6.0 cycles/MAC) against 229 for 36 (6.4) in the fused quad, as the bias, the weight
+ * extraction and the record loads are shared by six pixels. */
+#define PZ_DW_HEX_ROW_(FIRST, LAST)                                                                      \
+    FIRST                        PZ_DW_MAC("r3", "r5", "r8")                                             \
     "    ldrb  r3, [r0, r1]\n"   PZ_DW_COPY("r6", "r8") PZ_DW_MAC("r3", "r5", "r9")                      \
     "    ldrb  r3, [r0, r2]\n"   PZ_DW_COPY("r7", "r8") PZ_DW_COPY("r6", "r9") PZ_DW_MAC("r3", "r5", "r10") \
     "    adds  r0, r0, r2\n"                                                                             \
@@ -499,12 +532,12 @@ PZ_DW_OUT_FN("pz_q8_dw3x3_triple2_out_m0", PZ_DW_TRIPLE2_ROW, PZ_DW_SPAN_6C, PZ_
     "    ldrb  r3, [r0, r1]\n"   PZ_DW_MAC("r5", "r3", "lr") PZ_DW_COPY("r7", "r11") PZ_DW_MAC("r3", "r6", "r12") \
     "    ldrb  r3, [r0, r2]\n"   PZ_DW_MAC("r6", "r3", "lr") PZ_DW_MAC("r3", "r7", "r12")                \
     "    adds  r0, r0, r2\n"                                                                             \
-    "    ldrb  r3, [r0, r1]\n"   PZ_DW_MAC("r3", "r7", "lr")
+    LAST                         PZ_DW_MAC("r3", "r7", "lr")
 /* Stride 2 (pixel k reads columns 2k..2k + 2): 13 bytes, 18 MACs, 4 copies (the even bytes b2..b8, which feed two
  * pixels; b10 and b12 meet u0's and u2's last uses), five 2C steps (as in the stride-1 row; four of 3C took two
  * ADDS each): 71 cycles. */
-#define PZ_DW_HEX2_ROW                                                                                   \
-    "    ldrb  r3, [r0]\n"       PZ_DW_MAC("r3", "r5", "r8")                                             \
+#define PZ_DW_HEX2_ROW_(FIRST, LAST)                                                                     \
+    FIRST                        PZ_DW_MAC("r3", "r5", "r8")                                             \
     "    ldrb  r3, [r0, r1]\n"   PZ_DW_MAC("r3", "r6", "r8")                                             \
     "    ldrb  r3, [r0, r2]\n"   PZ_DW_COPY("r7", "r8") PZ_DW_MAC("r3", "r5", "r9")                      \
     "    adds  r0, r0, r2\n"                                                                             \
@@ -521,7 +554,18 @@ PZ_DW_OUT_FN("pz_q8_dw3x3_triple2_out_m0", PZ_DW_TRIPLE2_ROW, PZ_DW_SPAN_6C, PZ_
     "    ldrb  r3, [r0, r2]\n"   PZ_DW_MAC("r5", "r3", "lr") PZ_DW_MAC("r3", "r7", "r12")                \
     "    adds  r0, r0, r2\n"                                                                             \
     "    ldrb  r3, [r0, r1]\n"   PZ_DW_MAC("r6", "r3", "lr")                                             \
-    "    ldrb  r3, [r0, r2]\n"   PZ_DW_MAC("r7", "r3", "lr")
+    LAST                         PZ_DW_MAC("r7", "r3", "lr")
+/* The first and last byte of a kernel row: read (the window inside the input), or the padding byte from the frame
+ * ([sp+8], PZ_DW_PRO_OUT): a group whose window has one padding column at its left or right end (stride 1 SAME:
+ * the first and last group of a row; stride 2 SAME with an even width: the last) reads its rows in place, with no
+ * band copied, at the same cycles. */
+#define PZ_DW_LD_PAD "    ldr   r3, [sp, #8]\n"
+#define PZ_DW_HEX_ROW PZ_DW_HEX_ROW_("    ldrb  r3, [r0]\n", "    ldrb  r3, [r0, r1]\n")
+#define PZ_DW_HEX_ROW_L PZ_DW_HEX_ROW_(PZ_DW_LD_PAD, "    ldrb  r3, [r0, r1]\n")
+#define PZ_DW_HEX_ROW_R PZ_DW_HEX_ROW_("    ldrb  r3, [r0]\n", PZ_DW_LD_PAD)
+#define PZ_DW_HEX_ROW_LR PZ_DW_HEX_ROW_(PZ_DW_LD_PAD, PZ_DW_LD_PAD)
+#define PZ_DW_HEX2_ROW PZ_DW_HEX2_ROW_("    ldrb  r3, [r0]\n", "    ldrb  r3, [r0, r2]\n")
+#define PZ_DW_HEX2_ROW_R PZ_DW_HEX2_ROW_("    ldrb  r3, [r0]\n", PZ_DW_LD_PAD)
 #define PZ_DW_SPAN_10C "    lsls  r5, r2, #2\n    adds  r5, r5, r2\n"
 #define PZ_DW_INIT6 PZ_DW_INIT4 "    mov   r12, r3\n    mov   lr, r3\n"
 #define PZ_DW_ROWSTEP_FRAME "    ldr   r3, [sp, #36]\n    add   r0, r3\n"
@@ -544,12 +588,18 @@ PZ_DW_OUT_FN("pz_q8_dw3x3_triple2_out_m0", PZ_DW_TRIPLE2_ROW, PZ_DW_SPAN_6C, PZ_
     "    mov   r0, r8\n"
 #define PZ_DW_SAT6 PZ_DW_OUT_SATURATED("4") PZ_DW_OUT_SATURATED("5") PZ_DW_OUT_SATURATED("6") \
     PZ_DW_OUT_SATURATED("7") PZ_DW_OUT_SATURATED("8") PZ_DW_OUT_SATURATED("9")
-void pz_q8_dw3x3_hex_out_m0(const uint8_t *x, const uint8_t *w, uint8_t *y, const pz_dw_out_t *g);
-void pz_q8_dw3x3_hex2_out_m0(const uint8_t *x, const uint8_t *w, uint8_t *y, const pz_dw_out_t *g);
-PZ_DW_GROUP_FN("pz_q8_dw3x3_hex_out_m0", PZ_DW_HEX_ROW, PZ_DW_SPAN_6C, PZ_DW_INIT6, PZ_DW_FINISH_HEX, "60",
-               PZ_DW_PRO_OUT, "", PZ_DW_NEXT_GROUP, PZ_DW_SAT6, PZ_DW_POST_HEX, PZ_DW_ROWSTEP_FRAME)
-PZ_DW_GROUP_FN("pz_q8_dw3x3_hex2_out_m0", PZ_DW_HEX2_ROW, PZ_DW_SPAN_10C, PZ_DW_INIT6, PZ_DW_FINISH_HEX, "60",
-               PZ_DW_PRO_OUT, "", PZ_DW_NEXT_GROUP, PZ_DW_SAT6, PZ_DW_POST_HEX, PZ_DW_ROWSTEP_FRAME)
+typedef void pz_dw_out_fn(const uint8_t *x, const uint8_t *w, uint8_t *y, const pz_dw_out_t *g);
+pz_dw_out_fn pz_q8_dw3x3_hex_out_m0, pz_q8_dw3x3_hex_l_out_m0, pz_q8_dw3x3_hex_r_out_m0, pz_q8_dw3x3_hex_lr_out_m0;
+pz_dw_out_fn pz_q8_dw3x3_hex2_out_m0, pz_q8_dw3x3_hex2_r_out_m0;
+#define PZ_DW_HEX_FN(NAME, ROW, SPAN) \
+    PZ_DW_GROUP_FN(NAME, ROW, SPAN, PZ_DW_INIT6, PZ_DW_FINISH_HEX, "60", PZ_DW_PRO_OUT, "", PZ_DW_NEXT_GROUP, \
+                   PZ_DW_SAT6, PZ_DW_POST_HEX, PZ_DW_ROWSTEP_FRAME)
+PZ_DW_HEX_FN("pz_q8_dw3x3_hex_out_m0", PZ_DW_HEX_ROW, PZ_DW_SPAN_6C)
+PZ_DW_HEX_FN("pz_q8_dw3x3_hex_l_out_m0", PZ_DW_HEX_ROW_L, PZ_DW_SPAN_6C)
+PZ_DW_HEX_FN("pz_q8_dw3x3_hex_r_out_m0", PZ_DW_HEX_ROW_R, PZ_DW_SPAN_6C)
+PZ_DW_HEX_FN("pz_q8_dw3x3_hex_lr_out_m0", PZ_DW_HEX_ROW_LR, PZ_DW_SPAN_6C)
+PZ_DW_HEX_FN("pz_q8_dw3x3_hex2_out_m0", PZ_DW_HEX2_ROW, PZ_DW_SPAN_10C)
+PZ_DW_HEX_FN("pz_q8_dw3x3_hex2_r_out_m0", PZ_DW_HEX2_ROW_R, PZ_DW_SPAN_10C)
 #endif
 
 #if PZ_Q8_M0_ASM
@@ -676,6 +726,19 @@ static void dw3x3_run(const uint8_t *x, const uint8_t *w, int32_t *acc, uint32_t
 #endif
 }
 
+#if PZ_Q8_M0_ASM
+/* The six-pixel loop for a window of `cols` columns from ix0 that leaves the input by one padding column at its
+ * left and / or right end and lies inside it otherwise (its rows inside the input): the form that takes that column's
+ * bytes from the padding byte (PZ_DW_LD_PAD), so the window is read in place; 0 where there is none (stride 2 with
+ * a padding column at the left: the band). */
+static pz_dw_out_fn *dw_hex_edge(const pz_conv_shape_t *s, int32_t ix0, uint32_t cols) {
+    const int32_t pl = ix0 == -1, pr = ix0 + (int32_t)cols == (int32_t)s->in_w + 1;
+    if (ix0 + pl < 0 || ix0 + (int32_t)cols - pr > (int32_t)s->in_w) return 0;
+    if (s->stride_w == 2u) return pr && !pl ? pz_q8_dw3x3_hex2_r_out_m0 : 0;
+    return pl && pr ? pz_q8_dw3x3_hex_lr_out_m0 : pl ? pz_q8_dw3x3_hex_l_out_m0 : pr ? pz_q8_dw3x3_hex_r_out_m0 : 0;
+}
+#endif
+
 /* Scratch: see dw_band_at (pz_conv_q8_scratch_bytes, firmware/convgen.py). */
 void pz_dwconv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
     const pz_conv_shape_t *s = &l->s;
@@ -697,7 +760,8 @@ void pz_dwconv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
     /* with the build's records (rq.rec: out_xor is 0 or 0x80) groups of three, four and six pixels write their
      * outputs straight from the loop (pz_q8_dw3x3_quad_out_m0 ...) */
     pz_dw_out_t out = {C, row, l->rq, l->out_zp + l->out_xor, l->act_min + l->out_xor, l->act_max + l->out_xor,
-                       1u, 0u, 0u};
+                       1u, 0u, 0u, l->pad};
+    pz_dw_out_fn *edge = 0;
 #endif
     const uint32_t fused = PZ_Q8_M0_ASM && l->rq != 0 && (l->out_xor & 0x7Fu) == 0;  /* = rq.rec */
     for (uint32_t oy = 0; oy < s->out_h; oy++) {
@@ -730,7 +794,16 @@ void pz_dwconv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
                         groups++;
                     }
                 }
-            } else {
+            }
+#if PZ_Q8_M0_ASM
+            else if (fused && n == 6u && rows_in && (edge = dw_hex_edge(s, ix0, cols)) != 0) {
+                /* one padding column at an end: in place (x may lie before the input: that column is not read) */
+                const int32_t at = (iy0 * (int32_t)s->in_w + ix0) * (int32_t)C;
+                x = (const uint8_t *)((uintptr_t)xu + (uintptr_t)at);
+                x_row = row;
+            }
+#endif
+            else {
                 dw_band(l, xu, iy0, ix0, cols, n_band);
             }
 #if PZ_Q8_M0_ASM
@@ -739,11 +812,13 @@ void pz_dwconv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
                 out.groups = groups;
                 out.x_step = (n == 6u ? 6u : 4u) * sw * C - C;   /* n s C - C */
                 out.y_step = n == 6u ? 5u * C : 3u * C;           /* (n - 1) C */
-                (n == 6u ? (sw == 1u ? pz_q8_dw3x3_hex_out_m0 : pz_q8_dw3x3_hex2_out_m0)
+                (edge ? edge
+                 : n == 6u ? (sw == 1u ? pz_q8_dw3x3_hex_out_m0 : pz_q8_dw3x3_hex2_out_m0)
                  : n == 3u ? (sw == 1u ? pz_q8_dw3x3_triple_out_m0 : pz_q8_dw3x3_triple2_out_m0)
                  : sw == 1u ? pz_q8_dw3x3_quad_out_m0 : pz_q8_dw3x3_quad2_out_m0)(x, l->w, y, &out);
                 ox += n * groups;
                 y += n * groups * C;
+                edge = 0;
                 continue;
             }
 #endif
