@@ -37,9 +37,11 @@ LOOP_OF = {fn: name for name, fn in LOOPS.items()}
 FUSED = {"quad": "pz_q8_dw3x3_quad_out_m0", "quad2": "pz_q8_dw3x3_quad2_out_m0",
          "triple": "pz_q8_dw3x3_triple_out_m0", "hex": "pz_q8_dw3x3_hex_out_m0", "hex2": "pz_q8_dw3x3_hex2_out_m0",
          "triple2": "pz_q8_dw3x3_triple2_out_m0",
-         # the six-pixel loops whose window has a padding column at an end, read in place (no band)
-         "hex_l": "pz_q8_dw3x3_hex_l_out_m0", "hex_r": "pz_q8_dw3x3_hex_r_out_m0",
-         "hex_lr": "pz_q8_dw3x3_hex_lr_out_m0", "hex2_r": "pz_q8_dw3x3_hex2_r_out_m0"}
+         # the forms of the six-pixel loops that read a window in place though it leaves the input by a padding row
+         # above (t: kernel row 0 not run) or below (b: row 2) and / or a padding column at its left (l) or right (r)
+         **{f"hex_{v}": f"pz_q8_dw3x3_hex_{v}_out_m0" for v in ("l", "r", "lr", "t", "tl", "tr", "tlr",
+                                                                 "b", "bl", "br", "blr")},
+         **{f"hex2_{v}": f"pz_q8_dw3x3_hex2_{v}_out_m0" for v in ("r", "b", "br")}}
 LOOP_OF.update({fn: name + "+out" for name, fn in FUSED.items()})
 
 
@@ -159,9 +161,9 @@ def test_dwconv_m0_cycle_budgets(m0, h, w, c, stride, budget):
 def expected_fused_loops(t):
     """The loops pz_dwconv2d_q8_m0 calls for layer t when it has records: each row cut left to right into groups of
     six pixels (strides 1, 2), then four, then what is left: three (stride 2 too), two, one; the groups of three,
-    four and six write their outputs themselves (the grouping written out here). A group of six whose rows lie in
-    the input and whose window leaves it by one padding column at its left and / or right end (stride 2: right
-    only) takes the loop's form that reads it in place: hex_l, hex_r, hex_lr, hex2_r."""
+    four and six write their outputs themselves (the grouping written out here). A group of six whose window leaves
+    the input by at most one padding row above (t) or below (b) and one padding column at its left (l) and / or
+    right (r) end takes the loop's form that reads it in place (stride 2: b and r only), else a band."""
     s, loops = t["shape"], set()
     for oy in range(s.out_h):
         iy0 = oy * s.stride_h - s.pad_top
@@ -174,9 +176,12 @@ def expected_fused_loops(t):
                                                                                   else "")
             ix0, cols = ox * s.stride_w - s.pad_left, (n - 1) * s.stride_w + 3
             pl, pr = ix0 == -1, ix0 + cols == s.in_w + 1
-            if n == 6 and rows_in and (pl or pr) and ix0 + pl >= 0 and ix0 + cols - pr <= s.in_w and \
-                    (s.stride_w == 1 or not pl):
-                name += "_" + "l" * pl + "r" * pr
+            rows = "" if rows_in else "t" if iy0 == -1 and s.in_h >= 2 else "b" if iy0 >= 0 and iy0 + 2 == s.in_h \
+                else None
+            if n == 6 and rows is not None and ix0 + pl >= 0 and ix0 + cols - pr <= s.in_w and \
+                    (s.stride_w == 1 or not (pl or rows == "t")):
+                form = rows + "l" * pl + "r" * pr
+                name += "_" + form if form else ""
             loops.add(name + "+out" if n >= 3 else name)
             ox += n
     return loops
@@ -206,8 +211,9 @@ def test_dwconv_m0_fused_output_bit_exact_in_emulator(m0, layer, seed, act, out_
 
 @settings(max_examples=15, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), act=st.sampled_from(ACTS), out_xor=st.sampled_from([0, 0x80]),
-       row=st.sampled_from([(1, 10, {"hex+out", "quad+out"}), (1, 9, {"hex+out", "triple+out"}),
-                            (2, 8, {"quad2+out"}), (2, 12, {"hex2+out"}), (2, 6, {"triple2+out"})]))
+       row=st.sampled_from([(1, 10, {"hex_tl+out", "hex_bl+out", "quad+out"}),
+                            (1, 9, {"hex_tl+out", "hex_bl+out", "triple+out"}),
+                            (2, 8, {"quad2+out"}), (2, 12, {"hex2_br+out"}), (2, 6, {"triple2+out"})]))
 def test_dwconv_m0_fused_output_at_the_bound(m0, seed, act, out_xor, row):
     """test_conv_requant's bound case (zero weights: each channel's accumulator is its bias, drawn at L, L + 1,
     A - 1, A, at ties and at products up to 255.5 * 2^23; 23 channels) on rows that every fused loop takes (a six
@@ -224,24 +230,27 @@ def test_dwconv_m0_fused_output_at_the_bound(m0, seed, act, out_xor, row):
 
 @pytest.mark.parametrize("h,w,c,stride,padding,loops", [
     (4, 26, 8, (1, 1), "valid", {"hex+out"}),                # 4 groups of six a row, in place: one call
-    (3, 22, 5, (1, 1), "same", {"hex+out", "hex_l+out", "quad+out"}),  # a six with its left padding column in place
-    #                                                          (the middle row), 2 sixes in place (C = 5), a quad
-    #                                                          from a band; the top and bottom rows from bands
+    # SAME, stride 1: rows of 22 are a six with a padding column at its left, 2 sixes in place (C = 5), a quad from a
+    # band; the first and last rows' sixes leave kernel row 0 / 2 out (t, b)
+    (3, 22, 5, (1, 1), "same", {"hex+out", "hex_l+out", "hex_t+out", "hex_tl+out", "hex_b+out", "hex_bl+out",
+                                "quad+out"}),
     (3, 11, 7, (1, 1), "valid", {"hex+out", "triple+out"}),  # rows of 9, in place
-    (2, 9, 9, (1, 1), "same", {"hex+out", "triple+out"}),    # rows of 9, every window a band
-    (3, 7, 6, (1, 1), "same", {"hex+out", "hex_l+out", "one"}),  # rows of 7
+    (2, 9, 9, (1, 1), "same", {"hex_tl+out", "hex_bl+out", "triple+out"}),  # 2 rows of 9: the first and the last
+    (3, 7, 6, (1, 1), "same", {"hex_tl+out", "hex_l+out", "hex_bl+out", "one"}),  # rows of 7
     (5, 21, 4, (2, 2), "valid", {"hex2+out", "quad2+out"}),  # stride 2: rows of 10, in place
-    (6, 26, 12, (2, 2), "same", {"hex2+out", "one"}),        # stride 2: a six from a band, a six in place, one
+    # stride 2, SAME (pads below and right): 2 sixes in place in one call, one; the last row leaves kernel row 2 out
+    (6, 26, 12, (2, 2), "same", {"hex2+out", "hex2_b+out", "one"}),
     (3, 29, 8, (2, 2), "valid", {"hex2+out", "pair2"}),      # stride 2: 2 sixes in place in one call, a pair
     (7, 19, 5, (2, 2), "valid", {"hex2+out", "triple2+out"}),  # stride 2: rows of 9, in place
     (6, 6, 16, (2, 2), "same", {"triple2+out"}),              # stride 2: rows of 3, from bands
-    # a six whose window has one padding column at an end, read in place where its rows are inside the input:
-    (4, 12, 8, (1, 1), "same", {"hex+out", "hex_l+out", "hex_r+out"}),  # rows of 12: a left one, a right one
-    (5, 6, 12, (1, 1), "same", {"hex+out", "hex_lr+out"}),     # rows of 6 (pd_mobilenet's 6x6): both ends
-    (5, 18, 3, (1, 1), "same", {"hex+out", "hex_l+out", "hex_r+out"}),  # a left, a middle and a right six (C = 3)
-    (8, 12, 8, (2, 2), "same", {"hex2+out", "hex2_r+out"}),    # stride 2, even width: the right end; last row band
-    (7, 24, 4, (2, 2), "same", {"hex2+out", "hex2_r+out"}),    # rows of 12: in place, then the right end
-    (7, 13, 8, (2, 2), "same", {"hex2+out", "one"}),           # odd width: left padding column, from a band
+    # every form of the six-pixel loops that reads a window leaving the input in place:
+    (4, 12, 8, (1, 1), "same", {"hex_tl+out", "hex_tr+out", "hex_l+out", "hex_r+out", "hex_bl+out", "hex_br+out"}),
+    (5, 6, 12, (1, 1), "same", {"hex_tlr+out", "hex_lr+out", "hex_blr+out"}),  # rows of 6 (pd_mobilenet's 6x6)
+    (5, 18, 3, (1, 1), "same", {"hex+out", "hex_l+out", "hex_r+out", "hex_t+out", "hex_tl+out", "hex_tr+out",
+                                "hex_b+out", "hex_bl+out", "hex_br+out"}),  # a left, a middle and a right six, C = 3
+    (8, 12, 8, (2, 2), "same", {"hex2_r+out", "hex2_br+out"}),  # stride 2, even width: the right end
+    (7, 24, 4, (2, 2), "same", {"hex2+out", "hex2_r+out", "hex2_b+out", "hex2_br+out"}),  # rows of 12
+    (7, 13, 8, (2, 2), "same", {"hex2+out", "one"}),          # odd sizes pad above and left too: from bands
 ])
 def test_dwconv_m0_fused_runs_of_groups(m0, h, w, c, stride, padding, loops):
     """Runs of groups of six read in place go to one fused call (pz_dw_out_t groups); every way a row starts and
@@ -273,18 +282,18 @@ def test_dwconv_m0_fused_cycle_budgets(m0, h, w, c, stride, budget):
     assert run.cycles / run.macs <= budget, run.cycles / run.macs
 
 
-@pytest.mark.parametrize("h,w,c,stride,loop", [
-    (5, 12, 8, (1, 1), "hex_l"),    # and hex_r: rows of 12, both ends in place
-    (5, 6, 8, (1, 1), "hex_lr"),
-    (8, 12, 8, (2, 2), "hex2_r"),
+@pytest.mark.parametrize("h,w,c,stride,loops", [
+    (5, 12, 8, (1, 1), {"hex_tl", "hex_tr", "hex_l", "hex_r", "hex_bl", "hex_br"}),
+    (5, 6, 8, (1, 1), {"hex_tlr", "hex_lr", "hex_blr"}),
+    (8, 12, 8, (2, 2), {"hex2_r", "hex2_br"}),
 ])
-def test_dwconv_m0_fused_edges_keep_the_overlap_contract(m0, h, w, c, stride, loop):
-    """The six-pixel forms that read a window with a padding column in place keep the write order the planner relies
+def test_dwconv_m0_fused_edges_keep_the_overlap_contract(m0, h, w, c, stride, loops):
+    """The six-pixel forms that read a window leaving the input in place keep the write order the planner relies
     on (convgen.OVERLAP_LOOKBACK "depthwise_conv2d": a row): after output pixel p is written only windows of pixels
     p - out_w + 1 on are read, and run over its own input at the planned lead the layer is bit-exact (the check of
     test_planner_overlap, on a layer with records, which that one's layers do not have)."""
     t = rounded(conv_case(np.random.default_rng(h * 100 + w), h, w, c, c, (3, 3), stride, "same", True))
-    assert conv_records(t) is not None and FUSED[loop] in entering_all(m0, t, 0)[1]
+    assert conv_records(t) is not None and {FUSED[loop] for loop in loops} <= entering_all(m0, t, 0)[1]
     s, want = t["shape"], q8_golden(t)
     rows = convgen.Rows("depthwise_conv2d", (h, w, c), (s.out_h, s.out_w, c), (3, 3), stride, (s.pad_top, s.pad_left))
     assert convgen.OVERLAP_LOOKBACK[rows.kind] == "row"

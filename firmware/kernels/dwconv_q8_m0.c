@@ -51,6 +51,16 @@ __asm__(
     PZ_DW_SECTION("pz_q8_dw3x3_hex_r_out_m0")
     PZ_DW_SECTION("pz_q8_dw3x3_hex_lr_out_m0")
     PZ_DW_SECTION("pz_q8_dw3x3_hex2_r_out_m0")
+    PZ_DW_SECTION("pz_q8_dw3x3_hex_t_out_m0")
+    PZ_DW_SECTION("pz_q8_dw3x3_hex_tl_out_m0")
+    PZ_DW_SECTION("pz_q8_dw3x3_hex_tr_out_m0")
+    PZ_DW_SECTION("pz_q8_dw3x3_hex_tlr_out_m0")
+    PZ_DW_SECTION("pz_q8_dw3x3_hex_b_out_m0")
+    PZ_DW_SECTION("pz_q8_dw3x3_hex_bl_out_m0")
+    PZ_DW_SECTION("pz_q8_dw3x3_hex_br_out_m0")
+    PZ_DW_SECTION("pz_q8_dw3x3_hex_blr_out_m0")
+    PZ_DW_SECTION("pz_q8_dw3x3_hex2_b_out_m0")
+    PZ_DW_SECTION("pz_q8_dw3x3_hex2_br_out_m0")
 );
 #endif
 
@@ -307,6 +317,68 @@ void pz_q8_dw3x3_triple_m0(const uint8_t *x, const uint8_t *w, int32_t *acc, con
     "    mov   r3, r11\n"            \
     "    str   r3, [r4, r6]\n"
 
+/* The kernel rows a group loop runs (PZ_DW_GROUP_FN's MODE): FULL all three; TOP rows 1 and 2 only (kernel row 0
+ * lies in the padding above the input, x points at row 1's window) and BOT rows 0 and 1 (row 2 lies below it),
+ * where HEAD adds what the padding row would have added to the folded bias, pad * (the row's three taps), about 11
+ * and 15 cycles instead of a kernel row (about 71; padding cells count pad * w in the folded bias, see
+ * compress/conv_layout.folded_depthwise_bias). K0 / K2: kernel row 0 / 2 with the step to / from row 1; K1_BACK:
+ * from the record pointer in the frame back to taps 0..3; ROWS: the rows the row pointer crosses, in row units (r6
+ * = row in r4), for the step back to row 0. */
+#define PZ_DW_ROW0(ROW)                                                                   \
+    "    sxtb  r5, r7\n"             /* taps 0, 1, 2 */                               \
+    "    sxth  r6, r7\n"                                                              \
+    "    asrs  r6, r6, #8\n"                                                          \
+    "    lsls  r7, r7, #8\n"                                                          \
+    "    asrs  r7, r7, #24\n"                                                         \
+    ROW
+#define PZ_DW_ROW2(ROW)                                                                   \
+    "    ldr   r4, [sp]\n"                                                            \
+    "    ldm   r4!, {r6, r7}\n"      /* taps 4..7, tap 8 and 3 pad bytes */           \
+    "    str   r4, [sp]\n"           /* the next channel's record */                  \
+    "    lsls  r5, r6, #8\n"         /* taps 6, 7, 8 */                               \
+    "    asrs  r5, r5, #24\n"                                                         \
+    "    asrs  r6, r6, #24\n"                                                         \
+    "    sxtb  r7, r7\n"                                                              \
+    ROW
+#define PZ_DW_FULL_HEAD ""
+#define PZ_DW_FULL_K0(ROW, ROWSTEP) PZ_DW_ROW0(ROW) ROWSTEP
+#define PZ_DW_FULL_K1_BACK "4"
+#define PZ_DW_FULL_K2(ROW, ROWSTEP) ROWSTEP PZ_DW_ROW2(ROW)
+#define PZ_DW_FULL_ROWS "    lsls  r6, r4, #1\n"
+/* TOP: r3 = bias + pad (t0 + t1 + t2), from r7 = taps 0..3 */
+#define PZ_DW_TOP_HEAD                   \
+    "    sxtb  r5, r7\n"                 \
+    "    sxth  r6, r7\n"                 \
+    "    asrs  r6, r6, #8\n"             \
+    "    adds  r5, r5, r6\n"             \
+    "    lsls  r6, r7, #8\n"             \
+    "    asrs  r6, r6, #24\n"            \
+    "    adds  r5, r5, r6\n"             \
+    "    ldr   r6, [sp, #8]\n"           /* pad */ \
+    "    muls  r5, r6, r5\n"             \
+    "    adds  r3, r3, r5\n"
+#define PZ_DW_TOP_K0(ROW, ROWSTEP) ""
+#define PZ_DW_TOP_K1_BACK "4"
+#define PZ_DW_TOP_K2(ROW, ROWSTEP) PZ_DW_FULL_K2(ROW, ROWSTEP)
+#define PZ_DW_TOP_ROWS "    movs  r6, r4\n"
+/* BOT: r3 = bias + pad (t6 + t7 + t8), from taps 4..7 and 8 (r4 = the record + 8; the frame gets the next one) */
+#define PZ_DW_BOT_HEAD                   \
+    "    ldm   r4!, {r5, r6}\n"          \
+    "    str   r4, [sp]\n"               \
+    "    lsls  r4, r5, #8\n"             \
+    "    asrs  r4, r4, #24\n"            \
+    "    asrs  r5, r5, #24\n"            \
+    "    adds  r4, r4, r5\n"             \
+    "    sxtb  r6, r6\n"                 \
+    "    adds  r4, r4, r6\n"             \
+    "    ldr   r5, [sp, #8]\n"           /* pad */ \
+    "    muls  r4, r5, r4\n"             \
+    "    adds  r3, r3, r4\n"
+#define PZ_DW_BOT_K0(ROW, ROWSTEP) PZ_DW_FULL_K0(ROW, ROWSTEP)
+#define PZ_DW_BOT_K1_BACK "12"
+#define PZ_DW_BOT_K2(ROW, ROWSTEP) ""
+#define PZ_DW_BOT_ROWS "    movs  r6, r4\n"
+
 /* Four pixels side by side at stride 1 or 2 (three at stride 1), all channels: acc[k C + c] for pixel k. Per
  * channel: the bias into the accumulators (INIT), then per kernel row its three weights extracted from the record
  * words (LDM) and ROW, then FINISH (the stores, or the fused output stage below): about 191 (stride 1) / 206
@@ -318,7 +390,7 @@ void pz_q8_dw3x3_triple_m0(const uint8_t *x, const uint8_t *w, int32_t *acc, con
  * next channel), [sp+16] = x + C (end); PRO: what else the frame holds. SPAN_FROM_3C turns r5 = 3C into SPAN; NEXT:
  * after the last channel (the next group, or on to the return); TAIL: code after the return (FINISH's out-of-line
  * branches); POST: after the set-up; ROWSTEP: on to the next kernel row (add lr). */
-#define PZ_DW_GROUP_FN(NAME, ROW, SPAN_FROM_3C, INIT, FINISH, FRAME, PRO, CSTEP, NEXT, TAIL, POST, ROWSTEP) \
+#define PZ_DW_GROUP_FN(NAME, ROW, SPAN_FROM_3C, INIT, FINISH, FRAME, PRO, CSTEP, NEXT, TAIL, POST, ROWSTEP, MODE) \
 __asm__(                                                                              \
     PZ_M0_FUNC(NAME)                                                                  \
     PZ_M0_SAVE_R4_R11                                                                 \
@@ -335,7 +407,7 @@ __asm__(                                                                        
     SPAN_FROM_3C                                                                      \
     "    subs  r6, r4, r5\n"                                                          \
     "    mov   lr, r6\n"                                                              \
-    "    lsls  r6, r4, #1\n"                                                          \
+    PZ_DW_##MODE##_ROWS                                                               \
     "    adds  r6, r6, r5\n"                                                          \
     "    movs  r7, #1\n"                                                              \
     "    subs  r7, r7, r6\n"                                                          \
@@ -347,31 +419,18 @@ __asm__(                                                                        
     "    ldr   r4, [sp]\n"                                                            \
     "    ldm   r4!, {r3, r7}\n"      /* folded bias, taps 0..3 */                     \
     "    str   r4, [sp]\n"                                                            \
+    PZ_DW_##MODE##_HEAD                                                               \
     INIT                                                                              \
-    "    sxtb  r5, r7\n"             /* taps 0, 1, 2 */                               \
-    "    sxth  r6, r7\n"                                                              \
-    "    asrs  r6, r6, #8\n"                                                          \
-    "    lsls  r7, r7, #8\n"                                                          \
-    "    asrs  r7, r7, #24\n"                                                         \
-    ROW                                                                               \
-    ROWSTEP                                                                           \
+    PZ_DW_##MODE##_K0(ROW, ROWSTEP)                                                   \
     "    ldr   r4, [sp]\n"                                                            \
-    "    subs  r4, #4\n"                                                              \
+    "    subs  r4, #" PZ_DW_##MODE##_K1_BACK "\n"                                      \
     "    ldm   r4!, {r5, r7}\n"      /* taps 0..3, 4..7 */                            \
     "    asrs  r5, r5, #24\n"        /* taps 3, 4, 5 */                               \
     "    sxtb  r6, r7\n"                                                              \
     "    sxth  r7, r7\n"                                                              \
     "    asrs  r7, r7, #8\n"                                                          \
     ROW                                                                               \
-    ROWSTEP                                                                           \
-    "    ldr   r4, [sp]\n"                                                            \
-    "    ldm   r4!, {r6, r7}\n"      /* taps 4..7, tap 8 and 3 pad bytes */           \
-    "    str   r4, [sp]\n"           /* the next channel's record */                  \
-    "    lsls  r5, r6, #8\n"         /* taps 6, 7, 8 */                               \
-    "    asrs  r5, r5, #24\n"                                                         \
-    "    asrs  r6, r6, #24\n"                                                         \
-    "    sxtb  r7, r7\n"                                                              \
-    ROW                                                                               \
+    PZ_DW_##MODE##_K2(ROW, ROWSTEP)                                                   \
     "    ldr   r3, [sp, #12]\n"                                                       \
     "    add   r0, r3\n"             /* back to row 0, next channel */                \
     FINISH                                                                            \
@@ -494,10 +553,10 @@ __asm__(                                                                        
 #define PZ_DW_ROWSTEP_LR "    add   r0, lr\n"
 #define PZ_DW_ACC_FN(NAME, ROW, SPAN, INIT, STORE) \
     PZ_DW_GROUP_FN(NAME, ROW, SPAN, INIT, PZ_DW_FINISH_ACC(STORE), "20", "", PZ_DW_CSTEP_4C, "", "", "", \
-                   PZ_DW_ROWSTEP_LR)
+                   PZ_DW_ROWSTEP_LR, FULL)
 #define PZ_DW_OUT_FN(NAME, ROW, SPAN, INIT, PIXEL3, SATURATED) \
     PZ_DW_GROUP_FN(NAME, ROW, SPAN, INIT, PZ_DW_FINISH_OUT(PIXEL3), "60", PZ_DW_PRO_OUT, "", PZ_DW_NEXT_GROUP, \
-                   SATURATED, "", PZ_DW_ROWSTEP_LR)
+                   SATURATED, "", PZ_DW_ROWSTEP_LR, FULL)
 PZ_DW_ACC_FN("pz_q8_dw3x3_quad_m0", PZ_DW_QUAD_ROW, "", PZ_DW_INIT4, PZ_DW_STORE4)
 PZ_DW_ACC_FN("pz_q8_dw3x3_quad2_m0", PZ_DW_QUAD2_ROW, PZ_DW_SPAN_6C, PZ_DW_INIT4, PZ_DW_STORE4)
 PZ_DW_ACC_FN("pz_q8_dw3x3_triple_m0", PZ_DW_TRIPLE_ROW, "", PZ_DW_INIT3, PZ_DW_STORE3)
@@ -591,15 +650,29 @@ PZ_DW_OUT_FN("pz_q8_dw3x3_triple2_out_m0", PZ_DW_TRIPLE2_ROW, PZ_DW_SPAN_6C, PZ_
 typedef void pz_dw_out_fn(const uint8_t *x, const uint8_t *w, uint8_t *y, const pz_dw_out_t *g);
 pz_dw_out_fn pz_q8_dw3x3_hex_out_m0, pz_q8_dw3x3_hex_l_out_m0, pz_q8_dw3x3_hex_r_out_m0, pz_q8_dw3x3_hex_lr_out_m0;
 pz_dw_out_fn pz_q8_dw3x3_hex2_out_m0, pz_q8_dw3x3_hex2_r_out_m0;
-#define PZ_DW_HEX_FN(NAME, ROW, SPAN) \
+pz_dw_out_fn pz_q8_dw3x3_hex_t_out_m0, pz_q8_dw3x3_hex_tl_out_m0, pz_q8_dw3x3_hex_tr_out_m0, pz_q8_dw3x3_hex_tlr_out_m0;
+pz_dw_out_fn pz_q8_dw3x3_hex_b_out_m0, pz_q8_dw3x3_hex_bl_out_m0, pz_q8_dw3x3_hex_br_out_m0, pz_q8_dw3x3_hex_blr_out_m0;
+pz_dw_out_fn pz_q8_dw3x3_hex2_b_out_m0, pz_q8_dw3x3_hex2_br_out_m0;
+#define PZ_DW_HEX_FN(NAME, ROW, SPAN, MODE) \
     PZ_DW_GROUP_FN(NAME, ROW, SPAN, PZ_DW_INIT6, PZ_DW_FINISH_HEX, "60", PZ_DW_PRO_OUT, "", PZ_DW_NEXT_GROUP, \
-                   PZ_DW_SAT6, PZ_DW_POST_HEX, PZ_DW_ROWSTEP_FRAME)
-PZ_DW_HEX_FN("pz_q8_dw3x3_hex_out_m0", PZ_DW_HEX_ROW, PZ_DW_SPAN_6C)
-PZ_DW_HEX_FN("pz_q8_dw3x3_hex_l_out_m0", PZ_DW_HEX_ROW_L, PZ_DW_SPAN_6C)
-PZ_DW_HEX_FN("pz_q8_dw3x3_hex_r_out_m0", PZ_DW_HEX_ROW_R, PZ_DW_SPAN_6C)
-PZ_DW_HEX_FN("pz_q8_dw3x3_hex_lr_out_m0", PZ_DW_HEX_ROW_LR, PZ_DW_SPAN_6C)
-PZ_DW_HEX_FN("pz_q8_dw3x3_hex2_out_m0", PZ_DW_HEX2_ROW, PZ_DW_SPAN_10C)
-PZ_DW_HEX_FN("pz_q8_dw3x3_hex2_r_out_m0", PZ_DW_HEX2_ROW_R, PZ_DW_SPAN_10C)
+                   PZ_DW_SAT6, PZ_DW_POST_HEX, PZ_DW_ROWSTEP_FRAME, MODE)
+PZ_DW_HEX_FN("pz_q8_dw3x3_hex_out_m0", PZ_DW_HEX_ROW, PZ_DW_SPAN_6C, FULL)
+PZ_DW_HEX_FN("pz_q8_dw3x3_hex_l_out_m0", PZ_DW_HEX_ROW_L, PZ_DW_SPAN_6C, FULL)
+PZ_DW_HEX_FN("pz_q8_dw3x3_hex_r_out_m0", PZ_DW_HEX_ROW_R, PZ_DW_SPAN_6C, FULL)
+PZ_DW_HEX_FN("pz_q8_dw3x3_hex_lr_out_m0", PZ_DW_HEX_ROW_LR, PZ_DW_SPAN_6C, FULL)
+PZ_DW_HEX_FN("pz_q8_dw3x3_hex2_out_m0", PZ_DW_HEX2_ROW, PZ_DW_SPAN_10C, FULL)
+PZ_DW_HEX_FN("pz_q8_dw3x3_hex2_r_out_m0", PZ_DW_HEX2_ROW_R, PZ_DW_SPAN_10C, FULL)
+/* the first and last output rows of stride-1 SAME layers (and stride 2's last, when SAME pads below) */
+PZ_DW_HEX_FN("pz_q8_dw3x3_hex_t_out_m0", PZ_DW_HEX_ROW, PZ_DW_SPAN_6C, TOP)
+PZ_DW_HEX_FN("pz_q8_dw3x3_hex_tl_out_m0", PZ_DW_HEX_ROW_L, PZ_DW_SPAN_6C, TOP)
+PZ_DW_HEX_FN("pz_q8_dw3x3_hex_tr_out_m0", PZ_DW_HEX_ROW_R, PZ_DW_SPAN_6C, TOP)
+PZ_DW_HEX_FN("pz_q8_dw3x3_hex_tlr_out_m0", PZ_DW_HEX_ROW_LR, PZ_DW_SPAN_6C, TOP)
+PZ_DW_HEX_FN("pz_q8_dw3x3_hex_b_out_m0", PZ_DW_HEX_ROW, PZ_DW_SPAN_6C, BOT)
+PZ_DW_HEX_FN("pz_q8_dw3x3_hex_bl_out_m0", PZ_DW_HEX_ROW_L, PZ_DW_SPAN_6C, BOT)
+PZ_DW_HEX_FN("pz_q8_dw3x3_hex_br_out_m0", PZ_DW_HEX_ROW_R, PZ_DW_SPAN_6C, BOT)
+PZ_DW_HEX_FN("pz_q8_dw3x3_hex_blr_out_m0", PZ_DW_HEX_ROW_LR, PZ_DW_SPAN_6C, BOT)
+PZ_DW_HEX_FN("pz_q8_dw3x3_hex2_b_out_m0", PZ_DW_HEX2_ROW, PZ_DW_SPAN_10C, BOT)
+PZ_DW_HEX_FN("pz_q8_dw3x3_hex2_br_out_m0", PZ_DW_HEX2_ROW_R, PZ_DW_SPAN_10C, BOT)
 #endif
 
 #if PZ_Q8_M0_ASM
@@ -726,16 +799,40 @@ static void dw3x3_run(const uint8_t *x, const uint8_t *w, int32_t *acc, uint32_t
 #endif
 }
 
+/* The groups of n pixels from ox on whose windows lie inside the input horizontally (the first one's does): a run
+ * that one fused call takes (pz_dw_out_t groups). */
+static uint32_t dw_run_groups(const pz_conv_shape_t *s, uint32_t ox, uint32_t n) {
+    uint32_t groups = 1;
+    for (uint32_t o = ox + n; s->out_w - o >= n && (o + n - 1u) * s->stride_w + 3u <= s->in_w + s->pad_left; o += n) {
+        groups++;
+    }
+    return groups;
+}
+
 #if PZ_Q8_M0_ASM
-/* The six-pixel loop for a window of `cols` columns from ix0 that leaves the input by one padding column at its
- * left and / or right end and lies inside it otherwise (its rows inside the input): the form that takes that column's
- * bytes from the padding byte (PZ_DW_LD_PAD), so the window is read in place; 0 where there is none (stride 2 with
- * a padding column at the left: the band). */
-static pz_dw_out_fn *dw_hex_edge(const pz_conv_shape_t *s, int32_t ix0, uint32_t cols) {
-    const int32_t pl = ix0 == -1, pr = ix0 + (int32_t)cols == (int32_t)s->in_w + 1;
-    if (ix0 + pl < 0 || ix0 + (int32_t)cols - pr > (int32_t)s->in_w) return 0;
-    if (s->stride_w == 2u) return pr && !pl ? pz_q8_dw3x3_hex2_r_out_m0 : 0;
-    return pl && pr ? pz_q8_dw3x3_hex_lr_out_m0 : pl ? pz_q8_dw3x3_hex_l_out_m0 : pr ? pz_q8_dw3x3_hex_r_out_m0 : 0;
+/* The forms of the six-pixel loop, [stride - 1][kernel rows: all, TOP (row 0 in the padding), BOT (row 2)][padding
+ * column: none, left, right, both]. */
+static pz_dw_out_fn *const dw_hex_forms[2][3][4] = {
+    {{pz_q8_dw3x3_hex_out_m0, pz_q8_dw3x3_hex_l_out_m0, pz_q8_dw3x3_hex_r_out_m0, pz_q8_dw3x3_hex_lr_out_m0},
+     {pz_q8_dw3x3_hex_t_out_m0, pz_q8_dw3x3_hex_tl_out_m0, pz_q8_dw3x3_hex_tr_out_m0, pz_q8_dw3x3_hex_tlr_out_m0},
+     {pz_q8_dw3x3_hex_b_out_m0, pz_q8_dw3x3_hex_bl_out_m0, pz_q8_dw3x3_hex_br_out_m0, pz_q8_dw3x3_hex_blr_out_m0}},
+    {{pz_q8_dw3x3_hex2_out_m0, 0, pz_q8_dw3x3_hex2_r_out_m0, 0},
+     {0, 0, 0, 0},
+     {pz_q8_dw3x3_hex2_b_out_m0, 0, pz_q8_dw3x3_hex2_br_out_m0, 0}},
+};
+
+/* The form of the six-pixel loop that reads the window (rows iy0.., `cols` columns from ix0) in place: it may leave
+ * the input by one padding row above or below (those kernel rows are not run: TOP / BOT) and by one padding column
+ * at its left and / or right end (read from the padding byte: PZ_DW_LD_PAD); 0 where none does (the band). *iy:
+ * the first input row it reads. */
+static pz_dw_out_fn *dw_hex_form(const pz_conv_shape_t *s, int32_t iy0, int32_t ix0, uint32_t cols, int32_t *iy) {
+    const int32_t in_h = (int32_t)s->in_h, in_w = (int32_t)s->in_w;
+    const uint32_t rows = iy0 >= 0 && iy0 + 3 <= in_h ? 0u : iy0 == -1 && in_h >= 2 ? 1u
+                        : iy0 >= 0 && iy0 + 2 == in_h ? 2u : 3u;
+    const int32_t pl = ix0 == -1, pr = ix0 + (int32_t)cols == in_w + 1;
+    if (rows == 3u || ix0 + pl < 0 || ix0 + (int32_t)cols - pr > in_w) return 0;
+    *iy = iy0 + (rows == 1u);
+    return dw_hex_forms[s->stride_w - 1u][rows][pl + 2 * pr];
 }
 #endif
 
@@ -761,7 +858,6 @@ void pz_dwconv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
      * outputs straight from the loop (pz_q8_dw3x3_quad_out_m0 ...) */
     pz_dw_out_t out = {C, row, l->rq, l->out_zp + l->out_xor, l->act_min + l->out_xor, l->act_max + l->out_xor,
                        1u, 0u, 0u, l->pad};
-    pz_dw_out_fn *edge = 0;
 #endif
     const uint32_t fused = PZ_Q8_M0_ASM && l->rq != 0 && (l->out_xor & 0x7Fu) == 0;  /* = rq.rec */
     for (uint32_t oy = 0; oy < s->out_h; oy++) {
@@ -784,41 +880,39 @@ void pz_dwconv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
             uint8_t *n_band = fused && n >= 3u ? l->scratch : band;
             const uint8_t *x = n_band;
             uint32_t x_row = cols * C, groups = 1;
+#if PZ_Q8_M0_ASM
+            /* groups of six in place wherever a form of the loop reads them so */
+            int32_t iy = iy0;
+            pz_dw_out_fn *const form = fused && n == 6u ? dw_hex_form(s, iy0, ix0, cols, &iy) : 0;
+            if (form) {
+                const int32_t at = (iy * (int32_t)s->in_w + ix0) * (int32_t)C;  /* may lie before xu: not read */
+                x = (const uint8_t *)((uintptr_t)xu + (uintptr_t)at);
+                x_row = row;
+                if (ix0 >= 0 && ix0 + (int32_t)cols <= (int32_t)s->in_w) groups = dw_run_groups(s, ox, n);
+            } else
+#endif
             if (rows_in && ix0 >= 0 && ix0 + (int32_t)cols <= (int32_t)s->in_w) {
                 x = xu + ((uint32_t)iy0 * s->in_w + (uint32_t)ix0) * C;
                 x_row = row;
-                /* the fused groups of four and six read in place take the rest of such groups in the same call */
-                if (fused && n >= 4u) {
-                    for (uint32_t o = ox + n; s->out_w - o >= n && (o + n - 1u) * sw + 3u <= s->in_w + s->pad_left;
-                         o += n) {
-                        groups++;
-                    }
-                }
-            }
-#if PZ_Q8_M0_ASM
-            else if (fused && n == 6u && rows_in && (edge = dw_hex_edge(s, ix0, cols)) != 0) {
-                /* one padding column at an end: in place (x may lie before the input: that column is not read) */
-                const int32_t at = (iy0 * (int32_t)s->in_w + ix0) * (int32_t)C;
-                x = (const uint8_t *)((uintptr_t)xu + (uintptr_t)at);
-                x_row = row;
-            }
-#endif
-            else {
+                /* the fused groups of four read in place take the rest of such groups in the same call */
+                if (fused && n >= 4u) groups = dw_run_groups(s, ox, n);
+            } else {
                 dw_band(l, xu, iy0, ix0, cols, n_band);
             }
-#if PZ_Q8_M0_ASM
+#if !PZ_Q8_M0_ASM
+            (void)groups;  /* runs of groups: the fused calls only */
+#else
             if (fused && n >= 3u) {
                 out.row = x_row;
                 out.groups = groups;
                 out.x_step = (n == 6u ? 6u : 4u) * sw * C - C;   /* n s C - C */
                 out.y_step = n == 6u ? 5u * C : 3u * C;           /* (n - 1) C */
-                (edge ? edge
+                (form ? form
                  : n == 6u ? (sw == 1u ? pz_q8_dw3x3_hex_out_m0 : pz_q8_dw3x3_hex2_out_m0)
                  : n == 3u ? (sw == 1u ? pz_q8_dw3x3_triple_out_m0 : pz_q8_dw3x3_triple2_out_m0)
                  : sw == 1u ? pz_q8_dw3x3_quad_out_m0 : pz_q8_dw3x3_quad2_out_m0)(x, l->w, y, &out);
                 ox += n * groups;
                 y += n * groups * C;
-                edge = 0;
                 continue;
             }
 #endif
