@@ -41,7 +41,9 @@ FUSED = {"quad": "pz_q8_dw3x3_quad_out_m0", "quad2": "pz_q8_dw3x3_quad2_out_m0",
          # above (t: kernel row 0 not run) or below (b: row 2) and / or a padding column at its left (l) or right (r)
          **{f"hex_{v}": f"pz_q8_dw3x3_hex_{v}_out_m0" for v in ("l", "r", "lr", "t", "tl", "tr", "tlr",
                                                                  "b", "bl", "br", "blr")},
-         **{f"hex2_{v}": f"pz_q8_dw3x3_hex2_{v}_out_m0" for v in ("r", "b", "br")}}
+         **{f"hex2_{v}": f"pz_q8_dw3x3_hex2_{v}_out_m0" for v in ("r", "b", "br")},
+         **{f"triple_{v}": f"pz_q8_dw3x3_triple_{v}_out_m0" for v in ("r", "lr", "tr", "tlr", "br", "blr")},
+         **{f"triple2_{v}": f"pz_q8_dw3x3_triple2_{v}_out_m0" for v in ("r", "br")}}
 LOOP_OF.update({fn: name + "+out" for name, fn in FUSED.items()})
 
 
@@ -163,7 +165,8 @@ def expected_fused_loops(t):
     six pixels (strides 1, 2), then four, then what is left: three (stride 2 too), two, one; the groups of three,
     four and six write their outputs themselves (the grouping written out here). A group of six whose window leaves
     the input by at most one padding row above (t) or below (b) and one padding column at its left (l) and / or
-    right (r) end takes the loop's form that reads it in place (stride 2: b and r only), else a band."""
+    right (r) end takes the loop's form that reads it in place (stride 2: b and r only), else a band; a group of
+    three likewise where it has a padding column at its right (stride 1: r, lr, tr, tlr, br, blr; 2: r, br)."""
     s, loops = t["shape"], set()
     for oy in range(s.out_h):
         iy0 = oy * s.stride_h - s.pad_top
@@ -178,9 +181,10 @@ def expected_fused_loops(t):
             pl, pr = ix0 == -1, ix0 + cols == s.in_w + 1
             rows = "" if rows_in else "t" if iy0 == -1 and s.in_h >= 2 else "b" if iy0 >= 0 and iy0 + 2 == s.in_h \
                 else None
-            if n == 6 and rows is not None and ix0 + pl >= 0 and ix0 + cols - pr <= s.in_w and \
-                    (s.stride_w == 1 or not (pl or rows == "t")):
-                form = rows + "l" * pl + "r" * pr
+            form = None if rows is None or ix0 + pl < 0 or ix0 + cols - pr > s.in_w else rows + "l" * pl + "r" * pr
+            triples = ("", "r", "lr", "tr", "tlr", "br", "blr") if s.stride_w == 1 else ("", "r", "br")
+            if n == 6 and form is not None and (s.stride_w == 1 or form in ("", "r", "b", "br")) or \
+                    n == 3 and form in triples:
                 name += "_" + form if form else ""
             loops.add(name + "+out" if n >= 3 else name)
             ox += n
@@ -212,8 +216,9 @@ def test_dwconv_m0_fused_output_bit_exact_in_emulator(m0, layer, seed, act, out_
 @settings(max_examples=15, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), act=st.sampled_from(ACTS), out_xor=st.sampled_from([0, 0x80]),
        row=st.sampled_from([(1, 10, {"hex_tl+out", "hex_bl+out", "quad+out"}),
-                            (1, 9, {"hex_tl+out", "hex_bl+out", "triple+out"}),
-                            (2, 8, {"quad2+out"}), (2, 12, {"hex2_br+out"}), (2, 6, {"triple2+out"})]))
+                            (1, 9, {"hex_tl+out", "hex_bl+out", "triple_tr+out", "triple_br+out"}),
+                            (1, 3, {"triple_tlr+out", "triple_blr+out"}),
+                            (2, 8, {"quad2+out"}), (2, 12, {"hex2_br+out"}), (2, 6, {"triple2_br+out"})]))
 def test_dwconv_m0_fused_output_at_the_bound(m0, seed, act, out_xor, row):
     """test_conv_requant's bound case (zero weights: each channel's accumulator is its bias, drawn at L, L + 1,
     A - 1, A, at ties and at products up to 255.5 * 2^23; 23 channels) on rows that every fused loop takes (a six
@@ -235,14 +240,14 @@ def test_dwconv_m0_fused_output_at_the_bound(m0, seed, act, out_xor, row):
     (3, 22, 5, (1, 1), "same", {"hex+out", "hex_l+out", "hex_t+out", "hex_tl+out", "hex_b+out", "hex_bl+out",
                                 "quad+out"}),
     (3, 11, 7, (1, 1), "valid", {"hex+out", "triple+out"}),  # rows of 9, in place
-    (2, 9, 9, (1, 1), "same", {"hex_tl+out", "hex_bl+out", "triple+out"}),  # 2 rows of 9: the first and the last
+    (2, 9, 9, (1, 1), "same", {"hex_tl+out", "hex_bl+out", "triple_tr+out", "triple_br+out"}),  # 2 rows of 9
     (3, 7, 6, (1, 1), "same", {"hex_tl+out", "hex_l+out", "hex_bl+out", "one"}),  # rows of 7
     (5, 21, 4, (2, 2), "valid", {"hex2+out", "quad2+out"}),  # stride 2: rows of 10, in place
     # stride 2, SAME (pads below and right): 2 sixes in place in one call, one; the last row leaves kernel row 2 out
     (6, 26, 12, (2, 2), "same", {"hex2+out", "hex2_b+out", "one"}),
     (3, 29, 8, (2, 2), "valid", {"hex2+out", "pair2"}),      # stride 2: 2 sixes in place in one call, a pair
     (7, 19, 5, (2, 2), "valid", {"hex2+out", "triple2+out"}),  # stride 2: rows of 9, in place
-    (6, 6, 16, (2, 2), "same", {"triple2+out"}),              # stride 2: rows of 3, from bands
+    (6, 6, 16, (2, 2), "same", {"triple2_r+out", "triple2_br+out"}),  # stride 2: rows of 3 (pd_mobilenet's 6x6)
     # every form of the six-pixel loops that reads a window leaving the input in place:
     (4, 12, 8, (1, 1), "same", {"hex_tl+out", "hex_tr+out", "hex_l+out", "hex_r+out", "hex_bl+out", "hex_br+out"}),
     (5, 6, 12, (1, 1), "same", {"hex_tlr+out", "hex_lr+out", "hex_blr+out"}),  # rows of 6 (pd_mobilenet's 6x6)
@@ -251,6 +256,10 @@ def test_dwconv_m0_fused_output_at_the_bound(m0, seed, act, out_xor, row):
     (8, 12, 8, (2, 2), "same", {"hex2_r+out", "hex2_br+out"}),  # stride 2, even width: the right end
     (7, 24, 4, (2, 2), "same", {"hex2+out", "hex2_r+out", "hex2_b+out", "hex2_br+out"}),  # rows of 12
     (7, 13, 8, (2, 2), "same", {"hex2+out", "one"}),          # odd sizes pad above and left too: from bands
+    (4, 9, 4, (1, 1), "same", {"hex_tl+out", "hex_l+out", "hex_bl+out", "triple_tr+out", "triple_r+out",
+                               "triple_br+out"}),
+    (3, 3, 16, (1, 1), "same", {"triple_tlr+out", "triple_lr+out", "triple_blr+out"}),  # pd_mobilenet's 3x3
+    (9, 5, 8, (2, 2), "same", {"triple2+out"}),               # odd sizes: from bands
 ])
 def test_dwconv_m0_fused_runs_of_groups(m0, h, w, c, stride, padding, loops):
     """Runs of groups of six read in place go to one fused call (pz_dw_out_t groups); every way a row starts and
@@ -286,6 +295,9 @@ def test_dwconv_m0_fused_cycle_budgets(m0, h, w, c, stride, budget):
     (5, 12, 8, (1, 1), {"hex_tl", "hex_tr", "hex_l", "hex_r", "hex_bl", "hex_br"}),
     (5, 6, 8, (1, 1), {"hex_tlr", "hex_lr", "hex_blr"}),
     (8, 12, 8, (2, 2), {"hex2_r", "hex2_br"}),
+    (4, 9, 8, (1, 1), {"triple_tr", "triple_r", "triple_br"}),
+    (3, 3, 16, (1, 1), {"triple_tlr", "triple_lr", "triple_blr"}),
+    (6, 6, 8, (2, 2), {"triple2_r", "triple2_br"}),
 ])
 def test_dwconv_m0_fused_edges_keep_the_overlap_contract(m0, h, w, c, stride, loops):
     """The six-pixel forms that read a window leaving the input in place keep the write order the planner relies

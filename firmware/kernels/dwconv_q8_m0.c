@@ -61,6 +61,14 @@ __asm__(
     PZ_DW_SECTION("pz_q8_dw3x3_hex_blr_out_m0")
     PZ_DW_SECTION("pz_q8_dw3x3_hex2_b_out_m0")
     PZ_DW_SECTION("pz_q8_dw3x3_hex2_br_out_m0")
+    PZ_DW_SECTION("pz_q8_dw3x3_triple_r_out_m0")
+    PZ_DW_SECTION("pz_q8_dw3x3_triple_lr_out_m0")
+    PZ_DW_SECTION("pz_q8_dw3x3_triple_tr_out_m0")
+    PZ_DW_SECTION("pz_q8_dw3x3_triple_tlr_out_m0")
+    PZ_DW_SECTION("pz_q8_dw3x3_triple_br_out_m0")
+    PZ_DW_SECTION("pz_q8_dw3x3_triple_blr_out_m0")
+    PZ_DW_SECTION("pz_q8_dw3x3_triple2_r_out_m0")
+    PZ_DW_SECTION("pz_q8_dw3x3_triple2_br_out_m0")
 );
 #endif
 
@@ -279,17 +287,18 @@ void pz_q8_dw3x3_triple_m0(const uint8_t *x, const uint8_t *w, int32_t *acc, con
 /* Three pixels at stride 1 (rows of 3 outputs, what a row of 7 leaves after a quad): 5 bytes, 9 MACs, 4 copies,
  * one 3C step: 33 cycles. (At stride 2 a pair and one pixel are as fast as three, and read the input in place
  * where three would need a band of 7 columns.) */
-#define PZ_DW_TRIPLE_ROW                                                                                 \
-    "    ldrb  r3, [r0]\n"       PZ_DW_MAC("r3", "r5", "r8")                                             \
+#define PZ_DW_TRIPLE_ROW_(FIRST, LAST)                                                                   \
+    FIRST                        PZ_DW_MAC("r3", "r5", "r8")                                             \
     "    ldrb  r3, [r0, r1]\n"   PZ_DW_COPY("r6", "r8") PZ_DW_MAC("r3", "r5", "r9")                      \
     "    ldrb  r3, [r0, r2]\n"   PZ_DW_COPY("r7", "r8") PZ_DW_COPY("r6", "r9") PZ_DW_MAC("r5", "r3", "r10") \
     "    add   r0, r12\n"                                                                                \
     "    ldrb  r3, [r0]\n"       PZ_DW_COPY("r7", "r9") PZ_DW_MAC("r6", "r3", "r10")                     \
-    "    ldrb  r3, [r0, r1]\n"   PZ_DW_MAC("r7", "r3", "r10")
+    LAST                         PZ_DW_MAC("r7", "r3", "r10")
+#define PZ_DW_TRIPLE_ROW PZ_DW_TRIPLE_ROW_("    ldrb  r3, [r0]\n", "    ldrb  r3, [r0, r1]\n")
 
 /* Three pixels at stride 2 (rows of 3 outputs: fused output stage only, pz_q8_dw3x3_triple2_out_m0): 7 bytes, 9
  * MACs, 1 copy (b2; b4, b5, b6 meet the weights' last uses), two 3C steps: 35 cycles. */
-#define PZ_DW_TRIPLE2_ROW                                                                                \
+#define PZ_DW_TRIPLE2_ROW_(LAST)                                                                         \
     "    ldrb  r3, [r0]\n"       PZ_DW_MAC("r3", "r5", "r8")                                             \
     "    ldrb  r3, [r0, r1]\n"   PZ_DW_MAC("r3", "r6", "r8")                                             \
     "    ldrb  r3, [r0, r2]\n"   PZ_DW_COPY("r7", "r8") PZ_DW_MAC("r3", "r5", "r9")                      \
@@ -298,7 +307,8 @@ void pz_q8_dw3x3_triple_m0(const uint8_t *x, const uint8_t *w, int32_t *acc, con
     "    ldrb  r3, [r0, r1]\n"   PZ_DW_MAC("r5", "r3", "r10") PZ_DW_MAC("r3", "r7", "r9")                \
     "    ldrb  r3, [r0, r2]\n"   PZ_DW_MAC("r6", "r3", "r10")                                            \
     "    add   r0, r12\n"                                                                                \
-    "    ldrb  r3, [r0]\n"       PZ_DW_MAC("r7", "r3", "r10")
+    LAST                         PZ_DW_MAC("r7", "r3", "r10")
+#define PZ_DW_TRIPLE2_ROW PZ_DW_TRIPLE2_ROW_("    ldrb  r3, [r0]\n")
 
 /* The bias into the accumulators of three or four pixels (r3 = the folded bias), and their stores (r4 = &acc[c],
  * r5 = 4C). */
@@ -554,9 +564,9 @@ __asm__(                                                                        
 #define PZ_DW_ACC_FN(NAME, ROW, SPAN, INIT, STORE) \
     PZ_DW_GROUP_FN(NAME, ROW, SPAN, INIT, PZ_DW_FINISH_ACC(STORE), "20", "", PZ_DW_CSTEP_4C, "", "", "", \
                    PZ_DW_ROWSTEP_LR, FULL)
-#define PZ_DW_OUT_FN(NAME, ROW, SPAN, INIT, PIXEL3, SATURATED) \
+#define PZ_DW_OUT_FN(NAME, ROW, SPAN, INIT, PIXEL3, SATURATED, MODE) \
     PZ_DW_GROUP_FN(NAME, ROW, SPAN, INIT, PZ_DW_FINISH_OUT(PIXEL3), "60", PZ_DW_PRO_OUT, "", PZ_DW_NEXT_GROUP, \
-                   SATURATED, "", PZ_DW_ROWSTEP_LR, FULL)
+                   SATURATED, "", PZ_DW_ROWSTEP_LR, MODE)
 PZ_DW_ACC_FN("pz_q8_dw3x3_quad_m0", PZ_DW_QUAD_ROW, "", PZ_DW_INIT4, PZ_DW_STORE4)
 PZ_DW_ACC_FN("pz_q8_dw3x3_quad2_m0", PZ_DW_QUAD2_ROW, PZ_DW_SPAN_6C, PZ_DW_INIT4, PZ_DW_STORE4)
 PZ_DW_ACC_FN("pz_q8_dw3x3_triple_m0", PZ_DW_TRIPLE_ROW, "", PZ_DW_INIT3, PZ_DW_STORE3)
@@ -567,11 +577,11 @@ void pz_q8_dw3x3_quad2_out_m0(const uint8_t *x, const uint8_t *w, uint8_t *y, co
 void pz_q8_dw3x3_triple_out_m0(const uint8_t *x, const uint8_t *w, uint8_t *y, const pz_dw_out_t *g);
 #define PZ_DW_SAT4 PZ_DW_OUT_SATURATED("5") PZ_DW_OUT_SATURATED("6") PZ_DW_OUT_SATURATED("7") PZ_DW_OUT_SATURATED("8")
 #define PZ_DW_SAT3 PZ_DW_OUT_SATURATED("5") PZ_DW_OUT_SATURATED("6") PZ_DW_OUT_SATURATED("8")
-PZ_DW_OUT_FN("pz_q8_dw3x3_quad_out_m0", PZ_DW_QUAD_ROW, "", PZ_DW_INIT4, PZ_DW_PIXEL3, PZ_DW_SAT4)
-PZ_DW_OUT_FN("pz_q8_dw3x3_quad2_out_m0", PZ_DW_QUAD2_ROW, PZ_DW_SPAN_6C, PZ_DW_INIT4, PZ_DW_PIXEL3, PZ_DW_SAT4)
-PZ_DW_OUT_FN("pz_q8_dw3x3_triple_out_m0", PZ_DW_TRIPLE_ROW, "", PZ_DW_INIT3, "", PZ_DW_SAT3)
+PZ_DW_OUT_FN("pz_q8_dw3x3_quad_out_m0", PZ_DW_QUAD_ROW, "", PZ_DW_INIT4, PZ_DW_PIXEL3, PZ_DW_SAT4, FULL)
+PZ_DW_OUT_FN("pz_q8_dw3x3_quad2_out_m0", PZ_DW_QUAD2_ROW, PZ_DW_SPAN_6C, PZ_DW_INIT4, PZ_DW_PIXEL3, PZ_DW_SAT4, FULL)
+PZ_DW_OUT_FN("pz_q8_dw3x3_triple_out_m0", PZ_DW_TRIPLE_ROW, "", PZ_DW_INIT3, "", PZ_DW_SAT3, FULL)
 void pz_q8_dw3x3_triple2_out_m0(const uint8_t *x, const uint8_t *w, uint8_t *y, const pz_dw_out_t *g);
-PZ_DW_OUT_FN("pz_q8_dw3x3_triple2_out_m0", PZ_DW_TRIPLE2_ROW, PZ_DW_SPAN_6C, PZ_DW_INIT3, "", PZ_DW_SAT3)
+PZ_DW_OUT_FN("pz_q8_dw3x3_triple2_out_m0", PZ_DW_TRIPLE2_ROW, PZ_DW_SPAN_6C, PZ_DW_INIT3, "", PZ_DW_SAT3, FULL)
 
 /* Six pixels side by side at stride 1, fused output stage only (pz_q8_dw3x3_hex_out_m0): the accumulators are
  * r8..r12 and lr, so 3C and the kernel-row step (row - 6C) are not in registers: the row pointer steps 2C (bytes
@@ -673,6 +683,24 @@ PZ_DW_HEX_FN("pz_q8_dw3x3_hex_br_out_m0", PZ_DW_HEX_ROW_R, PZ_DW_SPAN_6C, BOT)
 PZ_DW_HEX_FN("pz_q8_dw3x3_hex_blr_out_m0", PZ_DW_HEX_ROW_LR, PZ_DW_SPAN_6C, BOT)
 PZ_DW_HEX_FN("pz_q8_dw3x3_hex2_b_out_m0", PZ_DW_HEX2_ROW, PZ_DW_SPAN_10C, BOT)
 PZ_DW_HEX_FN("pz_q8_dw3x3_hex2_br_out_m0", PZ_DW_HEX2_ROW_R, PZ_DW_SPAN_10C, BOT)
+
+/* The same forms of the fused three-pixel loops (a SAME row's last group of three: a padding column at its right; a
+ * row of three at stride 1 with a 3-wide input: at both ends), where only they would need a band. */
+pz_dw_out_fn pz_q8_dw3x3_triple_r_out_m0, pz_q8_dw3x3_triple_lr_out_m0, pz_q8_dw3x3_triple_tr_out_m0;
+pz_dw_out_fn pz_q8_dw3x3_triple_tlr_out_m0, pz_q8_dw3x3_triple_br_out_m0, pz_q8_dw3x3_triple_blr_out_m0;
+pz_dw_out_fn pz_q8_dw3x3_triple2_r_out_m0, pz_q8_dw3x3_triple2_br_out_m0;
+#define PZ_DW_TRIPLE_ROW_R PZ_DW_TRIPLE_ROW_("    ldrb  r3, [r0]\n", PZ_DW_LD_PAD)
+#define PZ_DW_TRIPLE_ROW_LR PZ_DW_TRIPLE_ROW_(PZ_DW_LD_PAD, PZ_DW_LD_PAD)
+#define PZ_DW_TRIPLE_FN(NAME, ROW, SPAN, MODE) \
+    PZ_DW_OUT_FN(NAME, ROW, SPAN, PZ_DW_INIT3, "", PZ_DW_SAT3, MODE)
+PZ_DW_TRIPLE_FN("pz_q8_dw3x3_triple_r_out_m0", PZ_DW_TRIPLE_ROW_R, "", FULL)
+PZ_DW_TRIPLE_FN("pz_q8_dw3x3_triple_lr_out_m0", PZ_DW_TRIPLE_ROW_LR, "", FULL)
+PZ_DW_TRIPLE_FN("pz_q8_dw3x3_triple_tr_out_m0", PZ_DW_TRIPLE_ROW_R, "", TOP)
+PZ_DW_TRIPLE_FN("pz_q8_dw3x3_triple_tlr_out_m0", PZ_DW_TRIPLE_ROW_LR, "", TOP)
+PZ_DW_TRIPLE_FN("pz_q8_dw3x3_triple_br_out_m0", PZ_DW_TRIPLE_ROW_R, "", BOT)
+PZ_DW_TRIPLE_FN("pz_q8_dw3x3_triple_blr_out_m0", PZ_DW_TRIPLE_ROW_LR, "", BOT)
+PZ_DW_TRIPLE_FN("pz_q8_dw3x3_triple2_r_out_m0", PZ_DW_TRIPLE2_ROW_(PZ_DW_LD_PAD), PZ_DW_SPAN_6C, FULL)
+PZ_DW_TRIPLE_FN("pz_q8_dw3x3_triple2_br_out_m0", PZ_DW_TRIPLE2_ROW_(PZ_DW_LD_PAD), PZ_DW_SPAN_6C, BOT)
 #endif
 
 #if PZ_Q8_M0_ASM
@@ -821,18 +849,29 @@ static pz_dw_out_fn *const dw_hex_forms[2][3][4] = {
      {pz_q8_dw3x3_hex2_b_out_m0, 0, pz_q8_dw3x3_hex2_br_out_m0, 0}},
 };
 
-/* The form of the six-pixel loop that reads the window (rows iy0.., `cols` columns from ix0) in place: it may leave
- * the input by one padding row above or below (those kernel rows are not run: TOP / BOT) and by one padding column
- * at its left and / or right end (read from the padding byte: PZ_DW_LD_PAD); 0 where none does (the band). *iy:
- * the first input row it reads. */
-static pz_dw_out_fn *dw_hex_form(const pz_conv_shape_t *s, int32_t iy0, int32_t ix0, uint32_t cols, int32_t *iy) {
+/* The same for the fused three-pixel loops (the forms a SAME layer's rows end with). */
+static pz_dw_out_fn *const dw_triple_forms[2][3][4] = {
+    {{pz_q8_dw3x3_triple_out_m0, 0, pz_q8_dw3x3_triple_r_out_m0, pz_q8_dw3x3_triple_lr_out_m0},
+     {0, 0, pz_q8_dw3x3_triple_tr_out_m0, pz_q8_dw3x3_triple_tlr_out_m0},
+     {0, 0, pz_q8_dw3x3_triple_br_out_m0, pz_q8_dw3x3_triple_blr_out_m0}},
+    {{pz_q8_dw3x3_triple2_out_m0, 0, pz_q8_dw3x3_triple2_r_out_m0, 0},
+     {0, 0, 0, 0},
+     {0, 0, pz_q8_dw3x3_triple2_br_out_m0, 0}},
+};
+
+/* The form of the six- or three-pixel loop (n) that reads the window (rows iy0.., `cols` columns from ix0) in
+ * place: it may leave the input by one padding row above or below (those kernel rows are not run: TOP / BOT) and by
+ * one padding column at its left and / or right end (read from the padding byte: PZ_DW_LD_PAD); 0 where none does
+ * (the band). *iy: the first input row it reads. */
+static pz_dw_out_fn *dw_form(const pz_conv_shape_t *s, uint32_t n, int32_t iy0, int32_t ix0, uint32_t cols,
+                             int32_t *iy) {
     const int32_t in_h = (int32_t)s->in_h, in_w = (int32_t)s->in_w;
     const uint32_t rows = iy0 >= 0 && iy0 + 3 <= in_h ? 0u : iy0 == -1 && in_h >= 2 ? 1u
                         : iy0 >= 0 && iy0 + 2 == in_h ? 2u : 3u;
     const int32_t pl = ix0 == -1, pr = ix0 + (int32_t)cols == in_w + 1;
     if (rows == 3u || ix0 + pl < 0 || ix0 + (int32_t)cols - pr > in_w) return 0;
     *iy = iy0 + (rows == 1u);
-    return dw_hex_forms[s->stride_w - 1u][rows][pl + 2 * pr];
+    return (n == 6u ? dw_hex_forms : dw_triple_forms)[s->stride_w - 1u][rows][pl + 2 * pr];
 }
 #endif
 
@@ -881,14 +920,14 @@ void pz_dwconv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
             const uint8_t *x = n_band;
             uint32_t x_row = cols * C, groups = 1;
 #if PZ_Q8_M0_ASM
-            /* groups of six in place wherever a form of the loop reads them so */
+            /* groups of six and three in place wherever a form of their loop reads them so */
             int32_t iy = iy0;
-            pz_dw_out_fn *const form = fused && n == 6u ? dw_hex_form(s, iy0, ix0, cols, &iy) : 0;
+            pz_dw_out_fn *const form = fused && (n == 6u || n == 3u) ? dw_form(s, n, iy0, ix0, cols, &iy) : 0;
             if (form) {
                 const int32_t at = (iy * (int32_t)s->in_w + ix0) * (int32_t)C;  /* may lie before xu: not read */
                 x = (const uint8_t *)((uintptr_t)xu + (uintptr_t)at);
                 x_row = row;
-                if (ix0 >= 0 && ix0 + (int32_t)cols <= (int32_t)s->in_w) groups = dw_run_groups(s, ox, n);
+                if (n == 6u && ix0 >= 0 && ix0 + (int32_t)cols <= (int32_t)s->in_w) groups = dw_run_groups(s, ox, n);
             } else
 #endif
             if (rows_in && ix0 >= 0 && ix0 + (int32_t)cols <= (int32_t)s->in_w) {
