@@ -859,18 +859,20 @@ static pz_dw_out_fn *const dw_triple_forms[2][3][4] = {
      {0, 0, pz_q8_dw3x3_triple2_br_out_m0, 0}},
 };
 
-/* The form of the six- or three-pixel loop (n) that reads the window (rows iy0.., `cols` columns from ix0) in
- * place: it may leave the input by one padding row above or below (those kernel rows are not run: TOP / BOT) and by
- * one padding column at its left and / or right end (read from the padding byte: PZ_DW_LD_PAD); 0 where none does
- * (the band). *iy: the first input row it reads. */
-static pz_dw_out_fn *dw_form(const pz_conv_shape_t *s, uint32_t n, int32_t iy0, int32_t ix0, uint32_t cols,
-                             int32_t *iy) {
-    const int32_t in_h = (int32_t)s->in_h, in_w = (int32_t)s->in_w;
-    const uint32_t rows = iy0 >= 0 && iy0 + 3 <= in_h ? 0u : iy0 == -1 && in_h >= 2 ? 1u
-                        : iy0 >= 0 && iy0 + 2 == in_h ? 2u : 3u;
+/* The kernel rows of an output row whose window starts at input row iy0 that a form runs in place: 0 all three, 1
+ * rows 1 and 2 (row 0 is a padding row above the input), 2 rows 0 and 1 (row 2 below it), 3 none (the band). */
+static uint32_t dw_rows(const pz_conv_shape_t *s, int32_t iy0) {
+    const int32_t in_h = (int32_t)s->in_h;
+    return iy0 >= 0 && iy0 + 3 <= in_h ? 0u : iy0 == -1 && in_h >= 2 ? 1u : iy0 >= 0 && iy0 + 2 == in_h ? 2u : 3u;
+}
+
+/* The form of the six- or three-pixel loop (n) that reads a window of those rows (dw_rows, < 3) and `cols` columns
+ * from ix0 in place: it may leave the input by one padding column at its left and / or right end (read from the
+ * padding byte: PZ_DW_LD_PAD); 0 where none does (the band). */
+static pz_dw_out_fn *dw_form(const pz_conv_shape_t *s, uint32_t n, uint32_t rows, int32_t ix0, uint32_t cols) {
+    const int32_t in_w = (int32_t)s->in_w;
     const int32_t pl = ix0 == -1, pr = ix0 + (int32_t)cols == in_w + 1;
-    if (rows == 3u || ix0 + pl < 0 || ix0 + (int32_t)cols - pr > in_w) return 0;
-    *iy = iy0 + (rows == 1u);
+    if (ix0 + pl < 0 || ix0 + (int32_t)cols - pr > in_w) return 0;
     return (n == 6u ? dw_hex_forms : dw_triple_forms)[s->stride_w - 1u][rows][pl + 2 * pr];
 }
 #endif
@@ -902,6 +904,12 @@ void pz_dwconv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
     for (uint32_t oy = 0; oy < s->out_h; oy++) {
         const int32_t iy0 = (int32_t)(oy * s->stride_h) - s->pad_top;
         const int rows_in = iy0 >= 0 && iy0 + 3 <= (int32_t)s->in_h;
+#if PZ_Q8_M0_ASM
+        const uint32_t step6 = 6u * sw * C - C, step4 = 4u * sw * C - C;  /* the fused loops' x_step: n s C - C */
+        const uint32_t rows = fused ? dw_rows(s, iy0) : 3u;
+        /* the first input row the forms read (may lie above xu: then it is not read) */
+        const uintptr_t x_iy = (uintptr_t)xu + (uintptr_t)((iy0 + (rows == 1u)) * (int32_t)row);
+#endif
         for (uint32_t ox = 0; ox < s->out_w;) {
             const int32_t ix0 = (int32_t)(ox * sw) - s->pad_left;
             /* six pixels side by side at stride 1 (fused only), four at stride 1 or 2, three at stride 1 load each
@@ -921,11 +929,9 @@ void pz_dwconv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
             uint32_t x_row = cols * C, groups = 1;
 #if PZ_Q8_M0_ASM
             /* groups of six and three in place wherever a form of their loop reads them so */
-            int32_t iy = iy0;
-            pz_dw_out_fn *const form = fused && (n == 6u || n == 3u) ? dw_form(s, n, iy0, ix0, cols, &iy) : 0;
+            pz_dw_out_fn *const form = rows < 3u && (n == 6u || n == 3u) ? dw_form(s, n, rows, ix0, cols) : 0;
             if (form) {
-                const int32_t at = (iy * (int32_t)s->in_w + ix0) * (int32_t)C;  /* may lie before xu: not read */
-                x = (const uint8_t *)((uintptr_t)xu + (uintptr_t)at);
+                x = (const uint8_t *)(x_iy + (uintptr_t)(ix0 * (int32_t)C));
                 x_row = row;
                 if (n == 6u && ix0 >= 0 && ix0 + (int32_t)cols <= (int32_t)s->in_w) groups = dw_run_groups(s, ox, n);
             } else
@@ -944,8 +950,8 @@ void pz_dwconv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
             if (fused && n >= 3u) {
                 out.row = x_row;
                 out.groups = groups;
-                out.x_step = (n == 6u ? 6u : 4u) * sw * C - C;   /* n s C - C */
-                out.y_step = n == 6u ? 5u * C : 3u * C;           /* (n - 1) C */
+                out.x_step = n == 6u ? step6 : step4;
+                out.y_step = (n - 1u) * C;
                 (form ? form
                  : n == 6u ? (sw == 1u ? pz_q8_dw3x3_hex_out_m0 : pz_q8_dw3x3_hex2_out_m0)
                  : n == 3u ? (sw == 1u ? pz_q8_dw3x3_triple_out_m0 : pz_q8_dw3x3_triple2_out_m0)
