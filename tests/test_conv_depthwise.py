@@ -34,14 +34,18 @@ LOOPS = {"quad": "pz_q8_dw3x3_quad_m0", "quad2": "pz_q8_dw3x3_quad2_m0", "triple
          "pair": "pz_q8_dw3x3_pair_m0", "pair2": "pz_q8_dw3x3_pair2_m0", "one": "pz_q8_dw3x3_acc_m0"}
 LOOP_OF = {fn: name for name, fn in LOOPS.items()}
 # with the build's one-multiply records, groups of three, four and six pixels write their outputs from the loop itself
+# the forms of the six-pixel loop that read a window in place though it leaves the input by a padding row above (t:
+# kernel row 0 not run) or below (b: row 2) and / or a padding column at its left (l) or right (r): the bodies p, l, r
+# of its row functions (labels NAME_p, NAME_l, NAME_r), and the functions for one group with both columns
+HEX_BODIES = {"hex": ("hex", "p"), "hex_l": ("hex", "l"), "hex_r": ("hex", "r"), "hex_t": ("hex_t", "p"),
+              "hex_tl": ("hex_t", "l"), "hex_tr": ("hex_t", "r"), "hex_b": ("hex_b", "p"), "hex_bl": ("hex_b", "l"),
+              "hex_br": ("hex_b", "r"), "hex2": ("hex2", "p"), "hex2_r": ("hex2", "r"), "hex2_b": ("hex2_b", "p"),
+              "hex2_br": ("hex2_b", "r")}
 FUSED = {"quad": "pz_q8_dw3x3_quad_out_m0", "quad2": "pz_q8_dw3x3_quad2_out_m0",
-         "triple": "pz_q8_dw3x3_triple_out_m0", "hex": "pz_q8_dw3x3_hex_out_m0", "hex2": "pz_q8_dw3x3_hex2_out_m0",
-         "triple2": "pz_q8_dw3x3_triple2_out_m0",
-         # the forms of the six-pixel loops that read a window in place though it leaves the input by a padding row
-         # above (t: kernel row 0 not run) or below (b: row 2) and / or a padding column at its left (l) or right (r)
-         **{f"hex_{v}": f"pz_q8_dw3x3_hex_{v}_out_m0" for v in ("l", "r", "lr", "t", "tl", "tr", "tlr",
-                                                                 "b", "bl", "br", "blr")},
-         **{f"hex2_{v}": f"pz_q8_dw3x3_hex2_{v}_out_m0" for v in ("r", "b", "br")},
+         "triple": "pz_q8_dw3x3_triple_out_m0", "triple2": "pz_q8_dw3x3_triple2_out_m0",
+         **{name: f"pz_q8_dw3x3_{fn}_out_m0_{body}" for name, (fn, body) in HEX_BODIES.items()},
+         **{f"hex_{v}": f"pz_q8_dw3x3_hex_{v}_out_m0" for v in ("lr", "tlr", "blr")},
+         # the same forms of the three-pixel loops (functions of their own)
          **{f"triple_{v}": f"pz_q8_dw3x3_triple_{v}_out_m0" for v in ("r", "lr", "tr", "tlr", "br", "blr")},
          **{f"triple2_{v}": f"pz_q8_dw3x3_triple2_{v}_out_m0" for v in ("r", "br")}}
 LOOP_OF.update({fn: name + "+out" for name, fn in FUSED.items()})

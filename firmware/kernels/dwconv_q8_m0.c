@@ -9,7 +9,10 @@
  * - With the build's one-multiply records (every layer compress writes): groups of six (strides 1, 2), four and
  *   three write their output bytes from the loop itself (pz_q8_dw3x3_{hex,hex2,quad,quad2,triple,triple2}_out_m0:
  *   each channel's record loaded once for its pixels, 10 cycles per output), and a run of such groups read in place
- *   is one call: about 334 cycles per channel of six pixels (54 MACs) at stride 1.
+ *   is one call: about 323 cycles per channel of six pixels (54 MACs) at stride 1. Groups of six and three whose window
+ *   leaves the input by one padding column (its bytes: the padding byte from the frame) and / or one padding row (those
+ *   kernel rows not run, the bias corrected) are read in place too (the group loops' MODE, dw_form); a row's groups of
+ *   six are one call (PZ_DW_HEX_ROW_FN: bodies for the plain groups and for a first / last one with a padding column).
  * - Otherwise (older model directories): the accumulator loops (pz_q8_dw3x3_quad_m0 / quad2_m0, triple_m0, pair_m0
  *   / pair2_m0, acc_m0) write int32 accumulators to the scratch, then conv_q8_m0.c's output stage (conv_q8_m0.h)
  *   runs per pixel.
@@ -24,9 +27,9 @@
 #include "int8_mac_m0.h"
 #include "conv_q8_m0.h"
 
-/* Code placement (see conv_q8_m0.c's): the sections in the order named here, so that the six-pixel loops' edge
- * forms (pz_q8_dw3x3_hex_l_out_m0 ...) come after the driver and do not move the loops and the driver before them
- * (the accumulator path's hot code shares the XIP cache with conv_q8_m0.c's output stages). */
+/* Code placement (see conv_q8_m0.c's): the sections in the order named here, so that the six-pixel row functions
+ * and the padding forms come after the driver and leave the accumulator path's code where it was (its hot code
+ * shares the XIP cache with conv_q8_m0.c's output stages; measured in the kernel table, 31-bit column). */
 #if PZ_Q8_M0_ASM
 #define PZ_DW_SECTION(NAME) "    .pushsection .text." NAME ", \"ax\", %progbits\n    .popsection\n"
 __asm__(
@@ -40,27 +43,19 @@ __asm__(
     PZ_DW_SECTION("pz_q8_dw3x3_quad2_out_m0")
     PZ_DW_SECTION("pz_q8_dw3x3_triple_out_m0")
     PZ_DW_SECTION("pz_q8_dw3x3_triple2_out_m0")
-    PZ_DW_SECTION("pz_q8_dw3x3_hex_out_m0")
-    PZ_DW_SECTION("pz_q8_dw3x3_hex2_out_m0")
     PZ_DW_SECTION("pz_q8_words_copy_m0")
     PZ_DW_SECTION("pz_q8_words_fill_m0")
     PZ_DW_SECTION("dw_band")
     PZ_DW_SECTION("pz_dwconv_q8_m0_scratch_bytes")
     PZ_DW_SECTION("pz_dwconv2d_q8_m0")
-    PZ_DW_SECTION("pz_q8_dw3x3_hex_l_out_m0")
-    PZ_DW_SECTION("pz_q8_dw3x3_hex_r_out_m0")
+    PZ_DW_SECTION("pz_q8_dw3x3_hex_out_m0")
+    PZ_DW_SECTION("pz_q8_dw3x3_hex2_out_m0")
     PZ_DW_SECTION("pz_q8_dw3x3_hex_lr_out_m0")
-    PZ_DW_SECTION("pz_q8_dw3x3_hex2_r_out_m0")
     PZ_DW_SECTION("pz_q8_dw3x3_hex_t_out_m0")
-    PZ_DW_SECTION("pz_q8_dw3x3_hex_tl_out_m0")
-    PZ_DW_SECTION("pz_q8_dw3x3_hex_tr_out_m0")
     PZ_DW_SECTION("pz_q8_dw3x3_hex_tlr_out_m0")
     PZ_DW_SECTION("pz_q8_dw3x3_hex_b_out_m0")
-    PZ_DW_SECTION("pz_q8_dw3x3_hex_bl_out_m0")
-    PZ_DW_SECTION("pz_q8_dw3x3_hex_br_out_m0")
     PZ_DW_SECTION("pz_q8_dw3x3_hex_blr_out_m0")
     PZ_DW_SECTION("pz_q8_dw3x3_hex2_b_out_m0")
-    PZ_DW_SECTION("pz_q8_dw3x3_hex2_br_out_m0")
     PZ_DW_SECTION("pz_q8_dw3x3_triple_r_out_m0")
     PZ_DW_SECTION("pz_q8_dw3x3_triple_lr_out_m0")
     PZ_DW_SECTION("pz_q8_dw3x3_triple_tr_out_m0")
@@ -108,6 +103,8 @@ typedef struct {
     uint32_t x_step;     /* from one group's x + C to the next one's x: n s C - C */
     uint32_t y_step;     /* from one group's y + C to the next one's y: (n - 1) C */
     uint32_t pad;        /* the layer's padding byte (conv.h pad): PZ_DW_LD_PAD */
+    uint32_t forms;      /* PZ_DW_HEX_ROW_FN: bit 0 the first group has a padding column at its left, bit 1 the
+                            last one at its right */
 } pz_dw_out_t;
 
 void pz_q8_dw3x3_acc_m0(const uint8_t *x, const uint8_t *w, int32_t *acc, const pz_dw_geom_t *g);
@@ -331,9 +328,10 @@ void pz_q8_dw3x3_triple_m0(const uint8_t *x, const uint8_t *w, int32_t *acc, con
  * lies in the padding above the input, x points at row 1's window) and BOT rows 0 and 1 (row 2 lies below it),
  * where HEAD adds what the padding row would have added to the folded bias, pad * (the row's three taps), about 11
  * and 15 cycles instead of a kernel row (about 71; padding cells count pad * w in the folded bias, see
- * compress/conv_layout.folded_depthwise_bias). K0 / K2: kernel row 0 / 2 with the step to / from row 1; K1_BACK:
- * from the record pointer in the frame back to taps 0..3; ROWS: the rows the row pointer crosses, in row units (r6
- * = row in r4), for the step back to row 0. */
+ * compress/conv_layout.folded_depthwise_bias). K0 / K2: kernel row 0 / 2 with the step to / from row 1; K1_AT: from the
+ * record pointer in the frame to taps 0..3 (the frame keeps the channel's record until kernel row 2 loads its last word
+ * and stores the next one's; BOT stores it in HEAD); ROWS: the rows the row pointer crosses, in row units (r6 = row in
+ * r4), for the step back to row 0. */
 #define PZ_DW_ROW0(ROW)                                                                   \
     "    sxtb  r5, r7\n"             /* taps 0, 1, 2 */                               \
     "    sxth  r6, r7\n"                                                              \
@@ -343,6 +341,7 @@ void pz_q8_dw3x3_triple_m0(const uint8_t *x, const uint8_t *w, int32_t *acc, con
     ROW
 #define PZ_DW_ROW2(ROW)                                                                   \
     "    ldr   r4, [sp]\n"                                                            \
+    "    adds  r4, #8\n"                                                              \
     "    ldm   r4!, {r6, r7}\n"      /* taps 4..7, tap 8 and 3 pad bytes */           \
     "    str   r4, [sp]\n"           /* the next channel's record */                  \
     "    lsls  r5, r6, #8\n"         /* taps 6, 7, 8 */                               \
@@ -352,7 +351,7 @@ void pz_q8_dw3x3_triple_m0(const uint8_t *x, const uint8_t *w, int32_t *acc, con
     ROW
 #define PZ_DW_FULL_HEAD ""
 #define PZ_DW_FULL_K0(ROW, ROWSTEP) PZ_DW_ROW0(ROW) ROWSTEP
-#define PZ_DW_FULL_K1_BACK "4"
+#define PZ_DW_FULL_K1_AT "    adds  r4, #4\n"
 #define PZ_DW_FULL_K2(ROW, ROWSTEP) ROWSTEP PZ_DW_ROW2(ROW)
 #define PZ_DW_FULL_ROWS "    lsls  r6, r4, #1\n"
 /* TOP: r3 = bias + pad (t0 + t1 + t2), from r7 = taps 0..3 */
@@ -368,10 +367,11 @@ void pz_q8_dw3x3_triple_m0(const uint8_t *x, const uint8_t *w, int32_t *acc, con
     "    muls  r5, r6, r5\n"             \
     "    adds  r3, r3, r5\n"
 #define PZ_DW_TOP_K0(ROW, ROWSTEP) ""
-#define PZ_DW_TOP_K1_BACK "4"
+#define PZ_DW_TOP_K1_AT "    adds  r4, #4\n"
 #define PZ_DW_TOP_K2(ROW, ROWSTEP) PZ_DW_FULL_K2(ROW, ROWSTEP)
 #define PZ_DW_TOP_ROWS "    movs  r6, r4\n"
-/* BOT: r3 = bias + pad (t6 + t7 + t8), from taps 4..7 and 8 (r4 = the record + 8; the frame gets the next one) */
+/* BOT: r3 = bias + pad (t6 + t7 + t8), from taps 4..7 and 8 (r4 = the record + 8; the frame gets the next one, so
+ * K1_AT steps back 12) */
 #define PZ_DW_BOT_HEAD                   \
     "    ldm   r4!, {r5, r6}\n"          \
     "    str   r4, [sp]\n"               \
@@ -385,7 +385,7 @@ void pz_q8_dw3x3_triple_m0(const uint8_t *x, const uint8_t *w, int32_t *acc, con
     "    muls  r4, r5, r4\n"             \
     "    adds  r3, r3, r4\n"
 #define PZ_DW_BOT_K0(ROW, ROWSTEP) PZ_DW_FULL_K0(ROW, ROWSTEP)
-#define PZ_DW_BOT_K1_BACK "12"
+#define PZ_DW_BOT_K1_AT "    subs  r4, #12\n"
 #define PZ_DW_BOT_K2(ROW, ROWSTEP) ""
 #define PZ_DW_BOT_ROWS "    movs  r6, r4\n"
 
@@ -395,13 +395,13 @@ void pz_q8_dw3x3_triple_m0(const uint8_t *x, const uint8_t *w, int32_t *acc, con
  * (stride 2) cycles per 36 MACs (three pixels: 166 per 27; the pair loops 112 per 18), because each input byte
  * feeds all the pixels it reaches from one load. r0 = row pointer (channel c), r1 = C, r2 = 2C, r12 = 3C, lr = row -
  * SPAN (next kernel row; SPAN = the columns ROW stepped over, 3C or 6C); frame (FRAME bytes): [sp] = this channel's
- * record (+ 8 after its first LDM), [sp+4] = &acc[c] (the fused loops: y - x - 1), [sp+8] = 4C (CSTEP turns r5 = C
- * into it; the fused loops: the padding byte, which PRO loads into r5), [sp+12] = 1 - 2 row - SPAN (back to row 0,
- * next channel), [sp+16] = x + C (end); PRO: what else the frame holds. SPAN_FROM_3C turns r5 = 3C into SPAN; NEXT:
- * after the last channel (the next group, or on to the return); TAIL: code after the return (FINISH's out-of-line
- * branches); POST: after the set-up; ROWSTEP: on to the next kernel row (add lr). */
-#define PZ_DW_GROUP_FN(NAME, ROW, SPAN_FROM_3C, INIT, FINISH, FRAME, PRO, CSTEP, NEXT, TAIL, POST, ROWSTEP, MODE) \
-__asm__(                                                                              \
+ * record (the next one's after kernel row 2's LDM), [sp+4] = &acc[c] (the fused loops: y - x - 1), [sp+8] = 4C (CSTEP
+ * turns r5 = C into it; the fused loops: the padding byte, which PRO loads into r5), [sp+12] = 1 - 2 row - SPAN (back
+ * to row 0, next channel), [sp+16] = x + C (end); PRO: what else the frame holds. SPAN_FROM_3C turns r5 = 3C into SPAN;
+ * NEXT: after the last channel (the next group, or on to the return); TAIL: code after the return (FINISH's out-of-line
+ * branches); POST: after the set-up; ROWSTEP: on to the next kernel row (add lr). PZ_DW_GROUP_ENTRY is the set-up,
+ * PZ_DW_GROUP_LOOP the loop over the channels (PZ_DW_HEX_ROW_FN has three of them). */
+#define PZ_DW_GROUP_ENTRY(NAME, SPAN_FROM_3C, FRAME, PRO, CSTEP, POST, MODE)               \
     PZ_M0_FUNC(NAME)                                                                  \
     PZ_M0_SAVE_R4_R11                                                                 \
     "    sub   sp, #" FRAME "\n"                                                      \
@@ -424,16 +424,16 @@ __asm__(                                                                        
     "    str   r7, [sp, #12]\n"                                                       \
     "    adds  r7, r0, r1\n"                                                          \
     "    str   r7, [sp, #16]\n"                                                       \
-    POST                                                                              \
+    POST
+#define PZ_DW_GROUP_LOOP(ROW, INIT, FINISH, ROWSTEP, MODE)                              \
     "1:\n"                                                                            \
     "    ldr   r4, [sp]\n"                                                            \
     "    ldm   r4!, {r3, r7}\n"      /* folded bias, taps 0..3 */                     \
-    "    str   r4, [sp]\n"                                                            \
     PZ_DW_##MODE##_HEAD                                                               \
     INIT                                                                              \
     PZ_DW_##MODE##_K0(ROW, ROWSTEP)                                                   \
     "    ldr   r4, [sp]\n"                                                            \
-    "    subs  r4, #" PZ_DW_##MODE##_K1_BACK "\n"                                      \
+    PZ_DW_##MODE##_K1_AT                                                              \
     "    ldm   r4!, {r5, r7}\n"      /* taps 0..3, 4..7 */                            \
     "    asrs  r5, r5, #24\n"        /* taps 3, 4, 5 */                               \
     "    sxtb  r6, r7\n"                                                              \
@@ -448,7 +448,11 @@ __asm__(                                                                        
     "    cmp   r0, r3\n"                                                              \
     "    beq   2f\n"                                                                  \
     "    b     1b\n"                 /* the loop is past BNE's reach */               \
-    "2:\n"                                                                            \
+    "2:\n"
+#define PZ_DW_GROUP_FN(NAME, ROW, SPAN_FROM_3C, INIT, FINISH, FRAME, PRO, CSTEP, NEXT, TAIL, POST, ROWSTEP, MODE) \
+__asm__(                                                                              \
+    PZ_DW_GROUP_ENTRY(NAME, SPAN_FROM_3C, FRAME, PRO, CSTEP, POST, MODE)               \
+    PZ_DW_GROUP_LOOP(ROW, INIT, FINISH, ROWSTEP, MODE)                                 \
     NEXT                                                                              \
     "    add   sp, #" FRAME "\n"                                                      \
     PZ_M0_RESTORE_R4_R11_RETURN                                                       \
@@ -658,31 +662,88 @@ PZ_DW_OUT_FN("pz_q8_dw3x3_triple2_out_m0", PZ_DW_TRIPLE2_ROW, PZ_DW_SPAN_6C, PZ_
 #define PZ_DW_SAT6 PZ_DW_OUT_SATURATED("4") PZ_DW_OUT_SATURATED("5") PZ_DW_OUT_SATURATED("6") \
     PZ_DW_OUT_SATURATED("7") PZ_DW_OUT_SATURATED("8") PZ_DW_OUT_SATURATED("9")
 typedef void pz_dw_out_fn(const uint8_t *x, const uint8_t *w, uint8_t *y, const pz_dw_out_t *g);
-pz_dw_out_fn pz_q8_dw3x3_hex_out_m0, pz_q8_dw3x3_hex_l_out_m0, pz_q8_dw3x3_hex_r_out_m0, pz_q8_dw3x3_hex_lr_out_m0;
-pz_dw_out_fn pz_q8_dw3x3_hex2_out_m0, pz_q8_dw3x3_hex2_r_out_m0;
-pz_dw_out_fn pz_q8_dw3x3_hex_t_out_m0, pz_q8_dw3x3_hex_tl_out_m0, pz_q8_dw3x3_hex_tr_out_m0, pz_q8_dw3x3_hex_tlr_out_m0;
-pz_dw_out_fn pz_q8_dw3x3_hex_b_out_m0, pz_q8_dw3x3_hex_bl_out_m0, pz_q8_dw3x3_hex_br_out_m0, pz_q8_dw3x3_hex_blr_out_m0;
-pz_dw_out_fn pz_q8_dw3x3_hex2_b_out_m0, pz_q8_dw3x3_hex2_br_out_m0;
+pz_dw_out_fn pz_q8_dw3x3_hex_out_m0, pz_q8_dw3x3_hex_t_out_m0, pz_q8_dw3x3_hex_b_out_m0;
+pz_dw_out_fn pz_q8_dw3x3_hex2_out_m0, pz_q8_dw3x3_hex2_b_out_m0;
+pz_dw_out_fn pz_q8_dw3x3_hex_lr_out_m0, pz_q8_dw3x3_hex_tlr_out_m0, pz_q8_dw3x3_hex_blr_out_m0;
 #define PZ_DW_HEX_FN(NAME, ROW, SPAN, MODE) \
     PZ_DW_GROUP_FN(NAME, ROW, SPAN, PZ_DW_INIT6, PZ_DW_FINISH_HEX, "60", PZ_DW_PRO_OUT, "", PZ_DW_NEXT_GROUP, \
                    PZ_DW_SAT6, PZ_DW_POST_HEX, PZ_DW_ROWSTEP_FRAME, MODE)
-PZ_DW_HEX_FN("pz_q8_dw3x3_hex_out_m0", PZ_DW_HEX_ROW, PZ_DW_SPAN_6C, FULL)
-PZ_DW_HEX_FN("pz_q8_dw3x3_hex_l_out_m0", PZ_DW_HEX_ROW_L, PZ_DW_SPAN_6C, FULL)
-PZ_DW_HEX_FN("pz_q8_dw3x3_hex_r_out_m0", PZ_DW_HEX_ROW_R, PZ_DW_SPAN_6C, FULL)
+/* a row of 6 at stride 1 with a 6-wide input: one group, a padding column at both ends */
 PZ_DW_HEX_FN("pz_q8_dw3x3_hex_lr_out_m0", PZ_DW_HEX_ROW_LR, PZ_DW_SPAN_6C, FULL)
-PZ_DW_HEX_FN("pz_q8_dw3x3_hex2_out_m0", PZ_DW_HEX2_ROW, PZ_DW_SPAN_10C, FULL)
-PZ_DW_HEX_FN("pz_q8_dw3x3_hex2_r_out_m0", PZ_DW_HEX2_ROW_R, PZ_DW_SPAN_10C, FULL)
-/* the first and last output rows of stride-1 SAME layers (and stride 2's last, when SAME pads below) */
-PZ_DW_HEX_FN("pz_q8_dw3x3_hex_t_out_m0", PZ_DW_HEX_ROW, PZ_DW_SPAN_6C, TOP)
-PZ_DW_HEX_FN("pz_q8_dw3x3_hex_tl_out_m0", PZ_DW_HEX_ROW_L, PZ_DW_SPAN_6C, TOP)
-PZ_DW_HEX_FN("pz_q8_dw3x3_hex_tr_out_m0", PZ_DW_HEX_ROW_R, PZ_DW_SPAN_6C, TOP)
 PZ_DW_HEX_FN("pz_q8_dw3x3_hex_tlr_out_m0", PZ_DW_HEX_ROW_LR, PZ_DW_SPAN_6C, TOP)
-PZ_DW_HEX_FN("pz_q8_dw3x3_hex_b_out_m0", PZ_DW_HEX_ROW, PZ_DW_SPAN_6C, BOT)
-PZ_DW_HEX_FN("pz_q8_dw3x3_hex_bl_out_m0", PZ_DW_HEX_ROW_L, PZ_DW_SPAN_6C, BOT)
-PZ_DW_HEX_FN("pz_q8_dw3x3_hex_br_out_m0", PZ_DW_HEX_ROW_R, PZ_DW_SPAN_6C, BOT)
 PZ_DW_HEX_FN("pz_q8_dw3x3_hex_blr_out_m0", PZ_DW_HEX_ROW_LR, PZ_DW_SPAN_6C, BOT)
-PZ_DW_HEX_FN("pz_q8_dw3x3_hex2_b_out_m0", PZ_DW_HEX2_ROW, PZ_DW_SPAN_10C, BOT)
-PZ_DW_HEX_FN("pz_q8_dw3x3_hex2_br_out_m0", PZ_DW_HEX2_ROW_R, PZ_DW_SPAN_10C, BOT)
+
+/* A row's groups of six in one call: the loop body three times (bodies p, l, r: the plain rows, the form with the
+ * padding column at the left, at the right), the first group in body l when pz_dw_out_t forms bit 0 is set, the
+ * last in body r when bit 1 is (SAME: a row's first and last group), the others in body p; from one group to the
+ * next as PZ_DW_NEXT_GROUP, then on to the body of the next group. Frame as the fused loops' + [sp+60] = forms.
+ * Each body's start is a global label, NAME_p / _l / _r (tests/test_conv_depthwise.py sees which ran). */
+#define PZ_DW_PRO_ROW PZ_DW_PRO_OUT "    ldr   r6, [r3, #4]\n    str   r6, [sp, #60]\n"  /* forms */
+#define PZ_DW_NEXT_BODY(NAME)              \
+    "    ldr   r5, [sp, #40]\n"            \
+    "    subs  r5, #1\n"                   \
+    "    bne   5f\n"                       \
+    "    b     .L" NAME "x\n"              \
+    "5:\n"                                 \
+    "    str   r5, [sp, #40]\n"            \
+    "    ldr   r3, [sp, #44]\n"            \
+    "    adds  r0, r0, r3\n"               \
+    "    adds  r3, r0, r1\n"               \
+    "    str   r3, [sp, #16]\n"            /* end = x + C */ \
+    "    ldr   r3, [sp, #52]\n"            \
+    "    str   r3, [sp]\n"                 \
+    "    ldr   r3, [sp, #56]\n"            \
+    "    str   r3, [sp, #20]\n"            \
+    "    ldr   r3, [sp, #4]\n"             \
+    "    ldr   r4, [sp, #48]\n"            \
+    "    adds  r3, r3, r4\n"               \
+    "    str   r3, [sp, #4]\n"             \
+    "    cmp   r5, #1\n"                   /* the last group next: body r if forms bit 1 */ \
+    "    bne   6f\n"                       \
+    "    ldr   r5, [sp, #60]\n"            \
+    "    lsrs  r5, r5, #2\n"               \
+    "    bcc   6f\n"                       \
+    "    b     " NAME "_r\n"               \
+    "6:\n"                                 \
+    "    b     " NAME "_p\n"
+#define PZ_DW_BODY(NAME, B, ROW, MODE)                                                      \
+    "    .global " NAME B "\n"                                                              \
+    NAME B ":\n"                                                                            \
+    PZ_DW_GROUP_LOOP(ROW, PZ_DW_INIT6, PZ_DW_FINISH_HEX, PZ_DW_ROWSTEP_FRAME, MODE)         \
+    PZ_DW_NEXT_BODY(NAME)                                                                   \
+    PZ_DW_SAT6
+/* ENTRY_L: to body l when forms bit 0 is set (stride 1; at stride 2 a left padding column takes the band) */
+#define PZ_DW_ENTRY_L(NAME) "    lsrs  r5, r5, #1\n    bcc   7f\n    b     " NAME "_l\n7:\n"
+#define PZ_DW_HEX_ROW_FN(NAME, ROWP, ROWR, SPAN, MODE, ENTRY_L, BODY_L)                     \
+__asm__(                                                                                    \
+    PZ_DW_GROUP_ENTRY(NAME, SPAN, "64", PZ_DW_PRO_ROW, "", PZ_DW_POST_HEX, MODE)            \
+    "    ldr   r5, [sp, #60]\n"                                                             \
+    ENTRY_L                                                                                 \
+    "    ldr   r6, [sp, #40]\n"      /* one group: body r if forms bit 1 */                 \
+    "    cmp   r6, #1\n"                                                                    \
+    "    bne   8f\n"                                                                        \
+    "    lsrs  r5, r5, #1\n"                                                                \
+    "    bcc   8f\n"                                                                        \
+    "    b     " NAME "_r\n"                                                                \
+    "8:\n"                                                                                  \
+    PZ_DW_BODY(NAME, "_p", ROWP, MODE)                                                      \
+    BODY_L                                                                                  \
+    PZ_DW_BODY(NAME, "_r", ROWR, MODE)                                                      \
+    ".L" NAME "x:\n"                                                                        \
+    "    add   sp, #64\n"                                                                   \
+    PZ_M0_RESTORE_R4_R11_RETURN                                                             \
+    "    .size   " NAME ", . - " NAME "\n"                                                  \
+    "    .popsection\n");
+#define PZ_DW_HEX_ROW_FN1(NAME, MODE) \
+    PZ_DW_HEX_ROW_FN(NAME, PZ_DW_HEX_ROW, PZ_DW_HEX_ROW_R, PZ_DW_SPAN_6C, MODE, PZ_DW_ENTRY_L(NAME), \
+                     PZ_DW_BODY(NAME, "_l", PZ_DW_HEX_ROW_L, MODE))
+#define PZ_DW_HEX_ROW_FN2(NAME, MODE) \
+    PZ_DW_HEX_ROW_FN(NAME, PZ_DW_HEX2_ROW, PZ_DW_HEX2_ROW_R, PZ_DW_SPAN_10C, MODE, "    lsrs  r5, r5, #1\n", "")
+PZ_DW_HEX_ROW_FN1("pz_q8_dw3x3_hex_out_m0", FULL)
+PZ_DW_HEX_ROW_FN1("pz_q8_dw3x3_hex_t_out_m0", TOP)
+PZ_DW_HEX_ROW_FN1("pz_q8_dw3x3_hex_b_out_m0", BOT)
+PZ_DW_HEX_ROW_FN2("pz_q8_dw3x3_hex2_out_m0", FULL)
+PZ_DW_HEX_ROW_FN2("pz_q8_dw3x3_hex2_b_out_m0", BOT)
 
 /* The same forms of the fused three-pixel loops (a SAME row's last group of three: a padding column at its right; a
  * row of three at stride 1 with a 3-wide input: at both ends), where only they would need a band. */
@@ -839,15 +900,32 @@ static uint32_t dw_run_groups(const pz_conv_shape_t *s, uint32_t ox, uint32_t n)
 
 #if PZ_Q8_M0_ASM
 /* The forms of the six-pixel loop, [stride - 1][kernel rows: all, TOP (row 0 in the padding), BOT (row 2)][padding
- * column: none, left, right, both]. */
+ * column: none, left, right, both]: a row function (PZ_DW_HEX_ROW_FN, which takes the left and right ones as its
+ * bodies l and r) or, for one group with both, its own. */
 static pz_dw_out_fn *const dw_hex_forms[2][3][4] = {
-    {{pz_q8_dw3x3_hex_out_m0, pz_q8_dw3x3_hex_l_out_m0, pz_q8_dw3x3_hex_r_out_m0, pz_q8_dw3x3_hex_lr_out_m0},
-     {pz_q8_dw3x3_hex_t_out_m0, pz_q8_dw3x3_hex_tl_out_m0, pz_q8_dw3x3_hex_tr_out_m0, pz_q8_dw3x3_hex_tlr_out_m0},
-     {pz_q8_dw3x3_hex_b_out_m0, pz_q8_dw3x3_hex_bl_out_m0, pz_q8_dw3x3_hex_br_out_m0, pz_q8_dw3x3_hex_blr_out_m0}},
-    {{pz_q8_dw3x3_hex2_out_m0, 0, pz_q8_dw3x3_hex2_r_out_m0, 0},
+    {{pz_q8_dw3x3_hex_out_m0, pz_q8_dw3x3_hex_out_m0, pz_q8_dw3x3_hex_out_m0, pz_q8_dw3x3_hex_lr_out_m0},
+     {pz_q8_dw3x3_hex_t_out_m0, pz_q8_dw3x3_hex_t_out_m0, pz_q8_dw3x3_hex_t_out_m0, pz_q8_dw3x3_hex_tlr_out_m0},
+     {pz_q8_dw3x3_hex_b_out_m0, pz_q8_dw3x3_hex_b_out_m0, pz_q8_dw3x3_hex_b_out_m0, pz_q8_dw3x3_hex_blr_out_m0}},
+    {{pz_q8_dw3x3_hex2_out_m0, 0, pz_q8_dw3x3_hex2_out_m0, 0},
      {0, 0, 0, 0},
-     {pz_q8_dw3x3_hex2_b_out_m0, 0, pz_q8_dw3x3_hex2_br_out_m0, 0}},
+     {pz_q8_dw3x3_hex2_b_out_m0, 0, pz_q8_dw3x3_hex2_b_out_m0, 0}},
 };
+
+/* The groups of six from ox on that one row function call takes, the first one's window from ix0: it and the
+ * following ones inside the input, up to one with a padding column at its right; returns pz_dw_out_t forms. */
+static uint32_t dw_hex_run(const pz_conv_shape_t *s, uint32_t ox, int32_t ix0, uint32_t cols, uint32_t *groups) {
+    const int32_t end = (int32_t)s->in_w + 1;  /* a window reaching it has a padding column at its right */
+    const uint32_t forms = ix0 == -1;
+    *groups = 1;
+    if (ix0 + (int32_t)cols == end) return forms | 2u;
+    for (uint32_t o = ox + 6u; s->out_w - o >= 6u; o += 6u) {
+        const int32_t ix = (int32_t)(o * s->stride_w) - s->pad_left;
+        if (ix + (int32_t)cols > end) break;
+        ++*groups;
+        if (ix + (int32_t)cols == end) return forms | 2u;
+    }
+    return forms;
+}
 
 /* The same for the fused three-pixel loops (the forms a SAME layer's rows end with). */
 static pz_dw_out_fn *const dw_triple_forms[2][3][4] = {
@@ -898,19 +976,43 @@ void pz_dwconv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
     /* with the build's records (rq.rec: out_xor is 0 or 0x80) groups of three, four and six pixels write their
      * outputs straight from the loop (pz_q8_dw3x3_quad_out_m0 ...) */
     pz_dw_out_t out = {C, row, l->rq, l->out_zp + l->out_xor, l->act_min + l->out_xor, l->act_max + l->out_xor,
-                       1u, 0u, 0u, l->pad};
+                       1u, 0u, 0u, l->pad, 0u};
 #endif
     const uint32_t fused = PZ_Q8_M0_ASM && l->rq != 0 && (l->out_xor & 0x7Fu) == 0;  /* = rq.rec */
+#if PZ_Q8_M0_ASM
+    const uint32_t step6 = 6u * sw * C - C, step4 = 4u * sw * C - C;  /* the fused loops' x_step: n s C - C */
+    /* every row starts with the same groups of six (their columns are the same): found once, one call a row */
+    uint32_t hex_groups = 0, hex_forms = 0, hex_edge = 0;
+    if (fused && sw <= 2u && s->out_w >= 6u) {
+        const int32_t ix0 = -(int32_t)s->pad_left, cols = 5 * (int32_t)sw + 3;
+        const int32_t pl = ix0 == -1, pr = ix0 + cols == (int32_t)s->in_w + 1;
+        if (ix0 + pl >= 0 && ix0 + cols - pr <= (int32_t)s->in_w) {
+            hex_edge = (uint32_t)(pl + 2 * pr);
+            hex_forms = dw_hex_run(s, 0, ix0, (uint32_t)cols, &hex_groups);
+        }
+    }
+#endif
     for (uint32_t oy = 0; oy < s->out_h; oy++) {
         const int32_t iy0 = (int32_t)(oy * s->stride_h) - s->pad_top;
         const int rows_in = iy0 >= 0 && iy0 + 3 <= (int32_t)s->in_h;
+        uint32_t ox = 0;
 #if PZ_Q8_M0_ASM
-        const uint32_t step6 = 6u * sw * C - C, step4 = 4u * sw * C - C;  /* the fused loops' x_step: n s C - C */
         const uint32_t rows = fused ? dw_rows(s, iy0) : 3u;
         /* the first input row the forms read (may lie above xu: then it is not read) */
         const uintptr_t x_iy = (uintptr_t)xu + (uintptr_t)((iy0 + (rows == 1u)) * (int32_t)row);
+        pz_dw_out_fn *const first = hex_groups && rows < 3u ? dw_hex_forms[sw - 1u][rows][hex_edge] : 0;
+        if (first) {
+            out.row = row;
+            out.groups = hex_groups;
+            out.x_step = step6;
+            out.y_step = 5u * C;
+            out.forms = hex_forms;
+            first((const uint8_t *)(x_iy - (uintptr_t)s->pad_left * C), l->w, y, &out);
+            ox = 6u * hex_groups;
+            y += ox * C;
+        }
 #endif
-        for (uint32_t ox = 0; ox < s->out_w;) {
+        while (ox < s->out_w) {
             const int32_t ix0 = (int32_t)(ox * sw) - s->pad_left;
             /* six pixels side by side at stride 1 (fused only), four at stride 1 or 2, three at stride 1 load each
              * input byte once for all of them (pz_q8_dw3x3_hex_out_m0, quad_m0 / quad2_m0, triple_m0 and their
@@ -930,10 +1032,11 @@ void pz_dwconv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
 #if PZ_Q8_M0_ASM
             /* groups of six and three in place wherever a form of their loop reads them so */
             pz_dw_out_fn *const form = rows < 3u && (n == 6u || n == 3u) ? dw_form(s, n, rows, ix0, cols) : 0;
+            out.forms = 0;
             if (form) {
                 x = (const uint8_t *)(x_iy + (uintptr_t)(ix0 * (int32_t)C));
                 x_row = row;
-                if (n == 6u && ix0 >= 0 && ix0 + (int32_t)cols <= (int32_t)s->in_w) groups = dw_run_groups(s, ox, n);
+                if (n == 6u) out.forms = dw_hex_run(s, ox, ix0, cols, &groups);  /* the row's groups of six */
             } else
 #endif
             if (rows_in && ix0 >= 0 && ix0 + (int32_t)cols <= (int32_t)s->in_w) {
