@@ -219,19 +219,23 @@ def test_dwconv_m0_fused_output_bit_exact_in_emulator(m0, layer, seed, act, out_
 
 @settings(max_examples=15, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), act=st.sampled_from(ACTS), out_xor=st.sampled_from([0, 0x80]),
-       row=st.sampled_from([(1, 10, {"hex_tl+out", "hex_bl+out", "quad+out"}),
-                            (1, 9, {"hex_tl+out", "hex_bl+out", "triple_tr+out", "triple_br+out"}),
-                            (1, 3, {"triple_tlr+out", "triple_blr+out"}),
-                            (2, 8, {"quad2+out"}), (2, 12, {"hex2_br+out"}), (2, 6, {"triple2_br+out"})]))
+       row=st.sampled_from([(1, 10, 2, {"hex_tl+out", "hex_bl+out", "quad+out"}),
+                            (1, 9, 2, {"hex_tl+out", "hex_bl+out", "triple_tr+out", "triple_br+out"}),
+                            (1, 3, 2, {"triple_tlr+out", "triple_blr+out"}),
+                            (1, 12, 3, {"hex_tl+out", "hex_tr+out", "hex_l+out", "hex_r+out", "hex_bl+out",
+                                        "hex_br+out"}),
+                            (1, 6, 3, {"hex_tlr+out", "hex_lr+out", "hex_blr+out"}),
+                            (2, 8, 2, {"quad2+out"}), (2, 12, 2, {"hex2_br+out"}), (2, 6, 2, {"triple2_br+out"}),
+                            (2, 24, 4, {"hex2+out", "hex2_r+out", "hex2_b+out", "hex2_br+out"})]))
 def test_dwconv_m0_fused_output_at_the_bound(m0, seed, act, out_xor, row):
     """test_conv_requant's bound case (zero weights: each channel's accumulator is its bias, drawn at L, L + 1,
     A - 1, A, at ties and at products up to 255.5 * 2^23; 23 channels) on rows that every fused loop takes (a six
-    and a four or a three at stride 1, a six, a four or a three at stride 2): the fused stage's clamps, rounding and
-    carry on every pixel of each group."""
-    stride, w, loops = row
+    and a four or a three at stride 1, a six, a four or a three at stride 2, every form of the six-pixel loops): the
+    fused stage's clamps, rounding and carry on every pixel of each group."""
+    stride, w, h, loops = row
     t = bound_case(seed, act, True)
-    t["shape"] = conv_shape(2, w, 23, (3, 3), (stride, stride), "same", 23)
-    t["xu"] = np.random.default_rng(seed).integers(0, 256, (2, w, 23)).astype(np.uint8)
+    t["shape"] = conv_shape(h, w, 23, (3, 3), (stride, stride), "same", 23)
+    t["xu"] = np.random.default_rng(seed).integers(0, 256, (h, w, 23)).astype(np.uint8)
     run, entered = entering_all(m0, t, out_xor)
     np.testing.assert_array_equal(run.y, q8_golden(t))
     assert {LOOP_OF[fn] for fn in entered} == loops
