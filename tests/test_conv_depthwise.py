@@ -24,7 +24,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_conv_requant import ACTS, bound_case, rounded, set_act
 from test_firmware_conv import Q8Conv, conv_case, host_conv_lib, q8_golden
+from test_planner_overlap import last_reader, run_kernel
 
+from firmware import convgen, planner
 from rp2040_sim.kernel_harness import ConvImage, conv_packed, conv_records, conv_shape
 
 GUARD = 64  # bytes after the scratch the kernel must leave alone
@@ -32,9 +34,20 @@ LOOPS = {"quad": "pz_q8_dw3x3_quad_m0", "quad2": "pz_q8_dw3x3_quad2_m0", "triple
          "pair": "pz_q8_dw3x3_pair_m0", "pair2": "pz_q8_dw3x3_pair2_m0", "one": "pz_q8_dw3x3_acc_m0"}
 LOOP_OF = {fn: name for name, fn in LOOPS.items()}
 # with the build's one-multiply records, groups of three, four and six pixels write their outputs from the loop itself
+# the forms of the six-pixel loop that read a window in place though it leaves the input by a padding row above (t:
+# kernel row 0 not run) or below (b: row 2) and / or a padding column at its left (l) or right (r): the bodies p, l, r
+# of its row functions (labels NAME_p, NAME_l, NAME_r), and the functions for one group with both columns
+HEX_BODIES = {"hex": ("hex", "p"), "hex_l": ("hex", "l"), "hex_r": ("hex", "r"), "hex_t": ("hex_t", "p"),
+              "hex_tl": ("hex_t", "l"), "hex_tr": ("hex_t", "r"), "hex_b": ("hex_b", "p"), "hex_bl": ("hex_b", "l"),
+              "hex_br": ("hex_b", "r"), "hex2": ("hex2", "p"), "hex2_r": ("hex2", "r"), "hex2_b": ("hex2_b", "p"),
+              "hex2_br": ("hex2_b", "r")}
 FUSED = {"quad": "pz_q8_dw3x3_quad_out_m0", "quad2": "pz_q8_dw3x3_quad2_out_m0",
-         "triple": "pz_q8_dw3x3_triple_out_m0", "hex": "pz_q8_dw3x3_hex_out_m0", "hex2": "pz_q8_dw3x3_hex2_out_m0",
-         "triple2": "pz_q8_dw3x3_triple2_out_m0"}
+         "triple": "pz_q8_dw3x3_triple_out_m0", "triple2": "pz_q8_dw3x3_triple2_out_m0",
+         **{name: f"pz_q8_dw3x3_{fn}_out_m0_{body}" for name, (fn, body) in HEX_BODIES.items()},
+         **{f"hex_{v}": f"pz_q8_dw3x3_hex_{v}_out_m0" for v in ("lr", "tlr", "blr")},
+         # the same forms of the three-pixel loops (functions of their own)
+         **{f"triple_{v}": f"pz_q8_dw3x3_triple_{v}_out_m0" for v in ("r", "lr", "tr", "tlr", "br", "blr")},
+         **{f"triple2_{v}": f"pz_q8_dw3x3_triple2_{v}_out_m0" for v in ("r", "br")}}
 LOOP_OF.update({fn: name + "+out" for name, fn in FUSED.items()})
 
 
@@ -154,14 +167,31 @@ def test_dwconv_m0_cycle_budgets(m0, h, w, c, stride, budget):
 def expected_fused_loops(t):
     """The loops pz_dwconv2d_q8_m0 calls for layer t when it has records: each row cut left to right into groups of
     six pixels (strides 1, 2), then four, then what is left: three (stride 2 too), two, one; the groups of three,
-    four and six write their outputs themselves (the grouping written out here)."""
-    s, loops, ox = t["shape"], set(), 0
-    while ox < s.out_w:
-        left = s.out_w - ox
-        n = 1 if s.stride_w > 2 else 6 if left >= 6 else 4 if left >= 4 else left
-        name = {6: "hex", 4: "quad", 3: "triple", 2: "pair", 1: "one"}[n] + ("2" if n > 1 and s.stride_w == 2 else "")
-        loops.add(name + "+out" if n >= 3 else name)
-        ox += n
+    four and six write their outputs themselves (the grouping written out here). A group of six whose window leaves
+    the input by at most one padding row above (t) or below (b) and one padding column at its left (l) and / or
+    right (r) end takes the loop's form that reads it in place (stride 2: b and r only), else a band; a group of
+    three likewise where it has a padding column at its right (stride 1: r, lr, tr, tlr, br, blr; 2: r, br)."""
+    s, loops = t["shape"], set()
+    for oy in range(s.out_h):
+        iy0 = oy * s.stride_h - s.pad_top
+        rows_in = iy0 >= 0 and iy0 + 3 <= s.in_h
+        ox = 0
+        while ox < s.out_w:
+            left = s.out_w - ox
+            n = 1 if s.stride_w > 2 else 6 if left >= 6 else 4 if left >= 4 else left
+            name = {6: "hex", 4: "quad", 3: "triple", 2: "pair", 1: "one"}[n] + ("2" if n > 1 and s.stride_w == 2
+                                                                                  else "")
+            ix0, cols = ox * s.stride_w - s.pad_left, (n - 1) * s.stride_w + 3
+            pl, pr = ix0 == -1, ix0 + cols == s.in_w + 1
+            rows = "" if rows_in else "t" if iy0 == -1 and s.in_h >= 2 else "b" if iy0 >= 0 and iy0 + 2 == s.in_h \
+                else None
+            form = None if rows is None or ix0 + pl < 0 or ix0 + cols - pr > s.in_w else rows + "l" * pl + "r" * pr
+            triples = ("", "r", "lr", "tr", "tlr", "br", "blr") if s.stride_w == 1 else ("", "r", "br")
+            if n == 6 and form is not None and (s.stride_w == 1 or form in ("", "r", "b", "br")) or \
+                    n == 3 and form in triples:
+                name += "_" + form if form else ""
+            loops.add(name + "+out" if n >= 3 else name)
+            ox += n
     return loops
 
 
@@ -189,17 +219,23 @@ def test_dwconv_m0_fused_output_bit_exact_in_emulator(m0, layer, seed, act, out_
 
 @settings(max_examples=15, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), act=st.sampled_from(ACTS), out_xor=st.sampled_from([0, 0x80]),
-       row=st.sampled_from([(1, 10, {"hex+out", "quad+out"}), (1, 9, {"hex+out", "triple+out"}),
-                            (2, 8, {"quad2+out"}), (2, 12, {"hex2+out"}), (2, 6, {"triple2+out"})]))
+       row=st.sampled_from([(1, 10, 2, {"hex_tl+out", "hex_bl+out", "quad+out"}),
+                            (1, 9, 2, {"hex_tl+out", "hex_bl+out", "triple_tr+out", "triple_br+out"}),
+                            (1, 3, 2, {"triple_tlr+out", "triple_blr+out"}),
+                            (1, 12, 3, {"hex_tl+out", "hex_tr+out", "hex_l+out", "hex_r+out", "hex_bl+out",
+                                        "hex_br+out"}),
+                            (1, 6, 3, {"hex_tlr+out", "hex_lr+out", "hex_blr+out"}),
+                            (2, 8, 2, {"quad2+out"}), (2, 12, 2, {"hex2_br+out"}), (2, 6, 2, {"triple2_br+out"}),
+                            (2, 24, 4, {"hex2+out", "hex2_r+out", "hex2_b+out", "hex2_br+out"})]))
 def test_dwconv_m0_fused_output_at_the_bound(m0, seed, act, out_xor, row):
     """test_conv_requant's bound case (zero weights: each channel's accumulator is its bias, drawn at L, L + 1,
     A - 1, A, at ties and at products up to 255.5 * 2^23; 23 channels) on rows that every fused loop takes (a six
-    and a four or a three at stride 1, a six, a four or a three at stride 2): the fused stage's clamps, rounding and
-    carry on every pixel of each group."""
-    stride, w, loops = row
+    and a four or a three at stride 1, a six, a four or a three at stride 2, every form of the six-pixel loops): the
+    fused stage's clamps, rounding and carry on every pixel of each group."""
+    stride, w, h, loops = row
     t = bound_case(seed, act, True)
-    t["shape"] = conv_shape(2, w, 23, (3, 3), (stride, stride), "same", 23)
-    t["xu"] = np.random.default_rng(seed).integers(0, 256, (2, w, 23)).astype(np.uint8)
+    t["shape"] = conv_shape(h, w, 23, (3, 3), (stride, stride), "same", 23)
+    t["xu"] = np.random.default_rng(seed).integers(0, 256, (h, w, 23)).astype(np.uint8)
     run, entered = entering_all(m0, t, out_xor)
     np.testing.assert_array_equal(run.y, q8_golden(t))
     assert {LOOP_OF[fn] for fn in entered} == loops
@@ -207,15 +243,31 @@ def test_dwconv_m0_fused_output_at_the_bound(m0, seed, act, out_xor, row):
 
 @pytest.mark.parametrize("h,w,c,stride,padding,loops", [
     (4, 26, 8, (1, 1), "valid", {"hex+out"}),                # 4 groups of six a row, in place: one call
-    (3, 22, 5, (1, 1), "same", {"hex+out", "quad+out"}),     # a band, 2 sixes in place (C = 5), a quad from a band
+    # SAME, stride 1: rows of 22 are a six with a padding column at its left, 2 sixes in place (C = 5), a quad from a
+    # band; the first and last rows' sixes leave kernel row 0 / 2 out (t, b)
+    (3, 22, 5, (1, 1), "same", {"hex+out", "hex_l+out", "hex_t+out", "hex_tl+out", "hex_b+out", "hex_bl+out",
+                                "quad+out"}),
     (3, 11, 7, (1, 1), "valid", {"hex+out", "triple+out"}),  # rows of 9, in place
-    (2, 9, 9, (1, 1), "same", {"hex+out", "triple+out"}),    # rows of 9, every window a band
-    (3, 7, 6, (1, 1), "same", {"hex+out", "one"}),           # rows of 7
+    (2, 9, 9, (1, 1), "same", {"hex_tl+out", "hex_bl+out", "triple_tr+out", "triple_br+out"}),  # 2 rows of 9
+    (3, 7, 6, (1, 1), "same", {"hex_tl+out", "hex_l+out", "hex_bl+out", "one"}),  # rows of 7
     (5, 21, 4, (2, 2), "valid", {"hex2+out", "quad2+out"}),  # stride 2: rows of 10, in place
-    (6, 26, 12, (2, 2), "same", {"hex2+out", "one"}),        # stride 2: a six from a band, a six in place, one
+    # stride 2, SAME (pads below and right): 2 sixes in place in one call, one; the last row leaves kernel row 2 out
+    (6, 26, 12, (2, 2), "same", {"hex2+out", "hex2_b+out", "one"}),
     (3, 29, 8, (2, 2), "valid", {"hex2+out", "pair2"}),      # stride 2: 2 sixes in place in one call, a pair
     (7, 19, 5, (2, 2), "valid", {"hex2+out", "triple2+out"}),  # stride 2: rows of 9, in place
-    (6, 6, 16, (2, 2), "same", {"triple2+out"}),              # stride 2: rows of 3, from bands
+    (6, 6, 16, (2, 2), "same", {"triple2_r+out", "triple2_br+out"}),  # stride 2: rows of 3 (pd_mobilenet's 6x6)
+    # every form of the six-pixel loops that reads a window leaving the input in place:
+    (4, 12, 8, (1, 1), "same", {"hex_tl+out", "hex_tr+out", "hex_l+out", "hex_r+out", "hex_bl+out", "hex_br+out"}),
+    (5, 6, 12, (1, 1), "same", {"hex_tlr+out", "hex_lr+out", "hex_blr+out"}),  # rows of 6 (pd_mobilenet's 6x6)
+    (5, 18, 3, (1, 1), "same", {"hex+out", "hex_l+out", "hex_r+out", "hex_t+out", "hex_tl+out", "hex_tr+out",
+                                "hex_b+out", "hex_bl+out", "hex_br+out"}),  # a left, a middle and a right six, C = 3
+    (8, 12, 8, (2, 2), "same", {"hex2_r+out", "hex2_br+out"}),  # stride 2, even width: the right end
+    (7, 24, 4, (2, 2), "same", {"hex2+out", "hex2_r+out", "hex2_b+out", "hex2_br+out"}),  # rows of 12
+    (7, 13, 8, (2, 2), "same", {"hex2+out", "one"}),          # odd sizes pad above and left too: from bands
+    (4, 9, 4, (1, 1), "same", {"hex_tl+out", "hex_l+out", "hex_bl+out", "triple_tr+out", "triple_r+out",
+                               "triple_br+out"}),
+    (3, 3, 16, (1, 1), "same", {"triple_tlr+out", "triple_lr+out", "triple_blr+out"}),  # pd_mobilenet's 3x3
+    (9, 5, 8, (2, 2), "same", {"triple2+out"}),               # odd sizes: from bands
 ])
 def test_dwconv_m0_fused_runs_of_groups(m0, h, w, c, stride, padding, loops):
     """Runs of groups of six read in place go to one fused call (pz_dw_out_t groups); every way a row starts and
@@ -232,9 +284,9 @@ def test_dwconv_m0_fused_runs_of_groups(m0, h, w, c, stride, padding, loops):
 
 
 @pytest.mark.parametrize("h,w,c,stride,budget", [
-    (12, 12, 16, (1, 1), 7.28),  # 2 fused sixes a row, from bands
-    (12, 12, 16, (2, 2), 8.19),  # a fused six a row, from a band
-    (6, 6, 32, (1, 1), 7.02),    # a fused six a row, from a band
+    (12, 12, 16, (1, 1), 6.25),  # 2 fused sixes a row in place, edge forms (7.28 from bands, all kernel rows)
+    (12, 12, 16, (2, 2), 6.75),  # a fused six a row in place, its right edge form (8.19 from a band)
+    (6, 6, 32, (1, 1), 5.94),    # a fused six a row in place, both edges (7.02 from a band)
 ])
 def test_dwconv_m0_fused_cycle_budgets(m0, h, w, c, stride, budget):
     """Cycles per MAC of the build's path (records), deterministic; the full table: `python
@@ -245,3 +297,33 @@ def test_dwconv_m0_fused_cycle_budgets(m0, h, w, c, stride, budget):
     run = m0.call(t, "pz_dwconv2d_q8_m0", warm=True)
     np.testing.assert_array_equal(run.y, q8_golden(t))
     assert run.cycles / run.macs <= budget, run.cycles / run.macs
+
+
+@pytest.mark.parametrize("h,w,c,stride,loops", [
+    (5, 12, 8, (1, 1), {"hex_tl", "hex_tr", "hex_l", "hex_r", "hex_bl", "hex_br"}),
+    (5, 6, 8, (1, 1), {"hex_tlr", "hex_lr", "hex_blr"}),
+    (8, 12, 8, (2, 2), {"hex2_r", "hex2_br"}),
+    (4, 9, 8, (1, 1), {"triple_tr", "triple_r", "triple_br"}),
+    (3, 3, 16, (1, 1), {"triple_tlr", "triple_lr", "triple_blr"}),
+    (6, 6, 8, (2, 2), {"triple2_r", "triple2_br"}),
+])
+def test_dwconv_m0_fused_edges_keep_the_overlap_contract(m0, h, w, c, stride, loops):
+    """The six-pixel forms that read a window leaving the input in place keep the write order the planner relies
+    on (convgen.OVERLAP_LOOKBACK "depthwise_conv2d": a row): after output pixel p is written only windows of pixels
+    p - out_w + 1 on are read, and run over its own input at the planned lead the layer is bit-exact (the check of
+    test_planner_overlap, on a layer with records, which that one's layers do not have)."""
+    t = rounded(conv_case(np.random.default_rng(h * 100 + w), h, w, c, c, (3, 3), stride, "same", True))
+    assert conv_records(t) is not None and {FUSED[loop] for loop in loops} <= entering_all(m0, t, 0)[1]
+    s, want = t["shape"], q8_golden(t)
+    rows = convgen.Rows("depthwise_conv2d", (h, w, c), (s.out_h, s.out_w, c), (3, 3), stride, (s.pad_top, s.pad_left))
+    assert convgen.OVERLAP_LOOKBACK[rows.kind] == "row"
+    y, trace = run_kernel(m0, t, "pz_dwconv2d_q8_m0")
+    np.testing.assert_array_equal(y, want)
+    last, written = last_reader(rows), -1
+    for is_write, off in trace:
+        if is_write:
+            written = max(written, off // c)
+        elif written >= 0:
+            assert last[off] >= written - s.out_w + 1, (off, written)
+    lead = planner.aligned(rows.overlap_lead("row"))
+    np.testing.assert_array_equal(run_kernel(m0, t, "pz_dwconv2d_q8_m0", lead)[0], want)

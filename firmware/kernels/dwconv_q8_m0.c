@@ -9,7 +9,10 @@
  * - With the build's one-multiply records (every layer compress writes): groups of six (strides 1, 2), four and
  *   three write their output bytes from the loop itself (pz_q8_dw3x3_{hex,hex2,quad,quad2,triple,triple2}_out_m0:
  *   each channel's record loaded once for its pixels, 10 cycles per output), and a run of such groups read in place
- *   is one call: about 334 cycles per channel of six pixels (54 MACs) at stride 1.
+ *   is one call: about 323 cycles per channel of six pixels (54 MACs) at stride 1. Groups of six and three whose window
+ *   leaves the input by one padding column (its bytes: the padding byte from the frame) and / or one padding row (those
+ *   kernel rows not run, the bias corrected) are read in place too (the group loops' MODE, dw_form); a row's groups of
+ *   six are one call (PZ_DW_HEX_ROW_FN: bodies for the plain groups and for a first / last one with a padding column).
  * - Otherwise (older model directories): the accumulator loops (pz_q8_dw3x3_quad_m0 / quad2_m0, triple_m0, pair_m0
  *   / pair2_m0, acc_m0) write int32 accumulators to the scratch, then conv_q8_m0.c's output stage (conv_q8_m0.h)
  *   runs per pixel.
@@ -23,6 +26,46 @@
 #include "int8_impl.h"
 #include "int8_mac_m0.h"
 #include "conv_q8_m0.h"
+
+/* Code placement (see conv_q8_m0.c's): the sections in the order named here, so that the six-pixel row functions
+ * and the padding forms come after the driver and leave the accumulator path's code where it was (its hot code
+ * shares the XIP cache with conv_q8_m0.c's output stages; measured in the kernel table, 31-bit column). */
+#if PZ_Q8_M0_ASM
+#define PZ_DW_SECTION(NAME) "    .pushsection .text." NAME ", \"ax\", %progbits\n    .popsection\n"
+__asm__(
+    PZ_DW_SECTION("pz_q8_dw3x3_acc_m0")
+    PZ_DW_SECTION("pz_q8_dw3x3_pair_m0")
+    PZ_DW_SECTION("pz_q8_dw3x3_pair2_m0")
+    PZ_DW_SECTION("pz_q8_dw3x3_quad_m0")
+    PZ_DW_SECTION("pz_q8_dw3x3_quad2_m0")
+    PZ_DW_SECTION("pz_q8_dw3x3_triple_m0")
+    PZ_DW_SECTION("pz_q8_dw3x3_quad_out_m0")
+    PZ_DW_SECTION("pz_q8_dw3x3_quad2_out_m0")
+    PZ_DW_SECTION("pz_q8_dw3x3_triple_out_m0")
+    PZ_DW_SECTION("pz_q8_dw3x3_triple2_out_m0")
+    PZ_DW_SECTION("pz_q8_words_copy_m0")
+    PZ_DW_SECTION("pz_q8_words_fill_m0")
+    PZ_DW_SECTION("dw_band")
+    PZ_DW_SECTION("pz_dwconv_q8_m0_scratch_bytes")
+    PZ_DW_SECTION("pz_dwconv2d_q8_m0")
+    PZ_DW_SECTION("pz_q8_dw3x3_hex_out_m0")
+    PZ_DW_SECTION("pz_q8_dw3x3_hex2_out_m0")
+    PZ_DW_SECTION("pz_q8_dw3x3_hex_lr_out_m0")
+    PZ_DW_SECTION("pz_q8_dw3x3_hex_t_out_m0")
+    PZ_DW_SECTION("pz_q8_dw3x3_hex_tlr_out_m0")
+    PZ_DW_SECTION("pz_q8_dw3x3_hex_b_out_m0")
+    PZ_DW_SECTION("pz_q8_dw3x3_hex_blr_out_m0")
+    PZ_DW_SECTION("pz_q8_dw3x3_hex2_b_out_m0")
+    PZ_DW_SECTION("pz_q8_dw3x3_triple_r_out_m0")
+    PZ_DW_SECTION("pz_q8_dw3x3_triple_lr_out_m0")
+    PZ_DW_SECTION("pz_q8_dw3x3_triple_tr_out_m0")
+    PZ_DW_SECTION("pz_q8_dw3x3_triple_tlr_out_m0")
+    PZ_DW_SECTION("pz_q8_dw3x3_triple_br_out_m0")
+    PZ_DW_SECTION("pz_q8_dw3x3_triple_blr_out_m0")
+    PZ_DW_SECTION("pz_q8_dw3x3_triple2_r_out_m0")
+    PZ_DW_SECTION("pz_q8_dw3x3_triple2_br_out_m0")
+);
+#endif
 
 /* Depthwise 3x3 (pz_dwconv2d_q8_m0): the int32 accumulators of its largest group of pixels (at least 2), then a band
  * of that group's window columns, (n - 1) s + 3 of them. */
@@ -59,6 +102,9 @@ typedef struct {
     uint32_t groups;     /* >= 1 groups side by side, all read in place: */
     uint32_t x_step;     /* from one group's x + C to the next one's x: n s C - C */
     uint32_t y_step;     /* from one group's y + C to the next one's y: (n - 1) C */
+    uint32_t pad;        /* the layer's padding byte (conv.h pad): PZ_DW_LD_PAD */
+    uint32_t forms;      /* PZ_DW_HEX_ROW_FN: bit 0 the first group has a padding column at its left, bit 1 the
+                            last one at its right */
 } pz_dw_out_t;
 
 void pz_q8_dw3x3_acc_m0(const uint8_t *x, const uint8_t *w, int32_t *acc, const pz_dw_geom_t *g);
@@ -238,17 +284,18 @@ void pz_q8_dw3x3_triple_m0(const uint8_t *x, const uint8_t *w, int32_t *acc, con
 /* Three pixels at stride 1 (rows of 3 outputs, what a row of 7 leaves after a quad): 5 bytes, 9 MACs, 4 copies,
  * one 3C step: 33 cycles. (At stride 2 a pair and one pixel are as fast as three, and read the input in place
  * where three would need a band of 7 columns.) */
-#define PZ_DW_TRIPLE_ROW                                                                                 \
-    "    ldrb  r3, [r0]\n"       PZ_DW_MAC("r3", "r5", "r8")                                             \
+#define PZ_DW_TRIPLE_ROW_(FIRST, LAST)                                                                   \
+    FIRST                        PZ_DW_MAC("r3", "r5", "r8")                                             \
     "    ldrb  r3, [r0, r1]\n"   PZ_DW_COPY("r6", "r8") PZ_DW_MAC("r3", "r5", "r9")                      \
     "    ldrb  r3, [r0, r2]\n"   PZ_DW_COPY("r7", "r8") PZ_DW_COPY("r6", "r9") PZ_DW_MAC("r5", "r3", "r10") \
     "    add   r0, r12\n"                                                                                \
     "    ldrb  r3, [r0]\n"       PZ_DW_COPY("r7", "r9") PZ_DW_MAC("r6", "r3", "r10")                     \
-    "    ldrb  r3, [r0, r1]\n"   PZ_DW_MAC("r7", "r3", "r10")
+    LAST                         PZ_DW_MAC("r7", "r3", "r10")
+#define PZ_DW_TRIPLE_ROW PZ_DW_TRIPLE_ROW_("    ldrb  r3, [r0]\n", "    ldrb  r3, [r0, r1]\n")
 
 /* Three pixels at stride 2 (rows of 3 outputs: fused output stage only, pz_q8_dw3x3_triple2_out_m0): 7 bytes, 9
  * MACs, 1 copy (b2; b4, b5, b6 meet the weights' last uses), two 3C steps: 35 cycles. */
-#define PZ_DW_TRIPLE2_ROW                                                                                \
+#define PZ_DW_TRIPLE2_ROW_(LAST)                                                                         \
     "    ldrb  r3, [r0]\n"       PZ_DW_MAC("r3", "r5", "r8")                                             \
     "    ldrb  r3, [r0, r1]\n"   PZ_DW_MAC("r3", "r6", "r8")                                             \
     "    ldrb  r3, [r0, r2]\n"   PZ_DW_COPY("r7", "r8") PZ_DW_MAC("r3", "r5", "r9")                      \
@@ -257,7 +304,8 @@ void pz_q8_dw3x3_triple_m0(const uint8_t *x, const uint8_t *w, int32_t *acc, con
     "    ldrb  r3, [r0, r1]\n"   PZ_DW_MAC("r5", "r3", "r10") PZ_DW_MAC("r3", "r7", "r9")                \
     "    ldrb  r3, [r0, r2]\n"   PZ_DW_MAC("r6", "r3", "r10")                                            \
     "    add   r0, r12\n"                                                                                \
-    "    ldrb  r3, [r0]\n"       PZ_DW_MAC("r7", "r3", "r10")
+    LAST                         PZ_DW_MAC("r7", "r3", "r10")
+#define PZ_DW_TRIPLE2_ROW PZ_DW_TRIPLE2_ROW_("    ldrb  r3, [r0]\n")
 
 /* The bias into the accumulators of three or four pixels (r3 = the folded bias), and their stores (r4 = &acc[c],
  * r5 = 4C). */
@@ -276,19 +324,84 @@ void pz_q8_dw3x3_triple_m0(const uint8_t *x, const uint8_t *w, int32_t *acc, con
     "    mov   r3, r11\n"            \
     "    str   r3, [r4, r6]\n"
 
+/* The kernel rows a group loop runs (PZ_DW_GROUP_FN's MODE): FULL all three; TOP rows 1 and 2 only (kernel row 0
+ * lies in the padding above the input, x points at row 1's window) and BOT rows 0 and 1 (row 2 lies below it),
+ * where HEAD adds what the padding row would have added to the folded bias, pad * (the row's three taps), about 11
+ * and 15 cycles instead of a kernel row (about 71; padding cells count pad * w in the folded bias, see
+ * compress/conv_layout.folded_depthwise_bias). K0 / K2: kernel row 0 / 2 with the step to / from row 1; K1_AT: from the
+ * record pointer in the frame to taps 0..3 (the frame keeps the channel's record until kernel row 2 loads its last word
+ * and stores the next one's; BOT stores it in HEAD); ROWS: the rows the row pointer crosses, in row units (r6 = row in
+ * r4), for the step back to row 0. */
+#define PZ_DW_ROW0(ROW)                                                                   \
+    "    sxtb  r5, r7\n"             /* taps 0, 1, 2 */                               \
+    "    sxth  r6, r7\n"                                                              \
+    "    asrs  r6, r6, #8\n"                                                          \
+    "    lsls  r7, r7, #8\n"                                                          \
+    "    asrs  r7, r7, #24\n"                                                         \
+    ROW
+#define PZ_DW_ROW2(ROW)                                                                   \
+    "    ldr   r4, [sp]\n"                                                            \
+    "    adds  r4, #8\n"                                                              \
+    "    ldm   r4!, {r6, r7}\n"      /* taps 4..7, tap 8 and 3 pad bytes */           \
+    "    str   r4, [sp]\n"           /* the next channel's record */                  \
+    "    lsls  r5, r6, #8\n"         /* taps 6, 7, 8 */                               \
+    "    asrs  r5, r5, #24\n"                                                         \
+    "    asrs  r6, r6, #24\n"                                                         \
+    "    sxtb  r7, r7\n"                                                              \
+    ROW
+#define PZ_DW_FULL_HEAD ""
+#define PZ_DW_FULL_K0(ROW, ROWSTEP) PZ_DW_ROW0(ROW) ROWSTEP
+#define PZ_DW_FULL_K1_AT "    adds  r4, #4\n"
+#define PZ_DW_FULL_K2(ROW, ROWSTEP) ROWSTEP PZ_DW_ROW2(ROW)
+#define PZ_DW_FULL_ROWS "    lsls  r6, r4, #1\n"
+/* TOP: r3 = bias + pad (t0 + t1 + t2), from r7 = taps 0..3 */
+#define PZ_DW_TOP_HEAD                   \
+    "    sxtb  r5, r7\n"                 \
+    "    sxth  r6, r7\n"                 \
+    "    asrs  r6, r6, #8\n"             \
+    "    adds  r5, r5, r6\n"             \
+    "    lsls  r6, r7, #8\n"             \
+    "    asrs  r6, r6, #24\n"            \
+    "    adds  r5, r5, r6\n"             \
+    "    ldr   r6, [sp, #8]\n"           /* pad */ \
+    "    muls  r5, r6, r5\n"             \
+    "    adds  r3, r3, r5\n"
+#define PZ_DW_TOP_K0(ROW, ROWSTEP) ""
+#define PZ_DW_TOP_K1_AT "    adds  r4, #4\n"
+#define PZ_DW_TOP_K2(ROW, ROWSTEP) PZ_DW_FULL_K2(ROW, ROWSTEP)
+#define PZ_DW_TOP_ROWS "    movs  r6, r4\n"
+/* BOT: r3 = bias + pad (t6 + t7 + t8), from taps 4..7 and 8 (r4 = the record + 8; the frame gets the next one, so
+ * K1_AT steps back 12) */
+#define PZ_DW_BOT_HEAD                   \
+    "    ldm   r4!, {r5, r6}\n"          \
+    "    str   r4, [sp]\n"               \
+    "    lsls  r4, r5, #8\n"             \
+    "    asrs  r4, r4, #24\n"            \
+    "    asrs  r5, r5, #24\n"            \
+    "    adds  r4, r4, r5\n"             \
+    "    sxtb  r6, r6\n"                 \
+    "    adds  r4, r4, r6\n"             \
+    "    ldr   r5, [sp, #8]\n"           /* pad */ \
+    "    muls  r4, r5, r4\n"             \
+    "    adds  r3, r3, r4\n"
+#define PZ_DW_BOT_K0(ROW, ROWSTEP) PZ_DW_FULL_K0(ROW, ROWSTEP)
+#define PZ_DW_BOT_K1_AT "    subs  r4, #12\n"
+#define PZ_DW_BOT_K2(ROW, ROWSTEP) ""
+#define PZ_DW_BOT_ROWS "    movs  r6, r4\n"
+
 /* Four pixels side by side at stride 1 or 2 (three at stride 1), all channels: acc[k C + c] for pixel k. Per
  * channel: the bias into the accumulators (INIT), then per kernel row its three weights extracted from the record
  * words (LDM) and ROW, then FINISH (the stores, or the fused output stage below): about 191 (stride 1) / 206
  * (stride 2) cycles per 36 MACs (three pixels: 166 per 27; the pair loops 112 per 18), because each input byte
  * feeds all the pixels it reaches from one load. r0 = row pointer (channel c), r1 = C, r2 = 2C, r12 = 3C, lr = row -
  * SPAN (next kernel row; SPAN = the columns ROW stepped over, 3C or 6C); frame (FRAME bytes): [sp] = this channel's
- * record (+ 8 after its first LDM), [sp+4] = &acc[c] (or &y[c]), [sp+8] = 4C (or C: CSTEP turns r5 = C into it),
- * [sp+12] = 1 - 2 row - SPAN (back to row 0, next channel), [sp+16] = x + C (end); PRO: what else the frame holds.
- * SPAN_FROM_3C turns r5 = 3C into SPAN; NEXT: after the last channel (the next group, or on to the return); TAIL:
- * code after the return (FINISH's out-of-line branches); POST: after the set-up; ROWSTEP: on to the next kernel
- * row (add lr). */
-#define PZ_DW_GROUP_FN(NAME, ROW, SPAN_FROM_3C, INIT, FINISH, FRAME, PRO, CSTEP, NEXT, TAIL, POST, ROWSTEP) \
-__asm__(                                                                              \
+ * record (the next one's after kernel row 2's LDM), [sp+4] = &acc[c] (the fused loops: y - x - 1), [sp+8] = 4C (CSTEP
+ * turns r5 = C into it; the fused loops: the padding byte, which PRO loads into r5), [sp+12] = 1 - 2 row - SPAN (back
+ * to row 0, next channel), [sp+16] = x + C (end); PRO: what else the frame holds. SPAN_FROM_3C turns r5 = 3C into SPAN;
+ * NEXT: after the last channel (the next group, or on to the return); TAIL: code after the return (FINISH's out-of-line
+ * branches); POST: after the set-up; ROWSTEP: on to the next kernel row (add lr). PZ_DW_GROUP_ENTRY is the set-up,
+ * PZ_DW_GROUP_LOOP the loop over the channels (PZ_DW_HEX_ROW_FN has three of them). */
+#define PZ_DW_GROUP_ENTRY(NAME, SPAN_FROM_3C, FRAME, PRO, CSTEP, POST, MODE)               \
     PZ_M0_FUNC(NAME)                                                                  \
     PZ_M0_SAVE_R4_R11                                                                 \
     "    sub   sp, #" FRAME "\n"                                                      \
@@ -304,43 +417,30 @@ __asm__(                                                                        
     SPAN_FROM_3C                                                                      \
     "    subs  r6, r4, r5\n"                                                          \
     "    mov   lr, r6\n"                                                              \
-    "    lsls  r6, r4, #1\n"                                                          \
+    PZ_DW_##MODE##_ROWS                                                               \
     "    adds  r6, r6, r5\n"                                                          \
     "    movs  r7, #1\n"                                                              \
     "    subs  r7, r7, r6\n"                                                          \
     "    str   r7, [sp, #12]\n"                                                       \
     "    adds  r7, r0, r1\n"                                                          \
     "    str   r7, [sp, #16]\n"                                                       \
-    POST                                                                              \
+    POST
+#define PZ_DW_GROUP_LOOP(ROW, INIT, FINISH, ROWSTEP, MODE)                              \
     "1:\n"                                                                            \
     "    ldr   r4, [sp]\n"                                                            \
     "    ldm   r4!, {r3, r7}\n"      /* folded bias, taps 0..3 */                     \
-    "    str   r4, [sp]\n"                                                            \
+    PZ_DW_##MODE##_HEAD                                                               \
     INIT                                                                              \
-    "    sxtb  r5, r7\n"             /* taps 0, 1, 2 */                               \
-    "    sxth  r6, r7\n"                                                              \
-    "    asrs  r6, r6, #8\n"                                                          \
-    "    lsls  r7, r7, #8\n"                                                          \
-    "    asrs  r7, r7, #24\n"                                                         \
-    ROW                                                                               \
-    ROWSTEP                                                                           \
+    PZ_DW_##MODE##_K0(ROW, ROWSTEP)                                                   \
     "    ldr   r4, [sp]\n"                                                            \
-    "    subs  r4, #4\n"                                                              \
+    PZ_DW_##MODE##_K1_AT                                                              \
     "    ldm   r4!, {r5, r7}\n"      /* taps 0..3, 4..7 */                            \
     "    asrs  r5, r5, #24\n"        /* taps 3, 4, 5 */                               \
     "    sxtb  r6, r7\n"                                                              \
     "    sxth  r7, r7\n"                                                              \
     "    asrs  r7, r7, #8\n"                                                          \
     ROW                                                                               \
-    ROWSTEP                                                                           \
-    "    ldr   r4, [sp]\n"                                                            \
-    "    ldm   r4!, {r6, r7}\n"      /* taps 4..7, tap 8 and 3 pad bytes */           \
-    "    str   r4, [sp]\n"           /* the next channel's record */                  \
-    "    lsls  r5, r6, #8\n"         /* taps 6, 7, 8 */                               \
-    "    asrs  r5, r5, #24\n"                                                         \
-    "    asrs  r6, r6, #24\n"                                                         \
-    "    sxtb  r7, r7\n"                                                              \
-    ROW                                                                               \
+    PZ_DW_##MODE##_K2(ROW, ROWSTEP)                                                   \
     "    ldr   r3, [sp, #12]\n"                                                       \
     "    add   r0, r3\n"             /* back to row 0, next channel */                \
     FINISH                                                                            \
@@ -348,7 +448,11 @@ __asm__(                                                                        
     "    cmp   r0, r3\n"                                                              \
     "    beq   2f\n"                                                                  \
     "    b     1b\n"                 /* the loop is past BNE's reach */               \
-    "2:\n"                                                                            \
+    "2:\n"
+#define PZ_DW_GROUP_FN(NAME, ROW, SPAN_FROM_3C, INIT, FINISH, FRAME, PRO, CSTEP, NEXT, TAIL, POST, ROWSTEP, MODE) \
+__asm__(                                                                              \
+    PZ_DW_GROUP_ENTRY(NAME, SPAN_FROM_3C, FRAME, PRO, CSTEP, POST, MODE)               \
+    PZ_DW_GROUP_LOOP(ROW, INIT, FINISH, ROWSTEP, MODE)                                 \
     NEXT                                                                              \
     "    add   sp, #" FRAME "\n"                                                      \
     PZ_M0_RESTORE_R4_R11_RETURN                                                       \
@@ -370,11 +474,11 @@ __asm__(                                                                        
  * straight from r8..r11 to their output bytes, instead of to the scratch and through pz_q8_requant_rec_m0 (its
  * steps, per output: acc <= L -> act_min + out_xor, acc >= A -> act_max + out_xor, else x = acc m', ASRS by s with
  * the last bit out in the carry, ADCS add = out_zp + out_xor: round_half_up(x / 2^s) + add). Pixel 0's accumulator
- * leaves r8 first and the row pointer r0 waits there; r1 = C is reloaded from the frame after: r0 = add, r1 = value,
- * r3 = L, r4 = A, r5 = m' << 8 | s, r6 = m', r7 = y (pixel 0 at [r7], pixel 2 at [r7, 2C], pixel 3 at + 3C,
- * pixel 1 at + 3C - 2C). 10 cycles per output + 25 per channel, instead of the stores and 19 per output + the
- * stage's calls. Frame: [sp+20] = the next channel's record, [sp+24] = add, [sp+28] = act_min + out_xor, [sp+32] =
- * act_max + out_xor. */
+ * leaves r8 first and the row pointer r0 waits there; r1 = C is 2C / 2 again after: r0 = add, r1 = value,
+ * r3 = L, r4 = A, r5 = m' << 8 | s, r6 = m', r7 = y + c (pixel 0 at [r7], pixel 2 at [r7, 2C], pixel 3 at + 3C,
+ * pixel 1 at + 3C - 2C; y + c = the row pointer + y - x - 1, the frame's [sp+4] for the group). 10 cycles per
+ * output + 20 per channel, instead of the stores and 19 per output + the stage's calls. Frame: [sp+20] = the next
+ * channel's record, [sp+24] = add, [sp+28] = act_min + out_xor, [sp+32] = act_max + out_xor. */
 #define PZ_DW_OUT(ACC, STORE, N)         \
     ACC                                  \
     "    cmp   r1, r3\n"                 \
@@ -403,7 +507,8 @@ __asm__(                                                                        
     "    str   r0, [sp, #20]\n"          \
     "    lsrs  r6, r5, #8\n"             \
     "    ldr   r0, [sp, #24]\n"          \
-    "    ldr   r7, [sp, #4]\n"
+    "    ldr   r7, [sp, #4]\n"           \
+    "    add   r7, r8\n"                 /* y + c = x + c + 1 + (y - x - 1) */
 #define PZ_DW_FINISH_OUT(PIXEL3)         \
     PZ_DW_RECORD_IN                      \
     PZ_DW_OUT("", "[r7]", "5")           \
@@ -412,15 +517,16 @@ __asm__(                                                                        
     PIXEL3                               \
     "    subs  r7, r7, r2\n"             \
     PZ_DW_OUT("    mov   r1, r9\n", "[r7]", "8") \
-    "    ldr   r1, [sp, #8]\n"           \
-    "    subs  r7, r7, r1\n"             \
-    "    adds  r7, #1\n"                 \
-    "    str   r7, [sp, #4]\n"           /* &y[c + 1] */ \
+    "    lsrs  r1, r2, #1\n"             /* C again */ \
     "    mov   r0, r8\n"
 #define PZ_DW_PIXEL3 PZ_DW_OUT("    mov   r1, r11\n", "[r7]", "7")
 /* the rest of pz_dw_out_t into the frame (r3 = &g->rq; r0 = x, r1 = C, r4 = row kept): [sp+40] = groups left,
- * [sp+44] = x_step, [sp+48] = y_step, [sp+52] = w, [sp+56] = rq (the first group's record pointers) */
+ * [sp+44] = x_step, [sp+48] = y_step - x_step (for y - x - 1), [sp+52] = w, [sp+56] = rq (the first group's record
+ * pointers), [sp+8] = the padding byte */
 #define PZ_DW_PRO_OUT                    \
+    "    subs  r2, r2, r0\n"             \
+    "    subs  r2, #1\n"                 \
+    "    str   r2, [sp, #4]\n"           /* y - x - 1: RECORD_IN adds x + c + 1 */ \
     "    ldm   r3!, {r5, r6, r7}\n"      /* rq, add, act_min + out_xor */ \
     "    str   r5, [sp, #20]\n"          \
     "    str   r5, [sp, #56]\n"          \
@@ -430,10 +536,11 @@ __asm__(                                                                        
     "    str   r2, [sp, #32]\n"          \
     "    str   r5, [sp, #40]\n"          \
     "    str   r6, [sp, #44]\n"          \
-    "    str   r7, [sp, #48]\n"          \
+    "    subs  r7, r7, r6\n"             \
+    "    str   r7, [sp, #48]\n"          /* y_step - x_step */ \
     "    ldr   r5, [sp]\n"               \
     "    str   r5, [sp, #52]\n"          \
-    "    movs  r5, r1\n"
+    "    ldr   r5, [r3]\n"               /* the padding byte: [sp+8] */
 /* After a group's last channel (r0 = its x + C, r1 = C): the next group of the run, x_step and y_step further on,
  * from the first channel's records again: about 29 cycles instead of a call (about 190 with the driver's share). */
 #define PZ_DW_NEXT_GROUP                 \
@@ -460,10 +567,10 @@ __asm__(                                                                        
 #define PZ_DW_ROWSTEP_LR "    add   r0, lr\n"
 #define PZ_DW_ACC_FN(NAME, ROW, SPAN, INIT, STORE) \
     PZ_DW_GROUP_FN(NAME, ROW, SPAN, INIT, PZ_DW_FINISH_ACC(STORE), "20", "", PZ_DW_CSTEP_4C, "", "", "", \
-                   PZ_DW_ROWSTEP_LR)
-#define PZ_DW_OUT_FN(NAME, ROW, SPAN, INIT, PIXEL3, SATURATED) \
+                   PZ_DW_ROWSTEP_LR, FULL)
+#define PZ_DW_OUT_FN(NAME, ROW, SPAN, INIT, PIXEL3, SATURATED, MODE) \
     PZ_DW_GROUP_FN(NAME, ROW, SPAN, INIT, PZ_DW_FINISH_OUT(PIXEL3), "60", PZ_DW_PRO_OUT, "", PZ_DW_NEXT_GROUP, \
-                   SATURATED, "", PZ_DW_ROWSTEP_LR)
+                   SATURATED, "", PZ_DW_ROWSTEP_LR, MODE)
 PZ_DW_ACC_FN("pz_q8_dw3x3_quad_m0", PZ_DW_QUAD_ROW, "", PZ_DW_INIT4, PZ_DW_STORE4)
 PZ_DW_ACC_FN("pz_q8_dw3x3_quad2_m0", PZ_DW_QUAD2_ROW, PZ_DW_SPAN_6C, PZ_DW_INIT4, PZ_DW_STORE4)
 PZ_DW_ACC_FN("pz_q8_dw3x3_triple_m0", PZ_DW_TRIPLE_ROW, "", PZ_DW_INIT3, PZ_DW_STORE3)
@@ -474,56 +581,65 @@ void pz_q8_dw3x3_quad2_out_m0(const uint8_t *x, const uint8_t *w, uint8_t *y, co
 void pz_q8_dw3x3_triple_out_m0(const uint8_t *x, const uint8_t *w, uint8_t *y, const pz_dw_out_t *g);
 #define PZ_DW_SAT4 PZ_DW_OUT_SATURATED("5") PZ_DW_OUT_SATURATED("6") PZ_DW_OUT_SATURATED("7") PZ_DW_OUT_SATURATED("8")
 #define PZ_DW_SAT3 PZ_DW_OUT_SATURATED("5") PZ_DW_OUT_SATURATED("6") PZ_DW_OUT_SATURATED("8")
-PZ_DW_OUT_FN("pz_q8_dw3x3_quad_out_m0", PZ_DW_QUAD_ROW, "", PZ_DW_INIT4, PZ_DW_PIXEL3, PZ_DW_SAT4)
-PZ_DW_OUT_FN("pz_q8_dw3x3_quad2_out_m0", PZ_DW_QUAD2_ROW, PZ_DW_SPAN_6C, PZ_DW_INIT4, PZ_DW_PIXEL3, PZ_DW_SAT4)
-PZ_DW_OUT_FN("pz_q8_dw3x3_triple_out_m0", PZ_DW_TRIPLE_ROW, "", PZ_DW_INIT3, "", PZ_DW_SAT3)
+PZ_DW_OUT_FN("pz_q8_dw3x3_quad_out_m0", PZ_DW_QUAD_ROW, "", PZ_DW_INIT4, PZ_DW_PIXEL3, PZ_DW_SAT4, FULL)
+PZ_DW_OUT_FN("pz_q8_dw3x3_quad2_out_m0", PZ_DW_QUAD2_ROW, PZ_DW_SPAN_6C, PZ_DW_INIT4, PZ_DW_PIXEL3, PZ_DW_SAT4, FULL)
+PZ_DW_OUT_FN("pz_q8_dw3x3_triple_out_m0", PZ_DW_TRIPLE_ROW, "", PZ_DW_INIT3, "", PZ_DW_SAT3, FULL)
 void pz_q8_dw3x3_triple2_out_m0(const uint8_t *x, const uint8_t *w, uint8_t *y, const pz_dw_out_t *g);
-PZ_DW_OUT_FN("pz_q8_dw3x3_triple2_out_m0", PZ_DW_TRIPLE2_ROW, PZ_DW_SPAN_6C, PZ_DW_INIT3, "", PZ_DW_SAT3)
+PZ_DW_OUT_FN("pz_q8_dw3x3_triple2_out_m0", PZ_DW_TRIPLE2_ROW, PZ_DW_SPAN_6C, PZ_DW_INIT3, "", PZ_DW_SAT3, FULL)
 
 /* Six pixels side by side at stride 1, fused output stage only (pz_q8_dw3x3_hex_out_m0): the accumulators are
- * r8..r12 and lr, so 3C and the kernel-row step (row - 6C) are not in registers: the row pointer steps 3C as C + 2C
- * and the row step is read from the frame ([sp+36]). One kernel row: 8 bytes, each loaded once, 18 MACs and 8
- * copies (the fewest: a MAC overwrites one operand at its last use, and 8 bytes + 3 weights can be overwritten
- * 10 times here), 64 cycles. Per channel about 334 cycles for 54 MACs (6.2 cycles/MAC) against 233 for 36 (6.5) in
- * the fused quad, as the bias, the weight extraction and the record loads are shared by six pixels. */
-#define PZ_DW_HEX_ROW                                                                                    \
-    "    ldrb  r3, [r0]\n"       PZ_DW_MAC("r3", "r5", "r8")                                             \
+ * r8..r12 and lr, so 3C and the kernel-row step (row - 6C) are not in registers: the row pointer steps 2C (bytes
+ * 2k + 1 and 2k + 2 at [r0, C] and [r0, 2C] after k steps) and the row step is read from the frame ([sp+36]). One
+ * kernel row: 8 bytes, each loaded once, 18 MACs and 8 copies (the fewest: a MAC overwrites one operand at its last
+ * use, and 8 bytes + 3 weights can be overwritten 10 times here), three 2C steps: 63 cycles. Per channel about 324
+ * cycles for 54 MACs (6.0 cycles/MAC) against 229 for 36 (6.4) in the fused quad, as the bias, the weight
+ * extraction and the record loads are shared by six pixels. */
+#define PZ_DW_HEX_ROW_(FIRST, LAST)                                                                      \
+    FIRST                        PZ_DW_MAC("r3", "r5", "r8")                                             \
     "    ldrb  r3, [r0, r1]\n"   PZ_DW_COPY("r6", "r8") PZ_DW_MAC("r3", "r5", "r9")                      \
     "    ldrb  r3, [r0, r2]\n"   PZ_DW_COPY("r7", "r8") PZ_DW_COPY("r6", "r9") PZ_DW_MAC("r3", "r5", "r10") \
-    "    adds  r0, r0, r1\n"                                                                             \
     "    adds  r0, r0, r2\n"                                                                             \
-    "    ldrb  r3, [r0]\n"       PZ_DW_COPY("r7", "r9") PZ_DW_COPY("r6", "r10") PZ_DW_MAC("r3", "r5", "r11") \
-    "    ldrb  r3, [r0, r1]\n"   PZ_DW_COPY("r7", "r10") PZ_DW_COPY("r6", "r11") PZ_DW_MAC("r3", "r5", "r12") \
-    "    ldrb  r3, [r0, r2]\n"   PZ_DW_MAC("r5", "r3", "lr") PZ_DW_COPY("r7", "r11") PZ_DW_MAC("r3", "r6", "r12") \
-    "    adds  r0, r0, r1\n"                                                                             \
+    "    ldrb  r3, [r0, r1]\n"   PZ_DW_COPY("r7", "r9") PZ_DW_COPY("r6", "r10") PZ_DW_MAC("r3", "r5", "r11") \
+    "    ldrb  r3, [r0, r2]\n"   PZ_DW_COPY("r7", "r10") PZ_DW_COPY("r6", "r11") PZ_DW_MAC("r3", "r5", "r12") \
     "    adds  r0, r0, r2\n"                                                                             \
-    "    ldrb  r3, [r0]\n"       PZ_DW_MAC("r6", "r3", "lr") PZ_DW_MAC("r3", "r7", "r12")                \
-    "    ldrb  r3, [r0, r1]\n"   PZ_DW_MAC("r3", "r7", "lr")
+    "    ldrb  r3, [r0, r1]\n"   PZ_DW_MAC("r5", "r3", "lr") PZ_DW_COPY("r7", "r11") PZ_DW_MAC("r3", "r6", "r12") \
+    "    ldrb  r3, [r0, r2]\n"   PZ_DW_MAC("r6", "r3", "lr") PZ_DW_MAC("r3", "r7", "r12")                \
+    "    adds  r0, r0, r2\n"                                                                             \
+    LAST                         PZ_DW_MAC("r3", "r7", "lr")
 /* Stride 2 (pixel k reads columns 2k..2k + 2): 13 bytes, 18 MACs, 4 copies (the even bytes b2..b8, which feed two
- * pixels; b10 and b12 meet u0's and u2's last uses), four C + 2C steps: 74 cycles. */
-#define PZ_DW_HEX2_ROW                                                                                   \
-    "    ldrb  r3, [r0]\n"       PZ_DW_MAC("r3", "r5", "r8")                                             \
+ * pixels; b10 and b12 meet u0's and u2's last uses), five 2C steps (as in the stride-1 row; four of 3C took two
+ * ADDS each): 71 cycles. */
+#define PZ_DW_HEX2_ROW_(FIRST, LAST)                                                                     \
+    FIRST                        PZ_DW_MAC("r3", "r5", "r8")                                             \
     "    ldrb  r3, [r0, r1]\n"   PZ_DW_MAC("r3", "r6", "r8")                                             \
     "    ldrb  r3, [r0, r2]\n"   PZ_DW_COPY("r7", "r8") PZ_DW_MAC("r3", "r5", "r9")                      \
-    "    adds  r0, r0, r1\n"                                                                             \
     "    adds  r0, r0, r2\n"                                                                             \
-    "    ldrb  r3, [r0]\n"       PZ_DW_MAC("r3", "r6", "r9")                                             \
-    "    ldrb  r3, [r0, r1]\n"   PZ_DW_COPY("r7", "r9") PZ_DW_MAC("r3", "r5", "r10")                     \
-    "    ldrb  r3, [r0, r2]\n"   PZ_DW_MAC("r3", "r6", "r10")                                            \
-    "    adds  r0, r0, r1\n"                                                                             \
+    "    ldrb  r3, [r0, r1]\n"   PZ_DW_MAC("r3", "r6", "r9")                                             \
+    "    ldrb  r3, [r0, r2]\n"   PZ_DW_COPY("r7", "r9") PZ_DW_MAC("r3", "r5", "r10")                     \
     "    adds  r0, r0, r2\n"                                                                             \
-    "    ldrb  r3, [r0]\n"       PZ_DW_COPY("r7", "r10") PZ_DW_MAC("r3", "r5", "r11")                    \
+    "    ldrb  r3, [r0, r1]\n"   PZ_DW_MAC("r3", "r6", "r10")                                            \
+    "    ldrb  r3, [r0, r2]\n"   PZ_DW_COPY("r7", "r10") PZ_DW_MAC("r3", "r5", "r11")                    \
+    "    adds  r0, r0, r2\n"                                                                             \
     "    ldrb  r3, [r0, r1]\n"   PZ_DW_MAC("r3", "r6", "r11")                                            \
     "    ldrb  r3, [r0, r2]\n"   PZ_DW_COPY("r7", "r11") PZ_DW_MAC("r3", "r5", "r12")                    \
-    "    adds  r0, r0, r1\n"                                                                             \
     "    adds  r0, r0, r2\n"                                                                             \
-    "    ldrb  r3, [r0]\n"       PZ_DW_MAC("r3", "r6", "r12")                                            \
-    "    ldrb  r3, [r0, r1]\n"   PZ_DW_MAC("r5", "r3", "lr") PZ_DW_MAC("r3", "r7", "r12")                \
-    "    ldrb  r3, [r0, r2]\n"   PZ_DW_MAC("r6", "r3", "lr")                                             \
-    "    adds  r0, r0, r1\n"                                                                             \
+    "    ldrb  r3, [r0, r1]\n"   PZ_DW_MAC("r3", "r6", "r12")                                            \
+    "    ldrb  r3, [r0, r2]\n"   PZ_DW_MAC("r5", "r3", "lr") PZ_DW_MAC("r3", "r7", "r12")                \
     "    adds  r0, r0, r2\n"                                                                             \
-    "    ldrb  r3, [r0]\n"       PZ_DW_MAC("r7", "r3", "lr")
-#define PZ_DW_SPAN_12C "    lsls  r5, r5, #2\n"
+    "    ldrb  r3, [r0, r1]\n"   PZ_DW_MAC("r6", "r3", "lr")                                             \
+    LAST                         PZ_DW_MAC("r7", "r3", "lr")
+/* The first and last byte of a kernel row: read (the window inside the input), or the padding byte from the frame
+ * ([sp+8], PZ_DW_PRO_OUT): a group whose window has one padding column at its left or right end (stride 1 SAME:
+ * the first and last group of a row; stride 2 SAME with an even width: the last) reads its rows in place, with no
+ * band copied, at the same cycles. */
+#define PZ_DW_LD_PAD "    ldr   r3, [sp, #8]\n"
+#define PZ_DW_HEX_ROW PZ_DW_HEX_ROW_("    ldrb  r3, [r0]\n", "    ldrb  r3, [r0, r1]\n")
+#define PZ_DW_HEX_ROW_L PZ_DW_HEX_ROW_(PZ_DW_LD_PAD, "    ldrb  r3, [r0, r1]\n")
+#define PZ_DW_HEX_ROW_R PZ_DW_HEX_ROW_("    ldrb  r3, [r0]\n", PZ_DW_LD_PAD)
+#define PZ_DW_HEX_ROW_LR PZ_DW_HEX_ROW_(PZ_DW_LD_PAD, PZ_DW_LD_PAD)
+#define PZ_DW_HEX2_ROW PZ_DW_HEX2_ROW_("    ldrb  r3, [r0]\n", "    ldrb  r3, [r0, r2]\n")
+#define PZ_DW_HEX2_ROW_R PZ_DW_HEX2_ROW_("    ldrb  r3, [r0]\n", PZ_DW_LD_PAD)
+#define PZ_DW_SPAN_10C "    lsls  r5, r2, #2\n    adds  r5, r5, r2\n"
 #define PZ_DW_INIT6 PZ_DW_INIT4 "    mov   r12, r3\n    mov   lr, r3\n"
 #define PZ_DW_ROWSTEP_FRAME "    ldr   r3, [sp, #36]\n    add   r0, r3\n"
 #define PZ_DW_POST_HEX "    mov   r6, lr\n    str   r6, [sp, #36]\n"  /* row - SPAN */
@@ -535,25 +651,117 @@ PZ_DW_OUT_FN("pz_q8_dw3x3_triple2_out_m0", PZ_DW_TRIPLE2_ROW, PZ_DW_SPAN_6C, PZ_
     PZ_DW_OUT("    mov   r1, r10\n", "[r7, r2]", "5") \
     "    adds  r7, r7, r2\n"             \
     PZ_DW_OUT("    mov   r1, r12\n", "[r7, r2]", "6") \
-    "    ldr   r1, [sp, #8]\n"           \
+    "    lsrs  r1, r2, #1\n"             \
     "    adds  r7, r7, r1\n"             \
     PZ_DW_OUT("    mov   r1, r11\n", "[r7]", "7") \
     PZ_DW_OUT("    mov   r1, lr\n", "[r7, r2]", "8") \
     "    subs  r7, r7, r2\n"             \
     PZ_DW_OUT("    mov   r1, r9\n", "[r7]", "9") \
-    "    ldr   r1, [sp, #8]\n"           \
-    "    subs  r7, r7, r1\n"             \
-    "    adds  r7, #1\n"                 \
-    "    str   r7, [sp, #4]\n"           /* &y[c + 1] */ \
+    "    lsrs  r1, r2, #1\n"             /* C again */ \
     "    mov   r0, r8\n"
 #define PZ_DW_SAT6 PZ_DW_OUT_SATURATED("4") PZ_DW_OUT_SATURATED("5") PZ_DW_OUT_SATURATED("6") \
     PZ_DW_OUT_SATURATED("7") PZ_DW_OUT_SATURATED("8") PZ_DW_OUT_SATURATED("9")
-void pz_q8_dw3x3_hex_out_m0(const uint8_t *x, const uint8_t *w, uint8_t *y, const pz_dw_out_t *g);
-void pz_q8_dw3x3_hex2_out_m0(const uint8_t *x, const uint8_t *w, uint8_t *y, const pz_dw_out_t *g);
-PZ_DW_GROUP_FN("pz_q8_dw3x3_hex_out_m0", PZ_DW_HEX_ROW, PZ_DW_SPAN_6C, PZ_DW_INIT6, PZ_DW_FINISH_HEX, "60",
-               PZ_DW_PRO_OUT, "", PZ_DW_NEXT_GROUP, PZ_DW_SAT6, PZ_DW_POST_HEX, PZ_DW_ROWSTEP_FRAME)
-PZ_DW_GROUP_FN("pz_q8_dw3x3_hex2_out_m0", PZ_DW_HEX2_ROW, PZ_DW_SPAN_12C, PZ_DW_INIT6, PZ_DW_FINISH_HEX, "60",
-               PZ_DW_PRO_OUT, "", PZ_DW_NEXT_GROUP, PZ_DW_SAT6, PZ_DW_POST_HEX, PZ_DW_ROWSTEP_FRAME)
+typedef void pz_dw_out_fn(const uint8_t *x, const uint8_t *w, uint8_t *y, const pz_dw_out_t *g);
+pz_dw_out_fn pz_q8_dw3x3_hex_out_m0, pz_q8_dw3x3_hex_t_out_m0, pz_q8_dw3x3_hex_b_out_m0;
+pz_dw_out_fn pz_q8_dw3x3_hex2_out_m0, pz_q8_dw3x3_hex2_b_out_m0;
+pz_dw_out_fn pz_q8_dw3x3_hex_lr_out_m0, pz_q8_dw3x3_hex_tlr_out_m0, pz_q8_dw3x3_hex_blr_out_m0;
+#define PZ_DW_HEX_FN(NAME, ROW, SPAN, MODE) \
+    PZ_DW_GROUP_FN(NAME, ROW, SPAN, PZ_DW_INIT6, PZ_DW_FINISH_HEX, "60", PZ_DW_PRO_OUT, "", PZ_DW_NEXT_GROUP, \
+                   PZ_DW_SAT6, PZ_DW_POST_HEX, PZ_DW_ROWSTEP_FRAME, MODE)
+/* a row of 6 at stride 1 with a 6-wide input: one group, a padding column at both ends */
+PZ_DW_HEX_FN("pz_q8_dw3x3_hex_lr_out_m0", PZ_DW_HEX_ROW_LR, PZ_DW_SPAN_6C, FULL)
+PZ_DW_HEX_FN("pz_q8_dw3x3_hex_tlr_out_m0", PZ_DW_HEX_ROW_LR, PZ_DW_SPAN_6C, TOP)
+PZ_DW_HEX_FN("pz_q8_dw3x3_hex_blr_out_m0", PZ_DW_HEX_ROW_LR, PZ_DW_SPAN_6C, BOT)
+
+/* A row's groups of six in one call: the loop body three times (bodies p, l, r: the plain rows, the form with the
+ * padding column at the left, at the right), the first group in body l when pz_dw_out_t forms bit 0 is set, the
+ * last in body r when bit 1 is (SAME: a row's first and last group), the others in body p; from one group to the
+ * next as PZ_DW_NEXT_GROUP, then on to the body of the next group. Frame as the fused loops' + [sp+60] = forms.
+ * Each body's start is a global label, NAME_p / _l / _r (tests/test_conv_depthwise.py sees which ran). */
+#define PZ_DW_PRO_ROW PZ_DW_PRO_OUT "    ldr   r6, [r3, #4]\n    str   r6, [sp, #60]\n"  /* forms */
+#define PZ_DW_NEXT_BODY(NAME)              \
+    "    ldr   r5, [sp, #40]\n"            \
+    "    subs  r5, #1\n"                   \
+    "    bne   5f\n"                       \
+    "    b     .L" NAME "x\n"              \
+    "5:\n"                                 \
+    "    str   r5, [sp, #40]\n"            \
+    "    ldr   r3, [sp, #44]\n"            \
+    "    adds  r0, r0, r3\n"               \
+    "    adds  r3, r0, r1\n"               \
+    "    str   r3, [sp, #16]\n"            /* end = x + C */ \
+    "    ldr   r3, [sp, #52]\n"            \
+    "    str   r3, [sp]\n"                 \
+    "    ldr   r3, [sp, #56]\n"            \
+    "    str   r3, [sp, #20]\n"            \
+    "    ldr   r3, [sp, #4]\n"             \
+    "    ldr   r4, [sp, #48]\n"            \
+    "    adds  r3, r3, r4\n"               \
+    "    str   r3, [sp, #4]\n"             \
+    "    cmp   r5, #1\n"                   /* the last group next: body r if forms bit 1 */ \
+    "    bne   6f\n"                       \
+    "    ldr   r5, [sp, #60]\n"            \
+    "    lsrs  r5, r5, #2\n"               \
+    "    bcc   6f\n"                       \
+    "    b     " NAME "_r\n"               \
+    "6:\n"                                 \
+    "    b     " NAME "_p\n"
+#define PZ_DW_BODY(NAME, B, ROW, MODE)                                                      \
+    "    .global " NAME B "\n"                                                              \
+    NAME B ":\n"                                                                            \
+    PZ_DW_GROUP_LOOP(ROW, PZ_DW_INIT6, PZ_DW_FINISH_HEX, PZ_DW_ROWSTEP_FRAME, MODE)         \
+    PZ_DW_NEXT_BODY(NAME)                                                                   \
+    PZ_DW_SAT6
+/* ENTRY_L: to body l when forms bit 0 is set (stride 1; at stride 2 a left padding column takes the band) */
+#define PZ_DW_ENTRY_L(NAME) "    lsrs  r5, r5, #1\n    bcc   7f\n    b     " NAME "_l\n7:\n"
+#define PZ_DW_HEX_ROW_FN(NAME, ROWP, ROWR, SPAN, MODE, ENTRY_L, BODY_L)                     \
+__asm__(                                                                                    \
+    PZ_DW_GROUP_ENTRY(NAME, SPAN, "64", PZ_DW_PRO_ROW, "", PZ_DW_POST_HEX, MODE)            \
+    "    ldr   r5, [sp, #60]\n"                                                             \
+    ENTRY_L                                                                                 \
+    "    ldr   r6, [sp, #40]\n"      /* one group: body r if forms bit 1 */                 \
+    "    cmp   r6, #1\n"                                                                    \
+    "    bne   8f\n"                                                                        \
+    "    lsrs  r5, r5, #1\n"                                                                \
+    "    bcc   8f\n"                                                                        \
+    "    b     " NAME "_r\n"                                                                \
+    "8:\n"                                                                                  \
+    PZ_DW_BODY(NAME, "_p", ROWP, MODE)                                                      \
+    BODY_L                                                                                  \
+    PZ_DW_BODY(NAME, "_r", ROWR, MODE)                                                      \
+    ".L" NAME "x:\n"                                                                        \
+    "    add   sp, #64\n"                                                                   \
+    PZ_M0_RESTORE_R4_R11_RETURN                                                             \
+    "    .size   " NAME ", . - " NAME "\n"                                                  \
+    "    .popsection\n");
+#define PZ_DW_HEX_ROW_FN1(NAME, MODE) \
+    PZ_DW_HEX_ROW_FN(NAME, PZ_DW_HEX_ROW, PZ_DW_HEX_ROW_R, PZ_DW_SPAN_6C, MODE, PZ_DW_ENTRY_L(NAME), \
+                     PZ_DW_BODY(NAME, "_l", PZ_DW_HEX_ROW_L, MODE))
+#define PZ_DW_HEX_ROW_FN2(NAME, MODE) \
+    PZ_DW_HEX_ROW_FN(NAME, PZ_DW_HEX2_ROW, PZ_DW_HEX2_ROW_R, PZ_DW_SPAN_10C, MODE, "    lsrs  r5, r5, #1\n", "")
+PZ_DW_HEX_ROW_FN1("pz_q8_dw3x3_hex_out_m0", FULL)
+PZ_DW_HEX_ROW_FN1("pz_q8_dw3x3_hex_t_out_m0", TOP)
+PZ_DW_HEX_ROW_FN1("pz_q8_dw3x3_hex_b_out_m0", BOT)
+PZ_DW_HEX_ROW_FN2("pz_q8_dw3x3_hex2_out_m0", FULL)
+PZ_DW_HEX_ROW_FN2("pz_q8_dw3x3_hex2_b_out_m0", BOT)
+
+/* The same forms of the fused three-pixel loops (a SAME row's last group of three: a padding column at its right; a
+ * row of three at stride 1 with a 3-wide input: at both ends), where only they would need a band. */
+pz_dw_out_fn pz_q8_dw3x3_triple_r_out_m0, pz_q8_dw3x3_triple_lr_out_m0, pz_q8_dw3x3_triple_tr_out_m0;
+pz_dw_out_fn pz_q8_dw3x3_triple_tlr_out_m0, pz_q8_dw3x3_triple_br_out_m0, pz_q8_dw3x3_triple_blr_out_m0;
+pz_dw_out_fn pz_q8_dw3x3_triple2_r_out_m0, pz_q8_dw3x3_triple2_br_out_m0;
+#define PZ_DW_TRIPLE_ROW_R PZ_DW_TRIPLE_ROW_("    ldrb  r3, [r0]\n", PZ_DW_LD_PAD)
+#define PZ_DW_TRIPLE_ROW_LR PZ_DW_TRIPLE_ROW_(PZ_DW_LD_PAD, PZ_DW_LD_PAD)
+#define PZ_DW_TRIPLE_FN(NAME, ROW, SPAN, MODE) \
+    PZ_DW_OUT_FN(NAME, ROW, SPAN, PZ_DW_INIT3, "", PZ_DW_SAT3, MODE)
+PZ_DW_TRIPLE_FN("pz_q8_dw3x3_triple_r_out_m0", PZ_DW_TRIPLE_ROW_R, "", FULL)
+PZ_DW_TRIPLE_FN("pz_q8_dw3x3_triple_lr_out_m0", PZ_DW_TRIPLE_ROW_LR, "", FULL)
+PZ_DW_TRIPLE_FN("pz_q8_dw3x3_triple_tr_out_m0", PZ_DW_TRIPLE_ROW_R, "", TOP)
+PZ_DW_TRIPLE_FN("pz_q8_dw3x3_triple_tlr_out_m0", PZ_DW_TRIPLE_ROW_LR, "", TOP)
+PZ_DW_TRIPLE_FN("pz_q8_dw3x3_triple_br_out_m0", PZ_DW_TRIPLE_ROW_R, "", BOT)
+PZ_DW_TRIPLE_FN("pz_q8_dw3x3_triple_blr_out_m0", PZ_DW_TRIPLE_ROW_LR, "", BOT)
+PZ_DW_TRIPLE_FN("pz_q8_dw3x3_triple2_r_out_m0", PZ_DW_TRIPLE2_ROW_(PZ_DW_LD_PAD), PZ_DW_SPAN_6C, FULL)
+PZ_DW_TRIPLE_FN("pz_q8_dw3x3_triple2_br_out_m0", PZ_DW_TRIPLE2_ROW_(PZ_DW_LD_PAD), PZ_DW_SPAN_6C, BOT)
 #endif
 
 #if PZ_Q8_M0_ASM
@@ -680,6 +888,73 @@ static void dw3x3_run(const uint8_t *x, const uint8_t *w, int32_t *acc, uint32_t
 #endif
 }
 
+/* The groups of n pixels from ox on whose windows lie inside the input horizontally (the first one's does): a run
+ * that one fused call takes (pz_dw_out_t groups). */
+static uint32_t dw_run_groups(const pz_conv_shape_t *s, uint32_t ox, uint32_t n) {
+    uint32_t groups = 1;
+    for (uint32_t o = ox + n; s->out_w - o >= n && (o + n - 1u) * s->stride_w + 3u <= s->in_w + s->pad_left; o += n) {
+        groups++;
+    }
+    return groups;
+}
+
+#if PZ_Q8_M0_ASM
+/* The forms of the six-pixel loop, [stride - 1][kernel rows: all, TOP (row 0 in the padding), BOT (row 2)][padding
+ * column: none, left, right, both]: a row function (PZ_DW_HEX_ROW_FN, which takes the left and right ones as its
+ * bodies l and r) or, for one group with both, its own. */
+static pz_dw_out_fn *const dw_hex_forms[2][3][4] = {
+    {{pz_q8_dw3x3_hex_out_m0, pz_q8_dw3x3_hex_out_m0, pz_q8_dw3x3_hex_out_m0, pz_q8_dw3x3_hex_lr_out_m0},
+     {pz_q8_dw3x3_hex_t_out_m0, pz_q8_dw3x3_hex_t_out_m0, pz_q8_dw3x3_hex_t_out_m0, pz_q8_dw3x3_hex_tlr_out_m0},
+     {pz_q8_dw3x3_hex_b_out_m0, pz_q8_dw3x3_hex_b_out_m0, pz_q8_dw3x3_hex_b_out_m0, pz_q8_dw3x3_hex_blr_out_m0}},
+    {{pz_q8_dw3x3_hex2_out_m0, 0, pz_q8_dw3x3_hex2_out_m0, 0},
+     {0, 0, 0, 0},
+     {pz_q8_dw3x3_hex2_b_out_m0, 0, pz_q8_dw3x3_hex2_b_out_m0, 0}},
+};
+
+/* The groups of six from ox on that one row function call takes, the first one's window from ix0: it and the
+ * following ones inside the input, up to one with a padding column at its right; returns pz_dw_out_t forms. */
+static uint32_t dw_hex_run(const pz_conv_shape_t *s, uint32_t ox, int32_t ix0, uint32_t cols, uint32_t *groups) {
+    const int32_t end = (int32_t)s->in_w + 1;  /* a window reaching it has a padding column at its right */
+    const uint32_t forms = ix0 == -1;
+    *groups = 1;
+    if (ix0 + (int32_t)cols == end) return forms | 2u;
+    for (uint32_t o = ox + 6u; s->out_w - o >= 6u; o += 6u) {
+        const int32_t ix = (int32_t)(o * s->stride_w) - s->pad_left;
+        if (ix + (int32_t)cols > end) break;
+        ++*groups;
+        if (ix + (int32_t)cols == end) return forms | 2u;
+    }
+    return forms;
+}
+
+/* The same for the fused three-pixel loops (the forms a SAME layer's rows end with). */
+static pz_dw_out_fn *const dw_triple_forms[2][3][4] = {
+    {{pz_q8_dw3x3_triple_out_m0, 0, pz_q8_dw3x3_triple_r_out_m0, pz_q8_dw3x3_triple_lr_out_m0},
+     {0, 0, pz_q8_dw3x3_triple_tr_out_m0, pz_q8_dw3x3_triple_tlr_out_m0},
+     {0, 0, pz_q8_dw3x3_triple_br_out_m0, pz_q8_dw3x3_triple_blr_out_m0}},
+    {{pz_q8_dw3x3_triple2_out_m0, 0, pz_q8_dw3x3_triple2_r_out_m0, 0},
+     {0, 0, 0, 0},
+     {0, 0, pz_q8_dw3x3_triple2_br_out_m0, 0}},
+};
+
+/* The kernel rows of an output row whose window starts at input row iy0 that a form runs in place: 0 all three, 1
+ * rows 1 and 2 (row 0 is a padding row above the input), 2 rows 0 and 1 (row 2 below it), 3 none (the band). */
+static uint32_t dw_rows(const pz_conv_shape_t *s, int32_t iy0) {
+    const int32_t in_h = (int32_t)s->in_h;
+    return iy0 >= 0 && iy0 + 3 <= in_h ? 0u : iy0 == -1 && in_h >= 2 ? 1u : iy0 >= 0 && iy0 + 2 == in_h ? 2u : 3u;
+}
+
+/* The form of the six- or three-pixel loop (n) that reads a window of those rows (dw_rows, < 3) and `cols` columns
+ * from ix0 in place: it may leave the input by one padding column at its left and / or right end (read from the
+ * padding byte: PZ_DW_LD_PAD); 0 where none does (the band). */
+static pz_dw_out_fn *dw_form(const pz_conv_shape_t *s, uint32_t n, uint32_t rows, int32_t ix0, uint32_t cols) {
+    const int32_t in_w = (int32_t)s->in_w;
+    const int32_t pl = ix0 == -1, pr = ix0 + (int32_t)cols == in_w + 1;
+    if (ix0 + pl < 0 || ix0 + (int32_t)cols - pr > in_w) return 0;
+    return (n == 6u ? dw_hex_forms : dw_triple_forms)[s->stride_w - 1u][rows][pl + 2 * pr];
+}
+#endif
+
 /* Scratch: see dw_band_at (pz_conv_q8_scratch_bytes, firmware/convgen.py). */
 void pz_dwconv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
     const pz_conv_shape_t *s = &l->s;
@@ -690,21 +965,54 @@ void pz_dwconv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
     }
     const int32_t *mult = l->multiplier;
     const int8_t *shift = l->shift;
+    /* the output stage of the accumulator loops, set up on their first use: with the build's records (out_xor 0
+     * or 0x80, as pz_q8_requant_init decides rec) most layers never take them, and its pass over the C shifts
+     * cost about 23 cycles a channel */
     pz_requant_run_t rq;
-    pz_q8_requant_init(&rq, l, C, 1);
+    uint32_t rq_ready = 0;
     int32_t *acc = (int32_t *)(void *)l->scratch;
     uint8_t *band = l->scratch + dw_band_at(s);
 #if PZ_Q8_M0_ASM
     /* with the build's records (rq.rec: out_xor is 0 or 0x80) groups of three, four and six pixels write their
      * outputs straight from the loop (pz_q8_dw3x3_quad_out_m0 ...) */
     pz_dw_out_t out = {C, row, l->rq, l->out_zp + l->out_xor, l->act_min + l->out_xor, l->act_max + l->out_xor,
-                       1u, 0u, 0u};
+                       1u, 0u, 0u, l->pad, 0u};
 #endif
-    const uint32_t fused = PZ_Q8_M0_ASM && rq.rec;
+    const uint32_t fused = PZ_Q8_M0_ASM && l->rq != 0 && (l->out_xor & 0x7Fu) == 0;  /* = rq.rec */
+#if PZ_Q8_M0_ASM
+    const uint32_t step6 = 6u * sw * C - C, step4 = 4u * sw * C - C;  /* the fused loops' x_step: n s C - C */
+    /* every row starts with the same groups of six (their columns are the same): found once, one call a row */
+    uint32_t hex_groups = 0, hex_forms = 0, hex_edge = 0;
+    if (fused && sw <= 2u && s->out_w >= 6u) {
+        const int32_t ix0 = -(int32_t)s->pad_left, cols = 5 * (int32_t)sw + 3;
+        const int32_t pl = ix0 == -1, pr = ix0 + cols == (int32_t)s->in_w + 1;
+        if (ix0 + pl >= 0 && ix0 + cols - pr <= (int32_t)s->in_w) {
+            hex_edge = (uint32_t)(pl + 2 * pr);
+            hex_forms = dw_hex_run(s, 0, ix0, (uint32_t)cols, &hex_groups);
+        }
+    }
+#endif
     for (uint32_t oy = 0; oy < s->out_h; oy++) {
         const int32_t iy0 = (int32_t)(oy * s->stride_h) - s->pad_top;
         const int rows_in = iy0 >= 0 && iy0 + 3 <= (int32_t)s->in_h;
-        for (uint32_t ox = 0; ox < s->out_w;) {
+        uint32_t ox = 0;
+#if PZ_Q8_M0_ASM
+        const uint32_t rows = fused ? dw_rows(s, iy0) : 3u;
+        /* the first input row the forms read (may lie above xu: then it is not read) */
+        const uintptr_t x_iy = (uintptr_t)xu + (uintptr_t)((iy0 + (rows == 1u)) * (int32_t)row);
+        pz_dw_out_fn *const first = hex_groups && rows < 3u ? dw_hex_forms[sw - 1u][rows][hex_edge] : 0;
+        if (first) {
+            out.row = row;
+            out.groups = hex_groups;
+            out.x_step = step6;
+            out.y_step = 5u * C;
+            out.forms = hex_forms;
+            first((const uint8_t *)(x_iy - (uintptr_t)s->pad_left * C), l->w, y, &out);
+            ox = 6u * hex_groups;
+            y += ox * C;
+        }
+#endif
+        while (ox < s->out_w) {
             const int32_t ix0 = (int32_t)(ox * sw) - s->pad_left;
             /* six pixels side by side at stride 1 (fused only), four at stride 1 or 2, three at stride 1 load each
              * input byte once for all of them (pz_q8_dw3x3_hex_out_m0, quad_m0 / quad2_m0, triple_m0 and their
@@ -721,26 +1029,34 @@ void pz_dwconv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
             uint8_t *n_band = fused && n >= 3u ? l->scratch : band;
             const uint8_t *x = n_band;
             uint32_t x_row = cols * C, groups = 1;
+#if PZ_Q8_M0_ASM
+            /* groups of six and three in place wherever a form of their loop reads them so */
+            pz_dw_out_fn *const form = rows < 3u && (n == 6u || n == 3u) ? dw_form(s, n, rows, ix0, cols) : 0;
+            out.forms = 0;
+            if (form) {
+                x = (const uint8_t *)(x_iy + (uintptr_t)(ix0 * (int32_t)C));
+                x_row = row;
+                if (n == 6u) out.forms = dw_hex_run(s, ox, ix0, cols, &groups);  /* the row's groups of six */
+            } else
+#endif
             if (rows_in && ix0 >= 0 && ix0 + (int32_t)cols <= (int32_t)s->in_w) {
                 x = xu + ((uint32_t)iy0 * s->in_w + (uint32_t)ix0) * C;
                 x_row = row;
-                /* the fused groups of four and six read in place take the rest of such groups in the same call */
-                if (fused && n >= 4u) {
-                    for (uint32_t o = ox + n; s->out_w - o >= n && (o + n - 1u) * sw + 3u <= s->in_w + s->pad_left;
-                         o += n) {
-                        groups++;
-                    }
-                }
+                /* the fused groups of four read in place take the rest of such groups in the same call */
+                if (fused && n >= 4u) groups = dw_run_groups(s, ox, n);
             } else {
                 dw_band(l, xu, iy0, ix0, cols, n_band);
             }
-#if PZ_Q8_M0_ASM
+#if !PZ_Q8_M0_ASM
+            (void)groups;  /* runs of groups: the fused calls only */
+#else
             if (fused && n >= 3u) {
                 out.row = x_row;
                 out.groups = groups;
-                out.x_step = (n == 6u ? 6u : 4u) * sw * C - C;   /* n s C - C */
-                out.y_step = n == 6u ? 5u * C : 3u * C;           /* (n - 1) C */
-                (n == 6u ? (sw == 1u ? pz_q8_dw3x3_hex_out_m0 : pz_q8_dw3x3_hex2_out_m0)
+                out.x_step = n == 6u ? step6 : step4;
+                out.y_step = (n - 1u) * C;
+                (form ? form
+                 : n == 6u ? (sw == 1u ? pz_q8_dw3x3_hex_out_m0 : pz_q8_dw3x3_hex2_out_m0)
                  : n == 3u ? (sw == 1u ? pz_q8_dw3x3_triple_out_m0 : pz_q8_dw3x3_triple2_out_m0)
                  : sw == 1u ? pz_q8_dw3x3_quad_out_m0 : pz_q8_dw3x3_quad2_out_m0)(x, l->w, y, &out);
                 ox += n * groups;
@@ -749,6 +1065,10 @@ void pz_dwconv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
             }
 #endif
             dw3x3_run(x, l->w, acc, C, x_row, sw, n);
+            if (!rq_ready) {
+                pz_q8_requant_init(&rq, l, C, 1);
+                rq_ready = 1;
+            }
             for (uint32_t k = 0; k < n; k++) pz_q8_requant_run(&rq, acc + k * C, y + k * C, C, mult, shift, l);
             ox += n;
             y += n * C;
