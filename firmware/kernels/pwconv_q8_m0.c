@@ -275,18 +275,7 @@ __asm__( \
 #define PZ_PW_STEP_Z_BYTES 58
 #define PZ_PW_MAC_WORD_AT(OFF, a0, a1, a2, a3) \
     "    ldr   r3, [r1, #" OFF "]\n" \
-    "    sxth  r4, r3\n" \
-    "    asrs  r5, r4, #8\n" \
-    "    muls  r4, r2, r4\n" \
-    "    " a0 ", r4\n" \
-    "    muls  r5, r2, r5\n" \
-    "    " a1 ", r5\n" \
-    "    asrs  r4, r3, #16\n" \
-    "    muls  r4, r2, r4\n" \
-    "    " a2 ", r4\n" \
-    "    asrs  r3, r3, #24\n" \
-    "    muls  r3, r2, r3\n" \
-    "    " a3 ", r3\n"
+    PZ_Q8_MAC_LANES(a0, a1, a2, a3)
 #define PZ_PW_MAC_Z(X, W0, W1) \
     "    ldrb  r2, [r0, #" X "]\n" \
     "    cmp   r2, #0\n" \
