@@ -16,10 +16,10 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from firmware.convgen import q8_conv2d_scratch_bytes
-from rp2040_sim.kernel_harness import conv_case, conv_packed, conv_records, conv_shape
+from rp2040_sim.kernel_harness import conv_case, conv_records, conv_shape
 from test_conv_pointwise import expected_loop as pointwise_loop
 from test_conv_requant import rounded
-from test_firmware_conv import Q8Conv, lib, m0, q8_golden, run_q8  # noqa: F401  (fixtures)
+from test_firmware_conv import lib, m0, q8_golden, run_q8  # noqa: F401  (fixtures)
 
 FUSED = ["pz_q8_conv_px8r_m0", "pz_q8_conv_px8sr_m0", "pz_q8_conv_px8zr_m0", "pz_q8_conv_px8zsr_m0"]
 BATCHED = FUSED + ["pz_q8_conv_px8s_m0", "pz_q8_conv_px8zs_m0"]
@@ -149,35 +149,13 @@ def test_scratch_bytes_mirrored_by_convgen(lib, layer):  # noqa: F811
     assert got == want
 
 
-GUARD = 64
-
-
 @settings(max_examples=60, deadline=None)
 @given(layer=small_layer(max_w=24))
 def test_band_stays_inside_the_scratch_host(lib, layer):  # noqa: F811
-    """The host build with exactly pz_conv_q8_scratch_bytes of scratch and a guard after it: the bands (and the
-    gathered windows) never write past it, and the outputs are the golden model's."""
+    """The host build with exactly pz_conv_q8_scratch_bytes of scratch and a guard after it (run_q8): the bands (and
+    the gathered windows) never write past it, and the outputs are the golden model's."""
     t = make_case(*layer)
-    s, keep = t["shape"], []
-
-    def buf(a):
-        a = np.ascontiguousarray(a)
-        keep.append(a)
-        return a.ctypes.data
-
-    packed, fb = conv_packed(t)
-    n_scratch = lib.pz_conv_q8_scratch_bytes(ctypes.byref(s), 0)
-    assert n_scratch % 4 == 0
-    scratch = np.full((n_scratch + GUARD) // 4, 0x5A5A5A5A, np.uint32)
-    layer_c = Q8Conv(s, buf(packed), buf(fb), buf(t["mult"]), buf(t["shift"]), t["zp_out"], t["act_min"],
-                     t["act_max"], 0, (t["zp_in"] + 128) & 0xFF, buf(scratch))
-    n = s.out_h * s.out_w * s.out_c
-    y = np.full(n + 8, 0xA5, np.uint8)
-    x = np.ascontiguousarray(t["xu"])
-    lib.pz_conv2d_q8_m0(ctypes.byref(layer_c), ctypes.c_void_p(x.ctypes.data), ctypes.c_void_p(y.ctypes.data))
-    assert np.all(y[n:] == 0xA5), "kernel wrote past its output"
-    assert np.all(scratch.view(np.uint8)[n_scratch:] == 0x5A), "kernel wrote past pz_conv_q8_scratch_bytes"
-    np.testing.assert_array_equal(y[:n].view(np.int8).reshape(s.out_h, s.out_w, s.out_c), q8_golden(t))
+    np.testing.assert_array_equal(run_q8(lib, t, "m0"), q8_golden(t))
 
 
 BAND_LOOPS = ["pz_q8_conv_px8sr_m0", "pz_q8_conv_px8zsr_m0"]

@@ -165,7 +165,12 @@ def q8_golden(t):
     return np.clip(y, t["act_min"], t["act_max"]).astype(np.int8)
 
 
+SCRATCH_GUARD = 64
+
+
 def run_q8(lib, t, kind, out_xor=0):
+    """pz_conv2d_q8_KIND / pz_dwconv2d_q8_KIND on the host with exactly pz_conv_q8_scratch_bytes of scratch (what
+    firmware/convgen.py reserves in the arena), then a guard that must stay untouched, as must the bytes after y."""
     s, keep = t["shape"], []
 
     def buf(a):
@@ -175,15 +180,18 @@ def run_q8(lib, t, kind, out_xor=0):
 
     packed, fb = conv_packed(t)
     w_ptr = buf(np.frombuffer(packed.tobytes() + b"\0" * 4, np.uint8)[:len(packed) + 4].copy())
-    scratch = buf(np.zeros(lib.pz_conv_q8_scratch_bytes(ctypes.byref(s), int(t["depthwise"])) // 4 + 1, np.uint32))
+    n_scratch = lib.pz_conv_q8_scratch_bytes(ctypes.byref(s), int(t["depthwise"]))
+    assert n_scratch % 4 == 0
+    scratch = np.full((n_scratch + SCRATCH_GUARD) // 4, 0x5A5A5A5A, np.uint32)
     layer = Q8Conv(s, w_ptr, buf(fb), buf(t["mult"]), buf(t["shift"]), t["zp_out"], t["act_min"], t["act_max"],
-                   out_xor, (t["zp_in"] + 128) & 0xFF, scratch)
+                   out_xor, (t["zp_in"] + 128) & 0xFF, buf(scratch))
     n = s.out_h * s.out_w * s.out_c
     y = np.full(n + 8, 0xA5, np.uint8)
     x = np.ascontiguousarray(t["xu"])
     op = "dwconv2d" if t["depthwise"] else "conv2d"
     getattr(lib, f"pz_{op}_q8_{kind}")(ctypes.byref(layer), ptr(x), ptr(y))
     assert np.all(y[n:] == 0xA5), "kernel wrote past its output"
+    assert np.all(scratch.view(np.uint8)[n_scratch:] == 0x5A), "kernel wrote past pz_conv_q8_scratch_bytes"
     return (y[:n] ^ out_xor).view(np.int8).reshape(s.out_h, s.out_w, s.out_c)
 
 
