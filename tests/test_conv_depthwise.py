@@ -47,7 +47,9 @@ FUSED = {"quad": "pz_q8_dw3x3_quad_out_m0", "quad2": "pz_q8_dw3x3_quad2_out_m0",
          **{f"hex_{v}": f"pz_q8_dw3x3_hex_{v}_out_m0" for v in ("lr", "tlr", "blr")},
          # the same forms of the three-pixel loops (functions of their own)
          **{f"triple_{v}": f"pz_q8_dw3x3_triple_{v}_out_m0" for v in ("r", "lr", "tr", "tlr", "br", "blr")},
-         **{f"triple2_{v}": f"pz_q8_dw3x3_triple2_{v}_out_m0" for v in ("r", "br")}}
+         **{f"triple2_{v}": f"pz_q8_dw3x3_triple2_{v}_out_m0" for v in ("r", "br")},
+         # a layer whose output is one 3x3 tile: channel by channel over the whole tile, one call
+         "tile": "pz_q8_dw3x3_tile_out_m0", "tile2": "pz_q8_dw3x3_tile2_out_m0"}
 LOOP_OF.update({fn: name + "+out" for name, fn in FUSED.items()})
 
 
@@ -170,8 +172,13 @@ def expected_fused_loops(t):
     four and six write their outputs themselves (the grouping written out here). A group of six whose window leaves
     the input by at most one padding row above (t) or below (b) and one padding column at its left (l) and / or
     right (r) end takes the loop's form that reads it in place (stride 2: b and r only), else a band; a group of
-    three likewise where it has a padding column at its right (stride 1: r, lr, tr, tlr, br, blr; 2: r, br)."""
+    three likewise where it has a padding column at its right (stride 1: r, lr, tr, tlr, br, blr; 2: r, br). A
+    layer whose output is one 3x3 tile, SAME, stride 1 over a 3x3 input or stride 2 over a 6x6 one, is one call of
+    the tile loop instead."""
     s, loops = t["shape"], set()
+    if (s.out_h, s.out_w, s.stride_h, s.stride_w, s.in_h, s.in_w, s.pad_top, s.pad_left) in (
+            (3, 3, 1, 1, 3, 3, 1, 1), (3, 3, 2, 2, 6, 6, 0, 0)):
+        return {"tile+out" if s.stride_w == 1 else "tile2+out"}
     for oy in range(s.out_h):
         iy0 = oy * s.stride_h - s.pad_top
         rows_in = iy0 >= 0 and iy0 + 3 <= s.in_h
@@ -226,6 +233,7 @@ def test_dwconv_m0_fused_output_bit_exact_in_emulator(m0, layer, seed, act, out_
                                         "hex_br+out"}),
                             (1, 6, 3, {"hex_tlr+out", "hex_lr+out", "hex_blr+out"}),
                             (2, 8, 2, {"quad2+out"}), (2, 12, 2, {"hex2_br+out"}), (2, 6, 2, {"triple2_br+out"}),
+                            (1, 3, 3, {"tile+out"}), (2, 6, 6, {"tile2+out"}),
                             (2, 24, 4, {"hex2+out", "hex2_r+out", "hex2_b+out", "hex2_br+out"})]))
 def test_dwconv_m0_fused_output_at_the_bound(m0, seed, act, out_xor, row):
     """test_conv_requant's bound case (zero weights: each channel's accumulator is its bias, drawn at L, L + 1,
@@ -255,7 +263,7 @@ def test_dwconv_m0_fused_output_at_the_bound(m0, seed, act, out_xor, row):
     (6, 26, 12, (2, 2), "same", {"hex2+out", "hex2_b+out", "one"}),
     (3, 29, 8, (2, 2), "valid", {"hex2+out", "pair2"}),      # stride 2: 2 sixes in place in one call, a pair
     (7, 19, 5, (2, 2), "valid", {"hex2+out", "triple2+out"}),  # stride 2: rows of 9, in place
-    (6, 6, 16, (2, 2), "same", {"triple2_r+out", "triple2_br+out"}),  # stride 2: rows of 3 (pd_mobilenet's 6x6)
+    (8, 6, 16, (2, 2), "same", {"triple2_r+out", "triple2_br+out"}),  # stride 2: rows of 3, in place
     # every form of the six-pixel loops that reads a window leaving the input in place:
     (4, 12, 8, (1, 1), "same", {"hex_tl+out", "hex_tr+out", "hex_l+out", "hex_r+out", "hex_bl+out", "hex_br+out"}),
     (5, 6, 12, (1, 1), "same", {"hex_tlr+out", "hex_lr+out", "hex_blr+out"}),  # rows of 6 (pd_mobilenet's 6x6)
@@ -266,7 +274,12 @@ def test_dwconv_m0_fused_output_at_the_bound(m0, seed, act, out_xor, row):
     (7, 13, 8, (2, 2), "same", {"hex2+out", "one"}),          # odd sizes pad above and left too: from bands
     (4, 9, 4, (1, 1), "same", {"hex_tl+out", "hex_l+out", "hex_bl+out", "triple_tr+out", "triple_r+out",
                                "triple_br+out"}),
-    (3, 3, 16, (1, 1), "same", {"triple_tlr+out", "triple_lr+out", "triple_blr+out"}),  # pd_mobilenet's 3x3
+    (5, 3, 16, (1, 1), "same", {"triple_tlr+out", "triple_lr+out", "triple_blr+out"}),  # rows of 3, in place
+    (3, 3, 16, (1, 1), "same", {"tile+out"}),                # pd_mobilenet's 3x3 -> 3x3: one tile
+    (6, 6, 16, (2, 2), "same", {"tile2+out"}),               # pd_mobilenet's 6x6 -> 3x3: one tile
+    (5, 5, 8, (1, 1), "valid", {"triple+out"}),              # 3x3 outputs, not the tile's: rows of three
+    (5, 5, 8, (2, 2), "same", {"triple2+out"}),              # odd size (padding above and left): bands
+    (7, 7, 8, (2, 2), "valid", {"triple2+out"}),
     (9, 5, 8, (2, 2), "same", {"triple2+out"}),               # odd sizes: from bands
 ])
 def test_dwconv_m0_fused_runs_of_groups(m0, h, w, c, stride, padding, loops):
@@ -304,8 +317,8 @@ def test_dwconv_m0_fused_cycle_budgets(m0, h, w, c, stride, budget):
     (5, 6, 8, (1, 1), {"hex_tlr", "hex_lr", "hex_blr"}),
     (8, 12, 8, (2, 2), {"hex2_r", "hex2_br"}),
     (4, 9, 8, (1, 1), {"triple_tr", "triple_r", "triple_br"}),
-    (3, 3, 16, (1, 1), {"triple_tlr", "triple_lr", "triple_blr"}),
-    (6, 6, 8, (2, 2), {"triple2_r", "triple2_br"}),
+    (5, 3, 16, (1, 1), {"triple_tlr", "triple_lr", "triple_blr"}),
+    (8, 6, 8, (2, 2), {"triple2_r", "triple2_br"}),
 ])
 def test_dwconv_m0_fused_edges_keep_the_overlap_contract(m0, h, w, c, stride, loops):
     """The six-pixel forms that read a window leaving the input in place keep the write order the planner relies
