@@ -300,6 +300,8 @@ def test_dwconv_m0_fused_runs_of_groups(m0, h, w, c, stride, padding, loops):
     (12, 12, 16, (1, 1), 6.25),  # 2 fused sixes a row in place, edge forms (7.28 from bands, all kernel rows)
     (12, 12, 16, (2, 2), 6.75),  # a fused six a row in place, its right edge form (8.19 from a band)
     (6, 6, 32, (1, 1), 5.94),    # a fused six a row in place, both edges (7.02 from a band)
+    (3, 3, 64, (1, 1), 6.03),    # one 3x3 tile (6.63 in three-pixel rows)
+    (6, 6, 32, (2, 2), 6.89),    # one 3x3 tile at stride 2 (7.29 in three-pixel rows)
 ])
 def test_dwconv_m0_fused_cycle_budgets(m0, h, w, c, stride, budget):
     """Cycles per MAC of the build's path (records), deterministic; the full table: `python
@@ -340,3 +342,97 @@ def test_dwconv_m0_fused_edges_keep_the_overlap_contract(m0, h, w, c, stride, lo
             assert last[off] >= written - s.out_w + 1, (off, written)
     lead = planner.aligned(rows.overlap_lead("row"))
     np.testing.assert_array_equal(run_kernel(m0, t, "pz_dwconv2d_q8_m0", lead)[0], want)
+
+
+# -- tiny outputs: a layer whose output is one 3x3 tile runs channel by channel over it (pz_q8_dw3x3_tile_out_m0 /
+# tile2_out_m0) ------------------------------------------------------------------------------------------------------
+@st.composite
+def tiny_layer(draw):
+    """Outputs of 1..3 rows x 1..8 columns, strides 1 and 2, SAME and VALID, odd and even inputs (every input size
+    that gives the output size), a third of them the tile loop's shapes (3x3 SAME over 3x3 at stride 1, 6x6 at 2)."""
+    stride = draw(st.sampled_from([1, 2]))
+    if draw(st.integers(0, 2)) == 0:
+        return (3, 3) if stride == 1 else (6, 6), stride, "same"
+    padding = draw(st.sampled_from(["same", "valid"]))
+    oh, ow = draw(st.integers(1, 3)), draw(st.integers(1, 8))
+
+    def size(o):  # SAME: ceil(n / s) = o; VALID: (n - 3) // s + 1 = o
+        first = stride * (o - 1) + (1 if padding == "same" else 3)
+        return draw(st.integers(first, first + stride - 1))
+    return (size(oh), size(ow)), stride, padding
+
+
+@settings(max_examples=40, deadline=None)
+@given(layer=tiny_layer(), c=st.integers(1, 40), seed=st.integers(0, 2**32 - 1), act=st.sampled_from(ACTS),
+       edge=st.sampled_from([None, None, "max", "tiny"]), out_xor=st.sampled_from([0, 0x80]))
+def test_dwconv_m0_tiny_outputs_bit_exact_in_emulator(m0, layer, c, seed, act, edge, out_xor):
+    """Layers with records (the build's path) whose outputs are at most 3 rows: the tile loop where its shape is
+    (the padding rows and columns' taps left out and added to the bias as pad x their weights), the row groups
+    elsewhere, against the golden model; saturation through "max" (the largest weights and inputs) and the
+    activations."""
+    (h, w), stride, padding = layer
+    rng = np.random.default_rng(seed)
+    t = conv_case(rng, h, w, c, c, (3, 3), (stride, stride), padding, True, edge)
+    set_act(t, rng, act)
+    t = rounded(t)
+    assert conv_records(t) is not None
+    run, entered = entering_all(m0, t, out_xor)
+    np.testing.assert_array_equal(run.y, q8_golden(t))
+    assert {LOOP_OF[fn] for fn in entered} == expected_fused_loops(t)
+
+
+def test_dwconv_m0_tile_only_with_records(m0):
+    """Without records (older model directories) the tile's shapes keep the accumulator loops."""
+    for h, stride, loops in ((3, 1, {"triple"}), (6, 2, {"pair2", "one"})):
+        t = conv_case(np.random.default_rng(h), h, h, 8, 8, (3, 3), (stride, stride), "same", True)
+        run, entered = m0.call_entering(t, "pz_dwconv2d_q8_m0", [*LOOPS.values(), *FUSED.values()], 0,
+                                        records=False)
+        np.testing.assert_array_equal(run.y, q8_golden(t))
+        assert {LOOP_OF[fn] for fn in entered} == loops
+
+
+@pytest.mark.parametrize("h,c,stride,loop", [(3, 12, (1, 1), "tile"), (6, 8, (2, 2), "tile2")])
+def test_dwconv_m0_tile_keeps_its_overlap_contract(m0, h, c, stride, loop):
+    """The tile loop writes channel by channel, so after its first output byte it still reads the other channels of
+    every window of the tile: convgen gives these layers the lookback "tile" (convgen.depthwise_tile, the mirror of
+    dw_tile: the output kept clear of the input). The trace shows that it needs more than one output row and at most
+    the tile, and the least lead its order allows (bytes) is within the planned one; at the planned lead it is
+    bit-exact, and where that least lead is not 0, in place it is not."""
+    t = rounded(conv_case(np.random.default_rng(h * 10 + c), h, h, c, c, (3, 3), stride, "same", True))
+    assert entering_all(m0, t, 0)[1] == {FUSED[loop]}
+    s, want = t["shape"], q8_golden(t)
+    rows = convgen.Rows("depthwise_conv2d", (h, h, c), (s.out_h, s.out_w, c), (3, 3), stride, (s.pad_top, s.pad_left))
+    assert convgen.depthwise_tile(rows) and convgen.overlap_lookback(rows) == "tile"
+    y, trace = run_kernel(m0, t, "pz_dwconv2d_q8_m0")
+    np.testing.assert_array_equal(y, want)
+    last, written, needed = last_reader(rows), -1, 0
+    for is_write, off in trace:
+        if is_write:
+            written = max(written, off // c)
+        elif written >= 0:
+            needed = max(needed, written - last[off] + 1)
+    assert s.out_w < needed <= s.out_h * s.out_w
+    lead = planner.aligned(rows.overlap_lead("tile"))
+    np.testing.assert_array_equal(run_kernel(m0, t, "pz_dwconv2d_q8_m0", lead)[0], want)
+    first_write, last_read = {}, {}
+    for time, (is_write, off) in enumerate(trace):
+        (first_write.setdefault(off, time) if is_write else last_read.__setitem__(off, time))
+    least = next(d for d in range(0, s.out_h * s.out_w * c + 1)
+                 if all(first_write[o] > last_read.get(o - d, -1) for o in first_write))
+    assert least <= lead
+    if least > 0:   # stride 1 (output as large as the input): in place the outputs are wrong
+        assert not np.array_equal(run_kernel(m0, t, "pz_dwconv2d_q8_m0", 0)[0], want)
+
+
+def test_depthwise_tile_mirrors_the_kernel():
+    """convgen.depthwise_tile against the shapes the kernel's dw_tile takes (expected_fused_loops says which)."""
+    for h, w, stride, padding in [(3, 3, 1, "same"), (6, 6, 2, "same"), (5, 5, 1, "valid"), (5, 5, 2, "same"),
+                                  (7, 7, 2, "valid"), (3, 4, 1, "same"), (4, 3, 1, "same"), (6, 5, 2, "same"),
+                                  (3, 3, 2, "same"), (1, 1, 1, "same")]:
+        t = conv_case(np.random.default_rng(0), h, w, 4, 4, (3, 3), (stride, stride), padding, True)
+        s = t["shape"]
+        rows = convgen.Rows("depthwise_conv2d", (h, w, 4), (s.out_h, s.out_w, 4), (3, 3), (stride, stride),
+                            (s.pad_top, s.pad_left))
+        tile = expected_fused_loops(t) <= {"tile+out", "tile2+out"}
+        assert convgen.depthwise_tile(rows) == tile, (h, w, stride, padding)
+        assert (convgen.overlap_lookback(rows) == "tile") == tile
