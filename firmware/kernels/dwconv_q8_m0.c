@@ -969,9 +969,10 @@ PZ_DW_TILE_FN("pz_q8_dw3x3_tile_out_m0",
     PZ_DW_TILE_OUT(PZ_DW_TILE_3C PZ_DW_TILE_3C, PZ_DW_TILE_RQ_NEXT, "47", "48", "49", ""),
     "", PZ_DW_TILE_SAT("47", "48", "49"))
 /* stride 2 over a 6x6 input (SAME: a padding row below, a padding column at the right): output row 0 from input
- * rows 0..2, row 1 from rows 2..4 (12C on: four 3C steps), row 2 from rows 4, 5 (kernel rows 0, 1); r11 = the
+ * rows 0..2, row 1 from rows 2..4 (12C on), row 2 from rows 4, 5 (kernel rows 0, 1); r11 = the
  * channel's record */
-#define PZ_DW_TILE_12C "    add   r0, r12\n    add   r0, r12\n    add   r0, r12\n    add   r0, r12\n"
+#define PZ_DW_TILE_12C "    mov   r3, r12\n    lsls  r3, r3, #2\n    add   r0, r3\n"
+#define PZ_DW_TILE_24C "    mov   r3, r12\n    lsls  r3, r3, #3\n    add   r0, r3\n"
 PZ_DW_TILE_FN("pz_q8_dw3x3_tile2_out_m0", "",
     PZ_DW_TILE_BIAS_FULL(PZ_DW_TILE2_REC)
     "    ldr   r0, [sp, #12]\n"
@@ -990,7 +991,7 @@ PZ_DW_TILE_FN("pz_q8_dw3x3_tile2_out_m0", "",
     PZ_DW_TILE_OUT(PZ_DW_TILE_3C, "", "44", "45", "46", PZ_DW_TILE_SKIP("44", "45", "46"))
     PZ_DW_TILE_BIAS_BOT(PZ_DW_TILE2_REC)
     "    ldr   r0, [sp, #12]\n"
-    PZ_DW_TILE_12C PZ_DW_TILE_12C
+    PZ_DW_TILE_24C
     PZ_DW_TILE_K0("") PZ_DW_TILE2_SUM1 PZ_DW_TILE2_ROW
     PZ_DW_TILE_K1(PZ_DW_TILE2_REC) PZ_DW_TILE2_SUMN PZ_DW_TILE2_ROW
     PZ_DW_TILE_PADS("")
