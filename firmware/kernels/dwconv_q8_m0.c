@@ -16,12 +16,15 @@
  * - Otherwise (older model directories): the accumulator loops (pz_q8_dw3x3_quad_m0 / quad2_m0, triple_m0, pair_m0
  *   / pair2_m0, acc_m0) write int32 accumulators to the scratch, then conv_q8_m0.c's output stage (conv_q8_m0.h)
  *   runs per pixel.
+ * - A layer whose output is one 3x3 tile (stride 1 over 3x3, stride 2 over 6x6, SAME; with records) runs channel by
+ *   channel over the whole tile in one call (pz_q8_dw3x3_tile_out_m0 / tile2_out_m0, dw_tile), the padding taps
+ *   left out: about 484 cycles per channel (81 nominal MACs) at stride 1. Its write order is channel-major (below).
  * Write order (what a layer written over its own input relies on): output pixels in increasing order by groups of
  * at most 6 pixels of one row; inside a fused group channel by channel, pixel k's byte c after channel c of the
  * group's whole window was read and before channel c + 1's is. So when a byte of output pixel p is written, the input
  * still to be read lies in the windows of p's group (whose first pixel is at most 5 before p, in p's row) and of
  * later pixels: inside the one-output-row lookback a planner allows the depthwise kernel (before: all of a group's
- * window was read before its first byte was written). */
+ * window was read before its first byte was written). The tile loop writes channel by channel: lookback "tile". */
 #include "conv.h"
 #include "int8_impl.h"
 #include "int8_mac_m0.h"
@@ -773,13 +776,15 @@ PZ_DW_TRIPLE_FN("pz_q8_dw3x3_triple2_br_out_m0", PZ_DW_TRIPLE2_ROW_(PZ_DW_LD_PAD
  * taps in the padding columns are not run: the sums of the weights they would meet (r11: u0 at the left, lr: u2 at
  * the right; 1 cycle a kernel row) times the padding byte go to the row's first / last pixel (the folded bias counts
  * pad x w for every padding cell). Stride 1: 7 of the 9 MACs of a kernel row, 3 bytes, 3 copies: 23 cycles (the
- * three-pixel row with its padding columns: 33). Per channel about 480 cycles for 81 nominal MACs at stride 1
- * (three three-pixel calls: about 533). Registers: r0 = the input row (channel c), r1 = C, r2 = 2C, r12 = 3C, r8..r10
- * the row's accumulators; frame: [sp] = the channel's dw record, [sp+4] = y + c, [sp+8] = the padding byte,
- * [sp+12] = x + c, [sp+16] = the channel's one-multiply record, [sp+20] = add, [sp+24] = x + C (end), [sp+28] /
- * [sp+32] = act_min / act_max + out_xor (PZ_DW_OUT_SATURATED). Write order: channel by channel, all of the tile's
- * outputs of channel c after its window rows were read for them; so a layer written over its own input needs the
- * whole tile read first (convgen.OVERLAP_LOOKBACK "depthwise_conv2d_tile"). */
+ * three-pixel row with its padding columns: 33); stride 2: 8 MACs, 6 bytes, 1 copy: 30. Per channel (measured, C =
+ * 256 against 128 / 128 against 64) about 484 cycles for 81 nominal MACs at stride 1 and 546 at stride 2, against
+ * 528 and 574 in three rows of three pixels. Registers: r0 = the input row (channel c), r1 = C, r2 = 2C, r12 = 3C,
+ * r8..r10 the row's accumulators, r11 the record at stride 2; frame: [sp] = the channel's dw record, [sp+4] = y + c,
+ * [sp+8] = the padding byte, [sp+12] = x + c, [sp+16] = the channel's one-multiply record, [sp+20] = add, [sp+24] =
+ * x + C (end), [sp+28] / [sp+32] = act_min / act_max + out_xor (PZ_DW_OUT_SATURATED); the last row's output steps
+ * y + c and the one-multiply record, at stride 1 its kernel row 1 the dw record. Write order: channel by channel, so
+ * its first output byte is written before the other channels of any window are read: a layer written over its own
+ * input needs its output clear of it (convgen.OVERLAP_LOOKBACK "depthwise_conv2d_tile"). */
 pz_dw_out_fn pz_q8_dw3x3_tile_out_m0, pz_q8_dw3x3_tile2_out_m0;
 /* kernel row 0, 1, 2's taps into u0, u1, u2 (r5, r6, r7) from the channel's record */
 #define PZ_DW_TILE_K0(REC)                                                                               \
@@ -843,7 +848,7 @@ pz_dw_out_fn pz_q8_dw3x3_tile_out_m0, pz_q8_dw3x3_tile2_out_m0;
     "    sxtb  r6, r7\n"                 \
     "    sxth  r7, r7\n"                 \
     "    asrs  r7, r7, #8\n"
-/* the bias of an output row into its accumulators (r4 = the record after, but after TOP): all kernel rows inside the input (FULL),
+/* the bias of an output row into its accumulators (r4 = the record after): all kernel rows inside the input (FULL),
  * row 0 above it (TOP: bias + pad (t0 + t1 + t2), r7 = taps 0..3 and r4 = the record + 8 after), row 2 below it
  * (BOT: bias + pad (t6 + t7 + t8)) */
 #define PZ_DW_TILE_BIAS_FULL(REC) REC "    ldr   r3, [r4]\n" PZ_DW_INIT3
@@ -897,10 +902,10 @@ pz_dw_out_fn pz_q8_dw3x3_tile_out_m0, pz_q8_dw3x3_tile2_out_m0;
     "    lsrs  r1, r2, #1\n"
 #define PZ_DW_TILE_RQ_NEXT "    str   r0, [sp, #16]\n    adds  r1, r7, #1\n    str   r1, [sp, #4]\n"
 #define PZ_DW_TILE_3C "    add   r7, r12\n"
-/* ROWS: a channel's three output rows, from r0 = x + c; PRE: where the loop starts (r11 = the record at stride 2),
- * NEXT_REC: the record pointer on to the
- * next channel; SAT2: the last row's saturated branches, after the loop */
-#define PZ_DW_TILE_FN(NAME, PRE, ROWS, NEXT_REC, SAT2)                                                 \
+/* ROWS: a channel's three output rows, from r0 = x + c (r11 = the record at stride 2; stride 1 keeps it in the
+ * frame, as the last row steps it); NEXT_REC: the record pointer on to the next channel (stride 2); SAT2: the last
+ * row's saturated branches, after the loop */
+#define PZ_DW_TILE_FN(NAME, ROWS, NEXT_REC, SAT2)                                                 \
 __asm__(                                                                                              \
     PZ_M0_FUNC(NAME)                                                                                  \
     PZ_M0_SAVE_R4_R11                                                                                 \
@@ -925,7 +930,6 @@ __asm__(                                                                        
     "    lsls  r2, r1, #1\n"                                                                          \
     "    adds  r4, r2, r1\n"                                                                          \
     "    mov   r12, r4\n"                                                                             \
-    PRE                                                                                               \
     "1:\n"                                                                                            \
     ROWS                                                                                              \
     "    ldr   r0, [sp, #12]\n"      /* the next channel */                                           \
@@ -946,7 +950,6 @@ __asm__(                                                                        
 /* stride 1 over a 3x3 input: output row 0 from input rows 0, 1 (kernel rows 1, 2), row 1 from rows 0..2, row 2 from
  * rows 1, 2 (kernel rows 0, 1) */
 PZ_DW_TILE_FN("pz_q8_dw3x3_tile_out_m0",
-    "",
     PZ_DW_TILE_BIAS_TOP
     "    ldr   r0, [sp, #12]\n"
     PZ_DW_TILE_K1_AFTER_TOP PZ_DW_TILE_SUM1 PZ_DW_TILE_ROW
@@ -973,7 +976,7 @@ PZ_DW_TILE_FN("pz_q8_dw3x3_tile_out_m0",
  * channel's record */
 #define PZ_DW_TILE_12C "    mov   r3, r12\n    lsls  r3, r3, #2\n    add   r0, r3\n"
 #define PZ_DW_TILE_24C "    mov   r3, r12\n    lsls  r3, r3, #3\n    add   r0, r3\n"
-PZ_DW_TILE_FN("pz_q8_dw3x3_tile2_out_m0", "",
+PZ_DW_TILE_FN("pz_q8_dw3x3_tile2_out_m0",
     PZ_DW_TILE_BIAS_FULL(PZ_DW_TILE2_REC)
     "    ldr   r0, [sp, #12]\n"
     PZ_DW_TILE_K0("") PZ_DW_TILE2_SUM1 PZ_DW_TILE2_ROW
