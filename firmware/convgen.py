@@ -55,7 +55,25 @@ SHARE_GRAIN = 16
 # tests/test_planner_overlap.py checks the kernels against it in rp2040_sim. Only layers one core runs in one pass:
 # core 1 of a split layer writes rows core 0 has not read yet, and a pass of a staged layer reads the whole input
 # after the previous pass wrote its outputs.
-OVERLAP_LOOKBACK = {"conv2d": 8, "depthwise_conv2d": "row"}
+# A 3x3 depthwise layer whose output is one 3x3 tile (depthwise_tile) runs channel by channel over the whole tile
+# (dwconv_q8_m0.c dw_tile): its first output byte is written before the other channels of any window are read, so its
+# lookback is the whole tile ("tile": out_h x out_w pixels, the output kept clear of the input).
+OVERLAP_LOOKBACK = {"conv2d": 8, "depthwise_conv2d": "row", "depthwise_conv2d_tile": "tile"}
+
+
+def depthwise_tile(rows: "Rows") -> bool:
+    """Whether the M0+ depthwise kernel runs this layer as one 3x3 output tile (dwconv_q8_m0.c dw_tile, mirrored):
+    3x3 kernel, stride 1 over a 3x3 input padded by one on every side (SAME) or stride 2 over a 6x6 one padded below
+    and right only (SAME, even size)."""
+    if rows.kind != "depthwise_conv2d" or rows.kernel != (3, 3) or rows.out_shape[:2] != (3, 3):
+        return False
+    return (rows.stride == (1, 1) and rows.in_shape[:2] == (3, 3) and rows.pads == (1, 1)
+            or rows.stride == (2, 2) and rows.in_shape[:2] == (6, 6) and rows.pads == (0, 0))
+
+
+def overlap_lookback(rows: "Rows") -> int | str:
+    """The layer's OVERLAP_LOOKBACK entry."""
+    return OVERLAP_LOOKBACK["depthwise_conv2d_tile" if depthwise_tile(rows) else rows.kind]
 
 
 class ConvCodegenError(ValueError):
@@ -146,7 +164,7 @@ class Rows:
         (The lowest byte of a window is its first cell inside the input: rows and columns of padding are never
         read.)"""
         (h, w, c), (oh, ow, oc) = self.in_shape, self.out_shape
-        back = ow if lookback == "row" else int(lookback)
+        back = ow if lookback == "row" else oh * ow if lookback == "tile" else int(lookback)
         oy, ox = np.divmod(np.arange(oh * ow), ow)
         iy = np.maximum(oy * self.stride[0] - self.pads[0], 0)
         ix = np.maximum(ox * self.stride[1] - self.pads[1], 0)
@@ -381,7 +399,7 @@ def _q8_conv(lm, t, out_xor):
               + (rec.nbytes if rec is not None else 0))
     rows = Rows(lm["type"], tuple(shape_in), tuple(shape_out), kernel, stride, pads)
     # the M0+ kernels' order (OVERLAP_LOOKBACK); a depthwise kernel other than 3x3 runs the reference: not claimed
-    overlap = None if depthwise and kernel != (3, 3) else rows.overlap_lead(OVERLAP_LOOKBACK[lm["type"]])
+    overlap = None if depthwise and kernel != (3, 3) else rows.overlap_lead(overlap_lookback(rows))
     return Emitted(i, lm["type"], _elems(shape_in), _elems(shape_out), _elems(shape_out), scratch, False, nbytes,
                    shape_out[0] * shape_out[1], render, rows, planner.aligned(packed.nbytes),
                    _q8_group_bytes(depthwise, kernel, shape_in[2]), overlap)

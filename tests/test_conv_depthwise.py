@@ -47,7 +47,9 @@ FUSED = {"quad": "pz_q8_dw3x3_quad_out_m0", "quad2": "pz_q8_dw3x3_quad2_out_m0",
          **{f"hex_{v}": f"pz_q8_dw3x3_hex_{v}_out_m0" for v in ("lr", "tlr", "blr")},
          # the same forms of the three-pixel loops (functions of their own)
          **{f"triple_{v}": f"pz_q8_dw3x3_triple_{v}_out_m0" for v in ("r", "lr", "tr", "tlr", "br", "blr")},
-         **{f"triple2_{v}": f"pz_q8_dw3x3_triple2_{v}_out_m0" for v in ("r", "br")}}
+         **{f"triple2_{v}": f"pz_q8_dw3x3_triple2_{v}_out_m0" for v in ("r", "br")},
+         # a layer whose output is one 3x3 tile: channel by channel over the whole tile, one call
+         "tile": "pz_q8_dw3x3_tile_out_m0", "tile2": "pz_q8_dw3x3_tile2_out_m0"}
 LOOP_OF.update({fn: name + "+out" for name, fn in FUSED.items()})
 
 
@@ -170,8 +172,13 @@ def expected_fused_loops(t):
     four and six write their outputs themselves (the grouping written out here). A group of six whose window leaves
     the input by at most one padding row above (t) or below (b) and one padding column at its left (l) and / or
     right (r) end takes the loop's form that reads it in place (stride 2: b and r only), else a band; a group of
-    three likewise where it has a padding column at its right (stride 1: r, lr, tr, tlr, br, blr; 2: r, br)."""
+    three likewise where it has a padding column at its right (stride 1: r, lr, tr, tlr, br, blr; 2: r, br). A
+    layer whose output is one 3x3 tile, SAME, stride 1 over a 3x3 input or stride 2 over a 6x6 one, is one call of
+    the tile loop instead."""
     s, loops = t["shape"], set()
+    if (s.out_h, s.out_w, s.stride_h, s.stride_w, s.in_h, s.in_w, s.pad_top, s.pad_left) in (
+            (3, 3, 1, 1, 3, 3, 1, 1), (3, 3, 2, 2, 6, 6, 0, 0)):
+        return {"tile+out" if s.stride_w == 1 else "tile2+out"}
     for oy in range(s.out_h):
         iy0 = oy * s.stride_h - s.pad_top
         rows_in = iy0 >= 0 and iy0 + 3 <= s.in_h
@@ -226,6 +233,7 @@ def test_dwconv_m0_fused_output_bit_exact_in_emulator(m0, layer, seed, act, out_
                                         "hex_br+out"}),
                             (1, 6, 3, {"hex_tlr+out", "hex_lr+out", "hex_blr+out"}),
                             (2, 8, 2, {"quad2+out"}), (2, 12, 2, {"hex2_br+out"}), (2, 6, 2, {"triple2_br+out"}),
+                            (1, 3, 3, {"tile+out"}), (2, 6, 6, {"tile2+out"}),
                             (2, 24, 4, {"hex2+out", "hex2_r+out", "hex2_b+out", "hex2_br+out"})]))
 def test_dwconv_m0_fused_output_at_the_bound(m0, seed, act, out_xor, row):
     """test_conv_requant's bound case (zero weights: each channel's accumulator is its bias, drawn at L, L + 1,
@@ -255,7 +263,7 @@ def test_dwconv_m0_fused_output_at_the_bound(m0, seed, act, out_xor, row):
     (6, 26, 12, (2, 2), "same", {"hex2+out", "hex2_b+out", "one"}),
     (3, 29, 8, (2, 2), "valid", {"hex2+out", "pair2"}),      # stride 2: 2 sixes in place in one call, a pair
     (7, 19, 5, (2, 2), "valid", {"hex2+out", "triple2+out"}),  # stride 2: rows of 9, in place
-    (6, 6, 16, (2, 2), "same", {"triple2_r+out", "triple2_br+out"}),  # stride 2: rows of 3 (pd_mobilenet's 6x6)
+    (8, 6, 16, (2, 2), "same", {"triple2_r+out", "triple2_br+out"}),  # stride 2: rows of 3, in place
     # every form of the six-pixel loops that reads a window leaving the input in place:
     (4, 12, 8, (1, 1), "same", {"hex_tl+out", "hex_tr+out", "hex_l+out", "hex_r+out", "hex_bl+out", "hex_br+out"}),
     (5, 6, 12, (1, 1), "same", {"hex_tlr+out", "hex_lr+out", "hex_blr+out"}),  # rows of 6 (pd_mobilenet's 6x6)
@@ -266,7 +274,12 @@ def test_dwconv_m0_fused_output_at_the_bound(m0, seed, act, out_xor, row):
     (7, 13, 8, (2, 2), "same", {"hex2+out", "one"}),          # odd sizes pad above and left too: from bands
     (4, 9, 4, (1, 1), "same", {"hex_tl+out", "hex_l+out", "hex_bl+out", "triple_tr+out", "triple_r+out",
                                "triple_br+out"}),
-    (3, 3, 16, (1, 1), "same", {"triple_tlr+out", "triple_lr+out", "triple_blr+out"}),  # pd_mobilenet's 3x3
+    (5, 3, 16, (1, 1), "same", {"triple_tlr+out", "triple_lr+out", "triple_blr+out"}),  # rows of 3, in place
+    (3, 3, 16, (1, 1), "same", {"tile+out"}),                # pd_mobilenet's 3x3 -> 3x3: one tile
+    (6, 6, 16, (2, 2), "same", {"tile2+out"}),               # pd_mobilenet's 6x6 -> 3x3: one tile
+    (5, 5, 8, (1, 1), "valid", {"triple+out"}),              # 3x3 outputs, not the tile's: rows of three
+    (5, 5, 8, (2, 2), "same", {"triple2+out"}),              # odd size (padding above and left): bands
+    (7, 7, 8, (2, 2), "valid", {"triple2+out"}),
     (9, 5, 8, (2, 2), "same", {"triple2+out"}),               # odd sizes: from bands
 ])
 def test_dwconv_m0_fused_runs_of_groups(m0, h, w, c, stride, padding, loops):
@@ -287,6 +300,8 @@ def test_dwconv_m0_fused_runs_of_groups(m0, h, w, c, stride, padding, loops):
     (12, 12, 16, (1, 1), 6.25),  # 2 fused sixes a row in place, edge forms (7.28 from bands, all kernel rows)
     (12, 12, 16, (2, 2), 6.75),  # a fused six a row in place, its right edge form (8.19 from a band)
     (6, 6, 32, (1, 1), 5.94),    # a fused six a row in place, both edges (7.02 from a band)
+    (3, 3, 64, (1, 1), 6.03),    # one 3x3 tile (6.76 in three-pixel rows)
+    (6, 6, 32, (2, 2), 6.81),    # one 3x3 tile at stride 2 (7.55 in three-pixel rows)
 ])
 def test_dwconv_m0_fused_cycle_budgets(m0, h, w, c, stride, budget):
     """Cycles per MAC of the build's path (records), deterministic; the full table: `python
@@ -304,8 +319,8 @@ def test_dwconv_m0_fused_cycle_budgets(m0, h, w, c, stride, budget):
     (5, 6, 8, (1, 1), {"hex_tlr", "hex_lr", "hex_blr"}),
     (8, 12, 8, (2, 2), {"hex2_r", "hex2_br"}),
     (4, 9, 8, (1, 1), {"triple_tr", "triple_r", "triple_br"}),
-    (3, 3, 16, (1, 1), {"triple_tlr", "triple_lr", "triple_blr"}),
-    (6, 6, 8, (2, 2), {"triple2_r", "triple2_br"}),
+    (5, 3, 16, (1, 1), {"triple_tlr", "triple_lr", "triple_blr"}),
+    (8, 6, 8, (2, 2), {"triple2_r", "triple2_br"}),
 ])
 def test_dwconv_m0_fused_edges_keep_the_overlap_contract(m0, h, w, c, stride, loops):
     """The six-pixel forms that read a window leaving the input in place keep the write order the planner relies
@@ -327,3 +342,97 @@ def test_dwconv_m0_fused_edges_keep_the_overlap_contract(m0, h, w, c, stride, lo
             assert last[off] >= written - s.out_w + 1, (off, written)
     lead = planner.aligned(rows.overlap_lead("row"))
     np.testing.assert_array_equal(run_kernel(m0, t, "pz_dwconv2d_q8_m0", lead)[0], want)
+
+
+# -- tiny outputs: a layer whose output is one 3x3 tile runs channel by channel over it (pz_q8_dw3x3_tile_out_m0 /
+# tile2_out_m0) ------------------------------------------------------------------------------------------------------
+@st.composite
+def tiny_layer(draw):
+    """Outputs of 1..3 rows x 1..8 columns, strides 1 and 2, SAME and VALID, odd and even inputs (every input size
+    that gives the output size), a third of them the tile loop's shapes (3x3 SAME over 3x3 at stride 1, 6x6 at 2)."""
+    stride = draw(st.sampled_from([1, 2]))
+    if draw(st.integers(0, 2)) == 0:
+        return (3, 3) if stride == 1 else (6, 6), stride, "same"
+    padding = draw(st.sampled_from(["same", "valid"]))
+    oh, ow = draw(st.integers(1, 3)), draw(st.integers(1, 8))
+
+    def size(o):  # SAME: ceil(n / s) = o; VALID: (n - 3) // s + 1 = o
+        first = stride * (o - 1) + (1 if padding == "same" else 3)
+        return draw(st.integers(first, first + stride - 1))
+    return (size(oh), size(ow)), stride, padding
+
+
+@settings(max_examples=40, deadline=None)
+@given(layer=tiny_layer(), c=st.integers(1, 40), seed=st.integers(0, 2**32 - 1), act=st.sampled_from(ACTS),
+       edge=st.sampled_from([None, None, "max", "tiny"]), out_xor=st.sampled_from([0, 0x80]))
+def test_dwconv_m0_tiny_outputs_bit_exact_in_emulator(m0, layer, c, seed, act, edge, out_xor):
+    """Layers with records (the build's path) whose outputs are at most 3 rows: the tile loop where its shape is
+    (the padding rows and columns' taps left out and added to the bias as pad x their weights), the row groups
+    elsewhere, against the golden model; saturation through "max" (the largest weights and inputs) and the
+    activations."""
+    (h, w), stride, padding = layer
+    rng = np.random.default_rng(seed)
+    t = conv_case(rng, h, w, c, c, (3, 3), (stride, stride), padding, True, edge)
+    set_act(t, rng, act)
+    t = rounded(t)
+    assert conv_records(t) is not None
+    run, entered = entering_all(m0, t, out_xor)
+    np.testing.assert_array_equal(run.y, q8_golden(t))
+    assert {LOOP_OF[fn] for fn in entered} == expected_fused_loops(t)
+
+
+def test_dwconv_m0_tile_only_with_records(m0):
+    """Without records (older model directories) the tile's shapes keep the accumulator loops."""
+    for h, stride, loops in ((3, 1, {"triple"}), (6, 2, {"pair2", "one"})):
+        t = conv_case(np.random.default_rng(h), h, h, 8, 8, (3, 3), (stride, stride), "same", True)
+        run, entered = m0.call_entering(t, "pz_dwconv2d_q8_m0", [*LOOPS.values(), *FUSED.values()], 0,
+                                        records=False)
+        np.testing.assert_array_equal(run.y, q8_golden(t))
+        assert {LOOP_OF[fn] for fn in entered} == loops
+
+
+@pytest.mark.parametrize("h,c,stride,loop", [(3, 12, (1, 1), "tile"), (6, 8, (2, 2), "tile2")])
+def test_dwconv_m0_tile_keeps_its_overlap_contract(m0, h, c, stride, loop):
+    """The tile loop writes channel by channel, so after its first output byte it still reads the other channels of
+    every window of the tile: convgen gives these layers the lookback "tile" (convgen.depthwise_tile, the mirror of
+    dw_tile: the output kept clear of the input). The trace shows that it needs more than one output row and at most
+    the tile, and the least lead its order allows (bytes) is within the planned one; at the planned lead it is
+    bit-exact, and where that least lead is not 0, in place it is not."""
+    t = rounded(conv_case(np.random.default_rng(h * 10 + c), h, h, c, c, (3, 3), stride, "same", True))
+    assert entering_all(m0, t, 0)[1] == {FUSED[loop]}
+    s, want = t["shape"], q8_golden(t)
+    rows = convgen.Rows("depthwise_conv2d", (h, h, c), (s.out_h, s.out_w, c), (3, 3), stride, (s.pad_top, s.pad_left))
+    assert convgen.depthwise_tile(rows) and convgen.overlap_lookback(rows) == "tile"
+    y, trace = run_kernel(m0, t, "pz_dwconv2d_q8_m0")
+    np.testing.assert_array_equal(y, want)
+    last, written, needed = last_reader(rows), -1, 0
+    for is_write, off in trace:
+        if is_write:
+            written = max(written, off // c)
+        elif written >= 0:
+            needed = max(needed, written - last[off] + 1)
+    assert s.out_w < needed <= s.out_h * s.out_w
+    lead = planner.aligned(rows.overlap_lead("tile"))
+    np.testing.assert_array_equal(run_kernel(m0, t, "pz_dwconv2d_q8_m0", lead)[0], want)
+    first_write, last_read = {}, {}
+    for time, (is_write, off) in enumerate(trace):
+        (first_write.setdefault(off, time) if is_write else last_read.__setitem__(off, time))
+    least = next(d for d in range(0, s.out_h * s.out_w * c + 1)
+                 if all(first_write[o] > last_read.get(o - d, -1) for o in first_write))
+    assert least <= lead
+    if least > 0:   # stride 1 (output as large as the input): in place the outputs are wrong
+        assert not np.array_equal(run_kernel(m0, t, "pz_dwconv2d_q8_m0", 0)[0], want)
+
+
+def test_depthwise_tile_mirrors_the_kernel():
+    """convgen.depthwise_tile against the shapes the kernel's dw_tile takes (expected_fused_loops says which)."""
+    for h, w, stride, padding in [(3, 3, 1, "same"), (6, 6, 2, "same"), (5, 5, 1, "valid"), (5, 5, 2, "same"),
+                                  (7, 7, 2, "valid"), (3, 4, 1, "same"), (4, 3, 1, "same"), (6, 5, 2, "same"),
+                                  (3, 3, 2, "same"), (1, 1, 1, "same")]:
+        t = conv_case(np.random.default_rng(0), h, w, 4, 4, (3, 3), (stride, stride), padding, True)
+        s = t["shape"]
+        rows = convgen.Rows("depthwise_conv2d", (h, w, 4), (s.out_h, s.out_w, 4), (3, 3), (stride, stride),
+                            (s.pad_top, s.pad_left))
+        tile = expected_fused_loops(t) <= {"tile+out", "tile2+out"}
+        assert convgen.depthwise_tile(rows) == tile, (h, w, stride, padding)
+        assert (convgen.overlap_lookback(rows) == "tile") == tile

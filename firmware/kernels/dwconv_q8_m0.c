@@ -16,12 +16,15 @@
  * - Otherwise (older model directories): the accumulator loops (pz_q8_dw3x3_quad_m0 / quad2_m0, triple_m0, pair_m0
  *   / pair2_m0, acc_m0) write int32 accumulators to the scratch, then conv_q8_m0.c's output stage (conv_q8_m0.h)
  *   runs per pixel.
+ * - A layer whose output is one 3x3 tile (stride 1 over 3x3, stride 2 over 6x6, SAME; with records) runs channel by
+ *   channel over the whole tile in one call (pz_q8_dw3x3_tile_out_m0 / tile2_out_m0, dw_tile), the padding taps
+ *   left out: about 484 cycles per channel (81 nominal MACs) at stride 1. Its write order is channel-major (below).
  * Write order (what a layer written over its own input relies on): output pixels in increasing order by groups of
  * at most 6 pixels of one row; inside a fused group channel by channel, pixel k's byte c after channel c of the
  * group's whole window was read and before channel c + 1's is. So when a byte of output pixel p is written, the input
  * still to be read lies in the windows of p's group (whose first pixel is at most 5 before p, in p's row) and of
  * later pixels: inside the one-output-row lookback a planner allows the depthwise kernel (before: all of a group's
- * window was read before its first byte was written). */
+ * window was read before its first byte was written). The tile loop writes channel by channel: lookback "tile". */
 #include "conv.h"
 #include "int8_impl.h"
 #include "int8_mac_m0.h"
@@ -64,6 +67,8 @@ __asm__(
     PZ_DW_SECTION("pz_q8_dw3x3_triple_blr_out_m0")
     PZ_DW_SECTION("pz_q8_dw3x3_triple2_r_out_m0")
     PZ_DW_SECTION("pz_q8_dw3x3_triple2_br_out_m0")
+    PZ_DW_SECTION("pz_q8_dw3x3_tile_out_m0")
+    PZ_DW_SECTION("pz_q8_dw3x3_tile2_out_m0")
 );
 #endif
 
@@ -762,6 +767,239 @@ PZ_DW_TRIPLE_FN("pz_q8_dw3x3_triple_br_out_m0", PZ_DW_TRIPLE_ROW_R, "", BOT)
 PZ_DW_TRIPLE_FN("pz_q8_dw3x3_triple_blr_out_m0", PZ_DW_TRIPLE_ROW_LR, "", BOT)
 PZ_DW_TRIPLE_FN("pz_q8_dw3x3_triple2_r_out_m0", PZ_DW_TRIPLE2_ROW_(PZ_DW_LD_PAD), PZ_DW_SPAN_6C, FULL)
 PZ_DW_TRIPLE_FN("pz_q8_dw3x3_triple2_br_out_m0", PZ_DW_TRIPLE2_ROW_(PZ_DW_LD_PAD), PZ_DW_SPAN_6C, BOT)
+
+/* Tiny outputs: a layer whose output is one 3x3 tile (pd_mobilenet's last depthwise layers: stride 1 over a 3x3
+ * input, SAME; stride 2 over a 6x6 one, SAME, padding below and right) runs channel by channel over the whole tile,
+ * one call for the layer (pz_q8_dw3x3_tile_out_m0 / tile2_out_m0): per channel and output row the bias (with the
+ * padding row's taps, as MODE TOP / BOT do), per kernel row that reaches the input its three weights extracted and
+ * each byte of the input row loaded once for the three pixels, then the row's three outputs (the fused stage). The
+ * taps in the padding columns are not run: the sums of the weights they would meet (r11: u0 at the left, lr: u2 at
+ * the right; 1 cycle a kernel row) times the padding byte go to the row's first / last pixel (the folded bias counts
+ * pad x w for every padding cell). Stride 1: 7 of the 9 MACs of a kernel row, 3 bytes, 3 copies: 23 cycles (the
+ * three-pixel row with its padding columns: 33); stride 2: 8 MACs, 6 bytes, 1 copy: 30. Per channel (measured, C =
+ * 256 against 128 / 128 against 64) about 484 cycles for 81 nominal MACs at stride 1 and 546 at stride 2, against
+ * 528 and 574 in three rows of three pixels. Registers: r0 = the input row (channel c), r1 = C, r2 = 2C, r12 = 3C,
+ * r8..r10 the row's accumulators, r11 the record at stride 2; frame: [sp] = the channel's dw record, [sp+4] = y + c,
+ * [sp+8] = the padding byte, [sp+12] = x + c, [sp+16] = the channel's one-multiply record, [sp+20] = add, [sp+24] =
+ * x + C (end), [sp+28] / [sp+32] = act_min / act_max + out_xor (PZ_DW_OUT_SATURATED); the last row's output steps
+ * y + c and the one-multiply record, at stride 1 its kernel row 1 the dw record. Write order: channel by channel, so
+ * its first output byte is written before the other channels of any window are read: a layer written over its own
+ * input needs its output clear of it (convgen.OVERLAP_LOOKBACK "depthwise_conv2d_tile"). */
+pz_dw_out_fn pz_q8_dw3x3_tile_out_m0, pz_q8_dw3x3_tile2_out_m0;
+/* kernel row 0, 1, 2's taps into u0, u1, u2 (r5, r6, r7) from the channel's record */
+#define PZ_DW_TILE_K0(REC)                                                                               \
+    REC                                                                                                 \
+    "    ldr   r7, [r4, #4]\n"                                                                          \
+    "    sxtb  r5, r7\n"                                                                                \
+    "    sxth  r6, r7\n"                                                                                \
+    "    asrs  r6, r6, #8\n"                                                                            \
+    "    lsls  r7, r7, #8\n"                                                                            \
+    "    asrs  r7, r7, #24\n"
+#define PZ_DW_TILE_K1(REC)                                                                               \
+    REC                                                                                                 \
+    "    ldr   r5, [r4, #4]\n"                                                                          \
+    "    ldr   r7, [r4, #8]\n"                                                                          \
+    "    asrs  r5, r5, #24\n"                                                                           \
+    "    sxtb  r6, r7\n"                                                                                \
+    "    sxth  r7, r7\n"                                                                                \
+    "    asrs  r7, r7, #8\n"
+#define PZ_DW_TILE_K2(REC)                                                                               \
+    REC                                                                                                 \
+    "    ldr   r6, [r4, #8]\n"                                                                          \
+    "    ldr   r7, [r4, #12]\n"                                                                         \
+    "    lsls  r5, r6, #8\n"                                                                            \
+    "    asrs  r5, r5, #24\n"                                                                           \
+    "    asrs  r6, r6, #24\n"                                                                           \
+    "    sxtb  r7, r7\n"
+/* the sums of the weights the padding columns would meet: the row's first kernel row sets them, the others add */
+#define PZ_DW_TILE_SUM1 "    mov   r11, r5\n    mov   lr, r7\n"
+#define PZ_DW_TILE_SUMN "    add   r11, r5\n    add   lr, r7\n"
+#define PZ_DW_TILE2_SUM1 "    mov   lr, r7\n"
+#define PZ_DW_TILE2_SUMN "    add   lr, r7\n"
+/* Stride 1, one kernel row over a 3-wide input row x0, x1, x2 (the padding columns left out): pixel 0 += x0 u1 +
+ * x1 u2, pixel 1 += x0 u0 + x1 u1 + x2 u2, pixel 2 += x1 u0 + x2 u1: 7 MACs, 3 copies; then on to the next row
+ * (3C). */
+#define PZ_DW_TILE_ROW                                                                                   \
+    "    ldrb  r3, [r0]\n"       PZ_DW_COPY("r6", "r8") PZ_DW_MAC("r3", "r5", "r9")                      \
+    "    ldrb  r3, [r0, r1]\n"   PZ_DW_COPY("r7", "r8") PZ_DW_COPY("r6", "r9") PZ_DW_MAC("r5", "r3", "r10") \
+    "    ldrb  r3, [r0, r2]\n"   PZ_DW_MAC("r7", "r3", "r9") PZ_DW_MAC("r3", "r6", "r10")                \
+    "    add   r0, r12\n"
+/* Stride 2, one kernel row over a 6-wide input row x0..x5 (the padding column x6 left out): pixel 0 += x0 u0 +
+ * x1 u1 + x2 u2, pixel 1 += x2 u0 + x3 u1 + x4 u2, pixel 2 += x4 u0 + x5 u1: 8 MACs, 1 copy; on to the next row
+ * (two 3C steps). */
+#define PZ_DW_TILE2_ROW                                                                                  \
+    "    ldrb  r3, [r0]\n"       PZ_DW_MAC("r3", "r5", "r8")                                             \
+    "    ldrb  r3, [r0, r1]\n"   PZ_DW_MAC("r3", "r6", "r8")                                             \
+    "    ldrb  r3, [r0, r2]\n"   PZ_DW_COPY("r7", "r8") PZ_DW_MAC("r3", "r5", "r9")                      \
+    "    add   r0, r12\n"                                                                                \
+    "    ldrb  r3, [r0]\n"       PZ_DW_MAC("r3", "r6", "r9")                                             \
+    "    ldrb  r3, [r0, r1]\n"   PZ_DW_MAC("r7", "r3", "r9") PZ_DW_MAC("r3", "r5", "r10")                \
+    "    ldrb  r3, [r0, r2]\n"   PZ_DW_MAC("r3", "r6", "r10")                                            \
+    "    add   r0, r12\n"
+/* the record pointer into r4: from the frame (stride 1: r11 holds a sum) or from r11 (stride 2) */
+#define PZ_DW_TILE_REC "    ldr   r4, [sp]\n"
+#define PZ_DW_TILE2_REC "    mov   r4, r11\n"
+/* stride 1, the channel's last use of its record: the frame gets the next one's */
+#define PZ_DW_TILE_REC_LAST "    ldr   r4, [sp]\n    adds  r4, #16\n    str   r4, [sp]\n    subs  r4, #16\n"
+/* kernel row 1's taps after PZ_DW_TILE_BIAS_TOP (r7 = taps 0..3, r4 = the record + 8) */
+#define PZ_DW_TILE_K1_AFTER_TOP          \
+    "    asrs  r5, r7, #24\n"            \
+    "    ldr   r7, [r4]\n"               \
+    "    sxtb  r6, r7\n"                 \
+    "    sxth  r7, r7\n"                 \
+    "    asrs  r7, r7, #8\n"
+/* the bias of an output row into its accumulators (r4 = the record after): all kernel rows inside the input (FULL),
+ * row 0 above it (TOP: bias + pad (t0 + t1 + t2), r7 = taps 0..3 and r4 = the record + 8 after), row 2 below it
+ * (BOT: bias + pad (t6 + t7 + t8)) */
+#define PZ_DW_TILE_BIAS_FULL(REC) REC "    ldr   r3, [r4]\n" PZ_DW_INIT3
+#define PZ_DW_TILE_BIAS_TOP "    ldr   r4, [sp]\n    ldm   r4!, {r3, r7}\n" PZ_DW_TOP_HEAD PZ_DW_INIT3
+#define PZ_DW_TILE_BIAS_BOT(REC)         \
+    REC                                  \
+    "    ldr   r3, [r4]\n"               \
+    "    ldr   r5, [r4, #8]\n"           \
+    "    ldr   r6, [r4, #12]\n"          \
+    "    lsls  r7, r5, #8\n"             \
+    "    asrs  r7, r7, #24\n"            \
+    "    asrs  r5, r5, #24\n"            \
+    "    adds  r7, r7, r5\n"             \
+    "    sxtb  r6, r6\n"                 \
+    "    adds  r7, r7, r6\n"             \
+    "    ldr   r5, [sp, #8]\n"           \
+    "    muls  r7, r5, r7\n"             \
+    "    adds  r3, r3, r7\n"             \
+    PZ_DW_INIT3
+/* the padding columns' taps: pad x r11 into pixel 0 (stride 1 only), pad x lr into pixel 2 */
+#define PZ_DW_TILE_PADS_L                \
+    "    mov   r3, r11\n"                \
+    "    muls  r3, r4, r3\n"             \
+    "    add   r8, r3\n"
+#define PZ_DW_TILE_PADS(LEFT)            \
+    "    ldr   r4, [sp, #8]\n"           \
+    LEFT                                 \
+    "    mov   r3, lr\n"                 \
+    "    muls  r3, r4, r3\n"             \
+    "    add   r10, r3\n"
+/* An output row's three bytes (PZ_DW_FINISH_OUT's registers) at y + c + 3 a C (YSTEP: the 3C steps); RQ: after
+ * the record's LDM (the last row: "str r0, [sp, #16]", the next channel's record); r1 = C again after. Their
+ * saturated branches (PZ_DW_TILE_SAT, in reach of BLE / BGE) follow them, jumped over (SKIP), or lie where the
+ * loop passes by them anyway. */
+#define PZ_DW_TILE_SAT(A, B, D) PZ_DW_OUT_SATURATED(A) PZ_DW_OUT_SATURATED(B) PZ_DW_OUT_SATURATED(D)
+#define PZ_DW_TILE_SKIP(A, B, D) "    b     " A "9f\n" PZ_DW_TILE_SAT(A, B, D) A "9:\n"
+#define PZ_DW_TILE_OUT(YSTEP, RQ, A, B, D, SAT) \
+    "    ldr   r0, [sp, #16]\n"          \
+    "    ldm   r0!, {r3, r4, r5}\n"      /* L, A, m' << 8 | s */ \
+    "    lsrs  r6, r5, #8\n"             \
+    "    ldr   r7, [sp, #4]\n"           \
+    RQ                                   \
+    "    ldr   r0, [sp, #20]\n"          \
+    YSTEP                                \
+    PZ_DW_OUT("    mov   r1, r8\n", "[r7]", A) \
+    PZ_DW_OUT("    mov   r1, r10\n", "[r7, r2]", B) \
+    "    lsrs  r1, r2, #1\n"             \
+    "    adds  r7, r7, r1\n"             \
+    PZ_DW_OUT("    mov   r1, r9\n", "[r7]", D) \
+    SAT                                  \
+    "    lsrs  r1, r2, #1\n"
+#define PZ_DW_TILE_RQ_NEXT "    str   r0, [sp, #16]\n    adds  r1, r7, #1\n    str   r1, [sp, #4]\n"
+#define PZ_DW_TILE_3C "    add   r7, r12\n"
+/* ROWS: a channel's three output rows, from r0 = x + c (r11 = the record at stride 2; stride 1 keeps it in the
+ * frame, as the last row steps it); NEXT_REC: the record pointer on to the next channel (stride 2); SAT2: the last
+ * row's saturated branches, after the loop */
+#define PZ_DW_TILE_FN(NAME, ROWS, NEXT_REC, SAT2)                                                 \
+__asm__(                                                                                              \
+    PZ_M0_FUNC(NAME)                                                                                  \
+    PZ_M0_SAVE_R4_R11                                                                                 \
+    "    sub   sp, #36\n"                                                                             \
+    "    str   r1, [sp]\n"                                                                            \
+    "    mov   r11, r1\n"                                                                             \
+    "    str   r2, [sp, #4]\n"                                                                        \
+    "    str   r0, [sp, #12]\n"                                                                       \
+    "    ldr   r1, [r3]\n"           /* C */                                                          \
+    "    adds  r4, r0, r1\n"                                                                          \
+    "    str   r4, [sp, #24]\n"      /* end: x + C */                                                 \
+    "    ldr   r4, [r3, #8]\n"       /* rq */                                                         \
+    "    str   r4, [sp, #16]\n"                                                                       \
+    "    ldr   r4, [r3, #12]\n"      /* add */                                                        \
+    "    str   r4, [sp, #20]\n"                                                                       \
+    "    ldr   r4, [r3, #16]\n"      /* act_min + out_xor */                                          \
+    "    str   r4, [sp, #28]\n"                                                                       \
+    "    ldr   r4, [r3, #20]\n"      /* act_max + out_xor */                                          \
+    "    str   r4, [sp, #32]\n"                                                                       \
+    "    ldr   r4, [r3, #36]\n"      /* the padding byte */                                           \
+    "    str   r4, [sp, #8]\n"                                                                        \
+    "    lsls  r2, r1, #1\n"                                                                          \
+    "    adds  r4, r2, r1\n"                                                                          \
+    "    mov   r12, r4\n"                                                                             \
+    "1:\n"                                                                                            \
+    ROWS                                                                                              \
+    "    ldr   r0, [sp, #12]\n"      /* the next channel */                                           \
+    "    adds  r0, #1\n"                                                                              \
+    "    str   r0, [sp, #12]\n"                                                                       \
+    NEXT_REC                                                                                          \
+    "    ldr   r4, [sp, #24]\n"                                                                       \
+    "    cmp   r0, r4\n"                                                                              \
+    "    beq   2f\n"                                                                                  \
+    "    b     1b\n"                                                                                  \
+    SAT2                                                                                              \
+    "2:\n"                                                                                            \
+    "    add   sp, #36\n"                                                                             \
+    PZ_M0_RESTORE_R4_R11_RETURN                                                                       \
+    "    .size   " NAME ", . - " NAME "\n"                                                            \
+    "    .popsection\n");
+#define PZ_DW_TILE2_NEXT_REC "    mov   r4, r11\n    adds  r4, #16\n    mov   r11, r4\n"
+/* stride 1 over a 3x3 input: output row 0 from input rows 0, 1 (kernel rows 1, 2), row 1 from rows 0..2, row 2 from
+ * rows 1, 2 (kernel rows 0, 1) */
+PZ_DW_TILE_FN("pz_q8_dw3x3_tile_out_m0",
+    PZ_DW_TILE_BIAS_TOP
+    "    ldr   r0, [sp, #12]\n"
+    PZ_DW_TILE_K1_AFTER_TOP PZ_DW_TILE_SUM1 PZ_DW_TILE_ROW
+    PZ_DW_TILE_K2(PZ_DW_TILE_REC) PZ_DW_TILE_SUMN PZ_DW_TILE_ROW
+    PZ_DW_TILE_PADS(PZ_DW_TILE_PADS_L)
+    PZ_DW_TILE_OUT("", "", "41", "42", "43", PZ_DW_TILE_SKIP("41", "42", "43"))
+    PZ_DW_TILE_BIAS_FULL(PZ_DW_TILE_REC)
+    "    ldr   r0, [sp, #12]\n"
+    PZ_DW_TILE_K0("") PZ_DW_TILE_SUM1 PZ_DW_TILE_ROW
+    PZ_DW_TILE_K1(PZ_DW_TILE_REC) PZ_DW_TILE_SUMN PZ_DW_TILE_ROW
+    PZ_DW_TILE_K2(PZ_DW_TILE_REC) PZ_DW_TILE_SUMN PZ_DW_TILE_ROW
+    PZ_DW_TILE_PADS(PZ_DW_TILE_PADS_L)
+    PZ_DW_TILE_OUT(PZ_DW_TILE_3C, "", "44", "45", "46", PZ_DW_TILE_SKIP("44", "45", "46"))
+    PZ_DW_TILE_BIAS_BOT(PZ_DW_TILE_REC)
+    "    ldr   r0, [sp, #12]\n"
+    "    add   r0, r12\n"
+    PZ_DW_TILE_K0("") PZ_DW_TILE_SUM1 PZ_DW_TILE_ROW
+    PZ_DW_TILE_K1(PZ_DW_TILE_REC_LAST) PZ_DW_TILE_SUMN PZ_DW_TILE_ROW
+    PZ_DW_TILE_PADS(PZ_DW_TILE_PADS_L)
+    PZ_DW_TILE_OUT(PZ_DW_TILE_3C PZ_DW_TILE_3C, PZ_DW_TILE_RQ_NEXT, "47", "48", "49", ""),
+    "", PZ_DW_TILE_SAT("47", "48", "49"))
+/* stride 2 over a 6x6 input (SAME: a padding row below, a padding column at the right): output row 0 from input
+ * rows 0..2, row 1 from rows 2..4 (12C on), row 2 from rows 4, 5 (kernel rows 0, 1); r11 = the
+ * channel's record */
+#define PZ_DW_TILE_12C "    mov   r3, r12\n    lsls  r3, r3, #2\n    add   r0, r3\n"
+#define PZ_DW_TILE_24C "    mov   r3, r12\n    lsls  r3, r3, #3\n    add   r0, r3\n"
+PZ_DW_TILE_FN("pz_q8_dw3x3_tile2_out_m0",
+    PZ_DW_TILE_BIAS_FULL(PZ_DW_TILE2_REC)
+    "    ldr   r0, [sp, #12]\n"
+    PZ_DW_TILE_K0("") PZ_DW_TILE2_SUM1 PZ_DW_TILE2_ROW
+    PZ_DW_TILE_K1(PZ_DW_TILE2_REC) PZ_DW_TILE2_SUMN PZ_DW_TILE2_ROW
+    PZ_DW_TILE_K2(PZ_DW_TILE2_REC) PZ_DW_TILE2_SUMN PZ_DW_TILE2_ROW
+    PZ_DW_TILE_PADS("")
+    PZ_DW_TILE_OUT("", "", "41", "42", "43", PZ_DW_TILE_SKIP("41", "42", "43"))
+    PZ_DW_TILE_BIAS_FULL(PZ_DW_TILE2_REC)
+    "    ldr   r0, [sp, #12]\n"
+    PZ_DW_TILE_12C
+    PZ_DW_TILE_K0("") PZ_DW_TILE2_SUM1 PZ_DW_TILE2_ROW
+    PZ_DW_TILE_K1(PZ_DW_TILE2_REC) PZ_DW_TILE2_SUMN PZ_DW_TILE2_ROW
+    PZ_DW_TILE_K2(PZ_DW_TILE2_REC) PZ_DW_TILE2_SUMN PZ_DW_TILE2_ROW
+    PZ_DW_TILE_PADS("")
+    PZ_DW_TILE_OUT(PZ_DW_TILE_3C, "", "44", "45", "46", PZ_DW_TILE_SKIP("44", "45", "46"))
+    PZ_DW_TILE_BIAS_BOT(PZ_DW_TILE2_REC)
+    "    ldr   r0, [sp, #12]\n"
+    PZ_DW_TILE_24C
+    PZ_DW_TILE_K0("") PZ_DW_TILE2_SUM1 PZ_DW_TILE2_ROW
+    PZ_DW_TILE_K1(PZ_DW_TILE2_REC) PZ_DW_TILE2_SUMN PZ_DW_TILE2_ROW
+    PZ_DW_TILE_PADS("")
+    PZ_DW_TILE_OUT(PZ_DW_TILE_3C PZ_DW_TILE_3C, PZ_DW_TILE_RQ_NEXT, "47", "48", "49", ""),
+    PZ_DW_TILE2_NEXT_REC, PZ_DW_TILE_SAT("47", "48", "49"))
 #endif
 
 #if PZ_Q8_M0_ASM
@@ -953,6 +1191,20 @@ static pz_dw_out_fn *dw_form(const pz_conv_shape_t *s, uint32_t n, uint32_t rows
     if (ix0 + pl < 0 || ix0 + (int32_t)cols - pr > in_w) return 0;
     return (n == 6u ? dw_hex_forms : dw_triple_forms)[s->stride_w - 1u][rows][pl + 2 * pr];
 }
+
+/* The tile loop of a layer whose output is one 3x3 tile (firmware/convgen.py depthwise_tile mirrors it): stride 1
+ * over a 3x3 input with a padding cell on every side (SAME), stride 2 over a 6x6 one padded below and right (SAME,
+ * even size); 0 otherwise. */
+static pz_dw_out_fn *dw_tile(const pz_conv_shape_t *s) {
+    if (s->out_h != 3u || s->out_w != 3u || s->stride_h != s->stride_w) return 0;
+    if (s->stride_w == 1u && s->in_h == 3u && s->in_w == 3u && s->pad_top == 1u && s->pad_left == 1u) {
+        return pz_q8_dw3x3_tile_out_m0;
+    }
+    if (s->stride_w == 2u && s->in_h == 6u && s->in_w == 6u && s->pad_top == 0u && s->pad_left == 0u) {
+        return pz_q8_dw3x3_tile2_out_m0;
+    }
+    return 0;
+}
 #endif
 
 /* Scratch: see dw_band_at (pz_conv_q8_scratch_bytes, firmware/convgen.py). */
@@ -982,6 +1234,12 @@ void pz_dwconv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
 #if PZ_Q8_M0_ASM
     const uint32_t step6 = 6u * sw * C - C, step4 = 4u * sw * C - C;  /* the fused loops' x_step: n s C - C */
     /* every row starts with the same groups of six (their columns are the same): found once, one call a row */
+    /* a 3x3 output tile: channel by channel, one call (pz_q8_dw3x3_tile_out_m0) */
+    pz_dw_out_fn *const tile = fused ? dw_tile(s) : 0;
+    if (tile) {
+        tile(xu, l->w, y, &out);
+        return;
+    }
     uint32_t hex_groups = 0, hex_forms = 0, hex_edge = 0;
     if (fused && sw <= 2u && s->out_w >= 6u) {
         const int32_t ix0 = -(int32_t)s->pad_left, cols = 5 * (int32_t)sw + 3;
