@@ -15,7 +15,6 @@ budgets). The tests above call the kernel without records, for the accumulator l
 
 from __future__ import annotations
 
-import ctypes
 from types import SimpleNamespace
 
 import numpy as np
@@ -23,13 +22,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_conv_requant import ACTS, bound_case, rounded, set_act
-from test_firmware_conv import Q8Conv, conv_case, host_conv_lib, q8_golden
+from test_firmware_conv import conv_case, host_conv_lib, q8_golden, run_q8
 from test_planner_overlap import last_reader, run_kernel
 
 from firmware import convgen, planner
-from rp2040_sim.kernel_harness import ConvImage, conv_packed, conv_records, conv_shape
+from rp2040_sim.kernel_harness import ConvImage, conv_records, conv_shape
 
-GUARD = 64  # bytes after the scratch the kernel must leave alone
 LOOPS = {"quad": "pz_q8_dw3x3_quad_m0", "quad2": "pz_q8_dw3x3_quad2_m0", "triple": "pz_q8_dw3x3_triple_m0",
          "pair": "pz_q8_dw3x3_pair_m0", "pair2": "pz_q8_dw3x3_pair2_m0", "one": "pz_q8_dw3x3_acc_m0"}
 LOOP_OF = {fn: name for name, fn in LOOPS.items()}
@@ -74,36 +72,12 @@ def dw_layer(draw, max_hw=16, max_c=20):
     return h, w, c, (sh, sw), padding, edge
 
 
-def run_host(lib, t, out_xor):
-    """pz_dwconv2d_q8_m0 on the host with exactly pz_conv_q8_scratch_bytes of scratch, then a guard that must stay
-    untouched (the scratch size is what firmware/convgen.py reserves in the arena)."""
-    s, keep = t["shape"], []
-
-    def buf(a):
-        a = np.ascontiguousarray(a)
-        keep.append(a)
-        return a.ctypes.data
-
-    packed, fb = conv_packed(t)
-    n_scratch = lib.pz_conv_q8_scratch_bytes(ctypes.byref(s), 1)
-    assert n_scratch % 4 == 0
-    scratch = np.full((n_scratch + GUARD) // 4, 0x5A5A5A5A, np.uint32)
-    layer = Q8Conv(s, buf(packed), buf(fb), buf(t["mult"]), buf(t["shift"]), t["zp_out"], t["act_min"],
-                   t["act_max"], out_xor, (t["zp_in"] + 128) & 0xFF, buf(scratch))
-    n = s.out_h * s.out_w * s.out_c
-    y = np.full(n + 8, 0xA5, np.uint8)
-    lib.pz_dwconv2d_q8_m0(ctypes.byref(layer), ctypes.c_void_p(t["xu"].ctypes.data), ctypes.c_void_p(y.ctypes.data))
-    assert np.all(y[n:] == 0xA5), "kernel wrote past its output"
-    assert np.all(scratch.view(np.uint8)[n_scratch:] == 0x5A), "kernel wrote past pz_conv_q8_scratch_bytes"
-    return (y[:n] ^ out_xor).view(np.int8).reshape(s.out_h, s.out_w, s.out_c)
-
-
 @settings(max_examples=150, deadline=None)
 @given(layer=dw_layer(), seed=st.integers(0, 2**32 - 1), out_xor=st.sampled_from([0, 0x80]))
 def test_dwconv_host_equals_numpy_golden(lib, layer, seed, out_xor):
     h, w, c, stride, padding, edge = layer
     t = conv_case(np.random.default_rng(seed), h, w, c, c, (3, 3), stride, padding, True, edge)
-    np.testing.assert_array_equal(run_host(lib, t, out_xor), q8_golden(t))
+    np.testing.assert_array_equal(run_q8(lib, t, "m0", out_xor), q8_golden(t))  # exact scratch + guard
 
 
 def expected_loops(t):
