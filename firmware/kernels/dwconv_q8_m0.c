@@ -546,13 +546,9 @@ __asm__(                                                                        
     "    ldr   r5, [sp]\n"               \
     "    str   r5, [sp, #52]\n"          \
     "    ldr   r5, [r3]\n"               /* the padding byte: [sp+8] */
-/* After a group's last channel (r0 = its x + C, r1 = C): the next group of the run, x_step and y_step further on,
- * from the first channel's records again: about 29 cycles instead of a call (about 190 with the driver's share). */
-#define PZ_DW_NEXT_GROUP                 \
-    "    ldr   r3, [sp, #40]\n"          \
-    "    subs  r3, #1\n"                 \
-    "    beq   3f\n"                     \
-    "    str   r3, [sp, #40]\n"          \
+/* From a group's last channel (r0 = its x + C, r1 = C) to the next group of the run: x + x_step, its end x + C, the
+ * first channel's records again, y + y_step (PZ_DW_NEXT_GROUP and the row loops' PZ_DW_NEXT_BODY). */
+#define PZ_DW_GROUP_STEP                 \
     "    ldr   r3, [sp, #44]\n"          \
     "    adds  r0, r0, r3\n"             \
     "    adds  r3, r0, r1\n"             \
@@ -564,7 +560,15 @@ __asm__(                                                                        
     "    ldr   r3, [sp, #4]\n"           \
     "    ldr   r4, [sp, #48]\n"          \
     "    adds  r3, r3, r4\n"             \
-    "    str   r3, [sp, #4]\n"           \
+    "    str   r3, [sp, #4]\n"
+/* After a group's last channel (r0 = its x + C, r1 = C): the next group of the run, x_step and y_step further on,
+ * from the first channel's records again: about 29 cycles instead of a call (about 190 with the driver's share). */
+#define PZ_DW_NEXT_GROUP                 \
+    "    ldr   r3, [sp, #40]\n"          \
+    "    subs  r3, #1\n"                 \
+    "    beq   3f\n"                     \
+    "    str   r3, [sp, #40]\n"          \
+    PZ_DW_GROUP_STEP                 \
     "    b     1b\n"                     \
     "3:\n"
 
@@ -691,18 +695,7 @@ PZ_DW_HEX_FN("pz_q8_dw3x3_hex_blr_out_m0", PZ_DW_HEX_ROW_LR, PZ_DW_SPAN_6C, BOT)
     "    b     .L" NAME "x\n"              \
     "5:\n"                                 \
     "    str   r5, [sp, #40]\n"            \
-    "    ldr   r3, [sp, #44]\n"            \
-    "    adds  r0, r0, r3\n"               \
-    "    adds  r3, r0, r1\n"               \
-    "    str   r3, [sp, #16]\n"            /* end = x + C */ \
-    "    ldr   r3, [sp, #52]\n"            \
-    "    str   r3, [sp]\n"                 \
-    "    ldr   r3, [sp, #56]\n"            \
-    "    str   r3, [sp, #20]\n"            \
-    "    ldr   r3, [sp, #4]\n"             \
-    "    ldr   r4, [sp, #48]\n"            \
-    "    adds  r3, r3, r4\n"               \
-    "    str   r3, [sp, #4]\n"             \
+    PZ_DW_GROUP_STEP                   \
     "    cmp   r5, #1\n"                   /* the last group next: body r if forms bit 1 */ \
     "    bne   6f\n"                       \
     "    ldr   r5, [sp, #60]\n"            \
