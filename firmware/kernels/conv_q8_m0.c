@@ -157,6 +157,20 @@ void pz_q8_conv_dot8_m0(const uint8_t *x, const uint8_t *w, const pz_conv_runs_t
     "    str   r6, [r3, #" off0 "]\n"        \
     "    str   r7, [r3, #" off1 "]\n"
 
+/* The 8 lanes (r6, r7, r8 .. r12, lr; r1 = 128 X) as 8 accumulators at r3 .. r3 + 28, pair by pair (the dot
+ * products' epilogue and the px8 loops' PZ_CONV_PX_TO_ACC). */
+#define PZ_CONV_STORE_LANES \
+    PZ_CONV_PAIR("0", "4") \
+    "    mov   r6, r8\n" \
+    "    mov   r7, r9\n" \
+    PZ_CONV_PAIR("8", "12") \
+    "    mov   r6, r10\n" \
+    "    mov   r7, r11\n" \
+    PZ_CONV_PAIR("16", "20") \
+    "    mov   r6, r12\n" \
+    "    mov   r7, lr\n" \
+    PZ_CONV_PAIR("24", "28")
+
 /* Bytes 1..15 of the 16-byte unrolled MAC body that PZ_CONV_DOT8_FN and PZ_CONV_PX8_FN jump into (byte 0 comes
  * before their entry label). */
 #define PZ_CONV_MAC_K_1_15(MAC_K) \
@@ -275,16 +289,7 @@ __asm__( \
     "4:\n"                            /* acc_even = A_even - 256 A_odd - 128 X, acc_odd = A_odd */ \
     "    ldr   r3, [sp, #12]\n" \
     "    ldr   r1, [sp, #20]\n" \
-    PZ_CONV_PAIR("0", "4") \
-    "    mov   r6, r8\n" \
-    "    mov   r7, r9\n" \
-    PZ_CONV_PAIR("8", "12") \
-    "    mov   r6, r10\n" \
-    "    mov   r7, r11\n" \
-    PZ_CONV_PAIR("16", "20") \
-    "    mov   r6, r12\n" \
-    "    mov   r7, lr\n" \
-    PZ_CONV_PAIR("24", "28") \
+    PZ_CONV_STORE_LANES \
     "    adds  r3, #32\n" \
     "    str   r3, [sp, #12]\n" \
     "    ldr   r4, [sp, #32]\n" \
@@ -1152,16 +1157,7 @@ __asm__( \
     "    ldr   r3, [sp, #24]\n" \
     "    ldr   r1, [sp, #28]\n" \
     "    ldr   r1, [r1]\n" \
-    PZ_CONV_PAIR("0", "4") \
-    "    mov   r6, r8\n" \
-    "    mov   r7, r9\n" \
-    PZ_CONV_PAIR("8", "12") \
-    "    mov   r6, r10\n" \
-    "    mov   r7, r11\n" \
-    PZ_CONV_PAIR("16", "20") \
-    "    mov   r6, r12\n" \
-    "    mov   r7, lr\n" \
-    PZ_CONV_PAIR("24", "28") \
+    PZ_CONV_STORE_LANES \
     "    adds  r3, #32\n" \
     "    str   r3, [sp, #24]\n"
 
