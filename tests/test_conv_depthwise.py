@@ -180,6 +180,17 @@ def entering_all(m0, t, out_xor):
     return m0.call_entering(t, "pz_dwconv2d_q8_m0", [*LOOPS.values(), *FUSED.values()], out_xor)
 
 
+def check_fused(m0, t, rng, act, out_xor):
+    """Layer t with activation `act` and multipliers rounded as compress rounds them (so it has records: the build's
+    path) in rp2040_sim: the golden model's outputs, through the loops expected_fused_loops names."""
+    set_act(t, rng, act)
+    t = rounded(t)
+    assert conv_records(t) is not None
+    run, entered = entering_all(m0, t, out_xor)
+    np.testing.assert_array_equal(run.y, q8_golden(t))
+    assert {LOOP_OF[fn] for fn in entered} == expected_fused_loops(t)
+
+
 @settings(max_examples=30, deadline=None)
 @given(layer=dw_layer(max_hw=16, max_c=12), seed=st.integers(0, 2**32 - 1), act=st.sampled_from(ACTS),
        out_xor=st.sampled_from([0, 0x80]))
@@ -190,12 +201,7 @@ def test_dwconv_m0_fused_output_bit_exact_in_emulator(m0, layer, seed, act, out_
     h, w, c, stride, padding, edge = layer
     rng = np.random.default_rng(seed)
     t = conv_case(rng, h, w, c, c, (3, 3), stride, padding, True, None if edge == "shifts" else edge)
-    set_act(t, rng, act)
-    t = rounded(t)
-    assert conv_records(t) is not None
-    run, entered = entering_all(m0, t, out_xor)
-    np.testing.assert_array_equal(run.y, q8_golden(t))
-    assert {LOOP_OF[fn] for fn in entered} == expected_fused_loops(t)
+    check_fused(m0, t, rng, act, out_xor)
 
 
 @settings(max_examples=15, deadline=None)
@@ -347,12 +353,7 @@ def test_dwconv_m0_tiny_outputs_bit_exact_in_emulator(m0, layer, c, seed, act, e
     (h, w), stride, padding = layer
     rng = np.random.default_rng(seed)
     t = conv_case(rng, h, w, c, c, (3, 3), (stride, stride), padding, True, edge)
-    set_act(t, rng, act)
-    t = rounded(t)
-    assert conv_records(t) is not None
-    run, entered = entering_all(m0, t, out_xor)
-    np.testing.assert_array_equal(run.y, q8_golden(t))
-    assert {LOOP_OF[fn] for fn in entered} == expected_fused_loops(t)
+    check_fused(m0, t, rng, act, out_xor)
 
 
 def test_dwconv_m0_tile_only_with_records(m0):
