@@ -298,8 +298,33 @@ def test_dwconv_m0_fused_runs_of_groups(m0, h, w, c, stride, padding, loops):
         assert {LOOP_OF[fn] for fn in entered} == loops
 
 
+@pytest.mark.parametrize("h,w,c,stride,padding,fn,calls", [
+    (24, 24, 32, (1, 1), "same", "hex", 1),   # the 22 middle rows in one call (the first, last: hex_t, hex_b)
+    (10, 18, 8, (1, 1), "same", "hex8", 1),   # C = 8: the 8 middle rows
+    (9, 14, 5, (1, 1), "valid", "hex", 1),    # all 7 rows of 12
+    (12, 24, 4, (2, 2), "same", "hex2", 1),   # stride 2: rows 0..4 (the last: hex2_b)
+    (8, 22, 5, (1, 1), "same", "hex", 6),     # rows of 22, three sixes and a quad: a call a row
+    (8, 14, 8, (1, 1), "same", "hex8", 6),    # rows of 14 (two sixes, then a pair from a band): a call a row
+])
+def test_dwconv_m0_fused_rows_in_one_call(m0, h, w, c, stride, padding, fn, calls):
+    """Where a layer's groups of six fill its rows, the rows with all kernel rows inside the input go to one call of
+    the row function (pz_dw_out_t rows); bit-exact, and the calls counted at the function's entry."""
+    rng = np.random.default_rng(h * 100 + w + c)
+    entry, seen = m0.elf.addr(f"pz_q8_dw3x3_{fn}_out_m0") & ~1, []
+    for act, out_xor in ((None, 0), ("relu6", 0x80)):
+        t = conv_case(rng, h, w, c, c, (3, 3), stride, padding, True)
+        set_act(t, rng, act)
+        t = rounded(t)
+        seen.clear()
+        run = m0.call(t, "pz_dwconv2d_q8_m0", out_xor, hook=lambda addr, size: seen.append(addr) if addr == entry
+                      else None)
+        np.testing.assert_array_equal(run.y, q8_golden(t))
+        assert len(seen) == calls
+
+
 @pytest.mark.parametrize("h,w,c,stride,budget", [
     (12, 12, 16, (1, 1), 6.25),  # 2 fused sixes a row in place, edge forms (7.28 from bands, all kernel rows)
+    (24, 24, 8, (1, 1), 5.85),   # C = 8: the loop with C built in, the middle rows in one call (5.78)
     (12, 12, 16, (2, 2), 6.75),  # a fused six a row in place, its right edge form (8.19 from a band)
     (6, 6, 32, (1, 1), 5.94),    # a fused six a row in place, both edges (7.02 from a band)
     (3, 3, 64, (1, 1), 6.03),    # one 3x3 tile (6.76 in three-pixel rows)
