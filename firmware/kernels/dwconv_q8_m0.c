@@ -798,10 +798,10 @@ PZ_DW_HEX_ROW_FN2("pz_q8_dw3x3_hex2_b_out_m0", BOT)
  * bytes lie 8 apart, so LDRB's immediate offsets reach four of them (0..24) and one 32-byte step the other four: r1
  * and r2 (C and 2C in the general loop) are free and hold the row step (row - 32, one ADDS a kernel row instead of
  * LDR + ADD) and the channel's dw record pointer (LDM, no frame loads and stores); the output bytes lie 8 apart too
- * (STRB immediates). Per channel 20 cycles fewer than the general loop: 2 ADDS of each kernel row's three, 8 of the
- * record loads, 4 of the row steps, 6 of the output pointers against 2 for reloading r1 and the end. One kernel row:
- * 8 bytes, 18 MACs, 8 copies, one step: 61 cycles. Frame as PZ_DW_HEX_ROW_FN's ([sp+4] = y - x - 1 is the same for
- * every group of the row: x_step = y_step = 5C at stride 1), + [sp+36] = the row step. */
+ * (STRB immediates). Per channel 20 cycles fewer than the general loop (303 against 323): 2 ADDS of each kernel
+ * row's three, 8 of the record loads, 4 of the row steps, 4 of the output pointers, less 2 for reloading r1. One
+ * kernel row: 8 bytes, 18 MACs, 8 copies, one step: 61 cycles. Frame as PZ_DW_HEX_ROW_FN's ([sp+4] = y - x - 1 is
+ * the same for every group of the row: x_step = y_step = 5C at stride 1), + [sp+36] = the row step. */
 #define PZ_DW_HEX8_ROW_(FIRST, LAST)                                                                     \
     FIRST                        PZ_DW_MAC("r3", "r5", "r8")                                             \
     "    ldrb  r3, [r0, #8]\n"   PZ_DW_COPY("r6", "r8") PZ_DW_MAC("r3", "r5", "r9")                      \
