@@ -1137,8 +1137,7 @@ __asm__(                                                                        
 /* stride 1 over a 3x3 input: output row 0 from input rows 0, 1 (kernel rows 1, 2), row 1 from rows 0..2, row 2 from
  * rows 1, 2 (kernel rows 0, 1) */
 PZ_DW_TILE_FN("pz_q8_dw3x3_tile_out_m0",
-    PZ_DW_TILE_BIAS_TOP
-    "    ldr   r0, [sp, #12]\n"
+    PZ_DW_TILE_BIAS_TOP              /* r0 = x + c: the entry's x, or from the loop's end */
     PZ_DW_TILE_K1_AFTER_TOP PZ_DW_TILE_SUM1 PZ_DW_TILE_ROW
     PZ_DW_TILE_K2(PZ_DW_TILE_REC) PZ_DW_TILE_SUMN PZ_DW_TILE_ROW
     PZ_DW_TILE_PADS(PZ_DW_TILE_PADS_L)
@@ -1164,8 +1163,7 @@ PZ_DW_TILE_FN("pz_q8_dw3x3_tile_out_m0",
 #define PZ_DW_TILE_12C "    mov   r3, r12\n    lsls  r3, r3, #2\n    add   r0, r3\n"
 #define PZ_DW_TILE_24C "    mov   r3, r12\n    lsls  r3, r3, #3\n    add   r0, r3\n"
 PZ_DW_TILE_FN("pz_q8_dw3x3_tile2_out_m0",
-    PZ_DW_TILE_BIAS_FULL(PZ_DW_TILE2_REC)
-    "    ldr   r0, [sp, #12]\n"
+    PZ_DW_TILE_BIAS_FULL(PZ_DW_TILE2_REC)  /* r0 = x + c: the entry's x, or from the loop's end */
     PZ_DW_TILE_K0("") PZ_DW_TILE2_SUM1 PZ_DW_TILE2_ROW
     PZ_DW_TILE_K1(PZ_DW_TILE2_REC) PZ_DW_TILE2_SUMN PZ_DW_TILE2_ROW
     PZ_DW_TILE_K2(PZ_DW_TILE2_REC) PZ_DW_TILE2_SUMN PZ_DW_TILE2_ROW
