@@ -38,7 +38,7 @@ LOOP_OF = {fn: name for name, fn in LOOPS.items()}
 HEX_BODIES = {"hex": ("hex", "p"), "hex_l": ("hex", "l"), "hex_r": ("hex", "r"), "hex_t": ("hex_t", "p"),
               "hex_tl": ("hex_t", "l"), "hex_tr": ("hex_t", "r"), "hex_b": ("hex_b", "p"), "hex_bl": ("hex_b", "l"),
               "hex_br": ("hex_b", "r"), "hex2": ("hex2", "p"), "hex2_r": ("hex2", "r"), "hex2_b": ("hex2_b", "p"),
-              "hex2_br": ("hex2_b", "r")}
+              "hex2_br": ("hex2_b", "r"), "hex8": ("hex8", "p"), "hex8_l": ("hex8", "l"), "hex8_r": ("hex8", "r")}
 FUSED = {"quad": "pz_q8_dw3x3_quad_out_m0", "quad2": "pz_q8_dw3x3_quad2_out_m0",
          "triple": "pz_q8_dw3x3_triple_out_m0", "triple2": "pz_q8_dw3x3_triple2_out_m0",
          **{name: f"pz_q8_dw3x3_{fn}_out_m0_{body}" for name, (fn, body) in HEX_BODIES.items()},
@@ -170,6 +170,8 @@ def expected_fused_loops(t):
             triples = ("", "r", "lr", "tr", "tlr", "br", "blr") if s.stride_w == 1 else ("", "r", "br")
             if n == 6 and form is not None and (s.stride_w == 1 or form in ("", "r", "b", "br")) or \
                     n == 3 and form in triples:
+                if n == 6 and s.stride_w == 1 and s.in_c == 8 and form in ("", "l", "r"):
+                    name = "hex8"  # C = 8 built in, all kernel rows, at most one padding column
                 name += "_" + form if form else ""
             loops.add(name + "+out" if n >= 3 else name)
             ox += n
@@ -229,8 +231,24 @@ def test_dwconv_m0_fused_output_at_the_bound(m0, seed, act, out_xor, row):
     assert {LOOP_OF[fn] for fn in entered} == loops
 
 
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), act=st.sampled_from(ACTS), out_xor=st.sampled_from([0, 0x80]))
+def test_dwconv_m0_hex8_at_the_bound(m0, seed, act, out_xor):
+    """The bound case's first 8 channels (its ties at m' = 1, products up to 255.5 * 2^23 and accumulators at
+    +-floor((2^31 - 1) / m')) on rows of 18 (C = 8: the loop with C built in, bodies p, l and r)."""
+    t = bound_case(seed, act, True)
+    for key in ("w", "bias", "mult", "shift"):
+        t[key] = np.ascontiguousarray(t[key][..., :8])
+    t["shape"] = conv_shape(3, 18, 8, (3, 3), (1, 1), "same", 8)
+    t["xu"] = np.random.default_rng(seed).integers(0, 256, (3, 18, 8)).astype(np.uint8)
+    run, entered = entering_all(m0, t, out_xor)
+    np.testing.assert_array_equal(run.y, q8_golden(t))
+    assert {"hex8+out", "hex8_l+out", "hex8_r+out"} <= {LOOP_OF[fn] for fn in entered}
+
+
 @pytest.mark.parametrize("h,w,c,stride,padding,loops", [
-    (4, 26, 8, (1, 1), "valid", {"hex+out"}),                # 4 groups of six a row, in place: one call
+    (4, 26, 8, (1, 1), "valid", {"hex8+out"}),               # 4 groups of six a row, in place: one call (C = 8)
+    (4, 26, 9, (1, 1), "valid", {"hex+out"}),                # the same, C = 9: the general loop
     # SAME, stride 1: rows of 22 are a six with a padding column at its left, 2 sixes in place (C = 5), a quad from a
     # band; the first and last rows' sixes leave kernel row 0 / 2 out (t, b)
     (3, 22, 5, (1, 1), "same", {"hex+out", "hex_l+out", "hex_t+out", "hex_tl+out", "hex_b+out", "hex_bl+out",
@@ -245,7 +263,11 @@ def test_dwconv_m0_fused_output_at_the_bound(m0, seed, act, out_xor, row):
     (7, 19, 5, (2, 2), "valid", {"hex2+out", "triple2+out"}),  # stride 2: rows of 9, in place
     (8, 6, 16, (2, 2), "same", {"triple2_r+out", "triple2_br+out"}),  # stride 2: rows of 3, in place
     # every form of the six-pixel loops that reads a window leaving the input in place:
-    (4, 12, 8, (1, 1), "same", {"hex_tl+out", "hex_tr+out", "hex_l+out", "hex_r+out", "hex_bl+out", "hex_br+out"}),
+    (4, 12, 8, (1, 1), "same", {"hex_tl+out", "hex_tr+out", "hex8_l+out", "hex8_r+out", "hex_bl+out",
+                                "hex_br+out"}),
+    (4, 12, 7, (1, 1), "same", {"hex_tl+out", "hex_tr+out", "hex_l+out", "hex_r+out", "hex_bl+out", "hex_br+out"}),
+    (3, 18, 8, (1, 1), "same", {"hex8+out", "hex8_l+out", "hex8_r+out", "hex_t+out", "hex_tl+out", "hex_tr+out",
+                                "hex_b+out", "hex_bl+out", "hex_br+out"}),  # C = 8: a left, a middle, a right six
     (5, 6, 12, (1, 1), "same", {"hex_tlr+out", "hex_lr+out", "hex_blr+out"}),  # rows of 6 (pd_mobilenet's 6x6)
     (5, 18, 3, (1, 1), "same", {"hex+out", "hex_l+out", "hex_r+out", "hex_t+out", "hex_tl+out", "hex_tr+out",
                                 "hex_b+out", "hex_bl+out", "hex_br+out"}),  # a left, a middle and a right six, C = 3
@@ -276,8 +298,33 @@ def test_dwconv_m0_fused_runs_of_groups(m0, h, w, c, stride, padding, loops):
         assert {LOOP_OF[fn] for fn in entered} == loops
 
 
+@pytest.mark.parametrize("h,w,c,stride,padding,fn,calls", [
+    (24, 24, 32, (1, 1), "same", "hex", 1),   # the 22 middle rows in one call (the first, last: hex_t, hex_b)
+    (10, 18, 8, (1, 1), "same", "hex8", 1),   # C = 8: the 8 middle rows
+    (9, 14, 5, (1, 1), "valid", "hex", 1),    # all 7 rows of 12
+    (12, 24, 4, (2, 2), "same", "hex2", 1),   # stride 2: rows 0..4 (the last: hex2_b)
+    (8, 22, 5, (1, 1), "same", "hex", 6),     # rows of 22, three sixes and a quad: a call a row
+    (8, 14, 8, (1, 1), "same", "hex8", 6),    # rows of 14 (two sixes, then a pair from a band): a call a row
+])
+def test_dwconv_m0_fused_rows_in_one_call(m0, h, w, c, stride, padding, fn, calls):
+    """Where a layer's groups of six fill its rows, the rows with all kernel rows inside the input go to one call of
+    the row function (pz_dw_out_t rows); bit-exact, and the calls counted at the function's entry."""
+    rng = np.random.default_rng(h * 100 + w + c)
+    entry, seen = m0.elf.addr(f"pz_q8_dw3x3_{fn}_out_m0") & ~1, []
+    for act, out_xor in ((None, 0), ("relu6", 0x80)):
+        t = conv_case(rng, h, w, c, c, (3, 3), stride, padding, True)
+        set_act(t, rng, act)
+        t = rounded(t)
+        seen.clear()
+        run = m0.call(t, "pz_dwconv2d_q8_m0", out_xor, hook=lambda addr, size: seen.append(addr) if addr == entry
+                      else None)
+        np.testing.assert_array_equal(run.y, q8_golden(t))
+        assert len(seen) == calls
+
+
 @pytest.mark.parametrize("h,w,c,stride,budget", [
     (12, 12, 16, (1, 1), 6.25),  # 2 fused sixes a row in place, edge forms (7.28 from bands, all kernel rows)
+    (24, 24, 8, (1, 1), 5.85),   # C = 8: the loop with C built in, the middle rows in one call (5.78)
     (12, 12, 16, (2, 2), 6.75),  # a fused six a row in place, its right edge form (8.19 from a band)
     (6, 6, 32, (1, 1), 5.94),    # a fused six a row in place, both edges (7.02 from a band)
     (3, 3, 64, (1, 1), 6.03),    # one 3x3 tile (6.76 in three-pixel rows)
@@ -295,7 +342,9 @@ def test_dwconv_m0_fused_cycle_budgets(m0, h, w, c, stride, budget):
 
 
 @pytest.mark.parametrize("h,w,c,stride,loops", [
-    (5, 12, 8, (1, 1), {"hex_tl", "hex_tr", "hex_l", "hex_r", "hex_bl", "hex_br"}),
+    (5, 12, 8, (1, 1), {"hex_tl", "hex_tr", "hex8_l", "hex8_r", "hex_bl", "hex_br"}),
+    (5, 12, 9, (1, 1), {"hex_tl", "hex_tr", "hex_l", "hex_r", "hex_bl", "hex_br"}),
+    (4, 18, 8, (1, 1), {"hex8", "hex8_l", "hex8_r"}),
     (5, 6, 8, (1, 1), {"hex_tlr", "hex_lr", "hex_blr"}),
     (8, 12, 8, (2, 2), {"hex2_r", "hex2_br"}),
     (4, 9, 8, (1, 1), {"triple_tr", "triple_r", "triple_br"}),
