@@ -14,11 +14,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rp2040_sim.kernel_harness import conv_case, conv_records, conv_shape
+from rp2040_sim.kernel_harness import conv_case, conv_records, conv_shape, conv_weight_layout
 from test_conv_requant import bound_case, rounded
 from test_firmware_conv import m0, q8_golden  # noqa: F401  (fixture)
 
-LOOPS = ["pz_q8_pw_m0", "pz_q8_pwz_m0"]
+LOOPS = ["pz_q8_pw_m0", "pz_q8_pwz_m0", "pz_q8_pw16_m0"]
 ACTS = {None: lambda zp: (-128, 127), "relu": lambda zp: (zp, 127), "relu6": lambda zp: (zp, min(127, zp + 40))}
 
 
@@ -27,6 +27,8 @@ def expected_loop(t) -> str | None:
     s = t["shape"]
     if conv_records(t) is None or s.out_c % 8 or s.in_c % 4 or s.in_c > 1024:
         return None
+    if conv_weight_layout(t) == "pw16":
+        return "pz_q8_pw16_m0"
     return "pz_q8_pwz_m0" if t["zp_in"] == -128 else "pz_q8_pw_m0"
 
 
