@@ -353,6 +353,10 @@ def q8_conv2d_scratch_bytes(shape_in, shape_out, kernel, stride, pads) -> int:
     return max(window, kernel[0] * ((cols * c + 3) // 4 * 4))
 
 
+# pz_q8_conv_t.w_layout (conv.h) of each weight layout (compress/conv_layout.py; the depthwise records: 0)
+W_LAYOUT_C = {"conv8": "PZ_Q8_W_CONV8", "pw16": "PZ_Q8_W_PW16", "dw": "0u"}
+
+
 def _q8_conv(lm, t, out_xor):
     from compress import conv_layout
 
@@ -372,20 +376,24 @@ def _q8_conv(lm, t, out_xor):
             else shape_out[1]
         cols = (n - 1) * stride[1] + 3
         scratch = ((4 * max(n, 2) + 3 * cols) * shape_in[2] + 3) // 4 * 4 if kernel == (3, 3) else 0
-    else:
-        packed, bias = conv_layout.pack_conv8(w, conv_layout.folded_conv_bias(t["bias"], w, zp_in)), None
-        kind, adapter = "PZ_K_Q8_CONV2D", "pz_run_q8_conv2d"
-        scratch = q8_conv2d_scratch_bytes(shape_in, shape_out, kernel, stride, pads)
     mult, shift = np.asarray(t["multiplier"], np.int32), np.asarray(t["shift"], np.int8)
     # the one-multiply output stage's records after the multipliers, where exact (firmware/requant.py)
     rec = requant.output_records(w, t["bias"], mult, shift, zp_in, int(lm["output_zero_point"]), int(lm["act_min"]),
                                  int(lm["act_max"]), -1 if depthwise else 0)
     rq = "NULL" if rec is None else f"pz_l{i}_rq"
+    layout = "dw" if depthwise else conv_layout.conv_weight_layout(w, shape_in, shape_out, stride, pads, zp_in,
+                                                                   rec is not None)
+    if not depthwise:
+        fb = conv_layout.folded_conv_bias(t["bias"], w, zp_in)
+        packed, bias = (conv_layout.pack_pw16 if layout == "pw16" else conv_layout.pack_conv8)(w, fb), None
+        kind, adapter = "PZ_K_Q8_CONV2D", "pz_run_q8_conv2d"
+        scratch = q8_conv2d_scratch_bytes(shape_in, shape_out, kernel, stride, pads)
 
     def render(q, scratch_expr, run=None):
         fields = (f"{_shape_c(shape_in, shape_out, kernel, stride, pads)}, pz_l{i}_w, "
                   f"{f'pz_l{i}_bias' if bias is not None else 'NULL'}, pz_l{i}_mult, pz_l{i}_shift, "
-                  f"{_q8_scalars(lm, out_xor, (zp_in + 128) & 0xFF)}, {scratch_expr}, {rq}")
+                  f"{_q8_scalars(lm, out_xor, (zp_in + 128) & 0xFF)}, {scratch_expr}, {rq}"
+                  + f", {W_LAYOUT_C[layout]}")
         arrays = (f"/* layer {i}: int8 {lm['type']} {list(shape_in)} -> {list(shape_out)} */\n"
                   + c_array("uint8_t", f"pz_l{i}_w", packed, _hex, q, WEIGHTS_ALIGNED)
                   + (c_array("int32_t", f"pz_l{i}_bias", bias, _int, q) if bias is not None else "")
@@ -402,16 +410,19 @@ def _q8_conv(lm, t, out_xor):
     overlap = None if depthwise and kernel != (3, 3) else rows.overlap_lead(overlap_lookback(rows))
     return Emitted(i, lm["type"], _elems(shape_in), _elems(shape_out), _elems(shape_out), scratch, False, nbytes,
                    shape_out[0] * shape_out[1], render, rows, planner.aligned(packed.nbytes),
-                   _q8_group_bytes(depthwise, kernel, shape_in[2]), overlap)
+                   _q8_group_bytes(layout, kernel, shape_in[2]), overlap)
 
 
-def _q8_group_bytes(depthwise: bool, kernel, channels: int) -> int:
+def _q8_group_bytes(layout: str, kernel, channels: int) -> int:
     """Bytes of pz_l<i>_w per group of 8 output channels: a conv8 group (32 bytes of folded biases, then 8 bytes
-    per window index), or 8 depthwise records (folded bias + the taps, 4-byte aligned). 0 for a depthwise kernel
-    other than 3x3: the M0+ kernel hands those to the reference, which needs no scratch, so there is none to gather
-    a channel range's input into (conv_layers.c q8_run)."""
-    if depthwise:
+    per window index), a pw16 group (32 bytes of lane starts, then 16 bytes per input channel), or 8 depthwise
+    records ("dw": folded bias + the taps, 4-byte aligned). 0 for a depthwise kernel other than 3x3: the M0+ kernel
+    hands those to the reference, which needs no scratch, so there is none to gather a channel range's input into
+    (conv_layers.c q8_run)."""
+    if layout == "dw":
         return 8 * (4 + (kernel[0] * kernel[1] + 3) // 4 * 4) if tuple(kernel) == (3, 3) else 0
+    if layout == "pw16":
+        return 32 + 16 * channels
     return 32 + 8 * ((kernel[0] * kernel[1] * channels + 3) // 4 * 4)
 
 
@@ -440,7 +451,7 @@ def _q8_pool(lm, t, out_xor):
 
     def render(q, scratch_expr, run=None):
         fields = (f"{_shape_c(shape_in, c_out, kernel, stride, pads)}, NULL, NULL, NULL, NULL, 0, -128, 127, "
-                  f"0x{out_xor:02x}u, 0u, NULL, NULL")
+                  f"0x{out_xor:02x}u, 0u, NULL, NULL, 0u")
         return (_q8_conv_struct(i, fields, run),
                 f"{{{_plan_adapter(f'pz_run_q8_{stem}pool', run)}, PZ_K_Q8_{stem.upper()}POOL, {{in}}, {{out}}, "
                 f"NULL, NULL, &pz_l{i}_conv}}")

@@ -61,7 +61,8 @@ typedef struct {
                                    m' << 8 | s with acc * m' / 2^s the golden acc * multiplier / 2^(31 + shift),
                                    exact in int32 for every accumulator between; the reference kernels ignore it */
     uint8_t w_layout;           /* conv2d: PZ_Q8_W_CONV8 (0) or PZ_Q8_W_PW16 (compress/conv_layout.py
-                                   conv_weight_layout: pointwise layers pwconv_q8_m0.c's pw16 loop takes) */
+                                   conv_weight_layout: pointwise layers pwconv_q8_m0.c's pw16 loop takes);
+                                   depthwise and pools: 0 */
 } pz_q8_conv_t;
 
 #define PZ_Q8_RQ_WORDS 3u
