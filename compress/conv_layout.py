@@ -20,9 +20,9 @@ pointwise conv2d ("pw16", `pack_pw16`, chosen by `conv_weight_layout`): the layo
 two-MACs-per-MULS loop (firmware/kernels/pwconv_q8_m0.c, docs/FIRMWARE.md "Pointwise kernel"), from (K, 1, 1, C)
 weights, C even, none of them -128. Output channels in groups of 8 (zero padded); a group starts with 8 int32 lane
 starts, bias_folded_k + 128 * sum_c w_k,c (the kernel multiplies signed x = xu - 128, so a lane ends at the same
-acc_k as conv8's), in the order the loop's LDMs take them, lanes PW16_HEADER_LANES, then per input-channel pair (c, c + 1) 8 int32 words, in the order the loop reads them: for lane
-pair p = 0..3 (output channels 2p, 2p + 1 of the group) the word of channel c then that of channel c + 1, each
-w_2p + 65536 * w_2p+1 (mod 2^32). x times such a word is x w_2p + 65536 x w_2p+1, and the sum of the two channels'
+acc_k as conv8's) in the order its LDMs take them (lanes PW16_HEADER_LANES), then per input-channel pair (c, c + 1)
+8 int32 words in the order the loop reads them: for lane pair p = 0..3 (output channels 2p, 2p + 1 of the group)
+the word of channel c, then that of channel c + 1, each w_2p + 65536 * w_2p+1 (mod 2^32). x times such a word is x w_2p + 65536 x w_2p+1, and the sum of the two channels'
 products has a low half |x_c w_2p,c + x_c+1 w_2p,c+1| <= 2 * 128 * 127 = 32,512 < 2^15: SXTH gives it exactly and
 the rest shifted down by 16 is the high lane, exactly (a weight of -128 would break the bound: conv8 then).
 Bytes: ceil8(K) / 8 * (32 + 16 * C).
@@ -102,6 +102,10 @@ def unpack_conv8(packed: np.ndarray, shape: tuple[int, int, int, int]) -> tuple[
 
 PW16_LANE_PAIRS = CONV_LANES // 2
 PW16_MAX_C = 1024  # the kernel's limit (pwconv_q8_m0.c)
+# The most pw16 bytes read from flash that stay faster than conv8 (benchmarks/conv_firmware.py pw16-flash, warm XIP
+# cache, 6x6 pixels: 64 -> 80 channels, 10,560 bytes, 3.47 cycles/MAC against conv8's 4.15; 64 -> 96, 12,672 bytes,
+# 4.38 against 4.15; from 16,896 bytes 11-18 against 7-11: the cache is 16 kB and holds the code and records too).
+PW16_FLASH_MAX_BYTES = 10560
 # the group header's lane order: one LDM of six words (lanes 2-5 for the high registers, lanes 0 and 1 straight into
 # r6, r7), then lanes 6 and 7
 PW16_HEADER_LANES = (2, 3, 4, 5, 0, 1, 6, 7)
@@ -112,20 +116,21 @@ def pw16_bytes(k: int, c: int) -> int:
 
 
 def conv_weight_layout(w_ohwi: np.ndarray, in_shape, out_shape, stride, pads, in_zero_point: int,
-                       has_records: bool) -> str:
+                       has_records: bool, in_flash: bool = False) -> str:
     """The weight layout of an int8 conv2d layer, "pw16" or "conv8": the one place the build
     (firmware/convgen.py), the kernel harness and the tests decide it. pw16 for a pointwise layer (1x1, stride 1,
     no padding) that pwconv_q8_m0.c's pw16 loop takes: the build's one-multiply records (has_records), K a multiple
     of 8, C a multiple of 4 up to PW16_MAX_C, no weight -128 (the lanes' bound), and an input whose zero point is
     not the byte 0 (-128: ReLU outputs keep conv8 and the zero-skipping loop, faster at their ~50 % zeros,
-    docs/BENCHMARKS.md "Pointwise kernel: two MACs per MULS"). Independent of where the weights are placed: the
-    loop reads twice the bytes, measured from flash in docs/BENCHMARKS.md as well."""
+    docs/BENCHMARKS.md "Pointwise kernel: two MACs per MULS"). Weights left in flash (in_flash) are read through
+    the 16 kB XIP cache once per pixel, and pw16's are twice conv8's: pw16 there only up to PW16_FLASH_MAX_BYTES."""
     w = np.asarray(w_ohwi)
     k, kh, kw, c = w.shape
     pointwise = ((kh, kw) == (1, 1) and tuple(stride) == (1, 1) and tuple(pads) == (0, 0)
                  and tuple(in_shape[:2]) == tuple(out_shape[:2]))
     if (pointwise and has_records and k % CONV_LANES == 0 and c % 4 == 0 and c <= PW16_MAX_C
-            and int(in_zero_point) != -128 and (w.size == 0 or int(w.min()) > -128)):
+            and int(in_zero_point) != -128 and (w.size == 0 or int(w.min()) > -128)
+            and (not in_flash or pw16_bytes(k, c) <= PW16_FLASH_MAX_BYTES)):
         return "pw16"
     return "conv8"
 

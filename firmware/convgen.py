@@ -357,7 +357,12 @@ def q8_conv2d_scratch_bytes(shape_in, shape_out, kernel, stride, pads) -> int:
 W_LAYOUT_C = {"conv8": "PZ_Q8_W_CONV8", "pw16": "PZ_Q8_W_PW16", "dw": "0u"}
 
 
-def _q8_conv(lm, t, out_xor):
+def in_flash(placement: dict[int, str]) -> frozenset[int]:
+    """The spec indices whose weights a placement leaves in flash (not copied at boot, not staged)."""
+    return frozenset(i for i, where in placement.items() if where == "flash")
+
+
+def _q8_conv(lm, t, out_xor, in_flash=False):
     from compress import conv_layout
 
     i, shape_in, shape_out = lm["index"], lm["in_shape"], lm["out_shape"]
@@ -382,7 +387,7 @@ def _q8_conv(lm, t, out_xor):
                                  int(lm["act_max"]), -1 if depthwise else 0)
     rq = "NULL" if rec is None else f"pz_l{i}_rq"
     layout = "dw" if depthwise else conv_layout.conv_weight_layout(w, shape_in, shape_out, stride, pads, zp_in,
-                                                                   rec is not None)
+                                                                   rec is not None, in_flash)
     if not depthwise:
         fb = conv_layout.folded_conv_bias(t["bias"], w, zp_in)
         packed, bias = (conv_layout.pack_pw16 if layout == "pw16" else conv_layout.pack_conv8)(w, fb), None
@@ -440,7 +445,7 @@ def _plan_adapter(adapter: str, run) -> str:
     return adapter if run is None else adapter + "_plan"
 
 
-def _q8_pool(lm, t, out_xor):
+def _q8_pool(lm, t, out_xor, in_flash=False):
     i, shape_in, shape_out = lm["index"], lm["in_shape"], lm["out_shape"]
     if lm["type"] == "global_avg_pool2d":
         kernel, stride, pads, stem, c_out = (1, 1), (1, 1), (0, 0), "gavg", (1, 1, shape_out[0])
@@ -460,7 +465,7 @@ def _q8_pool(lm, t, out_xor):
                    render, rows)
 
 
-def _q8_dense(lm, t, out_xor):
+def _q8_dense(lm, t, out_xor, in_flash=False):
     from compress import layout
     from firmware.codegen import Q8_KERNELS
 
@@ -491,11 +496,14 @@ def _q8_dense(lm, t, out_xor):
     return Emitted(i, "dense", n_in, n_out, n_out, 0, False, sum(a.nbytes for a in tensors), 1, render)
 
 
+# op type -> (layer meta, tensors, out_xor, weights left in flash) -> Emitted
 Q8_OPS = {"conv2d": _q8_conv, "depthwise_conv2d": _q8_conv, "max_pool2d": _q8_pool, "avg_pool2d": _q8_pool,
           "global_avg_pool2d": _q8_pool, "dense": _q8_dense}
 
 
-def q8_ops(model, source) -> list[Emitted]:
+def q8_ops(model, source, flash=frozenset()) -> list[Emitted]:
+    """flash: the spec indices of layers whose weights stay in flash (read through the XIP cache: the weight layout
+    depends on it, compress/conv_layout.conv_weight_layout)."""
     from compress import reference
 
     layers = [(lm, t) for lm, t in reference.qlayers(model) if lm["type"] != "flatten"]
@@ -503,7 +511,7 @@ def q8_ops(model, source) -> list[Emitted]:
     for n, (lm, t) in enumerate(layers):
         if lm["type"] not in Q8_OPS:
             raise ConvCodegenError(f"{source}: layer {lm['index']} int8 op {lm['type']!r} has no kernel")
-        ops.append(Q8_OPS[lm["type"]](lm, t, 0x80 if n + 1 < len(layers) else 0))
+        ops.append(Q8_OPS[lm["type"]](lm, t, 0x80 if n + 1 < len(layers) else 0, lm["index"] in flash))
     return ops
 
 
@@ -514,12 +522,13 @@ def is_image_model(model) -> bool:
     return bool(layers) and layers[0].kind == "input"
 
 
-def network_ops(model, source) -> tuple[list[Emitted], bool]:
-    """(table entries before planning, int8?) for an image model."""
+def network_ops(model, source, flash=frozenset()) -> tuple[list[Emitted], bool]:
+    """(table entries before planning, int8?) for an image model; flash: as q8_ops (the placement, once decided:
+    firmware/build.py decides it from the entries of the weights in SRAM)."""
     int8 = "quantization" in model.meta
     if not int8 and model.meta.get("dtype") != "float32":
         raise ConvCodegenError(f"{source}: dtype {model.meta.get('dtype')!r}: conv nets build in float32 or int8")
-    ops = q8_ops(model, source) if int8 else f32_ops(model, source)
+    ops = q8_ops(model, source, flash) if int8 else f32_ops(model, source)
     if not ops:
         raise ConvCodegenError(f"{source}: the network has no layer with a kernel")
     for op in ops:
@@ -659,7 +668,7 @@ def generate(model, source: str, placement: dict[int, str], header: str,
     """model.h / model.c for an image model, and the activation plan. placement: spec index -> "flash" | "ram" |
     "staged" | "staged:N" (in flash, copied into an arena buffer before the layer runs, in passes of N output
     channels); cores: 2 splits the layers split_rows picks between the cores."""
-    ops, int8 = network_ops(model, source)
+    ops, int8 = network_ops(model, source, in_flash(placement))
     staged = staged_of(placement, ops)
     for op in ops:
         if op.index in staged and not (op.stage_bytes and (staged[op.index] >= op.rows.out_shape[2]

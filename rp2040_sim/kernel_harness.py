@@ -361,21 +361,29 @@ class ConvImage(KernelImage):
 
     def call(self, t: dict, fn: str, out_xor: int = 0, hook: Callable[[int, int], None] | None = None,
              config: SimConfig | None = None, max_cycles: int = DEFAULT_MAX_CYCLES, warm: bool = False,
-             records: bool = True, layout: str | None = None) -> ConvRun:
+             records: bool = True, layout: str | None = None, weights_in_flash: bool = False) -> ConvRun:
         """Run `fn` on layer `t` once, or with `warm` twice and count the second call: the XIP cache then holds the
         code, as it does from the second inference of a firmware on. `records`: give the layer its one-multiply
         output stage records where the build would (conv_records); False: never. `layout`: the conv2d weight layout,
-        by default the build's (conv_weight_layout)."""
-        sim, put = prepared_sim(self.flash, hook, config)
-
+        by default the build's (conv_weight_layout). `weights_in_flash`: the weights and records after the image in
+        flash (8-byte aligned, as the build aligns them), read through the XIP cache, as a layer the build leaves in
+        flash."""
         s = t["shape"]
         layout = layout or ("conv8" if t["depthwise"] else conv_weight_layout(t, records))
         packed, fb = conv_packed(t, layout)
-        w_addr = put(packed.tobytes())
-        b_addr = 0  # the bias is inside the conv8 / pw16 groups and dw records
         rec = conv_records(t) if records else None
+        flash = self.flash
+        if weights_in_flash:
+            flash += bytes(-len(flash) % 8)
+            w_off = len(flash)
+            flash += packed.tobytes() + bytes(-packed.nbytes % 8)
+            rq_off = len(flash)
+            flash += b"" if rec is None else rec.tobytes()
+        sim, put = prepared_sim(flash, hook, config)
+        w_addr = FLASH + w_off if weights_in_flash else put(packed.tobytes())
+        b_addr = 0  # the bias is inside the conv8 / pw16 groups and dw records
         m_addr, sh_addr = put(t["mult"].tobytes()), put(t["shift"].tobytes())
-        rq_addr = 0 if rec is None else put(rec.tobytes())
+        rq_addr = 0 if rec is None else FLASH + rq_off if weights_in_flash else put(rec.tobytes())
         # >= pz_conv_q8_scratch_bytes: depthwise (43 C), a window, a conv2d row band (k_h rows of the row's columns)
         band = s.k_h * (((s.out_w - 1) * s.stride_w + s.k_w) * s.in_c + 3)
         scratch = put(bytes(43 * s.in_c + s.k_h * s.k_w * s.in_c + 4 + band))
