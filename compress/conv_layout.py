@@ -101,7 +101,6 @@ def unpack_conv8(packed: np.ndarray, shape: tuple[int, int, int, int]) -> tuple[
 
 
 PW16_LANE_PAIRS = CONV_LANES // 2
-PW16_MAX_C = 1024  # the kernel's limit (pwconv_q8_m0.c)
 # The most pw16 bytes read from flash that stay faster than conv8 (benchmarks/conv_firmware.py pw16-flash, warm XIP
 # cache, 6x6 pixels: 64 -> 80 channels, 10,560 bytes, 3.47 cycles/MAC against conv8's 4.15; 64 -> 96, 12,672 bytes,
 # 4.38 against 4.15; from 16,896 bytes 11-18 against 7-11: the cache is 16 kB and holds the code and records too).
@@ -120,7 +119,7 @@ def conv_weight_layout(w_ohwi: np.ndarray, in_shape, out_shape, stride, pads, in
     """The weight layout of an int8 conv2d layer, "pw16" or "conv8": the one place the build
     (firmware/convgen.py), the kernel harness and the tests decide it. pw16 for a pointwise layer (1x1, stride 1,
     no padding) that pwconv_q8_m0.c's pw16 loop takes: the build's one-multiply records (has_records), K a multiple
-    of 8, C a multiple of 4 up to PW16_MAX_C, no weight -128 (the lanes' bound), and an input whose zero point is
+    of 8, C even, no weight -128 (the lanes' bound), and an input whose zero point is
     not the byte 0 (-128: ReLU outputs keep conv8 and the zero-skipping loop, faster at their ~50 % zeros,
     docs/BENCHMARKS.md "Pointwise kernel: two MACs per MULS"). Weights left in flash (in_flash) are read through
     the 16 kB XIP cache once per pixel, and pw16's are twice conv8's: pw16 there only up to PW16_FLASH_MAX_BYTES."""
@@ -128,7 +127,7 @@ def conv_weight_layout(w_ohwi: np.ndarray, in_shape, out_shape, stride, pads, in
     k, kh, kw, c = w.shape
     pointwise = ((kh, kw) == (1, 1) and tuple(stride) == (1, 1) and tuple(pads) == (0, 0)
                  and tuple(in_shape[:2]) == tuple(out_shape[:2]))
-    if (pointwise and has_records and k % CONV_LANES == 0 and c % 4 == 0 and c <= PW16_MAX_C
+    if (pointwise and has_records and k % CONV_LANES == 0 and c % 2 == 0
             and int(in_zero_point) != -128 and (w.size == 0 or int(w.min()) > -128)
             and (not in_flash or pw16_bytes(k, c) <= PW16_FLASH_MAX_BYTES)):
         return "pw16"

@@ -1,9 +1,11 @@
 /* Pointwise (1x1, stride 1, unpadded) int8 conv2d for the Cortex-M0+ (conv.h); byte-identical to conv_q8_ref.c.
  * docs/FIRMWARE.md "Pointwise kernel".
  *
- * pz_conv2d_q8_m0 hands every pointwise layer here first; pz_pwconv_q8_m0 returns 0 for what it does not take
- * (layers without the build's one-multiply records, K not a multiple of 8, C not a multiple of 4 or above 1024, an
- * input not 4-byte aligned, an out_xor other than 0 / 0x80, the host build), which conv_q8_m0.c then runs. A
+ * pz_conv2d_q8_m0 hands every pointwise layer here first; pz_pwconv_q8_m0 returns 0 for a conv8 layer it does not
+ * take (without the build's one-multiply records, K not a multiple of 8, C not a multiple of 4 or above 1024, an
+ * input not 4-byte aligned, an out_xor other than 0 / 0x80, the host build), which conv_q8_m0.c then runs. A pw16
+ * layer (compress/conv_layout.py conv_weight_layout: records, K a multiple of 8, C even) always runs here: the pw16
+ * loop below, or the reference where the build never sends one (conv_q8_m0.c's paths read conv8 only). A
  * pointwise window is one input pixel, C contiguous bytes; the conv8 weights of a group of 8 output channels are its
  * 32-byte header then 8 bytes per input channel, as for every conv2d. One call does the whole layer, pixel by pixel,
  * and for each pixel:
@@ -392,9 +394,10 @@ int pz_pwconv_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
     const pz_conv_shape_t *s = &l->s;
     const uint32_t C = s->in_c, K = s->out_c;
     const uint32_t pw16 = l->w_layout == PZ_Q8_W_PW16;
+    /* pw16 reads bytes one by one (any alignment) and two at a time (C even), and needs no byte sum (any C) */
     if (s->k_h != 1 || s->k_w != 1 || s->stride_h != 1 || s->stride_w != 1 || s->pad_top || s->pad_left ||
-        s->in_w != s->out_w || s->in_h != s->out_h || !l->rq || (l->out_xor & 0x7Fu) || K % 8u || C % 4u ||
-        C > 1024u || ((uintptr_t)xu & 3u)) {
+        s->in_w != s->out_w || s->in_h != s->out_h || !l->rq || (l->out_xor & 0x7Fu) || K % 8u ||
+        (pw16 ? C % 2u : C % 4u || C > 1024u || ((uintptr_t)xu & 3u))) {
         if (!pw16) return 0;
         pz_conv2d_q8_ref(l, xu, y);  /* conv_q8_m0.c's paths read conv8 only; the build never gets here */
         return 1;
