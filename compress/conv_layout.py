@@ -22,9 +22,10 @@ weights, C even, none of them -128. Output channels in groups of 8 (zero padded)
 starts, bias_folded_k + 128 * sum_c w_k,c (the kernel multiplies signed x = xu - 128, so a lane ends at the same
 acc_k as conv8's) in the order its LDMs take them (lanes PW16_HEADER_LANES), then per input-channel pair (c, c + 1)
 8 int32 words in the order the loop reads them: for lane pair p = 0..3 (output channels 2p, 2p + 1 of the group)
-the word of channel c, then that of channel c + 1, each w_2p + 65536 * w_2p+1 (mod 2^32). x times such a word is x w_2p + 65536 x w_2p+1, and the sum of the two channels'
-products has a low half |x_c w_2p,c + x_c+1 w_2p,c+1| <= 2 * 128 * 127 = 32,512 < 2^15: SXTH gives it exactly and
-the rest shifted down by 16 is the high lane, exactly (a weight of -128 would break the bound: conv8 then).
+the word of channel c, then that of channel c + 1, each w_2p + 65536 * w_2p+1 (mod 2^32). x times such a word is
+x w_2p + 65536 x w_2p+1, and the sum of the two channels' products has a low half
+|x_c w_2p,c + x_c+1 w_2p,c+1| <= 2 * 128 * 127 = 32,512 < 2^15: SXTH gives it exactly and the rest shifted down by
+16 is the high lane, exactly (a weight of -128 would break the bound: conv8 then).
 Bytes: ceil8(K) / 8 * (32 + 16 * C).
 
 depthwise_conv2d ("dw", `pack_depthwise`): one record per channel c, 4-byte aligned: its folded bias (int32,
