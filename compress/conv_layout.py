@@ -104,7 +104,7 @@ def unpack_conv8(packed: np.ndarray, shape: tuple[int, int, int, int]) -> tuple[
 PW16_LANE_PAIRS = CONV_LANES // 2
 # The most pw16 bytes read from flash that stay faster than conv8 (benchmarks/conv_firmware.py pw16-flash, warm XIP
 # cache, 6x6 pixels: 64 -> 80 channels, 10,560 bytes, 3.47 cycles/MAC against conv8's 4.15; 64 -> 96, 12,672 bytes,
-# 4.38 against 4.15; from 16,896 bytes 11-18 against 7-11: the cache is 16 kB and holds the code and records too).
+# 4.52 against 4.15; from 16,896 bytes 11.6-18.2 against 7.1-11.3: the 16 kB cache holds the code and records too).
 PW16_FLASH_MAX_BYTES = 10560
 # the group header's lane order: one LDM of six words (lanes 2-5 for the high registers, lanes 0 and 1 straight into
 # r6, r7), then lanes 6 and 7
