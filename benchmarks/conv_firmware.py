@@ -172,8 +172,8 @@ def pw16_flash() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         image = ConvImage.build(tmp)
-        print("| input h x w x C | K | conv8 bytes | pw16 bytes | SRAM conv8 | SRAM pw16 | flash conv8 | flash pw16 | "
-              "layout in flash |")
+        print("| input h x w x C | K | conv8 bytes (+ 12 per channel of records) | pw16 bytes (records inside) | "
+              "SRAM conv8 | SRAM pw16 | flash conv8 | flash pw16 | layout in flash |")
         print("|---|---|---|---|---|---|---|---|---|")
         for h, w, c, k in PW16_FLASH_CASES:
             t = conv_case(np.random.default_rng(0), h, w, c, k, (1, 1), (1, 1), "same", False)

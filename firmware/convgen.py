@@ -385,14 +385,16 @@ def _q8_conv(lm, t, out_xor, in_flash=False):
     # the one-multiply output stage's records after the multipliers, where exact (firmware/requant.py)
     rec = requant.output_records(w, t["bias"], mult, shift, zp_in, int(lm["output_zero_point"]), int(lm["act_min"]),
                                  int(lm["act_max"]), -1 if depthwise else 0)
-    rq = "NULL" if rec is None else f"pz_l{i}_rq"
     layout = "dw" if depthwise else conv_layout.conv_weight_layout(w, shape_in, shape_out, stride, pads, zp_in,
                                                                    rec is not None, in_flash)
     if not depthwise:
         fb = conv_layout.folded_conv_bias(t["bias"], w, zp_in)
-        packed, bias = (conv_layout.pack_pw16 if layout == "pw16" else conv_layout.pack_conv8)(w, fb), None
+        # pw16 groups hold their channels' records (the kernel's weight pointer runs into them): no pz_l<i>_rq
+        packed, bias = (conv_layout.pack_pw16(w, fb, rec) if layout == "pw16" else conv_layout.pack_conv8(w, fb)), None
+        rec = None if layout == "pw16" else rec
         kind, adapter = "PZ_K_Q8_CONV2D", "pz_run_q8_conv2d"
         scratch = q8_conv2d_scratch_bytes(shape_in, shape_out, kernel, stride, pads)
+    rq = "NULL" if rec is None else f"pz_l{i}_rq"
 
     def render(q, scratch_expr, run=None):
         fields = (f"{_shape_c(shape_in, shape_out, kernel, stride, pads)}, pz_l{i}_w, "
@@ -420,14 +422,16 @@ def _q8_conv(lm, t, out_xor, in_flash=False):
 
 def _q8_group_bytes(layout: str, kernel, channels: int) -> int:
     """Bytes of pz_l<i>_w per group of 8 output channels: a conv8 group (32 bytes of folded biases, then 8 bytes
-    per window index), a pw16 group (32 bytes of lane starts, then 16 bytes per input channel), or 8 depthwise
-    records ("dw": folded bias + the taps, 4-byte aligned). 0 for a depthwise kernel other than 3x3: the M0+ kernel
-    hands those to the reference, which needs no scratch, so there is none to gather a channel range's input into
-    (conv_layers.c q8_run)."""
+    per window index), a pw16 group (32 bytes of lane starts, 16 bytes per input channel, 96 of records), or 8
+    depthwise records ("dw": folded bias + the taps, 4-byte aligned). 0 for a depthwise kernel other than 3x3: the
+    M0+ kernel hands those to the reference, which needs no scratch, so there is none to gather a channel range's
+    input into (conv_layers.c q8_run)."""
+    from compress import conv_layout
+
     if layout == "dw":
         return 8 * (4 + (kernel[0] * kernel[1] + 3) // 4 * 4) if tuple(kernel) == (3, 3) else 0
     if layout == "pw16":
-        return 32 + 16 * channels
+        return conv_layout.pw16_group_bytes(channels)
     return 32 + 8 * ((kernel[0] * kernel[1] * channels + 3) // 4 * 4)
 
 

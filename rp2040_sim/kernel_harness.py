@@ -306,14 +306,17 @@ def conv_weight_layout(t, records: bool = True) -> str:
 
 
 def conv_packed(t, layout: str = "conv8") -> tuple[np.ndarray, np.ndarray]:
-    """(weight bytes, folded bias) of a conv_case layer in `layout` (conv2d: "conv8" or "pw16")."""
+    """(weight bytes, folded bias) of a conv_case layer in `layout` (conv2d: "conv8", or "pw16" with the layer's
+    records inside)."""
     from compress import conv_layout
 
     if t["depthwise"]:
         fb = conv_layout.folded_depthwise_bias(t["bias"], t["w"], t["zp_in"])
         return conv_layout.pack_depthwise(t["w"], fb), fb
     fb = conv_layout.folded_conv_bias(t["bias"], t["w"], t["zp_in"])
-    return (conv_layout.pack_pw16 if layout == "pw16" else conv_layout.pack_conv8)(t["w"], fb), fb
+    if layout == "pw16":
+        return conv_layout.pack_pw16(t["w"], fb, conv_records(t)), fb
+    return conv_layout.pack_conv8(t["w"], fb), fb
 
 
 def conv_records(t) -> np.ndarray | None:
@@ -371,7 +374,7 @@ class ConvImage(KernelImage):
         s = t["shape"]
         layout = layout or ("conv8" if t["depthwise"] else conv_weight_layout(t, records))
         packed, fb = conv_packed(t, layout)
-        rec = conv_records(t) if records else None
+        rec = conv_records(t) if records and layout != "pw16" else None  # pw16: inside the weights, rq NULL
         flash = self.flash
         if weights_in_flash:
             flash += bytes(-len(flash) % 8)

@@ -233,7 +233,8 @@ def pw16_kernel_sums(packed, xu, c, k):
     """The pw16 loop's arithmetic in NumPy on one pixel (xu: C bytes): lanes from the header (PW16_HEADER_LANES),
     then per channel pair and lane pair S = x_c W_c + x_c+1 W_c+1 (mod 2^32), lo = SXTH(S), hi = (S - lo) >> 16
     (int32). Returns the (ceil8(K),) lanes."""
-    words = np.asarray(packed, np.uint8).copy().view("<u4").astype(np.int64).reshape(-1, 8 + 4 * c)
+    words = np.asarray(packed, np.uint8).copy().view("<u4").astype(np.int64)
+    words = words.reshape(-1, conv_layout.pw16_group_bytes(c) // 4)[:, :8 + 4 * c]  # the records after: not summed
     x = xu.astype(np.int64) - 128
     lanes = np.zeros((len(words), 8), np.int64)
     lanes[:, list(conv_layout.PW16_HEADER_LANES)] = np.where(words[:, :8] >= 2**31, words[:, :8] - 2**32,
@@ -254,9 +255,9 @@ def pw16_kernel_sums(packed, xu, c, k):
 @given(seed=st.integers(0, 2**32 - 1), c=st.integers(1, 40).map(lambda n: 2 * n), k=st.integers(1, 40),
        edge=st.sampled_from([None, "bound"]))
 def test_pw16_layout_round_trip_and_arithmetic(seed, c, k, edge):
-    """pack_pw16 -> unpack_pw16 gives the weights and folded bias back; the loop's two-MACs-per-MULS arithmetic on
-    the packed words (pw16_kernel_sums) ends at exactly conv8's accumulator bias_folded + sum xu w (int64), at the
-    lanes' bound too (weights +-127, inputs -128 / 127)."""
+    """pack_pw16 -> unpack_pw16 gives the weights, folded bias and records back; the loop's two-MACs-per-MULS
+    arithmetic on the packed words (pw16_kernel_sums) ends at exactly conv8's accumulator bias_folded + sum xu w
+    (int64), at the lanes' bound too (weights +-127, inputs -128 / 127)."""
     rng = np.random.default_rng(seed)
     w = rng.integers(-127, 128, (k, 1, 1, c)).astype(np.int8)
     xu = rng.integers(0, 256, c).astype(np.uint8)
@@ -264,26 +265,30 @@ def test_pw16_layout_round_trip_and_arithmetic(seed, c, k, edge):
         w = np.where(rng.random(w.shape) < 0.5, 127, -127).astype(np.int8)
         xu = rng.choice(np.array([0, 255], np.uint8), c)
     fb = rng.integers(-2**24, 2**24, k).astype(np.int32)
-    packed = conv_layout.pack_pw16(w, fb)
-    assert packed.dtype == np.uint8 and len(packed) == conv_layout.pw16_bytes(k, c) == (k + 7) // 8 * (32 + 16 * c)
-    w2, fb2 = conv_layout.unpack_pw16(packed, w.shape)
+    rec = rng.integers(-2**31, 2**31, 3 * k).astype(np.int32)
+    packed = conv_layout.pack_pw16(w, fb, rec)
+    assert packed.dtype == np.uint8 and len(packed) == conv_layout.pw16_bytes(k, c) == (k + 7) // 8 * (128 + 16 * c)
+    w2, fb2, rec2 = conv_layout.unpack_pw16(packed, w.shape)
     np.testing.assert_array_equal(w2, w)
     np.testing.assert_array_equal(fb2, fb)
+    np.testing.assert_array_equal(rec2, rec)
+    groups = packed.view("<i4").reshape((k + 7) // 8, -1)   # each group's records after its weights, in channel order
+    np.testing.assert_array_equal(groups[:, 8 + 4 * c:].reshape(-1)[:3 * k], rec)
     want = fb.astype(np.int64) + w.reshape(k, c).astype(np.int64) @ xu.astype(np.int64)
     np.testing.assert_array_equal(pw16_kernel_sums(packed, xu, c, k)[:k], want)
 
 
 def test_pw16_packing_refuses_what_it_cannot_hold():
-    w = np.zeros((8, 1, 1, 4), np.int8)
+    w, b, rec = np.zeros((8, 1, 1, 4), np.int8), np.zeros(8, np.int32), np.zeros(24, np.int32)
     with pytest.raises(ValueError, match="-128"):
-        conv_layout.pack_pw16(np.full((8, 1, 1, 4), -128, np.int8), np.zeros(8, np.int32))
+        conv_layout.pack_pw16(np.full((8, 1, 1, 4), -128, np.int8), b, rec)
     with pytest.raises(TypeError, match="C even"):
-        conv_layout.pack_pw16(np.zeros((8, 1, 1, 3), np.int8), np.zeros(8, np.int32))
+        conv_layout.pack_pw16(np.zeros((8, 1, 1, 3), np.int8), b, rec)
     with pytest.raises(TypeError, match="int8"):
-        conv_layout.pack_pw16(np.zeros((8, 3, 3, 4), np.int8), np.zeros(8, np.int32))
+        conv_layout.pack_pw16(np.zeros((8, 3, 3, 4), np.int8), b, rec)
     with pytest.raises(OverflowError, match="lane start"):
-        conv_layout.pack_pw16(np.full((8, 1, 1, 4), 127, np.int8), np.full(8, 2**31 - 1, np.int32))
-    assert len(conv_layout.pack_pw16(w, np.zeros(8, np.int32))) == 32 + 64
+        conv_layout.pack_pw16(np.full((8, 1, 1, 4), 127, np.int8), np.full(8, 2**31 - 1, np.int32), rec)
+    assert len(conv_layout.pack_pw16(w, b, rec)) == 32 + 64 + 96
 
 
 def test_weight_layout_choice():
@@ -310,13 +315,10 @@ def test_weight_layout_choice():
     assert choose(w3, out_shape=(3, 3, 16)) == "conv8"
     # left in flash: pw16 only up to PW16_FLASH_MAX_BYTES
     assert choose(flash=True) == "pw16"
-    c = conv_layout.PW16_FLASH_MAX_BYTES // 16  # one group of 8 and the largest C within the bound
-    c -= c % 2 + 2
-    big = rng.integers(-127, 128, (8, 1, 1, c + 2)).astype(np.int8)
-    assert conv_layout.pw16_bytes(8, c) <= conv_layout.PW16_FLASH_MAX_BYTES < conv_layout.pw16_bytes(8, c + 2) + 16
+    c = max(c for c in range(2, 4096, 2) if conv_layout.pw16_bytes(8, c) <= conv_layout.PW16_FLASH_MAX_BYTES)
+    big = rng.integers(-127, 128, (8, 1, 1, c + 2)).astype(np.int8)   # one group of 8: just within, just over
     assert choose(big[:, :, :, :c], in_shape=(2, 2, c), out_shape=(2, 2, 8), flash=True) == "pw16"
-    assert choose(big, in_shape=(2, 2, c + 2), out_shape=(2, 2, 8), flash=True) == (
-        "pw16" if conv_layout.pw16_bytes(8, c + 2) <= conv_layout.PW16_FLASH_MAX_BYTES else "conv8")
+    assert choose(big, in_shape=(2, 2, c + 2), out_shape=(2, 2, 8), flash=True) == "conv8"
     assert choose(big, in_shape=(2, 2, c + 2), out_shape=(2, 2, 8)) == "pw16"  # in SRAM
 
 
@@ -349,9 +351,10 @@ def test_host_reference_reads_pw16(lib):  # noqa: F811
 # -- the build ---------------------------------------------------------------------------------------------------------
 def test_build_gives_pw16_its_bytes_and_keeps_conv8_in_flash(tmp_path, mnist):
     """A pointwise conv 64 -> 96 after a conv without activation (input zero point not -128): the build's entry has
-    pw16's bytes (Emitted.weight_bytes, stage_bytes, group_bytes 32 + 16 C, the struct's PZ_Q8_W_PW16); with its
-    weights left in flash (12,672 pw16 bytes, over PW16_FLASH_MAX_BYTES) conv8's, and the placement report says so.
-    Both firmwares are bit-exact with the golden model in rp2040_sim."""
+    pw16's bytes (Emitted.weight_bytes, stage_bytes, group_bytes 128 + 16 C with the records inside, no separate
+    record array, the struct's PZ_Q8_W_PW16); with its weights left in flash (13,824 pw16 bytes, over
+    PW16_FLASH_MAX_BYTES) conv8's and its records array, and the placement report says so. Both firmwares are
+    bit-exact with the golden model in rp2040_sim."""
     from conftest import require_tool
     from random_models import save_uniform_cnn
 
@@ -368,12 +371,13 @@ def test_build_gives_pw16_its_bytes_and_keeps_conv8_in_flash(tmp_path, mnist):
     pw = {op.index: op for op in convgen.network_ops(model, "m")[0]}[2]
     pw_bytes = conv_layout.pw16_bytes(96, 64)
     assert pw_bytes > conv_layout.PW16_FLASH_MAX_BYTES
-    assert pw.group_bytes == 32 + 16 * 64 and pw.stage_bytes == planner.aligned(pw_bytes)
-    assert pw.weight_bytes == pw_bytes + 96 * (4 + 1 + 12)  # + multipliers, shifts, records
-    assert "PZ_Q8_W_PW16" in pw.render("", "NULL")[0]
+    assert pw.group_bytes == 128 + 16 * 64 and pw.stage_bytes == planner.aligned(pw_bytes) == 12 * (128 + 16 * 64)
+    assert pw.weight_bytes == pw_bytes + 96 * (4 + 1)  # + multipliers and shifts; the records are inside
+    assert "PZ_Q8_W_PW16" in pw.render("", "NULL")[0] and "pz_l2_rq" not in pw.render("", "NULL")[0]
     fl = {op.index: op for op in convgen.network_ops(model, "m", frozenset({2}))[0]}[2]
     assert fl.group_bytes == 32 + 8 * 64 and fl.stage_bytes == planner.aligned(conv_layout.conv8_bytes(96, 1, 1, 64))
-    assert "PZ_Q8_W_CONV8" in fl.render("const ", "NULL")[0]
+    assert fl.weight_bytes == conv_layout.conv8_bytes(96, 1, 1, 64) + 96 * (4 + 1 + 12)
+    assert "PZ_Q8_W_CONV8" in fl.render("const ", "NULL")[0] and "pz_l2_rq" in fl.render("const ", "NULL")[0]
     for where, want in (("ram", pw.weight_bytes), ("flash", fl.weight_bytes)):
         rows = fwbuild.choose_layer_placement(model, where, fwbuild.DEFAULT_STACK, "m")[1]
         assert {r["index"]: r["bytes"] for r in rows}[2] == want

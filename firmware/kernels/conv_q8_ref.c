@@ -13,9 +13,10 @@ static int32_t le32(const uint8_t *p) {
     return (int32_t)((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24);
 }
 
-/* pw16 (pointwise): output channel k's group of 8, a header of 8 lane starts, then 16 bytes per input channel. */
+/* pw16 (pointwise): output channel k's group of 8, a header of 8 lane starts, then 16 bytes per input channel, then
+ * the records (which the reference does not need). */
 static const uint8_t *pw16_group(const pz_q8_conv_t *l, uint32_t k) {
-    return l->w + (k >> 3) * (32u + 16u * l->s.in_c);
+    return l->w + (k >> 3) * PZ_PW16_GROUP_BYTES(l->s.in_c);
 }
 
 /* The header word of lane j (compress/conv_layout.py PW16_HEADER_LANES: 2, 3, 4, 5, 0, 1, 6, 7). */

@@ -33,7 +33,8 @@
 typedef struct {
     uint32_t c;             /* input channels: bytes per pixel, a multiple of 4, 4..1024 */
     uint32_t lead;          /* (32 - C mod 32) mod 32: the unrolled block's steps before a pixel's first byte */
-    const int32_t *rq_end;  /* past the records of output channel K - 1: a pixel's last group is done */
+    const int32_t *rq_end;  /* past the records of output channel K - 1 (pw16: past the last group, records inside):
+                               a pixel's last group is done */
     uint32_t w_back;        /* the zero-skipping loop: bytes from a group's first weight back to r1 at entry */
     const int32_t *rq;      /* the records of output channel 0 (conv.h rq) */
     uint32_t add, lo, hi;   /* out_zp + out_xor, act_min + out_xor, act_max + out_xor */
@@ -50,7 +51,7 @@ void pz_q8_pwz_m0(const uint8_t *x, const uint8_t *w, const pz_pw_args_t *a, uin
 void pz_q8_pw16_m0(const uint8_t *x, const uint8_t *w, const pz_pw_args_t *a, uint8_t *y);
 
 /* Frame: [sp] = end of this pixel's bytes, [sp+4] = entry into the block, [sp+8] = this pixel's first byte - lead,
- * [sp+16] = rq_end, [sp+20] = 0x00FF00FF, [sp+24] = this group's records,
+ * [sp+16] = rq_end (pw16: the end of the weights), [sp+20] = 0x00FF00FF, [sp+24] = this group's records,
  * [sp+28] = y of this group, [sp+32] = add, [sp+36] = act_min + out_xor, [sp+40] = act_max + out_xor, [sp+44] = rq,
  * [sp+48] = pixels left, [sp+52] = C, [sp+56] = w_back, [sp+60] = the first group, [sp+64] = the next group,
  * [sp+68] = 128 X of this pixel. */
@@ -131,12 +132,12 @@ void pz_q8_pw16_m0(const uint8_t *x, const uint8_t *w, const pz_pw_args_t *a, ui
     MAC_K("19") MAC_K("20") MAC_K("21") MAC_K("22") MAC_K("23") MAC_K("24") MAC_K("25") MAC_K("26") MAC_K("27") \
     MAC_K("28") MAC_K("29") MAC_K("30") MAC_K("31")
 
-/* One output from lane S (r6 or r7): the record {L, A, w = m' << 8 | s} by one LDM (r0 advancing); acc <= L: act_min,
- * acc >= A: act_max (out of line at LOW / HIGH, back to STORE); else round_half_up(acc m' / 2^s) + add by MULS,
- * ASRS (the carry holds the last bit shifted out) and ADCS (pz_q8_requant_rec_m0's steps and bytes). r1 = y of the
- * group, r5 = add. */
-#define PZ_PW_OUT(S, I, LOW, HIGH, STORE) \
-    "    ldm   r0!, {r2, r3, r4}\n" \
+/* One output from lane S (r6 or r7): the record {L, A, w = m' << 8 | s} by one LDM (REC advancing); acc <= L:
+ * act_min, acc >= A: act_max (out of line at LOW / HIGH, back to STORE); else round_half_up(acc m' / 2^s) + add by
+ * MULS, ASRS (the carry holds the last bit shifted out) and ADCS (pz_q8_requant_rec_m0's steps and bytes). Y = y of
+ * the group, r5 = add; conv8's loops: REC r0, Y r1; pw16's: REC r1 (the records follow the group's weights), Y r0. */
+#define PZ_PW_OUT_AT(S, I, LOW, HIGH, STORE, REC, Y) \
+    "    ldm   " REC "!, {r2, r3, r4}\n" \
     "    cmp   " S ", r2\n" \
     "    ble   " LOW "\n" \
     "    cmp   " S ", r3\n" \
@@ -146,7 +147,8 @@ void pz_q8_pw16_m0(const uint8_t *x, const uint8_t *w, const pz_pw_args_t *a, ui
     "    asrs  " S ", r4\n" \
     "    adcs  " S ", r5\n" \
     STORE ":\n" \
-    "    strb  " S ", [r1, #" I "]\n"
+    "    strb  " S ", [" Y ", #" I "]\n"
+#define PZ_PW_OUT(S, I, LOW, HIGH, STORE) PZ_PW_OUT_AT(S, I, LOW, HIGH, STORE, "r0", "r1")
 /* Lanes r6 (even) and r7 (odd) to outputs I0, I1: acc_even = lane_even - 256 lane_odd. Labels 4N.. (act_min),
  * 5N.. (act_max), 6N.. (store), DIR the side their out-of-line stubs lie on ("b" before, "f" after). */
 #define PZ_PW_PAIR(N0, N1, DIR) \
@@ -164,9 +166,11 @@ void pz_q8_pw16_m0(const uint8_t *x, const uint8_t *w, const pz_pw_args_t *a, ui
 
 /* r0 = x (the first pixel), r1 = the first group's header, r2 = the pz_pw_args_t, r3 = y; PIXEL_START and
  * GROUP_START the set-up of a pixel and of a group (ending in the computed jump into the block), BLOCK = the MAC steps
- * of 32 input bytes, BLOCK_END what the zero-skipping block adds at the block's end, PAIR the output stage of two
- * lanes in r6, r7 (PZ_PW_PAIR, or PZ_PW16_PAIR: pw16's lanes need no combining). */
-#define PZ_PW_FN(NAME, PIXEL_START, GROUP_START, BLOCK, BLOCK_END, PAIR) \
+ * of 32 input bytes, BLOCK_END what the zero-skipping block adds at the block's end, STAGE_IN and STAGE_OUT what comes
+ * before and after the output stage (the pointers it needs; STAGE_OUT ends in a branch to 17 after a pixel's last
+ * group and leaves r1 at the next group's header), PAIR the output stage of two lanes in r6, r7 (PZ_PW_PAIR, or
+ * PZ_PW16_PAIR: pw16's lanes need no combining). */
+#define PZ_PW_FN(NAME, PIXEL_START, GROUP_START, BLOCK, BLOCK_END, STAGE_IN, PAIR, STAGE_OUT) \
 __asm__( \
     PZ_M0_FUNC(NAME) \
     PZ_M0_SAVE_R4_R11 \
@@ -211,11 +215,8 @@ __asm__( \
     PZ_PW_STUBS("r7", "1", "f") \
     PZ_PW_STUBS("r6", "2", "f") \
     PZ_PW_STUBS("r7", "3", "f") \
-    "15:\n"                                  /* the group's dot products are done: r1 = the next group */ \
-    "    str   r1, [sp, #64]\n" \
-    "    ldr   r0, [sp, #24]\n" \
-    "    ldr   r1, [sp, #28]\n" \
-    "    ldr   r5, [sp, #32]\n" \
+    "15:\n"                                  /* the group's dot products are done */ \
+    STAGE_IN \
     PAIR("0", "1", "b") \
     "    mov   r6, r8\n" \
     "    mov   r7, r9\n" \
@@ -226,13 +227,7 @@ __asm__( \
     "    mov   r6, r12\n" \
     "    mov   r7, lr\n" \
     PAIR("6", "7", "f") \
-    "    adds  r1, #8\n" \
-    "    str   r1, [sp, #28]\n" \
-    "    str   r0, [sp, #24]\n" \
-    "    ldr   r4, [sp, #16]\n" \
-    "    cmp   r0, r4\n"                      /* past the last channel's records: the pixel is done */ \
-    "    beq   17f\n" \
-    "    ldr   r1, [sp, #64]\n" \
+    STAGE_OUT \
     GROUP_START \
     PZ_PW_STUBS("r6", "4", "b") \
     PZ_PW_STUBS("r7", "5", "b") \
@@ -313,9 +308,26 @@ __asm__( \
     "    ldr   r4, [sp, #56]\n" \
     "    subs  r1, r1, r4\n"
 
-PZ_PW_FN("pz_q8_pw_m0", PZ_PW_PIXEL_START, PZ_PW_GROUP_START(""), PZ_PW_BLOCK, "", PZ_PW_PAIR)
+/* conv8's output stage: r1 (the next group's header) saved, r0 = the records, r1 = y, r5 = add; then both pointers
+ * saved, and the pixel is done when the records reach rq_end. */
+#define PZ_PW_STAGE_IN \
+    "    str   r1, [sp, #64]\n" \
+    "    ldr   r0, [sp, #24]\n" \
+    "    ldr   r1, [sp, #28]\n" \
+    "    ldr   r5, [sp, #32]\n"
+#define PZ_PW_STAGE_OUT \
+    "    adds  r1, #8\n" \
+    "    str   r1, [sp, #28]\n" \
+    "    str   r0, [sp, #24]\n" \
+    "    ldr   r4, [sp, #16]\n" \
+    "    cmp   r0, r4\n"                      /* past the last channel's records: the pixel is done */ \
+    "    beq   17f\n" \
+    "    ldr   r1, [sp, #64]\n"
+
+PZ_PW_FN("pz_q8_pw_m0", PZ_PW_PIXEL_START, PZ_PW_GROUP_START(""), PZ_PW_BLOCK, "", PZ_PW_STAGE_IN, PZ_PW_PAIR,
+         PZ_PW_STAGE_OUT)
 PZ_PW_FN("pz_q8_pwz_m0", PZ_PW_PIXEL_START, PZ_PW_GROUP_START(PZ_PW_W_BACK), PZ_PW_BLOCK_Z, "    adds  r1, #128\n",
-         PZ_PW_PAIR)
+         PZ_PW_STAGE_IN, PZ_PW_PAIR, PZ_PW_STAGE_OUT)
 
 /* -- pw16: two MACs per MULS (compress/conv_layout.py "pw16") -------------------------------------------------------
  * Signed x = xu - 128 times a word W = w_a + 65536 w_b of two output channels' weights is x w_a + 65536 x w_b
@@ -326,10 +338,8 @@ PZ_PW_FN("pz_q8_pwz_m0", PZ_PW_PIXEL_START, PZ_PW_GROUP_START(PZ_PW_W_BACK), PZ_
  * start at the header's bias_folded + 128 sum w and end at exactly the conv8 lanes' acc (no X, no even-lane
  * combining), so the same records and output stage follow. */
 
-/* A new pixel: records from channel 0, r1 = the first group's header. */
+/* A new pixel: r1 = the first group's header. */
 #define PZ_PW16_PIXEL_START \
-    "    ldr   r4, [sp, #44]\n" \
-    "    str   r4, [sp, #24]\n" \
     "    ldr   r1, [sp, #60]\n"
 
 /* A group (r1 = its header, lanes 2, 3, 4, 5, 0, 1, 6, 7: conv_layout.PW16_HEADER_LANES): lanes r6, r7, r8 .. r12,
@@ -380,12 +390,25 @@ PZ_PW_FN("pz_q8_pwz_m0", PZ_PW_PIXEL_START, PZ_PW_GROUP_START(PZ_PW_W_BACK), PZ_
     "    .if (21b - 20b) != " PZ_XSTR(PZ_PW16_STEP_BYTES) "\n" \
     "    .error \"PZ_PW16_STEP_BYTES is not the size of one pw16 step\"\n" \
     "    .endif\n"
+/* The output stage: r1 runs on from the group's last weight into its records (the layout puts them there) and then
+ * to the next group's header, so only y (r0) and add (r5) come from the frame; the pixel is done when r1 reaches the
+ * end of the weights (the frame's rq_end). 11 cycles a group against conv8's 19. */
+#define PZ_PW16_STAGE_IN \
+    "    ldr   r0, [sp, #28]\n" \
+    "    ldr   r5, [sp, #32]\n"
+#define PZ_PW16_STAGE_OUT \
+    "    adds  r0, #8\n" \
+    "    str   r0, [sp, #28]\n" \
+    "    ldr   r4, [sp, #16]\n" \
+    "    cmp   r1, r4\n"                      /* past the last group: the pixel is done */ \
+    "    beq   17f\n"
 /* Lanes r6, r7 to outputs I0, I1 (labels as PZ_PW_PAIR's). */
 #define PZ_PW16_PAIR(N0, N1, DIR) \
-    PZ_PW_OUT("r6", N0, "4" N0 DIR, "5" N0 DIR, "6" N0) \
-    PZ_PW_OUT("r7", N1, "4" N1 DIR, "5" N1 DIR, "6" N1)
+    PZ_PW_OUT_AT("r6", N0, "4" N0 DIR, "5" N0 DIR, "6" N0, "r1", "r0") \
+    PZ_PW_OUT_AT("r7", N1, "4" N1 DIR, "5" N1 DIR, "6" N1, "r1", "r0")
 
-PZ_PW_FN("pz_q8_pw16_m0", PZ_PW16_PIXEL_START, PZ_PW16_GROUP_START, PZ_PW16_BLOCK, "", PZ_PW16_PAIR)
+PZ_PW_FN("pz_q8_pw16_m0", PZ_PW16_PIXEL_START, PZ_PW16_GROUP_START, PZ_PW16_BLOCK, "", PZ_PW16_STAGE_IN,
+         PZ_PW16_PAIR, PZ_PW16_STAGE_OUT)
 
 #endif
 
@@ -396,8 +419,8 @@ int pz_pwconv_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
     const uint32_t pw16 = l->w_layout == PZ_Q8_W_PW16;
     /* pw16 reads bytes one by one (any alignment) and two at a time (C even), and needs no byte sum (any C) */
     if (s->k_h != 1 || s->k_w != 1 || s->stride_h != 1 || s->stride_w != 1 || s->pad_top || s->pad_left ||
-        s->in_w != s->out_w || s->in_h != s->out_h || !l->rq || (l->out_xor & 0x7Fu) || K % 8u ||
-        (pw16 ? C % 2u : C % 4u || C > 1024u || ((uintptr_t)xu & 3u))) {
+        s->in_w != s->out_w || s->in_h != s->out_h || (l->out_xor & 0x7Fu) || K % 8u ||
+        (pw16 ? C % 2u : !l->rq || C % 4u || C > 1024u || ((uintptr_t)xu & 3u))) {
         if (!pw16) return 0;
         pz_conv2d_q8_ref(l, xu, y);  /* conv_q8_m0.c's paths read conv8 only; the build never gets here */
         return 1;
@@ -405,7 +428,9 @@ int pz_pwconv_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
     pz_pw_args_t a;
     a.c = C;
     a.lead = (32u - C % 32u) % 32u;
-    a.rq_end = l->rq + PZ_Q8_RQ_WORDS * K;
+    /* the frame's end of a pixel's groups: conv8, the records' end; pw16, the weights' (records inside) */
+    a.rq_end = pw16 ? (const int32_t *)(const void *)(l->w + K / 8u * PZ_PW16_GROUP_BYTES(C))
+                    : l->rq + PZ_Q8_RQ_WORDS * K;
     const uint32_t zero_skipping = !pw16 && l->pad == 0;
     /* the zero-skipping block's steps are PZ_PW_STEP_Z_BYTES long with a 2-byte ADDS after its step 15; pw16's steps
      * take two bytes */
