@@ -315,7 +315,10 @@ def conv_packed(t, layout: str = "conv8") -> tuple[np.ndarray, np.ndarray]:
         return conv_layout.pack_depthwise(t["w"], fb), fb
     fb = conv_layout.folded_conv_bias(t["bias"], t["w"], t["zp_in"])
     if layout == "pw16":
-        return conv_layout.pack_pw16(t["w"], fb, conv_records(t)), fb
+        rec = conv_records(t)
+        if rec is None:
+            raise ValueError("pw16 needs the layer's one-multiply records; this layer has none (conv_records)")
+        return conv_layout.pack_pw16(t["w"], fb, rec), fb
     return conv_layout.pack_conv8(t["w"], fb), fb
 
 
