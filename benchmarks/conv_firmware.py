@@ -9,7 +9,12 @@
         (compress.quantize.reduced_multiplier: the one-multiply output stage, firmware/requant.py).
     python benchmarks/conv_firmware.py zero-skipping
         pd_mobilenet's pointwise convs with and without zero skipping, on ReLU-like and on random inputs
-        (multipliers rounded as compress rounds them).
+        (multipliers rounded as compress rounds them); without (zp_in = -127) in the layout the build chooses
+        (pw16), and with zp_in = -128 also in pw16 forced (no zero skipping) for comparison.
+    python benchmarks/conv_firmware.py pw16-flash
+        pointwise convs in conv8 and in pw16 with weights and records in SRAM and in flash (read through the XIP
+        cache, warm), and the layout compress.conv_layout.conv_weight_layout gives each there: where
+        PW16_FLASH_MAX_BYTES comes from.
     python benchmarks/conv_firmware.py random-model NAME OUT_DIR [--seed 0]
         a randomly initialised registry model (zoo.models, e.g. pd_mobilenet) saved to OUT_DIR and its int8
         variant (compress.quantize, calibrated on 64 test images) to OUT_DIR/int8: cycles do not depend on the
@@ -122,14 +127,15 @@ def zero_skipping() -> None:
     ReLU-like inputs (a normal distribution clipped at 0: about half zeros) and uniform random ones without zeros,
     each through the zero-skipping dot product (zp_in = -128) and, the same bytes with zp_in = -127, through the
     plain one."""
-    from rp2040_sim.kernel_harness import ConvImage, conv_case
+    from rp2040_sim.kernel_harness import ConvImage, conv_case, conv_weight_layout
     from test_conv_requant import rounded
     from test_firmware_conv import q8_golden
 
     with tempfile.TemporaryDirectory() as tmp:
         image = ConvImage.build(tmp)
-        print("| input h x w x C | K | input | zeros | cycles/MAC plain | cycles/MAC skipping zeros |")
-        print("|---|---|---|---|---|---|")
+        print("| input h x w x C | K | input | zeros | cycles/MAC plain (zp_in -127: the build's layout) | "
+              "cycles/MAC skipping zeros (zp_in -128, conv8) | cycles/MAC zp_in -128 in pw16 (forced) |")
+        print("|---|---|---|---|---|---|---|")
         for h, w, c, k, kernel, stride, padding, depthwise in PD_MOBILENET_CASES:
             if depthwise or c == 1:
                 continue
@@ -142,14 +148,49 @@ def zero_skipping() -> None:
                 else:
                     t["xu"] = rng.integers(1, 256, t["xu"].shape).astype(np.uint8)
                 per_mac = []
-                for zp_in in (-127, -128):
+                for zp_in, layout in ((-127, None), (-128, None), (-128, "pw16")):
                     t["zp_in"] = zp_in
                     reduced = rounded(dict(t))
-                    run = image.call(reduced, "pz_conv2d_q8_m0", warm=True)
+                    chosen = layout or conv_weight_layout(reduced)
+                    run = image.call(reduced, "pz_conv2d_q8_m0", warm=True, layout=layout)
                     np.testing.assert_array_equal(run.y, q8_golden(reduced))
-                    per_mac.append(run.cycles / run.macs)
-                print(f"| {h}x{w}x{c} | {k} | {kind} | {np.mean(t['xu'] == 0):.0%} | {per_mac[0]:.2f} | "
-                      f"{per_mac[1]:.2f} |")
+                    per_mac.append(f"{run.cycles / run.macs:.2f}" + (f" ({chosen})" if zp_in == -127 else ""))
+                print(f"| {h}x{w}x{c} | {k} | {kind} | {np.mean(t['xu'] == 0):.0%} | {' | '.join(per_mac)} |")
+
+
+PW16_FLASH_CASES = [(24, 24, 16, 32), (12, 12, 32, 64), (12, 12, 64, 64), (6, 6, 64, 80), (6, 6, 64, 96),
+                    (6, 6, 64, 112), (6, 6, 64, 128), (6, 6, 96, 96), (6, 6, 128, 128), (3, 3, 256, 256)]
+
+
+def pw16_flash() -> None:
+    """Pointwise convs (random zero points: the plain loop) in conv8 and pw16, weights and records in SRAM and in
+    flash, and the layout conv_weight_layout gives them when the build leaves them in flash."""
+    from compress import conv_layout
+    from rp2040_sim.kernel_harness import ConvImage, conv_case, conv_weight_layout
+    from test_conv_requant import rounded
+    from test_firmware_conv import q8_golden
+
+    with tempfile.TemporaryDirectory() as tmp:
+        image = ConvImage.build(tmp)
+        print("| input h x w x C | K | conv8 bytes (+ 12 per channel of records) | pw16 bytes (records inside) | "
+              "SRAM conv8 | SRAM pw16 | flash conv8 | flash pw16 | layout in flash |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for h, w, c, k in PW16_FLASH_CASES:
+            t = conv_case(np.random.default_rng(0), h, w, c, k, (1, 1), (1, 1), "same", False)
+            t["shift"] = realistic_shifts(t["shift"])
+            reduced = rounded(dict(t))
+            per_mac = []
+            for in_flash in (False, True):
+                for layout in ("conv8", "pw16"):
+                    run = image.call(reduced, "pz_conv2d_q8_m0", warm=True, layout=layout, weights_in_flash=in_flash)
+                    np.testing.assert_array_equal(run.y, q8_golden(reduced))
+                    per_mac.append(f"{run.cycles / run.macs:.2f}")
+            s = reduced["shape"]
+            chosen = conv_layout.conv_weight_layout(reduced["w"], (h, w, c), (s.out_h, s.out_w, k), (1, 1), (0, 0),
+                                                    reduced["zp_in"], True, in_flash=True)
+            assert conv_weight_layout(reduced) == "pw16"  # in SRAM
+            print(f"| {h}x{w}x{c} | {k} | {conv_layout.conv8_bytes(k, 1, 1, c):,} | {conv_layout.pw16_bytes(k, c):,} | "
+                  f"{' | '.join(per_mac)} | {chosen} |")
 
 
 def random_model(name: str, out: Path, seed: int) -> None:
@@ -269,6 +310,7 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("kernels")
     sub.add_parser("zero-skipping")
+    sub.add_parser("pw16-flash")
     r = sub.add_parser("random-model")
     r.add_argument("name")
     r.add_argument("out", type=Path)
@@ -286,6 +328,8 @@ def main(argv=None) -> int:
         kernels()
     elif args.cmd == "zero-skipping":
         zero_skipping()
+    elif args.cmd == "pw16-flash":
+        pw16_flash()
     elif args.cmd == "random-model":
         random_model(args.name, args.out, args.seed)
     else:

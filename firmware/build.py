@@ -317,6 +317,10 @@ def choose_layer_placement(model: modeldir.SavedModel, weights_in: str, stack: i
                           "reason": why}
         if pass_c is not None:
             rows[op.index]["channels_per_pass"] = pass_c
+    if convgen.in_flash(placement):  # a layer left in flash may get another weight layout (conv_weight_layout)
+        final = {op.index: op.weight_bytes for op in convgen.network_ops(model, source, convgen.in_flash(placement))[0]}
+        for row in rows.values():
+            row["bytes"] = final[row["index"]]
     total = need(ram_bytes, staged)
     if ram_budget is not None and total > ram_budget:
         raise BuildError(f"{source}: does not fit --ram-budget {ram_budget}: it needs {total} bytes of SRAM (arena "

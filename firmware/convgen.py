@@ -353,7 +353,16 @@ def q8_conv2d_scratch_bytes(shape_in, shape_out, kernel, stride, pads) -> int:
     return max(window, kernel[0] * ((cols * c + 3) // 4 * 4))
 
 
-def _q8_conv(lm, t, out_xor):
+# pz_q8_conv_t.w_layout (conv.h) of each weight layout (compress/conv_layout.py; the depthwise records: 0)
+W_LAYOUT_C = {"conv8": "PZ_Q8_W_CONV8", "pw16": "PZ_Q8_W_PW16", "dw": "0u"}
+
+
+def in_flash(placement: dict[int, str]) -> frozenset[int]:
+    """The spec indices whose weights a placement leaves in flash (not copied at boot, not staged)."""
+    return frozenset(i for i, where in placement.items() if where == "flash")
+
+
+def _q8_conv(lm, t, out_xor, in_flash=False):
     from compress import conv_layout
 
     i, shape_in, shape_out = lm["index"], lm["in_shape"], lm["out_shape"]
@@ -372,20 +381,26 @@ def _q8_conv(lm, t, out_xor):
             else shape_out[1]
         cols = (n - 1) * stride[1] + 3
         scratch = ((4 * max(n, 2) + 3 * cols) * shape_in[2] + 3) // 4 * 4 if kernel == (3, 3) else 0
-    else:
-        packed, bias = conv_layout.pack_conv8(w, conv_layout.folded_conv_bias(t["bias"], w, zp_in)), None
-        kind, adapter = "PZ_K_Q8_CONV2D", "pz_run_q8_conv2d"
-        scratch = q8_conv2d_scratch_bytes(shape_in, shape_out, kernel, stride, pads)
     mult, shift = np.asarray(t["multiplier"], np.int32), np.asarray(t["shift"], np.int8)
     # the one-multiply output stage's records after the multipliers, where exact (firmware/requant.py)
     rec = requant.output_records(w, t["bias"], mult, shift, zp_in, int(lm["output_zero_point"]), int(lm["act_min"]),
                                  int(lm["act_max"]), -1 if depthwise else 0)
+    layout = "dw" if depthwise else conv_layout.conv_weight_layout(w, shape_in, shape_out, stride, pads, zp_in,
+                                                                   rec is not None, in_flash)
+    if not depthwise:
+        fb = conv_layout.folded_conv_bias(t["bias"], w, zp_in)
+        # pw16 groups hold their channels' records (the kernel's weight pointer runs into them): no pz_l<i>_rq
+        packed, bias = (conv_layout.pack_pw16(w, fb, rec) if layout == "pw16" else conv_layout.pack_conv8(w, fb)), None
+        rec = None if layout == "pw16" else rec
+        kind, adapter = "PZ_K_Q8_CONV2D", "pz_run_q8_conv2d"
+        scratch = q8_conv2d_scratch_bytes(shape_in, shape_out, kernel, stride, pads)
     rq = "NULL" if rec is None else f"pz_l{i}_rq"
 
     def render(q, scratch_expr, run=None):
         fields = (f"{_shape_c(shape_in, shape_out, kernel, stride, pads)}, pz_l{i}_w, "
                   f"{f'pz_l{i}_bias' if bias is not None else 'NULL'}, pz_l{i}_mult, pz_l{i}_shift, "
-                  f"{_q8_scalars(lm, out_xor, (zp_in + 128) & 0xFF)}, {scratch_expr}, {rq}")
+                  f"{_q8_scalars(lm, out_xor, (zp_in + 128) & 0xFF)}, {scratch_expr}, {rq}"
+                  + f", {W_LAYOUT_C[layout]}")
         arrays = (f"/* layer {i}: int8 {lm['type']} {list(shape_in)} -> {list(shape_out)} */\n"
                   + c_array("uint8_t", f"pz_l{i}_w", packed, _hex, q, WEIGHTS_ALIGNED)
                   + (c_array("int32_t", f"pz_l{i}_bias", bias, _int, q) if bias is not None else "")
@@ -402,16 +417,21 @@ def _q8_conv(lm, t, out_xor):
     overlap = None if depthwise and kernel != (3, 3) else rows.overlap_lead(overlap_lookback(rows))
     return Emitted(i, lm["type"], _elems(shape_in), _elems(shape_out), _elems(shape_out), scratch, False, nbytes,
                    shape_out[0] * shape_out[1], render, rows, planner.aligned(packed.nbytes),
-                   _q8_group_bytes(depthwise, kernel, shape_in[2]), overlap)
+                   _q8_group_bytes(layout, kernel, shape_in[2]), overlap)
 
 
-def _q8_group_bytes(depthwise: bool, kernel, channels: int) -> int:
+def _q8_group_bytes(layout: str, kernel, channels: int) -> int:
     """Bytes of pz_l<i>_w per group of 8 output channels: a conv8 group (32 bytes of folded biases, then 8 bytes
-    per window index), or 8 depthwise records (folded bias + the taps, 4-byte aligned). 0 for a depthwise kernel
-    other than 3x3: the M0+ kernel hands those to the reference, which needs no scratch, so there is none to gather
-    a channel range's input into (conv_layers.c q8_run)."""
-    if depthwise:
+    per window index), a pw16 group (32 bytes of lane starts, 16 bytes per input channel, 96 of records), or 8
+    depthwise records ("dw": folded bias + the taps, 4-byte aligned). 0 for a depthwise kernel other than 3x3: the
+    M0+ kernel hands those to the reference, which needs no scratch, so there is none to gather a channel range's
+    input into (conv_layers.c q8_run)."""
+    from compress import conv_layout
+
+    if layout == "dw":
         return 8 * (4 + (kernel[0] * kernel[1] + 3) // 4 * 4) if tuple(kernel) == (3, 3) else 0
+    if layout == "pw16":
+        return conv_layout.pw16_group_bytes(channels)
     return 32 + 8 * ((kernel[0] * kernel[1] * channels + 3) // 4 * 4)
 
 
@@ -429,7 +449,7 @@ def _plan_adapter(adapter: str, run) -> str:
     return adapter if run is None else adapter + "_plan"
 
 
-def _q8_pool(lm, t, out_xor):
+def _q8_pool(lm, t, out_xor, in_flash=False):
     i, shape_in, shape_out = lm["index"], lm["in_shape"], lm["out_shape"]
     if lm["type"] == "global_avg_pool2d":
         kernel, stride, pads, stem, c_out = (1, 1), (1, 1), (0, 0), "gavg", (1, 1, shape_out[0])
@@ -440,7 +460,7 @@ def _q8_pool(lm, t, out_xor):
 
     def render(q, scratch_expr, run=None):
         fields = (f"{_shape_c(shape_in, c_out, kernel, stride, pads)}, NULL, NULL, NULL, NULL, 0, -128, 127, "
-                  f"0x{out_xor:02x}u, 0u, NULL, NULL")
+                  f"0x{out_xor:02x}u, 0u, NULL, NULL, 0u")
         return (_q8_conv_struct(i, fields, run),
                 f"{{{_plan_adapter(f'pz_run_q8_{stem}pool', run)}, PZ_K_Q8_{stem.upper()}POOL, {{in}}, {{out}}, "
                 f"NULL, NULL, &pz_l{i}_conv}}")
@@ -449,7 +469,7 @@ def _q8_pool(lm, t, out_xor):
                    render, rows)
 
 
-def _q8_dense(lm, t, out_xor):
+def _q8_dense(lm, t, out_xor, in_flash=False):
     from compress import layout
     from firmware.codegen import Q8_KERNELS
 
@@ -480,11 +500,14 @@ def _q8_dense(lm, t, out_xor):
     return Emitted(i, "dense", n_in, n_out, n_out, 0, False, sum(a.nbytes for a in tensors), 1, render)
 
 
+# op type -> (layer meta, tensors, out_xor, weights left in flash) -> Emitted
 Q8_OPS = {"conv2d": _q8_conv, "depthwise_conv2d": _q8_conv, "max_pool2d": _q8_pool, "avg_pool2d": _q8_pool,
           "global_avg_pool2d": _q8_pool, "dense": _q8_dense}
 
 
-def q8_ops(model, source) -> list[Emitted]:
+def q8_ops(model, source, flash=frozenset()) -> list[Emitted]:
+    """flash: the spec indices of layers whose weights stay in flash (read through the XIP cache: the weight layout
+    depends on it, compress/conv_layout.conv_weight_layout)."""
     from compress import reference
 
     layers = [(lm, t) for lm, t in reference.qlayers(model) if lm["type"] != "flatten"]
@@ -492,7 +515,7 @@ def q8_ops(model, source) -> list[Emitted]:
     for n, (lm, t) in enumerate(layers):
         if lm["type"] not in Q8_OPS:
             raise ConvCodegenError(f"{source}: layer {lm['index']} int8 op {lm['type']!r} has no kernel")
-        ops.append(Q8_OPS[lm["type"]](lm, t, 0x80 if n + 1 < len(layers) else 0))
+        ops.append(Q8_OPS[lm["type"]](lm, t, 0x80 if n + 1 < len(layers) else 0, lm["index"] in flash))
     return ops
 
 
@@ -503,12 +526,13 @@ def is_image_model(model) -> bool:
     return bool(layers) and layers[0].kind == "input"
 
 
-def network_ops(model, source) -> tuple[list[Emitted], bool]:
-    """(table entries before planning, int8?) for an image model."""
+def network_ops(model, source, flash=frozenset()) -> tuple[list[Emitted], bool]:
+    """(table entries before planning, int8?) for an image model; flash: as q8_ops (the placement, once decided:
+    firmware/build.py decides it from the entries of the weights in SRAM)."""
     int8 = "quantization" in model.meta
     if not int8 and model.meta.get("dtype") != "float32":
         raise ConvCodegenError(f"{source}: dtype {model.meta.get('dtype')!r}: conv nets build in float32 or int8")
-    ops = q8_ops(model, source) if int8 else f32_ops(model, source)
+    ops = q8_ops(model, source, flash) if int8 else f32_ops(model, source)
     if not ops:
         raise ConvCodegenError(f"{source}: the network has no layer with a kernel")
     for op in ops:
@@ -648,7 +672,7 @@ def generate(model, source: str, placement: dict[int, str], header: str,
     """model.h / model.c for an image model, and the activation plan. placement: spec index -> "flash" | "ram" |
     "staged" | "staged:N" (in flash, copied into an arena buffer before the layer runs, in passes of N output
     channels); cores: 2 splits the layers split_rows picks between the cores."""
-    ops, int8 = network_ops(model, source)
+    ops, int8 = network_ops(model, source, in_flash(placement))
     staged = staged_of(placement, ops)
     for op in ops:
         if op.index in staged and not (op.stage_bytes and (staged[op.index] >= op.rows.out_shape[2]

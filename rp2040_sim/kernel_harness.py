@@ -244,14 +244,18 @@ def conv_fields(pointer) -> list:
     """ctypes _fields_ of pz_q8_conv_t with `pointer` as the pointer type."""
     return [("s", ConvShape), ("w", pointer), ("bias", pointer), ("multiplier", pointer), ("shift", pointer),
             ("out_zp", ctypes.c_int8), ("act_min", ctypes.c_int8), ("act_max", ctypes.c_int8),
-            ("out_xor", ctypes.c_uint8), ("pad", ctypes.c_uint8), ("scratch", pointer), ("rq", pointer)]
+            ("out_xor", ctypes.c_uint8), ("pad", ctypes.c_uint8), ("scratch", pointer), ("rq", pointer),
+            ("w_layout", ctypes.c_uint8)]
+
+
+W_LAYOUTS = {"conv8": 0, "pw16": 1}  # pz_q8_conv_t.w_layout (conv.h PZ_Q8_W_*)
 
 
 class ArmConv(ctypes.LittleEndianStructure):
     _fields_ = conv_fields(ctypes.c_uint32)
 
 
-assert ctypes.sizeof(ArmConv) == 52
+assert ctypes.sizeof(ArmConv) == 56
 
 
 def conv_shape(h, w, c, kernel, stride, padding, out_c) -> ConvShape:
@@ -290,14 +294,31 @@ def conv_case(rng, h, w, c, k, kernel, stride, padding, depthwise, edge=None):
                 shape=conv_shape(h, w, c, kernel, stride, padding, k), depthwise=depthwise)
 
 
-def conv_packed(t) -> tuple[np.ndarray, np.ndarray]:
-    """(weight bytes, folded bias) of a conv_case layer in the layout its kernel reads."""
+def conv_weight_layout(t, records: bool = True) -> str:
+    """"conv8" or "pw16": the layout the build gives a conv_case conv2d layer (compress.conv_layout.conv_weight_layout)
+    with its one-multiply records where the build would give them (records: False, never)."""
+    from compress import conv_layout
+
+    s = t["shape"]
+    return conv_layout.conv_weight_layout(
+        t["w"], (s.in_h, s.in_w, s.in_c), (s.out_h, s.out_w, s.out_c), (s.stride_h, s.stride_w),
+        (s.pad_top, s.pad_left), t["zp_in"], records and conv_records(t) is not None)
+
+
+def conv_packed(t, layout: str = "conv8") -> tuple[np.ndarray, np.ndarray]:
+    """(weight bytes, folded bias) of a conv_case layer in `layout` (conv2d: "conv8", or "pw16" with the layer's
+    records inside)."""
     from compress import conv_layout
 
     if t["depthwise"]:
         fb = conv_layout.folded_depthwise_bias(t["bias"], t["w"], t["zp_in"])
         return conv_layout.pack_depthwise(t["w"], fb), fb
     fb = conv_layout.folded_conv_bias(t["bias"], t["w"], t["zp_in"])
+    if layout == "pw16":
+        rec = conv_records(t)
+        if rec is None:
+            raise ValueError("pw16 needs the layer's one-multiply records; this layer has none (conv_records)")
+        return conv_layout.pack_pw16(t["w"], fb, rec), fb
     return conv_layout.pack_conv8(t["w"], fb), fb
 
 
@@ -346,24 +367,34 @@ class ConvImage(KernelImage):
 
     def call(self, t: dict, fn: str, out_xor: int = 0, hook: Callable[[int, int], None] | None = None,
              config: SimConfig | None = None, max_cycles: int = DEFAULT_MAX_CYCLES, warm: bool = False,
-             records: bool = True) -> ConvRun:
+             records: bool = True, layout: str | None = None, weights_in_flash: bool = False) -> ConvRun:
         """Run `fn` on layer `t` once, or with `warm` twice and count the second call: the XIP cache then holds the
         code, as it does from the second inference of a firmware on. `records`: give the layer its one-multiply
-        output stage records where the build would (conv_records); False: never."""
-        sim, put = prepared_sim(self.flash, hook, config)
-
+        output stage records where the build would (conv_records); False: never. `layout`: the conv2d weight layout,
+        by default the build's (conv_weight_layout). `weights_in_flash`: the weights and records after the image in
+        flash (8-byte aligned, as the build aligns them), read through the XIP cache, as a layer the build leaves in
+        flash."""
         s = t["shape"]
-        packed, fb = conv_packed(t)
-        w_addr = put(packed.tobytes())
-        b_addr = 0  # the bias is inside the conv8 groups and dw records
-        rec = conv_records(t) if records else None
+        layout = layout or ("conv8" if t["depthwise"] else conv_weight_layout(t, records))
+        packed, fb = conv_packed(t, layout)
+        rec = conv_records(t) if records and layout != "pw16" else None  # pw16: inside the weights, rq NULL
+        flash = self.flash
+        if weights_in_flash:
+            flash += bytes(-len(flash) % 8)
+            w_off = len(flash)
+            flash += packed.tobytes() + bytes(-packed.nbytes % 8)
+            rq_off = len(flash)
+            flash += b"" if rec is None else rec.tobytes()
+        sim, put = prepared_sim(flash, hook, config)
+        w_addr = FLASH + w_off if weights_in_flash else put(packed.tobytes())
+        b_addr = 0  # the bias is inside the conv8 / pw16 groups and dw records
         m_addr, sh_addr = put(t["mult"].tobytes()), put(t["shift"].tobytes())
-        rq_addr = 0 if rec is None else put(rec.tobytes())
+        rq_addr = 0 if rec is None else FLASH + rq_off if weights_in_flash else put(rec.tobytes())
         # >= pz_conv_q8_scratch_bytes: depthwise (43 C), a window, a conv2d row band (k_h rows of the row's columns)
         band = s.k_h * (((s.out_w - 1) * s.stride_w + s.k_w) * s.in_c + 3)
         scratch = put(bytes(43 * s.in_c + s.k_h * s.k_w * s.in_c + 4 + band))
         l_addr = put(bytes(ArmConv(s, w_addr, b_addr, m_addr, sh_addr, t["zp_out"], t["act_min"], t["act_max"],
-                                   out_xor, (t["zp_in"] + 128) & 0xFF, scratch, rq_addr)))
+                                   out_xor, (t["zp_in"] + 128) & 0xFF, scratch, rq_addr, W_LAYOUTS[layout])))
         n = s.out_h * s.out_w * s.out_c
         x_addr, y_addr = put(t["xu"].tobytes()), put(b"\xa5" * (n + GUARD))
         for _ in range(2 if warm else 1):

@@ -60,11 +60,20 @@ typedef struct {
                                    output stage (firmware/requant.py): L (acc <= L: act_min), A (acc >= A: act_max),
                                    m' << 8 | s with acc * m' / 2^s the golden acc * multiplier / 2^(31 + shift),
                                    exact in int32 for every accumulator between; the reference kernels ignore it */
+    uint8_t w_layout;           /* conv2d: PZ_Q8_W_CONV8 (0) or PZ_Q8_W_PW16 (compress/conv_layout.py
+                                   conv_weight_layout: pointwise layers pwconv_q8_m0.c's pw16 loop takes; their
+                                   records are inside w, rq is NULL); depthwise and pools: 0 */
 } pz_q8_conv_t;
 
 #define PZ_Q8_RQ_WORDS 3u
+#define PZ_Q8_W_CONV8 0u
+#define PZ_Q8_W_PW16 1u
+/* Bytes of a pw16 group of 8 output channels (compress/conv_layout.py pw16_group_bytes): 8 lane starts, 16 bytes
+ * per input channel, the 8 channels' records. */
+#define PZ_PW16_GROUP_BYTES(C) (32u + 16u * (uint32_t)(C) + 4u * PZ_Q8_RQ_WORDS * 8u)
 
-/* Weight of output channel k at window index i = (dy * k_w + dx) * in_c + c, and its folded bias, of a conv8 array. */
+/* Weight of output channel k at window index i = (dy * k_w + dx) * in_c + c, and its folded bias, of a conv8 or pw16
+ * array (l->w_layout). */
 int32_t pz_q8_conv_weight(const pz_q8_conv_t *l, uint32_t k, uint32_t i);
 int32_t pz_q8_conv_bias(const pz_q8_conv_t *l, uint32_t k);
 /* The record of depthwise channel c: its folded bias, then its weights at taps dy * k_w + dx. */

@@ -13,12 +13,33 @@ static int32_t le32(const uint8_t *p) {
     return (int32_t)((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24);
 }
 
+/* pw16 (pointwise): output channel k's group of 8, a header of 8 lane starts, then 16 bytes per input channel, then
+ * the records (which the reference does not need). */
+static const uint8_t *pw16_group(const pz_q8_conv_t *l, uint32_t k) {
+    return l->w + (k >> 3) * PZ_PW16_GROUP_BYTES(l->s.in_c);
+}
+
+/* The header word of lane j (compress/conv_layout.py PW16_HEADER_LANES: 2, 3, 4, 5, 0, 1, 6, 7). */
+static uint32_t pw16_header_word(uint32_t j) {
+    return j < 2u ? j + 4u : j < 6u ? j - 2u : j;
+}
+
 int32_t pz_q8_conv_weight(const pz_q8_conv_t *l, uint32_t k, uint32_t i) {
+    if (l->w_layout == PZ_Q8_W_PW16) {  /* pair i / 2, lane pair (k & 7) / 2, channel i & 1: w_even + 65536 w_odd */
+        const uint8_t *word = pw16_group(l, k) + 32u + 32u * (i >> 1) + 8u * ((k & 7u) >> 1) + 4u * (i & 1u);
+        return (int32_t)(int16_t)(word[2u * (k & 1u)] | word[2u * (k & 1u) + 1u] << 8) +
+               ((k & 1u) ? (int32_t)(int16_t)(word[0] | word[1] << 8) < 0 : 0);  /* the even half's borrow */
+    }
     uint8_t b = conv8_group(l, k)[32u + i * 8u + (k & 7u)];
     return (k & 1u) ? (int32_t)(int8_t)b : (int32_t)b - 128;  /* even lanes are stored + 128 */
 }
 
 int32_t pz_q8_conv_bias(const pz_q8_conv_t *l, uint32_t k) {
+    if (l->w_layout == PZ_Q8_W_PW16) {  /* the lane start less 128 times the channel's weight sum */
+        int32_t start = le32(pw16_group(l, k) + 4u * pw16_header_word(k & 7u));
+        for (uint32_t c = 0; c < l->s.in_c; c++) start -= 128 * pz_q8_conv_weight(l, k, c);
+        return start;
+    }
     const uint8_t *h = conv8_group(l, k) + 4u * (k & 6u);  /* the (even, odd) pair of k */
     uint32_t odd = (uint32_t)le32(h + 4);
     return (k & 1u) ? (int32_t)odd : (int32_t)((uint32_t)le32(h) - 256u * odd);

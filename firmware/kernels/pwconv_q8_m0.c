@@ -1,9 +1,11 @@
 /* Pointwise (1x1, stride 1, unpadded) int8 conv2d for the Cortex-M0+ (conv.h); byte-identical to conv_q8_ref.c.
  * docs/FIRMWARE.md "Pointwise kernel".
  *
- * pz_conv2d_q8_m0 hands every pointwise layer here first; pz_pwconv_q8_m0 returns 0 for what it does not take
- * (layers without the build's one-multiply records, K not a multiple of 8, C not a multiple of 4 or above 1024, an
- * input not 4-byte aligned, an out_xor other than 0 / 0x80, the host build), which conv_q8_m0.c then runs. A
+ * pz_conv2d_q8_m0 hands every pointwise layer here first; pz_pwconv_q8_m0 returns 0 for a conv8 layer it does not
+ * take (without the build's one-multiply records, K not a multiple of 8, C not a multiple of 4 or above 1024, an
+ * input not 4-byte aligned, an out_xor other than 0 / 0x80, the host build), which conv_q8_m0.c then runs. A pw16
+ * layer (compress/conv_layout.py conv_weight_layout: records, K a multiple of 8, C even) always runs here: the pw16
+ * loop below, or the reference where the build never sends one (conv_q8_m0.c's paths read conv8 only). A
  * pointwise window is one input pixel, C contiguous bytes; the conv8 weights of a group of 8 output channels are its
  * 32-byte header then 8 bytes per input channel, as for every conv2d. One call does the whole layer, pixel by pixel,
  * and for each pixel:
@@ -31,7 +33,8 @@
 typedef struct {
     uint32_t c;             /* input channels: bytes per pixel, a multiple of 4, 4..1024 */
     uint32_t lead;          /* (32 - C mod 32) mod 32: the unrolled block's steps before a pixel's first byte */
-    const int32_t *rq_end;  /* past the records of output channel K - 1: a pixel's last group is done */
+    const int32_t *rq_end;  /* past the records of output channel K - 1 (pw16: past the last group, records inside):
+                               a pixel's last group is done */
     uint32_t w_back;        /* the zero-skipping loop: bytes from a group's first weight back to r1 at entry */
     const int32_t *rq;      /* the records of output channel 0 (conv.h rq) */
     uint32_t add, lo, hi;   /* out_zp + out_xor, act_min + out_xor, act_max + out_xor */
@@ -45,9 +48,10 @@ _Static_assert(__builtin_offsetof(pz_pw_args_t, rq) == 16 && __builtin_offsetof(
 
 void pz_q8_pw_m0(const uint8_t *x, const uint8_t *w, const pz_pw_args_t *a, uint8_t *y);
 void pz_q8_pwz_m0(const uint8_t *x, const uint8_t *w, const pz_pw_args_t *a, uint8_t *y);
+void pz_q8_pw16_m0(const uint8_t *x, const uint8_t *w, const pz_pw_args_t *a, uint8_t *y);
 
 /* Frame: [sp] = end of this pixel's bytes, [sp+4] = entry into the block, [sp+8] = this pixel's first byte - lead,
- * [sp+16] = rq_end, [sp+20] = 0x00FF00FF, [sp+24] = this group's records,
+ * [sp+16] = rq_end (pw16: the end of the weights), [sp+20] = 0x00FF00FF, [sp+24] = this group's records,
  * [sp+28] = y of this group, [sp+32] = add, [sp+36] = act_min + out_xor, [sp+40] = act_max + out_xor, [sp+44] = rq,
  * [sp+48] = pixels left, [sp+52] = C, [sp+56] = w_back, [sp+60] = the first group, [sp+64] = the next group,
  * [sp+68] = 128 X of this pixel. */
@@ -128,12 +132,12 @@ void pz_q8_pwz_m0(const uint8_t *x, const uint8_t *w, const pz_pw_args_t *a, uin
     MAC_K("19") MAC_K("20") MAC_K("21") MAC_K("22") MAC_K("23") MAC_K("24") MAC_K("25") MAC_K("26") MAC_K("27") \
     MAC_K("28") MAC_K("29") MAC_K("30") MAC_K("31")
 
-/* One output from lane S (r6 or r7): the record {L, A, w = m' << 8 | s} by one LDM (r0 advancing); acc <= L: act_min,
- * acc >= A: act_max (out of line at LOW / HIGH, back to STORE); else round_half_up(acc m' / 2^s) + add by MULS,
- * ASRS (the carry holds the last bit shifted out) and ADCS (pz_q8_requant_rec_m0's steps and bytes). r1 = y of the
- * group, r5 = add. */
-#define PZ_PW_OUT(S, I, LOW, HIGH, STORE) \
-    "    ldm   r0!, {r2, r3, r4}\n" \
+/* One output from lane S (r6 or r7): the record {L, A, w = m' << 8 | s} by one LDM (REC advancing); acc <= L:
+ * act_min, acc >= A: act_max (out of line at LOW / HIGH, back to STORE); else round_half_up(acc m' / 2^s) + add by
+ * MULS, ASRS (the carry holds the last bit shifted out) and ADCS (pz_q8_requant_rec_m0's steps and bytes). Y = y of
+ * the group, r5 = add; conv8's loops: REC r0, Y r1; pw16's: REC r1 (the records follow the group's weights), Y r0. */
+#define PZ_PW_OUT_AT(S, I, LOW, HIGH, STORE, REC, Y) \
+    "    ldm   " REC "!, {r2, r3, r4}\n" \
     "    cmp   " S ", r2\n" \
     "    ble   " LOW "\n" \
     "    cmp   " S ", r3\n" \
@@ -143,7 +147,8 @@ void pz_q8_pwz_m0(const uint8_t *x, const uint8_t *w, const pz_pw_args_t *a, uin
     "    asrs  " S ", r4\n" \
     "    adcs  " S ", r5\n" \
     STORE ":\n" \
-    "    strb  " S ", [r1, #" I "]\n"
+    "    strb  " S ", [" Y ", #" I "]\n"
+#define PZ_PW_OUT(S, I, LOW, HIGH, STORE) PZ_PW_OUT_AT(S, I, LOW, HIGH, STORE, "r0", "r1")
 /* Lanes r6 (even) and r7 (odd) to outputs I0, I1: acc_even = lane_even - 256 lane_odd. Labels 4N.. (act_min),
  * 5N.. (act_max), 6N.. (store), DIR the side their out-of-line stubs lie on ("b" before, "f" after). */
 #define PZ_PW_PAIR(N0, N1, DIR) \
@@ -159,9 +164,13 @@ void pz_q8_pwz_m0(const uint8_t *x, const uint8_t *w, const pz_pw_args_t *a, uin
     "    ldr   " S ", [sp, #40]\n" \
     "    b     6" N STORE_DIR "\n"
 
-/* r0 = x (the first pixel), r1 = the first group's header, r2 = the pz_pw_args_t, r3 = y; BLOCK = the 32 MAC steps,
- * BLOCK_END and W_BACK what the zero-skipping block adds at the block's end and at a group's start. */
-#define PZ_PW_FN(NAME, BLOCK, BLOCK_END, W_BACK) \
+/* r0 = x (the first pixel), r1 = the first group's header, r2 = the pz_pw_args_t, r3 = y; PIXEL_START and
+ * GROUP_START the set-up of a pixel and of a group (ending in the computed jump into the block), BLOCK = the MAC steps
+ * of 32 input bytes, BLOCK_END what the zero-skipping block adds at the block's end, STAGE_IN and STAGE_OUT what comes
+ * before and after the output stage (the pointers it needs; STAGE_OUT ends in a branch to 17 after a pixel's last
+ * group and leaves r1 at the next group's header), PAIR the output stage of two lanes in r6, r7 (PZ_PW_PAIR, or
+ * PZ_PW16_PAIR: pw16's lanes need no combining). */
+#define PZ_PW_FN(NAME, PIXEL_START, GROUP_START, BLOCK, BLOCK_END, STAGE_IN, PAIR, STAGE_OUT) \
 __asm__( \
     PZ_M0_FUNC(NAME) \
     PZ_M0_SAVE_R4_R11 \
@@ -192,8 +201,8 @@ __asm__( \
     "19:\n" \
     "    adds  r5, #(13f - 19b)\n" \
     "    str   r5, [sp, #4]\n"               /* the block + entry */ \
-    PZ_PW_PIXEL_START \
-    PZ_PW_GROUP_START(W_BACK) \
+    PIXEL_START \
+    GROUP_START \
     "13:\n" \
     BLOCK \
     "    adds  r0, #32\n" \
@@ -206,29 +215,20 @@ __asm__( \
     PZ_PW_STUBS("r7", "1", "f") \
     PZ_PW_STUBS("r6", "2", "f") \
     PZ_PW_STUBS("r7", "3", "f") \
-    "15:\n"                                  /* the group's dot products are done: r1 = the next group */ \
-    "    str   r1, [sp, #64]\n" \
-    "    ldr   r0, [sp, #24]\n" \
-    "    ldr   r1, [sp, #28]\n" \
-    "    ldr   r5, [sp, #32]\n" \
-    PZ_PW_PAIR("0", "1", "b") \
+    "15:\n"                                  /* the group's dot products are done */ \
+    STAGE_IN \
+    PAIR("0", "1", "b") \
     "    mov   r6, r8\n" \
     "    mov   r7, r9\n" \
-    PZ_PW_PAIR("2", "3", "b") \
+    PAIR("2", "3", "b") \
     "    mov   r6, r10\n" \
     "    mov   r7, r11\n" \
-    PZ_PW_PAIR("4", "5", "f") \
+    PAIR("4", "5", "f") \
     "    mov   r6, r12\n" \
     "    mov   r7, lr\n" \
-    PZ_PW_PAIR("6", "7", "f") \
-    "    adds  r1, #8\n" \
-    "    str   r1, [sp, #28]\n" \
-    "    str   r0, [sp, #24]\n" \
-    "    ldr   r4, [sp, #16]\n" \
-    "    cmp   r0, r4\n"                      /* past the last channel's records: the pixel is done */ \
-    "    beq   17f\n" \
-    "    ldr   r1, [sp, #64]\n" \
-    PZ_PW_GROUP_START(W_BACK) \
+    PAIR("6", "7", "f") \
+    STAGE_OUT \
+    GROUP_START \
     PZ_PW_STUBS("r6", "4", "b") \
     PZ_PW_STUBS("r7", "5", "b") \
     PZ_PW_STUBS("r6", "6", "b") \
@@ -245,8 +245,8 @@ __asm__( \
     "    subs  r4, #1\n" \
     "    str   r4, [sp, #48]\n" \
     "    beq   18f\n" \
-    PZ_PW_PIXEL_START \
-    PZ_PW_GROUP_START(W_BACK) \
+    PIXEL_START \
+    GROUP_START \
     "18:\n" \
     "    add   sp, #72\n" \
     PZ_M0_RESTORE_R4_R11_RETURN \
@@ -308,8 +308,107 @@ __asm__( \
     "    ldr   r4, [sp, #56]\n" \
     "    subs  r1, r1, r4\n"
 
-PZ_PW_FN("pz_q8_pw_m0", PZ_PW_BLOCK, "", "")
-PZ_PW_FN("pz_q8_pwz_m0", PZ_PW_BLOCK_Z, "    adds  r1, #128\n", PZ_PW_W_BACK)
+/* conv8's output stage: r1 (the next group's header) saved, r0 = the records, r1 = y, r5 = add; then both pointers
+ * saved, and the pixel is done when the records reach rq_end. */
+#define PZ_PW_STAGE_IN \
+    "    str   r1, [sp, #64]\n" \
+    "    ldr   r0, [sp, #24]\n" \
+    "    ldr   r1, [sp, #28]\n" \
+    "    ldr   r5, [sp, #32]\n"
+#define PZ_PW_STAGE_OUT \
+    "    adds  r1, #8\n" \
+    "    str   r1, [sp, #28]\n" \
+    "    str   r0, [sp, #24]\n" \
+    "    ldr   r4, [sp, #16]\n" \
+    "    cmp   r0, r4\n"                      /* past the last channel's records: the pixel is done */ \
+    "    beq   17f\n" \
+    "    ldr   r1, [sp, #64]\n"
+
+PZ_PW_FN("pz_q8_pw_m0", PZ_PW_PIXEL_START, PZ_PW_GROUP_START(""), PZ_PW_BLOCK, "", PZ_PW_STAGE_IN, PZ_PW_PAIR,
+         PZ_PW_STAGE_OUT)
+PZ_PW_FN("pz_q8_pwz_m0", PZ_PW_PIXEL_START, PZ_PW_GROUP_START(PZ_PW_W_BACK), PZ_PW_BLOCK_Z, "    adds  r1, #128\n",
+         PZ_PW_STAGE_IN, PZ_PW_PAIR, PZ_PW_STAGE_OUT)
+
+/* -- pw16: two MACs per MULS (compress/conv_layout.py "pw16") -------------------------------------------------------
+ * Signed x = xu - 128 times a word W = w_a + 65536 w_b of two output channels' weights is x w_a + 65536 x w_b
+ * (mod 2^32); the sum S of two input channels' products has its low half lo = x_c w_a,c + x_c+1 w_a,c+1 with
+ * |lo| <= 2 * 128 * 127 = 32,512 < 2^15, so SXTH S = lo exactly and (S - lo) >> 16 = the high half exactly. One
+ * input-channel pair and one lane pair (4 MACs): LDM {W_c, W_c+1} (3), MULS, MULS, ADDS, SXTH, SUBS, ASRS, ADD, ADD
+ * (8); a step of two input bytes (LDRB, SUBS #128, twice: 6) and four lane pairs is 50 cycles for 16 MACs. The lanes
+ * start at the header's bias_folded + 128 sum w and end at exactly the conv8 lanes' acc (no X, no even-lane
+ * combining), so the same records and output stage follow. */
+
+/* A new pixel: r1 = the first group's header. */
+#define PZ_PW16_PIXEL_START \
+    "    ldr   r1, [sp, #60]\n"
+
+/* A group (r1 = its header, lanes 2, 3, 4, 5, 0, 1, 6, 7: conv_layout.PW16_HEADER_LANES): lanes r6, r7, r8 .. r12,
+ * lr, then into the block at the pixel's first byte (r0 = that byte - lead). */
+#define PZ_PW16_GROUP_START \
+    "    ldm   r1!, {r2, r3, r4, r5, r6, r7}\n" \
+    "    mov   r8, r2\n" \
+    "    mov   r9, r3\n" \
+    "    mov   r10, r4\n" \
+    "    mov   r11, r5\n" \
+    "    ldm   r1!, {r2, r3}\n" \
+    "    mov   r12, r2\n" \
+    "    mov   lr, r3\n" \
+    "    ldr   r0, [sp, #8]\n" \
+    "    ldr   r5, [sp, #4]\n" \
+    "    mov   pc, r5\n"
+
+/* One lane pair of a step: the words of channels c (times r2) and c + 1 (times r3) into lanes A (low half) and B. */
+#define PZ_PW16_LANES(A, B) \
+    "    ldm   r1!, {r4, r5}\n" \
+    "    muls  r4, r2, r4\n" \
+    "    muls  r5, r3, r5\n" \
+    "    adds  r4, r4, r5\n" \
+    "    sxth  r5, r4\n" \
+    "    subs  r4, r4, r5\n" \
+    "    asrs  r4, r4, #16\n" \
+    "    " A ", r5\n" \
+    "    " B ", r4\n"
+/* Step k: input bytes X0 = 2k and X1 = 2k + 1 of the block. */
+#define PZ_PW16_STEP(X0, X1) \
+    "    ldrb  r2, [r0, #" X0 "]\n" \
+    "    subs  r2, #128\n" \
+    "    ldrb  r3, [r0, #" X1 "]\n" \
+    "    subs  r3, #128\n" \
+    PZ_PW16_LANES("adds  r6, r6", "adds  r7, r7") \
+    PZ_PW16_LANES("add   r8", "add   r9") \
+    PZ_PW16_LANES("add   r10", "add   r11") \
+    PZ_PW16_LANES("add   r12", "add   lr")
+#define PZ_PW16_STEP_BYTES 80
+#define PZ_PW16_BLOCK \
+    "20:\n" \
+    PZ_PW16_STEP("0", "1") \
+    "21:\n" \
+    PZ_PW16_STEP("2", "3") PZ_PW16_STEP("4", "5") PZ_PW16_STEP("6", "7") PZ_PW16_STEP("8", "9") \
+    PZ_PW16_STEP("10", "11") PZ_PW16_STEP("12", "13") PZ_PW16_STEP("14", "15") PZ_PW16_STEP("16", "17") \
+    PZ_PW16_STEP("18", "19") PZ_PW16_STEP("20", "21") PZ_PW16_STEP("22", "23") PZ_PW16_STEP("24", "25") \
+    PZ_PW16_STEP("26", "27") PZ_PW16_STEP("28", "29") PZ_PW16_STEP("30", "31") \
+    "    .if (21b - 20b) != " PZ_XSTR(PZ_PW16_STEP_BYTES) "\n" \
+    "    .error \"PZ_PW16_STEP_BYTES is not the size of one pw16 step\"\n" \
+    "    .endif\n"
+/* The output stage: r1 runs on from the group's last weight into its records (the layout puts them there) and then
+ * to the next group's header, so only y (r0) and add (r5) come from the frame; the pixel is done when r1 reaches the
+ * end of the weights (the frame's rq_end). 11 cycles a group against conv8's 19. */
+#define PZ_PW16_STAGE_IN \
+    "    ldr   r0, [sp, #28]\n" \
+    "    ldr   r5, [sp, #32]\n"
+#define PZ_PW16_STAGE_OUT \
+    "    adds  r0, #8\n" \
+    "    str   r0, [sp, #28]\n" \
+    "    ldr   r4, [sp, #16]\n" \
+    "    cmp   r1, r4\n"                      /* past the last group: the pixel is done */ \
+    "    beq   17f\n"
+/* Lanes r6, r7 to outputs I0, I1 (labels as PZ_PW_PAIR's). */
+#define PZ_PW16_PAIR(N0, N1, DIR) \
+    PZ_PW_OUT_AT("r6", N0, "4" N0 DIR, "5" N0 DIR, "6" N0, "r1", "r0") \
+    PZ_PW_OUT_AT("r7", N1, "4" N1 DIR, "5" N1 DIR, "6" N1, "r1", "r0")
+
+PZ_PW_FN("pz_q8_pw16_m0", PZ_PW16_PIXEL_START, PZ_PW16_GROUP_START, PZ_PW16_BLOCK, "", PZ_PW16_STAGE_IN,
+         PZ_PW16_PAIR, PZ_PW16_STAGE_OUT)
 
 #endif
 
@@ -317,32 +416,39 @@ int pz_pwconv_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
 #if PZ_Q8_M0_ASM
     const pz_conv_shape_t *s = &l->s;
     const uint32_t C = s->in_c, K = s->out_c;
+    const uint32_t pw16 = l->w_layout == PZ_Q8_W_PW16;
+    /* pw16 reads bytes one by one (any alignment) and two at a time (C even), and needs no byte sum (any C) */
     if (s->k_h != 1 || s->k_w != 1 || s->stride_h != 1 || s->stride_w != 1 || s->pad_top || s->pad_left ||
-        s->in_w != s->out_w || s->in_h != s->out_h || !l->rq || (l->out_xor & 0x7Fu) || K % 8u || C % 4u ||
-        C > 1024u || ((uintptr_t)xu & 3u)) {
-        return 0;
+        s->in_w != s->out_w || s->in_h != s->out_h || (l->out_xor & 0x7Fu) || K % 8u ||
+        (pw16 ? C % 2u : !l->rq || C % 4u || C > 1024u || ((uintptr_t)xu & 3u))) {
+        if (!pw16) return 0;
+        pz_conv2d_q8_ref(l, xu, y);  /* conv_q8_m0.c's paths read conv8 only; the build never gets here */
+        return 1;
     }
     pz_pw_args_t a;
     a.c = C;
     a.lead = (32u - C % 32u) % 32u;
-    a.rq_end = l->rq + PZ_Q8_RQ_WORDS * K;
-    const uint32_t zero_skipping = l->pad == 0;
-    /* the zero-skipping block's steps are PZ_PW_STEP_Z_BYTES long with a 2-byte ADDS after its step 15 */
-    a.entry = zero_skipping ? a.lead * PZ_PW_STEP_Z_BYTES + (a.lead >= 16u ? 2u : 0u) : a.lead * PZ_PW_STEP_BYTES;
+    /* the frame's end of a pixel's groups: conv8, the records' end; pw16, the weights' (records inside) */
+    a.rq_end = pw16 ? (const int32_t *)(const void *)(l->w + K / 8u * PZ_PW16_GROUP_BYTES(C))
+                    : l->rq + PZ_Q8_RQ_WORDS * K;
+    const uint32_t zero_skipping = !pw16 && l->pad == 0;
+    /* the zero-skipping block's steps are PZ_PW_STEP_Z_BYTES long with a 2-byte ADDS after its step 15; pw16's steps
+     * take two bytes */
+    a.entry = pw16 ? a.lead / 2u * PZ_PW16_STEP_BYTES
+              : zero_skipping ? a.lead * PZ_PW_STEP_Z_BYTES + (a.lead >= 16u ? 2u : 0u) : a.lead * PZ_PW_STEP_BYTES;
     a.w_back = zero_skipping ? 8u * a.lead - (a.lead >= 16u ? 128u : 0u) : 0u;
     a.rq = l->rq;
     a.add = (uint32_t)(l->out_zp + l->out_xor);
     a.lo = (uint32_t)(l->act_min + l->out_xor);
     a.hi = (uint32_t)(l->act_max + l->out_xor);
     void (*const loop)(const uint8_t *, const uint8_t *, const pz_pw_args_t *, uint8_t *) =
-        zero_skipping ? pz_q8_pwz_m0 : pz_q8_pw_m0;
+        pw16 ? pz_q8_pw16_m0 : zero_skipping ? pz_q8_pwz_m0 : pz_q8_pw_m0;
     a.pixels = (uint32_t)s->out_h * s->out_w;
     if (a.pixels) loop(xu, l->w, &a, y);
     return 1;
 #else
-    (void)l;
-    (void)xu;
-    (void)y;
-    return 0;
+    if (l->w_layout != PZ_Q8_W_PW16) return 0;
+    pz_conv2d_q8_ref(l, xu, y);  /* the host build: conv_q8_m0.c's C paths read conv8 only */
+    return 1;
 #endif
 }
