@@ -736,14 +736,16 @@ PZ_DW_HEX_FN("pz_q8_dw3x3_hex_blr_out_m0", PZ_DW_HEX_ROW_LR, PZ_DW_SPAN_6C, BOT)
     "    str   r3, [sp, #16]\n"            /* end = x + C */ \
     "    ldr   r3, [sp, #52]\n"            \
     "    str   r3, [sp]\n"
-#define PZ_DW_NEXT_BODY(NAME)              \
+/* After a group's last channel: the next group (STEP: x, end, records, y), the last one in body r if forms bit 1 is
+ * set; after a row's last group on to the next row (PZ_DW_NEXT_ROW). */
+#define PZ_DW_NEXT_BODY_STEP(NAME, STEP)   \
     "    ldr   r5, [sp, #40]\n"            \
     "    subs  r5, #1\n"                   \
     "    bne   5f\n"                       \
     "    b     .L" NAME "n\n"              \
     "5:\n"                                 \
     "    str   r5, [sp, #40]\n"            \
-    PZ_DW_GROUP_STEP                   \
+    STEP                                   \
     "    cmp   r5, #1\n"                   /* the last group next: body r if forms bit 1 */ \
     "    bne   6f\n"                       \
     "    ldr   r5, [sp, #60]\n"            \
@@ -752,6 +754,7 @@ PZ_DW_HEX_FN("pz_q8_dw3x3_hex_blr_out_m0", PZ_DW_HEX_ROW_LR, PZ_DW_SPAN_6C, BOT)
     "    b     " NAME "_r\n"               \
     "6:\n"                                 \
     "    b     " NAME "_p\n"
+#define PZ_DW_NEXT_BODY(NAME) PZ_DW_NEXT_BODY_STEP(NAME, PZ_DW_GROUP_STEP)
 #define PZ_DW_BODY(NAME, B, ROW, MODE)                                                      \
     "    .global " NAME B "\n"                                                              \
     NAME B ":\n"                                                                            \
@@ -760,28 +763,34 @@ PZ_DW_HEX_FN("pz_q8_dw3x3_hex_blr_out_m0", PZ_DW_HEX_ROW_LR, PZ_DW_SPAN_6C, BOT)
     PZ_DW_SAT6
 /* ENTRY_L: to body l when forms bit 0 is set (stride 1; at stride 2 a left padding column takes the band) */
 #define PZ_DW_ENTRY_L(NAME) "    lsrs  r5, r5, #1\n    bcc   7f\n    b     " NAME "_l\n7:\n"
+/* The row functions' entry into the first group's body: body l if ENTRY_L finds forms bit 0 (r5 = forms), else
+ * body r for a row of one group with forms bit 1, else body p; and their return (.L NAME x). */
+#define PZ_DW_FIRST_BODY(NAME, ENTRY_L)    \
+    "    ldr   r5, [sp, #60]\n"            \
+    ENTRY_L                                \
+    "    ldr   r6, [sp, #40]\n"            /* one group: body r if forms bit 1 */ \
+    "    cmp   r6, #1\n"                   \
+    "    bne   8f\n"                       \
+    "    lsrs  r5, r5, #1\n"               \
+    "    bcc   8f\n"                       \
+    "    b     " NAME "_r\n"               \
+    "8:\n"
+#define PZ_DW_ROW_FN_END(NAME)             \
+    ".L" NAME "x:\n"                       \
+    "    add   sp, #80\n"                  \
+    PZ_M0_RESTORE_R4_R11_RETURN            \
+    "    .size   " NAME ", . - " NAME "\n" \
+    "    .popsection\n");
 #define PZ_DW_HEX_ROW_FN(NAME, ROWP, ROWR, SPAN, MODE, ENTRY_L, BODY_L)                     \
 __asm__(                                                                                    \
     PZ_DW_GROUP_ENTRY(NAME, SPAN, "80", PZ_DW_PRO_ROW, "", PZ_DW_POST_HEX, MODE)            \
     ".L" NAME "e:\n"                                                                        \
-    "    ldr   r5, [sp, #60]\n"                                                             \
-    ENTRY_L                                                                                 \
-    "    ldr   r6, [sp, #40]\n"      /* one group: body r if forms bit 1 */                 \
-    "    cmp   r6, #1\n"                                                                    \
-    "    bne   8f\n"                                                                        \
-    "    lsrs  r5, r5, #1\n"                                                                \
-    "    bcc   8f\n"                                                                        \
-    "    b     " NAME "_r\n"                                                                \
-    "8:\n"                                                                                  \
+    PZ_DW_FIRST_BODY(NAME, ENTRY_L)                                                         \
     PZ_DW_BODY(NAME, "_p", ROWP, MODE)                                                      \
     BODY_L                                                                                  \
     PZ_DW_BODY(NAME, "_r", ROWR, MODE)                                                      \
     PZ_DW_NEXT_ROW(NAME, PZ_DW_ROW_RECORDS)                                                 \
-    ".L" NAME "x:\n"                                                                        \
-    "    add   sp, #80\n"                                                                   \
-    PZ_M0_RESTORE_R4_R11_RETURN                                                             \
-    "    .size   " NAME ", . - " NAME "\n"                                                  \
-    "    .popsection\n");
+    PZ_DW_ROW_FN_END(NAME)
 #define PZ_DW_HEX_ROW_FN1(NAME, MODE) \
     PZ_DW_HEX_ROW_FN(NAME, PZ_DW_HEX_ROW, PZ_DW_HEX_ROW_R, PZ_DW_SPAN_6C, MODE, PZ_DW_ENTRY_L(NAME), \
                      PZ_DW_BODY(NAME, "_l", PZ_DW_HEX_ROW_L, MODE))
@@ -858,14 +867,8 @@ PZ_DW_HEX_ROW_FN2("pz_q8_dw3x3_hex2_b_out_m0", BOT)
     "    b     1b\n"                 /* the loop is past BNE's reach */                                  \
     "2:\n"
 /* From a group's last channel (r0 = its x + C) to the next group: x + x_step, its end, the first channel's records
- * again (y - x - 1 stays); the last group in body r if forms bit 1 is set. */
-#define PZ_DW_HEX8_NEXT_BODY(NAME)         \
-    "    ldr   r5, [sp, #40]\n"            \
-    "    subs  r5, #1\n"                   \
-    "    bne   5f\n"                       \
-    "    b     .L" NAME "n\n"              \
-    "5:\n"                                 \
-    "    str   r5, [sp, #40]\n"            \
+ * again (y - x - 1 stays): PZ_DW_NEXT_BODY_STEP's STEP. */
+#define PZ_DW_HEX8_GROUP_STEP              \
     "    ldr   r3, [sp, #44]\n"            \
     "    adds  r0, r0, r3\n"               \
     "    movs  r3, r0\n"                   \
@@ -873,20 +876,12 @@ PZ_DW_HEX_ROW_FN2("pz_q8_dw3x3_hex2_b_out_m0", BOT)
     "    str   r3, [sp, #16]\n"            /* end = x + C */ \
     "    ldr   r2, [sp, #52]\n"            \
     "    ldr   r3, [sp, #56]\n"            \
-    "    str   r3, [sp, #20]\n"            \
-    "    cmp   r5, #1\n"                   \
-    "    bne   6f\n"                       \
-    "    ldr   r5, [sp, #60]\n"            \
-    "    lsrs  r5, r5, #2\n"               \
-    "    bcc   6f\n"                       \
-    "    b     " NAME "_r\n"               \
-    "6:\n"                                 \
-    "    b     " NAME "_p\n"
+    "    str   r3, [sp, #20]\n"
 #define PZ_DW_HEX8_BODY(NAME, B, ROW)       \
     "    .global " NAME B "\n"              \
     NAME B ":\n"                            \
     PZ_DW_HEX8_LOOP(ROW)                    \
-    PZ_DW_HEX8_NEXT_BODY(NAME)              \
+    PZ_DW_NEXT_BODY_STEP(NAME, PZ_DW_HEX8_GROUP_STEP) \
     PZ_DW_SAT6
 /* PZ_DW_NEXT_ROW's RECORDS: the end x + 8; the dw records from the frame (body entry: r2 = [sp]) */
 #define PZ_DW_HEX8_ROW_RECORDS "    movs  r3, r0\n    adds  r3, #8\n    str   r3, [sp, #16]\n"
@@ -912,24 +907,12 @@ __asm__(                                                                        
     "    str   r1, [sp, #36]\n"      /* row - 32 */                                                       \
     ".L" NAME "e:\n"                                                                                      \
     "    ldr   r2, [sp]\n"                                                                                \
-    "    ldr   r5, [sp, #60]\n"                                                                           \
-    PZ_DW_ENTRY_L(NAME)                                                                                   \
-    "    ldr   r6, [sp, #40]\n"      /* one group: body r if forms bit 1 */                               \
-    "    cmp   r6, #1\n"                                                                                  \
-    "    bne   8f\n"                                                                                      \
-    "    lsrs  r5, r5, #1\n"                                                                              \
-    "    bcc   8f\n"                                                                                      \
-    "    b     " NAME "_r\n"                                                                              \
-    "8:\n"                                                                                                \
+    PZ_DW_FIRST_BODY(NAME, PZ_DW_ENTRY_L(NAME))                                                           \
     PZ_DW_HEX8_BODY(NAME, "_p", PZ_DW_HEX8_ROW)                                                           \
     PZ_DW_HEX8_BODY(NAME, "_l", PZ_DW_HEX8_ROW_L)                                                         \
     PZ_DW_HEX8_BODY(NAME, "_r", PZ_DW_HEX8_ROW_R)                                                         \
     PZ_DW_NEXT_ROW(NAME, PZ_DW_HEX8_ROW_RECORDS)                                                          \
-    ".L" NAME "x:\n"                                                                                      \
-    "    add   sp, #80\n"                                                                                 \
-    PZ_M0_RESTORE_R4_R11_RETURN                                                                           \
-    "    .size   " NAME ", . - " NAME "\n"                                                                \
-    "    .popsection\n");
+    PZ_DW_ROW_FN_END(NAME)
 PZ_DW_HEX8_FN("pz_q8_dw3x3_hex8_out_m0")
 
 /* The same forms of the fused three-pixel loops (a SAME row's last group of three: a padding column at its right; a
