@@ -436,6 +436,14 @@ void pz_q8_dw3x3_triple_m0(const uint8_t *x, const uint8_t *w, int32_t *acc, con
     "    adds  r7, r0, r1\n"                                                          \
     "    str   r7, [sp, #16]\n"                                                       \
     POST
+/* Kernel row 1's taps 3, 4, 5 into r5, r6, r7 from the channel's dw record at REC (bias, taps 0..3, 4..7), REC
+ * advancing past taps 4..7. */
+#define PZ_DW_TAPS_345(REC)                                 \
+    "    ldm   " REC "!, {r5, r7}\n"  /* taps 0..3, 4..7 */ \
+    "    asrs  r5, r5, #24\n"                               \
+    "    sxtb  r6, r7\n"                                    \
+    "    sxth  r7, r7\n"                                    \
+    "    asrs  r7, r7, #8\n"
 #define PZ_DW_GROUP_LOOP(ROW, INIT, FINISH, ROWSTEP, MODE)                              \
     "1:\n"                                                                            \
     "    ldr   r4, [sp]\n"                                                            \
@@ -445,11 +453,7 @@ void pz_q8_dw3x3_triple_m0(const uint8_t *x, const uint8_t *w, int32_t *acc, con
     PZ_DW_##MODE##_K0(ROW, ROWSTEP)                                                   \
     "    ldr   r4, [sp]\n"                                                            \
     PZ_DW_##MODE##_K1_AT                                                              \
-    "    ldm   r4!, {r5, r7}\n"      /* taps 0..3, 4..7 */                            \
-    "    asrs  r5, r5, #24\n"        /* taps 3, 4, 5 */                               \
-    "    sxtb  r6, r7\n"                                                              \
-    "    sxth  r7, r7\n"                                                              \
-    "    asrs  r7, r7, #8\n"                                                          \
+    PZ_DW_TAPS_345("r4")                                                              \
     ROW                                                                               \
     PZ_DW_##MODE##_K2(ROW, ROWSTEP)                                                   \
     "    ldr   r3, [sp, #12]\n"                                                       \
@@ -835,11 +839,7 @@ PZ_DW_HEX_ROW_FN2("pz_q8_dw3x3_hex2_b_out_m0", BOT)
     PZ_DW_ROW0(ROW)                                                                                      \
     "    adds  r0, r0, r1\n"                                                                             \
     "    subs  r2, #4\n"                                                                                 \
-    "    ldm   r2!, {r5, r7}\n"      /* taps 0..3, 4..7 */                                               \
-    "    asrs  r5, r5, #24\n"        /* taps 3, 4, 5 */                                                  \
-    "    sxtb  r6, r7\n"                                                                                 \
-    "    sxth  r7, r7\n"                                                                                 \
-    "    asrs  r7, r7, #8\n"                                                                             \
+    PZ_DW_TAPS_345("r2")                                                                                 \
     ROW                                                                                                  \
     "    adds  r0, r0, r1\n"                                                                             \
     "    subs  r2, #4\n"                                                                                 \
