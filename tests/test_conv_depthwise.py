@@ -23,7 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_conv_requant import ACTS, bound_case, rounded, set_act
 from test_firmware_conv import conv_case, host_conv_lib, q8_golden, run_q8
-from test_planner_overlap import last_reader, run_kernel
+from test_planner_overlap import last_reader, least_lead, read_lookbacks, run_kernel
 
 from firmware import convgen, planner
 from rp2040_sim.kernel_harness import ConvImage, conv_records, conv_shape
@@ -363,12 +363,7 @@ def test_dwconv_m0_fused_edges_keep_the_overlap_contract(m0, h, w, c, stride, lo
     assert convgen.OVERLAP_LOOKBACK[rows.kind] == "row"
     y, trace = run_kernel(m0, t, "pz_dwconv2d_q8_m0")
     np.testing.assert_array_equal(y, want)
-    last, written = last_reader(rows), -1
-    for is_write, off in trace:
-        if is_write:
-            written = max(written, off // c)
-        elif written >= 0:
-            assert last[off] >= written - s.out_w + 1, (off, written)
+    assert max(read_lookbacks(trace, last_reader(rows), c), default=0) <= s.out_w
     lead = planner.aligned(rows.overlap_lead("row"))
     np.testing.assert_array_equal(run_kernel(m0, t, "pz_dwconv2d_q8_m0", lead)[0], want)
 
@@ -429,20 +424,11 @@ def test_dwconv_m0_tile_keeps_its_overlap_contract(m0, h, c, stride, loop):
     assert convgen.depthwise_tile(rows) and convgen.overlap_lookback(rows) == "tile"
     y, trace = run_kernel(m0, t, "pz_dwconv2d_q8_m0")
     np.testing.assert_array_equal(y, want)
-    last, written, needed = last_reader(rows), -1, 0
-    for is_write, off in trace:
-        if is_write:
-            written = max(written, off // c)
-        elif written >= 0:
-            needed = max(needed, written - last[off] + 1)
+    needed = max([0] + read_lookbacks(trace, last_reader(rows), c))
     assert s.out_w < needed <= s.out_h * s.out_w
     lead = planner.aligned(rows.overlap_lead("tile"))
     np.testing.assert_array_equal(run_kernel(m0, t, "pz_dwconv2d_q8_m0", lead)[0], want)
-    first_write, last_read = {}, {}
-    for time, (is_write, off) in enumerate(trace):
-        (first_write.setdefault(off, time) if is_write else last_read.__setitem__(off, time))
-    least = next(d for d in range(0, s.out_h * s.out_w * c + 1)
-                 if all(first_write[o] > last_read.get(o - d, -1) for o in first_write))
+    least = least_lead(trace, s.out_h * s.out_w * c)
     assert least <= lead
     if least > 0:   # stride 1 (output as large as the input): in place the outputs are wrong
         assert not np.array_equal(run_kernel(m0, t, "pz_dwconv2d_q8_m0", 0)[0], want)

@@ -191,7 +191,7 @@ def test_pointwise_keeps_the_overlap_contract(m0, h, w, c, k, zero_input):  # no
     paths): in rp2040_sim, once output pixel p is written, only windows of pixels p - OVERLAP_LOOKBACK + 1 on are
     read; run over its own input at the planned lead it is bit-exact."""
     from firmware import convgen, planner
-    from test_planner_overlap import last_reader, run_kernel
+    from test_planner_overlap import last_reader, read_lookbacks, run_kernel
 
     t = pointwise_case(5 * h + c, h, w, c, k, zero_input, True, "relu6")
     assert expected_loop(t) is not None
@@ -200,14 +200,8 @@ def test_pointwise_keeps_the_overlap_contract(m0, h, w, c, k, zero_input):  # no
     want = q8_golden(t)
     y, trace = run_kernel(m0, t, "pz_conv2d_q8_m0")
     np.testing.assert_array_equal(y, want)
-    last, written, reads_after = last_reader(rows), -1, 0
-    for is_write, off in trace:
-        if is_write:
-            written = max(written, off // k)
-        elif written >= 0:
-            reads_after += 1
-            assert last[off] >= written - back + 1, (off, written)
-    assert reads_after > 0
+    needs = read_lookbacks(trace, last_reader(rows), k)
+    assert needs and max(needs) <= back, max(needs, default=None)
     lead = planner.aligned(rows.overlap_lead(back))
     np.testing.assert_array_equal(run_kernel(m0, t, "pz_conv2d_q8_m0", lead)[0], want)
     if k > c and not zero_input:  # the check can fail: at no lead an expanding output overwrites bytes still read

@@ -38,6 +38,28 @@ def last_reader(rows: convgen.Rows) -> np.ndarray:
     return last
 
 
+def read_lookbacks(trace, last: np.ndarray, out_c: int) -> list[int]:
+    """For each input read of a kernel trace after its first output write: how far back the highest output pixel
+    written so far reaches for it, written - last[off] + 1 (the lookback that read needs; <= 0: none)."""
+    written, needs = -1, []
+    for is_write, off in trace:
+        if is_write:
+            written = max(written, off // out_c)
+        elif written >= 0:
+            needs.append(written - int(last[off]) + 1)
+    return needs
+
+
+def least_lead(trace, out_bytes: int) -> int:
+    """The least lead (bytes) a trace's order needs in place: every output byte written after the last read of the
+    input byte under it."""
+    first_write, last_read = {}, {}
+    for time, (is_write, off) in enumerate(trace):
+        (first_write.setdefault(off, time) if is_write else last_read.__setitem__(off, time))
+    return next(d for d in range(0, out_bytes + 1)
+                if all(first_write[o] > last_read.get(o - d, -1) for o in first_write))
+
+
 def lead_is_safe(rows: convgen.Rows, lookback: int, lead: int) -> bool:
     """Brute force: with the output `lead` bytes before the input, no byte of output pixel p is an input byte that a
     pixel the kernel may still read after writing p (p - lookback + 1 or later) needs."""
@@ -229,22 +251,9 @@ def test_m0_kernels_keep_the_overlap_contract(m0, seed, h, w, c, k, kernel, stri
 
     y, trace = run_kernel(m0, t, fn)
     np.testing.assert_array_equal(y, want)
-    last = last_reader(rows)
-    written, reads_after, needed = -1, 0, 0
-    for is_write, off in trace:
-        if is_write:
-            written = max(written, off // s.out_c)
-        elif written >= 0:
-            reads_after += 1
-            assert last[off] >= written - back + 1, (off, written)
-            needed = max(needed, written - last[off] + 1)   # the lookback this kernel really uses (<= 0: none)
-    assert reads_after > 0 and needed <= back
-    # the least lead this order needs: every output byte written after the last read of the input byte under it
-    first_write, last_read = {}, {}
-    for time, (is_write, off) in enumerate(trace):
-        (first_write.setdefault(off, time) if is_write else last_read.__setitem__(off, time))
-    least = next(d for d in range(0, s.out_h * s.out_w * s.out_c + 1)
-                 if all(first_write[o] > last_read.get(o - d, -1) for o in first_write))
+    needs = read_lookbacks(trace, last_reader(rows), s.out_c)
+    assert needs and max(needs) <= back, max(needs, default=None)
+    least = least_lead(trace, s.out_h * s.out_w * s.out_c)
     lead = planner.aligned(rows.overlap_lead(lookback))
     assert least <= lead
     np.testing.assert_array_equal(run_kernel(m0, t, fn, lead)[0], want)
