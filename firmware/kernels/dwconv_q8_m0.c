@@ -278,13 +278,17 @@ void pz_q8_dw3x3_triple_m0(const uint8_t *x, const uint8_t *w, int32_t *acc, con
                                  PZ_DW_MAC("r3", "r6", "r10")                                            \
     "    ldrb  r3, [r0, r1]\n"   PZ_DW_MAC("r6", "r3", "r11") PZ_DW_MAC("r3", "r7", "r10")               \
     "    ldrb  r3, [r0, r2]\n"   PZ_DW_MAC("r7", "r3", "r11")
-/* Stride 2 (pixel k reads columns 2k..2k + 2): 9 bytes, 12 MACs, 2 copies, two 3C steps: 46 cycles. */
-#define PZ_DW_QUAD2_ROW                                                                                  \
+/* The common start of a stride-2 kernel row (PZ_DW_QUAD2_ROW, PZ_DW_TRIPLE2_ROW_, PZ_DW_TILE2_ROW): columns
+ * x0..x3, pixel 0 complete, pixel 1's x2 u0 and x3 u1. */
+#define PZ_DW_S2_ROW_HEAD                                                                                \
     "    ldrb  r3, [r0]\n"       PZ_DW_MAC("r3", "r5", "r8")                                             \
     "    ldrb  r3, [r0, r1]\n"   PZ_DW_MAC("r3", "r6", "r8")                                             \
     "    ldrb  r3, [r0, r2]\n"   PZ_DW_COPY("r7", "r8") PZ_DW_MAC("r3", "r5", "r9")                      \
     "    add   r0, r12\n"                                                                                \
-    "    ldrb  r3, [r0]\n"       PZ_DW_MAC("r3", "r6", "r9")                                             \
+    "    ldrb  r3, [r0]\n"       PZ_DW_MAC("r3", "r6", "r9")
+/* Stride 2 (pixel k reads columns 2k..2k + 2): 9 bytes, 12 MACs, 2 copies, two 3C steps: 46 cycles. */
+#define PZ_DW_QUAD2_ROW                                                                                  \
+    PZ_DW_S2_ROW_HEAD                                                                                    \
     "    ldrb  r3, [r0, r1]\n"   PZ_DW_COPY("r7", "r9") PZ_DW_MAC("r3", "r5", "r10")                     \
     "    ldrb  r3, [r0, r2]\n"   PZ_DW_MAC("r3", "r6", "r10")                                            \
     "    add   r0, r12\n"                                                                                \
@@ -307,11 +311,7 @@ void pz_q8_dw3x3_triple_m0(const uint8_t *x, const uint8_t *w, int32_t *acc, con
 /* Three pixels at stride 2 (rows of 3 outputs: fused output stage only, pz_q8_dw3x3_triple2_out_m0): 7 bytes, 9
  * MACs, 1 copy (b2; b4, b5, b6 meet the weights' last uses), two 3C steps: 35 cycles. */
 #define PZ_DW_TRIPLE2_ROW_(LAST)                                                                         \
-    "    ldrb  r3, [r0]\n"       PZ_DW_MAC("r3", "r5", "r8")                                             \
-    "    ldrb  r3, [r0, r1]\n"   PZ_DW_MAC("r3", "r6", "r8")                                             \
-    "    ldrb  r3, [r0, r2]\n"   PZ_DW_COPY("r7", "r8") PZ_DW_MAC("r3", "r5", "r9")                      \
-    "    add   r0, r12\n"                                                                                \
-    "    ldrb  r3, [r0]\n"       PZ_DW_MAC("r3", "r6", "r9")                                             \
+    PZ_DW_S2_ROW_HEAD                                                                                    \
     "    ldrb  r3, [r0, r1]\n"   PZ_DW_MAC("r5", "r3", "r10") PZ_DW_MAC("r3", "r7", "r9")                \
     "    ldrb  r3, [r0, r2]\n"   PZ_DW_MAC("r6", "r3", "r10")                                            \
     "    add   r0, r12\n"                                                                                \
@@ -993,11 +993,7 @@ pz_dw_out_fn pz_q8_dw3x3_tile_out_m0, pz_q8_dw3x3_tile2_out_m0;
  * x1 u1 + x2 u2, pixel 1 += x2 u0 + x3 u1 + x4 u2, pixel 2 += x4 u0 + x5 u1: 8 MACs, 1 copy; on to the next row
  * (two 3C steps). */
 #define PZ_DW_TILE2_ROW                                                                                  \
-    "    ldrb  r3, [r0]\n"       PZ_DW_MAC("r3", "r5", "r8")                                             \
-    "    ldrb  r3, [r0, r1]\n"   PZ_DW_MAC("r3", "r6", "r8")                                             \
-    "    ldrb  r3, [r0, r2]\n"   PZ_DW_COPY("r7", "r8") PZ_DW_MAC("r3", "r5", "r9")                      \
-    "    add   r0, r12\n"                                                                                \
-    "    ldrb  r3, [r0]\n"       PZ_DW_MAC("r3", "r6", "r9")                                             \
+    PZ_DW_S2_ROW_HEAD                                                                                    \
     "    ldrb  r3, [r0, r1]\n"   PZ_DW_MAC("r7", "r3", "r9") PZ_DW_MAC("r3", "r5", "r10")                \
     "    ldrb  r3, [r0, r2]\n"   PZ_DW_MAC("r3", "r6", "r10")                                            \
     "    add   r0, r12\n"
