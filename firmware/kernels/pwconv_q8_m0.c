@@ -283,24 +283,23 @@ __asm__( \
     PZ_PW_MAC_WORD_AT(W0, "adds  r6, r6", "adds  r7, r7", "add   r8", "add   r9") \
     PZ_PW_MAC_WORD_AT(W1, "add   r10", "add   r11", "add   r12", "add   lr") \
     "8:\n"
+/* Steps X + 1 .. X + 15 of a half block (X = 0 or 16): x[X + j] and the weights at 8 j and 8 j + 4. */
+#define PZ_PW_HALF_Z(X) \
+    PZ_PW_MAC_Z(X "+1", "8", "12") PZ_PW_MAC_Z(X "+2", "16", "20") PZ_PW_MAC_Z(X "+3", "24", "28") \
+    PZ_PW_MAC_Z(X "+4", "32", "36") PZ_PW_MAC_Z(X "+5", "40", "44") PZ_PW_MAC_Z(X "+6", "48", "52") \
+    PZ_PW_MAC_Z(X "+7", "56", "60") PZ_PW_MAC_Z(X "+8", "64", "68") PZ_PW_MAC_Z(X "+9", "72", "76") \
+    PZ_PW_MAC_Z(X "+10", "80", "84") PZ_PW_MAC_Z(X "+11", "88", "92") PZ_PW_MAC_Z(X "+12", "96", "100") \
+    PZ_PW_MAC_Z(X "+13", "104", "108") PZ_PW_MAC_Z(X "+14", "112", "116") PZ_PW_MAC_Z(X "+15", "120", "124")
 /* Steps k = 0..31 read x[k] and the weights at 8 (k mod 16) and 8 (k mod 16) + 4; r1 steps 128 after step 15. */
 #define PZ_PW_BLOCK_Z \
     "20:\n" \
     PZ_PW_MAC_Z("0", "0", "4") \
     "21:\n" \
-    PZ_PW_MAC_Z("1", "8", "12") PZ_PW_MAC_Z("2", "16", "20") PZ_PW_MAC_Z("3", "24", "28") \
-    PZ_PW_MAC_Z("4", "32", "36") PZ_PW_MAC_Z("5", "40", "44") PZ_PW_MAC_Z("6", "48", "52") \
-    PZ_PW_MAC_Z("7", "56", "60") PZ_PW_MAC_Z("8", "64", "68") PZ_PW_MAC_Z("9", "72", "76") \
-    PZ_PW_MAC_Z("10", "80", "84") PZ_PW_MAC_Z("11", "88", "92") PZ_PW_MAC_Z("12", "96", "100") \
-    PZ_PW_MAC_Z("13", "104", "108") PZ_PW_MAC_Z("14", "112", "116") PZ_PW_MAC_Z("15", "120", "124") \
+    PZ_PW_HALF_Z("0") \
     "22:\n" \
     "    adds  r1, #128\n" \
-    PZ_PW_MAC_Z("16", "0", "4") PZ_PW_MAC_Z("17", "8", "12") PZ_PW_MAC_Z("18", "16", "20") \
-    PZ_PW_MAC_Z("19", "24", "28") PZ_PW_MAC_Z("20", "32", "36") PZ_PW_MAC_Z("21", "40", "44") \
-    PZ_PW_MAC_Z("22", "48", "52") PZ_PW_MAC_Z("23", "56", "60") PZ_PW_MAC_Z("24", "64", "68") \
-    PZ_PW_MAC_Z("25", "72", "76") PZ_PW_MAC_Z("26", "80", "84") PZ_PW_MAC_Z("27", "88", "92") \
-    PZ_PW_MAC_Z("28", "96", "100") PZ_PW_MAC_Z("29", "104", "108") PZ_PW_MAC_Z("30", "112", "116") \
-    PZ_PW_MAC_Z("31", "120", "124") \
+    PZ_PW_MAC_Z("16", "0", "4") \
+    PZ_PW_HALF_Z("16") \
     "    .if (21b - 20b) != " PZ_XSTR(PZ_PW_STEP_Z_BYTES) " || (22b - 20b) != 16 * " PZ_XSTR(PZ_PW_STEP_Z_BYTES) "\n" \
     "    .error \"PZ_PW_STEP_Z_BYTES is not the size of one zero-skipping step\"\n" \
     "    .endif\n"
