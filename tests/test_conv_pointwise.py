@@ -180,6 +180,16 @@ def test_older_multipliers_keep_the_general_path(m0):  # noqa: F811
     check(m0, t, 0)
 
 
+def test_harness_refuses_pw16_without_records():
+    """The kernel harness packs pw16 only with the layer's records inside; without them it says so."""
+    from rp2040_sim.kernel_harness import conv_packed
+
+    t = pointwise_case(3, 3, 4, 32, 64, True, False, "relu")
+    assert conv_weight_layout(t) == "conv8"
+    with pytest.raises(ValueError, match="one-multiply records"):
+        conv_packed(t, "pw16")
+
+
 @pytest.mark.parametrize("h,w,c,k,zero_input", [
     (6, 6, 8, 16, False),   # pd_mobilenet's expanding 8 -> 16
     (4, 5, 8, 16, True),    # zero skipping
