@@ -47,48 +47,93 @@ static uint32_t compact(const uint8_t *xu, uint32_t k0, uint32_t k1, uint32_t *l
 }
 
 #if !PZ_Q8_M0_ASM
+/* A[0..lanes) += x times one input's lane words p[0 .. lanes) (the extraction the Thumb-1 loops do). */
+static void mac_lanes_c(int32_t x, const uint8_t *p0, uint32_t lanes, uint32_t *A) {
+    for (uint32_t h = 0; h < lanes; h += 4) {
+        const uint8_t *p = p0 + h;
+        uint32_t W = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+        int32_t lo = (int32_t)((W & 0xFFFFu) ^ 0x8000u) - 0x8000;  /* sxth */
+        int32_t hi = (int32_t)((W >> 16) ^ 0x8000u) - 0x8000;      /* asr 16 */
+        A[h + 0] += (uint32_t)(lo * x);
+        A[h + 1] += (uint32_t)((lo >> 8) * x);                     /* >> is arithmetic with GCC/Clang */
+        A[h + 2] += (uint32_t)(hi * x);
+        A[h + 3] += (uint32_t)((hi >> 8) * x);
+    }
+}
+
 /* A[0..lanes) = the lane sums of one group over the n list entries (w = the group's weights at the slice start). */
 static void dot_list_c(const uint32_t *list, uint32_t n, const uint8_t *w, uint32_t lanes, uint32_t *A) {
     for (uint32_t i = 0; i < lanes; i++) A[i] = 0;
     for (uint32_t e = 0; e < n; e++) {
-        int32_t x = (int32_t)(list[e] >> 16);
-        const uint8_t *p0 = w + (list[e] & 0xFFFFu) / 8u * lanes;
-        for (uint32_t h = 0; h < lanes; h += 4) {
-            const uint8_t *p = p0 + h;
-            uint32_t W = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-            int32_t lo = (int32_t)((W & 0xFFFFu) ^ 0x8000u) - 0x8000;  /* sxth */
-            int32_t hi = (int32_t)((W >> 16) ^ 0x8000u) - 0x8000;      /* asr 16 */
-            A[h + 0] += (uint32_t)(lo * x);
-            A[h + 1] += (uint32_t)((lo >> 8) * x);                     /* >> is arithmetic with GCC/Clang */
-            A[h + 2] += (uint32_t)(hi * x);
-            A[h + 3] += (uint32_t)((hi >> 8) * x);
-        }
+        mac_lanes_c((int32_t)(list[e] >> 16), w + (list[e] & 0xFFFFu) / 8u * lanes, lanes, A);
     }
 }
-#endif
 
-#if !PZ_Q8_M0_ASM
 /* A[0..lanes) = the lane sums over inputs [0, nk4) (nk4 a multiple of 4) of one group. */
 static void dot_lanes_c(const uint8_t *xu, uint32_t nk4, const uint8_t *w, uint32_t lanes, uint32_t *A) {
     for (uint32_t i = 0; i < lanes; i++) A[i] = 0;
     for (uint32_t k = 0; k < nk4; k++) {
-        int32_t x = xu[k];
-        for (uint32_t h = 0; h < lanes; h += 4) {
-            const uint8_t *p = w + k * lanes + h;
-            uint32_t W = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-            int32_t lo = (int32_t)((W & 0xFFFFu) ^ 0x8000u) - 0x8000;  /* sxth */
-            int32_t hi = (int32_t)((W >> 16) ^ 0x8000u) - 0x8000;      /* asr 16 */
-            A[h + 0] += (uint32_t)(lo * x);
-            A[h + 1] += (uint32_t)((lo >> 8) * x);                     /* >> is arithmetic with GCC/Clang */
-            A[h + 2] += (uint32_t)(hi * x);
-            A[h + 3] += (uint32_t)((hi >> 8) * x);
-        }
+        mac_lanes_c(xu[k], w + k * lanes, lanes, A);
     }
 }
 
 #endif
 
 #if PZ_Q8_M0_ASM
+/* The pieces pz_q8_dot8_m0 and pz_q8_skip8_m0 share. ZERO_LANES8: the eight lane accumulators r6, r7, r8 .. r12, lr
+ * to 0. DUFF4_ENTRY: r4 = a count of the body's units (4-input blocks or list entries, at bit 2 and up of r4) taken
+ * mod 4 = r; the body of four units (labels 1, 14, 15, 13 before units 0..3) is entered at unit (4 - r) mod 4 with r0
+ * moved back by the units skipped (Duff's device). BODY16_END: r0 past the body's 16 bytes, back to 1 until r0 reaches
+ * [sp] (the body is beyond B<cond>'s 256-byte reach: BEQ out, B back), then the lanes into A (the frame's
+ * {end, A} popped) and the return. */
+#define PZ_Q8_ZERO_LANES8                                                               \
+    "    movs  r6, #0\n"                                                                \
+    "    movs  r7, #0\n"                                                                \
+    "    mov   r8, r6\n"                                                                \
+    "    mov   r9, r6\n"                                                                \
+    "    mov   r10, r6\n"                                                               \
+    "    mov   r11, r6\n"                                                               \
+    "    mov   r12, r6\n"                                                               \
+    "    mov   lr, r6\n"
+#define PZ_Q8_DUFF4_ENTRY                                                               \
+    "    lsls  r4, r4, #28\n"                                                           \
+    "    lsrs  r4, r4, #30\n"                                                           \
+    "    beq   1f\n"                                                                    \
+    "    cmp   r4, #2\n"                                                                \
+    "    beq   12f\n"                                                                   \
+    "    bhi   11f\n"                                                                   \
+    "    subs  r0, #12\n"            /* r = 1: enter at unit 3 */                       \
+    "    b     13f\n"                                                                   \
+    "11:\n"                                                                             \
+    "    subs  r0, #4\n"             /* r = 3: unit 1 */                                \
+    "    b     14f\n"                                                                   \
+    "12:\n"                                                                             \
+    "    subs  r0, #8\n"             /* r = 2: unit 2 */                                \
+    "    b     15f\n"
+#define PZ_Q8_BODY16_END                                                                \
+    "    adds  r0, #16\n"                                                               \
+    "    ldr   r4, [sp]\n"                                                              \
+    "    cmp   r0, r4\n"                                                                \
+    "    beq   3f\n"                                                                    \
+    "    b     1b\n"                                                                    \
+    "3:\n"                                                                              \
+    "    pop   {r1, r3}\n"                                                              \
+    "    str   r6, [r3, #0]\n"                                                          \
+    "    str   r7, [r3, #4]\n"                                                          \
+    "    mov   r4, r8\n"                                                                \
+    "    str   r4, [r3, #8]\n"                                                          \
+    "    mov   r4, r9\n"                                                                \
+    "    str   r4, [r3, #12]\n"                                                         \
+    "    mov   r4, r10\n"                                                               \
+    "    str   r4, [r3, #16]\n"                                                         \
+    "    mov   r4, r11\n"                                                               \
+    "    str   r4, [r3, #20]\n"                                                         \
+    "    mov   r4, r12\n"                                                               \
+    "    str   r4, [r3, #24]\n"                                                         \
+    "    mov   r4, lr\n"                                                                \
+    "    str   r4, [r3, #28]\n"                                                         \
+    PZ_M0_RESTORE_R4_R11_RETURN
+
 void pz_q8_dot8_m0(const uint8_t *xu, const uint8_t *xend, const uint8_t *w, uint32_t *A);
 void pz_q8_dot4_m0(const uint8_t *xu, const uint8_t *xend, const uint8_t *w, uint32_t *A);
 
@@ -101,30 +146,10 @@ __asm__(
     PZ_M0_SAVE_R4_R11
     "    push  {r1, r3}\n"            /* [sp] = xend, [sp + 4] = A */
     "    mov   r1, r2\n"
-    "    movs  r6, #0\n"
-    "    movs  r7, #0\n"
-    "    mov   r8, r6\n"
-    "    mov   r9, r6\n"
-    "    mov   r10, r6\n"
-    "    mov   r11, r6\n"
-    "    mov   r12, r6\n"
-    "    mov   lr, r6\n"
-    "    ldr   r4, [sp]\n"           /* r = (4-input blocks) mod 4 = 0..3; enter block (4 - r) mod 4 of the */
-    "    subs  r4, r4, r0\n"         /* 16-input body with r0 moved back to match (Duff's device) */
-    "    lsls  r4, r4, #28\n"
-    "    lsrs  r4, r4, #30\n"        /* r4 = r */
-    "    beq   1f\n"
-    "    cmp   r4, #2\n"
-    "    beq   12f\n"
-    "    bhi   11f\n"
-    "    subs  r0, #12\n"            /* r = 1: enter at block 3 */
-    "    b     13f\n"
-    "11:\n"
-    "    subs  r0, #4\n"             /* r = 3: block 1 */
-    "    b     14f\n"
-    "12:\n"
-    "    subs  r0, #8\n"             /* r = 2: block 2 */
-    "    b     15f\n"
+    PZ_Q8_ZERO_LANES8
+    "    ldr   r4, [sp]\n"
+    "    subs  r4, r4, r0\n"         /* nk4 bytes: 4-input blocks from bit 2 up */
+    PZ_Q8_DUFF4_ENTRY
     "1:\n"
     PZ_Q8_MAC_K("0")
     PZ_Q8_MAC_K("1")
@@ -145,28 +170,7 @@ __asm__(
     PZ_Q8_MAC_K("13")
     PZ_Q8_MAC_K("14")
     PZ_Q8_MAC_K("15")
-    "    adds  r0, #16\n"
-    "    ldr   r4, [sp]\n"
-    "    cmp   r0, r4\n"
-    "    beq   3f\n"                 /* the body is beyond B<cond>'s 256-byte reach: BEQ out, B back */
-    "    b     1b\n"
-    "3:\n"
-    "    pop   {r1, r3}\n"
-    "    str   r6, [r3, #0]\n"
-    "    str   r7, [r3, #4]\n"
-    "    mov   r4, r8\n"
-    "    str   r4, [r3, #8]\n"
-    "    mov   r4, r9\n"
-    "    str   r4, [r3, #12]\n"
-    "    mov   r4, r10\n"
-    "    str   r4, [r3, #16]\n"
-    "    mov   r4, r11\n"
-    "    str   r4, [r3, #20]\n"
-    "    mov   r4, r12\n"
-    "    str   r4, [r3, #24]\n"
-    "    mov   r4, lr\n"
-    "    str   r4, [r3, #28]\n"
-    PZ_M0_RESTORE_R4_R11_RETURN
+    PZ_Q8_BODY16_END
     "    .size   pz_q8_dot8_m0, . - pz_q8_dot8_m0\n"
     "    .popsection\n");
 
@@ -244,32 +248,12 @@ __asm__(
     PZ_M0_SAVE_R4_R11
     "    push  {r1, r3}\n"            /* [sp] = end, [sp + 4] = A */
     "    mov   r5, r2\n"              /* r5 = weight base of the group */
-    "    movs  r6, #0\n"
-    "    movs  r7, #0\n"
-    "    mov   r8, r6\n"
-    "    mov   r9, r6\n"
-    "    mov   r10, r6\n"
-    "    mov   r11, r6\n"
-    "    mov   r12, r6\n"
-    "    mov   lr, r6\n"
-    "    subs  r4, r1, r0\n"
+    PZ_Q8_ZERO_LANES8
+    "    subs  r4, r1, r0\n"         /* 4 bytes an entry: entries from bit 2 up */
     "    bne   2f\n"
     "    b     3f\n"                 /* no entries: A = 0 */
     "2:\n"
-    "    lsls  r4, r4, #28\n"        /* r = entries mod 4 = 0..3; enter entry (4 - r) mod 4 of the 4-entry body */
-    "    lsrs  r4, r4, #30\n"        /* with r0 moved back to match (Duff's device) */
-    "    beq   1f\n"
-    "    cmp   r4, #2\n"
-    "    beq   12f\n"
-    "    bhi   11f\n"
-    "    subs  r0, #12\n"            /* r = 1: enter at entry 3 */
-    "    b     13f\n"
-    "11:\n"
-    "    subs  r0, #4\n"             /* r = 3: entry 1 */
-    "    b     14f\n"
-    "12:\n"
-    "    subs  r0, #8\n"             /* r = 2: entry 2 */
-    "    b     15f\n"
+    PZ_Q8_DUFF4_ENTRY
     "1:\n"
     PZ_Q8_SKIP_ENTRY("0")
     "14:\n"
@@ -278,28 +262,7 @@ __asm__(
     PZ_Q8_SKIP_ENTRY("8")
     "13:\n"
     PZ_Q8_SKIP_ENTRY("12")
-    "    adds  r0, #16\n"
-    "    ldr   r4, [sp]\n"
-    "    cmp   r0, r4\n"
-    "    beq   3f\n"                 /* the body is beyond B<cond>'s 256-byte reach: BEQ out, B back */
-    "    b     1b\n"
-    "3:\n"
-    "    pop   {r1, r3}\n"
-    "    str   r6, [r3, #0]\n"
-    "    str   r7, [r3, #4]\n"
-    "    mov   r4, r8\n"
-    "    str   r4, [r3, #8]\n"
-    "    mov   r4, r9\n"
-    "    str   r4, [r3, #12]\n"
-    "    mov   r4, r10\n"
-    "    str   r4, [r3, #16]\n"
-    "    mov   r4, r11\n"
-    "    str   r4, [r3, #20]\n"
-    "    mov   r4, r12\n"
-    "    str   r4, [r3, #24]\n"
-    "    mov   r4, lr\n"
-    "    str   r4, [r3, #28]\n"
-    PZ_M0_RESTORE_R4_R11_RETURN
+    PZ_Q8_BODY16_END
     "    .size   pz_q8_skip8_m0, . - pz_q8_skip8_m0\n"
     "    .popsection\n");
 
