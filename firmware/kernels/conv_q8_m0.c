@@ -171,6 +171,21 @@ void pz_q8_conv_dot8_m0(const uint8_t *x, const uint8_t *w, const pz_conv_runs_t
     "    mov   r7, lr\n" \
     PZ_CONV_PAIR("24", "28")
 
+/* A conv8 group's header (r1, advancing past it): its 8 initial lane values into r6, r7, r8 .. r12, lr in order
+ * (words 0 and 1 wait in r2, r3 while the high registers are filled through r4..r7). */
+#define PZ_CONV_HEADER_LANES \
+    "    ldm   r1!, {r2, r3, r4, r5}\n" \
+    "    ldm   r1!, {r6, r7}\n" \
+    "    mov   r8, r4\n" \
+    "    mov   r9, r5\n" \
+    "    mov   r10, r6\n" \
+    "    mov   r11, r7\n" \
+    "    ldm   r1!, {r4, r5}\n" \
+    "    mov   r12, r4\n" \
+    "    mov   lr, r5\n" \
+    "    mov   r6, r2\n" \
+    "    mov   r7, r3\n"
+
 /* Bytes 1..15 of the 16-byte unrolled MAC body that PZ_CONV_DOT8_FN and PZ_CONV_PX8_FN jump into (byte 0 comes
  * before their entry label). */
 #define PZ_CONV_MAC_K_1_15(MAC_K) \
@@ -239,17 +254,7 @@ __asm__( \
     "    ldr   r4, [sp, #28]\n" \
     "    str   r4, [sp, #8]\n" \
     "    ldr   r0, [sp, #24]\n" \
-    "    ldm   r1!, {r2, r3, r4, r5}\n"  /* the group header: initial lane values 4..7 first */ \
-    "    ldm   r1!, {r6, r7}\n" \
-    "    mov   r8, r4\n" \
-    "    mov   r9, r5\n" \
-    "    mov   r10, r6\n" \
-    "    mov   r11, r7\n" \
-    "    ldm   r1!, {r4, r5}\n" \
-    "    mov   r12, r4\n" \
-    "    mov   lr, r5\n" \
-    "    mov   r6, r2\n" \
-    "    mov   r7, r3\n" \
+    PZ_CONV_HEADER_LANES \
     "0:\n"                            /* next run: r0 = its first byte */ \
     "    ldr   r4, [sp, #16]\n" \
     "    adds  r5, r0, r4\n" \
@@ -1080,17 +1085,7 @@ __asm__( \
     "11:\n"                              /* next group: r1 = its header */ \
     "    str   r1, [sp, #48]\n" \
     "    ldr   r0, [sp, #32]\n" \
-    "    ldm   r1!, {r2, r3, r4, r5}\n" \
-    "    ldm   r1!, {r6, r7}\n" \
-    "    mov   r8, r4\n" \
-    "    mov   r9, r5\n" \
-    "    mov   r10, r6\n" \
-    "    mov   r11, r7\n" \
-    "    ldm   r1!, {r4, r5}\n" \
-    "    mov   r12, r4\n" \
-    "    mov   lr, r5\n" \
-    "    mov   r6, r2\n" \
-    "    mov   r7, r3\n" \
+    PZ_CONV_HEADER_LANES \
     "12:\n"                              /* next run: r0 = its first byte - lead */ \
     RUN_END \
     "    ldr   r5, [sp, #4]\n" \
