@@ -29,6 +29,17 @@ BOOT2_SOURCE = PRELUDE + """
     bx r2
     .ltorg
 """
+# An app's first lines that make UART0 print (r0 = UART0's base after them): RESETS' atomic clear alias (datasheet
+# §2.1.2, RESETS_BASE 0x4000C000 + 0x3000) takes UART0 (RESET bit 22, §2.14.3) out of reset; UARTCR (offset 0x30,
+# §4.2.8) = UARTEN | TXE | RXE.
+UART0_ON = """
+    ldr r1, =0x4000F000        @ RESETS, CLR alias: take UART0 out of reset
+    ldr r2, =(1 << 22)
+    str r2, [r1]
+    ldr r0, =0x40034000        @ UART0
+    ldr r2, =0x301             @ UARTEN | TXE | RXE
+    str r2, [r0, #0x30]
+"""
 VECTORS = """
     .section .vectors, "a"
     .word __stack_top

@@ -23,13 +23,7 @@ from rp2040_sim.peripherals import flash_chip as fc
 APP = r"""
     .thumb_func
     .global reset
-reset:
-    ldr r1, =0x4000F000        @ RESETS, CLR alias: take UART0 out of reset
-    ldr r2, =(1 << 22)
-    str r2, [r1]
-    ldr r0, =0x40034000        @ UART0
-    ldr r2, =0x301
-    str r2, [r0, #0x30]
+reset:""" + asm.UART0_ON + r"""
     adr r3, table
     movs r4, #0
     movs r5, #0

@@ -14,13 +14,7 @@ from tests.conftest import require_tool
 HELLO = r"""
     .thumb_func
     .global reset
-reset:
-    ldr r1, =0x4000F000        @ RESETS, CLR alias: take UART0 out of reset
-    ldr r2, =(1 << 22)
-    str r2, [r1]
-    ldr r0, =0x40034000        @ UART0
-    ldr r2, =0x301             @ UARTEN | TXE | RXE
-    str r2, [r0, #0x30]
+reset:""" + asm.UART0_ON + r"""
     adr r3, msg
 1:  ldrb r2, [r3]
     cmp r2, #0
