@@ -22,7 +22,8 @@ from rp2040_sim.kernel_harness import conv_case, conv_records, conv_shape, conv_
 from test_conv_requant import bound_case, rounded
 from test_firmware_conv import lib, m0, q8_golden  # noqa: F401  (fixtures)
 
-LOOPS = ["pz_q8_pw_m0", "pz_q8_pwz_m0", "pz_q8_pw16_m0"]
+LOOPS = ["pz_q8_pw_m0", "pz_q8_pwz_m0", "pz_q8_pw16_m0", "pz_q8_pw16_c8_m0", "pz_q8_pw16_c16_m0"]
+PW16_BY_C = {8: "pz_q8_pw16_c8_m0", 16: "pz_q8_pw16_c16_m0"}  # pwconv_q8_m0.c's loops for one C each
 ACTS = {None: lambda zp: (-128, 127), "relu": lambda zp: (zp, 127), "relu6": lambda zp: (zp, min(127, zp + 40))}
 
 
@@ -30,7 +31,7 @@ def expected_loop(t) -> str | None:
     """The loop pz_pwconv_q8_m0 runs for a pointwise layer, or None (conv_q8_m0.c's own paths)."""
     s = t["shape"]
     if conv_weight_layout(t) == "pw16":
-        return "pz_q8_pw16_m0"
+        return PW16_BY_C.get(s.in_c, "pz_q8_pw16_m0")  # the harness's input is 4-byte aligned
     if conv_records(t) is None or s.out_c % 8 or s.in_c % 4 or s.in_c > 1024:
         return None
     return "pz_q8_pwz_m0" if t["zp_in"] == -128 else "pz_q8_pw_m0"
@@ -87,7 +88,7 @@ def test_pointwise_bit_exact_in_emulator(m0, case, out_xor):  # noqa: F811
     check(m0, pointwise_case(*case), out_xor)
 
 
-@pytest.mark.parametrize("c,k,shift_lo", [(2, 8, 12), (8, 16, 14), (36, 24, 16), (34, 16, 16)])
+@pytest.mark.parametrize("c,k,shift_lo", [(2, 8, 12), (8, 16, 14), (16, 24, 15), (36, 24, 16), (34, 16, 16)])
 def test_pw16_lanes_at_their_bound_in_emulator(m0, c, k, shift_lo):  # noqa: F811
     """Every weight +-127 and every input byte 0 or 255 (x = -128 or 127): each channel pair's low lane
     x_c w_c + x_c+1 w_c+1 reaches +-32,512 (or +-32,258) and the high lane likewise; a pixel of all x = -128 against
@@ -99,7 +100,7 @@ def test_pw16_lanes_at_their_bound_in_emulator(m0, c, k, shift_lo):  # noqa: F81
     t["xu"][0, 1] = 255   # x = 127
     t["shift"] = (shift_lo + (t["shift"].astype(np.int64) + 1) % 6).astype(np.int8)
     t = rounded(t)
-    assert expected_loop(t) == "pz_q8_pw16_m0"
+    assert expected_loop(t) == PW16_BY_C.get(c, "pz_q8_pw16_m0")
     x = t["xu"].astype(np.int64) - 128
     lanes = x[0, 0, :2] @ t["w"][:, 0, 0, :2].T.astype(np.int64)   # the first pair of channels, as the loop sums it
     assert lanes.min() == -32512 and lanes.max() == 32512
