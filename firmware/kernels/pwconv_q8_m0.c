@@ -501,13 +501,8 @@ __asm__( \
     "    lsls  r5, r4, #16\n" \
     "    orrs  r4, r5\n" \
     "    str   r4, [sp, #16]\n"                                   /* 0x80808080 */ \
-    "1:\n"                                                         /* a pixel: its x table */ \
-    "    ldr   r1, [sp]\n" \
-    "    ldr   r7, [sp, #16]\n" \
-    "    add   r6, sp, #" PZ_PW16C_TABLE "\n" \
-    XWORDS \
-    "    str   r1, [sp]\n" \
-    "    ldr   r1, [sp, #8]\n" \
+    "    mov   r1, r0\n" \
+    "    b     1f\n" \
     "2:\n"                                                         /* a group */ \
     PZ_PW16_LANE_STARTS \
     "    add   r0, sp, #" PZ_PW16C_TABLE "\n" \
@@ -534,12 +529,18 @@ __asm__( \
     PZ_PW_STUBS("r6", "5", "b") \
     PZ_PW_STUBS("r6", "6", "b") \
     PZ_PW_STUBS("r6", "7", "b") \
-    "17:\n" \
+    "17:\n"                                                        /* the pixel is done: the next one */ \
     "    ldr   r1, [sp]\n" \
     "    ldr   r4, [sp, #4]\n" \
     "    cmp   r1, r4\n" \
     "    beq   18f\n" \
-    "    b     1b\n" \
+    "1:\n"                                                         /* a pixel (r1 = its bytes): its x table */ \
+    "    ldr   r7, [sp, #16]\n" \
+    "    add   r6, sp, #" PZ_PW16C_TABLE "\n" \
+    XWORDS \
+    "    str   r1, [sp]\n" \
+    "    ldr   r1, [sp, #8]\n" \
+    "    b     2b\n" \
     "18:\n" \
     "    add   sp, #(" PZ_PW16C_TABLE " + 8 + 4 * " C ")\n" \
     PZ_M0_RESTORE_R4_R11_RETURN \
