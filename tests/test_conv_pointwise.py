@@ -22,8 +22,8 @@ from rp2040_sim.kernel_harness import conv_case, conv_records, conv_shape, conv_
 from test_conv_requant import bound_case, rounded
 from test_firmware_conv import lib, m0, q8_golden  # noqa: F401  (fixtures)
 
-LOOPS = ["pz_q8_pw_m0", "pz_q8_pwz_m0", "pz_q8_pw16_m0", "pz_q8_pw16_c8_m0", "pz_q8_pw16_c16_m0"]
-PW16_BY_C = {8: "pz_q8_pw16_c8_m0", 16: "pz_q8_pw16_c16_m0"}  # pwconv_q8_m0.c's loops for one C each
+PW16_BY_C = {c: f"pz_q8_pw16_c{c}_m0" for c in (8, 16)}  # pwconv_q8_m0.c's loops for one C each
+LOOPS = ["pz_q8_pw_m0", "pz_q8_pwz_m0", "pz_q8_pw16_m0", *PW16_BY_C.values()]
 ACTS = {None: lambda zp: (-128, 127), "relu": lambda zp: (zp, 127), "relu6": lambda zp: (zp, min(127, zp + 40))}
 
 
@@ -112,10 +112,10 @@ def test_pw16_lanes_at_their_bound_in_emulator(m0, c, k, shift_lo):  # noqa: F81
 @st.composite
 def small_c_layer(draw):
     """(seed, h, w, C, K, zero_input, act, shift_lo, edge, x_skew) around the loops for one C each: C = 8 and 16 and
-    the even C next to them (6, 10, 14, 18: the block loop), K in groups of 8 or not (conv_q8_m0.c), "flat" =
-    act_min = act_max (every output saturated at both bounds), the input at every offset from a word (unaligned:
-    the block loop)."""
-    c = draw(st.sampled_from([8, 16, 8, 16, 6, 10, 14, 18]))
+    the even C next to them (6, 10, 14, 18, and 24, the next multiple of 8: the block loop), K in groups of 8 or not
+    (conv_q8_m0.c), "flat" = act_min = act_max (every output saturated at both bounds), the input at every offset
+    from a word (unaligned: the block loop)."""
+    c = draw(st.one_of(st.sampled_from(sorted(PW16_BY_C)), st.sampled_from([6, 10, 14, 18, 24])))
     k = draw(st.one_of(st.integers(1, 8).map(lambda g: 8 * g), st.integers(1, 40)))
     edge = draw(st.sampled_from([None, None, "bound"]))
     return (draw(st.integers(0, 2**32 - 1)), draw(st.integers(1, 4)), draw(st.integers(1, 5)), c, k,
