@@ -5,7 +5,8 @@
  * take (without the build's one-multiply records, K not a multiple of 8, C not a multiple of 4 or above 1024, an
  * input not 4-byte aligned, an out_xor other than 0 / 0x80, the host build), which conv_q8_m0.c then runs. A pw16
  * layer (compress/conv_layout.py conv_weight_layout: records, K a multiple of 8, C even) always runs here: the pw16
- * loop below, or the reference where the build never sends one (conv_q8_m0.c's paths read conv8 only). A
+ * loop below (at C = 8 and 16 with the input 4-byte aligned, the loop for that C: PZ_PW16C_FN), or the reference
+ * where the build never sends one (conv_q8_m0.c's paths read conv8 only). A
  * pointwise window is one input pixel, C contiguous bytes; the conv8 weights of a group of 8 output channels are its
  * 32-byte header then 8 bytes per input channel, as for every conv2d. One call does the whole layer, pixel by pixel,
  * and for each pixel:
@@ -414,7 +415,7 @@ PZ_PW_FN("pz_q8_pwz_m0", PZ_PW_PIXEL_START, PZ_PW_GROUP_START(PZ_PW_W_BACK), PZ_
 PZ_PW_FN("pz_q8_pw16_m0", PZ_PW16_PIXEL_START, PZ_PW16_GROUP_START, PZ_PW16_BLOCK, "", PZ_PW16_STAGE_IN,
          PZ_PW16_PAIR, PZ_PW16_STAGE_OUT)
 
-/* -- pw16 for a few small C: one loop per C (docs/FIRMWARE.md "Pointwise kernel: small C") ---------------------------
+/* -- pw16 for small C: one loop per C (docs/FIRMWARE.md "Pointwise kernel", pw16 at small C) -------------------------
  * At C = 8 or 16 a group's MACs (200 or 400 cycles above) are few enough that what surrounds them counts: the computed
  * jump into the block and the block-end test (13 cycles a group), reading each input byte again for every group
  * (LDRB, SUBS #128: 3 cycles a byte a group) and the frame traffic. These loops take one C each, the steps written
