@@ -551,9 +551,6 @@ __asm__( \
 PZ_PW16C_FN("pz_q8_pw16_c8_m0", "8", PZ_PW16C_X8, PZ_PW16C_STEPS_4)
 PZ_PW16C_FN("pz_q8_pw16_c16_m0", "16", PZ_PW16C_X8 PZ_PW16C_X8, PZ_PW16C_STEPS_4 PZ_PW16C_STEPS_4)
 
-#endif
-
-#if PZ_Q8_M0_ASM
 typedef void (*pz_pw_loop_t)(const uint8_t *, const uint8_t *, const pz_pw_args_t *, uint8_t *);
 /* the pw16 loops for one C each, by C / 8 */
 static const pz_pw_loop_t pw16_by_c8[] = {0, pz_q8_pw16_c8_m0, pz_q8_pw16_c16_m0};
