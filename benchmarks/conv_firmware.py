@@ -15,6 +15,10 @@
         pointwise convs in conv8 and in pw16 with weights and records in SRAM and in flash (read through the XIP
         cache, warm), and the layout compress.conv_layout.conv_weight_layout gives each there: where
         PW16_FLASH_MAX_BYTES comes from.
+    python benchmarks/conv_firmware.py pw16-small
+        the 1x1 layers at C = 8 and 16 (pwconv_q8_m0.c's pw16 loops for one C each) on more data than the kernels
+        table's: conv_case seeds 0-3, with their activation and without (-128..127: fewer outputs saturated), and
+        each also through the block loop (the same layer with its input 2 bytes off a word boundary).
     python benchmarks/conv_firmware.py random-model NAME OUT_DIR [--seed 0]
         a randomly initialised registry model (zoo.models, e.g. pd_mobilenet) saved to OUT_DIR and its int8
         variant (compress.quantize, calibrated on 64 test images) to OUT_DIR/int8: cycles do not depend on the
@@ -160,6 +164,39 @@ def zero_skipping() -> None:
 
 PW16_FLASH_CASES = [(24, 24, 16, 32), (12, 12, 32, 64), (12, 12, 64, 64), (6, 6, 64, 80), (6, 6, 64, 96),
                     (6, 6, 64, 112), (6, 6, 64, 128), (6, 6, 96, 96), (6, 6, 128, 128), (3, 3, 256, 256)]
+
+
+def pw16_small() -> None:
+    """See the module docstring (pw16-small); weights in SRAM, warm XIP cache, outputs checked first."""
+    from rp2040_sim.kernel_harness import ConvImage, conv_case, conv_weight_layout
+    from test_conv_requant import rounded
+    from test_firmware_conv import q8_golden
+
+    with tempfile.TemporaryDirectory() as tmp:
+        image = ConvImage.build(tmp)
+        print("| input h x w x C | K | seed | act_min, act_max | outputs at act_min or act_max | cycles | cycles/MAC | "
+              "block loop (input 2 bytes off a word): cycles/MAC |")
+        print("|---|---|---|---|---|---|---|---|")
+        for h, w, c, k in ((24, 24, 16, 32), (12, 12, 16, 64), (48, 48, 8, 16)):
+            for seed in range(4):
+                for act in ("conv_case", "none"):
+                    t = conv_case(np.random.default_rng(seed), h, w, c, k, (1, 1), (1, 1), "same", False)
+                    t["shift"] = realistic_shifts(t["shift"])
+                    if act == "none":
+                        if (t["act_min"], t["act_max"]) == (-128, 127):
+                            continue  # conv_case drew none: the row above
+                        t["act_min"], t["act_max"] = -128, 127
+                    t = rounded(t)
+                    if conv_weight_layout(t) != "pw16":
+                        raise SystemExit(f"{h}x{w}x{c} -> {k} seed {seed}: not pw16")
+                    want = q8_golden(t)
+                    runs = [image.call(t, "pz_conv2d_q8_m0", warm=True, x_skew=skew) for skew in (0, 2)]
+                    for run in runs:
+                        np.testing.assert_array_equal(run.y, want)
+                    saturated = np.mean((want == t["act_min"]) | (want == t["act_max"]))
+                    print(f"| {h}x{w}x{c} | {k} | {seed} | {t['act_min']}, {t['act_max']} | {saturated:.0%} | "
+                          f"{runs[0].cycles:,} | {runs[0].cycles / runs[0].macs:.2f} | "
+                          f"{runs[1].cycles / runs[1].macs:.2f} |")
 
 
 def pw16_flash() -> None:
@@ -311,6 +348,7 @@ def main(argv=None) -> int:
     sub.add_parser("kernels")
     sub.add_parser("zero-skipping")
     sub.add_parser("pw16-flash")
+    sub.add_parser("pw16-small")
     r = sub.add_parser("random-model")
     r.add_argument("name")
     r.add_argument("out", type=Path)
@@ -330,6 +368,8 @@ def main(argv=None) -> int:
         zero_skipping()
     elif args.cmd == "pw16-flash":
         pw16_flash()
+    elif args.cmd == "pw16-small":
+        pw16_small()
     elif args.cmd == "random-model":
         random_model(args.name, args.out, args.seed)
     else:

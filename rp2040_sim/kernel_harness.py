@@ -367,13 +367,14 @@ class ConvImage(KernelImage):
 
     def call(self, t: dict, fn: str, out_xor: int = 0, hook: Callable[[int, int], None] | None = None,
              config: SimConfig | None = None, max_cycles: int = DEFAULT_MAX_CYCLES, warm: bool = False,
-             records: bool = True, layout: str | None = None, weights_in_flash: bool = False) -> ConvRun:
+             records: bool = True, layout: str | None = None, weights_in_flash: bool = False,
+             x_skew: int = 0) -> ConvRun:
         """Run `fn` on layer `t` once, or with `warm` twice and count the second call: the XIP cache then holds the
         code, as it does from the second inference of a firmware on. `records`: give the layer its one-multiply
         output stage records where the build would (conv_records); False: never. `layout`: the conv2d weight layout,
         by default the build's (conv_weight_layout). `weights_in_flash`: the weights and records after the image in
         flash (8-byte aligned, as the build aligns them), read through the XIP cache, as a layer the build leaves in
-        flash."""
+        flash. `x_skew`: the input that many bytes past a word boundary."""
         s = t["shape"]
         layout = layout or ("conv8" if t["depthwise"] else conv_weight_layout(t, records))
         packed, fb = conv_packed(t, layout)
@@ -396,7 +397,7 @@ class ConvImage(KernelImage):
         l_addr = put(bytes(ArmConv(s, w_addr, b_addr, m_addr, sh_addr, t["zp_out"], t["act_min"], t["act_max"],
                                    out_xor, (t["zp_in"] + 128) & 0xFF, scratch, rq_addr, W_LAYOUTS[layout])))
         n = s.out_h * s.out_w * s.out_c
-        x_addr, y_addr = put(t["xu"].tobytes()), put(b"\xa5" * (n + GUARD))
+        x_addr, y_addr = put(t["xu"].tobytes(), x_skew), put(b"\xa5" * (n + GUARD))
         for _ in range(2 if warm else 1):
             sim.set_regs(r0=l_addr, r1=x_addr, r2=y_addr, sp=STACK_TOP, lr=HALT | 1)
             c0, i0 = sim.state.cycles, sim.state.instructions

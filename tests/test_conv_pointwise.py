@@ -22,16 +22,18 @@ from rp2040_sim.kernel_harness import conv_case, conv_records, conv_shape, conv_
 from test_conv_requant import bound_case, rounded
 from test_firmware_conv import lib, m0, q8_golden  # noqa: F401  (fixtures)
 
-LOOPS = ["pz_q8_pw_m0", "pz_q8_pwz_m0", "pz_q8_pw16_m0"]
+PW16_BY_C = {c: f"pz_q8_pw16_c{c}_m0" for c in (8, 16)}  # pwconv_q8_m0.c's loops for one C each
+LOOPS = ["pz_q8_pw_m0", "pz_q8_pwz_m0", "pz_q8_pw16_m0", *PW16_BY_C.values()]
 ACTS = {None: lambda zp: (-128, 127), "relu": lambda zp: (zp, 127), "relu6": lambda zp: (zp, min(127, zp + 40))}
 
 
-def expected_loop(t) -> str | None:
-    """The loop pz_pwconv_q8_m0 runs for a pointwise layer, or None (conv_q8_m0.c's own paths)."""
+def expected_loop(t, x_skew: int = 0) -> str | None:
+    """The loop pz_pwconv_q8_m0 runs for a pointwise layer whose input lies x_skew bytes past a word boundary, or None
+    (conv_q8_m0.c's own paths)."""
     s = t["shape"]
-    if conv_weight_layout(t) == "pw16":
-        return "pz_q8_pw16_m0"
-    if conv_records(t) is None or s.out_c % 8 or s.in_c % 4 or s.in_c > 1024:
+    if conv_weight_layout(t) == "pw16":  # a C with its own loop reads the pixel by words: x aligned
+        return PW16_BY_C.get(s.in_c, "pz_q8_pw16_m0") if x_skew % 4 == 0 else "pz_q8_pw16_m0"
+    if conv_records(t) is None or s.out_c % 8 or s.in_c % 4 or s.in_c > 1024 or x_skew % 4:
         return None
     return "pz_q8_pwz_m0" if t["zp_in"] == -128 else "pz_q8_pw_m0"
 
@@ -58,10 +60,10 @@ def pointwise_case(seed, h, w, c, k, zero_input, records, act, shift_lo=3, edge=
     return t
 
 
-def check(m0, t, out_xor):  # noqa: F811
-    run, entered = m0.call_entering(t, "pz_conv2d_q8_m0", LOOPS, out_xor)
+def check(m0, t, out_xor, x_skew=0):  # noqa: F811
+    run, entered = m0.call_entering(t, "pz_conv2d_q8_m0", LOOPS, out_xor, x_skew=x_skew)
     np.testing.assert_array_equal(run.y, q8_golden(t))
-    want = expected_loop(t)
+    want = expected_loop(t, x_skew)
     assert entered == ({want} if want else set()), entered
     return run
 
@@ -87,7 +89,7 @@ def test_pointwise_bit_exact_in_emulator(m0, case, out_xor):  # noqa: F811
     check(m0, pointwise_case(*case), out_xor)
 
 
-@pytest.mark.parametrize("c,k,shift_lo", [(2, 8, 12), (8, 16, 14), (36, 24, 16), (34, 16, 16)])
+@pytest.mark.parametrize("c,k,shift_lo", [(2, 8, 12), (8, 16, 14), (16, 24, 15), (36, 24, 16), (34, 16, 16)])
 def test_pw16_lanes_at_their_bound_in_emulator(m0, c, k, shift_lo):  # noqa: F811
     """Every weight +-127 and every input byte 0 or 255 (x = -128 or 127): each channel pair's low lane
     x_c w_c + x_c+1 w_c+1 reaches +-32,512 (or +-32,258) and the high lane likewise; a pixel of all x = -128 against
@@ -99,12 +101,61 @@ def test_pw16_lanes_at_their_bound_in_emulator(m0, c, k, shift_lo):  # noqa: F81
     t["xu"][0, 1] = 255   # x = 127
     t["shift"] = (shift_lo + (t["shift"].astype(np.int64) + 1) % 6).astype(np.int8)
     t = rounded(t)
-    assert expected_loop(t) == "pz_q8_pw16_m0"
+    assert expected_loop(t) == PW16_BY_C.get(c, "pz_q8_pw16_m0")
     x = t["xu"].astype(np.int64) - 128
     lanes = x[0, 0, :2] @ t["w"][:, 0, 0, :2].T.astype(np.int64)   # the first pair of channels, as the loop sums it
     assert lanes.min() == -32512 and lanes.max() == 32512
     for out_xor in (0, 0x80):
         check(m0, t, out_xor)
+
+
+@st.composite
+def small_c_layer(draw):
+    """(seed, h, w, C, K, zero_input, act, shift_lo, edge, x_skew) around the loops for one C each: C = 8 and 16 and
+    the even C next to them (6, 10, 14, 18, and 24, the next multiple of 8: the block loop), K in groups of 8 or not
+    (conv_q8_m0.c), "flat" = act_min = act_max (every output saturated at both bounds), the input at every offset
+    from a word (unaligned: the block loop)."""
+    c = draw(st.one_of(st.sampled_from(sorted(PW16_BY_C)), st.sampled_from([6, 10, 14, 18, 24])))
+    k = draw(st.one_of(st.integers(1, 8).map(lambda g: 8 * g), st.integers(1, 40)))
+    edge = draw(st.sampled_from([None, None, "bound"]))
+    return (draw(st.integers(0, 2**32 - 1)), draw(st.integers(1, 4)), draw(st.integers(1, 5)), c, k,
+            draw(st.integers(0, 5)) == 0, draw(st.sampled_from([None, "relu", "relu6", "flat"])),
+            draw(st.integers(3, 16)), edge, draw(st.sampled_from([0, 0, 0, 1, 2, 3])))
+
+
+@settings(max_examples=60, deadline=None)
+@given(case=small_c_layer(), out_xor=st.sampled_from([0, 0x80]))
+def test_pw16_small_c_loops_bit_exact_in_emulator(m0, case, out_xor):  # noqa: F811
+    """pz_q8_pw16_c8_m0 / pz_q8_pw16_c16_m0 (one C each, the pixel's x converted once into a table) against the
+    golden model, and the dispatch: those loops for pw16 at C = 8, 16 with x aligned, the block loop at the C next
+    to them and for an unaligned input, conv_q8_m0.c where K is not a multiple of 8. Weights +-127 with inputs
+    -128 / 127 (the lanes' bound), outputs saturated at one bound, at both (act_min = act_max) or multiplied."""
+    seed, h, w, c, k, zero_input, act, shift_lo, edge, x_skew = case
+    t = pointwise_case(seed, h, w, c, k, zero_input, False, "relu" if act == "flat" else act, edge=edge)
+    if act == "flat":
+        t["act_max"] = t["act_min"] = int(np.random.default_rng(seed).integers(-128, 128))
+    t["shift"] = (shift_lo + (t["shift"].astype(np.int64) + 1) % 6).astype(np.int8)
+    t = rounded(t)
+    check(m0, t, out_xor, x_skew)
+
+
+def test_pw16_small_c_loops_cycle_budget_in_emulator(m0):  # noqa: F811
+    """benchmarks/conv_firmware.py kernels' 1x1 layers at C = 16 and 8 (weights in SRAM, warm cache): the loop for
+    that C is taken, stays within issue 11's 4.2 cycles/MAC at C = 16 (5.5 at 8; measured 4.10 and 5.48:
+    docs/BENCHMARKS.md "Pointwise kernel: small channel counts") and beats the block loop that the same layer takes
+    with its input off a word boundary, bit-exact both ways."""
+    for (h, w, c, k), budget in (((24, 24, 16, 32), 4.2), ((48, 48, 8, 16), 5.5)):
+        t = conv_case(np.random.default_rng(0), h, w, c, k, (1, 1), (1, 1), "same", False)
+        t["shift"] = (6 + (t["shift"].astype(np.int64) + 1) % 6).astype(np.int8)  # conv_firmware.realistic_shifts
+        t = rounded(t)
+        runs = {}
+        for x_skew in (0, 2):
+            runs[x_skew], entered = m0.call_entering(t, "pz_conv2d_q8_m0", LOOPS, warm=True, x_skew=x_skew)
+            np.testing.assert_array_equal(runs[x_skew].y, q8_golden(t))
+            assert entered == {expected_loop(t, x_skew)}
+        assert expected_loop(t) == PW16_BY_C[c] and expected_loop(t, 2) == "pz_q8_pw16_m0"
+        assert runs[0].cycles <= budget * runs[0].macs, runs[0].cycles / runs[0].macs
+        assert runs[0].cycles < runs[2].cycles
 
 
 def test_minus_128_weight_keeps_conv8_in_emulator(m0):  # noqa: F811
@@ -191,7 +242,8 @@ def test_harness_refuses_pw16_without_records():
 
 
 @pytest.mark.parametrize("h,w,c,k,zero_input", [
-    (6, 6, 8, 16, False),   # pd_mobilenet's expanding 8 -> 16
+    (6, 6, 8, 16, False),   # pd_mobilenet's expanding 8 -> 16 (pw16, the loop for C = 8)
+    (4, 4, 16, 32, False),  # the loop for C = 16
     (4, 5, 8, 16, True),    # zero skipping
     (3, 4, 40, 48, False),  # six groups: the window read again for each
     (5, 7, 32, 16, False),  # a shrinking output

@@ -5,7 +5,8 @@
  * take (without the build's one-multiply records, K not a multiple of 8, C not a multiple of 4 or above 1024, an
  * input not 4-byte aligned, an out_xor other than 0 / 0x80, the host build), which conv_q8_m0.c then runs. A pw16
  * layer (compress/conv_layout.py conv_weight_layout: records, K a multiple of 8, C even) always runs here: the pw16
- * loop below, or the reference where the build never sends one (conv_q8_m0.c's paths read conv8 only). A
+ * loop below (at C = 8 and 16 with the input 4-byte aligned, the loop for that C: PZ_PW16C_FN), or the reference
+ * where the build never sends one (conv_q8_m0.c's paths read conv8 only). A
  * pointwise window is one input pixel, C contiguous bytes; the conv8 weights of a group of 8 output channels are its
  * 32-byte header then 8 bytes per input channel, as for every conv2d. One call does the whole layer, pixel by pixel,
  * and for each pixel:
@@ -49,6 +50,8 @@ _Static_assert(__builtin_offsetof(pz_pw_args_t, rq) == 16 && __builtin_offsetof(
 void pz_q8_pw_m0(const uint8_t *x, const uint8_t *w, const pz_pw_args_t *a, uint8_t *y);
 void pz_q8_pwz_m0(const uint8_t *x, const uint8_t *w, const pz_pw_args_t *a, uint8_t *y);
 void pz_q8_pw16_m0(const uint8_t *x, const uint8_t *w, const pz_pw_args_t *a, uint8_t *y);
+void pz_q8_pw16_c8_m0(const uint8_t *x, const uint8_t *w, const pz_pw_args_t *a, uint8_t *y);
+void pz_q8_pw16_c16_m0(const uint8_t *x, const uint8_t *w, const pz_pw_args_t *a, uint8_t *y);
 
 /* Frame: [sp] = end of this pixel's bytes, [sp+4] = entry into the block, [sp+8] = this pixel's first byte - lead,
  * [sp+16] = rq_end (pw16: the end of the weights), [sp+20] = 0x00FF00FF, [sp+24] = this group's records,
@@ -341,9 +344,9 @@ PZ_PW_FN("pz_q8_pwz_m0", PZ_PW_PIXEL_START, PZ_PW_GROUP_START(PZ_PW_W_BACK), PZ_
 #define PZ_PW16_PIXEL_START \
     "    ldr   r1, [sp, #60]\n"
 
-/* A group (r1 = its header, lanes 2, 3, 4, 5, 0, 1, 6, 7: conv_layout.PW16_HEADER_LANES): lanes r6, r7, r8 .. r12,
- * lr, then into the block at the pixel's first byte (r0 = that byte - lead). */
-#define PZ_PW16_GROUP_START \
+/* A group's lane starts (r1 = its header, lanes 2, 3, 4, 5, 0, 1, 6, 7: conv_layout.PW16_HEADER_LANES) into lanes
+ * r6, r7, r8 .. r12, lr: 16 cycles. */
+#define PZ_PW16_LANE_STARTS \
     "    ldm   r1!, {r2, r3, r4, r5, r6, r7}\n" \
     "    mov   r8, r2\n" \
     "    mov   r9, r3\n" \
@@ -351,7 +354,10 @@ PZ_PW_FN("pz_q8_pwz_m0", PZ_PW_PIXEL_START, PZ_PW_GROUP_START(PZ_PW_W_BACK), PZ_
     "    mov   r11, r5\n" \
     "    ldm   r1!, {r2, r3}\n" \
     "    mov   r12, r2\n" \
-    "    mov   lr, r3\n" \
+    "    mov   lr, r3\n"
+/* A group: its lane starts, then into the block at the pixel's first byte (r0 = that byte - lead). */
+#define PZ_PW16_GROUP_START \
+    PZ_PW16_LANE_STARTS \
     "    ldr   r0, [sp, #8]\n" \
     "    ldr   r5, [sp, #4]\n" \
     "    mov   pc, r5\n"
@@ -409,6 +415,145 @@ PZ_PW_FN("pz_q8_pwz_m0", PZ_PW_PIXEL_START, PZ_PW_GROUP_START(PZ_PW_W_BACK), PZ_
 PZ_PW_FN("pz_q8_pw16_m0", PZ_PW16_PIXEL_START, PZ_PW16_GROUP_START, PZ_PW16_BLOCK, "", PZ_PW16_STAGE_IN,
          PZ_PW16_PAIR, PZ_PW16_STAGE_OUT)
 
+/* -- pw16 for small C: one loop per C (docs/FIRMWARE.md "Pointwise kernel", pw16 at small C) -------------------------
+ * At C = 8 or 16 a group's MACs (200 or 400 cycles above) are few enough that what surrounds them counts: the computed
+ * jump into the block and the block-end test (13 cycles a group), reading each input byte again for every group
+ * (LDRB, SUBS #128: 3 cycles a byte a group) and the frame traffic. These loops take one C each, the steps written
+ * out C / 2 times (no jump, no block test), and convert the pixel's C bytes once per pixel into signed words
+ * x = xu - 128 in a table on the stack (12.5 cycles per 4 bytes: EORS 0x80808080 makes every byte the signed x, then
+ * SXTB, REV16 + SXTB, ASRS #24 after REV16, ASRS #24 take bytes 0, 1, 2, 3), which every group's steps read two at a
+ * time by one LDM (3 cycles against 6): a step is 47 cycles for 16 MACs (2.94 cycles/MAC). The walk through the table
+ * ends at y and add, stored right after it, so one LDM loads both for the output stage. Input pixels must be 4-byte
+ * aligned (C a multiple of 8 and x aligned: pz_pwconv_q8_m0 checks x). Outputs of lanes in high registers are
+ * compared there (CMP takes them) and moved to r6 only when multiplied, so a saturated output costs 13 cycles.
+ *
+ * Frame: [sp] = x of the next pixel, [sp+4] = x of the pixel after the last, [sp+8] = the first group,
+ * [sp+12] = the end of the weights (records inside), [sp+16] = 0x80808080, [sp+36] = act_min + out_xor, [sp+40] =
+ * act_max + out_xor (PZ_PW_STUBS), [sp+48] = the pixel's x table (C words), then y of this group, add.
+ * Write order: a pixel's bytes are all read (into the table) before any of its outputs is written, so after writing
+ * output pixel p the kernel reads only windows p + 1 on. */
+#define PZ_PW16C_TABLE "48"
+/* Word V of 4 input bytes, each already xor 0x80 (a signed x): x of bytes 0, 1, 2, 3 into r0, r2, r3, V. */
+#define PZ_PW16C_X4(V) \
+    "    rev16 r3, " V "\n"                 /* bytes 1, 0, 3, 2 */ \
+    "    sxtb  r2, r3\n" \
+    "    asrs  r3, r3, #24\n" \
+    "    sxtb  r0, " V "\n" \
+    "    asrs  " V ", " V ", #24\n"
+/* 8 input bytes (r1 advancing) to 8 table words (r6 advancing); r7 = 0x80808080: 25 cycles. */
+#define PZ_PW16C_X8 \
+    "    ldm   r1!, {r4, r5}\n" \
+    "    eors  r4, r7\n" \
+    "    eors  r5, r7\n" \
+    PZ_PW16C_X4("r4") \
+    "    stm   r6!, {r0, r2, r3, r4}\n" \
+    PZ_PW16C_X4("r5") \
+    "    stm   r6!, {r0, r2, r3, r5}\n"
+/* One step: x of input channels c, c + 1 from the table (r0 advancing), then the four lane pairs (PZ_PW16_LANES). */
+#define PZ_PW16C_STEP \
+    "    ldm   r0!, {r2, r3}\n" \
+    PZ_PW16_LANES("adds  r6, r6", "adds  r7, r7") \
+    PZ_PW16_LANES("add   r8", "add   r9") \
+    PZ_PW16_LANES("add   r10", "add   r11") \
+    PZ_PW16_LANES("add   r12", "add   lr")
+#define PZ_PW16C_STEPS_4 PZ_PW16C_STEP PZ_PW16C_STEP PZ_PW16C_STEP PZ_PW16C_STEP
+/* One output from lane H (a high register), its record by r1, y r0, add r5 (PZ_PW_OUT_AT's steps), r6 the scratch;
+ * labels as PZ_PW_PAIR's, the stubs after the group. */
+#define PZ_PW16C_OUT_HIGH(H, I) \
+    "    ldm   r1!, {r2, r3, r4}\n" \
+    "    cmp   " H ", r2\n" \
+    "    ble   4" I "f\n" \
+    "    cmp   " H ", r3\n" \
+    "    bge   5" I "f\n" \
+    "    lsrs  r3, r4, #8\n" \
+    "    mov   r6, " H "\n" \
+    "    muls  r6, r3, r6\n" \
+    "    asrs  r6, r4\n" \
+    "    adcs  r6, r5\n" \
+    "6" I ":\n" \
+    "    strb  r6, [r0, #" I "]\n"
+
+/* The loop for C input channels (C a multiple of 8): XWORDS = C / 8 PZ_PW16C_X8, STEPS = C / 2 PZ_PW16C_STEP.
+ * r0 = x, r1 = the first group's header, r2 = the pz_pw_args_t, r3 = y. */
+#define PZ_PW16C_FN(NAME, C, XWORDS, STEPS) \
+__asm__( \
+    PZ_M0_FUNC(NAME) \
+    PZ_M0_SAVE_R4_R11 \
+    "    sub   sp, #(" PZ_PW16C_TABLE " + 8 + 4 * " C ")\n" \
+    "    str   r0, [sp]\n" \
+    "    str   r1, [sp, #8]\n" \
+    "    str   r3, [sp, #(" PZ_PW16C_TABLE " + 4 * " C ")]\n"      /* y */ \
+    "    ldr   r4, [r2, #8]\n"                                    /* rq_end: the end of the weights */ \
+    "    str   r4, [sp, #12]\n" \
+    "    ldr   r4, [r2, #20]\n"                                   /* add */ \
+    "    str   r4, [sp, #(" PZ_PW16C_TABLE " + 4 + 4 * " C ")]\n" \
+    "    ldr   r4, [r2, #24]\n" \
+    "    str   r4, [sp, #36]\n" \
+    "    ldr   r4, [r2, #28]\n" \
+    "    str   r4, [sp, #40]\n" \
+    "    ldr   r4, [r2, #32]\n"                                   /* pixels */ \
+    "    movs  r5, #" C "\n" \
+    "    muls  r4, r5, r4\n" \
+    "    adds  r4, r0, r4\n" \
+    "    str   r4, [sp, #4]\n" \
+    "    movs  r4, #0x80\n" \
+    "    lsls  r5, r4, #8\n" \
+    "    orrs  r4, r5\n" \
+    "    lsls  r5, r4, #16\n" \
+    "    orrs  r4, r5\n" \
+    "    str   r4, [sp, #16]\n"                                   /* 0x80808080 */ \
+    "    mov   r1, r0\n" \
+    "    b     1f\n" \
+    "2:\n"                                                         /* a group */ \
+    PZ_PW16_LANE_STARTS \
+    "    add   r0, sp, #" PZ_PW16C_TABLE "\n" \
+    STEPS \
+    "    ldm   r0, {r0, r5}\n"                                     /* y, add (after the table) */ \
+    PZ_PW16_PAIR("0", "1", "f") \
+    PZ_PW16C_OUT_HIGH("r8", "2") \
+    PZ_PW16C_OUT_HIGH("r9", "3") \
+    PZ_PW16C_OUT_HIGH("r10", "4") \
+    PZ_PW16C_OUT_HIGH("r11", "5") \
+    PZ_PW16C_OUT_HIGH("r12", "6") \
+    PZ_PW16C_OUT_HIGH("lr", "7") \
+    "    adds  r0, #8\n" \
+    "    str   r0, [sp, #(" PZ_PW16C_TABLE " + 4 * " C ")]\n" \
+    "    ldr   r4, [sp, #12]\n" \
+    "    cmp   r1, r4\n"                                           /* past the last group: the pixel is done */ \
+    "    beq   17f\n" \
+    "    b     2b\n" \
+    PZ_PW_STUBS("r6", "0", "b") \
+    PZ_PW_STUBS("r7", "1", "b") \
+    PZ_PW_STUBS("r6", "2", "b") \
+    PZ_PW_STUBS("r6", "3", "b") \
+    PZ_PW_STUBS("r6", "4", "b") \
+    PZ_PW_STUBS("r6", "5", "b") \
+    PZ_PW_STUBS("r6", "6", "b") \
+    PZ_PW_STUBS("r6", "7", "b") \
+    "17:\n"                                                        /* the pixel is done: the next one */ \
+    "    ldr   r1, [sp]\n" \
+    "    ldr   r4, [sp, #4]\n" \
+    "    cmp   r1, r4\n" \
+    "    beq   18f\n" \
+    "1:\n"                                                         /* a pixel (r1 = its bytes): its x table */ \
+    "    ldr   r7, [sp, #16]\n" \
+    "    add   r6, sp, #" PZ_PW16C_TABLE "\n" \
+    XWORDS \
+    "    str   r1, [sp]\n" \
+    "    ldr   r1, [sp, #8]\n" \
+    "    b     2b\n" \
+    "18:\n" \
+    "    add   sp, #(" PZ_PW16C_TABLE " + 8 + 4 * " C ")\n" \
+    PZ_M0_RESTORE_R4_R11_RETURN \
+    "    .size   " NAME ", . - " NAME "\n" \
+    "    .popsection\n");
+
+PZ_PW16C_FN("pz_q8_pw16_c8_m0", "8", PZ_PW16C_X8, PZ_PW16C_STEPS_4)
+PZ_PW16C_FN("pz_q8_pw16_c16_m0", "16", PZ_PW16C_X8 PZ_PW16C_X8, PZ_PW16C_STEPS_4 PZ_PW16C_STEPS_4)
+
+typedef void (*pz_pw_loop_t)(const uint8_t *, const uint8_t *, const pz_pw_args_t *, uint8_t *);
+/* the pw16 loops for one C each, by C / 8 */
+static const pz_pw_loop_t pw16_by_c8[] = {0, pz_q8_pw16_c8_m0, pz_q8_pw16_c16_m0};
 #endif
 
 int pz_pwconv_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
@@ -440,8 +585,11 @@ int pz_pwconv_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
     a.add = (uint32_t)(l->out_zp + l->out_xor);
     a.lo = (uint32_t)(l->act_min + l->out_xor);
     a.hi = (uint32_t)(l->act_max + l->out_xor);
-    void (*const loop)(const uint8_t *, const uint8_t *, const pz_pw_args_t *, uint8_t *) =
-        pw16 ? pz_q8_pw16_m0 : zero_skipping ? pz_q8_pwz_m0 : pz_q8_pw_m0;
+    pz_pw_loop_t loop = pw16 ? pz_q8_pw16_m0 : zero_skipping ? pz_q8_pwz_m0 : pz_q8_pw_m0;
+    /* pw16 at a C with its own loop (PZ_PW16C_FN: the pixel's words read by LDM, so x 4-byte aligned) */
+    if (pw16 && C % 8u == 0 && C / 8u < sizeof pw16_by_c8 / sizeof pw16_by_c8[0] && pw16_by_c8[C / 8u] &&
+        ((uintptr_t)xu & 3u) == 0)
+        loop = pw16_by_c8[C / 8u];
     a.pixels = (uint32_t)s->out_h * s->out_w;
     if (a.pixels) loop(xu, l->w, &a, y);
     return 1;
