@@ -278,12 +278,7 @@ __asm__( \
     "    .if (2b - 1b) != " MAC_K_BYTES "\n" \
     "    .error \"MAC_K_BYTES is not the size of one PZ_Q8_MAC_K\"\n" \
     "    .endif\n" \
-    "    adds  r0, #16\n" \
-    "    ldr   r4, [sp]\n" \
-    "    cmp   r0, r4\n" \
-    "    beq   3f\n" \
-    "    b     1b\n" \
-    "3:\n" \
+    PZ_Q8_NEXT_BLOCK16 \
     "    ldr   r4, [sp, #4]\n" \
     "    adds  r0, r0, r4\n" \
     "    ldr   r4, [sp, #8]\n" \

@@ -83,9 +83,8 @@ static void dot_lanes_c(const uint8_t *xu, uint32_t nk4, const uint8_t *w, uint3
 /* The pieces pz_q8_dot8_m0 and pz_q8_skip8_m0 share. ZERO_LANES8: the eight lane accumulators r6, r7, r8 .. r12, lr
  * to 0. DUFF4_ENTRY: r4 = a count of the body's units (4-input blocks or list entries, at bit 2 and up of r4) taken
  * mod 4 = r; the body of four units (labels 1, 14, 15, 13 before units 0..3) is entered at unit (4 - r) mod 4 with r0
- * moved back by the units skipped (Duff's device). BODY16_END: r0 past the body's 16 bytes, back to 1 until r0 reaches
- * [sp] (the body is beyond B<cond>'s 256-byte reach: BEQ out, B back), then the lanes into A (the frame's
- * {end, A} popped) and the return. */
+ * moved back by the units skipped (Duff's device). BODY16_END: the loop's end (int8_mac_m0.h PZ_Q8_NEXT_BLOCK16), then
+ * the lanes into A (the frame's {end, A} popped) and the return. */
 #define PZ_Q8_ZERO_LANES8                                                               \
     "    movs  r6, #0\n"                                                                \
     "    movs  r7, #0\n"                                                                \
@@ -111,12 +110,7 @@ static void dot_lanes_c(const uint8_t *xu, uint32_t nk4, const uint8_t *w, uint3
     "    subs  r0, #8\n"             /* r = 2: unit 2 */                                \
     "    b     15f\n"
 #define PZ_Q8_BODY16_END                                                                \
-    "    adds  r0, #16\n"                                                               \
-    "    ldr   r4, [sp]\n"                                                              \
-    "    cmp   r0, r4\n"                                                                \
-    "    beq   3f\n"                                                                    \
-    "    b     1b\n"                                                                    \
-    "3:\n"                                                                              \
+    PZ_Q8_NEXT_BLOCK16                                                                  \
     "    pop   {r1, r3}\n"                                                              \
     "    str   r6, [r3, #0]\n"                                                          \
     "    str   r7, [r3, #4]\n"                                                          \

@@ -34,6 +34,16 @@
     "    mov   r11, r7\n"           \
     "    pop   {r4-r7, pc}\n"
 
+/* The end of a 16-byte unrolled body entered at label 1 (r0 its input pointer, [sp] where it ends): on to the next
+ * 16 bytes, or on at label 3 once r0 reaches the end (the body is beyond B<cond>'s 256-byte reach: BEQ out, B back). */
+#define PZ_Q8_NEXT_BLOCK16    \
+    "    adds  r0, #16\n"     \
+    "    ldr   r4, [sp]\n"    \
+    "    cmp   r0, r4\n"      \
+    "    beq   3f\n"          \
+    "    b     1b\n"          \
+    "3:\n"
+
 /* The weight word in r3 (4 lanes) times x (r2) into lanes a0..a3; r3-r5 scratch: 4 extract + 4 MULS + 4 ADD = 12
  * cycles. Lanes 0 and 2 of a word are read with their odd neighbour's sign bits below them (SXTH, ASR 16), which the
  * layouts' + 128 on even lanes cancels (the kernels' A_even - 256 A_odd). */
