@@ -103,6 +103,9 @@ def unpack_conv8(packed: np.ndarray, shape: tuple[int, int, int, int]) -> tuple[
     return w.reshape(shape).astype(np.int8), bias
 
 
+# pz_q8_conv_t.w_layout of each conv2d weight layout, conv.h PZ_Q8_W_<NAME> (a depthwise layer's is 0)
+W_LAYOUT_CODES = {"conv8": 0, "pw16": 1}
+
 PW16_LANE_PAIRS = CONV_LANES // 2
 # The most pw16 bytes (records inside) read from flash that stay faster than conv8 (benchmarks/conv_firmware.py
 # pw16-flash, warm XIP cache, 6x6 pixels: 64 -> 80 channels, 11,520 bytes, 3.45 cycles/MAC against conv8's 4.15;

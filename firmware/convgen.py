@@ -353,10 +353,6 @@ def q8_conv2d_scratch_bytes(shape_in, shape_out, kernel, stride, pads) -> int:
     return max(window, kernel[0] * ((cols * c + 3) // 4 * 4))
 
 
-# pz_q8_conv_t.w_layout (conv.h) of each weight layout (compress/conv_layout.py; the depthwise records: 0)
-W_LAYOUT_C = {"conv8": "PZ_Q8_W_CONV8", "pw16": "PZ_Q8_W_PW16", "dw": "0u"}
-
-
 def in_flash(placement: dict[int, str]) -> frozenset[int]:
     """The spec indices whose weights a placement leaves in flash (not copied at boot, not staged)."""
     return frozenset(i for i, where in placement.items() if where == "flash")
@@ -400,7 +396,7 @@ def _q8_conv(lm, t, out_xor, in_flash=False):
         fields = (f"{_shape_c(shape_in, shape_out, kernel, stride, pads)}, pz_l{i}_w, "
                   f"{f'pz_l{i}_bias' if bias is not None else 'NULL'}, pz_l{i}_mult, pz_l{i}_shift, "
                   f"{_q8_scalars(lm, out_xor, (zp_in + 128) & 0xFF)}, {scratch_expr}, {rq}"
-                  + f", {W_LAYOUT_C[layout]}")
+                  + f", {'0u' if depthwise else 'PZ_Q8_W_' + layout.upper()}")  # conv_layout.W_LAYOUT_CODES
         arrays = (f"/* layer {i}: int8 {lm['type']} {list(shape_in)} -> {list(shape_out)} */\n"
                   + c_array("uint8_t", f"pz_l{i}_w", packed, _hex, q, WEIGHTS_ALIGNED)
                   + (c_array("int32_t", f"pz_l{i}_bias", bias, _int, q) if bias is not None else "")

@@ -25,7 +25,7 @@ from typing import Callable
 
 import numpy as np
 
-from compress import layout, reference
+from compress import conv_layout, layout, reference
 from rp2040_sim.core import Rp2040, SimConfig
 from rp2040_sim.elfinfo import ElfInfo
 from rp2040_sim.faults import format_fault
@@ -248,9 +248,6 @@ def conv_fields(pointer) -> list:
             ("w_layout", ctypes.c_uint8)]
 
 
-W_LAYOUTS = {"conv8": 0, "pw16": 1}  # pz_q8_conv_t.w_layout (conv.h PZ_Q8_W_*)
-
-
 class ArmConv(ctypes.LittleEndianStructure):
     _fields_ = conv_fields(ctypes.c_uint32)
 
@@ -259,8 +256,6 @@ assert ctypes.sizeof(ArmConv) == 56
 
 
 def conv_shape(h, w, c, kernel, stride, padding, out_c) -> ConvShape:
-    from compress import conv_layout
-
     oh, pt = conv_layout.window(h, kernel[0], stride[0], padding)
     ow, pl = conv_layout.window(w, kernel[1], stride[1], padding)
     return ConvShape(h, w, c, oh, ow, out_c, kernel[0], kernel[1], stride[0], stride[1], pt, pl)
@@ -297,8 +292,6 @@ def conv_case(rng, h, w, c, k, kernel, stride, padding, depthwise, edge=None):
 def conv_weight_layout(t, records: bool = True) -> str:
     """"conv8" or "pw16": the layout the build gives a conv_case conv2d layer (compress.conv_layout.conv_weight_layout)
     with its one-multiply records where the build would give them (records: False, never)."""
-    from compress import conv_layout
-
     s = t["shape"]
     return conv_layout.conv_weight_layout(
         t["w"], (s.in_h, s.in_w, s.in_c), (s.out_h, s.out_w, s.out_c), (s.stride_h, s.stride_w),
@@ -308,8 +301,6 @@ def conv_weight_layout(t, records: bool = True) -> str:
 def conv_packed(t, layout: str = "conv8") -> tuple[np.ndarray, np.ndarray]:
     """(weight bytes, folded bias) of a conv_case layer in `layout` (conv2d: "conv8", or "pw16" with the layer's
     records inside)."""
-    from compress import conv_layout
-
     if t["depthwise"]:
         fb = conv_layout.folded_depthwise_bias(t["bias"], t["w"], t["zp_in"])
         return conv_layout.pack_depthwise(t["w"], fb), fb
@@ -395,7 +386,8 @@ class ConvImage(KernelImage):
         band = s.k_h * (((s.out_w - 1) * s.stride_w + s.k_w) * s.in_c + 3)
         scratch = put(bytes(43 * s.in_c + s.k_h * s.k_w * s.in_c + 4 + band))
         l_addr = put(bytes(ArmConv(s, w_addr, b_addr, m_addr, sh_addr, t["zp_out"], t["act_min"], t["act_max"],
-                                   out_xor, (t["zp_in"] + 128) & 0xFF, scratch, rq_addr, W_LAYOUTS[layout])))
+                                   out_xor, (t["zp_in"] + 128) & 0xFF, scratch, rq_addr,
+                                   conv_layout.W_LAYOUT_CODES[layout])))
         n = s.out_h * s.out_w * s.out_c
         x_addr, y_addr = put(t["xu"].tobytes(), x_skew), put(b"\xa5" * (n + GUARD))
         for _ in range(2 if warm else 1):

@@ -12,6 +12,9 @@ conv8's byte sum at its bound (C = 1024, every byte 255)."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -378,13 +381,21 @@ def test_weight_layout_choice():
     assert choose(big, in_shape=(2, 2, c + 2), out_shape=(2, 2, 8)) == "pw16"  # in SRAM
 
 
+def test_layout_codes_are_conv_h():
+    """conv_layout.W_LAYOUT_CODES (what the kernel harness writes into pz_q8_conv_t.w_layout) are conv.h's
+    PZ_Q8_W_<NAME> (the names convgen emits), name for name."""
+    text = (Path(__file__).resolve().parents[1] / "firmware" / "kernels" / "conv.h").read_text()
+    defined = {m[1].lower(): int(m[2]) for m in re.finditer(r"#define PZ_Q8_W_(\w+) (\d+)u", text)}
+    assert defined == conv_layout.W_LAYOUT_CODES
+
+
 def test_host_reference_reads_pw16(lib):  # noqa: F811
     """conv_q8_ref.c's weight and bias accessors read pw16 (pz_q8_conv_weight / pz_q8_conv_bias, lane order and the
     odd weight's borrow included): the reference, and pz_conv2d_q8_m0 of the host build (which hands a pw16 layer to
     the reference), match the golden model."""
     import ctypes
 
-    from rp2040_sim.kernel_harness import W_LAYOUTS, conv_packed
+    from rp2040_sim.kernel_harness import conv_packed
     from test_firmware_conv import Q8Conv
 
     for seed, (h, w, c, k) in enumerate([(2, 3, 6, 8), (3, 2, 32, 24), (1, 4, 2, 16)]):
@@ -398,7 +409,7 @@ def test_host_reference_reads_pw16(lib):  # noqa: F811
             y = np.full(n, 0xA5, np.uint8)
             layer = Q8Conv(s, packed.ctypes.data, None, t["mult"].ctypes.data, t["shift"].ctypes.data, t["zp_out"],
                            t["act_min"], t["act_max"], 0x80, (t["zp_in"] + 128) & 0xFF, None, None,
-                           W_LAYOUTS["pw16"])
+                           conv_layout.W_LAYOUT_CODES["pw16"])
             getattr(lib, fn)(ctypes.byref(layer), ctypes.c_void_p(x.ctypes.data), ctypes.c_void_p(y.ctypes.data))
             np.testing.assert_array_equal((y ^ 0x80).view(np.int8).reshape(h, w, k), q8_golden(t), err_msg=fn)
         del keep

@@ -11,7 +11,7 @@ import pytest
 from compress import conv_layout
 from conftest import require_tool
 from firmware import convgen, planner
-from rp2040_sim.kernel_harness import (HALT, STACK_TOP, W_LAYOUTS, ArmConv, ConvImage, conv_case, conv_packed,
+from rp2040_sim.kernel_harness import (HALT, STACK_TOP, ArmConv, ConvImage, conv_case, conv_packed,
                                        conv_records, conv_weight_layout, prepared_sim)
 from test_firmware_conv import q8_golden
 
@@ -198,7 +198,8 @@ def run_kernel(image: ConvImage, t: dict, fn: str, lead: int | None = None):
     band = s.k_h * (((s.out_w - 1) * s.stride_w + s.k_w) * s.in_c + 3)  # a conv2d row band (conv_q8_m0.c band_pitch)
     scratch = put(bytes(43 * s.in_c + s.k_h * s.k_w * s.in_c + 4 + band))
     l_addr = put(bytes(ArmConv(s, w_addr, 0, m_addr, sh_addr, t["zp_out"], t["act_min"], t["act_max"], 0,
-                               (t["zp_in"] + 128) & 0xFF, scratch, rq_addr, W_LAYOUTS[layout])))
+                               (t["zp_in"] + 128) & 0xFF, scratch, rq_addr,
+                               conv_layout.W_LAYOUT_CODES[layout])))
     x, n = t["xu"].tobytes(), s.out_h * s.out_w * s.out_c
     trace: list[tuple[bool, int]] = []
     if lead is None:
