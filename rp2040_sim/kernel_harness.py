@@ -340,6 +340,23 @@ class ConvRun:
     macs: int
 
 
+def put_conv_layer(put, t: dict, layout: str, packed: np.ndarray, rec: np.ndarray | None, out_xor: int = 0,
+                   in_flash: tuple[int, int] | None = None) -> int:
+    """Layer t's arrays and its pz_q8_conv_t through prepared_sim's `put` (weights, multipliers, shifts, records,
+    scratch, the struct, in that order); returns the struct's address. packed: the weights in `layout`; rec: the
+    records (None: rq NULL); in_flash: (weights, records) already at those flash addresses. The bias pointer is NULL:
+    the folded bias is inside the conv8 / pw16 groups and the dw records."""
+    s = t["shape"]
+    w_addr = in_flash[0] if in_flash else put(packed.tobytes())
+    m_addr, sh_addr = put(t["mult"].tobytes()), put(t["shift"].tobytes())
+    rq_addr = 0 if rec is None else in_flash[1] if in_flash else put(rec.tobytes())
+    # >= pz_conv_q8_scratch_bytes: depthwise (43 C), a window, a conv2d row band (k_h rows of the row's columns)
+    band = s.k_h * (((s.out_w - 1) * s.stride_w + s.k_w) * s.in_c + 3)
+    scratch = put(bytes(43 * s.in_c + s.k_h * s.k_w * s.in_c + 4 + band))
+    return put(bytes(ArmConv(s, w_addr, 0, m_addr, sh_addr, t["zp_out"], t["act_min"], t["act_max"], out_xor,
+                             (t["zp_in"] + 128) & 0xFF, scratch, rq_addr, conv_layout.W_LAYOUT_CODES[layout])))
+
+
 class ConvImage(KernelImage):
     """The conv kernels of one bare M0+ build: `ConvImage.build(dir).call(conv_case(...), "pz_conv2d_q8_m0")`."""
 
@@ -368,7 +385,7 @@ class ConvImage(KernelImage):
         flash. `x_skew`: the input that many bytes past a word boundary."""
         s = t["shape"]
         layout = layout or ("conv8" if t["depthwise"] else conv_weight_layout(t, records))
-        packed, fb = conv_packed(t, layout)
+        packed, _ = conv_packed(t, layout)
         rec = conv_records(t) if records and layout != "pw16" else None  # pw16: inside the weights, rq NULL
         flash = self.flash
         if weights_in_flash:
@@ -378,16 +395,8 @@ class ConvImage(KernelImage):
             rq_off = len(flash)
             flash += b"" if rec is None else rec.tobytes()
         sim, put = prepared_sim(flash, hook, config)
-        w_addr = FLASH + w_off if weights_in_flash else put(packed.tobytes())
-        b_addr = 0  # the bias is inside the conv8 / pw16 groups and dw records
-        m_addr, sh_addr = put(t["mult"].tobytes()), put(t["shift"].tobytes())
-        rq_addr = 0 if rec is None else FLASH + rq_off if weights_in_flash else put(rec.tobytes())
-        # >= pz_conv_q8_scratch_bytes: depthwise (43 C), a window, a conv2d row band (k_h rows of the row's columns)
-        band = s.k_h * (((s.out_w - 1) * s.stride_w + s.k_w) * s.in_c + 3)
-        scratch = put(bytes(43 * s.in_c + s.k_h * s.k_w * s.in_c + 4 + band))
-        l_addr = put(bytes(ArmConv(s, w_addr, b_addr, m_addr, sh_addr, t["zp_out"], t["act_min"], t["act_max"],
-                                   out_xor, (t["zp_in"] + 128) & 0xFF, scratch, rq_addr,
-                                   conv_layout.W_LAYOUT_CODES[layout])))
+        l_addr = put_conv_layer(put, t, layout, packed, rec, out_xor,
+                                (FLASH + w_off, FLASH + rq_off) if weights_in_flash else None)
         n = s.out_h * s.out_w * s.out_c
         x_addr, y_addr = put(t["xu"].tobytes(), x_skew), put(b"\xa5" * (n + GUARD))
         for _ in range(2 if warm else 1):

@@ -11,8 +11,8 @@ import pytest
 from compress import conv_layout
 from conftest import require_tool
 from firmware import convgen, planner
-from rp2040_sim.kernel_harness import (HALT, STACK_TOP, ArmConv, ConvImage, conv_case, conv_packed,
-                                       conv_records, conv_weight_layout, prepared_sim)
+from rp2040_sim.kernel_harness import (HALT, STACK_TOP, ConvImage, conv_case, conv_packed, conv_records,
+                                       conv_weight_layout, prepared_sim, put_conv_layer)
 from test_firmware_conv import q8_golden
 
 
@@ -190,16 +190,7 @@ def run_kernel(image: ConvImage, t: dict, fn: str, lead: int | None = None):
     sim, put = prepared_sim(image.flash)
     s = t["shape"]
     layout = "conv8" if t["depthwise"] else conv_weight_layout(t)  # the build's (pw16 for most pointwise layers)
-    packed, _ = conv_packed(t, layout)
-    w_addr = put(packed.tobytes())
-    rec = conv_records(t)
-    m_addr, sh_addr = put(t["mult"].tobytes()), put(t["shift"].tobytes())
-    rq_addr = 0 if rec is None else put(rec.tobytes())
-    band = s.k_h * (((s.out_w - 1) * s.stride_w + s.k_w) * s.in_c + 3)  # a conv2d row band (conv_q8_m0.c band_pitch)
-    scratch = put(bytes(43 * s.in_c + s.k_h * s.k_w * s.in_c + 4 + band))
-    l_addr = put(bytes(ArmConv(s, w_addr, 0, m_addr, sh_addr, t["zp_out"], t["act_min"], t["act_max"], 0,
-                               (t["zp_in"] + 128) & 0xFF, scratch, rq_addr,
-                               conv_layout.W_LAYOUT_CODES[layout])))
+    l_addr = put_conv_layer(put, t, layout, conv_packed(t, layout)[0], conv_records(t))
     x, n = t["xu"].tobytes(), s.out_h * s.out_w * s.out_c
     trace: list[tuple[bool, int]] = []
     if lead is None:
