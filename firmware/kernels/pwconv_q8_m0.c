@@ -135,22 +135,26 @@ void pz_q8_pw16_c16_m0(const uint8_t *x, const uint8_t *w, const pz_pw_args_t *a
     MAC_K("19") MAC_K("20") MAC_K("21") MAC_K("22") MAC_K("23") MAC_K("24") MAC_K("25") MAC_K("26") MAC_K("27") \
     MAC_K("28") MAC_K("29") MAC_K("30") MAC_K("31")
 
-/* One output from lane S (r6 or r7): the record {L, A, w = m' << 8 | s} by one LDM (REC advancing); acc <= L:
- * act_min, acc >= A: act_max (out of line at LOW / HIGH, back to STORE); else round_half_up(acc m' / 2^s) + add by
- * MULS, ASRS (the carry holds the last bit shifted out) and ADCS (pz_q8_requant_rec_m0's steps and bytes). Y = y of
- * the group, r5 = add; conv8's loops: REC r0, Y r1; pw16's: REC r1 (the records follow the group's weights), Y r0. */
-#define PZ_PW_OUT_AT(S, I, LOW, HIGH, STORE, REC, Y) \
+/* One output from lane C (compared where it lies), multiplied in the low register S (MOVE puts C there, or is empty
+ * when C is S): the record {L, A, w = m' << 8 | s} by one LDM (REC advancing); acc <= L: act_min, acc >= A: act_max
+ * (out of line at LOW / HIGH, back to STORE); else round_half_up(acc m' / 2^s) + add by MULS, ASRS (the carry holds
+ * the last bit shifted out) and ADCS (pz_q8_requant_rec_m0's steps and bytes). Y = y of the group, r5 = add; conv8's
+ * loops: REC r0, Y r1; pw16's: REC r1 (the records follow the group's weights), Y r0. */
+#define PZ_PW_OUT_VIA(C, MOVE, S, I, LOW, HIGH, STORE, REC, Y) \
     "    ldm   " REC "!, {r2, r3, r4}\n" \
-    "    cmp   " S ", r2\n" \
+    "    cmp   " C ", r2\n" \
     "    ble   " LOW "\n" \
-    "    cmp   " S ", r3\n" \
+    "    cmp   " C ", r3\n" \
     "    bge   " HIGH "\n" \
     "    lsrs  r3, r4, #8\n" \
+    MOVE \
     "    muls  " S ", r3, " S "\n" \
     "    asrs  " S ", r4\n" \
     "    adcs  " S ", r5\n" \
     STORE ":\n" \
     "    strb  " S ", [" Y ", #" I "]\n"
+/* Lane S (r6 or r7) itself. */
+#define PZ_PW_OUT_AT(S, I, LOW, HIGH, STORE, REC, Y) PZ_PW_OUT_VIA(S, "", S, I, LOW, HIGH, STORE, REC, Y)
 #define PZ_PW_OUT(S, I, LOW, HIGH, STORE) PZ_PW_OUT_AT(S, I, LOW, HIGH, STORE, "r0", "r1")
 /* Lanes r6 (even) and r7 (odd) to outputs I0, I1: acc_even = lane_even - 256 lane_odd. Labels 4N.. (act_min),
  * 5N.. (act_max), 6N.. (store), DIR the side their out-of-line stubs lie on ("b" before, "f" after). */
@@ -457,21 +461,10 @@ PZ_PW_FN("pz_q8_pw16_m0", PZ_PW16_PIXEL_START, PZ_PW16_GROUP_START, PZ_PW16_BLOC
     PZ_PW16_LANES("add   r10", "add   r11") \
     PZ_PW16_LANES("add   r12", "add   lr")
 #define PZ_PW16C_STEPS_4 PZ_PW16C_STEP PZ_PW16C_STEP PZ_PW16C_STEP PZ_PW16C_STEP
-/* One output from lane H (a high register), its record by r1, y r0, add r5 (PZ_PW_OUT_AT's steps), r6 the scratch;
- * labels as PZ_PW_PAIR's, the stubs after the group. */
+/* One output from lane H (a high register: compared there, moved to r6 only when multiplied), its record by r1, y r0,
+ * add r5; labels as PZ_PW_PAIR's, the stubs after the group. */
 #define PZ_PW16C_OUT_HIGH(H, I) \
-    "    ldm   r1!, {r2, r3, r4}\n" \
-    "    cmp   " H ", r2\n" \
-    "    ble   4" I "f\n" \
-    "    cmp   " H ", r3\n" \
-    "    bge   5" I "f\n" \
-    "    lsrs  r3, r4, #8\n" \
-    "    mov   r6, " H "\n" \
-    "    muls  r6, r3, r6\n" \
-    "    asrs  r6, r4\n" \
-    "    adcs  r6, r5\n" \
-    "6" I ":\n" \
-    "    strb  r6, [r0, #" I "]\n"
+    PZ_PW_OUT_VIA(H, "    mov   r6, " H "\n", "r6", I, "4" I "f", "5" I "f", "6" I, "r1", "r0")
 
 /* The loop for C input channels (C a multiple of 8): XWORDS = C / 8 PZ_PW16C_X8, STEPS = C / 2 PZ_PW16C_STEP.
  * r0 = x, r1 = the first group's header, r2 = the pz_pw_args_t, r3 = y. */
