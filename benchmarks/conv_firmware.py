@@ -82,12 +82,6 @@ PD_MOBILENET_CASES = [
 ]
 
 
-def realistic_shifts(shift: np.ndarray) -> np.ndarray:
-    """conv_case draws shifts -1..11 to cover the requantization's range; int8 conv layers have scales s_in s_w /
-    s_out well below 1/4 (the int8 registry models: shifts 6-12), which the kernels' output stage is fast for
-    (conv_q8_m0.c, requant_init). Timed with shifts 6..11 (the same seed, so the same weights and inputs)."""
-    return (6 + (shift.astype(np.int64) + 1) % 6).astype(np.int8)
-
 
 def elf_symbols(path):
     from firmware_support import elf_symbols as symbols
@@ -95,7 +89,7 @@ def elf_symbols(path):
 
 
 def kernels() -> None:
-    from rp2040_sim.kernel_harness import ConvImage, conv_case, conv_records
+    from rp2040_sim.kernel_harness import ConvImage, conv_case, conv_records, timed_shifts
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     from test_conv_requant import rounded
@@ -108,7 +102,7 @@ def kernels() -> None:
         print("|---|---|---|---|---|---|---|---|---|")
         for h, w, c, k, kernel, stride, padding, depthwise in KERNEL_CASES + PD_MOBILENET_CASES:
             t = conv_case(np.random.default_rng(0), h, w, c, k, kernel, stride, padding, depthwise)
-            t["shift"] = realistic_shifts(t["shift"])
+            t["shift"] = timed_shifts(t["shift"])
             fn = "pz_dwconv2d_q8_m0" if depthwise else "pz_conv2d_q8_m0"
             reduced = rounded(dict(t))
             if conv_records(reduced) is None:
@@ -131,7 +125,7 @@ def zero_skipping() -> None:
     ReLU-like inputs (a normal distribution clipped at 0: about half zeros) and uniform random ones without zeros,
     each through the zero-skipping dot product (zp_in = -128) and, the same bytes with zp_in = -127, through the
     plain one."""
-    from rp2040_sim.kernel_harness import ConvImage, conv_case, conv_weight_layout
+    from rp2040_sim.kernel_harness import ConvImage, conv_case, conv_weight_layout, timed_shifts
     from test_conv_requant import rounded
     from test_firmware_conv import q8_golden
 
@@ -146,7 +140,7 @@ def zero_skipping() -> None:
             for kind in ("ReLU-like", "random"):
                 rng = np.random.default_rng(0)
                 t = conv_case(rng, h, w, c, k, kernel, stride, padding, False)
-                t["shift"] = realistic_shifts(t["shift"])
+                t["shift"] = timed_shifts(t["shift"])
                 if kind == "ReLU-like":
                     t["xu"] = np.clip(np.rint(rng.normal(0, 60, t["xu"].shape)), 0, 255).astype(np.uint8)
                 else:
@@ -168,7 +162,7 @@ PW16_FLASH_CASES = [(24, 24, 16, 32), (12, 12, 32, 64), (12, 12, 64, 64), (6, 6,
 
 def pw16_small() -> None:
     """See the module docstring (pw16-small); weights in SRAM, warm XIP cache, outputs checked first."""
-    from rp2040_sim.kernel_harness import ConvImage, conv_case, conv_weight_layout
+    from rp2040_sim.kernel_harness import ConvImage, conv_case, conv_weight_layout, timed_shifts
     from test_conv_requant import rounded
     from test_firmware_conv import q8_golden
 
@@ -181,7 +175,7 @@ def pw16_small() -> None:
             for seed in range(4):
                 for act in ("conv_case", "none"):
                     t = conv_case(np.random.default_rng(seed), h, w, c, k, (1, 1), (1, 1), "same", False)
-                    t["shift"] = realistic_shifts(t["shift"])
+                    t["shift"] = timed_shifts(t["shift"])
                     if act == "none":
                         if (t["act_min"], t["act_max"]) == (-128, 127):
                             continue  # conv_case drew none: the row above
@@ -203,7 +197,7 @@ def pw16_flash() -> None:
     """Pointwise convs (random zero points: the plain loop) in conv8 and pw16, weights and records in SRAM and in
     flash, and the layout conv_weight_layout gives them when the build leaves them in flash."""
     from compress import conv_layout
-    from rp2040_sim.kernel_harness import ConvImage, conv_case, conv_weight_layout
+    from rp2040_sim.kernel_harness import ConvImage, conv_case, conv_weight_layout, timed_shifts
     from test_conv_requant import rounded
     from test_firmware_conv import q8_golden
 
@@ -214,7 +208,7 @@ def pw16_flash() -> None:
         print("|---|---|---|---|---|---|---|---|---|")
         for h, w, c, k in PW16_FLASH_CASES:
             t = conv_case(np.random.default_rng(0), h, w, c, k, (1, 1), (1, 1), "same", False)
-            t["shift"] = realistic_shifts(t["shift"])
+            t["shift"] = timed_shifts(t["shift"])
             reduced = rounded(dict(t))
             per_mac = []
             for in_flash in (False, True):

@@ -26,7 +26,7 @@ from test_firmware_conv import conv_case, host_conv_lib, q8_golden, run_q8
 from test_planner_overlap import last_reader, least_lead, read_lookbacks, run_kernel
 
 from firmware import convgen, planner
-from rp2040_sim.kernel_harness import ConvImage, conv_records, conv_shape
+from rp2040_sim.kernel_harness import ConvImage, conv_records, conv_shape, timed_shifts
 
 LOOPS = {"quad": "pz_q8_dw3x3_quad_m0", "quad2": "pz_q8_dw3x3_quad2_m0", "triple": "pz_q8_dw3x3_triple_m0",
          "pair": "pz_q8_dw3x3_pair_m0", "pair2": "pz_q8_dw3x3_pair2_m0", "one": "pz_q8_dw3x3_acc_m0"}
@@ -133,7 +133,7 @@ def test_dwconv_m0_paths(m0, h, w, c, stride, padding, loops):
 ])
 def test_dwconv_m0_cycle_budgets(m0, h, w, c, stride, budget):
     t = conv_case(np.random.default_rng(7), h, w, c, c, (3, 3), stride, "same", True)
-    t["shift"] = (6 + (t["shift"].astype(np.int64) + 1) % 6).astype(np.int8)  # 6..11
+    t["shift"] = timed_shifts(t["shift"])  # 6..11
     run = m0.call(t, "pz_dwconv2d_q8_m0", warm=True)
     np.testing.assert_array_equal(run.y, q8_golden(t))
     assert run.cycles / run.macs <= budget, run.cycles / run.macs
@@ -334,7 +334,7 @@ def test_dwconv_m0_fused_cycle_budgets(m0, h, w, c, stride, budget):
     """Cycles per MAC of the build's path (records), deterministic; the full table: `python
     benchmarks/conv_firmware.py kernels` ("rounded" column)."""
     t = conv_case(np.random.default_rng(7), h, w, c, c, (3, 3), stride, "same", True)
-    t["shift"] = (6 + (t["shift"].astype(np.int64) + 1) % 6).astype(np.int8)  # 6..11
+    t["shift"] = timed_shifts(t["shift"])  # 6..11
     t = rounded(t)
     run = m0.call(t, "pz_dwconv2d_q8_m0", warm=True)
     np.testing.assert_array_equal(run.y, q8_golden(t))

@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from compress import conv_layout
-from rp2040_sim.kernel_harness import conv_case, conv_records, conv_shape, conv_weight_layout
+from rp2040_sim.kernel_harness import conv_case, conv_records, conv_shape, conv_weight_layout, timed_shifts
 from test_conv_requant import bound_case, rounded
 from test_firmware_conv import lib, m0, q8_golden  # noqa: F401  (fixtures)
 
@@ -58,7 +58,7 @@ def pointwise_case(seed, h, w, c, k, zero_input, records, act, shift_lo=3, edge=
         t["zp_in"] = -128
         t["xu"] = np.where(rng.random(t["xu"].shape) < 0.5, 0, t["xu"]).astype(np.uint8)
     if records:
-        t["shift"] = (shift_lo + (t["shift"].astype(np.int64) + 1) % 6).astype(np.int8)
+        t["shift"] = timed_shifts(t["shift"], shift_lo)
         t = rounded(t)
     return t
 
@@ -102,7 +102,7 @@ def test_pw16_lanes_at_their_bound_in_emulator(m0, c, k, shift_lo):  # noqa: F81
     t["w"][1::2] = -127
     t["xu"][0, 0] = 0     # x = -128: low lanes -32,512 per pair, high lanes +32,512
     t["xu"][0, 1] = 255   # x = 127
-    t["shift"] = (shift_lo + (t["shift"].astype(np.int64) + 1) % 6).astype(np.int8)
+    t["shift"] = timed_shifts(t["shift"], shift_lo)
     t = rounded(t)
     assert expected_loop(t) == PW16_BY_C.get(c, "pz_q8_pw16_m0")
     x = t["xu"].astype(np.int64) - 128
@@ -137,7 +137,7 @@ def test_pw16_small_c_loops_bit_exact_in_emulator(m0, case, out_xor):  # noqa: F
     t = pointwise_case(seed, h, w, c, k, zero_input, False, "relu" if act == "flat" else act, edge=edge)
     if act == "flat":
         t["act_max"] = t["act_min"] = int(np.random.default_rng(seed).integers(-128, 128))
-    t["shift"] = (shift_lo + (t["shift"].astype(np.int64) + 1) % 6).astype(np.int8)
+    t["shift"] = timed_shifts(t["shift"], shift_lo)
     t = rounded(t)
     check(m0, t, out_xor, x_skew)
 
@@ -149,7 +149,7 @@ def test_pw16_small_c_loops_cycle_budget_in_emulator(m0):  # noqa: F811
     with its input off a word boundary, bit-exact both ways."""
     for (h, w, c, k), budget in (((24, 24, 16, 32), 4.2), ((48, 48, 8, 16), 5.5)):
         t = conv_case(np.random.default_rng(0), h, w, c, k, (1, 1), (1, 1), "same", False)
-        t["shift"] = (6 + (t["shift"].astype(np.int64) + 1) % 6).astype(np.int8)  # conv_firmware.realistic_shifts
+        t["shift"] = timed_shifts(t["shift"])
         t = rounded(t)
         runs = {}
         for x_skew in (0, 2):

@@ -16,7 +16,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from firmware.convgen import q8_conv2d_scratch_bytes
-from rp2040_sim.kernel_harness import conv_case, conv_records, conv_shape
+from rp2040_sim.kernel_harness import conv_case, conv_records, conv_shape, timed_shifts
 from test_conv_pointwise import expected_loop as pointwise_loop
 from test_conv_requant import rounded
 from test_firmware_conv import lib, m0, q8_golden, run_q8  # noqa: F401  (fixtures)
@@ -64,7 +64,7 @@ def make_case(seed, h, w, c, k, kernel, stride, padding, edge, zero_input, recor
         t["zp_in"] = -128
         t["xu"] = np.where(rng.random(t["xu"].shape) < 0.5, 0, t["xu"]).astype(np.uint8)
     if records and edge is None:  # multipliers as compress rounds them: the one-multiply output stage
-        t["shift"] = (6 + (t["shift"].astype(np.int64) + 1) % 6).astype(np.int8)
+        t["shift"] = timed_shifts(t["shift"])
         t = rounded(t)
     return t
 

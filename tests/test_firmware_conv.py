@@ -19,7 +19,7 @@ from compress import conv_layout
 from compress.quantize import requantize
 from firmware import hostcc
 from rp2040_sim.kernel_harness import (CONV_SOURCES, KERNELS, ConvImage, ConvShape, conv_case, conv_fields, conv_packed,
-                                       conv_shape)
+                                       conv_shape, timed_shifts)
 
 # the int8 conv kernels the firmware links (kernel_harness.CONV_SOURCES: one list to extend) and the float ones
 SOURCES = [p.name for p in CONV_SOURCES] + ["conv_f32.c"]
@@ -458,7 +458,7 @@ def test_m0_small_output_stage_not_taken_past_its_bound(m0):
 ])
 def test_m0_cycle_budgets(m0, h, w, c, k, kernel, stride, depthwise, budget):
     t = conv_case(np.random.default_rng(7), h, w, c, k, kernel, stride, "same", depthwise)
-    t["shift"] = (6 + (t["shift"].astype(np.int64) + 1) % 6).astype(np.int8)  # 6..11
+    t["shift"] = timed_shifts(t["shift"])  # 6..11
     run = m0.call(t, f"pz_{'dwconv2d' if depthwise else 'conv2d'}_q8_m0", warm=True)
     np.testing.assert_array_equal(run.y, q8_golden(t))
     assert run.cycles / run.macs <= budget, run.cycles / run.macs
@@ -468,7 +468,7 @@ def test_m0_zero_skipping_cycle_budget(m0):
     """A pointwise conv on ReLU-like input (zp_in = -128, about half zeros) through the zero-skipping dot product."""
     rng = np.random.default_rng(7)
     t = conv_case(rng, 6, 6, 64, 64, (1, 1), (1, 1), "same", False)
-    t["shift"] = (6 + (t["shift"].astype(np.int64) + 1) % 6).astype(np.int8)
+    t["shift"] = timed_shifts(t["shift"])
     t["zp_in"] = -128
     t["xu"] = np.clip(np.rint(rng.normal(0, 60, t["xu"].shape)), 0, 255).astype(np.uint8)
     run = m0.call(t, "pz_conv2d_q8_m0", warm=True)
