@@ -52,8 +52,7 @@ def save_sparse_shared_cnn(directory, mnist, seed=0):
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, mnist):
-    for tool in ("arm-none-eabi-gcc", "arm-none-eabi-objcopy"):
-        require_tool(tool)
+    require_tool("arm-none-eabi-gcc", "arm-none-eabi-objcopy")
     root = tmp_path_factory.mktemp("cnn")
     model_dir = save_sparse_shared_cnn(root / "sparse_shared_cnn", mnist)
     return model_dir, fwbuild.build(model_dir, root / "q8", images=2, quiet=True, cores="1")

@@ -39,8 +39,7 @@ SHARED_CYCLES_PER_ENTRY_READ = 31.5
 
 @pytest.fixture(scope="module")
 def toolchain():
-    for tool in ("arm-none-eabi-gcc", "arm-none-eabi-objcopy", "arm-none-eabi-readelf"):
-        require_tool(tool)
+    require_tool("arm-none-eabi-gcc", "arm-none-eabi-objcopy", "arm-none-eabi-readelf")
 
 
 @pytest.fixture(scope="module")

@@ -448,8 +448,7 @@ def test_build_gives_pw16_its_bytes_and_keeps_conv8_in_flash(tmp_path, mnist):
     for where, want in (("ram", pw.weight_bytes), ("flash", fl.weight_bytes)):
         rows = fwbuild.choose_layer_placement(model, where, fwbuild.DEFAULT_STACK, "m")[1]
         assert {r["index"]: r["bytes"] for r in rows}[2] == want
-    for tool in ("arm-none-eabi-gcc", "arm-none-eabi-objcopy"):
-        require_tool(tool)
+    require_tool("arm-none-eabi-gcc", "arm-none-eabi-objcopy")
     images = np.concatenate([mnist.x_test[:2], np.random.default_rng(1).integers(0, 256, (1, 784), dtype=np.uint8)])
     want = reference.forward(model, images).astype(np.float64)
     for where in ("ram", "flash"):

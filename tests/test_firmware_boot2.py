@@ -71,8 +71,7 @@ def boot2_blob(name: str, tmp: Path) -> bytes:
 
 @pytest.fixture(scope="module")
 def images(tmp_path_factory):
-    for t in asm.TOOLS:
-        require_tool(t)
+    require_tool(*asm.TOOLS)
     out = {}
     for name in fwbuild.BOOT2_SOURCES:
         d = tmp_path_factory.mktemp(name)
@@ -136,8 +135,7 @@ def test_quad_boot2_fits_and_is_position_independent(tmp_path):
 
 
 def test_firmware_builds_with_either_boot2_agree(tmp_path, mnist):
-    for t in ("arm-none-eabi-gcc", "arm-none-eabi-objcopy", "arm-none-eabi-readelf"):
-        require_tool(t)
+    require_tool("arm-none-eabi-gcc", "arm-none-eabi-objcopy", "arm-none-eabi-readelf")
     model = make_model(tmp_path / "m", sizes=(784, 16, 10))
     uarts = {}
     for name in ("quad", "serial"):

@@ -26,8 +26,7 @@ STACK_PAINT = 0xDEADBEEF
 
 @pytest.fixture(scope="module")
 def toolchain():
-    for tool in ("arm-none-eabi-gcc", "arm-none-eabi-objcopy", "arm-none-eabi-size"):
-        require_tool(tool)
+    require_tool("arm-none-eabi-gcc", "arm-none-eabi-objcopy", "arm-none-eabi-size")
 
 
 @pytest.fixture(scope="module")
@@ -168,6 +167,8 @@ def test_toolchain_tests_skip_locally_and_fail_in_ci(monkeypatch):
     monkeypatch.delenv("CI", raising=False)
     with pytest.raises(pytest.skip.Exception, match="arm-none-eabi-nothing is not installed"):
         require_tool("arm-none-eabi-nothing")
+    with pytest.raises(pytest.skip.Exception, match="^arm-none-eabi-no, arm-none-eabi-none are not installed"):
+        require_tool("arm-none-eabi-no", sys.executable, "arm-none-eabi-none")  # only the missing ones are named
     monkeypatch.setenv("CI", "1")
     with pytest.raises(pytest.fail.Exception, match="arm-none-eabi-nothing is not installed"):
         require_tool("arm-none-eabi-nothing")

@@ -58,8 +58,7 @@ def save_tiny_cnn(directory, mnist, seed=0):
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, mnist):
-    for tool in ("arm-none-eabi-gcc", "arm-none-eabi-objcopy"):
-        require_tool(tool)
+    require_tool("arm-none-eabi-gcc", "arm-none-eabi-objcopy")
     root = tmp_path_factory.mktemp("cnn")
     model_dir = save_tiny_cnn(root / "tiny_cnn", mnist)
     # one core: infer() runs pz_infer on core 0 alone (two cores: tests/test_firmware_conv_dual.py)

@@ -166,8 +166,7 @@ SPLIT = [1, 3, 4, 6, 7, 9, 10, 12]
 
 @pytest.fixture(scope="module")
 def builds(tmp_path_factory, mnist):
-    for tool in ("arm-none-eabi-gcc", "arm-none-eabi-objcopy"):
-        require_tool(tool)
+    require_tool("arm-none-eabi-gcc", "arm-none-eabi-objcopy")
     root = tmp_path_factory.mktemp("dual")
     model_dir = save_uniform_cnn(root / "int8", dual_cnn(), "dual_cnn", mnist.x_test[:64], seed=0, scale=0.6)
     return model_dir, {cores: fwbuild.build(model_dir, root / f"fw{cores}", images=1, quiet=True, cores=str(cores))
@@ -384,8 +383,7 @@ def test_float_conv_layers_split_by_rows_equal_one_core(tmp_path, mnist):
     cycles, and `auto` picks two cores."""
     from firmware_support import elf_symbols
 
-    for tool in ("arm-none-eabi-gcc", "arm-none-eabi-objcopy"):
-        require_tool(tool)
+    require_tool("arm-none-eabi-gcc", "arm-none-eabi-objcopy")
     model_dir = save_uniform_cnn(tmp_path / "f32", dual_cnn(), "dual_cnn", None, seed=0, scale=0.6, int8=False)
     model = modeldir.load(model_dir)
     assert fwbuild.split_layers(model) == [1, 4, 6, 7, 10, 12] and fwbuild.choose_cores(model, "auto") == 2

@@ -42,8 +42,7 @@ def small_cnn() -> Sequential:
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory, mnist):
-    for tool in ("arm-none-eabi-gcc", "arm-none-eabi-objcopy"):
-        require_tool(tool)
+    require_tool("arm-none-eabi-gcc", "arm-none-eabi-objcopy")
     root = tmp_path_factory.mktemp("balance")
     return save_uniform_cnn(root / "int8", small_cnn(), "balance_cnn", mnist.x_test[:64], seed=5, scale=0.5)
 

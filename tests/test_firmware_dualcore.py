@@ -25,8 +25,7 @@ IMAGES = 12
 
 @pytest.fixture(scope="module")
 def variants(tmp_path_factory, mnist):
-    for tool in ("arm-none-eabi-gcc", "arm-none-eabi-objcopy", "arm-none-eabi-readelf"):
-        require_tool(tool)
+    require_tool("arm-none-eabi-gcc", "arm-none-eabi-objcopy", "arm-none-eabi-readelf")
     src = tmp_path_factory.mktemp("zoo") / "mnist_50"
     train_and_evaluate(get_model("mnist_50").with_overrides(epochs=1), src, dataset=mnist, train_limit=4000,
                        progress=False)

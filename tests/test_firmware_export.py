@@ -42,8 +42,7 @@ Q8_CALLS = "    for (int i = 0; i < {n}; i++) test_q8_classes[i] = pz_model_infe
 
 @pytest.fixture(scope="module")
 def toolchain():
-    for tool in ("arm-none-eabi-gcc", "arm-none-eabi-objcopy", "arm-none-eabi-readelf", "arm-none-eabi-nm"):
-        require_tool(tool)
+    require_tool("arm-none-eabi-gcc", "arm-none-eabi-objcopy", "arm-none-eabi-readelf", "arm-none-eabi-nm")
     from firmware import build
     return build.find_toolchain()
 

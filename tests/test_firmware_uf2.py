@@ -238,8 +238,7 @@ def test_cli_refuses_a_truncated_renumbered_uf2_when_the_elf_is_beside_it(tmp_pa
     """The issue's case: drop the last block and renumber; the format and the vectors are still fine, the program is
     not (on the chip `bl work` lands in erased flash). The ELF beside it tells."""
     from rp2040_sim import asm
-    for tool in asm.TOOLS:
-        require_tool(tool)
+    require_tool(*asm.TOOLS)
     paths = asm.build_image(PADDED_PROGRAM, tmp_path / "prog")
     full = paths["bin"].read_bytes()
     assert len(full) > 3 * 256

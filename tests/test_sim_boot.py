@@ -31,8 +31,7 @@ msg: .asciz "hello from flash\n"
 
 @pytest.fixture(scope="module")
 def hello(tmp_path_factory):
-    for t in asm.TOOLS:
-        require_tool(t)
+    require_tool(*asm.TOOLS)
     return asm.build_image(HELLO, tmp_path_factory.mktemp("hello"))
 
 

@@ -114,8 +114,7 @@ values:
 
 @pytest.fixture(autouse=True)
 def _tools():
-    for t in asm.TOOLS:
-        require_tool(t)
+    require_tool(*asm.TOOLS)
 
 
 def test_two_core_sum_equals_one_core_with_spinlock_and_fifo(tmp_path):

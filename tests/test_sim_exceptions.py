@@ -53,8 +53,7 @@ def words(sim, n: int) -> list[int]:
 
 @pytest.fixture(autouse=True)
 def _tools():
-    for t in asm.TOOLS:
-        require_tool(t)
+    require_tool(*asm.TOOLS)
 
 
 TIMER_ALARM = r"""

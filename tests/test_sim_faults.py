@@ -50,8 +50,7 @@ FAULTS = {
 
 @pytest.fixture(scope="module")
 def images(tmp_path_factory):
-    for t in asm.TOOLS:
-        require_tool(t)
+    require_tool(*asm.TOOLS)
     root = tmp_path_factory.mktemp("faults")
     return {kind: asm.build_image(TEMPLATE.format(func=func, body=body), root / kind.replace(" ", "_"))
             for kind, (func, body, _) in FAULTS.items()}

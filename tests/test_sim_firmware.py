@@ -20,8 +20,7 @@ LINE = re.compile(r"img (\d+) label (\d+) pred (\d+) us (\d+)")
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, mnist):
-    for tool in ("arm-none-eabi-gcc", "arm-none-eabi-objcopy", "arm-none-eabi-size"):
-        require_tool(tool)
+    require_tool("arm-none-eabi-gcc", "arm-none-eabi-objcopy", "arm-none-eabi-size")
     from firmware import build as fwbuild
     root = tmp_path_factory.mktemp("simfw")
     model_dir = make_model(root / "mnist_small", sizes=(784, 24, 10))

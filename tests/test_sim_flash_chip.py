@@ -247,8 +247,7 @@ def test_native_status_poll_counts_as_the_python_models(tmp_path, monkeypatch):
     """cycles.c answers the BUSY polls (ssi_native, published by xip.Ssi._publish); with publishing switched off
     every access goes through the Python SSI and chip models. Both runs poll as many times and take the same
     cycles and instructions; the native one sent almost no access to Python."""
-    for tool in asm.TOOLS:
-        require_tool(tool)
+    require_tool(*asm.TOOLS)
     python_accesses = []
     for name in ("bus_read", "bus_write"):              # counted on the class: the ports bind them at construction
         inner = getattr(xip.Ssi, name)

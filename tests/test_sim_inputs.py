@@ -24,8 +24,7 @@ from tests.untrusted_files import mutate, program
 @pytest.fixture(scope="module")
 def programs(tmp_path_factory):
     """Two different programs with the same layout, each with ELF (with DWARF lines), BIN and UF2."""
-    for tool in asm.TOOLS:
-        require_tool(tool)
+    require_tool(*asm.TOOLS)
     root = tmp_path_factory.mktemp("programs")
     return {name: asm.build_image(program(name), root / name) for name in ("alpha", "bravo")}
 

@@ -10,8 +10,7 @@ from tests.test_sim_exceptions import run, words
 
 @pytest.fixture(autouse=True)
 def _tools():
-    for t in asm.TOOLS:
-        require_tool(t)
+    require_tool(*asm.TOOLS)
 
 
 SPINLOCKS = r"""

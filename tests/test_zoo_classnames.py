@@ -65,8 +65,7 @@ def _with_names(model_dir, names):
 
 
 def test_firmware_prints_the_class_name_of_each_prediction(tmp_path):
-    for tool in ("arm-none-eabi-gcc", "arm-none-eabi-objcopy"):
-        require_tool(tool)
+    require_tool("arm-none-eabi-gcc", "arm-none-eabi-objcopy")
     names = ['a "low" one', "back\\slash"]
     model_dir = _with_names(make_model(tmp_path / "xor", sizes=(2, 3, 2), activation="tanh", dataset="xor",
                                        scale=1.0), names)
