@@ -19,6 +19,11 @@
         the 1x1 layers at C = 8 and 16 (pwconv_q8_m0.c's pw16 loops for one C each) on more data than the kernels
         table's: conv_case seeds 0-3, with their activation and without (-128..127: fewer outputs saturated), and
         each also through the block loop (the same layer with its input 2 bytes off a word boundary).
+    python benchmarks/conv_firmware.py pw-any-k
+        1x1 layers whose K is not a multiple of 8 (pwconv_q8_m0.c runs them in batches of pixels through a buffer,
+        whole groups of 8 outputs, then copies each pixel's K bytes), next to K rounded up to a multiple of 8; each
+        with a random input zero point (the build's pw16) and with zp_in = -128 (conv8, zero skipping); cycles/MAC
+        counts the layer's own MACs.
     python benchmarks/conv_firmware.py random-model NAME OUT_DIR [--seed 0]
         a randomly initialised registry model (zoo.models, e.g. pd_mobilenet) saved to OUT_DIR and its int8
         variant (compress.quantize, calibrated on 64 test images) to OUT_DIR/int8: cycles do not depend on the
@@ -193,6 +198,29 @@ def pw16_small() -> None:
                           f"{runs[1].cycles / runs[1].macs:.2f} |")
 
 
+def pw_any_k() -> None:
+    """See the module docstring (pw-any-k); weights in SRAM, warm XIP cache, outputs checked first."""
+    from rp2040_sim.kernel_harness import ConvImage, conv_case, conv_weight_layout, timed_shifts
+    from test_conv_requant import rounded
+    from test_firmware_conv import q8_golden
+
+    with tempfile.TemporaryDirectory() as tmp:
+        image = ConvImage.build(tmp)
+        print("| input h x w x C | K | zp_in | layout | cycles | cycles/MAC |")
+        print("|---|---|---|---|---|---|")
+        for h, w, c, k in ((12, 12, 10, 12), (12, 12, 10, 16), (12, 12, 20, 20), (12, 12, 20, 24), (12, 12, 32, 10),
+                           (12, 12, 32, 16), (8, 8, 32, 50), (8, 8, 32, 56), (6, 6, 64, 250), (6, 6, 64, 256)):
+            for relu_input in (False, True):
+                t = conv_case(np.random.default_rng(0), h, w, c, k, (1, 1), (1, 1), "same", False)
+                t["shift"] = timed_shifts(t["shift"])
+                t["zp_in"] = -128 if relu_input else max(t["zp_in"], -127)
+                t = rounded(t)
+                run = image.call(t, "pz_conv2d_q8_m0", warm=True)
+                np.testing.assert_array_equal(run.y, q8_golden(t))
+                print(f"| {h}x{w}x{c} | {k} | {t['zp_in']} | {conv_weight_layout(t)} | {run.cycles:,} | "
+                      f"{run.cycles / run.macs:.2f} |")
+
+
 def pw16_flash() -> None:
     """Pointwise convs (random zero points: the plain loop) in conv8 and pw16, weights and records in SRAM and in
     flash, and the layout conv_weight_layout gives them when the build leaves them in flash."""
@@ -343,6 +371,7 @@ def main(argv=None) -> int:
     sub.add_parser("zero-skipping")
     sub.add_parser("pw16-flash")
     sub.add_parser("pw16-small")
+    sub.add_parser("pw-any-k")
     r = sub.add_parser("random-model")
     r.add_argument("name")
     r.add_argument("out", type=Path)
@@ -356,14 +385,10 @@ def main(argv=None) -> int:
     m.add_argument("--ram-budget", type=str, default=None, help="firmware.build --ram-budget (e.g. 64K)")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    if args.cmd == "kernels":
-        kernels()
-    elif args.cmd == "zero-skipping":
-        zero_skipping()
-    elif args.cmd == "pw16-flash":
-        pw16_flash()
-    elif args.cmd == "pw16-small":
-        pw16_small()
+    tables = {"kernels": kernels, "zero-skipping": zero_skipping, "pw16-flash": pw16_flash, "pw16-small": pw16_small,
+              "pw-any-k": pw_any_k}  # the subcommands without arguments
+    if args.cmd in tables:
+        tables[args.cmd]()
     elif args.cmd == "random-model":
         random_model(args.name, args.out, args.seed)
     else:

@@ -118,6 +118,19 @@ PW16_HEADER_LANES = (2, 3, 4, 5, 0, 1, 6, 7)
 
 
 PW16_RECORD_WORDS = 3  # firmware/requant.py's one-multiply record {L, A, m' << 8 | s} per output channel
+# A pointwise layer whose K is not a multiple of 8 runs its pixels in batches through a buffer of this many bytes
+# (conv.h PZ_PW_BATCH_BYTES): ceil8(K) must fit, else conv_q8_m0.c's conv8 paths take it.
+PW_BATCH_BYTES = 256
+
+
+def conv8_records(records: np.ndarray, k: int) -> np.ndarray:
+    """The one-multiply records of a conv8 layer (firmware/requant.py, PW16_RECORD_WORDS int32 per output channel)
+    as the kernels read them, K channels' then zero records up to ceil8(K): the loops run whole groups of 8 channels.
+    A padding lane (zero weights and bias) with the record {0, 0, 0} is never multiplied: every accumulator is <= L
+    or >= A; its output bytes land in a buffer the kernel does not copy out (pack_pw16 pads the same way)."""
+    rec = np.zeros((_ceil8(k), PW16_RECORD_WORDS), np.int32)
+    rec[:k] = np.asarray(records, np.int32).reshape(k, PW16_RECORD_WORDS)
+    return rec.ravel()
 
 
 def pw16_group_bytes(c: int) -> int:
@@ -133,16 +146,17 @@ def conv_weight_layout(w_ohwi: np.ndarray, in_shape, out_shape, stride, pads, in
                        has_records: bool, in_flash: bool = False) -> str:
     """The weight layout of an int8 conv2d layer, "pw16" or "conv8": the one place the build
     (firmware/convgen.py), the kernel harness and the tests decide it. pw16 for a pointwise layer (1x1, stride 1,
-    no padding) that pwconv_q8_m0.c's pw16 loop takes: the build's one-multiply records (has_records), K a multiple
-    of 8, C even, no weight -128 (the lanes' bound), and an input whose zero point is
-    not the byte 0 (-128: ReLU outputs keep conv8 and the zero-skipping loop, faster at their ~50 % zeros,
-    docs/BENCHMARKS.md "Pointwise kernel: two MACs per MULS"). Weights left in flash (in_flash) are read through
-    the 16 kB XIP cache once per pixel, and pw16's are twice conv8's: pw16 there only up to PW16_FLASH_MAX_BYTES."""
+    no padding) that pwconv_q8_m0.c's pw16 loop takes: the build's one-multiply records (has_records), K a
+    multiple of 8 or ceil8(K) at most PW_BATCH_BYTES (a batch of pixels), C even, no weight -128 (the lanes'
+    bound), and an input whose zero point is not the byte 0 (-128: ReLU outputs keep conv8 and the zero-skipping
+    loop, faster at their ~50 % zeros, docs/BENCHMARKS.md "Pointwise kernel: two MACs per MULS"). Weights left in
+    flash (in_flash) are read through the 16 kB XIP cache once per pixel, and pw16's are twice conv8's: pw16 there
+    only up to PW16_FLASH_MAX_BYTES."""
     w = np.asarray(w_ohwi)
     k, kh, kw, c = w.shape
     pointwise = ((kh, kw) == (1, 1) and tuple(stride) == (1, 1) and tuple(pads) == (0, 0)
                  and tuple(in_shape[:2]) == tuple(out_shape[:2]))
-    if (pointwise and has_records and k % CONV_LANES == 0 and c % 2 == 0
+    if (pointwise and has_records and (k % CONV_LANES == 0 or _ceil8(k) <= PW_BATCH_BYTES) and c % 2 == 0
             and int(in_zero_point) != -128 and (w.size == 0 or int(w.min()) > -128)
             and (not in_flash or pw16_bytes(k, c) <= PW16_FLASH_MAX_BYTES)):
         return "pw16"

@@ -387,7 +387,7 @@ def _q8_conv(lm, t, out_xor, in_flash=False):
         fb = conv_layout.folded_conv_bias(t["bias"], w, zp_in)
         # pw16 groups hold their channels' records (the kernel's weight pointer runs into them): no pz_l<i>_rq
         packed, bias = (conv_layout.pack_pw16(w, fb, rec) if layout == "pw16" else conv_layout.pack_conv8(w, fb)), None
-        rec = None if layout == "pw16" else rec
+        rec = None if layout == "pw16" or rec is None else conv_layout.conv8_records(rec, w.shape[0])
         kind, adapter = "PZ_K_Q8_CONV2D", "pz_run_q8_conv2d"
         scratch = q8_conv2d_scratch_bytes(shape_in, shape_out, kernel, stride, pads)
     rq = "NULL" if rec is None else f"pz_l{i}_rq"

@@ -329,6 +329,15 @@ def conv_records(t) -> np.ndarray | None:
                                   t["act_max"], -1 if t["depthwise"] else 0)
 
 
+def conv_rq(t, layout: str) -> np.ndarray | None:
+    """The pz_q8_conv_t rq array the build gives a conv_case layer in `layout`: None for pw16 (its records are inside
+    the weights) and where it has no records; conv8's padded to whole groups (conv_layout.conv8_records)."""
+    rec = None if layout == "pw16" else conv_records(t)
+    if rec is None or t["depthwise"]:
+        return rec
+    return conv_layout.conv8_records(rec, t["shape"].out_c)
+
+
 def conv_macs(t) -> int:
     s = t["shape"]
     per_out = s.k_h * s.k_w * (1 if t["depthwise"] else s.in_c)
@@ -394,7 +403,7 @@ class ConvImage(KernelImage):
         s = t["shape"]
         layout = layout or ("conv8" if t["depthwise"] else conv_weight_layout(t, records))
         packed, _ = conv_packed(t, layout)
-        rec = conv_records(t) if records and layout != "pw16" else None  # pw16: inside the weights, rq NULL
+        rec = conv_rq(t, layout) if records else None
         flash = self.flash
         if weights_in_flash:
             flash += bytes(-len(flash) % 8)

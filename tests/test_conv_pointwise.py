@@ -36,7 +36,9 @@ def expected_loop(t, x_skew: int = 0) -> str | None:
     s = t["shape"]
     if conv_weight_layout(t) == "pw16":  # a C with its own loop reads the pixel by words: x aligned
         return PW16_BY_C.get(s.in_c, "pz_q8_pw16_m0") if x_skew % 4 == 0 else "pz_q8_pw16_m0"
-    if conv_records(t) is None or s.out_c % 8 or s.in_c % 4 or s.in_c > 1024 or x_skew % 4:
+    # K not a multiple of 8 runs in batches of whole groups through a buffer of PW_BATCH_BYTES
+    too_wide = s.out_c % 8 and -(-s.out_c // 8) * 8 > conv_layout.PW_BATCH_BYTES
+    if conv_records(t) is None or too_wide or s.in_c % 4 or s.in_c > 1024 or x_skew % 4:
         return None
     return "pz_q8_pwz_m0" if t["zp_in"] == -128 else "pz_q8_pw_m0"
 
@@ -131,7 +133,8 @@ def small_c_layer(draw):
 def test_pw16_small_c_loops_bit_exact_in_emulator(m0, case, out_xor):  # noqa: F811
     """pz_q8_pw16_c8_m0 / pz_q8_pw16_c16_m0 (one C each, the pixel's x converted once into a table) against the
     golden model, and the dispatch: those loops for pw16 at C = 8, 16 with x aligned, the block loop at the C next
-    to them and for an unaligned input, conv_q8_m0.c where K is not a multiple of 8. Weights +-127 with inputs
+    to them and for an unaligned input, each in batches through a buffer where K is not a multiple of 8. Weights
+    +-127 with inputs
     -128 / 127 (the lanes' bound), outputs saturated at one bound, at both (act_min = act_max) or multiplied."""
     seed, h, w, c, k, zero_input, act, shift_lo, edge, x_skew = case
     t = pointwise_case(seed, h, w, c, k, zero_input, False, "relu" if act == "flat" else act, edge=edge)
@@ -362,7 +365,12 @@ def test_weight_layout_choice():
     assert choose() == "pw16"
     assert choose(w[:, :, :, :22], in_shape=(5, 5, 22)) == "pw16"          # C even, not a multiple of 4
     assert choose(w[:, :, :, :21], in_shape=(5, 5, 21)) == "conv8"         # C odd
-    assert choose(w[:12], out_shape=(5, 5, 12)) == "conv8"                 # K not a multiple of 8
+    assert choose(w[:12], out_shape=(5, 5, 12)) == "pw16"                  # K not a multiple of 8: in batches
+    n = conv_layout.PW_BATCH_BYTES   # ceil8(K) must fit the batch buffer (conv.h PZ_PW_BATCH_BYTES)
+    wide = rng.integers(-127, 128, (n + 8, 1, 1, 24)).astype(np.int8)
+    assert choose(wide[:n - 7], out_shape=(5, 5, n - 7)) == "pw16"
+    assert choose(wide[:n + 1], out_shape=(5, 5, n + 1)) == "conv8"
+    assert choose(wide, out_shape=(5, 5, n + 8)) == "pw16"              # a multiple of 8: no batches
     assert choose(zp=-128) == "conv8"                                      # ReLU outputs: zero skipping
     assert choose(rec=False) == "conv8"                                    # no one-multiply records
     minus = w.copy()
@@ -383,10 +391,11 @@ def test_weight_layout_choice():
 
 def test_layout_codes_are_conv_h():
     """conv_layout.W_LAYOUT_CODES (what the kernel harness writes into pz_q8_conv_t.w_layout) are conv.h's
-    PZ_Q8_W_<NAME> (the names convgen emits), name for name."""
+    PZ_Q8_W_<NAME> (the names convgen emits), name for name; PW_BATCH_BYTES is PZ_PW_BATCH_BYTES."""
     text = (Path(__file__).resolve().parents[1] / "firmware" / "kernels" / "conv.h").read_text()
     defined = {m[1].lower(): int(m[2]) for m in re.finditer(r"#define PZ_Q8_W_(\w+) (\d+)u", text)}
     assert defined == conv_layout.W_LAYOUT_CODES
+    assert re.search(r"#define PZ_PW_BATCH_BYTES (\d+)u", text)[1] == str(conv_layout.PW_BATCH_BYTES)
 
 
 def test_host_reference_reads_pw16(lib):  # noqa: F811
@@ -453,6 +462,40 @@ def test_build_gives_pw16_its_bytes_and_keeps_conv8_in_flash(tmp_path, mnist):
     want = reference.forward(model, images).astype(np.float64)
     for where in ("ram", "flash"):
         result = fwbuild.build(tmp_path / "int8", tmp_path / where, images=1, quiet=True, weights_in=where)
+        harness = sim_eval.Harness(result.out_dir, sim_eval.read_build(result.out_dir))
+        np.testing.assert_array_equal(np.array([harness.infer_one(r)[1] for r in images]), want)
+    assert len(set(map(bytes, want))) > 1
+
+
+def test_build_runs_pointwise_layers_whose_k_is_not_a_multiple_of_8(tmp_path, mnist):
+    """1x1 convs 20 -> 12 (input zero point not -128: pw16) and 12 -> 10 after a ReLU (conv8, zero skipping): the
+    build pads conv8's records to whole groups of 8 (conv_layout.conv8_records) and pw16's inside the weights, and
+    both firmwares, on one core and on two, are bit-exact with the golden model in rp2040_sim (the kernel runs such
+    layers in batches through a buffer, pwconv_q8_m0.c pw_batched)."""
+    from conftest import require_tool
+    from random_models import save_uniform_cnn
+
+    from compress import reference
+    from firmware import build as fwbuild
+    from firmware import convgen
+    from rp2040_sim import eval as sim_eval
+    from zoo import modeldir
+    from zoo.nn import Conv2D, Dense, GlobalAvgPool2D, Input, ReLU, Sequential
+
+    spec = Sequential([Input(28, 28, 1), Conv2D(1, 20, 3, 2, "valid"), Conv2D(20, 12, 1, 1, "same"), ReLU(),
+                       Conv2D(12, 10, 1, 1, "same"), GlobalAvgPool2D(), Dense(10, 10)])
+    model = modeldir.load(save_uniform_cnn(tmp_path / "int8", spec, "pwk", mnist.x_test[:64], seed=0, scale=0.3))
+    ops = {op.index: op for op in convgen.network_ops(model, "m")[0]}
+    assert "PZ_Q8_W_PW16" in ops[2].render("", "NULL")[0]
+    source = ops[4].render("", "NULL")[0]
+    assert "PZ_Q8_W_CONV8" in source
+    records = [int(v) for v in re.search(r"pz_l4_rq\[\d*\] = \{([^}]*)\}", source)[1].split(",") if v.strip()]
+    assert len(records) == 16 * 3 and records[10 * 3:] == [0] * (6 * 3)  # K = 10, zero records to 16 channels
+    require_tool("arm-none-eabi-gcc", "arm-none-eabi-objcopy")
+    images = np.concatenate([mnist.x_test[:2], np.random.default_rng(1).integers(0, 256, (2, 784), dtype=np.uint8)])
+    want = reference.forward(model, images).astype(np.float64)
+    for cores in ("1", "2"):
+        result = fwbuild.build(tmp_path / "int8", tmp_path / cores, images=1, quiet=True, cores=cores)
         harness = sim_eval.Harness(result.out_dir, sim_eval.read_build(result.out_dir))
         np.testing.assert_array_equal(np.array([harness.infer_one(r)[1] for r in images]), want)
     assert len(set(map(bytes, want))) > 1

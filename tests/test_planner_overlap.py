@@ -11,7 +11,7 @@ import pytest
 from compress import conv_layout
 from conftest import require_tool
 from firmware import convgen, planner
-from rp2040_sim.kernel_harness import (HALT, STACK_TOP, ConvImage, conv_case, conv_packed, conv_records,
+from rp2040_sim.kernel_harness import (HALT, STACK_TOP, ConvImage, conv_case, conv_packed, conv_rq,
                                        conv_weight_layout, prepared_sim, put_conv_layer)
 from test_firmware_conv import q8_golden
 
@@ -190,7 +190,7 @@ def run_kernel(image: ConvImage, t: dict, fn: str, lead: int | None = None):
     sim, put = prepared_sim(image.flash)
     s = t["shape"]
     layout = "conv8" if t["depthwise"] else conv_weight_layout(t)  # the build's (pw16 for most pointwise layers)
-    l_addr = put_conv_layer(put, t, layout, conv_packed(t, layout)[0], conv_records(t))
+    l_addr = put_conv_layer(put, t, layout, conv_packed(t, layout)[0], conv_rq(t, layout))
     x, n = t["xu"].tobytes(), s.out_h * s.out_w * s.out_c
     trace: list[tuple[bool, int]] = []
     if lead is None:

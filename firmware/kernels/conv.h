@@ -59,7 +59,9 @@ typedef struct {
     const int32_t *rq;          /* NULL, or PZ_Q8_RQ_WORDS per output channel for the _m0 kernels' one-multiply
                                    output stage (firmware/requant.py): L (acc <= L: act_min), A (acc >= A: act_max),
                                    m' << 8 | s with acc * m' / 2^s the golden acc * multiplier / 2^(31 + shift),
-                                   exact in int32 for every accumulator between; the reference kernels ignore it */
+                                   exact in int32 for every accumulator between (conv2d: then zero records up to
+                                   a multiple of 8 channels, as the loops read whole groups); the reference kernels
+                                   ignore it */
     uint8_t w_layout;           /* conv2d: PZ_Q8_W_CONV8 (0) or PZ_Q8_W_PW16 (compress/conv_layout.py
                                    conv_weight_layout: pointwise layers pwconv_q8_m0.c's pw16 loop takes; their
                                    records are inside w, rq is NULL); depthwise and pools: 0 */
@@ -71,6 +73,9 @@ typedef struct {
 /* Bytes of a pw16 group of 8 output channels (compress/conv_layout.py pw16_group_bytes): 8 lane starts, 16 bytes
  * per input channel, the 8 channels' records. */
 #define PZ_PW16_GROUP_BYTES(C) (32u + 16u * (uint32_t)(C) + 4u * PZ_Q8_RQ_WORDS * 8u)
+/* A pointwise layer whose K is not a multiple of 8 runs in batches through a stack buffer of this many bytes, at
+ * least ceil8(K) (pwconv_q8_m0.c; compress/conv_layout.py PW_BATCH_BYTES); a larger K takes conv_q8_m0.c's paths. */
+#define PZ_PW_BATCH_BYTES 256u
 
 /* Weight of output channel k at window index i = (dy * k_w + dx) * in_c + c, and its folded bias, of a conv8 or pw16
  * array (l->w_layout). */

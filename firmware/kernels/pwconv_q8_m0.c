@@ -547,6 +547,34 @@ PZ_PW16C_FN("pz_q8_pw16_c16_m0", "16", PZ_PW16C_X8 PZ_PW16C_X8, PZ_PW16C_STEPS_4
 typedef void (*pz_pw_loop_t)(const uint8_t *, const uint8_t *, const pz_pw_args_t *, uint8_t *);
 /* the pw16 loops for one C each, by C / 8 */
 static const pz_pw_loop_t pw16_by_c8[] = {0, pz_q8_pw16_c8_m0, pz_q8_pw16_c16_m0};
+
+/* K not a multiple of 8: the loops write whole groups of 8 outputs, ceil8(K) bytes a pixel (the padding lanes have
+ * zero weights and zero records: compress/conv_layout.py), so batches of pixels go through `loop` into a buffer on
+ * the stack and each pixel's K bytes are then copied to y. A batch's windows are all read before its first output
+ * is written, so the write order above still holds. Its own function: only these layers pay the buffer's stack. */
+__attribute__((noinline, optimize("no-tree-loop-distribute-patterns")))
+static void pw_batched(pz_pw_loop_t loop, const uint8_t *xu, const pz_q8_conv_t *l, pz_pw_args_t *a, uint8_t *y) {
+    uint8_t buf[PZ_PW_BATCH_BYTES] __attribute__((aligned(4)));
+    const uint32_t C = l->s.in_c, K = l->s.out_c, K8 = (K + 7u) & ~7u, batch = PZ_PW_BATCH_BYTES / K8;
+    for (uint32_t left = (uint32_t)l->s.out_h * l->s.out_w; left; ) {
+        const uint32_t n = left < batch ? left : batch;
+        a->pixels = n;
+        loop(xu, l->w, a, buf);
+        const uint8_t *src = buf;
+        if (((K | (uint32_t)(uintptr_t)y) & 3u) == 0) {  /* whole words: y and every pixel's K bytes aligned */
+            for (; src < buf + n * K8; src += K8, y += K) {
+                for (uint32_t j = 0; j < K; j += 4u) {
+                    *(pz_word_alias *)(void *)(y + j) = *(const pz_word_alias *)(const void *)(src + j);
+                }
+            }
+        }
+        for (; src < buf + n * K8; src += K8, y += K) {
+            for (uint32_t j = 0; j < K; j++) y[j] = src[j];
+        }
+        xu += n * C;
+        left -= n;
+    }
+}
 #endif
 
 int pz_pwconv_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
@@ -555,8 +583,9 @@ int pz_pwconv_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
     const uint32_t C = s->in_c, K = s->out_c;
     const uint32_t pw16 = l->w_layout == PZ_Q8_W_PW16;
     /* pw16 reads bytes one by one (any alignment) and two at a time (C even), and needs no byte sum (any C) */
+    const uint32_t K8 = (K + 7u) & ~7u;  /* whole groups of 8 output channels */
     if (s->k_h != 1 || s->k_w != 1 || s->stride_h != 1 || s->stride_w != 1 || s->pad_top || s->pad_left ||
-        s->in_w != s->out_w || s->in_h != s->out_h || (l->out_xor & 0x7Fu) || K % 8u ||
+        s->in_w != s->out_w || s->in_h != s->out_h || (l->out_xor & 0x7Fu) || (K8 != K && K8 > PZ_PW_BATCH_BYTES) ||
         (pw16 ? C % 2u : !l->rq || C % 4u || C > 1024u || ((uintptr_t)xu & 3u))) {
         if (!pw16) return 0;
         pz_conv2d_q8_ref(l, xu, y);  /* conv_q8_m0.c's paths read conv8 only; the build never gets here */
@@ -566,8 +595,8 @@ int pz_pwconv_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
     a.c = C;
     a.lead = (32u - C % 32u) % 32u;
     /* the frame's end of a pixel's groups: conv8, the records' end; pw16, the weights' (records inside) */
-    a.rq_end = pw16 ? (const int32_t *)(const void *)(l->w + K / 8u * PZ_PW16_GROUP_BYTES(C))
-                    : l->rq + PZ_Q8_RQ_WORDS * K;
+    a.rq_end = pw16 ? (const int32_t *)(const void *)(l->w + K8 / 8u * PZ_PW16_GROUP_BYTES(C))
+                    : l->rq + PZ_Q8_RQ_WORDS * K8;
     const uint32_t zero_skipping = !pw16 && l->pad == 0;
     /* the zero-skipping block's steps are PZ_PW_STEP_Z_BYTES long with a 2-byte ADDS after its step 15; pw16's steps
      * take two bytes */
@@ -584,7 +613,11 @@ int pz_pwconv_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
         ((uintptr_t)xu & 3u) == 0)
         loop = pw16_by_c8[C / 8u];
     a.pixels = (uint32_t)s->out_h * s->out_w;
-    if (a.pixels) loop(xu, l->w, &a, y);
+    if (K8 != K) {
+        pw_batched(loop, xu, l, &a, y);
+    } else if (a.pixels) {
+        loop(xu, l->w, &a, y);
+    }
     return 1;
 #else
     if (l->w_layout != PZ_Q8_W_PW16) return 0;
