@@ -24,6 +24,9 @@
         whole groups of 8 outputs, then copies each pixel's K bytes), next to K rounded up to a multiple of 8; each
         with a random input zero point (the build's pw16) and with zp_in = -128 (conv8, zero skipping); cycles/MAC
         counts the layer's own MACs.
+    python benchmarks/conv_firmware.py dw-any-kernel
+        depthwise layers whose kernel is not 3x3 (dwconv_q8_m0.c dw_any_kernel: 5x5, 7x7, 3x5, 1x1), with and
+        without padding, rounded multipliers (the build's records), next to a 3x3 one.
     python benchmarks/conv_firmware.py random-model NAME OUT_DIR [--seed 0]
         a randomly initialised registry model (zoo.models, e.g. pd_mobilenet) saved to OUT_DIR and its int8
         variant (compress.quantize, calibrated on 64 test images) to OUT_DIR/int8: cycles do not depend on the
@@ -221,6 +224,32 @@ def pw_any_k() -> None:
                       f"{run.cycles / run.macs:.2f} |")
 
 
+def dw_any_kernel() -> None:
+    """See the module docstring (dw-any-kernel); weights in SRAM, warm XIP cache, outputs checked first."""
+    from rp2040_sim.kernel_harness import ConvImage, conv_case, timed_shifts
+    from test_conv_requant import rounded
+    from test_firmware_conv import q8_golden
+
+    with tempfile.TemporaryDirectory() as tmp:
+        image = ConvImage.build(tmp)
+        print("| input h x w x C | kernel | stride | padding | MACs | cycles | cycles/MAC |")
+        print("|---|---|---|---|---|---|---|")
+        for h, w, c, kernel, stride, padding in ((12, 12, 16, (5, 5), (1, 1), "same"),
+                                                 (12, 12, 16, (5, 5), (2, 2), "same"),
+                                                 (9, 9, 12, (5, 5), (1, 1), "valid"),
+                                                 (14, 14, 8, (7, 7), (1, 1), "same"),
+                                                 (12, 12, 10, (3, 5), (1, 2), "valid"),
+                                                 (12, 12, 16, (1, 1), (1, 1), "same"),
+                                                 (12, 12, 16, (3, 3), (1, 1), "same")):
+            t = conv_case(np.random.default_rng(0), h, w, c, c, kernel, stride, padding, True)
+            t["shift"] = timed_shifts(t["shift"])
+            t = rounded(t)
+            run = image.call(t, "pz_dwconv2d_q8_m0", warm=True)
+            np.testing.assert_array_equal(run.y, q8_golden(t))
+            print(f"| {h}x{w}x{c} | {kernel[0]}x{kernel[1]} | {stride[0]}, {stride[1]} | {padding} | {run.macs:,} | "
+                  f"{run.cycles:,} | {run.cycles / run.macs:.2f} |")
+
+
 def pw16_flash() -> None:
     """Pointwise convs (random zero points: the plain loop) in conv8 and pw16, weights and records in SRAM and in
     flash, and the layout conv_weight_layout gives them when the build leaves them in flash."""
@@ -372,6 +401,7 @@ def main(argv=None) -> int:
     sub.add_parser("pw16-flash")
     sub.add_parser("pw16-small")
     sub.add_parser("pw-any-k")
+    sub.add_parser("dw-any-kernel")
     r = sub.add_parser("random-model")
     r.add_argument("name")
     r.add_argument("out", type=Path)
@@ -386,7 +416,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     tables = {"kernels": kernels, "zero-skipping": zero_skipping, "pw16-flash": pw16_flash, "pw16-small": pw16_small,
-              "pw-any-k": pw_any_k}  # the subcommands without arguments
+              "pw-any-k": pw_any_k, "dw-any-kernel": dw_any_kernel}  # the subcommands without arguments
     if args.cmd in tables:
         tables[args.cmd]()
     elif args.cmd == "random-model":

@@ -103,6 +103,35 @@ def test_dwconv_m0_bit_exact_in_emulator(m0, layer, seed, out_xor):
     assert {LOOP_OF[fn] for fn in entered} == expected_loops(t)
 
 
+@st.composite
+def dw_any_layer(draw):
+    """(h, w, C, kernel, stride, padding) of a depthwise layer whose kernel is not 3x3 (dwconv_q8_m0.c dw_any_kernel,
+    up to 64 taps; larger ones run the reference), C across a run of 32 channels."""
+    kernel = draw(st.tuples(st.integers(1, 9), st.integers(1, 9)).filter(lambda k: k != (3, 3)))
+    padding = draw(st.sampled_from(["same", "valid"]))
+    lo = kernel if padding == "valid" else (1, 1)
+    h, w = draw(st.integers(lo[0], lo[0] + 6)), draw(st.integers(lo[1], lo[1] + 6))
+    return h, w, draw(st.integers(1, 40)), kernel, draw(st.tuples(st.integers(1, 3), st.integers(1, 3))), padding
+
+
+@settings(max_examples=40, deadline=None)
+@given(layer=dw_any_layer(), seed=st.integers(0, 2**32 - 1), records=st.booleans(), act=st.sampled_from(ACTS),
+       out_xor=st.sampled_from([0, 0x80]))
+def test_dwconv_any_kernel_size_bit_exact_in_emulator(m0, layer, seed, records, act, out_xor):
+    """Kernels other than 3x3 (5x5, 7x7, 1x4, ... and 9x9 past the 64 taps: the reference): windows inside the
+    input and across its border (the padding cells' weights times pad, the folded bias cancelling them), every
+    output stage, against the golden model."""
+    h, w, c, kernel, stride, padding = layer
+    rng = np.random.default_rng(seed)
+    t = conv_case(rng, h, w, c, c, kernel, stride, padding, True)
+    set_act(t, rng, act)
+    if records:
+        t["shift"] = timed_shifts(t["shift"])
+        t = rounded(t)
+    run = m0.call(t, "pz_dwconv2d_q8_m0", out_xor, records=records)
+    np.testing.assert_array_equal(run.y, q8_golden(t))
+
+
 @pytest.mark.parametrize("h,w,c,stride,padding,loops", [
     (5, 14, 8, (1, 1), "same", {"quad", "pair"}),         # 3 quads (the first from a band), a pair (band)
     (4, 9, 12, (1, 1), "valid", {"quad", "triple"}),      # 7 outputs a row: a quad, a triple

@@ -1,6 +1,6 @@
 /* Optimised int8 depthwise conv2d for the Cortex-M0+ (conv.h pz_dwconv2d_q8_m0); byte-identical to conv_q8_ref.c.
  *
- * 3x3 (other kernel sizes run the reference): pixel-major, all channels of a group of n output pixels side by side
+ * 3x3 (other kernel sizes: dw_any_kernel, below, in C): pixel-major, all channels of a group of n output pixels side by side
  * per pass over the dw records (bias, 9 weights). Per channel and kernel row the three weights are extracted once and
  * each input byte of the row is loaded once and multiplied into every pixel of the group it feeds. Each output row
  * is cut left to right into groups of six, four, three, two, one pixels; a group's window columns are read in place
@@ -72,6 +72,7 @@ __asm__(
     PZ_DW_SECTION("pz_q8_dw3x3_tile_out_m0")
     PZ_DW_SECTION("pz_q8_dw3x3_tile2_out_m0")
     PZ_DW_SECTION("pz_q8_dw3x3_hex8_out_m0")
+    PZ_DW_SECTION("dw_any_kernel")
 );
 #endif
 
@@ -1388,12 +1389,73 @@ static pz_dw_out_fn *dw_tile(const pz_conv_shape_t *s) {
 }
 #endif
 
+/* Kernels other than 3x3 (5x5, 7x7, 1x3, ...: the 3x3 record stride is built into the loops above): pixel by
+ * pixel, runs of up to PZ_DW_ANY_RUN channels, each channel's taps summed in a register through the table of the
+ * taps' byte offsets (no bounds test for a window inside the input). A border window sums its taps inside the input
+ * and adds pad times the weights of those outside: what its padding cells (the byte pad) would add, which the
+ * folded bias cancels (compress/conv_layout.py). Then the run's output stage (conv_q8_m0.h: the records where the
+ * build gave them). 16-21 cycles a MAC at 5x5 and 7x7 against the reference's 35-42 (docs/BENCHMARKS.md "Depthwise
+ * kernel: any kernel size"). Write order: pixel by pixel, a run's outputs after its window was read (as the
+ * reference's, channel by channel). No scratch. */
+#define PZ_DW_ANY_RUN 32u
+#define PZ_DW_ANY_TAPS 64u  /* up to 8x8; larger kernels run the reference */
+__attribute__((noinline)) static void dw_any_kernel(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
+    const pz_conv_shape_t *s = &l->s;
+    const uint32_t C = s->in_c, kh = s->k_h, kw = s->k_w, taps = kh * kw, row = (uint32_t)s->in_w * C;
+    const uint32_t rec_bytes = 4u + ((taps + 3u) & ~3u);
+    if (taps > PZ_DW_ANY_TAPS) {
+        pz_dwconv2d_q8_ref(l, xu, y);
+        return;
+    }
+    uint32_t off[PZ_DW_ANY_TAPS];  /* tap t's byte offset in the window: dy row + dx C */
+    for (uint32_t t = 0; t < taps; t++) off[t] = t / kw * row + t % kw * C;
+    pz_requant_run_t rq;
+    pz_q8_requant_init(&rq, l, C, 1);
+    int32_t acc[PZ_DW_ANY_RUN];
+    for (uint32_t oy = 0; oy < s->out_h; oy++) {
+        const int32_t iy0 = (int32_t)(oy * s->stride_h) - s->pad_top;
+        for (uint32_t ox = 0; ox < s->out_w; ox++, y += C) {
+            const int32_t ix0 = (int32_t)(ox * s->stride_w) - s->pad_left;
+            const int inside = iy0 >= 0 && ix0 >= 0 && iy0 + (int32_t)kh <= s->in_h && ix0 + (int32_t)kw <= s->in_w;
+            /* the taps inside the input: rows dy0..dy1 - 1, columns dx0..dx1 - 1 */
+            const uint32_t dy0 = iy0 < 0 ? (uint32_t)-iy0 : 0u, dx0 = ix0 < 0 ? (uint32_t)-ix0 : 0u;
+            const uint32_t dy1 = iy0 + (int32_t)kh > s->in_h ? (uint32_t)(s->in_h - iy0) : kh;
+            const uint32_t dx1 = ix0 + (int32_t)kw > s->in_w ? (uint32_t)(s->in_w - ix0) : kw;
+            const uint8_t *window = xu + ((int32_t)(iy0 * s->in_w + ix0)) * (int32_t)C;  /* may lie outside */
+            const uint8_t *rec = l->w;
+            for (uint32_t c0 = 0; c0 < C; c0 += PZ_DW_ANY_RUN) {
+                const uint32_t n = C - c0 < PZ_DW_ANY_RUN ? C - c0 : PZ_DW_ANY_RUN;
+                for (uint32_t i = 0; i < n; i++, rec += rec_bytes) {
+                    int32_t a = *(const int32_t *)(const void *)rec;  /* the folded bias (records 4-byte aligned) */
+                    const int8_t *w = (const int8_t *)rec + 4;
+                    const uint8_t *x = window + c0 + i;
+                    if (inside) {
+                        for (uint32_t t = 0; t < taps; t++) a += (int32_t)x[off[t]] * w[t];
+                    } else {  /* a padding cell adds pad w: pad times the weights of the taps outside */
+                        int32_t outside = 0;
+                        for (uint32_t t = 0; t < taps; t++) outside += w[t];
+                        for (uint32_t dy = dy0; dy < dy1; dy++) {
+                            for (uint32_t t = dy * kw + dx0; t < dy * kw + dx1; t++) {
+                                a += (int32_t)x[off[t]] * w[t];
+                                outside -= w[t];
+                            }
+                        }
+                        a += (int32_t)l->pad * outside;
+                    }
+                    acc[i] = a;
+                }
+                pz_q8_requant_run(&rq, acc, y + c0, n, l->multiplier + c0, l->shift + c0, l);
+            }
+        }
+    }
+}
+
 /* Scratch: see dw_band_at (pz_conv_q8_scratch_bytes, firmware/convgen.py). */
 void pz_dwconv2d_q8_m0(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
     const pz_conv_shape_t *s = &l->s;
     const uint32_t C = s->in_c, row = (uint32_t)s->in_w * C, sw = s->stride_w;
-    if (s->k_h != 3 || s->k_w != 3) {  /* the 3x3 record stride is built into the loop */
-        pz_dwconv2d_q8_ref(l, xu, y);
+    if (s->k_h != 3 || s->k_w != 3) {
+        dw_any_kernel(l, xu, y);
         return;
     }
     const int32_t *mult = l->multiplier;
