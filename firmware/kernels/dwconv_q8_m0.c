@@ -1421,28 +1421,31 @@ __attribute__((noinline)) static void dw_any_kernel(const pz_q8_conv_t *l, const
             const uint32_t dy0 = iy0 < 0 ? (uint32_t)-iy0 : 0u, dx0 = ix0 < 0 ? (uint32_t)-ix0 : 0u;
             const uint32_t dy1 = iy0 + (int32_t)kh > s->in_h ? (uint32_t)(s->in_h - iy0) : kh;
             const uint32_t dx1 = ix0 + (int32_t)kw > s->in_w ? (uint32_t)(s->in_w - ix0) : kw;
-            const uint8_t *window = xu + ((int32_t)(iy0 * s->in_w + ix0)) * (int32_t)C;  /* may lie outside */
+            const int32_t window = (iy0 * s->in_w + ix0) * (int32_t)C;  /* its first cell, maybe in the padding */
             const uint8_t *rec = l->w;
             for (uint32_t c0 = 0; c0 < C; c0 += PZ_DW_ANY_RUN) {
                 const uint32_t n = C - c0 < PZ_DW_ANY_RUN ? C - c0 : PZ_DW_ANY_RUN;
-                for (uint32_t i = 0; i < n; i++, rec += rec_bytes) {
-                    int32_t a = *(const int32_t *)(const void *)rec;  /* the folded bias (records 4-byte aligned) */
-                    const int8_t *w = (const int8_t *)rec + 4;
-                    const uint8_t *x = window + c0 + i;
-                    if (inside) {
+                if (inside) {
+                    const uint8_t *x = xu + window + c0;
+                    for (uint32_t i = 0; i < n; i++, rec += rec_bytes, x++) {
+                        int32_t a = *(const int32_t *)(const void *)rec;  /* the folded bias (4-byte aligned) */
+                        const int8_t *w = (const int8_t *)rec + 4;
                         for (uint32_t t = 0; t < taps; t++) a += (int32_t)x[off[t]] * w[t];
-                    } else {  /* a padding cell adds pad w: pad times the weights of the taps outside */
-                        int32_t outside = 0;
+                        acc[i] = a;
+                    }
+                } else {  /* a padding cell adds pad w: pad times the weights of the taps outside */
+                    for (uint32_t i = 0; i < n; i++, rec += rec_bytes) {
+                        int32_t a = *(const int32_t *)(const void *)rec, outside = 0;
+                        const int8_t *w = (const int8_t *)rec + 4;
                         for (uint32_t t = 0; t < taps; t++) outside += w[t];
                         for (uint32_t dy = dy0; dy < dy1; dy++) {
                             for (uint32_t t = dy * kw + dx0; t < dy * kw + dx1; t++) {
-                                a += (int32_t)x[off[t]] * w[t];
+                                a += (int32_t)xu[window + (int32_t)(off[t] + c0 + i)] * w[t];
                                 outside -= w[t];
                             }
                         }
-                        a += (int32_t)l->pad * outside;
+                        acc[i] = a + (int32_t)l->pad * outside;
                     }
-                    acc[i] = a;
                 }
                 pz_q8_requant_run(&rq, acc, y + c0, n, l->multiplier + c0, l->shift + c0, l);
             }
