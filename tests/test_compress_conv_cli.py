@@ -75,6 +75,14 @@ def cnn_int8(cnn_dirs, tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope="module")
+def cnn_int8_max(cnn_dirs, tmp_path_factory):
+    out = tmp_path_factory.mktemp("c") / "cnn-max-int8"
+    args = [str(cnn_dirs[0]), "--quantize", "int8", "--calib-images", "1000", "--quiet", "--out", str(out)]
+    assert cli.main(args) == 0
+    return out
+
+
 def test_int8_cnn_contract_and_agreement_with_float(cnn_dirs, cnn_int8, mnist):
     src, model = modeldir.load(cnn_dirs[1]), modeldir.load(cnn_int8)
     kinds = [d["type"] for d in netspec.layer_dicts(model.spec)]
@@ -270,3 +278,28 @@ def test_small_variant_script_cuts_the_last_conv_first(cnn_dir, tmp_path, capsys
     with pytest.raises(SystemExit, match="small-cut: already exists"):
         mod.main([str(cnn_dir), str(tmp_path / "small"), "--budget", "534", "--cut-last-conv", "0.5"])
     assert (tmp_path / "small-cut" / "model.safetensors").read_bytes() == before
+
+
+def test_relu_after_a_max_pool_is_fused_into_its_conv(cnn_dirs, cnn_int8_max, tmp_path, mnist):
+    """PyTorch's `relu(max_pool2d(conv(x)))` (its MNIST example's order, as zoo.import reads it): the same function
+    as conv, ReLU, max pool (a max commutes with the ReLU), so compress moves the ReLU up to the conv it fuses into.
+    The float model is the same on every test image, and the int8 directory is the one the conv, ReLU, max pool
+    order gives, tensor for tensor."""
+    src = modeldir.load(cnn_dirs[0])
+    kinds = [layer.kind for layer in src.spec.layers]
+    i = kinds.index("conv2d", 2)                       # conv 6 -> 8, then relu, max pool
+    assert kinds[i + 1:i + 3] == ["relu", "max_pool2d"]
+    order = [*range(i + 1), i + 2, i + 1, *range(i + 3, len(kinds))]
+    moved = Sequential([src.spec.layers[j] for j in order], output=src.spec.output)
+    modeldir.save(tmp_path / "pool-relu", moved, [src.params[j] for j in order], src.meta, src.metrics)
+    np.testing.assert_array_equal(host.forward(modeldir.load(tmp_path / "pool-relu"), mnist.x_test),
+                                  host.forward(src, mnist.x_test))
+    out = tmp_path / "pool-relu-int8"
+    assert cli.main([str(tmp_path / "pool-relu"), "--quantize", "int8", "--calib-images", "1000", "--quiet",
+                     "--out", str(out)]) == 0
+    got, want = modeldir.load(out), modeldir.load(cnn_int8_max)
+    assert [layer.kind for layer in got.spec.layers] == [layer.kind for layer in want.spec.layers]
+    assert got.meta["quantization"] == want.meta["quantization"]
+    assert got.extra.keys() == want.extra.keys()
+    for name in want.extra:
+        np.testing.assert_array_equal(got.extra[name], want.extra[name], err_msg=name)
