@@ -201,11 +201,30 @@ def pw16_small() -> None:
                           f"{runs[1].cycles / runs[1].macs:.2f} |")
 
 
+def rounded_case(h, w, c, k, kernel, stride, padding, depthwise, zp_in=lambda zp: zp):
+    """conv_case seed 0 with timed shifts, its input zero point zp_in(the drawn one), and the multipliers rounded
+    as compress rounds them (the build's one-multiply records)."""
+    from rp2040_sim.kernel_harness import conv_case, timed_shifts
+    from test_conv_requant import rounded
+
+    t = conv_case(np.random.default_rng(0), h, w, c, k, kernel, stride, padding, depthwise)
+    t["shift"] = timed_shifts(t["shift"])
+    t["zp_in"] = zp_in(t["zp_in"])
+    return rounded(t)
+
+
+def checked_run(image, t, fn: str):
+    """image.call(t, fn) with the XIP cache warm, its outputs checked against the NumPy golden model first."""
+    from test_firmware_conv import q8_golden
+
+    run = image.call(t, fn, warm=True)
+    np.testing.assert_array_equal(run.y, q8_golden(t))
+    return run
+
+
 def pw_any_k() -> None:
     """See the module docstring (pw-any-k); weights in SRAM, warm XIP cache, outputs checked first."""
-    from rp2040_sim.kernel_harness import ConvImage, conv_case, conv_weight_layout, timed_shifts
-    from test_conv_requant import rounded
-    from test_firmware_conv import q8_golden
+    from rp2040_sim.kernel_harness import ConvImage, conv_weight_layout
 
     with tempfile.TemporaryDirectory() as tmp:
         image = ConvImage.build(tmp)
@@ -213,22 +232,17 @@ def pw_any_k() -> None:
         print("|---|---|---|---|---|---|")
         for h, w, c, k in ((12, 12, 10, 12), (12, 12, 10, 16), (12, 12, 20, 20), (12, 12, 20, 24), (12, 12, 32, 10),
                            (12, 12, 32, 16), (8, 8, 32, 50), (8, 8, 32, 56), (6, 6, 64, 250), (6, 6, 64, 256)):
-            for relu_input in (False, True):
-                t = conv_case(np.random.default_rng(0), h, w, c, k, (1, 1), (1, 1), "same", False)
-                t["shift"] = timed_shifts(t["shift"])
-                t["zp_in"] = -128 if relu_input else max(t["zp_in"], -127)
-                t = rounded(t)
-                run = image.call(t, "pz_conv2d_q8_m0", warm=True)
-                np.testing.assert_array_equal(run.y, q8_golden(t))
+            # the drawn zero point (not -128: the plain loops), then -128 (ReLU outputs: conv8, zero skipping)
+            for zp_in in (lambda zp: max(zp, -127), lambda zp: -128):
+                t = rounded_case(h, w, c, k, (1, 1), (1, 1), "same", False, zp_in)
+                run = checked_run(image, t, "pz_conv2d_q8_m0")
                 print(f"| {h}x{w}x{c} | {k} | {t['zp_in']} | {conv_weight_layout(t)} | {run.cycles:,} | "
                       f"{run.cycles / run.macs:.2f} |")
 
 
 def dw_any_kernel() -> None:
     """See the module docstring (dw-any-kernel); weights in SRAM, warm XIP cache, outputs checked first."""
-    from rp2040_sim.kernel_harness import ConvImage, conv_case, timed_shifts
-    from test_conv_requant import rounded
-    from test_firmware_conv import q8_golden
+    from rp2040_sim.kernel_harness import ConvImage
 
     with tempfile.TemporaryDirectory() as tmp:
         image = ConvImage.build(tmp)
@@ -241,11 +255,7 @@ def dw_any_kernel() -> None:
                                                  (12, 12, 10, (3, 5), (1, 2), "valid"),
                                                  (12, 12, 16, (1, 1), (1, 1), "same"),
                                                  (12, 12, 16, (3, 3), (1, 1), "same")):
-            t = conv_case(np.random.default_rng(0), h, w, c, c, kernel, stride, padding, True)
-            t["shift"] = timed_shifts(t["shift"])
-            t = rounded(t)
-            run = image.call(t, "pz_dwconv2d_q8_m0", warm=True)
-            np.testing.assert_array_equal(run.y, q8_golden(t))
+            run = checked_run(image, rounded_case(h, w, c, c, kernel, stride, padding, True), "pz_dwconv2d_q8_m0")
             print(f"| {h}x{w}x{c} | {kernel[0]}x{kernel[1]} | {stride[0]}, {stride[1]} | {padding} | {run.macs:,} | "
                   f"{run.cycles:,} | {run.cycles / run.macs:.2f} |")
 

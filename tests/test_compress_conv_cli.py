@@ -67,20 +67,20 @@ def cnn_dir(cnn_dirs):
     return cnn_dirs[0]
 
 
+def quantized(src, out):
+    """`python -m compress src --quantize int8` (1,000 calibration images) into out."""
+    assert cli.main([str(src), "--quantize", "int8", "--calib-images", "1000", "--quiet", "--out", str(out)]) == 0
+    return out
+
+
 @pytest.fixture(scope="module")
 def cnn_int8(cnn_dirs, tmp_path_factory):
-    out = tmp_path_factory.mktemp("c") / "cnn-int8"
-    args = [str(cnn_dirs[1]), "--quantize", "int8", "--calib-images", "1000", "--quiet", "--out", str(out)]
-    assert cli.main(args) == 0
-    return out
+    return quantized(cnn_dirs[1], tmp_path_factory.mktemp("c") / "cnn-int8")
 
 
 @pytest.fixture(scope="module")
 def cnn_int8_max(cnn_dirs, tmp_path_factory):
-    out = tmp_path_factory.mktemp("c") / "cnn-max-int8"
-    args = [str(cnn_dirs[0]), "--quantize", "int8", "--calib-images", "1000", "--quiet", "--out", str(out)]
-    assert cli.main(args) == 0
-    return out
+    return quantized(cnn_dirs[0], tmp_path_factory.mktemp("c") / "cnn-max-int8")
 
 
 def test_int8_cnn_contract_and_agreement_with_float(cnn_dirs, cnn_int8, mnist):
@@ -294,10 +294,8 @@ def test_relu_after_a_max_pool_is_fused_into_its_conv(cnn_dirs, cnn_int8_max, tm
     modeldir.save(tmp_path / "pool-relu", moved, [src.params[j] for j in order], src.meta, src.metrics)
     np.testing.assert_array_equal(host.forward(modeldir.load(tmp_path / "pool-relu"), mnist.x_test),
                                   host.forward(src, mnist.x_test))
-    out = tmp_path / "pool-relu-int8"
-    assert cli.main([str(tmp_path / "pool-relu"), "--quantize", "int8", "--calib-images", "1000", "--quiet",
-                     "--out", str(out)]) == 0
-    got, want = modeldir.load(out), modeldir.load(cnn_int8_max)
+    got = modeldir.load(quantized(tmp_path / "pool-relu", tmp_path / "pool-relu-int8"))
+    want = modeldir.load(cnn_int8_max)
     assert [layer.kind for layer in got.spec.layers] == [layer.kind for layer in want.spec.layers]
     assert got.meta["quantization"] == want.meta["quantization"]
     assert got.extra.keys() == want.extra.keys()

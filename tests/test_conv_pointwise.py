@@ -425,19 +425,35 @@ def test_host_reference_reads_pw16(lib):  # noqa: F811
 
 
 # -- the build ---------------------------------------------------------------------------------------------------------
+def assert_builds_bit_exact(model_dir, model, mnist, builds: dict[str, dict]):
+    """firmware.build of model_dir with each {name: build keyword arguments} (into model_dir / .. / name), every
+    firmware's pz_infer in rp2040_sim equal to the golden model on two test images and two random ones."""
+    from conftest import require_tool
+
+    from compress import reference
+    from firmware import build as fwbuild
+    from rp2040_sim import eval as sim_eval
+
+    require_tool("arm-none-eabi-gcc", "arm-none-eabi-objcopy")
+    images = np.concatenate([mnist.x_test[:2], np.random.default_rng(1).integers(0, 256, (2, 784), dtype=np.uint8)])
+    want = reference.forward(model, images).astype(np.float64)
+    assert len(set(map(bytes, want))) > 1  # different images give different outputs: the test can fail
+    for name, kwargs in builds.items():
+        result = fwbuild.build(model_dir, model_dir.parent / name, images=1, quiet=True, **kwargs)
+        harness = sim_eval.Harness(result.out_dir, sim_eval.read_build(result.out_dir))
+        np.testing.assert_array_equal(np.array([harness.infer_one(r)[1] for r in images]), want, err_msg=name)
+
+
 def test_build_gives_pw16_its_bytes_and_keeps_conv8_in_flash(tmp_path, mnist):
     """A pointwise conv 64 -> 96 after a conv without activation (input zero point not -128): the build's entry has
     pw16's bytes (Emitted.weight_bytes, stage_bytes, group_bytes 128 + 16 C with the records inside, no separate
     record array, the struct's PZ_Q8_W_PW16); with its weights left in flash (13,824 pw16 bytes, over
     PW16_FLASH_MAX_BYTES) conv8's and its records array, and the placement report says so. Both firmwares are
     bit-exact with the golden model in rp2040_sim."""
-    from conftest import require_tool
     from random_models import save_uniform_cnn
 
-    from compress import reference
     from firmware import build as fwbuild
     from firmware import convgen, planner
-    from rp2040_sim import eval as sim_eval
     from zoo import modeldir
     from zoo.nn import Conv2D, Dense, GlobalAvgPool2D, Input, Sequential
 
@@ -457,14 +473,7 @@ def test_build_gives_pw16_its_bytes_and_keeps_conv8_in_flash(tmp_path, mnist):
     for where, want in (("ram", pw.weight_bytes), ("flash", fl.weight_bytes)):
         rows = fwbuild.choose_layer_placement(model, where, fwbuild.DEFAULT_STACK, "m")[1]
         assert {r["index"]: r["bytes"] for r in rows}[2] == want
-    require_tool("arm-none-eabi-gcc", "arm-none-eabi-objcopy")
-    images = np.concatenate([mnist.x_test[:2], np.random.default_rng(1).integers(0, 256, (1, 784), dtype=np.uint8)])
-    want = reference.forward(model, images).astype(np.float64)
-    for where in ("ram", "flash"):
-        result = fwbuild.build(tmp_path / "int8", tmp_path / where, images=1, quiet=True, weights_in=where)
-        harness = sim_eval.Harness(result.out_dir, sim_eval.read_build(result.out_dir))
-        np.testing.assert_array_equal(np.array([harness.infer_one(r)[1] for r in images]), want)
-    assert len(set(map(bytes, want))) > 1
+    assert_builds_bit_exact(tmp_path / "int8", model, mnist, {w: {"weights_in": w} for w in ("ram", "flash")})
 
 
 def test_build_runs_pointwise_layers_whose_k_is_not_a_multiple_of_8(tmp_path, mnist):
@@ -472,13 +481,9 @@ def test_build_runs_pointwise_layers_whose_k_is_not_a_multiple_of_8(tmp_path, mn
     build pads conv8's records to whole groups of 8 (conv_layout.conv8_records) and pw16's inside the weights, and
     both firmwares, on one core and on two, are bit-exact with the golden model in rp2040_sim (the kernel runs such
     layers in batches through a buffer, pwconv_q8_m0.c pw_batched)."""
-    from conftest import require_tool
     from random_models import save_uniform_cnn
 
-    from compress import reference
-    from firmware import build as fwbuild
     from firmware import convgen
-    from rp2040_sim import eval as sim_eval
     from zoo import modeldir
     from zoo.nn import Conv2D, Dense, GlobalAvgPool2D, Input, ReLU, Sequential
 
@@ -491,11 +496,4 @@ def test_build_runs_pointwise_layers_whose_k_is_not_a_multiple_of_8(tmp_path, mn
     assert "PZ_Q8_W_CONV8" in source
     records = [int(v) for v in re.search(r"pz_l4_rq\[\d*\] = \{([^}]*)\}", source)[1].split(",") if v.strip()]
     assert len(records) == 16 * 3 and records[10 * 3:] == [0] * (6 * 3)  # K = 10, zero records to 16 channels
-    require_tool("arm-none-eabi-gcc", "arm-none-eabi-objcopy")
-    images = np.concatenate([mnist.x_test[:2], np.random.default_rng(1).integers(0, 256, (2, 784), dtype=np.uint8)])
-    want = reference.forward(model, images).astype(np.float64)
-    for cores in ("1", "2"):
-        result = fwbuild.build(tmp_path / "int8", tmp_path / cores, images=1, quiet=True, cores=cores)
-        harness = sim_eval.Harness(result.out_dir, sim_eval.read_build(result.out_dir))
-        np.testing.assert_array_equal(np.array([harness.infer_one(r)[1] for r in images]), want)
-    assert len(set(map(bytes, want))) > 1
+    assert_builds_bit_exact(tmp_path / "int8", model, mnist, {cores: {"cores": cores} for cores in ("1", "2")})
