@@ -475,3 +475,20 @@ def test_depthwise_tile_mirrors_the_kernel():
         tile = expected_fused_loops(t) <= {"tile+out", "tile2+out"}
         assert convgen.depthwise_tile(rows) == tile, (h, w, stride, padding)
         assert (convgen.overlap_lookback(rows) == "tile") == tile
+
+
+def test_build_runs_depthwise_kernels_other_than_3x3(tmp_path, mnist):
+    """A 5x5 depthwise (SAME, stride 1) and a 1x7 one (VALID, stride 2) between convs, built for one and two cores
+    (the two-core build splits the larger layers between the cores): bit-exact with the golden model in rp2040_sim,
+    through dw_any_kernel."""
+    from random_models import save_uniform_cnn
+    from test_conv_pointwise import assert_builds_bit_exact
+
+    from zoo import modeldir
+    from zoo.nn import Conv2D, Dense, DepthwiseConv2D, GlobalAvgPool2D, Input, ReLU, Sequential
+
+    spec = Sequential([Input(28, 28, 1), Conv2D(1, 12, 3, 2, "same"), ReLU(), DepthwiseConv2D(12, 5, 1, "same"),
+                       ReLU(), DepthwiseConv2D(12, (1, 7), (2, 2), "valid"), Conv2D(12, 16, 1, 1, "same"), ReLU(),
+                       GlobalAvgPool2D(), Dense(16, 10)])
+    model = modeldir.load(save_uniform_cnn(tmp_path / "int8", spec, "dw5", mnist.x_test[:64], seed=0, scale=0.3))
+    assert_builds_bit_exact(tmp_path / "int8", model, mnist, {cores: {"cores": cores} for cores in ("1", "2")})
