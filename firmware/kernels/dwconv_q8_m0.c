@@ -1,6 +1,6 @@
 /* Optimised int8 depthwise conv2d for the Cortex-M0+ (conv.h pz_dwconv2d_q8_m0); byte-identical to conv_q8_ref.c.
  *
- * 3x3 (other kernel sizes: dw_any_kernel, below, in C): pixel-major, all channels of a group of n output pixels side by side
+ * 3x3 (other kernel sizes: dw_any_kernel, below): pixel-major, all channels of a group of n output pixels side by side
  * per pass over the dw records (bias, 9 weights). Per channel and kernel row the three weights are extracted once and
  * each input byte of the row is loaded once and multiplied into every pixel of the group it feeds. Each output row
  * is cut left to right into groups of six, four, three, two, one pixels; a group's window columns are read in place
@@ -73,6 +73,7 @@ __asm__(
     PZ_DW_SECTION("pz_q8_dw3x3_tile2_out_m0")
     PZ_DW_SECTION("pz_q8_dw3x3_hex8_out_m0")
     PZ_DW_SECTION("dw_any_kernel")
+    PZ_DW_SECTION("pz_q8_dw_any_m0")
 );
 #endif
 
@@ -1391,24 +1392,88 @@ static pz_dw_out_fn *dw_tile(const pz_conv_shape_t *s) {
 
 /* Kernels other than 3x3 (5x5, 7x7, 1x3, ...: the 3x3 record stride is built into the loops above): pixel by
  * pixel, runs of up to PZ_DW_ANY_RUN channels, each channel's taps summed in a register through the table of the
- * taps' byte offsets (no bounds test for a window inside the input). A border window sums its taps inside the input
- * and adds pad times the weights of those outside: what its padding cells (the byte pad) would add, which the
- * folded bias cancels (compress/conv_layout.py). Then the run's output stage (conv_q8_m0.h: the records where the
- * build gave them). 16-21 cycles a MAC at 5x5 and 7x7 against the reference's 35-42 (docs/BENCHMARKS.md "Depthwise
- * kernel: any kernel size"). Write order: pixel by pixel, a run's outputs after its window was read (as the
- * reference's, channel by channel). No scratch. */
+ * taps' byte offsets (pz_q8_dw_any_m0; no bounds test). A border window's table points the taps outside the input
+ * at a buffer of pad bytes: the padding cells add pad w, which the folded bias cancels (compress/conv_layout.py);
+ * the host build's C adds pad times the weights outside instead. Then the run's output stage (conv_q8_m0.h: the
+ * records where the build gave them). 11.7-12.4 cycles a MAC at 5x5 and 7x7 against the reference's 35-42
+ * (docs/BENCHMARKS.md "Depthwise kernel: any kernel size"). Write order: pixel by pixel, a run's outputs after its
+ * window was read (as the reference's, channel by channel). No scratch. */
 #define PZ_DW_ANY_RUN 32u
 #define PZ_DW_ANY_TAPS 64u  /* up to 8x8; larger kernels run the reference */
+#if PZ_Q8_M0_ASM
+/* The channels of a run whose windows lie inside the input: acc[i] = the folded bias + the taps of channel c0 + i,
+ * four taps a record word (SXTB, LSLS/ASRS, ASRS take its bytes) and two byte offsets a LDM: 33 cycles per four
+ * taps (GCC's loop: 13 a tap). r0 = the window's first cell of channel c0 (+1 a channel), r1 = its record (runs on
+ * into the next: 4 + 4 quads bytes), r7 = the sum, r2 = the offsets, r9 / r10 their start / end, r11 = acc,
+ * r12 = its end. */
+typedef struct {
+    const uint32_t *off, *off_end;  /* the taps' byte offsets in the window, ceil4(taps) (0 for the padding taps) */
+    int32_t *acc_end;               /* one past the run's accumulators */
+} pz_dw_any_args_t;
+void pz_q8_dw_any_m0(const uint8_t *x, const uint8_t *rec, int32_t *acc, const pz_dw_any_args_t *g);
+__asm__(
+    PZ_M0_FUNC("pz_q8_dw_any_m0")
+    PZ_M0_SAVE_R4_R11
+    "    ldm   r3!, {r4, r5, r6}\n"
+    "    mov   r9, r4\n"
+    "    mov   r10, r5\n"
+    "    mov   r12, r6\n"
+    "    mov   r11, r2\n"
+    "1:\n"
+    "    ldm   r1!, {r7}\n"              /* the folded bias */
+    "    mov   r2, r9\n"
+    "2:\n"
+    "    ldm   r1!, {r3}\n"              /* four taps' weights */
+    "    ldm   r2!, {r4, r5}\n"
+    "    ldrb  r4, [r0, r4]\n"
+    "    ldrb  r5, [r0, r5]\n"
+    "    sxtb  r6, r3\n"
+    "    muls  r4, r6, r4\n"
+    "    adds  r7, r7, r4\n"
+    "    lsls  r6, r3, #16\n"
+    "    asrs  r6, r6, #24\n"
+    "    muls  r5, r6, r5\n"
+    "    adds  r7, r7, r5\n"
+    "    ldm   r2!, {r4, r5}\n"
+    "    ldrb  r4, [r0, r4]\n"
+    "    ldrb  r5, [r0, r5]\n"
+    "    lsls  r6, r3, #8\n"
+    "    asrs  r6, r6, #24\n"
+    "    muls  r4, r6, r4\n"
+    "    adds  r7, r7, r4\n"
+    "    asrs  r6, r3, #24\n"
+    "    muls  r5, r6, r5\n"
+    "    adds  r7, r7, r5\n"
+    "    cmp   r2, r10\n"
+    "    bne   2b\n"
+    "    mov   r4, r11\n"
+    "    stm   r4!, {r7}\n"
+    "    mov   r11, r4\n"
+    "    adds  r0, #1\n"                 /* the next channel's cell */
+    "    cmp   r4, r12\n"
+    "    bne   1b\n"
+    PZ_M0_RESTORE_R4_R11_RETURN
+    "    .size   pz_q8_dw_any_m0, . - pz_q8_dw_any_m0\n"
+    "    .popsection\n");
+#endif
 __attribute__((noinline)) static void dw_any_kernel(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
     const pz_conv_shape_t *s = &l->s;
     const uint32_t C = s->in_c, kh = s->k_h, kw = s->k_w, taps = kh * kw, row = (uint32_t)s->in_w * C;
-    const uint32_t rec_bytes = 4u + ((taps + 3u) & ~3u);
+    const uint32_t taps4 = (taps + 3u) & ~3u, rec_bytes = 4u + taps4;
     if (taps > PZ_DW_ANY_TAPS) {
         pz_dwconv2d_q8_ref(l, xu, y);
         return;
     }
-    uint32_t off[PZ_DW_ANY_TAPS];  /* tap t's byte offset in the window: dy row + dx C */
-    for (uint32_t t = 0; t < taps; t++) off[t] = t / kw * row + t % kw * C;
+    /* tap t's byte offset in the window, dy row + dx C; the record's padding taps (zero weights) read offset 0 */
+    uint32_t off[PZ_DW_ANY_TAPS];
+    for (uint32_t t = 0; t < taps4; t++) off[t] = t < taps ? t / kw * row + t % kw * C : 0u;
+#if PZ_Q8_M0_ASM
+    /* a border window's offsets: a tap outside the input (or a padding tap) reads channel c0 + i's byte pad from
+     * pads[i], at the same distance from every channel's cell */
+    uint32_t off_border[PZ_DW_ANY_TAPS];
+    uint8_t pads[PZ_DW_ANY_RUN];
+    for (uint32_t i = 0; i < PZ_DW_ANY_RUN; i++) pads[i] = l->pad;
+#endif
     pz_requant_run_t rq;
     pz_q8_requant_init(&rq, l, C, 1);
     int32_t acc[PZ_DW_ANY_RUN];
@@ -1425,6 +1490,24 @@ __attribute__((noinline)) static void dw_any_kernel(const pz_q8_conv_t *l, const
             const uint8_t *rec = l->w;
             for (uint32_t c0 = 0; c0 < C; c0 += PZ_DW_ANY_RUN) {
                 const uint32_t n = C - c0 < PZ_DW_ANY_RUN ? C - c0 : PZ_DW_ANY_RUN;
+#if PZ_Q8_M0_ASM
+                const uintptr_t x = (uintptr_t)xu + (uintptr_t)(window + (int32_t)c0);  /* channel c0's cell */
+                const uint32_t *o = off;
+                if (!inside) {
+                    const uint32_t to_pad = (uint32_t)((uintptr_t)pads - x);
+                    uint32_t t = 0;
+                    for (uint32_t dy = 0; dy < kh; dy++) {
+                        for (uint32_t dx = 0; dx < kw; dx++, t++) {
+                            off_border[t] = dy >= dy0 && dy < dy1 && dx >= dx0 && dx < dx1 ? off[t] : to_pad;
+                        }
+                    }
+                    for (; t < taps4; t++) off_border[t] = to_pad;
+                    o = off_border;
+                }
+                const pz_dw_any_args_t run = {o, o + taps4, acc + n};
+                pz_q8_dw_any_m0((const uint8_t *)x, rec, acc, &run);
+                rec += n * rec_bytes;
+#else
                 if (inside) {
                     const uint8_t *x = xu + window + c0;
                     for (uint32_t i = 0; i < n; i++, rec += rec_bytes, x++) {
@@ -1447,6 +1530,7 @@ __attribute__((noinline)) static void dw_any_kernel(const pz_q8_conv_t *l, const
                         acc[i] = a + (int32_t)l->pad * outside;
                     }
                 }
+#endif
                 pz_q8_requant_run(&rq, acc, y + c0, n, l->multiplier + c0, l->shift + c0, l);
             }
         }
