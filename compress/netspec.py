@@ -13,26 +13,6 @@ import numpy as np
 WEIGHTED = ("dense", "conv2d", "depthwise_conv2d")
 POOLS = ("max_pool2d", "avg_pool2d", "global_avg_pool2d")
 FUSED_ACTIVATIONS = ("relu", "relu6")
-# Layers a ReLU/ReLU6 commutes with: a max (padding never wins) or a reshape of a non-decreasing elementwise function
-# is the function of the max or reshape, so relu(max_pool(x)) = max_pool(relu(x)) exactly (not so for an average).
-COMMUTE_WITH_ACTIVATION = ("max_pool2d", "flatten", "dropout")
-
-
-def activations_moved_up(dicts) -> list[int]:
-    """The layer order in which each ReLU/ReLU6 that follows max pools or a flatten after a weighted layer (or
-    its batch_norm) without an activation of its own comes right after that layer, where int8 fuses it: PyTorch's
-    `relu(max_pool2d(conv(x)))` (its MNIST example) as conv, relu, max pool, the same function. Other activations
-    keep their place (check_layers names the ones int8 cannot fuse)."""
-    order: list[int] = []
-    for i, d in enumerate(dicts):
-        j = len(order)
-        if d["type"] in FUSED_ACTIVATIONS:
-            while j > 0 and dicts[order[j - 1]]["type"] in COMMUTE_WITH_ACTIVATION:
-                j -= 1
-            if j == len(order) or j == 0 or dicts[order[j - 1]]["type"] not in WEIGHTED + ("batch_norm",):
-                j = len(order)  # nothing to move over, or no weighted layer to fuse into: stays
-        order.insert(j, i)
-    return order
 
 
 def layer_dicts(spec) -> list[dict]:
@@ -85,16 +65,10 @@ def float_forward(dicts, params, x, taps=()):
 
 # -- the inference-only network -----------------------------------------------------------------------------------
 def for_inference(spec, params):
-    """(spec, params) with every batch_norm folded into the layer before it, every dropout removed
-    (zoo.nn.for_inference) and each ReLU/ReLU6 after max pools or a flatten moved up to its weighted layer
-    (activations_moved_up): the network the int8 passes and the firmware see, the same function. Unchanged when
-    there is none of these."""
+    """(spec, params) with every batch_norm folded into the layer before it and every dropout removed
+    (zoo.nn.for_inference): the network the int8 passes and the firmware see. Unchanged when there is neither."""
     from zoo.nn import for_inference as fold
 
     if any(d["type"] in ("batch_norm", "dropout") for d in layer_dicts(spec)):
         spec, params = fold(spec, params)
-    order = activations_moved_up(layer_dicts(spec))
-    if order != sorted(order):
-        dicts = layer_dicts(spec)
-        spec, params = with_layers(spec, [dicts[i] for i in order]), [params[i] for i in order]
     return spec, [dict(p) for p in params]

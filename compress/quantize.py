@@ -142,26 +142,21 @@ def _ops():
 
 
 def check_supported(spec, path="model"):
-    """Raise QuantizationError naming the first layer int8 cannot run (see check_layers), in the order
-    compress.netspec.for_inference gives the layers (a ReLU/ReLU6 after max pools or a flatten moved up to its
-    weighted layer)."""
-    from compress.netspec import activations_moved_up, layer_dicts
+    """Raise QuantizationError naming the first layer int8 cannot run (see check_layers)."""
+    from compress.netspec import layer_dicts
 
-    dicts = layer_dicts(spec)
-    check_layers(dicts, spec.output, path, activations_moved_up(dicts))
+    check_layers(layer_dicts(spec), spec.output, path)
 
 
-def check_layers(dicts, output="logits", path="model", order=None):
+def check_layers(dicts, output="logits", path="model"):
     """int8 runs the golden model's ops (dense, conv2d, depthwise_conv2d, max/avg/global-average pooling, flatten);
     a ReLU or ReLU6 right after a weighted layer is fused into it, a batch_norm right after one is folded into it,
-    `input` and `dropout` layers compute nothing; the output must be logits. `order`: the layers' indices in the
-    order to check them (default: as they are); messages name a layer by its index in `dicts`."""
+    `input` and `dropout` layers compute nothing; the output must be logits."""
     from compress.netspec import FUSED_ACTIVATIONS, WEIGHTED
 
     ops = _ops()
     prev = None
-    for i in range(len(dicts)) if order is None else order:
-        d = dicts[i]
+    for i, d in enumerate(dicts):
         t = d["type"]
         if t in ("input", "dropout"):
             continue
@@ -170,8 +165,7 @@ def check_layers(dicts, output="logits", path="model", order=None):
                                     f"depthwise_conv2d layer, so it cannot be folded into one for int8")
         if t in FUSED_ACTIVATIONS and prev not in WEIGHTED:
             raise QuantizationError(f"{path}: layer {i} ({t}) does not follow a dense or conv layer; int8 fuses "
-                                    f"each ReLU/ReLU6 into the weighted layer before it, which compress finds "
-                                    f"across max pools and flatten only (move it there)")
+                                    f"each ReLU/ReLU6 into the weighted layer before it (move it there)")
         if t not in ops and t not in FUSED_ACTIVATIONS and t != "batch_norm":
             raise QuantizationError(f"{path}: layer {i} is {t}; int8 supports {', '.join(ops)}, each weighted layer "
                                     f"optionally followed by ReLU or ReLU6 (quantize a ReLU model, or keep this one "

@@ -156,34 +156,6 @@ def test_unsupported_conv_nets_are_named(layers, match):
         quantize.check_layers(layers, "logits", "net")
 
 
-def test_activations_move_up_across_max_pools_and_flatten_only():
-    """netspec.activations_moved_up: a ReLU/ReLU6 after max pools, a flatten or a dropout that follow a weighted
-    layer (or its batch_norm) without an activation moves up to it; after an average pool, after another activation
-    or with no weighted layer before it stays, and check_supported names it there, by its index in the spec."""
-    def order(*kinds):
-        return netspec.activations_moved_up([{"type": k} for k in kinds])
-
-    assert order("input", "conv2d", "max_pool2d", "relu", "flatten", "dense") == [0, 1, 3, 2, 4, 5]
-    assert order("input", "conv2d", "batch_norm", "max_pool2d", "max_pool2d", "relu6") == [0, 1, 2, 5, 3, 4]
-    assert order("input", "conv2d", "flatten", "dropout", "relu", "dense") == [0, 1, 4, 2, 3, 5]
-    assert order("input", "conv2d", "avg_pool2d", "relu") == [0, 1, 2, 3]
-    assert order("input", "conv2d", "relu", "max_pool2d", "relu") == [0, 1, 2, 3, 4]
-    assert order("input", "max_pool2d", "relu") == [0, 1, 2]
-    assert order("dense", "relu", "dense") == [0, 1, 2]
-    conv = {"type": "conv2d", "in": 1, "out": 2, "kernel": [3, 3], "stride": [1, 1], "padding": "same"}
-    head = [{"type": "flatten"}, {"type": "dense", "in": 8, "out": 2}]
-    for pool, ok in (("max_pool2d", True), ("avg_pool2d", False)):
-        spec = netspec.to_spec([{"type": "input", "shape": [4, 4, 1]}, conv,
-                                {"type": pool, "pool": [2, 2], "stride": [2, 2]}, {"type": "relu"}, *head])
-        if ok:
-            quantize.check_supported(spec, "net")
-            moved, _ = netspec.for_inference(spec, [{}] * len(spec.layers))
-            assert [layer.kind for layer in moved.layers] == ["input", "conv2d", "relu", pool, "flatten", "dense"]
-        else:
-            with pytest.raises(quantize.QuantizationError, match=r"net: layer 3 \(relu\) does not follow"):
-                quantize.check_supported(spec, "net")
-
-
 def test_keep_limited_to_conv_producers_leaves_the_dense_group_whole():
     params = random_params(CONV_NET, np.random.default_rng(2))
     keep = structured.keep(CONV_NET, params, 0.4, producers=("conv2d",))
