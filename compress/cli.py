@@ -226,6 +226,11 @@ def compress_model(model_dir: Path, opts: Options):
     model = validate(model_dir, opts)
     log = opts.log or (lambda msg: None)
     ds = data.load_for_model(model.meta, opts.data_dir)  # a named dataset, or the user's file (docs/DATA.md)
+    labels = int(max(np.max(ds.y_train), np.max(ds.y_test))) + 1
+    if model.spec.output == "logits" and labels > model.spec.out_features:  # the test loss indexes one per label
+        raise CompressError(f"{model_dir}: the model has {model.spec.out_features} outputs but its dataset "
+                            f"{model.meta.get('dataset')!r} has labels 0..{labels - 1}; a logits model needs one "
+                            f"output per class: give its last dense layer {labels} outputs and retrain it")
     cfg = _config(model).with_overrides(label_smoothing=opts.label_smoothing)
     seed = model.meta.get("seed", 0) if opts.seed is None else opts.seed
     spec, params = netspec.for_inference(model.spec, [dict(p) for p in model.params])

@@ -121,3 +121,14 @@ def test_int8_relu_after_avg_pool_is_refused_with_the_reason(tmp_path, capsys):
     assert "layer 3 (relu)" in err and "after an avg_pool2d it would change the model" in err
     assert not (tmp_path / "q").exists()
 
+
+def test_compress_refuses_fewer_outputs_than_the_datasets_classes(tmp_path, capsys):
+    """Found while reducing the max-pool case: a 5-output model on MNIST (labels 0..9) crashed compress with an
+    IndexError traceback in its test loss, after quantizing; now a clear refusal before any work."""
+    from compress.cli import main as compress_main
+    spec = Sequential([Input(28, 28, 1), Conv2D(1, 2, 3, 2, "valid"), ReLU(), Flatten(), Dense(338, 5)])
+    model_dir = save_random(tmp_path / "five", spec)
+    assert compress_main([str(model_dir), "--quantize", "int8", "--quiet", "--out", str(tmp_path / "q")]) == 2
+    err = capsys.readouterr().err
+    assert "has 5 outputs but its dataset 'mnist' has labels 0..9" in err and "Traceback" not in err
+    assert not (tmp_path / "q").exists()
