@@ -87,7 +87,7 @@ def hoist_activations(spec, params):
     for layer, p in zip(spec.layers, params):
         if layer.kind in FUSED_ACTIVATIONS and layers and layers[-1].kind == "max_pool2d":
             j = len(layers)
-            while layers[j - 1].kind == "max_pool2d":
+            while j > 1 and layers[j - 1].kind == "max_pool2d":
                 j -= 1
             before = layers[j - 1].kind
             if before in WEIGHTED:
