@@ -170,9 +170,9 @@ def check_layers(dicts, output="logits", path="model"):
         if t in FUSED_ACTIVATIONS and prev not in WEIGHTED and not hoisted:
             where = ("; after an avg_pool2d it would change the model: put it before the pool and retrain, or keep "
                      "this model in float" if prev == "avg_pool2d" else " (move it there)")
-            raise QuantizationError(f"{path}: layer {i} ({t}) does not follow a dense or conv layer; int8 fuses "
-                                    f"each ReLU/ReLU6 into the weighted layer before it (or, after max pools, into "
-                                    f"the one before them){where}")
+            raise QuantizationError(f"{path}: layer {i} ({t}) does not follow a dense or conv layer (directly or "
+                                    f"through max pools); int8 fuses each ReLU/ReLU6 into the weighted layer before "
+                                    f"it{where}")
         if t not in ops and t not in FUSED_ACTIVATIONS and t != "batch_norm":
             raise QuantizationError(f"{path}: layer {i} is {t}; int8 supports {', '.join(ops)}, each weighted layer "
                                     f"optionally followed by ReLU or ReLU6 (quantize a ReLU model, or keep this one "
