@@ -214,12 +214,23 @@ def _xent(logits, y):
     return float(np.mean(np.log(np.exp(z).sum(axis=1)) - z[np.arange(len(y)), y]))
 
 
+def _after_max_pools(spec) -> int:
+    """ReLU/ReLU6 layers right after a max_pool2d (dropout aside): those netspec.hoist_activations moves."""
+    types = [layer.kind for layer in spec.layers if layer.kind != "dropout"]
+    return sum(t in netspec.FUSED_ACTIVATIONS and u == "max_pool2d" for u, t in zip(types, types[1:]))
+
+
 def compress_model(model_dir: Path, opts: Options):
     """Run the passes and write opts.out; returns the metrics dict."""
     model_dir = Path(model_dir)
     model = validate(model_dir, opts)
     log = opts.log or (lambda msg: None)
     ds = data.load_for_model(model.meta, opts.data_dir)  # a named dataset, or the user's file (docs/DATA.md)
+    labels = int(max(np.max(ds.y_train), np.max(ds.y_test))) + 1
+    if model.spec.output == "logits" and labels > model.spec.out_features:  # the test loss indexes one per label
+        raise CompressError(f"{model_dir}: the model has {model.spec.out_features} outputs but its dataset "
+                            f"{model.meta.get('dataset')!r} has labels 0..{labels - 1}; a logits model needs one "
+                            f"output per class: give its last dense layer {labels} outputs and retrain it")
     cfg = _config(model).with_overrides(label_smoothing=opts.label_smoothing)
     seed = model.meta.get("seed", 0) if opts.seed is None else opts.seed
     spec, params = netspec.for_inference(model.spec, [dict(p) for p in model.params])
@@ -230,9 +241,11 @@ def compress_model(model_dir: Path, opts: Options):
     compression = {"from": str(model_dir), "source_test_accuracy": model.metrics.get("test_accuracy"), "steps": steps}
     sparsity_meta = model.meta.get("sparsity")
     folded = [d["type"] for d in netspec.layer_dicts(model.spec) if d["type"] in ("batch_norm", "dropout")]
-    if folded:  # the int8 and pruning passes and the firmware see the inference network
+    moved = _after_max_pools(model.spec) - _after_max_pools(spec)
+    if folded or moved:  # the int8 and pruning passes and the firmware see the inference network
         steps.append({"pass": "inference", "batch_norm_folded": folded.count("batch_norm"),
-                      "dropout_removed": folded.count("dropout")})
+                      "dropout_removed": folded.count("dropout"),
+                      **({"activations_moved_before_max_pools": moved} if moved else {})})
     cfg = cfg.with_overrides(spec=spec)
 
     if opts.prune is not None:

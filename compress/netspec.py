@@ -66,9 +66,39 @@ def float_forward(dicts, params, x, taps=()):
 # -- the inference-only network -----------------------------------------------------------------------------------
 def for_inference(spec, params):
     """(spec, params) with every batch_norm folded into the layer before it and every dropout removed
-    (zoo.nn.for_inference): the network the int8 passes and the firmware see. Unchanged when there is neither."""
+    (zoo.nn.for_inference), then every ReLU/ReLU6 after max pools moved before them (hoist_activations): the network
+    the int8 passes and the firmware see. Unchanged when there is none of these."""
     from zoo.nn import for_inference as fold
 
     if any(d["type"] in ("batch_norm", "dropout") for d in layer_dicts(spec)):
         spec, params = fold(spec, params)
-    return spec, [dict(p) for p in params]
+    return hoist_activations(spec, [dict(p) for p in params])
+
+
+def hoist_activations(spec, params):
+    """(spec, params) with each ReLU/ReLU6 that follows a run of max_pool2d layers moved before the run, where it
+    then follows a weighted layer (fused into it by int8) or that layer's own ReLU/ReLU6 (the two merge: relu6 if
+    either is). Exact: max commutes with a non-decreasing function, and a max pool's padding cells never win.
+    Anything else is left for quantize.check_layers to refuse by name (an activation after an avg pool does not
+    commute)."""
+    from zoo.nn import ReLU, ReLU6, Sequential
+
+    layers, kept = [], []
+    for layer, p in zip(spec.layers, params):
+        if layer.kind in FUSED_ACTIVATIONS and layers and layers[-1].kind == "max_pool2d":
+            j = len(layers)
+            while j > 1 and layers[j - 1].kind == "max_pool2d":
+                j -= 1
+            before = layers[j - 1].kind
+            if before in WEIGHTED:
+                layers.insert(j, layer)
+                kept.insert(j, {})
+                continue
+            if before in FUSED_ACTIVATIONS and j >= 2 and layers[j - 2].kind in WEIGHTED:
+                layers[j - 1] = ReLU6() if "relu6" in (before, layer.kind) else ReLU()
+                continue
+        layers.append(layer)
+        kept.append(p)
+    if len(layers) == len(spec.layers) and all(a is b for a, b in zip(layers, spec.layers)):
+        return spec, kept
+    return Sequential(layers, output=spec.output), kept

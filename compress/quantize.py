@@ -150,12 +150,13 @@ def check_supported(spec, path="model"):
 
 def check_layers(dicts, output="logits", path="model"):
     """int8 runs the golden model's ops (dense, conv2d, depthwise_conv2d, max/avg/global-average pooling, flatten);
-    a ReLU or ReLU6 right after a weighted layer is fused into it, a batch_norm right after one is folded into it,
-    `input` and `dropout` layers compute nothing; the output must be logits."""
+    a ReLU or ReLU6 right after a weighted layer is fused into it (after max pools that follow one, it is moved
+    before them: compress.netspec.hoist_activations), a batch_norm right after one is folded into it, `input` and
+    `dropout` layers compute nothing; the output must be logits."""
     from compress.netspec import FUSED_ACTIVATIONS, WEIGHTED
 
     ops = _ops()
-    prev = None
+    prev = before_pools = None    # the layer before a run of max pools (an activation after them moves before them)
     for i, d in enumerate(dicts):
         t = d["type"]
         if t in ("input", "dropout"):
@@ -163,9 +164,15 @@ def check_layers(dicts, output="logits", path="model"):
         if t == "batch_norm" and prev not in WEIGHTED:
             raise QuantizationError(f"{path}: layer {i} (batch_norm) does not follow a dense, conv2d or "
                                     f"depthwise_conv2d layer, so it cannot be folded into one for int8")
-        if t in FUSED_ACTIVATIONS and prev not in WEIGHTED:
-            raise QuantizationError(f"{path}: layer {i} ({t}) does not follow a dense or conv layer; int8 fuses "
-                                    f"each ReLU/ReLU6 into the weighted layer before it (move it there)")
+        if t == "max_pool2d" and prev != "max_pool2d":
+            before_pools = prev
+        hoisted = prev == "max_pool2d" and before_pools in (*WEIGHTED, *FUSED_ACTIVATIONS)
+        if t in FUSED_ACTIVATIONS and prev not in WEIGHTED and not hoisted:
+            where = ("; after an avg_pool2d it would change the model: put it before the pool and retrain, or keep "
+                     "this model in float" if prev == "avg_pool2d" else " (move it there)")
+            raise QuantizationError(f"{path}: layer {i} ({t}) does not follow a dense or conv layer (directly or "
+                                    f"through max pools); int8 fuses each ReLU/ReLU6 into the weighted layer before "
+                                    f"it{where}")
         if t not in ops and t not in FUSED_ACTIVATIONS and t != "batch_norm":
             raise QuantizationError(f"{path}: layer {i} is {t}; int8 supports {', '.join(ops)}, each weighted layer "
                                     f"optionally followed by ReLU or ReLU6 (quantize a ReLU model, or keep this one "

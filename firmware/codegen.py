@@ -48,7 +48,7 @@ DTYPES = {
     "float64": DType("float64", "double", "f64", 17, ""),
 }
 # spec layer kind -> (pz_kind enum stem, adapter stem); int8/sparse kinds are added by the compression stage
-ACTIVATION_KERNELS = {"relu": "RELU", "sigmoid": "SIGMOID", "tanh": "TANH"}
+ACTIVATION_KERNELS = {"relu": "RELU", "relu6": "RELU6", "sigmoid": "SIGMOID", "tanh": "TANH"}
 PREDICTORS = {"logits": "argmax", "binary": "binary"}
 
 

@@ -303,7 +303,7 @@ def _f32_activation(i, layer, p, shape_in, shape_out, act):
 
 F32_OPS = {"conv2d": _f32_conv, "depthwise_conv2d": _f32_conv, "max_pool2d": _f32_pool, "avg_pool2d": _f32_pool,
            "global_avg_pool2d": _f32_pool, "dense": _f32_dense, "relu": _f32_activation,
-           "sigmoid": _f32_activation, "tanh": _f32_activation}
+           "relu6": _f32_activation, "sigmoid": _f32_activation, "tanh": _f32_activation}
 FUSABLE = ("conv2d", "depthwise_conv2d")
 
 
@@ -323,10 +323,7 @@ def f32_ops(model, source) -> list[Emitted]:
         nxt = layers[i + 1].kind if i + 1 < len(layers) else None
         act = "none"
         if layer.kind in FUSABLE and nxt in ("relu", "relu6"):
-            act = nxt
-        elif layer.kind == "relu6":
-            raise ConvCodegenError(f"{source}: layer {i} (relu6) follows {layers[i - 1].kind}; the float firmware "
-                                   f"fuses ReLU6 into a conv2d or depthwise_conv2d only")
+            act = nxt           # the conv's clamp; anywhere else an activation is its own element-wise layer
         if layer.kind not in F32_OPS:
             raise ConvCodegenError(f"{source}: layer {i} kind {layer.kind!r} has no float kernel")
         ops.append(F32_OPS[layer.kind](i, layer, params[i], shapes_in[i], shapes_out[i], act))

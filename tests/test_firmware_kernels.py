@@ -74,6 +74,7 @@ def test_dense_skips_zero_inputs_exactly(lib):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("name,reference", [
     ("relu", lambda x: np.maximum(x, 0)),
+    ("relu6", lambda x: np.minimum(np.maximum(x, 0), 6)),
     ("sigmoid", lambda x: 1 / (1 + np.exp(-x))),
     ("tanh", np.tanh),
 ])

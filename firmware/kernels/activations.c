@@ -1,4 +1,5 @@
-/* Element-wise activations, as zoo/host.py defines them: relu = max(x, 0), sigmoid = 1 / (1 + exp(-x)), tanh. */
+/* Element-wise activations, as zoo/host.py defines them: relu = max(x, 0), relu6 = min(max(x, 0), 6),
+ * sigmoid = 1 / (1 + exp(-x)), tanh. */
 #include <math.h>
 
 #include "kernels.h"
@@ -12,6 +13,18 @@ void pz_relu_f32(const float *x, float *y, uint32_t n) {
 void pz_relu_f64(const double *x, double *y, uint32_t n) {
     for (uint32_t i = 0; i < n; i++) {
         y[i] = x[i] > 0.0 ? x[i] : 0.0;
+    }
+}
+
+void pz_relu6_f32(const float *x, float *y, uint32_t n) {
+    for (uint32_t i = 0; i < n; i++) {
+        y[i] = x[i] > 0.0f ? (x[i] < 6.0f ? x[i] : 6.0f) : 0.0f;
+    }
+}
+
+void pz_relu6_f64(const double *x, double *y, uint32_t n) {
+    for (uint32_t i = 0; i < n; i++) {
+        y[i] = x[i] > 0.0 ? (x[i] < 6.0 ? x[i] : 6.0) : 0.0;
     }
 }
 

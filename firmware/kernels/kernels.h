@@ -24,6 +24,8 @@ void pz_dense_f64(const double *x, const double *w, const double *b, double *y, 
 /* Element-wise activations; y may equal x. */
 void pz_relu_f32(const float *x, float *y, uint32_t n);
 void pz_relu_f64(const double *x, double *y, uint32_t n);
+void pz_relu6_f32(const float *x, float *y, uint32_t n);
+void pz_relu6_f64(const double *x, double *y, uint32_t n);
 void pz_sigmoid_f32(const float *x, float *y, uint32_t n);
 void pz_sigmoid_f64(const double *x, double *y, uint32_t n);
 void pz_tanh_f32(const float *x, float *y, uint32_t n);

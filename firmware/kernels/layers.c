@@ -34,6 +34,8 @@ void pz_run_dense_f64(const pz_layer *l, const void *x, void *y) {
 
 void pz_run_relu_f32(const pz_layer *l, const void *x, void *y) { pz_relu_f32(x, y, l->out); }
 void pz_run_relu_f64(const pz_layer *l, const void *x, void *y) { pz_relu_f64(x, y, l->out); }
+void pz_run_relu6_f32(const pz_layer *l, const void *x, void *y) { pz_relu6_f32(x, y, l->out); }
+void pz_run_relu6_f64(const pz_layer *l, const void *x, void *y) { pz_relu6_f64(x, y, l->out); }
 void pz_run_sigmoid_f32(const pz_layer *l, const void *x, void *y) { pz_sigmoid_f32(x, y, l->out); }
 void pz_run_sigmoid_f64(const pz_layer *l, const void *x, void *y) { pz_sigmoid_f64(x, y, l->out); }
 void pz_run_tanh_f32(const pz_layer *l, const void *x, void *y) { pz_tanh_f32(x, y, l->out); }

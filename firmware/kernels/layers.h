@@ -40,6 +40,8 @@ typedef enum {
     PZ_K_INPUT_F32_F32 = 23,
     PZ_K_INPUT_F32_F64 = 24,
     PZ_K_INPUT_F32_Q8 = 25,   /* aux: const pz_input_q8_t * (then int8 quantization, offset-binary bytes out) */
+    PZ_K_RELU6_F32 = 26,      /* element-wise, where it cannot be fused into a conv (after a dense or a pool) */
+    PZ_K_RELU6_F64 = 27,
 } pz_kind;
 
 typedef struct pz_layer pz_layer;
@@ -84,6 +86,8 @@ void pz_run_dense_f32(const pz_layer *layer, const void *x, void *y);
 void pz_run_dense_f64(const pz_layer *layer, const void *x, void *y);
 void pz_run_relu_f32(const pz_layer *layer, const void *x, void *y);
 void pz_run_relu_f64(const pz_layer *layer, const void *x, void *y);
+void pz_run_relu6_f32(const pz_layer *layer, const void *x, void *y);
+void pz_run_relu6_f64(const pz_layer *layer, const void *x, void *y);
 void pz_run_sigmoid_f32(const pz_layer *layer, const void *x, void *y);
 void pz_run_sigmoid_f64(const pz_layer *layer, const void *x, void *y);
 void pz_run_tanh_f32(const pz_layer *layer, const void *x, void *y);
