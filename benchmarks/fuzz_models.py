@@ -1,7 +1,7 @@
 """Random whole conv networks through the pipeline a user runs, each stage as its command (docs/BENCHMARKS.md
 "Random whole networks (fuzzing)"):
 
-    python benchmarks/fuzz_models.py --count 40 --seed 1 [--keep DIR] [--dtype int8|float32|both]
+    python benchmarks/fuzz_models.py --count 40 --seed 1 [--keep DIR] [--dtype int8|float32|both] [--dw-kernels 3,5,7]
 
 Each case draws a valid Sequential conv spec (an input of 1..32 x 1..32 x 1..16, or a (1, t, c) time series; 1-6
 blocks of conv2d / depthwise_conv2d / max or avg pool, with batch_norm and relu / relu6 / no activation; then
@@ -83,8 +83,9 @@ def _window(rng, shape, sizes):
     return (kh, k), (sh, s)
 
 
-def _block(rng, shape):
-    """One block's layers for an input of `shape` (h, w, c), or [] when the draw does not fit."""
+def _block(rng, shape, dw_kernels=(3,)):
+    """One block's layers for an input of `shape` (h, w, c), or [] when the draw does not fit; a depthwise layer's
+    kernel size from dw_kernels."""
     c, layers = shape[2], []
     kind = _pick(rng, ["conv", "dw", "pool"], p=[0.5, 0.25, 0.25])
     pad = _pick(rng, ["same", "valid"])
@@ -94,7 +95,7 @@ def _block(rng, shape):
         layers.append(Conv2D(c, out, k, s, pad))
         c = out
     elif kind == "dw":
-        k, s = _window(rng, shape, [3])
+        k, s = _window(rng, shape, list(dw_kernels))
         layers.append(DepthwiseConv2D(c, k, s, pad))
     else:
         k, s = _window(rng, shape, [2, 3])
@@ -112,13 +113,13 @@ def _block(rng, shape):
     return layers
 
 
-def draw_spec(rng) -> Sequential:
+def draw_spec(rng, dw_kernels=(3,)) -> Sequential:
     """A valid spec of at most MAX_MACS (drawn again until one is)."""
     while True:
         layers = [_input(rng)]
         for _ in range(int(rng.integers(1, 7))):
             try:
-                block = _block(rng, _shape(layers))
+                block = _block(rng, _shape(layers), dw_kernels)
                 _shape(layers + block)
             except SpecError:
                 continue                                         # e.g. a valid window larger than the image
@@ -258,11 +259,12 @@ def draw_options(rng, int8: bool) -> list[str]:
     return opts
 
 
-def run_case(seed: int, n: int, dtypes: list[str], work: Path, spec=None, raw=None, options=None) -> list[dict]:
+def run_case(seed: int, n: int, dtypes: list[str], work: Path, spec=None, raw=None, options=None,
+             dw_kernels=(3,)) -> list[dict]:
     """The case's runs, one per dtype; spec, raw ("uint8"/"float32") and options (build options) replace the
-    drawn ones (to reproduce or reduce a case)."""
+    drawn ones (to reproduce or reduce a case); dw_kernels: the depthwise kernel sizes drawn from."""
     rng = np.random.default_rng((seed, n))
-    drawn = draw_spec(rng)
+    drawn = draw_spec(rng, dw_kernels)
     spec = spec or drawn
     raw_float = bool(rng.random() < 0.3) if raw is None else raw == "float32"
     name = f"fuzz_{seed}_{n}"
@@ -354,7 +356,15 @@ def main(argv=None) -> int:
     p.add_argument("--spec", type=Path, help="a spec JSON file to run instead of the drawn one (one case)")
     p.add_argument("--raw", choices=["uint8", "float32"], help="with --spec: the data's raw type")
     p.add_argument("--options", help="with --spec: the firmware.build options, e.g. '--cores 2 --weights-in ram'")
+    p.add_argument("--dw-kernels", default="3",
+                   help="depthwise kernel sizes to draw from, e.g. 3,5,7 (default 3: the runs in docs/BENCHMARKS.md)")
     a = p.parse_args(argv)
+    try:
+        dw_kernels = tuple(int(k) for k in a.dw_kernels.split(","))
+    except ValueError:
+        p.error(f"--dw-kernels {a.dw_kernels!r}: give kernel sizes separated by commas, e.g. 3,5,7")
+    if not all(1 <= k <= 9 for k in dw_kernels):
+        p.error(f"--dw-kernels {a.dw_kernels!r}: each size must be 1 to 9")
     given = Sequential.from_json(a.spec.read_text()) if a.spec else None
     dtypes = ["float32", "int8"] if a.dtype == "both" else [a.dtype]
     counts, rows = Counter(), []
@@ -363,7 +373,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="fuzz-") as tmp:
         work = a.keep.resolve() if a.keep else Path(tmp)
         for n in range(a.first, a.first + a.count):
-            case_rows = run_case(a.seed, n, dtypes, work, given, a.raw, a.options)
+            case_rows = run_case(a.seed, n, dtypes, work, given, a.raw, a.options, dw_kernels)
             if a.keep:
                 keep_case(case_rows)
             for row in case_rows:
