@@ -153,20 +153,14 @@ def _shape(layers):
 
 # -- params and data -----------------------------------------------------------------------------------------
 def random_params(spec, rng):
-    """spec.init's params (seeded from rng) with every BatchNorm given non-trivial statistics, as
-    tests/random_models.random_params does."""
+    """spec.init's params (seeded from rng), float32, with every BatchNorm given non-trivial statistics from rng
+    (tests/random_models.batch_norm_statistics)."""
     import jax
+    sys.path.insert(0, str(ROOT / "tests"))
+    from random_models import batch_norm_statistics
+
     params = spec.init(jax.random.key(int(rng.integers(2**31))))
-    out = []
-    for layer, p in zip(spec.layers, params):
-        p = {k: np.asarray(v, np.float32) for k, v in p.items()}
-        if isinstance(layer, BatchNorm):
-            c = layer.features
-            p = {"gamma": rng.uniform(0.5, 1.5, c), "beta": rng.normal(0, 0.2, c), "mean": rng.normal(0, 0.3, c),
-                 "var": rng.uniform(0.3, 2.0, c)}
-            p = {k: v.astype(np.float32) for k, v in p.items()}
-        out.append(p)
-    return out
+    return [{k: np.asarray(v, np.float32) for k, v in p.items()} for p in batch_norm_statistics(spec, params, rng)]
 
 
 def write_data(path: Path, spec, rng, raw_float: bool):

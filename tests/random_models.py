@@ -13,8 +13,12 @@ from zoo import host, modeldir
 
 def random_params(spec, seed):
     """Params with non-trivial BatchNorm statistics (init gives mean 0, var 1, gamma 1, beta 0)."""
-    params = spec.init(jax.random.key(seed))
-    rng = np.random.default_rng(seed)
+    return batch_norm_statistics(spec, spec.init(jax.random.key(seed)), np.random.default_rng(seed))
+
+
+def batch_norm_statistics(spec, params, rng):
+    """params (NumPy arrays) with every BatchNorm's gamma, beta, mean and var drawn from rng (in that order), so
+    that folding it changes the network (also benchmarks/fuzz_models.py's)."""
     out = []
     for layer, p in zip(spec.layers, params):
         p = {k: np.asarray(v) for k, v in p.items()}
