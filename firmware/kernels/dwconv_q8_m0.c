@@ -1393,24 +1393,24 @@ static pz_dw_out_fn *dw_tile(const pz_conv_shape_t *s) {
 /* Kernels other than 3x3 (5x5, 7x7, 1x3, ...: the 3x3 record stride is built into the loops above): pixel by
  * pixel, runs of up to PZ_DW_ANY_RUN channels, each channel's taps summed in a register through the table of the
  * taps' byte offsets (pz_q8_dw_any_m0; no bounds test). A border window's table points the taps outside the input
- * at a buffer of pad bytes: the padding cells add pad w, which the folded bias cancels (compress/conv_layout.py);
- * the host build's C adds pad times the weights outside instead. Then the run's output stage (conv_q8_m0.h: the
+ * at a buffer of pad bytes: the padding cells add pad w, which the folded bias cancels (compress/conv_layout.py).
+ * The host build runs the same tables through dw_any_c. Then the run's output stage (conv_q8_m0.h: the
  * records where the build gave them). 11.7-12.4 cycles a MAC at 5x5 and 7x7 against the reference's 35-42
  * (docs/BENCHMARKS.md "Depthwise kernel: any kernel size"). Write order: pixel by pixel, a run's outputs after its
  * window was read (as the reference's, channel by channel). No scratch. */
 #define PZ_DW_ANY_RUN 32u
 #define PZ_DW_ANY_TAPS 64u  /* up to 8x8; larger kernels run the reference */
-#if PZ_Q8_M0_ASM
-/* The channels of a run whose windows lie inside the input: acc[i] = the folded bias + the taps of channel c0 + i,
- * four taps a record word (SXTB, LSLS/ASRS, ASRS take its bytes) and two byte offsets a LDM: 33 cycles per four
- * taps (GCC's loop: 13 a tap). r0 = the window's first cell of channel c0 (+1 a channel), r1 = its record (runs on
- * into the next: 4 + 4 quads bytes), r7 = the sum, r2 = the offsets, r9 / r10 their start / end, r11 = acc,
- * r12 = its end. */
 typedef struct {
-    const uint32_t *off, *off_end;  /* the taps' byte offsets in the window, ceil4(taps) (0 for the padding taps) */
-    int32_t *acc_end;               /* one past the run's accumulators */
+    const uintptr_t *off, *off_end;  /* the taps' byte offsets from a channel's cell, ceil4(taps) of them */
+    int32_t *acc_end;                /* one past the run's accumulators */
 } pz_dw_any_args_t;
+#if PZ_Q8_M0_ASM
+/* A run of channels: acc[i] = the folded bias + the taps of channel c0 + i, the byte at x + i + off[t] times the
+ * record's weight t, four taps a record word (SXTB, LSLS/ASRS, ASRS take its bytes) and two offsets a LDM: 33 cycles
+ * per four taps (GCC's loop: 13 a tap). r0 = channel c0's cell (+1 a channel), r1 = its record (runs on into the
+ * next: 4 + 4 quads bytes), r7 = the sum, r2 = the offsets, r9 / r10 their start / end, r11 = acc, r12 = its end. */
 void pz_q8_dw_any_m0(const uint8_t *x, const uint8_t *rec, int32_t *acc, const pz_dw_any_args_t *g);
+#define PZ_DW_ANY_RUN_FN pz_q8_dw_any_m0
 __asm__(
     PZ_M0_FUNC("pz_q8_dw_any_m0")
     PZ_M0_SAVE_R4_R11
@@ -1455,6 +1455,20 @@ __asm__(
     PZ_M0_RESTORE_R4_R11_RETURN
     "    .size   pz_q8_dw_any_m0, . - pz_q8_dw_any_m0\n"
     "    .popsection\n");
+#else
+/* pz_q8_dw_any_m0 in C (the host build): the same sums over the same tables. */
+static void dw_any_c(const uint8_t *x, const uint8_t *rec, int32_t *acc, const pz_dw_any_args_t *g) {
+    for (; acc < g->acc_end; acc++, x++) {
+        int32_t a = *(const int32_t *)(const void *)rec;  /* the folded bias (records 4-byte aligned) */
+        const int8_t *w = (const int8_t *)rec + 4;
+        for (const uintptr_t *o = g->off; o < g->off_end; o++, w++) {
+            a += (int32_t)*(const uint8_t *)((uintptr_t)x + *o) * *w;
+        }
+        *acc = a;
+        rec = (const uint8_t *)w;
+    }
+}
+#define PZ_DW_ANY_RUN_FN dw_any_c
 #endif
 __attribute__((noinline)) static void dw_any_kernel(const pz_q8_conv_t *l, const uint8_t *xu, uint8_t *y) {
     const pz_conv_shape_t *s = &l->s;
@@ -1465,15 +1479,13 @@ __attribute__((noinline)) static void dw_any_kernel(const pz_q8_conv_t *l, const
         return;
     }
     /* tap t's byte offset in the window, dy row + dx C; the record's padding taps (zero weights) read offset 0 */
-    uint32_t off[PZ_DW_ANY_TAPS];
+    uintptr_t off[PZ_DW_ANY_TAPS];
     for (uint32_t t = 0; t < taps4; t++) off[t] = t < taps ? t / kw * row + t % kw * C : 0u;
-#if PZ_Q8_M0_ASM
     /* a border window's offsets: a tap outside the input (or a padding tap) reads channel c0 + i's byte pad from
      * pads[i], at the same distance from every channel's cell */
-    uint32_t off_border[PZ_DW_ANY_TAPS];
+    uintptr_t off_border[PZ_DW_ANY_TAPS];
     uint8_t pads[PZ_DW_ANY_RUN];
     for (uint32_t i = 0; i < PZ_DW_ANY_RUN; i++) pads[i] = l->pad;
-#endif
     pz_requant_run_t rq;
     pz_q8_requant_init(&rq, l, C, 1);
     int32_t acc[PZ_DW_ANY_RUN];
@@ -1490,11 +1502,10 @@ __attribute__((noinline)) static void dw_any_kernel(const pz_q8_conv_t *l, const
             const uint8_t *rec = l->w;
             for (uint32_t c0 = 0; c0 < C; c0 += PZ_DW_ANY_RUN) {
                 const uint32_t n = C - c0 < PZ_DW_ANY_RUN ? C - c0 : PZ_DW_ANY_RUN;
-#if PZ_Q8_M0_ASM
                 const uintptr_t x = (uintptr_t)xu + (uintptr_t)(window + (int32_t)c0);  /* channel c0's cell */
-                const uint32_t *o = off;
+                const uintptr_t *o = off;
                 if (!inside) {
-                    const uint32_t to_pad = (uint32_t)((uintptr_t)pads - x);
+                    const uintptr_t to_pad = (uintptr_t)pads - x;
                     uint32_t t = 0;
                     for (uint32_t dy = 0; dy < kh; dy++) {
                         for (uint32_t dx = 0; dx < kw; dx++, t++) {
@@ -1505,32 +1516,8 @@ __attribute__((noinline)) static void dw_any_kernel(const pz_q8_conv_t *l, const
                     o = off_border;
                 }
                 const pz_dw_any_args_t run = {o, o + taps4, acc + n};
-                pz_q8_dw_any_m0((const uint8_t *)x, rec, acc, &run);
+                PZ_DW_ANY_RUN_FN((const uint8_t *)x, rec, acc, &run);
                 rec += n * rec_bytes;
-#else
-                if (inside) {
-                    const uint8_t *x = xu + window + c0;
-                    for (uint32_t i = 0; i < n; i++, rec += rec_bytes, x++) {
-                        int32_t a = *(const int32_t *)(const void *)rec;  /* the folded bias (4-byte aligned) */
-                        const int8_t *w = (const int8_t *)rec + 4;
-                        for (uint32_t t = 0; t < taps; t++) a += (int32_t)x[off[t]] * w[t];
-                        acc[i] = a;
-                    }
-                } else {  /* a padding cell adds pad w: pad times the weights of the taps outside */
-                    for (uint32_t i = 0; i < n; i++, rec += rec_bytes) {
-                        int32_t a = *(const int32_t *)(const void *)rec, outside = 0;
-                        const int8_t *w = (const int8_t *)rec + 4;
-                        for (uint32_t t = 0; t < taps; t++) outside += w[t];
-                        for (uint32_t dy = dy0; dy < dy1; dy++) {
-                            for (uint32_t t = dy * kw + dx0; t < dy * kw + dx1; t++) {
-                                a += (int32_t)xu[window + (int32_t)(off[t] + c0 + i)] * w[t];
-                                outside -= w[t];
-                            }
-                        }
-                        acc[i] = a + (int32_t)l->pad * outside;
-                    }
-                }
-#endif
                 pz_q8_requant_run(&rq, acc, y + c0, n, l->multiplier + c0, l->shift + c0, l);
             }
         }

@@ -2,10 +2,11 @@
  * docs/FIRMWARE.md "Pointwise kernel".
  *
  * pz_conv2d_q8_m0 hands every pointwise layer here first; pz_pwconv_q8_m0 returns 0 for a conv8 layer it does not
- * take (without the build's one-multiply records, K not a multiple of 8, C not a multiple of 4 or above 1024, an
- * input not 4-byte aligned, an out_xor other than 0 / 0x80, the host build), which conv_q8_m0.c then runs. A pw16
- * layer (compress/conv_layout.py conv_weight_layout: records, K a multiple of 8, C even) always runs here: the pw16
- * loop below (at C = 8 and 16 with the input 4-byte aligned, the loop for that C: PZ_PW16C_FN), or the reference
+ * take (without the build's one-multiply records, K not a multiple of 8 with ceil8(K) over PZ_PW_BATCH_BYTES, C not
+ * a multiple of 4 or above 1024, an input not 4-byte aligned, an out_xor other than 0 / 0x80, the host build), which
+ * conv_q8_m0.c then runs; K not a multiple of 8 runs in batches (pw_batched). A pw16 layer (compress/conv_layout.py
+ * conv_weight_layout: records, K a multiple of 8 or ceil8(K) within the batch buffer, C even) always runs here: the
+ * pw16 loop below (at C = 8 and 16 with the input 4-byte aligned, the loop for that C: PZ_PW16C_FN), or the reference
  * where the build never sends one (conv_q8_m0.c's paths read conv8 only). A
  * pointwise window is one input pixel, C contiguous bytes; the conv8 weights of a group of 8 output channels are its
  * 32-byte header then 8 bytes per input channel, as for every conv2d. One call does the whole layer, pixel by pixel,
@@ -568,7 +569,7 @@ static void pw_batched(pz_pw_loop_t loop, const uint8_t *xu, const pz_q8_conv_t 
                 }
             }
         }
-        for (; src < buf + n * K8; src += K8, y += K) {
+        for (; src < buf + n * K8; src += K8, y += K) {  /* bytes, where the words did not run */
             for (uint32_t j = 0; j < K; j++) y[j] = src[j];
         }
         xu += n * C;
