@@ -26,7 +26,8 @@ with C, W and B drawn per case. A case is
 
 Everything is drawn from numpy.random.default_rng((seed, case)): the same seed gives the same cases. The spec, the
 data file, model, builds and commands of every case that is not ok stay in --keep DIR/case-<seed>-<n>/ (repro.sh
-re-runs it from the repository root).
+re-runs it from the repository root). A rerun replaces only case directories this script made (they hold
+`.fuzz_models`); it stops with an error at any other of that name.
 """
 
 from __future__ import annotations
@@ -253,6 +254,26 @@ def draw_options(rng, int8: bool) -> list[str]:
     return opts
 
 
+CASE_MARK = ".fuzz_models"  # in every case directory this script makes: a rerun may replace only those
+
+
+class FuzzError(Exception):
+    pass
+
+
+def fresh_case_dir(case_dir: Path) -> Path:
+    """An empty case directory: made, or an earlier run's copy of this very case (its CASE_MARK) replaced; a
+    directory of that name the script did not make is left alone (FuzzError)."""
+    if case_dir.exists():
+        if not (case_dir / CASE_MARK).is_file():
+            raise FuzzError(f"{case_dir} exists and was not made by benchmarks/fuzz_models.py (no {CASE_MARK}); "
+                            f"move it away or give another --keep")
+        shutil.rmtree(case_dir)
+    case_dir.mkdir(parents=True)
+    (case_dir / CASE_MARK).write_text("made by benchmarks/fuzz_models.py: a rerun of this case replaces it\n")
+    return case_dir
+
+
 def run_case(seed: int, n: int, dtypes: list[str], work: Path, spec=None, raw=None, options=None,
              dw_kernels=(3,)) -> list[dict]:
     """The case's runs, one per dtype; spec, raw ("uint8"/"float32") and options (build options) replace the
@@ -262,10 +283,7 @@ def run_case(seed: int, n: int, dtypes: list[str], work: Path, spec=None, raw=No
     spec = spec or drawn
     raw_float = bool(rng.random() < 0.3) if raw is None else raw == "float32"
     name = f"fuzz_{seed}_{n}"
-    case_dir = work / f"case-{seed}-{n}"
-    if case_dir.exists():
-        shutil.rmtree(case_dir)                                 # an earlier run's copy of this very case
-    case_dir.mkdir(parents=True)
+    case_dir = fresh_case_dir(work / f"case-{seed}-{n}")
     (case_dir / "spec.json").write_text(spec.to_json() + "\n")
     model = save_model(case_dir, name, spec, rng, raw_float)
     results = []
@@ -367,7 +385,11 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="fuzz-") as tmp:
         work = a.keep.resolve() if a.keep else Path(tmp)
         for n in range(a.first, a.first + a.count):
-            case_rows = run_case(a.seed, n, dtypes, work, given, a.raw, a.options, dw_kernels)
+            try:
+                case_rows = run_case(a.seed, n, dtypes, work, given, a.raw, a.options, dw_kernels)
+            except FuzzError as e:
+                print(f"error: {e}", file=sys.stderr)
+                return 2
             if a.keep:
                 keep_case(case_rows)
             for row in case_rows:
